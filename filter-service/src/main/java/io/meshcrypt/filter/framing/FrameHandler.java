@@ -1,0 +1,25 @@
+package io.meshcrypt.filter.framing;
+
+import com.google.protobuf.ByteString;
+import java.nio.ByteBuffer;
+
+/** Receives the frames of one direction of a Kafka connection. Called on the connection's thread. */
+public interface FrameHandler {
+
+    /**
+     * Called once per frame as soon as its size field and its first {@code headBytes} bytes are known
+     * (all of the frame when it is shorter).
+     *
+     * @param size the frame's size field: the number of bytes after the 4-byte size
+     * @param head read-only view of the first {@code min(size, headBytes)} bytes after the size field
+     */
+    FrameAction onFrameStart(int size, ByteBuffer head) throws KafkaFrameException;
+
+    /**
+     * Called with a complete frame that {@link #onFrameStart} marked {@link FrameAction#REWRITE}.
+     *
+     * @param frame read-only, position at the first byte after the size field, remaining = size
+     * @return the bytes to forward in its place, including a 4-byte size field
+     */
+    ByteString rewrite(ByteBuffer frame) throws KafkaFrameException;
+}
