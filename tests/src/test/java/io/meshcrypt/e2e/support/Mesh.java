@@ -1,0 +1,373 @@
+package io.meshcrypt.e2e.support;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.Consumer;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/**
+ * The broker, filter-service and Envoy, started once per JVM through {@code ./meshcrypt up} and shared by
+ * every test class (topics are unique per test, so tests do not see each other's records).
+ *
+ * <p>Two ways in: {@link #kafkaBootstrap()} is Envoy (what applications use, values encrypted and
+ * decrypted on the way), {@link #brokerDirect()} is the broker itself (what an attacker with disk or
+ * broker access sees).
+ */
+public final class Mesh {
+
+    public static final int PORT_BASE = 29000;
+    public static final Duration CLIENT_TIMEOUT = Duration.ofSeconds(30);
+    private static final Duration UP_TIMEOUT = Duration.ofMinutes(4);
+    private static final Duration COMPONENT_TIMEOUT = Duration.ofMinutes(2);
+    private static final AtomicInteger CLIENT_IDS = new AtomicInteger();
+
+    private static Mesh shared;
+    private static RuntimeException startFailure;
+
+    private final Path root;
+    private final Path home;
+    private final Path launcherLog;
+    private final Map<String, String> endpoints;
+    private final Admin admin;
+
+    private Mesh(Path root, Path home, Path launcherLog, Map<String, String> endpoints) {
+        this.root = root;
+        this.home = home;
+        this.launcherLog = launcherLog;
+        this.endpoints = endpoints;
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokerDirect());
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) CLIENT_TIMEOUT.toMillis());
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        this.admin = Admin.create(props);
+    }
+
+    /** The mesh of this JVM, started on first use; a failed start fails every later caller the same way. */
+    public static synchronized Mesh shared() {
+        if (startFailure != null) {
+            throw startFailure;
+        }
+        if (shared == null) {
+            try {
+                shared = start();
+            } catch (RuntimeException e) {
+                startFailure = e;
+                throw e;
+            }
+        }
+        return shared;
+    }
+
+    private static Mesh start() {
+        Path root = locateRoot();
+        Path home = root.resolve("tests/target/mesh");
+        Path launcherLog = root.resolve("tests/target/e2e-launcher.log");
+        try {
+            Files.createDirectories(launcherLog.getParent());
+        } catch (IOException e) {
+            throw new IllegalStateException("Cannot create " + launcherLog.getParent(), e);
+        }
+        // A previous run killed before its shutdown hook may have left processes holding the ports.
+        runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
+        int rc = runLauncher(root, home, launcherLog, UP_TIMEOUT, "up");
+        if (rc != 0) {
+            runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
+            throw new IllegalStateException("./meshcrypt up exited with " + rc + "; see " + launcherLog
+                    + " and " + home.resolve("logs") + "\n" + tail(launcherLog));
+        }
+        Map<String, String> endpoints = readEndpoints(home.resolve("endpoints.env"));
+        for (String required : List.of("KAFKA_BOOTSTRAP", "BROKER_DIRECT")) {
+            if (!endpoints.containsKey(required)) {
+                throw new IllegalStateException(home.resolve("endpoints.env") + " lacks " + required + ": " + endpoints);
+            }
+        }
+        Mesh mesh = new Mesh(root, home, launcherLog, endpoints);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            mesh.admin.close(Duration.ofSeconds(5));
+            if (!Boolean.getBoolean("meshcrypt.e2e.keep")) {
+                runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
+            }
+        }, "meshcrypt-down"));
+        return mesh;
+    }
+
+    private static Path locateRoot() {
+        String configured = System.getProperty("meshcrypt.root");
+        Path start = Path.of(configured != null ? configured : System.getProperty("user.dir")).toAbsolutePath();
+        for (Path p = start; p != null; p = p.getParent()) {
+            if (Files.isExecutable(p.resolve("meshcrypt")) && Files.isDirectory(p.resolve("tests"))) {
+                return p;
+            }
+        }
+        throw new IllegalStateException("No ./meshcrypt launcher found at or above " + start
+                + " (set -Dmeshcrypt.root)");
+    }
+
+    private static int runLauncher(Path root, Path home, Path log, Duration timeout, String... args) {
+        List<String> command = new ArrayList<>();
+        command.add(root.resolve("meshcrypt").toString());
+        command.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(command)
+                .directory(root.toFile())
+                .redirectErrorStream(true)
+                // a file, not a pipe: daemons started by the launcher inherit it and must never block on it
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+        pb.environment().put("MESHCRYPT_HOME", home.toString());
+        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(PORT_BASE));
+        try {
+            Files.writeString(log, "\n=== ./meshcrypt " + String.join(" ", args) + "\n",
+                    java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+            Process p = pb.start();
+            if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+                throw new IllegalStateException("./meshcrypt " + String.join(" ", args) + " did not finish within "
+                        + timeout + "; see " + log);
+            }
+            return p.exitValue();
+        } catch (IOException e) {
+            throw new IllegalStateException("Cannot run ./meshcrypt " + String.join(" ", args), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("Interrupted running ./meshcrypt " + String.join(" ", args), e);
+        }
+    }
+
+    static Map<String, String> readEndpoints(Path file) {
+        Map<String, String> out = new LinkedHashMap<>();
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IllegalStateException("Cannot read " + file, e);
+        }
+        for (String raw : lines) {
+            String line = raw.strip();
+            if (line.isEmpty() || line.startsWith("#")) {
+                continue;
+            }
+            if (line.startsWith("export ")) {
+                line = line.substring("export ".length()).strip();
+            }
+            int eq = line.indexOf('=');
+            if (eq <= 0) {
+                continue;
+            }
+            String value = line.substring(eq + 1).strip();
+            if (value.length() >= 2 && (value.startsWith("\"") && value.endsWith("\"")
+                    || value.startsWith("'") && value.endsWith("'"))) {
+                value = value.substring(1, value.length() - 1);
+            }
+            out.put(line.substring(0, eq).strip(), value);
+        }
+        return out;
+    }
+
+    private static String tail(Path log) {
+        try {
+            List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
+            return String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
+        } catch (IOException e) {
+            return "(cannot read " + log + ": " + e + ")";
+        }
+    }
+
+    // ---- endpoints and components
+
+    /** Envoy's Kafka listener: the only address applications should use. */
+    public String kafkaBootstrap() {
+        return endpoints.get("KAFKA_BOOTSTRAP");
+    }
+
+    /** The broker itself, bypassing Envoy: shows what is stored. */
+    public String brokerDirect() {
+        return endpoints.get("BROKER_DIRECT");
+    }
+
+    public Map<String, String> endpoints() {
+        return Map.copyOf(endpoints);
+    }
+
+    public Path root() {
+        return root;
+    }
+
+    public Path logs() {
+        return home.resolve("logs");
+    }
+
+    /** The pid recorded by the launcher for {@code component} (broker, filter-service, envoy). */
+    public long pid(String component) {
+        Path file = home.resolve("pids").resolve(component + ".pid");
+        try {
+            return Long.parseLong(Files.readString(file, StandardCharsets.UTF_8).strip());
+        } catch (IOException | NumberFormatException e) {
+            throw new IllegalStateException("No usable pid in " + file, e);
+        }
+    }
+
+    /** {@code ./meshcrypt start <component>}; fails the test if the launcher reports an error. */
+    public void start(String component) {
+        int rc = runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "start", component);
+        if (rc != 0) {
+            throw new IllegalStateException("./meshcrypt start " + component + " exited with " + rc + "; see "
+                    + launcherLog + " and " + logs() + "\n" + tail(launcherLog));
+        }
+    }
+
+    // ---- topics
+
+    /** Creates a topic with a unique name (broker direct) and waits until the broker has it. */
+    public String createTopic(String prefix, int partitions) {
+        byte[] suffix = new byte[4];
+        ThreadLocalRandom.current().nextBytes(suffix);
+        String name = prefix + "-" + HexFormat.of().formatHex(suffix);
+        try {
+            admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1)))
+                    .all().get(CLIENT_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException | TimeoutException e) {
+            throw new IllegalStateException("Cannot create topic " + name, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("Interrupted creating topic " + name, e);
+        }
+        return name;
+    }
+
+    public Admin admin() {
+        return admin;
+    }
+
+    // ---- clients
+
+    public KafkaProducer<byte[], byte[]> producerThroughEnvoy(Map<String, Object> overrides) {
+        return new KafkaProducer<>(producerProps(kafkaBootstrap(), "envoy", overrides));
+    }
+
+    public KafkaProducer<byte[], byte[]> producerDirect(Map<String, Object> overrides) {
+        return new KafkaProducer<>(producerProps(brokerDirect(), "direct", overrides));
+    }
+
+    public KafkaConsumer<byte[], byte[]> consumerThroughEnvoy(Map<String, Object> overrides) {
+        return new KafkaConsumer<>(consumerProps(kafkaBootstrap(), "envoy", overrides));
+    }
+
+    public KafkaConsumer<byte[], byte[]> consumerDirect(Map<String, Object> overrides) {
+        return new KafkaConsumer<>(consumerProps(brokerDirect(), "direct", overrides));
+    }
+
+    /** Every record stored in {@code topic}, raw as the broker keeps it (aborted transactions included). */
+    public List<ConsumerRecord<byte[], byte[]>> readDirect(String topic) {
+        try (KafkaConsumer<byte[], byte[]> consumer = consumerDirect(Map.of())) {
+            return drain(consumer, topic);
+        }
+    }
+
+    /** Every record of {@code topic} as an application sees it through Envoy. */
+    public List<ConsumerRecord<byte[], byte[]>> readThroughEnvoy(String topic, Map<String, Object> overrides) {
+        try (KafkaConsumer<byte[], byte[]> consumer = consumerThroughEnvoy(overrides)) {
+            return drain(consumer, topic);
+        }
+    }
+
+    /**
+     * Reads all partitions of {@code topic} from the beginning up to the end offsets seen at the start
+     * (the last stable offset under read_committed). Stopping on positions rather than on a record count
+     * means a surplus record is returned, and so detected, instead of silently ignored.
+     */
+    public static List<ConsumerRecord<byte[], byte[]>> drain(Consumer<byte[], byte[]> consumer, String topic) {
+        List<TopicPartition> partitions = new ArrayList<>();
+        Await.until(CLIENT_TIMEOUT, () -> {
+            List<PartitionInfo> infos = consumer.partitionsFor(topic, CLIENT_TIMEOUT);
+            infos.forEach(info -> partitions.add(new TopicPartition(info.topic(), info.partition())));
+            return !partitions.isEmpty();
+        }, () -> "metadata of topic " + topic);
+        consumer.assign(partitions);
+        consumer.seekToBeginning(partitions);
+        Map<TopicPartition, Long> end = consumer.endOffsets(partitions, CLIENT_TIMEOUT);
+        List<ConsumerRecord<byte[], byte[]>> records = new ArrayList<>();
+        Map<TopicPartition, Long> positions = new HashMap<>();
+        long deadline = System.nanoTime() + CLIENT_TIMEOUT.toNanos();
+        while (true) {
+            for (TopicPartition tp : partitions) {
+                positions.put(tp, consumer.position(tp, CLIENT_TIMEOUT));
+            }
+            if (partitions.stream().allMatch(tp -> positions.get(tp) >= end.get(tp))) {
+                break;
+            }
+            if (System.nanoTime() - deadline > 0) {
+                throw new AssertionError("Reading " + topic + " stalled at " + positions + ", end offsets " + end
+                        + " after " + records.size() + " records");
+            }
+            consumer.poll(Duration.ofMillis(200)).forEach(records::add);
+        }
+        records.sort(Comparator.<ConsumerRecord<byte[], byte[]>>comparingInt(ConsumerRecord::partition)
+                .thenComparingLong(ConsumerRecord::offset));
+        return records;
+    }
+
+    private static Properties producerProps(String bootstrap, String via, Map<String, Object> overrides) {
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.CLIENT_ID_CONFIG, "e2e-producer-" + via + "-" + CLIENT_IDS.incrementAndGet());
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
+        props.put(ProducerConfig.ACKS_CONFIG, "all");
+        props.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+        props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 30_000);
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 15_000);
+        props.put(ProducerConfig.RETRY_BACKOFF_MS_CONFIG, 50);
+        props.put(ProducerConfig.RECONNECT_BACKOFF_MS_CONFIG, 50);
+        props.put(ProducerConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, 500);
+        props.putAll(overrides);
+        return props;
+    }
+
+    private static Properties consumerProps(String bootstrap, String via, Map<String, Object> overrides) {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ConsumerConfig.CLIENT_ID_CONFIG, "e2e-consumer-" + via + "-" + CLIENT_IDS.incrementAndGet());
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        // an empty partition makes the broker hold a Fetch this long; keep drains quick
+        props.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 100);
+        props.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        props.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) CLIENT_TIMEOUT.toMillis());
+        props.put(ConsumerConfig.RETRY_BACKOFF_MS_CONFIG, 50);
+        props.put(ConsumerConfig.RECONNECT_BACKOFF_MS_CONFIG, 50);
+        props.put(ConsumerConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, 500);
+        props.putAll(overrides);
+        return props;
+    }
+}
