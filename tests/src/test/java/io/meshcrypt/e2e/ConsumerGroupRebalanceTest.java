@@ -58,8 +58,12 @@ class ConsumerGroupRebalanceTest {
         String group = "e2e-group-" + UUID.randomUUID();
         Set<String> produced = new HashSet<>(produce(topic, 0));
         ConcurrentLinkedQueue<String> consumedByAll = new ConcurrentLinkedQueue<>();
-        Map<String, Object> props = Map.of(ConsumerConfig.GROUP_ID_CONFIG, group,
-                ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        Map<String, Object> props = new HashMap<>(Map.of(ConsumerConfig.GROUP_ID_CONFIG, group,
+                ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol));
+        if (protocol.equals("classic")) {
+            // members learn of a rebalance from heartbeats; the 3 s default would dominate the test's run time
+            props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 500);
+        }
         try (Member first = new Member("first", topic, props, consumedByAll)) {
             Await.until(GROUP_TIMEOUT, () -> first.received() > 0 && first.assignment().size() == PARTITIONS,
                     () -> "first member owning all partitions and consuming; " + first);
