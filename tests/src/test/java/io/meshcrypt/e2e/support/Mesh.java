@@ -18,6 +18,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -97,9 +98,18 @@ public final class Mesh {
         }
         // A previous run killed before its shutdown hook may have left processes holding the ports.
         runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
+        // registered before anything can fail, so a half-started or rejected mesh is still torn down
+        AtomicReference<Mesh> started = new AtomicReference<>();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            if (started.get() != null) {
+                started.get().admin.close(Duration.ofSeconds(5));
+            }
+            if (!Boolean.getBoolean("meshcrypt.e2e.keep")) {
+                runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
+            }
+        }, "meshcrypt-down"));
         int rc = runLauncher(root, home, launcherLog, UP_TIMEOUT, "up");
         if (rc != 0) {
-            runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
             throw new IllegalStateException("./meshcrypt up exited with " + rc + "; see " + launcherLog
                     + " and " + home.resolve("logs") + "\n" + tail(launcherLog));
         }
@@ -109,13 +119,12 @@ public final class Mesh {
                 throw new IllegalStateException(home.resolve("endpoints.env") + " lacks " + required + ": " + endpoints);
             }
         }
+        if (endpoints.get("KAFKA_BOOTSTRAP").equals(endpoints.get("BROKER_DIRECT"))) {
+            // every "through Envoy" assertion would silently test the bare broker
+            throw new IllegalStateException("KAFKA_BOOTSTRAP and BROKER_DIRECT are the same address: " + endpoints);
+        }
         Mesh mesh = new Mesh(root, home, launcherLog, endpoints);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            mesh.admin.close(Duration.ofSeconds(5));
-            if (!Boolean.getBoolean("meshcrypt.e2e.keep")) {
-                runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
-            }
-        }, "meshcrypt-down"));
+        started.set(mesh);
         return mesh;
     }
 
@@ -262,8 +271,19 @@ public final class Mesh {
         return name;
     }
 
+    /** The shared admin client, connected to the broker directly. */
     public Admin admin() {
         return admin;
+    }
+
+    /** A new admin client that goes through Envoy; the caller closes it. */
+    public Admin adminThroughEnvoy() {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, kafkaBootstrap());
+        props.put(AdminClientConfig.CLIENT_ID_CONFIG, "e2e-admin-envoy-" + CLIENT_IDS.incrementAndGet());
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) CLIENT_TIMEOUT.toMillis());
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        return Admin.create(props);
     }
 
     // ---- clients
