@@ -4,7 +4,8 @@ import com.google.crypto.tink.InsecureSecretKeyAccess;
 import com.google.crypto.tink.KeyStatus;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.TinkJsonProtoKeysetFormat;
-import com.google.crypto.tink.aead.AeadConfig;
+import com.google.crypto.tink.Configuration;
+import com.google.crypto.tink.aead.AeadConfig2026;
 import com.google.crypto.tink.aead.PredefinedAeadParameters;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -34,20 +35,12 @@ public final class Keysets {
     private static final Set<PosixFilePermission> OWNER_ONLY = EnumSet.of(
             PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE);
 
-    static {
-        try {
-            AeadConfig.register();
-        } catch (GeneralSecurityException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     private Keysets() {
     }
 
     /** @return a new keyset holding one AES-256-GCM key (TINK prefix) as primary */
     public static KeysetHandle generate() throws GeneralSecurityException {
-        return KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM);
+        return KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM, config());
     }
 
     /**
@@ -90,7 +83,7 @@ public final class Keysets {
 
     /** @return {@code handle} plus a new AES-256-GCM primary key; the previous keys keep their status */
     public static KeysetHandle rotate(KeysetHandle handle) throws GeneralSecurityException {
-        KeysetHandle.Builder builder = KeysetHandle.newBuilder(handle);
+        KeysetHandle.Builder builder = KeysetHandle.newBuilder(handle).setConfiguration(config());
         // makePrimary() on the new entry clears the primary flag of the existing one.
         builder.addEntry(KeysetHandle.generateEntryFromParameters(PredefinedAeadParameters.AES256_GCM)
                 .withRandomId()
@@ -108,7 +101,7 @@ public final class Keysets {
             throw new NoSuchFileException(file.toString(), null, "keyset file not found");
         }
         try {
-            return TinkJsonProtoKeysetFormat.parseKeyset(json, InsecureSecretKeyAccess.get());
+            return TinkJsonProtoKeysetFormat.parseKeyset(json, config(), InsecureSecretKeyAccess.get());
         } catch (GeneralSecurityException | RuntimeException e) {
             // The parser's own message may quote the file, which holds key material: report only the kind of failure.
             throw new GeneralSecurityException("keyset file " + file + " is not a valid Tink JSON keyset ("
@@ -117,8 +110,16 @@ public final class Keysets {
     }
 
     private static byte[] serialize(KeysetHandle handle) throws GeneralSecurityException {
-        return TinkJsonProtoKeysetFormat.serializeKeyset(handle, InsecureSecretKeyAccess.get())
+        return TinkJsonProtoKeysetFormat.serializeKeyset(handle, config(), InsecureSecretKeyAccess.get())
                 .getBytes(StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Tink's fixed AEAD configuration rather than the global registry, so key generation and parsing do not depend on
+     * what else registered itself in the JVM.
+     */
+    private static Configuration config() throws GeneralSecurityException {
+        return AeadConfig2026.get();
     }
 
     private static FileAttribute<?>[] ownerOnly(Path file) {

@@ -9,7 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.crypto.tink.Aead;
 import com.google.crypto.tink.KeysetHandle;
-import com.google.crypto.tink.RegistryConfiguration;
+import com.google.crypto.tink.aead.AeadConfig2026;
 import com.google.crypto.tink.aead.PredefinedAeadParameters;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -79,7 +79,7 @@ class RecordCipherTest {
     @Test
     void givenEnvelope_whenDecryptedWithTinkAead_thenSameAadAndFormatAsTink() throws Exception {
         byte[] env = bytes(cipher.encrypt(TOPIC, ByteBuffer.wrap(PLAINTEXT)));
-        Aead tink = keyset.getPrimitive(RegistryConfiguration.get(), Aead.class);
+        Aead tink = keyset.getPrimitive(AeadConfig2026.get(), Aead.class);
 
         byte[] tinkCiphertext = Arrays.copyOfRange(env, 5, env.length);
         byte[] plaintext = tink.decrypt(tinkCiphertext, aad(TOPIC));
@@ -89,7 +89,7 @@ class RecordCipherTest {
 
     @Test
     void givenTinkAeadCiphertextBehindHeader_whenDecrypted_thenPlaintextRestored() throws Exception {
-        Aead tink = keyset.getPrimitive(RegistryConfiguration.get(), Aead.class);
+        Aead tink = keyset.getPrimitive(AeadConfig2026.get(), Aead.class);
         byte[] tinkCiphertext = tink.encrypt(PLAINTEXT, aad(TOPIC));
         ByteBuffer env = ByteBuffer.allocate(5 + tinkCiphertext.length).put(new byte[] {0, 0x4D, 0x43, 0x45, 1})
                 .put(tinkCiphertext).flip();
@@ -220,7 +220,7 @@ class RecordCipherTest {
 
     @Test
     void givenKeysetWithNonAesGcmKey_whenCipherCreated_thenRejectedNamingKey() throws Exception {
-        KeysetHandle chacha = KeysetHandle.generateNew(PredefinedAeadParameters.CHACHA20_POLY1305);
+        KeysetHandle chacha = KeysetHandle.generateNew(PredefinedAeadParameters.CHACHA20_POLY1305, AeadConfig2026.get());
 
         GeneralSecurityException e = assertThrows(GeneralSecurityException.class,
                 () -> RecordCipher.fromKeysetHandle(chacha));
