@@ -1,18 +1,227 @@
 package io.meshcrypt.filter.crypto;
 
+import com.google.crypto.tink.InsecureSecretKeyAccess;
+import com.google.crypto.tink.Key;
+import com.google.crypto.tink.KeyStatus;
+import com.google.crypto.tink.KeysetHandle;
+import com.google.crypto.tink.aead.AesGcmKey;
+import com.google.crypto.tink.aead.AesGcmParameters;
+import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.security.GeneralSecurityException;
+import java.security.NoSuchAlgorithmException;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import javax.crypto.AEADBadTagException;
+import javax.crypto.Cipher;
+import javax.crypto.NoSuchPaddingException;
+import javax.crypto.spec.GCMParameterSpec;
+import javax.crypto.spec.SecretKeySpec;
 
-/** Encrypts and decrypts record values into the meshcrypt envelope, bound to their topic. Thread-safe. */
+/**
+ * Encrypts and decrypts record values into the meshcrypt envelope, bound to their topic. Thread-safe.
+ *
+ * <p>Keys come from a Tink keyset and the bytes after the envelope header are exactly Tink's AES-GCM ciphertext
+ * (TINK output prefix), so Tink's own {@code Aead} decrypts them. The AES-GCM operation itself runs on the JCE
+ * cipher with {@link ByteBuffer}s, which Tink's {@code byte[]} API cannot do: the plaintext is read in place from the
+ * record batch and the ciphertext is written straight behind the header, with no intermediate copies. Key material
+ * is resolved once, at construction; per record there is one table lookup and one allocation (the result).
+ */
 public final class RecordCipher {
 
-    /** @return the envelope for {@code plaintext} (position..limit), bound to {@code topic} */
-    public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
-        throw new UnsupportedOperationException("being written");
+    private static final String TRANSFORMATION = "AES/GCM/NoPadding";
+    private static final int AES_256_KEY_BYTES = 32;
+    private static final int TAG_BITS = Envelope.TAG_LENGTH * 8;
+    private static final byte[] HEADER_V1 = {0x00, 0x4D, 0x43, 0x45, Envelope.VERSION_1};
+    /** Topic AAD is cached per topic name; the bound keeps a client inventing topic names from growing it forever. */
+    private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
+
+    private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(RecordCipher::newCipher);
+    // Per-thread DRBG instances avoid the global lock the default NativePRNG takes on every nextBytes.
+    private static final ThreadLocal<SecureRandom> RANDOM = ThreadLocal.withInitial(RecordCipher::newRandom);
+
+    private final int primaryKeyId;
+    private final SecretKeySpec primaryKey;
+    private final int[] keyIds;
+    private final SecretKeySpec[] keys;
+    private final ConcurrentHashMap<String, byte[]> topicAad = new ConcurrentHashMap<>();
+
+    private RecordCipher(int primaryKeyId, int[] keyIds, SecretKeySpec[] keys) {
+        this.primaryKeyId = primaryKeyId;
+        this.keyIds = keyIds;
+        this.keys = keys;
+        this.primaryKey = keys[indexOf(keyIds, primaryKeyId)];
     }
 
-    /** @return the plaintext of an envelope; fails when the key is unknown, the value was tampered with or belongs to another topic */
+    /** Loads a cleartext Tink JSON keyset (the local development key provider, see {@link Keysets}). */
+    public static RecordCipher fromKeysetFile(Path keysetFile) throws IOException, GeneralSecurityException {
+        return fromKeysetHandle(Keysets.read(keysetFile));
+    }
+
+    /**
+     * @param keyset every enabled key must be AES-256-GCM with the TINK output prefix (what envelope version 1
+     *     specifies); disabled and destroyed keys are ignored and cannot decrypt
+     */
+    public static RecordCipher fromKeysetHandle(KeysetHandle keyset) throws GeneralSecurityException {
+        List<Integer> ids = new ArrayList<>();
+        List<SecretKeySpec> specs = new ArrayList<>();
+        for (int i = 0; i < keyset.size(); i++) {
+            KeysetHandle.Entry entry = keyset.getAt(i);
+            if (!entry.getStatus().equals(KeyStatus.ENABLED)) {
+                continue;
+            }
+            ids.add(entry.getId());
+            specs.add(new SecretKeySpec(aes256GcmKeyBytes(entry.getId(), entry.getKey()), "AES"));
+        }
+        KeysetHandle.Entry primary = keyset.getPrimary();
+        int[] keyIds = ids.stream().mapToInt(Integer::intValue).toArray();
+        if (indexOf(keyIds, primary.getId()) < 0) {
+            throw new GeneralSecurityException("keyset primary key " + Integer.toUnsignedString(primary.getId())
+                    + " is not enabled");
+        }
+        return new RecordCipher(primary.getId(), keyIds, specs.toArray(SecretKeySpec[]::new));
+    }
+
+    /** @return the id of the key new envelopes are encrypted with */
+    public int primaryKeyId() {
+        return primaryKeyId;
+    }
+
+    /** @return the ids of the keys that can decrypt, in keyset order */
+    public int[] keyIds() {
+        return keyIds.clone();
+    }
+
+    /**
+     * Reads {@code plaintext} (position..limit) without moving its position.
+     *
+     * @return the envelope for {@code plaintext}, bound to {@code topic}: a heap buffer at position 0 of length
+     *     {@code plaintext.remaining() + }{@link Envelope#OVERHEAD}
+     */
+    public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
+        Objects.requireNonNull(topic, "topic");
+        int length = plaintext.remaining();
+        if (length > Integer.MAX_VALUE - 8 - Envelope.OVERHEAD) {
+            throw new GeneralSecurityException("value on topic '" + topic + "' is too large to encrypt (" + length + " bytes)");
+        }
+        byte[] out = new byte[Envelope.OVERHEAD + length];
+        System.arraycopy(HEADER_V1, 0, out, 0, Envelope.HEADER_LENGTH);
+        out[Envelope.TINK_PREFIX_OFFSET] = Envelope.TINK_PREFIX_MARKER;
+        out[Envelope.KEY_ID_OFFSET] = (byte) (primaryKeyId >>> 24);
+        out[Envelope.KEY_ID_OFFSET + 1] = (byte) (primaryKeyId >>> 16);
+        out[Envelope.KEY_ID_OFFSET + 2] = (byte) (primaryKeyId >>> 8);
+        out[Envelope.KEY_ID_OFFSET + 3] = (byte) primaryKeyId;
+        byte[] nonce = new byte[Envelope.NONCE_LENGTH];
+        RANDOM.get().nextBytes(nonce);
+        System.arraycopy(nonce, 0, out, Envelope.NONCE_OFFSET, Envelope.NONCE_LENGTH);
+
+        Cipher cipher = CIPHER.get();
+        cipher.init(Cipher.ENCRYPT_MODE, primaryKey, new GCMParameterSpec(TAG_BITS, nonce));
+        cipher.updateAAD(HEADER_V1);
+        cipher.updateAAD(topicAad(topic));
+        int written = cipher.doFinal(plaintext.duplicate(),
+                ByteBuffer.wrap(out, Envelope.CIPHERTEXT_OFFSET, length + Envelope.TAG_LENGTH));
+        if (written != length + Envelope.TAG_LENGTH) {
+            throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + (length + Envelope.TAG_LENGTH));
+        }
+        return ByteBuffer.wrap(out);
+    }
+
+    /**
+     * Reads {@code envelope} (position..limit) without moving its position.
+     *
+     * @return the plaintext, a heap buffer at position 0
+     * @throws NotAnEnvelopeException when the value lacks the envelope magic
+     * @throws UnsupportedEnvelopeVersionException when the format version is not 1
+     * @throws UnknownKeyException when the key id is not an enabled key of this keyset
+     * @throws EnvelopeException when the value is truncated, was tampered with, or belongs to another topic
+     */
     public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
-        throw new UnsupportedOperationException("being written");
+        Objects.requireNonNull(topic, "topic");
+        Envelope.Info info = Envelope.parse(envelope, topic);
+        int index = indexOf(keyIds, info.keyId());
+        if (index < 0) {
+            throw new UnknownKeyException("value on topic '" + topic + "' was encrypted with key "
+                    + info.keyIdText() + ", which is not an enabled key of the loaded keyset", info.keyId());
+        }
+        int start = envelope.position();
+        byte[] nonce = new byte[Envelope.NONCE_LENGTH];
+        envelope.get(start + Envelope.NONCE_OFFSET, nonce);
+        ByteBuffer ciphertext = envelope.duplicate().position(start + Envelope.CIPHERTEXT_OFFSET);
+        ByteBuffer plaintext = ByteBuffer.allocate(envelope.remaining() - Envelope.OVERHEAD);
+
+        Cipher cipher = CIPHER.get();
+        try {
+            cipher.init(Cipher.DECRYPT_MODE, keys[index], new GCMParameterSpec(TAG_BITS, nonce));
+            cipher.updateAAD(HEADER_V1);
+            cipher.updateAAD(topicAad(topic));
+            cipher.doFinal(ciphertext, plaintext);
+        } catch (AEADBadTagException e) {
+            throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with key " + info.keyIdText()
+                    + ": authentication failed (value tampered with or truncated, or encrypted for another topic)");
+        } catch (GeneralSecurityException e) {
+            throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with key " + info.keyIdText()
+                    + ": " + e.getClass().getSimpleName(), e);
+        }
+        return plaintext.flip();
+    }
+
+    private byte[] topicAad(String topic) {
+        byte[] aad = topicAad.get(topic);
+        if (aad == null) {
+            aad = ("topic:" + topic).getBytes(StandardCharsets.UTF_8);
+            if (topicAad.size() >= TOPIC_AAD_CACHE_LIMIT) {
+                topicAad.clear();
+            }
+            topicAad.put(topic, aad);
+        }
+        return aad;
+    }
+
+    private static byte[] aes256GcmKeyBytes(int id, Key key) throws GeneralSecurityException {
+        String idText = Integer.toUnsignedString(id);
+        if (!(key instanceof AesGcmKey aesGcm)) {
+            throw new GeneralSecurityException("keyset key " + idText + " is " + key.getParameters()
+                    + "; meshcrypt envelope version 1 needs AES-256-GCM keys with the TINK output prefix");
+        }
+        AesGcmParameters p = aesGcm.getParameters();
+        if (p.getKeySizeBytes() != AES_256_KEY_BYTES
+                || p.getIvSizeBytes() != Envelope.NONCE_LENGTH
+                || p.getTagSizeBytes() != Envelope.TAG_LENGTH
+                || !p.getVariant().equals(AesGcmParameters.Variant.TINK)) {
+            throw new GeneralSecurityException("keyset key " + idText + " is " + p
+                    + "; meshcrypt envelope version 1 needs AES-256-GCM, 12-byte IV, 16-byte tag, TINK output prefix");
+        }
+        return aesGcm.getKeyBytes().toByteArray(InsecureSecretKeyAccess.get());
+    }
+
+    private static int indexOf(int[] ids, int id) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] == id) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private static Cipher newCipher() {
+        try {
+            return Cipher.getInstance(TRANSFORMATION);
+        } catch (NoSuchAlgorithmException | NoSuchPaddingException e) {
+            throw new IllegalStateException(TRANSFORMATION + " is not available in this JVM", e);
+        }
+    }
+
+    private static SecureRandom newRandom() {
+        try {
+            return SecureRandom.getInstance("DRBG");
+        } catch (NoSuchAlgorithmException e) {
+            return new SecureRandom();
+        }
     }
 }

@@ -1,0 +1,140 @@
+package io.meshcrypt.filter.crypto;
+
+import com.google.crypto.tink.InsecureSecretKeyAccess;
+import com.google.crypto.tink.KeyStatus;
+import com.google.crypto.tink.KeysetHandle;
+import com.google.crypto.tink.TinkJsonProtoKeysetFormat;
+import com.google.crypto.tink.Configuration;
+import com.google.crypto.tink.aead.AeadConfig2026;
+import com.google.crypto.tink.aead.PredefinedAeadParameters;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.GeneralSecurityException;
+import java.util.EnumSet;
+import java.util.Set;
+
+/**
+ * Cleartext Tink JSON keyset files: the local development key provider. The key material sits unencrypted on disk,
+ * protected only by file permissions (0600); production deployments should wrap the keyset with a KMS.
+ *
+ * <p>Error messages name the file, never its content.
+ */
+public final class Keysets {
+
+    private static final Set<PosixFilePermission> OWNER_ONLY = EnumSet.of(
+            PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE);
+
+    private Keysets() {
+    }
+
+    /** @return a new keyset holding one AES-256-GCM key (TINK prefix) as primary */
+    public static KeysetHandle generate() throws GeneralSecurityException {
+        return KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM, config());
+    }
+
+    /**
+     * Writes a new single-key AES-256-GCM keyset to {@code file}, readable by the owner only.
+     *
+     * @return the primary key id
+     * @throws FileAlreadyExistsException when {@code file} exists: an existing keyset is never overwritten
+     */
+    public static int create(Path file) throws IOException, GeneralSecurityException {
+        KeysetHandle handle = generate();
+        byte[] json = serialize(handle);
+        try (FileChannel channel = FileChannel.open(file,
+                EnumSet.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), ownerOnly(file))) {
+            writeFully(channel, json);
+        }
+        return handle.getPrimary().getId();
+    }
+
+    /**
+     * Adds a new AES-256-GCM key to the keyset in {@code file} and makes it primary; the old keys stay enabled so
+     * values written with them remain readable. The file is replaced atomically.
+     *
+     * @return the new primary key id
+     */
+    public static int rotate(Path file) throws IOException, GeneralSecurityException {
+        KeysetHandle rotated = rotate(read(file));
+        byte[] json = serialize(rotated);
+        Path dir = file.toAbsolutePath().getParent();
+        Path tmp = Files.createTempFile(dir, "." + file.getFileName() + ".", ".tmp", ownerOnly(file));
+        try {
+            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                writeFully(channel, json);
+            }
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+        return rotated.getPrimary().getId();
+    }
+
+    /** @return {@code handle} plus a new AES-256-GCM primary key; the previous keys keep their status */
+    public static KeysetHandle rotate(KeysetHandle handle) throws GeneralSecurityException {
+        KeysetHandle.Builder builder = KeysetHandle.newBuilder(handle).setConfiguration(config());
+        // makePrimary() on the new entry clears the primary flag of the existing one.
+        builder.addEntry(KeysetHandle.generateEntryFromParameters(PredefinedAeadParameters.AES256_GCM)
+                .withRandomId()
+                .setStatus(KeyStatus.ENABLED)
+                .makePrimary());
+        return builder.build();
+    }
+
+    /** Reads a cleartext Tink JSON keyset. */
+    public static KeysetHandle read(Path file) throws IOException, GeneralSecurityException {
+        String json;
+        try {
+            json = Files.readString(file, StandardCharsets.UTF_8);
+        } catch (NoSuchFileException e) {
+            throw new NoSuchFileException(file.toString(), null, "keyset file not found");
+        }
+        try {
+            return TinkJsonProtoKeysetFormat.parseKeyset(json, config(), InsecureSecretKeyAccess.get());
+        } catch (GeneralSecurityException | RuntimeException e) {
+            // The parser's own message may quote the file, which holds key material: report only the kind of failure.
+            throw new GeneralSecurityException("keyset file " + file + " is not a valid Tink JSON keyset ("
+                    + e.getClass().getSimpleName() + ")");
+        }
+    }
+
+    private static byte[] serialize(KeysetHandle handle) throws GeneralSecurityException {
+        return TinkJsonProtoKeysetFormat.serializeKeyset(handle, config(), InsecureSecretKeyAccess.get())
+                .getBytes(StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Tink's fixed AEAD configuration rather than the global registry, so key generation and parsing do not depend on
+     * what else registered itself in the JVM.
+     */
+    private static Configuration config() throws GeneralSecurityException {
+        return AeadConfig2026.get();
+    }
+
+    private static FileAttribute<?>[] ownerOnly(Path file) {
+        if (file.getFileSystem().supportedFileAttributeViews().contains("posix")) {
+            return new FileAttribute<?>[] {PosixFilePermissions.asFileAttribute(OWNER_ONLY)};
+        }
+        return new FileAttribute<?>[0];
+    }
+
+    private static void writeFully(FileChannel channel, byte[] bytes) throws IOException {
+        ByteBuffer buffer = ByteBuffer.wrap(bytes);
+        while (buffer.hasRemaining()) {
+            channel.write(buffer);
+        }
+        // A keyset lost in a crash after rotation would make new data unreadable.
+        channel.force(true);
+    }
+}
