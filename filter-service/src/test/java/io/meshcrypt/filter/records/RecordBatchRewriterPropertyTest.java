@@ -27,7 +27,7 @@ import org.apache.kafka.common.record.internal.MemoryRecords;
 import org.apache.kafka.common.record.internal.MutableRecordBatch;
 import org.apache.kafka.common.record.internal.SimpleRecord;
 
-class RecordBatchRewriterProperties {
+class RecordBatchRewriterPropertyTest {
 
     @Property(tries = 150)
     void givenRandomBatch_whenRewrittenThenInverted_thenOnlyValuesChangedAndOriginalRestored(
