@@ -1,0 +1,72 @@
+package io.meshcrypt.filter;
+
+import io.meshcrypt.filter.config.ConfigException;
+import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.crypto.Keysets;
+import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.proxy.BrokerAddresses;
+import io.meshcrypt.filter.proxy.KafkaProxy;
+import io.meshcrypt.filter.transport.ExtProcServer;
+import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** Command line of the filter-service: {@code serve}, and {@code keyset create|rotate} for local keysets. */
+public final class Main {
+    private static final Logger log = LoggerFactory.getLogger(Main.class);
+
+    private static final String USAGE = """
+            usage: meshcrypt-filter-service serve --config FILE
+                   meshcrypt-filter-service keyset create --out FILE
+                   meshcrypt-filter-service keyset rotate --file FILE""";
+
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        try {
+            System.exit(run(args));
+        } catch (ConfigException e) {
+            System.err.println("meshcrypt: invalid configuration: " + e.getMessage());
+            System.exit(2);
+        } catch (Exception e) {
+            System.err.println("meshcrypt: " + e.getMessage());
+            System.exit(1);
+        }
+    }
+
+    static int run(String[] args) throws Exception {
+        if (args.length == 3 && args[0].equals("serve") && args[1].equals("--config")) {
+            serve(Path.of(args[2]));
+            return 0;
+        }
+        if (args.length == 4 && args[0].equals("keyset") && args[1].equals("create") && args[2].equals("--out")) {
+            Keysets.create(Path.of(args[3]));
+            System.out.println("created keyset " + args[3]);
+            return 0;
+        }
+        if (args.length == 4 && args[0].equals("keyset") && args[1].equals("rotate") && args[2].equals("--file")) {
+            Keysets.rotate(Path.of(args[3]));
+            System.out.println("rotated keyset " + args[3] + ": new values use a new primary key, old ones stay readable");
+            return 0;
+        }
+        System.err.println(USAGE);
+        return 2;
+    }
+
+    private static void serve(Path configFile) throws Exception {
+        FilterConfig config = FilterConfig.load(configFile);
+        RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
+        KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(config.brokers()), config.maxFrameBytes());
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy);
+        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s))",
+                config.listen(), configFile, config.brokers().size());
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            server.close();
+            stopped.countDown();
+        }, "shutdown"));
+        stopped.await();
+    }
+}

@@ -1,0 +1,353 @@
+package io.meshcrypt.filter.proxy;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.crypto.Keysets;
+import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.framing.KafkaFrameException;
+import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.transport.ConnectionHandler;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.common.Uuid;
+import org.apache.kafka.common.compress.Compression;
+import org.apache.kafka.common.message.ApiVersionsResponseData;
+import org.apache.kafka.common.message.FetchResponseData;
+import org.apache.kafka.common.message.HeartbeatRequestData;
+import org.apache.kafka.common.message.MetadataResponseData;
+import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.message.RequestHeaderData;
+import org.apache.kafka.common.message.ResponseHeaderData;
+import org.apache.kafka.common.protocol.ApiKeys;
+import org.apache.kafka.common.protocol.ApiMessage;
+import org.apache.kafka.common.protocol.ByteBufferAccessor;
+import org.apache.kafka.common.protocol.Errors;
+import org.apache.kafka.common.protocol.ObjectSerializationCache;
+import org.apache.kafka.common.record.internal.MemoryRecords;
+import org.apache.kafka.common.record.internal.Record;
+import org.apache.kafka.common.record.internal.SimpleRecord;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The whole per-connection pipeline at byte level: framing, codec, policy, batch rewriting and crypto. */
+class KafkaConnectionTest {
+    private static final short PRODUCE_V = 12;
+    private static final short PRODUCE_V_IDS = 13;
+    private static final short FETCH_V = 12;
+    private static final short FETCH_V_IDS = 17;
+    private static final short METADATA_V = 12;
+
+    @TempDir
+    Path dir;
+    private RecordCipher cipher;
+    private KafkaProxy proxy;
+    private ConnectionHandler connection;
+    private int correlation;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        Path keyset = dir.resolve("keyset.json");
+        Keysets.create(keyset);
+        cipher = RecordCipher.fromKeysetFile(keyset);
+        proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), cipher,
+                new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", 19093))), 1 << 20);
+        connection = proxy.open();
+    }
+
+    @Test
+    void givenProduceSplitIntoOneByteChunks_whenForwarded_thenEveryValueIsAnEnvelopeBoundToItsTopic() throws Exception {
+        byte[] frame = request(ApiKeys.PRODUCE, PRODUCE_V, produce("orders", null, "alpha", "beta"));
+
+        ByteString out = feedInChunks(frame, 1, true);
+
+        ProduceRequestData sent = (ProduceRequestData) decodeRequest(out, ApiKeys.PRODUCE);
+        List<Record> records = records(sent.topicData().iterator().next().partitionData().get(0).records());
+        assertEquals(2, records.size());
+        for (int i = 0; i < 2; i++) {
+            ByteBuffer value = records.get(i).value();
+            assertTrue(Envelope.isEnvelope(value));
+            assertEquals(List.of("alpha", "beta").get(i), utf8(cipher.decrypt("orders", value)));
+        }
+    }
+
+    @Test
+    void givenHeartbeatRequest_whenForwarded_thenBytesAreUnchanged() throws Exception {
+        byte[] frame = request(ApiKeys.HEARTBEAT, (short) 4, new HeartbeatRequestData().setGroupId("g").setMemberId("m"));
+
+        ByteString out = feedInChunks(frame, 3, true);
+
+        assertArrayEquals(frame, out.toByteArray());
+    }
+
+    @Test
+    void givenMetadataResponse_whenForwarded_thenBrokerAddressIsTheEnvoyListenerAndTopicIdIsLearnt() throws Exception {
+        Uuid id = Uuid.randomUuid();
+        int corr = trackRequest(ApiKeys.METADATA, METADATA_V);
+        MetadataResponseData metadata = metadata(id, "orders", 1);
+
+        ByteString out = connection.onWrite(ByteString.copyFrom(response(corr, ApiKeys.METADATA, METADATA_V, metadata)), false);
+
+        MetadataResponseData seen = (MetadataResponseData) decodeResponse(out, ApiKeys.METADATA, METADATA_V);
+        MetadataResponseData.MetadataResponseBroker broker = seen.brokers().iterator().next();
+        assertEquals("127.0.0.1", broker.host());
+        assertEquals(19093, broker.port());
+        assertEquals("orders", proxy.topicNames().nameOf(id));
+    }
+
+    @Test
+    void givenMetadataNamingAnUnmappedBroker_whenForwarded_thenTheConnectionFails() throws Exception {
+        int corr = trackRequest(ApiKeys.METADATA, METADATA_V);
+        byte[] frame = response(corr, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 7));
+
+        KafkaFrameException e = assertThrows(KafkaFrameException.class,
+                () -> connection.onWrite(ByteString.copyFrom(frame), false));
+        assertTrue(e.getMessage().contains("broker node 7"), e.getMessage());
+    }
+
+    @Test
+    void givenProduceByUnknownTopicId_whenForwarded_thenTheConnectionFailsUntilMetadataNamesIt() throws Exception {
+        Uuid id = Uuid.randomUuid();
+        byte[] frame = request(ApiKeys.PRODUCE, PRODUCE_V_IDS, produce(null, id, "secret"));
+
+        assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(frame), false));
+
+        proxy.topicNames().learn(id, "orders");
+        ConnectionHandler fresh = proxy.open();
+        ByteString out = fresh.onRead(ByteString.copyFrom(frame), false);
+        ProduceRequestData sent = (ProduceRequestData) decodeRequest(out, ApiKeys.PRODUCE);
+        ByteBuffer value = records(sent.topicData().iterator().next().partitionData().get(0).records()).get(0).value();
+        assertEquals("secret", utf8(cipher.decrypt("orders", value)));
+    }
+
+    @Test
+    void givenFetchResponseWithEnvelopes_whenForwarded_thenValuesAreDecrypted() throws Exception {
+        int corr = trackRequest(ApiKeys.FETCH, FETCH_V);
+        byte[] frame = response(corr, ApiKeys.FETCH, FETCH_V, fetch("orders", null, encrypted("orders", "one", "two")));
+
+        ByteString out = feedResponseInChunks(frame, 5);
+
+        FetchResponseData.PartitionData p = fetchPartition(out, FETCH_V);
+        assertEquals(Errors.NONE.code(), p.errorCode());
+        List<Record> records = records(p.records());
+        assertEquals(List.of("one", "two"), records.stream().map(r -> utf8(r.value())).toList());
+    }
+
+    @Test
+    void givenFetchByTopicIdOfKnownTopic_whenForwarded_thenValuesAreDecrypted() throws Exception {
+        Uuid id = Uuid.randomUuid();
+        proxy.topicNames().learn(id, "orders");
+        int corr = trackRequest(ApiKeys.FETCH, FETCH_V_IDS);
+        byte[] frame = response(corr, ApiKeys.FETCH, FETCH_V_IDS, fetch(null, id, encrypted("orders", "one")));
+
+        FetchResponseData.PartitionData p = fetchPartition(connection.onWrite(ByteString.copyFrom(frame), false), FETCH_V_IDS);
+
+        assertEquals("one", utf8(records(p.records()).get(0).value()));
+    }
+
+    @Test
+    void givenCiphertextOfAnotherTopic_whenFetched_thenThePartitionFailsWithCorruptMessage() throws Exception {
+        int corr = trackRequest(ApiKeys.FETCH, FETCH_V);
+        byte[] frame = response(corr, ApiKeys.FETCH, FETCH_V, fetch("copy", null, encrypted("orders", "one")));
+
+        FetchResponseData.PartitionData p = fetchPartition(connection.onWrite(ByteString.copyFrom(frame), false), FETCH_V);
+
+        assertEquals(Errors.CORRUPT_MESSAGE.code(), p.errorCode());
+        assertEquals(0, ((MemoryRecords) p.records()).sizeInBytes());
+    }
+
+    @Test
+    void givenPlaintextOnAnEncryptedTopic_whenFetched_thenThePartitionFailsWithCorruptMessage() throws Exception {
+        int corr = trackRequest(ApiKeys.FETCH, FETCH_V);
+        MemoryRecords plain = MemoryRecords.withRecords(Compression.NONE, new SimpleRecord("x".getBytes(StandardCharsets.UTF_8)));
+        byte[] frame = response(corr, ApiKeys.FETCH, FETCH_V, fetch("orders", null, plain));
+
+        FetchResponseData.PartitionData p = fetchPartition(connection.onWrite(ByteString.copyFrom(frame), false), FETCH_V);
+
+        assertEquals(Errors.CORRUPT_MESSAGE.code(), p.errorCode());
+    }
+
+    @Test
+    void givenApiVersionsResponse_whenForwarded_thenDecodedApisAreCappedAndOthersKept() throws Exception {
+        int corr = trackRequest(ApiKeys.API_VERSIONS, (short) 3);
+        ApiVersionsResponseData versions = new ApiVersionsResponseData();
+        versions.apiKeys().add(new ApiVersionsResponseData.ApiVersion().setApiKey(ApiKeys.PRODUCE.id)
+                .setMinVersion((short) 3).setMaxVersion((short) 99));
+        versions.apiKeys().add(new ApiVersionsResponseData.ApiVersion().setApiKey(ApiKeys.HEARTBEAT.id)
+                .setMinVersion((short) 0).setMaxVersion((short) 77));
+
+        ByteString out = connection.onWrite(ByteString.copyFrom(
+                response(corr, ApiKeys.API_VERSIONS, (short) 3, versions)), false);
+
+        ApiVersionsResponseData seen = (ApiVersionsResponseData) decodeResponse(out, ApiKeys.API_VERSIONS, (short) 3);
+        assertEquals(ApiKeys.PRODUCE.latestVersion(true), seen.apiKeys().find(ApiKeys.PRODUCE.id).maxVersion());
+        assertEquals(77, seen.apiKeys().find(ApiKeys.HEARTBEAT.id).maxVersion());
+    }
+
+    @Test
+    void givenResponseToAnUntrackedRequest_whenForwarded_thenBytesAreUnchanged() throws Exception {
+        byte[] frame = response(4242, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 7));
+
+        assertArrayEquals(frame, connection.onWrite(ByteString.copyFrom(frame), false).toByteArray());
+    }
+
+    @Test
+    void givenRejectPolicy_whenProducingToAnUnmatchedTopic_thenTheConnectionFails() throws Exception {
+        KafkaProxy strict = new KafkaProxy(EncryptionPolicy.of(List.of("orders*"), EncryptionPolicy.Unmatched.REJECT),
+                cipher, new BrokerAddresses(Map.of()), 1 << 20);
+        byte[] frame = request(ApiKeys.PRODUCE, PRODUCE_V, produce("audit", null, "x"));
+
+        assertThrows(KafkaFrameException.class, () -> strict.open().onRead(ByteString.copyFrom(frame), false));
+    }
+
+    @Test
+    void givenPassthroughPolicy_whenProducingToAnUnmatchedTopic_thenBytesAreUnchanged() throws Exception {
+        KafkaProxy lenient = new KafkaProxy(EncryptionPolicy.of(List.of("orders*"), EncryptionPolicy.Unmatched.PASSTHROUGH),
+                cipher, new BrokerAddresses(Map.of()), 1 << 20);
+        byte[] frame = request(ApiKeys.PRODUCE, PRODUCE_V, produce("audit", null, "x"));
+
+        assertArrayEquals(frame, lenient.open().onRead(ByteString.copyFrom(frame), false).toByteArray());
+    }
+
+    // ---- helpers ----
+
+    private ByteString feedInChunks(byte[] frame, int chunk, boolean read) throws Exception {
+        ByteString out = ByteString.EMPTY;
+        for (int i = 0; i < frame.length; i += chunk) {
+            ByteString part = ByteString.copyFrom(frame, i, Math.min(chunk, frame.length - i));
+            out = out.concat(read ? connection.onRead(part, false) : connection.onWrite(part, false));
+        }
+        return out;
+    }
+
+    private ByteString feedResponseInChunks(byte[] frame, int chunk) throws Exception {
+        return feedInChunks(frame, chunk, false);
+    }
+
+    /** Sends a request of {@code api} through the connection so its response will be recognised. */
+    private int trackRequest(ApiKeys api, short version) throws Exception {
+        int corr = ++correlation;
+        ApiMessage body = api.messageType.newRequest();
+        connection.onRead(ByteString.copyFrom(request(corr, api, version, body)), false);
+        return corr;
+    }
+
+    private byte[] request(ApiKeys api, short version, ApiMessage body) {
+        return request(++correlation, api, version, body);
+    }
+
+    private static byte[] request(int corr, ApiKeys api, short version, ApiMessage body) {
+        RequestHeaderData header = new RequestHeaderData().setRequestApiKey(api.id).setRequestApiVersion(version)
+                .setCorrelationId(corr).setClientId("test-client");
+        return frame(header, api.requestHeaderVersion(version), body, version);
+    }
+
+    private static byte[] response(int corr, ApiKeys api, short version, ApiMessage body) {
+        return frame(new ResponseHeaderData().setCorrelationId(corr), api.responseHeaderVersion(version), body, version);
+    }
+
+    private static byte[] frame(ApiMessage header, short headerVersion, ApiMessage body, short version) {
+        ObjectSerializationCache cache = new ObjectSerializationCache();
+        int size = header.size(cache, headerVersion) + body.size(cache, version);
+        ByteBuffer buf = ByteBuffer.allocate(4 + size).putInt(size);
+        ByteBufferAccessor out = new ByteBufferAccessor(buf);
+        header.write(out, cache, headerVersion);
+        body.write(out, cache, version);
+        return buf.array();
+    }
+
+    private static ApiMessage decodeRequest(ByteString frame, ApiKeys api) {
+        ByteBuffer buf = frame.asReadOnlyByteBuffer();
+        assertEquals(frame.size() - 4, buf.getInt());
+        short version = buf.getShort(buf.position() + 2);
+        new RequestHeaderData(new ByteBufferAccessor(buf), api.requestHeaderVersion(version));
+        ApiMessage body = api.messageType.newRequest();
+        body.read(new ByteBufferAccessor(buf), version);
+        return body;
+    }
+
+    private static ApiMessage decodeResponse(ByteString frame, ApiKeys api, short version) {
+        ByteBuffer buf = frame.asReadOnlyByteBuffer();
+        assertEquals(frame.size() - 4, buf.getInt());
+        new ResponseHeaderData(new ByteBufferAccessor(buf), api.responseHeaderVersion(version));
+        ApiMessage body = api.messageType.newResponse();
+        body.read(new ByteBufferAccessor(buf), version);
+        return body;
+    }
+
+    private static ProduceRequestData produce(String topic, Uuid id, String... values) {
+        SimpleRecord[] records = new SimpleRecord[values.length];
+        for (int i = 0; i < values.length; i++) {
+            records[i] = new SimpleRecord(("k" + i).getBytes(StandardCharsets.UTF_8), values[i].getBytes(StandardCharsets.UTF_8));
+        }
+        ProduceRequestData.TopicProduceDataCollection topics = new ProduceRequestData.TopicProduceDataCollection();
+        ProduceRequestData.TopicProduceData t = new ProduceRequestData.TopicProduceData()
+                .setPartitionData(new ArrayList<>(List.of(new ProduceRequestData.PartitionProduceData().setIndex(0)
+                        .setRecords(MemoryRecords.withRecords(Compression.gzip().build(), records)))));
+        if (topic != null) {
+            t.setName(topic);
+        } else {
+            t.setTopicId(id);
+        }
+        topics.add(t);
+        return new ProduceRequestData().setAcks((short) -1).setTimeoutMs(30_000).setTopicData(topics);
+    }
+
+    private MemoryRecords encrypted(String topic, String... values) throws Exception {
+        SimpleRecord[] records = new SimpleRecord[values.length];
+        for (int i = 0; i < values.length; i++) {
+            ByteBuffer env = cipher.encrypt(topic, ByteBuffer.wrap(values[i].getBytes(StandardCharsets.UTF_8)));
+            byte[] bytes = new byte[env.remaining()];
+            env.get(bytes);
+            records[i] = new SimpleRecord(null, bytes);
+        }
+        return MemoryRecords.withRecords(Compression.NONE, records);
+    }
+
+    private static FetchResponseData fetch(String topic, Uuid id, MemoryRecords records) {
+        FetchResponseData.FetchableTopicResponse t = new FetchResponseData.FetchableTopicResponse()
+                .setPartitions(new ArrayList<>(List.of(new FetchResponseData.PartitionData().setPartitionIndex(0)
+                        .setHighWatermark(10).setRecords(records))));
+        if (topic != null) {
+            t.setTopic(topic);
+        } else {
+            t.setTopicId(id);
+        }
+        return new FetchResponseData().setResponses(new ArrayList<>(List.of(t)));
+    }
+
+    private static FetchResponseData.PartitionData fetchPartition(ByteString out, short version) {
+        FetchResponseData seen = (FetchResponseData) decodeResponse(out, ApiKeys.FETCH, version);
+        return seen.responses().get(0).partitions().get(0);
+    }
+
+    private static MetadataResponseData metadata(Uuid id, String topic, int nodeId) {
+        MetadataResponseData m = new MetadataResponseData();
+        m.brokers().add(new MetadataResponseData.MetadataResponseBroker().setNodeId(nodeId).setHost("10.1.2.3").setPort(9092));
+        m.topics().add(new MetadataResponseData.MetadataResponseTopic().setName(topic).setTopicId(id));
+        return m;
+    }
+
+    private static List<Record> records(Object records) {
+        List<Record> out = new ArrayList<>();
+        ((MemoryRecords) records).records().forEach(out::add);
+        return out;
+    }
+
+    private static String utf8(ByteBuffer b) {
+        ByteBuffer d = b.duplicate();
+        byte[] bytes = new byte[d.remaining()];
+        d.get(bytes);
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+}
