@@ -59,7 +59,7 @@ public final class Main {
         FilterConfig config = FilterConfig.load(configFile);
         RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(config.brokers()), config.maxFrameBytes());
-        ExtProcServer server = ExtProcServer.start(config.listen(), proxy);
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults());
         log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s))",
                 config.listen(), configFile, config.brokers().size());
         CountDownLatch stopped = new CountDownLatch(1);

@@ -11,7 +11,8 @@ public interface FrameHandler {
      * (all of the frame when it is shorter).
      *
      * @param size the frame's size field: the number of bytes after the 4-byte size
-     * @param head read-only view of the first {@code min(size, headBytes)} bytes after the size field
+     * @param head read-only view of the first {@code min(size, headBytes)} bytes after the size field, from its
+     *     position (which need not be 0: read relative to it)
      */
     FrameAction onFrameStart(int size, ByteBuffer head) throws KafkaFrameException;
 

@@ -78,16 +78,16 @@ final class KafkaConnection implements ConnectionHandler {
             if (size < KafkaCodec.REQUEST_HEAD_BYTES) {
                 throw new KafkaFrameException("request frame of " + size + " bytes is shorter than a request header");
             }
-            ApiKeys api = KafkaCodec.apiKeyOrNull(head.getShort(0));
+            ApiKeys api = KafkaCodec.apiKeyOrNull(head.getShort(head.position()));
             if (api == null || !ApiVersionsFilter.DECODED.contains(api)) {
                 return FrameAction.PASS;
             }
-            short version = head.getShort(2);
+            short version = head.getShort(head.position() + 2);
             KafkaCodec.requireDecodable(api, version);
             if (api == ApiKeys.PRODUCE) {
                 return FrameAction.REWRITE;
             }
-            track(head.getInt(4), api, version);
+            track(head.getInt(head.position() + 4), api, version);
             return FrameAction.PASS;
         }
 
@@ -111,7 +111,7 @@ final class KafkaConnection implements ConnectionHandler {
             if (size < KafkaCodec.RESPONSE_HEAD_BYTES) {
                 throw new KafkaFrameException("response frame of " + size + " bytes is shorter than a response header");
             }
-            heldResponse = inFlight.remove(head.getInt(0));
+            heldResponse = inFlight.remove(head.getInt(head.position()));
             return heldResponse == null ? FrameAction.PASS : FrameAction.REWRITE;
         }
 

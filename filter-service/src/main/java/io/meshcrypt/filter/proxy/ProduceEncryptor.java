@@ -43,7 +43,9 @@ final class ProduceEncryptor {
                             throw new KafkaFrameException("Produce to " + name + " carries records of an unexpected type");
                         }
                         try {
-                            partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name)));
+                            // A partial batch in a Produce request would reach the broker as plaintext: refuse it.
+                            partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name),
+                                    RecordBatchRewriter.TruncatedTail.REJECT));
                         } catch (RecordRewriteException e) {
                             throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
                         }

@@ -1,19 +1,490 @@
 package io.meshcrypt.filter.records;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.util.Objects;
+
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.compress.Compression;
+import org.apache.kafka.common.record.internal.CompressionType;
 import org.apache.kafka.common.record.internal.MemoryRecords;
+import org.apache.kafka.common.utils.internals.BufferSupplier;
+import org.apache.kafka.common.utils.internals.ByteBufferOutputStream;
+import org.apache.kafka.common.utils.internals.ByteUtils;
+import org.apache.kafka.common.utils.internals.Crc32C;
 
 /**
  * Rewrites record values inside v2 record batches in place: every batch header field is kept
  * (base offset, leader epoch, attributes incl. compression and transactional/control bits,
  * last offset delta, timestamps, producer id/epoch, base sequence, record count); only the records
  * section is re-encoded, with the same codec, and the CRC recomputed.
+ *
+ * <p>Records are parsed here rather than through Kafka's builders because those renumber offsets and
+ * recompute timestamps: attributes, timestamp and offset deltas, keys and raw header bytes are copied
+ * verbatim, so LogAppendTime batches and compacted batches with offset gaps survive unchanged.
+ * Input CRCs are verified before rewriting so that a corrupt batch is rejected instead of being
+ * re-signed with a fresh, valid CRC.
  */
 public final class RecordBatchRewriter {
+
+    /** What to do with a trailing batch shorter than its length field says. */
+    public enum TruncatedTail {
+        /** Append it untouched: Fetch responses may legitimately end with a partial batch. */
+        PASS_THROUGH,
+        /** Fail: a Produce request never carries a partial batch, and passing it on would leak plaintext. */
+        REJECT
+    }
+
+    private static final byte MAGIC_V2 = 2;
+    private static final int LENGTH_OFFSET = 8;
+    private static final int LOG_OVERHEAD = 12;
+    private static final int MAGIC_OFFSET = 16;
+    private static final int HEADER_SIZE_UP_TO_MAGIC = MAGIC_OFFSET + 1;
+    private static final int CRC_OFFSET = 17;
+    private static final int ATTRIBUTES_OFFSET = 21;
+    private static final int RECORDS_COUNT_OFFSET = 57;
+    private static final int RECORD_BATCH_OVERHEAD = 61;
+    private static final int COMPRESSION_CODEC_MASK = 0x07;
+    private static final int CONTROL_FLAG_MASK = 0x20;
+    private static final int MAX_ARRAY_SIZE = Integer.MAX_VALUE - 8;
+    private static final int COPY_CHUNK = 8 * 1024;
+
+    /** Stateless codecs indexed by compression id; recompression uses the codec's default level. */
+    private static final Compression[] CODECS = new Compression[CompressionType.values().length];
+
+    static {
+        for (CompressionType type : CompressionType.values()) {
+            CODECS[type.id] = Compression.of(type).build();
+        }
+    }
+
     private RecordBatchRewriter() {
     }
 
     /** Rewrites every non-null value of every data batch. Control batches and a truncated trailing batch are kept byte for byte. */
     public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter) throws RecordRewriteException {
-        throw new UnsupportedOperationException("being written");
+        return rewrite(records, rewriter, TruncatedTail.PASS_THROUGH);
+    }
+
+    /**
+     * Rewrites every non-null value of every data batch. Control batches and empty batches are kept byte for
+     * byte, and so is any batch whose values are all null. Returns {@code records} itself when nothing changed.
+     *
+     * @throws RecordRewriteException on a legacy (magic &lt; 2) or unknown-magic batch, a corrupt batch or record,
+     *     a CRC mismatch, a truncated trailing batch under {@link TruncatedTail#REJECT}, or when the rewriter fails
+     */
+    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, TruncatedTail truncatedTail)
+            throws RecordRewriteException {
+        Objects.requireNonNull(records, "records");
+        Objects.requireNonNull(rewriter, "rewriter");
+        Objects.requireNonNull(truncatedTail, "truncatedTail");
+        ByteBuffer in = records.buffer().slice();
+        if (!in.hasRemaining()) {
+            return records;
+        }
+        Job job = new Job(in, rewriter);
+        try {
+            ByteBuffer out = job.run(truncatedTail);
+            return out == null ? records : MemoryRecords.readableRecords(out);
+        } finally {
+            job.close();
+        }
+    }
+
+    /** Per-call state: the output stream, the parse cursor and scratch buffers shared by all batches of the call. */
+    private static final class Job {
+        private final ByteBuffer in;
+        private final ByteBuffer inValues;
+        private final ValueRewriter rewriter;
+        private final byte[] varint = new byte[10];
+        private ByteBufferOutputStream out;
+        private byte[] chunk;
+        private byte[] decompressed;
+        private BufferSupplier bufferSupplier;
+        /** Start of the run of input bytes that pass through unchanged and are not yet copied to {@link #out}. */
+        private int pendingFrom;
+        /** Parse cursor within the current records section. */
+        private int pos;
+        private boolean changed;
+
+        Job(ByteBuffer in, ValueRewriter rewriter) {
+            this.in = in;
+            // Values are handed out through one reusable read-only view: no allocation per record, and a
+            // misbehaving rewriter cannot scribble over the input.
+            this.inValues = in.asReadOnlyBuffer();
+            this.rewriter = rewriter;
+        }
+
+        /** Returns the rewritten bytes ready to read, or null when every input byte passes through unchanged. */
+        ByteBuffer run(TruncatedTail truncatedTail) throws RecordRewriteException {
+            int limit = in.limit();
+            int p = 0;
+            while (p < limit) {
+                int remaining = limit - p;
+                if (remaining < HEADER_SIZE_UP_TO_MAGIC) {
+                    truncated(remaining, truncatedTail);
+                    break;
+                }
+                long baseOffset = in.getLong(p);
+                int bodyLength = in.getInt(p + LENGTH_OFFSET);
+                if (bodyLength < 0 || bodyLength > MAX_ARRAY_SIZE - LOG_OVERHEAD) {
+                    throw new RecordRewriteException("Corrupt batch at base offset " + baseOffset
+                            + ": invalid length " + bodyLength, baseOffset, null);
+                }
+                int size = bodyLength + LOG_OVERHEAD;
+                if (size > remaining) {
+                    truncated(remaining, truncatedTail);
+                    break;
+                }
+                byte magic = in.get(p + MAGIC_OFFSET);
+                if (magic != MAGIC_V2) {
+                    throw new RecordRewriteException("Batch at base offset " + baseOffset + " has magic " + magic
+                            + "; only v2 record batches can be rewritten", baseOffset, null);
+                }
+                if (size < RECORD_BATCH_OVERHEAD) {
+                    throw new RecordRewriteException("Corrupt batch at base offset " + baseOffset + ": size " + size
+                            + " is smaller than the v2 batch header", baseOffset, null);
+                }
+                rewriteBatch(p, size, baseOffset);
+                p += size;
+            }
+            if (!changed) {
+                return null;
+            }
+            flushPending(limit);
+            ByteBuffer result = out.buffer();
+            result.flip();
+            return result;
+        }
+
+        private static void truncated(int remaining, TruncatedTail policy) throws RecordRewriteException {
+            if (policy == TruncatedTail.REJECT) {
+                throw new RecordRewriteException("Truncated record batch: " + remaining
+                        + " trailing bytes do not form a complete batch", null);
+            }
+            // Left in the pending run: copied untouched at the end.
+        }
+
+        private void rewriteBatch(int start, int size, long baseOffset) throws RecordRewriteException {
+            short attributes = in.getShort(start + ATTRIBUTES_OFFSET);
+            int count = in.getInt(start + RECORDS_COUNT_OFFSET);
+            if ((attributes & CONTROL_FLAG_MASK) != 0 || count == 0) {
+                return;
+            }
+            if (count < 0) {
+                throw new RecordRewriteException("Corrupt batch at base offset " + baseOffset
+                        + ": negative record count " + count, baseOffset, null);
+            }
+            long storedCrc = Integer.toUnsignedLong(in.getInt(start + CRC_OFFSET));
+            long actualCrc = Crc32C.compute(in, start + ATTRIBUTES_OFFSET, size - ATTRIBUTES_OFFSET);
+            if (storedCrc != actualCrc) {
+                throw new RecordRewriteException("Corrupt batch at base offset " + baseOffset + ": CRC " + storedCrc
+                        + " does not match computed " + actualCrc, baseOffset, null);
+            }
+            int codecId = attributes & COMPRESSION_CODEC_MASK;
+            if (codecId >= CODECS.length) {
+                throw new RecordRewriteException("Batch at base offset " + baseOffset
+                        + " uses unknown compression codec id " + codecId, baseOffset, null);
+            }
+            Compression codec = CODECS[codecId];
+
+            flushPending(start);
+            int outStart = out.position();
+            boolean rewritten;
+            try {
+                copy(out, in, start, RECORD_BATCH_OVERHEAD);
+                if (codec.type() == CompressionType.NONE) {
+                    rewritten = rewriteRecords(in, inValues, start + RECORD_BATCH_OVERHEAD, start + size, out,
+                            count, baseOffset);
+                } else {
+                    int length = decompress(codec, in.slice(start + RECORD_BATCH_OVERHEAD, size - RECORD_BATCH_OVERHEAD),
+                            baseOffset);
+                    ByteBuffer plain = ByteBuffer.wrap(decompressed, 0, length);
+                    try (OutputStream sink = codec.wrapForOutput(out, MAGIC_V2)) {
+                        rewritten = rewriteRecords(plain, plain.asReadOnlyBuffer(), 0, length, sink, count, baseOffset);
+                    }
+                }
+            } catch (IOException e) {
+                throw new RecordRewriteException("Could not recompress batch at base offset " + baseOffset
+                        + " with " + codec.type().name, baseOffset, e);
+            }
+            if (!rewritten) {
+                // Only null values: the original bytes, original compression level included, are already correct.
+                out.position(outStart);
+                pendingFrom = start;
+                return;
+            }
+            ByteBuffer buffer = out.buffer();
+            int newSize = out.position() - outStart;
+            buffer.putInt(outStart + LENGTH_OFFSET, newSize - LOG_OVERHEAD);
+            long crc = Crc32C.compute(buffer.array(), buffer.arrayOffset() + outStart + ATTRIBUTES_OFFSET,
+                    newSize - ATTRIBUTES_OFFSET);
+            buffer.putInt(outStart + CRC_OFFSET, (int) crc);
+            pendingFrom = start + size;
+            changed = true;
+        }
+
+        /** Decompresses a records section into {@link #decompressed}; returns the number of bytes. */
+        private int decompress(Compression codec, ByteBuffer compressed, long baseOffset) throws RecordRewriteException {
+            if (bufferSupplier == null) {
+                bufferSupplier = BufferSupplier.create();
+            }
+            int initial = (int) Math.min(MAX_ARRAY_SIZE, Math.max(4096L, 4L * compressed.remaining()));
+            if (decompressed == null || decompressed.length < initial) {
+                decompressed = new byte[initial];
+            }
+            int length = 0;
+            try (InputStream stream = codec.wrapForInput(compressed, MAGIC_V2, bufferSupplier)) {
+                while (true) {
+                    if (length == decompressed.length) {
+                        if (length == MAX_ARRAY_SIZE) {
+                            throw new RecordRewriteException("Batch at base offset " + baseOffset
+                                    + " decompresses to more than " + MAX_ARRAY_SIZE + " bytes", baseOffset, null);
+                        }
+                        byte[] grown = new byte[(int) Math.min(MAX_ARRAY_SIZE, 2L * length)];
+                        System.arraycopy(decompressed, 0, grown, 0, length);
+                        decompressed = grown;
+                    }
+                    int read = stream.read(decompressed, length, decompressed.length - length);
+                    if (read < 0) {
+                        return length;
+                    }
+                    length += read;
+                }
+            } catch (IOException | KafkaException e) {
+                throw new RecordRewriteException("Could not decompress batch at base offset " + baseOffset
+                        + " with " + codec.type().name, baseOffset, e);
+            }
+        }
+
+        /**
+         * Re-encodes {@code count} records from {@code src[from, to)} into {@code sink}, replacing non-null values.
+         * Returns whether any value was handed to the rewriter.
+         */
+        private boolean rewriteRecords(ByteBuffer src, ByteBuffer values, int from, int to, OutputStream sink,
+                                       int count, long baseOffset) throws RecordRewriteException, IOException {
+            pos = from;
+            boolean rewritten = false;
+            for (int i = 0; i < count; i++) {
+                int recordStart = pos;
+                long offset = -1L;
+                int bodyStart;
+                int bodyEnd;
+                int valueLengthAt;
+                int valueLength;
+                int headersStart;
+                try {
+                    int bodyLength = readVarint(src, to);
+                    if (bodyLength < 0 || bodyLength > to - pos) {
+                        throw new Malformed("record length " + bodyLength + " exceeds the batch");
+                    }
+                    bodyStart = pos;
+                    bodyEnd = pos + bodyLength;
+                    skip(1, bodyEnd); // attributes
+                    readVarlong(src, bodyEnd); // timestamp delta
+                    offset = baseOffset + readVarint(src, bodyEnd);
+                    skip(readVarint(src, bodyEnd), bodyEnd); // key
+                    valueLengthAt = pos;
+                    valueLength = readVarint(src, bodyEnd);
+                    skip(valueLength, bodyEnd);
+                    headersStart = pos;
+                    int headerCount = readVarint(src, bodyEnd);
+                    if (headerCount < 0) {
+                        throw new Malformed("negative header count " + headerCount);
+                    }
+                    for (int h = 0; h < headerCount; h++) {
+                        int keyLength = readVarint(src, bodyEnd);
+                        if (keyLength < 0) {
+                            throw new Malformed("negative header key length " + keyLength);
+                        }
+                        skip(keyLength, bodyEnd);
+                        skip(readVarint(src, bodyEnd), bodyEnd);
+                    }
+                    if (pos != bodyEnd) {
+                        throw new Malformed((bodyEnd - pos) + " unread bytes at the end of the record");
+                    }
+                } catch (Malformed e) {
+                    throw malformed(baseOffset, i, offset, e.getMessage());
+                }
+
+                if (valueLength < 0) {
+                    copy(sink, src, recordStart, bodyEnd - recordStart);
+                    continue;
+                }
+                values.clear();
+                values.limit(headersStart).position(headersStart - valueLength);
+                ByteBuffer value = rewriteValue(values, offset);
+                int newValueLength = value.remaining();
+                long newBodyLength = (long) (valueLengthAt - bodyStart) + ByteUtils.sizeOfVarint(newValueLength)
+                        + newValueLength + (bodyEnd - headersStart);
+                if (newBodyLength > MAX_ARRAY_SIZE) {
+                    throw new RecordRewriteException("Rewritten record at offset " + offset + " is too large",
+                            offset, null);
+                }
+                writeVarint(sink, (int) newBodyLength);
+                copy(sink, src, bodyStart, valueLengthAt - bodyStart);
+                writeVarint(sink, newValueLength);
+                copy(sink, value, value.position(), newValueLength);
+                copy(sink, src, headersStart, bodyEnd - headersStart);
+                rewritten = true;
+            }
+            if (pos != to) {
+                throw malformed(baseOffset, count, -1L, (to - pos) + " bytes follow the last of " + count + " records");
+            }
+            return rewritten;
+        }
+
+        private ByteBuffer rewriteValue(ByteBuffer value, long offset) throws RecordRewriteException {
+            ByteBuffer result;
+            try {
+                result = rewriter.rewrite(value);
+            } catch (RecordRewriteException e) {
+                if (e.offset() >= 0) {
+                    throw e;
+                }
+                throw new RecordRewriteException("Value of record at offset " + offset + " could not be rewritten: "
+                        + e.getMessage(), offset, e);
+            }
+            if (result == null) {
+                throw new RecordRewriteException("Rewriter returned null for the value of record at offset " + offset,
+                        offset, null);
+            }
+            return result;
+        }
+
+        private static RecordRewriteException malformed(long baseOffset, int index, long offset, String reason) {
+            String where = offset >= 0 ? "record at offset " + offset : "record #" + index;
+            return new RecordRewriteException("Malformed " + where + " in batch at base offset " + baseOffset + ": "
+                    + reason, offset >= 0 ? offset : baseOffset, null);
+        }
+
+        /** Copies the unchanged input run up to {@code end} to the output, creating the output on first use. */
+        private void flushPending(int end) {
+            if (out == null) {
+                // Encryption grows values by a few dozen bytes; leave room so typical batches never reallocate.
+                long capacity = (long) in.limit() + in.limit() / 4 + 256;
+                out = new ByteBufferOutputStream((int) Math.min(MAX_ARRAY_SIZE, capacity));
+            }
+            if (end > pendingFrom) {
+                try {
+                    copy(out, in, pendingFrom, end - pendingFrom);
+                } catch (IOException e) {
+                    throw new IllegalStateException("ByteBufferOutputStream does not throw", e);
+                }
+            }
+            pendingFrom = end;
+        }
+
+        /** Grows the output geometrically; ByteBufferOutputStream alone grows by 10% and would copy too often. */
+        private void reserve(int length) {
+            int remaining = out.remaining();
+            if (remaining < length) {
+                int position = out.position();
+                out.ensureRemaining(Math.max(length, Math.min(position, MAX_ARRAY_SIZE - position)));
+            }
+        }
+
+        private void copy(OutputStream sink, ByteBuffer src, int offset, int length) throws IOException {
+            if (length == 0) {
+                return;
+            }
+            reserve(length);
+            if (src.hasArray()) {
+                sink.write(src.array(), src.arrayOffset() + offset, length);
+            } else if (sink == out) {
+                int position = out.position();
+                out.buffer().put(position, src, offset, length);
+                out.position(position + length);
+            } else {
+                if (chunk == null) {
+                    chunk = new byte[COPY_CHUNK];
+                }
+                for (int done = 0; done < length; ) {
+                    int n = Math.min(chunk.length, length - done);
+                    src.get(offset + done, chunk, 0, n);
+                    sink.write(chunk, 0, n);
+                    done += n;
+                }
+            }
+        }
+
+        private void writeVarint(OutputStream sink, int value) throws IOException {
+            int v = (value << 1) ^ (value >> 31);
+            int n = 0;
+            while ((v & 0xffffff80) != 0) {
+                varint[n++] = (byte) ((v & 0x7f) | 0x80);
+                v >>>= 7;
+            }
+            varint[n++] = (byte) v;
+            reserve(n);
+            sink.write(varint, 0, n);
+        }
+
+        private int readVarint(ByteBuffer src, int limit) {
+            int value = 0;
+            int shift = 0;
+            while (true) {
+                if (pos >= limit) {
+                    throw new Malformed("varint runs past the end of the record");
+                }
+                byte b = src.get(pos++);
+                if ((b & 0x80) == 0) {
+                    value |= b << shift;
+                    return (value >>> 1) ^ -(value & 1);
+                }
+                value |= (b & 0x7f) << shift;
+                shift += 7;
+                if (shift > 28) {
+                    throw new Malformed("varint is longer than 5 bytes");
+                }
+            }
+        }
+
+        private long readVarlong(ByteBuffer src, int limit) {
+            long value = 0L;
+            int shift = 0;
+            while (true) {
+                if (pos >= limit) {
+                    throw new Malformed("varlong runs past the end of the record");
+                }
+                byte b = src.get(pos++);
+                if ((b & 0x80) == 0) {
+                    value |= (long) b << shift;
+                    return (value >>> 1) ^ -(value & 1);
+                }
+                value |= (long) (b & 0x7f) << shift;
+                shift += 7;
+                if (shift > 63) {
+                    throw new Malformed("varlong is longer than 10 bytes");
+                }
+            }
+        }
+
+        /** Skips a length-prefixed field's bytes; a negative length means null and has no bytes. */
+        private void skip(int length, int limit) {
+            if (length > limit - pos) {
+                throw new Malformed("field of " + length + " bytes runs past the end of the record");
+            }
+            if (length > 0) {
+                pos += length;
+            }
+        }
+
+        void close() {
+            if (bufferSupplier != null) {
+                bufferSupplier.close();
+            }
+        }
+    }
+
+    /** Internal parse failure, converted to a {@link RecordRewriteException} naming the record; no stack trace. */
+    private static final class Malformed extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        Malformed(String message) {
+            super(message, null, false, false);
+        }
     }
 }

@@ -1,0 +1,146 @@
+package io.meshcrypt.filter.transport;
+
+import io.grpc.Server;
+import io.grpc.netty.NettyServerBuilder;
+import io.netty.channel.DefaultEventLoopGroup;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The gRPC server Envoy's network ext_proc filter connects to. */
+public final class ExtProcServer implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(ExtProcServer.class);
+
+    /**
+     * Resource limits of the server.
+     *
+     * @param maxInboundMessageBytes largest ProcessingRequest accepted; Envoy sends one socket read per message
+     * @param inboundWindow requests of one stream read ahead of the one being processed
+     * @param workerThreads threads running connection handlers; each connection stays on one of them
+     * @param shutdownGrace how long {@link #close()} lets open streams finish before cancelling them
+     */
+    public record Limits(int maxInboundMessageBytes, int inboundWindow, int workerThreads, Duration shutdownGrace) {
+
+        public static final int DEFAULT_MAX_INBOUND_MESSAGE_BYTES = 64 * 1024 * 1024;
+        public static final int DEFAULT_INBOUND_WINDOW = 8;
+
+        public Limits {
+            if (maxInboundMessageBytes < 1) {
+                throw new IllegalArgumentException("maxInboundMessageBytes must be >= 1: " + maxInboundMessageBytes);
+            }
+            if (inboundWindow < 1) {
+                throw new IllegalArgumentException("inboundWindow must be >= 1: " + inboundWindow);
+            }
+            if (workerThreads < 1) {
+                throw new IllegalArgumentException("workerThreads must be >= 1: " + workerThreads);
+            }
+            Objects.requireNonNull(shutdownGrace, "shutdownGrace");
+            if (shutdownGrace.isNegative()) {
+                throw new IllegalArgumentException("shutdownGrace must not be negative: " + shutdownGrace);
+            }
+        }
+
+        /** 64 MiB messages, a window of 8, one worker per core, 10 s grace. */
+        public static Limits defaults() {
+            return new Limits(DEFAULT_MAX_INBOUND_MESSAGE_BYTES, DEFAULT_INBOUND_WINDOW,
+                    Runtime.getRuntime().availableProcessors(), Duration.ofSeconds(10));
+        }
+
+        public Limits withMaxInboundMessageBytes(int bytes) {
+            return new Limits(bytes, inboundWindow, workerThreads, shutdownGrace);
+        }
+
+        public Limits withInboundWindow(int window) {
+            return new Limits(maxInboundMessageBytes, window, workerThreads, shutdownGrace);
+        }
+
+        public Limits withWorkerThreads(int threads) {
+            return new Limits(maxInboundMessageBytes, inboundWindow, threads, shutdownGrace);
+        }
+
+        public Limits withShutdownGrace(Duration grace) {
+            return new Limits(maxInboundMessageBytes, inboundWindow, workerThreads, grace);
+        }
+    }
+
+    private final Server server;
+    private final DefaultEventLoopGroup workers;
+    private final TransportMetrics metrics;
+    private final Duration shutdownGrace;
+
+    private ExtProcServer(Server server, DefaultEventLoopGroup workers, TransportMetrics metrics, Duration shutdownGrace) {
+        this.server = server;
+        this.workers = workers;
+        this.metrics = metrics;
+        this.shutdownGrace = shutdownGrace;
+    }
+
+    /** Binds and starts the server; port 0 picks a free port (see {@link #port()}). */
+    public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits)
+            throws IOException {
+        Objects.requireNonNull(address, "address");
+        Objects.requireNonNull(factory, "factory");
+        Objects.requireNonNull(limits, "limits");
+        DefaultEventLoopGroup workers =
+                new DefaultEventLoopGroup(limits.workerThreads(), new DefaultThreadFactory("extproc-worker", true));
+        TransportMetrics metrics = new TransportMetrics();
+        Server server = NettyServerBuilder.forAddress(address)
+                // Callbacks only hop to the connection's worker, so running them on the transport thread is cheap.
+                .directExecutor()
+                // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
+                .maxInboundMessageSize(limits.maxInboundMessageBytes())
+                .addService(new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics))
+                .build();
+        try {
+            server.start();
+        } catch (IOException | RuntimeException e) {
+            workers.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
+            throw e;
+        }
+        log.info("ext_proc server listening on {} ({} workers, max message {} bytes)",
+                server.getListenSockets(), limits.workerThreads(), limits.maxInboundMessageBytes());
+        return new ExtProcServer(server, workers, metrics, limits.shutdownGrace());
+    }
+
+    /** The bound port. */
+    public int port() {
+        return server.getPort();
+    }
+
+    public TransportMetrics metrics() {
+        return metrics;
+    }
+
+    /** Blocks until the server has terminated. */
+    public void awaitTermination() throws InterruptedException {
+        server.awaitTermination();
+    }
+
+    /**
+     * Stops accepting streams, lets open ones run for the grace period, then cancels the rest (their handlers
+     * are closed) and stops the workers once their queued work is done.
+     */
+    @Override
+    public void close() {
+        long graceMillis = shutdownGrace.toMillis();
+        server.shutdown();
+        try {
+            if (!server.awaitTermination(graceMillis, TimeUnit.MILLISECONDS)) {
+                server.shutdownNow();
+                server.awaitTermination(graceMillis, TimeUnit.MILLISECONDS);
+            }
+        } catch (InterruptedException e) {
+            server.shutdownNow();
+            Thread.currentThread().interrupt();
+        } finally {
+            // Quiet period 0: queued close work still runs, then the threads exit.
+            workers.shutdownGracefully(0, graceMillis, TimeUnit.MILLISECONDS).awaitUninterruptibly(graceMillis);
+        }
+    }
+}

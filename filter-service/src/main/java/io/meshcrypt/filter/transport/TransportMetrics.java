@@ -1,0 +1,72 @@
+package io.meshcrypt.filter.transport;
+
+import java.util.concurrent.atomic.LongAdder;
+
+/** Counters of the ext_proc transport, safe to read from any thread. */
+public final class TransportMetrics {
+
+    private final LongAdder streamsStarted = new LongAdder();
+    private final LongAdder streamsActive = new LongAdder();
+    private final LongAdder requestsReceived = new LongAdder();
+    private final LongAdder requestsAnswered = new LongAdder();
+    private final LongAdder handlerFailures = new LongAdder();
+    private final LongAdder streamErrors = new LongAdder();
+
+    void streamStarted() {
+        streamsStarted.increment();
+        streamsActive.increment();
+    }
+
+    void streamEnded() {
+        streamsActive.decrement();
+    }
+
+    void requestReceived() {
+        requestsReceived.increment();
+    }
+
+    void requestAnswered() {
+        requestsAnswered.increment();
+    }
+
+    void handlerFailed() {
+        handlerFailures.increment();
+    }
+
+    void streamError() {
+        streamErrors.increment();
+    }
+
+    /** gRPC streams (proxied connections) opened since start. */
+    public long streamsStarted() {
+        return streamsStarted.sum();
+    }
+
+    /** Streams whose connection handler is still open. */
+    public long streamsActive() {
+        return streamsActive.sum();
+    }
+
+    /** ProcessingRequests taken off the wire (bounded per stream by the inbound window). */
+    public long requestsReceived() {
+        return requestsReceived.sum();
+    }
+
+    /** ProcessingRequests answered with the bytes to forward. */
+    public long requestsAnswered() {
+        return requestsAnswered.sum();
+    }
+
+    /** Connections closed with CLOSE_RST because their handler threw. */
+    public long handlerFailures() {
+        return handlerFailures.sum();
+    }
+
+    /**
+     * Streams failed for another reason than a handler exception or Envoy's normal cancellation: a handler
+     * that could not be opened, a request that violates the protocol, or an unexpected stream error.
+     */
+    public long streamErrors() {
+        return streamErrors.sum();
+    }
+}

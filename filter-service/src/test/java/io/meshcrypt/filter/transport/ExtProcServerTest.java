@@ -1,0 +1,403 @@
+package io.meshcrypt.filter.transport;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.DataProcessedStatus;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+class ExtProcServerTest {
+
+    private static final long TIMEOUT_SECONDS = 10;
+
+    private final List<AutoCloseable> resources = new ArrayList<>();
+    private final List<RecordingHandler> handlers = new CopyOnWriteArrayList<>();
+
+    @AfterEach
+    void tearDown() throws Exception {
+        for (int i = resources.size() - 1; i >= 0; i--) {
+            resources.get(i).close();
+        }
+    }
+
+    /**
+     * Prefixes read bytes with "R:" and write bytes with "W:", throws on data "boom", and holds data "hold"
+     * at {@link #gate} to simulate slow work. Records every call and the thread it came on.
+     */
+    static final class RecordingHandler implements ConnectionHandler {
+        final List<String> calls = new CopyOnWriteArrayList<>();
+        final Set<Thread> threads = ConcurrentHashMap.newKeySet();
+        final CountDownLatch closed = new CountDownLatch(1);
+        final CountDownLatch gate = new CountDownLatch(1);
+
+        @Override
+        public ByteString onRead(ByteString data, boolean endOfStream) throws Exception {
+            return handle("R:", data, endOfStream);
+        }
+
+        @Override
+        public ByteString onWrite(ByteString data, boolean endOfStream) throws Exception {
+            return handle("W:", data, endOfStream);
+        }
+
+        private ByteString handle(String prefix, ByteString data, boolean endOfStream) throws Exception {
+            threads.add(Thread.currentThread());
+            calls.add(prefix + data.toStringUtf8() + (endOfStream ? "|eos" : ""));
+            if (data.toStringUtf8().equals("hold") && !gate.await(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+                throw new IllegalStateException("gate never opened");
+            }
+            if (data.toStringUtf8().equals("boom")) {
+                throw new Exception("simulated rewrite failure");
+            }
+            return ByteString.copyFromUtf8(prefix).concat(data);
+        }
+
+        @Override
+        public void onClose() {
+            threads.add(Thread.currentThread());
+            calls.add("close");
+            closed.countDown();
+        }
+    }
+
+    /** What the client side of one stream observed: responses, then at most one terminal event. */
+    static final class Responses implements StreamObserver<ProcessingResponse> {
+        static final Object COMPLETED = new Object();
+        final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
+
+        @Override
+        public void onNext(ProcessingResponse value) {
+            events.add(value);
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            events.add(t);
+        }
+
+        @Override
+        public void onCompleted() {
+            events.add(COMPLETED);
+        }
+
+        Object next() throws InterruptedException {
+            Object event = events.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            if (event == null) {
+                throw new AssertionError("no event from the server within " + TIMEOUT_SECONDS + " s");
+            }
+            return event;
+        }
+
+        ProcessingResponse nextResponse() throws InterruptedException {
+            return assertInstanceOf(ProcessingResponse.class, next());
+        }
+    }
+
+    private ExtProcServer startServer(ExtProcServer.Limits limits) throws Exception {
+        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), () -> {
+            RecordingHandler handler = new RecordingHandler();
+            handlers.add(handler);
+            return handler;
+        }, limits);
+        resources.add(server);
+        return server;
+    }
+
+    private ExtProcServer startServer() throws Exception {
+        return startServer(ExtProcServer.Limits.defaults().withWorkerThreads(2).withShutdownGrace(Duration.ofSeconds(2)));
+    }
+
+    private NetworkExternalProcessorGrpc.NetworkExternalProcessorStub client(ExtProcServer server) {
+        ManagedChannel channel = NettyChannelBuilder
+                .forAddress(InetAddress.getLoopbackAddress().getHostAddress(), server.port())
+                .usePlaintext()
+                .build();
+        resources.add(() -> {
+            channel.shutdownNow();
+            channel.awaitTermination(TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        });
+        return NetworkExternalProcessorGrpc.newStub(channel);
+    }
+
+    private static ProcessingRequest read(String data, boolean endOfStream) {
+        return ProcessingRequest.newBuilder()
+                .setReadData(Data.newBuilder().setData(ByteString.copyFromUtf8(data)).setEndOfStream(endOfStream))
+                .build();
+    }
+
+    private static ProcessingRequest write(String data, boolean endOfStream) {
+        return ProcessingRequest.newBuilder()
+                .setWriteData(Data.newBuilder().setData(ByteString.copyFromUtf8(data)).setEndOfStream(endOfStream))
+                .build();
+    }
+
+    private RecordingHandler onlyHandler() throws InterruptedException {
+        awaitTrue(() -> handlers.size() == 1, "handler opened");
+        return handlers.get(0);
+    }
+
+    private static void awaitTrue(BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out waiting for: " + what);
+            }
+            Thread.sleep(1);
+        }
+    }
+
+    @Test
+    void givenPipelinedRequestsBothDirections_whenProcessed_thenOneResponseEachInOrderWithHandlerBytes() throws Exception {
+        ExtProcServer server = startServer();
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+
+        int count = 200;
+        for (int i = 0; i < count; i++) {
+            requests.onNext(i % 3 == 0 ? write("w" + i, false) : read("r" + i, false));
+        }
+
+        for (int i = 0; i < count; i++) {
+            ProcessingResponse response = responses.nextResponse();
+            assertEquals(DataProcessedStatus.MODIFIED, response.getDataProcessingStatus());
+            assertEquals(ConnectionStatus.CONTINUE, response.getConnectionStatus());
+            if (i % 3 == 0) {
+                assertTrue(response.hasWriteData() && !response.hasReadData(), "response " + i);
+                assertEquals("W:w" + i, response.getWriteData().getData().toStringUtf8());
+            } else {
+                assertTrue(response.hasReadData() && !response.hasWriteData(), "response " + i);
+                assertEquals("R:r" + i, response.getReadData().getData().toStringUtf8());
+            }
+        }
+        RecordingHandler handler = onlyHandler();
+        assertEquals(1, handler.threads.size(), "one connection is handled on one thread");
+        assertTrue(handler.threads.iterator().next().getName().startsWith("extproc-worker"));
+        assertEquals(count, server.metrics().requestsAnswered());
+    }
+
+    @Test
+    void givenHandlerThrows_whenRequestProcessed_thenCloseRstThenErrorStatusAndLaterBytesNeverForwarded() throws Exception {
+        ExtProcServer server = startServer();
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+
+        requests.onNext(read("a", false));
+        requests.onNext(read("boom", false));
+        requests.onNext(read("plaintext-after-fault", false));
+        requests.onNext(write("also-after-fault", false));
+
+        assertEquals("R:a", responses.nextResponse().getReadData().getData().toStringUtf8());
+        ProcessingResponse reset = responses.nextResponse();
+        assertEquals(ConnectionStatus.CLOSE_RST, reset.getConnectionStatus());
+        assertTrue(reset.hasReadData(), "the failed direction's sub-message is set");
+        assertTrue(reset.getReadData().getData().isEmpty(), "nothing of the failed chunk is forwarded");
+        Object terminal = responses.next();
+        assertInstanceOf(Throwable.class, terminal, "the stream must end with an error, never OK");
+        assertEquals(Status.Code.INTERNAL, Status.fromThrowable((Throwable) terminal).getCode());
+        RecordingHandler handler = onlyHandler();
+        assertTrue(handler.closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertEquals(List.of("R:a", "R:boom", "close"), handler.calls, "later requests never reach the handler");
+        assertNull(responses.events.poll(), "nothing follows the error status");
+        assertEquals(1, server.metrics().handlerFailures());
+    }
+
+    @Test
+    void givenEndOfStream_whenProcessed_thenEchoedWithDataAndWhenEmpty() throws Exception {
+        ExtProcServer server = startServer();
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+
+        requests.onNext(read("last", true));
+        requests.onNext(write("", true));
+
+        ProcessingResponse first = responses.nextResponse();
+        assertTrue(first.getReadData().getEndOfStream());
+        assertEquals("R:last", first.getReadData().getData().toStringUtf8());
+        ProcessingResponse second = responses.nextResponse();
+        assertTrue(second.hasWriteData());
+        assertTrue(second.getWriteData().getEndOfStream());
+        assertEquals("W:", second.getWriteData().getData().toStringUtf8());
+        assertEquals(List.of("R:last|eos", "W:|eos"), onlyHandler().calls);
+    }
+
+    @Test
+    void givenEmptyDataRequests_whenProcessed_thenAnsweredWithSubMessageSet() throws Exception {
+        ConnectionHandler forwardsNothing = new ConnectionHandler() {
+            @Override
+            public ByteString onRead(ByteString data, boolean endOfStream) {
+                return ByteString.EMPTY;
+            }
+
+            @Override
+            public ByteString onWrite(ByteString data, boolean endOfStream) {
+                return ByteString.EMPTY;
+            }
+
+            @Override
+            public void onClose() {
+            }
+        };
+        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
+                () -> forwardsNothing, ExtProcServer.Limits.defaults().withWorkerThreads(1));
+        resources.add(server);
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+
+        requests.onNext(ProcessingRequest.newBuilder().setReadData(Data.getDefaultInstance()).build());
+        requests.onNext(ProcessingRequest.newBuilder().setWriteData(Data.getDefaultInstance()).build());
+        requests.onNext(read("held-by-handler", false));
+
+        ProcessingResponse emptyRead = responses.nextResponse();
+        assertTrue(emptyRead.hasReadData());
+        assertFalse(emptyRead.hasWriteData());
+        ProcessingResponse emptyWrite = responses.nextResponse();
+        assertTrue(emptyWrite.hasWriteData());
+        assertFalse(emptyWrite.hasReadData());
+        ProcessingResponse held = responses.nextResponse();
+        assertTrue(held.hasReadData(), "a response forwarding nothing still carries read_data");
+        assertTrue(held.getReadData().getData().isEmpty());
+        assertEquals(DataProcessedStatus.MODIFIED, held.getDataProcessingStatus());
+    }
+
+    @Test
+    void givenRequestWithoutData_whenProcessed_thenConnectionResetAndStreamFailed() throws Exception {
+        ExtProcServer server = startServer();
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+
+        requests.onNext(ProcessingRequest.getDefaultInstance());
+
+        ProcessingResponse reset = responses.nextResponse();
+        assertEquals(ConnectionStatus.CLOSE_RST, reset.getConnectionStatus());
+        assertTrue(reset.hasReadData());
+        assertInstanceOf(Throwable.class, responses.next());
+        assertTrue(onlyHandler().closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertEquals(1, server.metrics().streamErrors());
+    }
+
+    @Test
+    void givenClientCancels_whenStreamCancelled_thenHandlerClosedOnItsThread() throws Exception {
+        ExtProcServer server = startServer();
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+        requests.onNext(read("x", false));
+        responses.nextResponse();
+
+        ((ClientCallStreamObserver<ProcessingRequest>) requests).cancel("connection closed", null);
+
+        RecordingHandler handler = onlyHandler();
+        assertTrue(handler.closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertEquals(List.of("R:x", "close"), handler.calls);
+        assertEquals(1, handler.threads.size());
+        awaitTrue(() -> server.metrics().streamsActive() == 0, "stream no longer active");
+        assertEquals(0, server.metrics().streamErrors(), "cancellation is a normal close");
+    }
+
+    @Test
+    void givenClientCompletes_whenHalfClosed_thenHandlerClosedAndStreamCompletedOk() throws Exception {
+        ExtProcServer server = startServer();
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+        requests.onNext(read("x", false));
+
+        requests.onCompleted();
+
+        responses.nextResponse();
+        assertTrue(responses.next() == Responses.COMPLETED, "stream completes OK after Envoy completes it");
+        assertTrue(onlyHandler().closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+    }
+
+    @Test
+    void givenHandlerBusy_whenManyRequestsPipelined_thenOnlyTheInboundWindowIsRead() throws Exception {
+        int window = 4;
+        // Two workers: streams are spread round-robin, so the probe stream below is not stuck behind the busy one.
+        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withInboundWindow(window).withWorkerThreads(2));
+        NetworkExternalProcessorGrpc.NetworkExternalProcessorStub stub = client(server);
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = stub.process(responses);
+        requests.onNext(read("first", false));
+        responses.nextResponse();
+
+        requests.onNext(read("hold", false));
+        int more = 50;
+        for (int i = 0; i < more; i++) {
+            requests.onNext(read("m" + i, false));
+        }
+        RecordingHandler handler = onlyHandler();
+        awaitTrue(() -> handler.calls.size() == 2, "handler busy on the second request");
+        // A round trip on a second stream of the same HTTP/2 connection: the server has read every frame sent
+        // before it, so any request it was willing to take is counted by now.
+        Responses probe = new Responses();
+        StreamObserver<ProcessingRequest> probeRequests = stub.process(probe);
+        probeRequests.onNext(read("probe", false));
+        assertEquals("R:probe", probe.nextResponse().getReadData().getData().toStringUtf8());
+        long receivedWhileBusy = server.metrics().requestsReceived();
+        handler.gate.countDown();
+
+        assertEquals(1 + window + 1, receivedWhileBusy,
+                "first request, the window read ahead while the handler is busy, and the probe");
+        assertEquals("R:hold", responses.nextResponse().getReadData().getData().toStringUtf8());
+        for (int i = 0; i < more; i++) {
+            assertEquals("R:m" + i, responses.nextResponse().getReadData().getData().toStringUtf8());
+        }
+    }
+
+    @Test
+    void givenMessageAboveLimit_whenSent_thenStreamFailsAndHandlerClosedWithoutSeeingIt() throws Exception {
+        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withMaxInboundMessageBytes(1024).withWorkerThreads(1));
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+
+        requests.onNext(read("x".repeat(4096), false));
+
+        Object terminal = responses.next();
+        assertInstanceOf(Throwable.class, terminal);
+        assertEquals(Status.Code.RESOURCE_EXHAUSTED, Status.fromThrowable((Throwable) terminal).getCode());
+        RecordingHandler handler = onlyHandler();
+        assertTrue(handler.closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertEquals(List.of("close"), handler.calls);
+    }
+
+    @Test
+    void givenOpenStreams_whenServerClosed_thenHandlersClosed() throws Exception {
+        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+                .withShutdownGrace(Duration.ofMillis(200)));
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+        requests.onNext(read("x", false));
+        responses.nextResponse();
+
+        server.close();
+
+        assertTrue(onlyHandler().closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertInstanceOf(Throwable.class, responses.next(), "open streams are cancelled, never completed OK");
+    }
+}
