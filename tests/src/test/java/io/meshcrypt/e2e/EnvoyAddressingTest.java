@@ -4,6 +4,7 @@ import static io.meshcrypt.e2e.support.Records.utf8;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
+import java.time.Duration;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
@@ -12,6 +13,8 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.Node;
@@ -19,6 +22,7 @@ import org.apache.kafka.common.PartitionInfo;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
+import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.Mesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
@@ -61,11 +65,19 @@ class EnvoyAddressingTest {
     }
 
     @Test
-    void givenGroupId_whenItsCoordinatorIsLookedUpThroughEnvoy_thenTheCoordinatorAddressIsEnvoys() throws Exception {
-        // Given a group id and an admin client bootstrapped on Envoy
+    void givenGroupMemberJoinedThroughEnvoy_whenTheCoordinatorIsLookedUp_thenItsAddressIsEnvoys() throws Exception {
+        // Given a group whose member joined through Envoy
+        String topic = mesh.createTopic("coordinator", 1);
         String group = "e2e-coordinator-" + UUID.randomUUID();
-        try (Admin admin = mesh.adminThroughEnvoy()) {
-            // When the group's coordinator is looked up (FindCoordinator)
+        try (KafkaConsumer<byte[], byte[]> consumer = mesh.consumerThroughEnvoy(Map.of(ConsumerConfig.GROUP_ID_CONFIG, group));
+             Admin admin = mesh.adminThroughEnvoy()) {
+            consumer.subscribe(List.of(topic));
+            Await.until(Mesh.CLIENT_TIMEOUT, () -> {
+                consumer.poll(Duration.ofMillis(100));
+                return !consumer.assignment().isEmpty();
+            }, () -> "consumer of group " + group + " getting its assignment through Envoy");
+
+            // When the group's coordinator is looked up through Envoy (FindCoordinator)
             ConsumerGroupDescription description = admin.describeConsumerGroups(List.of(group))
                     .describedGroups().get(group).get(30, TimeUnit.SECONDS);
 
