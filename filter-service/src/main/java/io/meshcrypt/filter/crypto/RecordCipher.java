@@ -33,7 +33,7 @@ import javax.crypto.spec.SecretKeySpec;
  * record batch and the ciphertext is written straight behind the header, with no intermediate copies. Key material
  * is resolved once, at construction; per record there is one table lookup and one allocation (the result).
  */
-public final class RecordCipher {
+public final class RecordCipher implements ValueCipher {
 
     private static final String TRANSFORMATION = "AES/GCM/NoPadding";
     private static final int AES_256_KEY_BYTES = 32;
@@ -104,6 +104,7 @@ public final class RecordCipher {
      * @return the envelope for {@code plaintext}, bound to {@code topic}: a heap buffer at position 0 of length
      *     {@code plaintext.remaining() + }{@link Envelope#OVERHEAD}
      */
+    @Override
     public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
         int length = plaintext.remaining();
@@ -141,6 +142,7 @@ public final class RecordCipher {
      * @throws UnknownKeyException when the key id is not an enabled key of this keyset
      * @throws EnvelopeException when the value is truncated, was tampered with, or belongs to another topic
      */
+    @Override
     public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
         Envelope.Info info = Envelope.parse(envelope, topic);

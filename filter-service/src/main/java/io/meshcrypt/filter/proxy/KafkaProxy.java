@@ -1,6 +1,6 @@
 package io.meshcrypt.filter.proxy;
 
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ConnectionHandlerFactory;
@@ -13,7 +13,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     final FetchDecryptor fetch;
     final BrokerAddressRewriter addresses;
 
-    public KafkaProxy(EncryptionPolicy policy, RecordCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
+    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
         ValueCrypto crypto = new ValueCrypto(cipher);
         this.maxFrameBytes = maxFrameBytes;
         this.produce = new ProduceEncryptor(policy, topicNames, crypto);

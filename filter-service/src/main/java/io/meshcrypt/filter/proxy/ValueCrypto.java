@@ -1,7 +1,7 @@
 package io.meshcrypt.filter.proxy;
 
 import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.TopicDecision;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
@@ -10,9 +10,9 @@ import java.security.GeneralSecurityException;
 
 /** Turns the record cipher into per-topic value rewriters for the record batch rewriter. */
 final class ValueCrypto {
-    private final RecordCipher cipher;
+    private final ValueCipher cipher;
 
-    ValueCrypto(RecordCipher cipher) {
+    ValueCrypto(ValueCipher cipher) {
         this.cipher = cipher;
     }
 
