@@ -3,7 +3,8 @@ package io.meshcrypt.filter;
 import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.kms.KeysCli;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
 import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.filter.transport.ExtProcServer;
@@ -19,7 +20,8 @@ public final class Main {
     private static final String USAGE = """
             usage: meshcrypt-filter-service serve --config FILE
                    meshcrypt-filter-service keyset create --out FILE
-                   meshcrypt-filter-service keyset rotate --file FILE""";
+                   meshcrypt-filter-service keyset rotate --file FILE
+            """ + KeysCli.USAGE;
 
     private Main() {
     }
@@ -51,13 +53,17 @@ public final class Main {
             System.out.println("rotated keyset " + args[3] + ": new values use a new primary key, old ones stay readable");
             return 0;
         }
+        int keys = KeysCli.run(args, System.out);
+        if (keys >= 0) {
+            return keys;
+        }
         System.err.println(USAGE);
         return 2;
     }
 
     private static void serve(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
-        RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
+        ValueCipher cipher = KeysCli.cipher(config);
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(config.brokers()), config.maxFrameBytes());
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults());
         log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s))",

@@ -16,6 +16,8 @@ import java.util.Objects;
  * listen: 127.0.0.1:50051            # gRPC address Envoy's ext_proc connects to
  * maxFrameBytes: 104857600           # largest Kafka frame held for rewriting
  * keyset: keyset.json                # Tink keyset (JSON); relative paths resolve against this file's folder
+ * keys:                              # optional: KEK provider and DEK limits, envelope version 2 (see KeysConfig)
+ *   provider: local
  * brokers:                           # explicit-proxy mode: broker node id -> address clients reach it through (its Envoy listener)
  *   1: 127.0.0.1:19093
  * policy:
@@ -23,7 +25,8 @@ import java.util.Objects;
  *   unmatched: passthrough           # or reject
  * </pre>
  *
- * <p>Only {@code keyset} is required. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
+ * <p>Only {@code keyset} is required, unless {@code keys} is present: then {@code keyset} is optional and only
+ * decrypts version-1 values written before {@code keys} was configured. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
  * (100 MiB), {@code brokers} empty, {@code policy.encrypt} ["*"], {@code policy.unmatched} passthrough. Unknown
  * keys, wrong types, malformed host:port values, non-positive sizes and empty patterns are errors. Every error
  * names the file, line:column and field path, e.g.
@@ -34,28 +37,37 @@ import java.util.Objects;
  *
  * @param listen the address the gRPC server binds
  * @param maxFrameBytes the largest Kafka frame held for rewriting
- * @param keyset absolute path of the Tink JSON keyset
+ * @param keyset absolute path of the Tink JSON keyset; null only when {@code keys} is set
  * @param brokers node id to the advertised (Envoy) address; a broker missing here closes the connection rather than letting a client bypass the proxy
  * @param policy which topics are encrypted
+ * @param keys KEK provider and DEK settings, or null for envelope version 1 with {@code keyset}
  */
 public record FilterConfig(
         InetSocketAddress listen,
         int maxFrameBytes,
         Path keyset,
         Map<Integer, InetSocketAddress> brokers,
-        EncryptionPolicy policy) {
+        EncryptionPolicy policy,
+        KeysConfig keys) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
 
     public FilterConfig {
         Objects.requireNonNull(listen, "listen");
-        Objects.requireNonNull(keyset, "keyset");
+        if (keyset == null && keys == null) {
+            throw new NullPointerException("keyset (required without keys)");
+        }
         Objects.requireNonNull(policy, "policy");
         if (maxFrameBytes <= 0) {
             throw new IllegalArgumentException("maxFrameBytes must be positive");
         }
         brokers = Map.copyOf(brokers);
+    }
+
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, null);
     }
 
     /** Loads and validates; errors name the file, line and field. */
