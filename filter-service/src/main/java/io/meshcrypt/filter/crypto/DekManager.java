@@ -46,7 +46,7 @@ public final class DekManager implements AutoCloseable {
 
     /**
      * @param maxRecordsPerDek records one DEK encrypts before a new one is generated (random 96-bit nonces: NIST
-     *     SP 800-38D caps one key at 2^32 invocations; the default 2^30 keeps the collision probability below 2^-34)
+     *     SP 800-38D caps one key at 2^32 invocations; the default 2^30 keeps the nonce collision probability near 2^-37 per DEK)
      * @param maxDekAge age after which a DEK encrypts no more records
      * @param cacheTtl how long an unwrapped DEK stays cached for decrypting
      * @param cacheMaxEntries bound of the unwrapped DEK cache
@@ -270,10 +270,14 @@ public final class DekManager implements AutoCloseable {
             }
         }, kmsPool);
         entry.expiresAtNanos = now + settings.cacheTtl().toNanos();
-        // A failure is remembered for one backoff period: a partition of undecryptable records costs one KMS call.
+        // A failure is remembered, so a partition of undecryptable records polled again and again costs one KMS
+        // call per period: the current backoff for an outage, the longest backoff for a missing or disabled KEK.
         entry.future.whenComplete((k, e) -> {
             if (e != null) {
-                entry.expiresAtNanos = nanoTime.getAsLong() + Math.max(settings.backoffMin().toNanos(), backoff.currentDelayNanos());
+                long hold = e.getCause() instanceof KekUnavailableException
+                        ? settings.backoffMax().toNanos()
+                        : Math.max(settings.backoffMin().toNanos(), backoff.currentDelayNanos());
+                entry.expiresAtNanos = nanoTime.getAsLong() + hold;
             }
         });
         return entry;

@@ -133,6 +133,28 @@ class EnvelopeCipherTest {
     }
 
     @Test
+    void givenLostKek_whenRecordsPolledRepeatedly_thenOneUnwrapUntilTheFailureExpires() throws Exception {
+        Path other = dir.resolve("other.json");
+        Keysets.create(other);
+        DekManager foreign = new DekManager(new LocalKekProvider(other), DekManager.Settings.defaults());
+        managers.add(foreign);
+        ByteBuffer envelope = new EnvelopeCipher(foreign, null).encrypt("orders", utf8("x"));
+        EnvelopeCipher c = cipher(settings(1000, Duration.ofHours(1)));
+
+        for (int i = 0; i < 100; i++) {
+            assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
+        }
+        assertEquals(1, provider.unwraps.get());
+        clock.addAndGet(Duration.ofSeconds(1).toNanos());
+        assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
+        assertEquals(1, provider.unwraps.get(), "a missing KEK is not asked again within backoffMax");
+
+        clock.addAndGet(Duration.ofSeconds(5).toNanos());
+        assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
+        assertEquals(2, provider.unwraps.get(), "retried once the remembered failure expired (backoffMax 5 s)");
+    }
+
+    @Test
     void givenV1Envelope_whenDecryptedByV2Cipher_thenStillReadable() throws Exception {
         RecordCipher v1 = RecordCipher.fromKeysetFile(keyset);
         ByteBuffer old = v1.encrypt("orders", utf8("legacy"));
