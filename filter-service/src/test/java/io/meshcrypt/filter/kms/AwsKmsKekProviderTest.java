@@ -6,7 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.crypto.DekManager;
+import io.meshcrypt.filter.crypto.EnvelopeCipher;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -84,6 +90,57 @@ class AwsKmsKekProviderTest {
                 assertTrue(lost.getMessage().contains(arn), lost.getMessage());
             }
         }
+    }
+
+    @Test
+    void givenEnvelopeCipherOnKms_whenKmsStopsAndReturns_thenCachedTopicFlowsNewTopicFailsWithBoundedCallsThenRecovers() throws Exception {
+        try (MotoKms own = new MotoKms()) {
+            own.start();
+            AwsKmsKekProvider p = own.provider("alias/unit-outage");
+            p.create();
+            DekManager.Settings d = DekManager.Settings.defaults();
+            DekManager deks = new DekManager(p, new DekManager.Settings(d.maxRecordsPerDek(), d.maxDekAge(), d.cacheTtl(),
+                    d.cacheMaxEntries(), Duration.ofSeconds(5), Duration.ofMillis(200), Duration.ofSeconds(1), d.kekCheckInterval()));
+            try {
+                EnvelopeCipher cipher = new EnvelopeCipher(deks, null);
+                ByteBuffer before = cipher.encrypt("cached", utf8("before"));
+                long callsBefore = deks.metrics().kmsCalls();
+                own.stop();
+
+                assertEquals("during", text(cipher.decrypt("cached", cipher.encrypt("cached", utf8("during")))));
+                assertEquals("before", text(cipher.decrypt("cached", before)));
+                for (int i = 0; i < 100; i++) {
+                    assertThrows(KmsUnavailableException.class, () -> cipher.encrypt("fresh", utf8("x")));
+                }
+                long callsDuringOutage = deks.metrics().kmsCalls() - callsBefore;
+                assertTrue(callsDuringOutage <= 3, "100 refused records cost " + callsDuringOutage + " KMS calls");
+
+                // moto forgets its keys on restart; creating the alias again stands in for the KMS coming back.
+                own.start();
+                p.create();
+                ByteBuffer after = null;
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (after == null) {
+                    try {
+                        after = cipher.encrypt("fresh", utf8("after"));
+                    } catch (KmsUnavailableException backingOff) {
+                        assertTrue(System.nanoTime() < deadline, "no recovery: " + backingOff.getMessage());
+                        Thread.sleep(100);
+                    }
+                }
+                assertEquals("after", text(cipher.decrypt("fresh", after)));
+            } finally {
+                deks.close();
+            }
+        }
+    }
+
+    private static ByteBuffer utf8(String s) {
+        return ByteBuffer.wrap(s.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static String text(ByteBuffer b) {
+        return StandardCharsets.UTF_8.decode(b.duplicate()).toString();
     }
 
     @Test

@@ -5,7 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.crypto.DekManager;
+import io.meshcrypt.filter.crypto.EnvelopeCipher;
+import io.meshcrypt.filter.crypto.EnvelopeV2;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -58,6 +64,32 @@ class Pkcs11KekProviderTest {
         List<KekProvider.KekInfo> keys = provider.list();
         assertTrue(keys.stream().anyMatch(k -> k.kekId().equals(old.kekId()) && !k.current()), keys.toString());
         assertTrue(keys.stream().anyMatch(k -> k.kekId().equals(rotated) && k.current()), keys.toString());
+    }
+
+    @Test
+    void givenEnvelopeCipherOnToken_whenRecordsEncrypted_thenAnotherInstanceDecryptsWithOneUnwrap() throws Exception {
+        provider.create();
+        DekManager producer = new DekManager(provider, DekManager.Settings.defaults());
+        DekManager replica = new DekManager(provider, DekManager.Settings.defaults());
+        try {
+            EnvelopeCipher writer = new EnvelopeCipher(producer, null);
+            EnvelopeCipher reader = new EnvelopeCipher(replica, null);
+            List<ByteBuffer> envelopes = new ArrayList<>();
+            for (int i = 0; i < 100; i++) {
+                envelopes.add(writer.encrypt("orders", ByteBuffer.wrap(("v" + i).getBytes(StandardCharsets.UTF_8))));
+            }
+            EnvelopeV2.Info info = EnvelopeV2.parse(envelopes.get(0), "orders");
+            assertEquals(provider.currentKekId(), info.kekId());
+            assertEquals(60, info.wrappedDekLength());
+            for (int i = 0; i < 100; i++) {
+                assertEquals("v" + i, StandardCharsets.UTF_8.decode(reader.decrypt("orders", envelopes.get(i))).toString());
+            }
+            assertEquals(1, replica.metrics().unwraps());
+            assertEquals(1, producer.metrics().deksGenerated());
+        } finally {
+            producer.close();
+            replica.close();
+        }
     }
 
     @Test
