@@ -41,19 +41,22 @@ if grep -q '"error_state"' <<<"$dump"; then
   bad "a listener is in error_state: $(grep -o '"details": "[^"]*"' <<<"$dump" | head -n 3 | tr '\n' ' ')"
 fi
 
-# 3. The fail-closed invariant: the meshcrypt listener is active with ext_proc before tcp_proxy, and
-# no other listener (Istio's own, for a visible Kafka service) serves the Kafka port.
-active=$(admin "config_dump?resource=dynamic_listeners&name_regex=$listener")
-if grep -q "\"name\": \"$listener\"" <<<"$active" && grep -q '"name": "envoy.filters.network.ext_proc"' <<<"$active"; then
+# 3. The fail-closed invariant: the meshcrypt listener is active (a rejected first version exists
+# only as error_state) with ext_proc in its active state, and no other active listener serves the
+# Kafka port (Istio's own listener for a visible Kafka service would bypass meshcrypt).
+active_listeners=$(admin listeners)   # one "name::address" line per active listener
+active=$(admin "config_dump?resource=dynamic_listeners&name_regex=%5E$listener%24&mask=active_state")
+if grep -qx "$listener::.*" <<<"$active_listeners" \
+    && grep -q '"name": "envoy.filters.network.ext_proc"' <<<"$active"; then
   ok "listener $listener is active with network ext_proc"
 else
   bad "listener $listener is not active: Kafka connections on port $port hit the BlackHoleCluster (closed, not plaintext) until it is"
 fi
-others=$(admin "config_dump?resource=dynamic_listeners" | grep -oE "\"name\": \"[^\"]*_$port\"" | sort -u || true)
+others=$(grep -E ":$port\$" <<<"$active_listeners" | grep -v "^$listener::" || true)
 if [[ -z $others ]]; then
   ok "no other listener serves port $port"
 else
-  bad "other listeners serve port $port and bypass meshcrypt: $others (is the Kafka namespace in the Sidecar egress hosts?)"
+  bad "other listeners serve port $port and bypass meshcrypt: $(tr '\n' ' ' <<<"$others")(is the Kafka namespace in the Sidecar egress hosts?)"
 fi
 
 # 4. What istiod thinks: SYNCED for every xDS type, no STALE/NACK for this proxy.

@@ -10,7 +10,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpServer;
-import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.Mesh;
 import io.meshcrypt.filter.config.FilterConfig;
@@ -22,16 +21,12 @@ import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.URI;
-import java.net.URLEncoder;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -60,8 +55,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class EnvoyFilterInEnvoyTest {
 
-    private static final Duration READY = Duration.ofSeconds(30);
-
     private static Mesh mesh;
     private static Path envoy;
     private static JsonNode kafkaFilter;
@@ -75,9 +68,7 @@ class EnvoyFilterInEnvoyTest {
     @BeforeAll
     static void manifestsAndEnvoy() {
         mesh = Mesh.shared();
-        envoy = Path.of(System.getProperty("meshcrypt.envoy",
-                mesh.logs().getParent().resolve("venv/bin/envoy").toString()));
-        assertTrue(Files.isExecutable(envoy), "no Envoy at " + envoy + " (set -Dmeshcrypt.envoy)");
+        envoy = SidecarEnvoy.binary(mesh);
         Path workloads = IstioManifests.istioDir(mesh.root()).resolve("base/workloads");
         kafkaFilter = IstioManifests.read(workloads.resolve("envoyfilter-kafka.yaml"));
         httpFilter = IstioManifests.read(workloads.resolve("envoyfilter-http.yaml"));
@@ -94,11 +85,11 @@ class EnvoyFilterInEnvoyTest {
 
     @Test
     void givenKafkaEnvoyFilter_whenLoadedIntoIstioShapedSidecar_thenEnvoyAcceptsIt() throws Exception {
-        ObjectNode bootstrap = sidecarBootstrap(freePort());
+        ObjectNode bootstrap = SidecarEnvoy.bootstrap(dir, SidecarEnvoy.freePort());
         bootstrap.withArray("/static_resources/listeners").add(kafkaListener());
         bootstrap.withArray("/static_resources/clusters").add(kafkaCluster());
 
-        Validation result = validate(bootstrap);
+        SidecarEnvoy.Validation result = SidecarEnvoy.validate(envoy, dir, bootstrap);
 
         assertEquals(0, result.exitCode(), result.output());
     }
@@ -107,16 +98,18 @@ class EnvoyFilterInEnvoyTest {
     void givenKafkaListenerWithUnknownNetworkFilter_whenValidated_thenEnvoyRejectsIt() throws Exception {
         // what a stock istio-proxy does with the real patch: the validation above is therefore a real check
         ObjectNode listener = kafkaListener();
-        ObjectNode extProc = (ObjectNode) listener.at("/filter_chains/0/filters/0");
-        ((ObjectNode) extProc.get("typed_config"))
-                .put("@type", "type.googleapis.com/envoy.extensions.filters.network.not_built_in.v3.Config");
-        ObjectNode bootstrap = sidecarBootstrap(freePort());
+        // a message Envoy knows but has no network filter for: the same "Didn't find a registered
+        // implementation" a proxy built without network ext_proc answers for NetworkExternalProcessor
+        ((ObjectNode) listener.at("/filter_chains/0/filters/0")).putObject("typed_config")
+                .put("@type", "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router");
+        ObjectNode bootstrap = SidecarEnvoy.bootstrap(dir, SidecarEnvoy.freePort());
         bootstrap.withArray("/static_resources/listeners").add(listener);
         bootstrap.withArray("/static_resources/clusters").add(kafkaCluster());
 
-        Validation result = validate(bootstrap);
+        SidecarEnvoy.Validation result = SidecarEnvoy.validate(envoy, dir, bootstrap);
 
         assertNotEquals(0, result.exitCode(), result.output());
+        assertTrue(result.output().contains("Didn't find a registered implementation"), result.output());
     }
 
     @Test
@@ -125,7 +118,7 @@ class EnvoyFilterInEnvoyTest {
         // Given: the EnvoyFilter's listener and cluster with the two changes a host without iptables and
         // without Istio's SDS needs: a bound port instead of the original_dst hand-off, the mesh broker as a
         // STATIC endpoint instead of ORIGINAL_DST over mTLS. The ext_proc and tcp_proxy configs are verbatim.
-        int listenerPort = freePort();
+        int listenerPort = SidecarEnvoy.freePort();
         String[] broker = mesh.brokerDirect().split(":");
         Path keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
@@ -143,13 +136,14 @@ class EnvoyFilterInEnvoyTest {
         ObjectNode cluster = kafkaCluster();
         String clusterName = cluster.get("name").asText();
         ObjectNode staticCluster = IstioManifests.staticCluster(clusterName, broker[0], Integer.parseInt(broker[1]));
-        int adminPort = freePort();
-        ObjectNode bootstrap = sidecarBootstrap(adminPort);
+        int adminPort = SidecarEnvoy.freePort();
+        ObjectNode bootstrap = SidecarEnvoy.bootstrap(dir, adminPort);
         bootstrap.withArray("/static_resources/listeners").add(listener);
         ArrayNode clusters = bootstrap.withArray("/static_resources/clusters");
         clusters.add(staticCluster);
-        replaceCluster(clusters, IstioManifests.grpcCluster(FILTER_CLUSTER, "127.0.0.1", filterService.port()));
-        startEnvoy(bootstrap, adminPort);
+        SidecarEnvoy.replaceCluster(bootstrap, IstioManifests.grpcCluster(FILTER_CLUSTER, "127.0.0.1", filterService.port()));
+        SidecarEnvoy sidecar = SidecarEnvoy.start(envoy, dir, bootstrap, adminPort);
+        cleanup.add(sidecar);
         String topic = mesh.createTopic("istio-envoyfilter", 1);
         List<byte[]> values = List.of("card 4111-1111-1111-1111".getBytes(StandardCharsets.UTF_8),
                 "istio sidecar plaintext".getBytes(StandardCharsets.UTF_8));
@@ -175,7 +169,7 @@ class EnvoyFilterInEnvoyTest {
                     new String(seen.get(i).value(), StandardCharsets.UTF_8));
         }
         String statPrefix = listener.at("/filter_chains/0/filters/0/typed_config/stat_prefix").asText();
-        long streams = stat(adminPort, "network_ext_proc." + statPrefix + ".streams_started");
+        long streams = sidecar.stat("network_ext_proc." + statPrefix + ".streams_started");
         assertTrue(streams > 0, "no ext_proc stream counted under " + statPrefix);
     }
 
@@ -184,7 +178,7 @@ class EnvoyFilterInEnvoyTest {
     @Test
     void givenHttpEnvoyFilter_whenInsertedBeforeRouterInInboundAndOutboundListeners_thenEnvoyAcceptsIt()
             throws Exception {
-        ObjectNode bootstrap = sidecarBootstrap(freePort());
+        ObjectNode bootstrap = SidecarEnvoy.bootstrap(dir, SidecarEnvoy.freePort());
         ArrayNode listeners = bootstrap.withArray("/static_resources/listeners");
         listeners.add(httpListener("virtualInbound", 15006, true, "inbound|8080||", "SIDECAR_INBOUND"));
         listeners.add(httpListener("0.0.0.0_8080", 8080, false, "outbound|8080||app.apps.svc.cluster.local",
@@ -193,7 +187,7 @@ class EnvoyFilterInEnvoyTest {
         clusters.add(IstioManifests.staticCluster("inbound|8080||", "127.0.0.1", 8080));
         clusters.add(IstioManifests.staticCluster("outbound|8080||app.apps.svc.cluster.local", "10.0.0.10", 8080));
 
-        Validation result = validate(bootstrap);
+        SidecarEnvoy.Validation result = SidecarEnvoy.validate(envoy, dir, bootstrap);
 
         assertEquals(0, result.exitCode(), result.output());
     }
@@ -210,18 +204,19 @@ class EnvoyFilterInEnvoyTest {
         });
         app.start();
         cleanup.add(() -> app.stop(0));
-        int listenerPort = freePort();
-        int adminPort = freePort();
-        ObjectNode bootstrap = sidecarBootstrap(adminPort);
+        int listenerPort = SidecarEnvoy.freePort();
+        int adminPort = SidecarEnvoy.freePort();
+        ObjectNode bootstrap = SidecarEnvoy.bootstrap(dir, adminPort);
         ObjectNode listener = httpListener("virtualInbound", listenerPort, true, "inbound|8080||", "SIDECAR_INBOUND");
         listener.set("address", IstioManifests.socketAddress("127.0.0.1", listenerPort));
         listener.remove("listener_filters");
         bootstrap.withArray("/static_resources/listeners").add(listener);
         bootstrap.withArray("/static_resources/clusters")
                 .add(IstioManifests.staticCluster("inbound|8080||", "127.0.0.1", app.getAddress().getPort()));
-        replaceCluster(bootstrap.withArray("/static_resources/clusters"),
-                IstioManifests.grpcCluster(FILTER_CLUSTER, "127.0.0.1", freePort()));
-        startEnvoy(bootstrap, adminPort);
+        SidecarEnvoy.replaceCluster(bootstrap,
+                IstioManifests.grpcCluster(FILTER_CLUSTER, "127.0.0.1", SidecarEnvoy.freePort()));
+        SidecarEnvoy sidecar = SidecarEnvoy.start(envoy, dir, bootstrap, adminPort);
+        cleanup.add(sidecar);
 
         // When
         HttpResponse<String> response = HttpClient.newHttpClient().send(
@@ -246,40 +241,6 @@ class EnvoyFilterInEnvoyTest {
         JsonNode patch = IstioManifests.onlyPatch(kafkaFilter, "CLUSTER", "SIDECAR_OUTBOUND");
         assertEquals("ADD", patch.at("/patch/operation").asText());
         return (ObjectNode) patch.at("/patch/value").deepCopy();
-    }
-
-    /**
-     * What every sidecar has before any EnvoyFilter: the virtual outbound listener (original_dst hand-off to
-     * the port listeners, REGISTRY_ONLY default chain into the BlackHoleCluster), Istio's SDS cluster, and
-     * the filter-service's outbound cluster (HTTP/2 because its port is named grpc-*).
-     */
-    private ObjectNode sidecarBootstrap(int adminPort) {
-        ObjectNode bootstrap = JSON.createObjectNode();
-        // Istio's node identity; SDS refuses to start without one
-        bootstrap.putObject("node").put("id", "sidecar~10.0.0.5~orders-7d9f.apps~apps.svc.cluster.local")
-                .put("cluster", "orders.apps");
-        bootstrap.putObject("admin").set("address", IstioManifests.socketAddress("127.0.0.1", adminPort));
-        ObjectNode resources = bootstrap.putObject("static_resources");
-        ObjectNode virtualOutbound = resources.putArray("listeners").addObject();
-        virtualOutbound.put("name", "virtualOutbound").put("use_original_dst", true)
-                .put("traffic_direction", "OUTBOUND")
-                .set("address", IstioManifests.socketAddress("0.0.0.0", 15001));
-        virtualOutbound.putObject("bind_to_port").put("value", false);
-        virtualOutbound.putArray("listener_filters").addObject().put("name", "envoy.filters.listener.original_dst")
-                .putObject("typed_config")
-                .put("@type", "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst");
-        virtualOutbound.putArray("filter_chains").addObject().put("name", "BlackHoleCluster")
-                .putArray("filters").add(tcpProxy("BlackHoleCluster", "BlackHoleCluster"));
-        ArrayNode clusters = resources.putArray("clusters");
-        clusters.add(IstioManifests.staticCluster("BlackHoleCluster", null, 0));
-        ObjectNode sds = IstioManifests.grpcCluster("sds-grpc", "127.0.0.1", 1);
-        sds.remove("load_assignment");
-        sds.putObject("load_assignment").put("cluster_name", "sds-grpc").putArray("endpoints").addObject()
-                .putArray("lb_endpoints").addObject().putObject("endpoint").putObject("address")
-                .putObject("pipe").put("path", dir.resolve("workload-spiffe-uds.sock").toString());
-        clusters.add(sds);
-        clusters.add(IstioManifests.grpcCluster(FILTER_CLUSTER, "10.0.0.9", 9090));
-        return bootstrap;
     }
 
     /** An HTTP connection manager listener as Istio builds it, with the manifest's patch for {@code context} applied. */
@@ -307,101 +268,6 @@ class EnvoyFilterInEnvoyTest {
         listener.putArray("filter_chains").addObject().putArray("filters").addObject()
                 .put("name", "envoy.filters.network.http_connection_manager").set("typed_config", hcm);
         return listener;
-    }
-
-    private static ObjectNode tcpProxy(String statPrefix, String cluster) {
-        ObjectNode filter = JSON.createObjectNode().put("name", "envoy.filters.network.tcp_proxy");
-        filter.putObject("typed_config")
-                .put("@type", "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy")
-                .put("stat_prefix", statPrefix).put("cluster", cluster);
-        return filter;
-    }
-
-    private static void replaceCluster(ArrayNode clusters, ObjectNode replacement) {
-        for (int i = 0; i < clusters.size(); i++) {
-            if (clusters.get(i).path("name").asText().equals(replacement.get("name").asText())) {
-                clusters.set(i, replacement);
-                return;
-            }
-        }
-        throw new AssertionError("no cluster " + replacement.get("name"));
-    }
-
-    // ---- Envoy
-
-    private record Validation(int exitCode, String output) {
-    }
-
-    private Validation validate(ObjectNode bootstrap) throws IOException, InterruptedException {
-        Path config = write(bootstrap, "validate");
-        Path log = dir.resolve("envoy-validate.log");
-        Process p = new ProcessBuilder(envoy.toString(), "--mode", "validate", "-c", config.toString(),
-                "--log-level", "warn").redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "envoy --mode validate did not finish");
-        return new Validation(p.exitValue(), config + "\n" + Files.readString(log));
-    }
-
-    private void startEnvoy(ObjectNode bootstrap, int adminPort) throws IOException {
-        Path config = write(bootstrap, "run");
-        Path log = dir.resolve("envoy.log");
-        Process p = new ProcessBuilder(envoy.toString(), "-c", config.toString(), "--disable-hot-restart",
-                "--log-level", "warn").redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        cleanup.add(() -> {
-            p.destroy();
-            if (!p.waitFor(10, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-            }
-        });
-        Await.until(READY, () -> {
-            if (!p.isAlive()) {
-                throw new AssertionError("Envoy exited: " + readQuietly(log));
-            }
-            return "LIVE".equals(admin(adminPort, "/ready").strip());
-        }, () -> "Envoy ready on admin port " + adminPort + "; log: " + readQuietly(log));
-    }
-
-    private static long stat(int adminPort, String name) {
-        for (String line : admin(adminPort, "/stats?filter="
-                + URLEncoder.encode("^" + name.replace(".", "\\.") + "$", StandardCharsets.UTF_8)).split("\n")) {
-            if (line.startsWith(name + ": ")) {
-                return Long.parseLong(line.substring(name.length() + 2).strip());
-            }
-        }
-        throw new AssertionError("no stat " + name);
-    }
-
-    private static String admin(int adminPort, String path) {
-        try {
-            return HttpClient.newHttpClient().send(
-                    HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + adminPort + path))
-                            .timeout(Duration.ofSeconds(2)).build(),
-                    HttpResponse.BodyHandlers.ofString()).body();
-        } catch (IOException e) {
-            return "";
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
-        }
-    }
-
-    private Path write(ObjectNode bootstrap, String name) throws IOException {
-        Path config = dir.resolve("envoy-" + name + ".json");
-        Files.writeString(config, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(bootstrap));
-        return config;
-    }
-
-    private static String readQuietly(Path file) {
-        try {
-            return Files.readString(file);
-        } catch (IOException e) {
-            return "(" + e + ")";
-        }
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0)) {
-            return socket.getLocalPort();
-        }
     }
 
     private static Properties producerProps(String bootstrap) {
