@@ -180,8 +180,8 @@ class EnvoyFilterInEnvoyTest {
             throws Exception {
         ObjectNode bootstrap = SidecarEnvoy.bootstrap(dir, SidecarEnvoy.freePort());
         ArrayNode listeners = bootstrap.withArray("/static_resources/listeners");
-        listeners.add(httpListener("virtualInbound", 15006, true, "inbound|8080||", "SIDECAR_INBOUND"));
-        listeners.add(httpListener("0.0.0.0_8080", 8080, false, "outbound|8080||app.apps.svc.cluster.local",
+        listeners.add(SidecarEnvoy.httpListener(httpFilter, "virtualInbound", 15006, true, "inbound|8080||", "SIDECAR_INBOUND"));
+        listeners.add(SidecarEnvoy.httpListener(httpFilter, "0.0.0.0_8080", 8080, false, "outbound|8080||app.apps.svc.cluster.local",
                 "SIDECAR_OUTBOUND"));
         ArrayNode clusters = bootstrap.withArray("/static_resources/clusters");
         clusters.add(IstioManifests.staticCluster("inbound|8080||", "127.0.0.1", 8080));
@@ -207,7 +207,7 @@ class EnvoyFilterInEnvoyTest {
         int listenerPort = SidecarEnvoy.freePort();
         int adminPort = SidecarEnvoy.freePort();
         ObjectNode bootstrap = SidecarEnvoy.bootstrap(dir, adminPort);
-        ObjectNode listener = httpListener("virtualInbound", listenerPort, true, "inbound|8080||", "SIDECAR_INBOUND");
+        ObjectNode listener = SidecarEnvoy.httpListener(httpFilter, "virtualInbound", listenerPort, true, "inbound|8080||", "SIDECAR_INBOUND");
         listener.set("address", IstioManifests.socketAddress("127.0.0.1", listenerPort));
         listener.remove("listener_filters");
         bootstrap.withArray("/static_resources/listeners").add(listener);
@@ -243,32 +243,6 @@ class EnvoyFilterInEnvoyTest {
         return (ObjectNode) patch.at("/patch/value").deepCopy();
     }
 
-    /** An HTTP connection manager listener as Istio builds it, with the manifest's patch for {@code context} applied. */
-    private static ObjectNode httpListener(String name, int port, boolean bound, String routeCluster, String context) {
-        ObjectNode listener = JSON.createObjectNode();
-        listener.put("name", name).set("address", IstioManifests.socketAddress("0.0.0.0", port));
-        if (!bound) {
-            listener.putObject("bind_to_port").put("value", false);
-        }
-        ObjectNode hcm = JSON.createObjectNode();
-        hcm.put("@type", "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")
-                .put("stat_prefix", name);
-        ObjectNode virtualHost = hcm.putObject("route_config").put("name", name).putArray("virtual_hosts").addObject();
-        virtualHost.put("name", "allow_any").putArray("domains").add("*");
-        virtualHost.putArray("routes").addObject().<ObjectNode>set("match", JSON.createObjectNode().put("prefix", "/"))
-                .putObject("route").put("cluster", routeCluster);
-        ArrayNode httpFilters = hcm.putArray("http_filters");
-        httpFilters.addObject().put("name", "envoy.filters.http.router").putObject("typed_config")
-                .put("@type", "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router");
-        JsonNode patch = IstioManifests.onlyPatch(httpFilter, "HTTP_FILTER", context);
-        assertEquals("envoy.filters.network.http_connection_manager",
-                patch.at("/match/listener/filterChain/filter/name").asText());
-        IstioManifests.insertBefore(httpFilters, patch,
-                patch.at("/match/listener/filterChain/filter/subFilter/name").asText());
-        listener.putArray("filter_chains").addObject().putArray("filters").addObject()
-                .put("name", "envoy.filters.network.http_connection_manager").set("typed_config", hcm);
-        return listener;
-    }
 
     private static Properties producerProps(String bootstrap) {
         Properties props = new Properties();

@@ -2,8 +2,10 @@ package io.meshcrypt.istio;
 
 import static io.meshcrypt.istio.IstioManifests.FILTER_CLUSTER;
 import static io.meshcrypt.istio.IstioManifests.JSON;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.meshcrypt.e2e.support.Await;
@@ -76,6 +78,33 @@ final class SidecarEnvoy implements AutoCloseable {
         clusters.add(sds);
         clusters.add(IstioManifests.grpcCluster(FILTER_CLUSTER, "10.0.0.9", 9090));
         return bootstrap;
+    }
+
+    /** An HTTP connection manager listener as Istio builds it, with the manifest's patch for {@code context} applied. */
+    static ObjectNode httpListener(JsonNode httpFilter, String name, int port, boolean bound, String routeCluster, String context) {
+        ObjectNode listener = JSON.createObjectNode();
+        listener.put("name", name).set("address", IstioManifests.socketAddress("0.0.0.0", port));
+        if (!bound) {
+            listener.putObject("bind_to_port").put("value", false);
+        }
+        ObjectNode hcm = JSON.createObjectNode();
+        hcm.put("@type", "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager")
+                .put("stat_prefix", name);
+        ObjectNode virtualHost = hcm.putObject("route_config").put("name", name).putArray("virtual_hosts").addObject();
+        virtualHost.put("name", "allow_any").putArray("domains").add("*");
+        virtualHost.putArray("routes").addObject().<ObjectNode>set("match", JSON.createObjectNode().put("prefix", "/"))
+                .putObject("route").put("cluster", routeCluster);
+        ArrayNode httpFilters = hcm.putArray("http_filters");
+        httpFilters.addObject().put("name", "envoy.filters.http.router").putObject("typed_config")
+                .put("@type", "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router");
+        JsonNode patch = IstioManifests.onlyPatch(httpFilter, "HTTP_FILTER", context);
+        assertEquals("envoy.filters.network.http_connection_manager",
+                patch.at("/match/listener/filterChain/filter/name").asText());
+        IstioManifests.insertBefore(httpFilters, patch,
+                patch.at("/match/listener/filterChain/filter/subFilter/name").asText());
+        listener.putArray("filter_chains").addObject().putArray("filters").addObject()
+                .put("name", "envoy.filters.network.http_connection_manager").set("typed_config", hcm);
+        return listener;
     }
 
     static ObjectNode tcpProxy(String statPrefix, String cluster) {
