@@ -43,6 +43,11 @@ final class EnvoySidecar implements AutoCloseable {
 
     static EnvoySidecar start(Path dir, int appPort, int filterPort) throws Exception {
         Path binary = locateBinary();
+        // ./meshcrypt test (and so CI) names the binary: there a missing Envoy is a failure, never a skip.
+        String named = System.getProperty("meshcrypt.envoy");
+        if (named != null && !Files.isExecutable(Path.of(named))) {
+            throw new IllegalStateException("-Dmeshcrypt.envoy=" + named + " is not an executable Envoy");
+        }
         assumeTrue(binary != null, "no Envoy binary found (set -Dmeshcrypt.envoy or run ./meshcrypt setup)");
         String yaml = Files.readString(repoRoot().resolve("envoy/http-sidecar.yaml.template"))
                 .replace("@@ENVOY_ADMIN_PORT@@", "0")
