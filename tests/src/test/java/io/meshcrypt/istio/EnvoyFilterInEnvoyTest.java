@@ -15,6 +15,8 @@ import io.meshcrypt.e2e.support.Mesh;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.http.HttpExtProcService;
+import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
 import io.meshcrypt.filter.proxy.KafkaProxy;
@@ -26,11 +28,13 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -190,6 +194,66 @@ class EnvoyFilterInEnvoyTest {
         SidecarEnvoy.Validation result = SidecarEnvoy.validate(envoy, dir, bootstrap);
 
         assertEquals(0, result.exitCode(), result.output());
+    }
+
+    @Test
+    void givenHttpEnvoyFilterAndRedactRule_whenRequestPassesInboundListener_thenAppReceivesRewrittenBody()
+            throws Exception {
+        // Given: the inbound patch in front of an app, the filter-service (both gRPC services on one port)
+        // with one HTTP rule, reached under Istio's cluster name
+        List<String> appBodies = new CopyOnWriteArrayList<>();
+        HttpServer app = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+        app.createContext("/", exchange -> {
+            appBodies.add(new String(exchange.getRequestBody().readAllBytes(), StandardCharsets.UTF_8));
+            exchange.sendResponseHeaders(204, -1);
+            exchange.close();
+        });
+        app.start();
+        cleanup.add(() -> app.stop(0));
+        Path keyset = dir.resolve("keyset.json");
+        Keysets.create(keyset);
+        Path filterYaml = dir.resolve("filter.yaml");
+        Files.writeString(filterYaml, """
+                keyset: %s
+                http:
+                  rules:
+                    - name: orders
+                      match: {methods: [POST], path: /orders, contentType: application/json}
+                      request:
+                        fields:
+                          - redact: /card/cvv
+                """.formatted(keyset));
+        FilterConfig config = FilterConfig.load(filterYaml);
+        RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
+        HttpProcessor http = new HttpProcessor(config.http(), cipher);
+        ExtProcServer filterService = ExtProcServer.start(new InetSocketAddress("127.0.0.1", 0),
+                new KafkaProxy(config.policy(), cipher, new BrokerAddresses(Map.of()), config.maxFrameBytes()),
+                ExtProcServer.Limits.defaults(), List.of(workers -> new HttpExtProcService(http, workers)));
+        cleanup.add(filterService);
+        int listenerPort = SidecarEnvoy.freePort();
+        int adminPort = SidecarEnvoy.freePort();
+        ObjectNode bootstrap = SidecarEnvoy.bootstrap(dir, adminPort);
+        ObjectNode listener = SidecarEnvoy.httpListener(httpFilter, "virtualInbound", listenerPort, true, "inbound|8080||",
+                "SIDECAR_INBOUND");
+        listener.set("address", IstioManifests.socketAddress("127.0.0.1", listenerPort));
+        bootstrap.withArray("/static_resources/listeners").add(listener);
+        bootstrap.withArray("/static_resources/clusters")
+                .add(IstioManifests.staticCluster("inbound|8080||", "127.0.0.1", app.getAddress().getPort()));
+        SidecarEnvoy.replaceCluster(bootstrap, IstioManifests.grpcCluster(FILTER_CLUSTER, "127.0.0.1", filterService.port()));
+        SidecarEnvoy sidecar = SidecarEnvoy.start(envoy, dir, bootstrap, adminPort);
+        cleanup.add(sidecar);
+
+        // When
+        HttpResponse<String> response = HttpClient.newHttpClient().send(
+                HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + listenerPort + "/orders"))
+                        .header("content-type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString("{\"card\":{\"number\":\"4111\",\"cvv\":\"123\"}}"))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+
+        // Then
+        assertEquals(204, response.statusCode(), response.body());
+        assertEquals(List.of("{\"card\":{\"number\":\"4111\",\"cvv\":\"[redacted]\"}}"), appBodies);
     }
 
     @Test
