@@ -24,7 +24,7 @@ server_info=$(admin server_info)
 if grep -q '"envoy.filters.network.ext_proc"' <<<"$server_info"; then
   ok "proxy has envoy.filters.network.ext_proc"
 else
-  bad "proxy image lacks envoy.filters.network.ext_proc: every meshcrypt Kafka listener is rejected (see docs/istio.md, Compatibility)"
+  bad "proxy image lacks envoy.filters.network.ext_proc: every meshcrypt Kafka listener is rejected (see docs/istio.md, "Requirement first")"
 fi
 
 # 2. Did the proxy reject configuration? Rejected listeners show up in the LDS counters and, in the
