@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.config;
 
+import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -21,8 +22,12 @@ import java.util.Objects;
  * brokers:                           # explicit-proxy mode: broker node id -> address clients reach it through (its Envoy listener)
  *   1: 127.0.0.1:19093
  * policy:
- *   encrypt: ["*"]                   # topic globs whose values are encrypted
+ *   encrypt:                         # topic globs whose values are encrypted; the first entry a topic matches applies
+ *     - "audit*"
+ *     - {topic: "orders*", fields: ["/card/number"]}   # JSON values: only these fields
  *   unmatched: passthrough           # or reject
+ * http:                              # HTTP ext_proc rules, see docs/configuration.md
+ *   rules: [...]
  * </pre>
  *
  * <p>Only {@code keyset} is required, unless {@code keys} is present: then {@code keyset} is optional and only
@@ -40,6 +45,7 @@ import java.util.Objects;
  * @param keyset absolute path of the Tink JSON keyset; null only when {@code keys} is set
  * @param brokers node id to the advertised (Envoy) address; a broker missing here closes the connection rather than letting a client bypass the proxy
  * @param policy which topics are encrypted
+ * @param http the HTTP rules (empty: HTTP traffic passes unchanged)
  * @param keys KEK provider and DEK settings, or null for envelope version 1 with {@code keyset}
  */
 public record FilterConfig(
@@ -48,6 +54,7 @@ public record FilterConfig(
         Path keyset,
         Map<Integer, InetSocketAddress> brokers,
         EncryptionPolicy policy,
+        HttpRules http,
         KeysConfig keys) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
@@ -59,15 +66,17 @@ public record FilterConfig(
             throw new NullPointerException("keyset (required without keys)");
         }
         Objects.requireNonNull(policy, "policy");
+        Objects.requireNonNull(http, "http");
         if (maxFrameBytes <= 0) {
             throw new IllegalArgumentException("maxFrameBytes must be positive");
         }
         brokers = Map.copyOf(brokers);
     }
 
+    /** Without a {@code keys} section: envelope version 1 with {@code keyset}. */
     public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
-                        EncryptionPolicy policy) {
-        this(listen, maxFrameBytes, keyset, brokers, policy, null);
+                        EncryptionPolicy policy, HttpRules http) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, null);
     }
 
     /** Loads and validates; errors name the file, line and field. */
