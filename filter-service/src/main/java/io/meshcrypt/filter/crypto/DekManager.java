@@ -514,15 +514,4 @@ public final class DekManager implements AutoCloseable {
             }
         }
     }
-
-    /** Snapshot of the per-topic current DEKs, for diagnostics and tests. */
-    Map<String, Dek> currentDeks() {
-        Map<String, Dek> out = new java.util.TreeMap<>();
-        topics.forEach((t, s) -> {
-            if (s.current != null) {
-                out.put(t, s.current);
-            }
-        });
-        return out;
-    }
 }
