@@ -188,7 +188,10 @@ public final class DekManager implements AutoCloseable {
      * @throws KmsUnavailableException when a new DEK is needed and the KMS cannot provide one in time
      */
     public Dek forEncryption(String topic) throws GeneralSecurityException {
-        TopicState state = topics.computeIfAbsent(topic, TopicState::new);
+        TopicState state = topics.get(topic);
+        if (state == null) {
+            state = topics.computeIfAbsent(topic, TopicState::new);
+        }
         Dek dek = state.current;
         for (int attempt = 0; attempt < 3; attempt++) {
             if (dek != null) {

@@ -4,7 +4,6 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.NoSuchAlgorithmException;
-import java.security.SecureRandom;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import javax.crypto.AEADBadTagException;
@@ -21,7 +20,6 @@ public final class EnvelopeCipher implements ValueCipher {
     private static final int TAG_BITS = Envelope.TAG_LENGTH * 8;
     private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
     private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(EnvelopeCipher::newCipher);
-    private static final ThreadLocal<SecureRandom> RANDOM = ThreadLocal.withInitial(EnvelopeCipher::newRandom);
 
     private final DekManager deks;
     private final RecordCipher v1;
@@ -49,8 +47,7 @@ public final class EnvelopeCipher implements ValueCipher {
         }
         byte[] out = new byte[overhead + length];
         System.arraycopy(header, 0, out, 0, header.length);
-        byte[] nonce = new byte[Envelope.NONCE_LENGTH];
-        RANDOM.get().nextBytes(nonce);
+        byte[] nonce = Nonces.next();
         System.arraycopy(nonce, 0, out, header.length, nonce.length);
         Cipher cipher = CIPHER.get();
         cipher.init(Cipher.ENCRYPT_MODE, dek.key, new GCMParameterSpec(TAG_BITS, nonce));
@@ -126,14 +123,6 @@ public final class EnvelopeCipher implements ValueCipher {
             return Cipher.getInstance("AES/GCM/NoPadding");
         } catch (NoSuchAlgorithmException | NoSuchPaddingException e) {
             throw new IllegalStateException("AES/GCM/NoPadding is not available in this JVM", e);
-        }
-    }
-
-    private static SecureRandom newRandom() {
-        try {
-            return SecureRandom.getInstance("DRBG");
-        } catch (NoSuchAlgorithmException e) {
-            return new SecureRandom();
         }
     }
 }
