@@ -65,18 +65,26 @@ public final class RecordBatchRewriter {
 
     /** Rewrites every non-null value of every data batch. Control batches and a truncated trailing batch are kept byte for byte. */
     public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter) throws RecordRewriteException {
-        return rewrite(records, rewriter, TruncatedTail.PASS_THROUGH);
+        return rewrite(records, rewriter, null, TruncatedTail.PASS_THROUGH);
+    }
+
+    /** Rewrites every non-null value of every data batch, keys untouched; see {@link #rewrite(MemoryRecords, ValueRewriter, ValueRewriter, TruncatedTail)}. */
+    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, TruncatedTail truncatedTail)
+            throws RecordRewriteException {
+        return rewrite(records, rewriter, null, truncatedTail);
     }
 
     /**
-     * Rewrites every non-null value of every data batch. Control batches and empty batches are kept byte for
-     * byte, and so is any batch whose values are all null. Returns {@code records} itself when nothing changed.
+     * Rewrites every non-null value, and with a {@code keyRewriter} every non-null key, of every data batch. Control
+     * batches and empty batches are kept byte for byte, and so is any batch whose values (and, with a key rewriter,
+     * keys) are all null. Returns {@code records} itself when nothing changed.
      *
+     * @param keyRewriter null to copy keys verbatim (the value-only path)
      * @throws RecordRewriteException on a legacy (magic &lt; 2) or unknown-magic batch, a corrupt batch or record,
-     *     a CRC mismatch, a truncated trailing batch under {@link TruncatedTail#REJECT}, or when the rewriter fails
+     *     a CRC mismatch, a truncated trailing batch under {@link TruncatedTail#REJECT}, or when a rewriter fails
      */
-    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, TruncatedTail truncatedTail)
-            throws RecordRewriteException {
+    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, ValueRewriter keyRewriter,
+                                        TruncatedTail truncatedTail) throws RecordRewriteException {
         Objects.requireNonNull(records, "records");
         Objects.requireNonNull(rewriter, "rewriter");
         Objects.requireNonNull(truncatedTail, "truncatedTail");
@@ -84,7 +92,7 @@ public final class RecordBatchRewriter {
         if (!in.hasRemaining()) {
             return records;
         }
-        Job job = new Job(in, rewriter);
+        Job job = new Job(in, rewriter, keyRewriter);
         try {
             ByteBuffer out = job.run(truncatedTail);
             return out == null ? records : MemoryRecords.readableRecords(out);
@@ -98,6 +106,10 @@ public final class RecordBatchRewriter {
         private final ByteBuffer in;
         private final ByteBuffer inValues;
         private final ValueRewriter rewriter;
+        /** Null on the value-only path. */
+        private final ValueRewriter keyRewriter;
+        /** A second view, because a rewritten key may be that view and must survive the value's rewrite. */
+        private final ByteBuffer inKeys;
         private final byte[] varint = new byte[10];
         private ByteBufferOutputStream out;
         private byte[] chunk;
@@ -109,12 +121,14 @@ public final class RecordBatchRewriter {
         private int pos;
         private boolean changed;
 
-        Job(ByteBuffer in, ValueRewriter rewriter) {
+        Job(ByteBuffer in, ValueRewriter rewriter, ValueRewriter keyRewriter) {
             this.in = in;
             // Values are handed out through one reusable read-only view: no allocation per record, and a
             // misbehaving rewriter cannot scribble over the input.
             this.inValues = in.asReadOnlyBuffer();
             this.rewriter = rewriter;
+            this.keyRewriter = keyRewriter;
+            this.inKeys = keyRewriter == null ? null : in.asReadOnlyBuffer();
         }
 
         /** Returns the rewritten bytes ready to read, or null when every input byte passes through unchanged. */
@@ -196,14 +210,15 @@ public final class RecordBatchRewriter {
             try {
                 copy(out, in, start, RECORD_BATCH_OVERHEAD);
                 if (codec.type() == CompressionType.NONE) {
-                    rewritten = rewriteRecords(in, inValues, start + RECORD_BATCH_OVERHEAD, start + size, out,
-                            count, baseOffset);
+                    rewritten = rewriteRecords(in, inValues, inKeys, start + RECORD_BATCH_OVERHEAD, start + size,
+                            out, count, baseOffset);
                 } else {
                     int length = decompress(codec, in.slice(start + RECORD_BATCH_OVERHEAD, size - RECORD_BATCH_OVERHEAD),
                             baseOffset);
                     ByteBuffer plain = ByteBuffer.wrap(decompressed, 0, length);
                     try (OutputStream sink = codec.wrapForOutput(out, MAGIC_V2)) {
-                        rewritten = rewriteRecords(plain, plain.asReadOnlyBuffer(), 0, length, sink, count, baseOffset);
+                        rewritten = rewriteRecords(plain, plain.asReadOnlyBuffer(),
+                                keyRewriter == null ? null : plain.asReadOnlyBuffer(), 0, length, sink, count, baseOffset);
                     }
                 }
             } catch (IOException e) {
@@ -211,7 +226,7 @@ public final class RecordBatchRewriter {
                         + " with " + codec.type().name, baseOffset, e);
             }
             if (!rewritten) {
-                // Only null values: the original bytes, original compression level included, are already correct.
+                // Only null values (and keys): the original bytes, original compression level included, are already correct.
                 out.position(outStart);
                 pendingFrom = start;
                 return;
@@ -260,11 +275,13 @@ public final class RecordBatchRewriter {
         }
 
         /**
-         * Re-encodes {@code count} records from {@code src[from, to)} into {@code sink}, replacing non-null values.
-         * Returns whether any value was handed to the rewriter.
+         * Re-encodes {@code count} records from {@code src[from, to)} into {@code sink}, replacing non-null values and,
+         * when {@code keys} is a view (a key rewriter is set), non-null keys. Returns whether any value or key was
+         * handed to a rewriter.
          */
-        private boolean rewriteRecords(ByteBuffer src, ByteBuffer values, int from, int to, OutputStream sink,
-                                       int count, long baseOffset) throws RecordRewriteException, IOException {
+        private boolean rewriteRecords(ByteBuffer src, ByteBuffer values, ByteBuffer keys, int from, int to,
+                                       OutputStream sink, int count, long baseOffset)
+                throws RecordRewriteException, IOException {
             pos = from;
             boolean rewritten = false;
             for (int i = 0; i < count; i++) {
@@ -272,6 +289,8 @@ public final class RecordBatchRewriter {
                 long offset = -1L;
                 int bodyStart;
                 int bodyEnd;
+                int keyLengthAt;
+                int keyLength;
                 int valueLengthAt;
                 int valueLength;
                 int headersStart;
@@ -285,7 +304,9 @@ public final class RecordBatchRewriter {
                     skip(1, bodyEnd); // attributes
                     readVarlong(src, bodyEnd); // timestamp delta
                     offset = baseOffset + readVarint(src, bodyEnd);
-                    skip(readVarint(src, bodyEnd), bodyEnd); // key
+                    keyLengthAt = pos;
+                    keyLength = readVarint(src, bodyEnd);
+                    skip(keyLength, bodyEnd);
                     valueLengthAt = pos;
                     valueLength = readVarint(src, bodyEnd);
                     skip(valueLength, bodyEnd);
@@ -295,11 +316,11 @@ public final class RecordBatchRewriter {
                         throw new Malformed("negative header count " + headerCount);
                     }
                     for (int h = 0; h < headerCount; h++) {
-                        int keyLength = readVarint(src, bodyEnd);
-                        if (keyLength < 0) {
-                            throw new Malformed("negative header key length " + keyLength);
+                        int headerKeyLength = readVarint(src, bodyEnd);
+                        if (headerKeyLength < 0) {
+                            throw new Malformed("negative header key length " + headerKeyLength);
                         }
-                        skip(keyLength, bodyEnd);
+                        skip(headerKeyLength, bodyEnd);
                         skip(readVarint(src, bodyEnd), bodyEnd);
                     }
                     if (pos != bodyEnd) {
@@ -309,6 +330,12 @@ public final class RecordBatchRewriter {
                     throw malformed(baseOffset, i, offset, e.getMessage());
                 }
 
+                if (keys != null && keyLength >= 0) {
+                    rewriteRecordWithKey(src, values, keys, sink, offset, bodyStart, bodyEnd, keyLengthAt, keyLength,
+                            valueLengthAt, valueLength, headersStart);
+                    rewritten = true;
+                    continue;
+                }
                 if (valueLength < 0) {
                     copy(sink, src, recordStart, bodyEnd - recordStart);
                     continue;
@@ -336,20 +363,64 @@ public final class RecordBatchRewriter {
             return rewritten;
         }
 
+        /**
+         * Re-encodes one record whose key is non-null through the key rewriter, and its value, when non-null, through
+         * the value rewriter; attributes, deltas and header bytes are copied verbatim.
+         */
+        private void rewriteRecordWithKey(ByteBuffer src, ByteBuffer values, ByteBuffer keys, OutputStream sink,
+                                          long offset, int bodyStart, int bodyEnd, int keyLengthAt, int keyLength,
+                                          int valueLengthAt, int valueLength, int headersStart)
+                throws RecordRewriteException, IOException {
+            int keyStart = valueLengthAt - keyLength;
+            keys.clear();
+            keys.limit(valueLengthAt).position(keyStart);
+            ByteBuffer key = rewrite(keyRewriter, keys, offset, "key");
+            int newKeyLength = key.remaining();
+            ByteBuffer value = null;
+            int newValueLength = -1;
+            if (valueLength >= 0) {
+                values.clear();
+                values.limit(headersStart).position(headersStart - valueLength);
+                value = rewrite(rewriter, values, offset, "value");
+                newValueLength = value.remaining();
+            }
+            long newBodyLength = (long) (keyLengthAt - bodyStart)
+                    + ByteUtils.sizeOfVarint(newKeyLength) + newKeyLength
+                    + ByteUtils.sizeOfVarint(newValueLength) + Math.max(newValueLength, 0)
+                    + (bodyEnd - headersStart);
+            if (newBodyLength > MAX_ARRAY_SIZE) {
+                throw new RecordRewriteException("Rewritten record at offset " + offset + " is too large", offset, null);
+            }
+            writeVarint(sink, (int) newBodyLength);
+            copy(sink, src, bodyStart, keyLengthAt - bodyStart);
+            writeVarint(sink, newKeyLength);
+            copy(sink, key, key.position(), newKeyLength);
+            writeVarint(sink, newValueLength);
+            if (value != null) {
+                copy(sink, value, value.position(), newValueLength);
+            }
+            copy(sink, src, headersStart, bodyEnd - headersStart);
+        }
+
         private ByteBuffer rewriteValue(ByteBuffer value, long offset) throws RecordRewriteException {
+            return rewrite(rewriter, value, offset, "value");
+        }
+
+        private static ByteBuffer rewrite(ValueRewriter with, ByteBuffer field, long offset, String what)
+                throws RecordRewriteException {
             ByteBuffer result;
             try {
-                result = rewriter.rewrite(value);
+                result = with.rewrite(field);
             } catch (RecordRewriteException e) {
                 if (e.offset() >= 0) {
                     throw e;
                 }
-                throw new RecordRewriteException("Value of record at offset " + offset + " could not be rewritten: "
-                        + e.getMessage(), offset, e);
+                throw new RecordRewriteException(Character.toUpperCase(what.charAt(0)) + what.substring(1)
+                        + " of record at offset " + offset + " could not be rewritten: " + e.getMessage(), offset, e);
             }
             if (result == null) {
-                throw new RecordRewriteException("Rewriter returned null for the value of record at offset " + offset,
-                        offset, null);
+                throw new RecordRewriteException("Rewriter returned null for the " + what + " of record at offset "
+                        + offset, offset, null);
             }
             return result;
         }

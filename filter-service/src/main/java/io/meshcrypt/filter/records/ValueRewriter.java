@@ -2,13 +2,14 @@ package io.meshcrypt.filter.records;
 
 import java.nio.ByteBuffer;
 
-/** Rewrites one record value. */
+/** Rewrites one record value (or, as the key rewriter of {@link RecordBatchRewriter}, one record key). */
 @FunctionalInterface
 public interface ValueRewriter {
     /**
      * @param value a record's non-null value (position..limit); read it, do not keep it. It is a read-only view
      *     reused for every record of the call, valid only until this method returns.
-     * @return the new value (position..limit, read before the next call); never null. May be {@code value} itself.
+     * @return the new value (position..limit, read before the next call to this rewriter); never null. May be
+     *     {@code value} itself.
      * @throws RecordRewriteException to fail the whole rewrite; an exception without an offset is rethrown
      *     naming the record's offset
      */
