@@ -2,6 +2,7 @@ package io.meshcrypt.filter;
 
 import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.kms.KeysCli;
@@ -67,7 +68,10 @@ public final class Main {
     private static void serve(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
         ValueCipher cipher = KeysCli.cipher(config);
-        KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(config.brokers()), config.maxFrameBytes());
+        // Only when a policy entry asks for keys: deterministic; the file is created on first use.
+        KeyCipher keyCipher = config.sivKeyset() == null ? null : KeyCipher.openOrCreate(config.sivKeyset());
+        KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
+                config.maxFrameBytes());
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults(),
                 List.of(workers -> new HttpExtProcService(http, workers)));

@@ -30,9 +30,11 @@ import java.util.regex.Pattern;
 /** Validates the YAML tree of one config file into a {@link FilterConfig}; see its javadoc for the schema. */
 final class ConfigReader {
 
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "http", "keys");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "http", "keys", "sivKeyset");
     private static final List<String> POLICY_KEYS = List.of("encrypt", "unmatched");
-    private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields");
+    private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys");
+    /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
+    static final String DEFAULT_SIV_KEYSET = "siv-keyset.json";
     /** host:port, with IPv6 literals in brackets. */
     private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?]|[A-Za-z0-9_.-]+):([0-9]{1,5})");
     private static final int MAX_ECHO = 60;
@@ -76,7 +78,20 @@ final class ConfigReader {
         Entry httpEntry = mapping.entries().get("http");
         HttpRules http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(this).http(httpEntry);
 
-        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy, http, keys);
+        Entry sivEntry = mapping.entries().get("sivKeyset");
+        Path sivKeyset = null;
+        if (sivEntry != null) {
+            if (!policy.anyDeterministicKeys()) {
+                throw error(sivEntry.keyLocation(), "sivKeyset",
+                        "is only used with keys: deterministic, which no policy.encrypt entry sets");
+            }
+            sivKeyset = path(sivEntry, "sivKeyset");
+        } else if (policy.anyDeterministicKeys()) {
+            Path dir = keyset != null ? keyset.getParent() : file.toAbsolutePath().getParent();
+            sivKeyset = dir.resolve(DEFAULT_SIV_KEYSET);
+        }
+
+        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy, http, keys, sivKeyset);
     }
 
     private Path keysetPath(Entry entry) throws ConfigException {
@@ -147,7 +162,10 @@ final class ConfigReader {
         return EncryptionPolicy.ofRules(rules, unmatched);
     }
 
-    /** A topic glob, or {@code {topic: glob, fields: [json pointers]}} to encrypt only those fields of JSON values. */
+    /**
+     * A topic glob, or {@code {topic: glob, fields: [json pointers], keys: deterministic}} with at least one of
+     * {@code fields} (encrypt only those fields of JSON values) and {@code keys} (encrypt record keys with AES-SIV).
+     */
     private TopicRule encryptEntry(Node item, String path) throws ConfigException {
         if (item instanceof Mapping entry) {
             checkKeys(entry, path + ".", ENCRYPT_ENTRY_KEYS);
@@ -160,9 +178,23 @@ final class ConfigReader {
                 throw error(topic.keyLocation(), path + ".topic", "must not be empty");
             }
             Entry fields = entry.entries().get("fields");
+            Entry keys = entry.entries().get("keys");
+            boolean deterministicKeys = false;
+            if (keys != null) {
+                String mode = keys.value() instanceof Scalar k && k.token() == JsonToken.VALUE_STRING ? (String) k.value() : "";
+                deterministicKeys = switch (mode) {
+                    case "deterministic" -> true;
+                    case "plaintext" -> false;
+                    default -> throw error(keys.keyLocation(), path + ".keys",
+                            "must be one of plaintext, deterministic (got " + describe(keys.value()) + ")");
+                };
+            }
             if (fields == null) {
+                if (keys != null) {
+                    return new TopicRule(pattern, List.of(), deterministicKeys);
+                }
                 throw error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the fields to encrypt;"
-                        + " list the topic as a plain string to encrypt whole values)");
+                        + " list the topic as a plain string to encrypt whole values, or add keys: deterministic)");
             }
             if (!(fields.value() instanceof Sequence pointers) || pointers.items().isEmpty()) {
                 throw error(fields.keyLocation(), path + ".fields", "must be a non-empty list of JSON Pointers (got "
@@ -172,7 +204,7 @@ final class ConfigReader {
             for (int i = 0; i < pointers.items().size(); i++) {
                 parsed.add(pointer(pointers.items().get(i), path + ".fields[" + i + "]"));
             }
-            return new TopicRule(pattern, parsed);
+            return new TopicRule(pattern, parsed, deterministicKeys);
         }
         if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
             throw error(item.location(), path, "must be a topic pattern string (got " + describe(item) + ")");

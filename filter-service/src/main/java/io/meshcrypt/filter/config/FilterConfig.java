@@ -25,7 +25,9 @@ import java.util.Objects;
  *   encrypt:                         # topic globs whose values are encrypted; the first entry a topic matches applies
  *     - "audit*"
  *     - {topic: "orders*", fields: ["/card/number"]}   # JSON values: only these fields
+ *     - {topic: "users*", keys: deterministic}          # record keys too, with AES-SIV (opt-in, see docs/security.md)
  *   unmatched: passthrough           # or reject
+ * sivKeyset: siv-keyset.json        # AES-SIV keyset for record keys; default: siv-keyset.json next to keyset, created if missing
  * http:                              # HTTP ext_proc rules, see docs/configuration.md
  *   rules: [...]
  * </pre>
@@ -47,6 +49,8 @@ import java.util.Objects;
  * @param policy which topics are encrypted
  * @param http the HTTP rules (empty: HTTP traffic passes unchanged)
  * @param keys KEK provider and DEK settings, or null for envelope version 1 with {@code keyset}
+ * @param sivKeyset absolute path of the AES-SIV keyset that encrypts record keys; null exactly when no policy entry
+ *     asks for {@code keys: deterministic}
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -55,7 +59,8 @@ public record FilterConfig(
         Map<Integer, InetSocketAddress> brokers,
         EncryptionPolicy policy,
         HttpRules http,
-        KeysConfig keys) {
+        KeysConfig keys,
+        Path sivKeyset) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
@@ -67,16 +72,25 @@ public record FilterConfig(
         }
         Objects.requireNonNull(policy, "policy");
         Objects.requireNonNull(http, "http");
+        if ((sivKeyset != null) != policy.anyDeterministicKeys()) {
+            throw new IllegalArgumentException("sivKeyset is required exactly when a policy entry has keys: deterministic");
+        }
         if (maxFrameBytes <= 0) {
             throw new IllegalArgumentException("maxFrameBytes must be positive");
         }
         brokers = Map.copyOf(brokers);
     }
 
+    /** Record keys are never encrypted. */
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy, HttpRules http, KeysConfig keys) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, null);
+    }
+
     /** Without a {@code keys} section: envelope version 1 with {@code keyset}. */
     public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
                         EncryptionPolicy policy, HttpRules http) {
-        this(listen, maxFrameBytes, keyset, brokers, policy, http, null);
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, null, null);
     }
 
     /** Loads and validates; errors name the file, line and field. */

@@ -12,7 +12,8 @@ import java.util.regex.Pattern;
  * Which topics are encrypted. Patterns are globs ({@code *} any run of characters, {@code ?} one character,
  * everything else literal). A topic matching any pattern is {@link TopicDecision#ENCRYPT}; any other topic gets the
  * {@link Unmatched} decision. An entry may list JSON fields ({@link TopicRule#fields()}): the values of its topics are
- * then JSON documents of which only those fields are encrypted; the first entry a topic matches decides which fields.
+ * then JSON documents of which only those fields are encrypted; the first entry a topic matches decides which fields,
+ * and whether record keys are encrypted deterministically ({@link TopicRule#deterministicKeys()}).
  * Immutable and thread-safe; decisions are cached per topic.
  */
 public final class EncryptionPolicy {
@@ -33,15 +34,18 @@ public final class EncryptionPolicy {
     private final Unmatched unmatched;
     private final Pattern matcher;
     private final ConcurrentHashMap<String, TopicDecision> decisions = new ConcurrentHashMap<>();
-    /** Per rule, in order; null when no rule lists fields (every encrypted topic is whole-value). */
+    /** Per rule, in order; null when no rule lists fields or asks for key encryption. */
     private final Pattern[] ruleMatchers;
     private final ConcurrentHashMap<String, List<JsonPointer>> fields = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<String, Boolean> deterministicKeys = new ConcurrentHashMap<>();
+    private final boolean anyDeterministicKeys;
 
     private EncryptionPolicy(List<TopicRule> rules, Unmatched unmatched) {
         this.rules = rules;
         this.patterns = rules.stream().map(TopicRule::pattern).toList();
         this.unmatched = unmatched;
-        this.ruleMatchers = rules.stream().allMatch(r -> r.fields().isEmpty()) ? null
+        this.anyDeterministicKeys = rules.stream().anyMatch(TopicRule::deterministicKeys);
+        this.ruleMatchers = rules.stream().allMatch(r -> r.fields().isEmpty() && !r.deterministicKeys()) ? null
                 : rules.stream().map(r -> Pattern.compile(globToRegex(r.pattern()), Pattern.DOTALL)).toArray(Pattern[]::new);
         StringBuilder regex = new StringBuilder();
         for (String glob : patterns) {
@@ -124,6 +128,36 @@ public final class EncryptionPolicy {
         return result;
     }
 
+    /**
+     * @return whether the first rule {@code topic} matches asks for deterministic key encryption; false when the topic
+     *     is not encrypted at all
+     */
+    public boolean deterministicKeys(String topic) {
+        if (!anyDeterministicKeys) {
+            return false;
+        }
+        Boolean result = deterministicKeys.get(topic);
+        if (result == null) {
+            result = Boolean.FALSE;
+            for (int i = 0; i < ruleMatchers.length; i++) {
+                if (ruleMatchers[i].matcher(topic).matches()) {
+                    result = rules.get(i).deterministicKeys();
+                    break;
+                }
+            }
+            if (deterministicKeys.size() >= DECISION_CACHE_LIMIT) {
+                deterministicKeys.clear();
+            }
+            deterministicKeys.put(topic, result);
+        }
+        return result;
+    }
+
+    /** @return whether any rule asks for deterministic key encryption (then a record-key keyset is needed) */
+    public boolean anyDeterministicKeys() {
+        return anyDeterministicKeys;
+    }
+
     /** @return the encrypt entries, in configuration order */
     public List<TopicRule> rules() {
         return rules;
@@ -173,7 +207,8 @@ public final class EncryptionPolicy {
     @Override
     public String toString() {
         List<String> entries = rules.stream()
-                .map(r -> r.fields().isEmpty() ? r.pattern() : r.pattern() + " fields " + r.fields()).toList();
+                .map(r -> (r.fields().isEmpty() ? r.pattern() : r.pattern() + " fields " + r.fields())
+                        + (r.deterministicKeys() ? " keys deterministic" : "")).toList();
         return "EncryptionPolicy{encrypt=" + entries + ", unmatched=" + unmatched.name().toLowerCase(Locale.ROOT) + "}";
     }
 }

@@ -1,6 +1,7 @@
 package io.meshcrypt.filter.proxy;
 
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicDecision;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import java.util.ArrayList;
@@ -14,8 +15,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Decrypts the record values of Fetch and ShareFetch responses in place. A partition whose values do not
- * decrypt gets CORRUPT_MESSAGE and no records: clients surface an error for that partition, never
+ * Decrypts the record values (and encrypted record keys) of Fetch and ShareFetch responses in place. A partition whose
+ * values or keys do not decrypt gets CORRUPT_MESSAGE and no records: clients surface an error for that partition, never
  * ciphertext posing as data and never an empty-looking topic.
  */
 final class FetchDecryptor {
@@ -76,7 +77,9 @@ final class FetchDecryptor {
             return new Outcome(MemoryRecords.EMPTY, Errors.UNKNOWN_TOPIC_ID, "topic id not yet known to meshcrypt");
         }
         try {
-            return Outcome.ok(RecordBatchRewriter.rewrite(memory, crypto.decryptor(topic, policy.decide(topic))));
+            TopicDecision decision = policy.decide(topic);
+            return Outcome.ok(RecordBatchRewriter.rewrite(memory, crypto.decryptor(topic, decision),
+                    crypto.keyDecryptor(topic, decision), RecordBatchRewriter.TruncatedTail.PASS_THROUGH));
         } catch (RecordRewriteException e) {
             log.warn("fetch {}-{} at offset {}: {}; answering CORRUPT_MESSAGE", topic, partition, e.offset(), e.getMessage());
             return new Outcome(MemoryRecords.EMPTY, Errors.CORRUPT_MESSAGE,

@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.proxy;
 
+import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.transport.ConnectionHandler;
@@ -14,7 +15,16 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     final BrokerAddressRewriter addresses;
 
     public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
-        ValueCrypto crypto = new ValueCrypto(cipher, policy);
+        this(policy, cipher, null, brokers, maxFrameBytes);
+    }
+
+    /**
+     * @param keyCipher encrypts record keys on topics whose policy says {@code keys: deterministic}; required exactly
+     *     when some policy entry does (else null)
+     */
+    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, KeyCipher keyCipher, BrokerAddresses brokers,
+                      int maxFrameBytes) {
+        ValueCrypto crypto = new ValueCrypto(cipher, keyCipher, policy);
         this.maxFrameBytes = maxFrameBytes;
         this.produce = new ProduceEncryptor(policy, topicNames, crypto);
         this.fetch = new FetchDecryptor(policy, topicNames, crypto);

@@ -8,7 +8,8 @@ import org.apache.kafka.common.message.ProduceRequestData;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 
 /**
- * Encrypts the record values of a Produce request in place. Anything in doubt (an unknown topic id, a
+ * Encrypts the record values (and, on topics whose policy says {@code keys: deterministic}, the keys) of a Produce
+ * request in place. Anything in doubt (an unknown topic id, a
  * topic the policy rejects, a batch that cannot be rewritten) fails the whole frame, which closes the
  * connection: a Produce request is either fully rewritten by policy or never forwarded.
  */
@@ -45,7 +46,7 @@ final class ProduceEncryptor {
                         try {
                             // A partial batch in a Produce request would reach the broker as plaintext: refuse it.
                             partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name),
-                                    RecordBatchRewriter.TruncatedTail.REJECT));
+                                    crypto.keyEncryptor(name), RecordBatchRewriter.TruncatedTail.REJECT));
                         } catch (RecordRewriteException e) {
                             throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
                         }

@@ -1,6 +1,7 @@
 package io.meshcrypt.filter.proxy;
 
 import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
@@ -16,17 +17,69 @@ import java.util.List;
 
 /**
  * Turns the record cipher into per-topic value rewriters for the record batch rewriter: whole values, or, on topics
- * whose policy lists JSON fields, only those fields (through the shared {@link JsonTransformer}).
+ * whose policy lists JSON fields, only those fields (through the shared {@link JsonTransformer}); and, on topics whose
+ * policy asks for it, the key cipher into key rewriters.
  */
 final class ValueCrypto {
     private final ValueCipher cipher;
+    /** Null when no policy entry encrypts keys: then keys are never touched, on produce or fetch. */
+    private final KeyCipher keyCipher;
     private final EncryptionPolicy policy;
     private final JsonTransformer json;
 
     ValueCrypto(ValueCipher cipher, EncryptionPolicy policy) {
+        this(cipher, null, policy);
+    }
+
+    /** @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given */
+    ValueCrypto(ValueCipher cipher, KeyCipher keyCipher, EncryptionPolicy policy) {
+        if (keyCipher == null && policy.anyDeterministicKeys()) {
+            throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no key cipher is configured");
+        }
         this.cipher = cipher;
+        this.keyCipher = keyCipher;
         this.policy = policy;
         this.json = new JsonTransformer(cipher);
+    }
+
+    /** @return the key rewriter for producing to {@code topic}, or null when its keys stay as sent */
+    ValueRewriter keyEncryptor(String topic) {
+        if (keyCipher == null || !policy.deterministicKeys(topic)) {
+            return null;
+        }
+        return key -> {
+            try {
+                return keyCipher.encrypt(topic, key);
+            } catch (GeneralSecurityException e) {
+                throw new RecordRewriteException("cannot encrypt a key for topic " + topic + ": " + e.getMessage(), e);
+            }
+        };
+    }
+
+    /**
+     * @return null when no policy entry encrypts keys (the value-only path); else a rewriter that decrypts key
+     *     envelopes on any topic (its policy may have changed) and, on topics whose policy encrypts keys, refuses a key
+     *     that is not one
+     */
+    ValueRewriter keyDecryptor(String topic, TopicDecision decision) {
+        if (keyCipher == null) {
+            return null;
+        }
+        boolean required = decision == TopicDecision.ENCRYPT && policy.deterministicKeys(topic);
+        return key -> {
+            if (!KeyCipher.isKeyEnvelope(key)) {
+                if (required) {
+                    throw new RecordRewriteException("a key on topic " + topic
+                            + " (keys: deterministic) is not a meshcrypt key envelope", null);
+                }
+                return key;
+            }
+            try {
+                return keyCipher.decrypt(topic, key);
+            } catch (GeneralSecurityException e) {
+                throw new RecordRewriteException("cannot decrypt a key of topic " + topic + ": " + e.getMessage(), e);
+            }
+        };
     }
 
     ValueRewriter encryptor(String topic) {

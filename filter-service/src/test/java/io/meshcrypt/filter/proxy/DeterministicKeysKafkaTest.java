@@ -1,0 +1,243 @@
+package io.meshcrypt.filter.proxy;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.crypto.KeyCipher;
+import io.meshcrypt.filter.crypto.Keysets;
+import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicRule;
+import io.meshcrypt.filter.transport.ConnectionHandler;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.common.compress.Compression;
+import org.apache.kafka.common.message.FetchRequestData;
+import org.apache.kafka.common.message.FetchResponseData;
+import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.message.RequestHeaderData;
+import org.apache.kafka.common.message.ResponseHeaderData;
+import org.apache.kafka.common.protocol.ApiKeys;
+import org.apache.kafka.common.protocol.ApiMessage;
+import org.apache.kafka.common.protocol.ByteBufferAccessor;
+import org.apache.kafka.common.protocol.Errors;
+import org.apache.kafka.common.protocol.ObjectSerializationCache;
+import org.apache.kafka.common.record.internal.MemoryRecords;
+import org.apache.kafka.common.record.internal.Record;
+import org.apache.kafka.common.record.internal.SimpleRecord;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code keys: deterministic} through the whole Kafka connection pipeline: Produce stores equal keys as equal
+ * AES-SIV key envelopes next to encrypted values, Fetch gives consumers the plaintext keys back, and a key that does
+ * not decrypt fails its partition.
+ */
+class DeterministicKeysKafkaTest {
+    private static final short PRODUCE_V = 12;
+    private static final short FETCH_V = 12;
+
+    @TempDir
+    Path dir;
+    private RecordCipher cipher;
+    private KeyCipher keyCipher;
+    private EncryptionPolicy policy;
+    private ConnectionHandler connection;
+    private int correlation;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        Keysets.create(dir.resolve("keyset.json"));
+        cipher = RecordCipher.fromKeysetFile(dir.resolve("keyset.json"));
+        keyCipher = KeyCipher.openOrCreate(dir.resolve("siv-keyset.json"));
+        policy = EncryptionPolicy.ofRules(List.of(
+                new TopicRule("users*", List.of(), true),
+                TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
+        connection = new KafkaProxy(policy, cipher, keyCipher, new BrokerAddresses(Map.of()), 1 << 20).open();
+    }
+
+    @Test
+    void givenDeterministicKeyTopic_whenProduced_thenEqualKeysGiveEqualKeyEnvelopesAndNullKeysStayNull() throws Exception {
+        List<Record> stored = produce("users-eu", new String[] {"alice", "alice", "bob", null}, "v1", "v2", "v3", "v4");
+
+        byte[] first = bytes(stored.get(0).key());
+        assertTrue(KeyCipher.isKeyEnvelope(ByteBuffer.wrap(first)));
+        assertArrayEquals(first, bytes(stored.get(1).key()));
+        assertFalse(Arrays.equals(first, bytes(stored.get(2).key())));
+        assertFalse(new String(first, StandardCharsets.ISO_8859_1).contains("alice"));
+        assertEquals("alice", utf8(keyCipher.decrypt("users-eu", ByteBuffer.wrap(first))));
+        assertNull(stored.get(3).key());
+        for (int i = 0; i < 4; i++) {
+            assertTrue(Envelope.isEnvelope(stored.get(i).value()));
+            assertEquals("v" + (i + 1), utf8(cipher.decrypt("users-eu", stored.get(i).value())));
+        }
+    }
+
+    @Test
+    void givenEncryptedKeysAndValues_whenFetched_thenConsumersGetPlaintextKeysAndValues() throws Exception {
+        List<Record> stored = produce("users-eu", new String[] {"alice", null}, "v1", "v2");
+
+        FetchResponseData.PartitionData partition = fetch("users-eu", stored);
+
+        assertEquals(Errors.NONE.code(), partition.errorCode());
+        List<Record> seen = records(partition.records());
+        assertEquals("alice", utf8(seen.get(0).key()));
+        assertEquals("v1", utf8(seen.get(0).value()));
+        assertNull(seen.get(1).key());
+        assertEquals("v2", utf8(seen.get(1).value()));
+    }
+
+    @Test
+    void givenTopicWithoutKeysDeterministic_whenProduced_thenKeysAreForwardedAsSent() throws Exception {
+        List<Record> stored = produce("orders", new String[] {"alice"}, "v1");
+
+        assertEquals("alice", utf8(stored.getFirst().key()));
+        assertTrue(Envelope.isEnvelope(stored.getFirst().value()));
+    }
+
+    @Test
+    void givenKeyEnvelopeOnATopicWhosePolicyNoLongerEncryptsKeys_whenFetched_thenKeyIsDecrypted() throws Exception {
+        byte[] key = bytes(keyCipher.encrypt("orders", ByteBuffer.wrap("alice".getBytes(StandardCharsets.UTF_8))));
+        byte[] value = bytes(cipher.encrypt("orders", ByteBuffer.wrap("v1".getBytes(StandardCharsets.UTF_8))));
+
+        FetchResponseData.PartitionData partition = fetch("orders", List.of(new SimpleRecord(key, value)));
+
+        assertEquals("alice", utf8(records(partition.records()).getFirst().key()));
+    }
+
+    @Test
+    void givenTamperedKey_whenFetched_thenThePartitionFailsWithCorruptMessage() throws Exception {
+        Record stored = produce("users-eu", new String[] {"alice"}, "v1").getFirst();
+        byte[] key = bytes(stored.key());
+        key[key.length - 1] ^= 1;
+
+        FetchResponseData.PartitionData partition = fetch("users-eu", List.of(new SimpleRecord(key, bytes(stored.value()))));
+
+        assertEquals(Errors.CORRUPT_MESSAGE.code(), partition.errorCode());
+        assertEquals(0, ((MemoryRecords) partition.records()).sizeInBytes());
+    }
+
+    @Test
+    void givenKeyEnvelopeOfAnotherTopic_whenFetched_thenThePartitionFailsWithCorruptMessage() throws Exception {
+        Record stored = produce("users-eu", new String[] {"alice"}, "v1").getFirst();
+        byte[] value = bytes(cipher.encrypt("users-us", ByteBuffer.wrap("v1".getBytes(StandardCharsets.UTF_8))));
+
+        FetchResponseData.PartitionData partition = fetch("users-us", List.of(new SimpleRecord(bytes(stored.key()), value)));
+
+        assertEquals(Errors.CORRUPT_MESSAGE.code(), partition.errorCode());
+    }
+
+    @Test
+    void givenPlaintextKeyOnADeterministicKeyTopic_whenFetched_thenThePartitionFailsWithCorruptMessage() throws Exception {
+        byte[] value = bytes(cipher.encrypt("users-eu", ByteBuffer.wrap("v1".getBytes(StandardCharsets.UTF_8))));
+
+        FetchResponseData.PartitionData partition = fetch("users-eu",
+                List.of(new SimpleRecord("alice".getBytes(StandardCharsets.UTF_8), value)));
+
+        assertEquals(Errors.CORRUPT_MESSAGE.code(), partition.errorCode());
+    }
+
+    @Test
+    void givenPolicyEncryptingKeys_whenProxyBuiltWithoutKeyCipher_thenRefused() {
+        assertThrows(IllegalArgumentException.class,
+                () -> new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), 1 << 20));
+    }
+
+    // ---- helpers ----
+
+    private List<Record> produce(String topic, String[] keys, String... values) throws Exception {
+        ByteString out = connection.onRead(ByteString.copyFrom(request(ApiKeys.PRODUCE, PRODUCE_V,
+                produceRequest(topic, keys, values))), false);
+        ProduceRequestData sent = (ProduceRequestData) decode(out, ApiKeys.PRODUCE, PRODUCE_V, true);
+        return records(sent.topicData().iterator().next().partitionData().getFirst().records());
+    }
+
+    private FetchResponseData.PartitionData fetch(String topic, List<?> stored) throws Exception {
+        int corr = ++correlation;
+        connection.onRead(ByteString.copyFrom(request(corr, ApiKeys.FETCH, FETCH_V, new FetchRequestData())), false);
+        SimpleRecord[] simple = stored.stream().map(r -> r instanceof Record rec
+                ? new SimpleRecord(rec.key() == null ? null : bytes(rec.key()), bytes(rec.value()))
+                : (SimpleRecord) r).toArray(SimpleRecord[]::new);
+        FetchResponseData response = new FetchResponseData().setResponses(new ArrayList<>(List.of(
+                new FetchResponseData.FetchableTopicResponse().setTopic(topic).setPartitions(new ArrayList<>(List.of(
+                        new FetchResponseData.PartitionData().setPartitionIndex(0).setHighWatermark(10)
+                                .setRecords(MemoryRecords.withRecords(Compression.lz4().build(), simple))))))));
+        ByteString out = connection.onWrite(ByteString.copyFrom(frame(new ResponseHeaderData().setCorrelationId(corr),
+                ApiKeys.FETCH.responseHeaderVersion(FETCH_V), response, FETCH_V)), false);
+        return ((FetchResponseData) decode(out, ApiKeys.FETCH, FETCH_V, false)).responses().getFirst().partitions().getFirst();
+    }
+
+    private static ProduceRequestData produceRequest(String topic, String[] keys, String... values) {
+        SimpleRecord[] records = new SimpleRecord[values.length];
+        for (int i = 0; i < values.length; i++) {
+            records[i] = new SimpleRecord(keys[i] == null ? null : keys[i].getBytes(StandardCharsets.UTF_8),
+                    values[i].getBytes(StandardCharsets.UTF_8));
+        }
+        ProduceRequestData.TopicProduceDataCollection topics = new ProduceRequestData.TopicProduceDataCollection();
+        topics.add(new ProduceRequestData.TopicProduceData().setName(topic)
+                .setPartitionData(new ArrayList<>(List.of(new ProduceRequestData.PartitionProduceData().setIndex(0)
+                        .setRecords(MemoryRecords.withRecords(Compression.gzip().build(), records))))));
+        return new ProduceRequestData().setAcks((short) -1).setTimeoutMs(30_000).setTopicData(topics);
+    }
+
+    private byte[] request(ApiKeys api, short version, ApiMessage body) {
+        return request(++correlation, api, version, body);
+    }
+
+    private static byte[] request(int corr, ApiKeys api, short version, ApiMessage body) {
+        RequestHeaderData header = new RequestHeaderData().setRequestApiKey(api.id).setRequestApiVersion(version)
+                .setCorrelationId(corr).setClientId("test-client");
+        return frame(header, api.requestHeaderVersion(version), body, version);
+    }
+
+    private static byte[] frame(ApiMessage header, short headerVersion, ApiMessage body, short version) {
+        ObjectSerializationCache cache = new ObjectSerializationCache();
+        int size = header.size(cache, headerVersion) + body.size(cache, version);
+        ByteBuffer buf = ByteBuffer.allocate(4 + size).putInt(size);
+        ByteBufferAccessor out = new ByteBufferAccessor(buf);
+        header.write(out, cache, headerVersion);
+        body.write(out, cache, version);
+        return buf.array();
+    }
+
+    private static ApiMessage decode(ByteString frame, ApiKeys api, short version, boolean request) {
+        ByteBuffer buf = frame.asReadOnlyByteBuffer();
+        assertEquals(frame.size() - 4, buf.getInt());
+        if (request) {
+            new RequestHeaderData(new ByteBufferAccessor(buf), api.requestHeaderVersion(version));
+        } else {
+            new ResponseHeaderData(new ByteBufferAccessor(buf), api.responseHeaderVersion(version));
+        }
+        ApiMessage body = request ? api.messageType.newRequest() : api.messageType.newResponse();
+        body.read(new ByteBufferAccessor(buf), version);
+        return body;
+    }
+
+    private static List<Record> records(Object records) {
+        List<Record> out = new ArrayList<>();
+        ((MemoryRecords) records).records().forEach(out::add);
+        return out;
+    }
+
+    private static byte[] bytes(ByteBuffer b) {
+        byte[] out = new byte[b.remaining()];
+        b.duplicate().get(out);
+        return out;
+    }
+
+    private static String utf8(ByteBuffer b) {
+        return new String(bytes(b), StandardCharsets.UTF_8);
+    }
+}
