@@ -91,10 +91,12 @@ public final class Mesh {
     /** Topics whose JSON values are encrypted field by field in the shared mesh; every other topic whole. */
     public static final String FIELD_TOPIC_PREFIX = "fields-";
     public static final List<String> ENCRYPTED_FIELDS = List.of("/card/number", "/ssn");
+    /** Topics whose record keys are encrypted too, deterministically (keys: deterministic). */
+    public static final String DETERMINISTIC_KEYS_TOPIC_PREFIX = "detkeys-";
 
     /**
-     * The launcher's default policy plus one field-level rule. Written without the launcher's "generated"
-     * marker, so `./meshcrypt up` keeps it; ports follow the launcher's scheme for {@link #PORT_BASE}.
+     * The launcher's default policy plus one field-level rule and one deterministic-key rule. Written without the
+     * launcher's "generated" marker, so `./meshcrypt up` keeps it; ports follow the launcher's scheme for {@link #PORT_BASE}.
      */
     private static void writeFilterConfig(Path home) {
         String fields = String.join(", ", ENCRYPTED_FIELDS.stream().map(f -> "\"" + f + "\"").toList());
@@ -106,6 +108,7 @@ public final class Mesh {
                 + "policy:\n"
                 + "  encrypt:\n"
                 + "    - {topic: \"" + FIELD_TOPIC_PREFIX + "*\", fields: [" + fields + "]}\n"
+                + "    - {topic: \"" + DETERMINISTIC_KEYS_TOPIC_PREFIX + "*\", keys: deterministic}\n"
                 + "    - \"*\"\n"
                 + "  unmatched: passthrough\n";
         try {
