@@ -2,6 +2,7 @@ package io.meshcrypt.filter;
 
 import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.RecordCipher;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
@@ -60,10 +61,12 @@ public final class Main {
         RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(config.brokers()), config.maxFrameBytes());
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults());
-        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s))",
-                config.listen(), configFile, config.brokers().size());
+        PolicyWatcher policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, PolicyWatcher.DEFAULT_INTERVAL);
+        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {})",
+                config.listen(), configFile, config.brokers().size(), config.policy());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            policyWatcher.close();
             server.close();
             stopped.countDown();
         }, "shutdown"));

@@ -21,7 +21,11 @@ import java.util.Objects;
  * policy:
  *   encrypt: ["*"]                   # topic globs whose values are encrypted
  *   unmatched: passthrough           # or reject
+ * policyFrom: mesh.yaml              # instead of policy: take the policy: section of this file (the xDS mesh file)
  * </pre>
+ *
+ * <p>The file holding the policy (this one, or {@code policyFrom}) is watched while the service runs: a valid new
+ * policy applies without restart, an invalid one is logged and the last good policy stays (see {@link PolicyWatcher}).
  *
  * <p>Only {@code keyset} is required. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
  * (100 MiB), {@code brokers} empty, {@code policy.encrypt} ["*"], {@code policy.unmatched} passthrough. Unknown
@@ -37,13 +41,15 @@ import java.util.Objects;
  * @param keyset absolute path of the Tink JSON keyset
  * @param brokers node id to the advertised (Envoy) address; a broker missing here closes the connection rather than letting a client bypass the proxy
  * @param policy which topics are encrypted
+ * @param policyFrom absolute path of the file whose {@code policy:} section is in force, or null when it is inline
  */
 public record FilterConfig(
         InetSocketAddress listen,
         int maxFrameBytes,
         Path keyset,
         Map<Integer, InetSocketAddress> brokers,
-        EncryptionPolicy policy) {
+        EncryptionPolicy policy,
+        Path policyFrom) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
@@ -60,14 +66,29 @@ public record FilterConfig(
 
     /** Loads and validates; errors name the file, line and field. */
     public static FilterConfig load(Path file) throws ConfigException {
-        byte[] yaml;
+        return parse(file, read(file));
+    }
+
+    static FilterConfig parse(Path file, byte[] yaml) throws ConfigException {
+        return new ConfigReader(file).read(YamlTree.parse(file.toString(), yaml));
+    }
+
+    /** The required {@code policy:} section of {@code file}; its other keys are not this service's to validate. */
+    public static EncryptionPolicy readPolicy(Path file) throws ConfigException {
+        return parsePolicy(file, read(file));
+    }
+
+    static EncryptionPolicy parsePolicy(Path file, byte[] yaml) throws ConfigException {
+        return new ConfigReader(file).policyOf(YamlTree.parse(file.toString(), yaml));
+    }
+
+    private static byte[] read(Path file) throws ConfigException {
         try {
-            yaml = Files.readAllBytes(file);
+            return Files.readAllBytes(file);
         } catch (NoSuchFileException e) {
             throw new ConfigException(file + ": config file not found", e);
         } catch (IOException e) {
             throw new ConfigException(file + ": cannot read config file: " + e, e);
         }
-        return new ConfigReader(file).read(YamlTree.parse(file.toString(), yaml));
     }
 }
