@@ -10,6 +10,7 @@ import io.envoyproxy.envoy.config.cluster.v3.CircuitBreakers;
 import io.envoyproxy.envoy.config.cluster.v3.Cluster;
 import io.envoyproxy.envoy.config.core.v3.Address;
 import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
+import io.envoyproxy.envoy.config.core.v3.Metadata;
 import io.envoyproxy.envoy.config.core.v3.RoutingPriority;
 import io.envoyproxy.envoy.config.core.v3.SocketAddress;
 import io.envoyproxy.envoy.config.endpoint.v3.ClusterLoadAssignment;
@@ -40,6 +41,13 @@ import java.util.regex.Pattern;
 public final class EnvoyResources {
 
     public static final String FILTER_SERVICE_CLUSTER = "filter_service";
+    /**
+     * A cluster without endpoints that no route uses, whose metadata is the mesh version. Every mesh change thus
+     * changes one resource of every sidecar, so with delta xDS, too, each Envoy receives, acknowledges and shows
+     * (CDS version, /config_dump) the current mesh version even when its listeners did not change. Updating an
+     * unused cluster touches no connection.
+     */
+    public static final String VERSION_CLUSTER = "meshcrypt_mesh_version";
     static final String NETWORK_EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.ext_proc.v3.NetworkExternalProcessor";
     private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
@@ -71,9 +79,11 @@ public final class EnvoyResources {
         return new EnvoyResources(List.of(EnvoyResources::kafka));
     }
 
-    public Resources forSidecar(Mesh mesh, Sidecar sidecar) {
+    /** @param version the mesh version, carried by the {@link #VERSION_CLUSTER} beacon */
+    public Resources forSidecar(Mesh mesh, Sidecar sidecar, String version) {
         List<Listener> listeners = new ArrayList<>();
         List<Cluster> clusters = new ArrayList<>();
+        clusters.add(versionBeacon(version));
         clusters.add(filterServiceCluster(sidecar.filterService()));
         for (Contributor c : contributors) {
             c.contribute(mesh, sidecar, listeners, clusters);
@@ -113,6 +123,16 @@ public final class EnvoyResources {
                 .addFilterChains(FilterChain.newBuilder()
                         .addFilters(Filter.newBuilder().setName("envoy.filters.network.ext_proc").setTypedConfig(Any.pack(typed)))
                         .addFilters(Filter.newBuilder().setName("envoy.filters.network.tcp_proxy").setTypedConfig(Any.pack(tcpProxy))))
+                .build();
+    }
+
+    static Cluster versionBeacon(String version) {
+        return Cluster.newBuilder()
+                .setName(VERSION_CLUSTER)
+                .setType(Cluster.DiscoveryType.STATIC)
+                .setConnectTimeout(Duration.newBuilder().setSeconds(1))
+                .setLoadAssignment(ClusterLoadAssignment.newBuilder().setClusterName(VERSION_CLUSTER))
+                .setMetadata(Metadata.newBuilder().putFilterMetadata("meshcrypt", struct(Map.of("version", string(version)))))
                 .build();
     }
 

@@ -59,8 +59,6 @@ public final class XdsServer implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(XdsServer.class);
     static final Duration MESH_POLL = Duration.ofMillis(100);
-    private static final String LISTENER = "Listener";
-    private static final String CLUSTER = "Cluster";
     private static final Resources EMPTY = new Resources(List.of(), List.of());
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -169,7 +167,7 @@ public final class XdsServer implements AutoCloseable {
             String next = generation + "-" + sha256(content).substring(0, 8);
             Map<String, Resources> updates = new LinkedHashMap<>();
             for (Sidecar sidecar : mesh.sidecars().values()) {
-                updates.put(sidecar.nodeId(), resources.forSidecar(mesh, sidecar));
+                updates.put(sidecar.nodeId(), resources.forSidecar(mesh, sidecar, next));
             }
             // a sidecar removed from the file loses its configuration, as declared
             for (NodeState node : nodes.values()) {
@@ -210,8 +208,10 @@ public final class XdsServer implements AutoCloseable {
         boolean inMesh;
         Snapshot current;
         Resources currentResources;
-        /** The latest resources this node acknowledged for every resource type: what a NACK rolls back to. */
+        /** The resources of the latest version this node acknowledged, and of the one before: NACK rollback targets. */
         Resources lastGood;
+        String lastGoodVersion;
+        Resources previousGood;
         final Set<Long> streams = new HashSet<>();
         String mode;
         final Map<String, String> acked = new TreeMap<>();
@@ -318,9 +318,12 @@ public final class XdsServer implements AutoCloseable {
         NodeState node = node(nodeId);
         synchronized (node) {
             node.acked.put(shortType(typeUrl), acked);
-            if (node.current != null && acked.equals(versionOf(node.current))
-                    && acked.equals(node.acked.get(LISTENER)) && acked.equals(node.acked.get(CLUSTER))) {
+            // Envoy may ACK one type of a version and NACK another (CDS before LDS): an ACK makes the version the
+            // last good one, and a later NACK of that same version falls back to the one before
+            if (node.current != null && acked.equals(versionOf(node.current)) && !acked.equals(node.lastGoodVersion)) {
+                node.previousGood = node.lastGood;
                 node.lastGood = node.currentResources;
+                node.lastGoodVersion = acked;
             }
         }
     }
@@ -342,11 +345,19 @@ public final class XdsServer implements AutoCloseable {
                 if (node.current == null || rejected == null || !rejected.equals(versionOf(node.current))) {
                     return; // a NACK of an older version: the current one is already on its way
                 }
-                if (node.lastGood != null) {
+                Resources good = rejected.equals(node.lastGoodVersion) ? node.previousGood : node.lastGood;
+                if (rejected.equals(node.lastGoodVersion)) {
+                    node.lastGood = node.previousGood;
+                    node.lastGoodVersion = null;
+                    node.previousGood = null;
+                }
+                if (good != null) {
                     // Envoy applies the valid part of a rejected update (it adds the listeners that did bind), so the
-                    // last good resources go out again under a new version, which takes that part back out.
-                    rollback = snapshot(node.lastGood, rejected + "~rollback" + rollbacks.incrementAndGet());
-                    node.currentResources = node.lastGood;
+                    // last good resources go out again under a new version, which takes that part back out. (With
+                    // delta xDS it cannot: Envoy does not count that part as accepted, so neither does the cache,
+                    // and no removal is sent for it. See docs/xds.md.)
+                    rollback = snapshot(good, rejected + "~rollback" + rollbacks.incrementAndGet());
+                    node.currentResources = good;
                 } else if (held != null) {
                     // nothing acknowledged since this server started (e.g. it restarted): Envoy's own config is the
                     // last good one. Labelling the snapshot with the version Envoy holds parks the watch instead of
