@@ -5,10 +5,13 @@ import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.http.HttpExtProcService;
+import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
 import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -60,10 +63,12 @@ public final class Main {
         FilterConfig config = FilterConfig.load(configFile);
         RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(config.brokers()), config.maxFrameBytes());
-        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults());
+        HttpProcessor http = new HttpProcessor(config.http(), cipher);
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults(),
+                List.of(workers -> new HttpExtProcService(http, workers)));
         PolicyWatcher policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, PolicyWatcher.DEFAULT_INTERVAL);
-        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {})",
-                config.listen(), configFile, config.brokers().size(), config.policy());
+        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s), {})",
+                config.listen(), configFile, config.brokers().size(), config.http().rules().size(), config.policy());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             policyWatcher.close();

@@ -14,6 +14,7 @@ import java.security.GeneralSecurityException;
 import java.security.NoSuchAlgorithmException;
 import java.security.SecureRandom;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
@@ -42,8 +43,8 @@ public final class RecordCipher {
     private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
 
     private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(RecordCipher::newCipher);
-    // Per-thread DRBG instances avoid the global lock the default NativePRNG takes on every nextBytes.
-    private static final ThreadLocal<SecureRandom> RANDOM = ThreadLocal.withInitial(RecordCipher::newRandom);
+    /** Per-thread nonce source: no shared lock, and one DRBG call per 4 KiB of nonces instead of one per record. */
+    private static final ThreadLocal<NonceSource> NONCES = ThreadLocal.withInitial(NonceSource::new);
 
     private final int primaryKeyId;
     private final SecretKeySpec primaryKey;
@@ -116,8 +117,7 @@ public final class RecordCipher {
         out[Envelope.KEY_ID_OFFSET + 1] = (byte) (primaryKeyId >>> 16);
         out[Envelope.KEY_ID_OFFSET + 2] = (byte) (primaryKeyId >>> 8);
         out[Envelope.KEY_ID_OFFSET + 3] = (byte) primaryKeyId;
-        byte[] nonce = new byte[Envelope.NONCE_LENGTH];
-        RANDOM.get().nextBytes(nonce);
+        byte[] nonce = NONCES.get().next();
         System.arraycopy(nonce, 0, out, Envelope.NONCE_OFFSET, Envelope.NONCE_LENGTH);
 
         Cipher cipher = CIPHER.get();
@@ -214,6 +214,29 @@ public final class RecordCipher {
             return Cipher.getInstance(TRANSFORMATION);
         } catch (NoSuchAlgorithmException | NoSuchPaddingException e) {
             throw new IllegalStateException(TRANSFORMATION + " is not available in this JVM", e);
+        }
+    }
+
+    /**
+     * Random 96-bit nonces drawn from a per-thread DRBG in bulk. Every output byte is used once and the buffer
+     * never leaves its thread, so this is exactly as random as one DRBG call per nonce, at a fraction of the
+     * per-call cost (Hash_DRBG's bookkeeping dominates for 12-byte requests).
+     */
+    private static final class NonceSource {
+        private final SecureRandom random = newRandom();
+        private final byte[] pool = new byte[Envelope.NONCE_LENGTH * 341];
+        private int next = pool.length;
+
+        byte[] next() {
+            if (next == pool.length) {
+                random.nextBytes(pool);
+                next = 0;
+            }
+            byte[] nonce = Arrays.copyOfRange(pool, next, next + Envelope.NONCE_LENGTH);
+            // Wipe what was handed out, so a heap dump of the pool never shows past nonces next to future ones.
+            Arrays.fill(pool, next, next + Envelope.NONCE_LENGTH, (byte) 0);
+            next += Envelope.NONCE_LENGTH;
+            return nonce;
         }
     }
 

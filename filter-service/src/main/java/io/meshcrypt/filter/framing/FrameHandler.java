@@ -19,7 +19,8 @@ public interface FrameHandler {
     /**
      * Called with a complete frame that {@link #onFrameStart} marked {@link FrameAction#REWRITE}.
      *
-     * @param frame read-only, position at the first byte after the size field, remaining = size
+     * @param frame a private, array-backed copy of the frame (the handler may keep or modify it), position at
+     *     the first byte after the size field, remaining = size
      * @return the bytes to forward in its place, including a 4-byte size field
      */
     ByteString rewrite(ByteBuffer frame) throws KafkaFrameException;

@@ -1,6 +1,7 @@
 package io.meshcrypt.filter.framing;
 
 import com.google.protobuf.ByteString;
+import java.nio.ByteBuffer;
 import java.util.Objects;
 
 /**
@@ -181,7 +182,10 @@ public final class FrameStream {
     }
 
     private ByteString rewrite(ByteString frame) throws KafkaFrameException {
-        ByteString replacement = handler.rewrite(frame.substring(SIZE_FIELD_BYTES).asReadOnlyByteBuffer());
+        // One copy into a private array: a frame held across chunks is a rope that would be flattened anyway,
+        // and an array-backed buffer keeps CRC32C, decompression and AES-GCM on their fast paths (a read-only
+        // view has no accessible array and sends Kafka's checksum code byte by byte).
+        ByteString replacement = handler.rewrite(ByteBuffer.wrap(frame.substring(SIZE_FIELD_BYTES).toByteArray()));
         if (replacement == null) {
             throw new KafkaFrameException("frame handler returned no bytes for a rewritten frame");
         }

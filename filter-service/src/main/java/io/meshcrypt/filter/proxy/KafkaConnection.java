@@ -22,6 +22,7 @@ import org.apache.kafka.common.message.ProduceResponseData;
 import org.apache.kafka.common.message.ShareAcknowledgeResponseData;
 import org.apache.kafka.common.message.ShareFetchResponseData;
 import org.apache.kafka.common.protocol.ApiKeys;
+import org.apache.kafka.common.protocol.ApiMessage;
 import org.apache.kafka.common.protocol.Errors;
 
 /**
@@ -121,16 +122,16 @@ final class KafkaConnection implements ConnectionHandler {
             heldResponse = null;
             switch (request.api()) {
                 case FETCH -> {
-                    Decoded<FetchResponseData> d = KafkaCodec.decodeResponse(frame, request.api(), request.version());
-                    proxy.fetch.decrypt(d.body());
-                    proxy.addresses.rewrite(d.body());
-                    return KafkaCodec.encode(d);
+                    return rewritten(frame, request, (FetchResponseData r) -> {
+                        proxy.fetch.decrypt(r);
+                        proxy.addresses.rewrite(r);
+                    });
                 }
                 case SHARE_FETCH -> {
-                    Decoded<ShareFetchResponseData> d = KafkaCodec.decodeResponse(frame, request.api(), request.version());
-                    proxy.fetch.decrypt(d.body());
-                    proxy.addresses.rewrite(d.body());
-                    return KafkaCodec.encode(d);
+                    return rewritten(frame, request, (ShareFetchResponseData r) -> {
+                        proxy.fetch.decrypt(r);
+                        proxy.addresses.rewrite(r);
+                    });
                 }
                 case METADATA -> {
                     Decoded<MetadataResponseData> d = KafkaCodec.decodeResponse(frame, request.api(), request.version());
@@ -144,25 +145,19 @@ final class KafkaConnection implements ConnectionHandler {
                     return KafkaCodec.encode(d);
                 }
                 case FIND_COORDINATOR -> {
-                    Decoded<FindCoordinatorResponseData> d = KafkaCodec.decodeResponse(frame, request.api(), request.version());
-                    proxy.addresses.rewrite(d.body());
-                    return KafkaCodec.encode(d);
+                    return rewritten(frame, request, (FindCoordinatorResponseData r) -> proxy.addresses.rewrite(r));
                 }
                 case DESCRIBE_CLUSTER -> {
-                    Decoded<DescribeClusterResponseData> d = KafkaCodec.decodeResponse(frame, request.api(), request.version());
-                    proxy.addresses.rewrite(d.body());
-                    return KafkaCodec.encode(d);
+                    return rewritten(frame, request, (DescribeClusterResponseData r) -> proxy.addresses.rewrite(r));
+                }
+                case SHARE_ACKNOWLEDGE -> {
+                    return rewritten(frame, request, (ShareAcknowledgeResponseData r) -> proxy.addresses.rewrite(r));
                 }
                 case PRODUCE -> {
                     Decoded<ProduceResponseData> d = KafkaCodec.decodeResponse(frame, request.api(), request.version());
                     if (d.body().nodeEndpoints().isEmpty()) {
                         return original(frame);
                     }
-                    proxy.addresses.rewrite(d.body());
-                    return KafkaCodec.encode(d);
-                }
-                case SHARE_ACKNOWLEDGE -> {
-                    Decoded<ShareAcknowledgeResponseData> d = KafkaCodec.decodeResponse(frame, request.api(), request.version());
                     proxy.addresses.rewrite(d.body());
                     return KafkaCodec.encode(d);
                 }
@@ -177,6 +172,18 @@ final class KafkaConnection implements ConnectionHandler {
                 default -> throw new KafkaFrameException("no response rewrite for " + request.api());
             }
         }
+    }
+
+    @FunctionalInterface
+    private interface BodyRewrite<T extends ApiMessage> {
+        void apply(T body) throws KafkaFrameException;
+    }
+
+    private static <T extends ApiMessage> ByteString rewritten(ByteBuffer frame, InFlight request, BodyRewrite<T> rewrite)
+            throws KafkaFrameException {
+        Decoded<T> decoded = KafkaCodec.decodeResponse(frame, request.api(), request.version());
+        rewrite.apply(decoded.body());
+        return KafkaCodec.encode(decoded);
     }
 
     /**

@@ -10,7 +10,7 @@ import java.util.Objects;
 public final class KafkaProxy implements ConnectionHandlerFactory {
     final int maxFrameBytes;
     final TopicNames topicNames = new TopicNames();
-    private final ValueCrypto crypto;
+    private final RecordCipher cipher;
     /**
      * Swapped together by {@link #policy(EncryptionPolicy)}; connections read them once per frame, so a policy
      * change applies from the next Produce or Fetch on every open connection, never in the middle of a frame.
@@ -20,7 +20,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     final BrokerAddressRewriter addresses;
 
     public KafkaProxy(EncryptionPolicy policy, RecordCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
-        this.crypto = new ValueCrypto(cipher);
+        this.cipher = cipher;
         this.maxFrameBytes = maxFrameBytes;
         this.addresses = new BrokerAddressRewriter(brokers);
         policy(policy);
@@ -29,6 +29,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     /** Puts a new encryption policy in force for new and open connections (policy hot reload). */
     public synchronized void policy(EncryptionPolicy policy) {
         Objects.requireNonNull(policy, "policy");
+        ValueCrypto crypto = new ValueCrypto(cipher, policy);
         this.produce = new ProduceEncryptor(policy, topicNames, crypto);
         this.fetch = new FetchDecryptor(policy, topicNames, crypto);
     }
