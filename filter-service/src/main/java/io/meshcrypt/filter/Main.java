@@ -4,7 +4,8 @@ import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.kms.KeysCli;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
@@ -23,7 +24,8 @@ public final class Main {
     private static final String USAGE = """
             usage: meshcrypt-filter-service serve --config FILE
                    meshcrypt-filter-service keyset create --out FILE
-                   meshcrypt-filter-service keyset rotate --file FILE""";
+                   meshcrypt-filter-service keyset rotate --file FILE
+            """ + KeysCli.USAGE;
 
     private Main() {
     }
@@ -55,13 +57,17 @@ public final class Main {
             System.out.println("rotated keyset " + args[3] + ": new values use a new primary key, old ones stay readable");
             return 0;
         }
+        int keys = KeysCli.run(args, System.out);
+        if (keys >= 0) {
+            return keys;
+        }
         System.err.println(USAGE);
         return 2;
     }
 
     private static void serve(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
-        RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
+        ValueCipher cipher = KeysCli.cipher(config);
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(config.brokers()), config.maxFrameBytes());
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults(),

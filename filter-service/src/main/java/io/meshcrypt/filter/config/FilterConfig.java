@@ -17,6 +17,8 @@ import java.util.Objects;
  * listen: 127.0.0.1:50051            # gRPC address Envoy's ext_proc connects to
  * maxFrameBytes: 104857600           # largest Kafka frame held for rewriting
  * keyset: keyset.json                # Tink keyset (JSON); relative paths resolve against this file's folder
+ * keys:                              # optional: KEK provider and DEK limits, envelope version 2 (see KeysConfig)
+ *   provider: local
  * brokers:                           # explicit-proxy mode: broker node id -> address clients reach it through (its Envoy listener)
  *   1: 127.0.0.1:19093
  * policy:
@@ -32,7 +34,8 @@ import java.util.Objects;
  * <p>The file holding the policy (this one, or {@code policyFrom}) is watched while the service runs: a valid new
  * policy applies without restart, an invalid one is logged and the last good policy stays (see {@link PolicyWatcher}).
  *
- * <p>Only {@code keyset} is required. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
+ * <p>Only {@code keyset} is required, unless {@code keys} is present: then {@code keyset} is optional and only
+ * decrypts version-1 values written before {@code keys} was configured. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
  * (100 MiB), {@code brokers} empty, {@code policy.encrypt} ["*"], {@code policy.unmatched} passthrough. Unknown
  * keys, wrong types, malformed host:port values, non-positive sizes and empty patterns are errors. Every error
  * names the file, line:column and field path, e.g.
@@ -43,10 +46,11 @@ import java.util.Objects;
  *
  * @param listen the address the gRPC server binds
  * @param maxFrameBytes the largest Kafka frame held for rewriting
- * @param keyset absolute path of the Tink JSON keyset
+ * @param keyset absolute path of the Tink JSON keyset; null only when {@code keys} is set
  * @param brokers node id to the advertised (Envoy) address; a broker missing here closes the connection rather than letting a client bypass the proxy
  * @param policy which topics are encrypted
  * @param http the HTTP rules (empty: HTTP traffic passes unchanged)
+ * @param keys KEK provider and DEK settings, or null for envelope version 1 with {@code keyset}
  * @param policyFrom absolute path of the file whose {@code policy:} section is in force, or null when it is inline
  */
 public record FilterConfig(
@@ -56,6 +60,7 @@ public record FilterConfig(
         Map<Integer, InetSocketAddress> brokers,
         EncryptionPolicy policy,
         HttpRules http,
+        KeysConfig keys,
         Path policyFrom) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
@@ -63,13 +68,21 @@ public record FilterConfig(
 
     public FilterConfig {
         Objects.requireNonNull(listen, "listen");
-        Objects.requireNonNull(keyset, "keyset");
+        if (keyset == null && keys == null) {
+            throw new NullPointerException("keyset (required without keys)");
+        }
         Objects.requireNonNull(policy, "policy");
         Objects.requireNonNull(http, "http");
         if (maxFrameBytes <= 0) {
             throw new IllegalArgumentException("maxFrameBytes must be positive");
         }
         brokers = Map.copyOf(brokers);
+    }
+
+    /** Without a {@code keys} section (envelope version 1 with {@code keyset}) and with the policy inline. */
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy, HttpRules http) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, null, null);
     }
 
     /** Loads and validates; errors name the file, line and field. */

@@ -71,7 +71,7 @@ public final class PolicyWatcher implements AutoCloseable {
 
     private void warnAboutRestartOnlyChanges(FilterConfig reloaded) {
         if (!reloaded.listen().equals(startup.listen()) || reloaded.maxFrameBytes() != startup.maxFrameBytes()
-                || !reloaded.keyset().equals(startup.keyset()) || !reloaded.brokers().equals(startup.brokers())
+                || !Objects.equals(reloaded.keyset(), startup.keyset()) || !reloaded.brokers().equals(startup.brokers())
                 || !Objects.equals(reloaded.policyFrom(), startup.policyFrom())) {
             log.warn("{}: only policy: reloads while running; the other changed fields apply after a restart", configFile);
         }

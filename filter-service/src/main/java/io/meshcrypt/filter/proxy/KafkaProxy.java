@@ -1,6 +1,6 @@
 package io.meshcrypt.filter.proxy;
 
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ConnectionHandlerFactory;
@@ -10,7 +10,7 @@ import java.util.Objects;
 public final class KafkaProxy implements ConnectionHandlerFactory {
     final int maxFrameBytes;
     final TopicNames topicNames = new TopicNames();
-    private final RecordCipher cipher;
+    private final ValueCipher cipher;
     /**
      * Swapped together by {@link #policy(EncryptionPolicy)}; connections read them once per frame, so a policy
      * change applies from the next Produce or Fetch on every open connection, never in the middle of a frame.
@@ -19,7 +19,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     volatile FetchDecryptor fetch;
     final BrokerAddressRewriter addresses;
 
-    public KafkaProxy(EncryptionPolicy policy, RecordCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
+    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
         this.cipher = cipher;
         this.maxFrameBytes = maxFrameBytes;
         this.addresses = new BrokerAddressRewriter(brokers);
