@@ -2,6 +2,7 @@ package io.meshcrypt.filter;
 
 import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.ValueCipher;
@@ -68,17 +69,19 @@ public final class Main {
     private static void serve(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
         ValueCipher cipher = KeysCli.cipher(config);
-        // Only when a policy entry asks for keys: deterministic; the file is created on first use.
+        // Only with sivKeyset set or a policy entry asking for keys: deterministic; the file is created on first use.
         KeyCipher keyCipher = config.sivKeyset() == null ? null : KeyCipher.openOrCreate(config.sivKeyset());
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
                 config.maxFrameBytes());
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults(),
                 List.of(workers -> new HttpExtProcService(http, workers)));
-        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s))",
-                config.listen(), configFile, config.brokers().size(), config.http().rules().size());
+        PolicyWatcher policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, PolicyWatcher.DEFAULT_INTERVAL);
+        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s), {})",
+                config.listen(), configFile, config.brokers().size(), config.http().rules().size(), config.policy());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            policyWatcher.close();
             server.close();
             stopped.countDown();
         }, "shutdown"));

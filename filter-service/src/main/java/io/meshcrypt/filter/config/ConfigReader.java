@@ -27,10 +27,14 @@ import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-/** Validates the YAML tree of one config file into a {@link FilterConfig}; see its javadoc for the schema. */
-final class ConfigReader {
+/**
+ * Validates the YAML tree of one config file into a {@link FilterConfig}; see its javadoc for the schema. The typed
+ * accessors are public so other config files of the project (the xDS server's mesh file) validate and report errors
+ * the same way: {@code file:line:column: field.path: problem}.
+ */
+public final class ConfigReader {
 
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "http", "keys", "sivKeyset");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset");
     private static final List<String> POLICY_KEYS = List.of("encrypt", "unmatched");
     private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
@@ -42,7 +46,7 @@ final class ConfigReader {
 
     private final Path file;
 
-    ConfigReader(Path file) {
+    public ConfigReader(Path file) {
         this.file = file;
     }
 
@@ -73,37 +77,63 @@ final class ConfigReader {
         Map<Integer, InetSocketAddress> brokers = brokersEntry == null ? Map.of() : brokers(brokersEntry);
 
         Entry policyEntry = mapping.entries().get("policy");
-        EncryptionPolicy policy = policyEntry == null ? EncryptionPolicy.encryptAll() : policy(policyEntry);
+        Entry policyFromEntry = mapping.entries().get("policyFrom");
+        if (policyEntry != null && policyFromEntry != null) {
+            throw error(policyFromEntry.keyLocation(), "policyFrom", "cannot be combined with policy: (one source of truth)");
+        }
+        Path policyFrom = null;
+        EncryptionPolicy policy;
+        if (policyFromEntry != null) {
+            policyFrom = relativePath(policyFromEntry, "policyFrom");
+            policy = FilterConfig.readPolicy(policyFrom);
+        } else {
+            policy = policyEntry == null ? EncryptionPolicy.encryptAll() : policy(policyEntry);
+        }
 
         Entry httpEntry = mapping.entries().get("http");
         HttpRules http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(this).http(httpEntry);
 
+        // Set explicitly, the record-key keyset is opened at start even when no entry uses it yet, so that a reloaded
+        // policy may turn keys: deterministic on; otherwise it exists only for a policy that needs it at start.
         Entry sivEntry = mapping.entries().get("sivKeyset");
         Path sivKeyset = null;
         if (sivEntry != null) {
-            if (!policy.anyDeterministicKeys()) {
-                throw error(sivEntry.keyLocation(), "sivKeyset",
-                        "is only used with keys: deterministic, which no policy.encrypt entry sets");
-            }
-            sivKeyset = path(sivEntry, "sivKeyset");
+            sivKeyset = relativePath(sivEntry, "sivKeyset");
         } else if (policy.anyDeterministicKeys()) {
             Path dir = keyset != null ? keyset.getParent() : file.toAbsolutePath().getParent();
             sivKeyset = dir.resolve(DEFAULT_SIV_KEYSET);
         }
 
-        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy, http, keys, sivKeyset);
+        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset);
+    }
+
+    /** The required {@code policy:} section of a file whose other keys belong to someone else (a mesh file). */
+    EncryptionPolicy policyOf(Node root) throws ConfigException {
+        if (root == null) {
+            throw error(TOP, "policy", "the file is empty; a policy: section is required");
+        }
+        Entry entry = mapping(root, "").entries().get("policy");
+        if (entry == null) {
+            throw error(root.location(), "policy", "required field is missing");
+        }
+        return policy(entry);
     }
 
     private Path keysetPath(Entry entry) throws ConfigException {
-        String value = string(entry, "keyset");
+        return relativePath(entry, "keyset");
+    }
+
+    /** A path, relative ones resolved against this file's folder. */
+    private Path relativePath(Entry entry, String path) throws ConfigException {
+        String value = string(entry, path);
         if (value.isBlank()) {
-            throw error(entry.keyLocation(), "keyset", "must not be empty");
+            throw error(entry.keyLocation(), path, "must not be empty");
         }
         try {
             Path base = file.toAbsolutePath().getParent();
             return base.resolve(value).normalize();
         } catch (InvalidPathException e) {
-            throw error(entry.keyLocation(), "keyset", "is not a valid path (got " + echo(value) + ")");
+            throw error(entry.keyLocation(), path, "is not a valid path (got " + echo(value) + ")");
         }
     }
 
@@ -129,7 +159,8 @@ final class ConfigReader {
         return brokers;
     }
 
-    private EncryptionPolicy policy(Entry entry) throws ConfigException {
+    /** The {@code policy:} section: {@code encrypt} globs and {@code unmatched}. */
+    public EncryptionPolicy policy(Entry entry) throws ConfigException {
         Mapping mapping = mapping(entry.value(), "policy");
         checkKeys(mapping, "policy.", POLICY_KEYS);
 
@@ -415,10 +446,10 @@ final class ConfigReader {
         return address;
     }
 
-    private record HostPort(String host, int port) {
+    public record HostPort(String host, int port) {
     }
 
-    private HostPort hostPort(Location location, String path, String value, int minPort) throws ConfigException {
+    public HostPort hostPort(Location location, String path, String value, int minPort) throws ConfigException {
         Matcher m = HOST_PORT.matcher(value);
         if (!m.matches()) {
             throw error(location, path, "must be host:port (got " + echo(value) + ")");
@@ -434,7 +465,7 @@ final class ConfigReader {
         return new HostPort(host, port);
     }
 
-    private int positiveInt(Entry entry, String path) throws ConfigException {
+    public int positiveInt(Entry entry, String path) throws ConfigException {
         if (!(entry.value() instanceof Scalar s) || s.token() != JsonToken.VALUE_NUMBER_INT) {
             throw error(entry.keyLocation(), path, "must be a positive integer (got " + describe(entry.value()) + ")");
         }

@@ -30,7 +30,11 @@ import java.util.Objects;
  * sivKeyset: siv-keyset.json        # AES-SIV keyset for record keys; default: siv-keyset.json next to keyset, created if missing
  * http:                              # HTTP ext_proc rules, see docs/configuration.md
  *   rules: [...]
+ * policyFrom: mesh.yaml              # instead of policy: take the policy: section of this file (the xDS mesh file)
  * </pre>
+ *
+ * <p>The file holding the policy (this one, or {@code policyFrom}) is watched while the service runs: a valid new
+ * policy applies without restart, an invalid one is logged and the last good policy stays (see {@link PolicyWatcher}).
  *
  * <p>Only {@code keyset} is required, unless {@code keys} is present: then {@code keyset} is optional and only
  * decrypts version-1 values written before {@code keys} was configured. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
@@ -49,8 +53,9 @@ import java.util.Objects;
  * @param policy which topics are encrypted
  * @param http the HTTP rules (empty: HTTP traffic passes unchanged)
  * @param keys KEK provider and DEK settings, or null for envelope version 1 with {@code keyset}
- * @param sivKeyset absolute path of the AES-SIV keyset that encrypts record keys; null exactly when no policy entry
- *     asks for {@code keys: deterministic}
+ * @param policyFrom absolute path of the file whose {@code policy:} section is in force, or null when it is inline
+ * @param sivKeyset absolute path of the AES-SIV keyset that encrypts record keys: set explicitly, or defaulted when the
+ *     policy has an entry with {@code keys: deterministic}; null otherwise
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -60,6 +65,7 @@ public record FilterConfig(
         EncryptionPolicy policy,
         HttpRules http,
         KeysConfig keys,
+        Path policyFrom,
         Path sivKeyset) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
@@ -72,8 +78,8 @@ public record FilterConfig(
         }
         Objects.requireNonNull(policy, "policy");
         Objects.requireNonNull(http, "http");
-        if ((sivKeyset != null) != policy.anyDeterministicKeys()) {
-            throw new IllegalArgumentException("sivKeyset is required exactly when a policy entry has keys: deterministic");
+        if (sivKeyset == null && policy.anyDeterministicKeys()) {
+            throw new IllegalArgumentException("sivKeyset is required when a policy entry has keys: deterministic");
         }
         if (maxFrameBytes <= 0) {
             throw new IllegalArgumentException("maxFrameBytes must be positive");
@@ -83,26 +89,41 @@ public record FilterConfig(
 
     /** Record keys are never encrypted. */
     public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
-                        EncryptionPolicy policy, HttpRules http, KeysConfig keys) {
-        this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, null);
+                        EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, null);
     }
 
-    /** Without a {@code keys} section: envelope version 1 with {@code keyset}. */
+    /** Without a {@code keys} section (envelope version 1 with {@code keyset}) and with the policy inline. */
     public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
                         EncryptionPolicy policy, HttpRules http) {
-        this(listen, maxFrameBytes, keyset, brokers, policy, http, null, null);
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, null, null, null);
     }
 
     /** Loads and validates; errors name the file, line and field. */
     public static FilterConfig load(Path file) throws ConfigException {
-        byte[] yaml;
+        return parse(file, read(file));
+    }
+
+    static FilterConfig parse(Path file, byte[] yaml) throws ConfigException {
+        return new ConfigReader(file).read(YamlTree.parse(file.toString(), yaml));
+    }
+
+    /** The required {@code policy:} section of {@code file}; its other keys are not this service's to validate. */
+    public static EncryptionPolicy readPolicy(Path file) throws ConfigException {
+        return parsePolicy(file, read(file));
+    }
+
+    static EncryptionPolicy parsePolicy(Path file, byte[] yaml) throws ConfigException {
+        return new ConfigReader(file).policyOf(YamlTree.parse(file.toString(), yaml));
+    }
+
+    private static byte[] read(Path file) throws ConfigException {
         try {
-            yaml = Files.readAllBytes(file);
+            return Files.readAllBytes(file);
         } catch (NoSuchFileException e) {
             throw new ConfigException(file + ": config file not found", e);
         } catch (IOException e) {
             throw new ConfigException(file + ": cannot read config file: " + e, e);
         }
-        return new ConfigReader(file).read(YamlTree.parse(file.toString(), yaml));
     }
 }

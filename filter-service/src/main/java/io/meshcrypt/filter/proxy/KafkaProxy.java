@@ -5,13 +5,21 @@ import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ConnectionHandlerFactory;
+import java.util.Objects;
 
 /** What all Kafka connections share: policy, keys, the topic id cache and the broker address map. */
 public final class KafkaProxy implements ConnectionHandlerFactory {
     final int maxFrameBytes;
     final TopicNames topicNames = new TopicNames();
-    final ProduceEncryptor produce;
-    final FetchDecryptor fetch;
+    private final ValueCipher cipher;
+    /** Null when no record-key keyset was opened at start: then no policy may ask for keys: deterministic. */
+    private final KeyCipher keyCipher;
+    /**
+     * Swapped together by {@link #policy(EncryptionPolicy)}; connections read them once per frame, so a policy
+     * change applies from the next Produce or Fetch on every open connection, never in the middle of a frame.
+     */
+    volatile ProduceEncryptor produce;
+    volatile FetchDecryptor fetch;
     final BrokerAddressRewriter addresses;
 
     public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
@@ -19,16 +27,30 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     }
 
     /**
-     * @param keyCipher encrypts record keys on topics whose policy says {@code keys: deterministic}; required exactly
-     *     when some policy entry does (else null)
+     * @param keyCipher encrypts record keys on topics whose policy says {@code keys: deterministic}; null when no
+     *     record-key keyset is configured
+     * @throws IllegalArgumentException when the policy encrypts keys and {@code keyCipher} is null
      */
     public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, KeyCipher keyCipher, BrokerAddresses brokers,
                       int maxFrameBytes) {
-        ValueCrypto crypto = new ValueCrypto(cipher, keyCipher, policy);
+        this.cipher = cipher;
+        this.keyCipher = keyCipher;
         this.maxFrameBytes = maxFrameBytes;
+        this.addresses = new BrokerAddressRewriter(brokers);
+        policy(policy);
+    }
+
+    /**
+     * Puts a new encryption policy in force for new and open connections (policy hot reload).
+     *
+     * @throws IllegalArgumentException when the policy encrypts record keys but no record-key keyset was opened at
+     *     start; the policy in force stays
+     */
+    public synchronized void policy(EncryptionPolicy policy) {
+        Objects.requireNonNull(policy, "policy");
+        ValueCrypto crypto = new ValueCrypto(cipher, keyCipher, policy);
         this.produce = new ProduceEncryptor(policy, topicNames, crypto);
         this.fetch = new FetchDecryptor(policy, topicNames, crypto);
-        this.addresses = new BrokerAddressRewriter(brokers);
     }
 
     @Override

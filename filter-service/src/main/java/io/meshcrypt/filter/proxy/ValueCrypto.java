@@ -34,7 +34,8 @@ final class ValueCrypto {
     /** @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given */
     ValueCrypto(ValueCipher cipher, KeyCipher keyCipher, EncryptionPolicy policy) {
         if (keyCipher == null && policy.anyDeterministicKeys()) {
-            throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no key cipher is configured");
+            throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no record-key"
+                    + " keyset was opened at start: set sivKeyset (or use keys: deterministic at start) and restart");
         }
         this.cipher = cipher;
         this.keyCipher = keyCipher;

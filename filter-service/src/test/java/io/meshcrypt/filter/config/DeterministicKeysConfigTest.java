@@ -6,8 +6,16 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.crypto.Keysets;
+import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.proxy.BrokerAddresses;
+import io.meshcrypt.filter.proxy.KafkaProxy;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -69,13 +77,42 @@ class DeterministicKeysConfigTest {
         assertFalse(config.policy().deterministicKeys("anything"));
     }
 
+    @Test
+    void givenSivKeysetWithoutDeterministicEntry_whenLoaded_thenPathKeptSoAReloadedPolicyMayUseIt() throws Exception {
+        FilterConfig config = FilterConfig.load(write("keyset: keyset.json\nsivKeyset: s.json\n"));
+
+        assertEquals(dir.toAbsolutePath().resolve("s.json"), config.sivKeyset());
+        assertFalse(config.policy().anyDeterministicKeys());
+    }
+
+    @Test
+    void givenProxyStartedWithoutSivKeyset_whenReloadedPolicyAsksForDeterministicKeys_thenRefusedAndLastGoodPolicyStays()
+            throws Exception {
+        Path config = write("keyset: k.json\npolicy:\n  encrypt: [\"*\"]\n");
+        FilterConfig startup = FilterConfig.load(config);
+        KafkaProxy proxy = new KafkaProxy(startup.policy(), RecordCipher.fromKeysetHandle(Keysets.generate()), null,
+                new BrokerAddresses(Map.of()), 1 << 20);
+
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, proxy::policy, Duration.ofMillis(20))) {
+            Path tmp = dir.resolve("filter.yaml.tmp");
+            Files.writeString(tmp, "keyset: k.json\npolicy:\n  encrypt:\n    - {topic: a, keys: deterministic}\n");
+            Files.move(tmp, config, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (watcher.lastError() == null && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+
+            assertTrue(String.valueOf(watcher.lastError()).contains("sivKeyset"), String.valueOf(watcher.lastError()));
+            assertEquals(EncryptionPolicy.encryptAll(), watcher.current());
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', textBlock = """
             unknown keys mode        | keyset: k.json\\npolicy:\\n  encrypt:\\n    - {topic: a, keys: siv}          | 4:18 | policy.encrypt[0].keys: must be one of plaintext, deterministic (got "siv")
             keys mode not a string   | keyset: k.json\\npolicy:\\n  encrypt:\\n    - {topic: a, keys: true}         | 4:18 | policy.encrypt[0].keys: must be one of plaintext, deterministic (got true)
             neither fields nor keys  | keyset: k.json\\npolicy:\\n  encrypt:\\n    - {topic: a}                     | 4:7 | policy.encrypt[0].fields: required field is missing
             unknown entry key        | keyset: k.json\\npolicy:\\n  encrypt:\\n    - {topic: a, key: deterministic} | 4:18 | policy.encrypt[0].key: unknown field (expected one of topic, fields, keys)
-            sivKeyset without use    | keyset: k.json\\nsivKeyset: s.json                                            | 2:1 | sivKeyset: is only used with keys: deterministic
             sivKeyset empty          | keyset: k.json\\nsivKeyset: ''\\npolicy:\\n  encrypt:\\n    - {topic: a, keys: deterministic} | 2:1 | sivKeyset: must not be empty
             """)
     void givenInvalidKeysOption_whenLoaded_thenMessageNamesFileLineColumnAndField(String name, String yaml, String at,
