@@ -4,10 +4,13 @@ import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.http.HttpExtProcService;
+import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
 import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -59,9 +62,11 @@ public final class Main {
         FilterConfig config = FilterConfig.load(configFile);
         RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(config.brokers()), config.maxFrameBytes());
-        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults());
-        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s))",
-                config.listen(), configFile, config.brokers().size());
+        HttpProcessor http = new HttpProcessor(config.http(), cipher);
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults(),
+                List.of(workers -> new HttpExtProcService(http, workers)));
+        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s))",
+                config.listen(), configFile, config.brokers().size(), config.http().rules().size());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();

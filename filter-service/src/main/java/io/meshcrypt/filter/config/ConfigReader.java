@@ -7,7 +7,10 @@ import io.meshcrypt.filter.config.YamlTree.Mapping;
 import io.meshcrypt.filter.config.YamlTree.Node;
 import io.meshcrypt.filter.config.YamlTree.Scalar;
 import io.meshcrypt.filter.config.YamlTree.Sequence;
+import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicRule;
+import io.meshcrypt.filter.transform.JsonPointer;
 import java.math.BigInteger;
 import java.net.InetSocketAddress;
 import java.nio.file.InvalidPathException;
@@ -24,8 +27,9 @@ import java.util.regex.Pattern;
 /** Validates the YAML tree of one config file into a {@link FilterConfig}; see its javadoc for the schema. */
 final class ConfigReader {
 
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "http");
     private static final List<String> POLICY_KEYS = List.of("encrypt", "unmatched");
+    private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields");
     /** host:port, with IPv6 literals in brackets. */
     private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?]|[A-Za-z0-9_.-]+):([0-9]{1,5})");
     private static final int MAX_ECHO = 60;
@@ -64,7 +68,10 @@ final class ConfigReader {
         Entry policyEntry = mapping.entries().get("policy");
         EncryptionPolicy policy = policyEntry == null ? EncryptionPolicy.encryptAll() : policy(policyEntry);
 
-        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy);
+        Entry httpEntry = mapping.entries().get("http");
+        HttpRules http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(this).http(httpEntry);
+
+        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy, http);
     }
 
     private Path keysetPath(Entry entry) throws ConfigException {
@@ -106,7 +113,7 @@ final class ConfigReader {
         Mapping mapping = mapping(entry.value(), "policy");
         checkKeys(mapping, "policy.", POLICY_KEYS);
 
-        List<String> patterns = List.of("*");
+        List<TopicRule> rules = List.of(TopicRule.wholeValue("*"));
         Entry encrypt = mapping.entries().get("encrypt");
         if (encrypt != null) {
             if (!(encrypt.value() instanceof Sequence list)) {
@@ -115,18 +122,9 @@ final class ConfigReader {
             if (list.items().isEmpty()) {
                 throw error(encrypt.keyLocation(), "policy.encrypt", "must list at least one topic pattern");
             }
-            patterns = new ArrayList<>();
+            rules = new ArrayList<>();
             for (int i = 0; i < list.items().size(); i++) {
-                Node item = list.items().get(i);
-                String path = "policy.encrypt[" + i + "]";
-                if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
-                    throw error(item.location(), path, "must be a topic pattern string (got " + describe(item) + ")");
-                }
-                String pattern = (String) s.value();
-                if (pattern.isEmpty()) {
-                    throw error(item.location(), path, "must not be empty");
-                }
-                patterns.add(pattern);
+                rules.add(encryptEntry(list.items().get(i), "policy.encrypt[" + i + "]"));
             }
         }
 
@@ -141,7 +139,60 @@ final class ConfigReader {
                         "must be one of passthrough, reject (got " + describe(unmatchedEntry.value()) + ")");
             };
         }
-        return EncryptionPolicy.of(patterns, unmatched);
+        return EncryptionPolicy.ofRules(rules, unmatched);
+    }
+
+    /** A topic glob, or {@code {topic: glob, fields: [json pointers]}} to encrypt only those fields of JSON values. */
+    private TopicRule encryptEntry(Node item, String path) throws ConfigException {
+        if (item instanceof Mapping entry) {
+            checkKeys(entry, path + ".", ENCRYPT_ENTRY_KEYS);
+            Entry topic = entry.entries().get("topic");
+            if (topic == null) {
+                throw error(entry.location(), path + ".topic", "required field is missing (topic pattern)");
+            }
+            String pattern = string(topic, path + ".topic");
+            if (pattern.isEmpty()) {
+                throw error(topic.keyLocation(), path + ".topic", "must not be empty");
+            }
+            Entry fields = entry.entries().get("fields");
+            if (fields == null) {
+                throw error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the fields to encrypt;"
+                        + " list the topic as a plain string to encrypt whole values)");
+            }
+            if (!(fields.value() instanceof Sequence pointers) || pointers.items().isEmpty()) {
+                throw error(fields.keyLocation(), path + ".fields", "must be a non-empty list of JSON Pointers (got "
+                        + describe(fields.value()) + ")");
+            }
+            List<JsonPointer> parsed = new ArrayList<>();
+            for (int i = 0; i < pointers.items().size(); i++) {
+                parsed.add(pointer(pointers.items().get(i), path + ".fields[" + i + "]"));
+            }
+            return new TopicRule(pattern, parsed);
+        }
+        if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
+            throw error(item.location(), path, "must be a topic pattern string (got " + describe(item) + ")");
+        }
+        String pattern = (String) s.value();
+        if (pattern.isEmpty()) {
+            throw error(item.location(), path, "must not be empty");
+        }
+        return TopicRule.wholeValue(pattern);
+    }
+
+    /** A JSON Pointer that addresses a field (the root pointer "" would be the whole value). */
+    JsonPointer pointer(Node node, String path) throws ConfigException {
+        if (!(node instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
+            throw error(node.location(), path, "must be a JSON Pointer string such as \"/card/number\" (got " + describe(node) + ")");
+        }
+        try {
+            JsonPointer pointer = JsonPointer.parse((String) s.value());
+            if (pointer.isRoot()) {
+                throw error(node.location(), path, "must address a field, not the whole document (got \"\")");
+            }
+            return pointer;
+        } catch (IllegalArgumentException e) {
+            throw error(node.location(), path, e.getMessage());
+        }
     }
 
     private InetSocketAddress bindAddress(Location location, String path, String value) throws ConfigException {
@@ -183,21 +234,21 @@ final class ConfigReader {
         return value.intValueExact();
     }
 
-    private String string(Entry entry, String path) throws ConfigException {
+    public String string(Entry entry, String path) throws ConfigException {
         if (entry.value() instanceof Scalar s && s.token() == JsonToken.VALUE_STRING) {
             return (String) s.value();
         }
         throw error(entry.keyLocation(), path, "must be a string (got " + describe(entry.value()) + ")");
     }
 
-    private Mapping mapping(Node node, String path) throws ConfigException {
+    public Mapping mapping(Node node, String path) throws ConfigException {
         if (node instanceof Mapping m) {
             return m;
         }
         throw error(node.location(), path, "must be a mapping (got " + describe(node) + ")");
     }
 
-    private void checkKeys(Mapping mapping, String prefix, List<String> allowed) throws ConfigException {
+    public void checkKeys(Mapping mapping, String prefix, List<String> allowed) throws ConfigException {
         Set<String> known = Set.copyOf(allowed);
         for (Entry entry : mapping.entries().values()) {
             if (!known.contains(entry.key())) {
@@ -206,7 +257,7 @@ final class ConfigReader {
         }
     }
 
-    private static String describe(Node node) {
+    public static String describe(Node node) {
         return switch (node) {
             case Mapping m -> "a mapping";
             case Sequence s -> "a list";
@@ -217,12 +268,12 @@ final class ConfigReader {
     }
 
     /** Quotes a user value for a message, shortened so a stray blob pasted into the file is not repeated in logs. */
-    private static String echo(String value) {
+    public static String echo(String value) {
         String shown = value.length() > MAX_ECHO ? value.substring(0, MAX_ECHO) + "..." : value;
         return "\"" + shown.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n") + "\"";
     }
 
-    private ConfigException error(Location location, String path, String message) {
+    public ConfigException error(Location location, String path, String message) {
         return new ConfigException(file + ":" + location + ": " + (path.isEmpty() ? "" : path + ": ") + message);
     }
 }

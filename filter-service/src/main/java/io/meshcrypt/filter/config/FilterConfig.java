@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.config;
 
+import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -19,8 +20,12 @@ import java.util.Objects;
  * brokers:                           # explicit-proxy mode: broker node id -> address clients reach it through (its Envoy listener)
  *   1: 127.0.0.1:19093
  * policy:
- *   encrypt: ["*"]                   # topic globs whose values are encrypted
+ *   encrypt:                         # topic globs whose values are encrypted; the first entry a topic matches applies
+ *     - "audit*"
+ *     - {topic: "orders*", fields: ["/card/number"]}   # JSON values: only these fields
  *   unmatched: passthrough           # or reject
+ * http:                              # HTTP ext_proc rules, see docs/configuration.md
+ *   rules: [...]
  * </pre>
  *
  * <p>Only {@code keyset} is required. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
@@ -37,13 +42,15 @@ import java.util.Objects;
  * @param keyset absolute path of the Tink JSON keyset
  * @param brokers node id to the advertised (Envoy) address; a broker missing here closes the connection rather than letting a client bypass the proxy
  * @param policy which topics are encrypted
+ * @param http the HTTP rules (empty: HTTP traffic passes unchanged)
  */
 public record FilterConfig(
         InetSocketAddress listen,
         int maxFrameBytes,
         Path keyset,
         Map<Integer, InetSocketAddress> brokers,
-        EncryptionPolicy policy) {
+        EncryptionPolicy policy,
+        HttpRules http) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
@@ -52,6 +59,7 @@ public record FilterConfig(
         Objects.requireNonNull(listen, "listen");
         Objects.requireNonNull(keyset, "keyset");
         Objects.requireNonNull(policy, "policy");
+        Objects.requireNonNull(http, "http");
         if (maxFrameBytes <= 0) {
             throw new IllegalArgumentException("maxFrameBytes must be positive");
         }

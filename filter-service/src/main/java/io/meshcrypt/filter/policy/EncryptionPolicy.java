@@ -1,5 +1,7 @@
 package io.meshcrypt.filter.policy;
 
+import io.meshcrypt.filter.transform.JsonPointer;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
@@ -9,7 +11,9 @@ import java.util.regex.Pattern;
 /**
  * Which topics are encrypted. Patterns are globs ({@code *} any run of characters, {@code ?} one character,
  * everything else literal). A topic matching any pattern is {@link TopicDecision#ENCRYPT}; any other topic gets the
- * {@link Unmatched} decision. Immutable and thread-safe; decisions are cached per topic.
+ * {@link Unmatched} decision. An entry may list JSON fields ({@link TopicRule#fields()}): the values of its topics are
+ * then JSON documents of which only those fields are encrypted; the first entry a topic matches decides which fields.
+ * Immutable and thread-safe; decisions are cached per topic.
  */
 public final class EncryptionPolicy {
 
@@ -21,16 +25,24 @@ public final class EncryptionPolicy {
      */
     private static final int DECISION_CACHE_LIMIT = 10_000;
 
-    private static final EncryptionPolicy ENCRYPT_ALL = new EncryptionPolicy(List.of("*"), Unmatched.PASSTHROUGH);
+    private static final EncryptionPolicy ENCRYPT_ALL =
+            new EncryptionPolicy(List.of(TopicRule.wholeValue("*")), Unmatched.PASSTHROUGH);
 
+    private final List<TopicRule> rules;
     private final List<String> patterns;
     private final Unmatched unmatched;
     private final Pattern matcher;
     private final ConcurrentHashMap<String, TopicDecision> decisions = new ConcurrentHashMap<>();
+    /** Per rule, in order; null when no rule lists fields (every encrypted topic is whole-value). */
+    private final Pattern[] ruleMatchers;
+    private final ConcurrentHashMap<String, List<JsonPointer>> fields = new ConcurrentHashMap<>();
 
-    private EncryptionPolicy(List<String> patterns, Unmatched unmatched) {
-        this.patterns = patterns;
+    private EncryptionPolicy(List<TopicRule> rules, Unmatched unmatched) {
+        this.rules = rules;
+        this.patterns = rules.stream().map(TopicRule::pattern).toList();
         this.unmatched = unmatched;
+        this.ruleMatchers = rules.stream().allMatch(r -> r.fields().isEmpty()) ? null
+                : rules.stream().map(r -> Pattern.compile(globToRegex(r.pattern()), Pattern.DOTALL)).toArray(Pattern[]::new);
         StringBuilder regex = new StringBuilder();
         for (String glob : patterns) {
             if (!regex.isEmpty()) {
@@ -51,17 +63,27 @@ public final class EncryptionPolicy {
      * @throws IllegalArgumentException when the list or a pattern is empty
      */
     public static EncryptionPolicy of(List<String> encryptPatterns, Unmatched unmatched) {
-        Objects.requireNonNull(unmatched, "unmatched");
-        List<String> patterns = List.copyOf(encryptPatterns);
-        if (patterns.isEmpty()) {
-            throw new IllegalArgumentException("at least one encrypt pattern is required");
-        }
-        for (int i = 0; i < patterns.size(); i++) {
-            if (patterns.get(i).isEmpty()) {
+        List<TopicRule> rules = new ArrayList<>();
+        for (int i = 0; i < encryptPatterns.size(); i++) {
+            if (encryptPatterns.get(i).isEmpty()) {
                 throw new IllegalArgumentException("encrypt pattern " + i + " is empty");
             }
+            rules.add(TopicRule.wholeValue(encryptPatterns.get(i)));
         }
-        return new EncryptionPolicy(patterns, unmatched);
+        return ofRules(rules, unmatched);
+    }
+
+    /**
+     * @param rules at least one; the first rule a topic matches decides its fields
+     * @throws IllegalArgumentException when the list is empty
+     */
+    public static EncryptionPolicy ofRules(List<TopicRule> rules, Unmatched unmatched) {
+        Objects.requireNonNull(unmatched, "unmatched");
+        List<TopicRule> copy = List.copyOf(rules);
+        if (copy.isEmpty()) {
+            throw new IllegalArgumentException("at least one encrypt pattern is required");
+        }
+        return new EncryptionPolicy(copy, unmatched);
     }
 
     public TopicDecision decide(String topic) {
@@ -75,6 +97,36 @@ public final class EncryptionPolicy {
             decisions.put(topic, decision);
         }
         return decision;
+    }
+
+    /**
+     * @return the JSON fields to encrypt in values of {@code topic}, from the first rule it matches; empty when the
+     *     whole value is encrypted or the topic is not encrypted at all (see {@link #decide})
+     */
+    public List<JsonPointer> fieldsOf(String topic) {
+        if (ruleMatchers == null) {
+            return List.of();
+        }
+        List<JsonPointer> result = fields.get(topic);
+        if (result == null) {
+            result = List.of();
+            for (int i = 0; i < ruleMatchers.length; i++) {
+                if (ruleMatchers[i].matcher(topic).matches()) {
+                    result = rules.get(i).fields();
+                    break;
+                }
+            }
+            if (fields.size() >= DECISION_CACHE_LIMIT) {
+                fields.clear();
+            }
+            fields.put(topic, result);
+        }
+        return result;
+    }
+
+    /** @return the encrypt entries, in configuration order */
+    public List<TopicRule> rules() {
+        return rules;
     }
 
     /** @return the encrypt globs, in configuration order */
@@ -110,16 +162,18 @@ public final class EncryptionPolicy {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof EncryptionPolicy other && patterns.equals(other.patterns) && unmatched == other.unmatched;
+        return o instanceof EncryptionPolicy other && rules.equals(other.rules) && unmatched == other.unmatched;
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(patterns, unmatched);
+        return Objects.hash(rules, unmatched);
     }
 
     @Override
     public String toString() {
-        return "EncryptionPolicy{encrypt=" + patterns + ", unmatched=" + unmatched.name().toLowerCase(Locale.ROOT) + "}";
+        List<String> entries = rules.stream()
+                .map(r -> r.fields().isEmpty() ? r.pattern() : r.pattern() + " fields " + r.fields()).toList();
+        return "EncryptionPolicy{encrypt=" + entries + ", unmatched=" + unmatched.name().toLowerCase(Locale.ROOT) + "}";
     }
 }

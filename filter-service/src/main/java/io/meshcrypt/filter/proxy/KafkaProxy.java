@@ -14,7 +14,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     final BrokerAddressRewriter addresses;
 
     public KafkaProxy(EncryptionPolicy policy, RecordCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
-        ValueCrypto crypto = new ValueCrypto(cipher);
+        ValueCrypto crypto = new ValueCrypto(cipher, policy);
         this.maxFrameBytes = maxFrameBytes;
         this.produce = new ProduceEncryptor(policy, topicNames, crypto);
         this.fetch = new FetchDecryptor(policy, topicNames, crypto);

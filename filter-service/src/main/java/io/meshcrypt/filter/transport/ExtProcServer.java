@@ -7,12 +7,13 @@ import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** The gRPC server Envoy's network ext_proc filter connects to. */
+/** The gRPC server Envoy's network ext_proc filter (and, with further services, its HTTP ext_proc filter) connects to. */
 public final class ExtProcServer implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(ExtProcServer.class);
@@ -84,20 +85,28 @@ public final class ExtProcServer implements AutoCloseable {
     /** Binds and starts the server; port 0 picks a free port (see {@link #port()}). */
     public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits)
             throws IOException {
+        return start(address, factory, limits, List.of());
+    }
+
+    /** As {@link #start(InetSocketAddress, ConnectionHandlerFactory, Limits)}, also serving {@code services}. */
+    public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits,
+                                      List<GrpcServiceFactory> services) throws IOException {
         Objects.requireNonNull(address, "address");
         Objects.requireNonNull(factory, "factory");
         Objects.requireNonNull(limits, "limits");
         DefaultEventLoopGroup workers =
                 new DefaultEventLoopGroup(limits.workerThreads(), new DefaultThreadFactory("extproc-worker", true));
         TransportMetrics metrics = new TransportMetrics();
-        Server server = NettyServerBuilder.forAddress(address)
+        NettyServerBuilder builder = NettyServerBuilder.forAddress(address)
                 // Callbacks only hop to the connection's worker, so running them on the transport thread is cheap.
                 .directExecutor()
                 // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
                 .maxInboundMessageSize(limits.maxInboundMessageBytes())
-                .addService(new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics))
-                .build();
+                .addService(new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics));
+        Server server;
         try {
+            services.forEach(service -> builder.addService(service.create(workers)));
+            server = builder.build();
             server.start();
         } catch (IOException | RuntimeException e) {
             workers.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);

@@ -87,6 +87,34 @@ public final class Mesh {
         return shared;
     }
 
+    /** Topics whose JSON values are encrypted field by field in the shared mesh; every other topic whole. */
+    public static final String FIELD_TOPIC_PREFIX = "fields-";
+    public static final List<String> ENCRYPTED_FIELDS = List.of("/card/number", "/ssn");
+
+    /**
+     * The launcher's default policy plus one field-level rule. Written without the launcher's "generated"
+     * marker, so `./meshcrypt up` keeps it; ports follow the launcher's scheme for {@link #PORT_BASE}.
+     */
+    private static void writeFilterConfig(Path home) {
+        String fields = String.join(", ", ENCRYPTED_FIELDS.stream().map(f -> "\"" + f + "\"").toList());
+        String yaml = "# written by the e2e harness (Mesh.java)\n"
+                + "listen: 127.0.0.1:" + (PORT_BASE + 51) + "\n"
+                + "keyset: keyset.json\n"
+                + "brokers:\n"
+                + "  1: 127.0.0.1:" + (PORT_BASE + 193) + "\n"
+                + "policy:\n"
+                + "  encrypt:\n"
+                + "    - {topic: \"" + FIELD_TOPIC_PREFIX + "*\", fields: [" + fields + "]}\n"
+                + "    - \"*\"\n"
+                + "  unmatched: passthrough\n";
+        try {
+            Files.createDirectories(home);
+            Files.writeString(home.resolve("filter.yaml"), yaml);
+        } catch (IOException e) {
+            throw new IllegalStateException("Cannot write " + home.resolve("filter.yaml"), e);
+        }
+    }
+
     private static Mesh start() {
         Path root = locateRoot();
         Path home = root.resolve("tests/target/mesh");
@@ -108,6 +136,7 @@ public final class Mesh {
                 runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
             }
         }, "meshcrypt-down"));
+        writeFilterConfig(home);
         int rc = runLauncher(root, home, launcherLog, UP_TIMEOUT, "up");
         if (rc != 0) {
             throw new IllegalStateException("./meshcrypt up exited with " + rc + "; see " + launcherLog

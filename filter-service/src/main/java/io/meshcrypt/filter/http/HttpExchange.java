@@ -1,0 +1,335 @@
+package io.meshcrypt.filter.http;
+
+import com.google.protobuf.ByteString;
+import io.envoyproxy.envoy.config.core.v3.HeaderMap;
+import io.envoyproxy.envoy.config.core.v3.HeaderValue;
+import io.envoyproxy.envoy.config.core.v3.HeaderValueOption;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
+import io.envoyproxy.envoy.service.ext_proc.v3.BodyMutation;
+import io.envoyproxy.envoy.service.ext_proc.v3.BodyResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.CommonResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HeaderMutation;
+import io.envoyproxy.envoy.service.ext_proc.v3.HeadersResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
+import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
+import io.envoyproxy.envoy.service.ext_proc.v3.ImmediateResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
+import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
+import io.envoyproxy.envoy.type.v3.HttpStatus;
+import io.envoyproxy.envoy.type.v3.StatusCode;
+import io.meshcrypt.filter.http.RuleSide.OnInvalid;
+import io.meshcrypt.filter.transform.BodyReplace;
+import io.meshcrypt.filter.transform.JsonTransformer;
+import io.meshcrypt.filter.transform.TransformException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One HTTP request and its response, as Envoy's HTTP ext_proc filter presents them on one gRPC stream: request
+ * headers, request body, response headers, response body, each answered before the next arrives. Not thread-safe:
+ * one stream, one thread.
+ *
+ * <p>Bodies must come BUFFERED (the whole body in one message), which is also what lets a body response change
+ * headers Envoy still holds: the rule's header changes and the new {@code content-length} travel with the new body.
+ * The rule is chosen when the request headers arrive (method, path, content type); a rule with a body pattern is
+ * confirmed or passed over once the request body is there. When no rule can apply, the answer to the request headers
+ * asks Envoy (mode_override, honoured with {@code allow_mode_override}) not to send anything else.
+ */
+public final class HttpExchange {
+
+    private static final Logger log = LoggerFactory.getLogger(HttpExchange.class);
+
+    /** Answer Envoy when nothing about the exchange needs meshcrypt: no bodies, no response. */
+    private static final ProcessingMode SKIP_REST = mode(false, false);
+
+    private final HttpProcessor processor;
+
+    private List<HttpRule> candidates;
+    private HttpRule rule;
+    private boolean requestBodySeen;
+    private boolean responseBodySeen;
+    private String requestEncoding;
+    private String responseEncoding;
+    private BodySendMode requestBodyMode = BodySendMode.BUFFERED;
+    private BodySendMode responseBodyMode = BodySendMode.BUFFERED;
+    private String target = "?";
+
+    HttpExchange(HttpProcessor processor) {
+        this.processor = processor;
+    }
+
+    /**
+     * @return the answer to {@code request}; an {@link ImmediateResponse} ends the exchange (the rest of the stream
+     *     must be ignored)
+     */
+    public ProcessingResponse handle(ProcessingRequest request) {
+        if (request.hasProtocolConfig()) {
+            requestBodyMode = request.getProtocolConfig().getRequestBodyMode();
+            responseBodyMode = request.getProtocolConfig().getResponseBodyMode();
+        }
+        return switch (request.getRequestCase()) {
+            case REQUEST_HEADERS -> onRequestHeaders(request.getRequestHeaders());
+            case REQUEST_BODY -> onRequestBody(request.getRequestBody());
+            case RESPONSE_HEADERS -> onResponseHeaders(request.getResponseHeaders());
+            case RESPONSE_BODY -> onResponseBody(request.getResponseBody());
+            case REQUEST_TRAILERS -> ProcessingResponse.newBuilder().setRequestTrailers(TrailersResponse.getDefaultInstance()).build();
+            case RESPONSE_TRAILERS -> ProcessingResponse.newBuilder().setResponseTrailers(TrailersResponse.getDefaultInstance()).build();
+            case REQUEST_NOT_SET -> fail(StatusCode.InternalServerError, "ext_proc request without content");
+        };
+    }
+
+    /** The answer when handling failed unexpectedly: the request goes no further. */
+    public static ProcessingResponse internalError() {
+        return immediate(StatusCode.InternalServerError, "meshcrypt: internal error");
+    }
+
+    private ProcessingResponse onRequestHeaders(HttpHeaders message) {
+        Map<String, String> headers = Headers.firstValues(message.getHeaders());
+        String method = headers.getOrDefault(":method", "");
+        String path = headers.getOrDefault(":path", "");
+        target = method + " " + path;
+        int query = path.indexOf('?');
+        candidates = processor.rules.candidates(method, query < 0 ? path : path.substring(0, query), headers.get("content-type"));
+        requestEncoding = headers.get("content-encoding");
+        HeadersResponse.Builder answer = HeadersResponse.newBuilder();
+        ProcessingResponse.Builder response = ProcessingResponse.newBuilder();
+        if (candidates.isEmpty()) {
+            return response.setRequestHeaders(answer).setModeOverride(SKIP_REST).build();
+        }
+        if (message.getEndOfStream()) {
+            // No body will come: choose as for an empty body; only header changes can apply.
+            rule = choose("");
+            if (rule != null) {
+                answer.setResponse(CommonResponse.newBuilder().setHeaderMutation(headerMutation(rule.request().headers(), -1)));
+            }
+            return response.setRequestHeaders(answer).setModeOverride(mode(false, rule != null && !rule.response().isEmpty())).build();
+        }
+        boolean anyResponseWork = candidates.stream().anyMatch(r -> !r.response().isEmpty());
+        return response.setRequestHeaders(answer).setModeOverride(mode(true, anyResponseWork)).build();
+    }
+
+    private ProcessingResponse onRequestBody(HttpBody body) {
+        if (requestBodySeen) {
+            return fail(StatusCode.InternalServerError, "a second request body message: the ext_proc request body mode must be BUFFERED");
+        }
+        requestBodySeen = true;
+        if (!body.getEndOfStream() && requestBodyMode != BodySendMode.BUFFERED) {
+            return fail(StatusCode.InternalServerError, "request body mode " + requestBodyMode + ": must be BUFFERED");
+        }
+        if (candidates == null || candidates.isEmpty()) {
+            return ProcessingResponse.newBuilder().setRequestBody(BodyResponse.getDefaultInstance()).build();
+        }
+        byte[] bytes = body.getBody().toByteArray();
+        rule = choose(candidates.stream().anyMatch(r -> r.match().body() != null) ? utf8(bytes) : "");
+        if (rule == null) {
+            return ProcessingResponse.newBuilder().setRequestBody(BodyResponse.getDefaultInstance()).build();
+        }
+        Outcome outcome = rewrite(rule.request(), bytes, requestEncoding, true);
+        if (outcome.reject() != null) {
+            return outcome.reject();
+        }
+        return ProcessingResponse.newBuilder()
+                .setRequestBody(BodyResponse.newBuilder().setResponse(bodyAnswer(rule.request(), outcome.body())))
+                .build();
+    }
+
+    private ProcessingResponse onResponseHeaders(HttpHeaders message) {
+        HeadersResponse.Builder answer = HeadersResponse.newBuilder();
+        if (rule != null) {
+            responseEncoding = Headers.firstValues(message.getHeaders()).get("content-encoding");
+            if (message.getEndOfStream()) {
+                answer.setResponse(CommonResponse.newBuilder().setHeaderMutation(headerMutation(rule.response().headers(), -1)));
+            }
+        }
+        return ProcessingResponse.newBuilder().setResponseHeaders(answer).build();
+    }
+
+    private ProcessingResponse onResponseBody(HttpBody body) {
+        if (responseBodySeen) {
+            return fail(StatusCode.BadGateway, "a second response body message: the ext_proc response body mode must be BUFFERED");
+        }
+        responseBodySeen = true;
+        if (!body.getEndOfStream() && responseBodyMode != BodySendMode.BUFFERED) {
+            return fail(StatusCode.BadGateway, "response body mode " + responseBodyMode + ": must be BUFFERED");
+        }
+        if (rule == null) {
+            return ProcessingResponse.newBuilder().setResponseBody(BodyResponse.getDefaultInstance()).build();
+        }
+        Outcome outcome = rewrite(rule.response(), body.getBody().toByteArray(), responseEncoding, false);
+        if (outcome.reject() != null) {
+            return outcome.reject();
+        }
+        return ProcessingResponse.newBuilder()
+                .setResponseBody(BodyResponse.newBuilder().setResponse(bodyAnswer(rule.response(), outcome.body())))
+                .build();
+    }
+
+    private HttpRule choose(String body) {
+        for (HttpRule candidate : candidates) {
+            if (candidate.match().matchesBody(body)) {
+                return candidate;
+            }
+        }
+        return null;
+    }
+
+    /** @param body the new body, or null to keep the original; reject: the answer that ends the exchange instead */
+    private record Outcome(byte[] body, ProcessingResponse reject) {
+    }
+
+    private Outcome rewrite(RuleSide side, byte[] original, String encoding, boolean request) {
+        // An empty or absent body carries nothing to protect or to leak.
+        if (!side.rewritesBody() || original.length == 0) {
+            return new Outcome(null, null);
+        }
+        String what = request ? "request" : "response";
+        try {
+            if (encoding != null && !encoding.isBlank() && !encoding.strip().equalsIgnoreCase("identity")) {
+                throw new TransformException(TransformException.Kind.INVALID_INPUT,
+                        "the body is encoded (content-encoding " + encoding.strip() + ")", null);
+            }
+            byte[] out = original;
+            if (!side.fields().isEmpty()) {
+                out = JsonTransformer.serialize(processor.transformer.apply(JsonTransformer.parse(out), side.fields(), bindingOf(rule)));
+            }
+            if (!side.body().isEmpty()) {
+                String text = utf8(out);
+                if (text == null) {
+                    throw new TransformException(TransformException.Kind.INVALID_INPUT, "the body is not UTF-8 text", null);
+                }
+                for (BodyReplace replace : side.body()) {
+                    text = replace.apply(text);
+                }
+                out = text.getBytes(StandardCharsets.UTF_8);
+            }
+            return new Outcome(Arrays.equals(out, original) ? null : out, null);
+        } catch (TransformException e) {
+            if (e.kind() == TransformException.Kind.INVALID_INPUT && side.onInvalid() == OnInvalid.PASS) {
+                log.debug("{} {}: rule {}: {} body passed unchanged: {}", what, target, rule.name(), what, e.getMessage());
+                return new Outcome(null, null);
+            }
+            StatusCode status = e.kind() == TransformException.Kind.FAILURE ? StatusCode.InternalServerError
+                    : request ? StatusCode.BadRequest : StatusCode.BadGateway;
+            log.warn("{}: rule {}: {} body rejected ({}): {}", target, rule.name(), what, status.getNumber(), e.getMessage());
+            return new Outcome(null, immediate(status, "meshcrypt: " + what + " body rejected by rule " + rule.name()
+                    + ": " + e.getMessage()));
+        }
+    }
+
+    private static String bindingOf(HttpRule rule) {
+        // Rules without encrypt/decrypt ops have no binding, and the engine then never uses it.
+        return rule.binding() == null ? "" : rule.binding();
+    }
+
+    private static CommonResponse bodyAnswer(RuleSide side, byte[] newBody) {
+        CommonResponse.Builder common = CommonResponse.newBuilder()
+                .setHeaderMutation(headerMutation(side.headers(), newBody == null ? -1 : newBody.length));
+        if (newBody != null) {
+            common.setBodyMutation(BodyMutation.newBuilder().setBody(ByteString.copyFrom(newBody)));
+        }
+        return common.build();
+    }
+
+    /** @param contentLength the new body length, or -1 when the body is unchanged */
+    private static HeaderMutation headerMutation(HeaderChanges changes, long contentLength) {
+        HeaderMutation.Builder mutation = HeaderMutation.newBuilder();
+        changes.set().forEach((name, value) -> mutation.addSetHeaders(Headers.set(name, value)));
+        mutation.addAllRemoveHeaders(changes.remove());
+        if (contentLength >= 0) {
+            mutation.addSetHeaders(Headers.set("content-length", Long.toString(contentLength)));
+        }
+        return mutation.build();
+    }
+
+    private ProcessingResponse fail(StatusCode status, String reason) {
+        log.warn("{}: {}", target, reason);
+        return immediate(status, "meshcrypt: " + reason);
+    }
+
+    private static ProcessingResponse immediate(StatusCode status, String message) {
+        byte[] body = ("{\"error\":" + jsonString(message) + "}").getBytes(StandardCharsets.UTF_8);
+        return ProcessingResponse.newBuilder().setImmediateResponse(ImmediateResponse.newBuilder()
+                .setStatus(HttpStatus.newBuilder().setCode(status))
+                .setHeaders(HeaderMutation.newBuilder().addSetHeaders(Headers.set("content-type", "application/json")))
+                .setBody(ByteString.copyFrom(body))
+                .setDetails("meshcrypt_rejected"))
+                .build();
+    }
+
+    private static ProcessingMode mode(boolean requestBody, boolean response) {
+        return ProcessingMode.newBuilder()
+                .setRequestHeaderMode(HeaderSendMode.SEND)
+                .setRequestBodyMode(requestBody ? BodySendMode.BUFFERED : BodySendMode.NONE)
+                .setRequestTrailerMode(HeaderSendMode.SKIP)
+                .setResponseHeaderMode(response ? HeaderSendMode.SEND : HeaderSendMode.SKIP)
+                .setResponseBodyMode(response ? BodySendMode.BUFFERED : BodySendMode.NONE)
+                .setResponseTrailerMode(HeaderSendMode.SKIP)
+                .build();
+    }
+
+    /** @return the text, or null when {@code bytes} is not valid UTF-8 */
+    private static String utf8(byte[] bytes) {
+        try {
+            CharBuffer chars = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(bytes));
+            return chars.toString();
+        } catch (CharacterCodingException e) {
+            return null;
+        }
+    }
+
+    private static String jsonString(String text) {
+        StringBuilder out = new StringBuilder("\"");
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            switch (c) {
+                case '"' -> out.append("\\\"");
+                case '\\' -> out.append("\\\\");
+                default -> {
+                    if (c < 0x20) {
+                        out.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
+                    } else {
+                        out.append(c);
+                    }
+                }
+            }
+        }
+        return out.append('"').toString();
+    }
+
+    /** Envoy sends header values as raw_value bytes and requires exactly one of value / raw_value in mutations. */
+    static final class Headers {
+        private Headers() {
+        }
+
+        static Map<String, String> firstValues(HeaderMap map) {
+            Map<String, String> out = new java.util.HashMap<>();
+            for (HeaderValue h : map.getHeadersList()) {
+                String value = h.getRawValue().isEmpty() ? h.getValue() : h.getRawValue().toStringUtf8();
+                out.putIfAbsent(h.getKey().toLowerCase(Locale.ROOT), value);
+            }
+            return out;
+        }
+
+        static HeaderValueOption set(String name, String value) {
+            return HeaderValueOption.newBuilder()
+                    .setHeader(HeaderValue.newBuilder().setKey(name).setRawValue(ByteString.copyFromUtf8(value)))
+                    .setAppendAction(HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD)
+                    .build();
+        }
+    }
+}

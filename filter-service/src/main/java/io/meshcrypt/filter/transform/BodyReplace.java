@@ -1,0 +1,16 @@
+package io.meshcrypt.filter.transform;
+
+import java.util.Objects;
+import java.util.regex.Pattern;
+
+/** Whole-body match-and-replace: every match of {@code pattern} in the body text becomes {@code with}. */
+public record BodyReplace(Pattern pattern, String with) {
+    public BodyReplace {
+        Objects.requireNonNull(pattern, "pattern");
+        Replacements.validate(pattern, with);
+    }
+
+    public String apply(String text) {
+        return pattern.matcher(text).replaceAll(with);
+    }
+}

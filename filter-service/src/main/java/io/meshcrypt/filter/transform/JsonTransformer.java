@@ -1,0 +1,208 @@
+package io.meshcrypt.filter.transform;
+
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.TextNode;
+import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.transform.TransformException.Kind;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.security.GeneralSecurityException;
+import java.util.Base64;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * Runs {@link FieldOp}s on JSON documents: the one field transform engine behind HTTP body rules and field-level
+ * Kafka topic policies. Thread-safe.
+ *
+ * <p>Encrypted fields hold the record envelope of envelope-format.md, base64 encoded (standard alphabet, padded),
+ * of the field value's JSON text; the envelope is bound to a <em>binding</em> name exactly as a record value is
+ * bound to its topic (for Kafka the binding is the topic). Decrypting restores the value with its JSON type.
+ *
+ * <p>Parsing is strict, because the application behind the proxy parses the same bytes and must not read anything
+ * the rules did not see: exactly one JSON value, no duplicate object keys, no trailing content. Numbers keep their
+ * exact decimal form. Output is compact JSON (insignificant whitespace is not preserved).
+ */
+public final class JsonTransformer {
+
+    private static final ObjectMapper MAPPER = JsonMapper.builder()
+            .nodeFactory(JsonNodeFactory.withExactBigDecimals(true))
+            .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
+            .build();
+
+    private final RecordCipher cipher;
+
+    public JsonTransformer(RecordCipher cipher) {
+        this.cipher = Objects.requireNonNull(cipher, "cipher");
+    }
+
+    /** @throws TransformException (INVALID_INPUT) when {@code json} is not exactly one JSON value */
+    public static JsonNode parse(byte[] json, int offset, int length) throws TransformException {
+        if (length == 0) {
+            throw new TransformException(Kind.INVALID_INPUT, "not JSON: empty", null);
+        }
+        try (JsonParser parser = MAPPER.createParser(json, offset, length)) {
+            JsonNode node = MAPPER.readTree(parser);
+            if (node == null || node.isMissingNode()) {
+                throw new TransformException(Kind.INVALID_INPUT, "not JSON: no value", null);
+            }
+            return node;
+        } catch (JsonProcessingException e) {
+            // The parser's own message may quote content (a field value): report the position only.
+            JsonLocation at = e.getLocation();
+            throw new TransformException(Kind.INVALID_INPUT, "not JSON"
+                    + (at == null ? "" : " (error at line " + at.getLineNr() + ", column " + at.getColumnNr() + ")"), null);
+        } catch (IOException e) {
+            throw new TransformException(Kind.INVALID_INPUT, "not JSON: " + e.getClass().getSimpleName(), null);
+        }
+    }
+
+    public static JsonNode parse(byte[] json) throws TransformException {
+        return parse(json, 0, json.length);
+    }
+
+    public static byte[] serialize(JsonNode node) {
+        try {
+            return MAPPER.writeValueAsBytes(node);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a JSON tree failed to serialize", e);
+        }
+    }
+
+    /** Parses, transforms and serializes {@code json} (position..limit, not moved). */
+    public ByteBuffer apply(ByteBuffer json, List<FieldOp> ops, String binding) throws TransformException {
+        byte[] bytes;
+        int offset;
+        int length = json.remaining();
+        if (json.hasArray()) {
+            bytes = json.array();
+            offset = json.arrayOffset() + json.position();
+        } else {
+            bytes = new byte[length];
+            json.get(json.position(), bytes);
+            offset = 0;
+        }
+        return ByteBuffer.wrap(serialize(apply(parse(bytes, offset, length), ops, binding)));
+    }
+
+    /**
+     * Runs {@code ops} in order on {@code document}, which may be modified in place.
+     *
+     * @param binding what encrypted fields are bound to (the topic for Kafka values)
+     * @return the transformed document (a new node when an op addresses the root)
+     */
+    public JsonNode apply(JsonNode document, List<FieldOp> ops, String binding) throws TransformException {
+        Objects.requireNonNull(binding, "binding");
+        JsonNode root = document;
+        for (FieldOp op : ops) {
+            root = apply(root, op, binding);
+        }
+        return root;
+    }
+
+    private JsonNode apply(JsonNode root, FieldOp op, String binding) throws TransformException {
+        JsonPointer pointer = op.pointer();
+        if (op instanceof FieldOp.Set set) {
+            try {
+                return pointer.set(root, set.value().deepCopy());
+            } catch (PointerException e) {
+                throw new TransformException(Kind.INVALID_INPUT, "set: " + e.getMessage(), null);
+            }
+        }
+        JsonNode target = pointer.find(root);
+        if (target == null) {
+            if (isRequired(op)) {
+                throw new TransformException(Kind.INVALID_INPUT, "required field " + pointer + " is missing", null);
+            }
+            return root;
+        }
+        JsonNode replacement = switch (op) {
+            case FieldOp.Encrypt e -> encrypt(target, binding, pointer);
+            case FieldOp.Decrypt d -> decrypt(target, binding, pointer);
+            case FieldOp.Redact r -> TextNode.valueOf(r.with());
+            case FieldOp.Replace r -> {
+                if (!target.isTextual()) {
+                    throw new TransformException(Kind.INVALID_INPUT, "replace: field " + pointer + " is a "
+                            + nodeType(target) + ", not a string", null);
+                }
+                yield TextNode.valueOf(r.pattern().matcher(target.textValue()).replaceAll(r.with()));
+            }
+            case FieldOp.Set s -> throw new AssertionError("handled above");
+        };
+        return pointer.replace(root, replacement);
+    }
+
+    private JsonNode encrypt(JsonNode value, String binding, JsonPointer pointer) throws TransformException {
+        try {
+            ByteBuffer envelope = cipher.encrypt(binding, ByteBuffer.wrap(serialize(value)));
+            return TextNode.valueOf(Base64.getEncoder().encodeToString(toArray(envelope)));
+        } catch (GeneralSecurityException e) {
+            throw new TransformException(Kind.FAILURE, "cannot encrypt field " + pointer + ": " + e.getMessage(), e);
+        }
+    }
+
+    private JsonNode decrypt(JsonNode value, String binding, JsonPointer pointer) throws TransformException {
+        if (!value.isTextual()) {
+            throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " is a " + nodeType(value)
+                    + ", not an encrypted (base64 envelope) string", null);
+        }
+        byte[] envelope;
+        try {
+            envelope = Base64.getDecoder().decode(value.textValue());
+        } catch (IllegalArgumentException e) {
+            throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " is not base64, so not encrypted", null);
+        }
+        ByteBuffer buffer = ByteBuffer.wrap(envelope);
+        if (!Envelope.isEnvelope(buffer)) {
+            throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " is not a meshcrypt envelope", null);
+        }
+        ByteBuffer plaintext;
+        try {
+            plaintext = cipher.decrypt(binding, buffer);
+        } catch (GeneralSecurityException e) {
+            throw new TransformException(Kind.INVALID_INPUT, "cannot decrypt field " + pointer + ": " + e.getMessage(), e);
+        }
+        try {
+            return parse(plaintext.array(), plaintext.arrayOffset() + plaintext.position(), plaintext.remaining());
+        } catch (TransformException e) {
+            // Authenticated, so written by a meshcrypt writer: only a writer bug gets here.
+            throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " decrypts to something that is not JSON", e);
+        }
+    }
+
+    private static boolean isRequired(FieldOp op) {
+        return switch (op) {
+            case FieldOp.Encrypt e -> e.required();
+            case FieldOp.Decrypt d -> d.required();
+            case FieldOp.Redact r -> r.required();
+            case FieldOp.Replace r -> r.required();
+            case FieldOp.Set s -> false;
+        };
+    }
+
+    private static String nodeType(JsonNode node) {
+        return node.getNodeType().name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    private static byte[] toArray(ByteBuffer buffer) {
+        if (buffer.hasArray() && buffer.arrayOffset() == 0 && buffer.position() == 0
+                && buffer.remaining() == buffer.array().length) {
+            return buffer.array();
+        }
+        byte[] bytes = new byte[buffer.remaining()];
+        buffer.duplicate().get(bytes);
+        return bytes;
+    }
+}
