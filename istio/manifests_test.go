@@ -1,0 +1,375 @@
+// Package istio holds the Kubernetes and Istio manifests of meshcrypt. This test builds every
+// kustomize overlay with the kustomize library itself, decodes every resulting object strictly into
+// the Kubernetes and Istio API types (an unknown or misspelt field fails, as with kubeconform
+// -strict), and checks the references between objects that no schema can see.
+package istio
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	networkingv1 "istio.io/api/networking/v1"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
+	securityv1 "istio.io/api/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+// object is one built manifest: its identity and its JSON form.
+type object struct {
+	apiVersion, kind, name, namespace string
+	json                              []byte
+	fields                            map[string]any
+}
+
+// istioSpecs maps each Istio kind the manifests may use to its API message; any other kind fails.
+var istioSpecs = map[string]func() proto.Message{
+	"networking.istio.io/v1alpha3/EnvoyFilter": func() proto.Message { return &networkingv1alpha3.EnvoyFilter{} },
+	"networking.istio.io/v1/Sidecar":           func() proto.Message { return &networkingv1.Sidecar{} },
+	"security.istio.io/v1/PeerAuthentication":  func() proto.Message { return &securityv1.PeerAuthentication{} },
+	"security.istio.io/v1/AuthorizationPolicy": func() proto.Message { return &securityv1.AuthorizationPolicy{} },
+}
+
+var kubeTypes = map[string]func() any{
+	"v1/Namespace":       func() any { return &corev1.Namespace{} },
+	"v1/ServiceAccount":  func() any { return &corev1.ServiceAccount{} },
+	"v1/ConfigMap":       func() any { return &corev1.ConfigMap{} },
+	"v1/Service":         func() any { return &corev1.Service{} },
+	"apps/v1/Deployment": func() any { return &appsv1.Deployment{} },
+}
+
+func kustomizations(t *testing.T) []string {
+	t.Helper()
+	var dirs []string
+	for _, pattern := range []string{"base/*/kustomization.yaml", "overlays/*/kustomization.yaml"} {
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range matches {
+			dirs = append(dirs, filepath.Dir(m))
+		}
+	}
+	if len(dirs) < 4 {
+		t.Fatalf("expected the two bases and at least two overlays, found %v", dirs)
+	}
+	return dirs
+}
+
+func overlays(t *testing.T) []string {
+	var out []string
+	for _, d := range kustomizations(t) {
+		if strings.HasPrefix(d, "overlays"+string(filepath.Separator)) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// build runs kustomize exactly as `kubectl apply -k` / `kustomize build` does (root-only loading).
+func build(t *testing.T, dir string) []object {
+	t.Helper()
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	var out []object
+	for _, r := range resources.Resources() {
+		js, err := r.MarshalJSON()
+		if err != nil {
+			t.Fatalf("%s: %s: %v", dir, r.CurId(), err)
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(js, &fields); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, object{r.GetApiVersion(), r.GetKind(), r.GetName(), r.GetNamespace(), js, fields})
+	}
+	return out
+}
+
+func TestEveryKustomizationBuilds(t *testing.T) {
+	for _, dir := range kustomizations(t) {
+		t.Run(dir, func(t *testing.T) {
+			if objs := build(t, dir); len(objs) == 0 {
+				t.Fatalf("kustomize build %s produced nothing", dir)
+			}
+		})
+	}
+}
+
+func TestEveryManifestDecodesStrictlyIntoItsApiType(t *testing.T) {
+	for _, dir := range kustomizations(t) {
+		t.Run(dir, func(t *testing.T) {
+			for _, o := range build(t, dir) {
+				if err := validate(o); err != nil {
+					t.Errorf("%s %s/%s: %v", o.kind, o.namespace, o.name, err)
+				}
+			}
+		})
+	}
+}
+
+func validate(o object) error {
+	key := o.apiVersion + "/" + o.kind
+	if newType, ok := kubeTypes[key]; ok {
+		return yaml.UnmarshalStrict(o.json, newType())
+	}
+	newSpec, ok := istioSpecs[key]
+	if !ok {
+		return fmt.Errorf("no schema for %s: add the kind to the test or fix apiVersion/kind", key)
+	}
+	var parts struct {
+		APIVersion string            `json:"apiVersion"`
+		Kind       string            `json:"kind"`
+		Metadata   metav1.ObjectMeta `json:"metadata"`
+		Spec       json.RawMessage   `json:"spec"`
+	}
+	if err := yaml.UnmarshalStrict(o.json, &parts); err != nil {
+		return err
+	}
+	if len(parts.Spec) == 0 {
+		return fmt.Errorf("no spec")
+	}
+	// protojson rejects unknown fields and wrong enum names, unlike the lenient decoder of client-go
+	return protojson.Unmarshal(parts.Spec, newSpec())
+}
+
+// ---- references between objects
+
+func find(t *testing.T, objs []object, kind, name string) object {
+	t.Helper()
+	for _, o := range objs {
+		if o.kind == kind && o.name == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s in the build", kind, name)
+	return object{}
+}
+
+// at walks a path of map keys and list indexes through decoded JSON.
+func at(t *testing.T, v any, path ...any) any {
+	t.Helper()
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Fatalf("expected a map at %v of %v", k, path)
+			}
+			v = m[k]
+		case int:
+			l, ok := v.([]any)
+			if !ok || k >= len(l) {
+				t.Fatalf("expected a list of more than %d items on %v", k, path)
+			}
+			v = l[k]
+		}
+	}
+	return v
+}
+
+func TestEveryOverlayWiresTheFilterServiceClusterNameNamespacesAndKafkaPort(t *testing.T) {
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			objs := build(t, dir)
+			svc := find(t, objs, "Service", "meshcrypt-filter-service")
+			port := at(t, svc.fields, "spec", "ports", 0)
+			if name := at(t, port, "name").(string); !strings.HasPrefix(name, "grpc-") {
+				t.Errorf("the filter-service port must be named grpc-* for Istio to speak HTTP/2 to it, got %q", name)
+			}
+			want := fmt.Sprintf("outbound|%v||%s.%s.svc.cluster.local", at(t, port, "port"), svc.name, svc.namespace)
+
+			kafka := find(t, objs, "EnvoyFilter", "meshcrypt-kafka")
+			clusters := 0
+			for _, o := range objs {
+				if o.kind != "EnvoyFilter" {
+					continue
+				}
+				if o.namespace == svc.namespace {
+					t.Errorf("EnvoyFilter %s is in the filter-service namespace; it belongs with the workloads", o.name)
+				}
+				for _, cluster := range grpcClusterNames(o.fields) {
+					clusters++
+					if cluster != want {
+						t.Errorf("EnvoyFilter %s calls cluster %q, Istio names the filter-service's %q", o.name, cluster, want)
+					}
+				}
+			}
+			if clusters == 0 {
+				t.Fatal("no EnvoyFilter references the filter-service")
+			}
+
+			sidecar := find(t, objs, "Sidecar", "meshcrypt-kafka-clients")
+			if sidecar.namespace != kafka.namespace {
+				t.Errorf("Sidecar in %q but the Kafka EnvoyFilter in %q", sidecar.namespace, kafka.namespace)
+			}
+			hosts := fmt.Sprint(at(t, sidecar.fields, "spec", "egress", 0, "hosts"))
+			if !strings.Contains(hosts, svc.namespace+"/*") {
+				t.Errorf("Sidecar egress %s does not reach the filter-service namespace %s", hosts, svc.namespace)
+			}
+			if mode := at(t, sidecar.fields, "spec", "outboundTrafficPolicy", "mode"); mode != "REGISTRY_ONLY" {
+				t.Errorf("Sidecar outboundTrafficPolicy %v: unknown destinations (a Kafka broker) would pass through", mode)
+			}
+			policy := find(t, objs, "AuthorizationPolicy", "meshcrypt-filter-service")
+			allowed := fmt.Sprint(at(t, policy.fields, "spec", "rules", 0, "from", 0, "source", "namespaces"))
+			if !strings.Contains(allowed, kafka.namespace) {
+				t.Errorf("AuthorizationPolicy allows %s, not the workloads' namespace %s", allowed, kafka.namespace)
+			}
+
+			checkKafkaListener(t, kafka)
+		})
+	}
+}
+
+// checkKafkaListener: the added listener forwards only to the cluster the same EnvoyFilter adds, its
+// names carry its port, ext_proc comes first and fails closed.
+func checkKafkaListener(t *testing.T, kafka object) {
+	patches := at(t, kafka.fields, "spec", "configPatches").([]any)
+	var clusterNames []string
+	var listener any
+	for _, p := range patches {
+		if at(t, p, "patch", "operation") != "ADD" {
+			t.Errorf("Kafka EnvoyFilter patch %v is not an ADD: a rejected merge into Istio's listener fails open", at(t, p, "applyTo"))
+		}
+		switch at(t, p, "applyTo") {
+		case "CLUSTER":
+			clusterNames = append(clusterNames, at(t, p, "patch", "value", "name").(string))
+		case "LISTENER":
+			listener = at(t, p, "patch", "value")
+		}
+	}
+	if listener == nil {
+		t.Fatal("the Kafka EnvoyFilter adds no listener")
+	}
+	port := fmt.Sprint(at(t, listener, "address", "socket_address", "port_value"))
+	if name := at(t, listener, "name").(string); !strings.HasSuffix(name, "-"+port) {
+		t.Errorf("listener %s does not listen on the port its name says (%s)", name, port)
+	}
+	filters := at(t, listener, "filter_chains", 0, "filters").([]any)
+	if len(filters) != 2 || at(t, filters[0], "name") != "envoy.filters.network.ext_proc" ||
+		at(t, filters[1], "name") != "envoy.filters.network.tcp_proxy" {
+		t.Fatalf("the Kafka listener must be exactly ext_proc then tcp_proxy, got %v", filters)
+	}
+	if at(t, filters[0], "typed_config", "failure_mode_allow") != false {
+		t.Error("network ext_proc must not fail open")
+	}
+	target := at(t, filters[1], "typed_config", "cluster").(string)
+	if len(clusterNames) != 1 || clusterNames[0] != target || !strings.HasSuffix(target, "-"+port) {
+		t.Errorf("tcp_proxy forwards to %q; the EnvoyFilter adds clusters %v (port %s)", target, clusterNames, port)
+	}
+}
+
+// grpcClusterNames finds the cluster of every grpc_service below v (an ext_proc's processor).
+func grpcClusterNames(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case map[string]any:
+		for k, child := range x {
+			if k == "grpc_service" {
+				grpc, _ := child.(map[string]any)
+				envoyGrpc, _ := grpc["envoy_grpc"].(map[string]any)
+				name, _ := envoyGrpc["cluster_name"].(string)
+				out = append(out, name)
+				continue
+			}
+			out = append(out, grpcClusterNames(child)...)
+		}
+	case []any:
+		for _, child := range x {
+			out = append(out, grpcClusterNames(child)...)
+		}
+	}
+	return out
+}
+
+func TestEveryOverlayRunsTheFilterServiceHardenedWithItsConfigAndKeyset(t *testing.T) {
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			objs := build(t, dir)
+			var deployment appsv1.Deployment
+			if err := yaml.UnmarshalStrict(find(t, objs, "Deployment", "meshcrypt-filter-service").json, &deployment); err != nil {
+				t.Fatal(err)
+			}
+			pod := deployment.Spec.Template.Spec
+			c := pod.Containers[0]
+			if !strings.Contains(strings.Join(c.Command, " "), "-jar meshcrypt-filter-service.jar serve --config /etc/meshcrypt/filter.yaml") {
+				t.Errorf("unexpected command %v", c.Command)
+			}
+			sc := c.SecurityContext
+			if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+				pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+				t.Error("the filter-service must run as non-root with a read-only root filesystem")
+			}
+			if c.ReadinessProbe == nil || c.LivenessProbe == nil || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+				t.Error("probes and memory requests/limits are required")
+			}
+			var configMap, secret string
+			for _, v := range pod.Volumes {
+				if v.ConfigMap != nil {
+					configMap = v.ConfigMap.Name
+				}
+				if v.Secret != nil {
+					secret = v.Secret.SecretName
+				}
+			}
+			cm := find(t, objs, "ConfigMap", configMap) // the generated, hash-suffixed name
+			if _, ok := at(t, cm.fields, "data").(map[string]any)["filter.yaml"]; !ok {
+				t.Errorf("ConfigMap %s has no filter.yaml", configMap)
+			}
+			if secret == "" {
+				t.Error("the keyset must come from a Secret")
+			}
+		})
+	}
+}
+
+// TestMain writes each overlay's build to target/ so the Java tests (and a reader) can use exactly
+// what `kubectl apply -k` would send.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if out := os.Getenv("MESHCRYPT_ISTIO_BUILD_DIR"); out != "" {
+			code = writeBuilds(out)
+		}
+	}
+	os.Exit(code)
+}
+
+func writeBuilds(out string) int {
+	dirs, _ := filepath.Glob("overlays/*/kustomization.yaml")
+	for _, k := range dirs {
+		dir := filepath.Dir(k)
+		resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		y, err := resources.AsYaml()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := os.WriteFile(filepath.Join(out, filepath.Base(dir)+".yaml"), bytes.TrimSpace(y), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}
