@@ -28,8 +28,8 @@ import org.junit.jupiter.api.TestMethodOrder;
 
 /**
  * {@code ./meshcrypt demo --transparent}: each app in its own network namespace dials the broker's real
- * address; iptables sends the connection to Envoy, which recovers the original destination. Needs root and
- * {@code ip}; the launcher installs iptables when missing.
+ * address; the init script's nat OUTPUT rule sends the connection to the app's Envoy sidecar, which recovers
+ * the original destination. Needs root and {@code ip}; the launcher installs iptables when missing.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -61,28 +61,49 @@ class TransparentModeTest {
 
     @Test
     @Order(1)
-    void givenTransparentDemo_whenAppsDialTheBrokersRealAddress_thenEnvoyInterceptsEveryConnection() throws Exception {
+    void givenTransparentDemo_whenAppsDialTheBrokersRealAddress_thenTheirSidecarsInterceptEveryConnection() throws Exception {
         assertEquals("transparent", endpoints.get("MESH_MODE"));
         // the apps were told the broker itself, not an Envoy listener
         assertEquals(BROKER_REAL_ADDRESS, endpoints.get("KAFKA_BOOTSTRAP"));
         demo.awaitLines("go-producer", "sent ", l -> l.size() >= 3, FLOW_TIMEOUT);
         demo.awaitLines("node-producer", "sent ", l -> l.size() >= 3, FLOW_TIMEOUT);
+        demo.awaitLines("spring-consumer", "received ", l -> !l.isEmpty(), FLOW_TIMEOUT);
 
-        String stats;
-        try (HttpClient http = HttpClient.newHttpClient()) {
-            stats = http.send(HttpRequest.newBuilder(URI.create("http://" + endpoints.get("ENVOY_ADMIN")
-                            + "/stats?filter=kafka_transparent")).build(), HttpResponse.BodyHandlers.ofString()).body();
+        for (String app : List.of("go", "node", "java")) {
+            String ns = "mc36000-" + app;
+            // the init script's rules: everything but the sidecar's uid and loopback goes to 15001
+            String nat = DemoRun.run("ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S");
+            String stats = DemoRun.run("ip", "netns", "exec", ns, "curl", "-fsS",
+                    "http://127.0.0.1:36904/stats?filter=kafka_transparent");
+            assertAll(ns,
+                    () -> assertTrue(nat.contains("-A MESHCRYPT_OUTPUT -m owner --uid-owner 1337 -j RETURN"), nat),
+                    () -> assertTrue(nat.contains("-A MESHCRYPT_REDIRECT -p tcp -j REDIRECT --to-ports 15001"), nat),
+                    // every connection the app opened became an ext_proc stream in its own sidecar
+                    () -> assertTrue(counter(stats, "network_ext_proc.kafka_transparent.streams_started") >= 1, stats),
+                    () -> assertEquals(0, counter(stats, "network_ext_proc.kafka_transparent.streams_grpc_error"), stats),
+                    () -> assertTrue(counter(stats, "tcp.kafka_transparent.downstream_cx_total") >= 1, stats));
         }
-        assertTrue(counter(stats, "network_ext_proc.kafka_transparent.streams_started") >= 3,
-                () -> "three apps' connections should each have an ext_proc stream:\n" + stats);
-        assertTrue(counter(stats, "tcp.kafka_transparent.downstream_cx_total") >= 3, stats);
-        // in the app's namespace the broker's address is reached through the host; nothing else listens there
-        String route = DemoRun.run("ip", "netns", "exec", "mc36000-go", "ip", "route", "get", "169.254.36.1");
-        assertTrue(route.contains("via 169.254.36.5"), route);
     }
 
     @Test
     @Order(2)
+    void givenTransparentDemo_whenAnAppDialsAnythingButTheBroker_thenItsSidecarRefusesInsteadOfPassingThrough() throws Exception {
+        String[] stats = {"ip", "netns", "exec", "mc36000-go", "curl", "-fsS",
+                "http://127.0.0.1:36904/stats?filter=no_filter_chain_match"};
+        long before = counter(DemoRun.run(stats), "listener.127.0.0.1_15001.no_filter_chain_match");
+
+        // the ext_proc relay listens there, but the app's connection is caught first and matches no chain
+        String code = DemoRun.run("ip", "netns", "exec", "mc36000-go", "curl", "-s", "--max-time", "5",
+                "-o", "/dev/null", "-w", "%{http_code}", "http://169.254.36.1:36052/");
+
+        long after = counter(DemoRun.run(stats), "listener.127.0.0.1_15001.no_filter_chain_match");
+        assertAll(
+                () -> assertEquals("000", code.strip(), "no HTTP answer: the connection was closed"),
+                () -> assertEquals(before + 1, after, "the go sidecar refused exactly this connection"));
+    }
+
+    @Test
+    @Order(3)
     void givenTransparentDemo_whenTheBrokerIsReadDirectly_thenTheInterceptedRecordsAreCiphertextAndTheConsumerGotPlaintext()
             throws Exception {
         List<String> sent = demo.awaitLines("go-producer", "sent ", l -> l.size() >= 3, FLOW_TIMEOUT);
@@ -111,7 +132,7 @@ class TransparentModeTest {
         String nat = DemoRun.run("iptables", "-w", "-t", "nat", "-S");
         assertAll(
                 () -> assertFalse(namespaces.contains("mc36000-"), namespaces),
-                () -> assertFalse(nat.contains("MESHCRYPT-36000"), nat),
+                () -> assertFalse(nat.contains("MESHCRYPT"), nat),
                 () -> assertEquals(List.of(), demo.processesOfThisRun()),
                 () -> assertEquals(List.of(), demo.openPorts()));
     }
