@@ -2,8 +2,10 @@ package io.meshcrypt.filter;
 
 import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.kms.KeysCli;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
@@ -22,7 +24,8 @@ public final class Main {
     private static final String USAGE = """
             usage: meshcrypt-filter-service serve --config FILE
                    meshcrypt-filter-service keyset create --out FILE
-                   meshcrypt-filter-service keyset rotate --file FILE""";
+                   meshcrypt-filter-service keyset rotate --file FILE
+            """ + KeysCli.USAGE;
 
     private Main() {
     }
@@ -54,21 +57,27 @@ public final class Main {
             System.out.println("rotated keyset " + args[3] + ": new values use a new primary key, old ones stay readable");
             return 0;
         }
+        int keys = KeysCli.run(args, System.out);
+        if (keys >= 0) {
+            return keys;
+        }
         System.err.println(USAGE);
         return 2;
     }
 
     private static void serve(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
-        RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
+        ValueCipher cipher = KeysCli.cipher(config);
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(config.brokers()), config.maxFrameBytes());
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults(),
                 List.of(workers -> new HttpExtProcService(http, workers)));
-        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s))",
-                config.listen(), configFile, config.brokers().size(), config.http().rules().size());
+        PolicyWatcher policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, PolicyWatcher.DEFAULT_INTERVAL);
+        log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s), {})",
+                config.listen(), configFile, config.brokers().size(), config.http().rules().size(), config.policy());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            policyWatcher.close();
             server.close();
             stopped.countDown();
         }, "shutdown"));

@@ -12,6 +12,9 @@ import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicRule;
 import io.meshcrypt.filter.transform.JsonPointer;
 import java.math.BigInteger;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.time.Duration;
 import java.net.InetSocketAddress;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -24,10 +27,14 @@ import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-/** Validates the YAML tree of one config file into a {@link FilterConfig}; see its javadoc for the schema. */
-final class ConfigReader {
+/**
+ * Validates the YAML tree of one config file into a {@link FilterConfig}; see its javadoc for the schema. The typed
+ * accessors are public so other config files of the project (the xDS server's mesh file) validate and report errors
+ * the same way: {@code file:line:column: field.path: problem}.
+ */
+public final class ConfigReader {
 
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "http");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys");
     private static final List<String> POLICY_KEYS = List.of("encrypt", "unmatched");
     private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields");
     /** host:port, with IPv6 literals in brackets. */
@@ -37,7 +44,7 @@ final class ConfigReader {
 
     private final Path file;
 
-    ConfigReader(Path file) {
+    public ConfigReader(Path file) {
         this.file = file;
     }
 
@@ -57,33 +64,63 @@ final class ConfigReader {
         int maxFrameBytes = sizeEntry == null ? FilterConfig.DEFAULT_MAX_FRAME_BYTES : positiveInt(sizeEntry, "maxFrameBytes");
 
         Entry keysetEntry = mapping.entries().get("keyset");
-        if (keysetEntry == null) {
+        Entry keysEntry = mapping.entries().get("keys");
+        if (keysetEntry == null && keysEntry == null) {
             throw error(mapping.location(), "keyset", "required field is missing (path of the Tink JSON keyset)");
         }
-        Path keyset = keysetPath(keysetEntry);
+        Path keyset = keysetEntry == null ? null : keysetPath(keysetEntry);
+        KeysConfig keys = keysEntry == null ? null : keys(keysEntry, keyset);
 
         Entry brokersEntry = mapping.entries().get("brokers");
         Map<Integer, InetSocketAddress> brokers = brokersEntry == null ? Map.of() : brokers(brokersEntry);
 
         Entry policyEntry = mapping.entries().get("policy");
-        EncryptionPolicy policy = policyEntry == null ? EncryptionPolicy.encryptAll() : policy(policyEntry);
+        Entry policyFromEntry = mapping.entries().get("policyFrom");
+        if (policyEntry != null && policyFromEntry != null) {
+            throw error(policyFromEntry.keyLocation(), "policyFrom", "cannot be combined with policy: (one source of truth)");
+        }
+        Path policyFrom = null;
+        EncryptionPolicy policy;
+        if (policyFromEntry != null) {
+            policyFrom = relativePath(policyFromEntry, "policyFrom");
+            policy = FilterConfig.readPolicy(policyFrom);
+        } else {
+            policy = policyEntry == null ? EncryptionPolicy.encryptAll() : policy(policyEntry);
+        }
 
         Entry httpEntry = mapping.entries().get("http");
         HttpRules http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(this).http(httpEntry);
 
-        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy, http);
+        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom);
+    }
+
+    /** The required {@code policy:} section of a file whose other keys belong to someone else (a mesh file). */
+    EncryptionPolicy policyOf(Node root) throws ConfigException {
+        if (root == null) {
+            throw error(TOP, "policy", "the file is empty; a policy: section is required");
+        }
+        Entry entry = mapping(root, "").entries().get("policy");
+        if (entry == null) {
+            throw error(root.location(), "policy", "required field is missing");
+        }
+        return policy(entry);
     }
 
     private Path keysetPath(Entry entry) throws ConfigException {
-        String value = string(entry, "keyset");
+        return relativePath(entry, "keyset");
+    }
+
+    /** A path, relative ones resolved against this file's folder. */
+    private Path relativePath(Entry entry, String path) throws ConfigException {
+        String value = string(entry, path);
         if (value.isBlank()) {
-            throw error(entry.keyLocation(), "keyset", "must not be empty");
+            throw error(entry.keyLocation(), path, "must not be empty");
         }
         try {
             Path base = file.toAbsolutePath().getParent();
             return base.resolve(value).normalize();
         } catch (InvalidPathException e) {
-            throw error(entry.keyLocation(), "keyset", "is not a valid path (got " + echo(value) + ")");
+            throw error(entry.keyLocation(), path, "is not a valid path (got " + echo(value) + ")");
         }
     }
 
@@ -109,7 +146,8 @@ final class ConfigReader {
         return brokers;
     }
 
-    private EncryptionPolicy policy(Entry entry) throws ConfigException {
+    /** The {@code policy:} section: {@code encrypt} globs and {@code unmatched}. */
+    public EncryptionPolicy policy(Entry entry) throws ConfigException {
         Mapping mapping = mapping(entry.value(), "policy");
         checkKeys(mapping, "policy.", POLICY_KEYS);
 
@@ -195,6 +233,180 @@ final class ConfigReader {
         }
     }
 
+    private static final List<String> KEYS_KEYS = List.of("provider", "local", "pkcs11", "awsKms", "dek", "cache",
+            "kmsTimeoutMillis", "kekCheckSeconds");
+    private static final Map<String, String> PROVIDER_SECTIONS = Map.of(
+            KeysConfig.LOCAL, "local", KeysConfig.PKCS11, "pkcs11", KeysConfig.AWS_KMS, "awsKms");
+
+    private KeysConfig keys(Entry entry, Path topKeyset) throws ConfigException {
+        Mapping mapping = mapping(entry.value(), "keys");
+        checkKeys(mapping, "keys.", KEYS_KEYS);
+        Entry providerEntry = mapping.entries().get("provider");
+        if (providerEntry == null) {
+            throw error(mapping.location(), "keys.provider", "required field is missing (local, pkcs11 or aws-kms)");
+        }
+        String provider = providerEntry.value() instanceof Scalar s && s.token() == JsonToken.VALUE_STRING ? (String) s.value() : "";
+        if (!PROVIDER_SECTIONS.containsKey(provider)) {
+            throw error(providerEntry.keyLocation(), "keys.provider",
+                    "must be one of local, pkcs11, aws-kms (got " + describe(providerEntry.value()) + ")");
+        }
+        for (Map.Entry<String, String> section : PROVIDER_SECTIONS.entrySet()) {
+            Entry present = mapping.entries().get(section.getValue());
+            if (present != null && !section.getKey().equals(provider)) {
+                throw error(present.keyLocation(), "keys." + section.getValue(),
+                        "only allowed with provider " + section.getKey() + " (provider is " + provider + ")");
+            }
+        }
+        Path localKeyset = null;
+        KeysConfig.Pkcs11 pkcs11 = null;
+        KeysConfig.AwsKms awsKms = null;
+        Entry section = mapping.entries().get(PROVIDER_SECTIONS.get(provider));
+        String prefix = "keys." + PROVIDER_SECTIONS.get(provider);
+        switch (provider) {
+            case KeysConfig.LOCAL -> {
+                Mapping local = section == null ? null : mapping(section.value(), prefix);
+                if (local != null) {
+                    checkKeys(local, prefix + ".", List.of("keyset"));
+                }
+                Entry keysetEntry = local == null ? null : local.entries().get("keyset");
+                localKeyset = keysetEntry == null ? topKeyset : path(keysetEntry, prefix + ".keyset");
+                if (localKeyset == null) {
+                    throw error(providerEntry.keyLocation(), prefix + ".keyset",
+                            "required with provider local when the top-level keyset is not set");
+                }
+            }
+            case KeysConfig.PKCS11 -> {
+                if (section == null) {
+                    throw error(providerEntry.keyLocation(), prefix, "required with provider pkcs11 (library, slot, pinFile or pinEnv, label)");
+                }
+                Mapping m = mapping(section.value(), prefix);
+                checkKeys(m, prefix + ".", List.of("library", "slot", "pinFile", "pinEnv", "label"));
+                Path library = path(required(m, prefix, "library"), prefix + ".library");
+                Entry slotEntry = required(m, prefix, "slot");
+                if (!(slotEntry.value() instanceof Scalar s) || s.token() != JsonToken.VALUE_NUMBER_INT
+                        || new BigInteger(s.value().toString()).signum() < 0
+                        || new BigInteger(s.value().toString()).bitLength() > 63) {
+                    throw error(slotEntry.keyLocation(), prefix + ".slot", "must be a non-negative integer slot id (got "
+                            + describe(slotEntry.value()) + ")");
+                }
+                long slot = new BigInteger(((Scalar) slotEntry.value()).value().toString()).longValueExact();
+                Entry pinFile = m.entries().get("pinFile");
+                Entry pinEnv = m.entries().get("pinEnv");
+                if ((pinFile == null) == (pinEnv == null)) {
+                    throw error(m.location(), prefix, "set exactly one of pinFile, pinEnv (the PIN itself never goes in this file)");
+                }
+                Entry labelEntry = m.entries().get("label");
+                String label = labelEntry == null ? "meshcrypt-kek" : string(labelEntry, prefix + ".label");
+                if (!label.matches("[A-Za-z0-9_-]{1,64}")) {
+                    throw error(labelEntry.keyLocation(), prefix + ".label", "must be 1-64 of A-Z a-z 0-9 _ - (got " + echo(label) + ")");
+                }
+                pkcs11 = new KeysConfig.Pkcs11(library, slot,
+                        pinFile == null ? null : path(pinFile, prefix + ".pinFile"),
+                        pinEnv == null ? null : nonEmpty(pinEnv, prefix + ".pinEnv"), label);
+            }
+            default -> {
+                if (section == null) {
+                    throw error(providerEntry.keyLocation(), prefix, "required with provider aws-kms (keyId, region)");
+                }
+                Mapping m = mapping(section.value(), prefix);
+                checkKeys(m, prefix + ".", List.of("keyId", "region", "endpoint"));
+                String keyId = nonEmpty(required(m, prefix, "keyId"), prefix + ".keyId");
+                String region = nonEmpty(required(m, prefix, "region"), prefix + ".region");
+                Entry endpointEntry = m.entries().get("endpoint");
+                URI endpoint = null;
+                if (endpointEntry != null) {
+                    String value = string(endpointEntry, prefix + ".endpoint");
+                    try {
+                        endpoint = new URI(value);
+                    } catch (URISyntaxException e) {
+                        endpoint = null;
+                    }
+                    if (endpoint == null || endpoint.getHost() == null
+                            || !("https".equals(endpoint.getScheme()) || "http".equals(endpoint.getScheme()))) {
+                        throw error(endpointEntry.keyLocation(), prefix + ".endpoint", "must be an http(s) URL (got " + echo(value) + ")");
+                    }
+                }
+                awsKms = new KeysConfig.AwsKms(keyId, region, endpoint);
+            }
+        }
+
+        long maxRecords = DEFAULT_DEK_MAX_RECORDS;
+        long maxAgeSeconds = 3600;
+        Entry dek = mapping.entries().get("dek");
+        if (dek != null) {
+            Mapping m = mapping(dek.value(), "keys.dek");
+            checkKeys(m, "keys.dek.", List.of("maxRecords", "maxAgeSeconds"));
+            Entry records = m.entries().get("maxRecords");
+            if (records != null) {
+                maxRecords = positiveLong(records, "keys.dek.maxRecords", 1L << 32);
+            }
+            Entry age = m.entries().get("maxAgeSeconds");
+            if (age != null) {
+                maxAgeSeconds = positiveInt(age, "keys.dek.maxAgeSeconds");
+            }
+        }
+        long ttlSeconds = 3600;
+        int maxEntries = 10_000;
+        Entry cache = mapping.entries().get("cache");
+        if (cache != null) {
+            Mapping m = mapping(cache.value(), "keys.cache");
+            checkKeys(m, "keys.cache.", List.of("ttlSeconds", "maxEntries"));
+            Entry ttl = m.entries().get("ttlSeconds");
+            if (ttl != null) {
+                ttlSeconds = positiveInt(ttl, "keys.cache.ttlSeconds");
+            }
+            Entry entries = m.entries().get("maxEntries");
+            if (entries != null) {
+                maxEntries = positiveInt(entries, "keys.cache.maxEntries");
+            }
+        }
+        Entry timeout = mapping.entries().get("kmsTimeoutMillis");
+        long timeoutMillis = timeout == null ? 2000 : positiveInt(timeout, "keys.kmsTimeoutMillis");
+        Entry check = mapping.entries().get("kekCheckSeconds");
+        long checkSeconds = check == null ? 300 : positiveInt(check, "keys.kekCheckSeconds");
+        return new KeysConfig(provider, localKeyset, pkcs11, awsKms, maxRecords, Duration.ofSeconds(maxAgeSeconds),
+                Duration.ofSeconds(ttlSeconds), maxEntries, Duration.ofMillis(timeoutMillis), Duration.ofSeconds(checkSeconds));
+    }
+
+    /** 2^30 records per DEK: random 96-bit nonces stay far below the 2^32 per-key limit of NIST SP 800-38D. */
+    private static final long DEFAULT_DEK_MAX_RECORDS = 1L << 30;
+
+    private Entry required(Mapping mapping, String prefix, String key) throws ConfigException {
+        Entry e = mapping.entries().get(key);
+        if (e == null) {
+            throw error(mapping.location(), prefix + "." + key, "required field is missing");
+        }
+        return e;
+    }
+
+    private String nonEmpty(Entry entry, String path) throws ConfigException {
+        String value = string(entry, path);
+        if (value.isBlank()) {
+            throw error(entry.keyLocation(), path, "must not be empty");
+        }
+        return value;
+    }
+
+    private Path path(Entry entry, String path) throws ConfigException {
+        String value = nonEmpty(entry, path);
+        try {
+            return file.toAbsolutePath().getParent().resolve(value).normalize();
+        } catch (InvalidPathException e) {
+            throw error(entry.keyLocation(), path, "is not a valid path (got " + echo(value) + ")");
+        }
+    }
+
+    private long positiveLong(Entry entry, String path, long max) throws ConfigException {
+        if (!(entry.value() instanceof Scalar s) || s.token() != JsonToken.VALUE_NUMBER_INT) {
+            throw error(entry.keyLocation(), path, "must be a positive integer (got " + describe(entry.value()) + ")");
+        }
+        BigInteger value = new BigInteger(s.value().toString());
+        if (value.signum() <= 0 || value.compareTo(BigInteger.valueOf(max)) > 0) {
+            throw error(entry.keyLocation(), path, "must be a positive integer at most " + max + " (got " + value + ")");
+        }
+        return value.longValueExact();
+    }
+
     private InetSocketAddress bindAddress(Location location, String path, String value) throws ConfigException {
         HostPort hp = hostPort(location, path, value, 0);
         InetSocketAddress address = new InetSocketAddress(hp.host(), hp.port());
@@ -204,10 +416,10 @@ final class ConfigReader {
         return address;
     }
 
-    private record HostPort(String host, int port) {
+    public record HostPort(String host, int port) {
     }
 
-    private HostPort hostPort(Location location, String path, String value, int minPort) throws ConfigException {
+    public HostPort hostPort(Location location, String path, String value, int minPort) throws ConfigException {
         Matcher m = HOST_PORT.matcher(value);
         if (!m.matches()) {
             throw error(location, path, "must be host:port (got " + echo(value) + ")");
@@ -223,7 +435,7 @@ final class ConfigReader {
         return new HostPort(host, port);
     }
 
-    private int positiveInt(Entry entry, String path) throws ConfigException {
+    public int positiveInt(Entry entry, String path) throws ConfigException {
         if (!(entry.value() instanceof Scalar s) || s.token() != JsonToken.VALUE_NUMBER_INT) {
             throw error(entry.keyLocation(), path, "must be a positive integer (got " + describe(entry.value()) + ")");
         }

@@ -17,6 +17,8 @@ import java.util.Objects;
  * listen: 127.0.0.1:50051            # gRPC address Envoy's ext_proc connects to
  * maxFrameBytes: 104857600           # largest Kafka frame held for rewriting
  * keyset: keyset.json                # Tink keyset (JSON); relative paths resolve against this file's folder
+ * keys:                              # optional: KEK provider and DEK limits, envelope version 2 (see KeysConfig)
+ *   provider: local
  * brokers:                           # explicit-proxy mode: broker node id -> address clients reach it through (its Envoy listener)
  *   1: 127.0.0.1:19093
  * policy:
@@ -26,9 +28,14 @@ import java.util.Objects;
  *   unmatched: passthrough           # or reject
  * http:                              # HTTP ext_proc rules, see docs/configuration.md
  *   rules: [...]
+ * policyFrom: mesh.yaml              # instead of policy: take the policy: section of this file (the xDS mesh file)
  * </pre>
  *
- * <p>Only {@code keyset} is required. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
+ * <p>The file holding the policy (this one, or {@code policyFrom}) is watched while the service runs: a valid new
+ * policy applies without restart, an invalid one is logged and the last good policy stays (see {@link PolicyWatcher}).
+ *
+ * <p>Only {@code keyset} is required, unless {@code keys} is present: then {@code keyset} is optional and only
+ * decrypts version-1 values written before {@code keys} was configured. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
  * (100 MiB), {@code brokers} empty, {@code policy.encrypt} ["*"], {@code policy.unmatched} passthrough. Unknown
  * keys, wrong types, malformed host:port values, non-positive sizes and empty patterns are errors. Every error
  * names the file, line:column and field path, e.g.
@@ -39,10 +46,12 @@ import java.util.Objects;
  *
  * @param listen the address the gRPC server binds
  * @param maxFrameBytes the largest Kafka frame held for rewriting
- * @param keyset absolute path of the Tink JSON keyset
+ * @param keyset absolute path of the Tink JSON keyset; null only when {@code keys} is set
  * @param brokers node id to the advertised (Envoy) address; a broker missing here closes the connection rather than letting a client bypass the proxy
  * @param policy which topics are encrypted
  * @param http the HTTP rules (empty: HTTP traffic passes unchanged)
+ * @param keys KEK provider and DEK settings, or null for envelope version 1 with {@code keyset}
+ * @param policyFrom absolute path of the file whose {@code policy:} section is in force, or null when it is inline
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -50,14 +59,18 @@ public record FilterConfig(
         Path keyset,
         Map<Integer, InetSocketAddress> brokers,
         EncryptionPolicy policy,
-        HttpRules http) {
+        HttpRules http,
+        KeysConfig keys,
+        Path policyFrom) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
 
     public FilterConfig {
         Objects.requireNonNull(listen, "listen");
-        Objects.requireNonNull(keyset, "keyset");
+        if (keyset == null && keys == null) {
+            throw new NullPointerException("keyset (required without keys)");
+        }
         Objects.requireNonNull(policy, "policy");
         Objects.requireNonNull(http, "http");
         if (maxFrameBytes <= 0) {
@@ -66,16 +79,37 @@ public record FilterConfig(
         brokers = Map.copyOf(brokers);
     }
 
+    /** Without a {@code keys} section (envelope version 1 with {@code keyset}) and with the policy inline. */
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy, HttpRules http) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, null, null);
+    }
+
     /** Loads and validates; errors name the file, line and field. */
     public static FilterConfig load(Path file) throws ConfigException {
-        byte[] yaml;
+        return parse(file, read(file));
+    }
+
+    static FilterConfig parse(Path file, byte[] yaml) throws ConfigException {
+        return new ConfigReader(file).read(YamlTree.parse(file.toString(), yaml));
+    }
+
+    /** The required {@code policy:} section of {@code file}; its other keys are not this service's to validate. */
+    public static EncryptionPolicy readPolicy(Path file) throws ConfigException {
+        return parsePolicy(file, read(file));
+    }
+
+    static EncryptionPolicy parsePolicy(Path file, byte[] yaml) throws ConfigException {
+        return new ConfigReader(file).policyOf(YamlTree.parse(file.toString(), yaml));
+    }
+
+    private static byte[] read(Path file) throws ConfigException {
         try {
-            yaml = Files.readAllBytes(file);
+            return Files.readAllBytes(file);
         } catch (NoSuchFileException e) {
             throw new ConfigException(file + ": config file not found", e);
         } catch (IOException e) {
             throw new ConfigException(file + ": cannot read config file: " + e, e);
         }
-        return new ConfigReader(file).read(YamlTree.parse(file.toString(), yaml));
     }
 }

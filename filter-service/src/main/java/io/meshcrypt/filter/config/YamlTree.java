@@ -13,32 +13,33 @@ import java.util.Map;
 
 /**
  * A YAML document read into a small tree that keeps the line and column of every key and value, so validation
- * errors can point at the exact spot. Jackson's own tree model drops locations.
+ * errors can point at the exact spot. Jackson's own tree model drops locations. Public so other config files
+ * of the project (the xDS server's mesh file) report errors the same way.
  */
-final class YamlTree {
+public final class YamlTree {
 
-    record Location(int line, int column) {
+    public record Location(int line, int column) {
         @Override
         public String toString() {
             return line + ":" + column;
         }
     }
 
-    sealed interface Node permits Scalar, Mapping, Sequence {
+    public sealed interface Node permits Scalar, Mapping, Sequence {
         Location location();
     }
 
     /** @param value String, Number, Boolean, or null (YAML null); {@code token} tells which */
-    record Scalar(JsonToken token, Object value, Location location) implements Node {
+    public record Scalar(JsonToken token, Object value, Location location) implements Node {
     }
 
-    record Entry(String key, Location keyLocation, Node value) {
+    public record Entry(String key, Location keyLocation, Node value) {
     }
 
-    record Mapping(Map<String, Entry> entries, Location location) implements Node {
+    public record Mapping(Map<String, Entry> entries, Location location) implements Node {
     }
 
-    record Sequence(List<Node> items, Location location) implements Node {
+    public record Sequence(List<Node> items, Location location) implements Node {
     }
 
     private static final YAMLFactory FACTORY = YAMLFactory.builder().build();
@@ -50,7 +51,7 @@ final class YamlTree {
     }
 
     /** @return the root node, or null for an empty document */
-    static Node parse(String file, byte[] yaml) throws ConfigException {
+    public static Node parse(String file, byte[] yaml) throws ConfigException {
         YamlTree tree = new YamlTree(file);
         try (JsonParser parser = FACTORY.createParser(yaml)) {
             JsonToken first = parser.nextToken();

@@ -12,9 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.NoSuchAlgorithmException;
-import java.security.SecureRandom;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
@@ -33,7 +31,7 @@ import javax.crypto.spec.SecretKeySpec;
  * record batch and the ciphertext is written straight behind the header, with no intermediate copies. Key material
  * is resolved once, at construction; per record there is one table lookup and one allocation (the result).
  */
-public final class RecordCipher {
+public final class RecordCipher implements ValueCipher {
 
     private static final String TRANSFORMATION = "AES/GCM/NoPadding";
     private static final int AES_256_KEY_BYTES = 32;
@@ -43,8 +41,6 @@ public final class RecordCipher {
     private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
 
     private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(RecordCipher::newCipher);
-    /** Per-thread nonce source: no shared lock, and one DRBG call per 4 KiB of nonces instead of one per record. */
-    private static final ThreadLocal<NonceSource> NONCES = ThreadLocal.withInitial(NonceSource::new);
 
     private final int primaryKeyId;
     private final SecretKeySpec primaryKey;
@@ -104,6 +100,7 @@ public final class RecordCipher {
      * @return the envelope for {@code plaintext}, bound to {@code topic}: a heap buffer at position 0 of length
      *     {@code plaintext.remaining() + }{@link Envelope#OVERHEAD}
      */
+    @Override
     public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
         int length = plaintext.remaining();
@@ -117,7 +114,7 @@ public final class RecordCipher {
         out[Envelope.KEY_ID_OFFSET + 1] = (byte) (primaryKeyId >>> 16);
         out[Envelope.KEY_ID_OFFSET + 2] = (byte) (primaryKeyId >>> 8);
         out[Envelope.KEY_ID_OFFSET + 3] = (byte) primaryKeyId;
-        byte[] nonce = NONCES.get().next();
+        byte[] nonce = Nonces.next();
         System.arraycopy(nonce, 0, out, Envelope.NONCE_OFFSET, Envelope.NONCE_LENGTH);
 
         Cipher cipher = CIPHER.get();
@@ -141,6 +138,7 @@ public final class RecordCipher {
      * @throws UnknownKeyException when the key id is not an enabled key of this keyset
      * @throws EnvelopeException when the value is truncated, was tampered with, or belongs to another topic
      */
+    @Override
     public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
         Envelope.Info info = Envelope.parse(envelope, topic);
@@ -214,37 +212,6 @@ public final class RecordCipher {
             return Cipher.getInstance(TRANSFORMATION);
         } catch (NoSuchAlgorithmException | NoSuchPaddingException e) {
             throw new IllegalStateException(TRANSFORMATION + " is not available in this JVM", e);
-        }
-    }
-
-    /**
-     * Random 96-bit nonces drawn from a per-thread DRBG in bulk. Every output byte is used once and the buffer
-     * never leaves its thread, so this is exactly as random as one DRBG call per nonce, at a fraction of the
-     * per-call cost (Hash_DRBG's bookkeeping dominates for 12-byte requests).
-     */
-    private static final class NonceSource {
-        private final SecureRandom random = newRandom();
-        private final byte[] pool = new byte[Envelope.NONCE_LENGTH * 341];
-        private int next = pool.length;
-
-        byte[] next() {
-            if (next == pool.length) {
-                random.nextBytes(pool);
-                next = 0;
-            }
-            byte[] nonce = Arrays.copyOfRange(pool, next, next + Envelope.NONCE_LENGTH);
-            // Wipe what was handed out, so a heap dump of the pool never shows past nonces next to future ones.
-            Arrays.fill(pool, next, next + Envelope.NONCE_LENGTH, (byte) 0);
-            next += Envelope.NONCE_LENGTH;
-            return nonce;
-        }
-    }
-
-    private static SecureRandom newRandom() {
-        try {
-            return SecureRandom.getInstance("DRBG");
-        } catch (NoSuchAlgorithmException e) {
-            return new SecureRandom();
         }
     }
 }

@@ -1,6 +1,6 @@
 package io.meshcrypt.filter.http;
 
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.transform.JsonTransformer;
 import java.util.Objects;
 
@@ -9,7 +9,7 @@ public final class HttpProcessor {
     final HttpRules rules;
     final JsonTransformer transformer;
 
-    public HttpProcessor(HttpRules rules, RecordCipher cipher) {
+    public HttpProcessor(HttpRules rules, ValueCipher cipher) {
         this.rules = Objects.requireNonNull(rules, "rules");
         this.transformer = new JsonTransformer(cipher);
     }

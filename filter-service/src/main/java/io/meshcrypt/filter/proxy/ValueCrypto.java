@@ -1,7 +1,7 @@
 package io.meshcrypt.filter.proxy;
 
 import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
 import io.meshcrypt.filter.records.RecordRewriteException;
@@ -19,11 +19,11 @@ import java.util.List;
  * whose policy lists JSON fields, only those fields (through the shared {@link JsonTransformer}).
  */
 final class ValueCrypto {
-    private final RecordCipher cipher;
+    private final ValueCipher cipher;
     private final EncryptionPolicy policy;
     private final JsonTransformer json;
 
-    ValueCrypto(RecordCipher cipher, EncryptionPolicy policy) {
+    ValueCrypto(ValueCipher cipher, EncryptionPolicy policy) {
         this.cipher = cipher;
         this.policy = policy;
         this.json = new JsonTransformer(cipher);

@@ -11,7 +11,7 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.TextNode;
 import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.transform.TransformException.Kind;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -42,9 +42,9 @@ public final class JsonTransformer {
             .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
             .build();
 
-    private final RecordCipher cipher;
+    private final ValueCipher cipher;
 
-    public JsonTransformer(RecordCipher cipher) {
+    public JsonTransformer(ValueCipher cipher) {
         this.cipher = Objects.requireNonNull(cipher, "cipher");
     }
 

@@ -219,6 +219,23 @@ class KafkaConnectionTest {
         assertArrayEquals(frame, lenient.open().onRead(ByteString.copyFrom(frame), false).toByteArray());
     }
 
+    @Test
+    void givenOpenConnection_whenThePolicyIsReplaced_thenTheNextProduceFollowsTheNewPolicy() throws Exception {
+        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.of(List.of("orders*"), EncryptionPolicy.Unmatched.PASSTHROUGH),
+                cipher, new BrokerAddresses(Map.of()), 1 << 20);
+        ConnectionHandler open = proxy.open();
+        byte[] before = request(ApiKeys.PRODUCE, PRODUCE_V, produce("audit", null, "x"));
+        assertArrayEquals(before, open.onRead(ByteString.copyFrom(before), false).toByteArray());
+
+        proxy.policy(EncryptionPolicy.of(List.of("orders*", "audit"), EncryptionPolicy.Unmatched.PASSTHROUGH));
+
+        byte[] after = request(ApiKeys.PRODUCE, PRODUCE_V, produce("audit", null, "x"));
+        ProduceRequestData sent = (ProduceRequestData) decodeRequest(open.onRead(ByteString.copyFrom(after), false), ApiKeys.PRODUCE);
+        ByteBuffer value = records(sent.topicData().iterator().next().partitionData().get(0).records()).get(0).value();
+        assertTrue(Envelope.isEnvelope(value), "the value of audit is encrypted after the policy change");
+        assertEquals("x", utf8(cipher.decrypt("audit", value)));
+    }
+
     // ---- helpers ----
 
     private ByteString feedInChunks(byte[] frame, int chunk, boolean read) throws Exception {

@@ -44,7 +44,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  */
 public final class Mesh {
 
-    public static final int PORT_BASE = 29000;
+    /** 29000 unless MESHCRYPT_E2E_PORT_BASE says otherwise (two checkouts testing on one machine). */
+    public static final int PORT_BASE = Integer.parseInt(System.getenv().getOrDefault("MESHCRYPT_E2E_PORT_BASE", "29000"));
     public static final Duration CLIENT_TIMEOUT = Duration.ofSeconds(30);
     private static final Duration UP_TIMEOUT = Duration.ofMinutes(4);
     private static final Duration COMPONENT_TIMEOUT = Duration.ofMinutes(2);

@@ -1,0 +1,190 @@
+package io.meshcrypt.xds;
+
+import com.github.xds.type.v3.TypedStruct;
+import com.google.protobuf.Any;
+import com.google.protobuf.Duration;
+import com.google.protobuf.Struct;
+import com.google.protobuf.UInt32Value;
+import com.google.protobuf.Value;
+import io.envoyproxy.envoy.config.cluster.v3.CircuitBreakers;
+import io.envoyproxy.envoy.config.cluster.v3.Cluster;
+import io.envoyproxy.envoy.config.core.v3.Address;
+import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
+import io.envoyproxy.envoy.config.core.v3.Metadata;
+import io.envoyproxy.envoy.config.core.v3.RoutingPriority;
+import io.envoyproxy.envoy.config.core.v3.SocketAddress;
+import io.envoyproxy.envoy.config.endpoint.v3.ClusterLoadAssignment;
+import io.envoyproxy.envoy.config.endpoint.v3.Endpoint;
+import io.envoyproxy.envoy.config.endpoint.v3.LbEndpoint;
+import io.envoyproxy.envoy.config.endpoint.v3.LocalityLbEndpoints;
+import io.envoyproxy.envoy.config.listener.v3.Filter;
+import io.envoyproxy.envoy.config.listener.v3.FilterChain;
+import io.envoyproxy.envoy.config.listener.v3.Listener;
+import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
+import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
+import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig;
+import io.meshcrypt.xds.mesh.Mesh;
+import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;
+import io.meshcrypt.xds.mesh.Mesh.KafkaListeners;
+import io.meshcrypt.xds.mesh.Mesh.Sidecar;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Pattern;
+
+/**
+ * The Envoy resources of one sidecar. Kafka: per Kafka cluster a bootstrap listener and one listener per broker,
+ * each running network ext_proc (to the filter-service) before tcp_proxy, plus their upstream clusters and the
+ * filter-service's HTTP/2 cluster. Other protocols plug in as further {@link Contributor}s.
+ */
+public final class EnvoyResources {
+
+    public static final String FILTER_SERVICE_CLUSTER = "filter_service";
+    /**
+     * A cluster without endpoints that no route uses, whose metadata is the mesh version. Every mesh change thus
+     * changes one resource of every sidecar, so with delta xDS, too, each Envoy receives, acknowledges and shows
+     * (CDS version, /config_dump) the current mesh version even when its listeners did not change. Updating an
+     * unused cluster touches no connection.
+     */
+    public static final String VERSION_CLUSTER = "meshcrypt_mesh_version";
+    static final String NETWORK_EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.ext_proc.v3.NetworkExternalProcessor";
+    private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
+
+    /** Per-direction deadline for one chunk; the 200 ms default closes connections carrying large batches. */
+    static final String MESSAGE_TIMEOUT = "5s";
+
+    /**
+     * Adds one protocol's resources for a sidecar. The extension point for HTTP: an HTTP contributor adds its
+     * listeners (HTTP connection manager with HTTP ext_proc and routes) and upstream clusters; it may reuse
+     * {@link #FILTER_SERVICE_CLUSTER}, which every sidecar gets.
+     */
+    @FunctionalInterface
+    public interface Contributor {
+        void contribute(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters);
+    }
+
+    /** @param listeners and clusters, each in a stable order */
+    public record Resources(List<Listener> listeners, List<Cluster> clusters) {
+    }
+
+    private final List<Contributor> contributors;
+
+    public EnvoyResources(List<Contributor> contributors) {
+        this.contributors = List.copyOf(contributors);
+    }
+
+    /** Kafka only: what the mesh file describes today. */
+    public static EnvoyResources standard() {
+        return new EnvoyResources(List.of(EnvoyResources::kafka));
+    }
+
+    /** @param version the mesh version, carried by the {@link #VERSION_CLUSTER} beacon */
+    public Resources forSidecar(Mesh mesh, Sidecar sidecar, String version) {
+        List<Listener> listeners = new ArrayList<>();
+        List<Cluster> clusters = new ArrayList<>();
+        clusters.add(versionBeacon(version));
+        clusters.add(filterServiceCluster(sidecar.filterService()));
+        for (Contributor c : contributors) {
+            c.contribute(mesh, sidecar, listeners, clusters);
+        }
+        return new Resources(List.copyOf(listeners), List.copyOf(clusters));
+    }
+
+    static void kafka(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters) {
+        for (KafkaListeners k : new TreeMap<>(sidecar.kafka()).values()) {
+            KafkaCluster cluster = mesh.kafkaClusters().get(k.cluster());
+            String bootstrap = "kafka_" + k.cluster() + "_bootstrap";
+            listeners.add(kafkaListener(bootstrap, k.bootstrap()));
+            clusters.add(upstream(bootstrap, new TreeMap<>(cluster.brokers()).values().stream().toList()));
+            for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(k.brokers()).entrySet()) {
+                String name = "kafka_" + k.cluster() + "_broker_" + b.getKey();
+                listeners.add(kafkaListener(name, b.getValue()));
+                clusters.add(upstream(name, List.of(cluster.brokers().get(b.getKey()))));
+            }
+        }
+    }
+
+    /** network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy. */
+    static Listener kafkaListener(String name, Mesh.Address address) {
+        Struct extProc = struct(Map.of(
+                "stat_prefix", string(name),
+                "failure_mode_allow", Value.newBuilder().setBoolValue(false).build(),
+                "processing_mode", structValue(Map.of("process_read", string("STREAMED"), "process_write", string("STREAMED"))),
+                "message_timeout", string(MESSAGE_TIMEOUT),
+                "grpc_service", structValue(Map.of("envoy_grpc", structValue(Map.of("cluster_name", string(FILTER_SERVICE_CLUSTER)))))));
+        // The 1.0.49 protos predate stat_prefix, which Envoy 1.35+ requires: a TypedStruct carries the config as
+        // JSON, and Envoy converts it with its own (current) descriptor.
+        TypedStruct typed = TypedStruct.newBuilder().setTypeUrl(NETWORK_EXT_PROC_TYPE).setValue(extProc).build();
+        TcpProxy tcpProxy = TcpProxy.newBuilder().setStatPrefix(name).setCluster(name).build();
+        return Listener.newBuilder()
+                .setName(name)
+                .setAddress(socket(address))
+                .addFilterChains(FilterChain.newBuilder()
+                        .addFilters(Filter.newBuilder().setName("envoy.filters.network.ext_proc").setTypedConfig(Any.pack(typed)))
+                        .addFilters(Filter.newBuilder().setName("envoy.filters.network.tcp_proxy").setTypedConfig(Any.pack(tcpProxy))))
+                .build();
+    }
+
+    static Cluster versionBeacon(String version) {
+        return Cluster.newBuilder()
+                .setName(VERSION_CLUSTER)
+                .setType(Cluster.DiscoveryType.STATIC)
+                .setConnectTimeout(Duration.newBuilder().setSeconds(1))
+                .setLoadAssignment(ClusterLoadAssignment.newBuilder().setClusterName(VERSION_CLUSTER))
+                .setMetadata(Metadata.newBuilder().putFilterMetadata("meshcrypt", struct(Map.of("version", string(version)))))
+                .build();
+    }
+
+    static Cluster filterServiceCluster(Mesh.Address address) {
+        HttpProtocolOptions h2 = HttpProtocolOptions.newBuilder()
+                .setExplicitHttpConfig(ExplicitHttpConfig.newBuilder().setHttp2ProtocolOptions(Http2ProtocolOptions.newBuilder()
+                        // one gRPC stream per Kafka connection, each may carry multi-MB batches: wide flow-control windows
+                        .setInitialStreamWindowSize(UInt32Value.of(64 << 20))
+                        .setInitialConnectionWindowSize(UInt32Value.of(256 << 20))))
+                .build();
+        // every Kafka connection holds one stream for its whole life: lift the default 1024-request circuit breaker
+        CircuitBreakers.Thresholds limits = CircuitBreakers.Thresholds.newBuilder()
+                .setPriority(RoutingPriority.DEFAULT)
+                .setMaxConnections(UInt32Value.of(100_000))
+                .setMaxPendingRequests(UInt32Value.of(100_000))
+                .setMaxRequests(UInt32Value.of(100_000))
+                .build();
+        return upstream(FILTER_SERVICE_CLUSTER, List.of(address)).toBuilder()
+                .setConnectTimeout(Duration.newBuilder().setSeconds(1))
+                .putTypedExtensionProtocolOptions("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", Any.pack(h2))
+                .setCircuitBreakers(CircuitBreakers.newBuilder().addThresholds(limits))
+                .build();
+    }
+
+    /** STATIC for IP literals; STRICT_DNS (re-resolved) for names, e.g. a broker's advertised host. */
+    static Cluster upstream(String name, List<Mesh.Address> endpoints) {
+        boolean allIps = endpoints.stream().allMatch(a -> IP_LITERAL.matcher(a.host()).matches());
+        LocalityLbEndpoints.Builder lb = LocalityLbEndpoints.newBuilder();
+        for (Mesh.Address a : endpoints) {
+            lb.addLbEndpoints(LbEndpoint.newBuilder().setEndpoint(Endpoint.newBuilder().setAddress(socket(a))));
+        }
+        return Cluster.newBuilder()
+                .setName(name)
+                .setType(allIps ? Cluster.DiscoveryType.STATIC : Cluster.DiscoveryType.STRICT_DNS)
+                .setConnectTimeout(Duration.newBuilder().setSeconds(5))
+                .setLoadAssignment(ClusterLoadAssignment.newBuilder().setClusterName(name).addEndpoints(lb))
+                .build();
+    }
+
+    private static Address socket(Mesh.Address a) {
+        return Address.newBuilder().setSocketAddress(SocketAddress.newBuilder().setAddress(a.host()).setPortValue(a.port())).build();
+    }
+
+    private static Value string(String s) {
+        return Value.newBuilder().setStringValue(s).build();
+    }
+
+    private static Struct struct(Map<String, Value> fields) {
+        return Struct.newBuilder().putAllFields(new TreeMap<>(fields)).build();
+    }
+
+    private static Value structValue(Map<String, Value> fields) {
+        return Value.newBuilder().setStructValue(struct(fields)).build();
+    }
+}

@@ -1,0 +1,60 @@
+package io.meshcrypt.xds.mesh;
+
+import io.meshcrypt.filter.policy.EncryptionPolicy;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The validated mesh file: which Kafka clusters exist, which sidecar (Envoy node id) fronts which of them on which
+ * listeners, where each sidecar's filter-service runs, and the encryption policy the filter-services apply. See
+ * docs/xds.md for the file format.
+ *
+ * @param kafkaClusters by name, in file order
+ * @param sidecars by Envoy node id, in file order
+ */
+public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar> sidecars, EncryptionPolicy policy) {
+
+    public Mesh {
+        kafkaClusters = Map.copyOf(kafkaClusters);
+        sidecars = Map.copyOf(sidecars);
+        Objects.requireNonNull(policy, "policy");
+    }
+
+    /** A host:port; listener hosts are IP literals, upstream hosts may be DNS names. */
+    public record Address(String host, int port) {
+        @Override
+        public String toString() {
+            return host.indexOf(':') >= 0 ? "[" + host + "]:" + port : host + ":" + port;
+        }
+    }
+
+    /** @param brokers Kafka node id -> the broker's own address */
+    public record KafkaCluster(String name, Map<Integer, Address> brokers) {
+        public KafkaCluster {
+            brokers = Map.copyOf(brokers);
+        }
+    }
+
+    /**
+     * The listeners one sidecar opens for one Kafka cluster: the address clients bootstrap against, and one per
+     * broker (the addresses the filter-service hands out in Metadata responses).
+     *
+     * @param brokers Kafka node id -> listener address; covers every broker of the cluster
+     */
+    public record KafkaListeners(String cluster, Address bootstrap, Map<Integer, Address> brokers) {
+        public KafkaListeners {
+            brokers = Map.copyOf(brokers);
+        }
+    }
+
+    /**
+     * @param nodeId the Envoy node id (its bootstrap's node.id)
+     * @param filterService the gRPC address of the filter-service this sidecar's ext_proc filters stream to
+     * @param kafka by Kafka cluster name
+     */
+    public record Sidecar(String nodeId, Address filterService, Map<String, KafkaListeners> kafka) {
+        public Sidecar {
+            kafka = Map.copyOf(kafka);
+        }
+    }
+}

@@ -1,0 +1,214 @@
+package io.meshcrypt.xds.mesh;
+
+import com.fasterxml.jackson.core.JsonToken;
+import io.meshcrypt.filter.config.ConfigException;
+import io.meshcrypt.filter.config.ConfigReader;
+import io.meshcrypt.filter.config.ConfigReader.HostPort;
+import io.meshcrypt.filter.config.YamlTree;
+import io.meshcrypt.filter.config.YamlTree.Entry;
+import io.meshcrypt.filter.config.YamlTree.Location;
+import io.meshcrypt.filter.config.YamlTree.Mapping;
+import io.meshcrypt.filter.config.YamlTree.Node;
+import io.meshcrypt.filter.config.YamlTree.Scalar;
+import io.meshcrypt.xds.mesh.Mesh.Address;
+import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;
+import io.meshcrypt.xds.mesh.Mesh.KafkaListeners;
+import io.meshcrypt.xds.mesh.Mesh.Sidecar;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.regex.Pattern;
+
+/**
+ * Reads and validates a mesh file. Every error names the file, line:column and field path, in the filter-service's
+ * config style, e.g. {@code mesh.yaml:12:7: sidecars.app-a.kafka.main.brokers.2: broker 2 is not in kafkaClusters.main}.
+ * Unknown keys are errors.
+ */
+public final class MeshReader {
+
+    private static final List<String> ROOT_KEYS = List.of("filterService", "kafkaClusters", "sidecars", "policy");
+    private static final List<String> CLUSTER_KEYS = List.of("brokers");
+    private static final List<String> SIDECAR_KEYS = List.of("filterService", "kafka");
+    private static final List<String> LISTENER_KEYS = List.of("bootstrap", "brokers");
+    /** Names become parts of Envoy resource names and stat prefixes. */
+    private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,62}");
+    private static final Pattern NODE_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:/-]{0,253}");
+    private static final Pattern IPV4 = Pattern.compile("(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}");
+    private static final Pattern IPV6 = Pattern.compile("[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
+    private static final Location TOP = new Location(1, 1);
+
+    private final Path file;
+    private final ConfigReader reader;
+
+    private MeshReader(Path file) {
+        this.file = file;
+        this.reader = new ConfigReader(file);
+    }
+
+    public static Mesh load(Path file) throws ConfigException {
+        try {
+            return parse(file, Files.readAllBytes(file));
+        } catch (NoSuchFileException e) {
+            throw new ConfigException(file + ": mesh file not found", e);
+        } catch (IOException e) {
+            throw new ConfigException(file + ": cannot read mesh file: " + e, e);
+        }
+    }
+
+    public static Mesh parse(Path file, byte[] yaml) throws ConfigException {
+        return new MeshReader(file).read(YamlTree.parse(file.toString(), yaml));
+    }
+
+    private Mesh read(Node root) throws ConfigException {
+        if (root == null) {
+            throw reader.error(TOP, "", "the file is empty; kafkaClusters, sidecars and policy are required");
+        }
+        Mapping mapping = reader.mapping(root, "");
+        reader.checkKeys(mapping, "", ROOT_KEYS);
+
+        Entry fsEntry = mapping.entries().get("filterService");
+        Address defaultFilterService = fsEntry == null ? null : address(fsEntry, "filterService", false);
+
+        Map<String, KafkaCluster> clusters = new LinkedHashMap<>();
+        Entry clustersEntry = required(mapping, "kafkaClusters", "name -> {brokers: {node id: host:port}}");
+        for (Entry c : named(clustersEntry, "kafkaClusters").entries().values()) {
+            String path = "kafkaClusters." + c.key();
+            name(c, path);
+            Mapping cluster = reader.mapping(c.value(), path);
+            reader.checkKeys(cluster, path + ".", CLUSTER_KEYS);
+            Map<Integer, Address> brokers = brokers(required(cluster, path + ".brokers", "node id -> host:port"), path + ".brokers", false);
+            clusters.put(c.key(), new KafkaCluster(c.key(), brokers));
+        }
+
+        Map<String, Sidecar> sidecars = new LinkedHashMap<>();
+        Entry sidecarsEntry = required(mapping, "sidecars", "Envoy node id -> {filterService, kafka}");
+        for (Entry s : named(sidecarsEntry, "sidecars").entries().values()) {
+            sidecars.put(s.key(), sidecar(s, clusters, defaultFilterService));
+        }
+
+        Entry policyEntry = required(mapping, "policy", "encrypt: [topic globs], unmatched: passthrough|reject");
+        return new Mesh(clusters, sidecars, reader.policy(policyEntry));
+    }
+
+    private Sidecar sidecar(Entry s, Map<String, KafkaCluster> clusters, Address defaultFilterService) throws ConfigException {
+        String path = "sidecars." + s.key();
+        if (!NODE_ID.matcher(s.key()).matches()) {
+            throw reader.error(s.keyLocation(), path, "node id must match " + NODE_ID.pattern());
+        }
+        Mapping sidecar = reader.mapping(s.value(), path);
+        reader.checkKeys(sidecar, path + ".", SIDECAR_KEYS);
+
+        Entry fsEntry = sidecar.entries().get("filterService");
+        Address filterService = fsEntry != null ? address(fsEntry, path + ".filterService", false) : defaultFilterService;
+        if (filterService == null) {
+            throw reader.error(s.keyLocation(), path + ".filterService", "required field is missing (set it here or at the top level)");
+        }
+
+        // one listener address is one socket: two listeners of one sidecar on it would make Envoy reject the update
+        Map<Address, String> taken = new HashMap<>();
+        Map<String, KafkaListeners> kafka = new LinkedHashMap<>();
+        Entry kafkaEntry = required(sidecar, path + ".kafka", "Kafka cluster name -> {bootstrap, brokers}");
+        for (Entry k : named(kafkaEntry, path + ".kafka").entries().values()) {
+            String kPath = path + ".kafka." + k.key();
+            KafkaCluster cluster = clusters.get(k.key());
+            if (cluster == null) {
+                throw reader.error(k.keyLocation(), kPath, "no such Kafka cluster (kafkaClusters has: "
+                        + String.join(", ", new TreeSet<>(clusters.keySet())) + ")");
+            }
+            Mapping listeners = reader.mapping(k.value(), kPath);
+            reader.checkKeys(listeners, kPath + ".", LISTENER_KEYS);
+            Entry bootstrapEntry = required(listeners, kPath + ".bootstrap", "listener host:port");
+            Address bootstrap = address(bootstrapEntry, kPath + ".bootstrap", true);
+            claim(taken, bootstrap, bootstrapEntry.keyLocation(), kPath + ".bootstrap");
+            Entry brokersEntry = required(listeners, kPath + ".brokers", "broker node id -> listener host:port");
+            Map<Integer, Address> brokers = brokers(brokersEntry, kPath + ".brokers", true);
+            for (Entry b : ((Mapping) brokersEntry.value()).entries().values()) {
+                int id = Integer.parseInt(b.key());
+                if (!cluster.brokers().containsKey(id)) {
+                    throw reader.error(b.keyLocation(), kPath + ".brokers." + b.key(), "broker " + id + " is not in kafkaClusters." + k.key());
+                }
+                claim(taken, brokers.get(id), b.keyLocation(), kPath + ".brokers." + b.key());
+            }
+            for (Integer id : cluster.brokers().keySet()) {
+                if (!brokers.containsKey(id)) {
+                    // the filter-service closes any connection whose Metadata names a broker without a listener
+                    throw reader.error(brokersEntry.keyLocation(), kPath + ".brokers", "broker " + id + " of kafkaClusters."
+                            + k.key() + " has no listener; every broker needs one, or clients would bypass Envoy");
+                }
+            }
+            kafka.put(k.key(), new KafkaListeners(k.key(), bootstrap, brokers));
+        }
+        if (kafka.isEmpty()) {
+            throw reader.error(kafkaEntry.keyLocation(), path + ".kafka", "must name at least one Kafka cluster");
+        }
+        return new Sidecar(s.key(), filterService, kafka);
+    }
+
+    private void claim(Map<Address, String> taken, Address address, Location location, String path) throws ConfigException {
+        String previous = taken.putIfAbsent(address, path);
+        if (previous != null) {
+            throw reader.error(location, path, "listener address " + address + " is already used by " + previous);
+        }
+    }
+
+    private Map<Integer, Address> brokers(Entry entry, String path, boolean listener) throws ConfigException {
+        Mapping mapping = reader.mapping(entry.value(), path);
+        if (mapping.entries().isEmpty()) {
+            throw reader.error(entry.keyLocation(), path, "must list at least one broker");
+        }
+        Map<Integer, Address> brokers = new LinkedHashMap<>();
+        for (Entry b : mapping.entries().values()) {
+            String bPath = path + "." + b.key();
+            int id;
+            try {
+                id = Integer.parseInt(b.key());
+            } catch (NumberFormatException e) {
+                id = -1;
+            }
+            if (id < 0) {
+                throw reader.error(b.keyLocation(), bPath, "broker node id must be a non-negative integer (got " + ConfigReader.echo(b.key()) + ")");
+            }
+            if (brokers.put(id, address(b, bPath, listener)) != null) {
+                throw reader.error(b.keyLocation(), bPath, "duplicate broker node id " + id);
+            }
+        }
+        return brokers;
+    }
+
+    /** @param listener Envoy binds it, so the host must be an IP literal */
+    private Address address(Entry entry, String path, boolean listener) throws ConfigException {
+        HostPort hp = reader.hostPort(entry.keyLocation(), path, reader.string(entry, path), 1);
+        if (listener && !IPV4.matcher(hp.host()).matches() && !IPV6.matcher(hp.host()).matches()) {
+            throw reader.error(entry.keyLocation(), path, "a listener address needs an IP literal host (got " + ConfigReader.echo(hp.host()) + ")");
+        }
+        return new Address(hp.host(), hp.port());
+    }
+
+    private Entry required(Mapping mapping, String path, String what) throws ConfigException {
+        String key = path.substring(path.lastIndexOf('.') + 1);
+        Entry entry = mapping.entries().get(key);
+        if (entry == null) {
+            throw reader.error(mapping.location(), path, "required field is missing (" + what + ")");
+        }
+        return entry;
+    }
+
+    private Mapping named(Entry entry, String path) throws ConfigException {
+        if (entry.value() instanceof Scalar s && s.token() == JsonToken.VALUE_NULL) {
+            throw reader.error(entry.keyLocation(), path, "must be a mapping (got nothing)");
+        }
+        return reader.mapping(entry.value(), path);
+    }
+
+    private void name(Entry entry, String path) throws ConfigException {
+        if (!NAME.matcher(entry.key()).matches()) {
+            throw reader.error(entry.keyLocation(), path, "name must match " + NAME.pattern() + " (it becomes part of Envoy resource names)");
+        }
+    }
+}

@@ -1,0 +1,287 @@
+package io.meshcrypt.xds;
+
+import static io.meshcrypt.xds.XdsMeshHarness.await;
+import static io.meshcrypt.xds.XdsMeshHarness.envoyVersion;
+import static io.meshcrypt.xds.XdsMeshHarness.isEnvelope;
+import static io.meshcrypt.xds.XdsMeshHarness.listeners;
+import static io.meshcrypt.xds.XdsMeshHarness.producer;
+import static io.meshcrypt.xds.XdsMeshHarness.readAll;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Properties;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.Metric;
+import org.apache.kafka.common.MetricName;
+import org.apache.kafka.common.Node;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+
+/**
+ * The xDS scenarios against real Envoy 1.40 sidecars, real filter-services and a real broker; run once per xDS mode
+ * by the subclasses. Each test starts from the base mesh file (policy: encrypt enc-*, unmatched passthrough).
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+abstract class XdsScenarios {
+
+    private final String apiType;
+    private final int portBase;
+    private XdsMeshHarness mesh;
+
+    XdsScenarios(String apiType, int portBase) {
+        this.apiType = apiType;
+        this.portBase = portBase;
+    }
+
+    @BeforeAll
+    void start() throws Exception {
+        mesh = new XdsMeshHarness(apiType, portBase);
+    }
+
+    @AfterAll
+    void stop() {
+        if (mesh != null) {
+            mesh.close();
+        }
+    }
+
+    @BeforeEach
+    void baseMesh() throws Exception {
+        String before = mesh.status().get("version").asText();
+        String yaml = mesh.baseMesh(List.of("enc-*"));
+        if (!yaml.equals(java.nio.file.Files.readString(mesh.mesh))) {
+            mesh.writeMesh(yaml);
+            mesh.awaitApplied(mesh.awaitNewVersion(before));
+        }
+    }
+
+    private static byte[] utf8(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    private static void send(KafkaProducer<byte[], byte[]> producer, String topic, String value) throws Exception {
+        producer.send(new ProducerRecord<>(topic, utf8(value))).get(30, TimeUnit.SECONDS);
+    }
+
+    @Test
+    @Order(1)
+    void givenOneMeshFile_whenTwoEnvoysConnect_thenEachGetsItsOwnListenersAndEncryptedTrafficFlowsThroughBoth() throws Exception {
+        String listenersA = listeners(mesh.adminA);
+        String listenersB = listeners(mesh.adminB);
+        assertTrue(listenersA.contains("kafka_main_bootstrap::127.0.0.1:" + mesh.bootstrapA), listenersA);
+        assertTrue(listenersA.contains("kafka_main_broker_1::127.0.0.1:" + mesh.brokerA), listenersA);
+        assertFalse(listenersA.contains(":" + mesh.bootstrapB), listenersA);
+        assertTrue(listenersB.contains("kafka_main_bootstrap::127.0.0.1:" + mesh.bootstrapB), listenersB);
+        assertFalse(listenersB.contains(":" + mesh.bootstrapA), listenersB);
+        assertEquals(apiType.equals("GRPC") ? "sotw" : "delta", mesh.envoyStatus("app-a").get("mode").asText());
+
+        String topic = XdsMeshHarness.createTopic("enc-two");
+        try (KafkaProducer<byte[], byte[]> viaA = producer(mesh.bootstrapA);
+             KafkaProducer<byte[], byte[]> viaB = producer(mesh.bootstrapB)) {
+            send(viaA, topic, "from-a");
+            send(viaB, topic, "from-b");
+        }
+
+        List<ConsumerRecord<byte[], byte[]>> atRest = readAll(XdsMeshHarness.BROKER, topic);
+        assertEquals(2, atRest.size());
+        atRest.forEach(r -> assertTrue(isEnvelope(r.value()), "ciphertext at rest"));
+        for (int bootstrap : List.of(mesh.bootstrapA, mesh.bootstrapB)) {
+            List<ConsumerRecord<byte[], byte[]>> seen = readAll("127.0.0.1:" + bootstrap, topic);
+            assertEquals(List.of("from-a", "from-b"), seen.stream().map(r -> new String(r.value(), StandardCharsets.UTF_8)).toList(),
+                    "decrypted through the Envoy on " + bootstrap);
+        }
+    }
+
+    @Test
+    @Order(2)
+    void givenPassthroughTopic_whenAddedToThePolicy_thenLaterRecordsAreCiphertextEarlierOnesUnchangedAndNoEnvoyRestarts() throws Exception {
+        String topic = XdsMeshHarness.createTopic("late");
+        String before = mesh.status().get("version").asText();
+        long envoyPid = mesh.envoyA.pid();
+        try (KafkaProducer<byte[], byte[]> viaA = producer(mesh.bootstrapA)) {
+            send(viaA, topic, "plain-before");
+
+            mesh.writeMesh(mesh.baseMesh(List.of("enc-*", "late-*")));
+            String after = mesh.awaitNewVersion(before);
+            mesh.awaitApplied(after);
+            mesh.awaitFilterPolicy("filter-a", "EncryptionPolicy{encrypt=[enc-*, late-*], unmatched=passthrough}");
+
+            send(viaA, topic, "secret-after");
+        }
+
+        List<ConsumerRecord<byte[], byte[]>> atRest = readAll(XdsMeshHarness.BROKER, topic);
+        assertEquals(2, atRest.size());
+        assertArrayEquals(utf8("plain-before"), atRest.get(0).value(), "the earlier record is unchanged");
+        assertTrue(isEnvelope(atRest.get(1).value()), "the later record is ciphertext at rest");
+        assertTrue(mesh.envoyA.isAlive());
+        assertEquals(envoyPid, mesh.envoyA.pid());
+        assertTrue(XdsMeshHarness.configDump(mesh.adminA).contains(mesh.status().get("version").asText()),
+                "config_dump shows the new version");
+    }
+
+    @Test
+    @Order(3)
+    void givenOpenKafkaConnection_whenAListenerIsAddedAndRemoved_thenTheConnectionOnTheUnchangedListenerSurvives() throws Exception {
+        String topic = XdsMeshHarness.createTopic("enc-keep");
+        try (KafkaProducer<byte[], byte[]> viaA = producer(mesh.bootstrapA)) {
+            send(viaA, topic, "one");
+            double closesBefore = closes(viaA);
+
+            String v1 = mesh.status().get("version").asText();
+            mesh.writeMesh(mesh.mesh(List.of("enc-*"), true, "127.0.0.1:" + mesh.auditBootstrapA));
+            String v2 = mesh.awaitNewVersion(v1);
+            mesh.awaitApplied(v2);
+            assertTrue(listeners(mesh.adminA).contains("kafka_audit_bootstrap::127.0.0.1:" + mesh.auditBootstrapA));
+            assertFalse(listeners(mesh.adminB).contains("kafka_audit"), "B's listeners are its own");
+            // the new listener is live and runs ext_proc: Metadata through it comes back rewritten to A's listener
+            assertEquals(List.of(mesh.brokerA), brokerPorts(mesh.auditBootstrapA));
+
+            mesh.writeMesh(mesh.baseMesh(List.of("enc-*")));
+            mesh.awaitApplied(mesh.awaitNewVersion(v2));
+            await(() -> !listeners(mesh.adminA).contains("kafka_audit"), "the audit listeners removed from A");
+
+            send(viaA, topic, "two");
+            assertEquals(closesBefore, closes(viaA), "no connection of the producer was closed by the pushes");
+        }
+        List<ConsumerRecord<byte[], byte[]>> atRest = readAll(XdsMeshHarness.BROKER, topic);
+        assertEquals(2, atRest.size());
+        atRest.forEach(r -> assertTrue(isEnvelope(r.value())));
+    }
+
+    @Test
+    @Order(4)
+    void givenMeshFileWithAnError_whenSaved_thenTheErrorNamesTheFieldAndEnvoysKeepTheOldConfig() throws Exception {
+        String good = mesh.status().get("version").asText();
+
+        mesh.writeMesh(mesh.baseMesh(List.of("enc-*")).replace("unmatched: passthrough", "unmatched: passthru"));
+
+        await(() -> !mesh.status().get("lastMeshError").isNull(), () -> "the mesh error in /status");
+        String error = mesh.status().get("lastMeshError").asText();
+        assertEquals(mesh.mesh + ":25:3: policy.unmatched: must be one of passthrough, reject (got \"passthru\")", error);
+        assertTrue(mesh.log("xds-server").contains("mesh file rejected, nothing pushed; Envoys keep version " + good + ": " + error));
+        await(() -> mesh.log("filter-a").contains("encryption policy NOT reloaded"), "the filter-service's own rejection");
+        assertEquals(good, mesh.status().get("version").asText());
+        assertEquals(good, envoyVersion(mesh.adminA, "cds"));
+        assertEquals(good, envoyVersion(mesh.adminB, "cds"));
+        String topic = XdsMeshHarness.createTopic("enc-after-error");
+        try (KafkaProducer<byte[], byte[]> viaB = producer(mesh.bootstrapB)) {
+            send(viaB, topic, "still-flowing");
+        }
+        assertTrue(isEnvelope(readAll(XdsMeshHarness.BROKER, topic).get(0).value()));
+    }
+
+    @Test
+    @Order(5)
+    void givenListenerEnvoyCannotBind_whenPushed_thenTheNackIsReportedAndTheLastGoodConfigStays() throws Exception {
+        String good = mesh.status().get("version").asText();
+        long nacksBefore = mesh.envoyStatus("app-a").get("nacks").asLong();
+
+        // valid as a file (a sidecar's listener IP need not be local to the xDS server), but not on A's host
+        mesh.writeMesh(mesh.mesh(List.of("enc-*"), true, "192.0.2.1:" + mesh.auditBootstrapA));
+        String rejected = mesh.awaitNewVersion(good);
+
+        await(() -> mesh.envoyStatus("app-a").get("nacks").asLong() > nacksBefore, () -> "A's NACK in /status");
+        JsonNode a = mesh.envoyStatus("app-a");
+        assertEquals(rejected, a.at("/lastNack/version").asText());
+        assertTrue(a.at("/lastNack/detail").asText().contains("cannot bind '192.0.2.1:" + mesh.auditBootstrapA + "'"), a.toString());
+        assertTrue(mesh.log("xds-server").contains("Envoy app-a rejected"));
+        assertTrue(XdsMeshHarness.get("http://127.0.0.1:" + mesh.statusPort + "/metrics").contains("meshcrypt_xds_nacks_total{node=\"app-a\"} "));
+        // B has no audit listener: it takes the new version; A is back on its last good clusters and listeners
+        await(() -> rejected.equals(envoyVersion(mesh.adminB, "cds")), "B on " + rejected);
+        await(() -> !XdsMeshHarness.get("http://127.0.0.1:" + mesh.adminA + "/clusters").contains("kafka_audit_"),
+                "A without the audit clusters");
+        assertFalse(listeners(mesh.adminA).contains("kafka_audit_bootstrap"), "the listener Envoy rejected is not there");
+        if (apiType.equals("GRPC")) {
+            // Envoy applied the audit broker listener of the rejected update; the full-state rollback removes it
+            await(() -> !listeners(mesh.adminA).contains("kafka_audit"), "A without any audit listener");
+        }
+        String topic = XdsMeshHarness.createTopic("enc-after-nack");
+        try (KafkaProducer<byte[], byte[]> viaA = producer(mesh.bootstrapA)) {
+            send(viaA, topic, "still-flowing");
+        }
+        assertTrue(isEnvelope(readAll(XdsMeshHarness.BROKER, topic).get(0).value()));
+        long nacksSettled = mesh.envoyStatus("app-a").get("nacks").asLong();
+        assertTrue(nacksSettled - nacksBefore <= 2, "no NACK loop: " + (nacksSettled - nacksBefore) + " NACKs");
+    }
+
+    @Test
+    @Order(6)
+    void givenTrafficFlowing_whenTheXdsServerIsKilledAndRestarted_thenTrafficContinuesAndEnvoysResync() throws Exception {
+        String topic = XdsMeshHarness.createTopic("enc-restart");
+        AtomicInteger sent = new AtomicInteger();
+        AtomicReference<Exception> failure = new AtomicReference<>();
+        AtomicInteger running = new AtomicInteger(1);
+        Thread traffic = new Thread(() -> {
+            try (KafkaProducer<byte[], byte[]> viaA = producer(mesh.bootstrapA)) {
+                while (running.get() == 1) {
+                    send(viaA, topic, "record-" + sent.get());
+                    sent.incrementAndGet();
+                }
+            } catch (Exception e) {
+                failure.set(e);
+            }
+        }, "traffic");
+        traffic.start();
+        try {
+            await(() -> sent.get() >= 10, "traffic before the kill");
+            mesh.killXds();
+            int atKill = sent.get();
+            await(() -> sent.get() >= atKill + 20 || failure.get() != null, "traffic while the xDS server is down");
+            assertEquals(null, failure.get());
+            // a new sidecar configuration written while the server is down is picked up when it returns
+            mesh.writeMesh(mesh.baseMesh(List.of("enc-*", "extra-*")));
+
+            mesh.startXds();
+            String version = mesh.status().get("version").asText();
+            assertTrue(version.startsWith("1-"), "a fresh server process: " + version);
+            mesh.awaitApplied(version);
+            int atResync = sent.get();
+            await(() -> sent.get() >= atResync + 10 || failure.get() != null, "traffic after the resync");
+        } finally {
+            running.set(0);
+            traffic.join(30_000);
+        }
+        assertEquals(null, failure.get(), "no send failed");
+        List<ConsumerRecord<byte[], byte[]>> atRest = readAll(XdsMeshHarness.BROKER, topic);
+        assertEquals(sent.get(), atRest.size());
+        atRest.forEach(r -> assertTrue(isEnvelope(r.value())));
+    }
+
+    private static double closes(KafkaProducer<byte[], byte[]> producer) {
+        for (java.util.Map.Entry<MetricName, ? extends Metric> m : producer.metrics().entrySet()) {
+            if (m.getKey().name().equals("connection-close-total") && m.getKey().group().equals("producer-metrics")) {
+                return (double) m.getValue().metricValue();
+            }
+        }
+        throw new AssertionError("producer has no connection-close-total metric");
+    }
+
+    private static List<Integer> brokerPorts(int bootstrapPort) throws Exception {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + bootstrapPort);
+        try (Admin admin = Admin.create(props)) {
+            DescribeClusterResult cluster = admin.describeCluster();
+            return cluster.nodes().get(30, TimeUnit.SECONDS).stream().map(Node::port).toList();
+        }
+    }
+}

@@ -1,0 +1,128 @@
+package io.meshcrypt.filter.crypto;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.GeneralSecurityException;
+import java.security.NoSuchAlgorithmException;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import javax.crypto.AEADBadTagException;
+import javax.crypto.Cipher;
+import javax.crypto.NoSuchPaddingException;
+import javax.crypto.spec.GCMParameterSpec;
+import javax.crypto.spec.SecretKeySpec;
+
+/**
+ * Writes envelope version 2 with DEKs from a {@link DekManager}; reads versions 2 and, through a {@link RecordCipher}
+ * over the old keyset, version 1. Thread-safe.
+ */
+public final class EnvelopeCipher implements ValueCipher {
+    private static final int TAG_BITS = Envelope.TAG_LENGTH * 8;
+    private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
+    private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(EnvelopeCipher::newCipher);
+
+    private final DekManager deks;
+    private final RecordCipher v1;
+    private final ConcurrentHashMap<String, byte[]> topicAad = new ConcurrentHashMap<>();
+
+    /** @param v1 decrypts version-1 envelopes; null when the deployment never wrote any (they then fail to decrypt) */
+    public EnvelopeCipher(DekManager deks, RecordCipher v1) {
+        this.deks = Objects.requireNonNull(deks, "deks");
+        this.v1 = v1;
+    }
+
+    public DekManager deks() {
+        return deks;
+    }
+
+    @Override
+    public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
+        Objects.requireNonNull(topic, "topic");
+        DekManager.Dek dek = deks.forEncryption(topic);
+        int length = plaintext.remaining();
+        byte[] header = dek.header;
+        int overhead = header.length + Envelope.NONCE_LENGTH + Envelope.TAG_LENGTH;
+        if (length > Integer.MAX_VALUE - 8 - overhead) {
+            throw new GeneralSecurityException("value on topic '" + topic + "' is too large to encrypt (" + length + " bytes)");
+        }
+        byte[] out = new byte[overhead + length];
+        System.arraycopy(header, 0, out, 0, header.length);
+        byte[] nonce = Nonces.next();
+        System.arraycopy(nonce, 0, out, header.length, nonce.length);
+        Cipher cipher = CIPHER.get();
+        cipher.init(Cipher.ENCRYPT_MODE, dek.key, new GCMParameterSpec(TAG_BITS, nonce));
+        cipher.updateAAD(header);
+        cipher.updateAAD(topicAad(topic));
+        int start = header.length + nonce.length;
+        int written = cipher.doFinal(plaintext.duplicate(), ByteBuffer.wrap(out, start, length + Envelope.TAG_LENGTH));
+        if (written != length + Envelope.TAG_LENGTH) {
+            throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + (length + Envelope.TAG_LENGTH));
+        }
+        return ByteBuffer.wrap(out);
+    }
+
+    /**
+     * @throws NotAnEnvelopeException when the value lacks the envelope magic
+     * @throws UnsupportedEnvelopeVersionException for versions other than 1 and 2 (and 1 without a v1 keyset)
+     * @throws EnvelopeException when the value is truncated, tampered with, or belongs to another topic
+     * @throws io.meshcrypt.filter.kms.KekUnavailableException when its KEK is missing or disabled
+     * @throws io.meshcrypt.filter.kms.KmsUnavailableException when its DEK is not cached and the KMS is down
+     */
+    @Override
+    public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
+        Objects.requireNonNull(topic, "topic");
+        if (!Envelope.isEnvelope(envelope)) {
+            throw new NotAnEnvelopeException("value on topic '" + topic + "' is not a meshcrypt envelope ("
+                    + envelope.remaining() + " bytes without the \\0MCE magic)");
+        }
+        int version = Byte.toUnsignedInt(envelope.get(envelope.position() + 4));
+        if (version == Envelope.VERSION_1 && v1 != null) {
+            return v1.decrypt(topic, envelope);
+        }
+        if (version != EnvelopeV2.VERSION_2) {
+            throw new UnsupportedEnvelopeVersionException("value on topic '" + topic + "' uses meshcrypt envelope version "
+                    + version + "; this reader supports version 2" + (v1 == null ? " (no version-1 keyset configured)" : " and 1"), version);
+        }
+        EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
+        SecretKeySpec key = deks.forDecryption(topic, envelope, info);
+        int start = envelope.position();
+        byte[] nonce = new byte[Envelope.NONCE_LENGTH];
+        envelope.get(start + info.headerLength(), nonce);
+        ByteBuffer ciphertext = envelope.duplicate().position(start + info.headerLength() + Envelope.NONCE_LENGTH);
+        ByteBuffer plaintext = ByteBuffer.allocate(ciphertext.remaining() - Envelope.TAG_LENGTH);
+        Cipher cipher = CIPHER.get();
+        try {
+            cipher.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce));
+            cipher.updateAAD(envelope.duplicate().limit(start + info.headerLength()));
+            cipher.updateAAD(topicAad(topic));
+            cipher.doFinal(ciphertext, plaintext);
+        } catch (AEADBadTagException e) {
+            throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with DEK " + info.dekIdText()
+                    + " (KEK " + info.kekId() + "): authentication failed (value tampered with or truncated, or encrypted for another topic)");
+        } catch (GeneralSecurityException e) {
+            throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with DEK " + info.dekIdText()
+                    + " (KEK " + info.kekId() + "): " + e.getClass().getSimpleName(), e);
+        }
+        return plaintext.flip();
+    }
+
+    private byte[] topicAad(String topic) {
+        byte[] aad = topicAad.get(topic);
+        if (aad == null) {
+            aad = ("topic:" + topic).getBytes(StandardCharsets.UTF_8);
+            if (topicAad.size() >= TOPIC_AAD_CACHE_LIMIT) {
+                topicAad.clear();
+            }
+            topicAad.put(topic, aad);
+        }
+        return aad;
+    }
+
+    private static Cipher newCipher() {
+        try {
+            return Cipher.getInstance("AES/GCM/NoPadding");
+        } catch (NoSuchAlgorithmException | NoSuchPaddingException e) {
+            throw new IllegalStateException("AES/GCM/NoPadding is not available in this JVM", e);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+package io.meshcrypt.filter.crypto;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.HexFormat;
+
+/**
+ * Envelope format version 2: a value encrypted with a per-topic DEK that travels wrapped in every record, so any
+ * replica holding access to the KEK decrypts it without a side store (see docs/envelope-format.md).
+ *
+ * <pre>
+ * offset      length  field
+ * 0           4       magic 0x00 0x4D 0x43 0x45
+ * 4           1       format version 0x02
+ * 5           1       K: length of the KEK id (1-255)
+ * 6           K       KEK id, UTF-8
+ * 6+K         8       DEK id, big-endian
+ * 14+K        2       W: length of the wrapped DEK (1-65535), big-endian
+ * 16+K        W       wrapped DEK (provider-specific ciphertext of the 32-byte AES-256-GCM DEK)
+ * 16+K+W      12      AES-GCM nonce, random per record
+ * 28+K+W      n       ciphertext
+ * 28+K+W+n    16      GCM tag
+ * </pre>
+ *
+ * Associated data: {@code bytes[0, 16+K+W) || UTF-8("topic:" + topic)}: the whole header (version, KEK id, DEK
+ * id, wrapped DEK) and the topic are authenticated.
+ */
+public final class EnvelopeV2 {
+
+    public static final int VERSION_2 = 0x02;
+    static final int KEK_ID_LENGTH_OFFSET = Envelope.HEADER_LENGTH;
+    /** Header bytes besides the KEK id and wrapped DEK: magic, version, K, DEK id, W. */
+    static final int FIXED_HEADER = Envelope.HEADER_LENGTH + 1 + 8 + 2;
+    /** Bytes added to a plaintext besides the KEK id and the wrapped DEK. */
+    public static final int FIXED_OVERHEAD = FIXED_HEADER + Envelope.NONCE_LENGTH + Envelope.TAG_LENGTH;
+
+    /**
+     * What a version-2 envelope says about itself, read without decrypting or calling a KMS.
+     *
+     * @param headerLength bytes of the authenticated header (magic through wrapped DEK)
+     * @param keyOffset offset of the key section (K through the wrapped DEK): the DEK cache key
+     */
+    public record Info(String kekId, long dekId, int wrappedDekLength, int headerLength, int keyOffset) {
+        public int version() {
+            return VERSION_2;
+        }
+
+        public String dekIdText() {
+            return HexFormat.of().toHexDigits(dekId);
+        }
+    }
+
+    private EnvelopeV2() {
+    }
+
+    /** @return the authenticated header every record encrypted with this DEK starts with */
+    public static byte[] header(String kekId, long dekId, byte[] wrappedDek) {
+        byte[] kek = kekId.getBytes(StandardCharsets.UTF_8);
+        if (kek.length == 0 || kek.length > 255) {
+            throw new IllegalArgumentException("KEK id must be 1-255 UTF-8 bytes (got " + kek.length + ")");
+        }
+        if (wrappedDek.length == 0 || wrappedDek.length > 0xFFFF) {
+            throw new IllegalArgumentException("wrapped DEK must be 1-65535 bytes (got " + wrappedDek.length + ")");
+        }
+        ByteBuffer b = ByteBuffer.allocate(FIXED_HEADER + kek.length + wrappedDek.length);
+        b.putInt(Envelope.MAGIC).put((byte) VERSION_2).put((byte) kek.length).put(kek)
+                .putLong(dekId).putShort((short) wrappedDek.length).put(wrappedDek);
+        return b.array();
+    }
+
+    /**
+     * Parses the header of a version-2 envelope; the buffer's position does not move.
+     *
+     * @throws EnvelopeException when the value is not a version-2 envelope or is truncated or malformed
+     */
+    public static Info parse(ByteBuffer value, String topic) throws EnvelopeException {
+        int p = value.position();
+        int remaining = value.remaining();
+        if (!Envelope.isEnvelope(value) || Byte.toUnsignedInt(value.get(p + 4)) != VERSION_2) {
+            throw new EnvelopeException("value" + Envelope.onTopic(topic) + " is not a version-2 meshcrypt envelope");
+        }
+        if (remaining < FIXED_OVERHEAD + 2) {
+            throw truncated(topic, remaining);
+        }
+        int k = Byte.toUnsignedInt(value.get(p + KEK_ID_LENGTH_OFFSET));
+        if (k == 0) {
+            throw new EnvelopeException("value" + Envelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty KEK id)");
+        }
+        if (remaining < FIXED_OVERHEAD + k + 1) {
+            throw truncated(topic, remaining);
+        }
+        String kekId;
+        try {
+            kekId = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(value.slice(p + KEK_ID_LENGTH_OFFSET + 1, k)).toString();
+        } catch (CharacterCodingException e) {
+            throw new EnvelopeException("value" + Envelope.onTopic(topic) + " is a malformed meshcrypt envelope (KEK id is not UTF-8)");
+        }
+        int d = p + KEK_ID_LENGTH_OFFSET + 1 + k;
+        long dekId = 0;
+        for (int i = 0; i < 8; i++) {
+            dekId = (dekId << 8) | Byte.toUnsignedInt(value.get(d + i));
+        }
+        int w = (Byte.toUnsignedInt(value.get(d + 8)) << 8) | Byte.toUnsignedInt(value.get(d + 9));
+        if (w == 0) {
+            throw new EnvelopeException("value" + Envelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty wrapped DEK)");
+        }
+        if (remaining < FIXED_OVERHEAD + k + w) {
+            throw truncated(topic, remaining);
+        }
+        return new Info(kekId, dekId, w, FIXED_HEADER + k + w, KEK_ID_LENGTH_OFFSET);
+    }
+
+    private static EnvelopeException truncated(String topic, int remaining) {
+        return new EnvelopeException("value" + Envelope.onTopic(topic) + " is a truncated version-2 meshcrypt envelope ("
+                + remaining + " bytes)");
+    }
+}

@@ -1,0 +1,174 @@
+package io.meshcrypt.filter.kms;
+
+import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.config.KeysConfig;
+import io.meshcrypt.filter.crypto.DekManager;
+import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.crypto.EnvelopeCipher;
+import io.meshcrypt.filter.crypto.EnvelopeException;
+import io.meshcrypt.filter.crypto.EnvelopeV2;
+import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.util.Base64;
+import java.util.HexFormat;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The key commands of the filter-service CLI, and the cipher a configuration asks for.
+ *
+ * <pre>
+ * keys create|rotate|list --config FILE
+ * inspect [--config FILE --topic TOPIC] VALUE     (VALUE in hex or base64)
+ * </pre>
+ */
+public final class KeysCli {
+    private static final Logger log = LoggerFactory.getLogger(KeysCli.class);
+
+    /** Usage lines, aligned under the filter-service's own "usage: " prefix. */
+    public static final String USAGE = ""
+            + "       meshcrypt-filter-service keys create|rotate|list --config FILE\n"
+            + "       meshcrypt-filter-service inspect [--config FILE --topic TOPIC] VALUE   (hex or base64)";
+
+    private KeysCli() {
+    }
+
+    /**
+     * @return envelope version 2 with the configured KEK provider when {@code keys} is set (the top-level keyset, if
+     *     any, still decrypts version 1), else version 1 with the keyset
+     */
+    public static ValueCipher cipher(FilterConfig config) throws IOException, GeneralSecurityException {
+        if (config.keys() == null) {
+            return RecordCipher.fromKeysetFile(config.keyset());
+        }
+        KeysConfig keys = config.keys();
+        RecordCipher v1 = config.keyset() == null ? null : RecordCipher.fromKeysetFile(config.keyset());
+        KekProvider provider = KekProviders.open(keys);
+        try {
+            log.info("KEK provider {}: current KEK {}", provider.name(), provider.currentKekId());
+        } catch (KekUnavailableException e) {
+            provider.close();
+            throw new GeneralSecurityException("KEK provider " + provider.name() + " has no usable KEK (run keys create): " + e.getMessage(), e);
+        } catch (GeneralSecurityException e) {
+            // An unreachable KMS must not stop the service from starting: cached-free traffic fails closed until it returns.
+            log.warn("KEK provider {} is not reachable at startup: {}", provider.name(), e.getMessage());
+        }
+        DekManager.Settings defaults = DekManager.Settings.defaults();
+        DekManager deks = new DekManager(provider, new DekManager.Settings(keys.maxRecordsPerDek(), keys.maxDekAge(),
+                keys.cacheTtl(), keys.cacheMaxEntries(), keys.kmsTimeout(), defaults.backoffMin(), defaults.backoffMax(),
+                keys.kekCheckInterval()));
+        return new EnvelopeCipher(deks, v1);
+    }
+
+    /** @return the exit code, or -1 when {@code args} is not a keys or inspect command */
+    public static int run(String[] args, PrintStream out) throws Exception {
+        if (args.length == 4 && args[0].equals("keys") && args[2].equals("--config")) {
+            return keys(args[1], FilterConfig.load(Path.of(args[3])), out);
+        }
+        if (args.length == 2 && args[0].equals("inspect")) {
+            return inspect(args[1], null, null, out);
+        }
+        if (args.length == 6 && args[0].equals("inspect") && args[1].equals("--config") && args[3].equals("--topic")) {
+            return inspect(args[5], FilterConfig.load(Path.of(args[2])), args[4], out);
+        }
+        return -1;
+    }
+
+    private static int keys(String command, FilterConfig config, PrintStream out) throws GeneralSecurityException {
+        if (config.keys() == null) {
+            throw new GeneralSecurityException("the config has no keys: section (for a plain keyset use: keyset create|rotate)");
+        }
+        try (KekProvider provider = KekProviders.open(config.keys())) {
+            switch (command) {
+                case "create" -> out.println("current KEK " + provider.create() + " (" + provider.name() + ")");
+                case "rotate" -> out.println("rotated: new DEKs are wrapped by KEK " + provider.rotate() + " (" + provider.name()
+                        + "); running filter-services switch within keys.kekCheckSeconds, older KEKs keep unwrapping");
+                case "list" -> {
+                    List<KekProvider.KekInfo> keks = provider.list();
+                    for (KekProvider.KekInfo k : keks) {
+                        out.println((k.current() ? "* " : "  ") + k.kekId() + "  " + k.state());
+                    }
+                }
+                default -> throw new GeneralSecurityException("unknown keys command " + command + " (create, rotate, list)");
+            }
+        }
+        return 0;
+    }
+
+    private static int inspect(String text, FilterConfig config, String topic, PrintStream out) throws Exception {
+        byte[] bytes = decode(text);
+        ByteBuffer value = ByteBuffer.wrap(bytes);
+        if (!Envelope.isEnvelope(value)) {
+            out.println("not a meshcrypt envelope (" + bytes.length + " bytes without the \\0MCE magic)");
+            return 1;
+        }
+        int version = Byte.toUnsignedInt(bytes[4]);
+        boolean bound;
+        if (version == Envelope.VERSION_1) {
+            Envelope.Info info = Envelope.inspect(value);
+            out.println("format version 1");
+            out.println("key id " + info.keyIdText() + " (Tink keyset key, used directly)");
+            out.println("plaintext length " + (bytes.length - Envelope.OVERHEAD));
+            if (config == null) {
+                return 0;
+            }
+            // v1 carries no wrapped key: only the AEAD tag, which covers the topic, can tell. The plaintext is discarded.
+            bound = check(() -> RecordCipher.fromKeysetFile(config.keyset()).decrypt(topic, value));
+        } else if (version == EnvelopeV2.VERSION_2) {
+            EnvelopeV2.Info info = EnvelopeV2.parse(value, null);
+            out.println("format version 2");
+            out.println("KEK id " + info.kekId());
+            out.println("DEK id " + info.dekIdText());
+            out.println("wrapped DEK " + info.wrappedDekLength() + " bytes");
+            out.println("plaintext length " + (bytes.length - info.headerLength() - Envelope.NONCE_LENGTH - Envelope.TAG_LENGTH));
+            if (config == null) {
+                return 0;
+            }
+            if (config.keys() == null) {
+                throw new GeneralSecurityException("checking a version-2 topic binding needs a config with a keys: section");
+            }
+            byte[] wrapped = new byte[info.wrappedDekLength()];
+            value.get(info.headerLength() - wrapped.length, wrapped);
+            // The KMS unwraps the DEK only under the topic it was wrapped for; the record itself is not decrypted.
+            try (KekProvider provider = KekProviders.open(config.keys())) {
+                bound = check(() -> provider.unwrap(info.kekId(), wrapped, new DekContext(topic, info.dekId())));
+            }
+        } else {
+            out.println("format version " + version + " (unknown to this release)");
+            return 1;
+        }
+        out.println("bound to topic '" + topic + "': " + (bound ? "yes" : "no"));
+        return bound ? 0 : 1;
+    }
+
+    private interface Check {
+        Object run() throws Exception;
+    }
+
+    private static boolean check(Check check) throws Exception {
+        try {
+            check.run();
+            return true;
+        } catch (EnvelopeException | KekUnavailableException e) {
+            return false;
+        }
+    }
+
+    private static byte[] decode(String text) {
+        String t = text.strip();
+        if (t.length() % 2 == 0 && t.matches("[0-9A-Fa-f]+")) {
+            return HexFormat.of().parseHex(t);
+        }
+        try {
+            return Base64.getDecoder().decode(t);
+        } catch (IllegalArgumentException e) {
+            return Base64.getUrlDecoder().decode(t);
+        }
+    }
+}

@@ -1,0 +1,128 @@
+package io.meshcrypt.filter.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.BooleanSupplier;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class PolicyWatcherTest {
+
+    private static final Duration POLL = Duration.ofMillis(20);
+
+    @TempDir
+    Path dir;
+
+    private final List<EncryptionPolicy> applied = new CopyOnWriteArrayList<>();
+
+    private Path write(String name, String yaml) throws Exception {
+        Path tmp = dir.resolve(name + ".tmp");
+        Files.writeString(tmp, yaml);
+        return Files.move(tmp, dir.resolve(name), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    @Test
+    void givenPolicyFromMeshFile_whenLoaded_thenItsPolicySectionIsUsedAndOtherKeysIgnored() throws Exception {
+        write("mesh.yaml", "sidecars: {}\npolicy:\n  encrypt: [orders]\n  unmatched: reject\n");
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
+
+        FilterConfig loaded = FilterConfig.load(config);
+
+        assertEquals(EncryptionPolicy.of(List.of("orders"), Unmatched.REJECT), loaded.policy());
+        assertEquals(dir.toAbsolutePath().resolve("mesh.yaml"), loaded.policyFrom());
+    }
+
+    @Test
+    void givenPolicyAndPolicyFrom_whenLoaded_thenTheErrorNamesPolicyFrom() throws Exception {
+        write("mesh.yaml", "policy:\n  encrypt: [orders]\n");
+        Path config = write("filter.yaml", "keyset: k.json\npolicy:\n  encrypt: [a]\npolicyFrom: mesh.yaml\n");
+
+        ConfigException e = assertThrows(ConfigException.class, () -> FilterConfig.load(config));
+
+        assertEquals(config + ":4:1: policyFrom: cannot be combined with policy: (one source of truth)", e.getMessage());
+    }
+
+    @Test
+    void givenMeshFileWithoutPolicy_whenLoaded_thenTheErrorNamesThePolicyField() throws Exception {
+        Path mesh = write("mesh.yaml", "sidecars: {}\n");
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
+
+        ConfigException e = assertThrows(ConfigException.class, () -> FilterConfig.load(config));
+
+        assertEquals(mesh.toAbsolutePath() + ":1:1: policy: required field is missing", e.getMessage());
+    }
+
+    @Test
+    void givenWatchedPolicyFile_whenAValidChangeIsWritten_thenTheNewPolicyIsApplied() throws Exception {
+        Path mesh = write("mesh.yaml", "policy:\n  encrypt: [orders]\n");
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
+        FilterConfig startup = FilterConfig.load(config);
+
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, POLL)) {
+            write("mesh.yaml", "policy:\n  encrypt: [orders, payments]\n");
+
+            EncryptionPolicy expected = EncryptionPolicy.of(List.of("orders", "payments"), Unmatched.PASSTHROUGH);
+            await(() -> expected.equals(watcher.current()), "the new policy from " + mesh);
+            assertEquals(List.of(expected), applied, "applied once, the unchanged startup policy is not re-applied");
+            assertEquals(expected, watcher.current());
+        }
+    }
+
+    @Test
+    void givenWatchedPolicyFile_whenAnInvalidChangeIsWritten_thenTheLastGoodPolicyStaysAndTheErrorNamesTheField() throws Exception {
+        Path mesh = write("mesh.yaml", "policy:\n  encrypt: [orders]\n");
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
+        FilterConfig startup = FilterConfig.load(config);
+
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, POLL)) {
+            write("mesh.yaml", "policy:\n  encrypt: [orders]\n  unmatched: drop\n");
+            await(() -> watcher.lastError() != null, "the reload error");
+
+            assertEquals(mesh.toAbsolutePath() + ":3:3: policy.unmatched: must be one of passthrough, reject (got \"drop\")",
+                    watcher.lastError());
+            assertEquals(startup.policy(), watcher.current());
+            assertTrue(applied.isEmpty());
+
+            write("mesh.yaml", "policy:\n  encrypt: [orders]\n  unmatched: reject\n");
+            EncryptionPolicy corrected = EncryptionPolicy.of(List.of("orders"), Unmatched.REJECT);
+            await(() -> corrected.equals(watcher.current()), "the corrected policy");
+            assertNull(watcher.lastError());
+            assertEquals(List.of(corrected), applied);
+        }
+    }
+
+    @Test
+    void givenInlinePolicy_whenTheConfigFileChanges_thenThePolicyReloads() throws Exception {
+        Path config = write("filter.yaml", "keyset: k.json\npolicy:\n  encrypt: [a]\n");
+        FilterConfig startup = FilterConfig.load(config);
+
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, POLL)) {
+            write("filter.yaml", "keyset: k.json\npolicy:\n  encrypt: [a, b]\n");
+
+            EncryptionPolicy expected = EncryptionPolicy.of(List.of("a", "b"), Unmatched.PASSTHROUGH);
+            await(() -> expected.equals(watcher.current()), "the reloaded inline policy");
+            assertEquals(List.of(expected), applied);
+        }
+    }
+}

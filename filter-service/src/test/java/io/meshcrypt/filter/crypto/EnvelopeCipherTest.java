@@ -1,0 +1,337 @@
+package io.meshcrypt.filter.crypto;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.meshcrypt.filter.kms.DekContext;
+import io.meshcrypt.filter.kms.KekProvider;
+import io.meshcrypt.filter.kms.KekUnavailableException;
+import io.meshcrypt.filter.kms.KmsUnavailableException;
+import io.meshcrypt.filter.kms.LocalKekProvider;
+import io.meshcrypt.filter.kms.WrappedDek;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class EnvelopeCipherTest {
+    @TempDir
+    Path dir;
+    private Path keyset;
+    private CountingProvider provider;
+    private final List<DekManager> managers = new ArrayList<>();
+    private final AtomicLong clock = new AtomicLong(1_000_000_000L);
+
+    @BeforeEach
+    void setUp() throws Exception {
+        keyset = dir.resolve("kek.json");
+        Keysets.create(keyset);
+        provider = new CountingProvider(new LocalKekProvider(keyset));
+    }
+
+    @AfterEach
+    void tearDown() {
+        managers.forEach(DekManager::close);
+    }
+
+    private EnvelopeCipher cipher(DekManager.Settings settings) {
+        DekManager m = new DekManager(provider, settings, clock::get);
+        managers.add(m);
+        return new EnvelopeCipher(m, null);
+    }
+
+    private static DekManager.Settings settings(long maxRecords, Duration maxAge) {
+        DekManager.Settings d = DekManager.Settings.defaults();
+        return new DekManager.Settings(maxRecords, maxAge, d.cacheTtl(), d.cacheMaxEntries(), Duration.ofSeconds(5),
+                Duration.ofMillis(200), Duration.ofSeconds(5), d.kekCheckInterval());
+    }
+
+    private static ByteBuffer utf8(String s) {
+        return ByteBuffer.wrap(s.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private static String text(ByteBuffer b) {
+        return StandardCharsets.UTF_8.decode(b.duplicate()).toString();
+    }
+
+    @Test
+    void givenValue_whenEncryptedAndDecryptedByAnotherReplica_thenPlaintextAndHeaderNamesKeys() throws Exception {
+        EnvelopeCipher producer = cipher(DekManager.Settings.defaults());
+        EnvelopeCipher replica = cipher(DekManager.Settings.defaults());
+
+        ByteBuffer envelope = producer.encrypt("orders", utf8("hello"));
+
+        EnvelopeV2.Info info = EnvelopeV2.parse(envelope, "orders");
+        assertEquals(2, envelope.get(4));
+        assertEquals(new LocalKekProvider(keyset).currentKekId(), info.kekId());
+        assertEquals(info.headerLength() + 12 + 5 + 16, envelope.remaining());
+        assertEquals("hello", text(replica.decrypt("orders", envelope)));
+        assertEquals(1, provider.unwraps.get(), "the replica unwrapped the DEK once");
+    }
+
+    @Test
+    void givenManyRecords_whenDekCached_thenOneKmsCallEachWay() throws Exception {
+        EnvelopeCipher producer = cipher(DekManager.Settings.defaults());
+        EnvelopeCipher replica = cipher(DekManager.Settings.defaults());
+        List<ByteBuffer> envelopes = new ArrayList<>();
+        for (int i = 0; i < 1000; i++) {
+            envelopes.add(producer.encrypt("orders", utf8("v" + i)));
+        }
+        for (int i = 0; i < 1000; i++) {
+            assertEquals("v" + i, text(replica.decrypt("orders", envelopes.get(i))));
+        }
+        assertEquals(1, provider.wraps.get());
+        assertEquals(1, provider.unwraps.get());
+    }
+
+    @Test
+    void givenEnvelope_whenTopicOrAnyHeaderByteChanged_thenDecryptionFails() throws Exception {
+        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        ByteBuffer envelope = c.encrypt("orders", utf8("secret"));
+        // The wrapped DEK is bound to its topic, and so is the record: either check stops a copied value.
+        assertThrows(GeneralSecurityException.class, () -> c.decrypt("payments", envelope));
+        EnvelopeV2.Info info = EnvelopeV2.parse(envelope, "orders");
+        // Every byte after the magic/version: KEK id, DEK id, wrapped DEK, nonce, ciphertext, tag.
+        for (int i = 5; i < envelope.remaining(); i++) {
+            byte[] tampered = envelope.array().clone();
+            tampered[i] ^= 0x01;
+            int at = i;
+            assertThrows(GeneralSecurityException.class, () -> c.decrypt("orders", ByteBuffer.wrap(tampered)),
+                    "flipped byte " + at + " of " + info.headerLength() + "-byte header");
+        }
+    }
+
+    @Test
+    void givenEnvelopeFromForeignKeyset_whenDecrypted_thenUnknownKekNamed() throws Exception {
+        Path other = dir.resolve("other.json");
+        Keysets.create(other);
+        DekManager foreign = new DekManager(new LocalKekProvider(other), DekManager.Settings.defaults());
+        managers.add(foreign);
+        ByteBuffer envelope = new EnvelopeCipher(foreign, null).encrypt("orders", utf8("x"));
+        String kek = EnvelopeV2.parse(envelope, null).kekId();
+
+        KekUnavailableException e = assertThrows(KekUnavailableException.class,
+                () -> cipher(DekManager.Settings.defaults()).decrypt("orders", envelope));
+        assertTrue(e.getMessage().contains(kek), e.getMessage());
+    }
+
+    @Test
+    void givenLostKek_whenRecordsPolledRepeatedly_thenOneUnwrapUntilTheFailureExpires() throws Exception {
+        Path other = dir.resolve("other.json");
+        Keysets.create(other);
+        DekManager foreign = new DekManager(new LocalKekProvider(other), DekManager.Settings.defaults());
+        managers.add(foreign);
+        ByteBuffer envelope = new EnvelopeCipher(foreign, null).encrypt("orders", utf8("x"));
+        EnvelopeCipher c = cipher(settings(1000, Duration.ofHours(1)));
+
+        for (int i = 0; i < 100; i++) {
+            assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
+        }
+        assertEquals(1, provider.unwraps.get());
+        clock.addAndGet(Duration.ofSeconds(1).toNanos());
+        assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
+        assertEquals(1, provider.unwraps.get(), "a missing KEK is not asked again within backoffMax");
+
+        clock.addAndGet(Duration.ofSeconds(5).toNanos());
+        assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
+        assertEquals(2, provider.unwraps.get(), "retried once the remembered failure expired (backoffMax 5 s)");
+    }
+
+    @Test
+    void givenV1Envelope_whenDecryptedByV2Cipher_thenStillReadable() throws Exception {
+        RecordCipher v1 = RecordCipher.fromKeysetFile(keyset);
+        ByteBuffer old = v1.encrypt("orders", utf8("legacy"));
+        DekManager m = new DekManager(provider, DekManager.Settings.defaults());
+        managers.add(m);
+
+        assertEquals("legacy", text(new EnvelopeCipher(m, v1).decrypt("orders", old)));
+        assertThrows(UnsupportedEnvelopeVersionException.class, () -> new EnvelopeCipher(m, null).decrypt("orders", old));
+    }
+
+    @Test
+    void givenCountLimit_whenExceeded_thenNewDekAndAllRecordsDecrypt() throws Exception {
+        EnvelopeCipher c = cipher(settings(10, Duration.ofHours(1)));
+        List<ByteBuffer> envelopes = new ArrayList<>();
+        for (int i = 0; i < 35; i++) {
+            envelopes.add(c.encrypt("orders", utf8("v" + i)));
+        }
+        long distinct = envelopes.stream().map(e -> uncheckedInfo(e).dekId()).distinct().count();
+        assertTrue(distinct >= 4, "35 records at 10 per DEK use at least 4 DEKs, got " + distinct);
+        for (int i = 0; i < 10; i++) {
+            assertEquals(uncheckedInfo(envelopes.get(0)).dekId(), uncheckedInfo(envelopes.get(i)).dekId());
+        }
+        EnvelopeCipher replica = cipher(DekManager.Settings.defaults());
+        for (int i = 0; i < 35; i++) {
+            assertEquals("v" + i, text(replica.decrypt("orders", envelopes.get(i))));
+        }
+    }
+
+    @Test
+    void givenAgeLimit_whenClockPassesIt_thenNewDek() throws Exception {
+        EnvelopeCipher c = cipher(settings(1000, Duration.ofMinutes(10)));
+        long first = uncheckedInfo(c.encrypt("orders", utf8("a"))).dekId();
+        clock.addAndGet(Duration.ofMinutes(11).toNanos());
+        long second = uncheckedInfo(c.encrypt("orders", utf8("b"))).dekId();
+        assertNotEquals(first, second);
+    }
+
+    @Test
+    void givenForcedRotation_whenTrafficContinues_thenNewDekWithoutFailure() throws Exception {
+        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        long first = uncheckedInfo(c.encrypt("orders", utf8("a"))).dekId();
+        c.deks().rotateDeks();
+        long later = first;
+        for (int i = 0; i < 10_000 && later == first; i++) {
+            later = uncheckedInfo(c.encrypt("orders", utf8("b"))).dekId();
+            Thread.onSpinWait();
+        }
+        assertNotEquals(first, later);
+    }
+
+    @Test
+    void givenKekRotated_whenCurrentKekChecked_thenNewDeksUseNewKekAndOldRecordsStillDecrypt() throws Exception {
+        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        ByteBuffer before = c.encrypt("orders", utf8("before"));
+        Keysets.rotate(keyset);
+        c.deks().checkCurrentKek();
+        ByteBuffer after = c.encrypt("orders", utf8("after"));
+        for (int i = 0; i < 100_000 && uncheckedInfo(after).kekId().equals(uncheckedInfo(before).kekId()); i++) {
+            after = c.encrypt("orders", utf8("after"));
+        }
+
+        assertEquals(new LocalKekProvider(keyset).currentKekId(), uncheckedInfo(after).kekId());
+        assertNotEquals(uncheckedInfo(before).kekId(), uncheckedInfo(after).kekId());
+        EnvelopeCipher replica = cipher(DekManager.Settings.defaults());
+        assertEquals("before", text(replica.decrypt("orders", before)));
+        assertEquals("after", text(replica.decrypt("orders", after)));
+    }
+
+    @Test
+    void givenNewTopic_whenManyThreadsEncryptAtOnce_thenOneWrapCall() throws Exception {
+        provider.delayMillis = 200;
+        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        ExecutorService pool = Executors.newFixedThreadPool(8);
+        CountDownLatch go = new CountDownLatch(1);
+        List<Future<ByteBuffer>> results = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            results.add(pool.submit(() -> {
+                go.await();
+                return c.encrypt("fresh", utf8("x"));
+            }));
+        }
+        go.countDown();
+        for (Future<ByteBuffer> f : results) {
+            f.get();
+        }
+        pool.shutdown();
+        assertEquals(1, provider.wraps.get());
+    }
+
+    @Test
+    void givenKmsDown_whenDekCached_thenTrafficContinuesAndNewTopicFailsWithBoundedCalls() throws Exception {
+        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        ByteBuffer cached = c.encrypt("orders", utf8("a"));
+        provider.down.set(true);
+
+        assertEquals("b", text(c.decrypt("orders", c.encrypt("orders", utf8("b")))));
+        assertEquals("a", text(c.decrypt("orders", cached)));
+        for (int i = 0; i < 200; i++) {
+            assertThrows(KmsUnavailableException.class, () -> c.encrypt("new-topic", utf8("c")));
+        }
+        assertTrue(provider.wraps.get() <= 3, "backoff bounds the KMS calls, got " + provider.wraps.get());
+
+        provider.down.set(false);
+        clock.addAndGet(Duration.ofSeconds(10).toNanos());
+        assertEquals("c", text(c.decrypt("new-topic", c.encrypt("new-topic", utf8("c")))));
+    }
+
+    private static EnvelopeV2.Info uncheckedInfo(ByteBuffer e) {
+        try {
+            return EnvelopeV2.parse(e, null);
+        } catch (EnvelopeException ex) {
+            throw new AssertionError(ex);
+        }
+    }
+
+    /** Counts calls; can be slowed down or taken down like a KMS outage. */
+    static final class CountingProvider implements KekProvider {
+        final KekProvider delegate;
+        final AtomicInteger wraps = new AtomicInteger();
+        final AtomicInteger unwraps = new AtomicInteger();
+        final AtomicBoolean down = new AtomicBoolean();
+        volatile long delayMillis;
+
+        CountingProvider(KekProvider delegate) {
+            this.delegate = delegate;
+        }
+
+        private void maybeFail() throws GeneralSecurityException {
+            if (delayMillis > 0) {
+                try {
+                    Thread.sleep(delayMillis);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            if (down.get()) {
+                throw new GeneralSecurityException("connection refused");
+            }
+        }
+
+        @Override
+        public String name() {
+            return delegate.name();
+        }
+
+        @Override
+        public String currentKekId() throws GeneralSecurityException {
+            return delegate.currentKekId();
+        }
+
+        @Override
+        public WrappedDek wrap(byte[] dek, DekContext context) throws GeneralSecurityException {
+            wraps.incrementAndGet();
+            maybeFail();
+            return delegate.wrap(dek, context);
+        }
+
+        @Override
+        public byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
+            unwraps.incrementAndGet();
+            maybeFail();
+            return delegate.unwrap(kekId, wrapped, context);
+        }
+
+        @Override
+        public String create() throws GeneralSecurityException {
+            return delegate.create();
+        }
+
+        @Override
+        public String rotate() throws GeneralSecurityException {
+            return delegate.rotate();
+        }
+
+        @Override
+        public List<KekInfo> list() throws GeneralSecurityException {
+            return delegate.list();
+        }
+    }
+}

@@ -1,0 +1,113 @@
+package io.meshcrypt.filter.kms;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.crypto.EnvelopeCipher;
+import io.meshcrypt.filter.crypto.RecordCipher;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Base64;
+import java.util.HexFormat;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class KeysCliTest {
+    @TempDir
+    Path dir;
+    private Path config;
+    private ByteArrayOutputStream output;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        config = dir.resolve("filter.yaml");
+        Files.writeString(config, "keyset: keyset.json\nkeys:\n  provider: local\n");
+        output = new ByteArrayOutputStream();
+    }
+
+    private int run(String... args) throws Exception {
+        output.reset();
+        return KeysCli.run(args, new PrintStream(output, true, StandardCharsets.UTF_8));
+    }
+
+    private String out() {
+        return output.toString(StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void givenLocalProvider_whenCreatedRotatedAndListed_thenTwoKeksAndTheNewOneCurrent() throws Exception {
+        assertEquals(0, run("keys", "create", "--config", config.toString()));
+        String first = out().split(" ")[2];
+        assertEquals(0, run("keys", "rotate", "--config", config.toString()));
+        assertEquals(0, run("keys", "list", "--config", config.toString()));
+
+        String[] lines = out().strip().split("\n");
+        assertEquals(2, lines.length, out());
+        assertTrue(out().contains("  " + first + "  ENABLED"), out());
+        assertTrue(lines[0].startsWith("* ") || lines[1].startsWith("* "), out());
+        assertFalse(out().contains("* " + first), "the rotated-away KEK is no longer current: " + out());
+    }
+
+    @Test
+    void givenV2Value_whenInspectedWithoutKeys_thenVersionAndKeyIdsShown() throws Exception {
+        run("keys", "create", "--config", config.toString());
+        byte[] value = v2("orders", "hello");
+
+        assertEquals(0, run("inspect", Base64.getEncoder().encodeToString(value)));
+
+        assertTrue(out().contains("format version 2"), out());
+        assertTrue(out().contains("KEK id local:"), out());
+        assertTrue(out().contains("DEK id "), out());
+        assertTrue(out().contains("plaintext length 5"), out());
+        assertFalse(out().contains("hello"));
+    }
+
+    @Test
+    void givenV2Value_whenInspectedWithTopic_thenBindingCheckedWithoutDecryptingTheValue() throws Exception {
+        run("keys", "create", "--config", config.toString());
+        String hex = HexFormat.of().formatHex(v2("orders", "hello"));
+
+        assertEquals(0, run("inspect", "--config", config.toString(), "--topic", "orders", hex));
+        assertTrue(out().contains("bound to topic 'orders': yes"), out());
+        assertEquals(1, run("inspect", "--config", config.toString(), "--topic", "payments", hex));
+        assertTrue(out().contains("bound to topic 'payments': no"), out());
+    }
+
+    @Test
+    void givenV1Value_whenInspected_thenVersion1KeyIdAndBinding() throws Exception {
+        run("keys", "create", "--config", config.toString());
+        ByteBuffer env = RecordCipher.fromKeysetFile(dir.resolve("keyset.json")).encrypt("orders", utf8("hi"));
+        String hex = HexFormat.of().formatHex(env.array());
+
+        assertEquals(0, run("inspect", "--config", config.toString(), "--topic", "orders", hex));
+        assertTrue(out().contains("format version 1"), out());
+        assertTrue(out().contains("key id "), out());
+        assertEquals(1, run("inspect", "--config", config.toString(), "--topic", "other", hex));
+    }
+
+    @Test
+    void givenPlainValue_whenInspected_thenNotAnEnvelope() throws Exception {
+        assertEquals(1, run("inspect", HexFormat.of().formatHex("{\"a\":1}".getBytes(StandardCharsets.UTF_8))));
+        assertTrue(out().contains("not a meshcrypt envelope"), out());
+    }
+
+    private byte[] v2(String topic, String value) throws Exception {
+        EnvelopeCipher cipher = (EnvelopeCipher) KeysCli.cipher(FilterConfig.load(config));
+        try {
+            return cipher.encrypt(topic, utf8(value)).array();
+        } finally {
+            cipher.deks().close();
+        }
+    }
+
+    private static ByteBuffer utf8(String s) {
+        return ByteBuffer.wrap(s.getBytes(StandardCharsets.UTF_8));
+    }
+}
