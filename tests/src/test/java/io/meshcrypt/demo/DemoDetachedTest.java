@@ -53,7 +53,37 @@ class DemoDetachedTest {
                 () -> assertEquals("127.0.0.1:35192", endpoints.get("KAFKA_BOOTSTRAP")),
                 () -> assertEquals("127.0.0.1:35092", endpoints.get("BROKER_DIRECT")),
                 () -> assertEquals("http://127.0.0.1:35081", endpoints.get("HTTP_URL")),
+                () -> assertEquals("http://127.0.0.1:35019/status", endpoints.get("XDS_STATUS")),
                 () -> assertEquals("explicit", endpoints.get("MESH_MODE")));
+    }
+
+    @Test
+    @Order(1)
+    void givenDetachedDemo_whenStarted_thenTheKafkaSidecarRunsTheListenersTheXdsServerServesIt() throws Exception {
+        String status;
+        String listeners;
+        try (HttpClient http = HttpClient.newHttpClient()) {
+            status = http.send(HttpRequest.newBuilder(URI.create(endpoints.get("XDS_STATUS"))).build(),
+                    HttpResponse.BodyHandlers.ofString()).body();
+            listeners = http.send(HttpRequest.newBuilder(URI.create("http://" + endpoints.get("ENVOY_ADMIN")
+                    + "/config_dump?resource=dynamic_listeners")).build(), HttpResponse.BodyHandlers.ofString()).body();
+        }
+        String version = jsonString(status, "version");
+
+        assertAll(
+                () -> assertTrue(status.contains("\"node\" : \"kafka-apps\""), status),
+                () -> assertTrue(status.contains("\"connected\" : true"), status),
+                () -> assertTrue(status.contains("\"Listener\" : \"" + version + "\""), "listeners acked at " + version + ": " + status),
+                () -> assertTrue(status.contains("\"nacks\" : 0"), status),
+                // dynamic listeners: they came over xDS, the bootstrap has none
+                () -> assertTrue(listeners.contains("\"kafka_demo_bootstrap\""), listeners),
+                () -> assertTrue(listeners.contains("\"kafka_demo_broker_1\""), listeners));
+    }
+
+    private static String jsonString(String json, String field) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"" + field + "\"\\s*:\\s*\"([^\"]+)\"").matcher(json);
+        assertTrue(m.find(), () -> field + " missing in " + json);
+        return m.group(1);
     }
 
     @Test

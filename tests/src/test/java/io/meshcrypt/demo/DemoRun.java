@@ -183,7 +183,7 @@ final class DemoRun {
     /** The ports of this port base that still accept connections on 127.0.0.1. */
     List<Integer> openPorts() {
         List<Integer> open = new ArrayList<>();
-        for (int offset : new int[] {15, 51, 80, 81, 92, 93, 94, 192, 193, 901, 902, 903}) {
+        for (int offset : new int[] {18, 19, 51, 52, 80, 81, 92, 93, 94, 192, 193, 901, 902, 903, 904}) {
             int port = portBase + offset;
             try (Socket s = new Socket()) {
                 s.connect(new InetSocketAddress("127.0.0.1", port), 500);
