@@ -19,6 +19,8 @@ import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.Collectors;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -174,9 +176,11 @@ class EnvelopeCipherTest {
         }
         long distinct = envelopes.stream().map(e -> uncheckedInfo(e).dekId()).distinct().count();
         assertTrue(distinct >= 4, "35 records at 10 per DEK use at least 4 DEKs, got " + distinct);
-        for (int i = 0; i < 10; i++) {
-            assertEquals(uncheckedInfo(envelopes.get(0)).dekId(), uncheckedInfo(envelopes.get(i)).dekId());
-        }
+        // The replacement is generated ahead (at 90%) and may take over before the limit: what must hold is
+        // that no DEK ever encrypts more records than the limit allows.
+        Map<Long, Long> usesPerDek = envelopes.stream()
+                .collect(Collectors.groupingBy(e -> uncheckedInfo(e).dekId(), Collectors.counting()));
+        usesPerDek.forEach((dek, uses) -> assertTrue(uses <= 10, "DEK " + dek + " encrypted " + uses + " records, limit 10"));
         EnvelopeCipher replica = cipher(DekManager.Settings.defaults());
         for (int i = 0; i < 35; i++) {
             assertEquals("v" + i, text(replica.decrypt("orders", envelopes.get(i))));

@@ -1,0 +1,166 @@
+package io.meshcrypt.demo;
+
+import static org.junit.jupiter.api.Assertions.assertAll;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+
+/** {@code ./meshcrypt demo --detach}: every sample app's traffic flows, encrypted at rest, and {@code down} cleans up. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class DemoDetachedTest {
+
+    private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
+    private final DemoRun demo = new DemoRun("demo-detached", 35000);
+    private Map<String, String> endpoints;
+
+    @BeforeAll
+    void startDemo() throws Exception {
+        demo.launcher("down");
+        int rc = demo.launcher("demo", "--detach");
+        assertEquals(0, rc, () -> "./meshcrypt demo --detach failed:\n" + demo.launcherLog());
+        endpoints = demo.endpoints();
+    }
+
+    @AfterAll
+    void stopDemo() {
+        // also after a failed start: whatever did start must not outlive the test
+        demo.launcher("down");
+    }
+
+    @Test
+    @Order(1)
+    void givenDetachedDemo_whenStarted_thenEveryEndpointIsWritten() {
+        assertAll(
+                () -> assertEquals("127.0.0.1:35192", endpoints.get("KAFKA_BOOTSTRAP")),
+                () -> assertEquals("127.0.0.1:35092", endpoints.get("BROKER_DIRECT")),
+                () -> assertEquals("http://127.0.0.1:35081", endpoints.get("HTTP_URL")),
+                () -> assertEquals("http://127.0.0.1:35019/status", endpoints.get("XDS_STATUS")),
+                () -> assertEquals("explicit", endpoints.get("MESH_MODE")));
+    }
+
+    @Test
+    @Order(1)
+    void givenDetachedDemo_whenStarted_thenTheKafkaSidecarRunsTheListenersTheXdsServerServesIt() throws Exception {
+        String status;
+        String listeners;
+        try (HttpClient http = HttpClient.newHttpClient()) {
+            status = http.send(HttpRequest.newBuilder(URI.create(endpoints.get("XDS_STATUS"))).build(),
+                    HttpResponse.BodyHandlers.ofString()).body();
+            listeners = http.send(HttpRequest.newBuilder(URI.create("http://" + endpoints.get("ENVOY_ADMIN")
+                    + "/config_dump?resource=dynamic_listeners")).build(), HttpResponse.BodyHandlers.ofString()).body();
+        }
+        String version = jsonString(status, "version");
+
+        assertAll(
+                () -> assertTrue(status.contains("\"node\" : \"kafka-apps\""), status),
+                () -> assertTrue(status.contains("\"connected\" : true"), status),
+                () -> assertTrue(status.contains("\"Listener\" : \"" + version + "\""), "listeners acked at " + version + ": " + status),
+                () -> assertTrue(status.contains("\"nacks\" : 0"), status),
+                // dynamic listeners: they came over xDS, the bootstrap has none
+                () -> assertTrue(listeners.contains("\"kafka_demo_bootstrap\""), listeners),
+                () -> assertTrue(listeners.contains("\"kafka_demo_broker_1\""), listeners));
+    }
+
+    private static String jsonString(String json, String field) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"" + field + "\"\\s*:\\s*\"([^\"]+)\"").matcher(json);
+        assertTrue(m.find(), () -> field + " missing in " + json);
+        return m.group(1);
+    }
+
+    @Test
+    @Order(2)
+    void givenDetachedDemo_whenProducersRun_thenTheSpringConsumerReceivesEveryValueTheySentInPlaintext() throws Exception {
+        List<String> go = demo.awaitLines("go-producer", "sent ", l -> l.size() >= 3, FLOW_TIMEOUT);
+        List<String> node = demo.awaitLines("node-producer", "sent ", l -> l.size() >= 3, FLOW_TIMEOUT);
+        List<String> expected = List.of(go.get(0), go.get(1), go.get(2), node.get(0), node.get(1), node.get(2));
+
+        // "sent <key> <value>" and "received <key> <value> (partition p, offset o)"
+        demo.awaitLines("spring-consumer", "received ",
+                got -> expected.stream().allMatch(sent -> got.stream().anyMatch(g -> g.startsWith(sent + " (partition"))),
+                FLOW_TIMEOUT);
+    }
+
+    @Test
+    @Order(3)
+    void givenDetachedDemo_whenTheBrokerIsReadDirectly_thenEveryValueIsAnEnvelopeWithoutPlaintext() throws Exception {
+        List<String> sent = demo.awaitLines("go-producer", "sent ", l -> l.size() >= 3, FLOW_TIMEOUT);
+        demo.awaitLines("node-producer", "sent ", l -> l.size() >= 3, FLOW_TIMEOUT);
+
+        List<ConsumerRecord<byte[], byte[]>> records = demo.brokerRecords(endpoints.get("BROKER_DIRECT"), endpoints.get("DEMO_TOPIC"));
+
+        assertTrue(records.size() >= 6, () -> "expected the producers' records at rest, got " + records.size());
+        String firstValue = sent.get(0).substring(sent.get(0).indexOf(' ') + 1);
+        for (ConsumerRecord<byte[], byte[]> r : records) {
+            String raw = new String(r.value(), StandardCharsets.ISO_8859_1);
+            assertAll("offset " + r.offset(),
+                    () -> assertTrue(DemoRun.startsWithMagic(r.value()), "value is not a meshcrypt envelope"),
+                    () -> assertFalse(raw.contains("4111-1111-1111"), "card number in plaintext at rest"),
+                    () -> assertFalse(raw.contains("@example.com"), "email in plaintext at rest"),
+                    () -> assertFalse(raw.contains(firstValue), "a sent value in plaintext at rest"));
+        }
+        // the demo's own view agrees: the broker tap saw envelopes only
+        List<String> held = demo.awaitLines("broker-tap", "held ", l -> !l.isEmpty(), FLOW_TIMEOUT);
+        assertTrue(held.stream().allMatch(l -> l.contains("[meshcrypt envelope v")), () -> "broker tap saw " + held);
+    }
+
+    @Test
+    @Order(4)
+    void givenDetachedDemo_whenAnOrderIsPostedThroughTheSidecar_thenTheServiceGetsItRewrittenAndTheClientGetsTheCardBack()
+            throws Exception {
+        String body = "{\"order\":424242,\"card\":{\"number\":\"5500-0000-0000-0004\",\"cvv\":\"987\"},\"note\":\"ssn 078-05-1120\"}";
+        HttpResponse<String> response;
+        try (HttpClient http = HttpClient.newHttpClient()) {
+            response = http.send(HttpRequest.newBuilder(URI.create(endpoints.get("HTTP_URL") + "/orders"))
+                    .header("content-type", "application/json")
+                    .timeout(Duration.ofSeconds(30))
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        }
+
+        String received = demo.awaitLines("http-echo", "received POST /orders ",
+                        l -> l.stream().anyMatch(s -> s.contains("\"order\":424242")), FLOW_TIMEOUT)
+                .stream().filter(s -> s.contains("\"order\":424242")).findFirst().orElseThrow();
+        assertAll("what the HTTP service received",
+                () -> assertFalse(received.contains("5500-0000-0000-0004"), received),
+                () -> assertFalse(received.contains("987"), received),
+                () -> assertFalse(received.contains("078-05-1120"), received),
+                () -> assertTrue(received.contains("XXX-XX-XXXX"), received),
+                () -> assertTrue(received.contains("[redacted]"), received));
+        assertAll("what the client got back (the echo, card decrypted by the sidecar)",
+                () -> assertEquals(200, response.statusCode()),
+                () -> assertTrue(response.body().contains("\"number\":\"5500-0000-0000-0004\""), response.body()),
+                () -> assertTrue(response.body().contains("XXX-XX-XXXX"), response.body()));
+        // and the demo's own HTTP client saw the same rewrite
+        assertFalse(demo.awaitLines("http-echo", "received ", l -> l.size() >= 2, FLOW_TIMEOUT).stream()
+                .anyMatch(l -> l.contains("4111-1111-1111")), "the HTTP service received a card number in plaintext");
+    }
+
+    @Test
+    @Order(99)
+    void givenDetachedDemo_whenDown_thenNoProcessPortOrStateIsLeft() throws Exception {
+        assertEquals(0, demo.launcher("down"), demo::launcherLog);
+
+        assertAll(
+                () -> assertEquals(List.of(), demo.processesOfThisRun()),
+                () -> assertEquals(List.of(), demo.openPorts()),
+                () -> assertFalse(java.nio.file.Files.exists(demo.home.resolve("endpoints.env"))));
+    }
+}
