@@ -2,6 +2,7 @@ package io.meshcrypt.xds;
 
 import com.github.xds.type.v3.TypedStruct;
 import com.google.protobuf.Any;
+import com.google.protobuf.BoolValue;
 import com.google.protobuf.Duration;
 import com.google.protobuf.Struct;
 import com.google.protobuf.UInt32Value;
@@ -9,6 +10,7 @@ import com.google.protobuf.Value;
 import io.envoyproxy.envoy.config.cluster.v3.CircuitBreakers;
 import io.envoyproxy.envoy.config.cluster.v3.Cluster;
 import io.envoyproxy.envoy.config.core.v3.Address;
+import io.envoyproxy.envoy.config.core.v3.GrpcService;
 import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
 import io.envoyproxy.envoy.config.core.v3.Metadata;
 import io.envoyproxy.envoy.config.core.v3.RoutingPriority;
@@ -20,10 +22,24 @@ import io.envoyproxy.envoy.config.endpoint.v3.LocalityLbEndpoints;
 import io.envoyproxy.envoy.config.listener.v3.Filter;
 import io.envoyproxy.envoy.config.listener.v3.FilterChain;
 import io.envoyproxy.envoy.config.listener.v3.Listener;
+import io.envoyproxy.envoy.config.route.v3.Route;
+import io.envoyproxy.envoy.config.route.v3.RouteAction;
+import io.envoyproxy.envoy.config.route.v3.RouteConfiguration;
+import io.envoyproxy.envoy.config.route.v3.RouteMatch;
+import io.envoyproxy.envoy.config.route.v3.VirtualHost;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
+import io.envoyproxy.envoy.extensions.filters.http.router.v3.Router;
+import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager;
+import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathWithEscapedSlashesAction;
+import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter;
 import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig;
 import io.meshcrypt.xds.mesh.Mesh;
+import io.meshcrypt.xds.mesh.Mesh.HttpListener;
 import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.xds.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.xds.mesh.Mesh.Sidecar;
@@ -36,7 +52,8 @@ import java.util.regex.Pattern;
 /**
  * The Envoy resources of one sidecar. Kafka: per Kafka cluster a bootstrap listener and one listener per broker,
  * each running network ext_proc (to the filter-service) before tcp_proxy, plus their upstream clusters and the
- * filter-service's HTTP/2 cluster. Other protocols plug in as further {@link Contributor}s.
+ * filter-service's HTTP/2 cluster. HTTP: per inbound HTTP listener an HTTP connection manager running HTTP ext_proc
+ * (to the same filter-service) before the router, and the application's cluster. Both are {@link Contributor}s.
  */
 public final class EnvoyResources {
 
@@ -53,6 +70,13 @@ public final class EnvoyResources {
 
     /** Per-direction deadline for one chunk; the 200 ms default closes connections carrying large batches. */
     static final String MESSAGE_TIMEOUT = "5s";
+
+    /**
+     * BUFFERED HTTP bodies are held whole in Envoy up to this, per connection and direction (a larger request gets
+     * 413, a larger response 500): 5 MB bodies plus encryption growth (an encrypted field grows to about 4/3 + 52).
+     */
+    static final int HTTP_BUFFER_LIMIT = 16 << 20;
+    static final long HTTP_MESSAGE_TIMEOUT_SECONDS = 10;
 
     /**
      * Adds one protocol's resources for a sidecar. The extension point for HTTP: an HTTP contributor adds its
@@ -74,9 +98,9 @@ public final class EnvoyResources {
         this.contributors = List.copyOf(contributors);
     }
 
-    /** Kafka only: what the mesh file describes today. */
+    /** Kafka and HTTP: everything the mesh file describes. */
     public static EnvoyResources standard() {
-        return new EnvoyResources(List.of(EnvoyResources::kafka));
+        return new EnvoyResources(List.of(EnvoyResources::kafka, EnvoyResources::http));
     }
 
     /** @param version the mesh version, carried by the {@link #VERSION_CLUSTER} beacon */
@@ -123,6 +147,72 @@ public final class EnvoyResources {
                 .addFilterChains(FilterChain.newBuilder()
                         .addFilters(Filter.newBuilder().setName("envoy.filters.network.ext_proc").setTypedConfig(Any.pack(typed)))
                         .addFilters(Filter.newBuilder().setName("envoy.filters.network.tcp_proxy").setTypedConfig(Any.pack(tcpProxy))))
+                .build();
+    }
+
+    static void http(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters) {
+        for (HttpListener h : new TreeMap<>(sidecar.http()).values()) {
+            String name = "http_" + h.name();
+            String app = name + "_app";
+            listeners.add(httpListener(name, h.listen(), app));
+            clusters.add(upstream(app, List.of(h.upstream())).toBuilder()
+                    .setConnectTimeout(Duration.newBuilder().setSeconds(2))
+                    // responses are buffered for ext_proc against this limit, as requests against the listener's
+                    .setPerConnectionBufferLimitBytes(UInt32Value.of(HTTP_BUFFER_LIMIT))
+                    .build());
+        }
+    }
+
+    /**
+     * The xDS form of envoy/http-sidecar.yaml.template: HTTP connection manager (path normalised, so that
+     * {@code /a/../orders} cannot dodge a rule matching {@code /orders}), HTTP ext_proc failing closed, router.
+     */
+    static Listener httpListener(String name, Mesh.Address address, String appCluster) {
+        ExternalProcessor extProc = ExternalProcessor.newBuilder()
+                .setGrpcService(GrpcService.newBuilder()
+                        .setEnvoyGrpc(GrpcService.EnvoyGrpc.newBuilder().setClusterName(FILTER_SERVICE_CLUSTER))
+                        // the whole exchange of one request (up to four messages)
+                        .setTimeout(Duration.newBuilder().setSeconds(30)))
+                // a filter-service that is down, slow or failing turns the request into a 5xx: no unprocessed body
+                .setFailureModeAllow(false)
+                // BUFFERED: each body arrives whole, so JSON can be parsed and the new content-length travels with it
+                .setProcessingMode(ProcessingMode.newBuilder()
+                        .setRequestHeaderMode(HeaderSendMode.SEND)
+                        .setRequestBodyMode(BodySendMode.BUFFERED)
+                        .setRequestTrailerMode(HeaderSendMode.SKIP)
+                        .setResponseHeaderMode(HeaderSendMode.SEND)
+                        .setResponseBodyMode(BodySendMode.BUFFERED)
+                        .setResponseTrailerMode(HeaderSendMode.SKIP))
+                // the filter-service answers "nothing more for this request" when no rule can apply
+                .setAllowModeOverride(true)
+                // per message: parsing and encrypting a 5 MB body on a busy worker
+                .setMessageTimeout(Duration.newBuilder().setSeconds(HTTP_MESSAGE_TIMEOUT_SECONDS))
+                .setMaxMessageTimeout(Duration.newBuilder().setSeconds(HTTP_MESSAGE_TIMEOUT_SECONDS))
+                .build();
+        RouteConfiguration routes = RouteConfiguration.newBuilder()
+                .setName(name)
+                .addVirtualHosts(VirtualHost.newBuilder()
+                        .setName(name)
+                        .addDomains("*")
+                        .addRoutes(Route.newBuilder()
+                                .setMatch(RouteMatch.newBuilder().setPrefix("/"))
+                                .setRoute(RouteAction.newBuilder().setCluster(appCluster).setTimeout(Duration.newBuilder().setSeconds(30)))))
+                .build();
+        HttpConnectionManager hcm = HttpConnectionManager.newBuilder()
+                .setStatPrefix(name)
+                .setNormalizePath(BoolValue.of(true))
+                .setMergeSlashes(true)
+                .setPathWithEscapedSlashesAction(PathWithEscapedSlashesAction.REJECT_REQUEST)
+                .setRouteConfig(routes)
+                .addHttpFilters(HttpFilter.newBuilder().setName("envoy.filters.http.ext_proc").setTypedConfig(Any.pack(extProc)))
+                .addHttpFilters(HttpFilter.newBuilder().setName("envoy.filters.http.router").setTypedConfig(Any.pack(Router.getDefaultInstance())))
+                .build();
+        return Listener.newBuilder()
+                .setName(name)
+                .setAddress(socket(address))
+                .setPerConnectionBufferLimitBytes(UInt32Value.of(HTTP_BUFFER_LIMIT))
+                .addFilterChains(FilterChain.newBuilder()
+                        .addFilters(Filter.newBuilder().setName("envoy.filters.network.http_connection_manager").setTypedConfig(Any.pack(hcm))))
                 .build();
     }
 

@@ -60,6 +60,7 @@ final class XdsMeshHarness implements AutoCloseable {
     final Path mesh;
     private final List<Process> processes = new ArrayList<>();
     private Process xds;
+    private Process filterAProcess;
     final Process envoyA;
     final Process envoyB;
 
@@ -72,6 +73,7 @@ final class XdsMeshHarness implements AutoCloseable {
     final int brokerA;
     final int auditBootstrapA;
     final int auditBrokerA;
+    final int httpA;
     final int bootstrapB;
     final int brokerB;
     final int adminA;
@@ -92,6 +94,7 @@ final class XdsMeshHarness implements AutoCloseable {
         brokerA = base + 21;
         auditBootstrapA = base + 22;
         auditBrokerA = base + 23;
+        httpA = base + 24;
         bootstrapB = base + 30;
         brokerB = base + 31;
         adminA = base + 40;
@@ -104,10 +107,10 @@ final class XdsMeshHarness implements AutoCloseable {
         Keysets.create(dir.resolve("keyset.json"));
         mesh = dir.resolve("mesh.yaml");
         writeMesh(baseMesh(List.of("enc-*")));
-        writeFilterConfig("filter-a.yaml", filterA, brokerA);
-        writeFilterConfig("filter-b.yaml", filterB, brokerB);
+        writeFilterConfig("filter-a.yaml", filterA, brokerA, HTTP_RULES);
+        writeFilterConfig("filter-b.yaml", filterB, brokerB, "");
         startXds();
-        spawn("filter-a", List.of("io.meshcrypt.filter.Main", "serve", "--config", dir.resolve("filter-a.yaml").toString()), true);
+        startFilterA();
         spawn("filter-b", List.of("io.meshcrypt.filter.Main", "serve", "--config", dir.resolve("filter-b.yaml").toString()), true);
         envoyA = startEnvoy("app-a", adminA);
         envoyB = startEnvoy("app-b", adminB);
@@ -161,6 +164,21 @@ final class XdsMeshHarness implements AutoCloseable {
         return mesh(encrypt, false, null);
     }
 
+    /** {@code yaml} with an inbound HTTP listener {@code orders} on sidecar A, in front of the app at {@code appPort}. */
+    String withHttpListener(String yaml, int appPort) {
+        String block = """
+                  app-a:
+                    http:
+                      orders:
+                        listen: 127.0.0.1:%d
+                        upstream: 127.0.0.1:%d
+                """.formatted(httpA, appPort);
+        if (!yaml.contains("  app-a:\n")) {
+            throw new IllegalArgumentException("no sidecar app-a in the mesh");
+        }
+        return yaml.replace("  app-a:\n", block);
+    }
+
     /** Replaced atomically, as an editor or a ConfigMap update would. */
     void writeMesh(String yaml) throws IOException {
         Path tmp = dir.resolve("mesh.yaml.tmp");
@@ -168,14 +186,41 @@ final class XdsMeshHarness implements AutoCloseable {
         Files.move(tmp, mesh, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
-    private void writeFilterConfig(String name, int listen, int brokerListener) throws IOException {
+    /** Filter-service A's HTTP rules: POST /orders gets its card number encrypted and its CVV redacted. */
+    static final String HTTP_RULES = """
+            http:
+              rules:
+                - name: orders
+                  match: {methods: [POST], path: /orders, contentType: application/json}
+                  binding: orders
+                  request:
+                    fields:
+                      - encrypt: /card/number
+                      - redact: /card/cvv
+                  response:
+                    fields:
+                      - decrypt: /card/number
+            """;
+
+    private void writeFilterConfig(String name, int listen, int brokerListener, String http) throws IOException {
         Files.writeString(dir.resolve(name), """
                 listen: 127.0.0.1:%d
                 keyset: keyset.json
                 brokers:
                   1: 127.0.0.1:%d
                 policyFrom: mesh.yaml
-                """.formatted(listen, brokerListener));
+                """.formatted(listen, brokerListener) + http);
+    }
+
+    void startFilterA() throws IOException {
+        filterAProcess = spawn("filter-a", List.of("io.meshcrypt.filter.Main", "serve", "--config", dir.resolve("filter-a.yaml").toString()), true);
+    }
+
+    void stopFilterA() throws InterruptedException {
+        filterAProcess.destroy();
+        if (!filterAProcess.waitFor(10, TimeUnit.SECONDS)) {
+            filterAProcess.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        }
     }
 
     // ---- processes

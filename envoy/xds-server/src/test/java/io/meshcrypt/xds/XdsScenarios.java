@@ -9,12 +9,26 @@ import static io.meshcrypt.xds.XdsMeshHarness.readAll;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpServer;
+import io.meshcrypt.filter.crypto.RecordCipher;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Base64;
 import java.util.List;
 import java.util.Properties;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -265,6 +279,102 @@ abstract class XdsScenarios {
         List<ConsumerRecord<byte[], byte[]>> atRest = readAll(XdsMeshHarness.BROKER, topic);
         assertEquals(sent.get(), atRest.size());
         atRest.forEach(r -> assertTrue(isEnvelope(r.value())));
+    }
+
+    private static final String ORDER = "{\"id\":7,\"card\":{\"number\":\"4111111111111111\",\"cvv\":\"123\"}}";
+    private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(5)).build();
+
+    @Test
+    @Order(7)
+    void givenOpenKafkaConnection_whenAnHttpListenerIsAdded_thenPostsReachTheAppRewrittenAndTheKafkaConnectionSurvives() throws Exception {
+        BlockingQueue<byte[]> atApp = new LinkedBlockingQueue<>();
+        HttpServer app = echoApp(atApp);
+        String topic = XdsMeshHarness.createTopic("enc-http");
+        try (KafkaProducer<byte[], byte[]> viaA = producer(mesh.bootstrapA)) {
+            send(viaA, topic, "one");
+            double closesBefore = closes(viaA);
+
+            addHttpListener(app);
+            assertTrue(listeners(mesh.adminA).contains("http_orders::127.0.0.1:" + mesh.httpA), listeners(mesh.adminA));
+            assertFalse(listeners(mesh.adminB).contains("http_orders"), "B's listeners are its own");
+
+            HttpResponse<String> response = postOrder();
+
+            JsonNode seen = new ObjectMapper().readTree(atApp.poll(30, TimeUnit.SECONDS));
+            assertEquals(7, seen.get("id").asInt());
+            assertEquals("[redacted]", seen.at("/card/cvv").asText());
+            byte[] envelope = Base64.getDecoder().decode(seen.at("/card/number").asText());
+            RecordCipher cipher = RecordCipher.fromKeysetFile(mesh.dir.resolve("keyset.json"));
+            ByteBuffer plain = cipher.decrypt("orders", ByteBuffer.wrap(envelope));
+            assertEquals("\"4111111111111111\"", StandardCharsets.UTF_8.decode(plain).toString());
+            // the app echoes what it got; the response rule decrypts the number on the way back
+            assertEquals(200, response.statusCode());
+            assertEquals(ORDER.replace("\"123\"", "\"[redacted]\""), response.body());
+
+            send(viaA, topic, "two");
+            assertEquals(closesBefore, closes(viaA), "adding the HTTP listener closed no Kafka connection");
+        } finally {
+            app.stop(0);
+        }
+        assertEquals(2, readAll(XdsMeshHarness.BROKER, topic).size());
+    }
+
+    @Test
+    @Order(8)
+    void givenHttpListener_whenTheFilterServiceIsDown_thenRequestsFailWith5xxAndNeverReachTheApp() throws Exception {
+        BlockingQueue<byte[]> atApp = new LinkedBlockingQueue<>();
+        HttpServer app = echoApp(atApp);
+        try {
+            addHttpListener(app);
+            assertEquals(200, postOrder().statusCode());
+            assertNotNull(atApp.poll(30, TimeUnit.SECONDS));
+
+            mesh.stopFilterA();
+            try {
+                int status = postOrder().statusCode();
+                assertTrue(status >= 500 && status <= 599, "status " + status);
+                // Envoy answers only after the app would have been called: nothing arrived means nothing was forwarded
+                assertTrue(atApp.isEmpty(), "the app saw an unprocessed body");
+            } finally {
+                mesh.startFilterA();
+                XdsMeshHarness.awaitPort(mesh.filterA);
+            }
+            await(() -> postOrder().statusCode() == 200, () -> "requests flowing again once the filter-service is back");
+        } finally {
+            app.stop(0);
+        }
+    }
+
+    /** Records every body it receives and echoes it as JSON. */
+    private static HttpServer echoApp(BlockingQueue<byte[]> received) throws java.io.IOException {
+        HttpServer app = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+        app.createContext("/", exchange -> {
+            byte[] body = exchange.getRequestBody().readAllBytes();
+            received.add(body);
+            exchange.getResponseHeaders().set("content-type", "application/json");
+            exchange.sendResponseHeaders(200, body.length == 0 ? -1 : body.length);
+            exchange.getResponseBody().write(body);
+            exchange.close();
+        });
+        app.start();
+        return app;
+    }
+
+    private void addHttpListener(HttpServer app) throws Exception {
+        String before = mesh.status().get("version").asText();
+        mesh.writeMesh(mesh.withHttpListener(mesh.baseMesh(List.of("enc-*")), app.getAddress().getPort()));
+        mesh.awaitApplied(mesh.awaitNewVersion(before));
+        await(() -> listeners(mesh.adminA).contains("http_orders::"), "A's HTTP listener");
+    }
+
+    private HttpResponse<String> postOrder() throws Exception {
+        HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + mesh.httpA + "/orders"))
+                .timeout(Duration.ofSeconds(30))
+                .header("content-type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(ORDER))
+                .build();
+        return HTTP.send(request, HttpResponse.BodyHandlers.ofString());
     }
 
     private static double closes(KafkaProducer<byte[], byte[]> producer) {

@@ -48,13 +48,24 @@ public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar>
     }
 
     /**
+     * An inbound HTTP listener: requests to {@code listen} pass the filter-service's HTTP rules on their way to the
+     * application at {@code upstream}, responses on their way back.
+     *
+     * @param name unique within the sidecar; part of the listener and cluster names
+     */
+    public record HttpListener(String name, Address listen, Address upstream) {
+    }
+
+    /**
      * @param nodeId the Envoy node id (its bootstrap's node.id)
      * @param filterService the gRPC address of the filter-service this sidecar's ext_proc filters stream to
      * @param kafka by Kafka cluster name
+     * @param http by listener name
      */
-    public record Sidecar(String nodeId, Address filterService, Map<String, KafkaListeners> kafka) {
+    public record Sidecar(String nodeId, Address filterService, Map<String, KafkaListeners> kafka, Map<String, HttpListener> http) {
         public Sidecar {
             kafka = Map.copyOf(kafka);
+            http = Map.copyOf(http);
         }
     }
 }

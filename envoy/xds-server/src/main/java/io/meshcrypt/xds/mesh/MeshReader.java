@@ -11,6 +11,7 @@ import io.meshcrypt.filter.config.YamlTree.Mapping;
 import io.meshcrypt.filter.config.YamlTree.Node;
 import io.meshcrypt.filter.config.YamlTree.Scalar;
 import io.meshcrypt.xds.mesh.Mesh.Address;
+import io.meshcrypt.xds.mesh.Mesh.HttpListener;
 import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.xds.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.xds.mesh.Mesh.Sidecar;
@@ -34,7 +35,8 @@ public final class MeshReader {
 
     private static final List<String> ROOT_KEYS = List.of("filterService", "kafkaClusters", "sidecars", "policy");
     private static final List<String> CLUSTER_KEYS = List.of("brokers");
-    private static final List<String> SIDECAR_KEYS = List.of("filterService", "kafka");
+    private static final List<String> SIDECAR_KEYS = List.of("filterService", "kafka", "http");
+    private static final List<String> HTTP_KEYS = List.of("listen", "upstream");
     private static final List<String> LISTENER_KEYS = List.of("bootstrap", "brokers");
     /** Names become parts of Envoy resource names and stat prefixes. */
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,62}");
@@ -113,8 +115,13 @@ public final class MeshReader {
         // one listener address is one socket: two listeners of one sidecar on it would make Envoy reject the update
         Map<Address, String> taken = new HashMap<>();
         Map<String, KafkaListeners> kafka = new LinkedHashMap<>();
-        Entry kafkaEntry = required(sidecar, path + ".kafka", "Kafka cluster name -> {bootstrap, brokers}");
-        for (Entry k : named(kafkaEntry, path + ".kafka").entries().values()) {
+        Entry kafkaEntry = sidecar.entries().get("kafka");
+        Entry httpEntry = sidecar.entries().get("http");
+        if (kafkaEntry == null && httpEntry == null) {
+            throw reader.error(sidecar.location(), path + ".kafka", "required field is missing (Kafka cluster name -> {bootstrap, brokers};"
+                    + " or http: listener name -> {listen, upstream})");
+        }
+        for (Entry k : kafkaEntry == null ? List.<Entry>of() : named(kafkaEntry, path + ".kafka").entries().values()) {
             String kPath = path + ".kafka." + k.key();
             KafkaCluster cluster = clusters.get(k.key());
             if (cluster == null) {
@@ -144,10 +151,26 @@ public final class MeshReader {
             }
             kafka.put(k.key(), new KafkaListeners(k.key(), bootstrap, brokers));
         }
-        if (kafka.isEmpty()) {
+        if (kafkaEntry != null && kafka.isEmpty()) {
             throw reader.error(kafkaEntry.keyLocation(), path + ".kafka", "must name at least one Kafka cluster");
         }
-        return new Sidecar(s.key(), filterService, kafka);
+
+        Map<String, HttpListener> http = new LinkedHashMap<>();
+        for (Entry h : httpEntry == null ? List.<Entry>of() : named(httpEntry, path + ".http").entries().values()) {
+            String hPath = path + ".http." + h.key();
+            name(h, hPath);
+            Mapping listener = reader.mapping(h.value(), hPath);
+            reader.checkKeys(listener, hPath + ".", HTTP_KEYS);
+            Entry listenEntry = required(listener, hPath + ".listen", "listener host:port");
+            Address listen = address(listenEntry, hPath + ".listen", true);
+            claim(taken, listen, listenEntry.keyLocation(), hPath + ".listen");
+            Address upstream = address(required(listener, hPath + ".upstream", "application host:port"), hPath + ".upstream", false);
+            http.put(h.key(), new HttpListener(h.key(), listen, upstream));
+        }
+        if (httpEntry != null && http.isEmpty()) {
+            throw reader.error(httpEntry.keyLocation(), path + ".http", "must name at least one HTTP listener");
+        }
+        return new Sidecar(s.key(), filterService, kafka, http);
     }
 
     private void claim(Map<Address, String> taken, Address address, Location location, String path) throws ConfigException {

@@ -111,4 +111,76 @@ class MeshReaderTest {
     void givenEmptyFile_whenParsed_thenTheErrorSaysWhatIsRequired() {
         assertEquals(FILE + ":1:1: the file is empty; kafkaClusters, sidecars and policy are required", failure(""));
     }
+
+    /** VALID plus an HTTP listener on app-b, lines 23-26. */
+    private static final String WITH_HTTP = VALID.replace("policy:\n", """
+                http:
+                  orders:
+                    listen: 127.0.0.1:28080
+                    upstream: app.internal:8080
+            policy:
+            """);
+
+    @Test
+    void givenHttpListener_whenParsed_thenListenAndUpstreamAreRead() throws Exception {
+        Mesh.Sidecar b = parse(WITH_HTTP).sidecars().get("app-b");
+
+        assertEquals(Map.of("orders", new Mesh.HttpListener("orders", new Address("127.0.0.1", 28080), new Address("app.internal", 8080))),
+                b.http());
+        assertEquals(Map.of(), parse(VALID).sidecars().get("app-a").http());
+    }
+
+    @Test
+    void givenSidecarWithOnlyHttp_whenParsed_thenItNeedsNoKafka() throws Exception {
+        String yaml = WITH_HTTP.replace("""
+                    kafka:
+                      main:
+                        bootstrap: 127.0.0.1:29192
+                        brokers:
+                          1: 127.0.0.1:29193
+                          2: 127.0.0.1:29194
+                """, "");
+
+        Mesh.Sidecar b = parse(yaml).sidecars().get("app-b");
+
+        assertEquals(Map.of(), b.kafka());
+        assertEquals(new Address("127.0.0.1", 28080), b.http().get("orders").listen());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "unknown HTTP listener key | upstream: app|upstrem: app"
+                    + " | 26:9: sidecars.app-b.http.orders.upstrem: unknown field (expected one of listen, upstream)",
+            "HTTP listener on a Kafka listener's address | listen: 127.0.0.1:28080|listen: 127.0.0.1:29192"
+                    + " | 25:9: sidecars.app-b.http.orders.listen: listener address 127.0.0.1:29192 is already used by sidecars.app-b.kafka.main.bootstrap",
+            "HTTP listen host not an IP | listen: 127.0.0.1:28080|listen: localhost:28080"
+                    + " | 25:9: sidecars.app-b.http.orders.listen: a listener address needs an IP literal host (got \"localhost\")",
+            "HTTP upstream missing | \\n        upstream: app.internal:8080\\n|\\n"
+                    + " | 25:9: sidecars.app-b.http.orders.upstream: required field is missing (application host:port)",
+            "HTTP upstream bad port | app.internal:8080|app.internal:0"
+                    + " | 26:9: sidecars.app-b.http.orders.upstream: port must be 1-65535 (got 0)",
+            "HTTP listener name | orders:|orders/v1:"
+                    + " | 24:7: sidecars.app-b.http.orders/v1: name must match [A-Za-z0-9][A-Za-z0-9_.-]{0,62} (it becomes part of Envoy resource names)",
+            "unknown listener kind | http:\\n      orders:|htp:\\n      orders:"
+                    + " | 23:5: sidecars.app-b.htp: unknown field (expected one of filterService, kafka, http)",
+    })
+    void givenHttpListenerWithAnError_whenParsed_thenTheMessageNamesFileLineColumnAndField(String what, String from, String to, String expected) {
+        String yaml = WITH_HTTP.replace(from.replace("\\n", "\n"), to.replace("\\n", "\n"));
+        assertEquals(FILE + ":" + expected.strip(), failure(yaml), what);
+    }
+
+    @Test
+    void givenSidecarWithNeitherKafkaNorHttp_whenParsed_thenTheErrorSaysOneIsRequired() {
+        String message = failure(VALID.replace("""
+                    kafka:
+                      main:
+                        bootstrap: 127.0.0.1:29192
+                        brokers:
+                          1: 127.0.0.1:29193
+                          2: 127.0.0.1:29194
+                """, ""));
+
+        assertEquals(FILE + ":16:5: sidecars.app-b.kafka: required field is missing (Kafka cluster name -> {bootstrap, brokers};"
+                + " or http: listener name -> {listen, upstream})", message);
+    }
 }
