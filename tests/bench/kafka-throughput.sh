@@ -5,14 +5,14 @@
 #
 #   tests/bench/kafka-throughput.sh [records=200000] [record-size=1024] [rounds=3]
 #
-# Runs its own mesh (MESHCRYPT_HOME=tests/target/bench, port base 47000) and stops it at the end.
+# Runs its own mesh (MESHCRYPT_HOME=tests/target/bench, port base 26000) and stops it at the end.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RECORDS=${1:-200000}
 SIZE=${2:-1024}
 ROUNDS=${3:-3}
 export MESHCRYPT_HOME=${MESHCRYPT_HOME:-$ROOT/tests/target/bench}
-export MESHCRYPT_PORT_BASE=${MESHCRYPT_PORT_BASE:-47000}
+export MESHCRYPT_PORT_BASE=${MESHCRYPT_PORT_BASE:-26000}
 
 "$ROOT/meshcrypt" up >/dev/null
 trap '"$ROOT/meshcrypt" down >/dev/null' EXIT

@@ -29,7 +29,7 @@ import org.junit.jupiter.api.TestMethodOrder;
 class DemoDetachedTest {
 
     private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
-    private final DemoRun demo = new DemoRun("demo-detached", 35000);
+    private final DemoRun demo = new DemoRun("demo-detached", 22000);
     private Map<String, String> endpoints;
 
     @BeforeAll

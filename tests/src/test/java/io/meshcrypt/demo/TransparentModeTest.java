@@ -37,7 +37,7 @@ class TransparentModeTest {
 
     private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
     private static final String BROKER_REAL_ADDRESS = "169.254.36.1:36094";
-    private final DemoRun demo = new DemoRun("demo-transparent", 36000);
+    private final DemoRun demo = new DemoRun("demo-transparent", 23000);
     private Map<String, String> endpoints;
     private boolean launched;
 
@@ -70,7 +70,7 @@ class TransparentModeTest {
         demo.awaitLines("spring-consumer", "received ", l -> !l.isEmpty(), FLOW_TIMEOUT);
 
         for (String app : List.of("go", "node", "java")) {
-            String ns = "mc36000-" + app;
+            String ns = "mc23000-" + app;
             // the init script's rules: everything but the sidecar's uid and loopback goes to 15001
             String nat = DemoRun.run("ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S");
             String stats = DemoRun.run("ip", "netns", "exec", ns, "curl", "-fsS",
@@ -88,12 +88,12 @@ class TransparentModeTest {
     @Test
     @Order(2)
     void givenTransparentDemo_whenAnAppDialsAnythingButTheBroker_thenItsSidecarRefusesInsteadOfPassingThrough() throws Exception {
-        String[] stats = {"ip", "netns", "exec", "mc36000-go", "curl", "-fsS",
+        String[] stats = {"ip", "netns", "exec", "mc23000-go", "curl", "-fsS",
                 "http://127.0.0.1:36904/stats?filter=no_filter_chain_match"};
         long before = counter(DemoRun.run(stats), "listener.127.0.0.1_15001.no_filter_chain_match");
 
         // the ext_proc relay listens there, but the app's connection is caught first and matches no chain
-        String code = DemoRun.run("ip", "netns", "exec", "mc36000-go", "curl", "-s", "--max-time", "5",
+        String code = DemoRun.run("ip", "netns", "exec", "mc23000-go", "curl", "-s", "--max-time", "5",
                 "-o", "/dev/null", "-w", "%{http_code}", "http://169.254.36.1:36052/");
 
         long after = counter(DemoRun.run(stats), "listener.127.0.0.1_15001.no_filter_chain_match");
@@ -131,7 +131,7 @@ class TransparentModeTest {
         String namespaces = DemoRun.run("ip", "netns", "list");
         String nat = DemoRun.run("iptables", "-w", "-t", "nat", "-S");
         assertAll(
-                () -> assertFalse(namespaces.contains("mc36000-"), namespaces),
+                () -> assertFalse(namespaces.contains("mc23000-"), namespaces),
                 () -> assertFalse(nat.contains("MESHCRYPT"), nat),
                 () -> assertEquals(List.of(), demo.processesOfThisRun()),
                 () -> assertEquals(List.of(), demo.openPorts()));

@@ -54,11 +54,11 @@ import org.junit.jupiter.api.Test;
 /**
  * Envelope version 2 through Envoy with each KEK provider (local keyset, SoftHSM2 over PKCS#11, moto's KMS), KEK and
  * DEK rotation under traffic, and a KMS outage. Runs its own mesh (MESHCRYPT_HOME=tests/target/mesh-kms, port base
- * 33000) with a hand-written filter.yaml, because the shared mesh's config has no {@code keys:} section; between
+ * 24000) with a hand-written filter.yaml, because the shared mesh's config has no {@code keys:} section; between
  * tests only the filter-service is restarted with another config.
  */
 class KeyProvidersEnvoyTest {
-    private static final int PORT_BASE = 33000;
+    private static final int PORT_BASE = 24000;
     private static final byte[] V2 = {0x00, 0x4D, 0x43, 0x45, 0x02};
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
     private static final String PIN_ENV = "MESHCRYPT_E2E_HSM_PIN";
