@@ -29,7 +29,9 @@ import org.junit.jupiter.api.TestMethodOrder;
 class DemoDetachedTest {
 
     private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
-    private final DemoRun demo = new DemoRun("demo-detached", 22000);
+    /** Below 32768: the kernel hands out ports from there to outgoing connections. */
+    private static final int BASE = 22000;
+    private final DemoRun demo = new DemoRun("demo-detached", BASE);
     private Map<String, String> endpoints;
 
     @BeforeAll
@@ -50,10 +52,10 @@ class DemoDetachedTest {
     @Order(1)
     void givenDetachedDemo_whenStarted_thenEveryEndpointIsWritten() {
         assertAll(
-                () -> assertEquals("127.0.0.1:35192", endpoints.get("KAFKA_BOOTSTRAP")),
-                () -> assertEquals("127.0.0.1:35092", endpoints.get("BROKER_DIRECT")),
-                () -> assertEquals("http://127.0.0.1:35081", endpoints.get("HTTP_URL")),
-                () -> assertEquals("http://127.0.0.1:35019/status", endpoints.get("XDS_STATUS")),
+                () -> assertEquals("127.0.0.1:" + (BASE + 192), endpoints.get("KAFKA_BOOTSTRAP")),
+                () -> assertEquals("127.0.0.1:" + (BASE + 92), endpoints.get("BROKER_DIRECT")),
+                () -> assertEquals("http://127.0.0.1:" + (BASE + 81), endpoints.get("HTTP_URL")),
+                () -> assertEquals("http://127.0.0.1:" + (BASE + 19) + "/status", endpoints.get("XDS_STATUS")),
                 () -> assertEquals("explicit", endpoints.get("MESH_MODE")));
     }
 

@@ -36,8 +36,12 @@ import org.junit.jupiter.api.TestMethodOrder;
 class TransparentModeTest {
 
     private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
-    private static final String BROKER_REAL_ADDRESS = "169.254.36.1:36094";
-    private final DemoRun demo = new DemoRun("demo-transparent", 23000);
+    /** Below 32768: the kernel hands out ports from there to outgoing connections. */
+    private static final int BASE = 23000;
+    /** The launcher's scheme: link-local 169.254.(base/1000).1, broker's real listener on base+94. */
+    private static final String BROKER_HOST = "169.254." + BASE / 1000 + ".1";
+    private static final String BROKER_REAL_ADDRESS = BROKER_HOST + ":" + (BASE + 94);
+    private final DemoRun demo = new DemoRun("demo-transparent", BASE);
     private Map<String, String> endpoints;
     private boolean launched;
 
@@ -70,11 +74,11 @@ class TransparentModeTest {
         demo.awaitLines("spring-consumer", "received ", l -> !l.isEmpty(), FLOW_TIMEOUT);
 
         for (String app : List.of("go", "node", "java")) {
-            String ns = "mc23000-" + app;
+            String ns = "mc" + BASE + "-" + app;
             // the init script's rules: everything but the sidecar's uid and loopback goes to 15001
             String nat = DemoRun.run("ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S");
             String stats = DemoRun.run("ip", "netns", "exec", ns, "curl", "-fsS",
-                    "http://127.0.0.1:36904/stats?filter=kafka_transparent");
+                    "http://127.0.0.1:" + (BASE + 904) + "/stats?filter=kafka_transparent");
             assertAll(ns,
                     () -> assertTrue(nat.contains("-A MESHCRYPT_OUTPUT -m owner --uid-owner 1337 -j RETURN"), nat),
                     () -> assertTrue(nat.contains("-A MESHCRYPT_REDIRECT -p tcp -j REDIRECT --to-ports 15001"), nat),
@@ -88,13 +92,13 @@ class TransparentModeTest {
     @Test
     @Order(2)
     void givenTransparentDemo_whenAnAppDialsAnythingButTheBroker_thenItsSidecarRefusesInsteadOfPassingThrough() throws Exception {
-        String[] stats = {"ip", "netns", "exec", "mc23000-go", "curl", "-fsS",
-                "http://127.0.0.1:36904/stats?filter=no_filter_chain_match"};
+        String[] stats = {"ip", "netns", "exec", "mc" + BASE + "-go", "curl", "-fsS",
+                "http://127.0.0.1:" + (BASE + 904) + "/stats?filter=no_filter_chain_match"};
         long before = counter(DemoRun.run(stats), "listener.127.0.0.1_15001.no_filter_chain_match");
 
         // the ext_proc relay listens there, but the app's connection is caught first and matches no chain
-        String code = DemoRun.run("ip", "netns", "exec", "mc23000-go", "curl", "-s", "--max-time", "5",
-                "-o", "/dev/null", "-w", "%{http_code}", "http://169.254.36.1:36052/");
+        String code = DemoRun.run("ip", "netns", "exec", "mc" + BASE + "-go", "curl", "-s", "--max-time", "5",
+                "-o", "/dev/null", "-w", "%{http_code}", "http://" + BROKER_HOST + ":" + (BASE + 52) + "/");
 
         long after = counter(DemoRun.run(stats), "listener.127.0.0.1_15001.no_filter_chain_match");
         assertAll(
@@ -131,7 +135,7 @@ class TransparentModeTest {
         String namespaces = DemoRun.run("ip", "netns", "list");
         String nat = DemoRun.run("iptables", "-w", "-t", "nat", "-S");
         assertAll(
-                () -> assertFalse(namespaces.contains("mc23000-"), namespaces),
+                () -> assertFalse(namespaces.contains("mc" + BASE + "-"), namespaces),
                 () -> assertFalse(nat.contains("MESHCRYPT"), nat),
                 () -> assertEquals(List.of(), demo.processesOfThisRun()),
                 () -> assertEquals(List.of(), demo.openPorts()));
