@@ -1,5 +1,12 @@
 package io.meshcrypt.filter.proxy;
 
+import static io.meshcrypt.filter.proxy.KafkaFrames.bytes;
+import static io.meshcrypt.filter.proxy.KafkaFrames.decodeRequest;
+import static io.meshcrypt.filter.proxy.KafkaFrames.decodeResponse;
+import static io.meshcrypt.filter.proxy.KafkaFrames.records;
+import static io.meshcrypt.filter.proxy.KafkaFrames.requestFrame;
+import static io.meshcrypt.filter.proxy.KafkaFrames.responseFrame;
+import static io.meshcrypt.filter.proxy.KafkaFrames.utf8;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -26,13 +33,9 @@ import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.message.FetchRequestData;
 import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.ProduceRequestData;
-import org.apache.kafka.common.message.RequestHeaderData;
-import org.apache.kafka.common.message.ResponseHeaderData;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ApiMessage;
-import org.apache.kafka.common.protocol.ByteBufferAccessor;
 import org.apache.kafka.common.protocol.Errors;
-import org.apache.kafka.common.protocol.ObjectSerializationCache;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 import org.apache.kafka.common.record.internal.Record;
 import org.apache.kafka.common.record.internal.SimpleRecord;
@@ -160,13 +163,13 @@ class DeterministicKeysKafkaTest {
     private List<Record> produce(String topic, String[] keys, String... values) throws Exception {
         ByteString out = connection.onRead(ByteString.copyFrom(request(ApiKeys.PRODUCE, PRODUCE_V,
                 produceRequest(topic, keys, values))), false);
-        ProduceRequestData sent = (ProduceRequestData) decode(out, ApiKeys.PRODUCE, PRODUCE_V, true);
+        ProduceRequestData sent = (ProduceRequestData) decodeRequest(out, ApiKeys.PRODUCE);
         return records(sent.topicData().iterator().next().partitionData().getFirst().records());
     }
 
     private FetchResponseData.PartitionData fetch(String topic, List<?> stored) throws Exception {
         int corr = ++correlation;
-        connection.onRead(ByteString.copyFrom(request(corr, ApiKeys.FETCH, FETCH_V, new FetchRequestData())), false);
+        connection.onRead(ByteString.copyFrom(requestFrame(corr, ApiKeys.FETCH, FETCH_V, new FetchRequestData())), false);
         SimpleRecord[] simple = stored.stream().map(r -> r instanceof Record rec
                 ? new SimpleRecord(rec.key() == null ? null : bytes(rec.key()), bytes(rec.value()))
                 : (SimpleRecord) r).toArray(SimpleRecord[]::new);
@@ -174,9 +177,8 @@ class DeterministicKeysKafkaTest {
                 new FetchResponseData.FetchableTopicResponse().setTopic(topic).setPartitions(new ArrayList<>(List.of(
                         new FetchResponseData.PartitionData().setPartitionIndex(0).setHighWatermark(10)
                                 .setRecords(MemoryRecords.withRecords(Compression.lz4().build(), simple))))))));
-        ByteString out = connection.onWrite(ByteString.copyFrom(frame(new ResponseHeaderData().setCorrelationId(corr),
-                ApiKeys.FETCH.responseHeaderVersion(FETCH_V), response, FETCH_V)), false);
-        return ((FetchResponseData) decode(out, ApiKeys.FETCH, FETCH_V, false)).responses().getFirst().partitions().getFirst();
+        ByteString out = connection.onWrite(ByteString.copyFrom(responseFrame(corr, ApiKeys.FETCH, FETCH_V, response)), false);
+        return ((FetchResponseData) decodeResponse(out, ApiKeys.FETCH, FETCH_V)).responses().getFirst().partitions().getFirst();
     }
 
     private static ProduceRequestData produceRequest(String topic, String[] keys, String... values) {
@@ -193,51 +195,12 @@ class DeterministicKeysKafkaTest {
     }
 
     private byte[] request(ApiKeys api, short version, ApiMessage body) {
-        return request(++correlation, api, version, body);
+        return requestFrame(++correlation, api, version, body);
     }
 
-    private static byte[] request(int corr, ApiKeys api, short version, ApiMessage body) {
-        RequestHeaderData header = new RequestHeaderData().setRequestApiKey(api.id).setRequestApiVersion(version)
-                .setCorrelationId(corr).setClientId("test-client");
-        return frame(header, api.requestHeaderVersion(version), body, version);
-    }
 
-    private static byte[] frame(ApiMessage header, short headerVersion, ApiMessage body, short version) {
-        ObjectSerializationCache cache = new ObjectSerializationCache();
-        int size = header.size(cache, headerVersion) + body.size(cache, version);
-        ByteBuffer buf = ByteBuffer.allocate(4 + size).putInt(size);
-        ByteBufferAccessor out = new ByteBufferAccessor(buf);
-        header.write(out, cache, headerVersion);
-        body.write(out, cache, version);
-        return buf.array();
-    }
 
-    private static ApiMessage decode(ByteString frame, ApiKeys api, short version, boolean request) {
-        ByteBuffer buf = frame.asReadOnlyByteBuffer();
-        assertEquals(frame.size() - 4, buf.getInt());
-        if (request) {
-            new RequestHeaderData(new ByteBufferAccessor(buf), api.requestHeaderVersion(version));
-        } else {
-            new ResponseHeaderData(new ByteBufferAccessor(buf), api.responseHeaderVersion(version));
-        }
-        ApiMessage body = request ? api.messageType.newRequest() : api.messageType.newResponse();
-        body.read(new ByteBufferAccessor(buf), version);
-        return body;
-    }
 
-    private static List<Record> records(Object records) {
-        List<Record> out = new ArrayList<>();
-        ((MemoryRecords) records).records().forEach(out::add);
-        return out;
-    }
 
-    private static byte[] bytes(ByteBuffer b) {
-        byte[] out = new byte[b.remaining()];
-        b.duplicate().get(out);
-        return out;
-    }
 
-    private static String utf8(ByteBuffer b) {
-        return new String(bytes(b), StandardCharsets.UTF_8);
-    }
 }

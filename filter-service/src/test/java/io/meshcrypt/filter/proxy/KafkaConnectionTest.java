@@ -1,5 +1,11 @@
 package io.meshcrypt.filter.proxy;
 
+import static io.meshcrypt.filter.proxy.KafkaFrames.decodeRequest;
+import static io.meshcrypt.filter.proxy.KafkaFrames.decodeResponse;
+import static io.meshcrypt.filter.proxy.KafkaFrames.records;
+import static io.meshcrypt.filter.proxy.KafkaFrames.requestFrame;
+import static io.meshcrypt.filter.proxy.KafkaFrames.responseFrame;
+import static io.meshcrypt.filter.proxy.KafkaFrames.utf8;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -26,13 +32,9 @@ import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.HeartbeatRequestData;
 import org.apache.kafka.common.message.MetadataResponseData;
 import org.apache.kafka.common.message.ProduceRequestData;
-import org.apache.kafka.common.message.RequestHeaderData;
-import org.apache.kafka.common.message.ResponseHeaderData;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ApiMessage;
-import org.apache.kafka.common.protocol.ByteBufferAccessor;
 import org.apache.kafka.common.protocol.Errors;
-import org.apache.kafka.common.protocol.ObjectSerializationCache;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 import org.apache.kafka.common.record.internal.Record;
 import org.apache.kafka.common.record.internal.SimpleRecord;
@@ -96,7 +98,7 @@ class KafkaConnectionTest {
         int corr = trackRequest(ApiKeys.METADATA, METADATA_V);
         MetadataResponseData metadata = metadata(id, "orders", 1);
 
-        ByteString out = connection.onWrite(ByteString.copyFrom(response(corr, ApiKeys.METADATA, METADATA_V, metadata)), false);
+        ByteString out = connection.onWrite(ByteString.copyFrom(responseFrame(corr, ApiKeys.METADATA, METADATA_V, metadata)), false);
 
         MetadataResponseData seen = (MetadataResponseData) decodeResponse(out, ApiKeys.METADATA, METADATA_V);
         MetadataResponseData.MetadataResponseBroker broker = seen.brokers().iterator().next();
@@ -108,7 +110,7 @@ class KafkaConnectionTest {
     @Test
     void givenMetadataNamingAnUnmappedBroker_whenForwarded_thenTheConnectionFails() throws Exception {
         int corr = trackRequest(ApiKeys.METADATA, METADATA_V);
-        byte[] frame = response(corr, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 7));
+        byte[] frame = responseFrame(corr, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 7));
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class,
                 () -> connection.onWrite(ByteString.copyFrom(frame), false));
@@ -133,7 +135,7 @@ class KafkaConnectionTest {
     @Test
     void givenFetchResponseWithEnvelopes_whenForwarded_thenValuesAreDecrypted() throws Exception {
         int corr = trackRequest(ApiKeys.FETCH, FETCH_V);
-        byte[] frame = response(corr, ApiKeys.FETCH, FETCH_V, fetch("orders", null, encrypted("orders", "one", "two")));
+        byte[] frame = responseFrame(corr, ApiKeys.FETCH, FETCH_V, fetch("orders", null, encrypted("orders", "one", "two")));
 
         ByteString out = feedResponseInChunks(frame, 5);
 
@@ -148,7 +150,7 @@ class KafkaConnectionTest {
         Uuid id = Uuid.randomUuid();
         proxy.topicNames().learn(id, "orders");
         int corr = trackRequest(ApiKeys.FETCH, FETCH_V_IDS);
-        byte[] frame = response(corr, ApiKeys.FETCH, FETCH_V_IDS, fetch(null, id, encrypted("orders", "one")));
+        byte[] frame = responseFrame(corr, ApiKeys.FETCH, FETCH_V_IDS, fetch(null, id, encrypted("orders", "one")));
 
         FetchResponseData.PartitionData p = fetchPartition(connection.onWrite(ByteString.copyFrom(frame), false), FETCH_V_IDS);
 
@@ -158,7 +160,7 @@ class KafkaConnectionTest {
     @Test
     void givenCiphertextOfAnotherTopic_whenFetched_thenThePartitionFailsWithCorruptMessage() throws Exception {
         int corr = trackRequest(ApiKeys.FETCH, FETCH_V);
-        byte[] frame = response(corr, ApiKeys.FETCH, FETCH_V, fetch("copy", null, encrypted("orders", "one")));
+        byte[] frame = responseFrame(corr, ApiKeys.FETCH, FETCH_V, fetch("copy", null, encrypted("orders", "one")));
 
         FetchResponseData.PartitionData p = fetchPartition(connection.onWrite(ByteString.copyFrom(frame), false), FETCH_V);
 
@@ -170,7 +172,7 @@ class KafkaConnectionTest {
     void givenPlaintextOnAnEncryptedTopic_whenFetched_thenThePartitionFailsWithCorruptMessage() throws Exception {
         int corr = trackRequest(ApiKeys.FETCH, FETCH_V);
         MemoryRecords plain = MemoryRecords.withRecords(Compression.NONE, new SimpleRecord("x".getBytes(StandardCharsets.UTF_8)));
-        byte[] frame = response(corr, ApiKeys.FETCH, FETCH_V, fetch("orders", null, plain));
+        byte[] frame = responseFrame(corr, ApiKeys.FETCH, FETCH_V, fetch("orders", null, plain));
 
         FetchResponseData.PartitionData p = fetchPartition(connection.onWrite(ByteString.copyFrom(frame), false), FETCH_V);
 
@@ -187,7 +189,7 @@ class KafkaConnectionTest {
                 .setMinVersion((short) 0).setMaxVersion((short) 77));
 
         ByteString out = connection.onWrite(ByteString.copyFrom(
-                response(corr, ApiKeys.API_VERSIONS, (short) 3, versions)), false);
+                responseFrame(corr, ApiKeys.API_VERSIONS, (short) 3, versions)), false);
 
         ApiVersionsResponseData seen = (ApiVersionsResponseData) decodeResponse(out, ApiKeys.API_VERSIONS, (short) 3);
         assertEquals(ApiKeys.PRODUCE.latestVersion(true), seen.apiKeys().find(ApiKeys.PRODUCE.id).maxVersion());
@@ -196,7 +198,7 @@ class KafkaConnectionTest {
 
     @Test
     void givenResponseToAnUntrackedRequest_whenForwarded_thenBytesAreUnchanged() throws Exception {
-        byte[] frame = response(4242, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 7));
+        byte[] frame = responseFrame(4242, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 7));
 
         assertArrayEquals(frame, connection.onWrite(ByteString.copyFrom(frame), false).toByteArray());
     }
@@ -255,52 +257,18 @@ class KafkaConnectionTest {
     private int trackRequest(ApiKeys api, short version) throws Exception {
         int corr = ++correlation;
         ApiMessage body = api.messageType.newRequest();
-        connection.onRead(ByteString.copyFrom(request(corr, api, version, body)), false);
+        connection.onRead(ByteString.copyFrom(requestFrame(corr, api, version, body)), false);
         return corr;
     }
 
     private byte[] request(ApiKeys api, short version, ApiMessage body) {
-        return request(++correlation, api, version, body);
+        return requestFrame(++correlation, api, version, body);
     }
 
-    private static byte[] request(int corr, ApiKeys api, short version, ApiMessage body) {
-        RequestHeaderData header = new RequestHeaderData().setRequestApiKey(api.id).setRequestApiVersion(version)
-                .setCorrelationId(corr).setClientId("test-client");
-        return frame(header, api.requestHeaderVersion(version), body, version);
-    }
 
-    private static byte[] response(int corr, ApiKeys api, short version, ApiMessage body) {
-        return frame(new ResponseHeaderData().setCorrelationId(corr), api.responseHeaderVersion(version), body, version);
-    }
 
-    private static byte[] frame(ApiMessage header, short headerVersion, ApiMessage body, short version) {
-        ObjectSerializationCache cache = new ObjectSerializationCache();
-        int size = header.size(cache, headerVersion) + body.size(cache, version);
-        ByteBuffer buf = ByteBuffer.allocate(4 + size).putInt(size);
-        ByteBufferAccessor out = new ByteBufferAccessor(buf);
-        header.write(out, cache, headerVersion);
-        body.write(out, cache, version);
-        return buf.array();
-    }
 
-    private static ApiMessage decodeRequest(ByteString frame, ApiKeys api) {
-        ByteBuffer buf = frame.asReadOnlyByteBuffer();
-        assertEquals(frame.size() - 4, buf.getInt());
-        short version = buf.getShort(buf.position() + 2);
-        new RequestHeaderData(new ByteBufferAccessor(buf), api.requestHeaderVersion(version));
-        ApiMessage body = api.messageType.newRequest();
-        body.read(new ByteBufferAccessor(buf), version);
-        return body;
-    }
 
-    private static ApiMessage decodeResponse(ByteString frame, ApiKeys api, short version) {
-        ByteBuffer buf = frame.asReadOnlyByteBuffer();
-        assertEquals(frame.size() - 4, buf.getInt());
-        new ResponseHeaderData(new ByteBufferAccessor(buf), api.responseHeaderVersion(version));
-        ApiMessage body = api.messageType.newResponse();
-        body.read(new ByteBufferAccessor(buf), version);
-        return body;
-    }
 
     private static ProduceRequestData produce(String topic, Uuid id, String... values) {
         SimpleRecord[] records = new SimpleRecord[values.length];
@@ -355,16 +323,5 @@ class KafkaConnectionTest {
         return m;
     }
 
-    private static List<Record> records(Object records) {
-        List<Record> out = new ArrayList<>();
-        ((MemoryRecords) records).records().forEach(out::add);
-        return out;
-    }
 
-    private static String utf8(ByteBuffer b) {
-        ByteBuffer d = b.duplicate();
-        byte[] bytes = new byte[d.remaining()];
-        d.get(bytes);
-        return new String(bytes, StandardCharsets.UTF_8);
-    }
 }
