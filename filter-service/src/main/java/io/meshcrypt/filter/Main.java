@@ -76,7 +76,8 @@ public final class Main {
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults(),
                 List.of(workers -> new HttpExtProcService(http, workers)));
-        PolicyWatcher policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, PolicyWatcher.DEFAULT_INTERVAL);
+        PolicyWatcher policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, http::rules,
+                PolicyWatcher.DEFAULT_INTERVAL);
         log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s), {})",
                 config.listen(), configFile, config.brokers().size(), config.http().rules().size(), config.policy());
         CountDownLatch stopped = new CountDownLatch(1);

@@ -107,8 +107,8 @@ final class XdsMeshHarness implements AutoCloseable {
         Keysets.create(dir.resolve("keyset.json"));
         mesh = dir.resolve("mesh.yaml");
         writeMesh(baseMesh(List.of("enc-*")));
-        writeFilterConfig("filter-a.yaml", filterA, brokerA, HTTP_RULES);
-        writeFilterConfig("filter-b.yaml", filterB, brokerB, "");
+        writeFilterConfig("filter-a.yaml", filterA, brokerA);
+        writeFilterConfig("filter-b.yaml", filterB, brokerB);
         startXds();
         startFilterA();
         spawn("filter-b", List.of("io.meshcrypt.filter.Main", "serve", "--config", dir.resolve("filter-b.yaml").toString()), true);
@@ -157,7 +157,7 @@ final class XdsMeshHarness implements AutoCloseable {
                   encrypt: [%s]
                   unmatched: passthrough
                 """.formatted(filterA, BROKER, BROKER, bootstrapA, brokerA, audit, filterB, bootstrapB, brokerB,
-                String.join(", ", encrypt.stream().map(p -> "\"" + p + "\"").toList()));
+                String.join(", ", encrypt.stream().map(p -> "\"" + p + "\"").toList())) + HTTP_RULES;
     }
 
     String baseMesh(List<String> encrypt) {
@@ -186,7 +186,10 @@ final class XdsMeshHarness implements AutoCloseable {
         Files.move(tmp, mesh, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
-    /** Filter-service A's HTTP rules: POST /orders gets its card number encrypted and its CVV redacted. */
+    /**
+     * The mesh file's HTTP rules, which both filter-services read with policyFrom: POST /orders gets its card number
+     * encrypted and its CVV redacted.
+     */
     static final String HTTP_RULES = """
             http:
               rules:
@@ -202,21 +205,26 @@ final class XdsMeshHarness implements AutoCloseable {
                       - decrypt: /card/number
             """;
 
-    private void writeFilterConfig(String name, int listen, int brokerListener, String http) throws IOException {
+    /** Everything a filter-service applies to traffic comes from the mesh file. */
+    private void writeFilterConfig(String name, int listen, int brokerListener) throws IOException {
         Files.writeString(dir.resolve(name), """
                 listen: 127.0.0.1:%d
                 keyset: keyset.json
                 brokers:
                   1: 127.0.0.1:%d
                 policyFrom: mesh.yaml
-                """.formatted(listen, brokerListener) + http);
+                """.formatted(listen, brokerListener));
     }
 
     void startFilterA() throws IOException {
         filterAProcess = spawn("filter-a", List.of("io.meshcrypt.filter.Main", "serve", "--config", dir.resolve("filter-a.yaml").toString()), true);
     }
 
-    void stopFilterA() throws InterruptedException {
+    long filterAPid() {
+        return filterAProcess.pid();
+    }
+
+        void stopFilterA() throws InterruptedException {
         filterAProcess.destroy();
         if (!filterAProcess.waitFor(10, TimeUnit.SECONDS)) {
             filterAProcess.destroyForcibly().waitFor(10, TimeUnit.SECONDS);

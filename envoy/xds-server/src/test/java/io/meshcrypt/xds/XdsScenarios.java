@@ -193,7 +193,7 @@ abstract class XdsScenarios {
         String error = mesh.status().get("lastMeshError").asText();
         assertEquals(mesh.mesh + ":25:3: policy.unmatched: must be one of passthrough, reject (got \"passthru\")", error);
         assertTrue(mesh.log("xds-server").contains("mesh file rejected, nothing pushed; Envoys keep version " + good + ": " + error));
-        await(() -> mesh.log("filter-a").contains("encryption policy NOT reloaded"), "the filter-service's own rejection");
+        await(() -> mesh.log("filter-a").contains("policy and HTTP rules NOT reloaded"), "the filter-service's own rejection");
         assertEquals(good, mesh.status().get("version").asText());
         assertEquals(good, envoyVersion(mesh.adminA, "cds"));
         assertEquals(good, envoyVersion(mesh.adminB, "cds"));
@@ -341,6 +341,38 @@ abstract class XdsScenarios {
                 XdsMeshHarness.awaitPort(mesh.filterA);
             }
             await(() -> postOrder().statusCode() == 200, () -> "requests flowing again once the filter-service is back");
+        } finally {
+            app.stop(0);
+        }
+    }
+
+    @Test
+    @Order(9)
+    void givenHttpListener_whenTheMeshFilesHttpRuleChanges_thenLaterRequestsFollowTheNewRuleWithoutAnyRestart() throws Exception {
+        BlockingQueue<byte[]> atApp = new LinkedBlockingQueue<>();
+        HttpServer app = echoApp(atApp);
+        try {
+            addHttpListener(app);
+            assertEquals(200, postOrder().statusCode());
+            assertEquals("[redacted]", new ObjectMapper().readTree(atApp.poll(30, TimeUnit.SECONDS)).at("/card/cvv").asText());
+            long filterPid = mesh.filterAPid();
+            String envoyListeners = listeners(mesh.adminA);
+
+            // the rule now also masks the card's id field and redacts the CVV with another text
+            String before = mesh.status().get("version").asText();
+            String changed = mesh.withHttpListener(mesh.baseMesh(List.of("enc-*")), app.getAddress().getPort())
+                    .replace("- redact: /card/cvv", "- {redact: /card/cvv, with: \"***\"}\n          - redact: /id");
+            mesh.writeMesh(changed);
+            mesh.awaitApplied(mesh.awaitNewVersion(before));
+
+            await(() -> {
+                atApp.clear();
+                postOrder();
+                JsonNode seen = new ObjectMapper().readTree(atApp.poll(30, TimeUnit.SECONDS));
+                return "***".equals(seen.at("/card/cvv").asText()) && "[redacted]".equals(seen.at("/id").asText());
+            }, () -> "filter-service A applying the mesh file's new HTTP rule");
+            assertEquals(filterPid, mesh.filterAPid(), "the filter-service was not restarted");
+            assertEquals(envoyListeners, listeners(mesh.adminA), "Envoy's listeners did not change");
         } finally {
             app.stop(0);
         }

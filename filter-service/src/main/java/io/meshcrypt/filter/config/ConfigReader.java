@@ -81,17 +81,23 @@ public final class ConfigReader {
         if (policyEntry != null && policyFromEntry != null) {
             throw error(policyFromEntry.keyLocation(), "policyFrom", "cannot be combined with policy: (one source of truth)");
         }
+        Entry httpEntry = mapping.entries().get("http");
+        if (httpEntry != null && policyFromEntry != null) {
+            throw error(httpEntry.keyLocation(), "http", "cannot be combined with policyFrom: (the HTTP rules are the http: section"
+                    + " of " + echo(string(policyFromEntry, "policyFrom")) + ", one source of truth)");
+        }
         Path policyFrom = null;
         EncryptionPolicy policy;
+        HttpRules http;
         if (policyFromEntry != null) {
             policyFrom = relativePath(policyFromEntry, "policyFrom");
-            policy = FilterConfig.readPolicy(policyFrom);
+            Policies shared = FilterConfig.readPolicies(policyFrom);
+            policy = shared.encryption();
+            http = shared.http();
         } else {
             policy = policyEntry == null ? EncryptionPolicy.encryptAll() : policy(policyEntry);
+            http = httpEntry == null ? HttpRules.NONE : http(httpEntry);
         }
-
-        Entry httpEntry = mapping.entries().get("http");
-        HttpRules http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(this).http(httpEntry);
 
         // Set explicitly, the record-key keyset is opened at start even when no entry uses it yet, so that a reloaded
         // policy may turn keys: deterministic on; otherwise it exists only for a policy that needs it at start.
@@ -107,16 +113,26 @@ public final class ConfigReader {
         return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset);
     }
 
-    /** The required {@code policy:} section of a file whose other keys belong to someone else (a mesh file). */
-    EncryptionPolicy policyOf(Node root) throws ConfigException {
+    /**
+     * The required {@code policy:} and the optional {@code http:} section of a file whose other keys belong to someone
+     * else (a mesh file).
+     */
+    Policies policiesOf(Node root) throws ConfigException {
         if (root == null) {
             throw error(TOP, "policy", "the file is empty; a policy: section is required");
         }
-        Entry entry = mapping(root, "").entries().get("policy");
+        Mapping mapping = mapping(root, "");
+        Entry entry = mapping.entries().get("policy");
         if (entry == null) {
             throw error(root.location(), "policy", "required field is missing");
         }
-        return policy(entry);
+        Entry httpEntry = mapping.entries().get("http");
+        return new Policies(policy(entry), httpEntry == null ? HttpRules.NONE : http(httpEntry));
+    }
+
+    /** The {@code http:} section: HTTP rewrite rules (docs/configuration.md). */
+    public HttpRules http(Entry entry) throws ConfigException {
+        return new HttpConfigReader(this).http(entry);
     }
 
     private Path keysetPath(Entry entry) throws ConfigException {

@@ -30,11 +30,12 @@ import java.util.Objects;
  * sivKeyset: siv-keyset.json        # AES-SIV keyset for record keys; default: siv-keyset.json next to keyset, created if missing
  * http:                              # HTTP ext_proc rules, see docs/configuration.md
  *   rules: [...]
- * policyFrom: mesh.yaml              # instead of policy: take the policy: section of this file (the xDS mesh file)
+ * policyFrom: mesh.yaml              # instead of policy: and http: take those sections of this file (the xDS mesh file)
  * </pre>
  *
- * <p>The file holding the policy (this one, or {@code policyFrom}) is watched while the service runs: a valid new
- * policy applies without restart, an invalid one is logged and the last good policy stays (see {@link PolicyWatcher}).
+ * <p>The file holding the policy and HTTP rules (this one, or {@code policyFrom}) is watched while the service runs: a
+ * valid change applies without restart, an invalid one is logged and the last good version stays (see
+ * {@link PolicyWatcher}).
  *
  * <p>Only {@code keyset} is required, unless {@code keys} is present: then {@code keyset} is optional and only
  * decrypts version-1 values written before {@code keys} was configured. Defaults: {@code listen} 127.0.0.1:50051, {@code maxFrameBytes} 104857600
@@ -53,7 +54,8 @@ import java.util.Objects;
  * @param policy which topics are encrypted
  * @param http the HTTP rules (empty: HTTP traffic passes unchanged)
  * @param keys KEK provider and DEK settings, or null for envelope version 1 with {@code keyset}
- * @param policyFrom absolute path of the file whose {@code policy:} section is in force, or null when it is inline
+ * @param policyFrom absolute path of the file whose {@code policy:} and {@code http:} sections are in force, or null
+ *     when they are inline
  * @param sivKeyset absolute path of the AES-SIV keyset that encrypts record keys: set explicitly, or defaulted when the
  *     policy has an entry with {@code keys: deterministic}; null otherwise
  */
@@ -108,13 +110,21 @@ public record FilterConfig(
         return new ConfigReader(file).read(YamlTree.parse(file.toString(), yaml));
     }
 
-    /** The required {@code policy:} section of {@code file}; its other keys are not this service's to validate. */
-    public static EncryptionPolicy readPolicy(Path file) throws ConfigException {
-        return parsePolicy(file, read(file));
+    /** What this service reloads while running: the encryption policy and the HTTP rules. */
+    public Policies policies() {
+        return new Policies(policy, http);
     }
 
-    static EncryptionPolicy parsePolicy(Path file, byte[] yaml) throws ConfigException {
-        return new ConfigReader(file).policyOf(YamlTree.parse(file.toString(), yaml));
+    /**
+     * The required {@code policy:} and optional {@code http:} sections of {@code file} (a mesh file); its other keys
+     * are not this service's to validate.
+     */
+    public static Policies readPolicies(Path file) throws ConfigException {
+        return parsePolicies(file, read(file));
+    }
+
+    static Policies parsePolicies(Path file, byte[] yaml) throws ConfigException {
+        return new ConfigReader(file).policiesOf(YamlTree.parse(file.toString(), yaml));
     }
 
     private static byte[] read(Path file) throws ConfigException {

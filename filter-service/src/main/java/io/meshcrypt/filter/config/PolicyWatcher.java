@@ -1,5 +1,7 @@
 package io.meshcrypt.filter.config;
 
+import io.meshcrypt.filter.http.HttpRule;
+import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -9,10 +11,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Policy hot reload: watches the file the encryption policy comes from (the config file itself, or its
- * {@code policyFrom} file) and hands each valid, different policy to {@code apply}. An invalid file is logged with
- * its precise error and changes nothing: the last good policy stays in force. Only the policy reloads; other config
- * fields need a restart, which is logged when they change.
+ * Hot reload of what the filter-service applies to traffic: watches the file the encryption policy and HTTP rules
+ * come from (the config file itself, or its {@code policyFrom} mesh file) and hands each valid change to the
+ * consumers, the Kafka policy first. An invalid file is logged with its precise error and changes nothing: the last
+ * good version of both stays in force. Other config fields need a restart, which is logged when they change.
  */
 public final class PolicyWatcher implements AutoCloseable {
 
@@ -21,16 +23,19 @@ public final class PolicyWatcher implements AutoCloseable {
 
     private final Path configFile;
     private final FilterConfig startup;
-    private final Consumer<EncryptionPolicy> apply;
+    private final Consumer<EncryptionPolicy> applyPolicy;
+    private final Consumer<HttpRules> applyHttp;
     private final FileWatcher watcher;
-    private volatile EncryptionPolicy current;
+    private volatile Policies current;
     private volatile String lastError;
 
-    private PolicyWatcher(Path configFile, FilterConfig startup, Consumer<EncryptionPolicy> apply, Duration interval) {
+    private PolicyWatcher(Path configFile, FilterConfig startup, Consumer<EncryptionPolicy> applyPolicy,
+                          Consumer<HttpRules> applyHttp, Duration interval) {
         this.configFile = configFile;
         this.startup = startup;
-        this.apply = apply;
-        this.current = startup.policy();
+        this.applyPolicy = applyPolicy;
+        this.applyHttp = applyHttp;
+        this.current = startup.policies();
         Path source = startup.policyFrom() != null ? startup.policyFrom() : configFile;
         // no initial content: the first poll re-reads the file, so an edit made since startup is not missed
         this.watcher = FileWatcher.start(source, null, interval, this::changed);
@@ -38,55 +43,77 @@ public final class PolicyWatcher implements AutoCloseable {
 
     /**
      * @param configFile the file {@code startup} was loaded from
-     * @param apply receives each new policy, on the watcher thread
+     * @param applyPolicy receives each new encryption policy, on the watcher thread; an IllegalArgumentException
+     *     refuses the whole change
+     * @param applyHttp receives each new set of HTTP rules, on the watcher thread
      */
-    public static PolicyWatcher start(Path configFile, FilterConfig startup, Consumer<EncryptionPolicy> apply, Duration interval) {
+    public static PolicyWatcher start(Path configFile, FilterConfig startup, Consumer<EncryptionPolicy> applyPolicy,
+                                      Consumer<HttpRules> applyHttp, Duration interval) {
         return new PolicyWatcher(Objects.requireNonNull(configFile), Objects.requireNonNull(startup),
-                Objects.requireNonNull(apply), interval);
+                Objects.requireNonNull(applyPolicy), Objects.requireNonNull(applyHttp), interval);
     }
 
     private void changed(byte[] content) {
-        EncryptionPolicy policy;
+        Policies next;
         try {
             if (startup.policyFrom() != null) {
-                policy = FilterConfig.parsePolicy(startup.policyFrom(), content);
+                next = FilterConfig.parsePolicies(startup.policyFrom(), content);
             } else {
                 FilterConfig reloaded = FilterConfig.parse(configFile, content);
                 warnAboutRestartOnlyChanges(reloaded);
-                policy = reloaded.policy();
+                next = reloaded.policies();
             }
         } catch (ConfigException e) {
-            lastError = e.getMessage();
-            log.error("encryption policy NOT reloaded, the last good policy stays in force ({}): {}", current, e.getMessage());
+            refuse(e.getMessage());
             return;
         }
         lastError = null;
-        if (policy.equals(current)) {
-            return;
+        Policies before = current;
+        boolean policyChanged = !next.encryption().equals(before.encryption());
+        boolean httpChanged = !next.http().equals(before.http());
+        if (policyChanged) {
+            try {
+                applyPolicy.accept(next.encryption());
+            } catch (IllegalArgumentException e) {
+                // valid on its own, but it needs something only a restart provides (the record-key keyset)
+                refuse(e.getMessage());
+                return;
+            }
+            log.info("encryption policy reloaded: {} (was {})", next.encryption(), before.encryption());
         }
-        try {
-            apply.accept(policy);
-        } catch (IllegalArgumentException e) {
-            // The policy is valid on its own but needs something only a restart provides (the record-key keyset).
-            lastError = e.getMessage();
-            log.error("encryption policy NOT reloaded, the last good policy stays in force ({}): {}", current, e.getMessage());
-            return;
+        if (httpChanged) {
+            applyHttp.accept(next.http());
+            log.info("HTTP rules reloaded: {} (was {})", names(next.http()), names(before.http()));
         }
-        log.info("encryption policy reloaded: {} (was {})", policy, current);
-        current = policy;
+        current = next;
+    }
+
+    private void refuse(String error) {
+        lastError = error;
+        log.error("policy and HTTP rules NOT reloaded, the last good version stays in force ({}, HTTP rules {}): {}",
+                current.encryption(), names(current.http()), error);
+    }
+
+    private static String names(HttpRules rules) {
+        return rules.rules().stream().map(HttpRule::name).toList().toString();
     }
 
     private void warnAboutRestartOnlyChanges(FilterConfig reloaded) {
         if (!reloaded.listen().equals(startup.listen()) || reloaded.maxFrameBytes() != startup.maxFrameBytes()
                 || !Objects.equals(reloaded.keyset(), startup.keyset()) || !reloaded.brokers().equals(startup.brokers())
                 || !Objects.equals(reloaded.policyFrom(), startup.policyFrom())) {
-            log.warn("{}: only policy: reloads while running; the other changed fields apply after a restart", configFile);
+            log.warn("{}: only policy: and http: reload while running; the other changed fields apply after a restart", configFile);
         }
     }
 
-    /** The policy in force. */
+    /** The encryption policy in force. */
     public EncryptionPolicy current() {
-        return current;
+        return current.encryption();
+    }
+
+    /** The HTTP rules in force. */
+    public HttpRules currentHttp() {
+        return current.http();
     }
 
     /** The error of the last reload attempt, or null when it succeeded. */

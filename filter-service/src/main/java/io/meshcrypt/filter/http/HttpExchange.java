@@ -101,7 +101,7 @@ public final class HttpExchange {
         String path = headers.getOrDefault(":path", "");
         target = method + " " + path;
         int query = path.indexOf('?');
-        candidates = processor.rules.candidates(method, query < 0 ? path : path.substring(0, query), headers.get("content-type"));
+        candidates = processor.rules().candidates(method, query < 0 ? path : path.substring(0, query), headers.get("content-type"));
         requestEncoding = headers.get("content-encoding");
         HeadersResponse.Builder answer = HeadersResponse.newBuilder();
         ProcessingResponse.Builder response = ProcessingResponse.newBuilder();

@@ -1,7 +1,9 @@
 package io.meshcrypt.filter.http;
 
+import io.meshcrypt.filter.transform.Patterns;
 import java.util.List;
 import java.util.Locale;
+import java.util.Objects;
 import java.util.Set;
 import java.util.regex.Pattern;
 
@@ -23,6 +25,18 @@ public record RouteMatch(Set<String> methods, String pathPrefix, Pattern pathReg
     public RouteMatch {
         methods = Set.copyOf(methods);
         contentTypes = contentTypes.stream().map(t -> t.toLowerCase(Locale.ROOT)).toList();
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof RouteMatch other && methods.equals(other.methods) && Objects.equals(pathPrefix, other.pathPrefix)
+                && Patterns.equal(pathRegex, other.pathRegex) && contentTypes.equals(other.contentTypes)
+                && Patterns.equal(body, other.body);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(methods, pathPrefix, Patterns.hash(pathRegex), contentTypes, Patterns.hash(body));
     }
 
     /** The conditions known once the request headers have arrived. */

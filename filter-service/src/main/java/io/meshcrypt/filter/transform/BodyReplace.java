@@ -10,6 +10,16 @@ public record BodyReplace(Pattern pattern, String with) {
         Replacements.validate(pattern, with);
     }
 
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof BodyReplace other && Patterns.equal(pattern, other.pattern) && with.equals(other.with);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * Patterns.hash(pattern) + with.hashCode();
+    }
+
     public String apply(String text) {
         return pattern.matcher(text).replaceAll(with);
     }

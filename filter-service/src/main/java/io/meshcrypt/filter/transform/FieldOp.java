@@ -48,6 +48,17 @@ public sealed interface FieldOp {
             Objects.requireNonNull(pattern, "pattern");
             Replacements.validate(pattern, with);
         }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Replace other && pointer.equals(other.pointer) && Patterns.equal(pattern, other.pattern)
+                    && with.equals(other.with) && required == other.required;
+        }
+
+        @Override
+        public int hashCode() {
+            return Objects.hash(pointer, Patterns.hash(pattern), with, required);
+        }
     }
 
     /** Sets the field to {@code value}, creating it when absent (its parent must exist). */

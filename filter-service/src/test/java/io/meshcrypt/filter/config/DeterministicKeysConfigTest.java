@@ -93,7 +93,7 @@ class DeterministicKeysConfigTest {
         KafkaProxy proxy = new KafkaProxy(startup.policy(), RecordCipher.fromKeysetHandle(Keysets.generate()), null,
                 new BrokerAddresses(Map.of()), 1 << 20);
 
-        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, proxy::policy, Duration.ofMillis(20))) {
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, proxy::policy, rules -> { }, Duration.ofMillis(20))) {
             Path tmp = dir.resolve("filter.yaml.tmp");
             Files.writeString(tmp, "keyset: k.json\npolicy:\n  encrypt:\n    - {topic: a, keys: deterministic}\n");
             Files.move(tmp, config, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

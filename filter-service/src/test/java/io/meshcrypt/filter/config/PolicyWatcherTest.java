@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.http.HttpRule;
+import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
 import java.nio.file.Files;
@@ -25,6 +27,7 @@ class PolicyWatcherTest {
     Path dir;
 
     private final List<EncryptionPolicy> applied = new CopyOnWriteArrayList<>();
+    private final List<HttpRules> appliedHttp = new CopyOnWriteArrayList<>();
 
     private Path write(String name, String yaml) throws Exception {
         Path tmp = dir.resolve(name + ".tmp");
@@ -79,7 +82,7 @@ class PolicyWatcherTest {
         Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
         FilterConfig startup = FilterConfig.load(config);
 
-        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, POLL)) {
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("mesh.yaml", "policy:\n  encrypt: [orders, payments]\n");
 
             EncryptionPolicy expected = EncryptionPolicy.of(List.of("orders", "payments"), Unmatched.PASSTHROUGH);
@@ -95,7 +98,7 @@ class PolicyWatcherTest {
         Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
         FilterConfig startup = FilterConfig.load(config);
 
-        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, POLL)) {
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("mesh.yaml", "policy:\n  encrypt: [orders]\n  unmatched: drop\n");
             await(() -> watcher.lastError() != null, "the reload error");
 
@@ -117,12 +120,125 @@ class PolicyWatcherTest {
         Path config = write("filter.yaml", "keyset: k.json\npolicy:\n  encrypt: [a]\n");
         FilterConfig startup = FilterConfig.load(config);
 
-        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, POLL)) {
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("filter.yaml", "keyset: k.json\npolicy:\n  encrypt: [a, b]\n");
 
             EncryptionPolicy expected = EncryptionPolicy.of(List.of("a", "b"), Unmatched.PASSTHROUGH);
             await(() -> expected.equals(watcher.current()), "the reloaded inline policy");
             assertEquals(List.of(expected), applied);
+        }
+    }
+
+    private static final String REDACT_SSN = """
+            http:
+              rules:
+                - name: orders
+                  match: {methods: [POST], path: /orders, pathRegex: '/orders/[0-9]+'}
+                  request:
+                    fields:
+                      - redact: /ssn
+                    body:
+                      - {pattern: '[0-9]{3}-[0-9]{2}', with: 'XXX-XX'}
+            """;
+
+    private static List<String> ruleNames(HttpRules rules) {
+        return rules.rules().stream().map(HttpRule::name).toList();
+    }
+
+    @Test
+    void givenPolicyFromMeshFileWithHttpRules_whenLoaded_thenTheMeshFilesRulesAreInForce() throws Exception {
+        write("mesh.yaml", "policy:\n  encrypt: [orders]\n" + REDACT_SSN);
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
+
+        FilterConfig loaded = FilterConfig.load(config);
+
+        assertEquals(List.of("orders"), ruleNames(loaded.http()));
+        assertEquals("/orders", loaded.http().rules().getFirst().match().pathPrefix());
+    }
+
+    @Test
+    void givenPolicyFromAndLocalHttpRules_whenLoaded_thenTheErrorNamesHttp() throws Exception {
+        write("mesh.yaml", "policy:\n  encrypt: [orders]\n");
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n" + REDACT_SSN);
+
+        ConfigException e = assertThrows(ConfigException.class, () -> FilterConfig.load(config));
+
+        assertEquals(config + ":3:1: http: cannot be combined with policyFrom: (the HTTP rules are the http: section of"
+                + " \"mesh.yaml\", one source of truth)", e.getMessage());
+    }
+
+    @Test
+    void givenMeshFileWithAnInvalidHttpRule_whenLoaded_thenTheErrorNamesTheMeshFileLineAndField() throws Exception {
+        Path mesh = write("mesh.yaml", "policy:\n  encrypt: [orders]\nhttp:\n  rules:\n    - name: r\n      request: {fields: [{shred: /ssn}]}\n");
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
+
+        ConfigException e = assertThrows(ConfigException.class, () -> FilterConfig.load(config));
+
+        assertTrue(e.getMessage().startsWith(mesh.toAbsolutePath() + ":6:"), e.getMessage());
+        assertTrue(e.getMessage().contains("http.rules[0].request.fields[0]"), e.getMessage());
+    }
+
+    @Test
+    void givenWatchedMeshFile_whenOnlyTheHttpRulesChange_thenOnlyTheNewRulesAreApplied() throws Exception {
+        write("mesh.yaml", "policy:\n  encrypt: [orders]\n" + REDACT_SSN);
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
+        FilterConfig startup = FilterConfig.load(config);
+
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
+            write("mesh.yaml", "policy:\n  encrypt: [orders]\n" + REDACT_SSN.replace("name: orders", "name: orders-v2"));
+
+            await(() -> !appliedHttp.isEmpty(), "the new HTTP rules");
+            assertEquals(List.of("orders-v2"), ruleNames(appliedHttp.getFirst()));
+            assertEquals(List.of("orders-v2"), ruleNames(watcher.currentHttp()));
+            assertTrue(applied.isEmpty(), "the unchanged encryption policy is not re-applied");
+        }
+    }
+
+    @Test
+    void givenWatchedMeshFile_whenRewrittenWithTheSameRulesAndAComment_thenNothingIsReapplied() throws Exception {
+        write("mesh.yaml", "policy:\n  encrypt: [orders]\n" + REDACT_SSN);
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
+        FilterConfig startup = FilterConfig.load(config);
+
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
+            write("mesh.yaml", "# reformatted\npolicy:\n  encrypt: [orders]\n" + REDACT_SSN);
+            // then a real change, so the test knows the watcher has seen the reformatted version before it
+            write("mesh.yaml", "# reformatted\npolicy:\n  encrypt: [orders, audit]\n" + REDACT_SSN);
+            await(() -> !applied.isEmpty(), "the policy change");
+
+            assertTrue(appliedHttp.isEmpty(), "equal rules (same patterns) are not re-applied: " + appliedHttp);
+            assertEquals(startup.http(), watcher.currentHttp());
+        }
+    }
+
+    @Test
+    void givenWatchedMeshFile_whenTheHttpSectionBecomesInvalid_thenTheLastGoodRulesStayAndTheErrorNamesTheField() throws Exception {
+        Path mesh = write("mesh.yaml", "policy:\n  encrypt: [orders]\n" + REDACT_SSN);
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: mesh.yaml\n");
+        FilterConfig startup = FilterConfig.load(config);
+
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
+            write("mesh.yaml", "policy:\n  encrypt: [orders, audit]\n" + REDACT_SSN.replace("pathRegex: '/orders/[0-9]+'", "pathRegex: '('"));
+            await(() -> watcher.lastError() != null, "the reload error");
+
+            assertTrue(watcher.lastError().startsWith(mesh.toAbsolutePath() + ":6:"), watcher.lastError());
+            assertTrue(watcher.lastError().contains("http.rules[0].match.pathRegex"), watcher.lastError());
+            assertTrue(applied.isEmpty() && appliedHttp.isEmpty(), "neither half of an invalid file applies");
+            assertEquals(startup.http(), watcher.currentHttp());
+        }
+    }
+
+    @Test
+    void givenInlineHttpRules_whenTheConfigFileChanges_thenTheRulesReload() throws Exception {
+        Path config = write("filter.yaml", "keyset: k.json\n" + REDACT_SSN);
+        FilterConfig startup = FilterConfig.load(config);
+
+        try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
+            write("filter.yaml", "keyset: k.json\n" + REDACT_SSN.replace("/ssn", "/tax_id"));
+
+            await(() -> !appliedHttp.isEmpty(), "the reloaded inline rules");
+            assertEquals(List.of(appliedHttp.getFirst()), List.of(watcher.currentHttp()));
+            assertTrue(applied.isEmpty());
         }
     }
 }

@@ -1,23 +1,28 @@
 package io.meshcrypt.xds.mesh;
 
+import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import java.util.Map;
 import java.util.Objects;
 
 /**
  * The validated mesh file: which Kafka clusters exist, which sidecar (Envoy node id) fronts which of them on which
- * listeners, where each sidecar's filter-service runs, and the encryption policy the filter-services apply. See
- * docs/xds.md for the file format.
+ * listeners, where each sidecar's filter-service runs, and what the filter-services apply: the encryption policy and
+ * the HTTP rewrite rules (they read both from this file themselves, with {@code policyFrom}). See docs/xds.md for the
+ * file format.
  *
  * @param kafkaClusters by name, in file order
  * @param sidecars by Envoy node id, in file order
+ * @param http the HTTP rewrite rules, in order (the first that matches a request applies)
  */
-public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar> sidecars, EncryptionPolicy policy) {
+public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar> sidecars, EncryptionPolicy policy,
+                   HttpRules http) {
 
     public Mesh {
         kafkaClusters = Map.copyOf(kafkaClusters);
         sidecars = Map.copyOf(sidecars);
         Objects.requireNonNull(policy, "policy");
+        Objects.requireNonNull(http, "http");
     }
 
     /** A host:port; listener hosts are IP literals, upstream hosts may be DNS names. */

@@ -10,6 +10,7 @@ import io.meshcrypt.filter.config.YamlTree.Location;
 import io.meshcrypt.filter.config.YamlTree.Mapping;
 import io.meshcrypt.filter.config.YamlTree.Node;
 import io.meshcrypt.filter.config.YamlTree.Scalar;
+import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.xds.mesh.Mesh.Address;
 import io.meshcrypt.xds.mesh.Mesh.HttpListener;
 import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;
@@ -33,7 +34,7 @@ import java.util.regex.Pattern;
  */
 public final class MeshReader {
 
-    private static final List<String> ROOT_KEYS = List.of("filterService", "kafkaClusters", "sidecars", "policy");
+    private static final List<String> ROOT_KEYS = List.of("filterService", "kafkaClusters", "sidecars", "policy", "http");
     private static final List<String> CLUSTER_KEYS = List.of("brokers");
     private static final List<String> SIDECAR_KEYS = List.of("filterService", "kafka", "http");
     private static final List<String> HTTP_KEYS = List.of("listen", "upstream");
@@ -95,7 +96,10 @@ public final class MeshReader {
         }
 
         Entry policyEntry = required(mapping, "policy", "encrypt: [topic globs], unmatched: passthrough|reject");
-        return new Mesh(clusters, sidecars, reader.policy(policyEntry));
+        // validated here too, so an HTTP section the filter-services would refuse never reaches an Envoy either
+        Entry httpEntry = mapping.entries().get("http");
+        HttpRules http = httpEntry == null ? HttpRules.NONE : reader.http(httpEntry);
+        return new Mesh(clusters, sidecars, reader.policy(policyEntry), http);
     }
 
     private Sidecar sidecar(Entry s, Map<String, KafkaCluster> clusters, Address defaultFilterService) throws ConfigException {

@@ -71,7 +71,7 @@ class MeshReaderTest {
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
             "unknown root key | filterService: 127.0.0.1:50051|filterServce: 127.0.0.1:50051"
-                    + " | 1:1: filterServce: unknown field (expected one of filterService, kafkaClusters, sidecars, policy)",
+                    + " | 1:1: filterServce: unknown field (expected one of filterService, kafkaClusters, sidecars, policy, http)",
             "unknown sidecar key | kafka:\\n      main:\\n        bootstrap: 127.0.0.1:19192|kafka:\\n      main:\\n        bootstap: 127.0.0.1:19192"
                     + " | 11:9: sidecars.app-a.kafka.main.bootstap: unknown field (expected one of bootstrap, brokers)",
             "unknown Kafka cluster | kafka:\\n      main:\\n        bootstrap: 127.0.0.1:19192|kafka:\\n      mian:\\n        bootstrap: 127.0.0.1:19192"
@@ -182,5 +182,37 @@ class MeshReaderTest {
 
         assertEquals(FILE + ":16:5: sidecars.app-b.kafka: required field is missing (Kafka cluster name -> {bootstrap, brokers};"
                 + " or http: listener name -> {listen, upstream})", message);
+    }
+
+    private static final String HTTP_RULES = """
+            http:
+              rules:
+                - name: orders
+                  match: {methods: [POST], path: /orders}
+                  binding: orders
+                  request:
+                    fields:
+                      - encrypt: /card/number
+            """;
+
+    @Test
+    void givenHttpRewriteRules_whenParsed_thenTheyAreReadInOrder() throws Exception {
+        Mesh mesh = parse(VALID + HTTP_RULES);
+
+        assertEquals(List.of("orders"), mesh.http().rules().stream().map(r -> r.name()).toList());
+        assertEquals("/orders", mesh.http().rules().getFirst().match().pathPrefix());
+    }
+
+    @Test
+    void givenNoHttpSection_whenParsed_thenThereAreNoHttpRules() throws Exception {
+        assertEquals(List.of(), parse(VALID).http().rules());
+    }
+
+    @Test
+    void givenHttpRuleWithAnError_whenParsed_thenTheMessageNamesMeshFileLineAndField() {
+        String message = failure(VALID + HTTP_RULES.replace("encrypt: /card/number", "encrypt: card/number"));
+
+        assertEquals(FILE + ":33:22: http.rules[0].request.fields[0].encrypt: ", message.substring(0, message.indexOf(": ",
+                message.indexOf("encrypt:")) + 2));
     }
 }
