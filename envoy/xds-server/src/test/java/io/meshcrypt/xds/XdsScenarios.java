@@ -17,6 +17,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.sun.net.httpserver.HttpServer;
 import io.meshcrypt.filter.crypto.RecordCipher;
 import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.SocketException;
+import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -376,6 +379,90 @@ abstract class XdsScenarios {
         } finally {
             app.stop(0);
         }
+    }
+
+    @Test
+    @Order(10)
+    void givenSidecar_whenATransparentListenerIsAddedAndRemoved_thenEnvoyAcksTheOriginalDstListenerAndRefusesDirectConnections() throws Exception {
+        String before = mesh.status().get("version").asText();
+        mesh.writeMesh(mesh.withTransparent(mesh.baseMesh(List.of("enc-*"))));
+        String version = mesh.awaitNewVersion(before);
+        mesh.awaitApplied(version);
+        await(() -> version.equals(mesh.envoyStatus("app-a").at("/acked/Listener").asText()), () -> "A's ACK of the listeners of " + version);
+        assertTrue(listeners(mesh.adminA).contains("kafka_transparent::127.0.0.1:" + mesh.transparentA), listeners(mesh.adminA));
+        assertFalse(listeners(mesh.adminB).contains("kafka_transparent"), "B's listeners are its own");
+
+        JsonNode active = dynamicListener(mesh.adminA, "kafka_transparent").get("active_state");
+        if (apiType.equals("GRPC")) {
+            // with delta xDS a resource's version_info is the server's hash of that resource, not the mesh version
+            assertEquals(version, active.get("version_info").asText());
+        }
+        JsonNode listener = active.get("listener");
+        assertEquals("envoy.filters.listener.original_dst", listener.at("/listener_filters/0/name").asText());
+        assertEquals("type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
+                listener.at("/listener_filters/0/typed_config/@type").asText());
+        assertEquals(1, listener.get("filter_chains").size(), listener.toString());
+        JsonNode chain = listener.at("/filter_chains/0");
+        assertEquals("main.broker-1", chain.get("name").asText());
+        int brokerPort = Integer.parseInt(XdsMeshHarness.BROKER.substring(XdsMeshHarness.BROKER.lastIndexOf(':') + 1));
+        assertEquals(brokerPort, chain.at("/filter_chain_match/destination_port").asInt());
+        assertEquals("127.0.0.1", chain.at("/filter_chain_match/prefix_ranges/0/address_prefix").asText());
+        assertEquals(32, chain.at("/filter_chain_match/prefix_ranges/0/prefix_len").asInt());
+        assertEquals("original_destination", chain.at("/filters/1/typed_config/cluster").asText());
+        assertTrue(XdsMeshHarness.get("http://127.0.0.1:" + mesh.adminA + "/clusters").contains("original_destination::"),
+                "the ORIGINAL_DST cluster");
+
+        // fail closed: straight to the listener, the "original" destination is the listener itself; no chain, refused
+        assertClosedWithoutAnswer(mesh.transparentA);
+        await(() -> noChainMatches(mesh.adminA, mesh.transparentA) >= 1, "Envoy counting the connection without a filter chain");
+
+        mesh.writeMesh(mesh.baseMesh(List.of("enc-*")));
+        mesh.awaitApplied(mesh.awaitNewVersion(version));
+        await(() -> !listeners(mesh.adminA).contains("kafka_transparent"), "the transparent listener removed from A");
+        await(() -> !XdsMeshHarness.get("http://127.0.0.1:" + mesh.adminA + "/clusters").contains("original_destination::"),
+                "the ORIGINAL_DST cluster removed from A");
+    }
+
+    /** The dynamic listener {@code name} of Envoy's /config_dump. */
+    private static JsonNode dynamicListener(int adminPort, String name) throws Exception {
+        JsonNode dump = new ObjectMapper().readTree(XdsMeshHarness.configDump(adminPort));
+        for (JsonNode config : dump.get("configs")) {
+            if (config.path("@type").asText().endsWith("ListenersConfigDump")) {
+                for (JsonNode l : config.path("dynamic_listeners")) {
+                    if (l.path("name").asText().equals(name)) {
+                        return l;
+                    }
+                }
+            }
+        }
+        throw new AssertionError("no dynamic listener " + name + " in /config_dump");
+    }
+
+    /** Envoy accepts, finds no filter chain and closes: end of stream (or a reset), never data and never a hang. */
+    private static void assertClosedWithoutAnswer(int port) throws Exception {
+        try (Socket socket = new Socket("127.0.0.1", port)) {
+            socket.setSoTimeout(10_000);
+            int read;
+            try {
+                socket.getOutputStream().write(utf8("not for anyone"));
+                read = socket.getInputStream().read();
+            } catch (SocketTimeoutException e) {
+                throw new AssertionError("the connection to 127.0.0.1:" + port + " stayed open", e);
+            } catch (SocketException e) {
+                read = -1; // reset
+            }
+            assertEquals(-1, read, "no answer on a connection without a filter chain");
+        }
+    }
+
+    private static long noChainMatches(int adminPort, int listenerPort) {
+        String stat = "listener.127.0.0.1_" + listenerPort + ".no_filter_chain_match: ";
+        for (String line : XdsMeshHarness.get("http://127.0.0.1:" + adminPort + "/stats?filter=no_filter_chain_match").lines().toList()) {
+            if (line.startsWith(stat)) {
+                return Long.parseLong(line.substring(stat.length()).strip());
+            }
+        }
+        return 0;
     }
 
     /** Records every body it receives and echoes it as JSON. */

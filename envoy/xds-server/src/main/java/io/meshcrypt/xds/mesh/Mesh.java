@@ -2,8 +2,10 @@ package io.meshcrypt.xds.mesh;
 
 import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * The validated mesh file: which Kafka clusters exist, which sidecar (Envoy node id) fronts which of them on which
@@ -62,15 +64,33 @@ public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar>
     }
 
     /**
+     * Transparent interception (iptables REDIRECT to {@code listen}, original_dst): connections the application opens
+     * to any broker of the listed Kafka clusters pass network ext_proc on their way to the address it dialled; any
+     * other destination has no filter chain and is refused.
+     *
+     * @param listen where the REDIRECT rule sends the application's connections (IP literal)
+     * @param kafkaClusters names under kafkaClusters, in file order; each has only IP literal broker addresses
+     */
+    public record Transparent(Address listen, List<String> kafkaClusters) {
+        public Transparent {
+            Objects.requireNonNull(listen, "listen");
+            kafkaClusters = List.copyOf(kafkaClusters);
+        }
+    }
+
+    /**
      * @param nodeId the Envoy node id (its bootstrap's node.id)
      * @param filterService the gRPC address of the filter-service this sidecar's ext_proc filters stream to
      * @param kafka by Kafka cluster name
      * @param http by listener name
+     * @param transparent the transparent (original_dst) Kafka listener, if the sidecar has one
      */
-    public record Sidecar(String nodeId, Address filterService, Map<String, KafkaListeners> kafka, Map<String, HttpListener> http) {
+    public record Sidecar(String nodeId, Address filterService, Map<String, KafkaListeners> kafka, Map<String, HttpListener> http,
+                          Optional<Transparent> transparent) {
         public Sidecar {
             kafka = Map.copyOf(kafka);
             http = Map.copyOf(http);
+            Objects.requireNonNull(transparent, "transparent");
         }
     }
 }

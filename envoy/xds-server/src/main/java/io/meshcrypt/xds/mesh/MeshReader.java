@@ -10,20 +10,27 @@ import io.meshcrypt.filter.config.YamlTree.Location;
 import io.meshcrypt.filter.config.YamlTree.Mapping;
 import io.meshcrypt.filter.config.YamlTree.Node;
 import io.meshcrypt.filter.config.YamlTree.Scalar;
+import io.meshcrypt.filter.config.YamlTree.Sequence;
 import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.xds.mesh.Mesh.Address;
 import io.meshcrypt.xds.mesh.Mesh.HttpListener;
 import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.xds.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.xds.mesh.Mesh.Sidecar;
+import io.meshcrypt.xds.mesh.Mesh.Transparent;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.regex.Pattern;
 
@@ -36,7 +43,8 @@ public final class MeshReader {
 
     private static final List<String> ROOT_KEYS = List.of("filterService", "kafkaClusters", "sidecars", "policy", "http");
     private static final List<String> CLUSTER_KEYS = List.of("brokers");
-    private static final List<String> SIDECAR_KEYS = List.of("filterService", "kafka", "http");
+    private static final List<String> SIDECAR_KEYS = List.of("filterService", "kafka", "http", "transparent");
+    private static final List<String> TRANSPARENT_KEYS = List.of("listen", "kafka");
     private static final List<String> HTTP_KEYS = List.of("listen", "upstream");
     private static final List<String> LISTENER_KEYS = List.of("bootstrap", "brokers");
     /** Names become parts of Envoy resource names and stat prefixes. */
@@ -48,6 +56,8 @@ public final class MeshReader {
 
     private final Path file;
     private final ConfigReader reader;
+    /** Where each broker field is (by field path, e.g. kafkaClusters.main.brokers.1), for errors found later. */
+    private final Map<String, Location> brokerLocations = new HashMap<>();
 
     private MeshReader(Path file) {
         this.file = file;
@@ -121,9 +131,10 @@ public final class MeshReader {
         Map<String, KafkaListeners> kafka = new LinkedHashMap<>();
         Entry kafkaEntry = sidecar.entries().get("kafka");
         Entry httpEntry = sidecar.entries().get("http");
-        if (kafkaEntry == null && httpEntry == null) {
+        Entry transparentEntry = sidecar.entries().get("transparent");
+        if (kafkaEntry == null && httpEntry == null && transparentEntry == null) {
             throw reader.error(sidecar.location(), path + ".kafka", "required field is missing (Kafka cluster name -> {bootstrap, brokers};"
-                    + " or http: listener name -> {listen, upstream})");
+                    + " or http: listener name -> {listen, upstream}; or transparent: {listen, kafka: [Kafka cluster names]})");
         }
         for (Entry k : kafkaEntry == null ? List.<Entry>of() : named(kafkaEntry, path + ".kafka").entries().values()) {
             String kPath = path + ".kafka." + k.key();
@@ -174,7 +185,96 @@ public final class MeshReader {
         if (httpEntry != null && http.isEmpty()) {
             throw reader.error(httpEntry.keyLocation(), path + ".http", "must name at least one HTTP listener");
         }
-        return new Sidecar(s.key(), filterService, kafka, http);
+        Optional<Transparent> transparent = Optional.empty();
+        if (transparentEntry != null) {
+            transparent = Optional.of(transparent(transparentEntry, path + ".transparent", clusters, taken));
+        }
+        return new Sidecar(s.key(), filterService, kafka, http, transparent);
+    }
+
+    /**
+     * {@code transparent: {listen, kafka: [cluster names]}}. Envoy tells the intercepted connections apart by the
+     * address the application dialled (filter_chain_match on destination IP prefix and port), so every broker of the
+     * named clusters needs an IP literal address, and no two of them (nor the listener itself) may share one.
+     */
+    private Transparent transparent(Entry entry, String path, Map<String, KafkaCluster> clusters, Map<Address, String> taken)
+            throws ConfigException {
+        Mapping mapping = named(entry, path);
+        reader.checkKeys(mapping, path + ".", TRANSPARENT_KEYS);
+        Entry listenEntry = required(mapping, path + ".listen", "listener host:port the iptables REDIRECT rule targets");
+        Address listen = address(listenEntry, path + ".listen", true);
+        claim(taken, listen, listenEntry.keyLocation(), path + ".listen");
+
+        Entry kafkaEntry = required(mapping, path + ".kafka", "list of Kafka cluster names whose brokers are intercepted");
+        if (!(kafkaEntry.value() instanceof Sequence list)) {
+            throw reader.error(kafkaEntry.keyLocation(), path + ".kafka", "must be a list of Kafka cluster names (got "
+                    + ConfigReader.describe(kafkaEntry.value()) + ")");
+        }
+        if (list.items().isEmpty()) {
+            throw reader.error(kafkaEntry.keyLocation(), path + ".kafka", "must name at least one Kafka cluster");
+        }
+        List<String> names = new ArrayList<>();
+        // canonical broker address -> its field path: one destination can only have one filter chain
+        Map<String, String> destinations = new HashMap<>();
+        destinations.put(canonical(listen).orElse(listen.toString()), path + ".listen");
+        for (int i = 0; i < list.items().size(); i++) {
+            Node item = list.items().get(i);
+            String iPath = path + ".kafka[" + i + "]";
+            if (!(item instanceof Scalar sc) || sc.token() != JsonToken.VALUE_STRING) {
+                throw reader.error(item.location(), iPath, "must be a Kafka cluster name (got " + ConfigReader.describe(item) + ")");
+            }
+            String name = (String) sc.value();
+            KafkaCluster cluster = clusters.get(name);
+            if (cluster == null) {
+                throw reader.error(item.location(), iPath, "no such Kafka cluster " + ConfigReader.echo(name) + " (kafkaClusters has: "
+                        + String.join(", ", new TreeSet<>(clusters.keySet())) + ")");
+            }
+            if (names.contains(name)) {
+                throw reader.error(item.location(), iPath, "Kafka cluster " + name + " is listed twice");
+            }
+            names.add(name);
+            for (Map.Entry<Integer, Address> b : new TreeMap<>(cluster.brokers()).entrySet()) {
+                String bPath = "kafkaClusters." + name + ".brokers." + b.getKey();
+                Location bLocation = brokerLocations.getOrDefault(bPath, TOP);
+                Address broker = b.getValue();
+                Optional<String> destination = isIpLiteral(broker.host()) ? canonical(broker) : Optional.empty();
+                if (destination.isEmpty()) {
+                    throw reader.error(bLocation, bPath, "needs an IP literal host, since " + path + ".kafka intercepts "
+                            + name + " by destination address (got " + ConfigReader.echo(broker.host()) + ")");
+                }
+                String previous = destinations.putIfAbsent(destination.get(), bPath);
+                if (previous != null && previous.equals(path + ".listen")) {
+                    throw reader.error(bLocation, bPath, "address " + broker + " is " + previous
+                            + " itself; a connection to the listener would match its own filter chain and loop");
+                }
+                if (previous != null) {
+                    throw reader.error(bLocation, bPath, "address " + broker + " is also " + previous + "; " + path
+                            + " needs a distinct address per broker to tell their connections apart");
+                }
+            }
+        }
+        return new Transparent(listen, names);
+    }
+
+    private static boolean isIpLiteral(String host) {
+        return IPV4.matcher(host).matches() || IPV6.matcher(host).matches();
+    }
+
+    /**
+     * One spelling per IP address and port (IPv6 has several), so that duplicates are found; empty for a malformed
+     * IPv6 literal. No DNS lookup: the caller has matched the host against the IP literal patterns.
+     */
+    private static Optional<String> canonical(Address address) {
+        String host = address.host();
+        if (host.indexOf(':') >= 0) {
+            try {
+                // brackets make InetAddress parse an IPv6 literal or fail, never resolve a name
+                host = InetAddress.getByName("[" + host + "]").getHostAddress();
+            } catch (UnknownHostException e) {
+                return Optional.empty();
+            }
+        }
+        return Optional.of(host + " port " + address.port());
     }
 
     private void claim(Map<Address, String> taken, Address address, Location location, String path) throws ConfigException {
@@ -204,6 +304,7 @@ public final class MeshReader {
             if (brokers.put(id, address(b, bPath, listener)) != null) {
                 throw reader.error(b.keyLocation(), bPath, "duplicate broker node id " + id);
             }
+            brokerLocations.put(bPath, b.keyLocation());
         }
         return brokers;
     }
@@ -211,7 +312,7 @@ public final class MeshReader {
     /** @param listener Envoy binds it, so the host must be an IP literal */
     private Address address(Entry entry, String path, boolean listener) throws ConfigException {
         HostPort hp = reader.hostPort(entry.keyLocation(), path, reader.string(entry, path), 1);
-        if (listener && !IPV4.matcher(hp.host()).matches() && !IPV6.matcher(hp.host()).matches()) {
+        if (listener && !isIpLiteral(hp.host())) {
             throw reader.error(entry.keyLocation(), path, "a listener address needs an IP literal host (got " + ConfigReader.echo(hp.host()) + ")");
         }
         return new Address(hp.host(), hp.port());

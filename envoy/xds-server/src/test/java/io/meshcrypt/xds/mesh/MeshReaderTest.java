@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -54,6 +55,12 @@ class MeshReaderTest {
         return assertThrows(ConfigException.class, () -> parse(yaml)).getMessage();
     }
 
+    /** {@code base} with {@code from} replaced by {@code to} ({@code \n} for line breaks) fails with {@code expected} after "file:". */
+    private static void assertFailure(String base, String what, String from, String to, String expected) {
+        String yaml = base.replace(from.replace("\\n", "\n"), to.replace("\\n", "\n"));
+        assertEquals(FILE + ":" + expected.strip(), failure(yaml), what);
+    }
+
     @Test
     void givenValidMesh_whenParsed_thenClustersSidecarsAndPolicyAreRead() throws Exception {
         Mesh mesh = parse(VALID);
@@ -88,8 +95,7 @@ class MeshReaderTest {
                     + " | 16:5: sidecars.app-b.filterService: port must be 1-65535 (got 70000)",
     })
     void givenMeshWithAnError_whenParsed_thenTheMessageNamesFileLineColumnAndField(String what, String from, String to, String expected) {
-        String yaml = VALID.replace(from.replace("\\n", "\n"), to.replace("\\n", "\n"));
-        assertEquals(FILE + ":" + expected.strip(), failure(yaml), what);
+        assertFailure(VALID, what, from, to, expected);
     }
 
     @Test
@@ -162,11 +168,10 @@ class MeshReaderTest {
             "HTTP listener name | orders:|orders/v1:"
                     + " | 24:7: sidecars.app-b.http.orders/v1: name must match [A-Za-z0-9][A-Za-z0-9_.-]{0,62} (it becomes part of Envoy resource names)",
             "unknown listener kind | http:\\n      orders:|htp:\\n      orders:"
-                    + " | 23:5: sidecars.app-b.htp: unknown field (expected one of filterService, kafka, http)",
+                    + " | 23:5: sidecars.app-b.htp: unknown field (expected one of filterService, kafka, http, transparent)",
     })
     void givenHttpListenerWithAnError_whenParsed_thenTheMessageNamesFileLineColumnAndField(String what, String from, String to, String expected) {
-        String yaml = WITH_HTTP.replace(from.replace("\\n", "\n"), to.replace("\\n", "\n"));
-        assertEquals(FILE + ":" + expected.strip(), failure(yaml), what);
+        assertFailure(WITH_HTTP, what, from, to, expected);
     }
 
     @Test
@@ -181,7 +186,76 @@ class MeshReaderTest {
                 """, ""));
 
         assertEquals(FILE + ":16:5: sidecars.app-b.kafka: required field is missing (Kafka cluster name -> {bootstrap, brokers};"
-                + " or http: listener name -> {listen, upstream})", message);
+                + " or http: listener name -> {listen, upstream}; or transparent: {listen, kafka: [Kafka cluster names]})", message);
+    }
+
+    /** A transparent-only sidecar intercepting two clusters, one with an IPv6 broker; transparent on lines 13-15. */
+    private static final String TRANSPARENT = """
+            filterService: 127.0.0.1:50051
+            kafkaClusters:
+              main:
+                brokers:
+                  1: 10.0.0.1:9092
+                  2: 10.0.0.2:9092
+              audit:
+                brokers:
+                  7: "[fd00::7]:9093"
+            sidecars:
+              go-app:
+                filterService: 169.254.22.1:22097
+                transparent:
+                  listen: 127.0.0.1:15001
+                  kafka: [main, audit]
+            policy:
+              encrypt: ["orders-*"]
+            """;
+
+    @Test
+    void givenTransparentSidecar_whenParsed_thenListenAndInterceptedClustersAreRead() throws Exception {
+        Mesh.Sidecar sidecar = parse(TRANSPARENT).sidecars().get("go-app");
+
+        assertEquals(Optional.of(new Mesh.Transparent(new Address("127.0.0.1", 15001), List.of("main", "audit"))), sidecar.transparent());
+        assertEquals(Map.of(), sidecar.kafka(), "transparent needs no explicit Kafka listeners");
+        assertEquals(Map.of(), sidecar.http());
+        assertEquals(new Address("fd00::7", 9093), parse(TRANSPARENT).kafkaClusters().get("audit").brokers().get(7));
+        assertEquals(Optional.empty(), parse(VALID).sidecars().get("app-a").transparent());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "unknown transparent key | listen: 127|lisen: 127"
+                    + " | 14:7: sidecars.go-app.transparent.lisen: unknown field (expected one of listen, kafka)",
+            "listen missing | listen: 127.0.0.1:15001\\n      kafka|kafka"
+                    + " | 14:7: sidecars.go-app.transparent.listen: required field is missing (listener host:port the iptables REDIRECT rule targets)",
+            "listen host not an IP | listen: 127.0.0.1|listen: localhost"
+                    + " | 14:7: sidecars.go-app.transparent.listen: a listener address needs an IP literal host (got \"localhost\")",
+            "kafka missing | \\n      kafka: [main, audit]|''"
+                    + " | 14:7: sidecars.go-app.transparent.kafka: required field is missing (list of Kafka cluster names whose brokers are intercepted)",
+            "kafka not a list | [main, audit]|main"
+                    + " | 15:7: sidecars.go-app.transparent.kafka: must be a list of Kafka cluster names (got \"main\")",
+            "kafka empty | [main, audit]|[]"
+                    + " | 15:7: sidecars.go-app.transparent.kafka: must name at least one Kafka cluster",
+            "unknown Kafka cluster | [main, audit]|[main, audt]"
+                    + " | 15:21: sidecars.go-app.transparent.kafka[1]: no such Kafka cluster \"audt\" (kafkaClusters has: audit, main)",
+            "Kafka cluster twice | [main, audit]|[main, main]"
+                    + " | 15:21: sidecars.go-app.transparent.kafka[1]: Kafka cluster main is listed twice",
+            "broker host not an IP | 1: 10.0.0.1:9092|1: kafka-1.internal:9092"
+                    + " | 5:7: kafkaClusters.main.brokers.1: needs an IP literal host, since sidecars.go-app.transparent.kafka intercepts main"
+                    + " by destination address (got \"kafka-1.internal\")",
+            "two brokers on one address | \"[fd00::7]:9093\"|10.0.0.2:9092"
+                    + " | 9:7: kafkaClusters.audit.brokers.7: address 10.0.0.2:9092 is also kafkaClusters.main.brokers.2;"
+                    + " sidecars.go-app.transparent needs a distinct address per broker to tell their connections apart",
+            "one IPv6 address spelt twice | 2: 10.0.0.2:9092|2: \"[fd00:0:0::7]:9093\""
+                    + " | 9:7: kafkaClusters.audit.brokers.7: address [fd00::7]:9093 is also kafkaClusters.main.brokers.2;"
+                    + " sidecars.go-app.transparent needs a distinct address per broker to tell their connections apart",
+            "broker on the listener address | listen: 127.0.0.1:15001|listen: 10.0.0.1:9092"
+                    + " | 5:7: kafkaClusters.main.brokers.1: address 10.0.0.1:9092 is sidecars.go-app.transparent.listen itself;"
+                    + " a connection to the listener would match its own filter chain and loop",
+            "listen used by an HTTP listener | transparent:|http:\\n      web:\\n        listen: 127.0.0.1:15001\\n        upstream: 127.0.0.1:8080\\n    transparent:"
+                    + " | 18:7: sidecars.go-app.transparent.listen: listener address 127.0.0.1:15001 is already used by sidecars.go-app.http.web.listen",
+    })
+    void givenTransparentSidecarWithAnError_whenParsed_thenTheMessageNamesFileLineColumnAndField(String what, String from, String to, String expected) {
+        assertFailure(TRANSPARENT, what, from, to, expected);
     }
 
     private static final String HTTP_RULES = """
