@@ -1,8 +1,14 @@
 package io.meshcrypt.demo;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -196,6 +202,55 @@ final class DemoRun {
     }
 
     /** Output of a command, for {@code ip netns list} and {@code iptables -S}. */
+    /** A GET on 127.0.0.1 (or the namespace's own loopback via {@code ip netns exec}, when {@code netns} is set). */
+    static String get(String netns, String url) throws IOException, InterruptedException {
+        if (netns != null) {
+            return run("ip", "netns", "exec", netns, "curl", "-fsS", "--max-time", "5", url);
+        }
+        try (HttpClient http = HttpClient.newHttpClient()) {
+            return http.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5)).build(),
+                    HttpResponse.BodyHandlers.ofString()).body();
+        }
+    }
+
+    /**
+     * Asserts that the xDS server at {@code statusUrl} configured every one of {@code nodes}: each is in the mesh
+     * file, connected, has acknowledged the current version's listeners and clusters, and rejected nothing.
+     */
+    static void assertConfiguredByXds(String statusUrl, List<String> nodes) throws IOException, InterruptedException {
+        JsonNode status = new ObjectMapper().readTree(get(null, statusUrl));
+        String version = status.get("version").asText();
+        List<org.junit.jupiter.api.function.Executable> checks = new ArrayList<>();
+        for (String node : nodes) {
+            JsonNode envoy = null;
+            for (JsonNode e : status.get("envoys")) {
+                if (e.get("node").asText().equals(node)) {
+                    envoy = e;
+                }
+            }
+            JsonNode found = envoy;
+            checks.add(() -> org.junit.jupiter.api.Assertions.assertNotNull(found, "node " + node + " in " + status));
+            if (found != null) {
+                checks.add(() -> org.junit.jupiter.api.Assertions.assertTrue(found.get("connected").asBoolean()
+                        && found.get("inMesh").asBoolean(), node + " connected and in the mesh: " + found));
+                checks.add(() -> org.junit.jupiter.api.Assertions.assertEquals(version, found.at("/acked/Listener").asText(),
+                        node + " acked the listeners of " + version + ": " + found));
+                checks.add(() -> org.junit.jupiter.api.Assertions.assertEquals(version, found.at("/acked/Cluster").asText(),
+                        node + " acked the clusters of " + version + ": " + found));
+                checks.add(() -> org.junit.jupiter.api.Assertions.assertEquals(0, found.get("nacks").asInt(), node + ": " + found));
+            }
+        }
+        org.junit.jupiter.api.Assertions.assertAll("xDS status " + statusUrl, checks);
+    }
+
+    /** The names of the listeners Envoy got over xDS (its bootstrap has none). */
+    static List<String> dynamicListeners(String netns, String adminAddress) throws IOException, InterruptedException {
+        JsonNode dump = new ObjectMapper().readTree(get(netns, "http://" + adminAddress + "/config_dump?resource=dynamic_listeners"));
+        List<String> names = new ArrayList<>();
+        dump.path("configs").forEach(l -> names.add(l.path("name").asText()));
+        return names;
+    }
+
     static String run(String... command) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

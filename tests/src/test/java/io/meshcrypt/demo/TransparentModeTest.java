@@ -83,9 +83,19 @@ class TransparentModeTest {
                     () -> assertTrue(nat.contains("-A MESHCRYPT_OUTPUT -m owner --uid-owner 1337 -j RETURN"), nat),
                     () -> assertTrue(nat.contains("-A MESHCRYPT_REDIRECT -p tcp -j REDIRECT --to-ports 15001"), nat),
                     // every connection the app opened became an ext_proc stream in its own sidecar
-                    () -> assertTrue(counter(stats, "network_ext_proc.kafka_transparent.streams_started") >= 1, stats),
-                    () -> assertEquals(0, counter(stats, "network_ext_proc.kafka_transparent.streams_grpc_error"), stats),
-                    () -> assertTrue(counter(stats, "tcp.kafka_transparent.downstream_cx_total") >= 1, stats));
+                    () -> assertTrue(counter(stats, "network_ext_proc.kafka_transparent_demo_broker_1.streams_started") >= 1, stats),
+                    () -> assertEquals(0, counter(stats, "network_ext_proc.kafka_transparent_demo_broker_1.streams_grpc_error"), stats),
+                    () -> assertTrue(counter(stats, "tcp.kafka_transparent_demo_broker_1.downstream_cx_total") >= 1, stats));
+        }
+    }
+
+    @Test
+    @Order(1)
+    void givenTransparentDemo_whenStarted_thenEverySidecarRunsTheListenersTheXdsServerServesIt() throws Exception {
+        // the sidecars' bootstraps name only their node id and the xDS server (through the host's relay)
+        DemoRun.assertConfiguredByXds(endpoints.get("XDS_STATUS"), List.of("go-producer", "node-producer", "spring-consumer", "http-echo"));
+        for (String app : List.of("go", "node", "java")) {
+            assertEquals(List.of("kafka_transparent"), DemoRun.dynamicListeners("mc" + BASE + "-" + app, "127.0.0.1:" + (BASE + 904)), app);
         }
     }
 

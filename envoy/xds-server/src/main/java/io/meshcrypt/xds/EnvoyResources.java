@@ -181,7 +181,7 @@ public final class EnvoyResources {
     }
 
     /**
-     * The xDS form of envoy/transparent/sidecar.yaml.template: the original_dst listener filter restores the address
+     * The transparent-mode listener (iptables REDIRECT, envoy/transparent/iptables-init.sh): the original_dst listener filter restores the address
      * the application dialled (SO_ORIGINAL_DST, set by the iptables REDIRECT), and each intercepted broker has a
      * filter chain matching exactly that address (chains ordered by cluster name, then node id). Fail closed: a
      * destination without a chain (anything else the application dials, or a connection made straight to this

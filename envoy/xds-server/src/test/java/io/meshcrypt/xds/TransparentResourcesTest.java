@@ -21,7 +21,7 @@ import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
-/** The transparent (original_dst) listener EnvoyResources generates: the xDS form of envoy/transparent/sidecar.yaml.template. */
+/** The transparent (original_dst) listener EnvoyResources generates: what a transparent-mode sidecar runs. */
 class TransparentResourcesTest {
 
     private static final String MESH = """
