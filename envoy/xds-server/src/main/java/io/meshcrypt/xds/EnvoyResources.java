@@ -4,6 +4,7 @@ import com.github.xds.type.v3.TypedStruct;
 import com.google.protobuf.Any;
 import com.google.protobuf.BoolValue;
 import com.google.protobuf.Duration;
+import com.google.protobuf.ListValue;
 import com.google.protobuf.Struct;
 import com.google.protobuf.UInt32Value;
 import com.google.protobuf.Value;
@@ -42,6 +43,8 @@ import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3
 import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig;
+import io.meshcrypt.filter.proxy.BrokerAddresses;
+import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.xds.mesh.Mesh;
 import io.meshcrypt.xds.mesh.Mesh.HttpListener;
 import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;
@@ -77,6 +80,7 @@ public final class EnvoyResources {
     /** tcp_proxy's upstream on the transparent listener: the address the application dialled. */
     public static final String ORIGINAL_DESTINATION_CLUSTER = "original_destination";
     static final String ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst";
+    static final String BROKER_LISTENERS_HEADER = KafkaProxy.BROKER_LISTENERS_HEADER;
     static final String NETWORK_EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.ext_proc.v3.NetworkExternalProcessor";
     private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
@@ -131,33 +135,53 @@ public final class EnvoyResources {
         for (KafkaListeners k : new TreeMap<>(sidecar.kafka()).values()) {
             KafkaCluster cluster = mesh.kafkaClusters().get(k.cluster());
             String bootstrap = "kafka_" + k.cluster() + "_bootstrap";
-            listeners.add(kafkaListener(bootstrap, k.bootstrap()));
+            String listenerMap = brokerListenerMap(k.brokers());
+            listeners.add(kafkaListener(bootstrap, k.bootstrap(), listenerMap));
             clusters.add(upstream(bootstrap, new TreeMap<>(cluster.brokers()).values().stream().toList()));
             for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(k.brokers()).entrySet()) {
                 String name = "kafka_" + k.cluster() + "_broker_" + b.getKey();
-                listeners.add(kafkaListener(name, b.getValue()));
+                listeners.add(kafkaListener(name, b.getValue(), listenerMap));
                 clusters.add(upstream(name, List.of(cluster.brokers().get(b.getKey()))));
             }
         }
     }
 
+    /**
+     * The value of the {@value #BROKER_LISTENERS_HEADER} header for one sidecar's listeners of one Kafka cluster: where
+     * that sidecar's clients reach each broker ({@code 1=127.0.0.1:19193,2=...}), which the filter-service puts into
+     * the Metadata responses of those connections. So every sidecar gets its own addresses from one filter-service.
+     */
+    static String brokerListenerMap(Map<Integer, Mesh.Address> brokers) {
+        StringBuilder value = new StringBuilder();
+        for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(brokers).entrySet()) {
+            value.append(value.isEmpty() ? "" : ",").append(b.getKey()).append('=').append(b.getValue());
+        }
+        return value.toString();
+    }
+
     /** network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy. */
-    static Listener kafkaListener(String name, Mesh.Address address) {
+    static Listener kafkaListener(String name, Mesh.Address address, String listenerMap) {
         return Listener.newBuilder()
                 .setName(name)
                 .setAddress(socket(address))
-                .addFilterChains(kafkaFilterChain(name, name))
+                .addFilterChains(kafkaFilterChain(name, name, listenerMap))
                 .build();
     }
 
-    /** network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy to {@code upstream}. */
-    static FilterChain.Builder kafkaFilterChain(String statPrefix, String upstream) {
+    /**
+     * network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy to
+     * {@code upstream}. The ext_proc stream carries {@code listenerMap} as {@value #BROKER_LISTENERS_HEADER}.
+     */
+    static FilterChain.Builder kafkaFilterChain(String statPrefix, String upstream, String listenerMap) {
         Struct extProc = struct(Map.of(
                 "stat_prefix", string(statPrefix),
                 "failure_mode_allow", Value.newBuilder().setBoolValue(false).build(),
                 "processing_mode", structValue(Map.of("process_read", string("STREAMED"), "process_write", string("STREAMED"))),
                 "message_timeout", string(MESSAGE_TIMEOUT),
-                "grpc_service", structValue(Map.of("envoy_grpc", structValue(Map.of("cluster_name", string(FILTER_SERVICE_CLUSTER)))))));
+                "grpc_service", structValue(Map.of(
+                        "envoy_grpc", structValue(Map.of("cluster_name", string(FILTER_SERVICE_CLUSTER))),
+                        "initial_metadata", Value.newBuilder().setListValue(ListValue.newBuilder().addValues(structValue(Map.of(
+                                "key", string(BROKER_LISTENERS_HEADER), "value", string(listenerMap))))).build()))));
         // The 1.0.49 protos predate stat_prefix, which Envoy 1.35+ requires: a TypedStruct carries the config as
         // JSON, and Envoy converts it with its own (current) descriptor.
         TypedStruct typed = TypedStruct.newBuilder().setTypeUrl(NETWORK_EXT_PROC_TYPE).setValue(extProc).build();
@@ -203,7 +227,9 @@ public final class EnvoyResources {
                                 .setAddressPrefix(broker.host())
                                 .setPrefixLen(UInt32Value.of(broker.host().indexOf(':') >= 0 ? 128 : 32)))
                         .build();
-                listener.addFilterChains(kafkaFilterChain(TRANSPARENT_LISTENER + "_" + name + "_broker_" + b.getKey(), ORIGINAL_DESTINATION_CLUSTER)
+                // transparent: clients keep the brokers' real addresses (their connections are intercepted too)
+                listener.addFilterChains(kafkaFilterChain(TRANSPARENT_LISTENER + "_" + name + "_broker_" + b.getKey(),
+                                ORIGINAL_DESTINATION_CLUSTER, BrokerAddresses.NONE)
                         .setName(name + ".broker-" + b.getKey())
                         .setFilterChainMatch(match));
             }

@@ -170,8 +170,9 @@ abstract class XdsScenarios {
             mesh.awaitApplied(v2);
             assertTrue(listeners(mesh.adminA).contains("kafka_audit_bootstrap::127.0.0.1:" + mesh.auditBootstrapA));
             assertFalse(listeners(mesh.adminB).contains("kafka_audit"), "B's listeners are its own");
-            // the new listener is live and runs ext_proc: Metadata through it comes back rewritten to A's listener
-            assertEquals(List.of(mesh.brokerA), brokerPorts(mesh.auditBootstrapA));
+            // the new listener is live and runs ext_proc: Metadata through it comes back rewritten to A's broker
+            // listener of cluster audit (the listener map its stream carries), not to the filter config's brokers:
+            assertEquals(List.of(mesh.auditBrokerA), brokerPorts(mesh.auditBootstrapA));
 
             mesh.writeMesh(mesh.baseMesh(List.of("enc-*")));
             mesh.awaitApplied(mesh.awaitNewVersion(v2));
@@ -421,6 +422,33 @@ abstract class XdsScenarios {
         await(() -> !listeners(mesh.adminA).contains("kafka_transparent"), "the transparent listener removed from A");
         await(() -> !XdsMeshHarness.get("http://127.0.0.1:" + mesh.adminA + "/clusters").contains("original_destination::"),
                 "the ORIGINAL_DST cluster removed from A");
+    }
+
+    @Test
+    @Order(11)
+    void givenTwoSidecarsSharingOneFilterService_whenClientsAskForMetadata_thenEachLearnsItsOwnSidecarsBrokerListener() throws Exception {
+        String before = mesh.status().get("version").asText();
+        // B's ext_proc streams now go to filter-service A too, whose own config names A's broker listener only
+        String shared = mesh.baseMesh(List.of("enc-*")).replace("filterService: 127.0.0.1:" + mesh.filterB, "filterService: 127.0.0.1:" + mesh.filterA);
+        assertFalse(shared.contains(":" + mesh.filterB), shared);
+        mesh.writeMesh(shared);
+        mesh.awaitApplied(mesh.awaitNewVersion(before));
+        try {
+            await(() -> XdsMeshHarness.get("http://127.0.0.1:" + mesh.adminB + "/clusters")
+                    .contains("filter_service::127.0.0.1:" + mesh.filterA + "::"), "B's ext_proc cluster pointing at filter-service A");
+            // each listener's stream carries its sidecar's listener map (x-meshcrypt-broker-listeners) from the mesh file
+            assertEquals(List.of(mesh.brokerA), brokerPorts(mesh.bootstrapA));
+            assertEquals(List.of(mesh.brokerB), brokerPorts(mesh.bootstrapB));
+            String topic = XdsMeshHarness.createTopic("enc-shared");
+            try (KafkaProducer<byte[], byte[]> viaB = producer(mesh.bootstrapB)) {
+                send(viaB, topic, "via-b");
+            }
+            assertTrue(isEnvelope(readAll(XdsMeshHarness.BROKER, topic).getFirst().value()));
+        } finally {
+            String restoring = mesh.status().get("version").asText();
+            mesh.writeMesh(mesh.baseMesh(List.of("enc-*")));
+            mesh.awaitApplied(mesh.awaitNewVersion(restoring));
+        }
     }
 
     /** The dynamic listener {@code name} of Envoy's /config_dump. */

@@ -38,13 +38,16 @@ final class KafkaConnection implements ConnectionHandler {
     }
 
     private final KafkaProxy proxy;
+    /** Where clients reach each broker through the Envoy listener of this connection. */
+    private final BrokerAddressRewriter addresses;
     private final Map<Integer, InFlight> inFlight = new HashMap<>();
     private final FrameStream requests;
     private final FrameStream responses;
     private InFlight heldResponse;
 
-    KafkaConnection(KafkaProxy proxy) {
+    KafkaConnection(KafkaProxy proxy, BrokerAddressRewriter addresses) {
         this.proxy = proxy;
+        this.addresses = addresses;
         this.requests = new FrameStream(KafkaCodec.REQUEST_HEAD_BYTES, proxy.maxFrameBytes, new RequestFrames());
         this.responses = new FrameStream(KafkaCodec.RESPONSE_HEAD_BYTES, proxy.maxFrameBytes, new ResponseFrames());
     }
@@ -99,7 +102,7 @@ final class KafkaConnection implements ConnectionHandler {
             Decoded<ProduceRequestData> produce = KafkaCodec.decodeRequest(frame, ApiKeys.PRODUCE, version);
             boolean changed = proxy.produce.encrypt(produce.body());
             // acks=0 has no response; only v10+ responses carry broker addresses (KIP-951 node endpoints).
-            if (produce.body().acks() != 0 && version >= 10 && proxy.addresses.rewrites()) {
+            if (produce.body().acks() != 0 && version >= 10 && addresses.rewrites()) {
                 track(correlationId, ApiKeys.PRODUCE, version);
             }
             return changed ? KafkaCodec.encode(produce) : original(frame);
@@ -124,13 +127,13 @@ final class KafkaConnection implements ConnectionHandler {
                 case FETCH -> {
                     return rewritten(frame, request, (FetchResponseData r) -> {
                         proxy.fetch.decrypt(r);
-                        proxy.addresses.rewrite(r);
+                        addresses.rewrite(r);
                     });
                 }
                 case SHARE_FETCH -> {
                     return rewritten(frame, request, (ShareFetchResponseData r) -> {
                         proxy.fetch.decrypt(r);
-                        proxy.addresses.rewrite(r);
+                        addresses.rewrite(r);
                     });
                 }
                 case METADATA -> {
@@ -138,27 +141,27 @@ final class KafkaConnection implements ConnectionHandler {
                     for (MetadataResponseData.MetadataResponseTopic t : d.body().topics()) {
                         proxy.topicNames.learn(t.topicId(), t.name());
                     }
-                    if (!proxy.addresses.rewrites()) {
+                    if (!addresses.rewrites()) {
                         return original(frame);
                     }
-                    proxy.addresses.rewrite(d.body());
+                    addresses.rewrite(d.body());
                     return KafkaCodec.encode(d);
                 }
                 case FIND_COORDINATOR -> {
-                    return rewritten(frame, request, (FindCoordinatorResponseData r) -> proxy.addresses.rewrite(r));
+                    return rewritten(frame, request, (FindCoordinatorResponseData r) -> addresses.rewrite(r));
                 }
                 case DESCRIBE_CLUSTER -> {
-                    return rewritten(frame, request, (DescribeClusterResponseData r) -> proxy.addresses.rewrite(r));
+                    return rewritten(frame, request, (DescribeClusterResponseData r) -> addresses.rewrite(r));
                 }
                 case SHARE_ACKNOWLEDGE -> {
-                    return rewritten(frame, request, (ShareAcknowledgeResponseData r) -> proxy.addresses.rewrite(r));
+                    return rewritten(frame, request, (ShareAcknowledgeResponseData r) -> addresses.rewrite(r));
                 }
                 case PRODUCE -> {
                     Decoded<ProduceResponseData> d = KafkaCodec.decodeResponse(frame, request.api(), request.version());
                     if (d.body().nodeEndpoints().isEmpty()) {
                         return original(frame);
                     }
-                    proxy.addresses.rewrite(d.body());
+                    addresses.rewrite(d.body());
                     return KafkaCodec.encode(d);
                 }
                 case API_VERSIONS -> {

@@ -5,7 +5,10 @@ import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ConnectionHandlerFactory;
+import io.meshcrypt.filter.transport.StreamHeaders;
+import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
 
 /** What all Kafka connections share: policy, keys, the topic id cache and the broker address map. */
 public final class KafkaProxy implements ConnectionHandlerFactory {
@@ -20,7 +23,18 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      */
     volatile ProduceEncryptor produce;
     volatile FetchDecryptor fetch;
-    final BrokerAddressRewriter addresses;
+    /** For streams whose Envoy listener sends no listener map: the filter config's {@code brokers:}. */
+    private final BrokerAddressRewriter addresses;
+    /** Per listener-map header value; the values come from Envoy configs, so there are few (bounded anyway). */
+    private final Map<String, BrokerAddressRewriter> streamAddresses = new ConcurrentHashMap<>();
+    private static final int MAX_LISTENER_MAPS = 1024;
+
+    /**
+     * The gRPC header by which an Envoy listener tells the filter-service where clients reach each broker through
+     * it ({@link BrokerAddresses#parse}); the xDS server sets it per sidecar from the mesh file, so sidecars with
+     * different listener ports share one filter-service. Without it, {@code brokers:} of the filter config applies.
+     */
+    public static final String BROKER_LISTENERS_HEADER = "x-meshcrypt-broker-listeners";
 
     public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
         this(policy, cipher, null, brokers, maxFrameBytes);
@@ -54,8 +68,24 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     }
 
     @Override
+    public ConnectionHandler open(StreamHeaders headers) {
+        String listeners = headers.get(BROKER_LISTENERS_HEADER);
+        if (listeners == null) {
+            return new KafkaConnection(this, addresses);
+        }
+        BrokerAddressRewriter rewriter = streamAddresses.get(listeners);
+        if (rewriter == null) {
+            rewriter = new BrokerAddressRewriter(BrokerAddresses.parse(listeners));
+            if (streamAddresses.size() < MAX_LISTENER_MAPS) {
+                streamAddresses.put(listeners, rewriter);
+            }
+        }
+        return new KafkaConnection(this, rewriter);
+    }
+
+    /** A connection whose Envoy listener sent no headers. */
     public ConnectionHandler open() {
-        return new KafkaConnection(this);
+        return open(StreamHeaders.NONE);
     }
 
     public TopicNames topicNames() {

@@ -3,5 +3,10 @@ package io.meshcrypt.filter.transport;
 /** Creates the handler for each new proxied connection (one gRPC stream). */
 @FunctionalInterface
 public interface ConnectionHandlerFactory {
-    ConnectionHandler open();
+
+    /**
+     * @param headers the stream's request headers
+     * @throws RuntimeException when the stream cannot be served (e.g. a malformed header): its connection is closed
+     */
+    ConnectionHandler open(StreamHeaders headers);
 }

@@ -102,7 +102,7 @@ public final class ExtProcServer implements AutoCloseable {
                 .directExecutor()
                 // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
                 .maxInboundMessageSize(limits.maxInboundMessageBytes())
-                .addService(new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics));
+                .addService(new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics).withHeaders());
         Server server;
         try {
             services.forEach(service -> builder.addService(service.create(workers)));

@@ -27,6 +27,7 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
     private final ServerCallStreamObserver<ProcessingResponse> call;
     private final EventExecutor executor;
     private final ConnectionHandlerFactory factory;
+    private final StreamHeaders headers;
     private final int inboundWindow;
     private final TransportMetrics metrics;
 
@@ -37,8 +38,9 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
     private int owedRequests;
 
     ExtProcStream(long id, ServerCallStreamObserver<ProcessingResponse> call, EventExecutor executor,
-                  ConnectionHandlerFactory factory, int inboundWindow, TransportMetrics metrics) {
+                  ConnectionHandlerFactory factory, StreamHeaders headers, int inboundWindow, TransportMetrics metrics) {
         this.id = id;
+        this.headers = headers;
         this.call = call;
         this.executor = executor;
         this.factory = factory;
@@ -73,7 +75,7 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
 
     private void open() {
         try {
-            handler = factory.open();
+            handler = factory.open(headers);
             if (handler == null) {
                 throw new IllegalStateException("connection handler factory returned null");
             }

@@ -3,6 +3,14 @@ package io.meshcrypt.filter.transport;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
+import io.grpc.Context;
+import io.grpc.Contexts;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.ServerInterceptors;
+import io.grpc.ServerServiceDefinition;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.netty.util.concurrent.EventExecutorGroup;
@@ -37,10 +45,26 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
         this.metrics = Objects.requireNonNull(metrics, "metrics");
     }
 
+    /** Carries each call's request headers into {@link #process}, which gRPC calls without them. */
+    private static final Context.Key<Metadata> HEADERS = Context.key("meshcrypt-request-headers");
+
+    /** This service, with the interceptor that makes each stream's request headers available to its handler. */
+    ServerServiceDefinition withHeaders() {
+        return ServerInterceptors.intercept(this, new ServerInterceptor() {
+            @Override
+            public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
+                return Contexts.interceptCall(Context.current().withValue(HEADERS, headers), call, headers, next);
+            }
+        });
+    }
+
     @Override
     public StreamObserver<ProcessingRequest> process(StreamObserver<ProcessingResponse> responseObserver) {
+        Metadata metadata = HEADERS.get();
+        StreamHeaders headers = metadata == null ? StreamHeaders.NONE
+                : name -> metadata.get(Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER));
         ExtProcStream stream = new ExtProcStream(streamIds.incrementAndGet(),
-                (ServerCallStreamObserver<ProcessingResponse>) responseObserver, workers.next(), factory,
+                (ServerCallStreamObserver<ProcessingResponse>) responseObserver, workers.next(), factory, headers,
                 inboundWindow, metrics);
         stream.install();
         return stream;

@@ -108,6 +108,39 @@ class KafkaConnectionTest {
     }
 
     @Test
+    void givenStreamHeaderWithItsListenerMap_whenMetadataIsForwarded_thenTheBrokerAddressIsThatListenersNotTheConfigs() throws Exception {
+        ConnectionHandler sidecarB = proxy.open(name -> name.equals(KafkaProxy.BROKER_LISTENERS_HEADER) ? "1=127.0.0.1:29093" : null);
+        int corr = trackRequest(sidecarB, ApiKeys.METADATA, METADATA_V);
+
+        ByteString out = sidecarB.onWrite(ByteString.copyFrom(
+                responseFrame(corr, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 1))), false);
+
+        MetadataResponseData.MetadataResponseBroker broker =
+                ((MetadataResponseData) decodeResponse(out, ApiKeys.METADATA, METADATA_V)).brokers().iterator().next();
+        assertEquals("127.0.0.1:29093", broker.host() + ":" + broker.port());
+    }
+
+    @Test
+    void givenStreamHeaderNone_whenMetadataIsForwarded_thenTheBrokersRealAddressPasses() throws Exception {
+        ConnectionHandler transparent = proxy.open(name -> name.equals(KafkaProxy.BROKER_LISTENERS_HEADER) ? "none" : null);
+        int corr = trackRequest(transparent, ApiKeys.METADATA, METADATA_V);
+        byte[] frame = responseFrame(corr, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 1));
+
+        ByteString out = transparent.onWrite(ByteString.copyFrom(frame), false);
+
+        MetadataResponseData.MetadataResponseBroker broker =
+                ((MetadataResponseData) decodeResponse(out, ApiKeys.METADATA, METADATA_V)).brokers().iterator().next();
+        assertEquals("10.1.2.3:9092", broker.host() + ":" + broker.port());
+    }
+
+    @Test
+    void givenMalformedListenerMapHeader_whenTheStreamOpens_thenItIsRefused() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> proxy.open(name -> name.equals(KafkaProxy.BROKER_LISTENERS_HEADER) ? "1=127.0.0.1" : null));
+        assertTrue(e.getMessage().contains("\"1=127.0.0.1\""), e.getMessage());
+    }
+
+    @Test
     void givenMetadataNamingAnUnmappedBroker_whenForwarded_thenTheConnectionFails() throws Exception {
         int corr = trackRequest(ApiKeys.METADATA, METADATA_V);
         byte[] frame = responseFrame(corr, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 7));
@@ -255,9 +288,13 @@ class KafkaConnectionTest {
 
     /** Sends a request of {@code api} through the connection so its response will be recognised. */
     private int trackRequest(ApiKeys api, short version) throws Exception {
+        return trackRequest(connection, api, version);
+    }
+
+    private int trackRequest(ConnectionHandler on, ApiKeys api, short version) throws Exception {
         int corr = ++correlation;
         ApiMessage body = api.messageType.newRequest();
-        connection.onRead(ByteString.copyFrom(requestFrame(corr, api, version, body)), false);
+        on.onRead(ByteString.copyFrom(requestFrame(corr, api, version, body)), false);
         return corr;
     }
 

@@ -14,9 +14,11 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.DataProcessedStatus;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.MetadataUtils;
 import io.grpc.stub.StreamObserver;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -122,7 +124,7 @@ class ExtProcServerTest {
     }
 
     private ExtProcServer startServer(ExtProcServer.Limits limits) throws Exception {
-        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), () -> {
+        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), headers -> {
             RecordingHandler handler = new RecordingHandler();
             handlers.add(handler);
             return handler;
@@ -157,6 +159,24 @@ class ExtProcServerTest {
         return ProcessingRequest.newBuilder()
                 .setWriteData(Data.newBuilder().setData(ByteString.copyFromUtf8(data)).setEndOfStream(endOfStream))
                 .build();
+    }
+
+    @Test
+    void givenStreamWithRequestHeaders_whenItOpens_thenTheFactorySeesThemAndAStreamWithoutSeesNone() throws Exception {
+        BlockingQueue<String> seen = new LinkedBlockingQueue<>();
+        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), headers -> {
+            seen.add(String.valueOf(headers.get("x-meshcrypt-broker-listeners")));
+            return new RecordingHandler();
+        }, ExtProcServer.Limits.defaults());
+        resources.add(server);
+        Metadata sent = new Metadata();
+        sent.put(Metadata.Key.of("x-meshcrypt-broker-listeners", Metadata.ASCII_STRING_MARSHALLER), "1=127.0.0.1:19193");
+
+        client(server).withInterceptors(MetadataUtils.newAttachHeadersInterceptor(sent)).process(new Responses())
+                .onNext(read("a", false));
+        assertEquals("1=127.0.0.1:19193", seen.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        client(server).process(new Responses()).onNext(read("b", false));
+        assertEquals("null", seen.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS));
     }
 
     private RecordingHandler onlyHandler() throws InterruptedException {
@@ -266,7 +286,7 @@ class ExtProcServerTest {
             }
         };
         ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
-                () -> forwardsNothing, ExtProcServer.Limits.defaults().withWorkerThreads(1));
+                headers -> forwardsNothing, ExtProcServer.Limits.defaults().withWorkerThreads(1));
         resources.add(server);
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = client(server).process(responses);

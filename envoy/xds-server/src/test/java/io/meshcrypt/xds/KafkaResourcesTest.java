@@ -21,8 +21,11 @@ import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
-/** The transparent (original_dst) listener EnvoyResources generates: what a transparent-mode sidecar runs. */
-class TransparentResourcesTest {
+/**
+ * The Kafka listeners EnvoyResources generates: explicit-proxy listeners, and the transparent (original_dst) listener
+ * a transparent-mode sidecar runs.
+ */
+class KafkaResourcesTest {
 
     private static final String MESH = """
             filterService: 127.0.0.1:50051
@@ -159,5 +162,35 @@ class TransparentResourcesTest {
 
         assertEquals(transparentListener(resources(MESH, "go-app")), transparentListener(reordered),
                 "no listener update (and no drained connections) for reordering the list");
+    }
+
+    private static String listenerMapHeader(FilterChain chain) throws Exception {
+        Struct grpc = chain.getFilters(0).getTypedConfig().unpack(TypedStruct.class).getValue()
+                .getFieldsOrThrow("grpc_service").getStructValue();
+        List<com.google.protobuf.Value> metadata = grpc.getFieldsOrThrow("initial_metadata").getListValue().getValuesList();
+        assertEquals(1, metadata.size(), chain.getName());
+        Struct header = metadata.getFirst().getStructValue();
+        assertEquals(io.meshcrypt.filter.proxy.KafkaProxy.BROKER_LISTENERS_HEADER, header.getFieldsOrThrow("key").getStringValue());
+        return header.getFieldsOrThrow("value").getStringValue();
+    }
+
+    @Test
+    void givenTwoSidecarsOfOneCluster_whenResourcesAreGenerated_thenEachExtProcStreamNamesItsOwnSidecarsBrokerListeners() throws Exception {
+        for (String node : List.of("go-app", "plain")) {
+            String expected = node.equals("go-app") ? "1=127.0.0.1:19193,2=127.0.0.1:19194" : "1=127.0.0.1:29193,2=127.0.0.1:29194";
+            List<Listener> explicit = resources(MESH, node).listeners().stream().filter(l -> !l.getName().equals("kafka_transparent")).toList();
+
+            assertEquals(List.of("kafka_main_bootstrap", "kafka_main_broker_1", "kafka_main_broker_2"), explicit.stream().map(Listener::getName).toList());
+            for (Listener listener : explicit) {
+                assertEquals(expected, listenerMapHeader(listener.getFilterChains(0)), node + " " + listener.getName());
+            }
+        }
+    }
+
+    @Test
+    void givenTransparentChain_whenResourcesAreGenerated_thenItsStreamAsksForBrokerAddressesUnchanged() throws Exception {
+        for (FilterChain chain : transparentListener(resources(MESH, "go-app")).getFilterChainsList()) {
+            assertEquals("none", listenerMapHeader(chain), chain.getName());
+        }
     }
 }
