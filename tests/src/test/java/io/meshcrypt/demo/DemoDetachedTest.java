@@ -65,10 +65,33 @@ class DemoDetachedTest {
     @Test
     @Order(1)
     void givenDetachedDemo_whenStarted_thenEverySidecarRunsTheListenersTheXdsServerServesIt() throws Exception {
-        DemoRun.assertConfiguredByXds(endpoints.get("XDS_STATUS"), List.of("kafka-apps", "http-echo"));
+        DemoRun.assertConfiguredByXds(endpoints.get("XDS_STATUS"),
+                List.of("kafka-apps", "go-producer", "node-producer", "spring-consumer", "http-echo"));
         assertEquals(List.of("kafka_demo_bootstrap", "kafka_demo_broker_1"),
                 DemoRun.dynamicListeners(null, endpoints.get("ENVOY_ADMIN")).stream().sorted().toList());
         assertEquals(List.of("http_orders"), DemoRun.dynamicListeners(null, endpoints.get("HTTP_ENVOY_ADMIN")));
+    }
+
+    @Test
+    @Order(2)
+    void givenDetachedDemo_whenAppsRun_thenEachKafkaAppTalksThroughItsOwnSidecarWhichAdvertisesItsOwnBrokerListener() throws Exception {
+        demo.awaitLines("spring-consumer", "received ", l -> !l.isEmpty(), FLOW_TIMEOUT);
+        for (String app : List.of("GO_PRODUCER", "NODE_PRODUCER", "SPRING_CONSUMER")) {
+            String bootstrap = endpoints.get(app + "_BOOTSTRAP");
+            int port = Integer.parseInt(bootstrap.substring(bootstrap.indexOf(':') + 1));
+            String stats = DemoRun.get(null, "http://" + endpoints.get(app + "_ENVOY_ADMIN") + "/stats?filter=network_ext_proc");
+            String metadata = DemoRun.run("kcat", "-b", bootstrap, "-L", "-m", "5");
+            assertAll(app,
+                    () -> assertTrue(counter(stats, "network_ext_proc.kafka_demo_bootstrap.streams_started") >= 1, stats),
+                    () -> assertEquals(0, counter(stats, "network_ext_proc.kafka_demo_bootstrap.streams_grpc_error"), stats),
+                    // one filter-service, yet each sidecar's clients learn that sidecar's broker listener
+                    () -> assertTrue(metadata.contains("broker 1 at 127.0.0.1:" + (port + 1)), metadata));
+        }
+    }
+
+    private static long counter(String stats, String name) {
+        return stats.lines().filter(l -> l.startsWith(name + ": ")).mapToLong(l -> Long.parseLong(l.substring(name.length() + 2).strip()))
+                .findFirst().orElse(-1);
     }
 
     @Test

@@ -96,7 +96,8 @@ final class DemoRun {
         for (String line : Files.readAllLines(home.resolve("endpoints.env"))) {
             int eq = line.indexOf('=');
             if (eq > 0) {
-                env.put(line.substring(0, eq), line.substring(eq + 1));
+                // a value may be followed by a shell comment
+                env.put(line.substring(0, eq), line.substring(eq + 1).replaceFirst("\\s+#.*$", ""));
             }
         }
         return env;
@@ -189,7 +190,8 @@ final class DemoRun {
     /** The ports of this port base that still accept connections on 127.0.0.1. */
     List<Integer> openPorts() {
         List<Integer> open = new ArrayList<>();
-        for (int offset : new int[] {18, 19, 51, 52, 80, 81, 92, 93, 94, 192, 193, 901, 902, 903, 904}) {
+        for (int offset : new int[] {18, 19, 51, 52, 53, 80, 81, 92, 93, 94, 192, 193, 194, 195, 196, 197, 198, 199,
+                901, 902, 903, 904, 905, 906, 907}) {
             int port = portBase + offset;
             try (Socket s = new Socket()) {
                 s.connect(new InetSocketAddress("127.0.0.1", port), 500);
