@@ -144,8 +144,11 @@ class TransparentModeTest {
 
         String namespaces = DemoRun.run("ip", "netns", "list");
         String nat = DemoRun.run("iptables", "-w", "-t", "nat", "-S");
+        // the relay and the broker's real address listened there: with the veths gone, nothing can
+        String addresses = DemoRun.run("ip", "-o", "addr");
         assertAll(
                 () -> assertFalse(namespaces.contains("mc" + BASE + "-"), namespaces),
+                () -> assertFalse(addresses.contains(BROKER_HOST + "/"), addresses),
                 () -> assertFalse(nat.contains("MESHCRYPT"), nat),
                 () -> assertEquals(List.of(), demo.processesOfThisRun()),
                 () -> assertEquals(List.of(), demo.openPorts()));

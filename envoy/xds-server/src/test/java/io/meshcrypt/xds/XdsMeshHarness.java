@@ -47,7 +47,7 @@ final class XdsMeshHarness implements AutoCloseable {
 
     /**
      * {@code $MESHCRYPT_XDS_PORT_BASE}, default 31000, so that two runs on one machine can use separate ports. The
-     * launcher claims base..base+904 (the broker is base+92); the modes use base+200..+250 (state of the world) and
+     * launcher claims base..base+907 (the broker is base+92); the modes use base+200..+250 (state of the world) and
      * base+400..+450 (delta). All of it stays below 32768, where Linux starts handing out ephemeral ports.
      */
     static final int LAUNCHER_PORT_BASE = portBase(System.getenv("MESHCRYPT_XDS_PORT_BASE"));
@@ -69,9 +69,9 @@ final class XdsMeshHarness implements AutoCloseable {
         } catch (NumberFormatException e) {
             base = -1;
         }
-        if (base < 1024 || base + 904 >= 32768) {
-            throw new IllegalStateException("MESHCRYPT_XDS_PORT_BASE=" + env + ": must be a number from 1024 to " + (32767 - 904)
-                    + " (the tests use base..base+904, below the ephemeral ports from 32768)");
+        if (base < 1024 || base + 907 >= 32768) {
+            throw new IllegalStateException("MESHCRYPT_XDS_PORT_BASE=" + env + ": must be a number from 1024 to " + (32767 - 907)
+                    + " (the tests use base..base+907, below the ephemeral ports from 32768)");
         }
         return base;
     }
@@ -217,13 +217,17 @@ final class XdsMeshHarness implements AutoCloseable {
                   app-a:
                     transparent:
                       listen: 127.0.0.1:%d
-                      kafka: [main]
+                      kafka: [remote]
                 """.formatted(transparentA);
-        if (!yaml.contains("  app-a:\n")) {
-            throw new IllegalArgumentException("no sidecar app-a in the mesh");
+        if (!yaml.contains("  app-a:\n") || !yaml.contains("kafkaClusters:\n")) {
+            throw new IllegalArgumentException("no sidecar app-a or no kafkaClusters in the mesh");
         }
-        return yaml.replace("  app-a:\n", block);
+        // interception never redirects loopback, so the intercepted cluster is elsewhere (TEST-NET-1, never dialled)
+        return yaml.replace("  app-a:\n", block).replace("kafkaClusters:\n", "kafkaClusters:\n  remote:\n    brokers:\n      1: "
+                + TRANSPARENT_BROKER + "\n");
     }
+
+    static final String TRANSPARENT_BROKER = "192.0.2.10:9092";
 
     /** Replaced atomically, as an editor or a ConfigMap update would. */
     void writeMesh(String yaml) throws IOException {

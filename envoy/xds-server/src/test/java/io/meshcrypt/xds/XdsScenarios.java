@@ -404,10 +404,9 @@ abstract class XdsScenarios {
                 listener.at("/listener_filters/0/typed_config/@type").asText());
         assertEquals(1, listener.get("filter_chains").size(), listener.toString());
         JsonNode chain = listener.at("/filter_chains/0");
-        assertEquals("main.broker-1", chain.get("name").asText());
-        int brokerPort = Integer.parseInt(XdsMeshHarness.BROKER.substring(XdsMeshHarness.BROKER.lastIndexOf(':') + 1));
-        assertEquals(brokerPort, chain.at("/filter_chain_match/destination_port").asInt());
-        assertEquals("127.0.0.1", chain.at("/filter_chain_match/prefix_ranges/0/address_prefix").asText());
+        assertEquals("remote.broker-1", chain.get("name").asText());
+        assertEquals(9092, chain.at("/filter_chain_match/destination_port").asInt());
+        assertEquals("192.0.2.10", chain.at("/filter_chain_match/prefix_ranges/0/address_prefix").asText());
         assertEquals(32, chain.at("/filter_chain_match/prefix_ranges/0/prefix_len").asInt());
         assertEquals("original_destination", chain.at("/filters/1/typed_config/cluster").asText());
         assertTrue(XdsMeshHarness.get("http://127.0.0.1:" + mesh.adminA + "/clusters").contains("original_destination::"),

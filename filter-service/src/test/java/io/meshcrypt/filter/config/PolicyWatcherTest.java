@@ -202,7 +202,8 @@ class PolicyWatcherTest {
 
         try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("mesh.yaml", "# reformatted\npolicy:\n  encrypt: [orders]\n" + REDACT_SSN);
-            // then a real change, so the test knows the watcher has seen the reformatted version before it
+            // then a real change, so the test knows the watcher has read the file since (maybe only this version,
+            // whose HTTP rules are equal too: parsed anew, equal patterns must still compare equal)
             write("mesh.yaml", "# reformatted\npolicy:\n  encrypt: [orders, audit]\n" + REDACT_SSN);
             await(() -> !applied.isEmpty(), "the policy change");
 

@@ -152,6 +152,11 @@ public final class MeshReader {
             Map<Integer, Address> brokers = brokers(brokersEntry, kPath + ".brokers", true);
             for (Entry b : ((Mapping) brokersEntry.value()).entries().values()) {
                 int id = Integer.parseInt(b.key());
+                if (isWildcard(brokers.get(id).host())) {
+                    // the filter-service hands this address to clients in Metadata responses
+                    throw reader.error(b.keyLocation(), kPath + ".brokers." + b.key(), "a broker listener is the address"
+                            + " clients are told to connect to, so it cannot be a wildcard (got " + brokers.get(id) + ")");
+                }
                 if (!cluster.brokers().containsKey(id)) {
                     throw reader.error(b.keyLocation(), kPath + ".brokers." + b.key(), "broker " + id + " is not in kafkaClusters." + k.key());
                 }
@@ -242,6 +247,11 @@ public final class MeshReader {
                     throw reader.error(bLocation, bPath, "needs an IP literal host, since " + path + ".kafka intercepts "
                             + name + " by destination address (got " + ConfigReader.echo(broker.host()) + ")");
                 }
+                if (isLoopback(broker.host())) {
+                    // interception (iptables REDIRECT, Istio's init) exempts loopback: the app would reach it directly
+                    throw reader.error(bLocation, bPath, "is a loopback address, which transparent interception never"
+                            + " redirects; " + path + ".kafka needs brokers the app reaches over the network (got " + broker + ")");
+                }
                 String previous = destinations.putIfAbsent(destination.get(), bPath);
                 if (previous != null && previous.equals(path + ".listen")) {
                     throw reader.error(bLocation, bPath, "address " + broker + " is " + previous
@@ -254,6 +264,22 @@ public final class MeshReader {
             }
         }
         return new Transparent(listen, names);
+    }
+
+    private static boolean isLoopback(String host) {
+        try {
+            return InetAddress.getByName(host.indexOf(':') >= 0 ? "[" + host + "]" : host).isLoopbackAddress();
+        } catch (UnknownHostException e) {
+            return false;
+        }
+    }
+
+    private static boolean isWildcard(String host) {
+        try {
+            return InetAddress.getByName(host.indexOf(':') >= 0 ? "[" + host + "]" : host).isAnyLocalAddress();
+        } catch (UnknownHostException e) {
+            return false;
+        }
     }
 
     private static boolean isIpLiteral(String host) {

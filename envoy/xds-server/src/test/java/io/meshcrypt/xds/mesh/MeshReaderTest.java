@@ -93,6 +93,9 @@ class MeshReaderTest {
                     + " | 25:3: policy.unmatched: must be one of passthrough, reject (got \"drop\")",
             "bad port | 10.0.0.7:50051|10.0.0.7:70000"
                     + " | 16:5: sidecars.app-b.filterService: port must be 1-65535 (got 70000)",
+            "wildcard broker listener | 2: 127.0.0.1:19194|2: 0.0.0.0:19194"
+                    + " | 14:11: sidecars.app-a.kafka.main.brokers.2: a broker listener is the address clients are told to"
+                    + " connect to, so it cannot be a wildcard (got 0.0.0.0:19194)",
     })
     void givenMeshWithAnError_whenParsed_thenTheMessageNamesFileLineColumnAndField(String what, String from, String to, String expected) {
         assertFailure(VALID, what, from, to, expected);
@@ -251,6 +254,9 @@ class MeshReaderTest {
             "broker on the listener address | listen: 127.0.0.1:15001|listen: 10.0.0.1:9092"
                     + " | 5:7: kafkaClusters.main.brokers.1: address 10.0.0.1:9092 is sidecars.go-app.transparent.listen itself;"
                     + " a connection to the listener would match its own filter chain and loop",
+            "loopback broker | 2: 10.0.0.2:9092|2: 127.0.0.2:9092"
+                    + " | 6:7: kafkaClusters.main.brokers.2: is a loopback address, which transparent interception never redirects;"
+                    + " sidecars.go-app.transparent.kafka needs brokers the app reaches over the network (got 127.0.0.2:9092)",
             "listen used by an HTTP listener | transparent:|http:\\n      web:\\n        listen: 127.0.0.1:15001\\n        upstream: 127.0.0.1:8080\\n    transparent:"
                     + " | 18:7: sidecars.go-app.transparent.listen: listener address 127.0.0.1:15001 is already used by sidecars.go-app.http.web.listen",
     })
