@@ -1,5 +1,10 @@
 package io.meshcrypt.sample.echo;
 
+import java.io.BufferedOutputStream;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import org.springframework.boot.SpringApplication;
 import org.springframework.boot.autoconfigure.SpringBootApplication;
 import org.springframework.http.HttpHeaders;
@@ -23,6 +28,13 @@ import jakarta.servlet.http.HttpServletRequest;
 @RestController
 public class EchoApplication {
 
+    /**
+     * One write per line (up to 64 KiB): System.out's 128-byte buffer can split a line into two writes, and a
+     * reader tailing several logs at once (the demo's view) may then see half a line.
+     */
+    private static final PrintStream LINES = new PrintStream(
+            new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 16), false, StandardCharsets.UTF_8);
+
     public static void main(String[] args) {
         SpringApplication.run(EchoApplication.class, args);
     }
@@ -33,9 +45,10 @@ public class EchoApplication {
                                 @RequestBody(required = false) String body) {
         String received = body == null ? "" : body;
         // one line per request even when the body has line breaks
-        System.out.printf("received %s %s %s%n", request.getMethod(), request.getRequestURI(),
-                received.replace("\n", "\\n"));
-        System.out.flush();
+        synchronized (LINES) {
+            LINES.printf("received %s %s %s%n", request.getMethod(), request.getRequestURI(), received.replace("\n", "\\n"));
+            LINES.flush();
+        }
         return ResponseEntity.ok()
                 .header(HttpHeaders.CONTENT_TYPE, contentType == null ? "text/plain" : contentType)
                 .body(received);
