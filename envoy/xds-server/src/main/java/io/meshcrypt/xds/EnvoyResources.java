@@ -135,7 +135,7 @@ public final class EnvoyResources {
         for (KafkaListeners k : new TreeMap<>(sidecar.kafka()).values()) {
             KafkaCluster cluster = mesh.kafkaClusters().get(k.cluster());
             String bootstrap = "kafka_" + k.cluster() + "_bootstrap";
-            String listenerMap = brokerListenerMap(k.brokers());
+            String listenerMap = brokerListenerMap(k.advertised());
             listeners.add(kafkaListener(bootstrap, k.bootstrap(), listenerMap));
             clusters.add(upstream(bootstrap, new TreeMap<>(cluster.brokers()).values().stream().toList()));
             for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(k.brokers()).entrySet()) {

@@ -193,4 +193,13 @@ class KafkaResourcesTest {
             assertEquals("none", listenerMapHeader(chain), chain.getName());
         }
     }
+
+    @Test
+    void givenBrokerListenerWithAnAdvertisedAddress_whenResourcesAreGenerated_thenEnvoyBindsOneAndTheStreamNamesTheOther() throws Exception {
+        Resources resources = resources(MESH.replace("2: 127.0.0.1:29194", "2: {listen: 0.0.0.0:29194, advertise: kafka.plain.local:9094}"), "plain");
+        Listener broker2 = resources.listeners().stream().filter(l -> l.getName().equals("kafka_main_broker_2")).findFirst().orElseThrow();
+
+        assertEquals("0.0.0.0", broker2.getAddress().getSocketAddress().getAddress());
+        assertEquals("1=127.0.0.1:29193,2=kafka.plain.local:9094", listenerMapHeader(broker2.getFilterChains(0)));
+    }
 }

@@ -44,13 +44,19 @@ public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar>
 
     /**
      * The listeners one sidecar opens for one Kafka cluster: the address clients bootstrap against, and one per
-     * broker (the addresses the filter-service hands out in Metadata responses).
+     * broker, with the address the filter-service hands out for it in Metadata responses.
      *
-     * @param brokers Kafka node id -> listener address; covers every broker of the cluster
+     * @param brokers Kafka node id -> listener address (what Envoy binds); covers every broker of the cluster
+     * @param advertised Kafka node id -> the address clients are told to use for that listener: the listener
+     *     address itself, unless the mesh file sets {@code advertise} (a listener bound to a wildcard in a container)
      */
-    public record KafkaListeners(String cluster, Address bootstrap, Map<Integer, Address> brokers) {
+    public record KafkaListeners(String cluster, Address bootstrap, Map<Integer, Address> brokers, Map<Integer, Address> advertised) {
         public KafkaListeners {
             brokers = Map.copyOf(brokers);
+            advertised = Map.copyOf(advertised);
+            if (!advertised.keySet().equals(brokers.keySet())) {
+                throw new IllegalArgumentException("advertised addresses must cover exactly the broker listeners");
+            }
         }
     }
 

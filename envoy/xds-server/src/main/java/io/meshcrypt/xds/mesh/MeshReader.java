@@ -150,13 +150,19 @@ public final class MeshReader {
             claim(taken, bootstrap, bootstrapEntry.keyLocation(), kPath + ".bootstrap");
             Entry brokersEntry = required(listeners, kPath + ".brokers", "broker node id -> listener host:port");
             Map<Integer, Address> brokers = brokers(brokersEntry, kPath + ".brokers", true);
+            Map<Integer, Address> advertised = new LinkedHashMap<>();
             for (Entry b : ((Mapping) brokersEntry.value()).entries().values()) {
                 int id = Integer.parseInt(b.key());
-                if (isWildcard(brokers.get(id).host())) {
+                String bPath = kPath + ".brokers." + b.key();
+                Entry advertiseEntry = b.value() instanceof Mapping m ? m.entries().get("advertise") : null;
+                Address advertise = advertiseEntry == null ? brokers.get(id) : address(advertiseEntry, bPath + ".advertise", false);
+                if (isWildcard(advertise.host())) {
                     // the filter-service hands this address to clients in Metadata responses
-                    throw reader.error(b.keyLocation(), kPath + ".brokers." + b.key(), "a broker listener is the address"
-                            + " clients are told to connect to, so it cannot be a wildcard (got " + brokers.get(id) + ")");
+                    throw reader.error(b.keyLocation(), bPath, "clients are told to connect to a broker listener's address,"
+                            + " so it cannot be a wildcard (got " + advertise + "); bind a wildcard with {listen: "
+                            + brokers.get(id) + ", advertise: <the address clients reach it at>}");
                 }
+                advertised.put(id, advertise);
                 if (!cluster.brokers().containsKey(id)) {
                     throw reader.error(b.keyLocation(), kPath + ".brokers." + b.key(), "broker " + id + " is not in kafkaClusters." + k.key());
                 }
@@ -169,7 +175,7 @@ public final class MeshReader {
                             + k.key() + " has no listener; every broker needs one, or clients would bypass Envoy");
                 }
             }
-            kafka.put(k.key(), new KafkaListeners(k.key(), bootstrap, brokers));
+            kafka.put(k.key(), new KafkaListeners(k.key(), bootstrap, brokers, advertised));
         }
         if (kafkaEntry != null && kafka.isEmpty()) {
             throw reader.error(kafkaEntry.keyLocation(), path + ".kafka", "must name at least one Kafka cluster");
@@ -327,7 +333,15 @@ public final class MeshReader {
             if (id < 0) {
                 throw reader.error(b.keyLocation(), bPath, "broker node id must be a non-negative integer (got " + ConfigReader.echo(b.key()) + ")");
             }
-            if (brokers.put(id, address(b, bPath, listener)) != null) {
+            // a broker listener may be {listen, advertise}: bound to one address, handed to clients as another
+            Address address;
+            if (listener && b.value() instanceof Mapping m) {
+                reader.checkKeys(m, bPath + ".", List.of("listen", "advertise"));
+                address = address(required(m, bPath + ".listen", "listener host:port"), bPath + ".listen", true);
+            } else {
+                address = address(b, bPath, listener);
+            }
+            if (brokers.put(id, address) != null) {
                 throw reader.error(b.keyLocation(), bPath, "duplicate broker node id " + id);
             }
             brokerLocations.put(bPath, b.keyLocation());

@@ -94,8 +94,17 @@ class MeshReaderTest {
             "bad port | 10.0.0.7:50051|10.0.0.7:70000"
                     + " | 16:5: sidecars.app-b.filterService: port must be 1-65535 (got 70000)",
             "wildcard broker listener | 2: 127.0.0.1:19194|2: 0.0.0.0:19194"
-                    + " | 14:11: sidecars.app-a.kafka.main.brokers.2: a broker listener is the address clients are told to"
-                    + " connect to, so it cannot be a wildcard (got 0.0.0.0:19194)",
+                    + " | 14:11: sidecars.app-a.kafka.main.brokers.2: clients are told to connect to a broker listener's address,"
+                    + " so it cannot be a wildcard (got 0.0.0.0:19194); bind a wildcard with {listen: 0.0.0.0:19194, advertise:"
+                    + " <the address clients reach it at>}",
+            "wildcard advertised | 2: 127.0.0.1:19194|2: {listen: 0.0.0.0:19194, advertise: \"[::]:19194\"}"
+                    + " | 14:11: sidecars.app-a.kafka.main.brokers.2: clients are told to connect to a broker listener's address,"
+                    + " so it cannot be a wildcard (got [::]:19194); bind a wildcard with {listen: 0.0.0.0:19194, advertise:"
+                    + " <the address clients reach it at>}",
+            "broker listener without listen | 2: 127.0.0.1:19194|2: {advertise: localhost:19194}"
+                    + " | 14:14: sidecars.app-a.kafka.main.brokers.2.listen: required field is missing (listener host:port)",
+            "unknown broker listener key | 2: 127.0.0.1:19194|2: {listen: 0.0.0.0:19194, advertize: localhost:19194}"
+                    + " | 14:38: sidecars.app-a.kafka.main.brokers.2.advertize: unknown field (expected one of listen, advertise)",
     })
     void givenMeshWithAnError_whenParsed_thenTheMessageNamesFileLineColumnAndField(String what, String from, String to, String expected) {
         assertFailure(VALID, what, from, to, expected);
@@ -294,5 +303,15 @@ class MeshReaderTest {
 
         assertEquals(FILE + ":33:22: http.rules[0].request.fields[0].encrypt: ", message.substring(0, message.indexOf(": ",
                 message.indexOf("encrypt:")) + 2));
+    }
+
+    @Test
+    void givenBrokerListenerBoundToAWildcard_whenParsed_thenClientsAreToldTheAdvertisedAddress() throws Exception {
+        Mesh mesh = parse(VALID.replace("2: 127.0.0.1:19194", "2: {listen: 0.0.0.0:19194, advertise: kafka-2.app-a.local:29094}"));
+
+        Mesh.KafkaListeners listeners = mesh.sidecars().get("app-a").kafka().get("main");
+        assertEquals(new Address("0.0.0.0", 19194), listeners.brokers().get(2));
+        assertEquals(new Address("kafka-2.app-a.local", 29094), listeners.advertised().get(2));
+        assertEquals(new Address("127.0.0.1", 19193), listeners.advertised().get(1), "without advertise: the listener address");
     }
 }
