@@ -32,18 +32,21 @@ class ComposeFileTest {
     }
 
     @Test
-    void givenComposeFile_whenParsed_thenItRunsKafkaTheJibFilterServiceAndEnvoy140() throws Exception {
+    void givenComposeFile_whenParsed_thenItRunsKafkaTheJibFilterServiceAndXdsServerAndEnvoy140() throws Exception {
         JsonNode services = compose().path("services");
 
         assertAll(
                 () -> assertTrue(services.path("kafka").path("image").asText().startsWith("apache/kafka:")),
                 () -> assertTrue(services.path("envoy").path("image").asText().startsWith("envoyproxy/envoy:v1.40.")),
                 () -> assertEquals("meshcrypt/filter-service:0.1.0-SNAPSHOT", services.path("filter-service").path("image").asText()),
+                () -> assertEquals("meshcrypt/xds-server:0.1.0-SNAPSHOT", services.path("xds-server").path("image").asText()),
                 () -> assertEquals("service_healthy", services.path("envoy").path("depends_on").path("kafka").path("condition").asText()));
-        String pom = Files.readString(envoyDir.resolveSibling("filter-service/pom.xml"));
-        assertTrue(pom.contains("<artifactId>jib-maven-plugin</artifactId>")
-                && pom.contains("<image>meshcrypt/filter-service:${project.version}</image>"),
-                "the filter-service pom builds the image the compose file names");
+        for (String module : List.of("filter-service", "envoy/xds-server")) {
+            String pom = Files.readString(envoyDir.resolveSibling(module + "/pom.xml"));
+            String image = "meshcrypt/" + module.substring(module.lastIndexOf('/') + 1);
+            assertTrue(pom.contains("<artifactId>jib-maven-plugin</artifactId>") && pom.contains("<image>" + image + ":${project.version}</image>"),
+                    "the " + module + " pom builds the image the compose file names");
+        }
     }
 
     @Test
@@ -60,21 +63,34 @@ class ComposeFileTest {
             }
         }
         assertEquals(List.of(), missing);
-        assertEquals(3, mounts);
+        assertEquals(5, mounts);
     }
 
     @Test
-    void givenComposeFilterConfig_whenLoaded_thenItIsValidAndPointsBrokersAtEnvoysPublishedListener() throws Exception {
+    void givenComposeFilterConfig_whenLoaded_thenItIsValidReadsTheMeshFileAndPointsBrokersAtEnvoysPublishedListener() throws Exception {
         FilterConfig config = FilterConfig.load(envoyDir.resolve("compose/filter.yaml"));
-        String envoy = Files.readString(envoyDir.resolve("compose/envoy.yaml"));
+        String mesh = Files.readString(envoyDir.resolve("compose/mesh.yaml"));
 
         assertAll(
+                () -> assertEquals(envoyDir.resolve("compose/mesh.yaml"), config.policyFrom()),
                 () -> assertEquals("localhost", config.brokers().get(1).getHostString()),
                 () -> assertEquals(19193, config.brokers().get(1).getPort()),
-                () -> assertTrue(envoy.contains("port_value: 19193")),
-                () -> assertTrue(envoy.contains("address: filter-service, port_value: 50051")),
-                () -> assertTrue(envoy.contains("failure_mode_allow: false")),
-                () -> assertFalse(envoy.contains("@@")));
+                () -> assertTrue(mesh.contains("1: {listen: 0.0.0.0:19193, advertise: localhost:19193}"), mesh),
+                () -> assertTrue(mesh.contains("filterService: filter-service:50051"), mesh),
+                () -> assertTrue(mesh.contains("  compose-sidecar:"), mesh));
+    }
+
+    @Test
+    void givenComposeEnvoyBootstrap_whenComparedWithTheTemplate_thenItIsTheTemplateRenderedForTheComposeNetwork() throws Exception {
+        String template = Files.readString(envoyDir.resolve("xds-bootstrap.yaml.template"));
+        String rendered = template.substring(template.indexOf("\nnode:") + 1)
+                .replace("@@NODE_ID@@", "compose-sidecar").replace("@@XDS_HOST@@", "xds-server").replace("@@XDS_PORT@@", "18000")
+                .replace("@@XDS_API_TYPE@@", "GRPC")
+                .replace("socket_address: { address: 127.0.0.1, port_value: @@ENVOY_ADMIN_PORT@@ }", "socket_address: { address: 0.0.0.0, port_value: 19901 }");
+        String envoy = Files.readString(envoyDir.resolve("compose/envoy.yaml"));
+
+        assertFalse(rendered.contains("@@"), rendered);
+        assertEquals(rendered, envoy.substring(envoy.indexOf("\nnode:") + 1));
     }
 
     @Test
@@ -87,6 +103,6 @@ class ComposeFileTest {
                 assertTrue(hostPorts.add(mapping.split(":")[1]), "host port published twice: " + mapping);
             }
         }
-        assertEquals(Set.of("19092", "19192", "19193", "19901"), hostPorts);
+        assertEquals(Set.of("19019", "19092", "19192", "19193", "19901"), hostPorts);
     }
 }

@@ -314,4 +314,14 @@ class MeshReaderTest {
         assertEquals(new Address("kafka-2.app-a.local", 29094), listeners.advertised().get(2));
         assertEquals(new Address("127.0.0.1", 19193), listeners.advertised().get(1), "without advertise: the listener address");
     }
+
+    @Test
+    void givenTheComposeMeshFile_whenLoaded_thenItIsValidAndAdvertisesThePublishedPort() throws Exception {
+        Path file = Path.of(System.getProperty("meshcrypt.root", "../..")).toAbsolutePath().normalize().resolve("envoy/compose/mesh.yaml");
+
+        Mesh.KafkaListeners listeners = MeshReader.load(file).sidecars().get("compose-sidecar").kafka().get("main");
+
+        assertEquals(new Address("0.0.0.0", 19193), listeners.brokers().get(1));
+        assertEquals(new Address("localhost", 19193), listeners.advertised().get(1));
+    }
 }
