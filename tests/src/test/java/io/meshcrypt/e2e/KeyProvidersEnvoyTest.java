@@ -211,6 +211,46 @@ class KeyProvidersEnvoyTest {
         assertTrue(log.contains("cannot generate a DEK for topic '" + fresh + "'"), "the log names the topic that failed");
     }
 
+    @Test
+    void givenKmsOutage_whenAConsumerNeedsADataKeyNotCached_thenItWaitsWithoutAnErrorAndReadsOnceTheKmsReturns() throws Exception {
+        requireInCi(moto != null, "moto_server is not installed (pip install 'moto[server]')");
+        useConfig(awsKeys());
+        String topic = topic("outage-consume");
+        try (KafkaProducer<byte[], byte[]> producer = producer(Map.of())) {
+            producer.send(new ProducerRecord<>(topic, utf8("sealed before the outage"))).get(30, TimeUnit.SECONDS);
+        }
+        useConfig(awsKeys()); // a restarted filter-service has no data key cached
+        Map<String, Object> props = Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap, ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        List<ConsumerRecord<byte[], byte[]>> got = new ArrayList<>();
+        kmsLink.stop();
+        boolean kmsDown = true;
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            // a retriable partition error: poll() neither throws nor returns records while the key cannot be unwrapped
+            long outageEnds = System.nanoTime() + Duration.ofSeconds(4).toNanos();
+            while (System.nanoTime() < outageEnds) {
+                consumer.poll(Duration.ofMillis(200)).forEach(got::add);
+            }
+            assertEquals(List.of(), got, "nothing can be decrypted while the KMS is down");
+
+            kmsLink.start();
+            kmsDown = false;
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (got.isEmpty() && System.nanoTime() < deadline) {
+                consumer.poll(Duration.ofMillis(200)).forEach(got::add);
+            }
+        } finally {
+            if (kmsDown) {
+                kmsLink.start();
+            }
+        }
+        assertEquals(List.of("sealed before the outage"), got.stream().map(r -> new String(r.value(), StandardCharsets.UTF_8)).toList());
+        String log = Files.readString(home.resolve("logs/filter-service.log"));
+        assertTrue(log.contains("answering KAFKA_STORAGE_ERROR (retriable)"), "the filter-service answered the retriable error");
+    }
+
     private static void roundTrip(String kekPrefix) throws Exception {
         String topic = topic("provider");
         List<byte[]> values = new ArrayList<>();

@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.proxy;
 
+import io.meshcrypt.filter.kms.KmsUnavailableException;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
@@ -17,7 +18,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Decrypts the record values (and encrypted record keys) of Fetch and ShareFetch responses in place. A partition whose
  * values or keys do not decrypt gets CORRUPT_MESSAGE and no records: clients surface an error for that partition, never
- * ciphertext posing as data and never an empty-looking topic.
+ * ciphertext posing as data and never an empty-looking topic. When only the KMS is unreachable (a data key not cached
+ * yet), the partition gets the retriable KAFKA_STORAGE_ERROR instead, and no records.
  */
 final class FetchDecryptor {
     private static final Logger log = LoggerFactory.getLogger(FetchDecryptor.class);
@@ -32,13 +34,15 @@ final class FetchDecryptor {
         this.crypto = crypto;
     }
 
-    void decrypt(FetchResponseData response) {
+    /** @param version the Fetch version: up to 5 clients do not know KAFKA_STORAGE_ERROR (the broker downgrades it too) */
+    void decrypt(FetchResponseData response, short version) {
         for (FetchResponseData.FetchableTopicResponse topic : response.responses()) {
             String name = nameOf(topic.topic(), topic.topicId());
             for (FetchResponseData.PartitionData p : topic.partitions()) {
                 Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records());
                 if (o.error() != Errors.NONE) {
-                    p.setErrorCode(o.error().code()).setRecords(MemoryRecords.EMPTY);
+                    Errors error = o.error() == Errors.KAFKA_STORAGE_ERROR && version <= 5 ? Errors.NOT_LEADER_OR_FOLLOWER : o.error();
+                    p.setErrorCode(error.code()).setRecords(MemoryRecords.EMPTY);
                 } else {
                     p.setRecords(o.records());
                 }
@@ -81,10 +85,27 @@ final class FetchDecryptor {
             return Outcome.ok(RecordBatchRewriter.rewrite(memory, crypto.decryptor(topic, decision),
                     crypto.keyDecryptor(topic, decision), RecordBatchRewriter.TruncatedTail.PASS_THROUGH));
         } catch (RecordRewriteException e) {
+            if (kmsUnavailable(e)) {
+                // Transient: clients retry a storage error after a metadata refresh, so consumers pause until the
+                // KMS answers again instead of failing with an error that says the data is bad.
+                log.warn("fetch {}-{} at offset {}: {}; answering KAFKA_STORAGE_ERROR (retriable)", topic, partition,
+                        e.offset(), e.getMessage());
+                return new Outcome(MemoryRecords.EMPTY, Errors.KAFKA_STORAGE_ERROR,
+                        "meshcrypt could not reach its key service for the record at offset " + e.offset() + "; retry");
+            }
             log.warn("fetch {}-{} at offset {}: {}; answering CORRUPT_MESSAGE", topic, partition, e.offset(), e.getMessage());
             return new Outcome(MemoryRecords.EMPTY, Errors.CORRUPT_MESSAGE,
                     "meshcrypt could not decrypt the record at offset " + e.offset());
         }
+    }
+
+    private static boolean kmsUnavailable(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof KmsUnavailableException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private String nameOf(String name, Uuid id) {

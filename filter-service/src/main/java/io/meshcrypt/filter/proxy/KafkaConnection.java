@@ -126,7 +126,7 @@ final class KafkaConnection implements ConnectionHandler {
             switch (request.api()) {
                 case FETCH -> {
                     return rewritten(frame, request, (FetchResponseData r) -> {
-                        proxy.fetch.decrypt(r);
+                        proxy.fetch.decrypt(r, request.version());
                         addresses.rewrite(r);
                     });
                 }

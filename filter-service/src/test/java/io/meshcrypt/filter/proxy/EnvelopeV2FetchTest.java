@@ -8,7 +8,11 @@ import io.meshcrypt.filter.crypto.EnvelopeCipher;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.RecordCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.kms.DekContext;
+import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.LocalKekProvider;
+import io.meshcrypt.filter.kms.WrappedDek;
+import java.security.GeneralSecurityException;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import java.nio.ByteBuffer;
@@ -34,6 +38,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Fetch responses carrying version-2 envelopes, through a proxy whose cipher writes v2 and still reads v1. */
 class EnvelopeV2FetchTest {
@@ -98,21 +104,52 @@ class EnvelopeV2FetchTest {
         assertEquals(Errors.CORRUPT_MESSAGE.code(), fetch("copy", records).errorCode());
     }
 
+    @ParameterizedTest(name = "Fetch v{0}")
+    @ValueSource(shorts = {5, 12})
+    void givenV2ValueWhoseDekIsNotCachedAndTheKmsIsDown_whenFetched_thenThePartitionGetsARetriableError(short version) throws Exception {
+        MemoryRecords records = records("orders", List.of(cipher(keyset, null)), "later");
+        LocalKekProvider local = new LocalKekProvider(keyset);
+        KekProvider unreachable = new KekProvider() {
+            @Override public String name() { return "unreachable"; }
+            @Override public String currentKekId() throws GeneralSecurityException { return local.currentKekId(); }
+            @Override public WrappedDek wrap(byte[] dek, DekContext context) throws GeneralSecurityException { return local.wrap(dek, context); }
+            @Override public byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
+                throw new GeneralSecurityException("connect timed out");
+            }
+            @Override public String create() throws GeneralSecurityException { return local.create(); }
+            @Override public String rotate() throws GeneralSecurityException { return local.rotate(); }
+            @Override public List<KekInfo> list() throws GeneralSecurityException { return local.list(); }
+        };
+        DekManager fresh = new DekManager(unreachable, DekManager.Settings.defaults());
+        managers.add(fresh);
+        connection = new KafkaProxy(EncryptionPolicy.encryptAll(), new EnvelopeCipher(fresh, null), new BrokerAddresses(Map.of()), 1 << 20).open();
+
+        FetchResponseData.PartitionData p = fetch("orders", records, version);
+
+        // clients up to Fetch v5 do not know KAFKA_STORAGE_ERROR; both make the consumer refresh metadata and retry
+        assertEquals((version <= 5 ? Errors.NOT_LEADER_OR_FOLLOWER : Errors.KAFKA_STORAGE_ERROR).code(), p.errorCode());
+        assertEquals(0, ((MemoryRecords) p.records()).sizeInBytes());
+    }
+
     private FetchResponseData.PartitionData fetch(String topic, MemoryRecords records) throws Exception {
+        return fetch(topic, records, FETCH_V);
+    }
+
+    private FetchResponseData.PartitionData fetch(String topic, MemoryRecords records, short version) throws Exception {
         int corr = ++correlation;
         connection.onRead(ByteString.copyFrom(frame(new RequestHeaderData().setRequestApiKey(ApiKeys.FETCH.id)
-                .setRequestApiVersion(FETCH_V).setCorrelationId(corr).setClientId("t"),
-                ApiKeys.FETCH.requestHeaderVersion(FETCH_V), new FetchRequestData())), false);
+                .setRequestApiVersion(version).setCorrelationId(corr).setClientId("t"),
+                ApiKeys.FETCH.requestHeaderVersion(version), new FetchRequestData(), version)), false);
         FetchResponseData response = new FetchResponseData().setResponses(new ArrayList<>(List.of(
                 new FetchResponseData.FetchableTopicResponse().setTopic(topic).setPartitions(new ArrayList<>(List.of(
                         new FetchResponseData.PartitionData().setPartitionIndex(0).setHighWatermark(10).setRecords(records)))))));
         ByteString out = connection.onWrite(ByteString.copyFrom(frame(new ResponseHeaderData().setCorrelationId(corr),
-                ApiKeys.FETCH.responseHeaderVersion(FETCH_V), response)), false);
+                ApiKeys.FETCH.responseHeaderVersion(version), response, version)), false);
         ByteBuffer buf = out.asReadOnlyByteBuffer();
         buf.getInt();
-        new ResponseHeaderData(new ByteBufferAccessor(buf), ApiKeys.FETCH.responseHeaderVersion(FETCH_V));
+        new ResponseHeaderData(new ByteBufferAccessor(buf), ApiKeys.FETCH.responseHeaderVersion(version));
         FetchResponseData seen = new FetchResponseData();
-        seen.read(new ByteBufferAccessor(buf), FETCH_V);
+        seen.read(new ByteBufferAccessor(buf), version);
         return seen.responses().get(0).partitions().get(0);
     }
 
@@ -128,13 +165,13 @@ class EnvelopeV2FetchTest {
         return MemoryRecords.withRecords(Compression.NONE, records);
     }
 
-    private static byte[] frame(ApiMessage header, short headerVersion, ApiMessage body) {
+    private static byte[] frame(ApiMessage header, short headerVersion, ApiMessage body, short version) {
         ObjectSerializationCache cache = new ObjectSerializationCache();
-        int size = header.size(cache, headerVersion) + body.size(cache, FETCH_V);
+        int size = header.size(cache, headerVersion) + body.size(cache, version);
         ByteBuffer buf = ByteBuffer.allocate(4 + size).putInt(size);
         ByteBufferAccessor out = new ByteBufferAccessor(buf);
         header.write(out, cache, headerVersion);
-        body.write(out, cache, FETCH_V);
+        body.write(out, cache, version);
         return buf.array();
     }
 
