@@ -7,6 +7,7 @@ import io.meshcrypt.filter.crypto.Envelope;
 import io.meshcrypt.filter.crypto.EnvelopeCipher;
 import io.meshcrypt.filter.crypto.EnvelopeException;
 import io.meshcrypt.filter.crypto.EnvelopeV2;
+import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.RecordCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import java.io.IOException;
@@ -104,8 +105,11 @@ public final class KeysCli {
     private static int inspect(String text, FilterConfig config, String topic, PrintStream out) throws Exception {
         byte[] bytes = decode(text);
         ByteBuffer value = ByteBuffer.wrap(bytes);
+        if (KeyCipher.isKeyEnvelope(value)) {
+            return inspectKey(bytes, config, topic, out);
+        }
         if (!Envelope.isEnvelope(value)) {
-            out.println("not a meshcrypt envelope (" + bytes.length + " bytes without the \\0MCE magic)");
+            out.println("not a meshcrypt envelope (" + bytes.length + " bytes without the \\0MCE or \\0MCK magic)");
             return 1;
         }
         int version = Byte.toUnsignedInt(bytes[4]);
@@ -143,6 +147,32 @@ public final class KeysCli {
             out.println("format version " + version + " (unknown to this release)");
             return 1;
         }
+        out.println("bound to topic '" + topic + "': " + (bound ? "yes" : "no"));
+        return bound ? 0 : 1;
+    }
+
+    /** A record-key envelope (deterministic AES-SIV, see KeyCipher): its header, and with a config its topic binding. */
+    private static int inspectKey(byte[] bytes, FilterConfig config, String topic, PrintStream out) throws Exception {
+        int version = Byte.toUnsignedInt(bytes[4]);
+        if (version != KeyCipher.VERSION_1 || bytes.length < KeyCipher.OVERHEAD) {
+            out.println("record-key envelope, format version " + version + (version == KeyCipher.VERSION_1
+                    ? ", truncated (" + bytes.length + " bytes)" : " (unknown to this release)"));
+            return 1;
+        }
+        out.println("record-key envelope (deterministic AES-256-SIV), format version 1");
+        out.println("key id " + Integer.toUnsignedString(ByteBuffer.wrap(bytes).getInt(KeyCipher.KEY_ID_OFFSET))
+                + " (Tink key of the record-key keyset)");
+        out.println("plaintext length " + (bytes.length - KeyCipher.OVERHEAD));
+        if (config == null) {
+            return 0;
+        }
+        if (config.sivKeyset() == null) {
+            throw new GeneralSecurityException("checking a record-key envelope's topic binding needs the config's sivKeyset"
+                    + " (or a policy entry with keys: deterministic)");
+        }
+        // The topic is in the SIV's associated data: only decryption can tell. The plaintext key is discarded.
+        KeyCipher keys = KeyCipher.fromKeysetFile(config.sivKeyset());
+        boolean bound = check(() -> keys.decrypt(topic, ByteBuffer.wrap(bytes)));
         out.println("bound to topic '" + topic + "': " + (bound ? "yes" : "no"));
         return bound ? 0 : 1;
     }

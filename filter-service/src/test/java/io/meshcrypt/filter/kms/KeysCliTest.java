@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.crypto.EnvelopeCipher;
+import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.RecordCipher;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -90,6 +91,32 @@ class KeysCliTest {
         assertTrue(out().contains("format version 1"), out());
         assertTrue(out().contains("key id "), out());
         assertEquals(1, run("inspect", "--config", config.toString(), "--topic", "other", hex));
+    }
+
+    @Test
+    void givenRecordKeyEnvelope_whenInspected_thenItIsRecognisedAndItsTopicBindingChecked() throws Exception {
+        Files.writeString(config, "keyset: keyset.json\nsivKeyset: siv.json\n");
+        KeyCipher keys = KeyCipher.openOrCreate(dir.resolve("siv.json"));
+        byte[] envelope = bytes(keys.encrypt("users", utf8("user-42")));
+        String hex = HexFormat.of().formatHex(envelope);
+
+        assertEquals(0, run("inspect", hex));
+        assertTrue(out().contains("record-key envelope (deterministic AES-256-SIV), format version 1"), out());
+        assertTrue(out().contains("key id " + Integer.toUnsignedString(ByteBuffer.wrap(envelope).getInt(KeyCipher.KEY_ID_OFFSET))), out());
+        assertTrue(out().contains("plaintext length 7"), out());
+        assertFalse(out().contains("user-42"), "the key itself is never shown");
+
+        assertEquals(0, run("inspect", "--config", config.toString(), "--topic", "users", hex));
+        assertTrue(out().contains("bound to topic 'users': yes"), out());
+        assertEquals(1, run("inspect", "--config", config.toString(), "--topic", "orders", hex));
+        assertTrue(out().contains("bound to topic 'orders': no"), out());
+        assertFalse(out().contains("user-42"));
+    }
+
+    private static byte[] bytes(ByteBuffer b) {
+        byte[] out = new byte[b.remaining()];
+        b.duplicate().get(out);
+        return out;
     }
 
     @Test
