@@ -10,10 +10,43 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 
-/** What all Kafka connections share: policy, keys, the topic id cache and the broker address map. */
+/** What all Kafka connections share: policy, keys, limits, the topic id cache and the broker address map. */
 public final class KafkaProxy implements ConnectionHandlerFactory {
-    final int maxFrameBytes;
-    final TopicNames topicNames = new TopicNames();
+    /**
+     * What one connection, and the process, may hold or track; each limit closes the offending connection, never the
+     * process.
+     *
+     * @param maxFrameBytes largest frame held for rewriting (Produce requests; Fetch, Metadata, ... responses)
+     * @param maxRequestFrameBytes largest request frame of any kind, passed-through ones included; the default is the
+     *     broker's own {@code socket.request.max.bytes}, so no request the broker would accept is refused
+     * @param maxInFlightRequests most requests awaiting a response on one connection (Kafka clients keep a handful)
+     * @param maxTopicIds most topic ids remembered for ShareFetch/ShareAcknowledge, process wide ({@link TopicNames})
+     */
+    public record Limits(int maxFrameBytes, int maxRequestFrameBytes, int maxInFlightRequests, int maxTopicIds) {
+        public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
+        public static final int DEFAULT_MAX_REQUEST_FRAME_BYTES = 104_857_600;
+        public static final int DEFAULT_MAX_IN_FLIGHT_REQUESTS = 4096;
+        public static final int DEFAULT_MAX_TOPIC_IDS = 100_000;
+
+        public Limits {
+            if (maxFrameBytes <= 0 || maxRequestFrameBytes <= 0 || maxInFlightRequests <= 0 || maxTopicIds < 0) {
+                throw new IllegalArgumentException("limits must be positive (maxTopicIds may be 0): " + maxFrameBytes
+                        + ", " + maxRequestFrameBytes + ", " + maxInFlightRequests + ", " + maxTopicIds);
+            }
+        }
+
+        public static Limits defaults() {
+            return new Limits(DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+                    DEFAULT_MAX_TOPIC_IDS);
+        }
+
+        public Limits withMaxFrameBytes(int bytes) {
+            return new Limits(bytes, maxRequestFrameBytes, maxInFlightRequests, maxTopicIds);
+        }
+    }
+
+    final Limits limits;
+    final TopicNames topicNames;
     private final ValueCipher cipher;
     /** Null when no record-key keyset was opened at start: then no policy may ask for keys: deterministic. */
     private final KeyCipher keyCipher;
@@ -36,8 +69,15 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      */
     public static final String BROKER_LISTENERS_HEADER = "x-meshcrypt-broker-listeners";
 
+    /** With {@link Limits#defaults()} but {@code maxFrameBytes}. */
     public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
-        this(policy, cipher, null, brokers, maxFrameBytes);
+        this(policy, cipher, null, brokers, Limits.defaults().withMaxFrameBytes(maxFrameBytes));
+    }
+
+    /** With {@link Limits#defaults()} but {@code maxFrameBytes}. */
+    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, KeyCipher keyCipher, BrokerAddresses brokers,
+                      int maxFrameBytes) {
+        this(policy, cipher, keyCipher, brokers, Limits.defaults().withMaxFrameBytes(maxFrameBytes));
     }
 
     /**
@@ -46,10 +86,11 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      * @throws IllegalArgumentException when the policy encrypts keys and {@code keyCipher} is null
      */
     public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, KeyCipher keyCipher, BrokerAddresses brokers,
-                      int maxFrameBytes) {
+                      Limits limits) {
         this.cipher = cipher;
         this.keyCipher = keyCipher;
-        this.maxFrameBytes = maxFrameBytes;
+        this.limits = Objects.requireNonNull(limits, "limits");
+        this.topicNames = new TopicNames(limits.maxTopicIds());
         this.addresses = new BrokerAddressRewriter(brokers);
         policy(policy);
     }
@@ -63,7 +104,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     public synchronized void policy(EncryptionPolicy policy) {
         Objects.requireNonNull(policy, "policy");
         ValueCrypto crypto = new ValueCrypto(cipher, keyCipher, policy);
-        this.produce = new ProduceEncryptor(policy, topicNames, crypto);
+        this.produce = new ProduceEncryptor(policy, crypto);
         this.fetch = new FetchDecryptor(policy, topicNames, crypto);
     }
 
@@ -90,5 +131,9 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
 
     public TopicNames topicNames() {
         return topicNames;
+    }
+
+    public Limits limits() {
+        return limits;
     }
 }

@@ -9,26 +9,32 @@ import org.apache.kafka.common.record.internal.MemoryRecords;
 
 /**
  * Encrypts the record values (and, on topics whose policy says {@code keys: deterministic}, the keys) of a Produce
- * request in place. Anything in doubt (an unknown topic id, a
- * topic the policy rejects, a batch that cannot be rewritten) fails the whole frame, which closes the
- * connection: a Produce request is either fully rewritten by policy or never forwarded.
+ * request in place. Anything in doubt (a topic named by id or by an illegal name, a topic the policy rejects, a batch
+ * that cannot be rewritten) fails the whole frame, which closes the connection: a Produce request is either fully
+ * rewritten by policy or never forwarded.
+ *
+ * <p>Policy and associated data are decided only from the topic names the client wrote: Produce is capped at v12
+ * (see {@link ApiVersionsFilter}), so no broker-supplied id-to-name mapping is ever consulted here.
  */
 final class ProduceEncryptor {
     private final EncryptionPolicy policy;
-    private final TopicNames topicNames;
     private final ValueCrypto crypto;
 
-    ProduceEncryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto) {
+    ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto) {
         this.policy = policy;
-        this.topicNames = topicNames;
         this.crypto = crypto;
     }
 
     /** @return true when any partition's records were rewritten (false: the original frame can be forwarded) */
     boolean encrypt(ProduceRequestData request) throws KafkaFrameException {
+        // Every name is checked before any policy decision or key work: a request naming one illegal topic among
+        // many costs no KMS call (client-chosen names would otherwise each cost a data key).
+        for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
+            topicName(topic);
+        }
         boolean changed = false;
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
-            String name = topicName(topic);
+            String name = topic.name();
             switch (policy.decide(name)) {
                 case PASSTHROUGH -> {
                     continue;
@@ -58,16 +64,17 @@ final class ProduceEncryptor {
         return changed;
     }
 
-    private String topicName(ProduceRequestData.TopicProduceData topic) throws KafkaFrameException {
-        if (topic.name() != null && !topic.name().isEmpty()) {
-            return topic.name();
+    private static String topicName(ProduceRequestData.TopicProduceData topic) throws KafkaFrameException {
+        String name = topic.name();
+        if (name == null || name.isEmpty()) {
+            // Only v13+ names topics by id, and those versions are refused before decoding: never trust an id here.
+            throw new KafkaFrameException("Produce names topic id " + topic.topicId() + " without a name; topics are"
+                    + " only accepted by name (Produce is capped at v" + ApiVersionsFilter.PRODUCE_FETCH_MAX + ")");
         }
-        String name = topicNames.nameOf(topic.topicId());
-        if (name == null) {
-            // Without the name neither policy nor the ciphertext's topic binding can be decided: close, the
-            // client reconnects, refreshes metadata through the proxy (which teaches us the id) and retries.
-            throw new KafkaFrameException("Produce names topic id " + topic.topicId()
-                    + " that no Metadata response through this filter has shown yet");
+        if (!TopicNames.isLegal(name)) {
+            throw new KafkaFrameException("Produce names topic " + TopicNames.describe(name)
+                    + ", which is not a legal Kafka topic name (1 to " + TopicNames.MAX_NAME_LENGTH
+                    + " characters of a-z A-Z 0-9 . _ -, not \".\" or \"..\")");
         }
         return name;
     }

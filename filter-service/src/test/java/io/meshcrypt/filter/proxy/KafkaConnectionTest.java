@@ -32,6 +32,7 @@ import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.HeartbeatRequestData;
 import org.apache.kafka.common.message.MetadataResponseData;
 import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.message.ShareFetchResponseData;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ApiMessage;
 import org.apache.kafka.common.protocol.Errors;
@@ -49,6 +50,7 @@ class KafkaConnectionTest {
     private static final short FETCH_V = 12;
     private static final short FETCH_V_IDS = 17;
     private static final short METADATA_V = 12;
+    private static final short SHARE_FETCH_V = 1;
 
     @TempDir
     Path dir;
@@ -151,18 +153,15 @@ class KafkaConnectionTest {
     }
 
     @Test
-    void givenProduceByUnknownTopicId_whenForwarded_thenTheConnectionFailsUntilMetadataNamesIt() throws Exception {
+    void givenProduceV13ByAKnownTopicId_whenSent_thenTheConnectionIsClosedBeforeAnyByteIsForwarded() throws Exception {
         Uuid id = Uuid.randomUuid();
+        proxy.topicNames().learn(id, "orders");
         byte[] frame = request(ApiKeys.PRODUCE, PRODUCE_V_IDS, produce(null, id, "secret"));
 
-        assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(frame), false));
+        KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(frame), false));
 
-        proxy.topicNames().learn(id, "orders");
-        ConnectionHandler fresh = proxy.open();
-        ByteString out = fresh.onRead(ByteString.copyFrom(frame), false);
-        ProduceRequestData sent = (ProduceRequestData) decodeRequest(out, ApiKeys.PRODUCE);
-        ByteBuffer value = records(sent.topicData().iterator().next().partitionData().get(0).records()).get(0).value();
-        assertEquals("secret", utf8(cipher.decrypt("orders", value)));
+        assertTrue(e.getMessage().contains("PRODUCE v13 is outside v3..v12"), e.getMessage());
+        assertTrue(e.getMessage().contains("Produce and Fetch stop at v12"), e.getMessage());
     }
 
     @Test
@@ -179,15 +178,27 @@ class KafkaConnectionTest {
     }
 
     @Test
-    void givenFetchByTopicIdOfKnownTopic_whenForwarded_thenValuesAreDecrypted() throws Exception {
+    void givenShareFetchByTopicIdOfKnownTopic_whenForwarded_thenValuesAreDecrypted() throws Exception {
         Uuid id = Uuid.randomUuid();
         proxy.topicNames().learn(id, "orders");
-        int corr = trackRequest(ApiKeys.FETCH, FETCH_V_IDS);
-        byte[] frame = responseFrame(corr, ApiKeys.FETCH, FETCH_V_IDS, fetch(null, id, encrypted("orders", "one")));
+        int corr = trackRequest(ApiKeys.SHARE_FETCH, SHARE_FETCH_V);
+        byte[] frame = responseFrame(corr, ApiKeys.SHARE_FETCH, SHARE_FETCH_V, shareFetch(id, encrypted("orders", "one")));
 
-        FetchResponseData.PartitionData p = fetchPartition(connection.onWrite(ByteString.copyFrom(frame), false), FETCH_V_IDS);
+        ShareFetchResponseData seen = (ShareFetchResponseData) decodeResponse(
+                connection.onWrite(ByteString.copyFrom(frame), false), ApiKeys.SHARE_FETCH, SHARE_FETCH_V);
 
+        ShareFetchResponseData.PartitionData p = seen.responses().iterator().next().partitions().iterator().next();
+        assertEquals(Errors.NONE.code(), p.errorCode());
         assertEquals("one", utf8(records(p.records()).get(0).value()));
+    }
+
+    @Test
+    void givenFetchV13_whenSent_thenTheConnectionIsClosed() {
+        byte[] frame = request(ApiKeys.FETCH, FETCH_V_IDS, ApiKeys.FETCH.messageType.newRequest());
+
+        KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(frame), false));
+
+        assertTrue(e.getMessage().contains("FETCH v" + FETCH_V_IDS + " is outside v4..v12"), e.getMessage());
     }
 
     @Test
@@ -213,7 +224,7 @@ class KafkaConnectionTest {
     }
 
     @Test
-    void givenApiVersionsResponse_whenForwarded_thenDecodedApisAreCappedAndOthersKept() throws Exception {
+    void givenApiVersionsResponse_whenForwarded_thenProduceIsCappedAtV12AndOthersAtWhatKafkaClientsKnows() throws Exception {
         int corr = trackRequest(ApiKeys.API_VERSIONS, (short) 3);
         ApiVersionsResponseData versions = new ApiVersionsResponseData();
         versions.apiKeys().add(new ApiVersionsResponseData.ApiVersion().setApiKey(ApiKeys.PRODUCE.id)
@@ -225,15 +236,19 @@ class KafkaConnectionTest {
                 responseFrame(corr, ApiKeys.API_VERSIONS, (short) 3, versions)), false);
 
         ApiVersionsResponseData seen = (ApiVersionsResponseData) decodeResponse(out, ApiKeys.API_VERSIONS, (short) 3);
-        assertEquals(ApiKeys.PRODUCE.latestVersion(true), seen.apiKeys().find(ApiKeys.PRODUCE.id).maxVersion());
-        assertEquals(77, seen.apiKeys().find(ApiKeys.HEARTBEAT.id).maxVersion());
+        assertEquals(3, seen.apiKeys().find(ApiKeys.PRODUCE.id).minVersion());
+        assertEquals(12, seen.apiKeys().find(ApiKeys.PRODUCE.id).maxVersion());
+        assertEquals(0, seen.apiKeys().find(ApiKeys.HEARTBEAT.id).minVersion());
+        assertEquals(ApiKeys.HEARTBEAT.latestVersion(true), seen.apiKeys().find(ApiKeys.HEARTBEAT.id).maxVersion());
     }
 
     @Test
-    void givenResponseToAnUntrackedRequest_whenForwarded_thenBytesAreUnchanged() throws Exception {
+    void givenNoRequestOutstanding_whenAResponseArrives_thenTheConnectionIsClosed() {
         byte[] frame = responseFrame(4242, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 7));
 
-        assertArrayEquals(frame, connection.onWrite(ByteString.copyFrom(frame), false).toByteArray());
+        KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onWrite(ByteString.copyFrom(frame), false));
+
+        assertEquals("broker answered correlation id 4242 while no request is outstanding on this connection", e.getMessage());
     }
 
     @Test
@@ -346,6 +361,15 @@ class KafkaConnectionTest {
             t.setTopicId(id);
         }
         return new FetchResponseData().setResponses(new ArrayList<>(List.of(t)));
+    }
+
+    private static ShareFetchResponseData shareFetch(Uuid id, MemoryRecords records) {
+        ShareFetchResponseData.ShareFetchableTopicResponse t = new ShareFetchResponseData.ShareFetchableTopicResponse()
+                .setTopicId(id);
+        t.partitions().add(new ShareFetchResponseData.PartitionData().setPartitionIndex(0).setRecords(records));
+        ShareFetchResponseData r = new ShareFetchResponseData();
+        r.responses().add(t);
+        return r;
     }
 
     private static FetchResponseData.PartitionData fetchPartition(ByteString out, short version) {
