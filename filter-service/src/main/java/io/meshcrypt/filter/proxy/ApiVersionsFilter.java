@@ -1,9 +1,7 @@
 package io.meshcrypt.filter.proxy;
 
 import java.util.Arrays;
-import java.util.EnumSet;
 import java.util.Iterator;
-import java.util.Set;
 import org.apache.kafka.common.message.ApiVersionsResponseData;
 import org.apache.kafka.common.protocol.ApiKeys;
 
@@ -17,11 +15,6 @@ import org.apache.kafka.common.protocol.ApiKeys;
  * id-to-name mapping would have to come from the (untrusted) broker; see {@link TopicNames}.
  */
 final class ApiVersionsFilter {
-    /** The APIs whose requests or responses this filter decodes. */
-    static final Set<ApiKeys> DECODED = EnumSet.of(ApiKeys.PRODUCE, ApiKeys.FETCH, ApiKeys.SHARE_FETCH,
-            ApiKeys.SHARE_ACKNOWLEDGE, ApiKeys.METADATA, ApiKeys.FIND_COORDINATOR, ApiKeys.DESCRIBE_CLUSTER,
-            ApiKeys.API_VERSIONS);
-
     /** The newest Produce and Fetch versions offered: the last ones that name topics by name. */
     static final short PRODUCE_FETCH_MAX = 12;
 

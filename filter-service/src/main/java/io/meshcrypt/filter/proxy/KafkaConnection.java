@@ -43,6 +43,10 @@ final class KafkaConnection implements ConnectionHandler {
             ApiKeys.SHARE_ACKNOWLEDGE, ApiKeys.METADATA, ApiKeys.FIND_COORDINATOR, ApiKeys.DESCRIBE_CLUSTER,
             ApiKeys.API_VERSIONS);
 
+    /** Request-line methods recognised in a refused frame (PRI: the HTTP/2 connection preface). */
+    private static final List<String> HTTP_METHODS = List.of("GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS",
+            "PATCH", "CONNECT", "TRACE", "PRI");
+
     private final KafkaProxy proxy;
     /** Where clients reach each broker through the Envoy listener of this connection. */
     private final BrokerAddressRewriter addresses;
@@ -83,6 +87,11 @@ final class KafkaConnection implements ConnectionHandler {
     private final class RequestFrames implements FrameHandler {
         @Override
         public FrameAction onFrameStart(int size, ByteBuffer head) throws KafkaFrameException {
+            // A size field of 352 MiB or more is no Kafka request a broker takes by default: check first whether
+            // it is TLS or HTTP, whatever maxRequestFrameBytes says (cheap test, no allocation for real frames).
+            if (size >= 0x16000000 && foreignProtocol(size, head) != null) {
+                throw refused(size, head, "not Kafka");
+            }
             int maxBytes = proxy.limits.maxRequestFrameBytes();
             if (size > maxBytes) {
                 throw refused(size, head, "it exceeds the limit of " + maxBytes + " bytes for request frames");
@@ -214,10 +223,10 @@ final class KafkaConnection implements ConnectionHandler {
     }
 
     /**
-     * The exception that closes the connection for a refused request frame, naming what was seen. TLS and HTTP are
-     * only diagnosed once a frame is refused anyway, so no Kafka frame is ever taken for them.
+     * The exception that closes the connection for a refused request frame, naming what was seen, and TLS or HTTP
+     * when the bytes are that.
      */
-    static KafkaFrameException refused(int size, ByteBuffer head, String reason) {
+    private static KafkaFrameException refused(int size, ByteBuffer head, String reason) {
         String seen = "size field " + size + (head.remaining() >= 4
                 ? ", api key " + head.getShort(head.position()) + ", version " + head.getShort(head.position() + 2) : "")
                 + ", first bytes " + firstBytes(size, head);
@@ -244,16 +253,13 @@ final class KafkaConnection implements ConnectionHandler {
             start.append((char) b);
         }
         for (String method : HTTP_METHODS) {
-            if (start.length() > method.length() && start.indexOf(method + " ") == 0) {
+            if (start.indexOf(method + " ") == 0) {
                 return "the client speaks HTTP, not Kafka, to the sidecar (request line starts "
                         + TopicNames.describe(start.toString()) + ")";
             }
         }
         return null;
     }
-
-    private static final List<String> HTTP_METHODS = List.of("GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS",
-            "PATCH", "CONNECT", "TRACE", "PRI");
 
     private static String firstBytes(int size, ByteBuffer head) {
         StringBuilder b = new StringBuilder(36);

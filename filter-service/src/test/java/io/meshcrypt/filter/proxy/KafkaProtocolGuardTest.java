@@ -207,6 +207,17 @@ class KafkaProtocolGuardTest {
     }
 
     @Test
+    void givenTlsClientHelloThatReadsAsAnOfferedFetch_whenTheRequestLimitIsHuge_thenItIsStillRefusedAsTls() {
+        // Record length 0x0600 and handshake length 0x0005fc read as api key 1 (FETCH) v5, size field 369296896.
+        byte[] hello = {0x16, 0x03, 0x01, 0x06, 0x00, 0x01, 0x00, 0x05, (byte) 0xfc, 0x03, 0x03, 0x00};
+        ConnectionHandler unlimited = proxy(new KafkaProxy.Limits(1 << 20, Integer.MAX_VALUE, 16, 16)).open();
+
+        KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> unlimited.onRead(ByteString.copyFrom(hello), false));
+
+        assertTrue(e.getMessage().startsWith(TLS), e.getMessage());
+    }
+
+    @Test
     void givenHttpRequest_whenRead_thenTheConnectionIsClosedSayingTheClientSpeaksHttp() {
         byte[] get = "GET /topics HTTP/1.1\r\nHost: kafka\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
 
