@@ -191,7 +191,7 @@ class DeterministicKeysKafkaTest {
         topics.add(new ProduceRequestData.TopicProduceData().setName(topic)
                 .setPartitionData(new ArrayList<>(List.of(new ProduceRequestData.PartitionProduceData().setIndex(0)
                         .setRecords(MemoryRecords.withRecords(Compression.gzip().build(), records))))));
-        return new ProduceRequestData().setAcks((short) -1).setTimeoutMs(30_000).setTopicData(topics);
+        return new ProduceRequestData().setAcks((short) 0).setTimeoutMs(30_000).setTopicData(topics); // acks=0: no response to answer before the Fetch
     }
 
     private byte[] request(ApiKeys api, short version, ApiMessage body) {
