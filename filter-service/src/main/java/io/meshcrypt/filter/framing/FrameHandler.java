@@ -22,6 +22,8 @@ public interface FrameHandler {
      * @param frame a private, array-backed copy of the frame (the handler may keep or modify it), position at
      *     the first byte after the size field, remaining = size
      * @return the bytes to forward in its place, including a 4-byte size field
+     * @throws RewriteDeferred when the rewrite must wait; it is called again with the same frame bytes (a fresh
+     *     copy) after the deferral's future completes, so it must not have changed any state the retry depends on
      */
     ByteString rewrite(ByteBuffer frame) throws KafkaFrameException;
 }

@@ -40,6 +40,12 @@ public final class FrameStream {
     /** Bytes of the current PASS frame still to forward. */
     private int passRemaining;
     private boolean failed;
+    /** Non-null while a rewrite is deferred: where {@link #resume} picks the chunk up again. */
+    private Suspension suspended;
+
+    /** A chunk whose processing stopped at a deferred rewrite: everything before it is in {@code out}. */
+    private record Suspension(ByteString chunk, int pos, ByteString out, ByteString frame) {
+    }
 
     /**
      * @param headBytes how many bytes after the size field {@link FrameHandler#onFrameStart} needs to decide
@@ -58,24 +64,68 @@ public final class FrameStream {
         this.handler = Objects.requireNonNull(handler, "handler");
     }
 
-    /** Feeds one chunk; returns the bytes to forward now. */
+    /**
+     * Feeds one chunk; returns the bytes to forward now.
+     *
+     * @throws RewriteDeferred when a frame's rewrite must wait: call {@link #resume} once it is ready, before the next chunk
+     */
     public ByteString accept(ByteString chunk) throws KafkaFrameException {
         Objects.requireNonNull(chunk, "chunk");
         if (failed) {
             throw new KafkaFrameException("frame stream already failed; no further bytes can be framed");
         }
+        if (suspended != null) {
+            fail();
+            throw new KafkaFrameException("a chunk arrived while a deferred rewrite was pending");
+        }
         try {
-            return process(chunk);
+            return process(chunk, 0, ByteString.EMPTY);
+        } catch (RewriteDeferred d) {
+            throw d; // not a failure: the stream stays usable, and suspended() tells the caller to resume
         } catch (KafkaFrameException | RuntimeException e) {
-            failed = true;
-            held = ByteString.EMPTY;
+            fail();
             throw e;
         }
     }
 
+    /**
+     * Retries the deferred rewrite and finishes the chunk it interrupted; returns the bytes to forward for that whole
+     * chunk. May defer again.
+     */
+    public ByteString resume() throws KafkaFrameException {
+        if (failed) {
+            throw new KafkaFrameException("frame stream already failed; no further bytes can be framed");
+        }
+        Suspension s = suspended;
+        if (s == null) {
+            throw new IllegalStateException("no deferred rewrite to resume");
+        }
+        suspended = null;
+        try {
+            ByteString out = s.out().concat(rewriteOrSuspend(s.frame(), s.chunk(), s.pos(), s.out()));
+            return process(s.chunk(), s.pos(), out);
+        } catch (RewriteDeferred d) {
+            throw d; // not a failure: the stream stays usable, and suspended() tells the caller to resume
+        } catch (KafkaFrameException | RuntimeException e) {
+            fail();
+            throw e;
+        }
+    }
+
+    /** True while a rewrite is deferred: {@link #resume} must come before the next {@link #accept}. */
+    public boolean suspended() {
+        return suspended != null;
+    }
+
+    private void fail() {
+        failed = true;
+        held = ByteString.EMPTY;
+        suspended = null;
+    }
+
     /** True while bytes of an incomplete frame are held (a REWRITE frame, or a size field / head not yet complete). */
     public boolean holdsPartialFrame() {
-        return !held.isEmpty();
+        return !held.isEmpty() || suspended != null;
     }
 
     /*
@@ -83,12 +133,12 @@ public final class FrameStream {
      * so a chunk made only of PASS frames is forwarded as the very same ByteString. frameStart marks where
      * the current frame's bytes begin in this chunk; bytes of it from earlier chunks are in `held`.
      */
-    private ByteString process(ByteString chunk) throws KafkaFrameException {
+    private ByteString process(ByteString chunk, int start, ByteString outSoFar) throws KafkaFrameException {
         final int n = chunk.size();
-        ByteString out = ByteString.EMPTY;
-        int pos = 0;
-        int runStart = 0;
-        int frameStart = 0;
+        ByteString out = outSoFar;
+        int pos = start;
+        int runStart = start;
+        int frameStart = start;
         while (pos < n) {
             switch (phase) {
                 case PASS_BODY -> {
@@ -134,8 +184,8 @@ public final class FrameStream {
                             out = concat(out, chunk, runStart, frameStart);
                             phase = Phase.REWRITE_BODY;
                             if (bodyLeft == 0) {
-                                out = out.concat(rewrite(prefix));
                                 startNextFrame();
+                                out = out.concat(rewriteOrSuspend(prefix, chunk, pos, out));
                                 frameStart = pos;
                                 runStart = pos;
                             }
@@ -150,8 +200,9 @@ public final class FrameStream {
                     pos += take;
                     frameBytesSeen += take;
                     if (frameBytesSeen == frameEnd) {
-                        out = out.concat(rewrite(held.concat(chunk.substring(frameStart, pos))));
+                        ByteString frame = held.concat(chunk.substring(frameStart, pos));
                         startNextFrame();
+                        out = out.concat(rewriteOrSuspend(frame, chunk, pos, out));
                         frameStart = pos;
                         runStart = pos;
                     }
@@ -179,6 +230,20 @@ public final class FrameStream {
         frameBytesSeen = 0;
         frameSize = -1;
         passRemaining = 0;
+    }
+
+    /**
+     * Rewrites a complete frame; when the handler defers, remembers where the chunk stopped (the frame stays held,
+     * everything before it stays in {@code out}) and passes the deferral up.
+     */
+    private ByteString rewriteOrSuspend(ByteString frame, ByteString chunk, int pos, ByteString out)
+            throws KafkaFrameException {
+        try {
+            return rewrite(frame);
+        } catch (RewriteDeferred d) {
+            suspended = new Suspension(chunk, pos, out, frame);
+            throw d;
+        }
     }
 
     private ByteString rewrite(ByteString frame) throws KafkaFrameException {

@@ -80,6 +80,16 @@ final class KafkaConnection implements ConnectionHandler {
     }
 
     @Override
+    public ByteString resumeRead() throws KafkaFrameException {
+        return requests.resume();
+    }
+
+    @Override
+    public ByteString resumeWrite() throws KafkaFrameException {
+        return responses.resume();
+    }
+
+    @Override
     public void onClose() {
         inFlight.clear();
     }

@@ -5,7 +5,9 @@ import com.google.protobuf.ByteString;
 /**
  * The byte streams of one proxied TCP connection, as Envoy's network ext_proc delivers them.
  * Every call for one connection comes from that connection's own thread, in arrival order.
- * Throwing from either direction closes the connection: nothing more is forwarded (fail closed).
+ * Throwing from either direction closes the connection: nothing more is forwarded (fail closed), except
+ * {@link io.meshcrypt.filter.framing.RewriteDeferred}: the chunk is parked, later chunks queue behind it, and the
+ * transport calls the matching {@code resume} method on this connection's thread once the deferral is ready.
  */
 public interface ConnectionHandler {
 
@@ -14,6 +16,19 @@ public interface ConnectionHandler {
 
     /** Upstream to client bytes; returns the bytes to forward in their place. */
     ByteString onWrite(ByteString data, boolean endOfStream) throws Exception;
+
+    /**
+     * Finishes the client-to-upstream chunk whose {@link #onRead} threw
+     * {@link io.meshcrypt.filter.framing.RewriteDeferred}, once the deferral is ready; may defer again.
+     */
+    default ByteString resumeRead() throws Exception {
+        throw new IllegalStateException(getClass().getSimpleName() + " never defers");
+    }
+
+    /** As {@link #resumeRead}, for the upstream-to-client chunk whose {@link #onWrite} deferred. */
+    default ByteString resumeWrite() throws Exception {
+        throw new IllegalStateException(getClass().getSimpleName() + " never defers");
+    }
 
     /** The connection is gone (closed, reset, or the stream failed); release what it holds. */
     void onClose();

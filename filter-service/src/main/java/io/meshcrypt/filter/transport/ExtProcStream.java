@@ -9,7 +9,9 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.DataPr
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.netty.util.concurrent.EventExecutor;
+import java.util.ArrayDeque;
 import java.util.concurrent.RejectedExecutionException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -36,6 +38,15 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
     private boolean done;
     /** Inbound messages processed while the response side was not ready; requested once it is. */
     private int owedRequests;
+    /**
+     * The request whose chunk waits for a deferred rewrite (a data key still on its way from the KMS), with the
+     * response built so far; requests arriving meanwhile queue behind it, because Envoy matches responses to
+     * requests by order alone. The queue is bounded by the inbound window: no more is requested while parked.
+     */
+    private ProcessingRequest parked;
+    private ProcessingResponse.Builder parkedResponse;
+    private boolean parkedOnRead;
+    private final ArrayDeque<ProcessingRequest> queued = new ArrayDeque<>();
 
     ExtProcStream(long id, ServerCallStreamObserver<ProcessingResponse> call, EventExecutor executor,
                   ConnectionHandlerFactory factory, StreamHeaders headers, int inboundWindow, TransportMetrics metrics) {
@@ -95,6 +106,10 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         if (done) {
             return;
         }
+        if (parked != null) {
+            queued.add(request);
+            return;
+        }
         ProcessingResponse.Builder response = ProcessingResponse.newBuilder()
                 // Envoy never reads this field; MODIFIED states what is true: the data field holds what to forward.
                 .setDataProcessingStatus(DataProcessedStatus.MODIFIED);
@@ -105,17 +120,41 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
             }
             if (request.hasReadData()) {
                 Data in = request.getReadData();
-                response.setReadData(answer(handler.onRead(in.getData(), in.getEndOfStream()), in));
+                try {
+                    response.setReadData(answer(handler.onRead(in.getData(), in.getEndOfStream()), in));
+                } catch (RewriteDeferred d) {
+                    park(request, response, true, d);
+                    return;
+                }
             }
             if (request.hasWriteData()) {
                 direction = "write";
-                Data in = request.getWriteData();
-                response.setWriteData(answer(handler.onWrite(in.getData(), in.getEndOfStream()), in));
+                if (!writeInto(request, response, false)) {
+                    return;
+                }
             }
         } catch (Exception e) {
             failClosed(request, direction, e);
             return;
         }
+        send(response);
+    }
+
+    /** Answers the request's write data into {@code response}; false when it was parked instead. */
+    private boolean writeInto(ProcessingRequest request, ProcessingResponse.Builder response, boolean resuming)
+            throws Exception {
+        Data in = request.getWriteData();
+        try {
+            ByteString forward = resuming ? handler.resumeWrite() : handler.onWrite(in.getData(), in.getEndOfStream());
+            response.setWriteData(answer(forward, in));
+            return true;
+        } catch (RewriteDeferred d) {
+            park(request, response, false, d);
+            return false;
+        }
+    }
+
+    private void send(ProcessingResponse.Builder response) {
         call.onNext(response.build());
         metrics.requestAnswered();
         if (call.isReady()) {
@@ -123,6 +162,49 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         } else {
             // Envoy is not reading responses: stop reading requests until it does, so neither side piles up.
             owedRequests++;
+        }
+    }
+
+    private void park(ProcessingRequest request, ProcessingResponse.Builder response, boolean onRead, RewriteDeferred d) {
+        parked = request;
+        parkedResponse = response;
+        parkedOnRead = onRead;
+        metrics.rewriteDeferred();
+        log.debug("ext_proc stream {}: {} rewrite deferred: {}", id, onRead ? "read" : "write", d.getMessage());
+        // Whatever the outcome, retry on this stream's thread: a failed key fetch then surfaces as the real error.
+        d.ready().whenComplete((ignored, error) -> hop(this::resumeParked));
+    }
+
+    private void resumeParked() {
+        if (done || parked == null) {
+            return;
+        }
+        ProcessingRequest request = parked;
+        ProcessingResponse.Builder response = parkedResponse;
+        boolean onRead = parkedOnRead;
+        parked = null;
+        parkedResponse = null;
+        try {
+            if (onRead) {
+                try {
+                    response.setReadData(answer(handler.resumeRead(), request.getReadData()));
+                } catch (RewriteDeferred d) {
+                    park(request, response, true, d);
+                    return;
+                }
+                if (request.hasWriteData() && !writeInto(request, response, false)) {
+                    return;
+                }
+            } else if (!writeInto(request, response, true)) {
+                return;
+            }
+        } catch (Exception e) {
+            failClosed(request, onRead ? "read" : "write", e);
+            return;
+        }
+        send(response);
+        while (!done && parked == null && !queued.isEmpty()) {
+            handle(queued.poll());
         }
     }
 
@@ -214,6 +296,9 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
 
     private void closeHandler() {
         metrics.streamEnded();
+        parked = null;
+        parkedResponse = null;
+        queued.clear();
         if (handler == null) {
             return;
         }

@@ -11,6 +11,7 @@ public final class TransportMetrics {
     private final LongAdder requestsAnswered = new LongAdder();
     private final LongAdder handlerFailures = new LongAdder();
     private final LongAdder streamErrors = new LongAdder();
+    private final LongAdder rewritesDeferred = new LongAdder();
 
     void streamStarted() {
         streamsStarted.increment();
@@ -35,6 +36,15 @@ public final class TransportMetrics {
 
     void streamError() {
         streamErrors.increment();
+    }
+
+    void rewriteDeferred() {
+        rewritesDeferred.increment();
+    }
+
+    /** Chunks parked because a frame's rewrite waited for a data key (the worker thread never waits). */
+    public long rewritesDeferred() {
+        return rewritesDeferred.sum();
     }
 
     /** gRPC streams (proxied connections) opened since start. */
