@@ -12,6 +12,8 @@ final class SnappyBounds {
     /** snappy-java's stream header: magic (8 bytes), version and compatible version (4 bytes each). */
     private static final byte[] MAGIC = {(byte) 0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0};
     private static final int HEADER_SIZE = MAGIC.length + 8;
+    /** The magic's first four bytes read as a chunk length: snappy-java's mark of a concatenated stream. */
+    private static final int MAGIC_HEAD = ByteBuffer.wrap(MAGIC).getInt();
 
     private SnappyBounds() {
     }
@@ -32,6 +34,11 @@ final class SnappyBounds {
             }
             int chunk = section.getInt(p);
             p += 4;
+            if (chunk == MAGIC_HEAD && end - p >= HEADER_SIZE - 4) {
+                // Concatenated streams: snappy-java skips the next stream's header and reads on.
+                p += HEADER_SIZE - 4;
+                continue;
+            }
             if (chunk < 0 || chunk > end - p) {
                 throw bad(baseOffset, "a chunk declares " + chunk + " bytes but " + (end - p) + " follow");
             }

@@ -99,4 +99,34 @@ class RecordBatchDecompressionLimitTest {
         assertTrue(e.getMessage().contains("maxDecompressedBytes="), e.getMessage());
         assertTrue(allocated < 1 << 20, "allocated " + allocated + " bytes");
     }
+
+    @Test
+    void givenSnappySectionOfTwoConcatenatedStreams_whenRewritten_thenEveryRecordIsRewritten() throws Exception {
+        List<SimpleRecord> records = List.of(new SimpleRecord(1L, null, "first".getBytes()),
+                new SimpleRecord(2L, null, "second".getBytes()));
+        MemoryRecords batch = build(Params.plain(CompressionType.SNAPPY), contiguous(records));
+        byte[] raw = RecordBatches.decompressedRecords(RecordBatches.onlyBatch(batch));
+        java.io.ByteArrayOutputStream section = new java.io.ByteArrayOutputStream();
+        for (int[] part : new int[][] {{0, raw.length / 2}, {raw.length / 2, raw.length}}) {
+            java.io.ByteArrayOutputStream one = new java.io.ByteArrayOutputStream();
+            try (org.xerial.snappy.SnappyOutputStream out = new org.xerial.snappy.SnappyOutputStream(one)) {
+                out.write(raw, part[0], part[1] - part[0]);
+            }
+            section.writeBytes(one.toByteArray());
+        }
+        byte[] header = bytes(batch);
+        ByteBuffer forged = ByteBuffer.allocate(RecordBatches.HEADER_SIZE + section.size());
+        forged.put(header, 0, RecordBatches.HEADER_SIZE).put(section.toByteArray()).flip();
+        forged.putInt(8, forged.limit() - 12);
+        fixCrc(forged, 0);
+
+        MemoryRecords out = RecordBatchRewriter.rewrite(MemoryRecords.readableRecords(forged), Transforms.GROW);
+
+        List<String> values = new java.util.ArrayList<>();
+        for (var r : RecordBatches.onlyBatch(out)) {
+            byte[] v = RecordBatches.toArray(Transforms.SHRINK.rewrite(r.value()));
+            values.add(new String(v));
+        }
+        assertEquals(List.of("first", "second"), values);
+    }
 }
