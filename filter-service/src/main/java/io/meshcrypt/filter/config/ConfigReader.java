@@ -35,7 +35,7 @@ import java.util.regex.Pattern;
 public final class ConfigReader {
 
     private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset");
-    private static final List<String> POLICY_KEYS = List.of("encrypt", "unmatched");
+    private static final List<String> POLICY_KEYS = List.of("encrypt", "decryptOnly", "unmatched");
     private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
     static final String DEFAULT_SIV_KEYSET = "siv-keyset.json";
@@ -175,7 +175,11 @@ public final class ConfigReader {
         return brokers;
     }
 
-    /** The {@code policy:} section: {@code encrypt} globs and {@code unmatched}. */
+    /**
+     * The {@code policy:} section: {@code encrypt} globs, {@code decryptOnly} globs (topics no longer encrypted whose
+     * old envelopes are still decrypted on fetch; any other unencrypted topic passes byte for byte) and
+     * {@code unmatched}.
+     */
     public EncryptionPolicy policy(Entry entry) throws ConfigException {
         Mapping mapping = mapping(entry.value(), "policy");
         checkKeys(mapping, "policy.", POLICY_KEYS);
@@ -206,7 +210,32 @@ public final class ConfigReader {
                         "must be one of passthrough, reject (got " + describe(unmatchedEntry.value()) + ")");
             };
         }
-        return EncryptionPolicy.ofRules(rules, unmatched);
+        return EncryptionPolicy.ofRules(rules, decryptOnly(mapping.entries().get("decryptOnly")), unmatched);
+    }
+
+    /** {@code policy.decryptOnly}: a list, possibly empty, of non-empty topic globs. */
+    private List<String> decryptOnly(Entry entry) throws ConfigException {
+        if (entry == null) {
+            return List.of();
+        }
+        if (!(entry.value() instanceof Sequence list)) {
+            throw error(entry.keyLocation(), "policy.decryptOnly", "must be a list of topic patterns whose old envelopes"
+                    + " are still decrypted on fetch (got " + describe(entry.value()) + ")");
+        }
+        List<String> globs = new ArrayList<>();
+        for (int i = 0; i < list.items().size(); i++) {
+            Node item = list.items().get(i);
+            if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
+                throw error(item.location(), "policy.decryptOnly[" + i + "]", "must be a topic pattern string (got "
+                        + describe(item) + ")");
+            }
+            String glob = (String) s.value();
+            if (glob.isEmpty()) {
+                throw error(item.location(), "policy.decryptOnly[" + i + "]", "must not be empty");
+            }
+            globs.add(glob);
+        }
+        return globs;
     }
 
     /**

@@ -14,6 +14,11 @@ import java.util.regex.Pattern;
  * {@link Unmatched} decision. An entry may list JSON fields ({@link TopicRule#fields()}): the values of its topics are
  * then JSON documents of which only those fields are encrypted; the first entry a topic matches decides which fields,
  * and whether record keys are encrypted deterministically ({@link TopicRule#deterministicKeys()}).
+ *
+ * <p>On fetch, only topics the policy encrypts are decrypted, plus topics listed in {@code decryptOnly}: topics that
+ * were encrypted once and whose old envelopes must still be readable. Any other topic's fetched batches pass byte
+ * for byte: an envelope-shaped value on a passthrough topic is data, not something the filter (and its KMS) acts on,
+ * so nobody can turn a passthrough partition into a permanent decryption error or steer KMS calls by producing one.
  * Immutable and thread-safe; decisions are cached per topic.
  */
 public final class EncryptionPolicy {
@@ -27,7 +32,7 @@ public final class EncryptionPolicy {
     private static final int DECISION_CACHE_LIMIT = 10_000;
 
     private static final EncryptionPolicy ENCRYPT_ALL =
-            new EncryptionPolicy(List.of(TopicRule.wholeValue("*")), Unmatched.PASSTHROUGH);
+            new EncryptionPolicy(List.of(TopicRule.wholeValue("*")), List.of(), Unmatched.PASSTHROUGH);
 
     private final List<TopicRule> rules;
     private final List<String> patterns;
@@ -39,22 +44,32 @@ public final class EncryptionPolicy {
     private final ConcurrentHashMap<String, List<JsonPointer>> fields = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, Boolean> deterministicKeys = new ConcurrentHashMap<>();
     private final boolean anyDeterministicKeys;
+    private final List<String> decryptOnly;
+    /** Null when {@link #decryptOnly} is empty. */
+    private final Pattern decryptOnlyMatcher;
+    private final ConcurrentHashMap<String, Boolean> decryptOnFetch = new ConcurrentHashMap<>();
 
-    private EncryptionPolicy(List<TopicRule> rules, Unmatched unmatched) {
+    private EncryptionPolicy(List<TopicRule> rules, List<String> decryptOnly, Unmatched unmatched) {
         this.rules = rules;
+        this.decryptOnly = decryptOnly;
+        this.decryptOnlyMatcher = decryptOnly.isEmpty() ? null : Pattern.compile(anyOf(decryptOnly), Pattern.DOTALL);
         this.patterns = rules.stream().map(TopicRule::pattern).toList();
         this.unmatched = unmatched;
         this.anyDeterministicKeys = rules.stream().anyMatch(TopicRule::deterministicKeys);
         this.ruleMatchers = rules.stream().allMatch(r -> r.fields().isEmpty() && !r.deterministicKeys()) ? null
                 : rules.stream().map(r -> Pattern.compile(globToRegex(r.pattern()), Pattern.DOTALL)).toArray(Pattern[]::new);
+        this.matcher = Pattern.compile(anyOf(patterns), Pattern.DOTALL);
+    }
+
+    private static String anyOf(List<String> globs) {
         StringBuilder regex = new StringBuilder();
-        for (String glob : patterns) {
+        for (String glob : globs) {
             if (!regex.isEmpty()) {
                 regex.append('|');
             }
             regex.append("(?:").append(globToRegex(glob)).append(')');
         }
-        this.matcher = Pattern.compile(regex.toString(), Pattern.DOTALL);
+        return regex.toString();
     }
 
     /** The default: every topic encrypted. */
@@ -82,12 +97,27 @@ public final class EncryptionPolicy {
      * @throws IllegalArgumentException when the list is empty
      */
     public static EncryptionPolicy ofRules(List<TopicRule> rules, Unmatched unmatched) {
+        return ofRules(rules, List.of(), unmatched);
+    }
+
+    /**
+     * @param rules at least one; the first rule a topic matches decides its fields
+     * @param decryptOnly globs of topics that are no longer encrypted but whose envelopes are still decrypted on fetch
+     * @throws IllegalArgumentException when {@code rules} is empty or a decryptOnly glob is empty
+     */
+    public static EncryptionPolicy ofRules(List<TopicRule> rules, List<String> decryptOnly, Unmatched unmatched) {
         Objects.requireNonNull(unmatched, "unmatched");
         List<TopicRule> copy = List.copyOf(rules);
         if (copy.isEmpty()) {
             throw new IllegalArgumentException("at least one encrypt pattern is required");
         }
-        return new EncryptionPolicy(copy, unmatched);
+        List<String> globs = List.copyOf(decryptOnly);
+        for (int i = 0; i < globs.size(); i++) {
+            if (globs.get(i).isEmpty()) {
+                throw new IllegalArgumentException("decryptOnly pattern " + i + " is empty");
+            }
+        }
+        return new EncryptionPolicy(copy, globs, unmatched);
     }
 
     public TopicDecision decide(String topic) {
@@ -101,6 +131,33 @@ public final class EncryptionPolicy {
             decisions.put(topic, decision);
         }
         return decision;
+    }
+
+    /**
+     * @return whether fetched batches of {@code topic} are decrypted: it is encrypted, or it matches a
+     *     {@code decryptOnly} glob; when false its batches must pass untouched
+     */
+    public boolean decryptsOnFetch(String topic) {
+        if (decide(topic) == TopicDecision.ENCRYPT) {
+            return true;
+        }
+        if (decryptOnlyMatcher == null) {
+            return false;
+        }
+        Boolean result = decryptOnFetch.get(topic);
+        if (result == null) {
+            result = decryptOnlyMatcher.matcher(topic).matches();
+            if (decryptOnFetch.size() >= DECISION_CACHE_LIMIT) {
+                decryptOnFetch.clear();
+            }
+            decryptOnFetch.put(topic, result);
+        }
+        return result;
+    }
+
+    /** @return the decryptOnly globs, in configuration order */
+    public List<String> decryptOnly() {
+        return decryptOnly;
     }
 
     /**
@@ -196,12 +253,13 @@ public final class EncryptionPolicy {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof EncryptionPolicy other && rules.equals(other.rules) && unmatched == other.unmatched;
+        return o instanceof EncryptionPolicy other && rules.equals(other.rules) && decryptOnly.equals(other.decryptOnly)
+                && unmatched == other.unmatched;
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(rules, unmatched);
+        return Objects.hash(rules, decryptOnly, unmatched);
     }
 
     @Override
@@ -209,6 +267,7 @@ public final class EncryptionPolicy {
         List<String> entries = rules.stream()
                 .map(r -> (r.fields().isEmpty() ? r.pattern() : r.pattern() + " fields " + r.fields())
                         + (r.deterministicKeys() ? " keys deterministic" : "")).toList();
-        return "EncryptionPolicy{encrypt=" + entries + ", unmatched=" + unmatched.name().toLowerCase(Locale.ROOT) + "}";
+        return "EncryptionPolicy{encrypt=" + entries + (decryptOnly.isEmpty() ? "" : ", decryptOnly=" + decryptOnly)
+                + ", unmatched=" + unmatched.name().toLowerCase(Locale.ROOT) + "}";
     }
 }

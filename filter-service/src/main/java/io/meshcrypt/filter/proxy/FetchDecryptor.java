@@ -5,9 +5,19 @@ import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
+import io.meshcrypt.filter.records.ValueRewriter;
+import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.message.FetchResponseData;
+import org.apache.kafka.common.message.ShareFetchRequestData;
 import org.apache.kafka.common.message.ShareFetchResponseData;
 import org.apache.kafka.common.protocol.Errors;
 import org.apache.kafka.common.record.internal.BaseRecords;
@@ -20,22 +30,93 @@ import org.slf4j.LoggerFactory;
  * values or keys do not decrypt gets CORRUPT_MESSAGE and no records: clients surface an error for that partition, never
  * ciphertext posing as data and never an empty-looking topic. When only the KMS is unreachable (a data key not cached
  * yet), the partition gets the retriable KAFKA_STORAGE_ERROR instead, and no records.
+ *
+ * <p>Only topics the policy encrypts, or lists under {@code decryptOnly}, are looked at: every other partition's
+ * records object passes untouched (not decoded, not decompressed), so a value shaped like an envelope on a passthrough
+ * topic is just data.
+ *
+ * <p>Share groups and KMS outages. The broker counts a delivery when it acquires records for a ShareFetch, not when the
+ * consumer sees them (SharePartition: ACQUIRED with DeliveryCountOps.INCREASE; lock timeout and RELEASE leave the count
+ * as it is, and at group.share.delivery.count.limit the records are archived). A consumer drops the acquired records
+ * of a partition answered with an error (ShareFetchCollector.handleInitializeErrors), and treats acquired offsets
+ * missing from the records as gaps, which archives them at once; so while the KMS is down every ShareFetch that
+ * acquires an encrypted record burns one of its deliveries, and an outage longer than limit x lock duration loses it.
+ * Answering differently cannot help, only not acquiring does: once a fetch meets an unreachable KMS, {@link
+ * #holdShareFetch} rewrites ShareFetch requests (v1+) to {@code MaxRecords=0}, for which the broker acquires nothing
+ * (SharePartition.acquire returns early), and {@code MinBytes=MAX} so it waits the client's MaxWaitMs instead of
+ * answering at once (no busy loop); piggybacked acknowledgements still apply. At most once per probe interval the
+ * filter asks the KMS itself, by decrypting the head of an envelope that failed, and lets ShareFetch acquire again only
+ * once the KMS answers. A record thus loses at most the deliveries of the fetches already in flight when the outage
+ * was noticed, however long it lasts.
  */
 final class FetchDecryptor {
     private static final Logger log = LoggerFactory.getLogger(FetchDecryptor.class);
 
+    /** How often, at most, a held ShareFetch asks the KMS whether it is back. */
+    static final Duration DEFAULT_KMS_PROBE_INTERVAL = Duration.ofSeconds(5);
+    /**
+     * A failing value up to this size is kept whole for the probe (a field-level value must parse as JSON); of a larger
+     * one only the head, which still reaches the wrapped data key of a whole-value envelope. Kept only while the KMS
+     * is down.
+     */
+    static final int PROBE_BYTES = 64 * 1024;
+
     private final EncryptionPolicy policy;
     private final TopicNames topicNames;
     private final ValueCrypto crypto;
+    private final int maxDecompressedBytes;
+    private final WarnLimiter warnings;
+    private final Consumer<String> warn;
+    private final LongSupplier nanoTime;
+    private final long probeIntervalNanos;
+
+    /** While true, ShareFetch requests are held from acquiring (see the class comment). */
+    private volatile boolean kmsOutage;
+    /** The head of the last value that met an unreachable KMS, with its topic: what the probe decrypts. */
+    private volatile Probe probe;
+    private final AtomicLong nextProbe = new AtomicLong();
+
+    private record Probe(String topic, byte[] head) {
+    }
 
     FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto) {
+        this(policy, topicNames, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
+    }
+
+    /** @param maxDecompressedBytes the most one compressed batch of an encrypted topic may decompress to */
+    FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes) {
+        this(policy, topicNames, crypto, maxDecompressedBytes, new WarnLimiter(WarnLimiter.DEFAULT_SUMMARY_INTERVAL,
+                WarnLimiter.DEFAULT_MAX_KEYS, System::nanoTime), log::warn, System::nanoTime, DEFAULT_KMS_PROBE_INTERVAL);
+    }
+
+    /**
+     * @param warn where rate-limited warnings go (the logger; a list in tests)
+     * @param kmsProbeInterval how often, at most, the KMS is asked whether it is back while ShareFetch is held
+     */
+    FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
+                   WarnLimiter warnings, Consumer<String> warn, LongSupplier nanoTime, Duration kmsProbeInterval) {
+        if (maxDecompressedBytes <= 0) {
+            throw new IllegalArgumentException("maxDecompressedBytes must be positive, got " + maxDecompressedBytes);
+        }
+        if (kmsProbeInterval.isNegative() || kmsProbeInterval.isZero()) {
+            throw new IllegalArgumentException("kmsProbeInterval must be positive, got " + kmsProbeInterval);
+        }
         this.policy = policy;
         this.topicNames = topicNames;
         this.crypto = crypto;
+        this.maxDecompressedBytes = maxDecompressedBytes;
+        this.warnings = warnings;
+        this.warn = warn;
+        this.nanoTime = nanoTime;
+        this.probeIntervalNanos = kmsProbeInterval.toNanos();
     }
 
-    /** @param version the Fetch version: up to 5 clients do not know KAFKA_STORAGE_ERROR (the broker downgrades it too) */
-    void decrypt(FetchResponseData response, short version) {
+    /**
+     * @param version the Fetch version: up to 5 clients do not know KAFKA_STORAGE_ERROR (the broker downgrades it too)
+     * @return whether anything in {@code response} changed; when false the original frame can be forwarded as is
+     */
+    boolean decrypt(FetchResponseData response, short version) {
+        boolean changed = false;
         for (FetchResponseData.FetchableTopicResponse topic : response.responses()) {
             String name = nameOf(topic.topic(), topic.topicId());
             for (FetchResponseData.PartitionData p : topic.partitions()) {
@@ -43,25 +124,95 @@ final class FetchDecryptor {
                 if (o.error() != Errors.NONE) {
                     Errors error = o.error() == Errors.KAFKA_STORAGE_ERROR && version <= 5 ? Errors.NOT_LEADER_OR_FOLLOWER : o.error();
                     p.setErrorCode(error.code()).setRecords(MemoryRecords.EMPTY);
-                } else {
+                    changed = true;
+                } else if (o.records() != p.records()) {
                     p.setRecords(o.records());
+                    changed = true;
                 }
             }
         }
+        return changed;
     }
 
-    void decrypt(ShareFetchResponseData response) {
+    /** @return whether anything in {@code response} changed; when false the original frame can be forwarded as is */
+    boolean decrypt(ShareFetchResponseData response) {
+        boolean changed = false;
         for (ShareFetchResponseData.ShareFetchableTopicResponse topic : response.responses()) {
             String name = nameOf(null, topic.topicId());
             for (ShareFetchResponseData.PartitionData p : topic.partitions()) {
                 Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records());
                 if (o.error() != Errors.NONE) {
+                    // The consumer ignores acquired records of a partition with an error; they stay acquired at the
+                    // broker until the lock times out (see the class comment for why none are acquired again).
                     p.setErrorCode(o.error().code()).setErrorMessage(o.message()).setRecords(MemoryRecords.EMPTY)
                             .setAcquiredRecords(new ArrayList<>());
-                } else {
+                    changed = true;
+                } else if (o.records() != p.records()) {
                     p.setRecords(o.records());
+                    changed = true;
                 }
             }
+        }
+        return changed;
+    }
+
+    /** @return whether ShareFetch requests are currently held from acquiring records (cheap: one volatile read) */
+    boolean holdsShareFetch() {
+        return kmsOutage;
+    }
+
+    /**
+     * Called for each ShareFetch request a client sends while {@link #holdsShareFetch()}: unless a probe finds the KMS
+     * back, rewrites the request so that the broker acquires no records (MaxRecords=0) and waits the client's
+     * MaxWaitMs (MinBytes=MAX). Acknowledgements and session changes in the request stay as they are. Version 0 has
+     * no MaxRecords and renew-only requests acquire nothing anyway: both pass unchanged.
+     *
+     * @return whether the request changed (then it must be re-encoded)
+     */
+    boolean holdShareFetch(ShareFetchRequestData request, short version) {
+        if (!kmsOutage || version < 1 || request.isRenewAck() || request.shareSessionEpoch() == -1) {
+            return false;
+        }
+        long now = nanoTime.getAsLong();
+        long due = nextProbe.get();
+        if (now - due >= 0 && nextProbe.compareAndSet(due, now + probeIntervalNanos) && kmsAnswers()) {
+            kmsOutage = false;
+            probe = null;
+            log.info("the KMS answers again: share consumers acquire records again");
+            return false;
+        }
+        if (request.maxRecords() == 0 && request.minBytes() == Integer.MAX_VALUE) {
+            return false;
+        }
+        request.setMaxRecords(0).setMinBytes(Integer.MAX_VALUE);
+        return true;
+    }
+
+    /** Decrypts the remembered envelope head: anything but an unreachable KMS means the KMS answered. */
+    private boolean kmsAnswers() {
+        Probe p = probe;
+        if (p == null) {
+            return true;
+        }
+        try {
+            crypto.decryptor(p.topic(), TopicDecision.ENCRYPT).rewrite(ByteBuffer.wrap(p.head()));
+            return true;
+        } catch (RecordRewriteException e) {
+            return !kmsUnavailable(e);
+        }
+    }
+
+    private void kmsDown(String topic, ByteBuffer value) {
+        if (probe == null || !kmsOutage) {
+            byte[] head = new byte[Math.min(PROBE_BYTES, value.remaining())];
+            value.duplicate().get(head);
+            probe = new Probe(topic, head);
+        }
+        if (!kmsOutage) {
+            nextProbe.set(nanoTime.getAsLong() + probeIntervalNanos);
+            kmsOutage = true;
+            log.warn("the KMS is unreachable: share consumers acquire no records until it answers again"
+                    + " (probed at most every {} ms)", probeIntervalNanos / 1_000_000);
         }
     }
 
@@ -77,25 +228,53 @@ final class FetchDecryptor {
         }
         if (topic == null) {
             // An id no Metadata response has named yet: the client refreshes metadata on this error.
-            log.warn("fetch of unknown topic id {} partition {}: answering UNKNOWN_TOPIC_ID", topicId, partition);
+            warnLimited(null, topicId, partition, WarnLimiter.Reason.UNKNOWN_TOPIC_ID,
+                    "fetch of unknown topic id " + topicId + " partition " + partition + ": answering UNKNOWN_TOPIC_ID");
             return new Outcome(MemoryRecords.EMPTY, Errors.UNKNOWN_TOPIC_ID, "topic id not yet known to meshcrypt");
+        }
+        if (!policy.decryptsOnFetch(topic)) {
+            // Not encrypted and not decryptOnly: byte for byte, never decompressed, never shown to the KMS.
+            return Outcome.ok(records);
         }
         try {
             TopicDecision decision = policy.decide(topic);
-            return Outcome.ok(RecordBatchRewriter.rewrite(memory, crypto.decryptor(topic, decision),
-                    crypto.keyDecryptor(topic, decision), RecordBatchRewriter.TruncatedTail.PASS_THROUGH));
+            ValueRewriter values = crypto.decryptor(topic, decision);
+            ValueRewriter watched = value -> {
+                try {
+                    return values.rewrite(value);
+                } catch (RecordRewriteException e) {
+                    if (kmsUnavailable(e)) {
+                        kmsDown(topic, value);
+                    }
+                    throw e;
+                }
+            };
+            return Outcome.ok(RecordBatchRewriter.rewrite(memory, watched, crypto.keyDecryptor(topic, decision),
+                    RecordBatchRewriter.TruncatedTail.PASS_THROUGH, maxDecompressedBytes));
         } catch (RecordRewriteException e) {
             if (kmsUnavailable(e)) {
                 // Transient: clients retry a storage error after a metadata refresh, so consumers pause until the
                 // KMS answers again instead of failing with an error that says the data is bad.
-                log.warn("fetch {}-{} at offset {}: {}; answering KAFKA_STORAGE_ERROR (retriable)", topic, partition,
-                        e.offset(), e.getMessage());
+                warnLimited(topic, null, partition, WarnLimiter.Reason.KMS_UNAVAILABLE, "fetch " + topic + "-" + partition
+                        + " at offset " + e.offset() + ": " + e.getMessage() + "; answering KAFKA_STORAGE_ERROR (retriable)");
                 return new Outcome(MemoryRecords.EMPTY, Errors.KAFKA_STORAGE_ERROR,
                         "meshcrypt could not reach its key service for the record at offset " + e.offset() + "; retry");
             }
-            log.warn("fetch {}-{} at offset {}: {}; answering CORRUPT_MESSAGE", topic, partition, e.offset(), e.getMessage());
+            warnLimited(topic, null, partition, WarnLimiter.Reason.CORRUPT, "fetch " + topic + "-" + partition
+                    + " at offset " + e.offset() + ": " + e.getMessage() + "; answering CORRUPT_MESSAGE");
             return new Outcome(MemoryRecords.EMPTY, Errors.CORRUPT_MESSAGE,
                     "meshcrypt could not decrypt the record at offset " + e.offset());
+        }
+    }
+
+    /** The message is built only by callers on an error path (per failing partition, never per record). */
+    private void warnLimited(String topic, Uuid topicId, int partition, WarnLimiter.Reason reason, String message) {
+        if (warnings.first(topic != null ? topic : String.valueOf(topicId), partition, reason)) {
+            warn.accept(message + " (repeats for this partition are counted and summarized)");
+        }
+        String summary = warnings.summaryDue();
+        if (summary != null) {
+            warn.accept(summary);
         }
     }
 
@@ -113,5 +292,81 @@ final class FetchDecryptor {
             return name;
         }
         return topicNames.nameOf(id);
+    }
+
+    /**
+     * Rate limit for decrypt-error warnings: the first error of each topic-partition and reason is logged in full; later
+     * ones are only counted, and at most one summary line per interval reports the counts. Without it a consumer stuck
+     * on one bad record logs one line per partition per fetch, many per second. Thread-safe; the set of partitions
+     * already reported is bounded and forgotten at each summary after {@code forgetAfter}, so a partition that fails
+     * again much later is reported in full again.
+     */
+    static final class WarnLimiter {
+        static final Duration DEFAULT_SUMMARY_INTERVAL = Duration.ofSeconds(30);
+        static final int DEFAULT_MAX_KEYS = 10_000;
+        /** Partitions reported once are reported in full again after this long. */
+        static final Duration FORGET_AFTER = Duration.ofMinutes(10);
+
+        enum Reason { CORRUPT, KMS_UNAVAILABLE, UNKNOWN_TOPIC_ID }
+
+        private record Key(String topic, int partition, Reason reason) {
+        }
+
+        private final long intervalNanos;
+        private final long forgetNanos;
+        private final int maxKeys;
+        private final LongSupplier nanoTime;
+        private final Set<Key> reported = ConcurrentHashMap.newKeySet();
+        private final LongAdder[] suppressed = new LongAdder[Reason.values().length];
+        private final AtomicLong nextSummary;
+        private final AtomicLong forgetAt;
+
+        WarnLimiter(Duration summaryInterval, int maxKeys, LongSupplier nanoTime) {
+            if (summaryInterval.isNegative() || summaryInterval.isZero() || maxKeys <= 0) {
+                throw new IllegalArgumentException("summaryInterval and maxKeys must be positive");
+            }
+            this.intervalNanos = summaryInterval.toNanos();
+            this.forgetNanos = Math.max(intervalNanos, FORGET_AFTER.toNanos());
+            this.maxKeys = maxKeys;
+            this.nanoTime = nanoTime;
+            for (int i = 0; i < suppressed.length; i++) {
+                suppressed[i] = new LongAdder();
+            }
+            long now = nanoTime.getAsLong();
+            this.nextSummary = new AtomicLong(now + intervalNanos);
+            this.forgetAt = new AtomicLong(now + forgetNanos);
+        }
+
+        /** @return true when this is the first error of the partition and reason: log it in full; else it is counted */
+        boolean first(String topic, int partition, Reason reason) {
+            Key key = new Key(topic, partition, reason);
+            if (!reported.contains(key) && reported.size() < maxKeys && reported.add(key)) {
+                return true;
+            }
+            suppressed[reason.ordinal()].increment();
+            return false;
+        }
+
+        /** @return the summary line when one is due and anything was counted since the last one; else null */
+        String summaryDue() {
+            long now = nanoTime.getAsLong();
+            long due = nextSummary.get();
+            if (now - due < 0 || !nextSummary.compareAndSet(due, now + intervalNanos)) {
+                return null;
+            }
+            long forget = forgetAt.get();
+            if (now - forget >= 0 && forgetAt.compareAndSet(forget, now + forgetNanos)) {
+                reported.clear();
+            }
+            long corrupt = suppressed[Reason.CORRUPT.ordinal()].sumThenReset();
+            long kms = suppressed[Reason.KMS_UNAVAILABLE.ordinal()].sumThenReset();
+            long unknown = suppressed[Reason.UNKNOWN_TOPIC_ID.ordinal()].sumThenReset();
+            if (corrupt + kms + unknown == 0) {
+                return null;
+            }
+            return "fetch errors not logged one by one in the last " + intervalNanos / 1_000_000_000L + " s: "
+                    + corrupt + " CORRUPT_MESSAGE, " + kms + " KAFKA_STORAGE_ERROR (KMS unreachable), " + unknown
+                    + " UNKNOWN_TOPIC_ID partition answers";
+        }
     }
 }

@@ -59,8 +59,8 @@ final class ValueCrypto {
 
     /**
      * @return null when no policy entry encrypts keys (the value-only path); else a rewriter that decrypts key
-     *     envelopes on any topic (its policy may have changed) and, on topics whose policy encrypts keys, refuses a key
-     *     that is not one
+     *     envelopes on the topics the fetch path decrypts (encrypted or decryptOnly: the policy may have changed) and,
+     *     on topics whose policy encrypts keys, refuses a key that is not one
      */
     ValueRewriter keyDecryptor(String topic, TopicDecision decision) {
         if (keyCipher == null) {
@@ -107,8 +107,9 @@ final class ValueCrypto {
     }
 
     /**
-     * On an encrypted topic every value must be an envelope that decrypts; elsewhere envelopes are still
-     * decrypted (the topic may have been encrypted earlier) and other values pass unchanged. On a field-level topic
+     * On an encrypted topic every value must be an envelope that decrypts; on a {@code decryptOnly} topic (encrypted
+     * earlier) envelopes are decrypted and other values pass unchanged. The fetch path never asks for a rewriter of
+     * any other topic: its batches pass untouched. On a field-level topic
      * every value must be JSON whose listed fields, where present, decrypt; a whole-value envelope (written before
      * the topic's policy named fields) is decrypted as such.
      */

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.Objects;
 
 import org.apache.kafka.common.KafkaException;
@@ -51,6 +52,14 @@ public final class RecordBatchRewriter {
     private static final int MAX_ARRAY_SIZE = Integer.MAX_VALUE - 8;
     private static final int COPY_CHUNK = 8 * 1024;
 
+    /**
+     * Default bound on what one compressed batch may decompress to: 64 MiB. The broker's default max batch size
+     * ({@code message.max.bytes}, 1 MiB + overhead) is checked on the compressed size, and producers rarely reach
+     * more than a 10:1 ratio on real data, so 64 MiB leaves ample room for legitimate batches (and topics raised to
+     * several MiB) while a batch of zeros, which compresses ~1000:1, is stopped long before it threatens the heap.
+     */
+    public static final int DEFAULT_MAX_DECOMPRESSED_BYTES = 64 << 20;
+
     /** Stateless codecs indexed by compression id; recompression uses the codec's default level. */
     private static final Compression[] CODECS = new Compression[CompressionType.values().length];
 
@@ -75,24 +84,43 @@ public final class RecordBatchRewriter {
     }
 
     /**
+     * Rewrites every non-null value, and with a {@code keyRewriter} every non-null key, of every data batch, with
+     * compressed batches bounded by {@link #DEFAULT_MAX_DECOMPRESSED_BYTES}; see
+     * {@link #rewrite(MemoryRecords, ValueRewriter, ValueRewriter, TruncatedTail, int)}.
+     */
+    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, ValueRewriter keyRewriter,
+                                        TruncatedTail truncatedTail) throws RecordRewriteException {
+        return rewrite(records, rewriter, keyRewriter, truncatedTail, DEFAULT_MAX_DECOMPRESSED_BYTES);
+    }
+
+    /**
      * Rewrites every non-null value, and with a {@code keyRewriter} every non-null key, of every data batch. Control
      * batches and empty batches are kept byte for byte, and so is any batch whose values (and, with a key rewriter,
      * keys) are all null. Returns {@code records} itself when nothing changed.
      *
      * @param keyRewriter null to copy keys verbatim (the value-only path)
+     * @param maxDecompressedBytes the most bytes one compressed batch may decompress to; the scratch buffer never
+     *     grows past it, and a batch that yields more fails
      * @throws RecordRewriteException on a legacy (magic &lt; 2) or unknown-magic batch, a corrupt batch or record,
-     *     a CRC mismatch, a truncated trailing batch under {@link TruncatedTail#REJECT}, or when a rewriter fails
+     *     a CRC mismatch, a truncated trailing batch under {@link TruncatedTail#REJECT}, a compressed batch larger
+     *     than {@code maxDecompressedBytes} once decompressed, or when a rewriter fails
+     * @throws IllegalArgumentException when {@code maxDecompressedBytes} is not positive
      */
     public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, ValueRewriter keyRewriter,
-                                        TruncatedTail truncatedTail) throws RecordRewriteException {
+                                        TruncatedTail truncatedTail, int maxDecompressedBytes)
+            throws RecordRewriteException {
         Objects.requireNonNull(records, "records");
         Objects.requireNonNull(rewriter, "rewriter");
         Objects.requireNonNull(truncatedTail, "truncatedTail");
+        if (maxDecompressedBytes <= 0 || maxDecompressedBytes > MAX_ARRAY_SIZE) {
+            throw new IllegalArgumentException("maxDecompressedBytes must be 1.." + MAX_ARRAY_SIZE + ", got "
+                    + maxDecompressedBytes);
+        }
         ByteBuffer in = records.buffer().slice();
         if (!in.hasRemaining()) {
             return records;
         }
-        Job job = new Job(in, rewriter, keyRewriter);
+        Job job = new Job(in, rewriter, keyRewriter, maxDecompressedBytes);
         try {
             ByteBuffer out = job.run(truncatedTail);
             return out == null ? records : MemoryRecords.readableRecords(out);
@@ -106,6 +134,7 @@ public final class RecordBatchRewriter {
         private final ByteBuffer in;
         private final ByteBuffer inValues;
         private final ValueRewriter rewriter;
+        private final int maxDecompressedBytes;
         /** Null on the value-only path. */
         private final ValueRewriter keyRewriter;
         /** A second view, because a rewritten key may be that view and must survive the value's rewrite. */
@@ -121,8 +150,9 @@ public final class RecordBatchRewriter {
         private int pos;
         private boolean changed;
 
-        Job(ByteBuffer in, ValueRewriter rewriter, ValueRewriter keyRewriter) {
+        Job(ByteBuffer in, ValueRewriter rewriter, ValueRewriter keyRewriter, int maxDecompressedBytes) {
             this.in = in;
+            this.maxDecompressedBytes = maxDecompressedBytes;
             // Values are handed out through one reusable read-only view: no allocation per record, and a
             // misbehaving rewriter cannot scribble over the input.
             this.inValues = in.asReadOnlyBuffer();
@@ -241,28 +271,42 @@ public final class RecordBatchRewriter {
             changed = true;
         }
 
-        /** Decompresses a records section into {@link #decompressed}; returns the number of bytes. */
+        /**
+         * Decompresses a records section into {@link #decompressed}; returns the number of bytes. The buffer grows
+         * geometrically but never past {@link #maxDecompressedBytes}: once it is full at the limit, one more byte
+         * from the stream fails the batch, so a small bomb costs at most the limit, never an OutOfMemoryError.
+         */
         private int decompress(Compression codec, ByteBuffer compressed, long baseOffset) throws RecordRewriteException {
+            int max = maxDecompressedBytes;
+            if (codec.type() == CompressionType.SNAPPY) {
+                // The snappy stream sizes its own buffers from lengths in the data, before any byte reaches us.
+                SnappyBounds.check(compressed, max, baseOffset);
+            }
             if (bufferSupplier == null) {
                 bufferSupplier = BufferSupplier.create();
             }
-            int initial = (int) Math.min(MAX_ARRAY_SIZE, Math.max(4096L, 4L * compressed.remaining()));
+            int initial = (int) Math.min(max, Math.max(4096L, 4L * compressed.remaining()));
             if (decompressed == null || decompressed.length < initial) {
                 decompressed = new byte[initial];
             }
+            int capacity = Math.min(decompressed.length, max);
             int length = 0;
             try (InputStream stream = codec.wrapForInput(compressed, MAGIC_V2, bufferSupplier)) {
                 while (true) {
-                    if (length == decompressed.length) {
-                        if (length == MAX_ARRAY_SIZE) {
-                            throw new RecordRewriteException("Batch at base offset " + baseOffset
-                                    + " decompresses to more than " + MAX_ARRAY_SIZE + " bytes", baseOffset, null);
+                    if (length == capacity) {
+                        if (capacity == max) {
+                            if (stream.read() < 0) {
+                                return length;
+                            }
+                            throw new RecordRewriteException("Batch at base offset " + baseOffset + " decompresses to"
+                                    + " more than maxDecompressedBytes=" + max + " bytes", baseOffset, null);
                         }
-                        byte[] grown = new byte[(int) Math.min(MAX_ARRAY_SIZE, 2L * length)];
-                        System.arraycopy(decompressed, 0, grown, 0, length);
-                        decompressed = grown;
+                        capacity = (int) Math.min(max, 2L * capacity);
+                        if (capacity > decompressed.length) {
+                            decompressed = Arrays.copyOf(decompressed, capacity);
+                        }
                     }
-                    int read = stream.read(decompressed, length, decompressed.length - length);
+                    int read = stream.read(decompressed, length, capacity - length);
                     if (read < 0) {
                         return length;
                     }
