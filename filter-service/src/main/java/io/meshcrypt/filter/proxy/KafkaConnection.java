@@ -21,6 +21,7 @@ import org.apache.kafka.common.message.MetadataResponseData;
 import org.apache.kafka.common.message.ProduceRequestData;
 import org.apache.kafka.common.message.ProduceResponseData;
 import org.apache.kafka.common.message.ShareAcknowledgeResponseData;
+import org.apache.kafka.common.message.ShareFetchRequestData;
 import org.apache.kafka.common.message.ShareFetchResponseData;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ApiMessage;
@@ -127,12 +128,19 @@ final class KafkaConnection implements ConnectionHandler {
                 KafkaCodec.requireDecodable(api, version);
             }
             inFlight.add(head.getInt(p + 4), api, version, decode);
-            return FrameAction.PASS;
+            // While the KMS is unreachable, ShareFetch requests are rewritten so that the broker acquires nothing
+            // (FetchDecryptor#holdShareFetch): acquiring records that cannot be decrypted costs them a delivery.
+            return api == ApiKeys.SHARE_FETCH && proxy.fetch.holdsShareFetch() ? FrameAction.REWRITE : FrameAction.PASS;
         }
 
         @Override
         public ByteString rewrite(ByteBuffer frame) throws KafkaFrameException {
+            short apiKey = frame.getShort(frame.position());
             short version = frame.getShort(frame.position() + 2);
+            if (apiKey == ApiKeys.SHARE_FETCH.id) {
+                Decoded<ShareFetchRequestData> shareFetch = KafkaCodec.decodeRequest(frame, ApiKeys.SHARE_FETCH, version);
+                return proxy.fetch.holdShareFetch(shareFetch.body(), version) ? KafkaCodec.encode(shareFetch) : original(frame);
+            }
             int correlationId = frame.getInt(frame.position() + 4);
             Decoded<ProduceRequestData> produce = KafkaCodec.decodeRequest(frame, ApiKeys.PRODUCE, version);
             if (produce.body().acks() != 0) {
@@ -174,18 +182,24 @@ final class KafkaConnection implements ConnectionHandler {
             heldApi = null;
             switch (api) {
                 case FETCH -> {
-                    // Spot for FetchDecryptor.decrypt reporting whether it changed anything: when neither it nor the
-                    // address rewrite did, return original(frame) instead of re-encoding.
-                    return rewritten(frame, api, version, (FetchResponseData r) -> {
-                        proxy.fetch.decrypt(r, version);
-                        addresses.rewrite(r);
-                    });
+                    // Pass-through topics' batches are left as they are; when nothing changed, the frame as it
+                    // arrived is forwarded rather than re-encoded.
+                    Decoded<FetchResponseData> d = KafkaCodec.decodeResponse(frame, api, version);
+                    boolean changed = proxy.fetch.decrypt(d.body(), version);
+                    if (addresses.rewrites() && !d.body().nodeEndpoints().isEmpty()) {
+                        addresses.rewrite(d.body());
+                        changed = true;
+                    }
+                    return changed ? KafkaCodec.encode(d) : original(frame);
                 }
                 case SHARE_FETCH -> {
-                    return rewritten(frame, api, version, (ShareFetchResponseData r) -> {
-                        proxy.fetch.decrypt(r);
-                        addresses.rewrite(r);
-                    });
+                    Decoded<ShareFetchResponseData> d = KafkaCodec.decodeResponse(frame, api, version);
+                    boolean changed = proxy.fetch.decrypt(d.body());
+                    if (addresses.rewrites() && !d.body().nodeEndpoints().isEmpty()) {
+                        addresses.rewrite(d.body());
+                        changed = true;
+                    }
+                    return changed ? KafkaCodec.encode(d) : original(frame);
                 }
                 case METADATA -> {
                     Decoded<MetadataResponseData> d = KafkaCodec.decodeResponse(frame, api, version);

@@ -3,6 +3,7 @@ package io.meshcrypt.filter.proxy;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ConnectionHandlerFactory;
 import io.meshcrypt.filter.transport.StreamHeaders;
@@ -21,27 +22,32 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      *     broker's own {@code socket.request.max.bytes}, so no request the broker would accept is refused
      * @param maxInFlightRequests most requests awaiting a response on one connection (Kafka clients keep a handful)
      * @param maxTopicIds most topic ids remembered for ShareFetch/ShareAcknowledge, process wide ({@link TopicNames})
+     * @param maxDecompressedBytes largest records section one compressed batch may inflate to when it is rewritten
+     *     (a decompression bomb fails its frame instead of exhausting the heap)
      */
-    public record Limits(int maxFrameBytes, int maxRequestFrameBytes, int maxInFlightRequests, int maxTopicIds) {
+    public record Limits(int maxFrameBytes, int maxRequestFrameBytes, int maxInFlightRequests, int maxTopicIds,
+                         int maxDecompressedBytes) {
         public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
         public static final int DEFAULT_MAX_REQUEST_FRAME_BYTES = 104_857_600;
         public static final int DEFAULT_MAX_IN_FLIGHT_REQUESTS = 4096;
         public static final int DEFAULT_MAX_TOPIC_IDS = 100_000;
 
         public Limits {
-            if (maxFrameBytes <= 0 || maxRequestFrameBytes <= 0 || maxInFlightRequests <= 0 || maxTopicIds < 0) {
+            if (maxFrameBytes <= 0 || maxRequestFrameBytes <= 0 || maxInFlightRequests <= 0 || maxTopicIds < 0
+                    || maxDecompressedBytes <= 0) {
                 throw new IllegalArgumentException("limits must be positive (maxTopicIds may be 0): " + maxFrameBytes
-                        + ", " + maxRequestFrameBytes + ", " + maxInFlightRequests + ", " + maxTopicIds);
+                        + ", " + maxRequestFrameBytes + ", " + maxInFlightRequests + ", " + maxTopicIds + ", "
+                        + maxDecompressedBytes);
             }
         }
 
         public static Limits defaults() {
             return new Limits(DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT_REQUESTS,
-                    DEFAULT_MAX_TOPIC_IDS);
+                    DEFAULT_MAX_TOPIC_IDS, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
         }
 
         public Limits withMaxFrameBytes(int bytes) {
-            return new Limits(bytes, maxRequestFrameBytes, maxInFlightRequests, maxTopicIds);
+            return new Limits(bytes, maxRequestFrameBytes, maxInFlightRequests, maxTopicIds, maxDecompressedBytes);
         }
     }
 
@@ -104,8 +110,8 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     public synchronized void policy(EncryptionPolicy policy) {
         Objects.requireNonNull(policy, "policy");
         ValueCrypto crypto = new ValueCrypto(cipher, keyCipher, policy);
-        this.produce = new ProduceEncryptor(policy, crypto);
-        this.fetch = new FetchDecryptor(policy, topicNames, crypto);
+        this.produce = new ProduceEncryptor(policy, crypto, limits.maxDecompressedBytes());
+        this.fetch = new FetchDecryptor(policy, topicNames, crypto, limits.maxDecompressedBytes());
     }
 
     @Override

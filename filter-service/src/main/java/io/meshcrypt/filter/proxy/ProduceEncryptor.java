@@ -19,10 +19,16 @@ import org.apache.kafka.common.record.internal.MemoryRecords;
 final class ProduceEncryptor {
     private final EncryptionPolicy policy;
     private final ValueCrypto crypto;
+    private final int maxDecompressedBytes;
 
     ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto) {
+        this(policy, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
+    }
+
+    ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto, int maxDecompressedBytes) {
         this.policy = policy;
         this.crypto = crypto;
+        this.maxDecompressedBytes = maxDecompressedBytes;
     }
 
     /** @return true when any partition's records were rewritten (false: the original frame can be forwarded) */
@@ -52,7 +58,7 @@ final class ProduceEncryptor {
                         try {
                             // A partial batch in a Produce request would reach the broker as plaintext: refuse it.
                             partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name),
-                                    crypto.keyEncryptor(name), RecordBatchRewriter.TruncatedTail.REJECT));
+                                    crypto.keyEncryptor(name), RecordBatchRewriter.TruncatedTail.REJECT, maxDecompressedBytes));
                         } catch (RecordRewriteException e) {
                             throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
                         }

@@ -210,7 +210,7 @@ class KafkaProtocolGuardTest {
     void givenTlsClientHelloThatReadsAsAnOfferedFetch_whenTheRequestLimitIsHuge_thenItIsStillRefusedAsTls() {
         // Record length 0x0600 and handshake length 0x0005fc read as api key 1 (FETCH) v5, size field 369296896.
         byte[] hello = {0x16, 0x03, 0x01, 0x06, 0x00, 0x01, 0x00, 0x05, (byte) 0xfc, 0x03, 0x03, 0x00};
-        ConnectionHandler unlimited = proxy(new KafkaProxy.Limits(1 << 20, Integer.MAX_VALUE, 16, 16)).open();
+        ConnectionHandler unlimited = proxy(new KafkaProxy.Limits(1 << 20, Integer.MAX_VALUE, 16, 16, 1 << 20)).open();
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> unlimited.onRead(ByteString.copyFrom(hello), false));
 
@@ -319,7 +319,7 @@ class KafkaProtocolGuardTest {
 
     @Test
     void givenConfiguredRequestLimit_whenAFrameIsExactlyThatLarge_thenItPassesAndOneByteMoreIsRefused() throws Exception {
-        ConnectionHandler limited = proxy(new KafkaProxy.Limits(1 << 20, 64, 16, 16)).open();
+        ConnectionHandler limited = proxy(new KafkaProxy.Limits(1 << 20, 64, 16, 16, 1 << 20)).open();
         byte[] atLimit = rawRequest(64, ApiKeys.HEARTBEAT.id, HEARTBEAT_V, 1);
         byte[] overLimit = rawRequest(65, ApiKeys.HEARTBEAT.id, HEARTBEAT_V, 2);
 
@@ -403,7 +403,7 @@ class KafkaProtocolGuardTest {
 
     @Test
     void givenInFlightLimitOfTwo_whenAThirdRequestIsSent_thenTheConnectionIsClosedButAnAnswerFreesASlot() throws Exception {
-        ConnectionHandler limited = proxy(new KafkaProxy.Limits(1 << 20, 1 << 20, 2, 16)).open();
+        ConnectionHandler limited = proxy(new KafkaProxy.Limits(1 << 20, 1 << 20, 2, 16, 1 << 20)).open();
         int first = send(limited, ApiKeys.HEARTBEAT, HEARTBEAT_V, new HeartbeatRequestData());
         send(limited, ApiKeys.HEARTBEAT, HEARTBEAT_V, new HeartbeatRequestData());
         limited.onWrite(ByteString.copyFrom(responseFrame(first, ApiKeys.HEARTBEAT, HEARTBEAT_V,
@@ -478,14 +478,14 @@ class KafkaProtocolGuardTest {
     void givenTheFrameSizeConstructor_whenBuilt_thenTheOtherLimitsAreTheDefaults() {
         KafkaProxy old = new KafkaProxy(EncryptionPolicy.encryptAll(), recordCipher, new BrokerAddresses(Map.of()), 4096);
 
-        assertEquals(new KafkaProxy.Limits(4096, 104_857_600, 4096, 100_000), old.limits());
+        assertEquals(new KafkaProxy.Limits(4096, 104_857_600, 4096, 100_000, 64 << 20), old.limits());
     }
 
     @Test
     void givenANonPositiveLimit_whenLimitsAreBuilt_thenTheyAreRefused() {
-        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 0, 1, 1));
-        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 0, 1));
-        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 1, -1));
+        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 0, 1, 1, 1 << 20));
+        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 0, 1, 1 << 20));
+        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 1, -1, 1 << 20));
     }
 
     // ---- helpers ----
