@@ -11,6 +11,7 @@ public final class TransportMetrics {
     private final LongAdder requestsAnswered = new LongAdder();
     private final LongAdder handlerFailures = new LongAdder();
     private final LongAdder streamErrors = new LongAdder();
+    private final LongAdder heldFrameTimeouts = new LongAdder();
 
     void streamStarted() {
         streamsStarted.increment();
@@ -35,6 +36,10 @@ public final class TransportMetrics {
 
     void streamError() {
         streamErrors.increment();
+    }
+
+    void heldFrameTimedOut() {
+        heldFrameTimeouts.increment();
     }
 
     /** gRPC streams (proxied connections) opened since start. */
@@ -68,5 +73,10 @@ public final class TransportMetrics {
      */
     public long streamErrors() {
         return streamErrors.sum();
+    }
+
+    /** Connections reset because a frame they held was not complete within the held-frame timeout. */
+    public long heldFrameTimeouts() {
+        return heldFrameTimeouts.sum();
     }
 }
