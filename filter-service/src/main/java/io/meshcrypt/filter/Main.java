@@ -2,6 +2,7 @@ package io.meshcrypt.filter;
 
 import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.config.Limits;
 import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.Keysets;
@@ -68,18 +69,32 @@ public final class Main {
 
     private static void serve(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
+        // Before any key is read: a secret file others can read is refused, naming the file and the fix.
+        Keysets.requireOwnerOnly(config.keyset());
+        Keysets.requireOwnerOnly(config.sivKeyset());
+        if (config.keys() != null) {
+            Keysets.requireOwnerOnly(config.keys().localKeyset());
+            if (config.keys().pkcs11() != null) {
+                Keysets.requireOwnerOnly(config.keys().pkcs11().pinFile());
+            }
+        }
+        Limits limits = config.limits();
         ValueCipher cipher = KeysCli.cipher(config);
         // Only with sivKeyset set or a policy entry asking for keys: deterministic; the file is created on first use.
         KeyCipher keyCipher = config.sivKeyset() == null ? null : KeyCipher.openOrCreate(config.sivKeyset());
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
                 config.maxFrameBytes());
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
-        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults(),
+        ExtProcServer.Limits serverLimits = ExtProcServer.Limits.defaults()
+                .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
+                .withHeldFrameTimeout(limits.heldFrameTimeout());
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, serverLimits,
                 List.of(workers -> new HttpExtProcService(http, workers)));
         PolicyWatcher policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, http::rules,
                 PolicyWatcher.DEFAULT_INTERVAL);
         log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s), {})",
                 config.listen(), configFile, config.brokers().size(), config.http().rules().size(), config.policy());
+        log.info("limits: {}", limits);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             policyWatcher.close();
