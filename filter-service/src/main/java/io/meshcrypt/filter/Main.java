@@ -2,6 +2,7 @@ package io.meshcrypt.filter;
 
 import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.config.Limits;
 import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.Keysets;
@@ -10,6 +11,7 @@ import io.meshcrypt.filter.kms.KeysCli;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
+import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import java.nio.file.Path;
@@ -68,18 +70,34 @@ public final class Main {
 
     private static void serve(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
+        // Before any key is read: a secret file others can read is refused, naming the file and the fix.
+        Keysets.requireOwnerOnly(config.keyset());
+        Keysets.requireOwnerOnly(config.sivKeyset());
+        if (config.keys() != null) {
+            Keysets.requireOwnerOnly(config.keys().localKeyset());
+            if (config.keys().pkcs11() != null) {
+                Keysets.requireOwnerOnly(config.keys().pkcs11().pinFile());
+            }
+        }
+        Limits limits = config.limits();
         ValueCipher cipher = KeysCli.cipher(config);
         // Only with sivKeyset set or a policy entry asking for keys: deterministic; the file is created on first use.
         KeyCipher keyCipher = config.sivKeyset() == null ? null : KeyCipher.openOrCreate(config.sivKeyset());
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
-                config.maxFrameBytes());
+                new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
+                        limits.maxTopicIds(), limits.maxDecompressedBytes()),
+                new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal()));
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
-        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, ExtProcServer.Limits.defaults(),
+        ExtProcServer.Limits serverLimits = ExtProcServer.Limits.defaults()
+                .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
+                .withHeldFrameTimeout(limits.heldFrameTimeout());
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, serverLimits,
                 List.of(workers -> new HttpExtProcService(http, workers)));
         PolicyWatcher policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, http::rules,
                 PolicyWatcher.DEFAULT_INTERVAL);
         log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s), {})",
                 config.listen(), configFile, config.brokers().size(), config.http().rules().size(), config.policy());
+        log.info("limits: {}", limits);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             policyWatcher.close();

@@ -34,7 +34,7 @@ import java.util.regex.Pattern;
  */
 public final class ConfigReader {
 
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits");
     private static final List<String> POLICY_KEYS = List.of("encrypt", "decryptOnly", "unmatched");
     private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
@@ -62,8 +62,7 @@ public final class ConfigReader {
                 ? bindAddress(TOP, "listen", FilterConfig.DEFAULT_LISTEN)
                 : bindAddress(listenEntry.keyLocation(), "listen", string(listenEntry, "listen"));
 
-        Entry sizeEntry = mapping.entries().get("maxFrameBytes");
-        int maxFrameBytes = sizeEntry == null ? FilterConfig.DEFAULT_MAX_FRAME_BYTES : positiveInt(sizeEntry, "maxFrameBytes");
+        Limits limits = new LimitsReader(this).limits(mapping.entries().get("limits"), mapping.entries().get("maxFrameBytes"));
 
         Entry keysetEntry = mapping.entries().get("keyset");
         Entry keysEntry = mapping.entries().get("keys");
@@ -110,7 +109,8 @@ public final class ConfigReader {
             sivKeyset = dir.resolve(DEFAULT_SIV_KEYSET);
         }
 
-        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset);
+        return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
+                limits);
     }
 
     /**

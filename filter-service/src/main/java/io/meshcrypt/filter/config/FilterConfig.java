@@ -31,6 +31,9 @@ import java.util.Objects;
  * http:                              # HTTP ext_proc rules, see docs/configuration.md
  *   rules: [...]
  * policyFrom: mesh.yaml              # instead of policy: and http: take those sections of this file (the xDS mesh file)
+ * limits:                            # optional: resource limits against hostile peers, see Limits and docs/configuration.md
+ *   maxHeldBytesPerConnection: 209715208
+ *   heldFrameTimeout: 30s
  * </pre>
  *
  * <p>The file holding the policy and HTTP rules (this one, or {@code policyFrom}) is watched while the service runs: a
@@ -58,6 +61,7 @@ import java.util.Objects;
  *     when they are inline
  * @param sivKeyset absolute path of the AES-SIV keyset that encrypts record keys: set explicitly, or defaulted when the
  *     policy has an entry with {@code keys: deterministic}; null otherwise
+ * @param limits resource limits; {@code limits.maxFrameBytes()} equals {@code maxFrameBytes}
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -68,10 +72,11 @@ public record FilterConfig(
         HttpRules http,
         KeysConfig keys,
         Path policyFrom,
-        Path sivKeyset) {
+        Path sivKeyset,
+        Limits limits) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
-    public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
+    public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
 
     public FilterConfig {
         Objects.requireNonNull(listen, "listen");
@@ -86,7 +91,19 @@ public record FilterConfig(
         if (maxFrameBytes <= 0) {
             throw new IllegalArgumentException("maxFrameBytes must be positive");
         }
+        Objects.requireNonNull(limits, "limits");
+        if (limits.maxFrameBytes() != maxFrameBytes) {
+            throw new IllegalArgumentException("maxFrameBytes " + maxFrameBytes + " differs from limits.maxFrameBytes "
+                    + limits.maxFrameBytes());
+        }
         brokers = Map.copyOf(brokers);
+    }
+
+    /** Default limits for {@code maxFrameBytes}. */
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
+                Limits.defaults(maxFrameBytes));
     }
 
     /** Record keys are never encrypted. */

@@ -9,6 +9,11 @@ import java.util.Objects;
  * boundaries. PASS frames stream through as their bytes arrive (never held, never copied more than
  * ByteString slicing needs); REWRITE frames are held until complete and replaced by what the handler returns.
  *
+ * <p>Memory: a REWRITE frame's announced size is reserved from a {@link HeldBytesBudget.Account} when the frame starts
+ * (before its body arrives) and released once it is rewritten or the stream fails or {@link #close closes}; a prefix
+ * held across chunks is at most {@code 4 + headBytes} bytes, copied so it pins no larger chunk. How long a frame has
+ * been held is exposed by {@link #heldSinceNanos()} so the caller can enforce a deadline.
+ *
  * <p>Not thread-safe: one instance per direction of one connection, driven by that connection's thread.
  * Once any call fails the stream is poisoned and every later call fails: the byte stream can no longer
  * be trusted to be frame-aligned.
@@ -16,6 +21,9 @@ import java.util.Objects;
 public final class FrameStream {
 
     private static final int SIZE_FIELD_BYTES = 4;
+
+    /** {@link #heldSinceNanos()} when nothing is held; equal to {@code ConnectionHandler.NOT_HOLDING}. */
+    public static final long NOT_HOLDING = Long.MAX_VALUE;
 
     private enum Phase {
         /** Collecting the size field and the head of the next frame. */
@@ -29,6 +37,7 @@ public final class FrameStream {
     private final int headBytes;
     private final int maxFrameBytes;
     private final FrameHandler handler;
+    private final HeldBytesBudget.Account budget;
 
     private Phase phase = Phase.PREFIX;
     /** Bytes of the current frame received in earlier chunks and not forwarded (prefix or REWRITE frame). */
@@ -39,12 +48,19 @@ public final class FrameStream {
     private int frameSize = -1;
     /** Bytes of the current PASS frame still to forward. */
     private int passRemaining;
+    /** Bytes of {@link #budget} reserved for the current REWRITE frame. */
+    private long reserved;
+    /** System.nanoTime() at the end of the chunk in which the held partial frame began, or NOT_HOLDING. */
+    private long heldSince = NOT_HOLDING;
     private boolean failed;
     /** Non-null while a rewrite is deferred: where {@link #resume} picks the chunk up again. */
     private Suspension suspended;
 
-    /** A chunk whose processing stopped at a deferred rewrite: everything before it is in {@code out}. */
-    private record Suspension(ByteString chunk, int pos, ByteString out, ByteString frame) {
+    /**
+     * A chunk whose processing stopped at a deferred rewrite: everything before the frame is in {@code out}, and the
+     * frame keeps its budget reservation until it is rewritten.
+     */
+    private record Suspension(ByteString chunk, int pos, ByteString out, ByteString frame, long reserved) {
     }
 
     /**
@@ -53,6 +69,17 @@ public final class FrameStream {
      * @param handler decides and rewrites frames
      */
     public FrameStream(int headBytes, int maxFrameBytes, FrameHandler handler) {
+        this(headBytes, maxFrameBytes, handler, HeldBytesBudget.unlimited().newAccount());
+    }
+
+    /**
+     * @param headBytes how many bytes after the size field {@link FrameHandler#onFrameStart} needs to decide
+     * @param maxFrameBytes largest size field of a REWRITE frame
+     * @param handler decides and rewrites frames
+     * @param budget the connection's held-bytes account (shared by its two directions) each REWRITE frame reserves
+     *     its announced size from; a reservation past its limits fails the frame
+     */
+    public FrameStream(int headBytes, int maxFrameBytes, FrameHandler handler, HeldBytesBudget.Account budget) {
         if (headBytes < 0) {
             throw new IllegalArgumentException("headBytes must be >= 0: " + headBytes);
         }
@@ -62,6 +89,7 @@ public final class FrameStream {
         this.headBytes = headBytes;
         this.maxFrameBytes = maxFrameBytes;
         this.handler = Objects.requireNonNull(handler, "handler");
+        this.budget = Objects.requireNonNull(budget, "budget");
     }
 
     /**
@@ -82,7 +110,7 @@ public final class FrameStream {
             return process(chunk, 0, ByteString.EMPTY);
         } catch (RewriteDeferred d) {
             throw d; // not a failure: the stream stays usable, and suspended() tells the caller to resume
-        } catch (KafkaFrameException | RuntimeException e) {
+        } catch (KafkaFrameException | RuntimeException | Error e) {
             fail();
             throw e;
         }
@@ -102,11 +130,11 @@ public final class FrameStream {
         }
         suspended = null;
         try {
-            ByteString out = s.out().concat(rewriteOrSuspend(s.frame(), s.chunk(), s.pos(), s.out()));
+            ByteString out = s.out().concat(rewriteOrSuspend(s.frame(), s.reserved(), s.chunk(), s.pos(), s.out()));
             return process(s.chunk(), s.pos(), out);
         } catch (RewriteDeferred d) {
-            throw d; // not a failure: the stream stays usable, and suspended() tells the caller to resume
-        } catch (KafkaFrameException | RuntimeException e) {
+            throw d;
+        } catch (KafkaFrameException | RuntimeException | Error e) {
             fail();
             throw e;
         }
@@ -117,15 +145,54 @@ public final class FrameStream {
         return suspended != null;
     }
 
+    /**
+     * The connection is gone: drops what is held and returns its reservation to the budget. Later calls to
+     * {@link #accept} fail. Idempotent.
+     */
+    public void close() {
+        fail();
+    }
+
     private void fail() {
         failed = true;
         held = ByteString.EMPTY;
-        suspended = null;
+        heldSince = NOT_HOLDING;
+        releaseReservation();
+        if (suspended != null) {
+            budget.release(suspended.reserved());
+            suspended = null;
+        }
     }
 
     /** True while bytes of an incomplete frame are held (a REWRITE frame, or a size field / head not yet complete). */
     public boolean holdsPartialFrame() {
         return !held.isEmpty() || suspended != null;
+    }
+
+    /**
+     * {@link System#nanoTime()} when the incomplete frame held now began arriving (measured when the chunk holding
+     * its first byte was accepted), or {@link #NOT_HOLDING}.
+     */
+    public long heldSinceNanos() {
+        return held.isEmpty() ? NOT_HOLDING : heldSince;
+    }
+
+    /** Bytes of the budget this stream has reserved for the frame it holds. */
+    public long reservedBytes() {
+        return reserved;
+    }
+
+    /** The oldest of several streams' {@link #heldSinceNanos()}: what a connection reports for both directions. */
+    public static long oldestHeldSinceNanos(FrameStream a, FrameStream b) {
+        long x = a.heldSinceNanos();
+        long y = b.heldSinceNanos();
+        if (x == NOT_HOLDING) {
+            return y;
+        }
+        if (y == NOT_HOLDING) {
+            return x;
+        }
+        return x - y <= 0 ? x : y;
     }
 
     /*
@@ -181,11 +248,15 @@ public final class FrameStream {
                                 throw new KafkaFrameException("frame of " + frameSize
                                         + " bytes exceeds the limit of " + maxFrameBytes + " bytes for rewritten frames");
                             }
+                            // The announced size, before the body arrives: trickling cannot hold more than was granted.
+                            budget.reserve(frameSize + (long) SIZE_FIELD_BYTES);
+                            reserved = frameSize + (long) SIZE_FIELD_BYTES;
                             out = concat(out, chunk, runStart, frameStart);
                             phase = Phase.REWRITE_BODY;
                             if (bodyLeft == 0) {
+                                long reservation = takeReservation();
                                 startNextFrame();
-                                out = out.concat(rewriteOrSuspend(prefix, chunk, pos, out));
+                                out = out.concat(rewriteOrSuspend(prefix, reservation, chunk, pos, out));
                                 frameStart = pos;
                                 runStart = pos;
                             }
@@ -201,8 +272,9 @@ public final class FrameStream {
                     frameBytesSeen += take;
                     if (frameBytesSeen == frameEnd) {
                         ByteString frame = held.concat(chunk.substring(frameStart, pos));
+                        long reservation = takeReservation();
                         startNextFrame();
-                        out = out.concat(rewriteOrSuspend(frame, chunk, pos, out));
+                        out = out.concat(rewriteOrSuspend(frame, reservation, chunk, pos, out));
                         frameStart = pos;
                         runStart = pos;
                     }
@@ -214,10 +286,52 @@ public final class FrameStream {
         } else {
             if (phase == Phase.PREFIX) {
                 out = concat(out, chunk, runStart, frameStart);
+                if (frameStart < n) {
+                    // At most 4 + headBytes bytes: a copy, so a partial prefix does not pin the whole chunk.
+                    held = held.concat(ByteString.copyFrom(chunk.substring(frameStart, n).asReadOnlyByteBuffer()));
+                }
+            } else {
+                held = held.concat(chunk.substring(frameStart, n));
             }
-            held = held.concat(chunk.substring(frameStart, n));
+            if (heldSince == NOT_HOLDING && !held.isEmpty()) {
+                heldSince = System.nanoTime();
+            }
         }
         return out;
+    }
+
+    /** Hands the current frame's reservation to its rewrite, so that startNextFrame() does not return it early. */
+    private long takeReservation() {
+        long r = reserved;
+        reserved = 0;
+        return r;
+    }
+
+    /**
+     * Rewrites a complete frame and then returns its reservation; when the handler defers, remembers where the chunk
+     * stopped (the frame stays held and reserved, everything before it stays in {@code out}) and passes the deferral up.
+     */
+    private ByteString rewriteOrSuspend(ByteString frame, long reservation, ByteString chunk, int pos, ByteString out)
+            throws KafkaFrameException {
+        boolean keep = false;
+        try {
+            return rewrite(frame);
+        } catch (RewriteDeferred d) {
+            suspended = new Suspension(chunk, pos, out, frame, reservation);
+            keep = true;
+            throw d;
+        } finally {
+            if (!keep) {
+                budget.release(reservation);
+            }
+        }
+    }
+
+    private void releaseReservation() {
+        if (reserved > 0) {
+            budget.release(reserved);
+            reserved = 0;
+        }
     }
 
     private long prefixTarget() {
@@ -225,25 +339,13 @@ public final class FrameStream {
     }
 
     private void startNextFrame() {
+        releaseReservation();
+        heldSince = NOT_HOLDING;
         phase = Phase.PREFIX;
         held = ByteString.EMPTY;
         frameBytesSeen = 0;
         frameSize = -1;
         passRemaining = 0;
-    }
-
-    /**
-     * Rewrites a complete frame; when the handler defers, remembers where the chunk stopped (the frame stays held,
-     * everything before it stays in {@code out}) and passes the deferral up.
-     */
-    private ByteString rewriteOrSuspend(ByteString frame, ByteString chunk, int pos, ByteString out)
-            throws KafkaFrameException {
-        try {
-            return rewrite(frame);
-        } catch (RewriteDeferred d) {
-            suspended = new Suspension(chunk, pos, out, frame);
-            throw d;
-        }
     }
 
     private ByteString rewrite(ByteString frame) throws KafkaFrameException {

@@ -99,9 +99,10 @@ public final class HttpExchange {
         Map<String, String> headers = Headers.firstValues(message.getHeaders());
         String method = headers.getOrDefault(":method", "");
         String path = headers.getOrDefault(":path", "");
-        target = method + " " + path;
         int query = path.indexOf('?');
-        candidates = processor.rules().candidates(method, query < 0 ? path : path.substring(0, query), headers.get("content-type"));
+        String pathOnly = query < 0 ? path : path.substring(0, query);
+        target = logTarget(method, pathOnly);
+        candidates = processor.rules().candidates(method, pathOnly, headers.get("content-type"));
         requestEncoding = headers.get("content-encoding");
         HeadersResponse.Builder answer = HeadersResponse.newBuilder();
         ProcessingResponse.Builder response = ProcessingResponse.newBuilder();
@@ -251,6 +252,37 @@ public final class HttpExchange {
             mutation.addSetHeaders(Headers.set("content-length", Long.toString(contentLength)));
         }
         return mutation.build();
+    }
+
+    /** Longest path logged; longer ones are cut (a client chooses it). */
+    private static final int MAX_LOGGED_PATH = 200;
+
+    /**
+     * What log lines name a request by: method and path, never the query string (it often carries tokens, e-mail
+     * addresses or other personal data) nor a fragment; control characters are escaped so a client cannot forge log
+     * lines, and a long path is cut.
+     */
+    static String logTarget(String method, String path) {
+        int end = path.indexOf('?');
+        int fragment = path.indexOf('#');
+        if (fragment >= 0 && (end < 0 || fragment < end)) {
+            end = fragment;
+        }
+        String bare = end < 0 ? path : path.substring(0, end);
+        StringBuilder out = new StringBuilder(Math.min(bare.length(), MAX_LOGGED_PATH) + method.length() + 8);
+        out.append(method).append(' ');
+        for (int i = 0; i < bare.length() && i < MAX_LOGGED_PATH; i++) {
+            char c = bare.charAt(i);
+            if (c < 0x20 || c == 0x7f) {
+                out.append(String.format(Locale.ROOT, "\\x%02x", (int) c));
+            } else {
+                out.append(c);
+            }
+        }
+        if (bare.length() > MAX_LOGGED_PATH) {
+            out.append("...");
+        }
+        return out.toString();
     }
 
     private ProcessingResponse fail(StatusCode status, String reason) {

@@ -7,6 +7,7 @@ import io.meshcrypt.filter.codec.KafkaCodec.Decoded;
 import io.meshcrypt.filter.framing.FrameAction;
 import io.meshcrypt.filter.framing.FrameHandler;
 import io.meshcrypt.filter.framing.FrameStream;
+import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import java.nio.ByteBuffer;
@@ -52,6 +53,8 @@ final class KafkaConnection implements ConnectionHandler {
     /** Where clients reach each broker through the Envoy listener of this connection. */
     private final BrokerAddressRewriter addresses;
     private final InFlight inFlight;
+    /** This connection's share of the held-bytes budget, used by both directions. */
+    private final HeldBytesBudget.Account held;
     private final FrameStream requests;
     private final FrameStream responses;
     /** What requests may be: kafka-clients' versions until the broker's ApiVersions response passed, then what of it was passed on. */
@@ -64,8 +67,14 @@ final class KafkaConnection implements ConnectionHandler {
         this.proxy = proxy;
         this.addresses = addresses;
         this.inFlight = new InFlight(proxy.limits.maxInFlightRequests());
-        this.requests = new FrameStream(KafkaCodec.REQUEST_HEAD_BYTES, proxy.limits.maxFrameBytes(), new RequestFrames());
-        this.responses = new FrameStream(KafkaCodec.RESPONSE_HEAD_BYTES, proxy.limits.maxFrameBytes(), new ResponseFrames());
+        this.held = proxy.heldBytes.newAccount();
+        this.requests = new FrameStream(KafkaCodec.REQUEST_HEAD_BYTES, proxy.limits.maxFrameBytes(), new RequestFrames(), held);
+        this.responses = new FrameStream(KafkaCodec.RESPONSE_HEAD_BYTES, proxy.limits.maxFrameBytes(), new ResponseFrames(), held);
+    }
+
+    @Override
+    public long heldFrameSinceNanos() {
+        return FrameStream.oldestHeldSinceNanos(requests, responses);
     }
 
     @Override
@@ -93,6 +102,9 @@ final class KafkaConnection implements ConnectionHandler {
     @Override
     public void onClose() {
         inFlight.clear();
+        requests.close();
+        responses.close();
+        held.close();
     }
 
     private final class RequestFrames implements FrameHandler {

@@ -2,6 +2,7 @@ package io.meshcrypt.filter.proxy;
 
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.transport.ConnectionHandler;
@@ -52,6 +53,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     }
 
     final Limits limits;
+    final HeldBytesBudget heldBytes;
     final TopicNames topicNames;
     private final ValueCipher cipher;
     /** Null when no record-key keyset was opened at start: then no policy may ask for keys: deterministic. */
@@ -93,6 +95,15 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      */
     public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, KeyCipher keyCipher, BrokerAddresses brokers,
                       Limits limits) {
+        this(policy, cipher, keyCipher, brokers, limits, HeldBytesBudget.unlimited());
+    }
+
+    /**
+     * @param heldBytes the budget every connection's incomplete frames are reserved from (per connection and in total)
+     */
+    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, KeyCipher keyCipher, BrokerAddresses brokers,
+                      Limits limits, HeldBytesBudget heldBytes) {
+        this.heldBytes = Objects.requireNonNull(heldBytes, "heldBytes");
         this.cipher = cipher;
         this.keyCipher = keyCipher;
         this.limits = Objects.requireNonNull(limits, "limits");

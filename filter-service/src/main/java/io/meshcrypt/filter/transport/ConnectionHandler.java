@@ -11,6 +11,9 @@ import com.google.protobuf.ByteString;
  */
 public interface ConnectionHandler {
 
+    /** {@link #heldFrameSinceNanos()} when no incomplete frame is held. */
+    long NOT_HOLDING = Long.MAX_VALUE;
+
     /** Client to upstream bytes; returns the bytes to forward in their place (possibly empty, possibly more). */
     ByteString onRead(ByteString data, boolean endOfStream) throws Exception;
 
@@ -32,4 +35,14 @@ public interface ConnectionHandler {
 
     /** The connection is gone (closed, reset, or the stream failed); release what it holds. */
     void onClose();
+
+    /**
+     * {@link System#nanoTime()} when the first byte of the oldest incomplete frame this connection still holds
+     * arrived (either direction), or {@link #NOT_HOLDING}. The transport resets a connection whose held frame is not
+     * complete within the held-frame timeout: a peer that announces a large frame and trickles it in would otherwise
+     * pin its memory forever while every message it sends is answered (with nothing to forward).
+     */
+    default long heldFrameSinceNanos() {
+        return NOT_HOLDING;
+    }
 }

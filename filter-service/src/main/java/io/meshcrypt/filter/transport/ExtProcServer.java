@@ -25,11 +25,20 @@ public final class ExtProcServer implements AutoCloseable {
      * @param inboundWindow requests of one stream read ahead of the one being processed
      * @param workerThreads threads running connection handlers; each connection stays on one of them
      * @param shutdownGrace how long {@link #close()} lets open streams finish before cancelling them
+     * @param heldFrameTimeout how long a connection may hold an incomplete frame (from its first byte) before it is
+     *     reset, whether or not the peer sends more
      */
-    public record Limits(int maxInboundMessageBytes, int inboundWindow, int workerThreads, Duration shutdownGrace) {
+    public record Limits(int maxInboundMessageBytes, int inboundWindow, int workerThreads, Duration shutdownGrace,
+                         Duration heldFrameTimeout) {
 
         public static final int DEFAULT_MAX_INBOUND_MESSAGE_BYTES = 64 * 1024 * 1024;
         public static final int DEFAULT_INBOUND_WINDOW = 8;
+        public static final Duration DEFAULT_HELD_FRAME_TIMEOUT = Duration.ofSeconds(30);
+
+        /** With the default held-frame timeout. */
+        public Limits(int maxInboundMessageBytes, int inboundWindow, int workerThreads, Duration shutdownGrace) {
+            this(maxInboundMessageBytes, inboundWindow, workerThreads, shutdownGrace, DEFAULT_HELD_FRAME_TIMEOUT);
+        }
 
         public Limits {
             if (maxInboundMessageBytes < 1) {
@@ -45,28 +54,36 @@ public final class ExtProcServer implements AutoCloseable {
             if (shutdownGrace.isNegative()) {
                 throw new IllegalArgumentException("shutdownGrace must not be negative: " + shutdownGrace);
             }
+            Objects.requireNonNull(heldFrameTimeout, "heldFrameTimeout");
+            if (heldFrameTimeout.isNegative() || heldFrameTimeout.isZero()) {
+                throw new IllegalArgumentException("heldFrameTimeout must be positive: " + heldFrameTimeout);
+            }
         }
 
-        /** 64 MiB messages, a window of 8, one worker per core, 10 s grace. */
+        /** 64 MiB messages, a window of 8, one worker per core, 10 s grace, 30 s to complete a held frame. */
         public static Limits defaults() {
             return new Limits(DEFAULT_MAX_INBOUND_MESSAGE_BYTES, DEFAULT_INBOUND_WINDOW,
                     Runtime.getRuntime().availableProcessors(), Duration.ofSeconds(10));
         }
 
         public Limits withMaxInboundMessageBytes(int bytes) {
-            return new Limits(bytes, inboundWindow, workerThreads, shutdownGrace);
+            return new Limits(bytes, inboundWindow, workerThreads, shutdownGrace, heldFrameTimeout);
         }
 
         public Limits withInboundWindow(int window) {
-            return new Limits(maxInboundMessageBytes, window, workerThreads, shutdownGrace);
+            return new Limits(maxInboundMessageBytes, window, workerThreads, shutdownGrace, heldFrameTimeout);
         }
 
         public Limits withWorkerThreads(int threads) {
-            return new Limits(maxInboundMessageBytes, inboundWindow, threads, shutdownGrace);
+            return new Limits(maxInboundMessageBytes, inboundWindow, threads, shutdownGrace, heldFrameTimeout);
         }
 
         public Limits withShutdownGrace(Duration grace) {
-            return new Limits(maxInboundMessageBytes, inboundWindow, workerThreads, grace);
+            return new Limits(maxInboundMessageBytes, inboundWindow, workerThreads, grace, heldFrameTimeout);
+        }
+
+        public Limits withHeldFrameTimeout(Duration timeout) {
+            return new Limits(maxInboundMessageBytes, inboundWindow, workerThreads, shutdownGrace, timeout);
         }
     }
 
@@ -102,7 +119,8 @@ public final class ExtProcServer implements AutoCloseable {
                 .directExecutor()
                 // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
                 .maxInboundMessageSize(limits.maxInboundMessageBytes())
-                .addService(new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics).withHeaders());
+                .addService(new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics,
+                        limits.heldFrameTimeout()).withHeaders());
         Server server;
         try {
             services.forEach(service -> builder.addService(service.create(workers)));
@@ -112,8 +130,8 @@ public final class ExtProcServer implements AutoCloseable {
             workers.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
             throw e;
         }
-        log.info("ext_proc server listening on {} ({} workers, max message {} bytes)",
-                server.getListenSockets(), limits.workerThreads(), limits.maxInboundMessageBytes());
+        log.info("ext_proc server listening on {} ({} workers, max message {} bytes, held frames complete within {})",
+                server.getListenSockets(), limits.workerThreads(), limits.maxInboundMessageBytes(), limits.heldFrameTimeout());
         return new ExtProcServer(server, workers, metrics, limits.shutdownGrace());
     }
 

@@ -11,8 +11,12 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.netty.util.concurrent.EventExecutor;
+import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.Arrays;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -32,6 +36,7 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
     private final StreamHeaders headers;
     private final int inboundWindow;
     private final TransportMetrics metrics;
+    private final long heldFrameTimeoutNanos;
 
     private ConnectionHandler handler;
     /** Set once the connection is over (closed, cancelled or failed): later messages are ignored, never forwarded. */
@@ -47,9 +52,17 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
     private ProcessingResponse.Builder parkedResponse;
     private boolean parkedOnRead;
     private final ArrayDeque<ProcessingRequest> queued = new ArrayDeque<>();
+    /** Fires at the deadline of the oldest held frame; at most one is pending. */
+    private ScheduledFuture<?> heldFrameTimer;
 
+    /**
+     * @param heldFrameTimeout how long a frame the handler holds may take to complete, from its first byte; past it
+     *     the connection is reset even if the peer sends nothing more
+     */
     ExtProcStream(long id, ServerCallStreamObserver<ProcessingResponse> call, EventExecutor executor,
-                  ConnectionHandlerFactory factory, StreamHeaders headers, int inboundWindow, TransportMetrics metrics) {
+                  ConnectionHandlerFactory factory, StreamHeaders headers, int inboundWindow, TransportMetrics metrics,
+                  Duration heldFrameTimeout) {
+        this.heldFrameTimeoutNanos = heldFrameTimeout.toNanos();
         this.id = id;
         this.headers = headers;
         this.call = call;
@@ -90,12 +103,19 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
             if (handler == null) {
                 throw new IllegalStateException("connection handler factory returned null");
             }
-        } catch (RuntimeException e) {
-            log.warn("ext_proc stream {}: cannot open a connection handler, closing the connection", id, e);
-            metrics.streamError();
+        } catch (Throwable e) {
+            // Throwable: an Error here must still end this stream (Envoy would otherwise wait on it forever), and
+            // must not escape into the worker, which serves other connections.
             done = true;
-            metrics.streamEnded();
-            call.onError(Status.INTERNAL.withDescription("connection handler unavailable").asRuntimeException());
+            handler = null;
+            try {
+                log.warn("ext_proc stream {}: cannot open a connection handler, closing the connection", id, e);
+                metrics.streamError();
+                metrics.streamEnded();
+                call.onError(Status.INTERNAL.withDescription("connection handler unavailable").asRuntimeException());
+            } catch (Throwable sendFailure) {
+                log.debug("ext_proc stream {}: could not fail the stream, it is already gone", id, sendFailure);
+            }
             return;
         }
         // Nothing is read before the handler exists; from here on at most inboundWindow requests are in flight.
@@ -114,6 +134,7 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
                 // Envoy never reads this field; MODIFIED states what is true: the data field holds what to forward.
                 .setDataProcessingStatus(DataProcessedStatus.MODIFIED);
         String direction = "read";
+        long heldSince;
         try {
             if (!request.hasReadData() && !request.hasWriteData()) {
                 throw new ProtocolViolation("request carries neither read_data nor write_data");
@@ -133,16 +154,25 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
                     return;
                 }
             }
-        } catch (Exception e) {
+            direction = "held-frame";
+            heldSince = handler.heldFrameSinceNanos();
+            if (heldSince != ConnectionHandler.NOT_HOLDING && System.nanoTime() - heldSince >= heldFrameTimeoutNanos) {
+                throw new HeldFrameTimeout(System.nanoTime() - heldSince);
+            }
+        } catch (Throwable e) {
+            // Throwable, not Exception: a StackOverflowError or AssertionError in one connection's handler (or an
+            // OutOfMemoryError the JVM survives) resets that connection only. Escaping into the worker would leave
+            // this stream unanswered and not done while the worker goes on serving the others.
             failClosed(request, direction, e);
             return;
         }
         send(response);
+        armHeldFrameTimer(heldSince);
     }
 
     /** Answers the request's write data into {@code response}; false when it was parked instead. */
     private boolean writeInto(ProcessingRequest request, ProcessingResponse.Builder response, boolean resuming)
-            throws Exception {
+            throws Throwable {
         Data in = request.getWriteData();
         try {
             ByteString forward = resuming ? handler.resumeWrite() : handler.onWrite(in.getData(), in.getEndOfStream());
@@ -163,6 +193,64 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
             // Envoy is not reading responses: stop reading requests until it does, so neither side piles up.
             owedRequests++;
         }
+    }
+
+    /**
+     * A peer that announces a large frame and then trickles it (or stops) sends nothing that would let
+     * {@link #handle} notice the deadline, so a timer checks it on this stream's own executor.
+     */
+    private void armHeldFrameTimer(long heldSince) {
+        if (heldSince == ConnectionHandler.NOT_HOLDING || heldFrameTimer != null || done) {
+            return;
+        }
+        long delay = Math.max(0, heldSince + heldFrameTimeoutNanos - System.nanoTime());
+        heldFrameTimer = executor.schedule(this::onHeldFrameTimer, delay, TimeUnit.NANOSECONDS);
+    }
+
+    private void onHeldFrameTimer() {
+        heldFrameTimer = null;
+        if (done) {
+            return;
+        }
+        long heldSince;
+        try {
+            heldSince = handler.heldFrameSinceNanos();
+        } catch (Throwable e) {
+            resetWithoutRequest(Status.INTERNAL.withDescription("connection handler failed; connection reset"),
+                    "connection handler failed: " + describe(e));
+            return;
+        }
+        if (heldSince == ConnectionHandler.NOT_HOLDING) {
+            return;
+        }
+        long heldNanos = System.nanoTime() - heldSince;
+        if (heldNanos >= heldFrameTimeoutNanos) {
+            metrics.heldFrameTimedOut();
+            resetWithoutRequest(Status.DEADLINE_EXCEEDED.withDescription("held frame incomplete; connection reset"),
+                    new HeldFrameTimeout(heldNanos).getMessage());
+            return;
+        }
+        // The frame that armed the timer completed and a newer one is held: wait for the newer one's deadline.
+        armHeldFrameTimer(heldSince);
+    }
+
+    /**
+     * Resets the connection when there is no request to answer with CLOSE_RST: the error status makes Envoy (with
+     * failure_mode_allow off) close the connection, and nothing more is processed or forwarded.
+     */
+    private void resetWithoutRequest(Status status, String reason) {
+        done = true;
+        try {
+            log.warn("ext_proc stream {}: {}; resetting the connection", id, reason);
+            call.onError(status.asRuntimeException());
+        } catch (Throwable sendFailure) {
+            log.debug("ext_proc stream {}: could not fail the stream, it is already gone", id, sendFailure);
+        }
+        closeHandler();
+    }
+
+    private static String describe(Throwable e) {
+        return e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
     }
 
     private void park(ProcessingRequest request, ProcessingResponse.Builder response, boolean onRead, RewriteDeferred d) {
@@ -198,11 +286,12 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
             } else if (!writeInto(request, response, true)) {
                 return;
             }
-        } catch (Exception e) {
+        } catch (Throwable e) {
             failClosed(request, onRead ? "read" : "write", e);
             return;
         }
         send(response);
+        armHeldFrameTimer(handler.heldFrameSinceNanos());
         while (!done && parked == null && !queued.isEmpty()) {
             handle(queued.poll());
         }
@@ -220,21 +309,46 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
      * Ending it OK would make Envoy forward later bytes unprocessed; with failure_mode_allow off, the error
      * closes the connection even if the CLOSE_RST response were lost.
      */
-    private void failClosed(ProcessingRequest request, String direction, Exception e) {
+    private void failClosed(ProcessingRequest request, String direction, Throwable e) {
         done = true;
-        String reason = e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
+        try {
+            logFailure(direction, e);
+        } catch (Throwable logFailure) {
+            // Logging may fail in the same way (an OutOfMemoryError): the reset below matters more.
+        }
+        try {
+            sendReset(request);
+        } catch (Throwable sendFailure) {
+            log.debug("ext_proc stream {}: could not send the reset, the stream is already gone", id, sendFailure);
+        }
+        closeHandler();
+    }
+
+    private void logFailure(String direction, Throwable e) {
+        String reason = describe(e);
         if (e instanceof ProtocolViolation) {
             metrics.streamError();
             log.warn("ext_proc stream {}: protocol violation, resetting the connection: {}", id, reason);
+        } else if (e instanceof HeldFrameTimeout) {
+            metrics.heldFrameTimedOut();
+            log.warn("ext_proc stream {}: {}; resetting the connection", id, reason);
         } else {
             metrics.handlerFailed();
-            if (e instanceof RuntimeException) {
+            if (e instanceof StackOverflowError) {
+                // Its trace is a thousand repeated frames; the top few name the recursion.
+                StackTraceElement[] trace = e.getStackTrace();
+                log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {} at {}", id, direction,
+                        reason, Arrays.asList(trace).subList(0, Math.min(8, trace.length)));
+            } else if (e instanceof RuntimeException || e instanceof Error) {
                 // Unchecked means a bug rather than bad traffic: keep the stack trace.
                 log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {}", id, direction, reason, e);
             } else {
                 log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {}", id, direction, reason);
             }
         }
+    }
+
+    private void sendReset(ProcessingRequest request) {
         ProcessingResponse.Builder reset = ProcessingResponse.newBuilder()
                 .setDataProcessingStatus(DataProcessedStatus.MODIFIED)
                 .setConnectionStatus(ConnectionStatus.CLOSE_RST);
@@ -244,13 +358,8 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         if (request.hasReadData() || !request.hasWriteData()) {
             reset.setReadData(Data.getDefaultInstance());
         }
-        try {
-            call.onNext(reset.build());
-            call.onError(Status.INTERNAL.withDescription("connection handler failed; connection reset").asRuntimeException());
-        } catch (RuntimeException sendFailure) {
-            log.debug("ext_proc stream {}: could not send the reset, the stream is already gone", id, sendFailure);
-        }
-        closeHandler();
+        call.onNext(reset.build());
+        call.onError(Status.INTERNAL.withDescription("connection handler failed; connection reset").asRuntimeException());
     }
 
     private void onResponseSideReady() {
@@ -285,16 +394,29 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         closeHandler();
     }
 
+    /**
+     * Envoy half-closed its side. Completing ours OK would tell Envoy processing is over, and it would forward any
+     * later bytes of the connection unprocessed: end with an error instead, after the handler released its state.
+     */
     private void onHalfClosed() {
         if (done) {
             return;
         }
         done = true;
         closeHandler();
-        call.onCompleted();
+        try {
+            call.onError(Status.ABORTED.withDescription("request stream ended by Envoy; processing over, connection must close")
+                    .asRuntimeException());
+        } catch (Throwable sendFailure) {
+            log.debug("ext_proc stream {}: could not end the stream, it is already gone", id, sendFailure);
+        }
     }
 
     private void closeHandler() {
+        if (heldFrameTimer != null) {
+            heldFrameTimer.cancel(false);
+            heldFrameTimer = null;
+        }
         metrics.streamEnded();
         parked = null;
         parkedResponse = null;
@@ -304,7 +426,7 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         }
         try {
             handler.onClose();
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
             log.warn("ext_proc stream {}: connection handler failed to close", id, e);
         }
     }
@@ -315,6 +437,14 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         } catch (RejectedExecutionException e) {
             // Only during shutdown, after the gRPC server has stopped: nothing is left to forward to.
             log.debug("ext_proc stream {}: worker already shut down", id);
+        }
+    }
+
+    /** A frame the handler holds was not complete within the held-frame timeout. */
+    private static final class HeldFrameTimeout extends Exception {
+        HeldFrameTimeout(long heldNanos) {
+            super("a held frame is still incomplete after " + TimeUnit.NANOSECONDS.toMillis(heldNanos)
+                    + " ms (limits.heldFrameTimeout): the peer announced more bytes than it sends");
         }
     }
 

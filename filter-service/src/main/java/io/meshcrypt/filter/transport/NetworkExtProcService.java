@@ -14,6 +14,7 @@ import io.grpc.ServerServiceDefinition;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.netty.util.concurrent.EventExecutorGroup;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -29,6 +30,7 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
     private final EventExecutorGroup workers;
     private final int inboundWindow;
     private final TransportMetrics metrics;
+    private final Duration heldFrameTimeout;
     private final AtomicLong streamIds = new AtomicLong();
 
     /**
@@ -36,6 +38,20 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
      */
     public NetworkExtProcService(ConnectionHandlerFactory factory, EventExecutorGroup workers, int inboundWindow,
                                  TransportMetrics metrics) {
+        this(factory, workers, inboundWindow, metrics, ExtProcServer.Limits.DEFAULT_HELD_FRAME_TIMEOUT);
+    }
+
+    /**
+     * @param inboundWindow how many requests of one stream may be read ahead of the one being processed
+     * @param heldFrameTimeout how long a connection may hold an incomplete frame before it is reset
+     */
+    public NetworkExtProcService(ConnectionHandlerFactory factory, EventExecutorGroup workers, int inboundWindow,
+                                 TransportMetrics metrics, Duration heldFrameTimeout) {
+        Objects.requireNonNull(heldFrameTimeout, "heldFrameTimeout");
+        if (heldFrameTimeout.isNegative() || heldFrameTimeout.isZero()) {
+            throw new IllegalArgumentException("heldFrameTimeout must be positive: " + heldFrameTimeout);
+        }
+        this.heldFrameTimeout = heldFrameTimeout;
         if (inboundWindow < 1) {
             throw new IllegalArgumentException("inboundWindow must be >= 1: " + inboundWindow);
         }
@@ -65,7 +81,7 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
                 : name -> metadata.get(Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER));
         ExtProcStream stream = new ExtProcStream(streamIds.incrementAndGet(),
                 (ServerCallStreamObserver<ProcessingResponse>) responseObserver, workers.next(), factory, headers,
-                inboundWindow, metrics);
+                inboundWindow, metrics, heldFrameTimeout);
         stream.install();
         return stream;
     }

@@ -12,6 +12,7 @@ public final class TransportMetrics {
     private final LongAdder handlerFailures = new LongAdder();
     private final LongAdder streamErrors = new LongAdder();
     private final LongAdder rewritesDeferred = new LongAdder();
+    private final LongAdder heldFrameTimeouts = new LongAdder();
 
     void streamStarted() {
         streamsStarted.increment();
@@ -47,6 +48,10 @@ public final class TransportMetrics {
         return rewritesDeferred.sum();
     }
 
+    void heldFrameTimedOut() {
+        heldFrameTimeouts.increment();
+    }
+
     /** gRPC streams (proxied connections) opened since start. */
     public long streamsStarted() {
         return streamsStarted.sum();
@@ -78,5 +83,10 @@ public final class TransportMetrics {
      */
     public long streamErrors() {
         return streamErrors.sum();
+    }
+
+    /** Connections reset because a frame they held was not complete within the held-frame timeout. */
+    public long heldFrameTimeouts() {
+        return heldFrameTimeouts.sum();
     }
 }

@@ -38,7 +38,7 @@ class ShareFetchKmsOutageTest {
     private final List<String> warnings = new ArrayList<>();
     private final FetchDecryptor decryptor;
 
-    ShareFetchKmsOutageTest() {
+    ShareFetchKmsOutageTest() throws Exception {
         TopicNames names = new TopicNames();
         names.learn(SECRET, "secret");
         decryptor = new FetchDecryptor(policy, names, new ValueCrypto(cipher, policy), 1 << 20,

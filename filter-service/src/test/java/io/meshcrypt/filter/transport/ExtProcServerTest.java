@@ -52,13 +52,16 @@ class ExtProcServerTest {
 
     /**
      * Prefixes read bytes with "R:" and write bytes with "W:", throws on data "boom", and holds data "hold"
-     * at {@link #gate} to simulate slow work. Records every call and the thread it came on.
+     * at {@link #gate} to simulate slow work. Data "overflow" throws a StackOverflowError, "assert" an AssertionError.
+     * Data "hold-frame" starts holding an incomplete frame (see {@link ConnectionHandler#heldFrameSinceNanos}),
+     * "frame-done" completes it. Records every call and the thread it came on.
      */
     static final class RecordingHandler implements ConnectionHandler {
         final List<String> calls = new CopyOnWriteArrayList<>();
         final Set<Thread> threads = ConcurrentHashMap.newKeySet();
         final CountDownLatch closed = new CountDownLatch(1);
         final CountDownLatch gate = new CountDownLatch(1);
+        volatile long heldSince = ConnectionHandler.NOT_HOLDING;
 
         @Override
         public ByteString onRead(ByteString data, boolean endOfStream) throws Exception {
@@ -76,10 +79,25 @@ class ExtProcServerTest {
             if (data.toStringUtf8().equals("hold") && !gate.await(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
                 throw new IllegalStateException("gate never opened");
             }
-            if (data.toStringUtf8().equals("boom")) {
-                throw new Exception("simulated rewrite failure");
+            switch (data.toStringUtf8()) {
+                case "boom" -> throw new Exception("simulated rewrite failure");
+                case "overflow" -> throw new StackOverflowError("simulated recursion in a decoder");
+                case "assert" -> throw new AssertionError("simulated broken invariant");
+                case "hold-frame" -> {
+                    if (heldSince == ConnectionHandler.NOT_HOLDING) {
+                        heldSince = System.nanoTime();
+                    }
+                    return ByteString.EMPTY;
+                }
+                case "frame-done" -> heldSince = ConnectionHandler.NOT_HOLDING;
+                default -> { }
             }
             return ByteString.copyFromUtf8(prefix).concat(data);
+        }
+
+        @Override
+        public long heldFrameSinceNanos() {
+            return heldSince;
         }
 
         @Override
@@ -342,7 +360,7 @@ class ExtProcServerTest {
     }
 
     @Test
-    void givenClientCompletes_whenHalfClosed_thenHandlerClosedAndStreamCompletedOk() throws Exception {
+    void givenClientCompletes_whenHalfClosed_thenHandlerClosedAndStreamEndsWithErrorNeverOk() throws Exception {
         ExtProcServer server = startServer();
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = client(server).process(responses);
@@ -350,9 +368,153 @@ class ExtProcServerTest {
 
         requests.onCompleted();
 
-        responses.nextResponse();
-        assertTrue(responses.next() == Responses.COMPLETED, "stream completes OK after Envoy completes it");
+        assertEquals("R:x", responses.nextResponse().getReadData().getData().toStringUtf8());
+        Object terminal = responses.next();
+        // OK would tell Envoy processing is over, and it would forward later bytes of the connection unprocessed.
+        assertInstanceOf(Throwable.class, terminal, "half-close must end the stream with an error, never OK");
+        assertEquals(Status.Code.ABORTED, Status.fromThrowable((Throwable) terminal).getCode());
+        RecordingHandler handler = onlyHandler();
+        assertTrue(handler.closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertEquals(List.of("R:x", "close"), handler.calls);
+    }
+
+    @Test
+    void givenHandlerThrowsStackOverflowError_whenOtherStreamShareItsWorker_thenOnlyThatConnectionResetAndOtherKeepsBeingAnswered()
+            throws Exception {
+        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+                .withShutdownGrace(Duration.ofSeconds(2)));
+        Responses healthy = new Responses();
+        StreamObserver<ProcessingRequest> healthyRequests = client(server).process(healthy);
+        healthyRequests.onNext(read("before", false));
+        assertEquals("R:before", healthy.nextResponse().getReadData().getData().toStringUtf8());
+        Responses attacked = new Responses();
+        StreamObserver<ProcessingRequest> attackedRequests = client(server).process(attacked);
+
+        attackedRequests.onNext(write("overflow", false));
+        attackedRequests.onNext(write("after-the-error", false));
+
+        ProcessingResponse reset = attacked.nextResponse();
+        assertEquals(ConnectionStatus.CLOSE_RST, reset.getConnectionStatus());
+        assertTrue(reset.hasWriteData() && reset.getWriteData().getData().isEmpty(), "nothing of the failed chunk is forwarded");
+        Object terminal = attacked.next();
+        assertInstanceOf(Throwable.class, terminal, "the stream must end with an error, never OK");
+        assertEquals(Status.Code.INTERNAL, Status.fromThrowable((Throwable) terminal).getCode());
+        RecordingHandler attackedHandler = handlers.get(1);
+        assertTrue(attackedHandler.closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertEquals(List.of("W:overflow", "close"), attackedHandler.calls, "later requests never reach the handler");
+        // The same (only) worker goes on serving the healthy connection, in both directions.
+        for (int i = 0; i < 20; i++) {
+            healthyRequests.onNext(read("r" + i, false));
+            healthyRequests.onNext(write("w" + i, false));
+            assertEquals("R:r" + i, healthy.nextResponse().getReadData().getData().toStringUtf8());
+            assertEquals("W:w" + i, healthy.nextResponse().getWriteData().getData().toStringUtf8());
+        }
+        assertEquals(1, server.metrics().handlerFailures());
+        assertEquals(1, handlers.get(0).threads.size());
+        assertEquals(handlers.get(0).threads, attackedHandler.threads, "both streams ran on the one worker");
+    }
+
+    @Test
+    void givenHandlerThrowsAssertionError_whenRequestProcessed_thenCloseRstAndErrorStatus() throws Exception {
+        ExtProcServer server = startServer();
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+
+        requests.onNext(read("assert", false));
+
+        assertEquals(ConnectionStatus.CLOSE_RST, responses.nextResponse().getConnectionStatus());
+        assertEquals(Status.Code.INTERNAL, Status.fromThrowable(assertInstanceOf(Throwable.class, responses.next())).getCode());
         assertTrue(onlyHandler().closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+    }
+
+    @Test
+    void givenFactoryThrowsError_whenStreamOpens_thenStreamFailsAndWorkerServesTheNextStream() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger opened = new java.util.concurrent.atomic.AtomicInteger();
+        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), headers -> {
+            if (opened.incrementAndGet() == 1) {
+                throw new StackOverflowError("simulated");
+            }
+            RecordingHandler handler = new RecordingHandler();
+            handlers.add(handler);
+            return handler;
+        }, ExtProcServer.Limits.defaults().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(2)));
+        resources.add(server);
+        Responses first = new Responses();
+        client(server).process(first).onNext(read("x", false));
+        assertEquals(Status.Code.INTERNAL, Status.fromThrowable(assertInstanceOf(Throwable.class, first.next())).getCode());
+
+        Responses second = new Responses();
+        client(server).process(second).onNext(read("y", false));
+
+        assertEquals("R:y", second.nextResponse().getReadData().getData().toStringUtf8());
+    }
+
+    @Test
+    void givenHeldFrameNeverCompleted_whenPeerSendsNothingMore_thenStreamFailsAfterTimeoutAndHandlerClosed() throws Exception {
+        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+                .withShutdownGrace(Duration.ofSeconds(2)).withHeldFrameTimeout(Duration.ofMillis(300)));
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+        long start = System.nanoTime();
+
+        requests.onNext(read("hold-frame", false));
+
+        assertTrue(responses.nextResponse().getReadData().getData().isEmpty(), "nothing of the held frame is forwarded");
+        Object terminal = responses.next();
+        long elapsedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        assertInstanceOf(Throwable.class, terminal, "a trickling peer's stream ends with an error");
+        assertEquals(Status.Code.DEADLINE_EXCEEDED, Status.fromThrowable((Throwable) terminal).getCode());
+        assertTrue(elapsedMillis >= 300, "not before the timeout: " + elapsedMillis + " ms");
+        RecordingHandler handler = onlyHandler();
+        assertTrue(handler.closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertEquals(List.of("R:hold-frame", "close"), handler.calls);
+        assertEquals(1, server.metrics().heldFrameTimeouts());
+        awaitTrue(() -> server.metrics().streamsActive() == 0, "stream no longer active");
+    }
+
+    @Test
+    void givenHeldFrameTrickled_whenNextChunkArrivesPastTimeout_thenCloseRstForThatChunk() throws Exception {
+        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+                .withShutdownGrace(Duration.ofSeconds(2)).withHeldFrameTimeout(Duration.ofMillis(400)));
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+        requests.onNext(read("hold-frame", false));
+        responses.nextResponse();
+        RecordingHandler handler = onlyHandler();
+        // Hold the worker past the deadline, so the next chunk is processed before the timer can run.
+        requests.onNext(read("hold", false));
+        Thread.sleep(600);
+        requests.onNext(read("hold-frame", false));
+
+        handler.gate.countDown();
+
+        ProcessingResponse reset = responses.nextResponse();
+        assertEquals(ConnectionStatus.CLOSE_RST, reset.getConnectionStatus());
+        assertTrue(reset.getReadData().getData().isEmpty());
+        assertInstanceOf(Throwable.class, responses.next());
+        assertTrue(handler.closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertEquals(1, server.metrics().heldFrameTimeouts());
+    }
+
+    @Test
+    void givenHeldFramesEachCompletedInTime_whenLongerThanTimeoutOverall_thenConnectionKeepsWorking() throws Exception {
+        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+                .withShutdownGrace(Duration.ofSeconds(2)).withHeldFrameTimeout(Duration.ofMillis(500)));
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+
+        for (int i = 0; i < 4; i++) {
+            requests.onNext(read("hold-frame", false));
+            responses.nextResponse();
+            Thread.sleep(200);
+            requests.onNext(read("frame-done", false));
+            assertEquals("R:frame-done", responses.nextResponse().getReadData().getData().toStringUtf8());
+        }
+        Thread.sleep(600);
+
+        assertNull(responses.events.poll(), "no reset: every frame completed within its own deadline");
+        assertEquals(0, server.metrics().heldFrameTimeouts());
+        assertEquals(1, server.metrics().streamsActive());
     }
 
     @Test

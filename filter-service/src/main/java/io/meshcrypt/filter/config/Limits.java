@@ -1,0 +1,111 @@
+package io.meshcrypt.filter.config;
+
+import java.time.Duration;
+import java.util.Objects;
+
+/**
+ * Resource limits of the filter-service: what one peer (client or broker) can make the service hold, decode or ask of
+ * the KMS before its connection is closed. The {@code limits:} section of the filter config; every field has a safe
+ * default, documented with its reason in docs/configuration.md. Crossing a limit closes that connection, never the
+ * process.
+ *
+ * @param maxFrameBytes largest Kafka frame held for rewriting, either direction (also the top-level {@code maxFrameBytes})
+ * @param maxRequestFrameBytes largest request frame of any kind a client may announce, passed through or not
+ * @param maxInFlightRequests requests one connection may have awaiting their response
+ * @param maxDecompressedBytes most bytes one record batch may decompress to
+ * @param maxHeldBytesPerConnection most bytes of incomplete frames one connection may hold, both directions together
+ * @param maxHeldBytesTotal most bytes of incomplete frames all connections together may hold
+ * @param heldFrameTimeout how long a held frame may take to arrive completely, from its first byte
+ * @param newDataKeysPerSecond sustained rate at which new data keys (KMS wraps) may be created, process-wide
+ * @param newDataKeysBurst how many new data keys may be created at once above that rate
+ * @param maxTopicIds most topic id to name mappings remembered
+ * @param maxExtProcMessageBytes largest gRPC message (one socket read of Envoy) the ext_proc server accepts
+ */
+public record Limits(
+        int maxFrameBytes,
+        int maxRequestFrameBytes,
+        int maxInFlightRequests,
+        int maxDecompressedBytes,
+        long maxHeldBytesPerConnection,
+        long maxHeldBytesTotal,
+        Duration heldFrameTimeout,
+        int newDataKeysPerSecond,
+        int newDataKeysBurst,
+        int maxTopicIds,
+        int maxExtProcMessageBytes) {
+
+    /** 100 MiB: Kafka's default message.max.bytes is about 1 MiB; 100 MiB leaves room for raised broker limits. */
+    public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
+    public static final int DEFAULT_MAX_REQUEST_FRAME_BYTES = 104_857_600;
+    public static final int DEFAULT_MAX_IN_FLIGHT_REQUESTS = 4096;
+    /** 64 MiB: far above any real batch (bounded by the broker's message.max.bytes), far below the heap. */
+    public static final int DEFAULT_MAX_DECOMPRESSED_BYTES = 67_108_864;
+    public static final Duration DEFAULT_HELD_FRAME_TIMEOUT = Duration.ofSeconds(30);
+    public static final int DEFAULT_NEW_DATA_KEYS_PER_SECOND = 50;
+    public static final int DEFAULT_NEW_DATA_KEYS_BURST = 200;
+    public static final int DEFAULT_MAX_TOPIC_IDS = 100_000;
+    public static final int DEFAULT_MAX_EXT_PROC_MESSAGE_BYTES = 64 * 1024 * 1024;
+    /** Bytes of the Kafka size field, held with every frame. */
+    private static final int SIZE_FIELD_BYTES = 4;
+
+    public Limits {
+        positive(maxFrameBytes, "maxFrameBytes");
+        positive(maxRequestFrameBytes, "maxRequestFrameBytes");
+        positive(maxInFlightRequests, "maxInFlightRequests");
+        positive(maxDecompressedBytes, "maxDecompressedBytes");
+        positive(newDataKeysPerSecond, "newDataKeysPerSecond");
+        positive(newDataKeysBurst, "newDataKeysBurst");
+        positive(maxTopicIds, "maxTopicIds");
+        positive(maxExtProcMessageBytes, "maxExtProcMessageBytes");
+        Objects.requireNonNull(heldFrameTimeout, "heldFrameTimeout");
+        if (heldFrameTimeout.isNegative() || heldFrameTimeout.isZero()) {
+            throw new IllegalArgumentException("heldFrameTimeout must be positive: " + heldFrameTimeout);
+        }
+        long oneFrame = oneFrame(maxFrameBytes);
+        if (maxHeldBytesPerConnection < oneFrame) {
+            throw new IllegalArgumentException("maxHeldBytesPerConnection (" + maxHeldBytesPerConnection
+                    + ") must be at least maxFrameBytes + 4 (" + oneFrame + ")");
+        }
+        if (maxHeldBytesTotal < oneFrame) {
+            throw new IllegalArgumentException("maxHeldBytesTotal (" + maxHeldBytesTotal
+                    + ") must be at least maxFrameBytes + 4 (" + oneFrame + ")");
+        }
+    }
+
+    /** Every default, for this JVM's heap. */
+    public static Limits defaults() {
+        return defaults(DEFAULT_MAX_FRAME_BYTES);
+    }
+
+    /** Every default, with the held-bytes defaults derived from {@code maxFrameBytes} and this JVM's heap. */
+    public static Limits defaults(int maxFrameBytes) {
+        return new Limits(maxFrameBytes, DEFAULT_MAX_REQUEST_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+                DEFAULT_MAX_DECOMPRESSED_BYTES, defaultHeldBytesPerConnection(maxFrameBytes),
+                defaultHeldBytesTotal(maxFrameBytes, Runtime.getRuntime().maxMemory()), DEFAULT_HELD_FRAME_TIMEOUT,
+                DEFAULT_NEW_DATA_KEYS_PER_SECOND, DEFAULT_NEW_DATA_KEYS_BURST, DEFAULT_MAX_TOPIC_IDS,
+                DEFAULT_MAX_EXT_PROC_MESSAGE_BYTES);
+    }
+
+    /** One frame of the largest size in each direction: a request and its response may be held at once. */
+    public static long defaultHeldBytesPerConnection(int maxFrameBytes) {
+        return 2 * oneFrame(maxFrameBytes);
+    }
+
+    /**
+     * A quarter of the heap ({@code -Xmx}): a rewrite briefly copies a frame a few times, so the held bytes must leave
+     * the rest of the heap for those copies and the other connections. At least one frame of the largest size.
+     */
+    public static long defaultHeldBytesTotal(int maxFrameBytes, long maxHeapBytes) {
+        return Math.max(oneFrame(maxFrameBytes), maxHeapBytes / 4);
+    }
+
+    private static long oneFrame(int maxFrameBytes) {
+        return maxFrameBytes + (long) SIZE_FIELD_BYTES;
+    }
+
+    private static void positive(long value, String name) {
+        if (value < 1) {
+            throw new IllegalArgumentException(name + " must be positive: " + value);
+        }
+    }
+}

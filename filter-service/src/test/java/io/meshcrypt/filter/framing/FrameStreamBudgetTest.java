@@ -1,0 +1,221 @@
+package io.meshcrypt.filter.framing;
+
+import static io.meshcrypt.filter.framing.FrameStreamPropertyTest.frame;
+import static io.meshcrypt.filter.framing.FrameStreamPropertyTest.transformed;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import java.nio.ByteBuffer;
+import org.junit.jupiter.api.Test;
+
+/** The held-bytes budget and the held-since clock of {@link FrameStream}. */
+class FrameStreamBudgetTest {
+
+    /** REWRITE when the first head byte is 'R', PASS otherwise. */
+    private static final class ByFirstByte implements FrameHandler {
+        @Override
+        public FrameAction onFrameStart(int size, ByteBuffer head) {
+            return head.remaining() > 0 && head.get(head.position()) == 'R' ? FrameAction.REWRITE : FrameAction.PASS;
+        }
+
+        @Override
+        public ByteString rewrite(ByteBuffer frame) {
+            byte[] body = new byte[frame.remaining()];
+            frame.get(body);
+            return ByteString.copyFrom(transformed(body));
+        }
+    }
+
+    /** A REWRITE frame whose size field announces {@code size} bytes, with only its first {@code sent} body bytes. */
+    private static ByteString announced(int size, int sent) {
+        byte[] body = new byte[sent];
+        body[0] = 'R';
+        return ByteString.copyFrom(ByteBuffer.allocate(4 + sent).putInt(size).put(body).array());
+    }
+
+    private static byte[] rewriteBody(int size) {
+        byte[] body = new byte[size];
+        body[0] = 'R';
+        return body;
+    }
+
+    @Test
+    void givenRewriteFrameStarted_whenHeadArrives_thenTheAnnouncedSizeIsReservedBeforeTheBody() throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
+        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+
+        ByteString out = stream.accept(announced(100_000, 1));
+
+        assertTrue(out.isEmpty());
+        assertEquals(100_004, stream.reservedBytes(), "size field plus announced body, reserved up front");
+        assertEquals(100_004, budget.heldBytes());
+    }
+
+    @Test
+    void givenRewriteFrameCompleted_whenRewritten_thenReservationReleased() throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
+        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+        byte[] wire = frame(rewriteBody(5000));
+
+        stream.accept(ByteString.copyFrom(wire, 0, 100));
+        long duringFrame = budget.heldBytes();
+        ByteString out = stream.accept(ByteString.copyFrom(wire, 100, wire.length - 100));
+
+        assertEquals(5004, duringFrame);
+        assertArrayEquals(transformed(rewriteBody(5000)), out.toByteArray());
+        assertEquals(0, budget.heldBytes());
+        assertEquals(0, stream.reservedBytes());
+    }
+
+    @Test
+    void givenFrameAbovePerConnectionBudget_whenHeadArrives_thenFailsNamingThatBudgetAndReservesNothing() {
+        HeldBytesBudget budget = new HeldBytesBudget(1000, 1 << 20);
+        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+
+        KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> stream.accept(announced(997, 1)));
+
+        assertTrue(e.getMessage().contains("limits.maxHeldBytesPerConnection"), e.getMessage());
+        assertTrue(e.getMessage().contains("1001"), e.getMessage());
+        assertEquals(0, budget.heldBytes());
+        assertThrows(KafkaFrameException.class, () -> stream.accept(ByteString.copyFrom(frame("ok".getBytes()))),
+                "the stream stays failed");
+    }
+
+    @Test
+    void givenBothDirectionsHolding_whenTogetherAbovePerConnectionBudget_thenTheSecondFails() throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(1500, 1 << 20);
+        HeldBytesBudget.Account connection = budget.newAccount();
+        FrameStream requests = new FrameStream(1, 1 << 20, new ByFirstByte(), connection);
+        FrameStream responses = new FrameStream(1, 1 << 20, new ByFirstByte(), connection);
+        requests.accept(announced(996, 1));
+
+        KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> responses.accept(announced(996, 1)));
+
+        assertTrue(e.getMessage().contains("limits.maxHeldBytesPerConnection"), e.getMessage());
+        assertEquals(1000, connection.heldBytes());
+        assertEquals(1000, budget.heldBytes());
+    }
+
+    @Test
+    void givenGlobalBudgetTakenByOtherConnections_whenAFrameStarts_thenOnlyThatConnectionFailsNamingTheGlobalBudget()
+            throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(10_000, 25_000);
+        FrameStream[] trickling = new FrameStream[3];
+        for (int i = 0; i < 2; i++) {
+            trickling[i] = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+            trickling[i].accept(announced(9996, 1));
+        }
+        trickling[2] = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+
+        KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> trickling[2].accept(announced(9996, 1)));
+
+        assertTrue(e.getMessage().contains("limits.maxHeldBytesTotal"), e.getMessage());
+        assertEquals(20_000, budget.heldBytes());
+        // A frame that fits what is left still passes on a fresh connection, and frames that are not held never count.
+        FrameStream small = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+        byte[] wire = frame(rewriteBody(100));
+        assertArrayEquals(transformed(rewriteBody(100)), small.accept(ByteString.copyFrom(wire)).toByteArray());
+        byte[] pass = frame(new byte[50_000]);
+        assertArrayEquals(pass, small.accept(ByteString.copyFrom(pass)).toByteArray());
+        assertEquals(20_000, budget.heldBytes());
+    }
+
+    @Test
+    void givenConnectionHoldingFrames_whenStreamsAndAccountClosed_thenEverythingReleased() throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
+        HeldBytesBudget.Account connection = budget.newAccount();
+        FrameStream requests = new FrameStream(1, 1 << 20, new ByFirstByte(), connection);
+        FrameStream responses = new FrameStream(1, 1 << 20, new ByFirstByte(), connection);
+        requests.accept(announced(4000, 10));
+        responses.accept(announced(6000, 10));
+        assertEquals(10_008, budget.heldBytes());
+
+        requests.close();
+        assertEquals(6004, budget.heldBytes());
+        responses.close();
+        responses.close();
+        connection.close();
+
+        assertEquals(0, budget.heldBytes());
+        assertFalse(requests.holdsPartialFrame());
+        assertThrows(KafkaFrameException.class, () -> requests.accept(ByteString.copyFrom(frame("x".getBytes()))));
+    }
+
+    @Test
+    void givenHandlerFailsOnAHeldFrame_whenRewriteThrows_thenReservationReleased() {
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
+        FrameStream stream = new FrameStream(1, 1 << 20, new FrameHandler() {
+            @Override
+            public FrameAction onFrameStart(int size, ByteBuffer head) {
+                return FrameAction.REWRITE;
+            }
+
+            @Override
+            public ByteString rewrite(ByteBuffer frame) {
+                throw new StackOverflowError("simulated");
+            }
+        }, budget.newAccount());
+
+        assertThrows(StackOverflowError.class, () -> stream.accept(ByteString.copyFrom(frame(rewriteBody(300)))));
+
+        assertEquals(0, budget.heldBytes());
+    }
+
+    @Test
+    void givenPartialFrame_whenHeldAcrossChunks_thenHeldSinceIsItsFirstChunkAndClearsWhenComplete() throws Exception {
+        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte());
+        byte[] wire = frame(rewriteBody(1000));
+        assertEquals(FrameStream.NOT_HOLDING, stream.heldSinceNanos());
+
+        long before = System.nanoTime();
+        stream.accept(ByteString.copyFrom(wire, 0, 2));
+        long after = System.nanoTime();
+        long since = stream.heldSinceNanos();
+        Thread.sleep(5);
+        stream.accept(ByteString.copyFrom(wire, 2, 500));
+        long sinceLater = stream.heldSinceNanos();
+        stream.accept(ByteString.copyFrom(wire, 502, wire.length - 502));
+
+        assertTrue(since - before >= 0 && after - since >= 0, "measured when the first byte arrived");
+        assertEquals(since, sinceLater, "more bytes of the same frame do not move the clock");
+        assertEquals(FrameStream.NOT_HOLDING, stream.heldSinceNanos());
+    }
+
+    @Test
+    void givenFrameCompletesAndTheNextStartsInTheSameChunk_whenHeld_thenClockRestartsForTheNewFrame() throws Exception {
+        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte());
+        byte[] first = frame(rewriteBody(100));
+        byte[] second = frame(rewriteBody(100));
+        stream.accept(ByteString.copyFrom(first, 0, 50));
+        long firstSince = stream.heldSinceNanos();
+        Thread.sleep(5);
+
+        stream.accept(ByteString.copyFrom(first, 50, first.length - 50).concat(ByteString.copyFrom(second, 0, 3)));
+
+        assertTrue(stream.heldSinceNanos() - firstSince > 0, "the new frame's clock starts when its first byte came");
+        FrameStream other = new FrameStream(1, 1 << 20, new ByFirstByte());
+        assertEquals(stream.heldSinceNanos(), FrameStream.oldestHeldSinceNanos(stream, other));
+        other.accept(ByteString.copyFrom(second, 0, 2));
+        assertEquals(stream.heldSinceNanos(), FrameStream.oldestHeldSinceNanos(other, stream));
+    }
+
+    @Test
+    void givenPartialPrefixAtTheEndOfALargeChunk_whenHeld_thenOnlyThePrefixBytesAreKept() throws Exception {
+        FrameStream stream = new FrameStream(8, 1 << 20, new ByFirstByte());
+        byte[] pass = frame(new byte[1 << 20]);
+        ByteString chunk = ByteString.copyFrom(pass).concat(ByteString.copyFrom(new byte[] {0, 0}));
+
+        ByteString out = stream.accept(chunk);
+
+        assertEquals(pass.length, out.size());
+        assertTrue(stream.holdsPartialFrame());
+        // Not observable through the API beyond this: the rest of the frame still frames correctly.
+        byte[] rest = frame(rewriteBody(10));
+        ByteString tail = stream.accept(ByteString.copyFrom(rest, 2, rest.length - 2));
+        assertArrayEquals(transformed(rewriteBody(10)), tail.toByteArray());
+    }
+}

@@ -1,0 +1,214 @@
+package io.meshcrypt.filter.transport;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.StreamObserver;
+import io.meshcrypt.filter.framing.FrameAction;
+import io.meshcrypt.filter.framing.FrameHandler;
+import io.meshcrypt.filter.framing.FrameStream;
+import io.meshcrypt.filter.framing.HeldBytesBudget;
+import io.meshcrypt.filter.framing.KafkaFrameException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The held-bytes budget and the held-frame deadline through the real gRPC server, with a connection handler wired the
+ * way KafkaConnection is to be: one budget account shared by both directions' FrameStreams, the oldest held frame
+ * reported to the transport, everything released on close.
+ */
+class HeldFramesTransportTest {
+
+    private static final long TIMEOUT_SECONDS = 10;
+
+    private final List<AutoCloseable> resources = new ArrayList<>();
+
+    @AfterEach
+    void tearDown() throws Exception {
+        for (int i = resources.size() - 1; i >= 0; i--) {
+            resources.get(i).close();
+        }
+    }
+
+    /** Rewrites every frame by prefixing its body with 'X'; wired to a budget like KafkaConnection. */
+    static final class FramingHandler implements ConnectionHandler {
+        private final HeldBytesBudget.Account account;
+        private final FrameStream requests;
+        private final FrameStream responses;
+
+        FramingHandler(HeldBytesBudget budget) {
+            this.account = budget.newAccount();
+            FrameHandler rewriteAll = new FrameHandler() {
+                @Override
+                public FrameAction onFrameStart(int size, ByteBuffer head) {
+                    return FrameAction.REWRITE;
+                }
+
+                @Override
+                public ByteString rewrite(ByteBuffer frame) {
+                    return ByteString.copyFrom(ByteBuffer.allocate(5).putInt(frame.remaining() + 1).put((byte) 'X').flip())
+                            .concat(ByteString.copyFrom(frame));
+                }
+            };
+            this.requests = new FrameStream(0, 1 << 20, rewriteAll, account);
+            this.responses = new FrameStream(0, 1 << 20, rewriteAll, account);
+        }
+
+        @Override
+        public ByteString onRead(ByteString data, boolean endOfStream) throws KafkaFrameException {
+            return requests.accept(data);
+        }
+
+        @Override
+        public ByteString onWrite(ByteString data, boolean endOfStream) throws KafkaFrameException {
+            return responses.accept(data);
+        }
+
+        @Override
+        public long heldFrameSinceNanos() {
+            return FrameStream.oldestHeldSinceNanos(requests, responses);
+        }
+
+        @Override
+        public void onClose() {
+            requests.close();
+            responses.close();
+            account.close();
+        }
+    }
+
+    static final class Responses implements StreamObserver<ProcessingResponse> {
+        final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
+
+        @Override
+        public void onNext(ProcessingResponse value) {
+            events.add(value);
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            events.add(t);
+        }
+
+        @Override
+        public void onCompleted() {
+            events.add("completed");
+        }
+
+        Object next() throws InterruptedException {
+            Object event = events.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            if (event == null) {
+                throw new AssertionError("no event from the server within " + TIMEOUT_SECONDS + " s");
+            }
+            return event;
+        }
+
+        ProcessingResponse nextResponse() throws InterruptedException {
+            return assertInstanceOf(ProcessingResponse.class, next());
+        }
+    }
+
+    private ExtProcServer start(HeldBytesBudget budget, Duration heldFrameTimeout) throws Exception {
+        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
+                headers -> new FramingHandler(budget), ExtProcServer.Limits.defaults().withWorkerThreads(1)
+                        .withShutdownGrace(Duration.ofSeconds(1)).withHeldFrameTimeout(heldFrameTimeout));
+        resources.add(server);
+        return server;
+    }
+
+    private StreamObserver<ProcessingRequest> open(ExtProcServer server, Responses responses) {
+        ManagedChannel channel = NettyChannelBuilder.forAddress(InetAddress.getLoopbackAddress().getHostAddress(), server.port())
+                .usePlaintext().build();
+        resources.add(() -> {
+            channel.shutdownNow();
+            channel.awaitTermination(TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        });
+        return NetworkExternalProcessorGrpc.newStub(channel).process(responses);
+    }
+
+    private static ProcessingRequest read(ByteString data) {
+        return ProcessingRequest.newBuilder().setReadData(Data.newBuilder().setData(data)).build();
+    }
+
+    /** The size field announcing {@code size} bytes and the first {@code sent} of them. */
+    private static ByteString announce(int size, int sent) {
+        return ByteString.copyFrom(ByteBuffer.allocate(4 + sent).putInt(size).array());
+    }
+
+    private static void awaitTrue(java.util.function.BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out waiting for: " + what);
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    @Test
+    void givenTricklersHoldTheGlobalBudget_whenAnotherConnectionAnnouncesALargeFrame_thenOnlyThatOneIsResetAndSmallFramesFlow()
+            throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(300_000, 500_000);
+        ExtProcServer server = start(budget, Duration.ofSeconds(30));
+        for (int i = 0; i < 2; i++) {
+            Responses trickler = new Responses();
+            open(server, trickler).onNext(read(announce(200_000, 10)));
+            assertTrue(trickler.nextResponse().getReadData().getData().isEmpty());
+        }
+        assertEquals(400_008, budget.heldBytes(), "announced sizes are reserved before the bodies arrive");
+        Responses healthy = new Responses();
+        StreamObserver<ProcessingRequest> healthyRequests = open(server, healthy);
+        Responses attacker = new Responses();
+
+        open(server, attacker).onNext(read(announce(200_000, 10)));
+
+        ProcessingResponse reset = attacker.nextResponse();
+        assertEquals(ConnectionStatus.CLOSE_RST, reset.getConnectionStatus());
+        assertTrue(reset.getReadData().getData().isEmpty());
+        assertInstanceOf(Throwable.class, attacker.next());
+        for (int i = 0; i < 10; i++) {
+            healthyRequests.onNext(read(ByteString.copyFrom(ByteBuffer.allocate(7).putInt(3).put(new byte[] {1, 2, 3}).array())));
+            assertEquals(ByteString.copyFrom(new byte[] {0, 0, 0, 4, 'X', 1, 2, 3}), healthy.nextResponse().getReadData().getData());
+        }
+        assertEquals(400_008, budget.heldBytes());
+    }
+
+    @Test
+    void givenTrickledFrame_whenPeerStopsSending_thenResetAtTheDeadlineAndItsReservationReleased() throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
+        ExtProcServer server = start(budget, Duration.ofMillis(400));
+        Responses trickler = new Responses();
+        StreamObserver<ProcessingRequest> requests = open(server, trickler);
+
+        requests.onNext(read(announce(100_000, 100)));
+        trickler.nextResponse();
+        requests.onNext(read(ByteString.copyFrom(new byte[100])));
+        trickler.nextResponse();
+        long heldWhileTrickling = budget.heldBytes();
+
+        Object terminal = trickler.next();
+        assertEquals(Status.Code.DEADLINE_EXCEEDED, Status.fromThrowable(assertInstanceOf(Throwable.class, terminal)).getCode());
+        assertEquals(100_004, heldWhileTrickling);
+        awaitTrue(() -> budget.heldBytes() == 0, "the reservation is released when the connection closes");
+        assertEquals(1, server.metrics().heldFrameTimeouts());
+    }
+}
