@@ -1,9 +1,11 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.KeyNotReadyException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import javax.crypto.AEADBadTagException;
@@ -35,6 +37,33 @@ public final class EnvelopeCipher implements ValueCipher {
         return deks;
     }
 
+    /**
+     * A view of this cipher that waits for keys instead of throwing {@link KeyNotReadyException}: each call waits at
+     * most {@code timeout} in total. For callers that may block (the CLI, tests, startup); never for a connection
+     * worker, which must park the frame and retry when {@link KeyNotReadyException#ready()} completes.
+     */
+    public ValueCipher blocking(Duration timeout) {
+        Objects.requireNonNull(timeout, "timeout");
+        EnvelopeCipher self = this;
+        return new ValueCipher() {
+            @Override
+            public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.encrypt(topic, plaintext), timeout);
+            }
+
+            @Override
+            public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.decrypt(topic, envelope), timeout);
+            }
+        };
+    }
+
+    /**
+     * Never waits for the KMS.
+     *
+     * @throws KeyNotReadyException when the topic's DEK is being generated: retry once its future completes
+     * @throws io.meshcrypt.filter.kms.KmsUnavailableException when the KMS cannot provide a DEK
+     */
     @Override
     public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
@@ -65,7 +94,10 @@ public final class EnvelopeCipher implements ValueCipher {
      * @throws NotAnEnvelopeException when the value lacks the envelope magic
      * @throws UnsupportedEnvelopeVersionException for versions other than 1 and 2 (and 1 without a v1 keyset)
      * @throws EnvelopeException when the value is truncated, tampered with, or belongs to another topic
+     * @throws io.meshcrypt.filter.kms.UnknownKekException (an EnvelopeException) when it names a KEK the
+     *     configuration does not know; no KMS call is made
      * @throws io.meshcrypt.filter.kms.KekUnavailableException when its KEK is missing or disabled
+     * @throws KeyNotReadyException when its DEK is not cached and is being unwrapped: retry once its future completes
      * @throws io.meshcrypt.filter.kms.KmsUnavailableException when its DEK is not cached and the KMS is down
      */
     @Override
