@@ -81,7 +81,7 @@ public final class DekManager implements AutoCloseable {
         public static final double DEFAULT_NEW_DATA_KEYS_PER_SECOND = 50;
         public static final int DEFAULT_NEW_DATA_KEYS_BURST = 200;
         public static final int DEFAULT_MAX_WRAPPED_DEK_BYTES = 2048;
-        public static final Duration DEFAULT_KEK_LIST_MIN_INTERVAL = Duration.ofSeconds(30);
+        public static final Duration DEFAULT_KEK_LIST_MIN_INTERVAL = Duration.ofSeconds(60);
 
         public Settings {
             if (maxRecordsPerDek <= 0 || maxRecordsPerDek > 1L << 32) {
@@ -617,7 +617,8 @@ public final class DekManager implements AutoCloseable {
     private final class TopicState {
         final String topic;
         volatile Dek current;
-        private KmsWork<Dek> pending;
+        /** Written under this lock; volatile so the per-record background check reads it without the lock. */
+        private volatile KmsWork<Dek> pending;
         private long retryAfterNanos;
         /** The token newTopic took for this topic's first DEK, not yet spent. */
         private boolean tokenPaid;
