@@ -299,7 +299,7 @@ public final class DekManager implements AutoCloseable {
             }
             KmsWork<Dek> work = state.replace(dek);
             if (work != null) {
-                work.poll("a new DEK for topic '", topic, "'");
+                work.poll(topic, null);
             }
             // Done already, or another thread installed a DEK: look again.
         }
@@ -363,9 +363,25 @@ public final class DekManager implements AutoCloseable {
                     ? existing : startUnwrap(k, info, now));
             evictIfFull(now);
         }
-        SecretKeySpec key = entry.work.poll("DEK ", info.dekIdText(), " of topic '" + topic + "' (KEK " + info.kekId() + ")");
+        SecretKeySpec key = entry.work.poll(topic, info);
         lastUsed.set(entry);
         return key;
+    }
+
+    /**
+     * The allocation-free fast path for a run of records under one DEK: nothing is parsed or decoded.
+     *
+     * @param keySectionLength {@link EnvelopeV2#keySectionLength} of {@code envelope}
+     * @return the key when the envelope's key section is the one this thread decrypted with last and it is still
+     *     cached, else null: then parse the envelope and call {@link #forDecryption}
+     */
+    SecretKeySpec cachedForDecryption(String topic, ByteBuffer envelope, int keySectionLength) {
+        CacheEntry last = lastUsed.get();
+        if (last != null && last.usableAt(nanoTime.getAsLong())
+                && last.matches(envelope, envelope.position() + EnvelopeV2.KEK_ID_LENGTH_OFFSET, keySectionLength, topic)) {
+            return last.key();
+        }
+        return null;
     }
 
     /** Retires every current DEK: the next record of each topic gets a new one (generated in the background). */
@@ -589,12 +605,13 @@ public final class DekManager implements AutoCloseable {
         }
 
         /**
+         * @param topic the topic of the DEK asked for, null for the KEK listing
+         * @param info the envelope whose DEK is unwrapped, null for a new DEK or the KEK listing
          * @return the result when the work succeeded
          * @throws GeneralSecurityException its error when it failed; {@link KmsUnavailableException} when it has run
-         *     longer than {@code kmsTimeout}; {@link KeyNotReadyException} while it runs. The description is three
-         *     parts so that nothing is concatenated unless something is thrown.
+         *     longer than {@code kmsTimeout}; {@link KeyNotReadyException} while it runs
          */
-        T poll(String what1, String what2, String what3) throws GeneralSecurityException {
+        T poll(String topic, EnvelopeV2.Info info) throws GeneralSecurityException {
             if (result.isDone()) {
                 if (!result.isCompletedExceptionally()) {
                     return result.getNow(null);
@@ -603,14 +620,23 @@ public final class DekManager implements AutoCloseable {
                 if (cause instanceof GeneralSecurityException g) {
                     throw g;
                 }
-                throw new KmsUnavailableException("cannot get " + what1 + what2 + what3 + ": " + cause, cause);
+                throw new KmsUnavailableException("cannot get " + describe(topic, info) + ": " + cause, cause);
             }
             if (timedOut) {
-                throw new KmsUnavailableException("KMS " + provider.name() + " did not provide " + what1 + what2 + what3
+                throw new KmsUnavailableException("KMS " + provider.name() + " did not provide " + describe(topic, info)
                         + " within " + settings.kmsTimeout().toMillis() + " ms", null);
             }
             metrics.keysNotReady.increment();
-            throw new KeyNotReadyException("waiting for KMS " + provider.name() + " to provide " + what1 + what2 + what3, ready);
+            throw new KeyNotReadyException("waiting for KMS " + provider.name() + " to provide " + describe(topic, info), ready);
+        }
+
+        /** Built only when something is thrown: the per-record path concatenates nothing. */
+        private static String describe(String topic, EnvelopeV2.Info info) {
+            if (topic == null) {
+                return "the list of known KEKs";
+            }
+            return info == null ? "a new DEK for topic '" + topic + "'"
+                    : "DEK " + info.dekIdText() + " of topic '" + topic + "' (KEK " + info.kekId() + ")";
         }
     }
 
@@ -794,7 +820,7 @@ public final class DekManager implements AutoCloseable {
             }
             if (work != null && !work.succeeded()) {
                 // Running: KeyNotReadyException. Failed: its error (an outage is no reason to call a record forged).
-                work.poll("the list of known KEKs", "", "");
+                work.poll(null, null);
             }
             if (!ids.contains(kekId)) {
                 metrics.unknownKeks.increment();

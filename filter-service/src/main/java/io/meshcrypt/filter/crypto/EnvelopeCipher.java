@@ -115,23 +115,34 @@ public final class EnvelopeCipher implements ValueCipher {
             throw new UnsupportedEnvelopeVersionException("value on topic '" + topic + "' uses meshcrypt envelope version "
                     + version + "; this reader supports version 2" + (v1 == null ? " (no version-1 keyset configured)" : " and 1"), version);
         }
-        EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
-        SecretKeySpec key = deks.forDecryption(topic, envelope, info);
+        // A run of records under one DEK: compare the key section with the last one, parse nothing.
+        int keySection = EnvelopeV2.keySectionLength(envelope);
+        SecretKeySpec key = keySection < 0 ? null : deks.cachedForDecryption(topic, envelope, keySection);
+        int headerLength;
+        if (key != null) {
+            headerLength = EnvelopeV2.KEK_ID_LENGTH_OFFSET + keySection;
+        } else {
+            EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
+            key = deks.forDecryption(topic, envelope, info);
+            headerLength = info.headerLength();
+        }
         int start = envelope.position();
         byte[] nonce = new byte[Envelope.NONCE_LENGTH];
-        envelope.get(start + info.headerLength(), nonce);
-        ByteBuffer ciphertext = envelope.duplicate().position(start + info.headerLength() + Envelope.NONCE_LENGTH);
+        envelope.get(start + headerLength, nonce);
+        ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + Envelope.NONCE_LENGTH);
         ByteBuffer plaintext = ByteBuffer.allocate(ciphertext.remaining() - Envelope.TAG_LENGTH);
         Cipher cipher = CIPHER.get();
         try {
             cipher.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce));
-            cipher.updateAAD(envelope.duplicate().limit(start + info.headerLength()));
+            cipher.updateAAD(envelope.duplicate().limit(start + headerLength));
             cipher.updateAAD(topicAad(topic));
             cipher.doFinal(ciphertext, plaintext);
         } catch (AEADBadTagException e) {
+            EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
             throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with DEK " + info.dekIdText()
                     + " (KEK " + info.kekId() + "): authentication failed (value tampered with or truncated, or encrypted for another topic)");
         } catch (GeneralSecurityException e) {
+            EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
             throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with DEK " + info.dekIdText()
                     + " (KEK " + info.kekId() + "): " + e.getClass().getSimpleName(), e);
         }

@@ -360,19 +360,25 @@ class DekManagerTest {
         EnvelopeV2.Info info = EnvelopeV2.parse(envelope, "orders");
         SecretKeySpec key = KeyNotReadyException.awaitBlocking(() -> m.forDecryption("orders", envelope, info), WAIT);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        int keySection = EnvelopeV2.keySectionLength(envelope);
+        assertEquals(info.headerLength() - info.keyOffset(), keySection);
         for (int i = 0; i < 20_000; i++) { // warm up
             m.forEncryption("orders");
             m.forDecryption("orders", envelope, info);
+            m.cachedForDecryption("orders", envelope, keySection);
         }
 
         long before = threads.getCurrentThreadAllocatedBytes();
         for (int i = 0; i < 100_000; i++) {
             m.forEncryption("orders");
             m.forDecryption("orders", envelope, info);
+            m.cachedForDecryption("orders", envelope, keySection);
         }
         long allocated = threads.getCurrentThreadAllocatedBytes() - before;
 
-        assertTrue(allocated < 64 * 1024, "200,000 cached key lookups allocated " + allocated + " bytes");
+        assertTrue(allocated < 64 * 1024, "300,000 cached key lookups allocated " + allocated + " bytes");
         assertArrayEquals(key.getEncoded(), m.forDecryption("orders", envelope, info).getEncoded());
+        assertSame(m.forDecryption("orders", envelope, info), m.cachedForDecryption("orders", envelope, keySection));
+        assertEquals(null, m.cachedForDecryption("payments", envelope, keySection), "the cached key is bound to its topic");
     }
 }
