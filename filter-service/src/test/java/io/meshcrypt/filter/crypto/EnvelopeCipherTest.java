@@ -314,19 +314,24 @@ class EnvelopeCipherTest {
         final AtomicInteger currentChecks = new AtomicInteger();
         final AtomicBoolean down = new AtomicBoolean();
         volatile long delayMillis;
+        volatile long listDelayMillis;
 
         CountingProvider(KekProvider delegate) {
             this.delegate = delegate;
         }
 
-        private void maybeFail() throws GeneralSecurityException {
-            if (delayMillis > 0) {
+        private static void sleep(long millis) {
+            if (millis > 0) {
                 try {
-                    Thread.sleep(delayMillis);
+                    Thread.sleep(millis);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
             }
+        }
+
+        private void maybeFail() throws GeneralSecurityException {
+            sleep(delayMillis);
             if (down.get()) {
                 throw new GeneralSecurityException("connection refused");
             }
@@ -370,6 +375,7 @@ class EnvelopeCipherTest {
         @Override
         public List<KekInfo> list() throws GeneralSecurityException {
             lists.incrementAndGet();
+            sleep(listDelayMillis);
             return delegate.list();
         }
     }
