@@ -307,6 +307,33 @@ public final class DekManager implements AutoCloseable {
     }
 
     /**
+     * Starts whatever {@link #forEncryption} would wait for, without using a DEK, so that a request naming several
+     * topics costs one KMS round trip instead of one per topic (the caller prepares every topic of the request, then
+     * parks once on {@code allOf} the futures). Same rules as {@link #forEncryption}: a topic without a DEK takes a
+     * rate-limit token; errors are not thrown here, the later {@code forEncryption} reports them.
+     *
+     * @return null when {@code forEncryption(topic)} will not throw {@link KeyNotReadyException} now, else the future
+     *     to wait for (as {@link KeyNotReadyException#ready()})
+     */
+    public CompletableFuture<Void> prepareForEncryption(String topic) {
+        try {
+            TopicState state = topics.get(topic);
+            if (state == null) {
+                state = newTopic(topic);
+            }
+            Dek dek = state.current;
+            if (dek != null && dek.uses.get() < settings.maxRecordsPerDek()
+                    && nanoTime.getAsLong() - dek.createdNanos < settings.maxDekAge().toNanos()) {
+                return null;
+            }
+            KmsWork<Dek> work = state.replace(dek);
+            return work == null || !work.running() ? null : work.ready.copy();
+        } catch (KeyNotReadyException e) {
+            return e.ready();
+        }
+    }
+
+    /**
      * A topic without a DEK: its first DEK costs a token, taken before the topic gets any state, so names that never
      * get a token cost no memory here.
      */

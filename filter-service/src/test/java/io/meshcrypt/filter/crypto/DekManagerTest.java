@@ -231,6 +231,30 @@ class DekManagerTest {
     }
 
     @Test
+    void givenRequestNamingSeveralNewTopics_whenPrepared_thenTheirDeksAreMadeInParallelAndAllServeAfterOneWait() throws Exception {
+        provider.delayMillis = 300;
+        DekManager m = manager(settings());
+        List<String> topics = List.of("t1", "t2", "t3", "t4");
+
+        long start = System.nanoTime();
+        List<java.util.concurrent.CompletableFuture<Void>> waits = new ArrayList<>();
+        for (String t : topics) {
+            waits.add(m.prepareForEncryption(t));
+        }
+        assertTrue(waits.stream().allMatch(w -> w != null && !w.isDone()));
+        java.util.concurrent.CompletableFuture.allOf(waits.toArray(java.util.concurrent.CompletableFuture[]::new))
+                .get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        long tookMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+
+        for (String t : topics) {
+            assertNotNull(m.forEncryption(t), t);
+            assertEquals(null, m.prepareForEncryption(t), "ready now: " + t);
+        }
+        assertTrue(tookMillis < 1100, "4 wraps of 300 ms on the KMS pool run side by side, took " + tookMillis + " ms");
+        assertEquals(4, provider.wraps.get());
+    }
+
+    @Test
     void givenNoTokenLeft_whenANewTopicWaits_thenReadyCompletesWhenTheNextTokenIsDueWithoutKmsCall() throws Exception {
         DekManager m = realTimeManager(provider, settings().withNewDataKeyRate(2, 1));
         provider.delayMillis = 50;
