@@ -11,10 +11,13 @@ import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -66,6 +69,9 @@ public final class DekManager implements AutoCloseable {
      * @param kekCheckInterval how often the current KEK id is checked, so a KEK rotated elsewhere reaches new DEKs
      * @param newDataKeysPerSecond sustained rate of DEKs for topics that have none (the KMS wraps this causes)
      * @param newDataKeysBurst how many such DEKs may be generated at once (e.g. at startup, for this many topics)
+     * @param maxTopicsWaitingForDek topics without a DEK that may wait for a token, served first come first served (a
+     *     flood of new names cannot overtake a topic that asked earlier); beyond it a new topic fails at once with
+     *     {@link KmsUnavailableException}, which closes that Produce connection
      * @param maxWrappedDekBytes longest wrapped DEK accepted in an envelope (providers write 60-300 bytes); bounds what a
      *     forged header can make the cache hold
      * @param knownKekIds KEK ids accepted besides those the provider reports (e.g. KEKs an AWS alias pointed to before,
@@ -75,11 +81,13 @@ public final class DekManager implements AutoCloseable {
      */
     public record Settings(long maxRecordsPerDek, Duration maxDekAge, Duration cacheTtl, int cacheMaxEntries,
                            Duration kmsTimeout, Duration backoffMin, Duration backoffMax, Duration kekCheckInterval,
-                           double newDataKeysPerSecond, int newDataKeysBurst, int maxWrappedDekBytes,
-                           Set<String> knownKekIds, Duration kekListMinInterval) {
+                           double newDataKeysPerSecond, int newDataKeysBurst, int maxTopicsWaitingForDek,
+                           int maxWrappedDekBytes, Set<String> knownKekIds, Duration kekListMinInterval) {
         public static final long DEFAULT_MAX_RECORDS = 1L << 30;
         public static final double DEFAULT_NEW_DATA_KEYS_PER_SECOND = 50;
         public static final int DEFAULT_NEW_DATA_KEYS_BURST = 200;
+        /** 20 s of new DEKs at the default rate. */
+        public static final int DEFAULT_MAX_TOPICS_WAITING_FOR_DEK = 1000;
         public static final int DEFAULT_MAX_WRAPPED_DEK_BYTES = 2048;
         public static final Duration DEFAULT_KEK_LIST_MIN_INTERVAL = Duration.ofSeconds(60);
 
@@ -98,6 +106,9 @@ public final class DekManager implements AutoCloseable {
             if (!(newDataKeysPerSecond > 0) || Double.isInfinite(newDataKeysPerSecond) || newDataKeysBurst < 1) {
                 throw new IllegalArgumentException("newDataKeysPerSecond must be positive and newDataKeysBurst at least 1");
             }
+            if (maxTopicsWaitingForDek < 0) {
+                throw new IllegalArgumentException("maxTopicsWaitingForDek must not be negative");
+            }
             if (maxWrappedDekBytes < 1 || maxWrappedDekBytes > 0xFFFF) {
                 throw new IllegalArgumentException("maxWrappedDekBytes must be 1..65535");
             }
@@ -108,7 +119,8 @@ public final class DekManager implements AutoCloseable {
         public Settings(long maxRecordsPerDek, Duration maxDekAge, Duration cacheTtl, int cacheMaxEntries,
                         Duration kmsTimeout, Duration backoffMin, Duration backoffMax, Duration kekCheckInterval) {
             this(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax, kekCheckInterval,
-                    DEFAULT_NEW_DATA_KEYS_PER_SECOND, DEFAULT_NEW_DATA_KEYS_BURST, DEFAULT_MAX_WRAPPED_DEK_BYTES, Set.of(),
+                    DEFAULT_NEW_DATA_KEYS_PER_SECOND, DEFAULT_NEW_DATA_KEYS_BURST, DEFAULT_MAX_TOPICS_WAITING_FOR_DEK,
+                    DEFAULT_MAX_WRAPPED_DEK_BYTES, Set.of(),
                     DEFAULT_KEK_LIST_MIN_INTERVAL);
         }
 
@@ -119,22 +131,30 @@ public final class DekManager implements AutoCloseable {
 
         public Settings withNewDataKeyRate(double perSecond, int burst) {
             return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
-                    kekCheckInterval, perSecond, burst, maxWrappedDekBytes, knownKekIds, kekListMinInterval);
+                    kekCheckInterval, perSecond, burst, maxTopicsWaitingForDek, maxWrappedDekBytes, knownKekIds, kekListMinInterval);
+        }
+
+        public Settings withMaxTopicsWaitingForDek(int max) {
+            return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
+                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, max, maxWrappedDekBytes, knownKekIds, kekListMinInterval);
         }
 
         public Settings withKnownKekIds(Set<String> ids) {
             return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
-                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxWrappedDekBytes, ids, kekListMinInterval);
+                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxTopicsWaitingForDek, maxWrappedDekBytes, ids,
+                    kekListMinInterval);
         }
 
         public Settings withMaxWrappedDekBytes(int max) {
             return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
-                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, max, knownKekIds, kekListMinInterval);
+                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxTopicsWaitingForDek, max, knownKekIds,
+                    kekListMinInterval);
         }
 
         public Settings withKekListMinInterval(Duration interval) {
             return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
-                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxWrappedDekBytes, knownKekIds, interval);
+                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxTopicsWaitingForDek, maxWrappedDekBytes,
+                    knownKekIds, interval);
         }
     }
 
@@ -148,6 +168,7 @@ public final class DekManager implements AutoCloseable {
         final LongAdder cacheMisses = new LongAdder();
         final LongAdder keysNotReady = new LongAdder();
         final LongAdder newDeksDelayed = new LongAdder();
+        final LongAdder newDeksRefused = new LongAdder();
         final LongAdder unknownKeks = new LongAdder();
 
         /** @return KMS requests actually sent (wrap, unwrap, current-KEK checks, KEK listings) */
@@ -181,9 +202,14 @@ public final class DekManager implements AutoCloseable {
             return keysNotReady.sum();
         }
 
-        /** @return requests for a DEK of a topic that had none, delayed because the new-DEK rate limit had no token */
+        /** @return topics without a DEK that had to queue for a new-DEK token (counted once per wait) */
         public long newDeksDelayed() {
             return newDeksDelayed.sum();
+        }
+
+        /** @return topics without a DEK refused at once because {@code maxTopicsWaitingForDek} topics already waited */
+        public long newDeksRefused() {
+            return newDeksRefused.sum();
         }
 
         /** @return envelopes refused without a KMS call because they name a KEK id that is not known */
@@ -195,7 +221,7 @@ public final class DekManager implements AutoCloseable {
         public String toString() {
             return "kmsCalls=" + kmsCalls() + " kmsFailures=" + kmsFailures() + " kmsSkipped=" + kmsSkipped()
                     + " deksGenerated=" + deksGenerated() + " unwraps=" + unwraps() + " decryptCacheMisses=" + cacheMisses()
-                    + " keysNotReady=" + keysNotReady() + " newDeksDelayed=" + newDeksDelayed() + " unknownKeks=" + unknownKeks();
+                    + " keysNotReady=" + keysNotReady() + " newDeksDelayed=" + newDeksDelayed() + " newDeksRefused=" + newDeksRefused() + " unknownKeks=" + unknownKeks();
         }
     }
 
@@ -248,7 +274,7 @@ public final class DekManager implements AutoCloseable {
         this.provider = Objects.requireNonNull(provider, "provider");
         this.settings = Objects.requireNonNull(settings, "settings");
         this.nanoTime = nanoTime;
-        this.newDeks = new TokenBucket(settings.newDataKeysPerSecond(), settings.newDataKeysBurst());
+        this.newDeks = new TokenBucket(settings.newDataKeysPerSecond(), settings.newDataKeysBurst(), settings.maxTopicsWaitingForDek());
         this.knownKeks = new KnownKeks();
         this.kmsPool = Executors.newFixedThreadPool(4, Thread.ofPlatform().daemon().name("meshcrypt-kms-", 0).factory());
         this.timer = new ScheduledThreadPoolExecutor(1, Thread.ofPlatform().daemon().name("meshcrypt-keys").factory());
@@ -330,6 +356,8 @@ public final class DekManager implements AutoCloseable {
             return work == null || !work.running() ? null : work.ready.copy();
         } catch (KeyNotReadyException e) {
             return e.ready();
+        } catch (KmsUnavailableException e) {
+            return null; // too many topics wait: forEncryption reports it
         }
     }
 
@@ -337,10 +365,9 @@ public final class DekManager implements AutoCloseable {
      * A topic without a DEK: its first DEK costs a token, taken before the topic gets any state, so names that never
      * get a token cost no memory here.
      */
-    private TopicState newTopic(String topic) throws KeyNotReadyException {
-        CompletableFuture<Void> wait = newDeks.acquireOrWait();
+    private TopicState newTopic(String topic) throws KmsUnavailableException {
+        CompletableFuture<Void> wait = newDeks.acquireOrQueue(topic);
         if (wait != null) {
-            metrics.newDeksDelayed.increment();
             metrics.keysNotReady.increment();
             throw new KeyNotReadyException("new-DEK rate limit (" + settings.newDataKeysPerSecond() + "/s, burst "
                     + settings.newDataKeysBurst() + ") reached: the first DEK for topic '" + topic + "' waits for a token", wait);
@@ -693,8 +720,9 @@ public final class DekManager implements AutoCloseable {
          *
          * @return the work to poll, or null when another DEK is already installed (look again)
          * @throws KeyNotReadyException when a DEK for a topic without one waits for a rate-limit token
+         * @throws KmsUnavailableException when too many topics already wait for one
          */
-        synchronized KmsWork<Dek> replace(Dek seen) throws KeyNotReadyException {
+        synchronized KmsWork<Dek> replace(Dek seen) throws KmsUnavailableException {
             if (current != seen) {
                 return null;
             }
@@ -704,9 +732,8 @@ public final class DekManager implements AutoCloseable {
             }
             if (seen == null && !tokenPaid) {
                 // A topic whose first DEK failed: trying again is a new DEK again.
-                CompletableFuture<Void> wait = newDeks.acquireOrWait();
+                CompletableFuture<Void> wait = newDeks.acquireOrQueue(topic);
                 if (wait != null) {
-                    metrics.newDeksDelayed.increment();
                     metrics.keysNotReady.increment();
                     throw new KeyNotReadyException("new-DEK rate limit reached: the first DEK for topic '" + topic
                             + "' waits for a token", wait);
@@ -737,8 +764,35 @@ public final class DekManager implements AutoCloseable {
             }
             try {
                 replace(seen);
-            } catch (KeyNotReadyException impossible) {
+            } catch (KmsUnavailableException impossible) {
                 // seen is not null: replacing a DEK takes no token.
+            }
+        }
+
+        /** Called by the token queue: this topic's first DEK has its token now. */
+        void grantToken(CompletableFuture<Void> ticket) {
+            KmsWork<Dek> work;
+            try {
+                synchronized (this) {
+                    tokenPaid = true;
+                    work = replace(current);
+                }
+            } catch (KmsUnavailableException impossible) {
+                work = null; // the token is paid: replace takes none
+            }
+            if (work == null || !work.running()) {
+                boolean unused;
+                synchronized (this) {
+                    unused = tokenPaid;
+                    tokenPaid = false;
+                }
+                if (unused) {
+                    newDeks.refund(); // a DEK came another way, or the last attempt's backoff still runs
+                }
+                ticket.complete(null);
+            } else {
+                // The waiters retry when the DEK is there (or failed, or kmsTimeout passed), not before.
+                work.ready.whenComplete((v, e) -> ticket.complete(null));
             }
         }
 
@@ -752,53 +806,104 @@ public final class DekManager implements AutoCloseable {
     }
 
     /**
-     * Tokens for DEKs of topics that have none. Waiters share one future per refill, completed by the timer when the
-     * next token is due: nobody polls.
+     * Tokens for DEKs of topics that have none. When none is left, topics queue first come first served: when a token
+     * is due the timer hands it to the oldest waiting topic and starts its DEK, so a stream of new names cannot
+     * overtake a topic that asked earlier, and nobody polls. The queue is bounded ({@code maxTopicsWaitingForDek}).
      */
     private final class TokenBucket {
         private final double perNano;
         private final double capacity;
+        private final int maxWaiting;
         private double tokens;
         private long lastNanos;
-        private CompletableFuture<Void> nextToken;
+        private final LinkedHashMap<String, CompletableFuture<Void>> waiting = new LinkedHashMap<>();
+        private boolean drainScheduled;
 
-        TokenBucket(double perSecond, int burst) {
+        TokenBucket(double perSecond, int burst, int maxWaiting) {
             this.perNano = perSecond / 1e9;
             this.capacity = burst;
+            this.maxWaiting = maxWaiting;
             this.tokens = burst;
             this.lastNanos = nanoTime.getAsLong();
         }
 
-        /** @return null when a token was taken, else a future that completes when the next one is due */
-        synchronized CompletableFuture<Void> acquireOrWait() {
-            long now = nanoTime.getAsLong();
-            tokens = Math.min(capacity, tokens + (now - lastNanos) * perNano);
-            lastNanos = now;
-            if (tokens >= 1) {
+        /**
+         * @return null when a token was taken for {@code topic}, else the future of its place in the queue (the same
+         *     one when asked again), completed once its DEK is made or failed
+         * @throws KmsUnavailableException when {@code maxTopicsWaitingForDek} topics already wait
+         */
+        synchronized CompletableFuture<Void> acquireOrQueue(String topic) throws KmsUnavailableException {
+            CompletableFuture<Void> queued = waiting.get(topic);
+            if (queued != null) {
+                return queued;
+            }
+            refill();
+            if (waiting.isEmpty() && tokens >= 1) {
                 tokens -= 1;
                 return null;
             }
-            if (nextToken == null) {
-                CompletableFuture<Void> next = new CompletableFuture<>();
-                long delay = Math.max(1, (long) Math.ceil((1 - tokens) / perNano));
-                try {
-                    timer.schedule(() -> {
-                        synchronized (this) {
-                            nextToken = null;
-                        }
-                        next.complete(null);
-                    }, delay, TimeUnit.NANOSECONDS);
-                } catch (RejectedExecutionException closed) {
-                    next.completeExceptionally(new KmsUnavailableException("the key manager is closed", closed));
-                    return next;
-                }
-                nextToken = next;
+            if (waiting.size() >= maxWaiting) {
+                metrics.newDeksRefused.increment();
+                throw new KmsUnavailableException("new-DEK rate limit (" + settings.newDataKeysPerSecond() + "/s): "
+                        + maxWaiting + " topics already wait for a first DEK; refusing topic '" + topic + "'", null);
             }
-            return nextToken;
+            CompletableFuture<Void> ticket = new CompletableFuture<>();
+            waiting.put(topic, ticket);
+            metrics.newDeksDelayed.increment();
+            scheduleDrain();
+            return ticket;
         }
 
         synchronized void refund() {
+            refill();
             tokens = Math.min(capacity, tokens + 1);
+        }
+
+        private void refill() {
+            long now = nanoTime.getAsLong();
+            tokens = Math.min(capacity, tokens + (now - lastNanos) * perNano);
+            lastNanos = now;
+        }
+
+        private void scheduleDrain() {
+            if (drainScheduled) {
+                return;
+            }
+            long delay = Math.max(1, (long) Math.ceil((1 - tokens) / perNano));
+            try {
+                timer.schedule(this::drain, delay, TimeUnit.NANOSECONDS);
+                drainScheduled = true;
+            } catch (RejectedExecutionException closed) {
+                KmsUnavailableException e = new KmsUnavailableException("the key manager is closed", closed);
+                waiting.values().forEach(f -> f.completeExceptionally(e));
+                waiting.clear();
+            }
+        }
+
+        /** Timer: hands the tokens that are due to the oldest waiting topics, and starts their DEKs. */
+        private void drain() {
+            List<Map.Entry<String, CompletableFuture<Void>>> granted = new ArrayList<>();
+            synchronized (this) {
+                drainScheduled = false;
+                refill();
+                Iterator<Map.Entry<String, CompletableFuture<Void>>> it = waiting.entrySet().iterator();
+                while (tokens >= 1 && it.hasNext()) {
+                    granted.add(it.next());
+                    it.remove();
+                    tokens -= 1;
+                }
+                if (!waiting.isEmpty()) {
+                    scheduleDrain();
+                }
+            }
+            for (Map.Entry<String, CompletableFuture<Void>> e : granted) {
+                try {
+                    topics.computeIfAbsent(e.getKey(), t -> new TopicState(t, false)).grantToken(e.getValue());
+                } catch (RuntimeException failed) {
+                    e.getValue().complete(null); // the retry reports whatever is wrong
+                    log.warn("cannot start the first DEK for topic '{}': {}", e.getKey(), failed.toString());
+                }
+            }
         }
     }
 

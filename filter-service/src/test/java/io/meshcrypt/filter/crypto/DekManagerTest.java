@@ -268,15 +268,54 @@ class DekManagerTest {
         assertTrue(waiting.getMessage().contains("rate limit"), waiting.getMessage());
         assertFalse(waiting.ready().isDone());
         assertEquals(wraps, provider.wraps.get(), "no KMS call without a token");
-        // Another new topic shares the same wait; nothing polls.
+        // Another new topic queues behind it; nothing polls.
         KeyNotReadyException alsoWaiting = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("c"));
         assertEquals(2, m.metrics().newDeksDelayed());
 
         waiting.ready().get(3, TimeUnit.SECONDS);
         long waitedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
         assertTrue(waitedMillis < 1000, "a token every 500 ms, waited " + waitedMillis + " ms");
-        assertTrue(alsoWaiting.ready().isDone());
-        assertNotNull(KeyNotReadyException.awaitBlocking(() -> m.forEncryption("b"), WAIT));
+        // The token went to 'b' with its DEK made: the retry is served at once.
+        assertNotNull(m.forEncryption("b"));
+        assertFalse(alsoWaiting.ready().isDone(), "'c' asked later: it gets the next token");
+        alsoWaiting.ready().get(3, TimeUnit.SECONDS);
+        assertNotNull(m.forEncryption("c"));
+        assertEquals(wraps + 2, provider.wraps.get());
+    }
+
+    @Test
+    void givenATopicWaitingForAToken_whenAFloodOfNewNamesArrivesLater_thenTheEarlierTopicIsServedFirst() throws Exception {
+        DekManager m = realTimeManager(provider, settings().withNewDataKeyRate(10, 1));
+        KeyNotReadyException.awaitBlocking(() -> m.forEncryption("warm"), WAIT);
+
+        KeyNotReadyException legit = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("legit"));
+        for (int i = 0; i < 200; i++) {
+            String topic = "flood-" + i;
+            assertThrows(KeyNotReadyException.class, () -> m.forEncryption(topic));
+        }
+        legit.ready().get(3, TimeUnit.SECONDS);
+
+        assertNotNull(m.forEncryption("legit"), "served by the first token, before any name asked later");
+        assertTrue(m.metrics().deksGenerated() <= 4, "the flood got at most the tokens due meanwhile: " + m.metrics().deksGenerated());
+    }
+
+    @Test
+    void givenTheWaitingQueueFull_whenAnotherNewTopicAsks_thenItIsRefusedAtOnceAsAnOutageWithoutKmsCall() throws Exception {
+        DekManager m = manager(settings().withNewDataKeyRate(1, 1).withMaxTopicsWaitingForDek(3));
+        KeyNotReadyException.awaitBlocking(() -> m.forEncryption("a"), WAIT);
+        int wraps = provider.wraps.get();
+        for (String t : List.of("b", "c", "d")) {
+            assertThrows(KeyNotReadyException.class, () -> m.forEncryption(t));
+        }
+        assertThrows(KeyNotReadyException.class, () -> m.forEncryption("b"), "asking again keeps its place");
+
+        GeneralSecurityException refused = assertThrows(GeneralSecurityException.class, () -> m.forEncryption("e"));
+
+        assertEquals(KmsUnavailableException.class, refused.getClass(), refused.toString());
+        assertEquals(1, m.metrics().newDeksRefused());
+        assertEquals(3, m.metrics().newDeksDelayed());
+        assertEquals(wraps, provider.wraps.get());
+        assertEquals(null, m.prepareForEncryption("f"), "prepare leaves the refusal to forEncryption");
     }
 
     @Test
