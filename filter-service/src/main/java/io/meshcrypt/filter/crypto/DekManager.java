@@ -917,8 +917,10 @@ public final class DekManager implements AutoCloseable {
         private volatile Set<String> ids = Set.copyOf(settings.knownKekIds());
         private KmsWork<Void> listing;
         private long listedAtNanos;
+        private long fullyListedAtNanos;
         private long retryAfterNanos;
         private boolean listed;
+        private boolean fullyListed;
         private boolean listRefusedLogged;
 
         boolean contains(String kekId) {
@@ -962,7 +964,11 @@ public final class DekManager implements AutoCloseable {
             }
         }
 
-        /** Starts reading the current KEK and the provider's KEK list, unless a read is running. */
+        /**
+         * Starts reading the current KEK, and the provider's KEK list when it was last read {@code kekCheckInterval} ago
+         * or more, unless a read is running. The current KEK is what a rotation elsewhere adds (one cheap call); the
+         * full list (on AWS, a DescribeKey per key of the account) is read at start and then rarely.
+         */
         synchronized KmsWork<Void> refresh() {
             if (listing != null && listing.running()) {
                 return listing;
@@ -987,6 +993,10 @@ public final class DekManager implements AutoCloseable {
         }
 
         private void list() throws GeneralSecurityException {
+            boolean full;
+            synchronized (this) {
+                full = !fullyListed || nanoTime.getAsLong() - fullyListedAtNanos >= settings.kekCheckInterval().toNanos();
+            }
             String current = null;
             KmsUnavailableException outage = null;
             try {
@@ -998,7 +1008,9 @@ public final class DekManager implements AutoCloseable {
             }
             List<KekProvider.KekInfo> listedKeks = List.of();
             try {
-                listedKeks = kmsCall(provider::list);
+                if (full) {
+                    listedKeks = kmsCall(provider::list);
+                }
             } catch (KmsUnavailableException e) {
                 outage = e;
             } catch (KekUnavailableException e) {
@@ -1028,6 +1040,10 @@ public final class DekManager implements AutoCloseable {
             synchronized (this) {
                 next.addAll(ids);
                 ids = Set.copyOf(next);
+                if (full) {
+                    fullyListed = true;
+                    fullyListedAtNanos = nanoTime.getAsLong();
+                }
             }
         }
     }

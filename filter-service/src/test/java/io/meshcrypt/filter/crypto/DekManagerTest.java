@@ -359,11 +359,12 @@ class DekManagerTest {
     }
 
     @Test
-    void givenKekRotatedByAnotherProcess_whenItsFirstEnvelopeArrivesAfterTheListingIsStale_thenListedAgainOnceAndDecrypted() throws Exception {
+    void givenKekRotatedByAnotherProcess_whenItsFirstEnvelopeArrivesAfterTheListingIsStale_thenTheCurrentKekIsReadOnceAndDecrypted() throws Exception {
         DekManager replica = manager(settings());
         EnvelopeCipher reader = new EnvelopeCipher(replica, null);
         awaitKnownKeks(reader);
         int lists = provider.lists.get();
+        int currentChecks = provider.currentChecks.get();
 
         Keysets.rotate(keyset);
         DekManager writer = realTimeManager(new LocalKekProvider(keyset), settings());
@@ -379,7 +380,8 @@ class DekManagerTest {
         String text = StandardCharsets.UTF_8.decode(KeyNotReadyException.awaitBlocking(() -> reader.decrypt("orders", envelope), WAIT)).toString();
 
         assertEquals("rotated", text);
-        assertEquals(lists + 1, provider.lists.get());
+        assertEquals(currentChecks + 1, provider.currentChecks.get(), "one cheap call: the current KEK");
+        assertEquals(lists, provider.lists.get(), "the full list is read again only after kekCheckInterval");
         assertEquals(1, provider.unwraps.get(), "only the KEK the provider listed was asked");
     }
 
@@ -406,6 +408,28 @@ class DekManagerTest {
             Thread.sleep(5);
         }
         assertEquals(wraps + 2, provider.wraps.get());
+    }
+
+    @Test
+    void givenProviderThatMayNotListKeks_whenAnOldKeksEnvelopeArrives_thenOnlyKnownKekIdsFromTheConfigurationAreAsked() throws Exception {
+        ByteBuffer old = new EnvelopeCipher(realTimeManager(new LocalKekProvider(keyset), settings()), null).blocking(WAIT)
+                .encrypt("orders", utf8("old"));
+        String oldKek = EnvelopeV2.parse(old, null).kekId();
+        Keysets.rotate(keyset);
+        KekProvider noList = new EnvelopeCipherTest.CountingProvider(provider) {
+            @Override
+            public List<KekInfo> list() throws GeneralSecurityException {
+                throw new KekUnavailableException("AccessDeniedException (kms:ListKeys)");
+            }
+        };
+
+        EnvelopeCipher current = new EnvelopeCipher(realTimeManager(noList, settings()), null);
+        assertThrows(UnknownKekException.class, () -> KeyNotReadyException.awaitBlocking(() -> current.decrypt("orders", old), WAIT));
+        assertEquals(0, provider.unwraps.get());
+
+        EnvelopeCipher configured = new EnvelopeCipher(realTimeManager(noList, settings().withKnownKekIds(Set.of(oldKek))), null);
+        assertEquals("old", StandardCharsets.UTF_8.decode(configured.blocking(WAIT).decrypt("orders", old)).toString());
+        assertEquals(1, provider.unwraps.get());
     }
 
     @Test

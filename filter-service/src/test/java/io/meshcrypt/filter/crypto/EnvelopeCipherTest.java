@@ -306,7 +306,7 @@ class EnvelopeCipherTest {
     }
 
     /** Counts calls; can be slowed down or taken down like a KMS outage. */
-    static final class CountingProvider implements KekProvider {
+    static class CountingProvider implements KekProvider {
         final KekProvider delegate;
         final AtomicInteger wraps = new AtomicInteger();
         final AtomicInteger unwraps = new AtomicInteger();
@@ -314,6 +314,7 @@ class EnvelopeCipherTest {
         final AtomicInteger currentChecks = new AtomicInteger();
         final AtomicBoolean down = new AtomicBoolean();
         volatile long delayMillis;
+        /** Delay of list() and currentKekId(). */
         volatile long listDelayMillis;
 
         CountingProvider(KekProvider delegate) {
@@ -345,6 +346,7 @@ class EnvelopeCipherTest {
         @Override
         public String currentKekId() throws GeneralSecurityException {
             currentChecks.incrementAndGet();
+            sleep(listDelayMillis);
             return delegate.currentKekId();
         }
 
