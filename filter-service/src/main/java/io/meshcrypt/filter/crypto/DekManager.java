@@ -600,10 +600,12 @@ public final class DekManager implements AutoCloseable {
         }
     }
 
+    /** Stops KMS work; callers parked on a {@link KeyNotReadyException} are released (their retry fails). */
     @Override
     public void close() {
         timer.shutdownNow();
         kmsPool.shutdownNow();
+        newDeks.closeWaiting();
         provider.close();
     }
 
@@ -818,6 +820,7 @@ public final class DekManager implements AutoCloseable {
         private long lastNanos;
         private final LinkedHashMap<String, CompletableFuture<Void>> waiting = new LinkedHashMap<>();
         private boolean drainScheduled;
+        private boolean closed;
 
         TokenBucket(double perSecond, int burst, int maxWaiting) {
             this.perNano = perSecond / 1e9;
@@ -833,6 +836,9 @@ public final class DekManager implements AutoCloseable {
          * @throws KmsUnavailableException when {@code maxTopicsWaitingForDek} topics already wait
          */
         synchronized CompletableFuture<Void> acquireOrQueue(String topic) throws KmsUnavailableException {
+            if (closed) {
+                throw new KmsUnavailableException("the key manager is closed", null);
+            }
             CompletableFuture<Void> queued = waiting.get(topic);
             if (queued != null) {
                 return queued;
@@ -854,6 +860,13 @@ public final class DekManager implements AutoCloseable {
             return ticket;
         }
 
+        synchronized void closeWaiting() {
+            closed = true;
+            KmsUnavailableException error = new KmsUnavailableException("the key manager is closed", null);
+            waiting.values().forEach(f -> f.completeExceptionally(error));
+            waiting.clear();
+        }
+
         synchronized void refund() {
             refill();
             tokens = Math.min(capacity, tokens + 1);
@@ -873,10 +886,8 @@ public final class DekManager implements AutoCloseable {
             try {
                 timer.schedule(this::drain, delay, TimeUnit.NANOSECONDS);
                 drainScheduled = true;
-            } catch (RejectedExecutionException closed) {
-                KmsUnavailableException e = new KmsUnavailableException("the key manager is closed", closed);
-                waiting.values().forEach(f -> f.completeExceptionally(e));
-                waiting.clear();
+            } catch (RejectedExecutionException rejected) {
+                closeWaiting(); // the timer only refuses work once the manager is closing
             }
         }
 

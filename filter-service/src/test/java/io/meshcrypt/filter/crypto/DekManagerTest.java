@@ -433,6 +433,19 @@ class DekManagerTest {
     }
 
     @Test
+    void givenTopicWaitingForAToken_whenTheManagerCloses_thenItsWaitEndsAndTheRetryFailsInsteadOfWaitingAgain() throws Exception {
+        DekManager m = manager(settings().withNewDataKeyRate(1, 1));
+        KeyNotReadyException.awaitBlocking(() -> m.forEncryption("a"), WAIT);
+        KeyNotReadyException waiting = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("b"));
+
+        m.close();
+
+        assertTrue(waiting.ready().isDone());
+        GeneralSecurityException retry = assertThrows(GeneralSecurityException.class, () -> m.forEncryption("b"));
+        assertEquals(KmsUnavailableException.class, retry.getClass(), retry.toString());
+    }
+
+    @Test
     void givenForgedHeaderWithHugeWrappedDek_whenDecrypted_thenRefusedWithoutKmsCall() throws Exception {
         DekManager m = manager(settings().withMaxWrappedDekBytes(512));
         EnvelopeCipher cipher = new EnvelopeCipher(m, null);
