@@ -281,7 +281,14 @@ public final class DekManager implements AutoCloseable {
         // Every KMS call schedules its timeout and cancels it when done: do not let cancelled ones pile up.
         timer.setRemoveOnCancelPolicy(true);
         long check = settings.kekCheckInterval().toMillis();
-        timer.scheduleWithFixedDelay(this::checkCurrentKek, check, check, TimeUnit.MILLISECONDS);
+        // The check calls the KMS: on the KMS pool, never on the timer, which must stay free to end waits on time.
+        timer.scheduleWithFixedDelay(() -> {
+            try {
+                kmsPool.execute(this::checkCurrentKek);
+            } catch (RejectedExecutionException closing) {
+                // closed
+            }
+        }, check, check, TimeUnit.MILLISECONDS);
         timer.scheduleWithFixedDelay(new MetricsLog(), 1, 1, TimeUnit.MINUTES);
         timer.scheduleWithFixedDelay(this::sweepIdleTopics, 1, 1, TimeUnit.MINUTES);
         // Learn the known KEK ids now, so the first envelopes of each KEK are not told to wait for the listing.
