@@ -783,8 +783,12 @@ public final class DekManager implements AutoCloseable {
             KmsWork<Dek> work;
             try {
                 synchronized (this) {
-                    tokenPaid = true;
-                    work = replace(current);
+                    if (current != null) {
+                        work = null; // got a DEK meanwhile: nothing to start (a replacement takes no token anyway)
+                    } else {
+                        tokenPaid = true;
+                        work = replace(null);
+                    }
                 }
             } catch (KmsUnavailableException impossible) {
                 work = null; // the token is paid: replace takes none
