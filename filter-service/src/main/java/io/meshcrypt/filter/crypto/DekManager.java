@@ -783,12 +783,9 @@ public final class DekManager implements AutoCloseable {
             KmsWork<Dek> work;
             try {
                 synchronized (this) {
-                    if (current != null) {
-                        work = null; // got a DEK meanwhile: nothing to start (a replacement takes no token anyway)
-                    } else {
-                        tokenPaid = true;
-                        work = replace(null);
-                    }
+                    tokenPaid = true;
+                    // Got a DEK meanwhile: nothing to start (a replacement takes no token), the token goes back.
+                    work = current != null ? null : replace(null);
                 }
             } catch (KmsUnavailableException impossible) {
                 work = null; // the token is paid: replace takes none
