@@ -1,9 +1,11 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.KeyNotReadyException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import javax.crypto.AEADBadTagException;
@@ -35,6 +37,33 @@ public final class EnvelopeCipher implements ValueCipher {
         return deks;
     }
 
+    /**
+     * A view of this cipher that waits for keys instead of throwing {@link KeyNotReadyException}: each call waits at
+     * most {@code timeout} in total. For callers that may block (the CLI, tests, startup); never for a connection
+     * worker, which must park the frame and retry when {@link KeyNotReadyException#ready()} completes.
+     */
+    public ValueCipher blocking(Duration timeout) {
+        Objects.requireNonNull(timeout, "timeout");
+        EnvelopeCipher self = this;
+        return new ValueCipher() {
+            @Override
+            public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.encrypt(topic, plaintext), timeout);
+            }
+
+            @Override
+            public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.decrypt(topic, envelope), timeout);
+            }
+        };
+    }
+
+    /**
+     * Never waits for the KMS.
+     *
+     * @throws KeyNotReadyException when the topic's DEK is being generated: retry once its future completes
+     * @throws io.meshcrypt.filter.kms.KmsUnavailableException when the KMS cannot provide a DEK
+     */
     @Override
     public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
@@ -65,7 +94,10 @@ public final class EnvelopeCipher implements ValueCipher {
      * @throws NotAnEnvelopeException when the value lacks the envelope magic
      * @throws UnsupportedEnvelopeVersionException for versions other than 1 and 2 (and 1 without a v1 keyset)
      * @throws EnvelopeException when the value is truncated, tampered with, or belongs to another topic
+     * @throws io.meshcrypt.filter.kms.UnknownKekException (an EnvelopeException) when it names a KEK the
+     *     configuration does not know; no KMS call is made
      * @throws io.meshcrypt.filter.kms.KekUnavailableException when its KEK is missing or disabled
+     * @throws KeyNotReadyException when its DEK is not cached and is being unwrapped: retry once its future completes
      * @throws io.meshcrypt.filter.kms.KmsUnavailableException when its DEK is not cached and the KMS is down
      */
     @Override
@@ -83,23 +115,34 @@ public final class EnvelopeCipher implements ValueCipher {
             throw new UnsupportedEnvelopeVersionException("value on topic '" + topic + "' uses meshcrypt envelope version "
                     + version + "; this reader supports version 2" + (v1 == null ? " (no version-1 keyset configured)" : " and 1"), version);
         }
-        EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
-        SecretKeySpec key = deks.forDecryption(topic, envelope, info);
+        // A run of records under one DEK: compare the key section with the last one, parse nothing.
+        int keySection = EnvelopeV2.keySectionLength(envelope);
+        SecretKeySpec key = keySection < 0 ? null : deks.cachedForDecryption(topic, envelope, keySection);
+        int headerLength;
+        if (key != null) {
+            headerLength = EnvelopeV2.KEK_ID_LENGTH_OFFSET + keySection;
+        } else {
+            EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
+            key = deks.forDecryption(topic, envelope, info);
+            headerLength = info.headerLength();
+        }
         int start = envelope.position();
         byte[] nonce = new byte[Envelope.NONCE_LENGTH];
-        envelope.get(start + info.headerLength(), nonce);
-        ByteBuffer ciphertext = envelope.duplicate().position(start + info.headerLength() + Envelope.NONCE_LENGTH);
+        envelope.get(start + headerLength, nonce);
+        ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + Envelope.NONCE_LENGTH);
         ByteBuffer plaintext = ByteBuffer.allocate(ciphertext.remaining() - Envelope.TAG_LENGTH);
         Cipher cipher = CIPHER.get();
         try {
             cipher.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce));
-            cipher.updateAAD(envelope.duplicate().limit(start + info.headerLength()));
+            cipher.updateAAD(envelope.duplicate().limit(start + headerLength));
             cipher.updateAAD(topicAad(topic));
             cipher.doFinal(ciphertext, plaintext);
         } catch (AEADBadTagException e) {
+            EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
             throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with DEK " + info.dekIdText()
                     + " (KEK " + info.kekId() + "): authentication failed (value tampered with or truncated, or encrypted for another topic)");
         } catch (GeneralSecurityException e) {
+            EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
             throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with DEK " + info.dekIdText()
                     + " (KEK " + info.kekId() + "): " + e.getClass().getSimpleName(), e);
         }

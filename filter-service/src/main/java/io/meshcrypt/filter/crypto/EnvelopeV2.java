@@ -114,6 +114,31 @@ public final class EnvelopeV2 {
         return new Info(kekId, dekId, w, FIXED_HEADER + k + w, KEK_ID_LENGTH_OFFSET);
     }
 
+    /**
+     * The length of the key section (K through the end of the wrapped DEK: the DEK cache key) of a value whose magic and
+     * version were checked, without decoding anything: for the cached-key fast path.
+     *
+     * @return the length, or -1 when the value is malformed or too short for its own length fields ({@link #parse}
+     *     then names the problem)
+     */
+    static int keySectionLength(ByteBuffer value) {
+        int p = value.position();
+        int remaining = value.remaining();
+        if (remaining < FIXED_OVERHEAD + 2) {
+            return -1;
+        }
+        int k = Byte.toUnsignedInt(value.get(p + KEK_ID_LENGTH_OFFSET));
+        if (k == 0 || remaining < FIXED_OVERHEAD + k + 1) {
+            return -1;
+        }
+        int d = p + KEK_ID_LENGTH_OFFSET + 1 + k;
+        int w = (Byte.toUnsignedInt(value.get(d + 8)) << 8) | Byte.toUnsignedInt(value.get(d + 9));
+        if (w == 0 || remaining < FIXED_OVERHEAD + k + w) {
+            return -1;
+        }
+        return 1 + k + 8 + 2 + w;
+    }
+
     private static EnvelopeException truncated(String topic, int remaining) {
         return new EnvelopeException("value" + Envelope.onTopic(topic) + " is a truncated version-2 meshcrypt envelope ("
                 + remaining + " bytes)");

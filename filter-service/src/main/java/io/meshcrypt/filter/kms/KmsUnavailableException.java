@@ -2,8 +2,11 @@ package io.meshcrypt.filter.kms;
 
 import java.security.GeneralSecurityException;
 
-/** A KMS call failed or was not attempted because the KMS is backing off after failures. */
-public final class KmsUnavailableException extends GeneralSecurityException {
+/**
+ * A KMS call failed or was not attempted because the KMS is backing off after failures: transient, a later retry
+ * may succeed. {@link KeyNotReadyException} is the subclass for "not yet": the call is still running or rate-limited.
+ */
+public class KmsUnavailableException extends GeneralSecurityException {
     public KmsUnavailableException(String message, Throwable cause) {
         super(message, cause);
     }

@@ -11,6 +11,7 @@ import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KekUnavailableException;
 import io.meshcrypt.filter.kms.KmsUnavailableException;
 import io.meshcrypt.filter.kms.LocalKekProvider;
+import io.meshcrypt.filter.kms.UnknownKekException;
 import io.meshcrypt.filter.kms.WrappedDek;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -19,6 +20,7 @@ import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.stream.Collectors;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
@@ -53,10 +55,35 @@ class EnvelopeCipherTest {
         managers.forEach(DekManager::close);
     }
 
-    private EnvelopeCipher cipher(DekManager.Settings settings) {
+    private EnvelopeCipher raw(DekManager.Settings settings) {
         DekManager m = new DekManager(provider, settings, clock::get);
         managers.add(m);
         return new EnvelopeCipher(m, null);
+    }
+
+    /** These tests are about envelopes and DEK lifetimes, not about waiting: they use the blocking view. */
+    private Blocking cipher(DekManager.Settings settings) {
+        return new Blocking(raw(settings));
+    }
+
+    record Blocking(EnvelopeCipher raw, ValueCipher view) implements ValueCipher {
+        Blocking(EnvelopeCipher raw) {
+            this(raw, raw.blocking(Duration.ofSeconds(10)));
+        }
+
+        DekManager deks() {
+            return raw.deks();
+        }
+
+        @Override
+        public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
+            return view.encrypt(topic, plaintext);
+        }
+
+        @Override
+        public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
+            return view.decrypt(topic, envelope);
+        }
     }
 
     private static DekManager.Settings settings(long maxRecords, Duration maxAge) {
@@ -75,8 +102,8 @@ class EnvelopeCipherTest {
 
     @Test
     void givenValue_whenEncryptedAndDecryptedByAnotherReplica_thenPlaintextAndHeaderNamesKeys() throws Exception {
-        EnvelopeCipher producer = cipher(DekManager.Settings.defaults());
-        EnvelopeCipher replica = cipher(DekManager.Settings.defaults());
+        Blocking producer = cipher(DekManager.Settings.defaults());
+        Blocking replica = cipher(DekManager.Settings.defaults());
 
         ByteBuffer envelope = producer.encrypt("orders", utf8("hello"));
 
@@ -90,8 +117,8 @@ class EnvelopeCipherTest {
 
     @Test
     void givenManyRecords_whenDekCached_thenOneKmsCallEachWay() throws Exception {
-        EnvelopeCipher producer = cipher(DekManager.Settings.defaults());
-        EnvelopeCipher replica = cipher(DekManager.Settings.defaults());
+        Blocking producer = cipher(DekManager.Settings.defaults());
+        Blocking replica = cipher(DekManager.Settings.defaults());
         List<ByteBuffer> envelopes = new ArrayList<>();
         for (int i = 0; i < 1000; i++) {
             envelopes.add(producer.encrypt("orders", utf8("v" + i)));
@@ -105,7 +132,7 @@ class EnvelopeCipherTest {
 
     @Test
     void givenEnvelope_whenTopicOrAnyHeaderByteChanged_thenDecryptionFails() throws Exception {
-        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        Blocking c = cipher(DekManager.Settings.defaults());
         ByteBuffer envelope = c.encrypt("orders", utf8("secret"));
         // The wrapped DEK is bound to its topic, and so is the record: either check stops a copied value.
         assertThrows(GeneralSecurityException.class, () -> c.decrypt("payments", envelope));
@@ -121,17 +148,19 @@ class EnvelopeCipherTest {
     }
 
     @Test
-    void givenEnvelopeFromForeignKeyset_whenDecrypted_thenUnknownKekNamed() throws Exception {
+    void givenEnvelopeFromForeignKeyset_whenDecrypted_thenRefusedAsUnknownKekWithoutKmsCall() throws Exception {
         Path other = dir.resolve("other.json");
         Keysets.create(other);
         DekManager foreign = new DekManager(new LocalKekProvider(other), DekManager.Settings.defaults());
         managers.add(foreign);
-        ByteBuffer envelope = new EnvelopeCipher(foreign, null).encrypt("orders", utf8("x"));
+        ByteBuffer envelope = new EnvelopeCipher(foreign, null).blocking(Duration.ofSeconds(10)).encrypt("orders", utf8("x"));
         String kek = EnvelopeV2.parse(envelope, null).kekId();
 
-        KekUnavailableException e = assertThrows(KekUnavailableException.class,
+        UnknownKekException e = assertThrows(UnknownKekException.class,
                 () -> cipher(DekManager.Settings.defaults()).decrypt("orders", envelope));
         assertTrue(e.getMessage().contains(kek), e.getMessage());
+        assertEquals(kek, e.kekId());
+        assertEquals(0, provider.unwraps.get(), "a KEK id the configuration does not know never reaches the KMS");
     }
 
     @Test
@@ -140,8 +169,10 @@ class EnvelopeCipherTest {
         Keysets.create(other);
         DekManager foreign = new DekManager(new LocalKekProvider(other), DekManager.Settings.defaults());
         managers.add(foreign);
-        ByteBuffer envelope = new EnvelopeCipher(foreign, null).encrypt("orders", utf8("x"));
-        EnvelopeCipher c = cipher(settings(1000, Duration.ofHours(1)));
+        ByteBuffer envelope = new EnvelopeCipher(foreign, null).blocking(Duration.ofSeconds(10)).encrypt("orders", utf8("x"));
+        // Configured as known (e.g. a KEK that was deleted): the KMS is asked, refuses, and the refusal is remembered.
+        Blocking c = cipher(settings(1000, Duration.ofHours(1))
+                .withKnownKekIds(Set.of(EnvelopeV2.parse(envelope, null).kekId())));
 
         for (int i = 0; i < 100; i++) {
             assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
@@ -169,7 +200,7 @@ class EnvelopeCipherTest {
 
     @Test
     void givenCountLimit_whenExceeded_thenNewDekAndAllRecordsDecrypt() throws Exception {
-        EnvelopeCipher c = cipher(settings(10, Duration.ofHours(1)));
+        Blocking c = cipher(settings(10, Duration.ofHours(1)));
         List<ByteBuffer> envelopes = new ArrayList<>();
         for (int i = 0; i < 35; i++) {
             envelopes.add(c.encrypt("orders", utf8("v" + i)));
@@ -181,7 +212,7 @@ class EnvelopeCipherTest {
         Map<Long, Long> usesPerDek = envelopes.stream()
                 .collect(Collectors.groupingBy(e -> uncheckedInfo(e).dekId(), Collectors.counting()));
         usesPerDek.forEach((dek, uses) -> assertTrue(uses <= 10, "DEK " + dek + " encrypted " + uses + " records, limit 10"));
-        EnvelopeCipher replica = cipher(DekManager.Settings.defaults());
+        Blocking replica = cipher(DekManager.Settings.defaults());
         for (int i = 0; i < 35; i++) {
             assertEquals("v" + i, text(replica.decrypt("orders", envelopes.get(i))));
         }
@@ -189,7 +220,7 @@ class EnvelopeCipherTest {
 
     @Test
     void givenAgeLimit_whenClockPassesIt_thenNewDek() throws Exception {
-        EnvelopeCipher c = cipher(settings(1000, Duration.ofMinutes(10)));
+        Blocking c = cipher(settings(1000, Duration.ofMinutes(10)));
         long first = uncheckedInfo(c.encrypt("orders", utf8("a"))).dekId();
         clock.addAndGet(Duration.ofMinutes(11).toNanos());
         long second = uncheckedInfo(c.encrypt("orders", utf8("b"))).dekId();
@@ -198,7 +229,7 @@ class EnvelopeCipherTest {
 
     @Test
     void givenForcedRotation_whenTrafficContinues_thenNewDekWithoutFailure() throws Exception {
-        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        Blocking c = cipher(DekManager.Settings.defaults());
         long first = uncheckedInfo(c.encrypt("orders", utf8("a"))).dekId();
         c.deks().rotateDeks();
         long later = first;
@@ -211,7 +242,7 @@ class EnvelopeCipherTest {
 
     @Test
     void givenKekRotated_whenCurrentKekChecked_thenNewDeksUseNewKekAndOldRecordsStillDecrypt() throws Exception {
-        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        Blocking c = cipher(DekManager.Settings.defaults());
         ByteBuffer before = c.encrypt("orders", utf8("before"));
         Keysets.rotate(keyset);
         c.deks().checkCurrentKek();
@@ -222,7 +253,7 @@ class EnvelopeCipherTest {
 
         assertEquals(new LocalKekProvider(keyset).currentKekId(), uncheckedInfo(after).kekId());
         assertNotEquals(uncheckedInfo(before).kekId(), uncheckedInfo(after).kekId());
-        EnvelopeCipher replica = cipher(DekManager.Settings.defaults());
+        Blocking replica = cipher(DekManager.Settings.defaults());
         assertEquals("before", text(replica.decrypt("orders", before)));
         assertEquals("after", text(replica.decrypt("orders", after)));
     }
@@ -230,7 +261,7 @@ class EnvelopeCipherTest {
     @Test
     void givenNewTopic_whenManyThreadsEncryptAtOnce_thenOneWrapCall() throws Exception {
         provider.delayMillis = 200;
-        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        Blocking c = cipher(DekManager.Settings.defaults());
         ExecutorService pool = Executors.newFixedThreadPool(8);
         CountDownLatch go = new CountDownLatch(1);
         List<Future<ByteBuffer>> results = new ArrayList<>();
@@ -250,7 +281,7 @@ class EnvelopeCipherTest {
 
     @Test
     void givenKmsDown_whenDekCached_thenTrafficContinuesAndNewTopicFailsWithBoundedCalls() throws Exception {
-        EnvelopeCipher c = cipher(DekManager.Settings.defaults());
+        Blocking c = cipher(DekManager.Settings.defaults());
         ByteBuffer cached = c.encrypt("orders", utf8("a"));
         provider.down.set(true);
 
@@ -275,25 +306,33 @@ class EnvelopeCipherTest {
     }
 
     /** Counts calls; can be slowed down or taken down like a KMS outage. */
-    static final class CountingProvider implements KekProvider {
+    static class CountingProvider implements KekProvider {
         final KekProvider delegate;
         final AtomicInteger wraps = new AtomicInteger();
         final AtomicInteger unwraps = new AtomicInteger();
+        final AtomicInteger lists = new AtomicInteger();
+        final AtomicInteger currentChecks = new AtomicInteger();
         final AtomicBoolean down = new AtomicBoolean();
         volatile long delayMillis;
+        /** Delay of list() and currentKekId(). */
+        volatile long listDelayMillis;
 
         CountingProvider(KekProvider delegate) {
             this.delegate = delegate;
         }
 
-        private void maybeFail() throws GeneralSecurityException {
-            if (delayMillis > 0) {
+        private static void sleep(long millis) {
+            if (millis > 0) {
                 try {
-                    Thread.sleep(delayMillis);
+                    Thread.sleep(millis);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
             }
+        }
+
+        private void maybeFail() throws GeneralSecurityException {
+            sleep(delayMillis);
             if (down.get()) {
                 throw new GeneralSecurityException("connection refused");
             }
@@ -306,6 +345,8 @@ class EnvelopeCipherTest {
 
         @Override
         public String currentKekId() throws GeneralSecurityException {
+            currentChecks.incrementAndGet();
+            sleep(listDelayMillis);
             return delegate.currentKekId();
         }
 
@@ -335,6 +376,8 @@ class EnvelopeCipherTest {
 
         @Override
         public List<KekInfo> list() throws GeneralSecurityException {
+            lists.incrementAndGet();
+            sleep(listDelayMillis);
             return delegate.list();
         }
     }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.crypto.DekManager;
 import io.meshcrypt.filter.crypto.EnvelopeCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
@@ -102,7 +103,8 @@ class AwsKmsKekProviderTest {
             DekManager deks = new DekManager(p, new DekManager.Settings(d.maxRecordsPerDek(), d.maxDekAge(), d.cacheTtl(),
                     d.cacheMaxEntries(), Duration.ofSeconds(5), Duration.ofMillis(200), Duration.ofSeconds(1), d.kekCheckInterval()));
             try {
-                EnvelopeCipher cipher = new EnvelopeCipher(deks, null);
+                // Blocking view: the outage assertions are about the real error a retry gets, not about waiting.
+                ValueCipher cipher = new EnvelopeCipher(deks, null).blocking(Duration.ofSeconds(10));
                 ByteBuffer before = cipher.encrypt("cached", utf8("before"));
                 long callsBefore = deks.metrics().kmsCalls();
                 own.stop();

@@ -128,7 +128,7 @@ class KeysCliTest {
     private byte[] v2(String topic, String value) throws Exception {
         EnvelopeCipher cipher = (EnvelopeCipher) KeysCli.cipher(FilterConfig.load(config));
         try {
-            return cipher.encrypt(topic, utf8(value)).array();
+            return cipher.blocking(java.time.Duration.ofSeconds(10)).encrypt(topic, utf8(value)).array();
         } finally {
             cipher.deks().close();
         }

@@ -8,9 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.meshcrypt.filter.crypto.DekManager;
 import io.meshcrypt.filter.crypto.EnvelopeCipher;
 import io.meshcrypt.filter.crypto.EnvelopeV2;
+import io.meshcrypt.filter.crypto.ValueCipher;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
@@ -72,8 +74,8 @@ class Pkcs11KekProviderTest {
         DekManager producer = new DekManager(provider, DekManager.Settings.defaults());
         DekManager replica = new DekManager(provider, DekManager.Settings.defaults());
         try {
-            EnvelopeCipher writer = new EnvelopeCipher(producer, null);
-            EnvelopeCipher reader = new EnvelopeCipher(replica, null);
+            ValueCipher writer = new EnvelopeCipher(producer, null).blocking(Duration.ofSeconds(10));
+            ValueCipher reader = new EnvelopeCipher(replica, null).blocking(Duration.ofSeconds(10));
             List<ByteBuffer> envelopes = new ArrayList<>();
             for (int i = 0; i < 100; i++) {
                 envelopes.add(writer.encrypt("orders", ByteBuffer.wrap(("v" + i).getBytes(StandardCharsets.UTF_8))));
