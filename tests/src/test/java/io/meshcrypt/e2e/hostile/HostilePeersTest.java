@@ -36,6 +36,10 @@ import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.message.ApiVersionsRequestData;
 import org.apache.kafka.common.message.MetadataRequestData;
 import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.message.ProduceResponseData;
+import org.apache.kafka.common.message.ResponseHeaderData;
+import org.apache.kafka.common.protocol.ByteBufferAccessor;
+import org.apache.kafka.common.protocol.Errors;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.record.TimestampType;
 import org.apache.kafka.common.record.internal.MemoryRecords;
@@ -56,6 +60,7 @@ import io.meshcrypt.e2e.support.HostileMesh;
 import io.meshcrypt.e2e.support.Mesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 import io.meshcrypt.e2e.support.RawPeer;
+import io.meshcrypt.e2e.support.UnderAttack;
 
 /**
  * Issue 11, "hostile peers against the real Envoy + filter-service": a scripted fake broker and scripted raw clients
@@ -64,21 +69,15 @@ import io.meshcrypt.e2e.support.RawPeer;
  * <ul>
  * <li>nothing the policy covers reaches a broker in plaintext (the fake broker records every byte it gets);</li>
  * <li>the attacked connection is closed within a bound, with a filter-service log line naming the cause;</li>
- * <li>the healthy clients kept at least {@link #MIN_RATE} records/s each, with no stall over {@link #MAX_STALL};</li>
- * <li>the filter-service is the same process afterwards and its resident memory under {@link #RSS_LIMIT}.</li>
+ * <li>the healthy clients kept at least {@link UnderAttack#MIN_RATE} records/s each, with no stall over {@link UnderAttack#MAX_STALL};</li>
+ * <li>the filter-service is the same process afterwards and its resident memory under {@link UnderAttack#RSS_LIMIT}.</li>
  * </ul>
  */
 @ExtendWith(MeshExtension.class)
 class HostilePeersTest {
 
-    /** The healthy producer offers 200 records/s; under attack each side must keep a quarter of that. */
-    private static final double MIN_RATE = 50;
-    private static final Duration MAX_STALL = Duration.ofSeconds(3);
-    /** -Xmx384m plus metaspace, thread stacks and gRPC's direct buffers. */
-    private static final long RSS_LIMIT = 1L << 30;
     private static final Duration CLOSE_BOUND = Duration.ofSeconds(5);
     private static final Duration LOG_WAIT = Duration.ofSeconds(3);
-    private static final byte[] MAGIC = {0x00, 0x4D, 0x43, 0x45};
 
     private static HostileMesh hostile;
     private final Mesh mesh;
@@ -313,47 +312,53 @@ class HostilePeersTest {
 
     @Test
     void givenOneProduceNamingTenThousandTopics_whenSent_thenNoPlaintextAtBrokerAndANewTopicStillGetsItsKey() throws Exception {
-        String suffix = suffix();
-        int topics = 10_000;
         long mark = hostile.logMark();
-        underAttack("one Produce naming 10,000 topics", () -> {
-            ProduceRequestData produce = new ProduceRequestData().setAcks((short) 1).setTimeoutMs(30_000);
-            ProduceRequestData.TopicProduceDataCollection data = new ProduceRequestData.TopicProduceDataCollection(topics);
-            for (int i = 0; i < topics; i++) {
-                data.add(new ProduceRequestData.TopicProduceData().setName("enc-flood-" + suffix + "-" + i).setPartitionData(List.of(
-                        new ProduceRequestData.PartitionProduceData().setIndex(0).setRecords(MemoryRecords.withRecords(Compression.NONE,
-                                new SimpleRecord(("flood secret " + i).getBytes(StandardCharsets.UTF_8)))))));
+        underAttack("one Produce naming 10,000 topics", () -> flood(hostile, 10_000, mark));
+    }
+
+    /**
+     * One Produce naming {@code topics} new encrypted topics on one raw connection to the fake broker, while a producer
+     * of a brand-new encrypted topic on another connection (real broker) must still get its data key within 10 s.
+     * Then no flood value reached the broker in plaintext, the flood was answered or closed within 20 s, and the key
+     * provider was not pushed into failure.
+     */
+    static void flood(HostileMesh hostile, int topics, long mark) throws Exception {
+        String suffix = suffix();
+        ProduceRequestData produce = new ProduceRequestData().setAcks((short) 1).setTimeoutMs(30_000);
+        ProduceRequestData.TopicProduceDataCollection data = new ProduceRequestData.TopicProduceDataCollection(topics);
+        for (int i = 0; i < topics; i++) {
+            data.add(new ProduceRequestData.TopicProduceData().setName("enc-flood-" + suffix + "-" + i).setPartitionData(List.of(
+                    new ProduceRequestData.PartitionProduceData().setIndex(0).setRecords(MemoryRecords.withRecords(Compression.NONE,
+                            new SimpleRecord(("flood secret " + i).getBytes(StandardCharsets.UTF_8)))))));
+        }
+        produce.setTopicData(data);
+        String fresh = hostile.mesh().createTopic("enc-fresh", 1);
+        try (RawPeer peer = new RawPeer(hostile.fakeBootstrapPort())) {
+            // When one client sends a single Produce naming many new encrypted topics
+            assertTrue(peer.send(FakeBroker.requestFrame(ApiKeys.PRODUCE, (short) 12, 5, produce)));
+            // Then a producer of a brand-new encrypted topic on another connection still gets its data key promptly
+            long t0 = System.nanoTime();
+            try (KafkaProducer<byte[], byte[]> producer = producer(hostile.realBootstrap(), Map.of())) {
+                producer.send(new ProducerRecord<>(fresh, "fresh secret".getBytes(StandardCharsets.UTF_8))).get(15, TimeUnit.SECONDS);
             }
-            produce.setTopicData(data);
-            String fresh = mesh.createTopic("enc-fresh", 1);
-            try (RawPeer peer = new RawPeer(hostile.fakeBootstrapPort())) {
-                // When one client sends a single Produce naming 10,000 new encrypted topics
-                assertTrue(peer.send(FakeBroker.requestFrame(ApiKeys.PRODUCE, (short) 12, 5, produce)));
-                // Then a producer of a brand-new encrypted topic on another connection still gets its data key promptly
-                long t0 = System.nanoTime();
-                try (KafkaProducer<byte[], byte[]> producer = producer(hostile.realBootstrap(), Map.of())) {
-                    producer.send(new ProducerRecord<>(fresh, "fresh secret".getBytes(StandardCharsets.UTF_8))).get(15, TimeUnit.SECONDS);
-                }
-                Duration freshLatency = Duration.ofNanos(System.nanoTime() - t0);
-                assertTrue(freshLatency.compareTo(Duration.ofSeconds(10)) <= 0, "a new topic's first record took " + freshLatency);
-                // the flood gets an answer or is closed; either way, within a bound
-                ByteBuffer answer = peer.readFrame(Duration.ofSeconds(20));
-                if (answer == null) {
-                    assertNotNull(peer.awaitClosed(Duration.ofSeconds(1)), "the flooding connection neither answered nor closed within 20 s");
-                }
+            Duration freshLatency = Duration.ofNanos(System.nanoTime() - t0);
+            assertTrue(freshLatency.compareTo(Duration.ofSeconds(10)) <= 0, "a new topic's first record took " + freshLatency);
+            // the flood gets an answer or is closed; either way, within a bound
+            ByteBuffer answer = peer.readFrame(Duration.ofSeconds(20));
+            if (answer == null) {
+                assertNotNull(peer.awaitClosed(Duration.ofSeconds(1)), "the flooding connection neither answered nor closed within 20 s");
             }
-            // and no flood value reached the broker in plaintext
-            List<FakeBroker.Produced> flood = hostile.fakeBroker().produced();
-            for (FakeBroker.Produced p : flood) {
-                assertEnvelope(p.value(), "flood topic " + p.topicName());
-            }
-            assertNoPlaintextAtFakeBroker("flood secret".getBytes(StandardCharsets.UTF_8), "the flood");
-            for (ConsumerRecord<byte[], byte[]> r : mesh.readDirect(fresh)) {
-                assertEnvelope(r.value(), fresh);
-            }
-            String kms = hostile.awaitLogLine(mark, Pattern.compile("(?i)(backoff|kms.*(unavailable|timed out|failed))"), Duration.ZERO);
-            assertTrue(kms == null, "the key provider was pushed into failure: " + kms);
-        });
+        }
+        // and no flood value reached the broker in plaintext
+        for (FakeBroker.Produced p : hostile.fakeBroker().produced()) {
+            UnderAttack.assertEnvelope(p.value(), "flood topic " + p.topicName());
+            assertTrue(Envelope.indexOf(p.value(), "flood secret".getBytes(StandardCharsets.UTF_8)) < 0, "plaintext flood value at the broker");
+        }
+        for (ConsumerRecord<byte[], byte[]> r : hostile.mesh().readDirect(fresh)) {
+            UnderAttack.assertEnvelope(r.value(), fresh);
+        }
+        String kms = hostile.awaitLogLine(mark, Pattern.compile("(?i)(backoff|kms.*(unavailable|timed out|failed))"), Duration.ZERO);
+        assertTrue(kms == null, "the key provider was pushed into failure: " + kms);
     }
 
     @Test
@@ -370,12 +375,23 @@ class HostilePeersTest {
                                             .setRecords(MemoryRecords.withRecords(Compression.NONE, new SimpleRecord(plaintext))))))));
             try (RawPeer peer = new RawPeer(hostile.fakeBootstrapPort())) {
                 peer.send(FakeBroker.requestFrame(ApiKeys.PRODUCE, (short) 12, 6, produce));
-                // Then the connection is closed before a data key is made for it, and nothing reached the broker
-                assertNotNull(peer.awaitClosed(CLOSE_BOUND), "connection closed after a Produce to an illegal topic name");
+                // Then the connection is closed (or the topic refused with INVALID_TOPIC_EXCEPTION, as Kafka does)
+                // before a data key is made for it, and nothing reached the broker
+                ByteBuffer answer = peer.readFrame(CLOSE_BOUND);
+                if (answer == null) {
+                    assertNotNull(peer.awaitClosed(Duration.ofSeconds(1)), "connection closed after a Produce to an illegal topic name");
+                } else {
+                    ResponseHeaderData header = new ResponseHeaderData(new ByteBufferAccessor(answer),
+                            ApiKeys.PRODUCE.responseHeaderVersion((short) 12));
+                    assertEquals(6, header.correlationId(), "correlation id of the answer");
+                    ProduceResponseData r = new ProduceResponseData(new ByteBufferAccessor(answer), (short) 12);
+                    short error = r.responses().iterator().next().partitionResponses().get(0).errorCode();
+                    assertEquals(Errors.INVALID_TOPIC_EXCEPTION.code(), error, "the answer for an illegal topic name: " + Errors.forCode(error));
+                }
             }
             assertNoPlaintextAtFakeBroker(plaintext, "an illegal topic name");
             assertTrue(hostile.fakeBroker().produced().isEmpty(), () -> "records reached the broker: " + hostile.fakeBroker().produced());
-            assertLogged(mark, "(?i)topic name", "the illegal topic name");
+            assertLogged(mark, "(?i)(topic name|invalid topic|illegal)", "the illegal topic name");
         });
     }
 
@@ -416,70 +432,14 @@ class HostilePeersTest {
         });
     }
 
-    // ---- the common frame of every case
-
-    @FunctionalInterface
-    private interface Attack {
-        void run() throws Exception;
-    }
-
-    /**
-     * Runs {@code attack} while healthy traffic flows on other connections; then asserts throughput over the attack
-     * window, the same filter-service pid and bounded memory. Every failed check is reported, not only the first.
-     */
-    private void underAttack(String during, Attack attack) throws Exception {
-        long pid = hostile.filterServicePid();
-        assertTrue(pid > 0, "filter-service running before the attack");
-        List<Throwable> failures = new ArrayList<>();
-        String topic = mesh.createTopic("enc-healthy", 1);
-        try (HealthyTraffic traffic = new HealthyTraffic(hostile.realBootstrap(), topic).start()) {
-            traffic.awaitWarm(20, Duration.ofSeconds(60));
-            long from = System.nanoTime();
-            try {
-                attack.run();
-            } catch (Throwable t) {
-                failures.add(t);
-            }
-            // measure over at least two seconds even when the attack itself was over sooner
-            long minEnd = from + Duration.ofSeconds(2).toNanos();
-            while (System.nanoTime() < minEnd) {
-                Thread.sleep(50);
-            }
-            long to = System.nanoTime();
-            try {
-                traffic.assertFlowed(from, to, MIN_RATE, MAX_STALL, "during " + during);
-            } catch (Throwable t) {
-                failures.add(t);
-            }
-        }
-        try {
-            assertTrue(hostile.filterServiceAlive(), "filter-service alive after " + during + "; see " + hostile.filterServiceLog());
-            assertEquals(pid, hostile.filterServicePid(), "the same filter-service process after " + during);
-            long rss = hostile.filterServiceRssBytes();
-            assertTrue(rss < RSS_LIMIT, "filter-service resident memory after " + during + ": " + (rss >> 20) + " MiB");
-        } catch (Throwable t) {
-            failures.add(t);
-        }
-        try {
-            for (ConsumerRecord<byte[], byte[]> r : mesh.readDirect(topic)) {
-                assertEnvelope(r.value(), "healthy topic " + topic + "@" + r.offset());
-            }
-        } catch (Throwable t) {
-            failures.add(t);
-        }
-        if (!failures.isEmpty()) {
-            AssertionError e = new AssertionError(failures.size() + " check(s) failed under " + during + ": "
-                    + failures.stream().map(Throwable::getMessage).toList());
-            failures.forEach(e::addSuppressed);
-            throw e;
-        }
+    private static void underAttack(String during, UnderAttack.Attack attack) throws Exception {
+        UnderAttack.run(hostile, during, attack);
     }
 
     // ---- assertions
 
     private static void assertEnvelope(byte[] value, String where) {
-        assertTrue(value != null && value.length > MAGIC.length && Arrays.equals(value, 0, MAGIC.length, MAGIC, 0, MAGIC.length),
-                () -> where + ": not an envelope at the broker: " + Envelope.preview(value));
+        UnderAttack.assertEnvelope(value, where);
     }
 
     private static void assertNoPlaintextAtFakeBroker(byte[] plaintext, String what) {
@@ -514,7 +474,7 @@ class HostilePeersTest {
 
     // ---- clients and payloads
 
-    private static KafkaProducer<byte[], byte[]> producer(String bootstrap, Map<String, Object> overrides) {
+    static KafkaProducer<byte[], byte[]> producer(String bootstrap, Map<String, Object> overrides) {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
@@ -564,7 +524,7 @@ class HostilePeersTest {
         return hello;
     }
 
-    private static String suffix() {
+    static String suffix() {
         return HexFormat.of().formatHex(random(4));
     }
 

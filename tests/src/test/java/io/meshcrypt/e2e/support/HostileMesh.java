@@ -16,6 +16,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -36,8 +37,8 @@ import java.util.stream.Stream;
  * asks for {@code limits: {heldFrameTimeout: 3s}}; a filter-service that rejects that key (before the transport fix)
  * is started without it, and {@link #limitsAccepted()} says so.
  *
- * <p>Policy: topics {@code enc-*} and {@code secret-*} are encrypted (envelope v2, local KEK provider), every other
- * topic passes through.
+ * <p>Policy: topics {@code enc-*} and {@code secret-*} are encrypted (envelope v2; the local KEK provider unless the
+ * caller gives another {@code keys:} section), every other topic passes through.
  */
 public final class HostileMesh implements AutoCloseable {
 
@@ -56,14 +57,30 @@ public final class HostileMesh implements AutoCloseable {
     private final int fakeBootstrap;
     private final int fakeNode;
     private final int envoyAdmin;
+    private final String keys;
+    private final Map<String, String> env;
     private Process filterService;
     private Process envoy;
     private boolean limitsAccepted;
 
+    /** Envelope v2 with the local KEK provider. */
+    public static final String LOCAL_KEYS = "keys:\n  provider: local\n  kekCheckSeconds: 300\n";
+
     public HostileMesh(Mesh mesh) throws IOException {
+        this(mesh, "mesh-hostile", LOCAL_KEYS, Map.of());
+    }
+
+    /**
+     * @param name the state directory under tests/target
+     * @param keys the filter config's {@code keys:} section
+     * @param env extra environment of the filter-service (e.g. AWS credentials for a KMS stand-in)
+     */
+    public HostileMesh(Mesh mesh, String name, String keys, Map<String, String> env) throws IOException {
         this.mesh = mesh;
+        this.keys = keys;
+        this.env = Map.copyOf(env);
         this.fake = new FakeBroker();
-        this.home = mesh.root().resolve("tests/target/mesh-hostile");
+        this.home = mesh.root().resolve("tests/target").resolve(name);
         deleteTree(home);
         Files.createDirectories(home.resolve("logs"));
         this.fsLog = home.resolve("logs/filter-service.log");
@@ -204,7 +221,7 @@ public final class HostileMesh implements AutoCloseable {
                 + "keyset: keyset.json\n"
                 + "brokers:\n  1: 127.0.0.1:" + realNode + "\n"
                 + "policy:\n  encrypt: [\"enc-*\", \"secret-*\"]\n  unmatched: passthrough\n"
-                + "keys:\n  provider: local\n  kekCheckSeconds: 300\n"
+                + keys
                 + (limits ? "limits:\n  heldFrameTimeout: " + HELD_FRAME_TIMEOUT.toSeconds() + "s\n" : "");
     }
 
@@ -212,10 +229,12 @@ public final class HostileMesh implements AutoCloseable {
         for (boolean limits : new boolean[] {true, false}) {
             Files.writeString(home.resolve("filter.yaml"), filterConfig(limits));
             long mark = logMark();
-            filterService = new ProcessBuilder(java(), HEAP, "-XX:+ExitOnOutOfMemoryError", "-jar", jar().toString(),
+            ProcessBuilder pb = new ProcessBuilder(java(), HEAP, "-XX:+ExitOnOutOfMemoryError", "-jar", jar().toString(),
                     "serve", "--config", home.resolve("filter.yaml").toString())
                     .directory(home.toFile()).redirectErrorStream(true)
-                    .redirectOutput(ProcessBuilder.Redirect.appendTo(fsLog.toFile())).start();
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(fsLog.toFile()));
+            pb.environment().putAll(env);
+            filterService = pb.start();
             long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
             while (filterService.isAlive() && !canConnect(grpcPort)) {
                 if (System.nanoTime() - deadline > 0) {
