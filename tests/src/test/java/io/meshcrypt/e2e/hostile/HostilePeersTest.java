@@ -34,6 +34,8 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.message.ApiVersionsRequestData;
+import org.apache.kafka.common.message.FetchRequestData;
+import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.MetadataRequestData;
 import org.apache.kafka.common.message.ProduceRequestData;
 import org.apache.kafka.common.message.ProduceResponseData;
@@ -55,7 +57,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.FakeBroker;
-import io.meshcrypt.e2e.support.HealthyTraffic;
 import io.meshcrypt.e2e.support.HostileMesh;
 import io.meshcrypt.e2e.support.Mesh;
 import io.meshcrypt.e2e.support.MeshExtension;
@@ -194,7 +195,7 @@ class HostilePeersTest {
         String topic = "enc-bomb-" + suffix();
         FakeBroker fake = hostile.fakeBroker();
         fake.topics(List.of(new FakeBroker.Topic(topic, Uuid.randomUuid())));
-        MemoryRecords bomb = zstdBomb(64, 16 << 20);
+        MemoryRecords bomb = zstdBomb();
         assertTrue(bomb.sizeInBytes() < 1 << 20, "the bomb is small on the wire: " + bomb.sizeInBytes() + " bytes");
         fake.fetchScript(topic, offset -> offset == 0 ? bomb : null);
         long mark = hostile.logMark();
@@ -222,6 +223,46 @@ class HostilePeersTest {
             assertTrue(fake.requests().stream().anyMatch(r -> r.apiKey() == ApiKeys.FETCH.id), "the bomb was fetched");
             // ... and the filter-service says why it refused the batch
             assertLogged(mark, "(?i)(decompress|uncompress|inflat|compression ratio|bomb)", "the decompression limit");
+        });
+    }
+
+    @Test
+    void givenZstdBombOnPassthroughTopic_whenFetchedRaw_thenBatchPassesByteForByteAndServiceAlive() throws Exception {
+        // Given a broker serving the same 1 GiB-of-zeros zstd batch for a topic the policy passes through
+        String topic = "plain-bomb-" + suffix();
+        FakeBroker fake = hostile.fakeBroker();
+        fake.topics(List.of(new FakeBroker.Topic(topic, Uuid.randomUuid())));
+        MemoryRecords bomb = zstdBomb();
+        byte[] served = new byte[bomb.sizeInBytes()];
+        bomb.buffer().duplicate().get(served);
+        fake.fetchScript(topic, offset -> offset == 0 ? MemoryRecords.readableRecords(ByteBuffer.wrap(served)) : null);
+
+        underAttack("a zstd bomb on a passthrough topic", () -> {
+            try (RawPeer peer = new RawPeer(hostile.fakeBootstrapPort())) {
+                // When a client fetches it (Fetch v12, by name; raw, so this JVM never inflates it either)
+                assertTrue(peer.send(FakeBroker.requestFrame(ApiKeys.API_VERSIONS, (short) 3, 1,
+                        new ApiVersionsRequestData().setClientSoftwareName("hostile").setClientSoftwareVersion("1"))));
+                assertNotNull(peer.readFrame(CLOSE_BOUND), "ApiVersions answered");
+                FetchRequestData fetch = new FetchRequestData().setReplicaId(-1).setMaxWaitMs(100).setMinBytes(1)
+                        .setMaxBytes(50 << 20).setIsolationLevel((byte) 0).setSessionId(0).setSessionEpoch(-1)
+                        .setTopics(List.of(new FetchRequestData.FetchTopic().setTopic(topic).setPartitions(List.of(
+                                new FetchRequestData.FetchPartition().setPartition(0).setFetchOffset(0)
+                                        .setPartitionMaxBytes(50 << 20).setLogStartOffset(-1).setCurrentLeaderEpoch(-1)))));
+                assertTrue(peer.send(FakeBroker.requestFrame(ApiKeys.FETCH, (short) 12, 2, fetch)));
+                ByteBuffer answer = peer.readFrame(Duration.ofSeconds(10));
+                // Then it gets the batch exactly as the broker served it: passthrough Fetch is neither inflated nor rewritten
+                assertNotNull(answer, "Fetch of a passthrough topic answered");
+                ResponseHeaderData header = new ResponseHeaderData(new ByteBufferAccessor(answer),
+                        ApiKeys.FETCH.responseHeaderVersion((short) 12));
+                assertEquals(2, header.correlationId(), "correlation id of the answer");
+                FetchResponseData r = new FetchResponseData(new ByteBufferAccessor(answer), (short) 12);
+                FetchResponseData.PartitionData p = r.responses().get(0).partitions().get(0);
+                assertEquals(Errors.NONE.code(), p.errorCode(), () -> "partition error " + Errors.forCode(p.errorCode()));
+                MemoryRecords got = (MemoryRecords) p.records();
+                byte[] bytes = new byte[got.sizeInBytes()];
+                got.buffer().duplicate().get(bytes);
+                assertArrayEquals(served, bytes, "the passthrough batch as the client received it");
+            }
         });
     }
 
@@ -499,6 +540,18 @@ class HostilePeersTest {
         p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30_000);
         p.putAll(overrides);
         return new KafkaConsumer<>(p);
+    }
+
+    private static byte[] bombBytes;
+
+    /** 64 records of 16 MiB of zeros in one zstd batch (1 GiB inflated, tens of KB on the wire); built once. */
+    private static synchronized MemoryRecords zstdBomb() {
+        if (bombBytes == null) {
+            MemoryRecords built = zstdBomb(64, 16 << 20);
+            bombBytes = new byte[built.sizeInBytes()];
+            built.buffer().duplicate().get(bombBytes);
+        }
+        return MemoryRecords.readableRecords(ByteBuffer.wrap(bombBytes.clone()));
     }
 
     /** {@code count} records of {@code valueBytes} zeros in one zstd batch: huge inflated, tiny on the wire. */

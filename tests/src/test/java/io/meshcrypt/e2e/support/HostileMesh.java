@@ -43,6 +43,11 @@ import java.util.stream.Stream;
 public final class HostileMesh implements AutoCloseable {
 
     public static final Duration HELD_FRAME_TIMEOUT = Duration.ofSeconds(3);
+    /**
+     * The filter config's limits section (issue 11's transport fix; its default held-frame deadline is 30 s, too long
+     * for a test). One place to change if the key or its value syntax is spelt differently.
+     */
+    public static final String LIMITS = "limits:\n  heldFrameTimeout: " + HELD_FRAME_TIMEOUT.toSeconds() + "s\n";
     public static final String HEAP = "-Xmx384m";
     private static final Duration START_TIMEOUT = Duration.ofSeconds(90);
 
@@ -222,7 +227,7 @@ public final class HostileMesh implements AutoCloseable {
                 + "brokers:\n  1: 127.0.0.1:" + realNode + "\n"
                 + "policy:\n  encrypt: [\"enc-*\", \"secret-*\"]\n  unmatched: passthrough\n"
                 + keys
-                + (limits ? "limits:\n  heldFrameTimeout: " + HELD_FRAME_TIMEOUT.toSeconds() + "s\n" : "");
+                + (limits ? LIMITS : "");
     }
 
     private synchronized void startFilterService() throws IOException {
@@ -390,8 +395,15 @@ public final class HostileMesh implements AutoCloseable {
         return Path.of(System.getProperty("java.home"), "bin", "java").toString();
     }
 
-    /** The Envoy binary the launcher installed for the shared mesh (its venv's envoy package). */
+    /**
+     * -Dmeshcrypt.envoy (what `./meshcrypt test` passes), else the real binary the launcher installed for the shared
+     * mesh (its venv's envoy package; not the Python shim, so the process this harness stops is Envoy itself).
+     */
     private Path envoyBinary() throws IOException {
+        String configured = System.getProperty("meshcrypt.envoy");
+        if (configured != null && Files.isExecutable(Path.of(configured))) {
+            return Path.of(configured);
+        }
         Path lib = mesh.root().resolve("tests/target/mesh/venv/lib");
         try (Stream<Path> pythons = Files.list(lib)) {
             for (Path py : pythons.toList()) {
