@@ -4,14 +4,15 @@ import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.config.Limits;
 import io.meshcrypt.filter.config.PolicyWatcher;
+import io.meshcrypt.filter.crypto.EnvelopeCipher;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.ValueCipher;
-import io.meshcrypt.filter.kms.KeysCli;
+import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
+import io.meshcrypt.filter.kms.KeysCli;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
-import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import java.nio.file.Path;
@@ -87,7 +88,9 @@ public final class Main {
                 new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
                         limits.maxTopicIds(), limits.maxDecompressedBytes()),
                 new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal()));
-        HttpProcessor http = new HttpProcessor(config.http(), cipher);
+        // The HTTP path still waits for a data key on its worker (at most kmsTimeout); the Kafka path parks instead.
+        HttpProcessor http = new HttpProcessor(config.http(), cipher instanceof EnvelopeCipher envelopes
+                ? envelopes.blocking(config.keys().kmsTimeout()) : cipher);
         ExtProcServer.Limits serverLimits = ExtProcServer.Limits.defaults()
                 .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
                 .withHeldFrameTimeout(limits.heldFrameTimeout());

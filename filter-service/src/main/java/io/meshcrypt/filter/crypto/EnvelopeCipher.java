@@ -7,6 +7,7 @@ import java.security.GeneralSecurityException;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
@@ -64,6 +65,11 @@ public final class EnvelopeCipher implements ValueCipher {
      * @throws KeyNotReadyException when the topic's DEK is being generated: retry once its future completes
      * @throws io.meshcrypt.filter.kms.KmsUnavailableException when the KMS cannot provide a DEK
      */
+    @Override
+    public CompletableFuture<Void> prepareForEncryption(String topic) {
+        return deks.prepareForEncryption(topic);
+    }
+
     @Override
     public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");

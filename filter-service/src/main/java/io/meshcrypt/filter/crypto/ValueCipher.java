@@ -2,6 +2,7 @@ package io.meshcrypt.filter.crypto;
 
 import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
+import java.util.concurrent.CompletableFuture;
 
 /** Encrypts and decrypts record values bound to their topic; what the proxy's value rewriters call per record. */
 public interface ValueCipher {
@@ -11,4 +12,13 @@ public interface ValueCipher {
 
     /** Reads {@code envelope} (position..limit) without moving its position; returns a buffer at position 0. */
     ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException;
+
+    /**
+     * Makes sure {@link #encrypt} for {@code topic} will not have to wait for a key, without waiting itself.
+     *
+     * @return null when a key is ready now, else a future that completes when encrypting may be retried
+     */
+    default CompletableFuture<Void> prepareForEncryption(String topic) {
+        return null;
+    }
 }

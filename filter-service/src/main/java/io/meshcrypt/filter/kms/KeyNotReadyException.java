@@ -42,6 +42,16 @@ public final class KeyNotReadyException extends KmsUnavailableException {
         return ready;
     }
 
+    /** @return the {@code KeyNotReadyException} in {@code e}'s cause chain (e included), or null */
+    public static KeyNotReadyException in(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof KeyNotReadyException k) {
+                return k;
+            }
+        }
+        return null;
+    }
+
     @Override
     public synchronized Throwable fillInStackTrace() {
         return this;

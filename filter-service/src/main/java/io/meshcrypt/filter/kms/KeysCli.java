@@ -63,7 +63,8 @@ public final class KeysCli {
         DekManager.Settings defaults = DekManager.Settings.defaults();
         DekManager deks = new DekManager(provider, new DekManager.Settings(keys.maxRecordsPerDek(), keys.maxDekAge(),
                 keys.cacheTtl(), keys.cacheMaxEntries(), keys.kmsTimeout(), defaults.backoffMin(), defaults.backoffMax(),
-                keys.kekCheckInterval()));
+                keys.kekCheckInterval()).withNewDataKeyRate(config.limits().newDataKeysPerSecond(),
+                config.limits().newDataKeysBurst()));
         return new EnvelopeCipher(deks, v1);
     }
 

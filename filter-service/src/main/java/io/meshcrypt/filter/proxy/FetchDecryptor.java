@@ -1,5 +1,7 @@
 package io.meshcrypt.filter.proxy;
 
+import io.meshcrypt.filter.framing.RewriteDeferred;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.KmsUnavailableException;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
@@ -115,7 +117,7 @@ final class FetchDecryptor {
      * @param version the Fetch version: up to 5 clients do not know KAFKA_STORAGE_ERROR (the broker downgrades it too)
      * @return whether anything in {@code response} changed; when false the original frame can be forwarded as is
      */
-    boolean decrypt(FetchResponseData response, short version) {
+    boolean decrypt(FetchResponseData response, short version) throws RewriteDeferred {
         boolean changed = false;
         for (FetchResponseData.FetchableTopicResponse topic : response.responses()) {
             String name = nameOf(topic.topic(), topic.topicId());
@@ -135,7 +137,7 @@ final class FetchDecryptor {
     }
 
     /** @return whether anything in {@code response} changed; when false the original frame can be forwarded as is */
-    boolean decrypt(ShareFetchResponseData response) {
+    boolean decrypt(ShareFetchResponseData response) throws RewriteDeferred {
         boolean changed = false;
         for (ShareFetchResponseData.ShareFetchableTopicResponse topic : response.responses()) {
             String name = nameOf(null, topic.topicId());
@@ -198,6 +200,7 @@ final class FetchDecryptor {
             crypto.decryptor(p.topic(), TopicDecision.ENCRYPT).rewrite(ByteBuffer.wrap(p.head()));
             return true;
         } catch (RecordRewriteException e) {
+            // Not ready yet means the probe started the key work: hold on until a later probe sees its outcome.
             return !kmsUnavailable(e);
         }
     }
@@ -222,7 +225,11 @@ final class FetchDecryptor {
         }
     }
 
-    private Outcome decrypt(String topic, Uuid topicId, int partition, BaseRecords records) {
+    /**
+     * @throws RewriteDeferred when a data key is still on its way from the KMS: the connection parks the response and
+     *     retries it from its original bytes (this decryptor keeps no per-response state)
+     */
+    private Outcome decrypt(String topic, Uuid topicId, int partition, BaseRecords records) throws RewriteDeferred {
         if (!(records instanceof MemoryRecords memory) || memory.sizeInBytes() == 0) {
             return Outcome.ok(records);
         }
@@ -243,7 +250,7 @@ final class FetchDecryptor {
                 try {
                     return values.rewrite(value);
                 } catch (RecordRewriteException e) {
-                    if (kmsUnavailable(e)) {
+                    if (kmsUnavailable(e) && KeyNotReadyException.in(e) == null) {
                         kmsDown(topic, value);
                     }
                     throw e;
@@ -252,6 +259,10 @@ final class FetchDecryptor {
             return Outcome.ok(RecordBatchRewriter.rewrite(memory, watched, crypto.keyDecryptor(topic, decision),
                     RecordBatchRewriter.TruncatedTail.PASS_THROUGH, maxDecompressedBytes));
         } catch (RecordRewriteException e) {
+            KeyNotReadyException notReady = KeyNotReadyException.in(e);
+            if (notReady != null) {
+                throw new RewriteDeferred("fetch " + topic + "-" + partition + ": data key not ready", notReady.ready());
+            }
             if (kmsUnavailable(e)) {
                 // Transient: clients retry a storage error after a metadata refresh, so consumers pause until the
                 // KMS answers again instead of failing with an error that says the data is bad.

@@ -155,11 +155,12 @@ final class KafkaConnection implements ConnectionHandler {
             }
             int correlationId = frame.getInt(frame.position() + 4);
             Decoded<ProduceRequestData> produce = KafkaCodec.decodeRequest(frame, ApiKeys.PRODUCE, version);
+            // May defer (a data key on its way): then this frame is retried from its bytes, so nothing is queued before.
+            boolean changed = proxy.produce.encrypt(produce.body());
             if (produce.body().acks() != 0) {
                 // acks=0 has no response; only v10+ responses carry broker addresses (KIP-951 node endpoints).
                 inFlight.add(correlationId, ApiKeys.PRODUCE, version, version >= 10 && addresses.rewrites());
             }
-            boolean changed = proxy.produce.encrypt(produce.body());
             return changed ? KafkaCodec.encode(produce) : original(frame);
         }
     }
@@ -191,7 +192,7 @@ final class KafkaConnection implements ConnectionHandler {
         public ByteString rewrite(ByteBuffer frame) throws KafkaFrameException {
             ApiKeys api = heldApi;
             short version = heldVersion;
-            heldApi = null;
+            // heldApi stays set: a deferred rewrite is retried with the same frame (the next frame start overwrites it).
             switch (api) {
                 case FETCH -> {
                     // Pass-through topics' batches are left as they are; when nothing changed, the frame as it

@@ -1,6 +1,12 @@
 package io.meshcrypt.filter.proxy;
 
 import io.meshcrypt.filter.framing.KafkaFrameException;
+import io.meshcrypt.filter.framing.RewriteDeferred;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
+import io.meshcrypt.filter.policy.TopicDecision;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
@@ -38,6 +44,7 @@ final class ProduceEncryptor {
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
             topicName(topic);
         }
+        awaitDataKeys(request);
         boolean changed = false;
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
             String name = topic.name();
@@ -60,6 +67,11 @@ final class ProduceEncryptor {
                             partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name),
                                     crypto.keyEncryptor(name), RecordBatchRewriter.TruncatedTail.REJECT, maxDecompressedBytes));
                         } catch (RecordRewriteException e) {
+                            KeyNotReadyException notReady = KeyNotReadyException.in(e);
+                            if (notReady != null) {
+                                // A key expired or rotated since awaitDataKeys: retry the frame from its original bytes.
+                                throw new RewriteDeferred("Produce to " + name + ": data key not ready", notReady.ready());
+                            }
                             throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
                         }
                         changed = true;
@@ -68,6 +80,36 @@ final class ProduceEncryptor {
             }
         }
         return changed;
+    }
+
+    /**
+     * Starts the data-key work of every encrypted topic of the request at once and, when any must wait, defers the
+     * whole frame until all are ready: one KMS round trip for a request naming many new topics, and the connection's
+     * thread never waits (the rate of new data keys is bounded by the key manager). Policy rejections fail first.
+     */
+    private void awaitDataKeys(ProduceRequestData request) throws KafkaFrameException {
+        List<CompletableFuture<Void>> pending = null;
+        for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
+            String name = topic.name();
+            TopicDecision decision = policy.decide(name);
+            if (decision == TopicDecision.REJECT) {
+                throw new KafkaFrameException("policy rejects producing to topic " + name
+                        + " (it matches no encrypt pattern and unmatched is reject)");
+            }
+            if (decision == TopicDecision.ENCRYPT) {
+                CompletableFuture<Void> ready = crypto.prepareForEncryption(name);
+                if (ready != null) {
+                    if (pending == null) {
+                        pending = new ArrayList<>();
+                    }
+                    pending.add(ready);
+                }
+            }
+        }
+        if (pending != null) {
+            throw new RewriteDeferred("Produce waits for the data keys of " + pending.size() + " topic(s)",
+                    CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)));
+        }
     }
 
     private static String topicName(ProduceRequestData.TopicProduceData topic) throws KafkaFrameException {

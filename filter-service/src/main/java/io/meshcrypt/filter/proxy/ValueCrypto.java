@@ -14,6 +14,7 @@ import io.meshcrypt.filter.transform.TransformException;
 import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * Turns the record cipher into per-topic value rewriters for the record batch rewriter: whole values, or, on topics
@@ -81,6 +82,11 @@ final class ValueCrypto {
                 throw new RecordRewriteException("cannot decrypt a key of topic " + topic + ": " + e.getMessage(), e);
             }
         };
+    }
+
+    /** @return null when encrypting values of {@code topic} will not wait for a key, else what to wait for */
+    CompletableFuture<Void> prepareForEncryption(String topic) {
+        return cipher.prepareForEncryption(topic);
     }
 
     ValueRewriter encryptor(String topic) {

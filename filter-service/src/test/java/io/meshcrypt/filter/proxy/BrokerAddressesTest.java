@@ -23,7 +23,7 @@ class BrokerAddressesTest {
     }
 
     @Test
-    void givenNone_whenParsed_thenAddressesPassUnchanged() {
+    void givenNone_whenParsed_thenAddressesPassUnchanged() throws Exception {
         assertFalse(BrokerAddresses.parse("none").rewrites());
     }
 

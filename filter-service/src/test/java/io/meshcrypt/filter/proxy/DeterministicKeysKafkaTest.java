@@ -153,7 +153,7 @@ class DeterministicKeysKafkaTest {
     }
 
     @Test
-    void givenPolicyEncryptingKeys_whenProxyBuiltWithoutKeyCipher_thenRefused() {
+    void givenPolicyEncryptingKeys_whenProxyBuiltWithoutKeyCipher_thenRefused() throws Exception {
         assertThrows(IllegalArgumentException.class,
                 () -> new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), 1 << 20));
     }

@@ -13,9 +13,12 @@ import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.LocalKekProvider;
 import io.meshcrypt.filter.kms.WrappedDek;
 import java.security.GeneralSecurityException;
+import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import java.nio.ByteBuffer;
+import java.util.concurrent.TimeUnit;
+import java.time.Duration;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -143,8 +146,20 @@ class EnvelopeV2FetchTest {
         FetchResponseData response = new FetchResponseData().setResponses(new ArrayList<>(List.of(
                 new FetchResponseData.FetchableTopicResponse().setTopic(topic).setPartitions(new ArrayList<>(List.of(
                         new FetchResponseData.PartitionData().setPartitionIndex(0).setHighWatermark(10).setRecords(records)))))));
-        ByteString out = connection.onWrite(ByteString.copyFrom(frame(new ResponseHeaderData().setCorrelationId(corr),
-                ApiKeys.FETCH.responseHeaderVersion(version), response, version)), false);
+        ByteString in = ByteString.copyFrom(frame(new ResponseHeaderData().setCorrelationId(corr),
+                ApiKeys.FETCH.responseHeaderVersion(version), response, version));
+        ByteString out = null;
+        // What the transport does: park until the data key is ready, then resume the same chunk (maybe more than once).
+        for (int attempt = 0; out == null; attempt++) {
+            try {
+                out = attempt == 0 ? connection.onWrite(in, false) : connection.resumeWrite();
+            } catch (RewriteDeferred d) {
+                if (attempt == 10) {
+                    throw d;
+                }
+                d.ready().toCompletableFuture().handle((v, e) -> null).get(10, TimeUnit.SECONDS);
+            }
+        }
         ByteBuffer buf = out.asReadOnlyByteBuffer();
         buf.getInt();
         new ResponseHeaderData(new ByteBufferAccessor(buf), ApiKeys.FETCH.responseHeaderVersion(version));
@@ -157,7 +172,11 @@ class EnvelopeV2FetchTest {
     private static MemoryRecords records(String topic, List<ValueCipher> ciphers, String... values) throws Exception {
         SimpleRecord[] records = new SimpleRecord[values.length];
         for (int i = 0; i < values.length; i++) {
-            ByteBuffer env = ciphers.get(i % ciphers.size()).encrypt(topic, ByteBuffer.wrap(values[i].getBytes(StandardCharsets.UTF_8)));
+            ValueCipher cipher = ciphers.get(i % ciphers.size());
+            if (cipher instanceof EnvelopeCipher envelopes) {
+                cipher = envelopes.blocking(Duration.ofSeconds(10));
+            }
+            ByteBuffer env = cipher.encrypt(topic, ByteBuffer.wrap(values[i].getBytes(StandardCharsets.UTF_8)));
             byte[] bytes = new byte[env.remaining()];
             env.get(bytes);
             records[i] = new SimpleRecord(null, bytes);

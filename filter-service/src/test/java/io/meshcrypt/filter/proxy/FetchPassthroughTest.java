@@ -61,7 +61,7 @@ class FetchPassthroughTest {
     }
 
     @Test
-    void givenCorruptCompressedBatchOnPassthroughTopic_whenDecrypted_thenSameRecordsObjectAndNothingChanged() {
+    void givenCorruptCompressedBatchOnPassthroughTopic_whenDecrypted_thenSameRecordsObjectAndNothingChanged() throws Exception {
         MemoryRecords bomb = FakeEnvelopeCipher.records(Compression.zstd().build(), new byte[1 << 20]);
         ByteBuffer broken = bomb.buffer().duplicate();
         broken.put(17, (byte) (broken.get(17) ^ 1)); // CRC: the old path rejected the batch as CORRUPT_MESSAGE
@@ -78,7 +78,7 @@ class FetchPassthroughTest {
     }
 
     @Test
-    void givenDecryptOnlyTopic_whenFetched_thenEnvelopesDecryptAndPlainValuesPass() {
+    void givenDecryptOnlyTopic_whenFetched_thenEnvelopesDecryptAndPlainValuesPass() throws Exception {
         MemoryRecords mixed = FakeEnvelopeCipher.records(Compression.lz4().build(), FakeEnvelopeCipher.envelope("old"),
                 "new".getBytes(StandardCharsets.UTF_8));
         FetchResponseData response = response("legacy", mixed);
@@ -92,7 +92,7 @@ class FetchPassthroughTest {
     }
 
     @Test
-    void givenEncryptedTopicBatchOverTheDecompressionLimit_whenFetched_thenCorruptMessageNamingTheLimit() {
+    void givenEncryptedTopicBatchOverTheDecompressionLimit_whenFetched_thenCorruptMessageNamingTheLimit() throws Exception {
         MemoryRecords bomb = FakeEnvelopeCipher.records(Compression.gzip().build(),
                 FakeEnvelopeCipher.envelope(new byte[64 * 1024]));
         FetchResponseData response = response("secret", bomb);
@@ -109,7 +109,7 @@ class FetchPassthroughTest {
     }
 
     @Test
-    void givenEncryptedTopicWithNoRecordsAndAPassthroughTopic_whenDecrypted_thenNothingChanged() {
+    void givenEncryptedTopicWithNoRecordsAndAPassthroughTopic_whenDecrypted_thenNothingChanged() throws Exception {
         FetchResponseData response = response("secret", MemoryRecords.EMPTY);
         response.responses().add(response("public", FakeEnvelopeCipher.records(Compression.NONE, FORGED)).responses().get(0));
 

@@ -28,7 +28,7 @@ class FetchWarnRateLimitTest {
             1 << 20, new FetchDecryptor.WarnLimiter(INTERVAL, 3, now::get), warnings::add, now::get, Duration.ofSeconds(5));
 
     @Test
-    void givenTheSameCorruptPartitionFetched100Times_whenDecrypted_thenOneWarningThenOneSummaryWithTheCount() {
+    void givenTheSameCorruptPartitionFetched100Times_whenDecrypted_thenOneWarningThenOneSummaryWithTheCount() throws Exception {
         for (int i = 0; i < 100; i++) {
             FetchResponseData response = corrupt("secret-a", 0);
             decryptor.decrypt(response, (short) 12);
@@ -45,7 +45,7 @@ class FetchWarnRateLimitTest {
     }
 
     @Test
-    void givenDistinctPartitionsAndReasons_whenFirstSeen_thenEachIsLoggedOnceUpToTheBound() {
+    void givenDistinctPartitionsAndReasons_whenFirstSeen_thenEachIsLoggedOnceUpToTheBound() throws Exception {
         decryptor.decrypt(corrupt("secret-a", 0), (short) 12);
         decryptor.decrypt(corrupt("secret-a", 1), (short) 12);
         cipher.kmsDown.set(true);
@@ -57,7 +57,7 @@ class FetchWarnRateLimitTest {
     }
 
     @Test
-    void givenNoErrorsSinceTheLastSummary_whenIntervalPasses_thenNoSummaryLine() {
+    void givenNoErrorsSinceTheLastSummary_whenIntervalPasses_thenNoSummaryLine() throws Exception {
         FetchDecryptor.WarnLimiter limiter = new FetchDecryptor.WarnLimiter(INTERVAL, 10, now::get);
         assertTrue(limiter.first("t", 0, FetchDecryptor.WarnLimiter.Reason.CORRUPT));
         now.addAndGet(INTERVAL.toNanos());
@@ -66,7 +66,7 @@ class FetchWarnRateLimitTest {
     }
 
     @Test
-    void givenAPartitionReportedLongAgo_whenItFailsAgainAfterTheForgetPeriod_thenItIsLoggedInFullAgain() {
+    void givenAPartitionReportedLongAgo_whenItFailsAgainAfterTheForgetPeriod_thenItIsLoggedInFullAgain() throws Exception {
         FetchDecryptor.WarnLimiter limiter = new FetchDecryptor.WarnLimiter(INTERVAL, 10, now::get);
         assertTrue(limiter.first("t", 0, FetchDecryptor.WarnLimiter.Reason.CORRUPT));
         assertEquals(false, limiter.first("t", 0, FetchDecryptor.WarnLimiter.Reason.CORRUPT));

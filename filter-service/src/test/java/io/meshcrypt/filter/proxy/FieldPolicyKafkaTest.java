@@ -104,7 +104,7 @@ class FieldPolicyKafkaTest {
     }
 
     @Test
-    void givenFieldPolicy_whenValueIsNotJson_thenTheProduceFailsRatherThanStoringPlaintext() {
+    void givenFieldPolicy_whenValueIsNotJson_thenTheProduceFailsRatherThanStoringPlaintext() throws Exception {
         byte[] frame = request(ApiKeys.PRODUCE, PRODUCE_V, produceRequest("orders-eu", "card=4111111111111111"));
 
         assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(frame), false));

@@ -136,7 +136,7 @@ class KafkaConnectionTest {
     }
 
     @Test
-    void givenMalformedListenerMapHeader_whenTheStreamOpens_thenItIsRefused() {
+    void givenMalformedListenerMapHeader_whenTheStreamOpens_thenItIsRefused() throws Exception {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> proxy.open(name -> name.equals(KafkaProxy.BROKER_LISTENERS_HEADER) ? "1=127.0.0.1" : null));
         assertTrue(e.getMessage().contains("\"1=127.0.0.1\""), e.getMessage());
@@ -193,7 +193,7 @@ class KafkaConnectionTest {
     }
 
     @Test
-    void givenFetchV13_whenSent_thenTheConnectionIsClosed() {
+    void givenFetchV13_whenSent_thenTheConnectionIsClosed() throws Exception {
         byte[] frame = request(ApiKeys.FETCH, FETCH_V_IDS, ApiKeys.FETCH.messageType.newRequest());
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(frame), false));
@@ -243,7 +243,7 @@ class KafkaConnectionTest {
     }
 
     @Test
-    void givenNoRequestOutstanding_whenAResponseArrives_thenTheConnectionIsClosed() {
+    void givenNoRequestOutstanding_whenAResponseArrives_thenTheConnectionIsClosed() throws Exception {
         byte[] frame = responseFrame(4242, ApiKeys.METADATA, METADATA_V, metadata(Uuid.randomUuid(), "orders", 7));
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onWrite(ByteString.copyFrom(frame), false));

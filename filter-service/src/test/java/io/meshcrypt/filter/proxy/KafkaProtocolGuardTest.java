@@ -184,7 +184,7 @@ class KafkaProtocolGuardTest {
     // ---- defect 2: only the Kafka the filter offered passes ----
 
     @Test
-    void givenTlsClientHello_whenRead_thenTheConnectionIsClosedSayingTheClientSpeaksTls() {
+    void givenTlsClientHello_whenRead_thenTheConnectionIsClosedSayingTheClientSpeaksTls() throws Exception {
         byte[] hello = new byte[246];
         byte[] start = {0x16, 0x03, 0x01, 0x00, (byte) 0xf1, 0x01, 0x00, 0x00, (byte) 0xed, 0x03, 0x03};
         System.arraycopy(start, 0, hello, 0, start.length);
@@ -207,7 +207,7 @@ class KafkaProtocolGuardTest {
     }
 
     @Test
-    void givenTlsClientHelloThatReadsAsAnOfferedFetch_whenTheRequestLimitIsHuge_thenItIsStillRefusedAsTls() {
+    void givenTlsClientHelloThatReadsAsAnOfferedFetch_whenTheRequestLimitIsHuge_thenItIsStillRefusedAsTls() throws Exception {
         // Record length 0x0600 and handshake length 0x0005fc read as api key 1 (FETCH) v5, size field 369296896.
         byte[] hello = {0x16, 0x03, 0x01, 0x06, 0x00, 0x01, 0x00, 0x05, (byte) 0xfc, 0x03, 0x03, 0x00};
         ConnectionHandler unlimited = proxy(new KafkaProxy.Limits(1 << 20, Integer.MAX_VALUE, 16, 16, 1 << 20)).open();
@@ -218,7 +218,7 @@ class KafkaProtocolGuardTest {
     }
 
     @Test
-    void givenHttpRequest_whenRead_thenTheConnectionIsClosedSayingTheClientSpeaksHttp() {
+    void givenHttpRequest_whenRead_thenTheConnectionIsClosedSayingTheClientSpeaksHttp() throws Exception {
         byte[] get = "GET /topics HTTP/1.1\r\nHost: kafka\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(get), false));
@@ -228,7 +228,7 @@ class KafkaProtocolGuardTest {
     }
 
     @Test
-    void givenUnknownApiKey_whenRead_thenTheConnectionIsClosedNamingTheApiKeyVersionAndSize() {
+    void givenUnknownApiKey_whenRead_thenTheConnectionIsClosedNamingTheApiKeyVersionAndSize() throws Exception {
         byte[] frame = rawRequest(12, (short) 999, (short) 0, 7);
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(frame), false));
@@ -238,7 +238,7 @@ class KafkaProtocolGuardTest {
     }
 
     @Test
-    void givenHeartbeatAtAVersionKafkaClientsDoesNotKnow_whenRead_thenTheConnectionIsClosed() {
+    void givenHeartbeatAtAVersionKafkaClientsDoesNotKnow_whenRead_thenTheConnectionIsClosed() throws Exception {
         byte[] frame = rawRequest(12, ApiKeys.HEARTBEAT.id, (short) 99, 7);
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(frame), false));
@@ -247,7 +247,7 @@ class KafkaProtocolGuardTest {
     }
 
     @Test
-    void givenAnApiKafkaRemoved_whenRead_thenTheConnectionIsClosed() {
+    void givenAnApiKafkaRemoved_whenRead_thenTheConnectionIsClosed() throws Exception {
         byte[] frame = rawRequest(12, ApiKeys.LEADER_AND_ISR.id, (short) 0, 7);
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(frame), false));
@@ -307,7 +307,7 @@ class KafkaProtocolGuardTest {
     }
 
     @Test
-    void givenRequestAnnouncingOneByteMoreThanTheDefaultLimit_whenItsHeadArrives_thenTheConnectionIsClosedAtOnce() {
+    void givenRequestAnnouncingOneByteMoreThanTheDefaultLimit_whenItsHeadArrives_thenTheConnectionIsClosedAtOnce() throws Exception {
         byte[] head = rawRequest(12, ApiKeys.HEARTBEAT.id, HEARTBEAT_V, 1);
         ByteBuffer.wrap(head).putInt(0, 104_857_601);
 
@@ -460,7 +460,7 @@ class KafkaProtocolGuardTest {
     }
 
     @Test
-    void givenProduceNamingALegalTopicThenAnIllegalOne_whenRead_thenNoValueIsEncryptedBeforeTheConnectionCloses() {
+    void givenProduceNamingALegalTopicThenAnIllegalOne_whenRead_thenNoValueIsEncryptedBeforeTheConnectionCloses() throws Exception {
         ProduceRequestData body = produce("secret-orders", null, (short) -1, "v");
         body.topicData().add(new ProduceRequestData.TopicProduceData().setName("secret orders")
                 .setPartitionData(new ArrayList<>(List.of(new ProduceRequestData.PartitionProduceData().setIndex(0)
@@ -475,14 +475,14 @@ class KafkaProtocolGuardTest {
     // ---- limits ----
 
     @Test
-    void givenTheFrameSizeConstructor_whenBuilt_thenTheOtherLimitsAreTheDefaults() {
+    void givenTheFrameSizeConstructor_whenBuilt_thenTheOtherLimitsAreTheDefaults() throws Exception {
         KafkaProxy old = new KafkaProxy(EncryptionPolicy.encryptAll(), recordCipher, new BrokerAddresses(Map.of()), 4096);
 
         assertEquals(new KafkaProxy.Limits(4096, 104_857_600, 4096, 100_000, 64 << 20), old.limits());
     }
 
     @Test
-    void givenANonPositiveLimit_whenLimitsAreBuilt_thenTheyAreRefused() {
+    void givenANonPositiveLimit_whenLimitsAreBuilt_thenTheyAreRefused() throws Exception {
         assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 0, 1, 1, 1 << 20));
         assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 0, 1, 1 << 20));
         assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 1, -1, 1 << 20));

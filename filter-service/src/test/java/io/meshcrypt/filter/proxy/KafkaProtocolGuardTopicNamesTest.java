@@ -85,19 +85,19 @@ class KafkaProtocolGuardTopicNamesTest {
     }
 
     @Test
-    void givenNames249And250Long_whenChecked_thenOnly249IsLegal() {
+    void givenNames249And250Long_whenChecked_thenOnly249IsLegal() throws Exception {
         assertTrue(TopicNames.isLegal("x".repeat(249)));
         assertFalse(TopicNames.isLegal("x".repeat(250)));
     }
 
     @Test
-    void givenAPeerChosenName_whenDescribedForALog_thenControlCharactersAreEscapedAndItIsCut() {
+    void givenAPeerChosenName_whenDescribedForALog_thenControlCharactersAreEscapedAndItIsCut() throws Exception {
         assertEquals("\"a\\u000ab\\u0022\"", TopicNames.describe("a\nb\""));
         assertEquals("\"" + "y".repeat(64) + "\"... (1000 characters)", TopicNames.describe("y".repeat(1000)));
     }
 
     @Test
-    void givenNoApiVersionsYet_whenRequestsAreChecked_thenKafkaClientsVersionsPassWithProduceAndFetchCapped() {
+    void givenNoApiVersionsYet_whenRequestsAreChecked_thenKafkaClientsVersionsPassWithProduceAndFetchCapped() throws Exception {
         ApiVersionsFilter.Offered offered = ApiVersionsFilter.Offered.DEFAULTS;
 
         assertTrue(offered.allows(ApiKeys.PRODUCE.id, (short) 3));
@@ -113,7 +113,7 @@ class KafkaProtocolGuardTopicNamesTest {
     }
 
     @Test
-    void givenAClampedResponse_whenRequestsAreChecked_thenOnlyItsRangesPass() {
+    void givenAClampedResponse_whenRequestsAreChecked_thenOnlyItsRangesPass() throws Exception {
         ApiVersionsResponseData response = new ApiVersionsResponseData();
         response.apiKeys().add(new ApiVersionsResponseData.ApiVersion().setApiKey(ApiKeys.PRODUCE.id)
                 .setMinVersion((short) 0).setMaxVersion((short) 13));

@@ -46,7 +46,7 @@ class ShareFetchKmsOutageTest {
     }
 
     @Test
-    void givenKmsDown_whenShareFetchResponseDecrypted_thenRetriableErrorWithoutRecordsOrAcquiredRecords() {
+    void givenKmsDown_whenShareFetchResponseDecrypted_thenRetriableErrorWithoutRecordsOrAcquiredRecords() throws Exception {
         cipher.kmsDown.set(true);
         ShareFetchResponseData response = response();
 
@@ -60,7 +60,7 @@ class ShareFetchKmsOutageTest {
     }
 
     @Test
-    void givenKmsUp_whenShareFetchRequestSeen_thenNotHeldAndUnchanged() {
+    void givenKmsUp_whenShareFetchRequestSeen_thenNotHeldAndUnchanged() throws Exception {
         ShareFetchRequestData request = request();
         byte[] before = KafkaFrames.requestFrame(1, ApiKeys.SHARE_FETCH, V1, request);
 
@@ -72,7 +72,7 @@ class ShareFetchKmsOutageTest {
     }
 
     @Test
-    void givenKmsOutageSeen_whenNextShareFetchRequest_thenItAcquiresNothingWaitsAndKeepsItsAcknowledgements() {
+    void givenKmsOutageSeen_whenNextShareFetchRequest_thenItAcquiresNothingWaitsAndKeepsItsAcknowledgements() throws Exception {
         cipher.kmsDown.set(true);
         decryptor.decrypt(response());
         ShareFetchRequestData request = request();
@@ -87,7 +87,7 @@ class ShareFetchKmsOutageTest {
     }
 
     @Test
-    void givenKmsBackBeforeTheProbeInterval_whenShareFetchRequest_thenStillHeldWithoutAskingTheKms() {
+    void givenKmsBackBeforeTheProbeInterval_whenShareFetchRequest_thenStillHeldWithoutAskingTheKms() throws Exception {
         cipher.kmsDown.set(true);
         decryptor.decrypt(response());
         cipher.kmsDown.set(false);
@@ -98,7 +98,7 @@ class ShareFetchKmsOutageTest {
     }
 
     @Test
-    void givenKmsStillDownAtTheProbe_whenShareFetchRequests_thenHeldAndProbedOncePerInterval() {
+    void givenKmsStillDownAtTheProbe_whenShareFetchRequests_thenHeldAndProbedOncePerInterval() throws Exception {
         cipher.kmsDown.set(true);
         decryptor.decrypt(response());
         now.addAndGet(PROBE.toNanos());
@@ -113,7 +113,7 @@ class ShareFetchKmsOutageTest {
     }
 
     @Test
-    void givenKmsBackAtTheProbe_whenShareFetchRequest_thenReleasedUnchangedAndRecordsDecryptAgain() {
+    void givenKmsBackAtTheProbe_whenShareFetchRequest_thenReleasedUnchangedAndRecordsDecryptAgain() throws Exception {
         cipher.kmsDown.set(true);
         decryptor.decrypt(response());
         cipher.kmsDown.set(false);
@@ -135,7 +135,7 @@ class ShareFetchKmsOutageTest {
     }
 
     @Test
-    void givenHeld_whenVersion0RenewOnlyOrClosingRequest_thenUnchanged() {
+    void givenHeld_whenVersion0RenewOnlyOrClosingRequest_thenUnchanged() throws Exception {
         cipher.kmsDown.set(true);
         decryptor.decrypt(response());
 
