@@ -175,11 +175,28 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
      * never leaves this stream unanswered and not done (queued requests behind it would wait forever).
      */
     private void answer(ProcessingRequest request, ProcessingResponse.Builder response, long heldSince) {
+        boolean answered = false;
         try {
-            send(response);
+            ProcessingResponse built = response.build();
+            call.onNext(built);
+            answered = true;
+            metrics.requestAnswered();
+            if (call.isReady()) {
+                call.request(1);
+            } else {
+                // Envoy is not reading responses: stop reading requests until it does, so neither side piles up.
+                owedRequests++;
+            }
             armHeldFrameTimer(heldSince);
         } catch (Throwable e) {
-            failClosed(request, "send", e);
+            if (answered) {
+                // The request has its response: a second one (CLOSE_RST) would answer a request Envoy never sent.
+                metrics.handlerFailed();
+                resetWithoutRequest(Status.INTERNAL.withDescription("connection reset after its response"),
+                        "failed after answering a request: " + describe(e));
+            } else {
+                failClosed(request, "send", e);
+            }
         }
     }
 
@@ -194,17 +211,6 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         } catch (RewriteDeferred d) {
             park(request, response, false, d);
             return false;
-        }
-    }
-
-    private void send(ProcessingResponse.Builder response) {
-        call.onNext(response.build());
-        metrics.requestAnswered();
-        if (call.isReady()) {
-            call.request(1);
-        } else {
-            // Envoy is not reading responses: stop reading requests until it does, so neither side piles up.
-            owedRequests++;
         }
     }
 

@@ -41,6 +41,8 @@ class ExtProcStreamSendFailureTest {
     private static final class FailingCall extends ServerCallStreamObserver<ProcessingResponse> {
         final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
         final AtomicInteger failures;
+        /** When set, asking for the next request after a response throws (flow control after onNext). */
+        volatile boolean failRequestAfterResponse;
 
         FailingCall(int failures) {
             this.failures = new AtomicInteger(failures);
@@ -96,6 +98,9 @@ class ExtProcStreamSendFailureTest {
 
         @Override
         public void request(int count) {
+            if (count == 1 && failRequestAfterResponse) {
+                throw new IllegalStateException("simulated: call already closed");
+            }
         }
 
         @Override
@@ -191,5 +196,22 @@ class ExtProcStreamSendFailureTest {
         assertTrue(handler.closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS), "the handler released its state");
         assertNull(call.events.poll(300, TimeUnit.MILLISECONDS), "the queued chunk is never answered");
         assertEquals(1, handler.reads.get(), "the queued chunk never reaches the handler");
+    }
+
+    @Test
+    void givenFailureAfterTheResponseWasSent_whenAnswering_thenStreamEndsWithAnErrorWithoutASecondResponse()
+            throws Exception {
+        FailingCall call = new FailingCall(0);
+        call.failRequestAfterResponse = true;
+        Handler handler = new Handler();
+        ExtProcStream stream = stream(call, handler);
+
+        stream.onNext(read("first"));
+
+        ProcessingResponse answer = assertInstanceOf(ProcessingResponse.class, call.next());
+        assertEquals(ByteString.copyFromUtf8("first"), answer.getReadData().getData());
+        assertInstanceOf(Throwable.class, call.next(), "the stream ends with an error status, no CLOSE_RST for it");
+        assertTrue(handler.closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS), "the handler released its state");
+        assertNull(call.events.poll(300, TimeUnit.MILLISECONDS));
     }
 }
