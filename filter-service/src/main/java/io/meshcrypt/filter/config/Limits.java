@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.config;
 
+import io.meshcrypt.filter.framing.FrameStream;
 import java.time.Duration;
 import java.util.Objects;
 
@@ -13,8 +14,9 @@ import java.util.Objects;
  * @param maxRequestFrameBytes largest request frame of any kind a client may announce, passed through or not
  * @param maxInFlightRequests requests one connection may have awaiting their response
  * @param maxDecompressedBytes most bytes one record batch may decompress to
- * @param maxHeldBytesPerConnection most bytes of incomplete frames one connection may hold, both directions together
- * @param maxHeldBytesTotal most bytes of incomplete frames all connections together may hold
+ * @param maxHeldBytesPerConnection most bytes the incomplete frames of one connection may announce, both directions
+ * @param maxHeldBytesTotal most bytes all connections together may hold: bytes of incomplete frames really received, plus
+ *     {@code FrameStream.REWRITE_CHARGE - 1} times the size of each frame being rewritten (its copies)
  * @param heldFrameTimeout how long a held frame may take to arrive completely, from its first byte
  * @param newDataKeysPerSecond sustained rate at which new data keys (KMS wraps) may be created, process-wide
  * @param newDataKeysBurst how many new data keys may be created at once above that rate
@@ -66,9 +68,10 @@ public record Limits(
             throw new IllegalArgumentException("maxHeldBytesPerConnection (" + maxHeldBytesPerConnection
                     + ") must be at least maxFrameBytes + 4 (" + oneFrame + ")");
         }
-        if (maxHeldBytesTotal < oneFrame) {
-            throw new IllegalArgumentException("maxHeldBytesTotal (" + maxHeldBytesTotal
-                    + ") must be at least maxFrameBytes + 4 (" + oneFrame + ")");
+        if (maxHeldBytesTotal < minHeldBytesTotal(maxFrameBytes)) {
+            throw new IllegalArgumentException("maxHeldBytesTotal (" + maxHeldBytesTotal + ") must be at least "
+                    + FrameStream.REWRITE_CHARGE + " x (maxFrameBytes + 4) (" + minHeldBytesTotal(maxFrameBytes)
+                    + "), what rewriting one frame of the largest size is charged");
         }
     }
 
@@ -92,11 +95,17 @@ public record Limits(
     }
 
     /**
-     * A quarter of the heap ({@code -Xmx}): a rewrite briefly copies a frame a few times, so the held bytes must leave
-     * the rest of the heap for those copies and the other connections. At least one frame of the largest size.
+     * Half of the heap ({@code -Xmx}): the total counts the bytes really held plus the copies a rewrite makes (the frame's
+     * private copy and its output), so what it leaves uncounted is the output's trip through gRPC and the rest of the
+     * service. At least {@link #minHeldBytesTotal}: one frame of the largest size can always be rewritten.
      */
     public static long defaultHeldBytesTotal(int maxFrameBytes, long maxHeapBytes) {
-        return Math.max(oneFrame(maxFrameBytes), maxHeapBytes / 4);
+        return Math.max(minHeldBytesTotal(maxFrameBytes), maxHeapBytes / 2);
+    }
+
+    /** What rewriting one frame of the largest size is charged: {@code FrameStream.REWRITE_CHARGE x (maxFrameBytes + 4)}. */
+    public static long minHeldBytesTotal(int maxFrameBytes) {
+        return FrameStream.REWRITE_CHARGE * oneFrame(maxFrameBytes);
     }
 
     private static long oneFrame(int maxFrameBytes) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonToken;
 import io.meshcrypt.filter.config.YamlTree.Entry;
 import io.meshcrypt.filter.config.YamlTree.Mapping;
 import io.meshcrypt.filter.config.YamlTree.Scalar;
+import io.meshcrypt.filter.framing.FrameStream;
 import java.math.BigInteger;
 import java.time.Duration;
 import java.util.List;
@@ -50,8 +51,11 @@ final class LimitsReader {
                 : Limits.DEFAULT_MAX_FRAME_BYTES;
         Limits d = Limits.defaults(maxFrameBytes);
         long oneFrame = maxFrameBytes + 4L;
-        long perConnection = bytesAtLeast(mapping, "maxHeldBytesPerConnection", d.maxHeldBytesPerConnection(), oneFrame);
-        long total = bytesAtLeast(mapping, "maxHeldBytesTotal", d.maxHeldBytesTotal(), oneFrame);
+        long perConnection = bytesAtLeast(mapping, "maxHeldBytesPerConnection", d.maxHeldBytesPerConnection(), oneFrame,
+                "maxFrameBytes + 4");
+        // A frame being rewritten is charged a multiple of its size (FrameStream.REWRITE_CHARGE): its copies.
+        long total = bytesAtLeast(mapping, "maxHeldBytesTotal", d.maxHeldBytesTotal(),
+                Limits.minHeldBytesTotal(maxFrameBytes), FrameStream.REWRITE_CHARGE + " x (maxFrameBytes + 4)");
         return new Limits(
                 maxFrameBytes,
                 integer(mapping, "maxRequestFrameBytes", d.maxRequestFrameBytes()),
@@ -75,7 +79,8 @@ final class LimitsReader {
         return entry == null ? fallback : reader.positiveInt(entry, "limits." + key);
     }
 
-    private long bytesAtLeast(Mapping mapping, String key, long fallback, long oneFrame) throws ConfigException {
+    private long bytesAtLeast(Mapping mapping, String key, long fallback, long minimum, String rule)
+            throws ConfigException {
         Entry entry = get(mapping, key);
         if (entry == null) {
             return fallback;
@@ -89,9 +94,9 @@ final class LimitsReader {
         if (value.bitLength() > 62) {
             throw reader.error(entry.keyLocation(), path, "must be at most " + (1L << 62) + " (got " + value + ")");
         }
-        if (value.longValue() < oneFrame) {
-            throw reader.error(entry.keyLocation(), path, "must be at least maxFrameBytes + 4 = " + oneFrame
-                    + ", so one frame of the largest size can be held (got " + value + ")");
+        if (value.longValue() < minimum) {
+            throw reader.error(entry.keyLocation(), path, "must be at least " + rule + " = " + minimum
+                    + ", so one frame of the largest size can be held and rewritten (got " + value + ")");
         }
         return value.longValue();
     }

@@ -9,10 +9,14 @@ import java.util.Objects;
  * boundaries. PASS frames stream through as their bytes arrive (never held, never copied more than
  * ByteString slicing needs); REWRITE frames are held until complete and replaced by what the handler returns.
  *
- * <p>Memory: a REWRITE frame's announced size is reserved from a {@link HeldBytesBudget.Account} when the frame starts
- * (before its body arrives) and released once it is rewritten or the stream fails or {@link #close closes}; a prefix
- * held across chunks is at most {@code 4 + headBytes} bytes, copied so it pins no larger chunk. How long a frame has
- * been held is exposed by {@link #heldSinceNanos()} so the caller can enforce a deadline.
+ * <p>Memory, with a {@link HeldBytesBudget.Account}: a REWRITE frame's announced size is admitted against the
+ * per-connection budget when the frame starts (before its body arrives), and its bytes are charged to the total of all
+ * connections as they really arrive, so announcing a large frame and going silent holds only what was sent. While the
+ * complete frame is rewritten it is charged {@value #REWRITE_CHARGE} times its size: the held bytes, the private copy the
+ * handler reads, and the output it builds (about the frame's size). Everything is returned once the rewrite returned, or
+ * when the stream fails or {@link #close closes}; a deferred frame keeps only its held bytes. A prefix held across chunks
+ * is at most {@code 4 + headBytes} bytes, copied so it pins no larger chunk. How long a frame has been held (or
+ * deferred) is exposed by {@link #heldSinceNanos()} so the caller can enforce a deadline.
  *
  * <p>Not thread-safe: one instance per direction of one connection, driven by that connection's thread.
  * Once any call fails the stream is poisoned and every later call fails: the byte stream can no longer
@@ -24,6 +28,12 @@ public final class FrameStream {
 
     /** {@link #heldSinceNanos()} when nothing is held; equal to {@code ConnectionHandler.NOT_HOLDING}. */
     public static final long NOT_HOLDING = Long.MAX_VALUE;
+
+    /**
+     * A frame being rewritten is charged this many times its size to the total budget: the frame held, its private
+     * array copy, and the output the handler builds. limits.maxHeldBytesTotal must fit one largest frame this many times.
+     */
+    public static final int REWRITE_CHARGE = 3;
 
     private enum Phase {
         /** Collecting the size field and the head of the next frame. */
@@ -48,8 +58,10 @@ public final class FrameStream {
     private int frameSize = -1;
     /** Bytes of the current PASS frame still to forward. */
     private int passRemaining;
-    /** Bytes of {@link #budget} reserved for the current REWRITE frame. */
+    /** Bytes of the current REWRITE frame received so far and charged to {@link #budget}'s total. */
     private long reserved;
+    /** Announced size (size field included) of the current REWRITE frame, admitted against the connection's budget. */
+    private long admitted;
     /** System.nanoTime() at the end of the chunk in which the held partial frame began, or NOT_HOLDING. */
     private long heldSince = NOT_HOLDING;
     private boolean failed;
@@ -58,9 +70,11 @@ public final class FrameStream {
 
     /**
      * A chunk whose processing stopped at a deferred rewrite: everything before the frame is in {@code out}, and the
-     * frame keeps its budget reservation until it is rewritten.
+     * frame keeps its budget reservation and admission until it is rewritten. {@code since} is when the frame was first
+     * deferred: re-deferring does not restart the held-frame clock.
      */
-    private record Suspension(ByteString chunk, int pos, ByteString out, ByteString frame, long reserved) {
+    private record Suspension(ByteString chunk, int pos, ByteString out, ByteString frame, long reserved, long admitted,
+                              long since) {
     }
 
     /**
@@ -76,8 +90,8 @@ public final class FrameStream {
      * @param headBytes how many bytes after the size field {@link FrameHandler#onFrameStart} needs to decide
      * @param maxFrameBytes largest size field of a REWRITE frame
      * @param handler decides and rewrites frames
-     * @param budget the connection's held-bytes account (shared by its two directions) each REWRITE frame reserves
-     *     its announced size from; a reservation past its limits fails the frame
+     * @param budget the connection's held-bytes account (shared by its two directions): each REWRITE frame's announced
+     *     size is admitted against it, its bytes charged as they arrive; past either limit the frame fails
      */
     public FrameStream(int headBytes, int maxFrameBytes, FrameHandler handler, HeldBytesBudget.Account budget) {
         if (headBytes < 0) {
@@ -130,7 +144,8 @@ public final class FrameStream {
         }
         suspended = null;
         try {
-            ByteString out = s.out().concat(rewriteOrSuspend(s.frame(), s.reserved(), s.chunk(), s.pos(), s.out()));
+            ByteString out = s.out().concat(
+                    rewriteOrSuspend(s.frame(), s.reserved(), s.admitted(), s.since(), s.chunk(), s.pos(), s.out()));
             return process(s.chunk(), s.pos(), out);
         } catch (RewriteDeferred d) {
             throw d;
@@ -160,6 +175,7 @@ public final class FrameStream {
         releaseReservation();
         if (suspended != null) {
             budget.release(suspended.reserved());
+            budget.retire(suspended.admitted());
             suspended = null;
         }
     }
@@ -171,15 +187,19 @@ public final class FrameStream {
 
     /**
      * {@link System#nanoTime()} when the incomplete frame held now began arriving (measured when the chunk holding
-     * its first byte was accepted), or {@link #NOT_HOLDING}.
+     * its first byte was accepted), or when the deferred frame was first deferred; else {@link #NOT_HOLDING}. A deferral
+     * counts as holding so that the held-frame deadline also bounds how long (and how often) a frame may be deferred.
      */
     public long heldSinceNanos() {
+        if (suspended != null) {
+            return suspended.since();
+        }
         return held.isEmpty() ? NOT_HOLDING : heldSince;
     }
 
-    /** Bytes of the budget this stream has reserved for the frame it holds. */
+    /** Bytes of the budget's total this stream has charged for the frame it holds (or has deferred). */
     public long reservedBytes() {
-        return reserved;
+        return reserved + (suspended != null ? suspended.reserved() : 0);
     }
 
     /** The oldest of several streams' {@link #heldSinceNanos()}: what a connection reports for both directions. */
@@ -248,15 +268,21 @@ public final class FrameStream {
                                 throw new KafkaFrameException("frame of " + frameSize
                                         + " bytes exceeds the limit of " + maxFrameBytes + " bytes for rewritten frames");
                             }
-                            // The announced size, before the body arrives: trickling cannot hold more than was granted.
-                            budget.reserve(frameSize + (long) SIZE_FIELD_BYTES);
-                            reserved = frameSize + (long) SIZE_FIELD_BYTES;
+                            // The announced size counts against this connection before the body arrives (trickling
+                            // cannot hold more than was granted); the total is charged only with bytes really held,
+                            // so an announcement alone cannot lock the other connections out.
+                            budget.admit(frameSize + (long) SIZE_FIELD_BYTES);
+                            admitted = frameSize + (long) SIZE_FIELD_BYTES;
+                            budget.reserve(target);
+                            reserved = target;
                             out = concat(out, chunk, runStart, frameStart);
                             phase = Phase.REWRITE_BODY;
                             if (bodyLeft == 0) {
                                 long reservation = takeReservation();
+                                long admission = takeAdmission();
                                 startNextFrame();
-                                out = out.concat(rewriteOrSuspend(prefix, reservation, chunk, pos, out));
+                                out = out.concat(rewriteOrSuspend(prefix, reservation, admission, NOT_HOLDING, chunk,
+                                        pos, out));
                                 frameStart = pos;
                                 runStart = pos;
                             }
@@ -268,13 +294,16 @@ public final class FrameStream {
                 case REWRITE_BODY -> {
                     long frameEnd = (long) frameSize + SIZE_FIELD_BYTES;
                     int take = (int) Math.min(frameEnd - frameBytesSeen, n - pos);
+                    budget.reserve(take);
+                    reserved += take;
                     pos += take;
                     frameBytesSeen += take;
                     if (frameBytesSeen == frameEnd) {
                         ByteString frame = held.concat(chunk.substring(frameStart, pos));
                         long reservation = takeReservation();
+                        long admission = takeAdmission();
                         startNextFrame();
-                        out = out.concat(rewriteOrSuspend(frame, reservation, chunk, pos, out));
+                        out = out.concat(rewriteOrSuspend(frame, reservation, admission, NOT_HOLDING, chunk, pos, out));
                         frameStart = pos;
                         runStart = pos;
                     }
@@ -291,7 +320,10 @@ public final class FrameStream {
                     held = held.concat(ByteString.copyFrom(chunk.substring(frameStart, n).asReadOnlyByteBuffer()));
                 }
             } else {
-                held = held.concat(chunk.substring(frameStart, n));
+                // The charge counts the frame's bytes: a slice of a much larger chunk would pin the whole chunk, so
+                // copy a tail shorter than half of it (bounded by the chunk, once per chunk).
+                ByteString part = chunk.substring(frameStart, n);
+                held = held.concat(2L * part.size() < n ? ByteString.copyFrom(part.asReadOnlyByteBuffer()) : part);
             }
             if (heldSince == NOT_HOLDING && !held.isEmpty()) {
                 heldSince = System.nanoTime();
@@ -307,22 +339,41 @@ public final class FrameStream {
         return r;
     }
 
+    /** As {@link #takeReservation()}, for the frame's admission against the connection's budget. */
+    private long takeAdmission() {
+        long a = admitted;
+        admitted = 0;
+        return a;
+    }
+
     /**
-     * Rewrites a complete frame and then returns its reservation; when the handler defers, remembers where the chunk
-     * stopped (the frame stays held and reserved, everything before it stays in {@code out}) and passes the deferral up.
+     * Charges the rewrite's copies, rewrites a complete frame and then returns its reservation, admission and the copies'
+     * charge; when the handler defers, remembers where the chunk stopped (the frame stays held, reserved and admitted,
+     * everything before it stays in {@code out}; the copies are gone) and passes the deferral up.
+     *
+     * @param deferredSince when the frame was first deferred, or NOT_HOLDING if it never was
      */
-    private ByteString rewriteOrSuspend(ByteString frame, long reservation, ByteString chunk, int pos, ByteString out)
-            throws KafkaFrameException {
+    private ByteString rewriteOrSuspend(ByteString frame, long reservation, long admission, long deferredSince,
+                                        ByteString chunk, int pos, ByteString out) throws KafkaFrameException {
         boolean keep = false;
+        long copies = 0;
         try {
+            // The held frame stays referenced (a deferral retries from it) while the handler reads a private copy and
+            // builds the output: charge both before they exist, so the total bounds what rewrites really allocate.
+            long charge = (REWRITE_CHARGE - 1L) * frame.size();
+            budget.reserve(charge);
+            copies = charge;
             return rewrite(frame);
         } catch (RewriteDeferred d) {
-            suspended = new Suspension(chunk, pos, out, frame, reservation);
+            suspended = new Suspension(chunk, pos, out, frame, reservation, admission,
+                    deferredSince == NOT_HOLDING ? System.nanoTime() : deferredSince);
             keep = true;
             throw d;
         } finally {
+            budget.release(copies);
             if (!keep) {
                 budget.release(reservation);
+                budget.retire(admission);
             }
         }
     }
@@ -331,6 +382,10 @@ public final class FrameStream {
         if (reserved > 0) {
             budget.release(reserved);
             reserved = 0;
+        }
+        if (admitted > 0) {
+            budget.retire(admitted);
+            admitted = 0;
         }
     }
 

@@ -4,13 +4,18 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Bounds the bytes that incomplete frames pin in memory: per connection and across all connections of the process.
- * A {@link FrameStream} reserves a REWRITE frame's announced size when the frame starts, before its body arrives, so a
- * peer cannot announce many large frames and trickle them in; the reservation is released when the frame has been
- * rewritten, or when the stream fails or closes. A reservation past either budget fails that frame, which closes that
- * connection only; the process and the other connections are unaffected (fail closed, never fall over).
  *
- * <p>The accounting counts the announced frame sizes, not JVM objects: a rewrite briefly makes a few copies of the
- * frame, so size the total at a fraction of the heap (docs/configuration.md, {@code limits.maxHeldBytesTotal}).
+ * <p>Two measures, because they answer different attacks:
+ * <ul>
+ *   <li>Per connection, the <em>announced</em> sizes of the REWRITE frames it has started ({@link Account#admit}), checked
+ *       when a frame starts, before its body arrives: one peer cannot announce many large frames and trickle them in.</li>
+ *   <li>Across connections, the bytes <em>actually</em> held ({@link Account#reserve}), charged as they arrive, plus
+ *       what a rewrite copies while it runs ({@link FrameStream}): a peer that announces a 100 MiB frame and sends 12
+ *       bytes holds 12 bytes of the total, so a few silent connections cannot lock every other connection out.</li>
+ * </ul>
+ * A frame past either budget fails, which closes that connection only; the process and the other connections are
+ * unaffected (fail closed, never fall over). When the total is used up by bytes really held, the connection whose frame
+ * needs more is the one reset, not the one holding the most: see docs/configuration.md, {@code limits.maxHeldBytesTotal}.
  * Thread-safe; each {@link Account} is confined to its connection's thread.
  */
 public final class HeldBytesBudget {
@@ -20,8 +25,8 @@ public final class HeldBytesBudget {
     private final AtomicLong used = new AtomicLong();
 
     /**
-     * @param perConnectionBytes most bytes one connection (both directions together) may hold
-     * @param totalBytes most bytes all connections together may hold
+     * @param perConnectionBytes most bytes the frames one connection (both directions together) has started may announce
+     * @param totalBytes most bytes all connections together may hold, rewrite copies included
      */
     public HeldBytesBudget(long perConnectionBytes, long totalBytes) {
         if (perConnectionBytes < 1) {
@@ -59,16 +64,51 @@ public final class HeldBytesBudget {
 
     /** One connection's share of the budget. Not thread-safe: used by the connection's thread only. */
     public final class Account {
+        /** Bytes charged to the total: really held, or being copied by a rewrite. */
         private long held;
+        /** Announced sizes of the frames started and not yet rewritten, both directions. */
+        private long admitted;
         private boolean closed;
 
         private Account() {
         }
 
         /**
-         * Reserves {@code bytes} for a frame about to be held.
+         * Admits a frame announcing {@code bytes} (size field included) against the per-connection budget; nothing is
+         * charged to the total until its bytes arrive.
          *
-         * @throws KafkaFrameException naming the budget that is exceeded; nothing is reserved then
+         * @throws KafkaFrameException naming the per-connection budget when it is exceeded; nothing is admitted then
+         */
+        public void admit(long bytes) throws KafkaFrameException {
+            if (bytes < 0) {
+                throw new IllegalArgumentException("bytes must be >= 0: " + bytes);
+            }
+            if (closed) {
+                throw new KafkaFrameException("connection already closed; no frame can be held");
+            }
+            if (bytes > perConnectionBytes - admitted) {
+                throw new KafkaFrameException("holding a frame of " + bytes + " bytes would make this connection hold "
+                        + (admitted + bytes) + " bytes, over the per-connection budget of " + perConnectionBytes
+                        + " bytes (limits.maxHeldBytesPerConnection)");
+            }
+            admitted += bytes;
+        }
+
+        /** Ends an {@link #admit} of {@code bytes}: the frame was rewritten or dropped. A no-op once closed. */
+        public void retire(long bytes) {
+            if (closed) {
+                return; // close() returned everything; a stream cleaning up after it must not fail
+            }
+            if (bytes < 0 || bytes > admitted) {
+                throw new IllegalArgumentException("retiring " + bytes + " bytes of " + admitted + " admitted");
+            }
+            admitted -= bytes;
+        }
+
+        /**
+         * Charges {@code bytes} about to be held (or copied) to the total of all connections.
+         *
+         * @throws KafkaFrameException naming the total budget when it is exceeded; nothing is charged then
          */
         public void reserve(long bytes) throws KafkaFrameException {
             if (bytes < 0) {
@@ -77,25 +117,23 @@ public final class HeldBytesBudget {
             if (closed) {
                 throw new KafkaFrameException("connection already closed; no frame can be held");
             }
-            if (bytes > perConnectionBytes - held) {
-                throw new KafkaFrameException("holding a frame of " + bytes + " bytes would make this connection hold "
-                        + (held + bytes) + " bytes, over the per-connection budget of " + perConnectionBytes
-                        + " bytes (limits.maxHeldBytesPerConnection)");
-            }
             long current;
             do {
                 current = used.get();
                 if (bytes > totalBytes - current) {
-                    throw new KafkaFrameException("holding a frame of " + bytes + " bytes would exceed the budget of all"
-                            + " connections together: " + current + " of " + totalBytes
+                    throw new KafkaFrameException("holding " + bytes + " more bytes of a frame would exceed the budget"
+                            + " of all connections together: " + current + " of " + totalBytes
                             + " bytes already held (limits.maxHeldBytesTotal)");
                 }
             } while (!used.compareAndSet(current, current + bytes));
             held += bytes;
         }
 
-        /** Returns {@code bytes} of earlier reservations. */
+        /** Returns {@code bytes} of earlier reservations. A no-op once closed. */
         public void release(long bytes) {
+            if (closed) {
+                return; // close() returned everything; a stream cleaning up after it must not fail
+            }
             if (bytes < 0 || bytes > held) {
                 throw new IllegalArgumentException("releasing " + bytes + " bytes of " + held + " reserved");
             }
@@ -103,15 +141,25 @@ public final class HeldBytesBudget {
             used.addAndGet(-bytes);
         }
 
-        /** Bytes this connection holds. */
+        /** Bytes this connection has charged to the total. */
         public long heldBytes() {
             return held;
         }
 
+        /** Announced bytes of the frames this connection has started and not finished. */
+        public long admittedBytes() {
+            return admitted;
+        }
+
         /** Releases everything this connection still holds; later reservations fail. Idempotent. */
         public void close() {
+            if (closed) {
+                return;
+            }
+            used.addAndGet(-held);
+            held = 0;
+            admitted = 0;
             closed = true;
-            release(held);
         }
     }
 }

@@ -166,8 +166,38 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
             failClosed(request, direction, e);
             return;
         }
-        send(response);
-        armHeldFrameTimer(heldSince);
+        answer(request, response, heldSince);
+    }
+
+    /**
+     * Sends the response and arms the held-frame timer. Inside a try like the handler calls: a Throwable from building
+     * or sending the response (or from scheduling the timer) resets this connection, never escapes into the worker, and
+     * never leaves this stream unanswered and not done (queued requests behind it would wait forever).
+     */
+    private void answer(ProcessingRequest request, ProcessingResponse.Builder response, long heldSince) {
+        boolean answered = false;
+        try {
+            ProcessingResponse built = response.build();
+            call.onNext(built);
+            answered = true;
+            metrics.requestAnswered();
+            if (call.isReady()) {
+                call.request(1);
+            } else {
+                // Envoy is not reading responses: stop reading requests until it does, so neither side piles up.
+                owedRequests++;
+            }
+            armHeldFrameTimer(heldSince);
+        } catch (Throwable e) {
+            if (answered) {
+                // The request has its response: a second one (CLOSE_RST) would answer a request Envoy never sent.
+                metrics.handlerFailed();
+                resetWithoutRequest(Status.INTERNAL.withDescription("connection reset after its response"),
+                        "failed after answering a request: " + describe(e));
+            } else {
+                failClosed(request, "send", e);
+            }
+        }
     }
 
     /** Answers the request's write data into {@code response}; false when it was parked instead. */
@@ -181,17 +211,6 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         } catch (RewriteDeferred d) {
             park(request, response, false, d);
             return false;
-        }
-    }
-
-    private void send(ProcessingResponse.Builder response) {
-        call.onNext(response.build());
-        metrics.requestAnswered();
-        if (call.isReady()) {
-            call.request(1);
-        } else {
-            // Envoy is not reading responses: stop reading requests until it does, so neither side piles up.
-            owedRequests++;
         }
     }
 
@@ -259,6 +278,10 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         parkedOnRead = onRead;
         metrics.rewriteDeferred();
         log.debug("ext_proc stream {}: {} rewrite deferred: {}", id, onRead ? "read" : "write", d.getMessage());
+        // A deferred frame counts as held (the handler reports when it was first deferred): the held-frame deadline
+        // bounds how long, and so how often, one frame may wait, even if its future never completes. Called from
+        // inside the callers' try blocks: a failure here resets the connection.
+        armHeldFrameTimer(handler.heldFrameSinceNanos());
         // Whatever the outcome, retry on this stream's thread: a failed key fetch then surfaces as the real error.
         d.ready().whenComplete((ignored, error) -> hop(this::resumeParked));
     }
@@ -272,6 +295,7 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         boolean onRead = parkedOnRead;
         parked = null;
         parkedResponse = null;
+        long heldSince;
         try {
             if (onRead) {
                 try {
@@ -286,12 +310,12 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
             } else if (!writeInto(request, response, true)) {
                 return;
             }
+            heldSince = handler.heldFrameSinceNanos();
         } catch (Throwable e) {
             failClosed(request, onRead ? "read" : "write", e);
             return;
         }
-        send(response);
-        armHeldFrameTimer(handler.heldFrameSinceNanos());
+        answer(request, response, heldSince);
         while (!done && parked == null && !queued.isEmpty()) {
             handle(queued.poll());
         }

@@ -32,7 +32,7 @@ class LimitsConfigTest {
         assertEquals(4096, limits.maxInFlightRequests());
         assertEquals(67_108_864, limits.maxDecompressedBytes());
         assertEquals(2 * (104_857_600L + 4), limits.maxHeldBytesPerConnection());
-        assertEquals(Math.max(104_857_604L, Runtime.getRuntime().maxMemory() / 4), limits.maxHeldBytesTotal());
+        assertEquals(Math.max(3 * 104_857_604L, Runtime.getRuntime().maxMemory() / 2), limits.maxHeldBytesTotal());
         assertEquals(Duration.ofSeconds(30), limits.heldFrameTimeout());
         assertEquals(50, limits.newDataKeysPerSecond());
         assertEquals(200, limits.newDataKeysBurst());
@@ -88,7 +88,8 @@ class LimitsConfigTest {
             zero in flight           | limits:\\n  maxInFlightRequests: 0                    | 3:3 | limits.maxInFlightRequests: must be a positive integer
             string size              | limits:\\n  maxDecompressedBytes: "64Mi"              | 3:3 | limits.maxDecompressedBytes: must be a positive integer (got "64Mi")
             held below one frame     | limits:\\n  maxFrameBytes: 1000\\n  maxHeldBytesPerConnection: 1003 | 4:3 | limits.maxHeldBytesPerConnection: must be at least maxFrameBytes + 4 = 1004
-            total below one frame    | limits:\\n  maxHeldBytesTotal: 1000                   | 3:3 | limits.maxHeldBytesTotal: must be at least maxFrameBytes + 4 = 104857604
+            total below one frame    | limits:\\n  maxHeldBytesTotal: 1000                   | 3:3 | limits.maxHeldBytesTotal: must be at least 3 x (maxFrameBytes + 4) = 314572812
+            total below its copies   | limits:\\n  maxFrameBytes: 1000\\n  maxHeldBytesTotal: 3011 | 4:3 | limits.maxHeldBytesTotal: must be at least 3 x (maxFrameBytes + 4) = 3012
             total not a number       | limits:\\n  maxHeldBytesTotal: lots                   | 3:3 | limits.maxHeldBytesTotal: must be a positive integer number of bytes (got "lots")
             timeout without unit     | limits:\\n  heldFrameTimeout: 30                      | 3:3 | limits.heldFrameTimeout: must be a duration such as 30s, 500ms or 2m (got 30)
             timeout zero             | limits:\\n  heldFrameTimeout: 0s                      | 3:3 | limits.heldFrameTimeout: must be more than 0 and at most 1h (got 0s)
@@ -104,6 +105,20 @@ class LimitsConfigTest {
         String prefix = file + ":" + at + ": ";
         assertTrue(e.getMessage().startsWith(prefix + expected), () -> "expected prefix <" + prefix + expected
                 + "> but was <" + e.getMessage() + ">");
+    }
+
+    @Test
+    void givenDefaults_whenDerived_thenTheTotalFitsOneLargestFrameBeingRewrittenAndHalfTheHeap() {
+        assertEquals(3 * 1004L, Limits.defaultHeldBytesTotal(1000, 4000));
+        assertEquals(500_000L, Limits.defaultHeldBytesTotal(1000, 1_000_000));
+        assertEquals(3 * 1004L, Limits.minHeldBytesTotal(1000));
+    }
+
+    @Test
+    void givenLimitsRecord_whenTotalBelowOneFrameBeingRewritten_thenRejected() {
+        assertThrows(IllegalArgumentException.class, () -> new Limits(1000, 1, 1, 1, 1004, 3011, Duration.ofSeconds(1),
+                1, 1, 1, 1));
+        new Limits(1000, 1, 1, 1, 1004, 3012, Duration.ofSeconds(1), 1, 1, 1, 1);
     }
 
     @Test

@@ -44,31 +44,78 @@ class FrameStreamBudgetTest {
     }
 
     @Test
-    void givenRewriteFrameStarted_whenHeadArrives_thenTheAnnouncedSizeIsReservedBeforeTheBody() throws Exception {
+    void givenRewriteFrameAnnounced_whenOnlyPartOfItArrives_thenTheTotalIsChargedOnlyTheBytesReceived() throws Exception {
         HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
-        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+        HeldBytesBudget.Account connection = budget.newAccount();
+        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte(), connection);
 
         ByteString out = stream.accept(announced(100_000, 1));
+        long afterHead = budget.heldBytes();
+        stream.accept(ByteString.copyFrom(new byte[1000]));
 
         assertTrue(out.isEmpty());
-        assertEquals(100_004, stream.reservedBytes(), "size field plus announced body, reserved up front");
-        assertEquals(100_004, budget.heldBytes());
+        assertEquals(5, afterHead, "size field and head only: what was received");
+        assertEquals(1005, budget.heldBytes());
+        assertEquals(1005, stream.reservedBytes());
+        assertEquals(100_004, connection.admittedBytes(), "the announced size counts against the connection");
     }
 
     @Test
     void givenRewriteFrameCompleted_whenRewritten_thenReservationReleased() throws Exception {
         HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
-        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+        HeldBytesBudget.Account connection = budget.newAccount();
+        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte(), connection);
         byte[] wire = frame(rewriteBody(5000));
 
         stream.accept(ByteString.copyFrom(wire, 0, 100));
         long duringFrame = budget.heldBytes();
         ByteString out = stream.accept(ByteString.copyFrom(wire, 100, wire.length - 100));
 
-        assertEquals(5004, duringFrame);
+        assertEquals(100, duringFrame);
         assertArrayEquals(transformed(rewriteBody(5000)), out.toByteArray());
         assertEquals(0, budget.heldBytes());
         assertEquals(0, stream.reservedBytes());
+        assertEquals(0, connection.admittedBytes());
+    }
+
+    @Test
+    void givenFrameBeingRewritten_whenTheHandlerRuns_thenTheTotalIsChargedThreeTimesTheFrameUntilItReturns()
+            throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
+        long[] seenByHandler = new long[1];
+        FrameStream stream = new FrameStream(1, 1 << 20, new FrameHandler() {
+            @Override
+            public FrameAction onFrameStart(int size, ByteBuffer head) {
+                return FrameAction.REWRITE;
+            }
+
+            @Override
+            public ByteString rewrite(ByteBuffer frame) {
+                seenByHandler[0] = budget.heldBytes();
+                return ByteString.copyFrom(new byte[] {0, 0, 0, 0});
+            }
+        }, budget.newAccount());
+
+        ByteString out = stream.accept(ByteString.copyFrom(frame(rewriteBody(2000))));
+
+        assertEquals(3 * 2004, seenByHandler[0], "held frame + private copy + output, charged while the rewrite runs");
+        assertEquals(FrameStream.REWRITE_CHARGE * 2004L, seenByHandler[0]);
+        assertArrayEquals(new byte[] {0, 0, 0, 0}, out.toByteArray());
+        assertEquals(0, budget.heldBytes());
+    }
+
+    @Test
+    void givenTotalThatHoldsTheFrameButNotItsCopies_whenTheFrameCompletes_thenFailsNamingTheTotalAndReleasesAll() {
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 2 * 2004);
+        HeldBytesBudget.Account connection = budget.newAccount();
+        FrameStream stream = new FrameStream(1, 1 << 20, new ByFirstByte(), connection);
+
+        KafkaFrameException e = assertThrows(KafkaFrameException.class,
+                () -> stream.accept(ByteString.copyFrom(frame(rewriteBody(2000)))));
+
+        assertTrue(e.getMessage().contains("limits.maxHeldBytesTotal"), e.getMessage());
+        assertEquals(0, budget.heldBytes());
+        assertEquals(0, connection.admittedBytes());
     }
 
     @Test
@@ -96,32 +143,48 @@ class FrameStreamBudgetTest {
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> responses.accept(announced(996, 1)));
 
         assertTrue(e.getMessage().contains("limits.maxHeldBytesPerConnection"), e.getMessage());
-        assertEquals(1000, connection.heldBytes());
-        assertEquals(1000, budget.heldBytes());
+        assertEquals(1000, connection.admittedBytes());
+        assertEquals(5, connection.heldBytes(), "only the received bytes are charged to the total");
+        assertEquals(5, budget.heldBytes());
     }
 
     @Test
-    void givenGlobalBudgetTakenByOtherConnections_whenAFrameStarts_thenOnlyThatConnectionFailsNamingTheGlobalBudget()
+    void givenSilentConnectionsThatAnnouncedLargeFrames_whenAnotherConnectionRewritesAFrame_thenItIsNotLockedOut()
             throws Exception {
-        HeldBytesBudget budget = new HeldBytesBudget(10_000, 25_000);
-        FrameStream[] trickling = new FrameStream[3];
-        for (int i = 0; i < 2; i++) {
-            trickling[i] = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
-            trickling[i].accept(announced(9996, 1));
+        // Review item 2: `06 3F FF FC 00 00 00 09 ...` (a 100 MiB Produce) from a few connections used to reserve the
+        // whole total up front. Each announcement here alone exceeds the total.
+        HeldBytesBudget budget = new HeldBytesBudget(200_000, 30_000);
+        for (int i = 0; i < 3; i++) {
+            FrameStream silent = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+            silent.accept(announced(100_000, 8));
         }
-        trickling[2] = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+        FrameStream innocent = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
 
-        KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> trickling[2].accept(announced(9996, 1)));
+        ByteString out = innocent.accept(ByteString.copyFrom(frame(rewriteBody(5000))));
+
+        assertArrayEquals(transformed(rewriteBody(5000)), out.toByteArray());
+        assertEquals(3 * 12, budget.heldBytes(), "the silent connections hold what they sent");
+    }
+
+    @Test
+    void givenGlobalBudgetFilledWithBytesReallyHeld_whenAFrameNeedsMore_thenOnlyThatConnectionFailsNamingTheTotal()
+            throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(100_000, 25_000);
+        FrameStream trickler = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+        trickler.accept(announced(50_000, 20_000));
+        FrameStream other = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
+        other.accept(announced(10_000, 1));
+
+        KafkaFrameException e = assertThrows(KafkaFrameException.class,
+                () -> other.accept(ByteString.copyFrom(new byte[6000])));
 
         assertTrue(e.getMessage().contains("limits.maxHeldBytesTotal"), e.getMessage());
-        assertEquals(20_000, budget.heldBytes());
-        // A frame that fits what is left still passes on a fresh connection, and frames that are not held never count.
+        assertEquals(20_004, budget.heldBytes(), "the failed connection's bytes are released, the trickler's kept");
+        // Frames that are not held never count: a PASS frame still flows on a fresh connection.
         FrameStream small = new FrameStream(1, 1 << 20, new ByFirstByte(), budget.newAccount());
-        byte[] wire = frame(rewriteBody(100));
-        assertArrayEquals(transformed(rewriteBody(100)), small.accept(ByteString.copyFrom(wire)).toByteArray());
         byte[] pass = frame(new byte[50_000]);
         assertArrayEquals(pass, small.accept(ByteString.copyFrom(pass)).toByteArray());
-        assertEquals(20_000, budget.heldBytes());
+        assertEquals(20_004, budget.heldBytes());
     }
 
     @Test
@@ -132,15 +195,18 @@ class FrameStreamBudgetTest {
         FrameStream responses = new FrameStream(1, 1 << 20, new ByFirstByte(), connection);
         requests.accept(announced(4000, 10));
         responses.accept(announced(6000, 10));
-        assertEquals(10_008, budget.heldBytes());
+        assertEquals(28, budget.heldBytes());
+        assertEquals(10_008, connection.admittedBytes());
 
         requests.close();
-        assertEquals(6004, budget.heldBytes());
+        assertEquals(14, budget.heldBytes());
+        assertEquals(6004, connection.admittedBytes());
         responses.close();
         responses.close();
         connection.close();
 
         assertEquals(0, budget.heldBytes());
+        assertEquals(0, connection.admittedBytes());
         assertFalse(requests.holdsPartialFrame());
         assertThrows(KafkaFrameException.class, () -> requests.accept(ByteString.copyFrom(frame("x".getBytes()))));
     }

@@ -102,4 +102,43 @@ class FrameStreamDeferralTest {
 
         assertThrows(IllegalStateException.class, stream::resume);
     }
+
+    @Test
+    void givenDeferredFrame_whenReDeferred_thenHeldSinceIsTheFirstDeferralSoTheDeadlineCoversIt() throws Exception {
+        DeferringHandler handler = new DeferringHandler(2);
+        FrameStream stream = new FrameStream(1, 1024, handler);
+        ByteString chunk = ByteString.copyFrom(frame("Rdeferred".getBytes()));
+
+        long before = System.nanoTime();
+        assertThrows(RewriteDeferred.class, () -> stream.accept(chunk));
+        long after = System.nanoTime();
+        long since = stream.heldSinceNanos();
+        Thread.sleep(5);
+        assertThrows(RewriteDeferred.class, stream::resume);
+        long sinceAfterReDeferral = stream.heldSinceNanos();
+        stream.resume();
+
+        assertTrue(since != FrameStream.NOT_HOLDING && since - before >= 0 && after - since >= 0,
+                "a suspended frame counts as held from its first deferral");
+        assertEquals(since, sinceAfterReDeferral, "re-deferring does not restart the clock");
+        assertEquals(FrameStream.NOT_HOLDING, stream.heldSinceNanos());
+    }
+
+    @Test
+    void givenDeferredFrame_whileSuspended_thenItKeepsItsBytesReservedButNotTheRewriteCopies() throws Exception {
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
+        HeldBytesBudget.Account connection = budget.newAccount();
+        FrameStream stream = new FrameStream(1, 1024, new DeferringHandler(1), connection);
+        byte[] wire = frame("Rkeep-me".getBytes());
+
+        assertThrows(RewriteDeferred.class, () -> stream.accept(ByteString.copyFrom(wire)));
+        long whileSuspended = budget.heldBytes();
+        long admittedWhileSuspended = connection.admittedBytes();
+        stream.resume();
+
+        assertEquals(wire.length, whileSuspended);
+        assertEquals(wire.length, admittedWhileSuspended);
+        assertEquals(0, budget.heldBytes());
+        assertEquals(0, connection.admittedBytes());
+    }
 }

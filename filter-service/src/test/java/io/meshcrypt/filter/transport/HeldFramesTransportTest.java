@@ -2,6 +2,7 @@ package io.meshcrypt.filter.transport;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
@@ -19,6 +20,7 @@ import io.meshcrypt.filter.framing.FrameHandler;
 import io.meshcrypt.filter.framing.FrameStream;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.framing.KafkaFrameException;
+import io.meshcrypt.filter.framing.RewriteDeferred;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -26,6 +28,10 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -128,11 +134,61 @@ class HeldFramesTransportTest {
     }
 
     private ExtProcServer start(HeldBytesBudget budget, Duration heldFrameTimeout) throws Exception {
+        return start(headers -> new FramingHandler(budget), heldFrameTimeout);
+    }
+
+    private ExtProcServer start(ConnectionHandlerFactory factory, Duration heldFrameTimeout) throws Exception {
         ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
-                headers -> new FramingHandler(budget), ExtProcServer.Limits.defaults().withWorkerThreads(1)
+                factory, ExtProcServer.Limits.defaults().withWorkerThreads(1)
                         .withShutdownGrace(Duration.ofSeconds(1)).withHeldFrameTimeout(heldFrameTimeout));
         resources.add(server);
         return server;
+    }
+
+    /** Every request frame's rewrite defers, each time until the future {@code readiness} gives completes. */
+    static final class DeferringHandler implements ConnectionHandler {
+        final AtomicInteger rewrites = new AtomicInteger();
+        private final FrameStream requests;
+
+        DeferringHandler(Supplier<CompletionStage<?>> readiness) {
+            this.requests = new FrameStream(0, 1 << 20, new FrameHandler() {
+                @Override
+                public FrameAction onFrameStart(int size, ByteBuffer head) {
+                    return FrameAction.REWRITE;
+                }
+
+                @Override
+                public ByteString rewrite(ByteBuffer frame) throws RewriteDeferred {
+                    rewrites.incrementAndGet();
+                    throw new RewriteDeferred("key not ready", readiness.get());
+                }
+            });
+        }
+
+        @Override
+        public ByteString onRead(ByteString data, boolean endOfStream) throws KafkaFrameException {
+            return requests.accept(data);
+        }
+
+        @Override
+        public ByteString resumeRead() throws KafkaFrameException {
+            return requests.resume();
+        }
+
+        @Override
+        public ByteString onWrite(ByteString data, boolean endOfStream) {
+            return data;
+        }
+
+        @Override
+        public long heldFrameSinceNanos() {
+            return requests.heldSinceNanos();
+        }
+
+        @Override
+        public void onClose() {
+            requests.close();
+        }
     }
 
     private StreamObserver<ProcessingRequest> open(ExtProcServer server, Responses responses) {
@@ -165,31 +221,57 @@ class HeldFramesTransportTest {
     }
 
     @Test
-    void givenTricklersHoldTheGlobalBudget_whenAnotherConnectionAnnouncesALargeFrame_thenOnlyThatOneIsResetAndSmallFramesFlow()
+    void givenSilentConnectionsAnnouncedLargeFrames_whenAnotherConnectionAnnouncesOne_thenNoneIsResetAndSmallFramesFlow()
             throws Exception {
+        // Three announcements together exceed the total: they used to be reserved up front, resetting the third.
         HeldBytesBudget budget = new HeldBytesBudget(300_000, 500_000);
         ExtProcServer server = start(budget, Duration.ofSeconds(30));
-        for (int i = 0; i < 2; i++) {
-            Responses trickler = new Responses();
-            open(server, trickler).onNext(read(announce(200_000, 10)));
-            assertTrue(trickler.nextResponse().getReadData().getData().isEmpty());
+        for (int i = 0; i < 3; i++) {
+            Responses silent = new Responses();
+            open(server, silent).onNext(read(announce(200_000, 10)));
+            ProcessingResponse answer = silent.nextResponse();
+            assertNotEquals(ConnectionStatus.CLOSE_RST, answer.getConnectionStatus());
+            assertTrue(answer.getReadData().getData().isEmpty());
         }
-        assertEquals(400_008, budget.heldBytes(), "announced sizes are reserved before the bodies arrive");
+        awaitTrue(() -> budget.heldBytes() == 3 * 14, "only the bytes received are charged to the total");
         Responses healthy = new Responses();
         StreamObserver<ProcessingRequest> healthyRequests = open(server, healthy);
-        Responses attacker = new Responses();
 
-        open(server, attacker).onNext(read(announce(200_000, 10)));
-
-        ProcessingResponse reset = attacker.nextResponse();
-        assertEquals(ConnectionStatus.CLOSE_RST, reset.getConnectionStatus());
-        assertTrue(reset.getReadData().getData().isEmpty());
-        assertInstanceOf(Throwable.class, attacker.next());
         for (int i = 0; i < 10; i++) {
             healthyRequests.onNext(read(ByteString.copyFrom(ByteBuffer.allocate(7).putInt(3).put(new byte[] {1, 2, 3}).array())));
             assertEquals(ByteString.copyFrom(new byte[] {0, 0, 0, 4, 'X', 1, 2, 3}), healthy.nextResponse().getReadData().getData());
         }
-        assertEquals(400_008, budget.heldBytes());
+
+        assertEquals(3 * 14, budget.heldBytes());
+        assertEquals(0, server.metrics().handlerFailures());
+    }
+
+    @Test
+    void givenDeferredFrameWhoseKeyNeverComes_whenTheHeldFrameTimeoutPasses_thenConnectionReset() throws Exception {
+        ExtProcServer server = start(headers -> new DeferringHandler(CompletableFuture::new), Duration.ofMillis(300));
+        Responses responses = new Responses();
+
+        open(server, responses).onNext(read(ByteString.copyFrom(new byte[] {0, 0, 0, 2, 7, 7})));
+
+        Object terminal = responses.next();
+        assertEquals(Status.Code.DEADLINE_EXCEEDED, Status.fromThrowable(assertInstanceOf(Throwable.class, terminal)).getCode());
+        assertEquals(1, server.metrics().heldFrameTimeouts());
+    }
+
+    @Test
+    void givenFrameDeferredAgainAndAgain_whenTheHeldFrameTimeoutPasses_thenConnectionReset() throws Exception {
+        DeferringHandler[] handler = new DeferringHandler[1];
+        ExtProcServer server = start(headers -> handler[0] = new DeferringHandler(
+                () -> CompletableFuture.runAsync(() -> { }, CompletableFuture.delayedExecutor(20, TimeUnit.MILLISECONDS))),
+                Duration.ofMillis(300));
+        Responses responses = new Responses();
+
+        open(server, responses).onNext(read(ByteString.copyFrom(new byte[] {0, 0, 0, 2, 7, 7})));
+
+        Object terminal = responses.next();
+        assertEquals(Status.Code.DEADLINE_EXCEEDED, Status.fromThrowable(assertInstanceOf(Throwable.class, terminal)).getCode());
+        assertTrue(handler[0].rewrites.get() > 2, "the frame was re-deferred several times before the deadline: "
+                + handler[0].rewrites.get());
     }
 
     @Test
@@ -207,7 +289,7 @@ class HeldFramesTransportTest {
 
         Object terminal = trickler.next();
         assertEquals(Status.Code.DEADLINE_EXCEEDED, Status.fromThrowable(assertInstanceOf(Throwable.class, terminal)).getCode());
-        assertEquals(100_004, heldWhileTrickling);
+        assertEquals(4 + 100 + 100, heldWhileTrickling, "what was received, not the announced 100 000 bytes");
         awaitTrue(() -> budget.heldBytes() == 0, "the reservation is released when the connection closes");
         assertEquals(1, server.metrics().heldFrameTimeouts());
     }
