@@ -59,15 +59,23 @@ final class ValueCrypto {
     }
 
     /**
-     * @return null when no policy entry encrypts keys (the value-only path); else a rewriter that decrypts key
-     *     envelopes on the topics the fetch path decrypts (encrypted or decryptOnly: the policy may have changed) and,
-     *     on topics whose policy encrypts keys, refuses a key that is not one
+     * Key envelopes are decrypted only where this filter put them, or where the operator says they once were: on
+     * encrypted topics whose policy encrypts keys ({@code keys: deterministic}), where every key must be one, and on
+     * {@code decryptOnly} topics (encrypted earlier), where key envelopes are decrypted and other keys pass. Anywhere
+     * else, a key starting with the key-envelope magic is data: decrypting it would let any producer of such bytes
+     * plant a permanent CORRUPT_MESSAGE for every proxied consumer of the partition. (An encrypted topic whose policy
+     * stopped encrypting keys therefore serves its old key envelopes as they are stored.)
+     *
+     * @return null when keys of {@code topic} pass untouched on fetch; else the key rewriter for its fetched batches
      */
     ValueRewriter keyDecryptor(String topic, TopicDecision decision) {
         if (keyCipher == null) {
             return null;
         }
         boolean required = decision == TopicDecision.ENCRYPT && policy.deterministicKeys(topic);
+        if (!required && !decryptOnly(topic, decision)) {
+            return null;
+        }
         return key -> {
             if (!KeyCipher.isKeyEnvelope(key)) {
                 if (required) {
@@ -82,6 +90,54 @@ final class ValueCrypto {
                 throw new RecordRewriteException("cannot decrypt a key of topic " + topic + ": " + e.getMessage(), e);
             }
         };
+    }
+
+    /**
+     * For Produce to a topic whose keys the fetch path decrypts but the produce path does not encrypt (a {@code
+     * decryptOnly} topic while record keys are encrypted anywhere): a key shaped like a key envelope would reach
+     * consumers as a key that fails to decrypt, so it is refused. Run it as the key rewriter over the topic's
+     * batches and forward the batches unchanged when it passes.
+     *
+     * @return null when producing to {@code topic} needs no key check (its keys are encrypted, or never decrypted on
+     *     fetch); else a rewriter that returns every key untouched and throws {@link RecordRewriteException} on one
+     *     starting with the key-envelope magic {@code 00 4D 43 4B}
+     */
+    ValueRewriter keyGuard(String topic) {
+        if (keyCipher == null || !decryptOnly(topic, policy.decide(topic))) {
+            return null;
+        }
+        return key -> {
+            if (KeyCipher.isKeyEnvelope(key)) {
+                throw new RecordRewriteException("a key produced to topic " + topic + " (decryptOnly) starts with the"
+                        + " meshcrypt key-envelope magic; consumers would fail to decrypt it: refused", null);
+            }
+            return key;
+        };
+    }
+
+    /**
+     * The value counterpart of {@link #keyGuard}: for Produce to a {@code decryptOnly} topic (not encrypted, yet its
+     * fetched envelopes are decrypted), a value starting with the envelope magic {@code 00 4D 43 45} is refused.
+     *
+     * @return null when producing to {@code topic} needs no value check; else a rewriter that returns every value
+     *     untouched and throws {@link RecordRewriteException} on one shaped like an envelope
+     */
+    ValueRewriter valueGuard(String topic) {
+        if (!decryptOnly(topic, policy.decide(topic))) {
+            return null;
+        }
+        return value -> {
+            if (Envelope.isEnvelope(value)) {
+                throw new RecordRewriteException("a value produced to topic " + topic + " (decryptOnly) starts with the"
+                        + " meshcrypt envelope magic; consumers would fail to decrypt it: refused", null);
+            }
+            return value;
+        };
+    }
+
+    /** Not encrypted, yet decrypted on fetch: a {@code decryptOnly} topic. */
+    private boolean decryptOnly(String topic, TopicDecision decision) {
+        return decision != TopicDecision.ENCRYPT && policy.decryptsOnFetch(topic);
     }
 
     /** @return null when encrypting values of {@code topic} will not wait for a key, else what to wait for */
