@@ -81,8 +81,8 @@ public final class DekManager implements AutoCloseable {
      * @param unwrapsPerSecond sustained rate of KMS unwraps of wrapped DEKs that never unwrapped here (cache misses
      *     other than an expired good DEK): a hostile broker can forge one per partition under a known KEK id
      * @param unwrapsBurst how many such unwraps may start at once (e.g. a consumer starting on many topics)
-     * @param maxFailedUnwraps wrapped DEKs whose unwrap failed, remembered (for their backoff) apart from the DEK cache,
-     *     so forged ones never evict good DEKs; beyond it the oldest failures are forgotten (a retry costs a token)
+     * @param maxFailedUnwraps unwraps in flight or failed (remembered for their backoff), kept apart from the DEK cache
+     *     so forged wrapped DEKs never evict good DEKs; beyond it failures are forgotten first (a retry costs a token)
      */
     public record Settings(long maxRecordsPerDek, Duration maxDekAge, Duration cacheTtl, int cacheMaxEntries,
                            Duration kmsTimeout, Duration backoffMin, Duration backoffMax, Duration kekCheckInterval,
@@ -307,13 +307,15 @@ public final class DekManager implements AutoCloseable {
     private final ExecutorService kmsPool;
     private final ScheduledThreadPoolExecutor timer;
     private final ConcurrentHashMap<String, TopicState> topics = new ConcurrentHashMap<>();
-    /** Good DEKs and unwraps in flight; a failed unwrap moves to {@link #failedUnwraps}. */
+    /** The DEK cache: only DEKs that unwrapped (or that this instance generated). */
     private final ConcurrentHashMap<CacheKey, CacheEntry> unwrapped = new ConcurrentHashMap<>();
     /**
-     * Failed unwraps, kept for their backoff so a partition of undecryptable records polled again costs no KMS call;
-     * apart from {@link #unwrapped} so that forged wrapped DEKs can never push good DEKs out of the cache.
+     * Unwraps in flight (bounded by the unwrap tokens) and failed unwraps, kept for their backoff so a partition of
+     * undecryptable records polled again costs no KMS call (bounded by {@code maxFailedUnwraps}). Apart from
+     * {@link #unwrapped}, so that forged wrapped DEKs can never push good DEKs out of the cache; an unwrap that
+     * succeeds moves to it.
      */
-    private final ConcurrentHashMap<CacheKey, CacheEntry> failedUnwraps = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<CacheKey, CacheEntry> unsettled = new ConcurrentHashMap<>();
     private final ThreadLocal<CacheEntry> lastUsed = new ThreadLocal<>();
     private final Backoff backoff = new Backoff();
     private final TokenBucket newDeks;
@@ -472,9 +474,9 @@ public final class DekManager implements AutoCloseable {
         CacheKey cacheKey = new CacheKey(topic, keyBytes);
         CacheEntry entry = unwrapped.get(cacheKey);
         if (entry == null || !entry.validAt(now)) {
-            CacheEntry failure = failedUnwraps.get(cacheKey);
-            if (failure != null && failure.validAt(now)) {
-                entry = failure; // failed recently: its poll reports that error, no KMS call
+            CacheEntry pending = unsettled.get(cacheKey);
+            if (pending != null && pending.validAt(now)) {
+                entry = pending; // running: KeyNotReadyException; failed recently: that error, no KMS call
             } else {
                 entry = startUnwrap(cacheKey, info, topic, now, entry != null && entry.work.succeeded());
             }
@@ -533,15 +535,22 @@ public final class DekManager implements AutoCloseable {
             }
         }
         boolean[] started = new boolean[1];
-        CacheEntry entry = unwrapped.compute(cacheKey, (k, existing) -> {
+        CacheEntry entry = unsettled.compute(cacheKey, (k, existing) -> {
             if (existing != null && existing.validAt(now)) {
                 return existing;
+            }
+            CacheEntry cached = unwrapped.get(k);
+            if (cached != null && cached.validAt(now)) {
+                return existing; // unwrapped meanwhile by another thread (moved out of this map)
             }
             started[0] = true;
             return newUnwrap(k, info, now);
         });
+        if (entry == null) {
+            entry = unwrapped.get(cacheKey);
+        }
         if (started[0]) {
-            evictIfFull(now, cacheKey);
+            boundUnsettled(now, cacheKey);
         } else if (!seen) {
             unwrapTokens.refund(); // another thread started it first
         }
@@ -553,18 +562,26 @@ public final class DekManager implements AutoCloseable {
         DekContext context = new DekContext(key.topic(), info.dekId());
         CacheEntry entry = new CacheEntry(key);
         entry.expiresAtNanos = now + settings.cacheTtl().toNanos();
-        entry.work = startKmsWork(() -> {
+        // Assigned before the task can run: the task publishes the entry to the DEK cache, where readers poll its work.
+        entry.work = new KmsWork<>();
+        startKmsWork(entry.work, () -> {
             try {
                 byte[] dek = kmsCall(() -> provider.unwrap(info.kekId(), wrapped, context));
                 metrics.unwraps.increment();
                 if (dek.length != DEK_BYTES) {
                     throw new KekUnavailableException("KEK " + info.kekIdText() + " unwrapped a DEK of " + dek.length + " bytes, expected " + DEK_BYTES);
                 }
+                SecretKeySpec spec;
                 try {
-                    return new SecretKeySpec(dek, "AES");
+                    spec = new SecretKeySpec(dek, "AES");
                 } finally {
                     Arrays.fill(dek, (byte) 0);
                 }
+                // Into the DEK cache before the work completes, so the caller's retry finds it there.
+                unwrapped.put(key, entry);
+                unsettled.remove(key, entry);
+                evictIfFull(nanoTime.getAsLong(), key);
+                return spec;
             } catch (GeneralSecurityException e) {
                 // A failure is remembered (set before the work completes, so a retry sees it), and a partition of
                 // undecryptable records polled again and again costs one KMS call per period: the current backoff for
@@ -573,7 +590,6 @@ public final class DekManager implements AutoCloseable {
                         ? settings.backoffMax().toNanos()
                         : Math.max(settings.backoffMin().toNanos(), backoff.currentDelayNanos());
                 entry.expiresAtNanos = nanoTime.getAsLong() + hold;
-                rememberFailure(entry);
                 log.warn("cannot unwrap DEK {}{} with KEK {} ({}): {}", context.dekIdText(), Envelope.onTopic(key.topic()),
                         info.kekIdText(), provider.name(), e.getMessage());
                 throw e;
@@ -605,7 +621,6 @@ public final class DekManager implements AutoCloseable {
             entry.work = completedWork(key);
             entry.expiresAtNanos = now + settings.cacheTtl().toNanos();
             unwrapped.put(entry.key, entry);
-            failedUnwraps.remove(entry.key);
             evictIfFull(now, entry.key);
             log.info("new DEK {} for topic '{}' wrapped by KEK {} ({})", context.dekIdText(), topic, wrapped.kekId(), provider.name());
             return new Dek(wrapped.kekId(), dekId, key, header, now);
@@ -673,7 +688,10 @@ public final class DekManager implements AutoCloseable {
      * its own bookkeeping) or when {@code kmsTimeout} has passed, whichever comes first.
      */
     private <T> KmsWork<T> startKmsWork(KmsCall<T> task) {
-        KmsWork<T> work = new KmsWork<>();
+        return startKmsWork(new KmsWork<>(), task);
+    }
+
+    private <T> KmsWork<T> startKmsWork(KmsWork<T> work, KmsCall<T> task) {
         try {
             work.timeout = timer.schedule(work::timedOut, settings.kmsTimeout().toNanos(), TimeUnit.NANOSECONDS);
             kmsPool.execute(() -> work.run(task));
@@ -704,18 +722,26 @@ public final class DekManager implements AutoCloseable {
     }
 
     /**
-     * Moves a failed unwrap out of the DEK cache into the small failure map (bounded by {@code maxFailedUnwraps}: a
-     * failure forgotten early only means its next poll asks the KMS again, which costs an unwrap token).
+     * Bounds the in-flight and failed unwraps by {@code maxFailedUnwraps}: expired failures go first, never {@code keep}
+     * (just started). Forgetting a failure early only means its next poll asks the KMS again, which costs a token;
+     * forgetting one in flight, that its caller's retry starts it again.
      */
-    private void rememberFailure(CacheEntry entry) {
-        failedUnwraps.put(entry.key, entry);
-        unwrapped.remove(entry.key, entry);
-        if (failedUnwraps.size() > settings.maxFailedUnwraps()) {
-            long now = nanoTime.getAsLong();
-            failedUnwraps.values().removeIf(e -> !e.validAt(now));
-            Iterator<CacheKey> it = failedUnwraps.keySet().iterator();
-            while (failedUnwraps.size() > settings.maxFailedUnwraps() && it.hasNext()) {
-                it.next();
+    private void boundUnsettled(long now, CacheKey keep) {
+        if (unsettled.size() <= settings.maxFailedUnwraps()) {
+            return;
+        }
+        unsettled.values().removeIf(e -> !e.validAt(now));
+        Iterator<Map.Entry<CacheKey, CacheEntry>> it = unsettled.entrySet().iterator();
+        while (unsettled.size() > settings.maxFailedUnwraps() && it.hasNext()) {
+            Map.Entry<CacheKey, CacheEntry> e = it.next();
+            // Failures first: a running unwrap has cost its token already.
+            if (!e.getKey().equals(keep) && !e.getValue().work.running()) {
+                it.remove();
+            }
+        }
+        it = unsettled.entrySet().iterator();
+        while (unsettled.size() > settings.maxFailedUnwraps() && it.hasNext()) {
+            if (!it.next().getKey().equals(keep)) {
                 it.remove();
             }
         }
