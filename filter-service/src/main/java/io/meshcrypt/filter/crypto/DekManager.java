@@ -548,6 +548,11 @@ public final class DekManager implements AutoCloseable {
         });
         if (entry == null) {
             entry = unwrapped.get(cacheKey);
+            if (entry == null) {
+                // Unwrapped by another thread and evicted at once: rare, and the retry finds it or starts it.
+                throw new KeyNotReadyException("DEK " + info.dekIdText() + Envelope.onTopic(topic) + " was evicted",
+                        CompletableFuture.completedFuture(null));
+            }
         }
         if (started[0]) {
             boundUnsettled(now, cacheKey);
