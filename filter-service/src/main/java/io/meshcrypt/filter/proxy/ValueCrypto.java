@@ -2,6 +2,7 @@ package io.meshcrypt.filter.proxy;
 
 import io.meshcrypt.filter.crypto.Envelope;
 import io.meshcrypt.filter.crypto.KeyCipher;
+import io.meshcrypt.filter.crypto.Printable;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
@@ -76,10 +77,11 @@ final class ValueCrypto {
         if (!required && !decryptOnly(topic, decision)) {
             return null;
         }
+        String shown = shown(topic);
         return key -> {
             if (!KeyCipher.isKeyEnvelope(key)) {
                 if (required) {
-                    throw new RecordRewriteException("a key on topic " + topic
+                    throw new RecordRewriteException("a key on topic " + shown
                             + " (keys: deterministic) is not a meshcrypt key envelope", null);
                 }
                 return key;
@@ -87,7 +89,7 @@ final class ValueCrypto {
             try {
                 return keyCipher.decrypt(topic, key);
             } catch (GeneralSecurityException e) {
-                throw new RecordRewriteException("cannot decrypt a key of topic " + topic + ": " + e.getMessage(), e);
+                throw new RecordRewriteException("cannot decrypt a key of topic " + shown + ": " + e.getMessage(), e);
             }
         };
     }
@@ -177,17 +179,18 @@ final class ValueCrypto {
      */
     ValueRewriter decryptor(String topic, TopicDecision decision) {
         boolean required = decision == TopicDecision.ENCRYPT;
+        String shown = shown(topic);
         List<JsonPointer> fields = required ? policy.fieldsOf(topic) : List.of();
         if (!fields.isEmpty()) {
             List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
             return value -> {
                 if (Envelope.isEnvelope(value)) {
-                    return decryptWhole(topic, value);
+                    return decryptWhole(topic, shown, value);
                 }
                 try {
                     return json.apply(value, ops, topic);
                 } catch (TransformException e) {
-                    throw new RecordRewriteException("cannot decrypt the fields of a value of topic " + topic + ": "
+                    throw new RecordRewriteException("cannot decrypt the fields of a value of topic " + shown + ": "
                             + e.getMessage(), e);
                 }
             };
@@ -195,19 +198,24 @@ final class ValueCrypto {
         return value -> {
             if (!Envelope.isEnvelope(value)) {
                 if (required) {
-                    throw new RecordRewriteException("a value on encrypted topic " + topic + " is not a meshcrypt envelope", null);
+                    throw new RecordRewriteException("a value on encrypted topic " + shown + " is not a meshcrypt envelope", null);
                 }
                 return value;
             }
-            return decryptWhole(topic, value);
+            return decryptWhole(topic, shown, value);
         };
     }
 
-    private ByteBuffer decryptWhole(String topic, ByteBuffer value) throws RecordRewriteException {
+    private ByteBuffer decryptWhole(String topic, String shown, ByteBuffer value) throws RecordRewriteException {
         try {
             return cipher.decrypt(topic, value);
         } catch (GeneralSecurityException e) {
-            throw new RecordRewriteException("cannot decrypt a value of topic " + topic + ": " + e.getMessage(), e);
+            throw new RecordRewriteException("cannot decrypt a value of topic " + shown + ": " + e.getMessage(), e);
         }
+    }
+
+    /** Fetched topic names come from the broker: escaped for messages, once per rewriter (not per record). */
+    private static String shown(String topic) {
+        return Printable.of(topic, Printable.TOPIC_CHARS);
     }
 }

@@ -153,4 +153,15 @@ class ValueCryptoKeyGuardTest {
         // Byte for byte what was sent: ProduceEncryptor forwards the original batches once the guards pass.
         assertEquals(clean.buffer(), out.buffer());
     }
+
+    @Test
+    void givenBrokerChosenTopicNameWithANewline_whenAFetchedKeyFails_thenTheMessageShowsItEscaped() {
+        String topic = "keyed-x\n2026-12-01 ERROR forged line";
+
+        RecordRewriteException e = assertThrows(RecordRewriteException.class,
+                () -> fetchKey(crypto(), topic, "plain".getBytes(StandardCharsets.UTF_8)));
+
+        assertEquals("a key on topic keyed-x\\x0a2026-12-01 ERROR forged line (keys: deterministic) is not a meshcrypt"
+                + " key envelope", e.getMessage());
+    }
 }
