@@ -541,7 +541,7 @@ public final class DekManager implements AutoCloseable {
             }
             CacheEntry cached = unwrapped.get(k);
             if (cached != null && cached.validAt(now)) {
-                return existing; // unwrapped meanwhile by another thread (moved out of this map)
+                return null; // unwrapped meanwhile by another thread (moved out of this map); drops a stale failure
             }
             started[0] = true;
             return newUnwrap(k, info, now);
