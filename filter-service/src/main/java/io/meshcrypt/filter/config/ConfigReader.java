@@ -7,6 +7,7 @@ import io.meshcrypt.filter.config.YamlTree.Mapping;
 import io.meshcrypt.filter.config.YamlTree.Node;
 import io.meshcrypt.filter.config.YamlTree.Scalar;
 import io.meshcrypt.filter.config.YamlTree.Sequence;
+import io.meshcrypt.filter.crypto.DekManager;
 import io.meshcrypt.filter.http.HttpRules;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicRule;
@@ -309,7 +310,7 @@ public final class ConfigReader {
     }
 
     private static final List<String> KEYS_KEYS = List.of("provider", "local", "pkcs11", "awsKms", "dek", "cache",
-            "kmsTimeoutMillis", "kekCheckSeconds");
+            "kmsTimeoutMillis", "kekCheckSeconds", "unwrap");
     private static final Map<String, String> PROVIDER_SECTIONS = Map.of(
             KeysConfig.LOCAL, "local", KeysConfig.PKCS11, "pkcs11", KeysConfig.AWS_KMS, "awsKms");
 
@@ -439,8 +440,30 @@ public final class ConfigReader {
         long timeoutMillis = timeout == null ? 2000 : positiveInt(timeout, "keys.kmsTimeoutMillis");
         Entry check = mapping.entries().get("kekCheckSeconds");
         long checkSeconds = check == null ? 300 : positiveInt(check, "keys.kekCheckSeconds");
+        // Unwraps of wrapped DEKs never unwrapped here: what a hostile broker's forged envelopes can make the KMS do.
+        int unwrapsPerSecond = (int) DekManager.Settings.DEFAULT_UNWRAPS_PER_SECOND;
+        int unwrapsBurst = DekManager.Settings.DEFAULT_UNWRAPS_BURST;
+        int maxFailedUnwraps = DekManager.Settings.DEFAULT_MAX_FAILED_UNWRAPS;
+        Entry unwrap = mapping.entries().get("unwrap");
+        if (unwrap != null) {
+            Mapping m = mapping(unwrap.value(), "keys.unwrap");
+            checkKeys(m, "keys.unwrap.", List.of("perSecond", "burst", "maxFailed"));
+            Entry e = m.entries().get("perSecond");
+            if (e != null) {
+                unwrapsPerSecond = positiveInt(e, "keys.unwrap.perSecond");
+            }
+            e = m.entries().get("burst");
+            if (e != null) {
+                unwrapsBurst = positiveInt(e, "keys.unwrap.burst");
+            }
+            e = m.entries().get("maxFailed");
+            if (e != null) {
+                maxFailedUnwraps = positiveInt(e, "keys.unwrap.maxFailed");
+            }
+        }
         return new KeysConfig(provider, localKeyset, pkcs11, awsKms, maxRecords, Duration.ofSeconds(maxAgeSeconds),
-                Duration.ofSeconds(ttlSeconds), maxEntries, Duration.ofMillis(timeoutMillis), Duration.ofSeconds(checkSeconds));
+                Duration.ofSeconds(ttlSeconds), maxEntries, Duration.ofMillis(timeoutMillis), Duration.ofSeconds(checkSeconds),
+                unwrapsPerSecond, unwrapsBurst, maxFailedUnwraps);
     }
 
     /** 2^30 records per DEK: random 96-bit nonces stay far below the 2^32 per-key limit of NIST SP 800-38D. */

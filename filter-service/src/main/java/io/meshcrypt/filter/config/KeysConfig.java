@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.config;
 
+import io.meshcrypt.filter.crypto.DekManager;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -31,6 +32,10 @@ import java.util.Objects;
  *     maxEntries: 10000
  *   kmsTimeoutMillis: 2000            # longest a connection waits for the KMS
  *   kekCheckSeconds: 300              # how often a KEK rotated elsewhere is noticed
+ *   unwrap:                           # unwraps of wrapped DEKs never seen here (forged envelopes cost one each)
+ *     perSecond: 100
+ *     burst: 200
+ *     maxFailed: 1000                 # failed unwraps remembered for their backoff, apart from the DEK cache
  * </pre>
  *
  * Only the subsection of the chosen provider may be present. Credentials for AWS come from the SDK's default chain
@@ -46,7 +51,10 @@ public record KeysConfig(
         Duration cacheTtl,
         int cacheMaxEntries,
         Duration kmsTimeout,
-        Duration kekCheckInterval) {
+        Duration kekCheckInterval,
+        int unwrapsPerSecond,
+        int unwrapsBurst,
+        int maxFailedUnwraps) {
 
     public static final String LOCAL = "local";
     public static final String PKCS11 = "pkcs11";
@@ -58,6 +66,15 @@ public record KeysConfig(
         Objects.requireNonNull(cacheTtl, "cacheTtl");
         Objects.requireNonNull(kmsTimeout, "kmsTimeout");
         Objects.requireNonNull(kekCheckInterval, "kekCheckInterval");
+    }
+
+    /** Without {@code unwrap:}: the unwrap rate limit takes its defaults. */
+    public KeysConfig(String provider, Path localKeyset, Pkcs11 pkcs11, AwsKms awsKms, long maxRecordsPerDek,
+                      Duration maxDekAge, Duration cacheTtl, int cacheMaxEntries, Duration kmsTimeout,
+                      Duration kekCheckInterval) {
+        this(provider, localKeyset, pkcs11, awsKms, maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout,
+                kekCheckInterval, (int) DekManager.Settings.DEFAULT_UNWRAPS_PER_SECOND,
+                DekManager.Settings.DEFAULT_UNWRAPS_BURST, DekManager.Settings.DEFAULT_MAX_FAILED_UNWRAPS);
     }
 
     /** @param pinFile file holding the user PIN, or null; @param pinEnv environment variable holding it, or null */

@@ -78,11 +78,17 @@ public final class DekManager implements AutoCloseable {
      *     when the service may not list keys)
      * @param kekListMinInterval an envelope naming a KEK id not known makes the provider's KEK list be read again at
      *     most this often (a KEK rotated by another process); within it such an envelope is refused at once
+     * @param unwrapsPerSecond sustained rate of KMS unwraps of wrapped DEKs that never unwrapped here (cache misses
+     *     other than an expired good DEK): a hostile broker can forge one per partition under a known KEK id
+     * @param unwrapsBurst how many such unwraps may start at once (e.g. a consumer starting on many topics)
+     * @param maxFailedUnwraps unwraps in flight or failed (remembered for their backoff), kept apart from the DEK cache
+     *     so forged wrapped DEKs never evict good DEKs; beyond it failures are forgotten first (a retry costs a token)
      */
     public record Settings(long maxRecordsPerDek, Duration maxDekAge, Duration cacheTtl, int cacheMaxEntries,
                            Duration kmsTimeout, Duration backoffMin, Duration backoffMax, Duration kekCheckInterval,
                            double newDataKeysPerSecond, int newDataKeysBurst, int maxTopicsWaitingForDek,
-                           int maxWrappedDekBytes, Set<String> knownKekIds, Duration kekListMinInterval) {
+                           int maxWrappedDekBytes, Set<String> knownKekIds, Duration kekListMinInterval,
+                           double unwrapsPerSecond, int unwrapsBurst, int maxFailedUnwraps) {
         public static final long DEFAULT_MAX_RECORDS = 1L << 30;
         public static final double DEFAULT_NEW_DATA_KEYS_PER_SECOND = 50;
         public static final int DEFAULT_NEW_DATA_KEYS_BURST = 200;
@@ -90,6 +96,10 @@ public final class DekManager implements AutoCloseable {
         public static final int DEFAULT_MAX_TOPICS_WAITING_FOR_DEK = 1000;
         public static final int DEFAULT_MAX_WRAPPED_DEK_BYTES = 2048;
         public static final Duration DEFAULT_KEK_LIST_MIN_INTERVAL = Duration.ofSeconds(60);
+        /** Far above what legitimate DEK churn needs (one DEK per topic per producing replica per hour). */
+        public static final double DEFAULT_UNWRAPS_PER_SECOND = 100;
+        public static final int DEFAULT_UNWRAPS_BURST = 200;
+        public static final int DEFAULT_MAX_FAILED_UNWRAPS = 1000;
 
         public Settings {
             if (maxRecordsPerDek <= 0 || maxRecordsPerDek > 1L << 32) {
@@ -112,7 +122,23 @@ public final class DekManager implements AutoCloseable {
             if (maxWrappedDekBytes < 1 || maxWrappedDekBytes > 0xFFFF) {
                 throw new IllegalArgumentException("maxWrappedDekBytes must be 1..65535");
             }
+            if (!(unwrapsPerSecond > 0) || Double.isInfinite(unwrapsPerSecond) || unwrapsBurst < 1) {
+                throw new IllegalArgumentException("unwrapsPerSecond must be positive and unwrapsBurst at least 1");
+            }
+            if (maxFailedUnwraps < 1) {
+                throw new IllegalArgumentException("maxFailedUnwraps must be positive");
+            }
             knownKekIds = Set.copyOf(knownKekIds);
+        }
+
+        /** The limits before the unwrap rate limit: it takes its defaults. */
+        public Settings(long maxRecordsPerDek, Duration maxDekAge, Duration cacheTtl, int cacheMaxEntries,
+                        Duration kmsTimeout, Duration backoffMin, Duration backoffMax, Duration kekCheckInterval,
+                        double newDataKeysPerSecond, int newDataKeysBurst, int maxTopicsWaitingForDek,
+                        int maxWrappedDekBytes, Set<String> knownKekIds, Duration kekListMinInterval) {
+            this(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax, kekCheckInterval,
+                    newDataKeysPerSecond, newDataKeysBurst, maxTopicsWaitingForDek, maxWrappedDekBytes, knownKekIds,
+                    kekListMinInterval, DEFAULT_UNWRAPS_PER_SECOND, DEFAULT_UNWRAPS_BURST, DEFAULT_MAX_FAILED_UNWRAPS);
         }
 
         /** The limits before new-DEK rate limiting and known KEK ids: those take their defaults. */
@@ -131,30 +157,44 @@ public final class DekManager implements AutoCloseable {
 
         public Settings withNewDataKeyRate(double perSecond, int burst) {
             return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
-                    kekCheckInterval, perSecond, burst, maxTopicsWaitingForDek, maxWrappedDekBytes, knownKekIds, kekListMinInterval);
+                    kekCheckInterval, perSecond, burst, maxTopicsWaitingForDek, maxWrappedDekBytes, knownKekIds, kekListMinInterval,
+                    unwrapsPerSecond, unwrapsBurst, maxFailedUnwraps);
         }
 
         public Settings withMaxTopicsWaitingForDek(int max) {
             return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
-                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, max, maxWrappedDekBytes, knownKekIds, kekListMinInterval);
+                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, max, maxWrappedDekBytes, knownKekIds, kekListMinInterval,
+                    unwrapsPerSecond, unwrapsBurst, maxFailedUnwraps);
         }
 
         public Settings withKnownKekIds(Set<String> ids) {
             return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
                     kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxTopicsWaitingForDek, maxWrappedDekBytes, ids,
-                    kekListMinInterval);
+                    kekListMinInterval, unwrapsPerSecond, unwrapsBurst, maxFailedUnwraps);
         }
 
         public Settings withMaxWrappedDekBytes(int max) {
             return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
                     kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxTopicsWaitingForDek, max, knownKekIds,
-                    kekListMinInterval);
+                    kekListMinInterval, unwrapsPerSecond, unwrapsBurst, maxFailedUnwraps);
         }
 
         public Settings withKekListMinInterval(Duration interval) {
             return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
                     kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxTopicsWaitingForDek, maxWrappedDekBytes,
-                    knownKekIds, interval);
+                    knownKekIds, interval, unwrapsPerSecond, unwrapsBurst, maxFailedUnwraps);
+        }
+
+        public Settings withUnwrapRate(double perSecond, int burst) {
+            return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
+                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxTopicsWaitingForDek, maxWrappedDekBytes,
+                    knownKekIds, kekListMinInterval, perSecond, burst, maxFailedUnwraps);
+        }
+
+        public Settings withMaxFailedUnwraps(int max) {
+            return new Settings(maxRecordsPerDek, maxDekAge, cacheTtl, cacheMaxEntries, kmsTimeout, backoffMin, backoffMax,
+                    kekCheckInterval, newDataKeysPerSecond, newDataKeysBurst, maxTopicsWaitingForDek, maxWrappedDekBytes,
+                    knownKekIds, kekListMinInterval, unwrapsPerSecond, unwrapsBurst, max);
         }
     }
 
@@ -170,6 +210,7 @@ public final class DekManager implements AutoCloseable {
         final LongAdder newDeksDelayed = new LongAdder();
         final LongAdder newDeksRefused = new LongAdder();
         final LongAdder unknownKeks = new LongAdder();
+        final LongAdder unwrapsDelayed = new LongAdder();
 
         /** @return KMS requests actually sent (wrap, unwrap, current-KEK checks, KEK listings) */
         public long kmsCalls() {
@@ -217,11 +258,17 @@ public final class DekManager implements AutoCloseable {
             return unknownKeks.sum();
         }
 
+        /** @return unwraps of never-seen wrapped DEKs told to wait for a token of the unwrap rate limit */
+        public long unwrapsDelayed() {
+            return unwrapsDelayed.sum();
+        }
+
         @Override
         public String toString() {
             return "kmsCalls=" + kmsCalls() + " kmsFailures=" + kmsFailures() + " kmsSkipped=" + kmsSkipped()
                     + " deksGenerated=" + deksGenerated() + " unwraps=" + unwraps() + " decryptCacheMisses=" + cacheMisses()
-                    + " keysNotReady=" + keysNotReady() + " newDeksDelayed=" + newDeksDelayed() + " newDeksRefused=" + newDeksRefused() + " unknownKeks=" + unknownKeks();
+                    + " keysNotReady=" + keysNotReady() + " newDeksDelayed=" + newDeksDelayed() + " newDeksRefused=" + newDeksRefused() + " unknownKeks=" + unknownKeks()
+                    + " unwrapsDelayed=" + unwrapsDelayed();
         }
     }
 
@@ -260,10 +307,19 @@ public final class DekManager implements AutoCloseable {
     private final ExecutorService kmsPool;
     private final ScheduledThreadPoolExecutor timer;
     private final ConcurrentHashMap<String, TopicState> topics = new ConcurrentHashMap<>();
+    /** The DEK cache: only DEKs that unwrapped (or that this instance generated). */
     private final ConcurrentHashMap<CacheKey, CacheEntry> unwrapped = new ConcurrentHashMap<>();
+    /**
+     * Unwraps in flight (bounded by the unwrap tokens) and failed unwraps, kept for their backoff so a partition of
+     * undecryptable records polled again costs no KMS call (bounded by {@code maxFailedUnwraps}). Apart from
+     * {@link #unwrapped}, so that forged wrapped DEKs can never push good DEKs out of the cache; an unwrap that
+     * succeeds moves to it.
+     */
+    private final ConcurrentHashMap<CacheKey, CacheEntry> unsettled = new ConcurrentHashMap<>();
     private final ThreadLocal<CacheEntry> lastUsed = new ThreadLocal<>();
     private final Backoff backoff = new Backoff();
     private final TokenBucket newDeks;
+    private final UnwrapTokens unwrapTokens;
     private final KnownKeks knownKeks;
 
     public DekManager(KekProvider provider, Settings settings) {
@@ -276,6 +332,7 @@ public final class DekManager implements AutoCloseable {
         this.nanoTime = nanoTime;
         this.newDeks = new TokenBucket(settings.newDataKeysPerSecond(), settings.newDataKeysBurst(), settings.maxTopicsWaitingForDek());
         this.knownKeks = new KnownKeks();
+        this.unwrapTokens = new UnwrapTokens(settings.unwrapsPerSecond(), settings.unwrapsBurst());
         this.kmsPool = Executors.newFixedThreadPool(4, Thread.ofPlatform().daemon().name("meshcrypt-kms-", 0).factory());
         this.timer = new ScheduledThreadPoolExecutor(1, Thread.ofPlatform().daemon().name("meshcrypt-keys").factory());
         // Every KMS call schedules its timeout and cancels it when done: do not let cancelled ones pile up.
@@ -393,8 +450,8 @@ public final class DekManager implements AutoCloseable {
      *
      * @param envelope a version-2 envelope (position..limit) whose header {@code info} describes
      * @return the unwrapped DEK for it, from the cache when possible
-     * @throws KeyNotReadyException when the DEK is being unwrapped (or the known KEK ids are being read): retry the
-     *     call once its future completes
+     * @throws KeyNotReadyException when the DEK is being unwrapped (or the known KEK ids are being read, or the unwrap
+     *     rate limit has no token for a wrapped DEK never unwrapped here): retry the call once its future completes
      * @throws UnknownKekException when the envelope names a KEK id the configuration does not know (no KMS call)
      * @throws EnvelopeException when the wrapped DEK is longer than {@code maxWrappedDekBytes} (no KMS call)
      * @throws KekUnavailableException when the KEK is missing or disabled, or the wrapped DEK does not unwrap
@@ -417,12 +474,12 @@ public final class DekManager implements AutoCloseable {
         CacheKey cacheKey = new CacheKey(topic, keyBytes);
         CacheEntry entry = unwrapped.get(cacheKey);
         if (entry == null || !entry.validAt(now)) {
-            // Before anything reaches the KMS: the KEK id comes from the record, which anyone may have written.
-            knownKeks.check(info.kekId(), topic);
-            metrics.cacheMisses.increment();
-            entry = unwrapped.compute(cacheKey, (k, existing) -> existing != null && existing.validAt(now)
-                    ? existing : startUnwrap(k, info, now));
-            evictIfFull(now);
+            CacheEntry pending = unsettled.get(cacheKey);
+            if (pending != null && pending.validAt(now)) {
+                entry = pending; // running: KeyNotReadyException; failed recently: that error, no KMS call
+            } else {
+                entry = startUnwrap(cacheKey, info, topic, now, entry != null && entry.work.succeeded());
+            }
         }
         SecretKeySpec key = entry.work.poll(topic, info);
         lastUsed.set(entry);
@@ -456,23 +513,80 @@ public final class DekManager implements AutoCloseable {
         log.info("DEK rotation requested for {} topic(s)", topics.size());
     }
 
-    private CacheEntry startUnwrap(CacheKey key, EnvelopeV2.Info info, long now) {
+    /**
+     * A cache miss: checks the KEK id, takes an unwrap token unless this wrapped DEK unwrapped here before (an expired
+     * good DEK), and starts the unwrap unless another thread did.
+     */
+    private CacheEntry startUnwrap(CacheKey cacheKey, EnvelopeV2.Info info, String topic, long now, boolean seen)
+            throws GeneralSecurityException {
+        // Before anything reaches the KMS: the KEK id comes from the record, which anyone may have written.
+        knownKeks.check(info.kekId(), topic);
+        metrics.cacheMisses.increment();
+        if (!seen) {
+            // A hostile broker can serve one forged wrapped DEK (under a known KEK id) per partition: each would be
+            // an unwrap the KMS refuses. The bucket bounds what it can make the KMS do.
+            CompletableFuture<Void> wait = unwrapTokens.tryAcquire();
+            if (wait != null) {
+                metrics.keysNotReady.increment();
+                metrics.unwrapsDelayed.increment();
+                throw new KeyNotReadyException("unwrap rate limit (" + settings.unwrapsPerSecond() + "/s, burst "
+                        + settings.unwrapsBurst() + ") reached: DEK " + info.dekIdText() + Envelope.onTopic(topic)
+                        + " waits for a token", wait);
+            }
+        }
+        boolean[] started = new boolean[1];
+        CacheEntry entry = unsettled.compute(cacheKey, (k, existing) -> {
+            if (existing != null && existing.validAt(now)) {
+                return existing;
+            }
+            CacheEntry cached = unwrapped.get(k);
+            if (cached != null && cached.validAt(now)) {
+                return null; // unwrapped meanwhile by another thread (moved out of this map); drops a stale failure
+            }
+            started[0] = true;
+            return newUnwrap(k, info, now);
+        });
+        if (entry == null) {
+            entry = unwrapped.get(cacheKey);
+            if (entry == null) {
+                // Unwrapped by another thread and evicted at once: rare, and the retry finds it or starts it.
+                throw new KeyNotReadyException("DEK " + info.dekIdText() + Envelope.onTopic(topic) + " was evicted",
+                        CompletableFuture.completedFuture(null));
+            }
+        }
+        if (started[0]) {
+            boundUnsettled(now, cacheKey);
+        } else if (!seen) {
+            unwrapTokens.refund(); // another thread started it first
+        }
+        return entry;
+    }
+
+    private CacheEntry newUnwrap(CacheKey key, EnvelopeV2.Info info, long now) {
         byte[] wrapped = Arrays.copyOfRange(key.bytes(), key.bytes().length - info.wrappedDekLength(), key.bytes().length);
         DekContext context = new DekContext(key.topic(), info.dekId());
         CacheEntry entry = new CacheEntry(key);
         entry.expiresAtNanos = now + settings.cacheTtl().toNanos();
-        entry.work = startKmsWork(() -> {
+        // Assigned before the task can run: the task publishes the entry to the DEK cache, where readers poll its work.
+        entry.work = new KmsWork<>();
+        startKmsWork(entry.work, () -> {
             try {
                 byte[] dek = kmsCall(() -> provider.unwrap(info.kekId(), wrapped, context));
                 metrics.unwraps.increment();
                 if (dek.length != DEK_BYTES) {
-                    throw new KekUnavailableException("KEK " + info.kekId() + " unwrapped a DEK of " + dek.length + " bytes, expected " + DEK_BYTES);
+                    throw new KekUnavailableException("KEK " + info.kekIdText() + " unwrapped a DEK of " + dek.length + " bytes, expected " + DEK_BYTES);
                 }
+                SecretKeySpec spec;
                 try {
-                    return new SecretKeySpec(dek, "AES");
+                    spec = new SecretKeySpec(dek, "AES");
                 } finally {
                     Arrays.fill(dek, (byte) 0);
                 }
+                // Into the DEK cache before the work completes, so the caller's retry finds it there.
+                unwrapped.put(key, entry);
+                unsettled.remove(key, entry);
+                evictIfFull(nanoTime.getAsLong(), key);
+                return spec;
             } catch (GeneralSecurityException e) {
                 // A failure is remembered (set before the work completes, so a retry sees it), and a partition of
                 // undecryptable records polled again and again costs one KMS call per period: the current backoff for
@@ -481,8 +595,8 @@ public final class DekManager implements AutoCloseable {
                         ? settings.backoffMax().toNanos()
                         : Math.max(settings.backoffMin().toNanos(), backoff.currentDelayNanos());
                 entry.expiresAtNanos = nanoTime.getAsLong() + hold;
-                log.warn("cannot unwrap DEK {} of topic '{}' with KEK {} ({}): {}", context.dekIdText(), key.topic(),
-                        info.kekId(), provider.name(), e.getMessage());
+                log.warn("cannot unwrap DEK {}{} with KEK {} ({}): {}", context.dekIdText(), Envelope.onTopic(key.topic()),
+                        info.kekIdText(), provider.name(), e.getMessage());
                 throw e;
             }
         });
@@ -512,7 +626,7 @@ public final class DekManager implements AutoCloseable {
             entry.work = completedWork(key);
             entry.expiresAtNanos = now + settings.cacheTtl().toNanos();
             unwrapped.put(entry.key, entry);
-            evictIfFull(now);
+            evictIfFull(now, entry.key);
             log.info("new DEK {} for topic '{}' wrapped by KEK {} ({})", context.dekIdText(), topic, wrapped.kekId(), provider.name());
             return new Dek(wrapped.kekId(), dekId, key, header, now);
         } finally {
@@ -579,7 +693,10 @@ public final class DekManager implements AutoCloseable {
      * its own bookkeeping) or when {@code kmsTimeout} has passed, whichever comes first.
      */
     private <T> KmsWork<T> startKmsWork(KmsCall<T> task) {
-        KmsWork<T> work = new KmsWork<>();
+        return startKmsWork(new KmsWork<>(), task);
+    }
+
+    private <T> KmsWork<T> startKmsWork(KmsWork<T> work, KmsCall<T> task) {
         try {
             work.timeout = timer.schedule(work::timedOut, settings.kmsTimeout().toNanos(), TimeUnit.NANOSECONDS);
             kmsPool.execute(() -> work.run(task));
@@ -595,15 +712,43 @@ public final class DekManager implements AutoCloseable {
         return work;
     }
 
-    private void evictIfFull(long now) {
+    /** Expired entries go first; never {@code keep}, the entry just added (evicting it would only repeat its KMS call). */
+    private void evictIfFull(long now, CacheKey keep) {
         if (unwrapped.size() <= settings.cacheMaxEntries()) {
             return;
         }
         unwrapped.values().removeIf(e -> !e.validAt(now));
         Iterator<CacheKey> it = unwrapped.keySet().iterator();
         while (unwrapped.size() > settings.cacheMaxEntries() && it.hasNext()) {
-            it.next();
-            it.remove();
+            if (!it.next().equals(keep)) {
+                it.remove();
+            }
+        }
+    }
+
+    /**
+     * Bounds the in-flight and failed unwraps by {@code maxFailedUnwraps}: expired failures go first, never {@code keep}
+     * (just started). Forgetting a failure early only means its next poll asks the KMS again, which costs a token;
+     * forgetting one in flight, that its caller's retry starts it again.
+     */
+    private void boundUnsettled(long now, CacheKey keep) {
+        if (unsettled.size() <= settings.maxFailedUnwraps()) {
+            return;
+        }
+        unsettled.values().removeIf(e -> !e.validAt(now));
+        Iterator<Map.Entry<CacheKey, CacheEntry>> it = unsettled.entrySet().iterator();
+        while (unsettled.size() > settings.maxFailedUnwraps() && it.hasNext()) {
+            Map.Entry<CacheKey, CacheEntry> e = it.next();
+            // Failures first: a running unwrap has cost its token already.
+            if (!e.getKey().equals(keep) && !e.getValue().work.running()) {
+                it.remove();
+            }
+        }
+        it = unsettled.entrySet().iterator();
+        while (unsettled.size() > settings.maxFailedUnwraps() && it.hasNext()) {
+            if (!it.next().getKey().equals(keep)) {
+                it.remove();
+            }
         }
     }
 
@@ -699,7 +844,7 @@ public final class DekManager implements AutoCloseable {
                 return "the list of known KEKs";
             }
             return info == null ? "a new DEK for topic '" + topic + "'"
-                    : "DEK " + info.dekIdText() + " of topic '" + topic + "' (KEK " + info.kekId() + ")";
+                    : "DEK " + info.dekIdText() + Envelope.onTopic(topic) + " (KEK " + info.kekIdText() + ")";
         }
     }
 
@@ -927,6 +1072,53 @@ public final class DekManager implements AutoCloseable {
     }
 
     /**
+     * Tokens for unwraps of wrapped DEKs never unwrapped here. Without a token the caller is told to retry when the
+     * next token is due; every such caller shares one timer-completed future, so a flood of forged envelopes costs one
+     * scheduled task, not one per partition. No queue: retries race for the token (unlike new DEKs, no client-chosen
+     * name is at stake, and a legitimate consumer's retry of a cached DEK needs no token at all).
+     */
+    private final class UnwrapTokens {
+        private final double perNano;
+        private final double capacity;
+        private double tokens;
+        private long lastNanos;
+        private CompletableFuture<Void> nextToken;
+
+        UnwrapTokens(double perSecond, int burst) {
+            this.perNano = perSecond / 1e9;
+            this.capacity = burst;
+            this.tokens = burst;
+            this.lastNanos = nanoTime.getAsLong();
+        }
+
+        /** @return null when a token was taken, else a future that completes when the next one is due */
+        synchronized CompletableFuture<Void> tryAcquire() {
+            long now = nanoTime.getAsLong();
+            tokens = Math.min(capacity, tokens + (now - lastNanos) * perNano);
+            lastNanos = now;
+            if (tokens >= 1) {
+                tokens -= 1;
+                return null;
+            }
+            if (nextToken == null || nextToken.isDone()) {
+                CompletableFuture<Void> due = new CompletableFuture<>();
+                long delay = Math.max(1, (long) Math.ceil((1 - tokens) / perNano));
+                try {
+                    timer.schedule(() -> due.complete(null), delay, TimeUnit.NANOSECONDS);
+                } catch (RejectedExecutionException closing) {
+                    due.completeExceptionally(new KmsUnavailableException("the key manager is closed", closing));
+                }
+                nextToken = due;
+            }
+            return nextToken;
+        }
+
+        synchronized void refund() {
+            tokens = Math.min(capacity, tokens + 1);
+        }
+    }
+
+    /**
      * The KEK ids an envelope may name: {@code knownKekIds} from the settings, every KEK the provider reports
      * (current and listed), and every KEK our own wraps used. The set only grows, and only from the provider and the
      * configuration, never from an envelope. An unknown id read from a record makes the list be read again (at most
@@ -977,8 +1169,9 @@ public final class DekManager implements AutoCloseable {
             }
             if (!ids.contains(kekId)) {
                 metrics.unknownKeks.increment();
-                throw new UnknownKekException("value" + Envelope.onTopic(topic) + " names KEK " + kekId
-                        + ", which is not a KEK of " + provider.name() + " this configuration knows (forged, or written"
+                // The id is attacker-chosen: escaped and cut, so it can neither forge log lines nor flood them.
+                throw new UnknownKekException("value" + Envelope.onTopic(topic) + " names KEK "
+                        + Printable.of(kekId, Printable.UNKNOWN_KEK_ID_CHARS) + ", which is not a KEK of " + provider.name() + " this configuration knows (forged, or written"
                         + " under another key store; add it to keys.knownKekIds if it is legitimate)", kekId);
             }
         }

@@ -100,7 +100,8 @@ public final class Envelope {
         return new Info(version, keyId);
     }
 
+    /** Topic names of fetched records come from the broker: escaped and bounded (see {@link Printable}). */
     static String onTopic(String topic) {
-        return topic == null ? "" : " on topic '" + topic + "'";
+        return topic == null ? "" : " on topic '" + Printable.of(topic, Printable.TOPIC_CHARS) + "'";
     }
 }

@@ -78,7 +78,7 @@ public final class EnvelopeCipher implements ValueCipher {
         byte[] header = dek.header;
         int overhead = header.length + Envelope.NONCE_LENGTH + Envelope.TAG_LENGTH;
         if (length > Integer.MAX_VALUE - 8 - overhead) {
-            throw new GeneralSecurityException("value on topic '" + topic + "' is too large to encrypt (" + length + " bytes)");
+            throw new GeneralSecurityException("value" + Envelope.onTopic(topic) + " is too large to encrypt (" + length + " bytes)");
         }
         byte[] out = new byte[overhead + length];
         System.arraycopy(header, 0, out, 0, header.length);
@@ -110,7 +110,7 @@ public final class EnvelopeCipher implements ValueCipher {
     public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
         if (!Envelope.isEnvelope(envelope)) {
-            throw new NotAnEnvelopeException("value on topic '" + topic + "' is not a meshcrypt envelope ("
+            throw new NotAnEnvelopeException("value" + Envelope.onTopic(topic) + " is not a meshcrypt envelope ("
                     + envelope.remaining() + " bytes without the \\0MCE magic)");
         }
         int version = Byte.toUnsignedInt(envelope.get(envelope.position() + 4));
@@ -118,7 +118,7 @@ public final class EnvelopeCipher implements ValueCipher {
             return v1.decrypt(topic, envelope);
         }
         if (version != EnvelopeV2.VERSION_2) {
-            throw new UnsupportedEnvelopeVersionException("value on topic '" + topic + "' uses meshcrypt envelope version "
+            throw new UnsupportedEnvelopeVersionException("value" + Envelope.onTopic(topic) + " uses meshcrypt envelope version "
                     + version + "; this reader supports version 2" + (v1 == null ? " (no version-1 keyset configured)" : " and 1"), version);
         }
         // A run of records under one DEK: compare the key section with the last one, parse nothing.
@@ -145,12 +145,12 @@ public final class EnvelopeCipher implements ValueCipher {
             cipher.doFinal(ciphertext, plaintext);
         } catch (AEADBadTagException e) {
             EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
-            throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with DEK " + info.dekIdText()
-                    + " (KEK " + info.kekId() + "): authentication failed (value tampered with or truncated, or encrypted for another topic)");
+            throw new EnvelopeException("cannot decrypt value" + Envelope.onTopic(topic) + " with DEK " + info.dekIdText()
+                    + " (KEK " + info.kekIdText() + "): authentication failed (value tampered with or truncated, or encrypted for another topic)");
         } catch (GeneralSecurityException e) {
             EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
-            throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with DEK " + info.dekIdText()
-                    + " (KEK " + info.kekId() + "): " + e.getClass().getSimpleName(), e);
+            throw new EnvelopeException("cannot decrypt value" + Envelope.onTopic(topic) + " with DEK " + info.dekIdText()
+                    + " (KEK " + info.kekIdText() + "): " + e.getClass().getSimpleName(), e);
         }
         return plaintext.flip();
     }

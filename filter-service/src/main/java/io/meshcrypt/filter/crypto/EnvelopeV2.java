@@ -50,6 +50,14 @@ public final class EnvelopeV2 {
         public String dekIdText() {
             return HexFormat.of().toHexDigits(dekId);
         }
+
+        /**
+         * The KEK id fit for a log line or message: escaped (see {@link Printable}). Use it only once the id is known to
+         * the configuration; before that, {@link Printable#UNKNOWN_KEK_ID_CHARS} bounds it.
+         */
+        public String kekIdText() {
+            return Printable.of(kekId, Printable.KEK_ID_CHARS);
+        }
     }
 
     private EnvelopeV2() {

@@ -152,28 +152,28 @@ public final class KeyCipher {
         Objects.requireNonNull(topic, "topic");
         int p = envelope.position();
         if (!isKeyEnvelope(envelope)) {
-            throw new NotAnEnvelopeException("key on topic " + topic + " is not a meshcrypt key envelope ("
+            throw new NotAnEnvelopeException("key on topic " + Printable.of(topic, Printable.TOPIC_CHARS) + " is not a meshcrypt key envelope ("
                     + envelope.remaining() + " bytes without the \\0MCK magic)");
         }
         int version = Byte.toUnsignedInt(envelope.get(p + 4));
         if (version != VERSION_1) {
-            throw new UnsupportedEnvelopeVersionException("key on topic " + topic + " has key envelope version "
+            throw new UnsupportedEnvelopeVersionException("key on topic " + Printable.of(topic, Printable.TOPIC_CHARS) + " has key envelope version "
                     + version + "; this filter-service reads version 1", version);
         }
         if (envelope.remaining() < OVERHEAD || envelope.get(p + HEADER_LENGTH) != 0x01) {
-            throw new EnvelopeException("key envelope on topic " + topic + " is truncated or lacks the Tink prefix ("
+            throw new EnvelopeException("key envelope on topic " + Printable.of(topic, Printable.TOPIC_CHARS) + " is truncated or lacks the Tink prefix ("
                     + envelope.remaining() + " bytes)");
         }
         int keyId = envelope.getInt(p + KEY_ID_OFFSET);
         if (Arrays.binarySearch(keyIds, keyId) < 0) {
-            throw new UnknownKeyException("key on topic " + topic + " was encrypted with record-key keyset key "
+            throw new UnknownKeyException("key on topic " + Printable.of(topic, Printable.TOPIC_CHARS) + " was encrypted with record-key keyset key "
                     + Integer.toUnsignedString(keyId) + ", which is not an enabled key of the loaded keyset", keyId);
         }
         byte[] plaintext;
         try {
             plaintext = daead.decryptDeterministically(bytes(envelope, p + HEADER_LENGTH), aad(topic));
         } catch (GeneralSecurityException e) {
-            throw new EnvelopeException("key on topic " + topic + " does not decrypt with key "
+            throw new EnvelopeException("key on topic " + Printable.of(topic, Printable.TOPIC_CHARS) + " does not decrypt with key "
                     + Integer.toUnsignedString(keyId) + " (tampered, or written for another topic)", e);
         }
         return ByteBuffer.wrap(plaintext);

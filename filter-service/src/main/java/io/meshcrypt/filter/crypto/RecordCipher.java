@@ -105,7 +105,7 @@ public final class RecordCipher implements ValueCipher {
         Objects.requireNonNull(topic, "topic");
         int length = plaintext.remaining();
         if (length > Integer.MAX_VALUE - 8 - Envelope.OVERHEAD) {
-            throw new GeneralSecurityException("value on topic '" + topic + "' is too large to encrypt (" + length + " bytes)");
+            throw new GeneralSecurityException("value" + Envelope.onTopic(topic) + " is too large to encrypt (" + length + " bytes)");
         }
         byte[] out = new byte[Envelope.OVERHEAD + length];
         System.arraycopy(HEADER_V1, 0, out, 0, Envelope.HEADER_LENGTH);
@@ -144,7 +144,7 @@ public final class RecordCipher implements ValueCipher {
         Envelope.Info info = Envelope.parse(envelope, topic);
         int index = indexOf(keyIds, info.keyId());
         if (index < 0) {
-            throw new UnknownKeyException("value on topic '" + topic + "' was encrypted with key "
+            throw new UnknownKeyException("value" + Envelope.onTopic(topic) + " was encrypted with key "
                     + info.keyIdText() + ", which is not an enabled key of the loaded keyset", info.keyId());
         }
         int start = envelope.position();
@@ -160,10 +160,10 @@ public final class RecordCipher implements ValueCipher {
             cipher.updateAAD(topicAad(topic));
             cipher.doFinal(ciphertext, plaintext);
         } catch (AEADBadTagException e) {
-            throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with key " + info.keyIdText()
+            throw new EnvelopeException("cannot decrypt value" + Envelope.onTopic(topic) + " with key " + info.keyIdText()
                     + ": authentication failed (value tampered with or truncated, or encrypted for another topic)");
         } catch (GeneralSecurityException e) {
-            throw new EnvelopeException("cannot decrypt value on topic '" + topic + "' with key " + info.keyIdText()
+            throw new EnvelopeException("cannot decrypt value" + Envelope.onTopic(topic) + " with key " + info.keyIdText()
                     + ": " + e.getClass().getSimpleName(), e);
         }
         return plaintext.flip();

@@ -89,7 +89,7 @@ public final class AwsKmsKekProvider implements KekProvider {
             return r.plaintext().asByteArray();
         } catch (InvalidCiphertextException e) {
             throw new KekUnavailableException("KEK " + kekId + " cannot unwrap DEK " + context.dekIdText() + " of topic '"
-                    + context.topic() + "' (wrong topic or tampered)", e);
+                    + context.topicText() + "' (wrong topic or tampered)", e);
         } catch (SdkException e) {
             throw translate(kekId, e);
         }

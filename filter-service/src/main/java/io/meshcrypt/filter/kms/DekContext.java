@@ -33,4 +33,9 @@ public record DekContext(String topic, long dekId) {
     public String dekIdText() {
         return HexFormat.of().toHexDigits(dekId);
     }
+
+    /** The topic for a message: escaped and bounded, as the topic of a fetched record comes from the broker. */
+    public String topicText() {
+        return io.meshcrypt.filter.crypto.Printable.of(topic, io.meshcrypt.filter.crypto.Printable.TOPIC_CHARS);
+    }
 }

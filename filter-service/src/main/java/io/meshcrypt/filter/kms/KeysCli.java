@@ -64,7 +64,9 @@ public final class KeysCli {
         DekManager deks = new DekManager(provider, new DekManager.Settings(keys.maxRecordsPerDek(), keys.maxDekAge(),
                 keys.cacheTtl(), keys.cacheMaxEntries(), keys.kmsTimeout(), defaults.backoffMin(), defaults.backoffMax(),
                 keys.kekCheckInterval()).withNewDataKeyRate(config.limits().newDataKeysPerSecond(),
-                config.limits().newDataKeysBurst()));
+                config.limits().newDataKeysBurst())
+                .withUnwrapRate(keys.unwrapsPerSecond(), keys.unwrapsBurst())
+                .withMaxFailedUnwraps(keys.maxFailedUnwraps()));
         return new EnvelopeCipher(deks, v1);
     }
 

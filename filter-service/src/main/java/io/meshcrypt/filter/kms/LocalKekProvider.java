@@ -62,7 +62,7 @@ public final class LocalKekProvider implements KekProvider {
             return l.aead().decrypt(wrapped, context.associatedData());
         } catch (GeneralSecurityException e) {
             throw new KekUnavailableException("KEK " + kekId + " cannot unwrap DEK " + context.dekIdText()
-                    + " of topic '" + context.topic() + "' (wrong topic or tampered)");
+                    + " of topic '" + context.topicText() + "' (wrong topic or tampered)");
         }
     }
 

@@ -116,7 +116,7 @@ public final class Pkcs11KekProvider implements KekProvider {
             return cipher.doFinal(wrapped, IV_BYTES, wrapped.length - IV_BYTES);
         } catch (AEADBadTagException e) {
             throw new KekUnavailableException("KEK " + kekId + " cannot unwrap DEK " + context.dekIdText()
-                    + " of topic '" + context.topic() + "' (wrong topic or tampered)");
+                    + " of topic '" + context.topicText() + "' (wrong topic or tampered)");
         }
     }
 

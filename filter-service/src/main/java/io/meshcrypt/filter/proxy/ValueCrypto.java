@@ -2,6 +2,7 @@ package io.meshcrypt.filter.proxy;
 
 import io.meshcrypt.filter.crypto.Envelope;
 import io.meshcrypt.filter.crypto.KeyCipher;
+import io.meshcrypt.filter.crypto.Printable;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
@@ -59,19 +60,28 @@ final class ValueCrypto {
     }
 
     /**
-     * @return null when no policy entry encrypts keys (the value-only path); else a rewriter that decrypts key
-     *     envelopes on the topics the fetch path decrypts (encrypted or decryptOnly: the policy may have changed) and,
-     *     on topics whose policy encrypts keys, refuses a key that is not one
+     * Key envelopes are decrypted only where this filter put them, or where the operator says they once were: on
+     * encrypted topics whose policy encrypts keys ({@code keys: deterministic}), where every key must be one, and on
+     * {@code decryptOnly} topics (encrypted earlier), where key envelopes are decrypted and other keys pass. Anywhere
+     * else, a key starting with the key-envelope magic is data: decrypting it would let any producer of such bytes
+     * plant a permanent CORRUPT_MESSAGE for every proxied consumer of the partition. (An encrypted topic whose policy
+     * stopped encrypting keys therefore serves its old key envelopes as they are stored.)
+     *
+     * @return null when keys of {@code topic} pass untouched on fetch; else the key rewriter for its fetched batches
      */
     ValueRewriter keyDecryptor(String topic, TopicDecision decision) {
         if (keyCipher == null) {
             return null;
         }
         boolean required = decision == TopicDecision.ENCRYPT && policy.deterministicKeys(topic);
+        if (!required && !decryptOnly(topic, decision)) {
+            return null;
+        }
+        String shown = shown(topic);
         return key -> {
             if (!KeyCipher.isKeyEnvelope(key)) {
                 if (required) {
-                    throw new RecordRewriteException("a key on topic " + topic
+                    throw new RecordRewriteException("a key on topic " + shown
                             + " (keys: deterministic) is not a meshcrypt key envelope", null);
                 }
                 return key;
@@ -79,9 +89,57 @@ final class ValueCrypto {
             try {
                 return keyCipher.decrypt(topic, key);
             } catch (GeneralSecurityException e) {
-                throw new RecordRewriteException("cannot decrypt a key of topic " + topic + ": " + e.getMessage(), e);
+                throw new RecordRewriteException("cannot decrypt a key of topic " + shown + ": " + e.getMessage(), e);
             }
         };
+    }
+
+    /**
+     * For Produce to a topic whose keys the fetch path decrypts but the produce path does not encrypt (a {@code
+     * decryptOnly} topic while record keys are encrypted anywhere): a key shaped like a key envelope would reach
+     * consumers as a key that fails to decrypt, so it is refused. Run it as the key rewriter over the topic's
+     * batches and forward the batches unchanged when it passes.
+     *
+     * @return null when producing to {@code topic} needs no key check (its keys are encrypted, or never decrypted on
+     *     fetch); else a rewriter that returns every key untouched and throws {@link RecordRewriteException} on one
+     *     starting with the key-envelope magic {@code 00 4D 43 4B}
+     */
+    ValueRewriter keyGuard(String topic) {
+        if (keyCipher == null || !decryptOnly(topic, policy.decide(topic))) {
+            return null;
+        }
+        return key -> {
+            if (KeyCipher.isKeyEnvelope(key)) {
+                throw new RecordRewriteException("a key produced to topic " + topic + " (decryptOnly) starts with the"
+                        + " meshcrypt key-envelope magic; consumers would fail to decrypt it: refused", null);
+            }
+            return key;
+        };
+    }
+
+    /**
+     * The value counterpart of {@link #keyGuard}: for Produce to a {@code decryptOnly} topic (not encrypted, yet its
+     * fetched envelopes are decrypted), a value starting with the envelope magic {@code 00 4D 43 45} is refused.
+     *
+     * @return null when producing to {@code topic} needs no value check; else a rewriter that returns every value
+     *     untouched and throws {@link RecordRewriteException} on one shaped like an envelope
+     */
+    ValueRewriter valueGuard(String topic) {
+        if (!decryptOnly(topic, policy.decide(topic))) {
+            return null;
+        }
+        return value -> {
+            if (Envelope.isEnvelope(value)) {
+                throw new RecordRewriteException("a value produced to topic " + topic + " (decryptOnly) starts with the"
+                        + " meshcrypt envelope magic; consumers would fail to decrypt it: refused", null);
+            }
+            return value;
+        };
+    }
+
+    /** Not encrypted, yet decrypted on fetch: a {@code decryptOnly} topic. */
+    private boolean decryptOnly(String topic, TopicDecision decision) {
+        return decision != TopicDecision.ENCRYPT && policy.decryptsOnFetch(topic);
     }
 
     /** @return null when encrypting values of {@code topic} will not wait for a key, else what to wait for */
@@ -121,17 +179,18 @@ final class ValueCrypto {
      */
     ValueRewriter decryptor(String topic, TopicDecision decision) {
         boolean required = decision == TopicDecision.ENCRYPT;
+        String shown = shown(topic);
         List<JsonPointer> fields = required ? policy.fieldsOf(topic) : List.of();
         if (!fields.isEmpty()) {
             List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
             return value -> {
                 if (Envelope.isEnvelope(value)) {
-                    return decryptWhole(topic, value);
+                    return decryptWhole(topic, shown, value);
                 }
                 try {
                     return json.apply(value, ops, topic);
                 } catch (TransformException e) {
-                    throw new RecordRewriteException("cannot decrypt the fields of a value of topic " + topic + ": "
+                    throw new RecordRewriteException("cannot decrypt the fields of a value of topic " + shown + ": "
                             + e.getMessage(), e);
                 }
             };
@@ -139,19 +198,24 @@ final class ValueCrypto {
         return value -> {
             if (!Envelope.isEnvelope(value)) {
                 if (required) {
-                    throw new RecordRewriteException("a value on encrypted topic " + topic + " is not a meshcrypt envelope", null);
+                    throw new RecordRewriteException("a value on encrypted topic " + shown + " is not a meshcrypt envelope", null);
                 }
                 return value;
             }
-            return decryptWhole(topic, value);
+            return decryptWhole(topic, shown, value);
         };
     }
 
-    private ByteBuffer decryptWhole(String topic, ByteBuffer value) throws RecordRewriteException {
+    private ByteBuffer decryptWhole(String topic, String shown, ByteBuffer value) throws RecordRewriteException {
         try {
             return cipher.decrypt(topic, value);
         } catch (GeneralSecurityException e) {
-            throw new RecordRewriteException("cannot decrypt a value of topic " + topic + ": " + e.getMessage(), e);
+            throw new RecordRewriteException("cannot decrypt a value of topic " + shown + ": " + e.getMessage(), e);
         }
+    }
+
+    /** Fetched topic names come from the broker: escaped for messages, once per rewriter (not per record). */
+    private static String shown(String topic) {
+        return Printable.of(topic, Printable.TOPIC_CHARS);
     }
 }

@@ -1,9 +1,12 @@
 package io.meshcrypt.filter.transform;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.core.exc.StreamConstraintsException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -31,34 +34,116 @@ import java.util.Objects;
  * <p>Parsing is strict, because the application behind the proxy parses the same bytes and must not read anything
  * the rules did not see: exactly one JSON value, no duplicate object keys, no trailing content. Numbers keep their
  * exact decimal form. Output is compact JSON (insignificant whitespace is not preserved).
+ *
+ * <p>Documents come from clients (HTTP bodies, Kafka values) and a tree costs far more heap than its text ({@code
+ * [{},{},...]} grows about 25 times), so parsing is bounded ({@link Limits}): a document over a limit fails that
+ * document with {@link Kind#INVALID_INPUT}, before its tree can exhaust the heap.
  */
 public final class JsonTransformer {
 
-    private static final ObjectMapper MAPPER = JsonMapper.builder()
-            .nodeFactory(JsonNodeFactory.withExactBigDecimals(true))
-            .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
-            .build();
+    /**
+     * Parse limits (Jackson {@link StreamReadConstraints}), checked while parsing so a hostile document fails early.
+     *
+     * @param maxDocumentBytes longest document accepted, in bytes (checked before parsing)
+     * @param maxNestingDepth deepest nesting of arrays and objects (also bounds the recursion of serializing the tree)
+     * @param maxTokenCount most JSON tokens in one document: what bounds the tree's heap (about 50-150 bytes a token)
+     * @param maxStringLength longest string value or field name, in characters
+     */
+    public record Limits(int maxDocumentBytes, int maxNestingDepth, long maxTokenCount, int maxStringLength) {
+        /** 16 MiB: above Kafka's default message.max.bytes (1 MiB) with room for large HTTP bodies. */
+        public static final int DEFAULT_MAX_DOCUMENT_BYTES = 16 << 20;
+        /** Deep enough for real documents, shallow enough that no recursion over the tree gets near the stack limit. */
+        public static final int DEFAULT_MAX_NESTING_DEPTH = 128;
+        /** A 16 MiB document of ordinary JSON has a few million tokens at most; {@code [{},...]} of 1M tokens ~ 60 MB of tree. */
+        public static final long DEFAULT_MAX_TOKEN_COUNT = 1_000_000;
+        public static final int DEFAULT_MAX_STRING_LENGTH = 16 << 20;
 
-    private final ValueCipher cipher;
+        public Limits {
+            if (maxDocumentBytes < 1 || maxNestingDepth < 1 || maxTokenCount < 1 || maxStringLength < 1) {
+                throw new IllegalArgumentException("JSON limits must be positive: " + maxDocumentBytes + ", " + maxNestingDepth
+                        + ", " + maxTokenCount + ", " + maxStringLength);
+            }
+        }
 
-    public JsonTransformer(ValueCipher cipher) {
-        this.cipher = Objects.requireNonNull(cipher, "cipher");
+        public static Limits defaults() {
+            return new Limits(DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_NESTING_DEPTH, DEFAULT_MAX_TOKEN_COUNT,
+                    DEFAULT_MAX_STRING_LENGTH);
+        }
+
+        StreamReadConstraints constraints() {
+            return StreamReadConstraints.builder()
+                    .maxDocumentLength(maxDocumentBytes)
+                    .maxNestingDepth(maxNestingDepth)
+                    .maxTokenCount(maxTokenCount)
+                    .maxStringLength(maxStringLength)
+                    .maxNameLength(maxStringLength)
+                    .build();
+        }
     }
 
-    /** @throws TransformException (INVALID_INPUT) when {@code json} is not exactly one JSON value */
+    private static final Limits DEFAULT_LIMITS = Limits.defaults();
+    private static final ObjectMapper MAPPER = mapper(DEFAULT_LIMITS);
+
+    private final ValueCipher cipher;
+    private final Limits limits;
+    private final ObjectMapper mapper;
+
+    public JsonTransformer(ValueCipher cipher) {
+        this(cipher, DEFAULT_LIMITS);
+    }
+
+    public JsonTransformer(ValueCipher cipher, Limits limits) {
+        this.cipher = Objects.requireNonNull(cipher, "cipher");
+        this.limits = Objects.requireNonNull(limits, "limits");
+        this.mapper = limits.equals(DEFAULT_LIMITS) ? MAPPER : mapper(limits);
+    }
+
+    private static ObjectMapper mapper(Limits limits) {
+        JsonFactory factory = JsonFactory.builder()
+                .streamReadConstraints(limits.constraints())
+                .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+                .disable(StreamReadFeature.INCLUDE_SOURCE_IN_LOCATION)
+                .build();
+        return JsonMapper.builder(factory)
+                .nodeFactory(JsonNodeFactory.withExactBigDecimals(true))
+                .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+                .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+                .build();
+    }
+
+    /**
+     * Parses with the default {@link Limits}.
+     *
+     * @throws TransformException (INVALID_INPUT) when {@code json} is not exactly one JSON value, or exceeds a limit
+     */
     public static JsonNode parse(byte[] json, int offset, int length) throws TransformException {
+        return parse(MAPPER, DEFAULT_LIMITS, json, offset, length);
+    }
+
+    /** Parses with this transformer's {@link Limits}; see {@link #parse(byte[], int, int)}. */
+    public JsonNode read(byte[] json, int offset, int length) throws TransformException {
+        return parse(mapper, limits, json, offset, length);
+    }
+
+    private static JsonNode parse(ObjectMapper mapper, Limits limits, byte[] json, int offset, int length)
+            throws TransformException {
         if (length == 0) {
             throw new TransformException(Kind.INVALID_INPUT, "not JSON: empty", null);
         }
-        try (JsonParser parser = MAPPER.createParser(json, offset, length)) {
-            JsonNode node = MAPPER.readTree(parser);
+        if (length > limits.maxDocumentBytes()) {
+            // Refused before the parser sees a byte.
+            throw new TransformException(Kind.INVALID_INPUT, "JSON document of " + length + " bytes exceeds the limit of "
+                    + limits.maxDocumentBytes() + " bytes", null);
+        }
+        try (JsonParser parser = mapper.createParser(json, offset, length)) {
+            JsonNode node = mapper.readTree(parser);
             if (node == null || node.isMissingNode()) {
                 throw new TransformException(Kind.INVALID_INPUT, "not JSON: no value", null);
             }
             return node;
+        } catch (StreamConstraintsException e) {
+            // Jackson's own text names the limit and numbers only, never content.
+            throw new TransformException(Kind.INVALID_INPUT, "JSON document exceeds a parse limit: " + e.getOriginalMessage(), null);
         } catch (JsonProcessingException e) {
             // The parser's own message may quote content (a field value): report the position only.
             JsonLocation at = e.getLocation();
@@ -86,6 +171,10 @@ public final class JsonTransformer {
         byte[] bytes;
         int offset;
         int length = json.remaining();
+        if (length > limits.maxDocumentBytes()) {
+            throw new TransformException(Kind.INVALID_INPUT, "JSON document of " + length + " bytes exceeds the limit of "
+                    + limits.maxDocumentBytes() + " bytes", null);
+        }
         if (json.hasArray()) {
             bytes = json.array();
             offset = json.arrayOffset() + json.position();
@@ -94,7 +183,7 @@ public final class JsonTransformer {
             json.get(json.position(), bytes);
             offset = 0;
         }
-        return ByteBuffer.wrap(serialize(apply(parse(bytes, offset, length), ops, binding)));
+        return ByteBuffer.wrap(serialize(apply(read(bytes, offset, length), ops, binding)));
     }
 
     /**
@@ -175,7 +264,7 @@ public final class JsonTransformer {
             throw new TransformException(Kind.INVALID_INPUT, "cannot decrypt field " + pointer + ": " + e.getMessage(), e);
         }
         try {
-            return parse(plaintext.array(), plaintext.arrayOffset() + plaintext.position(), plaintext.remaining());
+            return read(plaintext.array(), plaintext.arrayOffset() + plaintext.position(), plaintext.remaining());
         } catch (TransformException e) {
             // Authenticated, so written by a meshcrypt writer: only a writer bug gets here.
             throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " decrypts to something that is not JSON", e);

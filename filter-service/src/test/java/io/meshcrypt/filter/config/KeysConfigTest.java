@@ -107,4 +107,37 @@ class KeysConfigTest {
                 .contains(":5:5: keys.dek.maxRecords: must be a positive integer at most 4294967296"));
         assertTrue(failure("keys:\n  provider: aws-kms\n  awsKms:\n    region: r\n").contains("keys.awsKms.keyId: required field is missing"));
     }
+
+    @Test
+    void givenUnwrapSection_whenLoaded_thenUnwrapLimitsRead() throws Exception {
+        FilterConfig c = load("""
+                keyset: k.json
+                keys:
+                  provider: local
+                  unwrap:
+                    perSecond: 20
+                    burst: 40
+                    maxFailed: 300
+                """);
+        assertEquals(20, c.keys().unwrapsPerSecond());
+        assertEquals(40, c.keys().unwrapsBurst());
+        assertEquals(300, c.keys().maxFailedUnwraps());
+    }
+
+    @Test
+    void givenNoUnwrapSection_whenLoaded_thenSafeDefaults() throws Exception {
+        KeysConfig k = load("keyset: k.json\nkeys:\n  provider: local\n").keys();
+
+        assertEquals(100, k.unwrapsPerSecond());
+        assertEquals(200, k.unwrapsBurst());
+        assertEquals(1000, k.maxFailedUnwraps());
+    }
+
+    @Test
+    void givenInvalidUnwrapSection_whenLoaded_thenFieldErrors() throws Exception {
+        assertTrue(failure("keyset: k.json\nkeys:\n  provider: local\n  unwrap:\n    perSecond: 0\n")
+                .contains(":5:5: keys.unwrap.perSecond: must be a positive integer"));
+        assertTrue(failure("keyset: k.json\nkeys:\n  provider: local\n  unwrap:\n    rate: 5\n")
+                .contains(":5:5: keys.unwrap.rate: unknown field"));
+    }
 }

@@ -111,13 +111,28 @@ class DeterministicKeysKafkaTest {
     }
 
     @Test
-    void givenKeyEnvelopeOnATopicWhosePolicyNoLongerEncryptsKeys_whenFetched_thenKeyIsDecrypted() throws Exception {
+    void givenKeyEnvelopeOnATopicWhosePolicyDoesNotEncryptKeys_whenFetched_thenKeyPassesAsStored() throws Exception {
+        // Review item 6: any client may produce key bytes starting with \0MCK to such a topic (its keys are forwarded
+        // as sent); decrypting them on fetch would turn the partition into a permanent CORRUPT_MESSAGE.
         byte[] key = bytes(keyCipher.encrypt("orders", ByteBuffer.wrap("alice".getBytes(StandardCharsets.UTF_8))));
         byte[] value = bytes(cipher.encrypt("orders", ByteBuffer.wrap("v1".getBytes(StandardCharsets.UTF_8))));
 
         FetchResponseData.PartitionData partition = fetch("orders", List.of(new SimpleRecord(key, value)));
 
-        assertEquals("alice", utf8(records(partition.records()).getFirst().key()));
+        Record fetched = records(partition.records()).getFirst();
+        assertArrayEquals(key, bytes(fetched.key()));
+        assertEquals("v1", utf8(fetched.value()));
+    }
+
+    @Test
+    void givenForgedKeyEnvelopeOnATopicWhosePolicyDoesNotEncryptKeys_whenProducedThenFetched_thenNoCorruptMessage() throws Exception {
+        byte[] forged = {0x00, 0x4D, 0x43, 0x4B, 0x01, 0x01, 0x12, 0x34, 0x56, 0x78, 0x00};
+        byte[] value = bytes(cipher.encrypt("orders", ByteBuffer.wrap("v1".getBytes(StandardCharsets.UTF_8))));
+
+        FetchResponseData.PartitionData partition = fetch("orders", List.of(new SimpleRecord(forged, value)));
+
+        assertEquals(0, partition.errorCode());
+        assertArrayEquals(forged, bytes(records(partition.records()).getFirst().key()));
     }
 
     @Test

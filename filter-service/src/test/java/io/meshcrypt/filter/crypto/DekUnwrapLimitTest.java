@@ -1,0 +1,210 @@
+package io.meshcrypt.filter.crypto;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.meshcrypt.filter.crypto.EnvelopeCipherTest.CountingProvider;
+import io.meshcrypt.filter.kms.KekUnavailableException;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
+import io.meshcrypt.filter.kms.LocalKekProvider;
+import io.meshcrypt.filter.kms.UnknownKekException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Review item 7: a hostile broker serving envelopes with a known KEK id and random wrapped DEKs can neither make the
+ * KMS unwrap at will nor push good DEKs out of the cache; review item 11: KEK ids from envelopes are shown escaped.
+ */
+class DekUnwrapLimitTest {
+    private static final Duration WAIT = Duration.ofSeconds(10);
+
+    @TempDir
+    Path dir;
+    private CountingProvider provider;
+    private final List<DekManager> managers = new ArrayList<>();
+    private final AtomicLong clock = new AtomicLong(1_000_000_000L);
+    private final Random random = new Random(7);
+
+    @BeforeEach
+    void setUp() throws Exception {
+        Path keyset = dir.resolve("kek.json");
+        Keysets.create(keyset);
+        provider = new CountingProvider(new LocalKekProvider(keyset));
+    }
+
+    @AfterEach
+    void tearDown() {
+        managers.forEach(DekManager::close);
+    }
+
+    private static DekManager.Settings settings() {
+        DekManager.Settings d = DekManager.Settings.defaults();
+        return new DekManager.Settings(d.maxRecordsPerDek(), d.maxDekAge(), d.cacheTtl(), d.cacheMaxEntries(),
+                Duration.ofSeconds(5), Duration.ofMillis(200), Duration.ofSeconds(5), d.kekCheckInterval());
+    }
+
+    private DekManager manager(DekManager.Settings settings) {
+        DekManager m = new DekManager(provider, settings, clock::get);
+        managers.add(m);
+        return m;
+    }
+
+    private static void awaitReady(KeyNotReadyException e) throws Exception {
+        try {
+            e.ready().get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.ExecutionException completedExceptionally) {
+            // also a signal to retry
+        }
+    }
+
+    private static void awaitKnownKeks(EnvelopeCipher cipher) {
+        assertThrows(UnknownKekException.class, () -> KeyNotReadyException.awaitBlocking(
+                () -> cipher.decrypt("orders", forged("local:1", 1, new byte[65])), WAIT));
+    }
+
+    /** A version-2 envelope anyone can write: any KEK id, any DEK id, any wrapped DEK. */
+    private static ByteBuffer forged(String kekId, long dekId, byte[] wrapped) {
+        byte[] header = EnvelopeV2.header(kekId, dekId, wrapped);
+        byte[] value = new byte[header.length + Envelope.NONCE_LENGTH + 5 + Envelope.TAG_LENGTH];
+        System.arraycopy(header, 0, value, 0, header.length);
+        return ByteBuffer.wrap(value);
+    }
+
+    private ByteBuffer forgedUnderKnownKek(long dekId) throws Exception {
+        byte[] wrapped = new byte[65];
+        random.nextBytes(wrapped);
+        return forged(provider.currentKekId(), dekId, wrapped);
+    }
+
+    @Test
+    void givenForgedWrappedDeksUnderAKnownKek_whenMoreThanTheBurstArrive_thenOnlyTheBurstIsUnwrappedAndTheRestWaitForTokens() throws Exception {
+        DekManager m = manager(settings().withUnwrapRate(10, 5));
+        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        awaitKnownKeks(cipher);
+        provider.delayMillis = 200; // the KMS is slow: the first five are still running when the rest arrive
+        List<ByteBuffer> forged = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            forged.add(forgedUnderKnownKek(i));
+        }
+
+        List<KeyNotReadyException> waits = new ArrayList<>();
+        for (ByteBuffer envelope : forged) {
+            waits.add(assertThrows(KeyNotReadyException.class, () -> cipher.decrypt("orders", envelope)));
+        }
+        for (int i = 0; i < 5; i++) {
+            awaitReady(waits.get(i));
+            int n = i;
+            assertThrows(KekUnavailableException.class, () -> cipher.decrypt("orders", forged.get(n)));
+        }
+
+        assertEquals(5, provider.unwraps.get(), "one unwrap per token, not one per forged envelope");
+        assertEquals(15, m.metrics().unwrapsDelayed());
+        for (int i = 5; i < 20; i++) {
+            assertTrue(waits.get(i).getMessage().startsWith("unwrap rate limit (10.0/s, burst 5) reached: DEK "),
+                    waits.get(i).getMessage());
+        }
+        // The failed ones are remembered: asking again costs no KMS call and no token.
+        for (int i = 0; i < 5; i++) {
+            int n = i;
+            assertThrows(KekUnavailableException.class, () -> cipher.decrypt("orders", forged.get(n)));
+        }
+        assertEquals(5, provider.unwraps.get());
+        // The wait of a refused one ends when a token is due (100 ms at 10/s); one second later five more may start.
+        awaitReady(waits.get(19));
+        clock.addAndGet(Duration.ofSeconds(1).toNanos());
+        int started = 0;
+        for (int i = 5; i < 20; i++) {
+            int n = i;
+            KeyNotReadyException again = assertThrows(KeyNotReadyException.class, () -> cipher.decrypt("orders", forged.get(n)));
+            if (again.getMessage().startsWith("waiting for KMS")) {
+                started++;
+            }
+        }
+        assertEquals(5, started, "five of the fifteen got a token");
+        assertEquals(25, m.metrics().unwrapsDelayed());
+    }
+
+    @Test
+    void givenCacheFullOfGoodDeks_whenManyForgedUnwrapsFail_thenTheGoodDeksStayCached() throws Exception {
+        EnvelopeCipher producer = new EnvelopeCipher(manager(settings()), null);
+        List<ByteBuffer> good = new ArrayList<>();
+        for (String topic : List.of("t1", "t2", "t3")) {
+            good.add(producer.blocking(WAIT).encrypt(topic, ByteBuffer.wrap(topic.getBytes(StandardCharsets.UTF_8))));
+        }
+        DekManager replica = manager(new DekManager.Settings(DekManager.Settings.DEFAULT_MAX_RECORDS, Duration.ofHours(1),
+                Duration.ofHours(1), 3, Duration.ofSeconds(5), Duration.ofMillis(200), Duration.ofSeconds(5),
+                Duration.ofMinutes(5)).withUnwrapRate(1000, 1000).withMaxFailedUnwraps(4));
+        EnvelopeCipher cipher = new EnvelopeCipher(replica, null);
+        awaitKnownKeks(cipher);
+        List<String> topics = List.of("t1", "t2", "t3");
+        for (int i = 0; i < 3; i++) {
+            int n = i;
+            KeyNotReadyException.awaitBlocking(() -> cipher.decrypt(topics.get(n), good.get(n).duplicate()), WAIT);
+        }
+        assertEquals(3, provider.unwraps.get());
+
+        for (int i = 0; i < 50; i++) {
+            ByteBuffer envelope = forgedUnderKnownKek(i);
+            assertThrows(KekUnavailableException.class,
+                    () -> KeyNotReadyException.awaitBlocking(() -> cipher.decrypt("t1", envelope), WAIT));
+        }
+        assertEquals(53, provider.unwraps.get());
+
+        for (int i = 0; i < 3; i++) {
+            ByteBuffer plain = cipher.decrypt(topics.get(i), good.get(i).duplicate()); // no KeyNotReadyException: cached
+            assertEquals(topics.get(i), StandardCharsets.UTF_8.decode(plain).toString());
+        }
+        assertEquals(53, provider.unwraps.get(), "no good DEK was evicted by the failures");
+    }
+
+    @Test
+    void givenExpiredGoodDek_whenNoUnwrapTokenIsLeft_thenItsReUnwrapNeedsNoToken() throws Exception {
+        ByteBuffer good = new EnvelopeCipher(manager(settings()), null).blocking(WAIT)
+                .encrypt("orders", ByteBuffer.wrap("x".getBytes(StandardCharsets.UTF_8)));
+        DekManager replica = manager(settings().withUnwrapRate(1, 1));
+        EnvelopeCipher cipher = new EnvelopeCipher(replica, null);
+        awaitKnownKeks(cipher);
+        KeyNotReadyException.awaitBlocking(() -> cipher.decrypt("orders", good.duplicate()), WAIT);
+        clock.addAndGet(Duration.ofHours(2).toNanos()); // past cacheTtl
+        ByteBuffer forged = forgedUnderKnownKek(1);
+        assertThrows(KekUnavailableException.class, () -> KeyNotReadyException.awaitBlocking(
+                () -> cipher.decrypt("orders", forged), WAIT)); // takes the only token
+        int unwraps = provider.unwraps.get();
+
+        KeyNotReadyException wait = assertThrows(KeyNotReadyException.class, () -> cipher.decrypt("orders", good.duplicate()));
+
+        assertTrue(wait.getMessage().startsWith("waiting for KMS"), wait.getMessage());
+        awaitReady(wait);
+        assertEquals("x", StandardCharsets.UTF_8.decode(cipher.decrypt("orders", good.duplicate())).toString());
+        assertEquals(unwraps + 1, provider.unwraps.get());
+    }
+
+    @Test
+    void givenForgedKekIdWithNewlinesAndMaxLength_whenRefused_thenTheMessageShowsItEscapedAndCut() throws Exception {
+        DekManager m = manager(settings());
+        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        awaitKnownKeks(cipher);
+        String kekId = "evil\n2026-12-01 INFO all good\r\u001b[31m" + "A".repeat(200);
+
+        UnknownKekException e = assertThrows(UnknownKekException.class, () -> KeyNotReadyException.awaitBlocking(
+                () -> cipher.decrypt("orders", forged(kekId, 1, new byte[65])), WAIT));
+
+        String shown = "evil\\x0a2026-12-01 INFO all good\\x0d\\x1b[31m" + "A".repeat(64 - 35) + "...(235 bytes)";
+        assertTrue(e.getMessage().contains(" names KEK " + shown + ", which is not a KEK"), e.getMessage());
+        assertFalse(e.getMessage().contains("\n") || e.getMessage().contains("\r") || e.getMessage().contains("\u001b"));
+        assertEquals(kekId, e.kekId(), "the accessor keeps the id as read");
+    }
+}
