@@ -5,14 +5,18 @@ import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.KmsUnavailableException;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
+import io.meshcrypt.filter.records.FrameBudget;
+import io.meshcrypt.filter.records.FrameBudgetExceededException;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Consumer;
@@ -48,8 +52,16 @@ import org.slf4j.LoggerFactory;
  * (SharePartition.acquire returns early), and {@code MinBytes=MAX} so it waits the client's MaxWaitMs instead of
  * answering at once (no busy loop); piggybacked acknowledgements still apply. At most once per probe interval the
  * filter asks the KMS itself, by decrypting the head of an envelope that failed, and lets ShareFetch acquire again only
- * once the KMS answers. A record thus loses at most the deliveries of the fetches already in flight when the outage
- * was noticed, however long it lasts.
+ * once the KMS has answered {@link KmsOutage#DEFAULT_PROBES_TO_RELEASE} consecutive probes (a flapping KMS would
+ * otherwise cost a delivery per lift). A record thus loses at most the deliveries of the fetches already in flight
+ * when the outage was noticed, however long it lasts. The hold lives in a {@link KmsOutage} owned by {@link
+ * KafkaProxy}, so a policy reload, which builds a new decryptor, does not lift it.
+ *
+ * <p>One {@link FrameBudget} per response bounds what all its batches together may decompress to and rewrite into.
+ * A partition that would exceed it after earlier partitions of the same response used part of it is answered with no
+ * records (Fetch: no error, the consumer fetches it again; ShareFetch: the retriable KAFKA_STORAGE_ERROR, because a
+ * share consumer archives acquired offsets missing from the records); one that alone exceeds the whole budget is
+ * CORRUPT_MESSAGE, as before.
  */
 final class FetchDecryptor {
     private static final Logger log = LoggerFactory.getLogger(FetchDecryptor.class);
@@ -67,28 +79,29 @@ final class FetchDecryptor {
     private final TopicNames topicNames;
     private final ValueCrypto crypto;
     private final int maxDecompressedBytes;
+    private final long maxOutputBytes;
     private final WarnLimiter warnings;
     private final Consumer<String> warn;
-    private final LongSupplier nanoTime;
-    private final long probeIntervalNanos;
-
-    /** While true, ShareFetch requests are held from acquiring (see the class comment). */
-    private volatile boolean kmsOutage;
-    /** The head of the last value that met an unreachable KMS, with its topic: what the probe decrypts. */
-    private volatile Probe probe;
-    private final AtomicLong nextProbe = new AtomicLong();
-
-    private record Probe(String topic, byte[] head) {
-    }
+    private final KmsOutage outage;
 
     FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto) {
         this(policy, topicNames, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
     }
 
-    /** @param maxDecompressedBytes the most one compressed batch of an encrypted topic may decompress to */
+    /** @param maxDecompressedBytes the most the compressed batches of one response may decompress to, together */
     FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes) {
-        this(policy, topicNames, crypto, maxDecompressedBytes, new WarnLimiter(WarnLimiter.DEFAULT_SUMMARY_INTERVAL,
-                WarnLimiter.DEFAULT_MAX_KEYS, System::nanoTime), log::warn, System::nanoTime, DEFAULT_KMS_PROBE_INTERVAL);
+        this(policy, topicNames, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_FRAME_BYTES,
+                new KmsOutage(System::nanoTime, DEFAULT_KMS_PROBE_INTERVAL, KmsOutage.DEFAULT_PROBES_TO_RELEASE));
+    }
+
+    /**
+     * @param maxOutputBytes the most bytes the decrypted records of one response may occupy, together
+     * @param outage the ShareFetch hold, shared by every decryptor the proxy builds (it survives policy reloads)
+     */
+    FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
+                   long maxOutputBytes, KmsOutage outage) {
+        this(policy, topicNames, crypto, maxDecompressedBytes, maxOutputBytes, new WarnLimiter(
+                WarnLimiter.DEFAULT_SUMMARY_INTERVAL, WarnLimiter.DEFAULT_MAX_KEYS, System::nanoTime), log::warn, outage);
     }
 
     /**
@@ -97,20 +110,24 @@ final class FetchDecryptor {
      */
     FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
                    WarnLimiter warnings, Consumer<String> warn, LongSupplier nanoTime, Duration kmsProbeInterval) {
-        if (maxDecompressedBytes <= 0) {
-            throw new IllegalArgumentException("maxDecompressedBytes must be positive, got " + maxDecompressedBytes);
-        }
-        if (kmsProbeInterval.isNegative() || kmsProbeInterval.isZero()) {
-            throw new IllegalArgumentException("kmsProbeInterval must be positive, got " + kmsProbeInterval);
+        this(policy, topicNames, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_FRAME_BYTES, warnings,
+                warn, new KmsOutage(nanoTime, kmsProbeInterval, KmsOutage.DEFAULT_PROBES_TO_RELEASE));
+    }
+
+    FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
+                   long maxOutputBytes, WarnLimiter warnings, Consumer<String> warn, KmsOutage outage) {
+        if (maxDecompressedBytes <= 0 || maxOutputBytes <= 0) {
+            throw new IllegalArgumentException("maxDecompressedBytes and maxOutputBytes must be positive, got "
+                    + maxDecompressedBytes + " and " + maxOutputBytes);
         }
         this.policy = policy;
         this.topicNames = topicNames;
         this.crypto = crypto;
         this.maxDecompressedBytes = maxDecompressedBytes;
+        this.maxOutputBytes = maxOutputBytes;
         this.warnings = warnings;
         this.warn = warn;
-        this.nanoTime = nanoTime;
-        this.probeIntervalNanos = kmsProbeInterval.toNanos();
+        this.outage = Objects.requireNonNull(outage, "outage");
     }
 
     /**
@@ -119,11 +136,16 @@ final class FetchDecryptor {
      */
     boolean decrypt(FetchResponseData response, short version) throws RewriteDeferred {
         boolean changed = false;
+        FrameBudget budget = new FrameBudget(maxDecompressedBytes, maxOutputBytes);
         for (FetchResponseData.FetchableTopicResponse topic : response.responses()) {
             String name = nameOf(topic.topic(), topic.topicId());
             for (FetchResponseData.PartitionData p : topic.partitions()) {
-                Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records());
-                if (o.error() != Errors.NONE) {
+                Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records(), budget);
+                if (o.overBudget()) {
+                    // The consumer fetches this partition again from the same offset; the partitions before it advanced.
+                    p.setRecords(MemoryRecords.EMPTY);
+                    changed = true;
+                } else if (o.error() != Errors.NONE) {
                     Errors error = o.error() == Errors.KAFKA_STORAGE_ERROR && version <= 5 ? Errors.NOT_LEADER_OR_FOLLOWER : o.error();
                     p.setErrorCode(error.code()).setRecords(MemoryRecords.EMPTY);
                     changed = true;
@@ -139,14 +161,17 @@ final class FetchDecryptor {
     /** @return whether anything in {@code response} changed; when false the original frame can be forwarded as is */
     boolean decrypt(ShareFetchResponseData response) throws RewriteDeferred {
         boolean changed = false;
+        FrameBudget budget = new FrameBudget(maxDecompressedBytes, maxOutputBytes);
         for (ShareFetchResponseData.ShareFetchableTopicResponse topic : response.responses()) {
             String name = nameOf(null, topic.topicId());
             for (ShareFetchResponseData.PartitionData p : topic.partitions()) {
-                Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records());
-                if (o.error() != Errors.NONE) {
+                Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records(), budget);
+                if (o.error() != Errors.NONE || o.overBudget()) {
                     // The consumer ignores acquired records of a partition with an error; they stay acquired at the
-                    // broker until the lock times out (see the class comment for why none are acquired again).
-                    p.setErrorCode(o.error().code()).setErrorMessage(o.message()).setRecords(MemoryRecords.EMPTY)
+                    // broker until the lock times out (see the class comment for why none are acquired again). Over
+                    // budget too: acquired offsets missing from records would be archived, an error keeps them.
+                    Errors error = o.overBudget() ? Errors.KAFKA_STORAGE_ERROR : o.error();
+                    p.setErrorCode(error.code()).setErrorMessage(o.message()).setRecords(MemoryRecords.EMPTY)
                             .setAcquiredRecords(new ArrayList<>());
                     changed = true;
                 } else if (o.records() != p.records()) {
@@ -160,27 +185,24 @@ final class FetchDecryptor {
 
     /** @return whether ShareFetch requests are currently held from acquiring records (cheap: one volatile read) */
     boolean holdsShareFetch() {
-        return kmsOutage;
+        return outage.holding();
     }
 
     /**
-     * Called for each ShareFetch request a client sends while {@link #holdsShareFetch()}: unless a probe finds the KMS
-     * back, rewrites the request so that the broker acquires no records (MaxRecords=0) and waits the client's
-     * MaxWaitMs (MinBytes=MAX). Acknowledgements and session changes in the request stay as they are. Version 0 has
-     * no MaxRecords and renew-only requests acquire nothing anyway: both pass unchanged.
+     * Called for each ShareFetch request a client sends while {@link #holdsShareFetch()}: unless probes find the KMS
+     * back (see {@link KmsOutage}), rewrites the request so that the broker acquires no records (MaxRecords=0) and
+     * waits the client's MaxWaitMs (MinBytes=MAX). Acknowledgements and session changes in the request stay as they
+     * are. Version 0 has no MaxRecords and renew-only requests acquire nothing anyway: both pass unchanged.
      *
      * @return whether the request changed (then it must be re-encoded)
      */
     boolean holdShareFetch(ShareFetchRequestData request, short version) {
-        if (!kmsOutage || version < 1 || request.isRenewAck() || request.shareSessionEpoch() == -1) {
+        if (!outage.holding() || version < 1 || request.isRenewAck() || request.shareSessionEpoch() == -1) {
             return false;
         }
-        long now = nanoTime.getAsLong();
-        long due = nextProbe.get();
-        if (now - due >= 0 && nextProbe.compareAndSet(due, now + probeIntervalNanos) && kmsAnswers()) {
-            kmsOutage = false;
-            probe = null;
-            log.info("the KMS answers again: share consumers acquire records again");
+        if (outage.probeDue() && outage.probed(kmsAnswers(outage.probe()))) {
+            log.info("the KMS answered {} consecutive probes: share consumers acquire records again",
+                    outage.probesToRelease);
             return false;
         }
         if (request.maxRecords() == 0 && request.minBytes() == Integer.MAX_VALUE) {
@@ -191,8 +213,7 @@ final class FetchDecryptor {
     }
 
     /** Decrypts the remembered envelope head: anything but an unreachable KMS means the KMS answered. */
-    private boolean kmsAnswers() {
-        Probe p = probe;
+    private boolean kmsAnswers(KmsOutage.Probe p) {
         if (p == null) {
             return true;
         }
@@ -205,21 +226,98 @@ final class FetchDecryptor {
         }
     }
 
-    private void kmsDown(String topic, ByteBuffer value) {
-        if (probe == null || !kmsOutage) {
-            byte[] head = new byte[Math.min(PROBE_BYTES, value.remaining())];
-            value.duplicate().get(head);
-            probe = new Probe(topic, head);
+    /**
+     * The ShareFetch hold of one proxy (see the class comment): outlives the decryptors a policy reload replaces, and is
+     * lifted only after {@code probesToRelease} consecutive probes, one probe interval apart, find the KMS answering;
+     * a value that meets an unreachable KMS meanwhile starts the count again. Thread-safe.
+     */
+    static final class KmsOutage {
+        static final int DEFAULT_PROBES_TO_RELEASE = 2;
+
+        record Probe(String topic, byte[] head) {
         }
-        if (!kmsOutage) {
-            nextProbe.set(nanoTime.getAsLong() + probeIntervalNanos);
-            kmsOutage = true;
-            log.warn("the KMS is unreachable: share consumers acquire no records until it answers again"
-                    + " (probed at most every {} ms)", probeIntervalNanos / 1_000_000);
+
+        private final LongSupplier nanoTime;
+        private final long probeIntervalNanos;
+        final int probesToRelease;
+        /** While true, ShareFetch requests are held from acquiring. */
+        private volatile boolean holding;
+        /** The head of a value that met an unreachable KMS, with its topic: what the probe decrypts. */
+        private volatile Probe probe;
+        private final AtomicLong nextProbe = new AtomicLong();
+        /** Consecutive probes the KMS answered since the hold began or a value last met it unreachable. */
+        private final AtomicInteger answered = new AtomicInteger();
+
+        /**
+         * @param probeInterval how often, at most, the KMS is asked whether it is back while ShareFetch is held
+         * @param probesToRelease how many consecutive probes must find it answering before the hold is lifted
+         */
+        KmsOutage(LongSupplier nanoTime, Duration probeInterval, int probesToRelease) {
+            if (probeInterval.isNegative() || probeInterval.isZero()) {
+                throw new IllegalArgumentException("kmsProbeInterval must be positive, got " + probeInterval);
+            }
+            if (probesToRelease <= 0) {
+                throw new IllegalArgumentException("probesToRelease must be positive, got " + probesToRelease);
+            }
+            this.nanoTime = nanoTime;
+            this.probeIntervalNanos = probeInterval.toNanos();
+            this.probesToRelease = probesToRelease;
+        }
+
+        boolean holding() {
+            return holding;
+        }
+
+        Probe probe() {
+            return probe;
+        }
+
+        /** @return true for exactly one caller per probe interval while holding */
+        boolean probeDue() {
+            long now = nanoTime.getAsLong();
+            long due = nextProbe.get();
+            return now - due >= 0 && nextProbe.compareAndSet(due, now + probeIntervalNanos);
+        }
+
+        /** Records a probe's result; @return whether it lifted the hold */
+        boolean probed(boolean kmsAnswered) {
+            if (!kmsAnswered) {
+                answered.set(0);
+                return false;
+            }
+            if (answered.incrementAndGet() < probesToRelease) {
+                return false;
+            }
+            answered.set(0);
+            probe = null;
+            holding = false;
+            return true;
+        }
+
+        /** A value of {@code topic} met an unreachable KMS: hold ShareFetch (again), and count probes from zero. */
+        void kmsDown(String topic, ByteBuffer value) {
+            // Copy a fresh head only when starting or when a probe had already succeeded (the old head's key is likely
+            // cached by now): no copy per failing partition while the outage simply goes on.
+            if (probe == null || !holding || answered.get() > 0) {
+                byte[] head = new byte[Math.min(PROBE_BYTES, value.remaining())];
+                value.duplicate().get(head);
+                probe = new Probe(topic, head);
+            }
+            answered.set(0);
+            if (!holding) {
+                nextProbe.set(nanoTime.getAsLong() + probeIntervalNanos);
+                holding = true;
+                log.warn("the KMS is unreachable: share consumers acquire no records until it answers {} consecutive"
+                        + " probes (one at most every {} ms)", probesToRelease, probeIntervalNanos / 1_000_000);
+            }
         }
     }
 
-    private record Outcome(BaseRecords records, Errors error, String message) {
+    private record Outcome(BaseRecords records, Errors error, String message, boolean overBudget) {
+        Outcome(BaseRecords records, Errors error, String message) {
+            this(records, error, message, false);
+        }
+
         static Outcome ok(BaseRecords records) {
             return new Outcome(records, Errors.NONE, null);
         }
@@ -229,7 +327,8 @@ final class FetchDecryptor {
      * @throws RewriteDeferred when a data key is still on its way from the KMS: the connection parks the response and
      *     retries it from its original bytes (this decryptor keeps no per-response state)
      */
-    private Outcome decrypt(String topic, Uuid topicId, int partition, BaseRecords records) throws RewriteDeferred {
+    private Outcome decrypt(String topic, Uuid topicId, int partition, BaseRecords records, FrameBudget budget)
+            throws RewriteDeferred {
         if (!(records instanceof MemoryRecords memory) || memory.sizeInBytes() == 0) {
             return Outcome.ok(records);
         }
@@ -251,28 +350,42 @@ final class FetchDecryptor {
                     return values.rewrite(value);
                 } catch (RecordRewriteException e) {
                     if (kmsUnavailable(e) && KeyNotReadyException.in(e) == null) {
-                        kmsDown(topic, value);
+                        outage.kmsDown(topic, value);
                     }
                     throw e;
                 }
             };
-            return Outcome.ok(RecordBatchRewriter.rewrite(memory, watched, crypto.keyDecryptor(topic, decision),
-                    RecordBatchRewriter.TruncatedTail.PASS_THROUGH, maxDecompressedBytes));
+            boolean budgetUsed = budget.used();
+            try {
+                return Outcome.ok(RecordBatchRewriter.rewrite(memory, watched, crypto.keyDecryptor(topic, decision),
+                        RecordBatchRewriter.TruncatedTail.PASS_THROUGH, budget));
+            } catch (FrameBudgetExceededException e) {
+                if (!budgetUsed) {
+                    throw e; // alone larger than a whole response may be: corrupt, as a single batch always was
+                }
+                log.debug("fetch {}-{}: {}; answered without records, fetched again", TopicNames.describe(topic),
+                        partition, e.getMessage());
+                return new Outcome(MemoryRecords.EMPTY, Errors.NONE,
+                        "meshcrypt's per-response decompression budget was used by other partitions; retry", true);
+            }
         } catch (RecordRewriteException e) {
             KeyNotReadyException notReady = KeyNotReadyException.in(e);
             if (notReady != null) {
-                throw new RewriteDeferred("fetch " + topic + "-" + partition + ": data key not ready", notReady.ready());
+                throw new RewriteDeferred("fetch " + TopicNames.describe(topic) + "-" + partition + ": data key not ready",
+                        notReady.ready());
             }
             if (kmsUnavailable(e)) {
                 // Transient: clients retry a storage error after a metadata refresh, so consumers pause until the
                 // KMS answers again instead of failing with an error that says the data is bad.
-                warnLimited(topic, null, partition, WarnLimiter.Reason.KMS_UNAVAILABLE, "fetch " + topic + "-" + partition
-                        + " at offset " + e.offset() + ": " + e.getMessage() + "; answering KAFKA_STORAGE_ERROR (retriable)");
+                warnLimited(topic, null, partition, WarnLimiter.Reason.KMS_UNAVAILABLE, "fetch " + TopicNames.describe(topic)
+                        + "-" + partition + " at offset " + e.offset() + ": " + printable(e.getMessage())
+                        + "; answering KAFKA_STORAGE_ERROR (retriable)");
                 return new Outcome(MemoryRecords.EMPTY, Errors.KAFKA_STORAGE_ERROR,
                         "meshcrypt could not reach its key service for the record at offset " + e.offset() + "; retry");
             }
-            warnLimited(topic, null, partition, WarnLimiter.Reason.CORRUPT, "fetch " + topic + "-" + partition
-                    + " at offset " + e.offset() + ": " + e.getMessage() + "; answering CORRUPT_MESSAGE");
+            warnLimited(topic, null, partition, WarnLimiter.Reason.CORRUPT, "fetch " + TopicNames.describe(topic) + "-"
+                    + partition + " at offset " + e.offset() + ": " + printable(e.getMessage())
+                    + "; answering CORRUPT_MESSAGE");
             return new Outcome(MemoryRecords.EMPTY, Errors.CORRUPT_MESSAGE,
                     "meshcrypt could not decrypt the record at offset " + e.offset());
         }
@@ -287,6 +400,33 @@ final class FetchDecryptor {
         if (summary != null) {
             warn.accept(summary);
         }
+    }
+
+    /** Longest exception message a warning carries. */
+    static final int MAX_LOGGED_MESSAGE = 512;
+
+    /**
+     * An exception message fit for a log line: it may quote broker-chosen text (topic names, key ids), so control and
+     * non-ASCII characters are escaped and the length is bounded. Only built on error paths.
+     */
+    static String printable(String message) {
+        if (message == null) {
+            return "null";
+        }
+        int shown = Math.min(message.length(), MAX_LOGGED_MESSAGE);
+        StringBuilder b = new StringBuilder(shown + 32);
+        for (int i = 0; i < shown; i++) {
+            char c = message.charAt(i);
+            if (c < 0x20 || c > 0x7e || c == '\\') {
+                b.append(String.format("\\u%04x", (int) c));
+            } else {
+                b.append(c);
+            }
+        }
+        if (shown < message.length()) {
+            b.append("... (").append(message.length()).append(" characters)");
+        }
+        return b.toString();
     }
 
     private static boolean kmsUnavailable(Throwable e) {

@@ -23,8 +23,10 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      *     broker's own {@code socket.request.max.bytes}, so no request the broker would accept is refused
      * @param maxInFlightRequests most requests awaiting a response on one connection (Kafka clients keep a handful)
      * @param maxTopicIds most topic ids remembered for ShareFetch/ShareAcknowledge, process wide ({@link TopicNames})
-     * @param maxDecompressedBytes largest records section one compressed batch may inflate to when it is rewritten
-     *     (a decompression bomb fails its frame instead of exhausting the heap)
+     * @param maxDecompressedBytes most bytes the compressed batches of one rewritten frame (a Produce request, a
+     *     Fetch or ShareFetch response) may inflate to together (a decompression bomb, or many, fail their frame
+     *     instead of exhausting the heap). The rewritten records of one frame are bounded too: by {@code
+     *     maxRequestFrameBytes} for a Produce request, by {@code maxFrameBytes} for a response
      */
     public record Limits(int maxFrameBytes, int maxRequestFrameBytes, int maxInFlightRequests, int maxTopicIds,
                          int maxDecompressedBytes) {
@@ -68,6 +70,9 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     private final BrokerAddressRewriter addresses;
     /** Per listener-map header value; the values come from Envoy configs, so there are few (bounded anyway). */
     private final Map<String, BrokerAddressRewriter> streamAddresses = new ConcurrentHashMap<>();
+    /** The ShareFetch KMS-outage hold: kept here so that a policy reload, which builds a new decryptor, keeps it. */
+    private final FetchDecryptor.KmsOutage kmsOutage = new FetchDecryptor.KmsOutage(System::nanoTime,
+            FetchDecryptor.DEFAULT_KMS_PROBE_INTERVAL, FetchDecryptor.KmsOutage.DEFAULT_PROBES_TO_RELEASE);
     private static final int MAX_LISTENER_MAPS = 1024;
 
     /**
@@ -121,8 +126,9 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     public synchronized void policy(EncryptionPolicy policy) {
         Objects.requireNonNull(policy, "policy");
         ValueCrypto crypto = new ValueCrypto(cipher, keyCipher, policy);
-        this.produce = new ProduceEncryptor(policy, crypto, limits.maxDecompressedBytes());
-        this.fetch = new FetchDecryptor(policy, topicNames, crypto, limits.maxDecompressedBytes());
+        this.produce = new ProduceEncryptor(policy, crypto, limits.maxDecompressedBytes(), limits.maxRequestFrameBytes());
+        this.fetch = new FetchDecryptor(policy, topicNames, crypto, limits.maxDecompressedBytes(), limits.maxFrameBytes(),
+                kmsOutage);
     }
 
     @Override

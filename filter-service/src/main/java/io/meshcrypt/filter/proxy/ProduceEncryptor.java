@@ -3,7 +3,10 @@ package io.meshcrypt.filter.proxy;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
+import io.meshcrypt.filter.crypto.Envelope;
 import io.meshcrypt.filter.policy.TopicDecision;
+import io.meshcrypt.filter.records.FrameBudget;
+import io.meshcrypt.filter.records.ValueRewriter;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -19,6 +22,14 @@ import org.apache.kafka.common.record.internal.MemoryRecords;
  * that cannot be rewritten) fails the whole frame, which closes the connection: a Produce request is either fully
  * rewritten by policy or never forwarded.
  *
+ * <p>One {@link FrameBudget} per request bounds what all its batches together may decompress to and rewrite into:
+ * a request of many partitions, each a compression bomb just under a per-batch limit, fails as a whole instead of
+ * multiplying the limit. Each partition must carry exactly one data batch (the broker's own rule since v3).
+ *
+ * <p>On a topic the fetch path decrypts ({@code decryptOnly}) but Produce does not encrypt, a value that starts with
+ * the envelope magic fails the request: stored as is, it would reach every proxied consumer as an envelope to decrypt
+ * (CORRUPT_MESSAGE for good, a poison pill). Only those topics are scanned.
+ *
  * <p>Policy and associated data are decided only from the topic names the client wrote: Produce is capped at v12
  * (see {@link ApiVersionsFilter}), so no broker-supplied id-to-name mapping is ever consulted here.
  */
@@ -26,15 +37,39 @@ final class ProduceEncryptor {
     private final EncryptionPolicy policy;
     private final ValueCrypto crypto;
     private final int maxDecompressedBytes;
+    private final long maxOutputBytes;
+
+    /** Refuses what the fetch path would take for an envelope; returns nothing useful (inspect ignores it). */
+    private static final ValueRewriter NO_ENVELOPES = value -> {
+        if (Envelope.isEnvelope(value)) {
+            throw new RecordRewriteException("a value starts with the meshcrypt envelope magic on a topic whose"
+                    + " values are decrypted on fetch but not encrypted on produce", null);
+        }
+        return value;
+    };
 
     ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto) {
         this(policy, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
     }
 
     ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto, int maxDecompressedBytes) {
+        this(policy, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_REQUEST_FRAME_BYTES);
+    }
+
+    /**
+     * @param maxDecompressedBytes the most all compressed batches of one request may decompress to, together
+     * @param maxOutputBytes the most bytes the rewritten records of one request may occupy, together: the request is
+     *     forwarded to the broker, which refuses one larger than its {@code socket.request.max.bytes} anyway
+     */
+    ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes) {
+        if (maxDecompressedBytes <= 0 || maxOutputBytes <= 0) {
+            throw new IllegalArgumentException("maxDecompressedBytes and maxOutputBytes must be positive, got "
+                    + maxDecompressedBytes + " and " + maxOutputBytes);
+        }
         this.policy = policy;
         this.crypto = crypto;
         this.maxDecompressedBytes = maxDecompressedBytes;
+        this.maxOutputBytes = maxOutputBytes;
     }
 
     /** @return true when any partition's records were rewritten (false: the original frame can be forwarded) */
@@ -45,11 +80,15 @@ final class ProduceEncryptor {
             topicName(topic);
         }
         awaitDataKeys(request);
+        FrameBudget budget = new FrameBudget(maxDecompressedBytes, maxOutputBytes);
         boolean changed = false;
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
             String name = topic.name();
             switch (policy.decide(name)) {
                 case PASSTHROUGH -> {
+                    if (policy.decryptsOnFetch(name)) {
+                        refuseEnvelopes(topic, budget);
+                    }
                     continue;
                 }
                 case REJECT -> throw new KafkaFrameException("policy rejects producing to topic " + name
@@ -59,13 +98,11 @@ final class ProduceEncryptor {
                         if (partition.records() == null) {
                             continue;
                         }
-                        if (!(partition.records() instanceof MemoryRecords records)) {
-                            throw new KafkaFrameException("Produce to " + name + " carries records of an unexpected type");
-                        }
+                        MemoryRecords records = memoryRecords(name, partition);
                         try {
                             // A partial batch in a Produce request would reach the broker as plaintext: refuse it.
                             partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name),
-                                    crypto.keyEncryptor(name), RecordBatchRewriter.TruncatedTail.REJECT, maxDecompressedBytes));
+                                    crypto.keyEncryptor(name), RecordBatchRewriter.TruncatedTail.REJECT, budget));
                         } catch (RecordRewriteException e) {
                             KeyNotReadyException notReady = KeyNotReadyException.in(e);
                             if (notReady != null) {
@@ -80,6 +117,31 @@ final class ProduceEncryptor {
             }
         }
         return changed;
+    }
+
+    /** Fails the request when a value of a decryptOnly-but-not-encrypted topic would pass for an envelope on fetch. */
+    private static void refuseEnvelopes(ProduceRequestData.TopicProduceData topic, FrameBudget budget)
+            throws KafkaFrameException {
+        String name = topic.name();
+        for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
+            if (partition.records() == null) {
+                continue;
+            }
+            try {
+                RecordBatchRewriter.inspect(memoryRecords(name, partition), NO_ENVELOPES,
+                        RecordBatchRewriter.TruncatedTail.REJECT, budget);
+            } catch (RecordRewriteException e) {
+                throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
+            }
+        }
+    }
+
+    private static MemoryRecords memoryRecords(String name, ProduceRequestData.PartitionProduceData partition)
+            throws KafkaFrameException {
+        if (!(partition.records() instanceof MemoryRecords records)) {
+            throw new KafkaFrameException("Produce to " + name + " carries records of an unexpected type");
+        }
+        return records;
     }
 
     /**

@@ -34,7 +34,12 @@ public final class RecordBatchRewriter {
     public enum TruncatedTail {
         /** Append it untouched: Fetch responses may legitimately end with a partial batch. */
         PASS_THROUGH,
-        /** Fail: a Produce request never carries a partial batch, and passing it on would leak plaintext. */
+        /**
+         * Fail: a Produce request never carries a partial batch, and passing it on would leak plaintext. Also marks the
+         * input as one partition of a Produce request, which the broker accepts (ProduceRequest.validateRecords,
+         * LogValidator) only as exactly one data batch: a second batch or a control batch fails the rewrite instead of
+         * reaching the broker unrewritten (and each extra batch would be one more decompression).
+         */
         REJECT
     }
 
@@ -53,10 +58,13 @@ public final class RecordBatchRewriter {
     private static final int COPY_CHUNK = 8 * 1024;
 
     /**
-     * Default bound on what one compressed batch may decompress to: 64 MiB. The broker's default max batch size
-     * ({@code message.max.bytes}, 1 MiB + overhead) is checked on the compressed size, and producers rarely reach
-     * more than a 10:1 ratio on real data, so 64 MiB leaves ample room for legitimate batches (and topics raised to
-     * several MiB) while a batch of zeros, which compresses ~1000:1, is stopped long before it threatens the heap.
+     * Default bound on what the compressed batches of one frame (one Produce request, one Fetch or ShareFetch response:
+     * see {@link FrameBudget}) may decompress to together: 64 MiB. The broker's default max batch size ({@code
+     * message.max.bytes}, 1 MiB + overhead) and the producer's {@code max.request.size} (1 MiB) are checked on
+     * compressed sizes, and producers rarely reach more than a 10:1 ratio on real data, so a default request stays
+     * far below it. A Fetch response ({@code fetch.max.bytes}, 50 MiB) of an encrypted topic decompresses ~1:1
+     * (ciphertext does not compress). Lower would refuse legitimate producers with raised limits; a batch of zeros,
+     * which compresses ~1000:1, is stopped long before it threatens the heap, and now once per frame, not per batch.
      */
     public static final int DEFAULT_MAX_DECOMPRESSED_BYTES = 64 << 20;
 
@@ -93,40 +101,86 @@ public final class RecordBatchRewriter {
         return rewrite(records, rewriter, keyRewriter, truncatedTail, DEFAULT_MAX_DECOMPRESSED_BYTES);
     }
 
-    /**
-     * Rewrites every non-null value, and with a {@code keyRewriter} every non-null key, of every data batch. Control
-     * batches and empty batches are kept byte for byte, and so is any batch whose values (and, with a key rewriter,
-     * keys) are all null. Returns {@code records} itself when nothing changed.
-     *
-     * @param keyRewriter null to copy keys verbatim (the value-only path)
-     * @param maxDecompressedBytes the most bytes one compressed batch may decompress to; the scratch buffer never
-     *     grows past it, and a batch that yields more fails
-     * @throws RecordRewriteException on a legacy (magic &lt; 2) or unknown-magic batch, a corrupt batch or record,
-     *     a CRC mismatch, a truncated trailing batch under {@link TruncatedTail#REJECT}, a compressed batch larger
-     *     than {@code maxDecompressedBytes} once decompressed, or when a rewriter fails
-     * @throws IllegalArgumentException when {@code maxDecompressedBytes} is not positive
-     */
+    /** As {@link #rewrite(MemoryRecords, ValueRewriter, ValueRewriter, TruncatedTail, FrameBudget)} with a budget of its own. */
     public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, ValueRewriter keyRewriter,
                                         TruncatedTail truncatedTail, int maxDecompressedBytes)
             throws RecordRewriteException {
-        Objects.requireNonNull(records, "records");
-        Objects.requireNonNull(rewriter, "rewriter");
-        Objects.requireNonNull(truncatedTail, "truncatedTail");
         if (maxDecompressedBytes <= 0 || maxDecompressedBytes > MAX_ARRAY_SIZE) {
             throw new IllegalArgumentException("maxDecompressedBytes must be 1.." + MAX_ARRAY_SIZE + ", got "
                     + maxDecompressedBytes);
         }
+        return rewrite(records, rewriter, keyRewriter, truncatedTail, FrameBudget.forOneCall(maxDecompressedBytes));
+    }
+
+    /**
+     * Rewrites every non-null value, and with a {@code keyRewriter} every non-null key, of every data batch. Control
+     * batches (fetch side) and header-only empty batches are kept byte for byte, and so is any batch whose values (and,
+     * with a key rewriter, keys) are all null. Returns {@code records} itself when nothing changed.
+     *
+     * @param keyRewriter null to copy keys verbatim (the value-only path)
+     * @param budget the frame's budget, shared by every call for the same frame: decompression draws on it (the
+     *     scratch buffer never grows past what is left) and so does the rewritten output (its capacity)
+     * @throws FrameBudgetExceededException when the batches decompress to, or rewrite into, more than is left
+     * @throws RecordRewriteException on a legacy (magic &lt; 2) or unknown-magic batch, a corrupt batch or record,
+     *     a CRC mismatch, a batch of no records that carries record bytes, a truncated trailing batch, a second batch
+     *     or a control batch under {@link TruncatedTail#REJECT}, a zstd frame whose declared window exceeds the
+     *     budget's limit, or when a rewriter fails
+     */
+    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, ValueRewriter keyRewriter,
+                                        TruncatedTail truncatedTail, FrameBudget budget)
+            throws RecordRewriteException {
+        Objects.requireNonNull(records, "records");
+        Objects.requireNonNull(rewriter, "rewriter");
+        Objects.requireNonNull(truncatedTail, "truncatedTail");
+        Objects.requireNonNull(budget, "budget");
         ByteBuffer in = records.buffer().slice();
         if (!in.hasRemaining()) {
             return records;
         }
-        Job job = new Job(in, rewriter, keyRewriter, maxDecompressedBytes);
+        Job job = new Job(in, rewriter, keyRewriter, budget, truncatedTail, false);
         try {
-            ByteBuffer out = job.run(truncatedTail);
+            ByteBuffer out = job.run();
             return out == null ? records : MemoryRecords.readableRecords(out);
+        } catch (OverBudget e) {
+            throw e.exception;
         } finally {
             job.close();
         }
+    }
+
+    /**
+     * Shows every non-null value of every data batch to {@code inspector} without rewriting anything: the batch checks
+     * of {@link #rewrite(MemoryRecords, ValueRewriter, ValueRewriter, TruncatedTail, FrameBudget)} apply (CRC, record
+     * layout, and under {@link TruncatedTail#REJECT} the Produce rules), compressed batches are decompressed within
+     * {@code budget}, nothing is recompressed and no output is produced. The inspector's return value is ignored; it
+     * fails the call by throwing.
+     */
+    public static void inspect(MemoryRecords records, ValueRewriter inspector, TruncatedTail truncatedTail,
+                               FrameBudget budget) throws RecordRewriteException {
+        Objects.requireNonNull(records, "records");
+        Objects.requireNonNull(inspector, "inspector");
+        Objects.requireNonNull(truncatedTail, "truncatedTail");
+        Objects.requireNonNull(budget, "budget");
+        ByteBuffer in = records.buffer().slice();
+        if (!in.hasRemaining()) {
+            return;
+        }
+        Job job = new Job(in, inspector, null, budget, truncatedTail, true);
+        try {
+            job.run();
+        } catch (OverBudget e) {
+            throw e.exception;
+        } finally {
+            job.close();
+        }
+    }
+
+    /** The error of a batch that needs more than is left of the frame's decompression budget. */
+    static FrameBudgetExceededException overBudget(long baseOffset, int remaining, int frameMax) {
+        String limit = remaining >= frameMax ? "maxDecompressedBytes=" + frameMax + " bytes"
+                : "the " + remaining + " bytes left of maxDecompressedBytes=" + frameMax + " for this frame";
+        return new FrameBudgetExceededException("Batch at base offset " + baseOffset + " decompresses to more than "
+                + limit, baseOffset);
     }
 
     /** Per-call state: the output stream, the parse cursor and scratch buffers shared by all batches of the call. */
@@ -134,7 +188,11 @@ public final class RecordBatchRewriter {
         private final ByteBuffer in;
         private final ByteBuffer inValues;
         private final ValueRewriter rewriter;
-        private final int maxDecompressedBytes;
+        private final FrameBudget budget;
+        /** A Produce partition: exactly one data batch (see {@link TruncatedTail#REJECT}). */
+        private final TruncatedTail truncatedTail;
+        /** Values are shown to the rewriter but nothing is written: {@link #inspect}. */
+        private final boolean inspectOnly;
         /** Null on the value-only path. */
         private final ValueRewriter keyRewriter;
         /** A second view, because a rewritten key may be that view and must survive the value's rewrite. */
@@ -150,9 +208,12 @@ public final class RecordBatchRewriter {
         private int pos;
         private boolean changed;
 
-        Job(ByteBuffer in, ValueRewriter rewriter, ValueRewriter keyRewriter, int maxDecompressedBytes) {
+        Job(ByteBuffer in, ValueRewriter rewriter, ValueRewriter keyRewriter, FrameBudget budget,
+            TruncatedTail truncatedTail, boolean inspectOnly) {
             this.in = in;
-            this.maxDecompressedBytes = maxDecompressedBytes;
+            this.budget = budget;
+            this.truncatedTail = truncatedTail;
+            this.inspectOnly = inspectOnly;
             // Values are handed out through one reusable read-only view: no allocation per record, and a
             // misbehaving rewriter cannot scribble over the input.
             this.inValues = in.asReadOnlyBuffer();
@@ -162,10 +223,15 @@ public final class RecordBatchRewriter {
         }
 
         /** Returns the rewritten bytes ready to read, or null when every input byte passes through unchanged. */
-        ByteBuffer run(TruncatedTail truncatedTail) throws RecordRewriteException {
+        ByteBuffer run() throws RecordRewriteException {
             int limit = in.limit();
             int p = 0;
+            boolean produce = truncatedTail == TruncatedTail.REJECT;
             while (p < limit) {
+                if (produce && p > 0) {
+                    throw new RecordRewriteException("Produce partition carries more than one record batch (the broker"
+                            + " accepts exactly one per partition since Produce v3)", null);
+                }
                 int remaining = limit - p;
                 if (remaining < HEADER_SIZE_UP_TO_MAGIC) {
                     truncated(remaining, truncatedTail);
@@ -199,6 +265,8 @@ public final class RecordBatchRewriter {
             }
             flushPending(limit);
             ByteBuffer result = out.buffer();
+            checkOutput(result.position());
+            budget.chargeOutput(result.position());
             result.flip();
             return result;
         }
@@ -214,7 +282,22 @@ public final class RecordBatchRewriter {
         private void rewriteBatch(int start, int size, long baseOffset) throws RecordRewriteException {
             short attributes = in.getShort(start + ATTRIBUTES_OFFSET);
             int count = in.getInt(start + RECORDS_COUNT_OFFSET);
-            if ((attributes & CONTROL_FLAG_MASK) != 0 || count == 0) {
+            boolean control = (attributes & CONTROL_FLAG_MASK) != 0;
+            if (control && truncatedTail == TruncatedTail.REJECT) {
+                // Only the broker writes control batches (it refuses them from clients, but only after reading them).
+                throw new RecordRewriteException("Produce carries a control batch at base offset " + baseOffset
+                        + "; only brokers write control batches", baseOffset, null);
+            }
+            if (count == 0) {
+                // The only legitimate empty batch is the bare header compaction keeps for producer state; record bytes
+                // behind a count of 0 would pass unrewritten (plaintext to the broker, ciphertext to a consumer).
+                if (size != RECORD_BATCH_OVERHEAD) {
+                    throw new RecordRewriteException("Corrupt batch at base offset " + baseOffset + ": record count 0"
+                            + " but " + (size - RECORD_BATCH_OVERHEAD) + " bytes of records", baseOffset, null);
+                }
+                return;
+            }
+            if (control) {
                 return;
             }
             if (count < 0) {
@@ -234,6 +317,10 @@ public final class RecordBatchRewriter {
             }
             Compression codec = CODECS[codecId];
 
+            if (inspectOnly) {
+                inspectBatch(codec, start, size, count, baseOffset);
+                return;
+            }
             flushPending(start);
             int outStart = out.position();
             boolean rewritten;
@@ -261,6 +348,7 @@ public final class RecordBatchRewriter {
                 pendingFrom = start;
                 return;
             }
+            checkOutput(out.position());
             ByteBuffer buffer = out.buffer();
             int newSize = out.position() - outStart;
             buffer.putInt(outStart + LENGTH_OFFSET, newSize - LOG_OVERHEAD);
@@ -271,16 +359,44 @@ public final class RecordBatchRewriter {
             changed = true;
         }
 
+        /** Shows the batch's values to the inspector; nothing is written and nothing recompressed. */
+        private void inspectBatch(Compression codec, int start, int size, int count, long baseOffset)
+                throws RecordRewriteException {
+            try {
+                if (codec.type() == CompressionType.NONE) {
+                    rewriteRecords(in, inValues, null, start + RECORD_BATCH_OVERHEAD, start + size,
+                            OutputStream.nullOutputStream(), count, baseOffset);
+                } else {
+                    int length = decompress(codec, in.slice(start + RECORD_BATCH_OVERHEAD, size - RECORD_BATCH_OVERHEAD),
+                            baseOffset);
+                    ByteBuffer plain = ByteBuffer.wrap(decompressed, 0, length);
+                    rewriteRecords(plain, plain.asReadOnlyBuffer(), null, 0, length, OutputStream.nullOutputStream(),
+                            count, baseOffset);
+                }
+            } catch (IOException e) {
+                throw new IllegalStateException("the null output stream does not throw", e);
+            }
+        }
+
         /**
          * Decompresses a records section into {@link #decompressed}; returns the number of bytes. The buffer grows
-         * geometrically but never past {@link #maxDecompressedBytes}: once it is full at the limit, one more byte
-         * from the stream fails the batch, so a small bomb costs at most the limit, never an OutOfMemoryError.
+         * geometrically but never past what is left of the frame's budget: once it is full at that bound, one more byte
+         * from the stream fails the batch, so a small bomb costs at most the budget, never an OutOfMemoryError, and
+         * the batches of one frame share it.
          */
         private int decompress(Compression codec, ByteBuffer compressed, long baseOffset) throws RecordRewriteException {
-            int max = maxDecompressedBytes;
+            int max = budget.remainingDecompressed();
+            int frameMax = budget.maxDecompressedBytes();
             if (codec.type() == CompressionType.SNAPPY) {
                 // The snappy stream sizes its own buffers from lengths in the data, before any byte reaches us.
-                SnappyBounds.check(compressed, max, baseOffset);
+                SnappyBounds.check(compressed, max, frameMax, baseOffset);
+            } else if (codec.type() == CompressionType.ZSTD) {
+                // zstd allocates its declared window natively before any byte reaches us.
+                ZstdBounds.check(compressed, max, frameMax, baseOffset);
+            }
+            if (max == 0) {
+                // Every compressed section decompresses to at least one byte (a batch of count > 0 has records).
+                throw overBudget(baseOffset, 0, frameMax);
             }
             if (bufferSupplier == null) {
                 bufferSupplier = BufferSupplier.create();
@@ -296,10 +412,11 @@ public final class RecordBatchRewriter {
                     if (length == capacity) {
                         if (capacity == max) {
                             if (stream.read() < 0) {
+                                budget.chargeDecompressed(length);
                                 return length;
                             }
-                            throw new RecordRewriteException("Batch at base offset " + baseOffset + " decompresses to"
-                                    + " more than maxDecompressedBytes=" + max + " bytes", baseOffset, null);
+                            budget.chargeDecompressed(length);
+                            throw overBudget(baseOffset, max, frameMax);
                         }
                         capacity = (int) Math.min(max, 2L * capacity);
                         if (capacity > decompressed.length) {
@@ -308,6 +425,7 @@ public final class RecordBatchRewriter {
                     }
                     int read = stream.read(decompressed, length, capacity - length);
                     if (read < 0) {
+                        budget.chargeDecompressed(length);
                         return length;
                     }
                     length += read;
@@ -480,7 +598,8 @@ public final class RecordBatchRewriter {
             if (out == null) {
                 // Encryption grows values by a few dozen bytes; leave room so typical batches never reallocate.
                 long capacity = (long) in.limit() + in.limit() / 4 + 256;
-                out = new ByteBufferOutputStream((int) Math.min(MAX_ARRAY_SIZE, capacity));
+                out = new ByteBufferOutputStream((int) Math.min(Math.min(MAX_ARRAY_SIZE, capacity),
+                        Math.max(0L, budget.remainingOutput())));
             }
             if (end > pendingFrom) {
                 try {
@@ -492,13 +611,37 @@ public final class RecordBatchRewriter {
             pendingFrom = end;
         }
 
-        /** Grows the output geometrically; ByteBufferOutputStream alone grows by 10% and would copy too often. */
+        /**
+         * Grows the output geometrically; ByteBufferOutputStream alone grows by 10% and would copy too often. Never past
+         * what is left of the frame's output budget (but for the stream's own 10% step): a write that cannot fit fails.
+         */
         private void reserve(int length) {
+            if (out == null) {
+                return; // inspect only: nothing is written
+            }
             int remaining = out.remaining();
             if (remaining < length) {
                 int position = out.position();
-                out.ensureRemaining(Math.max(length, Math.min(position, MAX_ARRAY_SIZE - position)));
+                long allowed = Math.min(MAX_ARRAY_SIZE, budget.remainingOutput());
+                if ((long) position + length > allowed) {
+                    throw new OverBudget(outputOverBudget(position + (long) length));
+                }
+                long wanted = Math.min(Math.max(length, Math.min(position, MAX_ARRAY_SIZE - position)), allowed - position);
+                out.ensureRemaining((int) wanted);
             }
+        }
+
+        /** Bytes written so far must fit what is left; a codec writes its framing without asking reserve(). */
+        private void checkOutput(long written) {
+            if (written > budget.remainingOutput()) {
+                throw new OverBudget(outputOverBudget(written));
+            }
+        }
+
+        private FrameBudgetExceededException outputOverBudget(long bytes) {
+            return new FrameBudgetExceededException("Rewritten records need " + bytes + " bytes, more than the "
+                    + budget.remainingOutput() + " bytes left of this frame's output limit of "
+                    + budget.maxOutputBytes(), -1L);
         }
 
         private void copy(OutputStream sink, ByteBuffer src, int offset, int length) throws IOException {
@@ -591,6 +734,17 @@ public final class RecordBatchRewriter {
             if (bufferSupplier != null) {
                 bufferSupplier.close();
             }
+        }
+    }
+
+    /** Carries a budget overrun out of the stream callbacks that cannot throw it; unwrapped by the public entry points. */
+    private static final class OverBudget extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+        private final transient FrameBudgetExceededException exception;
+
+        OverBudget(FrameBudgetExceededException exception) {
+            super(null, null, false, false);
+            this.exception = exception;
         }
     }
 

@@ -18,12 +18,17 @@ final class SnappyBounds {
     private SnappyBounds() {
     }
 
-    static void check(ByteBuffer section, int maxDecompressedBytes, long baseOffset) throws RecordRewriteException {
+    /**
+     * @param maxDecompressedBytes what is left of the frame's decompression budget
+     * @param frameMax the frame's whole decompression limit (named in the error)
+     */
+    static void check(ByteBuffer section, int maxDecompressedBytes, int frameMax, long baseOffset)
+            throws RecordRewriteException {
         int p = section.position();
         int end = section.limit();
         if (!framed(section, p, end)) {
             // No stream header: snappy-java decompresses the whole section as one raw block.
-            checkBlock(section, p, end, maxDecompressedBytes, baseOffset);
+            checkBlock(section, p, end, maxDecompressedBytes, frameMax, baseOffset);
             return;
         }
         long total = 0;
@@ -42,9 +47,9 @@ final class SnappyBounds {
             if (chunk < 0 || chunk > end - p) {
                 throw bad(baseOffset, "a chunk declares " + chunk + " bytes but " + (end - p) + " follow");
             }
-            total += checkBlock(section, p, p + chunk, maxDecompressedBytes, baseOffset);
+            total += checkBlock(section, p, p + chunk, maxDecompressedBytes, frameMax, baseOffset);
             if (total > maxDecompressedBytes) {
-                throw tooLarge(baseOffset, maxDecompressedBytes);
+                throw RecordBatchRewriter.overBudget(baseOffset, maxDecompressedBytes, frameMax);
             }
             p += chunk;
         }
@@ -63,7 +68,8 @@ final class SnappyBounds {
     }
 
     /** @return the uncompressed size a raw snappy block declares in its varint preamble */
-    private static long checkBlock(ByteBuffer b, int from, int to, int max, long baseOffset) throws RecordRewriteException {
+    private static long checkBlock(ByteBuffer b, int from, int to, int max, int frameMax, long baseOffset)
+            throws RecordRewriteException {
         long length = 0;
         int shift = 0;
         for (int p = from; ; p++) {
@@ -78,14 +84,9 @@ final class SnappyBounds {
             shift += 7;
         }
         if (length > max) {
-            throw tooLarge(baseOffset, max);
+            throw RecordBatchRewriter.overBudget(baseOffset, max, frameMax);
         }
         return length;
-    }
-
-    private static RecordRewriteException tooLarge(long baseOffset, int max) {
-        return new RecordRewriteException("Batch at base offset " + baseOffset + " decompresses to more than"
-                + " maxDecompressedBytes=" + max + " bytes", baseOffset, null);
     }
 
     private static RecordRewriteException bad(long baseOffset, String why) {

@@ -35,7 +35,7 @@ class FetchWarnRateLimitTest {
             assertEquals(Errors.CORRUPT_MESSAGE.code(), response.responses().get(0).partitions().get(0).errorCode());
         }
         assertEquals(1, warnings.size(), warnings.toString());
-        assertTrue(warnings.get(0).startsWith("fetch secret-a-0 at offset 0: "), warnings.get(0));
+        assertTrue(warnings.get(0).startsWith("fetch \"secret-a\"-0 at offset 0: "), warnings.get(0));
 
         now.addAndGet(INTERVAL.toNanos());
         decryptor.decrypt(corrupt("secret-a", 0), (short) 12);

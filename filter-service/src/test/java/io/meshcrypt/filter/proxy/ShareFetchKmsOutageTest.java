@@ -113,10 +113,13 @@ class ShareFetchKmsOutageTest {
     }
 
     @Test
-    void givenKmsBackAtTheProbe_whenShareFetchRequest_thenReleasedUnchangedAndRecordsDecryptAgain() throws Exception {
+    void givenKmsBackAtTwoConsecutiveProbes_whenShareFetchRequest_thenReleasedUnchangedAndRecordsDecryptAgain()
+            throws Exception {
         cipher.kmsDown.set(true);
         decryptor.decrypt(response());
         cipher.kmsDown.set(false);
+        now.addAndGet(PROBE.toNanos());
+        assertTrue(decryptor.holdShareFetch(request(), V1), "one answered probe does not lift the hold");
         now.addAndGet(PROBE.toNanos());
         ShareFetchRequestData request = request();
         byte[] before = KafkaFrames.requestFrame(3, ApiKeys.SHARE_FETCH, V1, request);
