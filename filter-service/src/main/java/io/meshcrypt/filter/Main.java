@@ -86,7 +86,7 @@ public final class Main {
         KeyCipher keyCipher = config.sivKeyset() == null ? null : KeyCipher.openOrCreate(config.sivKeyset());
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
                 new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
-                        limits.maxTopicIds(), limits.maxDecompressedBytes()),
+                        limits.maxTopicIds(), limits.maxDecompressedBytes(), limits.maxNewDataKeysPerRequest()),
                 new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal()));
         // The HTTP path still waits for a data key on its worker (at most kmsTimeout); the Kafka path parks instead.
         HttpProcessor http = new HttpProcessor(config.http(), cipher instanceof EnvelopeCipher envelopes

@@ -13,13 +13,15 @@ import java.util.Objects;
  * @param maxFrameBytes largest Kafka frame held for rewriting, either direction (also the top-level {@code maxFrameBytes})
  * @param maxRequestFrameBytes largest request frame of any kind a client may announce, passed through or not
  * @param maxInFlightRequests requests one connection may have awaiting their response
- * @param maxDecompressedBytes most bytes one record batch may decompress to
+ * @param maxDecompressedBytes most bytes all record batches of one frame (a Produce request, a Fetch or ShareFetch response) may decompress to, together
  * @param maxHeldBytesPerConnection most bytes the incomplete frames of one connection may announce, both directions
  * @param maxHeldBytesTotal most bytes all connections together may hold: bytes of incomplete frames really received, plus
  *     {@code FrameStream.REWRITE_CHARGE - 1} times the size of each frame being rewritten (its copies)
  * @param heldFrameTimeout how long a held frame may take to arrive completely, from its first byte
  * @param newDataKeysPerSecond sustained rate at which new data keys (KMS wraps) may be created, process-wide
  * @param newDataKeysBurst how many new data keys may be created at once above that rate
+ * @param maxNewDataKeysPerRequest most topics without a ready data key one Produce request may name; past it the
+ *     connection is closed (the first ones are still prepared, so a client that retries makes progress)
  * @param maxTopicIds most topic id to name mappings remembered
  * @param maxExtProcMessageBytes largest gRPC message (one socket read of Envoy) the ext_proc server accepts
  */
@@ -33,6 +35,7 @@ public record Limits(
         Duration heldFrameTimeout,
         int newDataKeysPerSecond,
         int newDataKeysBurst,
+        int maxNewDataKeysPerRequest,
         int maxTopicIds,
         int maxExtProcMessageBytes) {
 
@@ -45,6 +48,8 @@ public record Limits(
     public static final Duration DEFAULT_HELD_FRAME_TIMEOUT = Duration.ofSeconds(30);
     public static final int DEFAULT_NEW_DATA_KEYS_PER_SECOND = 50;
     public static final int DEFAULT_NEW_DATA_KEYS_BURST = 200;
+    /** 2 s of new keys at the default rate: well inside Envoy's 5 s message_timeout for the deferred request. */
+    public static final int DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST = 100;
     public static final int DEFAULT_MAX_TOPIC_IDS = 100_000;
     public static final int DEFAULT_MAX_EXT_PROC_MESSAGE_BYTES = 64 * 1024 * 1024;
     /** Bytes of the Kafka size field, held with every frame. */
@@ -57,6 +62,7 @@ public record Limits(
         positive(maxDecompressedBytes, "maxDecompressedBytes");
         positive(newDataKeysPerSecond, "newDataKeysPerSecond");
         positive(newDataKeysBurst, "newDataKeysBurst");
+        positive(maxNewDataKeysPerRequest, "maxNewDataKeysPerRequest");
         positive(maxTopicIds, "maxTopicIds");
         positive(maxExtProcMessageBytes, "maxExtProcMessageBytes");
         Objects.requireNonNull(heldFrameTimeout, "heldFrameTimeout");
@@ -85,7 +91,8 @@ public record Limits(
         return new Limits(maxFrameBytes, DEFAULT_MAX_REQUEST_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT_REQUESTS,
                 DEFAULT_MAX_DECOMPRESSED_BYTES, defaultHeldBytesPerConnection(maxFrameBytes),
                 defaultHeldBytesTotal(maxFrameBytes, Runtime.getRuntime().maxMemory()), DEFAULT_HELD_FRAME_TIMEOUT,
-                DEFAULT_NEW_DATA_KEYS_PER_SECOND, DEFAULT_NEW_DATA_KEYS_BURST, DEFAULT_MAX_TOPIC_IDS,
+                DEFAULT_NEW_DATA_KEYS_PER_SECOND, DEFAULT_NEW_DATA_KEYS_BURST, DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST,
+                DEFAULT_MAX_TOPIC_IDS,
                 DEFAULT_MAX_EXT_PROC_MESSAGE_BYTES);
     }
 

@@ -20,7 +20,7 @@ final class LimitsReader {
 
     static final List<String> KEYS = List.of("maxFrameBytes", "maxRequestFrameBytes", "maxInFlightRequests",
             "maxDecompressedBytes", "maxHeldBytesPerConnection", "maxHeldBytesTotal", "heldFrameTimeout",
-            "newDataKeysPerSecond", "newDataKeysBurst", "maxTopicIds", "maxExtProcMessageBytes");
+            "newDataKeysPerSecond", "newDataKeysBurst", "maxNewDataKeysPerRequest", "maxTopicIds", "maxExtProcMessageBytes");
     private static final Pattern DURATION = Pattern.compile("([0-9]{1,9})(ms|s|m)");
     /** A held frame that may take a day to arrive is no deadline. */
     private static final Duration MAX_HELD_FRAME_TIMEOUT = Duration.ofHours(1);
@@ -66,6 +66,7 @@ final class LimitsReader {
                 duration(mapping, "heldFrameTimeout", d.heldFrameTimeout()),
                 integer(mapping, "newDataKeysPerSecond", d.newDataKeysPerSecond()),
                 integer(mapping, "newDataKeysBurst", d.newDataKeysBurst()),
+                integer(mapping, "maxNewDataKeysPerRequest", d.maxNewDataKeysPerRequest()),
                 integer(mapping, "maxTopicIds", d.maxTopicIds()),
                 integer(mapping, "maxExtProcMessageBytes", d.maxExtProcMessageBytes()));
     }

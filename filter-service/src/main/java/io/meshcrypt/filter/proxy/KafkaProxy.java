@@ -23,21 +23,23 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      *     broker's own {@code socket.request.max.bytes}, so no request the broker would accept is refused
      * @param maxInFlightRequests most requests awaiting a response on one connection (Kafka clients keep a handful)
      * @param maxTopicIds most topic ids remembered for ShareFetch/ShareAcknowledge, process wide ({@link TopicNames})
+     * @param maxNewDataKeysPerRequest most topics without a ready data key one Produce may name (see ProduceEncryptor)
      * @param maxDecompressedBytes most bytes the compressed batches of one rewritten frame (a Produce request, a
      *     Fetch or ShareFetch response) may inflate to together (a decompression bomb, or many, fail their frame
      *     instead of exhausting the heap). The rewritten records of one frame are bounded too: by {@code
      *     maxRequestFrameBytes} for a Produce request, by {@code maxFrameBytes} for a response
      */
     public record Limits(int maxFrameBytes, int maxRequestFrameBytes, int maxInFlightRequests, int maxTopicIds,
-                         int maxDecompressedBytes) {
+                         int maxDecompressedBytes, int maxNewDataKeysPerRequest) {
         public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
         public static final int DEFAULT_MAX_REQUEST_FRAME_BYTES = 104_857_600;
         public static final int DEFAULT_MAX_IN_FLIGHT_REQUESTS = 4096;
         public static final int DEFAULT_MAX_TOPIC_IDS = 100_000;
+        public static final int DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST = 100;
 
         public Limits {
             if (maxFrameBytes <= 0 || maxRequestFrameBytes <= 0 || maxInFlightRequests <= 0 || maxTopicIds < 0
-                    || maxDecompressedBytes <= 0) {
+                    || maxDecompressedBytes <= 0 || maxNewDataKeysPerRequest <= 0) {
                 throw new IllegalArgumentException("limits must be positive (maxTopicIds may be 0): " + maxFrameBytes
                         + ", " + maxRequestFrameBytes + ", " + maxInFlightRequests + ", " + maxTopicIds + ", "
                         + maxDecompressedBytes);
@@ -50,7 +52,15 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
         }
 
         public Limits withMaxFrameBytes(int bytes) {
-            return new Limits(bytes, maxRequestFrameBytes, maxInFlightRequests, maxTopicIds, maxDecompressedBytes);
+            return new Limits(bytes, maxRequestFrameBytes, maxInFlightRequests, maxTopicIds, maxDecompressedBytes,
+                    maxNewDataKeysPerRequest);
+        }
+
+        /** With the default {@code maxNewDataKeysPerRequest}. */
+        public Limits(int maxFrameBytes, int maxRequestFrameBytes, int maxInFlightRequests, int maxTopicIds,
+                      int maxDecompressedBytes) {
+            this(maxFrameBytes, maxRequestFrameBytes, maxInFlightRequests, maxTopicIds, maxDecompressedBytes,
+                    DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST);
         }
     }
 
@@ -126,7 +136,8 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     public synchronized void policy(EncryptionPolicy policy) {
         Objects.requireNonNull(policy, "policy");
         ValueCrypto crypto = new ValueCrypto(cipher, keyCipher, policy);
-        this.produce = new ProduceEncryptor(policy, crypto, limits.maxDecompressedBytes(), limits.maxRequestFrameBytes());
+        this.produce = new ProduceEncryptor(policy, crypto, limits.maxDecompressedBytes(), limits.maxRequestFrameBytes(),
+                limits.maxNewDataKeysPerRequest());
         this.fetch = new FetchDecryptor(policy, topicNames, crypto, limits.maxDecompressedBytes(), limits.maxFrameBytes(),
                 kmsOutage);
     }

@@ -37,6 +37,7 @@ final class ProduceEncryptor {
     private final EncryptionPolicy policy;
     private final ValueCrypto crypto;
     private final int maxDecompressedBytes;
+    private final int maxNewDataKeysPerRequest;
     private final long maxOutputBytes;
 
     /** Refuses what the fetch path would take for an envelope; returns nothing useful (inspect ignores it). */
@@ -62,6 +63,20 @@ final class ProduceEncryptor {
      *     forwarded to the broker, which refuses one larger than its {@code socket.request.max.bytes} anyway
      */
     ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes) {
+        this(policy, crypto, maxDecompressedBytes, maxOutputBytes, KafkaProxy.Limits.DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST);
+    }
+
+    /**
+     * @param maxNewDataKeysPerRequest most topics without a ready data key one request may name: the first ones are
+     *     prepared (so a client that retries makes progress), and then the connection is closed, so that one request
+     *     naming thousands of topics cannot fill the key manager's queue and starve other connections' new topics
+     */
+    ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes,
+                     int maxNewDataKeysPerRequest) {
+        if (maxNewDataKeysPerRequest <= 0) {
+            throw new IllegalArgumentException("maxNewDataKeysPerRequest must be positive, got " + maxNewDataKeysPerRequest);
+        }
+        this.maxNewDataKeysPerRequest = maxNewDataKeysPerRequest;
         if (maxDecompressedBytes <= 0 || maxOutputBytes <= 0) {
             throw new IllegalArgumentException("maxDecompressedBytes and maxOutputBytes must be positive, got "
                     + maxDecompressedBytes + " and " + maxOutputBytes);
@@ -120,15 +135,17 @@ final class ProduceEncryptor {
     }
 
     /** Fails the request when a value of a decryptOnly-but-not-encrypted topic would pass for an envelope on fetch. */
-    private static void refuseEnvelopes(ProduceRequestData.TopicProduceData topic, FrameBudget budget)
+    private void refuseEnvelopes(ProduceRequestData.TopicProduceData topic, FrameBudget budget)
             throws KafkaFrameException {
         String name = topic.name();
+        // Keys too, where the fetch path would decrypt key envelopes (null when it never does).
+        ValueRewriter keys = crypto.keyGuard(name);
         for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
             if (partition.records() == null) {
                 continue;
             }
             try {
-                RecordBatchRewriter.inspect(memoryRecords(name, partition), NO_ENVELOPES,
+                RecordBatchRewriter.inspect(memoryRecords(name, partition), NO_ENVELOPES, keys,
                         RecordBatchRewriter.TruncatedTail.REJECT, budget);
             } catch (RecordRewriteException e) {
                 throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
@@ -163,6 +180,11 @@ final class ProduceEncryptor {
                 if (ready != null) {
                     if (pending == null) {
                         pending = new ArrayList<>();
+                    }
+                    if (pending.size() == maxNewDataKeysPerRequest) {
+                        throw new KafkaFrameException("Produce names more than " + maxNewDataKeysPerRequest
+                                + " topics whose data keys are not ready (limits.maxNewDataKeysPerRequest); the keys of"
+                                + " those seen so far are being made, so a retry gets further");
                     }
                     pending.add(ready);
                 }

@@ -157,6 +157,12 @@ public final class RecordBatchRewriter {
      */
     public static void inspect(MemoryRecords records, ValueRewriter inspector, TruncatedTail truncatedTail,
                                FrameBudget budget) throws RecordRewriteException {
+        inspect(records, inspector, null, truncatedTail, budget);
+    }
+
+    /** As {@link #inspect(MemoryRecords, ValueRewriter, TruncatedTail, FrameBudget)}, also showing every non-null key to {@code keyInspector} (when not null). */
+    public static void inspect(MemoryRecords records, ValueRewriter inspector, ValueRewriter keyInspector,
+                               TruncatedTail truncatedTail, FrameBudget budget) throws RecordRewriteException {
         Objects.requireNonNull(records, "records");
         Objects.requireNonNull(inspector, "inspector");
         Objects.requireNonNull(truncatedTail, "truncatedTail");
@@ -165,7 +171,7 @@ public final class RecordBatchRewriter {
         if (!in.hasRemaining()) {
             return;
         }
-        Job job = new Job(in, inspector, null, budget, truncatedTail, true);
+        Job job = new Job(in, inspector, keyInspector, budget, truncatedTail, true);
         try {
             job.run();
         } catch (OverBudget e) {
@@ -364,14 +370,14 @@ public final class RecordBatchRewriter {
                 throws RecordRewriteException {
             try {
                 if (codec.type() == CompressionType.NONE) {
-                    rewriteRecords(in, inValues, null, start + RECORD_BATCH_OVERHEAD, start + size,
+                    rewriteRecords(in, inValues, inKeys, start + RECORD_BATCH_OVERHEAD, start + size,
                             OutputStream.nullOutputStream(), count, baseOffset);
                 } else {
                     int length = decompress(codec, in.slice(start + RECORD_BATCH_OVERHEAD, size - RECORD_BATCH_OVERHEAD),
                             baseOffset);
                     ByteBuffer plain = ByteBuffer.wrap(decompressed, 0, length);
-                    rewriteRecords(plain, plain.asReadOnlyBuffer(), null, 0, length, OutputStream.nullOutputStream(),
-                            count, baseOffset);
+                    rewriteRecords(plain, plain.asReadOnlyBuffer(), keyRewriter == null ? null : plain.asReadOnlyBuffer(),
+                            0, length, OutputStream.nullOutputStream(), count, baseOffset);
                 }
             } catch (IOException e) {
                 throw new IllegalStateException("the null output stream does not throw", e);

@@ -59,7 +59,7 @@ class LimitsConfigTest {
                 """));
 
         assertEquals(new Limits(1_000_000, 2_000_000, 64, 3_000_000, 4_000_000L, 50_000_000_000L,
-                Duration.ofMillis(1500), 5, 9, 777, 1_048_576), config.limits());
+                Duration.ofMillis(1500), 5, 9, 100, 777, 1_048_576), config.limits());
         assertEquals(1_000_000, config.maxFrameBytes(), "the top-level accessor follows limits.maxFrameBytes");
     }
 
@@ -117,15 +117,15 @@ class LimitsConfigTest {
     @Test
     void givenLimitsRecord_whenTotalBelowOneFrameBeingRewritten_thenRejected() {
         assertThrows(IllegalArgumentException.class, () -> new Limits(1000, 1, 1, 1, 1004, 3011, Duration.ofSeconds(1),
-                1, 1, 1, 1));
-        new Limits(1000, 1, 1, 1, 1004, 3012, Duration.ofSeconds(1), 1, 1, 1, 1);
+                1, 1, 1, 1, 1));
+        new Limits(1000, 1, 1, 1, 1004, 3012, Duration.ofSeconds(1), 1, 1, 1, 1, 1);
     }
 
     @Test
     void givenLimitsRecord_whenHeldBudgetBelowOneFrame_thenRejected() {
         assertThrows(IllegalArgumentException.class, () -> new Limits(1000, 1, 1, 1, 1003, 5000, Duration.ofSeconds(1),
-                1, 1, 1, 1));
+                1, 1, 1, 1, 1));
         assertThrows(IllegalArgumentException.class, () -> new Limits(1000, 1, 1, 1, 1004, 5000, Duration.ZERO,
-                1, 1, 1, 1));
+                1, 1, 1, 1, 1));
     }
 }

@@ -123,6 +123,42 @@ class ProduceDeferralTest {
         assertFalse(e instanceof RewriteDeferred);
     }
 
+    @Test
+    void givenProduceNamingMoreNewTopicsThanTheLimit_whenSent_thenClosedWithoutPreparingTheRest() throws Exception {
+        EncryptionPolicy policy = EncryptionPolicy.ofRules(List.of(TopicRule.wholeValue("secret-*")),
+                EncryptionPolicy.Unmatched.PASSTHROUGH);
+        ValueCipher cipher = new ValueCipher() {
+            @Override
+            public ByteBuffer encrypt(String topic, ByteBuffer plaintext) {
+                throw new AssertionError("nothing may be encrypted");
+            }
+
+            @Override
+            public ByteBuffer decrypt(String topic, ByteBuffer envelope) {
+                throw new AssertionError();
+            }
+
+            @Override
+            public CompletableFuture<Void> prepareForEncryption(String topic) {
+                prepared.add(topic);
+                return keysReady;
+            }
+        };
+        KafkaProxy.Limits limits = new KafkaProxy.Limits(1 << 20, 1 << 20, 16, 16, 1 << 20, 3);
+        ConnectionHandler limited = new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), limits).open();
+        List<String> topics = new ArrayList<>();
+        for (int i = 0; i < 1000; i++) {
+            topics.add("secret-" + i);
+        }
+        byte[] produce = requestFrame(1, ApiKeys.PRODUCE, PRODUCE_V, produce(topics, "v"));
+
+        Exception e = assertThrows(Exception.class, () -> limited.onRead(ByteString.copyFrom(produce), false));
+
+        assertFalse(e instanceof RewriteDeferred, "refused, not deferred: " + e);
+        assertTrue(e.getMessage().contains("limits.maxNewDataKeysPerRequest"), e.getMessage());
+        assertEquals(4, prepared.size(), "only the first topics reach the key manager, not all 1000");
+    }
+
     private static ProduceRequestData produce(List<String> topics, String value) {
         ProduceRequestData.TopicProduceDataCollection all = new ProduceRequestData.TopicProduceDataCollection();
         for (String topic : topics) {
