@@ -64,15 +64,22 @@ public final class KafkaCodec {
     }
 
     /** Encodes a frame: size field, the original header bytes, then the (rewritten) body. */
-    public static ByteString encode(Decoded<?> decoded) {
-        ObjectSerializationCache cache = new ObjectSerializationCache();
-        int headerSize = decoded.header().remaining();
-        int bodySize = decoded.body().size(cache, decoded.version());
-        ByteBuffer out = ByteBuffer.allocate(4 + headerSize + bodySize);
-        out.putInt(headerSize + bodySize);
-        out.put(decoded.header().duplicate());
-        decoded.body().write(new ByteBufferAccessor(out), cache, decoded.version());
-        return UnsafeByteOperations.unsafeWrap(out.array());
+    public static ByteString encode(Decoded<?> decoded) throws KafkaFrameException {
+        try {
+            ObjectSerializationCache cache = new ObjectSerializationCache();
+            int headerSize = decoded.header().remaining();
+            int bodySize = decoded.body().size(cache, decoded.version());
+            ByteBuffer out = ByteBuffer.allocate(4 + headerSize + bodySize);
+            out.putInt(headerSize + bodySize);
+            out.put(decoded.header().duplicate());
+            decoded.body().write(new ByteBufferAccessor(out), cache, decoded.version());
+            return UnsafeByteOperations.unsafeWrap(out.array());
+        } catch (RuntimeException e) {
+            // What decoded may still not re-encode (e.g. unknown tagged fields out of order, found by fuzzing): the
+            // frame is refused like one that does not decode.
+            throw new KafkaFrameException("cannot re-encode " + decoded.body().getClass().getSimpleName() + " v"
+                    + decoded.version() + ": " + e.getMessage(), e);
+        }
     }
 
     /** The api key of a request head, or null when this kafka-clients version does not know it. */
