@@ -124,6 +124,8 @@ class FrameStreamFuzzTest {
                         held.add(new long[] {p, Long.MAX_VALUE});
                         break;
                     }
+                    // The size field and the head are held until complete, whatever is decided then.
+                    held.add(new long[] {p, p + 3});
                     int size = ByteBuffer.wrap(s, p, 4).getInt();
                     if (size < 0) {
                         failAt = p + 3;
@@ -131,8 +133,8 @@ class FrameStreamFuzzTest {
                     }
                     long prefixEnd = p + 4L + Math.min(size, headBytes);
                     long frameEnd = p + 4L + size;
+                    held.add(new long[] {p, prefixEnd - 1});
                     if (prefixEnd > n) {
-                        held.add(new long[] {p, Long.MAX_VALUE});
                         break;
                     }
                     byte[] head = Arrays.copyOfRange(s, p + 4, (int) prefixEnd);
@@ -164,7 +166,6 @@ class FrameStreamFuzzTest {
                         }
                         emit(replacement, 0, replacement.length, frameEnd - 1);
                     } else {
-                        held.add(new long[] {p, prefixEnd - 1});
                         emit(s, p, (int) (prefixEnd - p), prefixEnd - 1);
                         for (long i = prefixEnd; i < Math.min(frameEnd, n); i++) {
                             emit(s, (int) i, 1, i);
