@@ -133,11 +133,25 @@ class ConfigReaderFuzzTest {
                 keys:
                   provider: local
                   local: {keyset: kek.json}
-                  dek: {maxRecords: 1000000, maxAge: 1h}
-                  cache: {ttl: 10m, maxEntries: 1000}
+                  dek: {maxRecords: 1000000, maxAgeSeconds: 3600}
+                  cache: {ttlSeconds: 600, maxEntries: 1000}
+                  kmsTimeoutMillis: 2000
+                  kekCheckSeconds: 300
+                """;
+        String pkcs11 = """
+                keys:
+                  provider: pkcs11
+                  pkcs11: {library: /usr/lib/softhsm/libsofthsm2.so, slot: 0, pinEnv: PIN, label: kek}
+                """;
+        String awsKms = """
+                keys:
+                  provider: aws-kms
+                  awsKms: {keyId: "arn:aws:kms:eu-west-1:111122223333:key/abc", region: eu-west-1, endpoint: "http://127.0.0.1:5000"}
                 """;
         FuzzSupport.seed(root, getClass(), filter, "full", utf8(filterYaml + policy + http));
         FuzzSupport.seed(root, getClass(), filter, "keys", utf8(filterYaml + keys));
+        FuzzSupport.seed(root, getClass(), filter, "keys-pkcs11", utf8("keyset: k.json\n" + pkcs11));
+        FuzzSupport.seed(root, getClass(), filter, "keys-aws-kms", utf8(awsKms + policy));
         FuzzSupport.seed(root, getClass(), filter, "minimal", utf8("keyset: k.json\n"));
         FuzzSupport.seed(root, getClass(), filter, "policy-from", utf8("keyset: k.json\npolicyFrom: mesh.yaml\nsivKeyset: s.json\n"));
         FuzzSupport.seed(root, getClass(), filter, "anchors-and-flow", utf8("keyset: &k k.json\nbrokers: {1: *k}\npolicy: {encrypt: [], unmatched: passthrough}\n"));
