@@ -17,6 +17,9 @@
 #                next campaign and replayed by local test runs)
 #   logs         filter-service/target/fuzz-logs/<Class>.<method>.log
 # CI never fuzzes: without JAZZER_FUZZ the harnesses only replay the committed inputs.
+#
+# FUZZ_KEEP_GOING=N  keep fuzzing after a finding, until N distinct findings (Jazzer dedups them by stack trace);
+#                    default 1: stop at the first
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -97,7 +100,7 @@ for h in "${SELECTED[@]}"; do
   echo "==> $cls#$method (${SECONDS_EACH}s), log: ${log#"$ROOT"/}"
   # The config readers compile the regexes an operator writes (http pathRegex, body patterns) by design: Jazzer's
   # regex-injection detector would only report that. Runaway regexes still show up as timeouts.
-  extra=()
+  extra=(-Djazzer.keep_going="${FUZZ_KEEP_GOING:-1}")
   case $cls in
     ConfigReaderFuzzTest) extra+=(-Djazzer.disabled_hooks=com.code_intelligence.jazzer.sanitizers.RegexInjection) ;;
   esac
