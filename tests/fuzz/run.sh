@@ -72,7 +72,9 @@ for h in "${HARNESSES[@]}"; do
 done
 ((${#SELECTED[@]} > 0)) || { echo "no harness matches '$FILTER'; harnesses: ${HARNESSES[*]##*.}" >&2; exit 2; }
 
-mkdir -p "$LOGS"
+mkdir -p "$LOGS" "$CORPUS"
+# The generated corpus is machine-local working state: it ignores itself so that no `git add -A` picks it up.
+[[ -f $CORPUS/.gitignore ]] || printf '# written by tests/fuzz/run.sh: Jazzer'"'"'s working corpus is never committed\n*\n' >"$CORPUS/.gitignore"
 echo "fuzzing ${#SELECTED[@]} harness(es), ${SECONDS_EACH}s each, Java $(java_major "$JAVA_HOME") at $JAVA_HOME"
 echo "compiling..."
 (cd "$ROOT" && ./mvnw -q -B -pl filter-service -am test-compile -DskipTests) >"$LOGS/compile.log" 2>&1 \
