@@ -27,14 +27,16 @@ import org.apache.kafka.common.record.internal.RecordBatch;
 import org.apache.kafka.common.record.internal.SimpleRecord;
 import org.apache.kafka.common.record.internal.ControlRecordType;
 import org.apache.kafka.common.utils.internals.ByteBufferOutputStream;
+import org.apache.kafka.common.utils.internals.Crc32C;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 
 /**
  * RecordBatchRewriter on mutated record batches (the Produce and Fetch payloads a hostile client or broker controls).
  *
- * <p>Input: byte 0 = mode (bit 0: truncated tail REJECT instead of PASS_THROUGH; bit 1: also rewrite keys), the rest
- * = the records section. Invariants: only RecordRewriteException escapes; the rewriter can read what it wrote (an
+ * <p>Input: byte 0 = mode (bit 0: truncated tail REJECT instead of PASS_THROUGH; bit 1: also rewrite keys; bit 2:
+ * recompute every batch CRC first, as an attacker would, so that mutations get past the CRC check into the
+ * decompression and record parsing), the rest = the records section. Invariants: only RecordRewriteException escapes; the rewriter can read what it wrote (an
  * identity rewrite of the output succeeds and changes nothing); and encrypting then decrypting gives exactly what an
  * identity rewrite gives, keys included.
  */
@@ -68,6 +70,9 @@ class RecordBatchRewriterFuzzTest {
         TruncatedTail tail = (input[0] & 1) != 0 ? TruncatedTail.REJECT : TruncatedTail.PASS_THROUGH;
         boolean keys = (input[0] & 2) != 0;
         byte[] section = Arrays.copyOfRange(input, 1, input.length);
+        if ((input[0] & 4) != 0) {
+            fixCrcs(section);
+        }
 
         byte[] identity;
         try {
@@ -93,6 +98,20 @@ class RecordBatchRewriterFuzzTest {
                     "decrypting what was encrypted must give back the identity rewrite");
         } catch (RecordRewriteException e) {
             fail("what was encrypted does not decrypt: " + e.getMessage(), e);
+        }
+    }
+
+    /** Recomputes the CRC-32C of every v2 batch whose length field fits, like a producer or broker forging batches. */
+    static void fixCrcs(byte[] section) {
+        ByteBuffer b = ByteBuffer.wrap(section);
+        int p = 0;
+        while (section.length - p >= 61) {
+            int size = b.getInt(p + 8) + 12;
+            if (size < 61 || size > section.length - p) {
+                return;
+            }
+            b.putInt(p + 17, (int) Crc32C.compute(section, p + 21, size - 21));
+            p += size;
         }
     }
 
@@ -123,6 +142,13 @@ class RecordBatchRewriterFuzzTest {
             byte[] batch = bytes(MemoryRecords.withRecords(Compression.of(codec).build(), records));
             FuzzSupport.seed(root, getClass(), method, codec.name + "-values", FuzzSupport.concat(new byte[] {0}, batch));
             FuzzSupport.seed(root, getClass(), method, codec.name + "-keys-reject", FuzzSupport.concat(new byte[] {3}, batch));
+            if (codec == CompressionType.GZIP || codec == CompressionType.ZSTD) { // the others compress zeros only ~20-250x
+                // 4 MiB of zeros in one value: a small compressed batch that expands a thousandfold (bomb-shaped,
+                // still harmless), with the fix-CRC bit so that mutations of its size fields stay checksummed.
+                byte[] zeros = bytes(MemoryRecords.withRecords(Compression.of(codec).build(),
+                        new SimpleRecord(1_700_000_000_000L, null, new byte[4 << 20])));
+                FuzzSupport.seed(root, getClass(), method, codec.name + "-4mib-of-zeros", FuzzSupport.concat(new byte[] {4}, zeros));
+            }
         }
         byte[] idempotent = bytes(MemoryRecords.withIdempotentRecords(Compression.NONE, 42L, (short) 1, 7, records));
         byte[] control = bytes(MemoryRecords.withEndTransactionMarker(100L, 0L, 5, 42L, (short) 1,
