@@ -40,10 +40,12 @@ public final class FuzzSupport {
 
     /**
      * slf4j-simple reads its level once, on first use; millions of WARN lines (one per rejected envelope) would make
-     * the fuzzer measure the console instead of the parser. Effective only when no logger was created yet.
+     * the fuzzer measure the console instead of the parser. Effective only when no logger was created yet, and only
+     * while fuzzing (JAZZER_FUZZ set): a plain test run shares its JVM with tests that may read the log.
      */
     public static void quietLogs() {
-        if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
+        String fuzzing = System.getenv("JAZZER_FUZZ");
+        if (fuzzing != null && !fuzzing.isEmpty() && System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
             System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "error");
         }
     }
