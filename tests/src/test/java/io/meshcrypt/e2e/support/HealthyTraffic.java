@@ -97,6 +97,28 @@ public final class HealthyTraffic implements AutoCloseable {
         }
     }
 
+    /** Rates and longest gaps over the window, for the test's log: what the assertions judged. */
+    public String summary(long from, long to) {
+        double seconds = (to - from) / 1e9;
+        return String.format("acked %.0f records/s (longest gap %d ms), consumed %.0f records/s (longest gap %d ms) over %.1f s",
+                rate(acks, from, to, seconds), gapMillis(acks, from, to), rate(consumed, from, to, seconds),
+                gapMillis(consumed, from, to), seconds);
+    }
+
+    private static double rate(ConcurrentLinkedQueue<Long> times, long from, long to, double seconds) {
+        return times.stream().filter(t -> t >= from && t <= to).count() / seconds;
+    }
+
+    private static long gapMillis(ConcurrentLinkedQueue<Long> times, long from, long to) {
+        long gap = 0;
+        long prev = from;
+        for (long t : times.stream().filter(x -> x >= from && x <= to).sorted().toList()) {
+            gap = Math.max(gap, t - prev);
+            prev = t;
+        }
+        return Math.max(gap, to - prev) / 1_000_000;
+    }
+
     private static void check(String what, ConcurrentLinkedQueue<Long> times, long from, long to, double seconds,
             double minPerSecond, Duration maxGap, String during) {
         List<Long> in = times.stream().filter(t -> t >= from && t <= to).sorted().toList();

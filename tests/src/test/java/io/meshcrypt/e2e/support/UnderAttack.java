@@ -66,6 +66,8 @@ public final class UnderAttack {
                 Thread.sleep(50);
             }
             long to = System.nanoTime();
+            System.out.printf("[under attack] %s: healthy traffic %s; filter-service peak RSS so far %d MiB%n", during,
+                    traffic.summary(from, to), peakRss.get() >> 20);
             try {
                 traffic.assertFlowed(from, to, MIN_RATE, MAX_STALL, "during " + during);
             } catch (Throwable t) {
