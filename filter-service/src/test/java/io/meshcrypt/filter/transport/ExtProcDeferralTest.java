@@ -5,13 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
-import io.grpc.ManagedChannel;
-import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
@@ -20,9 +19,7 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -73,51 +70,13 @@ class ExtProcDeferralTest {
         }
     }
 
-    private static final class Responses implements StreamObserver<ProcessingResponse> {
-        final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
-
-        @Override
-        public void onNext(ProcessingResponse value) {
-            events.add(value);
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            events.add(t);
-        }
-
-        @Override
-        public void onCompleted() {
-            events.add("completed");
-        }
-
-        Object next() throws InterruptedException {
-            Object event = events.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-            if (event == null) {
-                throw new AssertionError("no event from the server within " + TIMEOUT_SECONDS + " s");
-            }
-            return event;
-        }
-
-        String nextData() throws InterruptedException {
-            ProcessingResponse r = assertInstanceOf(ProcessingResponse.class, next());
-            return (r.hasReadData() ? r.getReadData() : r.getWriteData()).getData().toStringUtf8();
-        }
-    }
-
     private NetworkExternalProcessorGrpc.NetworkExternalProcessorStub client() throws Exception {
         // One worker: if a parked chunk blocked it, the second stream below could not be answered.
         ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
                 headers -> new DeferringHandler(),
                 ExtProcServer.Limits.defaults().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(2)));
         resources.add(server);
-        ManagedChannel channel = NettyChannelBuilder
-                .forAddress(InetAddress.getLoopbackAddress().getHostAddress(), server.port()).usePlaintext().build();
-        resources.add(() -> {
-            channel.shutdownNow();
-            channel.awaitTermination(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        });
-        return NetworkExternalProcessorGrpc.newStub(channel);
+        return ExtProcTestClient.connect(server, resources);
     }
 
     private static ProcessingRequest read(String data) {

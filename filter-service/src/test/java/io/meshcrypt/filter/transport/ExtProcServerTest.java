@@ -7,16 +7,15 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.DataProcessedStatus;
-import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
 import io.grpc.Status;
-import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.MetadataUtils;
 import io.grpc.stub.StreamObserver;
@@ -108,39 +107,6 @@ class ExtProcServerTest {
         }
     }
 
-    /** What the client side of one stream observed: responses, then at most one terminal event. */
-    static final class Responses implements StreamObserver<ProcessingResponse> {
-        static final Object COMPLETED = new Object();
-        final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
-
-        @Override
-        public void onNext(ProcessingResponse value) {
-            events.add(value);
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            events.add(t);
-        }
-
-        @Override
-        public void onCompleted() {
-            events.add(COMPLETED);
-        }
-
-        Object next() throws InterruptedException {
-            Object event = events.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-            if (event == null) {
-                throw new AssertionError("no event from the server within " + TIMEOUT_SECONDS + " s");
-            }
-            return event;
-        }
-
-        ProcessingResponse nextResponse() throws InterruptedException {
-            return assertInstanceOf(ProcessingResponse.class, next());
-        }
-    }
-
     private ExtProcServer startServer(ExtProcServer.Limits limits) throws Exception {
         ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), headers -> {
             RecordingHandler handler = new RecordingHandler();
@@ -156,15 +122,7 @@ class ExtProcServerTest {
     }
 
     private NetworkExternalProcessorGrpc.NetworkExternalProcessorStub client(ExtProcServer server) {
-        ManagedChannel channel = NettyChannelBuilder
-                .forAddress(InetAddress.getLoopbackAddress().getHostAddress(), server.port())
-                .usePlaintext()
-                .build();
-        resources.add(() -> {
-            channel.shutdownNow();
-            channel.awaitTermination(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        });
-        return NetworkExternalProcessorGrpc.newStub(channel);
+        return ExtProcTestClient.connect(server, resources);
     }
 
     private static ProcessingRequest read(String data, boolean endOfStream) {

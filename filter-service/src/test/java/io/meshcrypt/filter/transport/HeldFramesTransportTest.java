@@ -6,14 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
-import io.grpc.ManagedChannel;
 import io.grpc.Status;
-import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.meshcrypt.filter.framing.FrameAction;
 import io.meshcrypt.filter.framing.FrameHandler;
@@ -27,12 +25,10 @@ import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -102,37 +98,6 @@ class HeldFramesTransportTest {
         }
     }
 
-    static final class Responses implements StreamObserver<ProcessingResponse> {
-        final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
-
-        @Override
-        public void onNext(ProcessingResponse value) {
-            events.add(value);
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            events.add(t);
-        }
-
-        @Override
-        public void onCompleted() {
-            events.add("completed");
-        }
-
-        Object next() throws InterruptedException {
-            Object event = events.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-            if (event == null) {
-                throw new AssertionError("no event from the server within " + TIMEOUT_SECONDS + " s");
-            }
-            return event;
-        }
-
-        ProcessingResponse nextResponse() throws InterruptedException {
-            return assertInstanceOf(ProcessingResponse.class, next());
-        }
-    }
-
     private ExtProcServer start(HeldBytesBudget budget, Duration heldFrameTimeout) throws Exception {
         return start(headers -> new FramingHandler(budget), heldFrameTimeout);
     }
@@ -192,13 +157,7 @@ class HeldFramesTransportTest {
     }
 
     private StreamObserver<ProcessingRequest> open(ExtProcServer server, Responses responses) {
-        ManagedChannel channel = NettyChannelBuilder.forAddress(InetAddress.getLoopbackAddress().getHostAddress(), server.port())
-                .usePlaintext().build();
-        resources.add(() -> {
-            channel.shutdownNow();
-            channel.awaitTermination(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        });
-        return NetworkExternalProcessorGrpc.newStub(channel).process(responses);
+        return ExtProcTestClient.connect(server, resources).process(responses);
     }
 
     private static ProcessingRequest read(ByteString data) {
