@@ -4,7 +4,6 @@ import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.config.Limits;
 import io.meshcrypt.filter.config.PolicyWatcher;
-import io.meshcrypt.filter.crypto.EnvelopeCipher;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.ValueCipher;
@@ -88,9 +87,7 @@ public final class Main {
                 new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
                         limits.maxTopicIds(), limits.maxDecompressedBytes(), limits.maxNewDataKeysPerRequest()),
                 new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal()));
-        // The HTTP path still waits for a data key on its worker (at most kmsTimeout); the Kafka path parks instead.
-        HttpProcessor http = new HttpProcessor(config.http(), cipher instanceof EnvelopeCipher envelopes
-                ? envelopes.blocking(config.keys().kmsTimeout()) : cipher);
+        HttpProcessor http = new HttpProcessor(config.http(), cipher);
         ExtProcServer.Limits serverLimits = ExtProcServer.Limits.defaults()
                 .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
                 .withHeldFrameTimeout(limits.heldFrameTimeout());

@@ -75,6 +75,21 @@ public final class HttpExchange {
      *     must be ignored)
      */
     public ProcessingResponse handle(ProcessingRequest request) {
+        boolean requestBodyWasSeen = requestBodySeen;
+        boolean responseBodyWasSeen = responseBodySeen;
+        HttpRule ruleBefore = rule;
+        try {
+            return answer(request);
+        } catch (KeyWait wait) {
+            // Nothing was answered: the same message comes again once the key is ready, to the same state.
+            requestBodySeen = requestBodyWasSeen;
+            responseBodySeen = responseBodyWasSeen;
+            rule = ruleBefore;
+            throw wait;
+        }
+    }
+
+    private ProcessingResponse answer(ProcessingRequest request) {
         if (request.hasProtocolConfig()) {
             requestBodyMode = request.getProtocolConfig().getRequestBodyMode();
             responseBodyMode = request.getProtocolConfig().getResponseBodyMode();

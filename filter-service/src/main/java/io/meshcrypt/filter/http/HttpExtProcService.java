@@ -99,6 +99,11 @@ public final class HttpExtProcService extends ExternalProcessorGrpc.ExternalProc
             ProcessingResponse response;
             try {
                 response = exchange.handle(request);
+            } catch (KeyWait wait) {
+                // The worker never waits for the KMS: answer this message again once its data key is ready (Envoy
+                // sends nothing else meanwhile; its message_timeout bounds the wait).
+                wait.ready().whenComplete((ignored, error) -> hop(() -> handle(request)));
+                return;
             } catch (RuntimeException e) {
                 log.warn("http ext_proc stream {}: processing failed, answering 500", id, e);
                 response = HttpExchange.internalError();

@@ -1,7 +1,10 @@
 package io.meshcrypt.filter.http;
 
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.transform.JsonTransformer;
+import java.nio.ByteBuffer;
+import java.security.GeneralSecurityException;
 import java.util.Objects;
 
 /** What all HTTP exchanges share: the rules and the transform engine. Thread-safe. */
@@ -12,7 +15,30 @@ public final class HttpProcessor {
 
     public HttpProcessor(HttpRules rules, ValueCipher cipher) {
         this.rules = Objects.requireNonNull(rules, "rules");
-        this.transformer = new JsonTransformer(cipher);
+        this.transformer = new JsonTransformer(parking(cipher));
+    }
+
+    /** A key not ready yet becomes a {@link KeyWait}: the stream answers the message again later, never waits. */
+    private static ValueCipher parking(ValueCipher cipher) {
+        return new ValueCipher() {
+            @Override
+            public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
+                try {
+                    return cipher.encrypt(topic, plaintext);
+                } catch (KeyNotReadyException e) {
+                    throw new KeyWait(e.ready());
+                }
+            }
+
+            @Override
+            public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
+                try {
+                    return cipher.decrypt(topic, envelope);
+                } catch (KeyNotReadyException e) {
+                    throw new KeyWait(e.ready());
+                }
+            }
+        };
     }
 
     /** The rules in force. */
