@@ -260,7 +260,10 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
     private void resetWithoutRequest(Status status, String reason) {
         done = true;
         try {
-            log.warn("ext_proc stream {}: {}; resetting the connection", id, reason);
+            String note = ResetWarnings.SHARED.admit();
+            if (note != null) {
+                log.warn("ext_proc stream {}: {}; resetting the connection{}", id, reason, note);
+            }
             call.onError(status.asRuntimeException());
         } catch (Throwable sendFailure) {
             log.debug("ext_proc stream {}: could not fail the stream, it is already gone", id, sendFailure);
@@ -352,23 +355,29 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         String reason = describe(e);
         if (e instanceof ProtocolViolation) {
             metrics.streamError();
-            log.warn("ext_proc stream {}: protocol violation, resetting the connection: {}", id, reason);
         } else if (e instanceof HeldFrameTimeout) {
             metrics.heldFrameTimedOut();
-            log.warn("ext_proc stream {}: {}; resetting the connection", id, reason);
         } else {
             metrics.handlerFailed();
-            if (e instanceof StackOverflowError) {
-                // Its trace is a thousand repeated frames; the top few name the recursion.
-                StackTraceElement[] trace = e.getStackTrace();
-                log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {} at {}", id, direction,
-                        reason, Arrays.asList(trace).subList(0, Math.min(8, trace.length)));
-            } else if (e instanceof RuntimeException || e instanceof Error) {
-                // Unchecked means a bug rather than bad traffic: keep the stack trace.
-                log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {}", id, direction, reason, e);
-            } else {
-                log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {}", id, direction, reason);
-            }
+        }
+        String note = ResetWarnings.SHARED.admit();
+        if (note == null) {
+            return;
+        }
+        if (e instanceof ProtocolViolation) {
+            log.warn("ext_proc stream {}: protocol violation, resetting the connection: {}{}", id, reason, note);
+        } else if (e instanceof HeldFrameTimeout) {
+            log.warn("ext_proc stream {}: {}; resetting the connection{}", id, reason, note);
+        } else if (e instanceof StackOverflowError) {
+            // Its trace is a thousand repeated frames; the top few name the recursion.
+            StackTraceElement[] trace = e.getStackTrace();
+            log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {} at {}{}", id, direction,
+                    reason, Arrays.asList(trace).subList(0, Math.min(8, trace.length)), note);
+        } else if (e instanceof RuntimeException || e instanceof Error) {
+            // Unchecked means a bug rather than bad traffic: keep the stack trace.
+            log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {}{}", id, direction, reason, note, e);
+        } else {
+            log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {}{}", id, direction, reason, note);
         }
     }
 
