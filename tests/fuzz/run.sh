@@ -11,8 +11,10 @@
 # and the result, and at the end a table; exits 1 when any harness found something, 2 on a setup error.
 #
 # Where things go (jazzer-junit's own layout, nothing is moved):
-#   crashes      filter-service/src/test/resources/<package>/<Class>Inputs/<method>/crash-<sha1>
-#                (that folder is the regression corpus: plain `./mvnw -pl filter-service test` replays it)
+#   crashes      jazzer-junit writes them as filter-service/src/test/resources/<package>/<Class>Inputs/<method>/crash-<sha1>;
+#                this script turns each into hex text under filter-service/src/test/fuzz-inputs/ (the committed
+#                regression corpus: the build writes the raw files under the test classes, and a plain
+#                `./mvnw -pl filter-service test` replays them) and removes the binary file
 #   new corpus   filter-service/.cifuzz-corpus/<fully.qualified.Class>/<method>/  (not committed; reused by the
 #                next campaign and replayed by local test runs)
 #   logs         filter-service/target/fuzz-logs/<Class>.<method>.log
@@ -77,12 +79,23 @@ mkdir -p "$LOGS" "$CORPUS"
 [[ -f $CORPUS/.gitignore ]] || printf '# written by tests/fuzz/run.sh: Jazzer'"'"'s working corpus is never committed\n*\n' >"$CORPUS/.gitignore"
 echo "fuzzing ${#SELECTED[@]} harness(es), ${SECONDS_EACH}s each, Java $(java_major "$JAVA_HOME") at $JAVA_HOME"
 echo "compiling..."
-(cd "$ROOT" && ./mvnw -q -B -pl filter-service -am test-compile -DskipTests) >"$LOGS/compile.log" 2>&1 \
+(cd "$ROOT" && ./mvnw -q -B -pl filter-service -am process-test-classes -DskipTests) >"$LOGS/compile.log" 2>&1 \
   || { echo "compile failed, see $LOGS/compile.log" >&2; tail -20 "$LOGS/compile.log" >&2; exit 2; }
 
 inputs_dir() { # fqcn method -> the regression-corpus folder of that harness
   local fqcn=$1 method=$2
   echo "$RESOURCES/$(dirname "${fqcn//.//}")/${fqcn##*.}Inputs/$method"
+}
+hex_dir() { # fqcn method -> the committed hex inputs of that harness
+  local fqcn=$1 method=$2
+  echo "$MODULE/src/test/fuzz-inputs/$(dirname "${fqcn//.//}")/${fqcn##*.}Inputs/$method"
+}
+to_hex() { # raw-file hex-folder: commit-friendly hex text, 64 digits a line, then the binary file is removed
+  mkdir -p "$2"
+  python3 -c 'import sys; h=open(sys.argv[1],"rb").read().hex(); open(sys.argv[2],"w").write("".join(h[i:i+64]+"\n" for i in range(0,len(h),64)))' \
+    "$1" "$2/$(basename "$1").hex"
+  rm -f "$1"
+  echo "$2/$(basename "$1").hex"
 }
 count_files() { if [[ -d $1 ]]; then find "$1" -maxdepth 1 -type f | wc -l; else echo 0; fi; }
 
@@ -93,9 +106,11 @@ for h in "${SELECTED[@]}"; do
   log=$LOGS/$cls.$method.log
   inputs=$(inputs_dir "$fqcn" "$method")
   corpus=$CORPUS/$fqcn/$method
+  hexes=$(hex_dir "$fqcn" "$method")
   crashes_before=$(find "$inputs" -maxdepth 1 -name 'crash-*' 2>/dev/null | sort || true)
-  if [[ -n $crashes_before ]]; then
-    echo "    ($(wc -l <<<"$crashes_before") saved crash input(s) of this harness are replayed first)"
+  saved=$(find "$hexes" -maxdepth 1 -name 'crash-*.hex' 2>/dev/null | sort || true)
+  if [[ -n $saved ]]; then
+    echo "    ($(wc -l <<<"$saved") saved crash input(s) of this harness are replayed first)"
   fi
   corpus_before=$(count_files "$corpus")
   echo
@@ -128,6 +143,9 @@ for h in "${SELECTED[@]}"; do
   if [[ -z $execs && -n $runs && -n $secs && $secs -gt 0 ]]; then execs=$((runs / secs)); fi
   crashes_after=$(find "$inputs" -maxdepth 1 -name 'crash-*' 2>/dev/null | sort || true)
   new_crashes=$(comm -13 <(echo "$crashes_before") <(echo "$crashes_after") | sed '/^$/d')
+  if [[ -n $new_crashes ]]; then
+    new_crashes=$(while read -r f; do to_hex "$f" "$hexes"; done <<<"$new_crashes")
+  fi
   corpus_new=$(($(count_files "$corpus") - corpus_before))
 
   if [[ -n $new_crashes ]] || grep -aq 'FuzzTestFinding\|== Java Exception\|Uncaught exception' "$log"; then
@@ -148,9 +166,9 @@ for h in "${SELECTED[@]}"; do
     { grep -aE -m1 -A12 '== Java Exception|FuzzTestFinding' "$log" || true; } | sed 's/^/    | /'
     if [[ -n $new_crashes ]]; then
       while read -r f; do echo "    crash input: ${f#"$ROOT"/}"; done <<<"$new_crashes"
-      echo "    It is already in the regression corpus (replayed by './mvnw -pl filter-service test', failing until fixed)."
+      echo "    It is now in the regression corpus (replayed by './mvnw -pl filter-service test', failing until fixed)."
       echo "    Not fixed yet and must not fail CI? Move it out of the replay:"
-      echo "      git mv <crash input> filter-service/src/test/resources/fuzz-findings/$cls/$method/"
+      echo "      mkdir -p filter-service/src/test/fuzz-findings/$cls/$method && git mv <crash input> filter-service/src/test/fuzz-findings/$cls/$method/"
       echo "    Reproduce: ./mvnw -pl filter-service test -Dtest='$cls#$method'"
     fi
   elif [[ $result != OK ]]; then
@@ -165,5 +183,7 @@ printf '%s\n' "${ROWS[@]}"
 echo
 echo "New interesting inputs stay in ${CORPUS#"$ROOT"/}/<Class>/<method>/ (not committed; the next campaign resumes"
 echo "from them). To promote some into the committed regression corpus, copy them (small, distinct ones) into"
-echo "filter-service/src/test/resources/<package>/<Class>Inputs/<method>/ and commit; CI then replays them."
+echo "filter-service/src/test/fuzz-inputs/<package>/<Class>Inputs/<method>/ as hex text (NAME.hex, 64 hex digits a"
+echo "line, e.g. with: python3 -c 'import sys;print(open(sys.argv[1],\"rb\").read().hex())' FILE) and commit; CI then"
+echo "replays them."
 exit "$FOUND"

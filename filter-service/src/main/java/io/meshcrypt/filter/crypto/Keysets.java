@@ -152,6 +152,7 @@ public final class Keysets {
         try {
             uid = Files.getAttribute(file, "unix:uid");
         } catch (UnsupportedOperationException | IllegalArgumentException e) {
+            // No owner uid on this file system: the exception does not apply, and the permission check refuses the file.
             return false;
         }
         return uid instanceof Integer id && id == 0 && !"root".equals(System.getProperty("user.name"));

@@ -134,9 +134,12 @@ public final class FuzzSupport {
         return Files.createDirectories(dir);
     }
 
-    /** Writes one seed file. */
+    /**
+     * Writes one seed as hex text ({@code seed-NAME.hex}, see {@link FuzzInputs}); {@code root} is the hex folder,
+     * {@code filter-service/src/test/fuzz-inputs}.
+     */
     public static void seed(Path root, Class<?> harness, String method, String name, byte[] bytes) throws IOException {
-        Files.write(inputsDir(root, harness, method).resolve("seed-" + name), bytes);
+        FuzzInputs.write(inputsDir(root, harness, method), "seed-" + name, bytes);
     }
 
     /** Concatenation helper for seed construction. */

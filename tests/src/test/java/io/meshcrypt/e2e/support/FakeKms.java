@@ -77,6 +77,8 @@ public final class FakeKms implements AutoCloseable {
                 body = Map.of("Plaintext", Base64.getEncoder().encodeToString(plain), "KeyId", ARN,
                         "EncryptionAlgorithm", "SYMMETRIC_DEFAULT");
             } else {
+                // Not a stub to fill in: an operation the filter-service must not need here fails loudly, as AWS KMS
+                // answers an unknown action.
                 byte[] err = json.writeValueAsBytes(Map.of("__type", "UnsupportedOperationException", "message", target));
                 ex.getResponseHeaders().add("Content-Type", "application/x-amz-json-1.1");
                 ex.sendResponseHeaders(400, err.length);
