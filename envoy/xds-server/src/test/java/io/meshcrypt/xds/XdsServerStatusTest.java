@@ -22,22 +22,6 @@ import org.junit.jupiter.api.io.TempDir;
 /** The status HTTP server of a running xDS server, without Envoys: {@code /status} JSON and {@code /metrics} text. */
 class XdsServerStatusTest {
 
-    private static final String MESH = """
-            filterService: 127.0.0.1:50051
-            kafkaClusters:
-              main:
-                brokers:
-                  1: 10.0.0.1:9092
-            sidecars:
-              app-a:
-                kafka:
-                  main:
-                    bootstrap: 127.0.0.1:19192
-                    brokers:
-                      1: 127.0.0.1:19193
-            policy:
-              encrypt: ["orders-*"]
-            """;
     private static final HttpClient HTTP = HttpClient.newHttpClient();
 
     @TempDir
@@ -55,7 +39,7 @@ class XdsServerStatusTest {
 
     private XdsServer start() throws Exception {
         Path mesh = dir.resolve("mesh.yaml");
-        Files.writeString(mesh, MESH);
+        Files.writeString(mesh, OneSidecarMesh.YAML);
         InetSocketAddress any = new InetSocketAddress("127.0.0.1", 0);
         return XdsServer.start(mesh, any, any);
     }
@@ -97,7 +81,7 @@ class XdsServerStatusTest {
         try (XdsServer server = start()) {
             String good = server.version();
 
-            Files.writeString(dir.resolve("mesh.yaml"), MESH.replace("10.0.0.1:9092", "not-an-address"));
+            Files.writeString(dir.resolve("mesh.yaml"), OneSidecarMesh.YAML.replace("10.0.0.1:9092", "not-an-address"));
 
             Instant deadline = Instant.now().plus(Duration.ofSeconds(10));
             while (status(server).get("meshRejections").asLong() == 0 && Instant.now().isBefore(deadline)) {

@@ -9,6 +9,7 @@ import io.envoyproxy.controlplane.cache.v3.Snapshot;
 import io.envoyproxy.envoy.config.core.v3.Node;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryRequest;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryResponse;
+import io.meshcrypt.xds.OneSidecarMesh;
 import io.meshcrypt.xds.mesh.MeshReader;
 import io.meshcrypt.xds.snapshot.EnvoyResources;
 import io.meshcrypt.xds.snapshot.MeshSnapshots;
@@ -26,22 +27,6 @@ import org.junit.jupiter.api.Test;
  */
 class NackRollbackCallbackTest {
 
-    private static final String MESH = """
-            filterService: 127.0.0.1:50051
-            kafkaClusters:
-              main:
-                brokers:
-                  1: 10.0.0.1:9092
-            sidecars:
-              app-a:
-                kafka:
-                  main:
-                    bootstrap: 127.0.0.1:19192
-                    brokers:
-                      1: 127.0.0.1:19193
-            policy:
-              encrypt: ["orders-*"]
-            """;
     private static final String LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener";
     private static final long STREAM = 1;
 
@@ -84,7 +69,7 @@ class NackRollbackCallbackTest {
     }
 
     private MeshVersion connectedAndAcked() throws Exception {
-        MeshVersion v1 = publish(MESH);
+        MeshVersion v1 = publish(OneSidecarMesh.YAML);
         request("", "", null);
         request(send(v1.version()), v1.version(), null);
         return v1;
@@ -93,7 +78,7 @@ class NackRollbackCallbackTest {
     @Test
     void givenAnAcknowledgedVersion_whenTheNextIsRejected_thenTheNodeGetsTheAcknowledgedListenersUnderARollbackVersion() throws Exception {
         MeshVersion v1 = connectedAndAcked();
-        MeshVersion v2 = publish(MESH.replace("19192", "19292"));
+        MeshVersion v2 = publish(OneSidecarMesh.YAML.replace("19192", "19292"));
 
         request(send(v2.version()), v1.version(), "cannot bind 127.0.0.1:19292");
 
@@ -103,7 +88,7 @@ class NackRollbackCallbackTest {
 
     @Test
     void givenNothingAcknowledgedSinceStart_whenTheVersionIsRejected_thenTheSnapshotIsLabelledWithTheVersionEnvoyHolds() throws Exception {
-        MeshVersion v1 = publish(MESH);
+        MeshVersion v1 = publish(OneSidecarMesh.YAML);
         request("", "7-0badc0de", null);
 
         request(send(v1.version()), "7-0badc0de", "cannot bind");
@@ -114,9 +99,9 @@ class NackRollbackCallbackTest {
     @Test
     void givenANewerVersionAlreadyPublished_whenAnOlderOneIsRejected_thenTheNewerOneStays() throws Exception {
         MeshVersion v1 = connectedAndAcked();
-        MeshVersion v2 = publish(MESH.replace("19192", "19292"));
+        MeshVersion v2 = publish(OneSidecarMesh.YAML.replace("19192", "19292"));
         String v2Nonce = send(v2.version());
-        MeshVersion v3 = publish(MESH.replace("19192", "19392"));
+        MeshVersion v3 = publish(OneSidecarMesh.YAML.replace("19192", "19392"));
 
         request(v2Nonce, v1.version(), "cannot bind");
 
@@ -126,7 +111,7 @@ class NackRollbackCallbackTest {
     @Test
     void givenARejection_whenStatusAndMetricsAreRead_thenBothCountItForTheNode() throws Exception {
         MeshVersion v1 = connectedAndAcked();
-        MeshVersion v2 = publish(MESH.replace("19192", "19292"));
+        MeshVersion v2 = publish(OneSidecarMesh.YAML.replace("19192", "19292"));
 
         request(send(v2.version()), v1.version(), "cannot bind");
 
