@@ -34,7 +34,7 @@ import org.slf4j.LoggerFactory;
 public final class XdsServer implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(XdsServer.class);
-    static final Duration MESH_POLL = Duration.ofMillis(100);
+    private static final Duration MESH_POLL = Duration.ofMillis(100);
 
     private final Path meshFile;
     private final MeshSnapshots snapshots = new MeshSnapshots(EnvoyResources.standard());

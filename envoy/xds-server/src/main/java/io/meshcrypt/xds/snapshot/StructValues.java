@@ -15,7 +15,7 @@ final class StructValues {
         return Value.newBuilder().setStringValue(s).build();
     }
 
-    /** Fields in name order, so equal configs are equal protos (and no resource update is sent for a reordering). */
+    /** Fields in name order: the same config always serializes to the same bytes. */
     static Struct struct(Map<String, Value> fields) {
         return Struct.newBuilder().putAllFields(new TreeMap<>(fields)).build();
     }
