@@ -1,18 +1,20 @@
-package io.meshcrypt.xds;
+package io.meshcrypt.xds.snapshot;
+
+import static io.meshcrypt.xds.snapshot.StructValues.string;
+import static io.meshcrypt.xds.snapshot.StructValues.struct;
+import static io.meshcrypt.xds.snapshot.StructValues.structValue;
 
 import com.github.xds.type.v3.TypedStruct;
 import com.google.protobuf.Any;
 import com.google.protobuf.BoolValue;
 import com.google.protobuf.Duration;
 import com.google.protobuf.ListValue;
-import com.google.protobuf.Struct;
 import com.google.protobuf.UInt32Value;
 import com.google.protobuf.Value;
 import io.envoyproxy.envoy.config.cluster.v3.CircuitBreakers;
 import io.envoyproxy.envoy.config.cluster.v3.Cluster;
 import io.envoyproxy.envoy.config.core.v3.Address;
 import io.envoyproxy.envoy.config.core.v3.CidrRange;
-import io.envoyproxy.envoy.config.core.v3.GrpcService;
 import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
 import io.envoyproxy.envoy.config.core.v3.Metadata;
 import io.envoyproxy.envoy.config.core.v3.RoutingPriority;
@@ -31,10 +33,6 @@ import io.envoyproxy.envoy.config.route.v3.RouteAction;
 import io.envoyproxy.envoy.config.route.v3.RouteConfiguration;
 import io.envoyproxy.envoy.config.route.v3.RouteMatch;
 import io.envoyproxy.envoy.config.route.v3.VirtualHost;
-import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor;
-import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
-import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
-import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
 import io.envoyproxy.envoy.extensions.filters.http.router.v3.Router;
 import io.envoyproxy.envoy.extensions.filters.listener.original_dst.v3.OriginalDst;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager;
@@ -81,18 +79,7 @@ public final class EnvoyResources {
     public static final String ORIGINAL_DESTINATION_CLUSTER = "original_destination";
     static final String ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst";
     static final String BROKER_LISTENERS_HEADER = KafkaProxy.BROKER_LISTENERS_HEADER;
-    static final String NETWORK_EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.ext_proc.v3.NetworkExternalProcessor";
     private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
-
-    /** Per-direction deadline for one chunk; the 200 ms default closes connections carrying large batches. */
-    static final String MESSAGE_TIMEOUT = "5s";
-
-    /**
-     * BUFFERED HTTP bodies are held whole in Envoy up to this, per connection and direction (a larger request gets
-     * 413, a larger response 500): 5 MB bodies plus encryption growth (an encrypted field grows to about 4/3 + 52).
-     */
-    static final int HTTP_BUFFER_LIMIT = 16 << 20;
-    static final long HTTP_MESSAGE_TIMEOUT_SECONDS = 10;
 
     /**
      * Adds one protocol's resources for a sidecar. The extension point for HTTP: an HTTP contributor adds its
@@ -173,18 +160,16 @@ public final class EnvoyResources {
      * {@code upstream}. The ext_proc stream carries {@code listenerMap} as {@value #BROKER_LISTENERS_HEADER}.
      */
     static FilterChain.Builder kafkaFilterChain(String statPrefix, String upstream, String listenerMap) {
-        Struct extProc = struct(Map.of(
-                "stat_prefix", string(statPrefix),
-                "failure_mode_allow", Value.newBuilder().setBoolValue(false).build(),
-                "processing_mode", structValue(Map.of("process_read", string("STREAMED"), "process_write", string("STREAMED"))),
-                "message_timeout", string(MESSAGE_TIMEOUT),
-                "grpc_service", structValue(Map.of(
-                        "envoy_grpc", structValue(Map.of("cluster_name", string(FILTER_SERVICE_CLUSTER))),
-                        "initial_metadata", Value.newBuilder().setListValue(ListValue.newBuilder().addValues(structValue(Map.of(
-                                "key", string(BROKER_LISTENERS_HEADER), "value", string(listenerMap))))).build()))));
+        Value grpcService = structValue(Map.of(
+                "envoy_grpc", structValue(Map.of("cluster_name", string(FILTER_SERVICE_CLUSTER))),
+                "initial_metadata", Value.newBuilder().setListValue(ListValue.newBuilder().addValues(structValue(Map.of(
+                        "key", string(BROKER_LISTENERS_HEADER), "value", string(listenerMap))))).build()));
         // The 1.0.49 protos predate stat_prefix, which Envoy 1.35+ requires: a TypedStruct carries the config as
         // JSON, and Envoy converts it with its own (current) descriptor.
-        TypedStruct typed = TypedStruct.newBuilder().setTypeUrl(NETWORK_EXT_PROC_TYPE).setValue(extProc).build();
+        TypedStruct typed = TypedStruct.newBuilder()
+                .setTypeUrl(ExtProcSettings.NETWORK_EXT_PROC_TYPE)
+                .setValue(ExtProcSettings.kafkaFilter(statPrefix, grpcService))
+                .build();
         TcpProxy tcpProxy = TcpProxy.newBuilder().setStatPrefix(statPrefix).setCluster(upstream).build();
         return FilterChain.newBuilder()
                 .addFilters(Filter.newBuilder().setName("envoy.filters.network.ext_proc").setTypedConfig(Any.pack(typed)))
@@ -245,7 +230,7 @@ public final class EnvoyResources {
             clusters.add(upstream(app, List.of(h.upstream())).toBuilder()
                     .setConnectTimeout(Duration.newBuilder().setSeconds(2))
                     // responses are buffered for ext_proc against this limit, as requests against the listener's
-                    .setPerConnectionBufferLimitBytes(UInt32Value.of(HTTP_BUFFER_LIMIT))
+                    .setPerConnectionBufferLimitBytes(UInt32Value.of(ExtProcSettings.HTTP_BUFFER_LIMIT))
                     .build());
         }
     }
@@ -255,27 +240,6 @@ public final class EnvoyResources {
      * {@code /a/../orders} cannot dodge a rule matching {@code /orders}), HTTP ext_proc failing closed, router.
      */
     static Listener httpListener(String name, Mesh.Address address, String appCluster) {
-        ExternalProcessor extProc = ExternalProcessor.newBuilder()
-                .setGrpcService(GrpcService.newBuilder()
-                        .setEnvoyGrpc(GrpcService.EnvoyGrpc.newBuilder().setClusterName(FILTER_SERVICE_CLUSTER))
-                        // the whole exchange of one request (up to four messages)
-                        .setTimeout(Duration.newBuilder().setSeconds(30)))
-                // a filter-service that is down, slow or failing turns the request into a 5xx: no unprocessed body
-                .setFailureModeAllow(false)
-                // BUFFERED: each body arrives whole, so JSON can be parsed and the new content-length travels with it
-                .setProcessingMode(ProcessingMode.newBuilder()
-                        .setRequestHeaderMode(HeaderSendMode.SEND)
-                        .setRequestBodyMode(BodySendMode.BUFFERED)
-                        .setRequestTrailerMode(HeaderSendMode.SKIP)
-                        .setResponseHeaderMode(HeaderSendMode.SEND)
-                        .setResponseBodyMode(BodySendMode.BUFFERED)
-                        .setResponseTrailerMode(HeaderSendMode.SKIP))
-                // the filter-service answers "nothing more for this request" when no rule can apply
-                .setAllowModeOverride(true)
-                // per message: parsing and encrypting a 5 MB body on a busy worker
-                .setMessageTimeout(Duration.newBuilder().setSeconds(HTTP_MESSAGE_TIMEOUT_SECONDS))
-                .setMaxMessageTimeout(Duration.newBuilder().setSeconds(HTTP_MESSAGE_TIMEOUT_SECONDS))
-                .build();
         RouteConfiguration routes = RouteConfiguration.newBuilder()
                 .setName(name)
                 .addVirtualHosts(VirtualHost.newBuilder()
@@ -291,13 +255,13 @@ public final class EnvoyResources {
                 .setMergeSlashes(true)
                 .setPathWithEscapedSlashesAction(PathWithEscapedSlashesAction.REJECT_REQUEST)
                 .setRouteConfig(routes)
-                .addHttpFilters(HttpFilter.newBuilder().setName("envoy.filters.http.ext_proc").setTypedConfig(Any.pack(extProc)))
+                .addHttpFilters(HttpFilter.newBuilder().setName("envoy.filters.http.ext_proc").setTypedConfig(Any.pack(ExtProcSettings.httpFilter(FILTER_SERVICE_CLUSTER))))
                 .addHttpFilters(HttpFilter.newBuilder().setName("envoy.filters.http.router").setTypedConfig(Any.pack(Router.getDefaultInstance())))
                 .build();
         return Listener.newBuilder()
                 .setName(name)
                 .setAddress(socket(address))
-                .setPerConnectionBufferLimitBytes(UInt32Value.of(HTTP_BUFFER_LIMIT))
+                .setPerConnectionBufferLimitBytes(UInt32Value.of(ExtProcSettings.HTTP_BUFFER_LIMIT))
                 .addFilterChains(FilterChain.newBuilder()
                         .addFilters(Filter.newBuilder().setName("envoy.filters.network.http_connection_manager").setTypedConfig(Any.pack(hcm))))
                 .build();
@@ -351,17 +315,5 @@ public final class EnvoyResources {
 
     private static Address socket(Mesh.Address a) {
         return Address.newBuilder().setSocketAddress(SocketAddress.newBuilder().setAddress(a.host()).setPortValue(a.port())).build();
-    }
-
-    private static Value string(String s) {
-        return Value.newBuilder().setStringValue(s).build();
-    }
-
-    private static Struct struct(Map<String, Value> fields) {
-        return Struct.newBuilder().putAllFields(new TreeMap<>(fields)).build();
-    }
-
-    private static Value structValue(Map<String, Value> fields) {
-        return Value.newBuilder().setStructValue(struct(fields)).build();
     }
 }

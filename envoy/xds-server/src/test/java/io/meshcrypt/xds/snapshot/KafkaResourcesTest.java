@@ -1,4 +1,4 @@
-package io.meshcrypt.xds;
+package io.meshcrypt.xds.snapshot;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -13,7 +13,7 @@ import io.envoyproxy.envoy.config.listener.v3.Listener;
 import io.envoyproxy.envoy.config.listener.v3.ListenerFilter;
 import io.envoyproxy.envoy.extensions.filters.listener.original_dst.v3.OriginalDst;
 import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
-import io.meshcrypt.xds.EnvoyResources.Resources;
+import io.meshcrypt.xds.snapshot.EnvoyResources.Resources;
 import io.meshcrypt.xds.mesh.Mesh;
 import io.meshcrypt.xds.mesh.MeshReader;
 import java.nio.charset.StandardCharsets;
@@ -112,7 +112,7 @@ class KafkaResourcesTest {
             assertEquals(List.of("envoy.filters.network.ext_proc", "envoy.filters.network.tcp_proxy"),
                     chain.getFiltersList().stream().map(Filter::getName).toList(), chain.getName());
             TypedStruct typed = chain.getFilters(0).getTypedConfig().unpack(TypedStruct.class);
-            assertEquals(EnvoyResources.NETWORK_EXT_PROC_TYPE, typed.getTypeUrl());
+            assertEquals(ExtProcSettings.NETWORK_EXT_PROC_TYPE, typed.getTypeUrl());
             Struct extProc = typed.getValue();
             assertFalse(extProc.getFieldsOrThrow("failure_mode_allow").getBoolValue(), chain.getName());
             Struct mode = extProc.getFieldsOrThrow("processing_mode").getStructValue();

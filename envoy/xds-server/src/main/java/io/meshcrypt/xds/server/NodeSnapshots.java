@@ -1,0 +1,134 @@
+package io.meshcrypt.xds.server;
+
+import io.envoyproxy.controlplane.cache.v3.SimpleCache;
+import io.envoyproxy.controlplane.cache.v3.Snapshot;
+import io.envoyproxy.envoy.config.core.v3.Node;
+import io.meshcrypt.xds.snapshot.EnvoyResources.Resources;
+import io.meshcrypt.xds.snapshot.MeshSnapshots;
+import io.meshcrypt.xds.snapshot.MeshSnapshots.MeshVersion;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Function;
+
+/**
+ * The snapshot cache ADS serves from, and the state of every Envoy node seen. Snapshot changes (mesh versions, NACK
+ * rollbacks) are serialized by one lock. A node's own lock is only taken inside it, briefly, and never while calling
+ * the cache: the cache answers watches under its own lock and calls back into {@link NackRollbackCallback}.
+ */
+public final class NodeSnapshots {
+
+    private final SimpleCache<String> cache = new SimpleCache<>(Node::getId);
+    private final ReentrantLock snapshotLock = new ReentrantLock();
+    private final Map<String, NodeState> nodes = new ConcurrentHashMap<>();
+    private final MeterRegistry meters;
+
+    /** @param meters gets {@code meshcrypt.xds.nacks} and {@code meshcrypt.xds.connected} for every node seen */
+    public NodeSnapshots(MeterRegistry meters) {
+        this.meters = meters;
+    }
+
+    SimpleCache<String> cache() {
+        return cache;
+    }
+
+    /** Every sidecar of {@code mesh} gets its snapshot; a node removed from the file loses its configuration, as declared. */
+    public void publish(MeshVersion mesh) {
+        snapshotLock.lock();
+        try {
+            Map<String, Resources> updates = new LinkedHashMap<>(mesh.sidecars());
+            for (NodeState node : nodes.values()) {
+                if (!mesh.sidecars().containsKey(node.id) && node.current != null) {
+                    updates.put(node.id, MeshSnapshots.EMPTY);
+                }
+            }
+            for (Map.Entry<String, Resources> u : updates.entrySet()) {
+                NodeState node = node(u.getKey());
+                Snapshot snapshot = MeshSnapshots.snapshot(u.getValue(), mesh.version());
+                synchronized (node) {
+                    node.inMesh = mesh.sidecars().containsKey(u.getKey());
+                    node.current = snapshot;
+                    node.currentResources = u.getValue();
+                }
+                cache.setSnapshot(u.getKey(), snapshot);
+            }
+        } finally {
+            snapshotLock.unlock();
+        }
+    }
+
+    /**
+     * Replaces one node's snapshot, serialized with {@link #publish}. {@code change} runs holding the node's lock and
+     * returns the node's new snapshot, or null to leave it as it is.
+     */
+    void replace(String nodeId, Function<NodeState, Snapshot> change) {
+        snapshotLock.lock();
+        try {
+            NodeState node = node(nodeId);
+            Snapshot next;
+            synchronized (node) {
+                next = change.apply(node);
+                if (next != null) {
+                    node.current = next;
+                }
+            }
+            if (next != null) {
+                cache.setSnapshot(nodeId, next);
+            }
+        } finally {
+            snapshotLock.unlock();
+        }
+    }
+
+    NodeState node(String id) {
+        return nodes.computeIfAbsent(id, this::register);
+    }
+
+    private NodeState register(String id) {
+        NodeState node = new NodeState(id);
+        FunctionCounter.builder("meshcrypt.xds.nacks", node, NodeState::nacks)
+                .description("updates the Envoy node rejected")
+                .tag("node", id)
+                .register(meters);
+        Gauge.builder("meshcrypt.xds.connected", node, n -> n.connected() ? 1 : 0)
+                .description("1 while the Envoy node has an ADS stream open")
+                .tag("node", id)
+                .strongReference(true)
+                .register(meters);
+        return node;
+    }
+
+    /** Every Envoy seen, by node id: the {@code envoys} of {@code GET /status}. */
+    public List<Map<String, Object>> status() {
+        List<Map<String, Object>> envoys = new ArrayList<>();
+        for (NodeState node : new TreeMap<>(nodes).values()) {
+            Map<String, Object> n = new LinkedHashMap<>();
+            synchronized (node) {
+                n.put("node", node.id);
+                n.put("inMesh", node.inMesh);
+                n.put("connected", !node.streams.isEmpty());
+                n.put("mode", node.mode);
+                n.put("serving", node.current == null ? null : MeshSnapshots.versionOf(node.current));
+                n.put("acked", new TreeMap<>(node.acked));
+                n.put("nacks", node.nacks);
+                if (node.lastNack != null) {
+                    Map<String, Object> nack = new LinkedHashMap<>();
+                    nack.put("type", node.lastNack.type());
+                    nack.put("version", node.lastNack.version());
+                    nack.put("detail", node.lastNack.detail());
+                    nack.put("at", node.lastNack.at().toString());
+                    n.put("lastNack", nack);
+                }
+            }
+            envoys.add(n);
+        }
+        return envoys;
+    }
+}

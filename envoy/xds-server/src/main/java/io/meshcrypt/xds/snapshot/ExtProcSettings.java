@@ -1,0 +1,91 @@
+package io.meshcrypt.xds.snapshot;
+
+import static io.meshcrypt.xds.snapshot.StructValues.string;
+import static io.meshcrypt.xds.snapshot.StructValues.struct;
+import static io.meshcrypt.xds.snapshot.StructValues.structValue;
+
+import com.google.protobuf.Duration;
+import com.google.protobuf.Struct;
+import com.google.protobuf.Value;
+import io.envoyproxy.envoy.config.core.v3.GrpcService;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
+import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The one source of meshcrypt's ext_proc filter settings (fail closed, what is sent, timeouts) and of the body buffer
+ * limit HTTP ext_proc relies on. The xDS resources are built from here. envoy/http-sidecar.yaml.template and the
+ * EnvoyFilters under istio/ write the same values out as YAML; ExtProcSettingsAgreementTest fails the build when one
+ * of them says something else.
+ */
+public final class ExtProcSettings {
+
+    public static final String NETWORK_EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.network.ext_proc.v3.NetworkExternalProcessor";
+    public static final String HTTP_EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor";
+
+    /** Network ext_proc, per chunk and direction; the 200 ms default closes connections carrying large batches. */
+    public static final String KAFKA_MESSAGE_TIMEOUT = "5s";
+
+    /** HTTP ext_proc, per message: parsing and encrypting a 5 MB body on a busy worker. */
+    public static final long HTTP_MESSAGE_TIMEOUT_SECONDS = 10;
+    /** HTTP ext_proc: the whole exchange of one request (up to four messages). */
+    public static final long HTTP_EXCHANGE_TIMEOUT_SECONDS = 30;
+    /**
+     * BUFFERED HTTP bodies are held whole in Envoy up to this, per connection and direction (a larger request gets
+     * 413, a larger response 500): 5 MB bodies plus encryption growth (an encrypted field grows to about 4/3 + 52).
+     */
+    public static final int HTTP_BUFFER_LIMIT = 16 << 20;
+
+    private ExtProcSettings() {
+    }
+
+    /**
+     * What every network ext_proc filter (Kafka) carries whatever its listener: fail closed (a filter-service that is
+     * down or failing closes the connection; no byte passes unprocessed), every byte of both directions STREAMED,
+     * and the chunk deadline. A listener adds its {@code stat_prefix} and {@code grpc_service}.
+     */
+    public static Struct kafkaSettings() {
+        return struct(Map.of(
+                "failure_mode_allow", Value.newBuilder().setBoolValue(false).build(),
+                "processing_mode", structValue(Map.of("process_read", string("STREAMED"), "process_write", string("STREAMED"))),
+                "message_timeout", string(KAFKA_MESSAGE_TIMEOUT)));
+    }
+
+    /** The network ext_proc config of one listener: {@link #kafkaSettings()} plus its stat prefix and gRPC service. */
+    public static Struct kafkaFilter(String statPrefix, Value grpcService) {
+        Map<String, Value> fields = new HashMap<>(kafkaSettings().getFieldsMap());
+        fields.put("stat_prefix", string(statPrefix));
+        fields.put("grpc_service", grpcService);
+        return struct(fields);
+    }
+
+    /** The HTTP ext_proc config, processing through {@code filterServiceCluster}. */
+    public static ExternalProcessor httpFilter(String filterServiceCluster) {
+        return ExternalProcessor.newBuilder()
+                .setGrpcService(GrpcService.newBuilder()
+                        .setEnvoyGrpc(GrpcService.EnvoyGrpc.newBuilder().setClusterName(filterServiceCluster))
+                        .setTimeout(seconds(HTTP_EXCHANGE_TIMEOUT_SECONDS)))
+                // a filter-service that is down, slow or failing turns the request into a 5xx: no unprocessed body
+                .setFailureModeAllow(false)
+                // BUFFERED: each body arrives whole, so JSON can be parsed and the new content-length travels with it
+                .setProcessingMode(ProcessingMode.newBuilder()
+                        .setRequestHeaderMode(HeaderSendMode.SEND)
+                        .setRequestBodyMode(BodySendMode.BUFFERED)
+                        .setRequestTrailerMode(HeaderSendMode.SKIP)
+                        .setResponseHeaderMode(HeaderSendMode.SEND)
+                        .setResponseBodyMode(BodySendMode.BUFFERED)
+                        .setResponseTrailerMode(HeaderSendMode.SKIP))
+                // the filter-service answers "nothing more for this request" when no rule can apply
+                .setAllowModeOverride(true)
+                .setMessageTimeout(seconds(HTTP_MESSAGE_TIMEOUT_SECONDS))
+                .setMaxMessageTimeout(seconds(HTTP_MESSAGE_TIMEOUT_SECONDS))
+                .build();
+    }
+
+    private static Duration seconds(long seconds) {
+        return Duration.newBuilder().setSeconds(seconds).build();
+    }
+}
