@@ -149,8 +149,8 @@ class ExtProcStreamSendFailureTest {
         }
     }
 
-    private ExtProcStream stream(FailingCall call, Handler handler) {
-        ExtProcStream stream = new ExtProcStream(1, call, worker, headers -> handler, StreamHeaders.NONE, 8,
+    private NetworkExtProcStream stream(FailingCall call, Handler handler) {
+        NetworkExtProcStream stream = new NetworkExtProcStream(1, call, worker, headers -> handler, StreamHeaders.NONE, 8,
                 new TransportMetrics(), Duration.ofSeconds(30));
         stream.install();
         return stream;
@@ -165,7 +165,7 @@ class ExtProcStreamSendFailureTest {
             throws Exception {
         FailingCall call = new FailingCall(1);
         Handler handler = new Handler();
-        ExtProcStream stream = stream(call, handler);
+        NetworkExtProcStream stream = stream(call, handler);
 
         stream.onNext(read("first"));
         stream.onNext(read("second, never forwarded"));
@@ -184,7 +184,7 @@ class ExtProcStreamSendFailureTest {
             throws Exception {
         FailingCall call = new FailingCall(1);
         Handler handler = new Handler();
-        ExtProcStream stream = stream(call, handler);
+        NetworkExtProcStream stream = stream(call, handler);
         stream.onNext(read("wait"));
         stream.onNext(read("queued plaintext"));
 
@@ -204,7 +204,7 @@ class ExtProcStreamSendFailureTest {
         FailingCall call = new FailingCall(0);
         call.failRequestAfterResponse = true;
         Handler handler = new Handler();
-        ExtProcStream stream = stream(call, handler);
+        NetworkExtProcStream stream = stream(call, handler);
 
         stream.onNext(read("first"));
 
