@@ -4,9 +4,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.platform.engine.TestExecutionResult;
+import org.junit.platform.engine.UniqueId;
+import org.junit.platform.engine.support.descriptor.AbstractTestDescriptor;
+import org.junit.platform.engine.support.descriptor.MethodSource;
+import org.junit.platform.launcher.TestIdentifier;
+import org.opentest4j.TestAbortedException;
 import org.junit.jupiter.api.io.TempDir;
 
 class SupportTest {
@@ -44,5 +53,37 @@ class SupportTest {
                 System.setProperty(EnvoyProcess.BINARY_PROPERTY, before);
             }
         }
+    }
+
+    @Test
+    void givenASkippedAndAnAbortedTest_whenTheRunEnds_thenBothAreListedWithTheirReasonsOnStderr() {
+        SkipReport report = new SkipReport();
+        PrintStream stderr = System.err;
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(captured, true, StandardCharsets.UTF_8));
+        try {
+            report.executionSkipped(test("disabledOne"), "disabled on purpose");
+            report.executionFinished(test("abortedOne"), TestExecutionResult.aborted(new TestAbortedException("kcat is not installed")));
+            report.executionFinished(test("passedOne"), TestExecutionResult.successful());
+            report.testPlanExecutionFinished(null);
+        } finally {
+            System.setErr(stderr);
+        }
+
+        String out = captured.toString(StandardCharsets.UTF_8);
+        assertTrue(out.contains("==== 2 test(s) did NOT run ===="), out);
+        assertTrue(out.contains("SKIPPED SupportTest.disabledOne: disabled on purpose"), out);
+        assertTrue(out.contains("SKIPPED SupportTest.abortedOne: kcat is not installed"), out);
+        assertTrue(!out.contains("passedOne"), out);
+    }
+
+    private static TestIdentifier test(String method) {
+        return TestIdentifier.from(new AbstractTestDescriptor(UniqueId.forEngine("support").append("method", method), method,
+                MethodSource.from(SupportTest.class.getName(), method)) {
+            @Override
+            public Type getType() {
+                return Type.TEST;
+            }
+        });
     }
 }
