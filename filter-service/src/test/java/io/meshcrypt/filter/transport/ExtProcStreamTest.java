@@ -6,11 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.stub.ServerCallStreamObserver;
 import io.netty.util.concurrent.DefaultEventExecutor;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
@@ -19,11 +16,11 @@ import org.slf4j.LoggerFactory;
 
 /** What the network and HTTP streams share, on a minimal stream that echoes requests (and defers "wait"). */
 class ExtProcStreamTest {
-    private static final long TIMEOUT_SECONDS = 10;
+    private static final long TIMEOUT_SECONDS = RecordingCall.TIMEOUT_SECONDS;
 
     private final DefaultEventExecutor worker = new DefaultEventExecutor();
     private final TransportMetrics metrics = new TransportMetrics();
-    private final FakeCall call = new FakeCall();
+    private final RecordingCall<String> call = new RecordingCall<>();
     private final CompletableFuture<Void> key = new CompletableFuture<>();
     private final AtomicInteger releases = new AtomicInteger();
     private final Echo stream = new Echo();
@@ -36,7 +33,7 @@ class ExtProcStreamTest {
     @Test
     void givenEnvoyNotReadingResponses_whenRequestsAreAnswered_thenNoMoreIsReadUntilItIsReadyAgain() throws Exception {
         stream.install();
-        assertEquals("request 1", call.next(), "the stream asks for its first request once open");
+        assertEquals(1, call.nextRequest(), "the stream asks for its first request once open");
         call.ready = false;
 
         stream.onNext("a");
@@ -44,17 +41,17 @@ class ExtProcStreamTest {
 
         assertEquals("a", call.next());
         assertEquals("b", call.next());
-        assertNull(call.events.poll(200, TimeUnit.MILLISECONDS), "nothing is requested while responses pile up");
+        assertNull(call.requests.poll(200, TimeUnit.MILLISECONDS), "nothing is requested while responses pile up");
         call.ready = true;
         call.onReady.run();
-        assertEquals("request 2", call.next(), "the owed requests are asked for at once");
+        assertEquals(2, call.nextRequest(), "the owed requests are asked for at once");
         assertEquals(2, metrics.requestsAnswered());
     }
 
     @Test
     void givenADeferredAnswer_whenEnvoyCancelsBeforeItIsReady_thenItNeverRunsAndTheStateIsReleasedOnce() throws Exception {
         stream.install();
-        call.next();
+        call.nextRequest();
         stream.onNext("wait");
         awaitOnWorker();
 
@@ -73,7 +70,7 @@ class ExtProcStreamTest {
     @Test
     void givenADeferredAnswer_whenItsKeyIsReady_thenTheSameRequestIsAnsweredOnTheWorker() throws Exception {
         stream.install();
-        call.next();
+        call.nextRequest();
         stream.onNext("wait");
         awaitOnWorker();
         assertNull(call.events.poll(100, TimeUnit.MILLISECONDS), "deferred, not answered");
@@ -81,13 +78,13 @@ class ExtProcStreamTest {
         key.complete(null);
 
         assertEquals("waited", call.next());
-        assertEquals("request 1", call.next());
+        assertEquals(1, call.nextRequest(), "the next request once the deferred one is answered");
     }
 
     @Test
     void givenAStreamError_whenReported_thenCountedReleasedOnceAndLaterRequestsIgnored() throws Exception {
         stream.install();
-        call.next();
+        call.nextRequest();
 
         stream.onError(Status.UNAVAILABLE.asRuntimeException());
         stream.onNext("late");
@@ -102,7 +99,7 @@ class ExtProcStreamTest {
     @Test
     void givenAFailure_whenAnsweredAndFailed_thenTheLastAnswerThenTheErrorStatusAndNothingMore() throws Exception {
         stream.install();
-        call.next();
+        call.nextRequest();
 
         stream.onNext("refuse");
         stream.onNext("after");
@@ -152,78 +149,6 @@ class ExtProcStreamTest {
         @Override
         protected void releaseState() {
             releases.incrementAndGet();
-        }
-    }
-
-    /** Records responses, errors and requests ("request N") as events. */
-    private static final class FakeCall extends ServerCallStreamObserver<String> {
-        final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
-        volatile boolean ready = true;
-        volatile Runnable onReady = () -> { };
-        volatile Runnable onCancel = () -> { };
-
-        @Override
-        public void onNext(String value) {
-            events.add(value);
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            events.add(t);
-        }
-
-        @Override
-        public void onCompleted() {
-            events.add("completed");
-        }
-
-        @Override
-        public boolean isCancelled() {
-            return false;
-        }
-
-        @Override
-        public void setOnCancelHandler(Runnable handler) {
-            onCancel = handler;
-        }
-
-        @Override
-        public void setCompression(String compression) {
-        }
-
-        @Override
-        public boolean isReady() {
-            return ready;
-        }
-
-        @Override
-        public void setOnReadyHandler(Runnable handler) {
-            onReady = handler;
-        }
-
-        @Override
-        public void disableAutoInboundFlowControl() {
-        }
-
-        @Override
-        public void disableAutoRequest() {
-        }
-
-        @Override
-        public void request(int count) {
-            events.add("request " + count);
-        }
-
-        @Override
-        public void setMessageCompression(boolean enable) {
-        }
-
-        Object next() throws InterruptedException {
-            Object event = events.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-            if (event == null) {
-                throw new AssertionError("no event from the stream within " + TIMEOUT_SECONDS + " s");
-            }
-            return event;
         }
     }
 }
