@@ -16,6 +16,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.testsupport.RepoRoot;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -25,7 +26,7 @@ import org.junit.jupiter.api.Test;
  */
 class ComposeFileTest {
 
-    private final Path envoyDir = Path.of(System.getProperty("meshcrypt.root", "..")).toAbsolutePath().normalize().resolve("envoy");
+    private final Path envoyDir = RepoRoot.find().resolve("envoy");
 
     private JsonNode compose() throws Exception {
         return new ObjectMapper(new YAMLFactory()).readTree(envoyDir.resolve("docker-compose.yml").toFile());

@@ -17,6 +17,7 @@ import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import io.meshcrypt.testsupport.Prerequisite;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -48,7 +49,7 @@ class TransparentModeTest {
     @BeforeAll
     void startTransparentDemo() throws Exception {
         assumeTrue("root".equals(System.getProperty("user.name")), "transparent mode needs root");
-        assumeTrue(DemoRun.onPath("ip"), "transparent mode needs iproute2 (ip)");
+        Prerequisite.require(DemoRun.onPath("ip"), "transparent mode needs iproute2 (ip)");
         demo.launcher("down");
         launched = true;
         int rc = demo.launcher("demo", "--transparent", "--detach");

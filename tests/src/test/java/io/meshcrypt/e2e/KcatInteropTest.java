@@ -15,7 +15,6 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -24,6 +23,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.Mesh;
 import io.meshcrypt.e2e.support.MeshExtension;
+import io.meshcrypt.testsupport.Prerequisite;
 
 /** librdkafka (through kcat) negotiates versions and compression on its own; it must work through Envoy too. */
 @ExtendWith(MeshExtension.class)
@@ -44,7 +44,7 @@ class KcatInteropTest {
                 .map(dir -> Path.of(dir, "kcat"))
                 .filter(Files::isExecutable)
                 .findFirst().orElse(null);
-        Assumptions.assumeTrue(kcat != null, "kcat is not installed");
+        Prerequisite.require(kcat != null, "kcat is not installed");
     }
 
     @ParameterizedTest(name = "kcat -z {0}")

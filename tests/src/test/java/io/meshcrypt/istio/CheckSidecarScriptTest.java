@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.testsupport.RepoRoot;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,8 +31,7 @@ class CheckSidecarScriptTest {
 
     private static final String LISTENER = "meshcrypt-kafka-9092";
 
-    private static Mesh mesh;
-    private static Path envoyBinary;
+    private static Path root;
     private static JsonNode kafkaFilter;
 
     @TempDir
@@ -42,14 +41,13 @@ class CheckSidecarScriptTest {
 
     @BeforeAll
     static void locate() {
-        mesh = Mesh.shared();
-        envoyBinary = SidecarEnvoy.binary(mesh);
+        root = RepoRoot.find();
         kafkaFilter = IstioManifests.read(
-                IstioManifests.istioDir(mesh.root()).resolve("base/workloads/envoyfilter-kafka.yaml"));
+                IstioManifests.istioDir(root).resolve("base/workloads/envoyfilter-kafka.yaml"));
     }
 
     @AfterEach
-    void stop() throws InterruptedException {
+    void stop() {
         if (envoy != null) {
             envoy.close();
         }
@@ -143,7 +141,7 @@ class CheckSidecarScriptTest {
                 .put("path", lds.resolve("lds.json").toString())
                 .putObject("watched_directory").put("path", lds.toString());
         pushListeners(listeners, "1");
-        envoy = SidecarEnvoy.start(envoyBinary, dir, bootstrap, adminPort);
+        envoy = SidecarEnvoy.start(dir, bootstrap, adminPort);
     }
 
     /** Replaces the LDS file atomically, as Envoy's watched-directory source expects. */
@@ -187,7 +185,7 @@ class CheckSidecarScriptTest {
                 exec curl -fsS "http://127.0.0.1:%d/${args[n-1]}"
                 """.formatted(envoy.adminPort()));
         Files.setPosixFilePermissions(kubectl, PosixFilePermissions.fromString("rwxr-xr-x"));
-        Path script = IstioManifests.istioDir(mesh.root()).resolve("check-sidecar.sh");
+        Path script = IstioManifests.istioDir(root).resolve("check-sidecar.sh");
         Path out = dir.resolve("check-sidecar.out");
         ProcessBuilder pb = new ProcessBuilder("bash", script.toString(), "apps", "orders-7d9f", "9092")
                 .redirectErrorStream(true).redirectOutput(out.toFile());

@@ -21,6 +21,7 @@ import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
 import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.filter.transport.ExtProcServer;
+import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.URI;
@@ -60,7 +61,6 @@ import org.junit.jupiter.api.io.TempDir;
 class EnvoyFilterInEnvoyTest {
 
     private static Mesh mesh;
-    private static Path envoy;
     private static JsonNode kafkaFilter;
     private static JsonNode httpFilter;
 
@@ -72,7 +72,6 @@ class EnvoyFilterInEnvoyTest {
     @BeforeAll
     static void manifestsAndEnvoy() {
         mesh = Mesh.shared();
-        envoy = SidecarEnvoy.binary(mesh);
         Path workloads = IstioManifests.istioDir(mesh.root()).resolve("base/workloads");
         kafkaFilter = IstioManifests.read(workloads.resolve("envoyfilter-kafka.yaml"));
         httpFilter = IstioManifests.read(workloads.resolve("envoyfilter-http.yaml"));
@@ -93,7 +92,7 @@ class EnvoyFilterInEnvoyTest {
         bootstrap.withArray("/static_resources/listeners").add(kafkaListener());
         bootstrap.withArray("/static_resources/clusters").add(kafkaCluster());
 
-        SidecarEnvoy.Validation result = SidecarEnvoy.validate(envoy, dir, bootstrap);
+        EnvoyProcess.Validation result = SidecarEnvoy.validate(dir, bootstrap);
 
         assertEquals(0, result.exitCode(), result.output());
     }
@@ -110,7 +109,7 @@ class EnvoyFilterInEnvoyTest {
         bootstrap.withArray("/static_resources/listeners").add(listener);
         bootstrap.withArray("/static_resources/clusters").add(kafkaCluster());
 
-        SidecarEnvoy.Validation result = SidecarEnvoy.validate(envoy, dir, bootstrap);
+        EnvoyProcess.Validation result = SidecarEnvoy.validate(dir, bootstrap);
 
         assertNotEquals(0, result.exitCode(), result.output());
         assertTrue(result.output().contains("Didn't find a registered implementation"), result.output());
@@ -146,7 +145,7 @@ class EnvoyFilterInEnvoyTest {
         ArrayNode clusters = bootstrap.withArray("/static_resources/clusters");
         clusters.add(staticCluster);
         SidecarEnvoy.replaceCluster(bootstrap, IstioManifests.grpcCluster(FILTER_CLUSTER, "127.0.0.1", filterService.port()));
-        SidecarEnvoy sidecar = SidecarEnvoy.start(envoy, dir, bootstrap, adminPort);
+        SidecarEnvoy sidecar = SidecarEnvoy.start(dir, bootstrap, adminPort);
         cleanup.add(sidecar);
         String topic = mesh.createTopic("istio-envoyfilter", 1);
         List<byte[]> values = List.of("card 4111-1111-1111-1111".getBytes(StandardCharsets.UTF_8),
@@ -191,7 +190,7 @@ class EnvoyFilterInEnvoyTest {
         clusters.add(IstioManifests.staticCluster("inbound|8080||", "127.0.0.1", 8080));
         clusters.add(IstioManifests.staticCluster("outbound|8080||app.apps.svc.cluster.local", "10.0.0.10", 8080));
 
-        SidecarEnvoy.Validation result = SidecarEnvoy.validate(envoy, dir, bootstrap);
+        EnvoyProcess.Validation result = SidecarEnvoy.validate(dir, bootstrap);
 
         assertEquals(0, result.exitCode(), result.output());
     }
@@ -240,7 +239,7 @@ class EnvoyFilterInEnvoyTest {
         bootstrap.withArray("/static_resources/clusters")
                 .add(IstioManifests.staticCluster("inbound|8080||", "127.0.0.1", app.getAddress().getPort()));
         SidecarEnvoy.replaceCluster(bootstrap, IstioManifests.grpcCluster(FILTER_CLUSTER, "127.0.0.1", filterService.port()));
-        SidecarEnvoy sidecar = SidecarEnvoy.start(envoy, dir, bootstrap, adminPort);
+        SidecarEnvoy sidecar = SidecarEnvoy.start(dir, bootstrap, adminPort);
         cleanup.add(sidecar);
 
         // When
@@ -279,7 +278,7 @@ class EnvoyFilterInEnvoyTest {
                 .add(IstioManifests.staticCluster("inbound|8080||", "127.0.0.1", app.getAddress().getPort()));
         SidecarEnvoy.replaceCluster(bootstrap,
                 IstioManifests.grpcCluster(FILTER_CLUSTER, "127.0.0.1", SidecarEnvoy.freePort()));
-        SidecarEnvoy sidecar = SidecarEnvoy.start(envoy, dir, bootstrap, adminPort);
+        SidecarEnvoy sidecar = SidecarEnvoy.start(dir, bootstrap, adminPort);
         cleanup.add(sidecar);
 
         // When

@@ -8,7 +8,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.MappingIterator;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.testsupport.EnvoyProcess;
+import io.meshcrypt.testsupport.RepoRoot;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,7 +38,7 @@ class OverlayBuildTest {
 
     @BeforeAll
     static void buildOverlays() throws IOException, InterruptedException {
-        root = Mesh.shared().root();
+        root = RepoRoot.find();
         builds = root.resolve("tests/target/istio-build");
         Path log = root.resolve("tests/target/istio-go-test.log");
         Files.createDirectories(builds);
@@ -62,7 +63,6 @@ class OverlayBuildTest {
     void givenEveryOverlayBuild_whenItsEnvoyFiltersAreLoadedIntoIstioShapedSidecar_thenEnvoyAcceptsThem()
             throws Exception {
         assertEquals(0, goTestExit, goTestOutput);
-        Path envoy = SidecarEnvoy.binary(Mesh.shared());
         List<Path> overlays;
         try (Stream<Path> files = Files.list(builds)) {
             overlays = files.filter(f -> f.toString().endsWith(".yaml")).sorted().toList();
@@ -97,7 +97,7 @@ class OverlayBuildTest {
                 }
             }
 
-            SidecarEnvoy.Validation result = SidecarEnvoy.validate(envoy, dir, bootstrap);
+            EnvoyProcess.Validation result = SidecarEnvoy.validate(dir, bootstrap);
 
             assertEquals(0, result.exitCode(), overlay + ": " + result.output());
         }

@@ -3,48 +3,28 @@ package io.meshcrypt.istio;
 import static io.meshcrypt.istio.IstioManifests.FILTER_CLUSTER;
 import static io.meshcrypt.istio.IstioManifests.JSON;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.net.ServerSocket;
-import java.net.URI;
 import java.net.URLEncoder;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.TimeUnit;
 
-/** A real Envoy 1.40 configured like an Istio sidecar, for validation and for traffic. */
+/** A real Envoy 1.40 ({@link EnvoyProcess}) configured like an Istio sidecar, for validation and for traffic. */
 final class SidecarEnvoy implements AutoCloseable {
 
     private static final Duration READY = Duration.ofSeconds(30);
 
-    record Validation(int exitCode, String output) {
-    }
+    private final EnvoyProcess envoy;
 
-    private final Process process;
-    private final int adminPort;
-
-    private SidecarEnvoy(Process process, int adminPort) {
-        this.process = process;
-        this.adminPort = adminPort;
-    }
-
-    /** The Envoy the mesh launcher installed (the project's pinned 1.40), or -Dmeshcrypt.envoy. */
-    static Path binary(Mesh mesh) {
-        Path envoy = Path.of(System.getProperty("meshcrypt.envoy",
-                mesh.logs().getParent().resolve("venv/bin/envoy").toString()));
-        assertTrue(Files.isExecutable(envoy), "no Envoy at " + envoy + " (set -Dmeshcrypt.envoy)");
-        return envoy;
+    private SidecarEnvoy(EnvoyProcess envoy) {
+        this.envoy = envoy;
     }
 
     /**
@@ -126,38 +106,19 @@ final class SidecarEnvoy implements AutoCloseable {
         throw new AssertionError("no cluster " + replacement.get("name"));
     }
 
-    static Validation validate(Path envoy, Path dir, ObjectNode bootstrap) throws IOException, InterruptedException {
-        Path config = write(dir, bootstrap, "validate");
-        Path log = dir.resolve("envoy-validate.log");
-        Process p = new ProcessBuilder(envoy.toString(), "--mode", "validate", "-c", config.toString(),
-                "--log-level", "warn").redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "envoy --mode validate did not finish");
-        return new Validation(p.exitValue(), config + "\n" + Files.readString(log));
+    static EnvoyProcess.Validation validate(Path dir, ObjectNode bootstrap) throws IOException, InterruptedException {
+        return EnvoyProcess.validate(write(dir, bootstrap, "validate"), dir.resolve("envoy-validate.log"),
+                "--log-level", "warn");
     }
 
     /** Starts Envoy and waits until its admin API reports LIVE. */
-    static SidecarEnvoy start(Path envoy, Path dir, ObjectNode bootstrap, int adminPort) throws IOException {
-        Path config = write(dir, bootstrap, "run");
-        Path log = dir.resolve("envoy.log");
-        Process p = new ProcessBuilder(envoy.toString(), "-c", config.toString(), "--disable-hot-restart",
-                "--log-level", "warn").redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        SidecarEnvoy started = new SidecarEnvoy(p, adminPort);
-        try {
-            Await.until(READY, () -> {
-                if (!p.isAlive()) {
-                    throw new AssertionError("Envoy exited: " + readQuietly(log));
-                }
-                return "LIVE".equals(started.admin("/ready").strip());
-            }, () -> "Envoy ready on admin port " + adminPort + "; log: " + readQuietly(log));
-        } catch (RuntimeException | Error e) {
-            p.destroyForcibly();
-            throw e;
-        }
-        return started;
+    static SidecarEnvoy start(Path dir, ObjectNode bootstrap, int adminPort) throws IOException {
+        return new SidecarEnvoy(EnvoyProcess.start(write(dir, bootstrap, "run"), adminPort, dir.resolve("envoy.log"),
+                READY, "--log-level", "warn"));
     }
 
     int adminPort() {
-        return adminPort;
+        return envoy.adminPort();
     }
 
     /** The value of one counter or gauge. */
@@ -174,39 +135,18 @@ final class SidecarEnvoy implements AutoCloseable {
 
     /** GET on the admin API; empty when it does not answer (yet). */
     String admin(String path) {
-        try {
-            return HttpClient.newHttpClient().send(
-                    HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + adminPort + path))
-                            .timeout(Duration.ofSeconds(2)).build(),
-                    HttpResponse.BodyHandlers.ofString()).body();
-        } catch (IOException e) {
-            return "";
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
-        }
+        return envoy.admin(path);
     }
 
     @Override
-    public void close() throws InterruptedException {
-        process.destroy();
-        if (!process.waitFor(10, TimeUnit.SECONDS)) {
-            process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-        }
+    public void close() {
+        envoy.close();
     }
 
     static Path write(Path dir, ObjectNode config, String name) throws IOException {
         Path file = dir.resolve("envoy-" + name + ".json");
         Files.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(config));
         return file;
-    }
-
-    static String readQuietly(Path file) {
-        try {
-            return Files.readString(file);
-        } catch (IOException e) {
-            return "(" + e + ")";
-        }
     }
 
     static int freePort() throws IOException {

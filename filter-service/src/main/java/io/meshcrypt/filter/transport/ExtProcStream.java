@@ -1,79 +1,55 @@
 package io.meshcrypt.filter.transport;
 
-import com.google.protobuf.ByteString;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.DataProcessedStatus;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
-import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.netty.util.concurrent.EventExecutor;
-import java.time.Duration;
-import java.util.ArrayDeque;
-import java.util.Arrays;
+import java.util.concurrent.CompletionStage;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
- * One gRPC stream, i.e. one proxied TCP connection. gRPC callbacks arrive on transport threads and only
- * hop onto {@link #executor}; every field below the constructor's is confined to that one thread, which is
- * also the only thread that talks to the {@link ConnectionHandler} and sends responses.
+ * What the network and the HTTP ext_proc streams share. gRPC callbacks arrive on transport threads and only hop onto
+ * {@link #executor}, one worker picked per stream: everything a stream does runs there, in order, so its state needs no
+ * locks, and JSON, crypto and handlers never run on gRPC's threads. Requests are read only as fast as Envoy takes the
+ * responses (flow control), a stream ends once, and its state is released once, however it ends.
+ *
+ * <p>Fail closed: Envoy treats a stream that ends OK as "continue unprocessed", so a stream that fails ends with an
+ * error status (see {@link #answerAndFail}, {@link #reset}).
+ *
+ * @param <Q> the ProcessingRequest type of the service
+ * @param <R> its ProcessingResponse type
  */
-final class ExtProcStream implements StreamObserver<ProcessingRequest> {
+public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
 
-    private static final Logger log = LoggerFactory.getLogger(ExtProcStream.class);
-
-    private final long id;
-    private final ServerCallStreamObserver<ProcessingResponse> call;
+    protected final Logger log;
+    /** How log lines name this stream's kind, e.g. "ext_proc stream". */
+    protected final String label;
+    protected final long id;
+    private final ServerCallStreamObserver<R> call;
     private final EventExecutor executor;
-    private final ConnectionHandlerFactory factory;
-    private final StreamHeaders headers;
-    private final int inboundWindow;
     private final TransportMetrics metrics;
-    private final long heldFrameTimeoutNanos;
 
-    private ConnectionHandler handler;
-    /** Set once the connection is over (closed, cancelled or failed): later messages are ignored, never forwarded. */
+    /** Set once the stream is over (closed, cancelled or failed): later messages are ignored, never forwarded. */
     private boolean done;
+    private boolean released;
     /** Inbound messages processed while the response side was not ready; requested once it is. */
     private int owedRequests;
-    /**
-     * The request whose chunk waits for a deferred rewrite (a data key still on its way from the KMS), with the
-     * response built so far; requests arriving meanwhile queue behind it, because Envoy matches responses to
-     * requests by order alone. The queue is bounded by the inbound window: no more is requested while parked.
-     */
-    private ProcessingRequest parked;
-    private ProcessingResponse.Builder parkedResponse;
-    private boolean parkedOnRead;
-    private final ArrayDeque<ProcessingRequest> queued = new ArrayDeque<>();
-    /** Fires at the deadline of the oldest held frame; at most one is pending. */
-    private ScheduledFuture<?> heldFrameTimer;
 
-    /**
-     * @param heldFrameTimeout how long a frame the handler holds may take to complete, from its first byte; past it
-     *     the connection is reset even if the peer sends nothing more
-     */
-    ExtProcStream(long id, ServerCallStreamObserver<ProcessingResponse> call, EventExecutor executor,
-                  ConnectionHandlerFactory factory, StreamHeaders headers, int inboundWindow, TransportMetrics metrics,
-                  Duration heldFrameTimeout) {
-        this.heldFrameTimeoutNanos = heldFrameTimeout.toNanos();
+    protected ExtProcStream(Logger log, String label, long id, ServerCallStreamObserver<R> call, EventExecutor executor,
+                            TransportMetrics metrics) {
+        this.log = log;
+        this.label = label;
         this.id = id;
-        this.headers = headers;
         this.call = call;
         this.executor = executor;
-        this.factory = factory;
-        this.inboundWindow = inboundWindow;
         this.metrics = metrics;
     }
 
     /** Called by the service before it returns this observer to gRPC, on the transport thread. */
-    void install() {
+    public final void install() {
         call.disableAutoRequest();
         call.setOnCancelHandler(() -> hop(this::onCancelled));
         call.setOnReadyHandler(() -> hop(this::onResponseSideReady));
@@ -82,317 +58,170 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
     }
 
     @Override
-    public void onNext(ProcessingRequest request) {
+    public final void onNext(Q request) {
         metrics.requestReceived();
-        hop(() -> handle(request));
+        hop(() -> {
+            if (!done) {
+                handle(request);
+            }
+        });
     }
 
     @Override
-    public void onError(Throwable t) {
+    public final void onError(Throwable t) {
         hop(() -> onStreamError(t));
     }
 
     @Override
-    public void onCompleted() {
-        hop(this::onHalfClosed);
+    public final void onCompleted() {
+        hop(() -> {
+            if (!done) {
+                done = true;
+                onHalfClosed();
+            }
+        });
     }
 
-    private void open() {
-        try {
-            handler = factory.open(headers);
-            if (handler == null) {
-                throw new IllegalStateException("connection handler factory returned null");
-            }
-        } catch (Throwable e) {
-            // Throwable: an Error here must still end this stream (Envoy would otherwise wait on it forever), and
-            // must not escape into the worker, which serves other connections.
-            done = true;
-            handler = null;
-            try {
-                log.warn("ext_proc stream {}: cannot open a connection handler, closing the connection", id, e);
-                metrics.streamError();
-                metrics.streamEnded();
-                call.onError(Status.INTERNAL.withDescription("connection handler unavailable").asRuntimeException());
-            } catch (Throwable sendFailure) {
-                log.debug("ext_proc stream {}: could not fail the stream, it is already gone", id, sendFailure);
-            }
-            return;
-        }
-        // Nothing is read before the handler exists; from here on at most inboundWindow requests are in flight.
-        call.request(inboundWindow);
+    /** First on the worker: prepares the stream and asks for its first requests ({@link #request}), or fails it. */
+    protected abstract void open();
+
+    /** One request, on the worker, while the stream is not done; answers it (now or later) or ends the stream. */
+    protected abstract void handle(Q request);
+
+    /**
+     * Envoy half-closed its side; the stream is already marked done. Ends ours (release the state with {@link #release}).
+     */
+    protected abstract void onHalfClosed();
+
+    /** Frees what the stream holds; called once, on the worker, when the stream is over. */
+    protected abstract void releaseState();
+
+    protected final boolean isDone() {
+        return done;
     }
 
-    private void handle(ProcessingRequest request) {
-        if (done) {
-            return;
-        }
-        if (parked != null) {
-            queued.add(request);
-            return;
-        }
-        ProcessingResponse.Builder response = ProcessingResponse.newBuilder()
-                // Envoy never reads this field; MODIFIED states what is true: the data field holds what to forward.
-                .setDataProcessingStatus(DataProcessedStatus.MODIFIED);
-        String direction = "read";
-        long heldSince;
-        try {
-            if (!request.hasReadData() && !request.hasWriteData()) {
-                throw new ProtocolViolation("request carries neither read_data nor write_data");
-            }
-            if (request.hasReadData()) {
-                Data in = request.getReadData();
-                try {
-                    response.setReadData(answer(handler.onRead(in.getData(), in.getEndOfStream()), in));
-                } catch (RewriteDeferred d) {
-                    park(request, response, true, d);
-                    return;
-                }
-            }
-            if (request.hasWriteData()) {
-                direction = "write";
-                if (!writeInto(request, response, false)) {
-                    return;
-                }
-            }
-            direction = "held-frame";
-            heldSince = handler.heldFrameSinceNanos();
-            if (heldSince != ConnectionHandler.NOT_HOLDING && System.nanoTime() - heldSince >= heldFrameTimeoutNanos) {
-                throw new HeldFrameTimeout(System.nanoTime() - heldSince);
-            }
-        } catch (Throwable e) {
-            // Throwable, not Exception: a StackOverflowError or AssertionError in one connection's handler (or an
-            // OutOfMemoryError the JVM survives) resets that connection only. Escaping into the worker would leave
-            // this stream unanswered and not done while the worker goes on serving the others.
-            failClosed(request, direction, e);
-            return;
-        }
-        answer(request, response, heldSince);
+    /** Marks the stream over: later messages, timers and resumptions are ignored. */
+    protected final void markDone() {
+        done = true;
+    }
+
+    /** Reads {@code count} more requests. */
+    protected final void request(int count) {
+        call.request(count);
+    }
+
+    /** Sends the answer to one request; then {@link #requestNext()}. */
+    protected final void send(R response) {
+        call.onNext(response);
+        metrics.requestAnswered();
     }
 
     /**
-     * Sends the response and arms the held-frame timer. Inside a try like the handler calls: a Throwable from building
-     * or sending the response (or from scheduling the timer) resets this connection, never escapes into the worker, and
-     * never leaves this stream unanswered and not done (queued requests behind it would wait forever).
+     * Reads the next request, unless Envoy is not reading responses: then no more requests are read until it does,
+     * so neither side piles up.
      */
-    private void answer(ProcessingRequest request, ProcessingResponse.Builder response, long heldSince) {
-        boolean answered = false;
-        try {
-            ProcessingResponse built = response.build();
-            call.onNext(built);
-            answered = true;
-            metrics.requestAnswered();
-            if (call.isReady()) {
-                call.request(1);
-            } else {
-                // Envoy is not reading responses: stop reading requests until it does, so neither side piles up.
-                owedRequests++;
-            }
-            armHeldFrameTimer(heldSince);
-        } catch (Throwable e) {
-            if (answered) {
-                // The request has its response: a second one (CLOSE_RST) would answer a request Envoy never sent.
-                metrics.handlerFailed();
-                resetWithoutRequest(Status.INTERNAL.withDescription("connection reset after its response"),
-                        "failed after answering a request: " + describe(e));
-            } else {
-                failClosed(request, "send", e);
-            }
-        }
-    }
-
-    /** Answers the request's write data into {@code response}; false when it was parked instead. */
-    private boolean writeInto(ProcessingRequest request, ProcessingResponse.Builder response, boolean resuming)
-            throws Throwable {
-        Data in = request.getWriteData();
-        try {
-            ByteString forward = resuming ? handler.resumeWrite() : handler.onWrite(in.getData(), in.getEndOfStream());
-            response.setWriteData(answer(forward, in));
-            return true;
-        } catch (RewriteDeferred d) {
-            park(request, response, false, d);
-            return false;
+    protected final void requestNext() {
+        if (call.isReady()) {
+            call.request(1);
+        } else {
+            owedRequests++;
         }
     }
 
     /**
-     * A peer that announces a large frame and then trickles it (or stops) sends nothing that would let
-     * {@link #handle} notice the deadline, so a timer checks it on this stream's own executor.
+     * Runs {@code resume} on this stream's worker once {@code ready} completes, whatever the outcome (a failed key
+     * fetch then surfaces as the real error), unless the stream is over by then. The worker never waits.
      */
-    private void armHeldFrameTimer(long heldSince) {
-        if (heldSince == ConnectionHandler.NOT_HOLDING || heldFrameTimer != null || done) {
-            return;
-        }
-        long delay = Math.max(0, heldSince + heldFrameTimeoutNanos - System.nanoTime());
-        heldFrameTimer = executor.schedule(this::onHeldFrameTimer, delay, TimeUnit.NANOSECONDS);
-    }
-
-    private void onHeldFrameTimer() {
-        heldFrameTimer = null;
-        if (done) {
-            return;
-        }
-        long heldSince;
-        try {
-            heldSince = handler.heldFrameSinceNanos();
-        } catch (Throwable e) {
-            resetWithoutRequest(Status.INTERNAL.withDescription("connection handler failed; connection reset"),
-                    "connection handler failed: " + describe(e));
-            return;
-        }
-        if (heldSince == ConnectionHandler.NOT_HOLDING) {
-            return;
-        }
-        long heldNanos = System.nanoTime() - heldSince;
-        if (heldNanos >= heldFrameTimeoutNanos) {
-            metrics.heldFrameTimedOut();
-            resetWithoutRequest(Status.DEADLINE_EXCEEDED.withDescription("held frame incomplete; connection reset"),
-                    new HeldFrameTimeout(heldNanos).getMessage());
-            return;
-        }
-        // The frame that armed the timer completed and a newer one is held: wait for the newer one's deadline.
-        armHeldFrameTimer(heldSince);
+    protected final void resumeWhen(CompletionStage<?> ready, Runnable resume) {
+        ready.whenComplete((ignored, error) -> hop(() -> {
+            if (!done) {
+                resume.run();
+            }
+        }));
     }
 
     /**
-     * Resets the connection when there is no request to answer with CLOSE_RST: the error status makes Envoy (with
-     * failure_mode_allow off) close the connection, and nothing more is processed or forwarded.
+     * Sends {@code last} (the answer that tells Envoy to refuse or reset), then ends the stream with {@code status}:
+     * with failure_mode_allow off, the error fails the exchange even if {@code last} were lost. Releases the state.
      */
-    private void resetWithoutRequest(Status status, String reason) {
+    protected final void answerAndFail(R last, Status status) {
+        done = true;
+        try {
+            call.onNext(last);
+            call.onError(status.asRuntimeException());
+        } catch (Throwable sendFailure) {
+            log.debug("{} {}: could not send the reset, the stream is already gone", label, id, sendFailure);
+        }
+        release();
+    }
+
+    /** Ends the stream OK: only once Envoy has half-closed, since OK before that means "forward unprocessed". */
+    protected final void complete() {
+        try {
+            call.onCompleted();
+        } catch (Throwable sendFailure) {
+            log.debug("{} {}: could not end the stream, it is already gone", label, id, sendFailure);
+        }
+    }
+
+    /** Ends the stream with {@code status}, sending nothing else; does not release the state. */
+    protected final void fail(Status status) {
+        try {
+            call.onError(status.asRuntimeException());
+        } catch (Throwable sendFailure) {
+            log.debug("{} {}: could not fail the stream, it is already gone", label, id, sendFailure);
+        }
+    }
+
+    /**
+     * Resets the connection when there is no request to answer: the error status makes Envoy (with failure_mode_allow
+     * off) close it, and nothing more is processed or forwarded. The warning naming the reason is rate-limited.
+     */
+    protected final void reset(Status status, String reason) {
         done = true;
         try {
             String note = ResetWarnings.SHARED.admit();
             if (note != null) {
-                log.warn("ext_proc stream {}: {}; resetting the connection{}", id, reason, note);
+                log.warn("{} {}: {}; resetting the connection{}", label, id, reason, note);
             }
-            call.onError(status.asRuntimeException());
-        } catch (Throwable sendFailure) {
-            log.debug("ext_proc stream {}: could not fail the stream, it is already gone", id, sendFailure);
-        }
-        closeHandler();
-    }
-
-    private static String describe(Throwable e) {
-        return e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
-    }
-
-    private void park(ProcessingRequest request, ProcessingResponse.Builder response, boolean onRead, RewriteDeferred d) {
-        parked = request;
-        parkedResponse = response;
-        parkedOnRead = onRead;
-        metrics.rewriteDeferred();
-        log.debug("ext_proc stream {}: {} rewrite deferred: {}", id, onRead ? "read" : "write", d.getMessage());
-        // A deferred frame counts as held (the handler reports when it was first deferred): the held-frame deadline
-        // bounds how long, and so how often, one frame may wait, even if its future never completes. Called from
-        // inside the callers' try blocks: a failure here resets the connection.
-        armHeldFrameTimer(handler.heldFrameSinceNanos());
-        // Whatever the outcome, retry on this stream's thread: a failed key fetch then surfaces as the real error.
-        d.ready().whenComplete((ignored, error) -> hop(this::resumeParked));
-    }
-
-    private void resumeParked() {
-        if (done || parked == null) {
-            return;
-        }
-        ProcessingRequest request = parked;
-        ProcessingResponse.Builder response = parkedResponse;
-        boolean onRead = parkedOnRead;
-        parked = null;
-        parkedResponse = null;
-        long heldSince;
-        try {
-            if (onRead) {
-                try {
-                    response.setReadData(answer(handler.resumeRead(), request.getReadData()));
-                } catch (RewriteDeferred d) {
-                    park(request, response, true, d);
-                    return;
-                }
-                if (request.hasWriteData() && !writeInto(request, response, false)) {
-                    return;
-                }
-            } else if (!writeInto(request, response, true)) {
-                return;
-            }
-            heldSince = handler.heldFrameSinceNanos();
-        } catch (Throwable e) {
-            failClosed(request, onRead ? "read" : "write", e);
-            return;
-        }
-        answer(request, response, heldSince);
-        while (!done && parked == null && !queued.isEmpty()) {
-            handle(queued.poll());
-        }
-    }
-
-    private static Data answer(ByteString forward, Data in) {
-        if (forward == null) {
-            throw new IllegalStateException("connection handler returned null instead of the bytes to forward");
-        }
-        return Data.newBuilder().setData(forward).setEndOfStream(in.getEndOfStream()).build();
-    }
-
-    /**
-     * Answers the failed request with CLOSE_RST and nothing to forward, then ends the stream with an error.
-     * Ending it OK would make Envoy forward later bytes unprocessed; with failure_mode_allow off, the error
-     * closes the connection even if the CLOSE_RST response were lost.
-     */
-    private void failClosed(ProcessingRequest request, String direction, Throwable e) {
-        done = true;
-        try {
-            logFailure(direction, e);
         } catch (Throwable logFailure) {
-            // Logging may fail in the same way (an OutOfMemoryError): the reset below matters more.
+            // Logging may fail (an OutOfMemoryError): the reset below matters more.
         }
-        try {
-            sendReset(request);
-        } catch (Throwable sendFailure) {
-            log.debug("ext_proc stream {}: could not send the reset, the stream is already gone", id, sendFailure);
-        }
-        closeHandler();
+        fail(status);
+        release();
     }
 
-    private void logFailure(String direction, Throwable e) {
-        String reason = describe(e);
-        if (e instanceof ProtocolViolation) {
-            metrics.streamError();
-        } else if (e instanceof HeldFrameTimeout) {
-            metrics.heldFrameTimedOut();
-        } else {
-            metrics.handlerFailed();
-        }
-        String note = ResetWarnings.SHARED.admit();
-        if (note == null) {
+    /** Frees the stream's state once, however many paths end it. */
+    protected final void release() {
+        if (released) {
             return;
         }
-        if (e instanceof ProtocolViolation) {
-            log.warn("ext_proc stream {}: protocol violation, resetting the connection: {}{}", id, reason, note);
-        } else if (e instanceof HeldFrameTimeout) {
-            log.warn("ext_proc stream {}: {}; resetting the connection{}", id, reason, note);
-        } else if (e instanceof StackOverflowError) {
-            // Its trace is a thousand repeated frames; the top few name the recursion.
-            StackTraceElement[] trace = e.getStackTrace();
-            log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {} at {}{}", id, direction,
-                    reason, Arrays.asList(trace).subList(0, Math.min(8, trace.length)), note);
-        } else if (e instanceof RuntimeException || e instanceof Error) {
-            // Unchecked means a bug rather than bad traffic: keep the stack trace.
-            log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {}{}", id, direction, reason, note, e);
-        } else {
-            log.warn("ext_proc stream {}: {} handler failed, resetting the connection: {}{}", id, direction, reason, note);
+        released = true;
+        metrics.streamEnded();
+        releaseState();
+    }
+
+    protected final TransportMetrics metrics() {
+        return metrics;
+    }
+
+    /** Runs {@code task} on this stream's worker. */
+    protected final void hop(Runnable task) {
+        try {
+            executor.execute(task);
+        } catch (RejectedExecutionException e) {
+            // Only during shutdown, after the gRPC server has stopped: nothing is left to forward to.
+            log.debug("{} {}: worker already shut down", label, id);
         }
     }
 
-    private void sendReset(ProcessingRequest request) {
-        ProcessingResponse.Builder reset = ProcessingResponse.newBuilder()
-                .setDataProcessingStatus(DataProcessedStatus.MODIFIED)
-                .setConnectionStatus(ConnectionStatus.CLOSE_RST);
-        if (request.hasWriteData()) {
-            reset.setWriteData(Data.getDefaultInstance());
-        }
-        if (request.hasReadData() || !request.hasWriteData()) {
-            reset.setReadData(Data.getDefaultInstance());
-        }
-        call.onNext(reset.build());
-        call.onError(Status.INTERNAL.withDescription("connection handler failed; connection reset").asRuntimeException());
+    /** Schedules {@code task} on this stream's worker. */
+    protected final ScheduledFuture<?> schedule(Runnable task, long delayNanos) {
+        return executor.schedule(task, delayNanos, TimeUnit.NANOSECONDS);
+    }
+
+    protected static String describe(Throwable e) {
+        return e.getClass().getSimpleName() + (e.getMessage() == null ? "" : ": " + e.getMessage());
     }
 
     private void onResponseSideReady() {
@@ -403,12 +232,12 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         }
     }
 
-    /** Envoy cancels the stream when the connection closes: the normal end of a connection. */
+    /** Envoy cancels the stream when the connection (or HTTP exchange) closes: the normal end of a stream. */
     private void onCancelled() {
         if (!done) {
             done = true;
-            log.debug("ext_proc stream {}: cancelled by Envoy, connection closed", id);
-            closeHandler();
+            log.debug("{} {}: cancelled by Envoy, connection closed", label, id);
+            release();
         }
     }
 
@@ -419,72 +248,11 @@ final class ExtProcStream implements StreamObserver<ProcessingRequest> {
         done = true;
         Status status = Status.fromThrowable(t);
         if (status.getCode() == Status.Code.CANCELLED) {
-            log.debug("ext_proc stream {}: cancelled, connection closed", id);
+            log.debug("{} {}: cancelled, connection closed", label, id);
         } else {
             metrics.streamError();
-            log.warn("ext_proc stream {}: stream failed: {}", id, status);
+            log.warn("{} {}: stream failed: {}", label, id, status);
         }
-        closeHandler();
-    }
-
-    /**
-     * Envoy half-closed its side. Completing ours OK would tell Envoy processing is over, and it would forward any
-     * later bytes of the connection unprocessed: end with an error instead, after the handler released its state.
-     */
-    private void onHalfClosed() {
-        if (done) {
-            return;
-        }
-        done = true;
-        closeHandler();
-        try {
-            call.onError(Status.ABORTED.withDescription("request stream ended by Envoy; processing over, connection must close")
-                    .asRuntimeException());
-        } catch (Throwable sendFailure) {
-            log.debug("ext_proc stream {}: could not end the stream, it is already gone", id, sendFailure);
-        }
-    }
-
-    private void closeHandler() {
-        if (heldFrameTimer != null) {
-            heldFrameTimer.cancel(false);
-            heldFrameTimer = null;
-        }
-        metrics.streamEnded();
-        parked = null;
-        parkedResponse = null;
-        queued.clear();
-        if (handler == null) {
-            return;
-        }
-        try {
-            handler.onClose();
-        } catch (Throwable e) {
-            log.warn("ext_proc stream {}: connection handler failed to close", id, e);
-        }
-    }
-
-    private void hop(Runnable task) {
-        try {
-            executor.execute(task);
-        } catch (RejectedExecutionException e) {
-            // Only during shutdown, after the gRPC server has stopped: nothing is left to forward to.
-            log.debug("ext_proc stream {}: worker already shut down", id);
-        }
-    }
-
-    /** A frame the handler holds was not complete within the held-frame timeout. */
-    private static final class HeldFrameTimeout extends Exception {
-        HeldFrameTimeout(long heldNanos) {
-            super("a held frame is still incomplete after " + TimeUnit.NANOSECONDS.toMillis(heldNanos)
-                    + " ms (limits.heldFrameTimeout): the peer announced more bytes than it sends");
-        }
-    }
-
-    /** Envoy sent something the protocol does not allow; handled like a handler failure, counted apart. */
-    private static final class ProtocolViolation extends Exception {
-        ProtocolViolation(String message) {
-            super(message);
-        }
+        release();
     }
 }

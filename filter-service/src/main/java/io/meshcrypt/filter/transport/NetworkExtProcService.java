@@ -79,7 +79,7 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
         Metadata metadata = HEADERS.get();
         StreamHeaders headers = metadata == null ? StreamHeaders.NONE
                 : name -> metadata.get(Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER));
-        ExtProcStream stream = new ExtProcStream(streamIds.incrementAndGet(),
+        NetworkExtProcStream stream = new NetworkExtProcStream(streamIds.incrementAndGet(),
                 (ServerCallStreamObserver<ProcessingResponse>) responseObserver, workers.next(), factory, headers,
                 inboundWindow, metrics, heldFrameTimeout);
         stream.install();

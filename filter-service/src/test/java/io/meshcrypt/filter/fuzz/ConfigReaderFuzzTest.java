@@ -11,7 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The YAML readers (YamlTree, ConfigReader with its HttpConfigReader, KeysConfig and policy sections) on random YAML
@@ -92,9 +92,8 @@ class ConfigReaderFuzzTest {
     }
 
     @Test
-    @EnabledIfSystemProperty(named = FuzzSupport.WRITE_SEEDS, matches = ".+")
-    void writeSeeds() throws Exception {
-        Path root = Path.of(System.getProperty(FuzzSupport.WRITE_SEEDS));
+    void writeSeeds(@TempDir Path scratch) throws Exception {
+        Path root = FuzzSupport.seedRoot(scratch);
         String filter = "givenRandomYaml_whenLoadedAsFilterConfig_thenOnlyConfigException";
         String mesh = "givenRandomYaml_whenReadAsMeshPolicies_thenOnlyConfigException";
         String policy = """
@@ -157,6 +156,7 @@ class ConfigReaderFuzzTest {
         FuzzSupport.seed(root, getClass(), filter, "anchors-and-flow", utf8("keyset: &k k.json\nbrokers: {1: *k}\npolicy: {encrypt: [], unmatched: passthrough}\n"));
         FuzzSupport.seed(root, getClass(), mesh, "policy-http", utf8("sidecars: {}\n" + policy + http));
         FuzzSupport.seed(root, getClass(), mesh, "policy-only", utf8("policy: {encrypt: ['*']}\n"));
+        FuzzSupport.requireSeeds(root, getClass());
     }
 
     private static byte[] utf8(String s) {

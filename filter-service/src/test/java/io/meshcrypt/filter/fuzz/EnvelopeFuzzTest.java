@@ -12,15 +12,17 @@ import io.meshcrypt.filter.crypto.EnvelopeException;
 import io.meshcrypt.filter.crypto.EnvelopeV2;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.LocalKekProvider;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
+import java.time.Duration;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Every envelope parser on hostile record values and keys: {@link Envelope#inspect}, {@link EnvelopeV2#parse},
@@ -34,6 +36,7 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
  */
 class EnvelopeFuzzTest {
     static final String TOPIC = "orders";
+    private static final Duration KEY_WAIT = Duration.ofSeconds(10);
     private static final RecordCipher V1 = FuzzSupport.recordCipher();
     private static final KeyCipher KEYS = FuzzSupport.keyCipher();
     private static final EnvelopeCipher CIPHER = new EnvelopeCipher(new DekManager(
@@ -133,13 +136,13 @@ class EnvelopeFuzzTest {
     }
 
     @Test
-    @EnabledIfSystemProperty(named = FuzzSupport.WRITE_SEEDS, matches = ".+")
-    void writeSeeds() throws Exception {
-        Path root = Path.of(System.getProperty(FuzzSupport.WRITE_SEEDS));
+    void writeSeeds(@TempDir Path scratch) throws Exception {
+        Path root = FuzzSupport.seedRoot(scratch);
         byte[] v1 = bytes(V1.encrypt(TOPIC, utf8("a v1 value")));
         byte[] v1Empty = bytes(V1.encrypt(TOPIC, utf8("")));
-        byte[] v2 = bytes(CIPHER.encrypt(TOPIC, utf8("a v2 value")));
-        byte[] v2Other = bytes(CIPHER.encrypt("other", utf8("x")));
+        // a topic's first DEK comes from the KMS asynchronously: the writer may wait for it
+        byte[] v2 = bytes(KeyNotReadyException.awaitBlocking(() -> CIPHER.encrypt(TOPIC, utf8("a v2 value")), KEY_WAIT));
+        byte[] v2Other = bytes(KeyNotReadyException.awaitBlocking(() -> CIPHER.encrypt("other", utf8("x")), KEY_WAIT));
         byte[] key = bytes(KEYS.encrypt(TOPIC, utf8("customer-42")));
         byte[] forged = {0x00, 0x4D, 0x43, 0x45, 0x02};
         for (String method : new String[] {
@@ -156,6 +159,7 @@ class EnvelopeFuzzTest {
         FuzzSupport.seed(root, getClass(), keys, "key", FuzzSupport.concat(new byte[] {0}, key));
         FuzzSupport.seed(root, getClass(), keys, "key-at-7-le", FuzzSupport.concat(new byte[] {0x17}, key));
         FuzzSupport.seed(root, getClass(), keys, "truncated", FuzzSupport.concat(new byte[] {0}, Arrays.copyOf(key, 20)));
+        FuzzSupport.requireSeeds(root, getClass());
     }
 
     private static ByteBuffer utf8(String s) {

@@ -18,7 +18,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * FrameStream on random bytes cut into random chunks, against a reference model that reads the whole stream at once.
@@ -246,9 +246,8 @@ class FrameStreamFuzzTest {
     }
 
     @Test
-    @EnabledIfSystemProperty(named = FuzzSupport.WRITE_SEEDS, matches = ".+")
-    void writeSeeds() throws Exception {
-        Path root = Path.of(System.getProperty(FuzzSupport.WRITE_SEEDS));
+    void writeSeeds(@TempDir Path scratch) throws Exception {
+        Path root = FuzzSupport.seedRoot(scratch);
         String method = "givenRandomBytesInRandomChunks_whenFramed_thenOnlyKafkaFrameExceptionAndForwardedBytesMatchTheModel";
         byte[] pass = frame(new byte[] {2, 0, 0, 0, 0, 0, 0, 9, 0, 1, 'x'});
         byte[] rewrite = frame(new byte[] {1, 0, 0, 3, 0, 0, 0, 7, 'a', 'b', 'c'});
@@ -261,6 +260,7 @@ class FrameStreamFuzzTest {
                 FuzzSupport.concat(new byte[] {4, 1, 3}, pass, frame(new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9})));
         FuzzSupport.seed(root, getClass(), method, "negative-size",
                 FuzzSupport.concat(new byte[] {0, 0, 4}, pass, new byte[] {(byte) 0x80, 0, 0, 0}));
+        FuzzSupport.requireSeeds(root, getClass());
     }
 
     private static byte[] frame(byte[] body) {

@@ -19,6 +19,7 @@ import java.security.GeneralSecurityException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 
 /**
  * What the fuzz harnesses share: fixed test-only keysets (so saved inputs that carry ciphertext stay decryptable
@@ -125,6 +126,25 @@ public final class FuzzSupport {
             pos += n;
         }
         return out;
+    }
+
+    /**
+     * Where {@code writeSeeds} writes: the folder {@value #WRITE_SEEDS} names, else {@code scratch}. The writers run in
+     * every build (never skipped), so a seed that no longer builds fails there, not when the corpus is next rewritten.
+     */
+    public static Path seedRoot(Path scratch) {
+        String named = System.getProperty(WRITE_SEEDS, "");
+        return named.isBlank() ? scratch : Path.of(named);
+    }
+
+    /** Fails unless {@code harness} wrote at least one seed under {@code root}. */
+    public static void requireSeeds(Path root, Class<?> harness) throws IOException {
+        Path dir = root.resolve(harness.getPackageName().replace('.', '/')).resolve(harness.getSimpleName() + "Inputs");
+        try (Stream<Path> files = Files.walk(dir)) {
+            if (files.noneMatch(f -> f.getFileName().toString().startsWith("seed-"))) {
+                throw new AssertionError("no seed written under " + dir);
+            }
+        }
     }
 
     /** Where a harness's seeds go: {@code <root>/<package path>/<ClassName>Inputs/<method>/}. */

@@ -29,7 +29,7 @@ import org.apache.kafka.common.record.internal.ControlRecordType;
 import org.apache.kafka.common.utils.internals.ByteBufferOutputStream;
 import org.apache.kafka.common.utils.internals.Crc32C;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * RecordBatchRewriter on mutated record batches (the Produce and Fetch payloads a hostile client or broker controls).
@@ -128,9 +128,8 @@ class RecordBatchRewriterFuzzTest {
     }
 
     @Test
-    @EnabledIfSystemProperty(named = FuzzSupport.WRITE_SEEDS, matches = ".+")
-    void writeSeeds() throws Exception {
-        Path root = Path.of(System.getProperty(FuzzSupport.WRITE_SEEDS));
+    void writeSeeds(@TempDir Path scratch) throws Exception {
+        Path root = FuzzSupport.seedRoot(scratch);
         String method = "givenMutatedBatches_whenRewritten_thenOnlyRecordRewriteExceptionAndEncryptionRoundTrips";
         Header[] headers = {new RecordHeader("h", "v".getBytes(StandardCharsets.UTF_8)), new RecordHeader("n", null)};
         SimpleRecord[] records = {
@@ -156,6 +155,7 @@ class RecordBatchRewriterFuzzTest {
         byte[] logAppend = logAppendTimeBatch(records);
         FuzzSupport.seed(root, getClass(), method, "idempotent-control-logappend-truncated",
                 FuzzSupport.concat(new byte[] {2}, idempotent, control, logAppend, Arrays.copyOf(idempotent, 40)));
+        FuzzSupport.requireSeeds(root, getClass());
     }
 
     private static byte[] logAppendTimeBatch(SimpleRecord[] records) {

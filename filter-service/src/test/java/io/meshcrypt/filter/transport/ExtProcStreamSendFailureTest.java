@@ -10,14 +10,11 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
-import io.grpc.stub.ServerCallStreamObserver;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.netty.util.concurrent.DefaultEventExecutor;
 import java.time.Duration;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
@@ -38,8 +35,7 @@ class ExtProcStreamSendFailureTest {
     }
 
     /** The server side of a call whose first {@code failures} data responses throw from onNext. */
-    private static final class FailingCall extends ServerCallStreamObserver<ProcessingResponse> {
-        final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
+    private static final class FailingCall extends RecordingCall<ProcessingResponse> {
         final AtomicInteger failures;
         /** When set, asking for the next request after a response throws (flow control after onNext). */
         volatile boolean failRequestAfterResponse;
@@ -53,47 +49,7 @@ class ExtProcStreamSendFailureTest {
             if (value.getConnectionStatus() != ConnectionStatus.CLOSE_RST && failures.getAndDecrement() > 0) {
                 throw new OutOfMemoryError("simulated: serializing the response");
             }
-            events.add(value);
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            events.add(t);
-        }
-
-        @Override
-        public void onCompleted() {
-            events.add("completed");
-        }
-
-        @Override
-        public boolean isCancelled() {
-            return false;
-        }
-
-        @Override
-        public void setOnCancelHandler(Runnable onCancelHandler) {
-        }
-
-        @Override
-        public void setCompression(String compression) {
-        }
-
-        @Override
-        public boolean isReady() {
-            return true;
-        }
-
-        @Override
-        public void setOnReadyHandler(Runnable onReadyHandler) {
-        }
-
-        @Override
-        public void disableAutoInboundFlowControl() {
-        }
-
-        @Override
-        public void disableAutoRequest() {
+            super.onNext(value);
         }
 
         @Override
@@ -101,18 +57,7 @@ class ExtProcStreamSendFailureTest {
             if (count == 1 && failRequestAfterResponse) {
                 throw new IllegalStateException("simulated: call already closed");
             }
-        }
-
-        @Override
-        public void setMessageCompression(boolean enable) {
-        }
-
-        Object next() throws InterruptedException {
-            Object event = events.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-            if (event == null) {
-                throw new AssertionError("no event from the stream within " + TIMEOUT_SECONDS + " s");
-            }
-            return event;
+            super.request(count);
         }
     }
 
@@ -149,8 +94,8 @@ class ExtProcStreamSendFailureTest {
         }
     }
 
-    private ExtProcStream stream(FailingCall call, Handler handler) {
-        ExtProcStream stream = new ExtProcStream(1, call, worker, headers -> handler, StreamHeaders.NONE, 8,
+    private NetworkExtProcStream stream(FailingCall call, Handler handler) {
+        NetworkExtProcStream stream = new NetworkExtProcStream(1, call, worker, headers -> handler, StreamHeaders.NONE, 8,
                 new TransportMetrics(), Duration.ofSeconds(30));
         stream.install();
         return stream;
@@ -165,7 +110,7 @@ class ExtProcStreamSendFailureTest {
             throws Exception {
         FailingCall call = new FailingCall(1);
         Handler handler = new Handler();
-        ExtProcStream stream = stream(call, handler);
+        NetworkExtProcStream stream = stream(call, handler);
 
         stream.onNext(read("first"));
         stream.onNext(read("second, never forwarded"));
@@ -184,7 +129,7 @@ class ExtProcStreamSendFailureTest {
             throws Exception {
         FailingCall call = new FailingCall(1);
         Handler handler = new Handler();
-        ExtProcStream stream = stream(call, handler);
+        NetworkExtProcStream stream = stream(call, handler);
         stream.onNext(read("wait"));
         stream.onNext(read("queued plaintext"));
 
@@ -204,7 +149,7 @@ class ExtProcStreamSendFailureTest {
         FailingCall call = new FailingCall(0);
         call.failRequestAfterResponse = true;
         Handler handler = new Handler();
-        ExtProcStream stream = stream(call, handler);
+        NetworkExtProcStream stream = stream(call, handler);
 
         stream.onNext(read("first"));
 

@@ -1,14 +1,11 @@
 package io.meshcrypt.e2e.support;
 
+import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -65,7 +62,7 @@ public final class HostileMesh implements AutoCloseable {
     private final String keys;
     private final Map<String, String> env;
     private Process filterService;
-    private Process envoy;
+    private EnvoyProcess envoy;
     private boolean limitsAccepted;
 
     /** Envelope v2 with the local KEK provider. */
@@ -261,33 +258,7 @@ public final class HostileMesh implements AutoCloseable {
     private void startEnvoy() throws IOException {
         Path config = home.resolve("envoy.yaml");
         Files.writeString(config, envoyConfig(mesh.brokerDirect()));
-        envoy = new ProcessBuilder(envoyBinary().toString(), "-c", config.toString(), "--disable-hot-restart",
-                "--concurrency", "1", "--log-level", "warn")
-                .directory(home.toFile()).redirectErrorStream(true)
-                .redirectOutput(ProcessBuilder.Redirect.appendTo(envoyLog.toFile())).start();
-        HttpClient http = HttpClient.newHttpClient();
-        long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
-        while (true) {
-            if (!envoy.isAlive()) {
-                throw new IllegalStateException("Envoy exited at start; see " + envoyLog);
-            }
-            try {
-                HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + envoyAdmin + "/ready"))
-                        .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString());
-                if (r.body().strip().equals("LIVE")) {
-                    return;
-                }
-            } catch (IOException e) {
-                // not up yet
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException(e);
-            }
-            if (System.nanoTime() - deadline > 0) {
-                throw new IllegalStateException("Envoy not LIVE within " + START_TIMEOUT + "; see " + envoyLog);
-            }
-            sleep(100);
-        }
+        envoy = EnvoyProcess.start(config, envoyAdmin, envoyLog, START_TIMEOUT, "--concurrency", "1", "--log-level", "warn");
     }
 
     private String envoyConfig(String realBroker) {
@@ -372,17 +343,18 @@ public final class HostileMesh implements AutoCloseable {
     }
 
     private synchronized void stopProcesses() {
-        for (Process p : new Process[] {envoy, filterService}) {
-            if (p != null && p.isAlive()) {
-                p.destroy();
-                try {
-                    if (!p.waitFor(10, TimeUnit.SECONDS)) {
-                        p.destroyForcibly();
-                    }
-                } catch (InterruptedException e) {
-                    p.destroyForcibly();
-                    Thread.currentThread().interrupt();
+        if (envoy != null) {
+            envoy.close();
+        }
+        if (filterService != null && filterService.isAlive()) {
+            filterService.destroy();
+            try {
+                if (!filterService.waitFor(10, TimeUnit.SECONDS)) {
+                    filterService.destroyForcibly();
                 }
+            } catch (InterruptedException e) {
+                filterService.destroyForcibly();
+                Thread.currentThread().interrupt();
             }
         }
     }
@@ -393,27 +365,6 @@ public final class HostileMesh implements AutoCloseable {
 
     private static String java() {
         return Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    }
-
-    /**
-     * -Dmeshcrypt.envoy (what `./meshcrypt test` passes), else the real binary the launcher installed for the shared
-     * mesh (its venv's envoy package; not the Python shim, so the process this harness stops is Envoy itself).
-     */
-    private Path envoyBinary() throws IOException {
-        String configured = System.getProperty("meshcrypt.envoy");
-        if (configured != null && Files.isExecutable(Path.of(configured))) {
-            return Path.of(configured);
-        }
-        Path lib = mesh.root().resolve("tests/target/mesh/venv/lib");
-        try (Stream<Path> pythons = Files.list(lib)) {
-            for (Path py : pythons.toList()) {
-                Path bin = py.resolve("site-packages/envoy/_bin/envoy");
-                if (Files.isExecutable(bin)) {
-                    return bin;
-                }
-            }
-        }
-        throw new IllegalStateException("no Envoy binary under " + lib + " (./meshcrypt up installs it)");
     }
 
     private static void waitFor(Process p, Duration timeout, String what) {
