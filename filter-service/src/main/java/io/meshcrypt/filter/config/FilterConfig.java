@@ -1,7 +1,11 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.filter.http.HttpRules;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.YamlTree;
+import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.PolicyReader;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -141,7 +145,7 @@ public record FilterConfig(
     }
 
     static Policies parsePolicies(Path file, byte[] yaml) throws ConfigException {
-        return new ConfigReader(file).policiesOf(YamlTree.parse(file.toString(), yaml));
+        return PolicyReader.parsePolicies(file, yaml);
     }
 
     private static byte[] read(Path file) throws ConfigException {

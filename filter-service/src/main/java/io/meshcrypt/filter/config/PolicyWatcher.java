@@ -1,8 +1,11 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.filter.http.HttpRule;
-import io.meshcrypt.filter.http.HttpRules;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.FileWatcher;
+import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.http.HttpRule;
+import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Objects;

@@ -1,0 +1,101 @@
+package io.meshcrypt.meshconfig.mesh;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.policy.PolicyReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
+class MeshWriterTest {
+    private static final Path FILE = Path.of("/etc/meshcrypt/mesh.yaml");
+
+    /** Every kind of listener, broker address form, policy entry and HTTP rule part the readers know. */
+    private static final String MESH = """
+            filterService: 127.0.0.1:50051
+            kafkaClusters:
+              main:
+                brokers:
+                  1: kafka-1.internal:9092
+                  2: "[fd00::2]:9092"
+              edge:
+                brokers:
+                  7: 10.0.0.7:9092
+            sidecars:
+              app-a:
+                kafka:
+                  main:
+                    bootstrap: 127.0.0.1:19192
+                    brokers:
+                      1: 127.0.0.1:19193
+                      2: {listen: 0.0.0.0:19194, advertise: 10.1.2.3:19194}
+              app-b:
+                filterService: 10.0.0.7:50051
+                http:
+                  orders:
+                    listen: 127.0.0.1:28080
+                    upstream: app.internal:8080
+                transparent:
+                  listen: 127.0.0.1:15001
+                  kafka: [edge]
+            policy:
+              encrypt:
+                - "orders-*"
+                - {topic: cards, fields: ["/number", "/a~1b"]}
+                - {topic: users, keys: deterministic}
+                - {topic: both, fields: ["/x"], keys: deterministic}
+              decryptOnly: [legacy-*]
+              unmatched: reject
+            http:
+              rules:
+                - name: orders
+                  match: {methods: [PUT, POST], path: /orders, pathRegex: "/orders/[0-9]+", contentType: [application/json, "text/*"], body: card}
+                  binding: orders
+                  request:
+                    fields:
+                      - encrypt: /card/number
+                        required: true
+                      - redact: /cvv
+                      - replace: /email
+                        pattern: "^[^@]+"
+                        with: "x"
+                      - set: /meta
+                        value: {v: 1.5, n: 12345678901234567890, tags: [a, null, true], s: "1"}
+                    body: [{pattern: "(a)", with: "$1"}]
+                    headers: {set: {x-a: b}, remove: [x-c]}
+                    onInvalid: pass
+                  response:
+                    fields: [{decrypt: /card/number}]
+                - name: anything
+            """;
+
+    @Test
+    void givenAFullMesh_whenWrittenAndReadBack_thenTheModelIsEqual() throws Exception {
+        Mesh mesh = MeshReader.parse(FILE, MESH.getBytes(StandardCharsets.UTF_8));
+
+        String written = MeshWriter.write(mesh);
+
+        assertEquals(mesh, MeshReader.parse(FILE, written.getBytes(StandardCharsets.UTF_8)), written);
+    }
+
+    @Test
+    void givenAFullMesh_whenWrittenTwice_thenTheTextIsTheSame() throws Exception {
+        Mesh mesh = MeshReader.parse(FILE, MESH.getBytes(StandardCharsets.UTF_8));
+
+        String once = MeshWriter.write(mesh);
+        String twice = MeshWriter.write(MeshReader.parse(FILE, once.getBytes(StandardCharsets.UTF_8)));
+
+        assertEquals(once, twice);
+    }
+
+    @Test
+    void givenThePolicySections_whenWrittenAndReadBack_thenPolicyAndRulesAreEqual() throws Exception {
+        Mesh mesh = MeshReader.parse(FILE, MESH.getBytes(StandardCharsets.UTF_8));
+        Policies policies = new Policies(mesh.policy(), mesh.http());
+
+        String written = MeshWriter.writePolicies(policies);
+
+        assertEquals(policies, PolicyReader.parsePolicies(FILE, written.getBytes(StandardCharsets.UTF_8)), written);
+    }
+}
