@@ -64,7 +64,7 @@ public final class XdsServer implements AutoCloseable {
 
     private final Path meshFile;
     private final EnvoyResources resources;
-    private final SimpleCache<String> cache = new SimpleCache<>(Node::getId);
+    private final SimpleCache<String> cache = new SimpleCache<>(PolicyResources::group);
     /**
      * Serializes snapshot changes (mesh reloads, NACK rollbacks). Node state locks are only taken inside it, briefly,
      * and never while calling the cache: the cache answers watches under its own lock and calls back into us.
@@ -187,6 +187,7 @@ public final class XdsServer implements AutoCloseable {
                 }
                 cache.setSnapshot(u.getKey(), snapshot);
             }
+            cache.setSnapshot(PolicyResources.FILTER_SERVICES, PolicyResources.snapshot(mesh, next));
             log.info("mesh version {}: {} sidecar(s), {}", next, mesh.sidecars().size(), mesh.policy());
         } finally {
             snapshotLock.unlock();

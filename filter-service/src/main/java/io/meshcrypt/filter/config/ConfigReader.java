@@ -6,6 +6,7 @@ import io.meshcrypt.meshconfig.ConfigException;
 import io.meshcrypt.meshconfig.ConfigFields;
 import io.meshcrypt.meshconfig.ConfigFields.HostPort;
 import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.PolicyDelivery;
 import io.meshcrypt.meshconfig.YamlTree.Entry;
 import io.meshcrypt.meshconfig.YamlTree.Location;
 import io.meshcrypt.meshconfig.YamlTree.Mapping;
@@ -82,9 +83,18 @@ public final class ConfigReader {
                     + " of " + ConfigFields.echo(fields.string(policyFromEntry, "policyFrom")) + ", one source of truth)");
         }
         Path policyFrom = null;
+        InetSocketAddress policyServer = null;
         EncryptionPolicy policy;
         HttpRules http;
-        if (policyFromEntry != null) {
+        String from = policyFromEntry == null ? null : fields.string(policyFromEntry, "policyFrom");
+        if (from != null && from.startsWith(PolicyDelivery.SCHEME)) {
+            HostPort server = fields.hostPort(policyFromEntry.keyLocation(), "policyFrom",
+                    from.substring(PolicyDelivery.SCHEME.length()), 1);
+            policyServer = InetSocketAddress.createUnresolved(server.host(), server.port());
+            // placeholders: the service serves nothing until the xDS server's policy replaces them (Main)
+            policy = EncryptionPolicy.encryptAll();
+            http = HttpRules.NONE;
+        } else if (from != null) {
             policyFrom = fields.path(policyFromEntry, "policyFrom");
             Policies shared = FilterConfig.readPolicies(policyFrom);
             policy = shared.encryption();
@@ -101,12 +111,11 @@ public final class ConfigReader {
         if (sivEntry != null) {
             sivKeyset = fields.path(sivEntry, "sivKeyset");
         } else if (policy.anyDeterministicKeys()) {
-            Path dir = keyset != null ? keyset.getParent() : file.toAbsolutePath().getParent();
-            sivKeyset = dir.resolve(DEFAULT_SIV_KEYSET);
+            sivKeyset = FilterConfig.defaultSivKeyset(keyset, file);
         }
 
         return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                limits);
+                limits, policyServer);
     }
 
     private Map<Integer, InetSocketAddress> brokers(Entry entry) throws ConfigException {

@@ -6,10 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.Policies;
 import io.meshcrypt.meshconfig.http.HttpRule;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.policy.TopicRule;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -55,6 +58,37 @@ class PolicyWatcherTest {
 
         assertEquals(EncryptionPolicy.of(List.of("orders"), Unmatched.REJECT), loaded.policy());
         assertEquals(dir.toAbsolutePath().resolve("mesh.yaml"), loaded.policyFrom());
+    }
+
+    @Test
+    void givenPolicyFromXds_whenLoaded_thenThePolicyServerIsSetAndNoFileIsRead() throws Exception {
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: xds://127.0.0.1:18000\n");
+
+        FilterConfig loaded = FilterConfig.load(config);
+
+        assertEquals(InetSocketAddress.createUnresolved("127.0.0.1", 18000), loaded.policyServer());
+        assertNull(loaded.policyFrom());
+        assertNull(loaded.sivKeyset());
+    }
+
+    @Test
+    void givenPolicyFromXdsWithoutPort_whenLoaded_thenTheErrorNamesPolicyFrom() throws Exception {
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: xds://xds.internal\n");
+
+        ConfigException e = assertThrows(ConfigException.class, () -> FilterConfig.load(config));
+
+        assertEquals(config + ":2:1: policyFrom: must be host:port (got \"xds.internal\")", e.getMessage());
+    }
+
+    @Test
+    void givenADeliveredPolicyEncryptingRecordKeys_whenPutIn_thenTheDefaultRecordKeyKeysetIsSet() throws Exception {
+        Path config = write("filter.yaml", "keyset: keys/k.json\npolicyFrom: xds://127.0.0.1:18000\n");
+        EncryptionPolicy keys = EncryptionPolicy.ofRules(List.of(new TopicRule("users", List.of(), true)), Unmatched.REJECT);
+
+        FilterConfig delivered = FilterConfig.load(config).withPolicies(new Policies(keys, HttpRules.NONE), config);
+
+        assertEquals(keys, delivered.policy());
+        assertEquals(dir.toAbsolutePath().resolve("keys/siv-keyset.json"), delivered.sivKeyset());
     }
 
     @Test
