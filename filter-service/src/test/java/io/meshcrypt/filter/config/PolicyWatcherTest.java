@@ -19,7 +19,6 @@ import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -37,16 +36,6 @@ class PolicyWatcherTest {
         Path tmp = dir.resolve(name + ".tmp");
         Files.writeString(tmp, yaml);
         return Files.move(tmp, dir.resolve(name), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    }
-
-    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.sleep(10);
-        }
     }
 
     @Test
@@ -121,7 +110,7 @@ class PolicyWatcherTest {
             write("mesh.yaml", "policy:\n  encrypt: [orders, payments]\n");
 
             EncryptionPolicy expected = EncryptionPolicy.of(List.of("orders", "payments"), Unmatched.PASSTHROUGH);
-            await(() -> expected.equals(watcher.current()), "the new policy from " + mesh);
+            Await.until(() -> expected.equals(watcher.current()), "the new policy from " + mesh);
             assertEquals(List.of(expected), applied, "applied once, the unchanged startup policy is not re-applied");
             assertEquals(expected, watcher.current());
         }
@@ -135,7 +124,7 @@ class PolicyWatcherTest {
 
         try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("mesh.yaml", "policy:\n  encrypt: [orders]\n  unmatched: drop\n");
-            await(() -> watcher.lastError() != null, "the reload error");
+            Await.until(() -> watcher.lastError() != null, "the reload error");
 
             assertEquals(mesh.toAbsolutePath() + ":3:3: policy.unmatched: must be one of passthrough, reject (got \"drop\")",
                     watcher.lastError());
@@ -144,7 +133,7 @@ class PolicyWatcherTest {
 
             write("mesh.yaml", "policy:\n  encrypt: [orders]\n  unmatched: reject\n");
             EncryptionPolicy corrected = EncryptionPolicy.of(List.of("orders"), Unmatched.REJECT);
-            await(() -> corrected.equals(watcher.current()), "the corrected policy");
+            Await.until(() -> corrected.equals(watcher.current()), "the corrected policy");
             assertNull(watcher.lastError());
             assertEquals(List.of(corrected), applied);
         }
@@ -159,7 +148,7 @@ class PolicyWatcherTest {
             write("filter.yaml", "keyset: k.json\npolicy:\n  encrypt: [a, b]\n");
 
             EncryptionPolicy expected = EncryptionPolicy.of(List.of("a", "b"), Unmatched.PASSTHROUGH);
-            await(() -> expected.equals(watcher.current()), "the reloaded inline policy");
+            Await.until(() -> expected.equals(watcher.current()), "the reloaded inline policy");
             assertEquals(List.of(expected), applied);
         }
     }
@@ -223,7 +212,7 @@ class PolicyWatcherTest {
             write("mesh.yaml", "policy:\n  encrypt: [orders]\n" + REDACT_SSN.replace("name: orders", "name: orders-v2"));
 
             // the watcher applies, then records what is in force: wait for the latter
-            await(() -> ruleNames(watcher.currentHttp()).equals(List.of("orders-v2")), "the new HTTP rules in force");
+            Await.until(() -> ruleNames(watcher.currentHttp()).equals(List.of("orders-v2")), "the new HTTP rules in force");
             assertEquals(1, appliedHttp.size(), appliedHttp.toString());
             assertEquals(List.of("orders-v2"), ruleNames(appliedHttp.getFirst()));
             assertTrue(applied.isEmpty(), "the unchanged encryption policy is not re-applied");
@@ -242,7 +231,7 @@ class PolicyWatcherTest {
             // whose HTTP rules are equal too: parsed anew, equal patterns must still compare equal)
             write("mesh.yaml", "# reformatted\npolicy:\n  encrypt: [orders, audit]\n" + REDACT_SSN);
             // in force only after both halves were handled, so an HTTP re-apply would already be recorded
-            await(() -> watcher.current().equals(EncryptionPolicy.of(List.of("orders", "audit"), Unmatched.PASSTHROUGH)),
+            Await.until(() -> watcher.current().equals(EncryptionPolicy.of(List.of("orders", "audit"), Unmatched.PASSTHROUGH)),
                     "the policy change in force");
 
             assertTrue(appliedHttp.isEmpty(), "equal rules (same patterns) are not re-applied: " + appliedHttp);
@@ -258,7 +247,7 @@ class PolicyWatcherTest {
 
         try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("mesh.yaml", "policy:\n  encrypt: [orders, audit]\n" + REDACT_SSN.replace("pathRegex: '/orders/[0-9]+'", "pathRegex: '('"));
-            await(() -> watcher.lastError() != null, "the reload error");
+            Await.until(() -> watcher.lastError() != null, "the reload error");
 
             assertTrue(watcher.lastError().startsWith(mesh.toAbsolutePath() + ":6:"), watcher.lastError());
             assertTrue(watcher.lastError().contains("http.rules[0].match.pathRegex"), watcher.lastError());
@@ -275,7 +264,7 @@ class PolicyWatcherTest {
         try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("filter.yaml", "keyset: k.json\n" + REDACT_SSN.replace("/ssn", "/tax_id"));
 
-            await(() -> !watcher.currentHttp().equals(startup.http()), "the reloaded inline rules in force");
+            Await.until(() -> !watcher.currentHttp().equals(startup.http()), "the reloaded inline rules in force");
             assertEquals(List.of(watcher.currentHttp()), appliedHttp);
             assertTrue(applied.isEmpty());
         }

@@ -10,7 +10,6 @@ import io.envoyproxy.controlplane.cache.v3.Snapshot;
 import io.envoyproxy.controlplane.server.DiscoveryServerCallbacks;
 import io.envoyproxy.controlplane.server.V3DiscoveryServer;
 import io.envoyproxy.envoy.config.core.v3.DataSource;
-import io.envoyproxy.envoy.config.core.v3.Node;
 import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.GenericSecret;
 import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.Secret;
 import io.envoyproxy.envoy.service.discovery.v3.DeltaDiscoveryRequest;
@@ -28,7 +27,6 @@ import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -101,18 +99,8 @@ class XdsPolicySourceTest {
 
     private DiscoveryRequest lastAnswer() throws InterruptedException {
         int seen = requests.size();
-        await(() -> requests.size() > seen, "an answer from the filter-service");
+        Await.until(() -> requests.size() > seen, "an answer from the filter-service");
         return requests.getLast();
-    }
-
-    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.sleep(10);
-        }
     }
 
     @Test
@@ -124,7 +112,7 @@ class XdsPolicySourceTest {
         Policies first = source.awaitFirst(WAIT);
 
         assertEquals(new Policies(encrypting("orders"), HttpRules.NONE), first);
-        await(() -> requests.stream().anyMatch(r -> r.getVersionInfo().equals("v1")), "the ACK of v1");
+        Await.until(() -> requests.stream().anyMatch(r -> r.getVersionInfo().equals("v1")), "the ACK of v1");
         DiscoveryRequest ack = requests.stream().filter(r -> r.getVersionInfo().equals("v1")).findFirst().orElseThrow();
         assertEquals(PolicyDelivery.FILTER_SERVICE_CLUSTER, requests.getFirst().getNode().getCluster());
         assertEquals(List.of(PolicyDelivery.RESOURCE_NAME), ack.getResourceNamesList());
@@ -161,10 +149,10 @@ class XdsPolicySourceTest {
 
         publish("v2", policy("payments") + "http:\n  rules:\n    - name: a\n");
 
-        await(() -> !applied.isEmpty() && !appliedHttp.isEmpty(), "v2 applied");
+        Await.until(() -> !applied.isEmpty() && !appliedHttp.isEmpty(), "v2 applied");
         assertEquals(List.of(encrypting("payments")), applied);
         assertEquals("a", appliedHttp.getFirst().rules().getFirst().name());
-        await(() -> requests.stream().anyMatch(r -> r.getVersionInfo().equals("v2") && !r.hasErrorDetail()), "the ACK of v2");
+        Await.until(() -> requests.stream().anyMatch(r -> r.getVersionInfo().equals("v2") && !r.hasErrorDetail()), "the ACK of v2");
         assertNull(source.lastError());
     }
 
@@ -172,7 +160,7 @@ class XdsPolicySourceTest {
     void givenAttachedSource_whenAnInvalidVersionIsServed_thenItIsRejectedAndTheLastGoodStays() throws Exception {
         publish("v1", policy("orders"));
         attached(serve(0));
-        await(() -> requests.stream().anyMatch(r -> r.getVersionInfo().equals("v1")), "the ACK of v1");
+        Await.until(() -> requests.stream().anyMatch(r -> r.getVersionInfo().equals("v1")), "the ACK of v1");
 
         publish("v2", "policy:\n  encrypt: orders\n");
 
@@ -190,7 +178,7 @@ class XdsPolicySourceTest {
     void givenAttachedSource_whenAVersionNeedsTheRecordKeyKeyset_thenItIsRefusedWithANack() throws Exception {
         publish("v1", policy("orders"));
         attached(serve(0));
-        await(() -> requests.stream().anyMatch(r -> r.getVersionInfo().equals("v1")), "the ACK of v1");
+        Await.until(() -> requests.stream().anyMatch(r -> r.getVersionInfo().equals("v1")), "the ACK of v1");
 
         publish("v2", "policy:\n  encrypt: [{topic: users, keys: deterministic}]\n");
 
@@ -210,7 +198,7 @@ class XdsPolicySourceTest {
         publish("v2", policy("payments"));
         serve(address.getPort());
 
-        await(() -> applied.contains(encrypting("payments")), "v2 applied after the reconnect");
+        Await.until(() -> applied.contains(encrypting("payments")), "v2 applied after the reconnect");
         DiscoveryRequest reopened = requests.stream().filter(r -> r.getResponseNonce().isEmpty()).toList().getLast();
         assertEquals("v1", reopened.getVersionInfo(), "a reopened stream announces the version in force");
     }

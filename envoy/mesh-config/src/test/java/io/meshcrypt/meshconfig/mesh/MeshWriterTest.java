@@ -15,58 +15,36 @@ class MeshWriterTest {
     private static final String MESH = """
             filterService: 127.0.0.1:50051
             kafkaClusters:
-              main:
-                brokers:
-                  1: kafka-1.internal:9092
-                  2: "[fd00::2]:9092"
-              edge:
-                brokers:
-                  7: 10.0.0.7:9092
+              payments: {brokers: {1: kafka-1.internal:9092, 2: "[fd00::2]:9092"}}
+              ledger: {brokers: {7: 10.0.0.7:9092}}
             sidecars:
-              app-a:
+              shop:
                 kafka:
-                  main:
-                    bootstrap: 127.0.0.1:19192
-                    brokers:
-                      1: 127.0.0.1:19193
-                      2: {listen: 0.0.0.0:19194, advertise: 10.1.2.3:19194}
-              app-b:
+                  payments: {bootstrap: 127.0.0.1:19192, brokers: {1: 127.0.0.1:19193, 2: {listen: 0.0.0.0:19194, advertise: 10.1.2.3:19194}}}
+              books:
                 filterService: 10.0.0.7:50051
-                http:
-                  orders:
-                    listen: 127.0.0.1:28080
-                    upstream: app.internal:8080
-                transparent:
-                  listen: 127.0.0.1:15001
-                  kafka: [edge]
+                http: {api: {listen: 127.0.0.1:28080, upstream: books.internal:8080}}
+                transparent: {listen: 127.0.0.1:15001, kafka: [ledger]}
             policy:
-              encrypt:
-                - "orders-*"
-                - {topic: cards, fields: ["/number", "/a~1b"]}
-                - {topic: users, keys: deterministic}
-                - {topic: both, fields: ["/x"], keys: deterministic}
-              decryptOnly: [legacy-*]
+              encrypt: ["pay-*", {topic: cards, fields: ["/pan", "/x~1y"]}, {topic: users, keys: deterministic},
+                        {topic: both, fields: ["/id"], keys: deterministic}]
+              decryptOnly: [old-*]
               unmatched: reject
             http:
               rules:
-                - name: orders
-                  match: {methods: [PUT, POST], path: /orders, pathRegex: "/orders/[0-9]+", contentType: [application/json, "text/*"], body: card}
-                  binding: orders
+                - name: checkout
+                  binding: checkout
+                  match: {body: pan, contentType: [application/json, "text/*"], pathRegex: "/checkout/[0-9]+", path: /checkout, methods: [PUT, POST]}
+                  response: {fields: [{decrypt: /pan}]}
                   request:
-                    fields:
-                      - encrypt: /card/number
-                        required: true
-                      - redact: /cvv
-                      - replace: /email
-                        pattern: "^[^@]+"
-                        with: "x"
-                      - set: /meta
-                        value: {v: 1.5, n: 12345678901234567890, tags: [a, null, true], s: "1"}
-                    body: [{pattern: "(a)", with: "$1"}]
-                    headers: {set: {x-a: b}, remove: [x-c]}
                     onInvalid: pass
-                  response:
-                    fields: [{decrypt: /card/number}]
+                    headers: {remove: [x-debug], set: {x-meshcrypt: enabled}}
+                    body: [{pattern: "(b)", with: "$1$1"}]
+                    fields:
+                      - {encrypt: /pan, required: true}
+                      - {redact: /cvc, with: "***"}
+                      - {replace: /mail, pattern: "@.*$", with: "@example.org"}
+                      - {set: /about, value: {v: 2.5, n: 12345678901234567890, list: [b, null, false], s: "7"}}
                 - name: anything
             """;
 
