@@ -22,6 +22,7 @@ import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -130,17 +131,17 @@ public final class XdsPolicySource implements AutoCloseable {
                 .streamAggregatedResources(new StreamObserver<>() {
                     @Override
                     public void onNext(DiscoveryResponse response) {
-                        executor.execute(() -> received(response));
+                        post(() -> received(response));
                     }
 
                     @Override
                     public void onError(Throwable error) {
-                        executor.execute(() -> broken(String.valueOf(error.getMessage())));
+                        post(() -> broken(String.valueOf(error.getMessage())));
                     }
 
                     @Override
                     public void onCompleted() {
-                        executor.execute(() -> broken("the server closed the stream"));
+                        post(() -> broken("the server closed the stream"));
                     }
                 });
         requests = stream;
@@ -148,12 +149,22 @@ public final class XdsPolicySource implements AutoCloseable {
         send(acceptedVersion, "", null);
     }
 
+    /** From gRPC's threads onto this source's; after {@link #close} there is nothing left to do. */
+    private void post(Runnable task) {
+        try {
+            executor.execute(task);
+        } catch (RejectedExecutionException e) {
+            // closed
+        }
+    }
+
     private void broken(String why) {
         requests = null;
         if (closed) {
             return;
         }
-        log.warn("{}: policy stream lost ({}); reconnecting in {} ms, the policy in force stays", server, why, backoff.toMillis());
+        log.warn("{}: policy stream lost ({}); reconnecting in {} ms, {}", server, why, backoff.toMillis(),
+                first.isDone() ? "the policy in force stays" : "not serving until a policy arrives");
         executor.schedule(this::open, backoff.toMillis(), TimeUnit.MILLISECONDS);
         backoff = backoff.multipliedBy(2).compareTo(MAX_BACKOFF) > 0 ? MAX_BACKOFF : backoff.multipliedBy(2);
     }
@@ -249,7 +260,10 @@ public final class XdsPolicySource implements AutoCloseable {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
         closed = true;
         attached.countDown();
         executor.execute(() -> {
