@@ -16,20 +16,20 @@ import java.util.List;
  * TypedExtensionConfig), so the text travels as an SDS generic secret named {@value PolicyDelivery#RESOURCE_NAME}:
  * an opaque, versioned blob the filter-services subscribe to by name. All filter-services share one cache group.
  */
-final class PolicyResources {
+public final class PolicyResources {
 
     /** The cache group of every filter-service; Envoy sidecars each have their own, their node id. */
-    static final String FILTER_SERVICES = "meshcrypt.filter-services";
+    public static final String FILTER_SERVICES = "meshcrypt.filter-services";
 
     private PolicyResources() {
     }
 
     /** The snapshot cache's node grouping: filter-services by their node cluster, Envoys by node id. */
-    static String group(Node node) {
+    public static String group(Node node) {
         return PolicyDelivery.FILTER_SERVICE_CLUSTER.equals(node.getCluster()) ? FILTER_SERVICES : node.getId();
     }
 
-    static Secret resource(Mesh mesh) {
+    public static Secret resource(Mesh mesh) {
         String text = PolicyDelivery.encode(new Policies(mesh.policy(), mesh.http()));
         return Secret.newBuilder()
                 .setName(PolicyDelivery.RESOURCE_NAME)
@@ -38,7 +38,7 @@ final class PolicyResources {
     }
 
     /** What the filter-services' group is served: the policy resource alone, at the mesh version. */
-    static Snapshot snapshot(Mesh mesh, String version) {
+    public static Snapshot snapshot(Mesh mesh, String version) {
         return Snapshot.create(List.of(), List.of(), List.of(), List.of(), List.of(resource(mesh)), version);
     }
 }
