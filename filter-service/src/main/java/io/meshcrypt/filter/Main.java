@@ -1,9 +1,9 @@
 package io.meshcrypt.filter;
 
-import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.config.Limits;
 import io.meshcrypt.filter.config.PolicyWatcher;
+import io.meshcrypt.filter.config.XdsPolicySource;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.ValueCipher;
@@ -14,7 +14,9 @@ import io.meshcrypt.filter.kms.KeysCli;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
 import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.filter.transport.ExtProcServer;
+import io.meshcrypt.meshconfig.ConfigException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
@@ -29,6 +31,9 @@ public final class Main {
                    meshcrypt-filter-service keyset create --out FILE
                    meshcrypt-filter-service keyset rotate --file FILE
             """ + KeysCli.USAGE;
+
+    /** How long a start waits for the first policy from {@code policyFrom: xds://}; then it fails. */
+    private static final Duration XDS_POLICY_WAIT = Duration.ofSeconds(30);
 
     private Main() {
     }
@@ -70,6 +75,13 @@ public final class Main {
 
     private static void serve(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
+        XdsPolicySource xds = null;
+        if (config.policyServer() != null) {
+            // fail closed: no traffic is served before the xDS server's policy is in force
+            xds = XdsPolicySource.start(config.policyServer(), "filter-service@" + config.listen().getHostString() + ":"
+                    + config.listen().getPort());
+            config = config.withPolicies(xds.awaitFirst(XDS_POLICY_WAIT), configFile);
+        }
         // Before any key is read: a secret file others can read is refused, naming the file and the fix.
         Keysets.requireOwnerOnly(config.keyset());
         Keysets.requireOwnerOnly(config.sivKeyset());
@@ -93,14 +105,23 @@ public final class Main {
                 .withHeldFrameTimeout(limits.heldFrameTimeout());
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, serverLimits,
                 List.of(workers -> new HttpExtProcService(http, workers)));
-        PolicyWatcher policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, http::rules,
-                PolicyWatcher.DEFAULT_INTERVAL);
+        AutoCloseable policyWatcher;
+        if (xds != null) {
+            xds.attach(config.policies(), proxy::policy, http::rules);
+            policyWatcher = xds;
+        } else {
+            policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, http::rules, PolicyWatcher.DEFAULT_INTERVAL);
+        }
         log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s), {})",
                 config.listen(), configFile, config.brokers().size(), config.http().rules().size(), config.policy());
         log.info("limits: {}", limits);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            policyWatcher.close();
+            try {
+                policyWatcher.close();
+            } catch (Exception e) {
+                log.warn("closing the policy source: {}", e.toString());
+            }
             server.close();
             stopped.countDown();
         }, "shutdown"));

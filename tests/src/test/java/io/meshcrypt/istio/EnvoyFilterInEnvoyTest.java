@@ -1,7 +1,6 @@
 package io.meshcrypt.istio;
 
 import static io.meshcrypt.istio.IstioManifests.FILTER_CLUSTER;
-import static io.meshcrypt.istio.IstioManifests.JSON;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -17,10 +16,10 @@ import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.RecordCipher;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
 import io.meshcrypt.filter.proxy.KafkaProxy;
 import io.meshcrypt.filter.transport.ExtProcServer;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.net.InetSocketAddress;

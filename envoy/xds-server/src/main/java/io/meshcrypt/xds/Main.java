@@ -1,8 +1,8 @@
 package io.meshcrypt.xds;
 
-import io.meshcrypt.filter.config.ConfigException;
-import io.meshcrypt.xds.mesh.Mesh;
-import io.meshcrypt.xds.mesh.MeshReader;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.mesh.Mesh;
+import io.meshcrypt.meshconfig.mesh.MeshReader;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;

@@ -1,9 +1,9 @@
 package io.meshcrypt.xds;
 
-import io.meshcrypt.filter.config.ConfigException;
-import io.meshcrypt.filter.config.FileWatcher;
-import io.meshcrypt.xds.mesh.Mesh;
-import io.meshcrypt.xds.mesh.MeshReader;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.FileWatcher;
+import io.meshcrypt.meshconfig.mesh.Mesh;
+import io.meshcrypt.meshconfig.mesh.MeshReader;
 import io.meshcrypt.xds.server.AdsServer;
 import io.meshcrypt.xds.server.NodeSnapshots;
 import io.meshcrypt.xds.server.StatusHttpServer;

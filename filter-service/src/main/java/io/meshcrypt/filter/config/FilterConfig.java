@@ -1,7 +1,11 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.filter.http.HttpRules;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.YamlTree;
+import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.PolicyReader;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -31,6 +35,7 @@ import java.util.Objects;
  * http:                              # HTTP ext_proc rules, see docs/configuration.md
  *   rules: [...]
  * policyFrom: mesh.yaml              # instead of policy: and http: take those sections of this file (the xDS mesh file)
+ *                                    # or xds://host:port: the xDS server delivers them (see XdsPolicySource)
  * limits:                            # optional: resource limits against hostile peers, see Limits and docs/configuration.md
  *   maxHeldBytesPerConnection: 209715208
  *   heldFrameTimeout: 30s
@@ -62,6 +67,9 @@ import java.util.Objects;
  * @param sivKeyset absolute path of the AES-SIV keyset that encrypts record keys: set explicitly, or defaulted when the
  *     policy has an entry with {@code keys: deterministic}; null otherwise
  * @param limits resource limits; {@code limits.maxFrameBytes()} equals {@code maxFrameBytes}
+ * @param policyServer with {@code policyFrom: xds://host:port}, the xDS server that delivers the policy and HTTP rules
+ *     (unresolved), else null; then {@code policy} and {@code http} are placeholders until
+ *     {@link #withPolicies} puts the delivered ones in
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -73,7 +81,8 @@ public record FilterConfig(
         KeysConfig keys,
         Path policyFrom,
         Path sivKeyset,
-        Limits limits) {
+        Limits limits,
+        InetSocketAddress policyServer) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
@@ -103,7 +112,7 @@ public record FilterConfig(
     public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
                         EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset) {
         this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                Limits.defaults(maxFrameBytes));
+                Limits.defaults(maxFrameBytes), null);
     }
 
     /** Record keys are never encrypted. */
@@ -127,6 +136,25 @@ public record FilterConfig(
         return new ConfigReader(file).read(YamlTree.parse(file.toString(), yaml));
     }
 
+    /**
+     * This config with the policy and HTTP rules the xDS server delivered; a policy that encrypts record keys gets the
+     * default record-key keyset when none is set, as when it is read from a file.
+     *
+     * @param configFile the file this config was loaded from
+     */
+    public FilterConfig withPolicies(Policies delivered, Path configFile) {
+        Path siv = sivKeyset == null && delivered.encryption().anyDeterministicKeys()
+                ? defaultSivKeyset(keyset, configFile) : sivKeyset;
+        return new FilterConfig(listen, maxFrameBytes, keyset, brokers, delivered.encryption(), delivered.http(), keys,
+                policyFrom, siv, limits, policyServer);
+    }
+
+    /** {@value ConfigReader#DEFAULT_SIV_KEYSET} next to the top-level keyset, or next to the config file. */
+    static Path defaultSivKeyset(Path keyset, Path configFile) {
+        Path dir = keyset != null ? keyset.getParent() : configFile.toAbsolutePath().getParent();
+        return dir.resolve(ConfigReader.DEFAULT_SIV_KEYSET);
+    }
+
     /** What this service reloads while running: the encryption policy and the HTTP rules. */
     public Policies policies() {
         return new Policies(policy, http);
@@ -141,7 +169,7 @@ public record FilterConfig(
     }
 
     static Policies parsePolicies(Path file, byte[] yaml) throws ConfigException {
-        return new ConfigReader(file).policiesOf(YamlTree.parse(file.toString(), yaml));
+        return PolicyReader.parsePolicies(file, yaml);
     }
 
     private static byte[] read(Path file) throws ConfigException {

@@ -1,10 +1,12 @@
 package io.meshcrypt.filter.config;
 
 import com.fasterxml.jackson.core.JsonToken;
-import io.meshcrypt.filter.config.YamlTree.Entry;
-import io.meshcrypt.filter.config.YamlTree.Mapping;
-import io.meshcrypt.filter.config.YamlTree.Scalar;
 import io.meshcrypt.filter.framing.FrameStream;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.ConfigFields;
+import io.meshcrypt.meshconfig.YamlTree.Entry;
+import io.meshcrypt.meshconfig.YamlTree.Mapping;
+import io.meshcrypt.meshconfig.YamlTree.Scalar;
 import java.math.BigInteger;
 import java.time.Duration;
 import java.util.List;
@@ -12,7 +14,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The {@code limits:} section of the filter config into {@link Limits}; errors as {@link ConfigReader}'s:
+ * The {@code limits:} section of the filter config into {@link Limits}; errors as {@link ConfigFields}':
  * {@code file:line:column: limits.field: problem}. Sizes are integers (bytes), durations strings such as
  * {@code 30s}, {@code 500ms} or {@code 2m}.
  */
@@ -25,9 +27,9 @@ final class LimitsReader {
     /** A held frame that may take a day to arrive is no deadline. */
     private static final Duration MAX_HELD_FRAME_TIMEOUT = Duration.ofHours(1);
 
-    private final ConfigReader reader;
+    private final ConfigFields reader;
 
-    LimitsReader(ConfigReader reader) {
+    LimitsReader(ConfigFields reader) {
         this.reader = reader;
     }
 
@@ -89,7 +91,7 @@ final class LimitsReader {
         String path = "limits." + key;
         if (!(entry.value() instanceof Scalar s) || s.token() != JsonToken.VALUE_NUMBER_INT) {
             throw reader.error(entry.keyLocation(), path, "must be a positive integer number of bytes (got "
-                    + ConfigReader.describe(entry.value()) + ")");
+                    + ConfigFields.describe(entry.value()) + ")");
         }
         BigInteger value = new BigInteger(s.value().toString());
         if (value.bitLength() > 62) {
@@ -112,7 +114,7 @@ final class LimitsReader {
                 ? DURATION.matcher((String) s.value()) : null;
         if (m == null || !m.matches()) {
             throw reader.error(entry.keyLocation(), path, "must be a duration such as 30s, 500ms or 2m (got "
-                    + ConfigReader.describe(entry.value()) + ")");
+                    + ConfigFields.describe(entry.value()) + ")");
         }
         long amount = Long.parseLong(m.group(1));
         Duration value = switch (m.group(2)) {

@@ -1,8 +1,10 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.filter.http.HttpRule;
-import io.meshcrypt.filter.http.HttpRules;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.FileWatcher;
+import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Objects;
@@ -23,19 +25,14 @@ public final class PolicyWatcher implements AutoCloseable {
 
     private final Path configFile;
     private final FilterConfig startup;
-    private final Consumer<EncryptionPolicy> applyPolicy;
-    private final Consumer<HttpRules> applyHttp;
+    private final PolicyApplier applier;
     private final FileWatcher watcher;
-    private volatile Policies current;
-    private volatile String lastError;
 
     private PolicyWatcher(Path configFile, FilterConfig startup, Consumer<EncryptionPolicy> applyPolicy,
                           Consumer<HttpRules> applyHttp, Duration interval) {
         this.configFile = configFile;
         this.startup = startup;
-        this.applyPolicy = applyPolicy;
-        this.applyHttp = applyHttp;
-        this.current = startup.policies();
+        this.applier = new PolicyApplier(startup.policies(), applyPolicy, applyHttp);
         Path source = startup.policyFrom() != null ? startup.policyFrom() : configFile;
         // no initial content: the first poll re-reads the file, so an edit made since startup is not missed
         this.watcher = FileWatcher.start(source, null, interval, this::changed);
@@ -64,38 +61,10 @@ public final class PolicyWatcher implements AutoCloseable {
                 next = reloaded.policies();
             }
         } catch (ConfigException e) {
-            refuse(e.getMessage());
+            applier.refuse(e.getMessage());
             return;
         }
-        lastError = null;
-        Policies before = current;
-        boolean policyChanged = !next.encryption().equals(before.encryption());
-        boolean httpChanged = !next.http().equals(before.http());
-        if (policyChanged) {
-            try {
-                applyPolicy.accept(next.encryption());
-            } catch (IllegalArgumentException e) {
-                // valid on its own, but it needs something only a restart provides (the record-key keyset)
-                refuse(e.getMessage());
-                return;
-            }
-            log.info("encryption policy reloaded: {} (was {})", next.encryption(), before.encryption());
-        }
-        if (httpChanged) {
-            applyHttp.accept(next.http());
-            log.info("HTTP rules reloaded: {} (was {})", names(next.http()), names(before.http()));
-        }
-        current = next;
-    }
-
-    private void refuse(String error) {
-        lastError = error;
-        log.error("policy and HTTP rules NOT reloaded, the last good version stays in force ({}, HTTP rules {}): {}",
-                current.encryption(), names(current.http()), error);
-    }
-
-    private static String names(HttpRules rules) {
-        return rules.rules().stream().map(HttpRule::name).toList().toString();
+        applier.apply(next);
     }
 
     private void warnAboutRestartOnlyChanges(FilterConfig reloaded) {
@@ -108,17 +77,17 @@ public final class PolicyWatcher implements AutoCloseable {
 
     /** The encryption policy in force. */
     public EncryptionPolicy current() {
-        return current.encryption();
+        return applier.current().encryption();
     }
 
     /** The HTTP rules in force. */
     public HttpRules currentHttp() {
-        return current.http();
+        return applier.current().http();
     }
 
     /** The error of the last reload attempt, or null when it succeeded. */
     public String lastError() {
-        return lastError;
+        return applier.lastError();
     }
 
     @Override

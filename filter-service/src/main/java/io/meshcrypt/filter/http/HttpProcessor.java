@@ -3,6 +3,7 @@ package io.meshcrypt.filter.http;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.transform.JsonTransformer;
+import io.meshcrypt.meshconfig.http.HttpRules;
 import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
 import java.util.Objects;

@@ -3,11 +3,12 @@ package io.meshcrypt.filter.proxy;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ConnectionHandlerFactory;
 import io.meshcrypt.filter.transport.StreamHeaders;
+import io.meshcrypt.meshconfig.BrokerListenersHeader;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
@@ -90,7 +91,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      * it ({@link BrokerAddresses#parse}); the xDS server sets it per sidecar from the mesh file, so sidecars with
      * different listener ports share one filter-service. Without it, {@code brokers:} of the filter config applies.
      */
-    public static final String BROKER_LISTENERS_HEADER = "x-meshcrypt-broker-listeners";
+    public static final String BROKER_LISTENERS_HEADER = BrokerListenersHeader.NAME;
 
     /** With {@link Limits#defaults()} but {@code maxFrameBytes}. */
     public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {

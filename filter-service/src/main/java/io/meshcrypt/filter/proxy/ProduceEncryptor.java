@@ -1,18 +1,18 @@
 package io.meshcrypt.filter.proxy;
 
+import io.meshcrypt.filter.crypto.Envelope;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.policy.TopicDecision;
 import io.meshcrypt.filter.records.FrameBudget;
+import io.meshcrypt.filter.records.RecordBatchRewriter;
+import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.TopicDecision;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.records.RecordBatchRewriter;
-import io.meshcrypt.filter.records.RecordRewriteException;
 import org.apache.kafka.common.message.ProduceRequestData;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 

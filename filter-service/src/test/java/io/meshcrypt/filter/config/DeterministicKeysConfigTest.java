@@ -8,9 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.RecordCipher;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.proxy.BrokerAddresses;
 import io.meshcrypt.filter.proxy.KafkaProxy;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;

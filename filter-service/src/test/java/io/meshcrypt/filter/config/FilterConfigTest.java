@@ -5,9 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
-import io.meshcrypt.filter.policy.TopicDecision;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.policy.TopicDecision;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -5,17 +5,20 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.http.HttpRule;
-import io.meshcrypt.filter.http.HttpRules;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.http.HttpRule;
+import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.policy.TopicRule;
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -35,16 +38,6 @@ class PolicyWatcherTest {
         return Files.move(tmp, dir.resolve(name), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
-    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.sleep(10);
-        }
-    }
-
     @Test
     void givenPolicyFromMeshFile_whenLoaded_thenItsPolicySectionIsUsedAndOtherKeysIgnored() throws Exception {
         write("mesh.yaml", "sidecars: {}\npolicy:\n  encrypt: [orders]\n  unmatched: reject\n");
@@ -54,6 +47,37 @@ class PolicyWatcherTest {
 
         assertEquals(EncryptionPolicy.of(List.of("orders"), Unmatched.REJECT), loaded.policy());
         assertEquals(dir.toAbsolutePath().resolve("mesh.yaml"), loaded.policyFrom());
+    }
+
+    @Test
+    void givenPolicyFromXds_whenLoaded_thenThePolicyServerIsSetAndNoFileIsRead() throws Exception {
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: xds://127.0.0.1:18000\n");
+
+        FilterConfig loaded = FilterConfig.load(config);
+
+        assertEquals(InetSocketAddress.createUnresolved("127.0.0.1", 18000), loaded.policyServer());
+        assertNull(loaded.policyFrom());
+        assertNull(loaded.sivKeyset());
+    }
+
+    @Test
+    void givenPolicyFromXdsWithoutPort_whenLoaded_thenTheErrorNamesPolicyFrom() throws Exception {
+        Path config = write("filter.yaml", "keyset: k.json\npolicyFrom: xds://xds.internal\n");
+
+        ConfigException e = assertThrows(ConfigException.class, () -> FilterConfig.load(config));
+
+        assertEquals(config + ":2:1: policyFrom: must be host:port (got \"xds.internal\")", e.getMessage());
+    }
+
+    @Test
+    void givenADeliveredPolicyEncryptingRecordKeys_whenPutIn_thenTheDefaultRecordKeyKeysetIsSet() throws Exception {
+        Path config = write("filter.yaml", "keyset: keys/k.json\npolicyFrom: xds://127.0.0.1:18000\n");
+        EncryptionPolicy keys = EncryptionPolicy.ofRules(List.of(new TopicRule("users", List.of(), true)), Unmatched.REJECT);
+
+        FilterConfig delivered = FilterConfig.load(config).withPolicies(new Policies(keys, HttpRules.NONE), config);
+
+        assertEquals(keys, delivered.policy());
+        assertEquals(dir.toAbsolutePath().resolve("keys/siv-keyset.json"), delivered.sivKeyset());
     }
 
     @Test
@@ -86,7 +110,7 @@ class PolicyWatcherTest {
             write("mesh.yaml", "policy:\n  encrypt: [orders, payments]\n");
 
             EncryptionPolicy expected = EncryptionPolicy.of(List.of("orders", "payments"), Unmatched.PASSTHROUGH);
-            await(() -> expected.equals(watcher.current()), "the new policy from " + mesh);
+            Await.until(() -> expected.equals(watcher.current()), "the new policy from " + mesh);
             assertEquals(List.of(expected), applied, "applied once, the unchanged startup policy is not re-applied");
             assertEquals(expected, watcher.current());
         }
@@ -100,7 +124,7 @@ class PolicyWatcherTest {
 
         try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("mesh.yaml", "policy:\n  encrypt: [orders]\n  unmatched: drop\n");
-            await(() -> watcher.lastError() != null, "the reload error");
+            Await.until(() -> watcher.lastError() != null, "the reload error");
 
             assertEquals(mesh.toAbsolutePath() + ":3:3: policy.unmatched: must be one of passthrough, reject (got \"drop\")",
                     watcher.lastError());
@@ -109,7 +133,7 @@ class PolicyWatcherTest {
 
             write("mesh.yaml", "policy:\n  encrypt: [orders]\n  unmatched: reject\n");
             EncryptionPolicy corrected = EncryptionPolicy.of(List.of("orders"), Unmatched.REJECT);
-            await(() -> corrected.equals(watcher.current()), "the corrected policy");
+            Await.until(() -> corrected.equals(watcher.current()), "the corrected policy");
             assertNull(watcher.lastError());
             assertEquals(List.of(corrected), applied);
         }
@@ -124,7 +148,7 @@ class PolicyWatcherTest {
             write("filter.yaml", "keyset: k.json\npolicy:\n  encrypt: [a, b]\n");
 
             EncryptionPolicy expected = EncryptionPolicy.of(List.of("a", "b"), Unmatched.PASSTHROUGH);
-            await(() -> expected.equals(watcher.current()), "the reloaded inline policy");
+            Await.until(() -> expected.equals(watcher.current()), "the reloaded inline policy");
             assertEquals(List.of(expected), applied);
         }
     }
@@ -188,7 +212,7 @@ class PolicyWatcherTest {
             write("mesh.yaml", "policy:\n  encrypt: [orders]\n" + REDACT_SSN.replace("name: orders", "name: orders-v2"));
 
             // the watcher applies, then records what is in force: wait for the latter
-            await(() -> ruleNames(watcher.currentHttp()).equals(List.of("orders-v2")), "the new HTTP rules in force");
+            Await.until(() -> ruleNames(watcher.currentHttp()).equals(List.of("orders-v2")), "the new HTTP rules in force");
             assertEquals(1, appliedHttp.size(), appliedHttp.toString());
             assertEquals(List.of("orders-v2"), ruleNames(appliedHttp.getFirst()));
             assertTrue(applied.isEmpty(), "the unchanged encryption policy is not re-applied");
@@ -207,7 +231,7 @@ class PolicyWatcherTest {
             // whose HTTP rules are equal too: parsed anew, equal patterns must still compare equal)
             write("mesh.yaml", "# reformatted\npolicy:\n  encrypt: [orders, audit]\n" + REDACT_SSN);
             // in force only after both halves were handled, so an HTTP re-apply would already be recorded
-            await(() -> watcher.current().equals(EncryptionPolicy.of(List.of("orders", "audit"), Unmatched.PASSTHROUGH)),
+            Await.until(() -> watcher.current().equals(EncryptionPolicy.of(List.of("orders", "audit"), Unmatched.PASSTHROUGH)),
                     "the policy change in force");
 
             assertTrue(appliedHttp.isEmpty(), "equal rules (same patterns) are not re-applied: " + appliedHttp);
@@ -223,7 +247,7 @@ class PolicyWatcherTest {
 
         try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("mesh.yaml", "policy:\n  encrypt: [orders, audit]\n" + REDACT_SSN.replace("pathRegex: '/orders/[0-9]+'", "pathRegex: '('"));
-            await(() -> watcher.lastError() != null, "the reload error");
+            Await.until(() -> watcher.lastError() != null, "the reload error");
 
             assertTrue(watcher.lastError().startsWith(mesh.toAbsolutePath() + ":6:"), watcher.lastError());
             assertTrue(watcher.lastError().contains("http.rules[0].match.pathRegex"), watcher.lastError());
@@ -240,7 +264,7 @@ class PolicyWatcherTest {
         try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, applied::add, appliedHttp::add, POLL)) {
             write("filter.yaml", "keyset: k.json\n" + REDACT_SSN.replace("/ssn", "/tax_id"));
 
-            await(() -> !watcher.currentHttp().equals(startup.http()), "the reloaded inline rules in force");
+            Await.until(() -> !watcher.currentHttp().equals(startup.http()), "the reloaded inline rules in force");
             assertEquals(List.of(watcher.currentHttp()), appliedHttp);
             assertTrue(applied.isEmpty());
         }

@@ -1,9 +1,9 @@
 package io.meshcrypt.filter.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.filter.config.YamlTree;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.YamlTree;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;

@@ -6,9 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.config.ConfigException;
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.policy.TopicDecision;
+import io.meshcrypt.meshconfig.policy.TopicRule;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;

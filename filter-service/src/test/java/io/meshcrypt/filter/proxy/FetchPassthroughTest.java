@@ -7,10 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
-import io.meshcrypt.filter.policy.TopicRule;
 import io.meshcrypt.filter.transport.ConnectionHandler;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.policy.TopicRule;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;

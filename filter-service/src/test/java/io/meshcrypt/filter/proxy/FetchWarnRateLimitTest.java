@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

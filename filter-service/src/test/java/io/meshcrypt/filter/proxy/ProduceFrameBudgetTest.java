@@ -7,9 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.framing.KafkaFrameException;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
-import io.meshcrypt.filter.policy.TopicRule;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.policy.TopicRule;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;

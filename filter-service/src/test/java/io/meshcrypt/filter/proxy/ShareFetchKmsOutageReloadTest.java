@@ -4,9 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
-import io.meshcrypt.filter.policy.TopicRule;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
+import io.meshcrypt.meshconfig.policy.TopicRule;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

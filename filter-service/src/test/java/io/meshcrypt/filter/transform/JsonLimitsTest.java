@@ -8,6 +8,8 @@ import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.aead.AeadConfig;
 import com.google.crypto.tink.aead.PredefinedAeadParameters;
 import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.meshconfig.transform.FieldOp;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.List;

@@ -5,6 +5,7 @@ import io.envoyproxy.controlplane.cache.v3.Snapshot;
 import io.envoyproxy.envoy.config.core.v3.Node;
 import io.meshcrypt.xds.snapshot.EnvoyResources.Resources;
 import io.meshcrypt.xds.snapshot.MeshSnapshots;
+import io.meshcrypt.xds.snapshot.PolicyResources;
 import io.meshcrypt.xds.snapshot.MeshSnapshots.MeshVersion;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
@@ -25,7 +26,7 @@ import java.util.function.Function;
  */
 public final class NodeSnapshots {
 
-    private final SimpleCache<String> cache = new SimpleCache<>(Node::getId);
+    private final SimpleCache<String> cache = new SimpleCache<>(PolicyResources::group);
     private final ReentrantLock snapshotLock = new ReentrantLock();
     private final Map<String, NodeState> nodes = new ConcurrentHashMap<>();
     private final MeterRegistry meters;
@@ -59,6 +60,8 @@ public final class NodeSnapshots {
                 }
                 cache.setSnapshot(u.getKey(), snapshot);
             }
+            // every filter-service gets the policy and HTTP rules of the same mesh version
+            cache.setSnapshot(PolicyResources.FILTER_SERVICES, PolicyResources.snapshot(mesh.mesh(), mesh.version()));
         } finally {
             snapshotLock.unlock();
         }

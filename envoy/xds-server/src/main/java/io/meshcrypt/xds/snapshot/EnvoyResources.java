@@ -41,14 +41,13 @@ import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3
 import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig;
-import io.meshcrypt.filter.proxy.BrokerAddresses;
-import io.meshcrypt.filter.proxy.KafkaProxy;
-import io.meshcrypt.xds.mesh.Mesh;
-import io.meshcrypt.xds.mesh.Mesh.HttpListener;
-import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;
-import io.meshcrypt.xds.mesh.Mesh.KafkaListeners;
-import io.meshcrypt.xds.mesh.Mesh.Sidecar;
-import io.meshcrypt.xds.mesh.Mesh.Transparent;
+import io.meshcrypt.meshconfig.BrokerListenersHeader;
+import io.meshcrypt.meshconfig.mesh.Mesh;
+import io.meshcrypt.meshconfig.mesh.Mesh.HttpListener;
+import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
+import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
+import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
+import io.meshcrypt.meshconfig.mesh.Mesh.Transparent;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -78,7 +77,7 @@ public final class EnvoyResources {
     /** tcp_proxy's upstream on the transparent listener: the address the application dialled. */
     public static final String ORIGINAL_DESTINATION_CLUSTER = "original_destination";
     static final String ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst";
-    static final String BROKER_LISTENERS_HEADER = KafkaProxy.BROKER_LISTENERS_HEADER;
+    static final String BROKER_LISTENERS_HEADER = BrokerListenersHeader.NAME;
     private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
     /**
@@ -122,7 +121,7 @@ public final class EnvoyResources {
         for (KafkaListeners k : new TreeMap<>(sidecar.kafka()).values()) {
             KafkaCluster cluster = mesh.kafkaClusters().get(k.cluster());
             String bootstrap = "kafka_" + k.cluster() + "_bootstrap";
-            String listenerMap = brokerListenerMap(k.advertised());
+            String listenerMap = BrokerListenersHeader.write(k.advertised());
             listeners.add(kafkaListener(bootstrap, k.bootstrap(), listenerMap));
             clusters.add(upstream(bootstrap, new TreeMap<>(cluster.brokers()).values().stream().toList()));
             for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(k.brokers()).entrySet()) {
@@ -133,18 +132,6 @@ public final class EnvoyResources {
         }
     }
 
-    /**
-     * The value of the {@value #BROKER_LISTENERS_HEADER} header for one sidecar's listeners of one Kafka cluster: where
-     * that sidecar's clients reach each broker ({@code 1=127.0.0.1:19193,2=...}), which the filter-service puts into
-     * the Metadata responses of those connections. So every sidecar gets its own addresses from one filter-service.
-     */
-    static String brokerListenerMap(Map<Integer, Mesh.Address> brokers) {
-        StringBuilder value = new StringBuilder();
-        for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(brokers).entrySet()) {
-            value.append(value.isEmpty() ? "" : ",").append(b.getKey()).append('=').append(b.getValue());
-        }
-        return value.toString();
-    }
 
     /** network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy. */
     static Listener kafkaListener(String name, Mesh.Address address, String listenerMap) {
@@ -214,7 +201,7 @@ public final class EnvoyResources {
                         .build();
                 // transparent: clients keep the brokers' real addresses (their connections are intercepted too)
                 listener.addFilterChains(kafkaFilterChain(TRANSPARENT_LISTENER + "_" + name + "_broker_" + b.getKey(),
-                                ORIGINAL_DESTINATION_CLUSTER, BrokerAddresses.NONE)
+                                ORIGINAL_DESTINATION_CLUSTER, BrokerListenersHeader.NONE)
                         .setName(name + ".broker-" + b.getKey())
                         .setFilterChainMatch(match));
             }

@@ -2,8 +2,8 @@ package io.meshcrypt.xds.snapshot;
 
 import io.envoyproxy.controlplane.cache.Resources.ResourceType;
 import io.envoyproxy.controlplane.cache.v3.Snapshot;
-import io.meshcrypt.xds.mesh.Mesh;
-import io.meshcrypt.xds.mesh.Mesh.Sidecar;
+import io.meshcrypt.meshconfig.mesh.Mesh;
+import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.xds.snapshot.EnvoyResources.Resources;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;

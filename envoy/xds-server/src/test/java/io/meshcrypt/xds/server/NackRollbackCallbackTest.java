@@ -10,7 +10,7 @@ import io.envoyproxy.envoy.config.core.v3.Node;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryRequest;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryResponse;
 import io.meshcrypt.xds.OneSidecarMesh;
-import io.meshcrypt.xds.mesh.MeshReader;
+import io.meshcrypt.meshconfig.mesh.MeshReader;
 import io.meshcrypt.xds.snapshot.EnvoyResources;
 import io.meshcrypt.xds.snapshot.MeshSnapshots;
 import io.meshcrypt.xds.snapshot.MeshSnapshots.MeshVersion;

@@ -14,8 +14,8 @@ import io.envoyproxy.envoy.config.listener.v3.ListenerFilter;
 import io.envoyproxy.envoy.extensions.filters.listener.original_dst.v3.OriginalDst;
 import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
 import io.meshcrypt.xds.snapshot.EnvoyResources.Resources;
-import io.meshcrypt.xds.mesh.Mesh;
-import io.meshcrypt.xds.mesh.MeshReader;
+import io.meshcrypt.meshconfig.mesh.Mesh;
+import io.meshcrypt.meshconfig.mesh.MeshReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
@@ -170,7 +170,7 @@ class KafkaResourcesTest {
         List<com.google.protobuf.Value> metadata = grpc.getFieldsOrThrow("initial_metadata").getListValue().getValuesList();
         assertEquals(1, metadata.size(), chain.getName());
         Struct header = metadata.getFirst().getStructValue();
-        assertEquals(io.meshcrypt.filter.proxy.KafkaProxy.BROKER_LISTENERS_HEADER, header.getFieldsOrThrow("key").getStringValue());
+        assertEquals(io.meshcrypt.meshconfig.BrokerListenersHeader.NAME, header.getFieldsOrThrow("key").getStringValue());
         return header.getFieldsOrThrow("value").getStringValue();
     }
 

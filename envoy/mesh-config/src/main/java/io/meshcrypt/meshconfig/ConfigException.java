@@ -1,0 +1,12 @@
+package io.meshcrypt.meshconfig;
+
+/** Invalid configuration; the message names the file, line and field. */
+public class ConfigException extends Exception {
+    public ConfigException(String message) {
+        super(message);
+    }
+
+    public ConfigException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

@@ -1,0 +1,27 @@
+package io.meshcrypt.meshconfig.http;
+
+import io.meshcrypt.meshconfig.transform.FieldOp;
+import java.util.Objects;
+import java.util.stream.Stream;
+
+/**
+ * One declarative rule: which requests, and what to do to their request and response.
+ *
+ * @param name unique, for logs and errors
+ * @param binding what encrypted fields are bound to (the envelope's "topic"); null when the rule neither encrypts
+ *     nor decrypts. A field encrypted under one binding decrypts only under the same one, so an HTTP rule with
+ *     binding {@code orders} and the Kafka topic {@code orders} can read each other's fields.
+ */
+public record HttpRule(String name, RouteMatch match, String binding, RuleSide request, RuleSide response) {
+    public HttpRule {
+        Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(match, "match");
+        Objects.requireNonNull(request, "request");
+        Objects.requireNonNull(response, "response");
+        boolean crypto = Stream.concat(request.fields().stream(), response.fields().stream())
+                .anyMatch(op -> op instanceof FieldOp.Encrypt || op instanceof FieldOp.Decrypt);
+        if (crypto && (binding == null || binding.isEmpty())) {
+            throw new IllegalArgumentException("rule " + name + " encrypts or decrypts fields, so it needs a binding");
+        }
+    }
+}

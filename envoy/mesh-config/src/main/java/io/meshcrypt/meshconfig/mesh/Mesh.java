@@ -1,0 +1,102 @@
+package io.meshcrypt.meshconfig.mesh;
+
+import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * The validated mesh file: which Kafka clusters exist, which sidecar (Envoy node id) fronts which of them on which
+ * listeners, where each sidecar's filter-service runs, and what the filter-services apply: the encryption policy and
+ * the HTTP rewrite rules (they read both from this file themselves, with {@code policyFrom}). See docs/xds.md for the
+ * file format.
+ *
+ * @param kafkaClusters by name, in file order
+ * @param sidecars by Envoy node id, in file order
+ * @param http the HTTP rewrite rules, in order (the first that matches a request applies)
+ */
+public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar> sidecars, EncryptionPolicy policy,
+                   HttpRules http) {
+
+    public Mesh {
+        kafkaClusters = Map.copyOf(kafkaClusters);
+        sidecars = Map.copyOf(sidecars);
+        Objects.requireNonNull(policy, "policy");
+        Objects.requireNonNull(http, "http");
+    }
+
+    /** A host:port; listener hosts are IP literals, upstream hosts may be DNS names. */
+    public record Address(String host, int port) {
+        @Override
+        public String toString() {
+            return host.indexOf(':') >= 0 ? "[" + host + "]:" + port : host + ":" + port;
+        }
+    }
+
+    /** @param brokers Kafka node id -> the broker's own address */
+    public record KafkaCluster(String name, Map<Integer, Address> brokers) {
+        public KafkaCluster {
+            brokers = Map.copyOf(brokers);
+        }
+    }
+
+    /**
+     * The listeners one sidecar opens for one Kafka cluster: the address clients bootstrap against, and one per
+     * broker, with the address the filter-service hands out for it in Metadata responses.
+     *
+     * @param brokers Kafka node id -> listener address (what Envoy binds); covers every broker of the cluster
+     * @param advertised Kafka node id -> the address clients are told to use for that listener: the listener
+     *     address itself, unless the mesh file sets {@code advertise} (a listener bound to a wildcard in a container)
+     */
+    public record KafkaListeners(String cluster, Address bootstrap, Map<Integer, Address> brokers, Map<Integer, Address> advertised) {
+        public KafkaListeners {
+            brokers = Map.copyOf(brokers);
+            advertised = Map.copyOf(advertised);
+            if (!advertised.keySet().equals(brokers.keySet())) {
+                throw new IllegalArgumentException("advertised addresses must cover exactly the broker listeners");
+            }
+        }
+    }
+
+    /**
+     * An inbound HTTP listener: requests to {@code listen} pass the filter-service's HTTP rules on their way to the
+     * application at {@code upstream}, responses on their way back.
+     *
+     * @param name unique within the sidecar; part of the listener and cluster names
+     */
+    public record HttpListener(String name, Address listen, Address upstream) {
+    }
+
+    /**
+     * Transparent interception (iptables REDIRECT to {@code listen}, original_dst): connections the application opens
+     * to any broker of the listed Kafka clusters pass network ext_proc on their way to the address it dialled; any
+     * other destination has no filter chain and is refused.
+     *
+     * @param listen where the REDIRECT rule sends the application's connections (IP literal)
+     * @param kafkaClusters names under kafkaClusters, in file order; each has only IP literal broker addresses
+     */
+    public record Transparent(Address listen, List<String> kafkaClusters) {
+        public Transparent {
+            Objects.requireNonNull(listen, "listen");
+            kafkaClusters = List.copyOf(kafkaClusters);
+        }
+    }
+
+    /**
+     * @param nodeId the Envoy node id (its bootstrap's node.id)
+     * @param filterService the gRPC address of the filter-service this sidecar's ext_proc filters stream to
+     * @param kafka by Kafka cluster name
+     * @param http by listener name
+     * @param transparent the transparent (original_dst) Kafka listener, if the sidecar has one
+     */
+    public record Sidecar(String nodeId, Address filterService, Map<String, KafkaListeners> kafka, Map<String, HttpListener> http,
+                          Optional<Transparent> transparent) {
+        public Sidecar {
+            kafka = Map.copyOf(kafka);
+            http = Map.copyOf(http);
+            Objects.requireNonNull(transparent, "transparent");
+        }
+    }
+}

@@ -1,0 +1,222 @@
+package io.meshcrypt.meshconfig.mesh;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.http.HeaderChanges;
+import io.meshcrypt.meshconfig.http.HttpRule;
+import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.http.RouteMatch;
+import io.meshcrypt.meshconfig.http.RuleSide;
+import io.meshcrypt.meshconfig.mesh.Mesh.Address;
+import io.meshcrypt.meshconfig.mesh.Mesh.HttpListener;
+import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
+import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
+import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.TopicRule;
+import io.meshcrypt.meshconfig.transform.BodyReplace;
+import io.meshcrypt.meshconfig.transform.FieldOp;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * Serialises the model back to the YAML that {@link MeshReader} (and the policy reader) accept: a whole mesh file,
+ * or only its {@code policy:} and {@code http:} sections, which the xDS server delivers to filter-services. Reading
+ * what this writes gives back an equal model. Maps keyed by name come out sorted, so equal models write equal text.
+ */
+public final class MeshWriter {
+
+    private static final YAMLMapper YAML = YAMLMapper.builder()
+            .disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
+            .build();
+    private static final JsonNodeFactory F = JsonNodeFactory.withExactBigDecimals(true);
+
+    private MeshWriter() {
+    }
+
+    public static String write(Mesh mesh) {
+        ObjectNode root = F.objectNode();
+        ObjectNode clusters = root.putObject("kafkaClusters");
+        for (KafkaCluster cluster : new TreeMap<>(mesh.kafkaClusters()).values()) {
+            clusters.putObject(cluster.name()).set("brokers", addresses(cluster.brokers()));
+        }
+        ObjectNode sidecars = root.putObject("sidecars");
+        for (Sidecar sidecar : new TreeMap<>(mesh.sidecars()).values()) {
+            sidecars.set(sidecar.nodeId(), sidecar(sidecar));
+        }
+        policySections(root, new Policies(mesh.policy(), mesh.http()));
+        return yaml(root);
+    }
+
+    /** The {@code policy:} and {@code http:} sections alone. */
+    public static String writePolicies(Policies policies) {
+        ObjectNode root = F.objectNode();
+        policySections(root, policies);
+        return yaml(root);
+    }
+
+    private static ObjectNode sidecar(Sidecar sidecar) {
+        ObjectNode node = F.objectNode();
+        node.put("filterService", sidecar.filterService().toString());
+        if (!sidecar.kafka().isEmpty()) {
+            ObjectNode kafka = node.putObject("kafka");
+            for (KafkaListeners listeners : new TreeMap<>(sidecar.kafka()).values()) {
+                ObjectNode k = kafka.putObject(listeners.cluster());
+                k.put("bootstrap", listeners.bootstrap().toString());
+                ObjectNode brokers = k.putObject("brokers");
+                for (Map.Entry<Integer, Address> b : new TreeMap<>(listeners.brokers()).entrySet()) {
+                    Address advertised = listeners.advertised().get(b.getKey());
+                    if (advertised.equals(b.getValue())) {
+                        brokers.put(b.getKey().toString(), b.getValue().toString());
+                    } else {
+                        brokers.putObject(b.getKey().toString()).put("listen", b.getValue().toString())
+                                .put("advertise", advertised.toString());
+                    }
+                }
+            }
+        }
+        if (!sidecar.http().isEmpty()) {
+            ObjectNode http = node.putObject("http");
+            for (HttpListener listener : new TreeMap<>(sidecar.http()).values()) {
+                http.putObject(listener.name()).put("listen", listener.listen().toString())
+                        .put("upstream", listener.upstream().toString());
+            }
+        }
+        sidecar.transparent().ifPresent(t -> {
+            ObjectNode transparent = node.putObject("transparent");
+            transparent.put("listen", t.listen().toString());
+            ArrayNode kafka = transparent.putArray("kafka");
+            t.kafkaClusters().forEach(kafka::add);
+        });
+        return node;
+    }
+
+    private static ObjectNode addresses(Map<Integer, Address> addresses) {
+        ObjectNode node = F.objectNode();
+        new TreeMap<>(addresses).forEach((id, address) -> node.put(id.toString(), address.toString()));
+        return node;
+    }
+
+    private static void policySections(ObjectNode root, Policies policies) {
+        root.set("policy", policy(policies.encryption()));
+        if (!policies.http().rules().isEmpty()) {
+            ArrayNode rules = root.putObject("http").putArray("rules");
+            policies.http().rules().forEach(rule -> rules.add(rule(rule)));
+        }
+    }
+
+    private static ObjectNode policy(EncryptionPolicy policy) {
+        ObjectNode node = F.objectNode();
+        ArrayNode encrypt = node.putArray("encrypt");
+        for (TopicRule rule : policy.rules()) {
+            if (rule.fields().isEmpty() && !rule.deterministicKeys()) {
+                encrypt.add(rule.pattern());
+                continue;
+            }
+            ObjectNode entry = encrypt.addObject().put("topic", rule.pattern());
+            if (!rule.fields().isEmpty()) {
+                ArrayNode fields = entry.putArray("fields");
+                rule.fields().forEach(p -> fields.add(p.toString()));
+            }
+            if (rule.deterministicKeys()) {
+                entry.put("keys", "deterministic");
+            }
+        }
+        if (!policy.decryptOnly().isEmpty()) {
+            ArrayNode decryptOnly = node.putArray("decryptOnly");
+            policy.decryptOnly().forEach(decryptOnly::add);
+        }
+        node.put("unmatched", policy.unmatched().name().toLowerCase(Locale.ROOT));
+        return node;
+    }
+
+    private static ObjectNode rule(HttpRule rule) {
+        ObjectNode node = F.objectNode().put("name", rule.name());
+        if (!rule.match().equals(RouteMatch.ANY)) {
+            RouteMatch match = rule.match();
+            ObjectNode m = node.putObject("match");
+            if (!match.methods().isEmpty()) {
+                ArrayNode methods = m.putArray("methods");
+                match.methods().stream().sorted().forEach(methods::add);
+            }
+            if (match.pathPrefix() != null) {
+                m.put("path", match.pathPrefix());
+            }
+            if (match.pathRegex() != null) {
+                m.put("pathRegex", match.pathRegex().pattern());
+            }
+            if (!match.contentTypes().isEmpty()) {
+                ArrayNode types = m.putArray("contentType");
+                match.contentTypes().forEach(types::add);
+            }
+            if (match.body() != null) {
+                m.put("body", match.body().pattern());
+            }
+        }
+        if (rule.binding() != null) {
+            node.put("binding", rule.binding());
+        }
+        if (!rule.request().equals(RuleSide.NONE)) {
+            node.set("request", side(rule.request()));
+        }
+        if (!rule.response().equals(RuleSide.NONE)) {
+            node.set("response", side(rule.response()));
+        }
+        return node;
+    }
+
+    private static ObjectNode side(RuleSide side) {
+        ObjectNode node = F.objectNode();
+        if (!side.fields().isEmpty()) {
+            ArrayNode fields = node.putArray("fields");
+            side.fields().forEach(op -> fields.add(fieldOp(op)));
+        }
+        if (!side.body().isEmpty()) {
+            ArrayNode body = node.putArray("body");
+            for (BodyReplace replace : side.body()) {
+                body.addObject().put("pattern", replace.pattern().pattern()).put("with", replace.with());
+            }
+        }
+        if (!side.headers().equals(HeaderChanges.NONE)) {
+            ObjectNode headers = node.putObject("headers");
+            if (!side.headers().set().isEmpty()) {
+                ObjectNode set = headers.putObject("set");
+                side.headers().set().forEach(set::put);
+            }
+            if (!side.headers().remove().isEmpty()) {
+                ArrayNode remove = headers.putArray("remove");
+                side.headers().remove().forEach(remove::add);
+            }
+        }
+        node.put("onInvalid", side.onInvalid().name().toLowerCase(Locale.ROOT));
+        return node;
+    }
+
+    private static ObjectNode fieldOp(FieldOp op) {
+        ObjectNode node = F.objectNode();
+        String pointer = op.pointer().toString();
+        switch (op) {
+            case FieldOp.Encrypt e -> node.put("encrypt", pointer).put("required", e.required());
+            case FieldOp.Decrypt d -> node.put("decrypt", pointer).put("required", d.required());
+            case FieldOp.Redact r -> node.put("redact", pointer).put("with", r.with()).put("required", r.required());
+            case FieldOp.Replace r -> node.put("replace", pointer).put("pattern", r.pattern().pattern()).put("with", r.with())
+                    .put("required", r.required());
+            case FieldOp.Set s -> node.put("set", pointer).set("value", s.value());
+        }
+        return node;
+    }
+
+    private static String yaml(ObjectNode root) {
+        try {
+            return YAML.writeValueAsString(root);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a JSON tree always serialises", e);
+        }
+    }
+}

@@ -1,0 +1,186 @@
+package io.meshcrypt.meshconfig.policy;
+
+import com.fasterxml.jackson.core.JsonToken;
+import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.ConfigFields;
+import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.YamlTree;
+import io.meshcrypt.meshconfig.YamlTree.Entry;
+import io.meshcrypt.meshconfig.YamlTree.Mapping;
+import io.meshcrypt.meshconfig.YamlTree.Node;
+import io.meshcrypt.meshconfig.YamlTree.Scalar;
+import io.meshcrypt.meshconfig.YamlTree.Sequence;
+import io.meshcrypt.meshconfig.http.HttpConfigReader;
+import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** The {@code policy:} section of filter.yaml and of the mesh file into an {@link EncryptionPolicy}. */
+public final class PolicyReader {
+
+    private static final List<String> POLICY_KEYS = List.of("encrypt", "decryptOnly", "unmatched");
+    private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys");
+
+    private final ConfigFields config;
+
+    public PolicyReader(ConfigFields config) {
+        this.config = config;
+    }
+
+    /**
+     * The required {@code policy:} and the optional {@code http:} section of a file whose other keys belong to someone
+     * else (a mesh file, or the section the xDS server delivers).
+     */
+    public static Policies parsePolicies(Path file, byte[] yaml) throws ConfigException {
+        return new PolicyReader(new ConfigFields(file)).policies(YamlTree.parse(file.toString(), yaml));
+    }
+
+    /** @see #parsePolicies */
+    public Policies policies(Node root) throws ConfigException {
+        if (root == null) {
+            throw config.error(ConfigFields.TOP, "policy", "the file is empty; a policy: section is required");
+        }
+        Mapping mapping = config.mapping(root, "");
+        Entry entry = mapping.entries().get("policy");
+        if (entry == null) {
+            throw config.error(root.location(), "policy", "required field is missing");
+        }
+        Entry httpEntry = mapping.entries().get("http");
+        return new Policies(policy(entry), httpEntry == null ? HttpRules.NONE : new HttpConfigReader(config, this).http(httpEntry));
+    }
+
+    /**
+     * The {@code policy:} section: {@code encrypt} globs, {@code decryptOnly} globs (topics no longer encrypted whose
+     * old envelopes are still decrypted on fetch; any other unencrypted topic passes byte for byte) and
+     * {@code unmatched}.
+     */
+    public EncryptionPolicy policy(Entry entry) throws ConfigException {
+        Mapping mapping = config.mapping(entry.value(), "policy");
+        config.checkKeys(mapping, "policy.", POLICY_KEYS);
+
+        List<TopicRule> rules = List.of(TopicRule.wholeValue("*"));
+        Entry encrypt = mapping.entries().get("encrypt");
+        if (encrypt != null) {
+            if (!(encrypt.value() instanceof Sequence list)) {
+                throw config.error(encrypt.keyLocation(), "policy.encrypt", "must be a list of topic patterns (got " + ConfigFields.describe(encrypt.value()) + ")");
+            }
+            if (list.items().isEmpty()) {
+                throw config.error(encrypt.keyLocation(), "policy.encrypt", "must list at least one topic pattern");
+            }
+            rules = new ArrayList<>();
+            for (int i = 0; i < list.items().size(); i++) {
+                rules.add(encryptEntry(list.items().get(i), "policy.encrypt[" + i + "]"));
+            }
+        }
+
+        EncryptionPolicy.Unmatched unmatched = EncryptionPolicy.Unmatched.PASSTHROUGH;
+        Entry unmatchedEntry = mapping.entries().get("unmatched");
+        if (unmatchedEntry != null) {
+            String value = unmatchedEntry.value() instanceof Scalar s && s.token() == JsonToken.VALUE_STRING ? (String) s.value() : null;
+            unmatched = switch (value == null ? "" : value) {
+                case "passthrough" -> EncryptionPolicy.Unmatched.PASSTHROUGH;
+                case "reject" -> EncryptionPolicy.Unmatched.REJECT;
+                default -> throw config.error(unmatchedEntry.keyLocation(), "policy.unmatched",
+                        "must be one of passthrough, reject (got " + ConfigFields.describe(unmatchedEntry.value()) + ")");
+            };
+        }
+        return EncryptionPolicy.ofRules(rules, decryptOnly(mapping.entries().get("decryptOnly")), unmatched);
+    }
+
+    /** {@code policy.decryptOnly}: a list, possibly empty, of non-empty topic globs. */
+    private List<String> decryptOnly(Entry entry) throws ConfigException {
+        if (entry == null) {
+            return List.of();
+        }
+        if (!(entry.value() instanceof Sequence list)) {
+            throw config.error(entry.keyLocation(), "policy.decryptOnly", "must be a list of topic patterns whose old envelopes"
+                    + " are still decrypted on fetch (got " + ConfigFields.describe(entry.value()) + ")");
+        }
+        List<String> globs = new ArrayList<>();
+        for (int i = 0; i < list.items().size(); i++) {
+            Node item = list.items().get(i);
+            if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
+                throw config.error(item.location(), "policy.decryptOnly[" + i + "]", "must be a topic pattern string (got "
+                        + ConfigFields.describe(item) + ")");
+            }
+            String glob = (String) s.value();
+            if (glob.isEmpty()) {
+                throw config.error(item.location(), "policy.decryptOnly[" + i + "]", "must not be empty");
+            }
+            globs.add(glob);
+        }
+        return globs;
+    }
+
+    /**
+     * A topic glob, or {@code {topic: glob, fields: [json pointers], keys: deterministic}} with at least one of
+     * {@code fields} (encrypt only those fields of JSON values) and {@code keys} (encrypt record keys with AES-SIV).
+     */
+    private TopicRule encryptEntry(Node item, String path) throws ConfigException {
+        if (item instanceof Mapping entry) {
+            config.checkKeys(entry, path + ".", ENCRYPT_ENTRY_KEYS);
+            Entry topic = entry.entries().get("topic");
+            if (topic == null) {
+                throw config.error(entry.location(), path + ".topic", "required field is missing (topic pattern)");
+            }
+            String pattern = config.string(topic, path + ".topic");
+            if (pattern.isEmpty()) {
+                throw config.error(topic.keyLocation(), path + ".topic", "must not be empty");
+            }
+            Entry fields = entry.entries().get("fields");
+            Entry keys = entry.entries().get("keys");
+            boolean deterministicKeys = false;
+            if (keys != null) {
+                String mode = keys.value() instanceof Scalar k && k.token() == JsonToken.VALUE_STRING ? (String) k.value() : "";
+                deterministicKeys = switch (mode) {
+                    case "deterministic" -> true;
+                    case "plaintext" -> false;
+                    default -> throw config.error(keys.keyLocation(), path + ".keys",
+                            "must be one of plaintext, deterministic (got " + ConfigFields.describe(keys.value()) + ")");
+                };
+            }
+            if (fields == null) {
+                if (keys != null) {
+                    return new TopicRule(pattern, List.of(), deterministicKeys);
+                }
+                throw config.error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the fields to encrypt;"
+                        + " list the topic as a plain string to encrypt whole values, or add keys: deterministic)");
+            }
+            if (!(fields.value() instanceof Sequence pointers) || pointers.items().isEmpty()) {
+                throw config.error(fields.keyLocation(), path + ".fields", "must be a non-empty list of JSON Pointers (got "
+                        + ConfigFields.describe(fields.value()) + ")");
+            }
+            List<JsonPointer> parsed = new ArrayList<>();
+            for (int i = 0; i < pointers.items().size(); i++) {
+                parsed.add(pointer(pointers.items().get(i), path + ".fields[" + i + "]"));
+            }
+            return new TopicRule(pattern, parsed, deterministicKeys);
+        }
+        if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
+            throw config.error(item.location(), path, "must be a topic pattern string (got " + ConfigFields.describe(item) + ")");
+        }
+        String pattern = (String) s.value();
+        if (pattern.isEmpty()) {
+            throw config.error(item.location(), path, "must not be empty");
+        }
+        return TopicRule.wholeValue(pattern);
+    }
+
+    /** A JSON Pointer that addresses a field (the root pointer "" would be the whole value). */
+    public JsonPointer pointer(Node node, String path) throws ConfigException {
+        if (!(node instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
+            throw config.error(node.location(), path, "must be a JSON Pointer string such as \"/card/number\" (got " + ConfigFields.describe(node) + ")");
+        }
+        try {
+            JsonPointer pointer = JsonPointer.parse((String) s.value());
+            if (pointer.isRoot()) {
+                throw config.error(node.location(), path, "must address a field, not the whole document (got \"\")");
+            }
+            return pointer;
+        } catch (IllegalArgumentException e) {
+            throw config.error(node.location(), path, e.getMessage());
+        }
+    }
+}
