@@ -43,8 +43,8 @@ import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3
 import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig;
-import io.meshcrypt.filter.proxy.BrokerAddresses;
-import io.meshcrypt.filter.proxy.KafkaProxy;
+import io.meshcrypt.filter.kafka.BrokerAddresses;
+import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.xds.mesh.Mesh;
 import io.meshcrypt.xds.mesh.Mesh.HttpListener;
 import io.meshcrypt.xds.mesh.Mesh.KafkaCluster;

@@ -170,7 +170,7 @@ class KafkaResourcesTest {
         List<com.google.protobuf.Value> metadata = grpc.getFieldsOrThrow("initial_metadata").getListValue().getValuesList();
         assertEquals(1, metadata.size(), chain.getName());
         Struct header = metadata.getFirst().getStructValue();
-        assertEquals(io.meshcrypt.filter.proxy.KafkaProxy.BROKER_LISTENERS_HEADER, header.getFieldsOrThrow("key").getStringValue());
+        assertEquals(io.meshcrypt.filter.kafka.KafkaProxy.BROKER_LISTENERS_HEADER, header.getFieldsOrThrow("key").getStringValue());
         return header.getFieldsOrThrow("value").getStringValue();
     }
 

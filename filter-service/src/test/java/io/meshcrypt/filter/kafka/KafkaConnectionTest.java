@@ -1,11 +1,11 @@
-package io.meshcrypt.filter.proxy;
+package io.meshcrypt.filter.kafka;
 
-import static io.meshcrypt.filter.proxy.KafkaFrames.decodeRequest;
-import static io.meshcrypt.filter.proxy.KafkaFrames.decodeResponse;
-import static io.meshcrypt.filter.proxy.KafkaFrames.records;
-import static io.meshcrypt.filter.proxy.KafkaFrames.requestFrame;
-import static io.meshcrypt.filter.proxy.KafkaFrames.responseFrame;
-import static io.meshcrypt.filter.proxy.KafkaFrames.utf8;
+import static io.meshcrypt.filter.kafka.KafkaFrames.decodeRequest;
+import static io.meshcrypt.filter.kafka.KafkaFrames.decodeResponse;
+import static io.meshcrypt.filter.kafka.KafkaFrames.records;
+import static io.meshcrypt.filter.kafka.KafkaFrames.requestFrame;
+import static io.meshcrypt.filter.kafka.KafkaFrames.responseFrame;
+import static io.meshcrypt.filter.kafka.KafkaFrames.utf8;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

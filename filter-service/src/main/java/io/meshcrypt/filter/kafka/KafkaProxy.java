@@ -1,4 +1,4 @@
-package io.meshcrypt.filter.proxy;
+package io.meshcrypt.filter.kafka;
 
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;

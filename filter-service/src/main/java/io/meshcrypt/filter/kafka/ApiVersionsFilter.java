@@ -1,4 +1,4 @@
-package io.meshcrypt.filter.proxy;
+package io.meshcrypt.filter.kafka;
 
 import java.util.Arrays;
 import java.util.Iterator;

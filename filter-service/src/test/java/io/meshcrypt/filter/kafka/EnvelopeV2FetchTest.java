@@ -1,4 +1,4 @@
-package io.meshcrypt.filter.proxy;
+package io.meshcrypt.filter.kafka;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

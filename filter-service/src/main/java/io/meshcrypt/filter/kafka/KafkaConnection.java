@@ -1,4 +1,4 @@
-package io.meshcrypt.filter.proxy;
+package io.meshcrypt.filter.kafka;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
