@@ -7,9 +7,9 @@ import org.apache.kafka.common.protocol.ApiKeys;
 
 /**
  * Keeps ApiVersions honest: a client is offered exactly the (api key, version) pairs the filter will let through,
- * which is the broker's range narrowed to what this kafka-clients knows, and Produce and Fetch no newer than
- * {@link #PRODUCE_FETCH_MAX}. Every other version is advertised as the broker does; an API left with no version
- * (or unknown to kafka-clients) is removed, so a client never picks something the filter would have to refuse.
+ * which is the broker's range narrowed to what this kafka-clients knows and to what the API's rewriters in {@link
+ * ApiRewriters} can rewrite (Produce and Fetch: {@link #PRODUCE_FETCH_MAX}). Every other version is advertised as the
+ * broker does; an API left with no version (or unknown to kafka-clients) is removed, so a client never picks something the filter would have to refuse.
  *
  * <p>Produce and Fetch stop at v12, the last versions that name topics: from v13 they name topics by id, and the
  * id-to-name mapping would have to come from the (untrusted) broker; see {@link TopicNames}.
@@ -26,10 +26,9 @@ final class ApiVersionsFilter {
         return api.oldestVersion();
     }
 
-    /** The newest version of {@code api} the filter lets through: kafka-clients' newest, Produce and Fetch capped. */
+    /** The newest version of {@code api} the filter lets through: kafka-clients' newest, capped by its rewriters. */
     static short highest(ApiKeys api) {
-        short latest = api.latestVersion(true);
-        return api == ApiKeys.PRODUCE || api == ApiKeys.FETCH ? (short) Math.min(latest, PRODUCE_FETCH_MAX) : latest;
+        return (short) Math.min(api.latestVersion(true), ApiRewriters.STANDARD.newestVersion(api));
     }
 
     /** Narrows a successful ApiVersions response in place to what the filter lets through. */
@@ -133,7 +132,7 @@ final class ApiVersionsFilter {
                 return api + " (api key " + apiKey + ") is not offered " + where;
             }
             String range = api + " v" + version + " is outside v" + min[apiKey] + "..v" + max[apiKey] + " offered " + where;
-            if ((api == ApiKeys.PRODUCE || api == ApiKeys.FETCH) && version > PRODUCE_FETCH_MAX) {
+            if (version > ApiRewriters.STANDARD.newestVersion(api)) {
                 range += "; Produce and Fetch stop at v" + PRODUCE_FETCH_MAX + ", the last versions that name topics"
                         + " (a client must honour ApiVersions)";
             }

@@ -1,10 +1,8 @@
 package io.meshcrypt.filter.kafka;
 
 import io.meshcrypt.filter.framing.RewriteDeferred;
-import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.KmsUnavailableException;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.policy.TopicDecision;
+import io.meshcrypt.filter.policy.TopicPlan;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.FrameBudget;
 import io.meshcrypt.filter.records.FrameBudgetExceededException;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
@@ -75,7 +73,7 @@ final class FetchDecryptor {
      */
     static final int PROBE_BYTES = 64 * 1024;
 
-    private final EncryptionPolicy policy;
+    private final TopicPlans plans;
     private final TopicNames topicNames;
     private final ValueCrypto crypto;
     private final int maxDecompressedBytes;
@@ -84,13 +82,13 @@ final class FetchDecryptor {
     private final Consumer<String> warn;
     private final KmsOutage outage;
 
-    FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto) {
-        this(policy, topicNames, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
+    FetchDecryptor(TopicPlans plans, TopicNames topicNames, ValueCrypto crypto) {
+        this(plans, topicNames, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
     }
 
     /** @param maxDecompressedBytes the most the compressed batches of one response may decompress to, together */
-    FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes) {
-        this(policy, topicNames, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_FRAME_BYTES,
+    FetchDecryptor(TopicPlans plans, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes) {
+        this(plans, topicNames, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_FRAME_BYTES,
                 new KmsOutage(System::nanoTime, DEFAULT_KMS_PROBE_INTERVAL, KmsOutage.DEFAULT_PROBES_TO_RELEASE));
     }
 
@@ -98,9 +96,9 @@ final class FetchDecryptor {
      * @param maxOutputBytes the most bytes the decrypted records of one response may occupy, together
      * @param outage the ShareFetch hold, shared by every decryptor the proxy builds (it survives policy reloads)
      */
-    FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
+    FetchDecryptor(TopicPlans plans, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
                    long maxOutputBytes, KmsOutage outage) {
-        this(policy, topicNames, crypto, maxDecompressedBytes, maxOutputBytes, new WarnLimiter(
+        this(plans, topicNames, crypto, maxDecompressedBytes, maxOutputBytes, new WarnLimiter(
                 WarnLimiter.DEFAULT_SUMMARY_INTERVAL, WarnLimiter.DEFAULT_MAX_KEYS, System::nanoTime), log::warn, outage);
     }
 
@@ -108,19 +106,19 @@ final class FetchDecryptor {
      * @param warn where rate-limited warnings go (the logger; a list in tests)
      * @param kmsProbeInterval how often, at most, the KMS is asked whether it is back while ShareFetch is held
      */
-    FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
+    FetchDecryptor(TopicPlans plans, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
                    WarnLimiter warnings, Consumer<String> warn, LongSupplier nanoTime, Duration kmsProbeInterval) {
-        this(policy, topicNames, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_FRAME_BYTES, warnings,
+        this(plans, topicNames, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_FRAME_BYTES, warnings,
                 warn, new KmsOutage(nanoTime, kmsProbeInterval, KmsOutage.DEFAULT_PROBES_TO_RELEASE));
     }
 
-    FetchDecryptor(EncryptionPolicy policy, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
+    FetchDecryptor(TopicPlans plans, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
                    long maxOutputBytes, WarnLimiter warnings, Consumer<String> warn, KmsOutage outage) {
         if (maxDecompressedBytes <= 0 || maxOutputBytes <= 0) {
             throw new IllegalArgumentException("maxDecompressedBytes and maxOutputBytes must be positive, got "
                     + maxDecompressedBytes + " and " + maxOutputBytes);
         }
-        this.policy = policy;
+        this.plans = plans;
         this.topicNames = topicNames;
         this.crypto = crypto;
         this.maxDecompressedBytes = maxDecompressedBytes;
@@ -218,11 +216,11 @@ final class FetchDecryptor {
             return true;
         }
         try {
-            crypto.decryptor(p.topic(), TopicDecision.ENCRYPT).rewrite(ByteBuffer.wrap(p.head()));
+            crypto.decryptor(p.topic(), plans.of(p.topic())).rewrite(ByteBuffer.wrap(p.head()));
             return true;
         } catch (RecordRewriteException e) {
             // Not ready yet means the probe started the key work: hold on until a later probe sees its outcome.
-            return !kmsUnavailable(e);
+            return !kmsUnreachable(e);
         }
     }
 
@@ -338,18 +336,18 @@ final class FetchDecryptor {
                     "fetch of unknown topic id " + topicId + " partition " + partition + ": answering UNKNOWN_TOPIC_ID");
             return new Outcome(MemoryRecords.EMPTY, Errors.UNKNOWN_TOPIC_ID, "topic id not yet known to meshcrypt");
         }
-        if (!policy.decryptsOnFetch(topic)) {
+        TopicPlan plan = plans.of(topic);
+        if (!plan.decryptsOnFetch()) {
             // Not encrypted and not decryptOnly: byte for byte, never decompressed, never shown to the KMS.
             return Outcome.ok(records);
         }
         try {
-            TopicDecision decision = policy.decide(topic);
-            ValueRewriter values = crypto.decryptor(topic, decision);
+            ValueRewriter values = crypto.decryptor(topic, plan);
             ValueRewriter watched = value -> {
                 try {
                     return values.rewrite(value);
                 } catch (RecordRewriteException e) {
-                    if (kmsUnavailable(e) && KeyNotReadyException.in(e) == null) {
+                    if (kmsUnreachable(e) && e.retryWhen() == null) {
                         outage.kmsDown(topic, value);
                     }
                     throw e;
@@ -357,7 +355,7 @@ final class FetchDecryptor {
             };
             boolean budgetUsed = budget.used();
             try {
-                return Outcome.ok(RecordBatchRewriter.rewrite(memory, watched, crypto.keyDecryptor(topic, decision),
+                return Outcome.ok(RecordBatchRewriter.rewrite(memory, watched, crypto.keyDecryptor(topic, plan),
                         RecordBatchRewriter.TruncatedTail.PASS_THROUGH, budget));
             } catch (FrameBudgetExceededException e) {
                 if (!budgetUsed) {
@@ -369,12 +367,11 @@ final class FetchDecryptor {
                         "meshcrypt's per-response decompression budget was used by other partitions; retry", true);
             }
         } catch (RecordRewriteException e) {
-            KeyNotReadyException notReady = KeyNotReadyException.in(e);
-            if (notReady != null) {
+            if (e.retryWhen() != null) {
                 throw new RewriteDeferred("fetch " + TopicNames.describe(topic) + "-" + partition + ": data key not ready",
-                        notReady.ready());
+                        e.retryWhen());
             }
-            if (kmsUnavailable(e)) {
+            if (kmsUnreachable(e)) {
                 // Transient: clients retry a storage error after a metadata refresh, so consumers pause until the
                 // KMS answers again instead of failing with an error that says the data is bad.
                 warnLimited(topic, null, partition, WarnLimiter.Reason.KMS_UNAVAILABLE, "fetch " + TopicNames.describe(topic)
@@ -385,8 +382,8 @@ final class FetchDecryptor {
             }
             warnLimited(topic, null, partition, WarnLimiter.Reason.CORRUPT, "fetch " + TopicNames.describe(topic) + "-"
                     + partition + " at offset " + e.offset() + ": " + printable(e.getMessage())
-                    + "; answering CORRUPT_MESSAGE");
-            return new Outcome(MemoryRecords.EMPTY, Errors.CORRUPT_MESSAGE,
+                    + "; answering " + e.answer().name());
+            return new Outcome(MemoryRecords.EMPTY, e.answer(),
                     "meshcrypt could not decrypt the record at offset " + e.offset());
         }
     }
@@ -429,13 +426,9 @@ final class FetchDecryptor {
         return b.toString();
     }
 
-    private static boolean kmsUnavailable(Throwable e) {
-        for (Throwable t = e; t != null; t = t.getCause()) {
-            if (t instanceof KmsUnavailableException) {
-                return true;
-            }
-        }
-        return false;
+    /** Transient: the KMS did not answer, or a data key is still on its way from it (see ValueCrypto#failure). */
+    private static boolean kmsUnreachable(RecordRewriteException e) {
+        return e.answer() == Errors.KAFKA_STORAGE_ERROR;
     }
 
     private String nameOf(String name, Uuid id) {

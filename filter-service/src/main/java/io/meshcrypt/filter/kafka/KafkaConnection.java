@@ -11,26 +11,15 @@ import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import java.nio.ByteBuffer;
-import java.util.EnumSet;
 import java.util.List;
-import java.util.Set;
-import org.apache.kafka.common.message.ApiVersionsResponseData;
-import org.apache.kafka.common.message.DescribeClusterResponseData;
-import org.apache.kafka.common.message.FetchResponseData;
-import org.apache.kafka.common.message.FindCoordinatorResponseData;
-import org.apache.kafka.common.message.MetadataResponseData;
-import org.apache.kafka.common.message.ProduceRequestData;
-import org.apache.kafka.common.message.ProduceResponseData;
-import org.apache.kafka.common.message.ShareAcknowledgeResponseData;
-import org.apache.kafka.common.message.ShareFetchRequestData;
-import org.apache.kafka.common.message.ShareFetchResponseData;
+import java.util.Objects;
+import java.util.function.Supplier;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ApiMessage;
-import org.apache.kafka.common.protocol.Errors;
 
 /**
- * One client connection: frames both directions, decodes only the frames that need rewriting and passes
- * every other frame through byte for byte. Owned by one thread.
+ * One client connection: frames both directions, decodes only the frames a rewriter of {@link ApiRewriters}
+ * subscribes to and passes every other frame through byte for byte. Owned by one thread.
  *
  * <p>Fail closed on anything that is not the Kafka this filter offered: every request must be an api key
  * kafka-clients knows at a version this connection offers ({@link ApiVersionsFilter.Offered}) and no larger than
@@ -39,17 +28,17 @@ import org.apache.kafka.common.protocol.Errors;
  * requests in the order they were sent, so each response must carry the oldest outstanding correlation id, and the
  * queue entry says how to read it. Anything else throws {@link KafkaFrameException}, which closes the connection.
  */
-final class KafkaConnection implements ConnectionHandler {
-    /** The responses this filter decodes; PRODUCE only for KIP-951 node endpoints (v10+) when addresses are rewritten. */
-    private static final Set<ApiKeys> RESPONSES_DECODED = EnumSet.of(ApiKeys.FETCH, ApiKeys.SHARE_FETCH,
-            ApiKeys.SHARE_ACKNOWLEDGE, ApiKeys.METADATA, ApiKeys.FIND_COORDINATOR, ApiKeys.DESCRIBE_CLUSTER,
-            ApiKeys.API_VERSIONS);
+final class KafkaConnection implements ConnectionHandler, KafkaSession {
 
     /** Request-line methods recognised in a refused frame (PRI: the HTTP/2 connection preface). */
     private static final List<String> HTTP_METHODS = List.of("GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS",
             "PATCH", "CONNECT", "TRACE", "PRI");
 
-    private final KafkaProxy proxy;
+    private final ApiRewriters apis;
+    private final KafkaProxy.Limits limits;
+    private final TopicNames topicNames;
+    /** The record rewriters of the policy in force, read per frame. */
+    private final Supplier<RecordCrypto> crypto;
     /** Where clients reach each broker through the Envoy listener of this connection. */
     private final BrokerAddressRewriter addresses;
     private final InFlight inFlight;
@@ -63,13 +52,46 @@ final class KafkaConnection implements ConnectionHandler {
     private ApiKeys heldApi;
     private short heldVersion;
 
-    KafkaConnection(KafkaProxy proxy, BrokerAddressRewriter addresses) {
-        this.proxy = proxy;
-        this.addresses = addresses;
-        this.inFlight = new InFlight(proxy.limits.maxInFlightRequests());
-        this.held = proxy.heldBytes.newAccount();
-        this.requests = new FrameStream(KafkaCodec.REQUEST_HEAD_BYTES, proxy.limits.maxFrameBytes(), new RequestFrames(), held);
-        this.responses = new FrameStream(KafkaCodec.RESPONSE_HEAD_BYTES, proxy.limits.maxFrameBytes(), new ResponseFrames(), held);
+    /**
+     * @param held this connection's share of the held-bytes budget, closed with the connection
+     * @param topicNames topic ids learnt from Metadata responses, shared by all connections
+     */
+    KafkaConnection(ApiRewriters apis, KafkaProxy.Limits limits, HeldBytesBudget.Account held, TopicNames topicNames,
+                    Supplier<RecordCrypto> crypto, BrokerAddressRewriter addresses) {
+        this.apis = Objects.requireNonNull(apis, "apis");
+        this.limits = Objects.requireNonNull(limits, "limits");
+        this.topicNames = Objects.requireNonNull(topicNames, "topicNames");
+        this.crypto = Objects.requireNonNull(crypto, "crypto");
+        this.addresses = Objects.requireNonNull(addresses, "addresses");
+        this.inFlight = new InFlight(limits.maxInFlightRequests());
+        this.held = held;
+        this.requests = new FrameStream(KafkaCodec.REQUEST_HEAD_BYTES, limits.maxFrameBytes(), new RequestFrames(), held);
+        this.responses = new FrameStream(KafkaCodec.RESPONSE_HEAD_BYTES, limits.maxFrameBytes(), new ResponseFrames(), held);
+    }
+
+    @Override
+    public BrokerAddressRewriter addresses() {
+        return addresses;
+    }
+
+    @Override
+    public ProduceEncryptor produce() {
+        return crypto.get().produce();
+    }
+
+    @Override
+    public FetchDecryptor fetch() {
+        return crypto.get().fetch();
+    }
+
+    @Override
+    public TopicNames topicNames() {
+        return topicNames;
+    }
+
+    @Override
+    public void offer(ApiVersionsFilter.Offered offered) {
+        this.offered = offered;
     }
 
     @Override
@@ -115,7 +137,7 @@ final class KafkaConnection implements ConnectionHandler {
             if (size >= 0x16000000 && foreignProtocol(size, head) != null) {
                 throw refused(size, head, "not Kafka");
             }
-            int maxBytes = proxy.limits.maxRequestFrameBytes();
+            int maxBytes = limits.maxRequestFrameBytes();
             if (size > maxBytes) {
                 throw refused(size, head, "it exceeds the limit of " + maxBytes + " bytes for request frames");
             }
@@ -129,40 +151,41 @@ final class KafkaConnection implements ConnectionHandler {
                 throw refused(size, head, offered.refusal(apiKey, version));
             }
             ApiKeys api = ApiKeys.forId(apiKey);
-            if (api == ApiKeys.PRODUCE) {
-                // Queued in rewrite(): whether a response comes (acks != 0) is in the body. Nothing after this frame
-                // is framed before rewrite() runs, so the queue stays in request order.
+            RequestRewriter<?> rewriter = apis.request(api);
+            if (rewriter != null && rewriter.decodes(version, KafkaConnection.this)) {
+                // Queued in rewrite(): whether a response comes may be in the body (Produce acks). Nothing after this
+                // frame is framed before rewrite() runs, so the queue stays in request order.
                 KafkaCodec.requireDecodable(api, version);
                 return FrameAction.REWRITE;
             }
-            boolean decode = RESPONSES_DECODED.contains(api);
-            if (decode && api != ApiKeys.API_VERSIONS) {
-                KafkaCodec.requireDecodable(api, version);
-            }
-            inFlight.add(head.getInt(p + 4), api, version, decode);
-            // While the KMS is unreachable, ShareFetch requests are rewritten so that the broker acquires nothing
-            // (FetchDecryptor#holdShareFetch): acquiring records that cannot be decrypted costs them a delivery.
-            return api == ApiKeys.SHARE_FETCH && proxy.fetch.holdsShareFetch() ? FrameAction.REWRITE : FrameAction.PASS;
+            inFlight.add(head.getInt(p + 4), api, version, decodesResponse(api, version));
+            return FrameAction.PASS;
         }
 
         @Override
         public ByteString rewrite(ByteBuffer frame) throws KafkaFrameException {
-            short apiKey = frame.getShort(frame.position());
+            ApiKeys api = ApiKeys.forId(frame.getShort(frame.position()));
             short version = frame.getShort(frame.position() + 2);
-            if (apiKey == ApiKeys.SHARE_FETCH.id) {
-                Decoded<ShareFetchRequestData> shareFetch = KafkaCodec.decodeRequest(frame, ApiKeys.SHARE_FETCH, version);
-                return proxy.fetch.holdShareFetch(shareFetch.body(), version) ? KafkaCodec.encode(shareFetch) : original(frame);
-            }
             int correlationId = frame.getInt(frame.position() + 4);
-            Decoded<ProduceRequestData> produce = KafkaCodec.decodeRequest(frame, ApiKeys.PRODUCE, version);
+            RequestRewriter<ApiMessage> rewriter = apis.request(api);
+            Decoded<ApiMessage> request = KafkaCodec.decodeRequest(frame, api, version);
             // May defer (a data key on its way): then this frame is retried from its bytes, so nothing is queued before.
-            boolean changed = proxy.produce.encrypt(produce.body());
-            if (produce.body().acks() != 0) {
-                // acks=0 has no response; only v10+ responses carry broker addresses (KIP-951 node endpoints).
-                inFlight.add(correlationId, ApiKeys.PRODUCE, version, version >= 10 && addresses.rewrites());
+            boolean changed = rewriter.rewrite(request.body(), version, KafkaConnection.this);
+            if (rewriter.answered(request.body())) {
+                inFlight.add(correlationId, api, version, decodesResponse(api, version));
             }
-            return changed ? KafkaCodec.encode(produce) : original(frame);
+            return changed ? KafkaCodec.encode(request) : original(frame);
         }
+    }
+
+    /** Whether the response to a request of {@code api} and {@code version} is to be decoded on this connection. */
+    private boolean decodesResponse(ApiKeys api, short version) throws KafkaFrameException {
+        ResponseRewriter<?> rewriter = apis.response(api);
+        if (rewriter == null || !rewriter.decodes(version, this)) {
+            return false;
+        }
+        rewriter.requireDecodable(api, version);
+        return true;
     }
 
     private final class ResponseFrames implements FrameHandler {
@@ -193,69 +216,10 @@ final class KafkaConnection implements ConnectionHandler {
             ApiKeys api = heldApi;
             short version = heldVersion;
             // heldApi stays set: a deferred rewrite is retried with the same frame (the next frame start overwrites it).
-            switch (api) {
-                case FETCH -> {
-                    // Pass-through topics' batches are left as they are; when nothing changed, the frame as it
-                    // arrived is forwarded rather than re-encoded.
-                    Decoded<FetchResponseData> d = KafkaCodec.decodeResponse(frame, api, version);
-                    boolean changed = proxy.fetch.decrypt(d.body(), version);
-                    if (addresses.rewrites() && !d.body().nodeEndpoints().isEmpty()) {
-                        addresses.rewrite(d.body());
-                        changed = true;
-                    }
-                    return changed ? KafkaCodec.encode(d) : original(frame);
-                }
-                case SHARE_FETCH -> {
-                    Decoded<ShareFetchResponseData> d = KafkaCodec.decodeResponse(frame, api, version);
-                    boolean changed = proxy.fetch.decrypt(d.body());
-                    if (addresses.rewrites() && !d.body().nodeEndpoints().isEmpty()) {
-                        addresses.rewrite(d.body());
-                        changed = true;
-                    }
-                    return changed ? KafkaCodec.encode(d) : original(frame);
-                }
-                case METADATA -> {
-                    Decoded<MetadataResponseData> d = KafkaCodec.decodeResponse(frame, api, version);
-                    // Trusted only as far as TopicNames explains: a conflicting mapping throws (closes this
-                    // connection) and poisons the id; Produce and Fetch never use these mappings.
-                    for (MetadataResponseData.MetadataResponseTopic t : d.body().topics()) {
-                        proxy.topicNames.learn(t.topicId(), t.name());
-                    }
-                    if (!addresses.rewrites()) {
-                        return original(frame);
-                    }
-                    addresses.rewrite(d.body());
-                    return KafkaCodec.encode(d);
-                }
-                case FIND_COORDINATOR -> {
-                    return rewritten(frame, api, version, (FindCoordinatorResponseData r) -> addresses.rewrite(r));
-                }
-                case DESCRIBE_CLUSTER -> {
-                    return rewritten(frame, api, version, (DescribeClusterResponseData r) -> addresses.rewrite(r));
-                }
-                case SHARE_ACKNOWLEDGE -> {
-                    return rewritten(frame, api, version, (ShareAcknowledgeResponseData r) -> addresses.rewrite(r));
-                }
-                case PRODUCE -> {
-                    Decoded<ProduceResponseData> d = KafkaCodec.decodeResponse(frame, api, version);
-                    if (d.body().nodeEndpoints().isEmpty()) {
-                        return original(frame);
-                    }
-                    addresses.rewrite(d.body());
-                    return KafkaCodec.encode(d);
-                }
-                case API_VERSIONS -> {
-                    Decoded<ApiVersionsResponseData> d = decodeApiVersions(frame, version);
-                    if (d.body().errorCode() != Errors.NONE.code()) {
-                        // No list to narrow: the client retries at a version the broker named; the defaults stay.
-                        return original(frame);
-                    }
-                    ApiVersionsFilter.clamp(d.body());
-                    offered = ApiVersionsFilter.Offered.of(d.body());
-                    return KafkaCodec.encode(d);
-                }
-                default -> throw new KafkaFrameException("no response rewrite for " + api);
-            }
+            ResponseRewriter<ApiMessage> rewriter = apis.response(api);
+            Decoded<ApiMessage> response = rewriter.decode(frame, api, version);
+            return rewriter.rewrite(response.body(), version, KafkaConnection.this) ? KafkaCodec.encode(response)
+                    : original(frame);
         }
     }
 
@@ -388,35 +352,6 @@ final class KafkaConnection implements ConnectionHandler {
         void clear() {
             head = 0;
             size = 0;
-        }
-    }
-
-    @FunctionalInterface
-    private interface BodyRewrite<T extends ApiMessage> {
-        void apply(T body) throws KafkaFrameException;
-    }
-
-    private static <T extends ApiMessage> ByteString rewritten(ByteBuffer frame, ApiKeys api, short version,
-                                                               BodyRewrite<T> rewrite) throws KafkaFrameException {
-        Decoded<T> decoded = KafkaCodec.decodeResponse(frame, api, version);
-        rewrite.apply(decoded.body());
-        return KafkaCodec.encode(decoded);
-    }
-
-    /**
-     * A broker that does not support the client's ApiVersions version answers in v0 with UNSUPPORTED_VERSION
-     * (so the client can retry lower); decode such an answer as v0, as Kafka clients do.
-     */
-    private static Decoded<ApiVersionsResponseData> decodeApiVersions(ByteBuffer frame, short version)
-            throws KafkaFrameException {
-        try {
-            return KafkaCodec.decodeResponse(frame, ApiKeys.API_VERSIONS, version);
-        } catch (KafkaFrameException e) {
-            Decoded<ApiVersionsResponseData> v0 = KafkaCodec.decodeResponse(frame, ApiKeys.API_VERSIONS, (short) 0);
-            if (v0.body().errorCode() == Errors.NONE.code()) {
-                throw e;
-            }
-            return v0;
         }
     }
 

@@ -4,6 +4,7 @@ import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ConnectionHandlerFactory;
@@ -64,18 +65,17 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
         }
     }
 
-    final Limits limits;
-    final HeldBytesBudget heldBytes;
-    final TopicNames topicNames;
+    private final Limits limits;
+    private final HeldBytesBudget heldBytes;
+    private final TopicNames topicNames;
     private final ValueCipher cipher;
     /** Null when no record-key keyset was opened at start: then no policy may ask for keys: deterministic. */
     private final KeyCipher keyCipher;
     /**
-     * Swapped together by {@link #policy(EncryptionPolicy)}; connections read them once per frame, so a policy
-     * change applies from the next Produce or Fetch on every open connection, never in the middle of a frame.
+     * Swapped by {@link #policy(EncryptionPolicy)}; connections read it once per frame, so a policy change applies
+     * from the next Produce or Fetch on every open connection, never in the middle of a frame.
      */
-    volatile ProduceEncryptor produce;
-    volatile FetchDecryptor fetch;
+    private volatile RecordCrypto crypto;
     /** For streams whose Envoy listener sends no listener map: the filter config's {@code brokers:}. */
     private final BrokerAddressRewriter addresses;
     /** Per listener-map header value; the values come from Envoy configs, so there are few (bounded anyway). */
@@ -135,18 +135,19 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      */
     public synchronized void policy(EncryptionPolicy policy) {
         Objects.requireNonNull(policy, "policy");
-        ValueCrypto crypto = new ValueCrypto(cipher, keyCipher, policy);
-        this.produce = new ProduceEncryptor(policy, crypto, limits.maxDecompressedBytes(), limits.maxRequestFrameBytes(),
-                limits.maxNewDataKeysPerRequest());
-        this.fetch = new FetchDecryptor(policy, topicNames, crypto, limits.maxDecompressedBytes(), limits.maxFrameBytes(),
-                kmsOutage);
+        ValueCrypto values = new ValueCrypto(cipher, keyCipher, policy);
+        TopicPlans plans = new TopicPlans(policy);
+        this.crypto = new RecordCrypto(new ProduceEncryptor(plans, values, limits.maxDecompressedBytes(),
+                limits.maxRequestFrameBytes(), limits.maxNewDataKeysPerRequest()),
+                new FetchDecryptor(plans, topicNames, values, limits.maxDecompressedBytes(), limits.maxFrameBytes(),
+                        kmsOutage));
     }
 
     @Override
     public ConnectionHandler open(StreamHeaders headers) {
         String listeners = headers.get(BROKER_LISTENERS_HEADER);
         if (listeners == null) {
-            return new KafkaConnection(this, addresses);
+            return connection(addresses);
         }
         BrokerAddressRewriter rewriter = streamAddresses.get(listeners);
         if (rewriter == null) {
@@ -155,7 +156,17 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
                 streamAddresses.put(listeners, rewriter);
             }
         }
-        return new KafkaConnection(this, rewriter);
+        return connection(rewriter);
+    }
+
+    private KafkaConnection connection(BrokerAddressRewriter addresses) {
+        return new KafkaConnection(ApiRewriters.STANDARD, limits, heldBytes.newAccount(), topicNames, this::inForce,
+                addresses);
+    }
+
+    /** The record rewriters of the policy in force. */
+    RecordCrypto inForce() {
+        return crypto;
     }
 
     /** A connection whose Envoy listener sent no headers. */

@@ -2,17 +2,17 @@ package io.meshcrypt.filter.kafka;
 
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
-import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.crypto.Envelope;
 import io.meshcrypt.filter.policy.TopicDecision;
+import io.meshcrypt.filter.policy.TopicPlan;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.FrameBudget;
+import io.meshcrypt.filter.records.RecordBatchRewriter;
+import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.records.RecordBatchRewriter;
-import io.meshcrypt.filter.records.RecordRewriteException;
 import org.apache.kafka.common.message.ProduceRequestData;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 
@@ -31,10 +31,11 @@ import org.apache.kafka.common.record.internal.MemoryRecords;
  * (CORRUPT_MESSAGE for good, a poison pill). Only those topics are scanned.
  *
  * <p>Policy and associated data are decided only from the topic names the client wrote: Produce is capped at v12
- * (see {@link ApiVersionsFilter}), so no broker-supplied id-to-name mapping is ever consulted here.
+ * (see {@link ApiVersionsFilter}), so no broker-supplied id-to-name mapping is ever consulted here. Each topic's
+ * {@link TopicPlan} is looked up once per request.
  */
 final class ProduceEncryptor {
-    private final EncryptionPolicy policy;
+    private final TopicPlans plans;
     private final ValueCrypto crypto;
     private final int maxDecompressedBytes;
     private final int maxNewDataKeysPerRequest;
@@ -49,12 +50,12 @@ final class ProduceEncryptor {
         return value;
     };
 
-    ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto) {
-        this(policy, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
+    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto) {
+        this(plans, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
     }
 
-    ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto, int maxDecompressedBytes) {
-        this(policy, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_REQUEST_FRAME_BYTES);
+    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto, int maxDecompressedBytes) {
+        this(plans, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_REQUEST_FRAME_BYTES);
     }
 
     /**
@@ -62,8 +63,8 @@ final class ProduceEncryptor {
      * @param maxOutputBytes the most bytes the rewritten records of one request may occupy, together: the request is
      *     forwarded to the broker, which refuses one larger than its {@code socket.request.max.bytes} anyway
      */
-    ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes) {
-        this(policy, crypto, maxDecompressedBytes, maxOutputBytes, KafkaProxy.Limits.DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST);
+    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes) {
+        this(plans, crypto, maxDecompressedBytes, maxOutputBytes, KafkaProxy.Limits.DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST);
     }
 
     /**
@@ -71,7 +72,7 @@ final class ProduceEncryptor {
      *     prepared (so a client that retries makes progress), and then the connection is closed, so that one request
      *     naming thousands of topics cannot fill the key manager's queue and starve other connections' new topics
      */
-    ProduceEncryptor(EncryptionPolicy policy, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes,
+    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes,
                      int maxNewDataKeysPerRequest) {
         if (maxNewDataKeysPerRequest <= 0) {
             throw new IllegalArgumentException("maxNewDataKeysPerRequest must be positive, got " + maxNewDataKeysPerRequest);
@@ -81,7 +82,7 @@ final class ProduceEncryptor {
             throw new IllegalArgumentException("maxDecompressedBytes and maxOutputBytes must be positive, got "
                     + maxDecompressedBytes + " and " + maxOutputBytes);
         }
-        this.policy = policy;
+        this.plans = plans;
         this.crypto = crypto;
         this.maxDecompressedBytes = maxDecompressedBytes;
         this.maxOutputBytes = maxOutputBytes;
@@ -94,20 +95,26 @@ final class ProduceEncryptor {
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
             topicName(topic);
         }
-        awaitDataKeys(request);
+        // In request order: each topic's plan is looked up once.
+        List<TopicPlan> planOf = new ArrayList<>(request.topicData().size());
+        for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
+            planOf.add(plans.of(topic.name()));
+        }
+        awaitDataKeys(request, planOf);
         FrameBudget budget = new FrameBudget(maxDecompressedBytes, maxOutputBytes);
         boolean changed = false;
+        int i = 0;
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
+            TopicPlan plan = planOf.get(i++);
             String name = topic.name();
-            switch (policy.decide(name)) {
+            switch (plan.decision()) {
                 case PASSTHROUGH -> {
-                    if (policy.decryptsOnFetch(name)) {
-                        refuseEnvelopes(topic, budget);
+                    if (plan.decryptOnly()) {
+                        refuseEnvelopes(topic, plan, budget);
                     }
                     continue;
                 }
-                case REJECT -> throw new KafkaFrameException("policy rejects producing to topic " + name
-                        + " (it matches no encrypt pattern and unmatched is reject)");
+                case REJECT -> throw rejected(name);
                 case ENCRYPT -> {
                     for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
                         if (partition.records() == null) {
@@ -116,13 +123,12 @@ final class ProduceEncryptor {
                         MemoryRecords records = memoryRecords(name, partition);
                         try {
                             // A partial batch in a Produce request would reach the broker as plaintext: refuse it.
-                            partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name),
-                                    crypto.keyEncryptor(name), RecordBatchRewriter.TruncatedTail.REJECT, budget));
+                            partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name, plan),
+                                    crypto.keyEncryptor(name, plan), RecordBatchRewriter.TruncatedTail.REJECT, budget));
                         } catch (RecordRewriteException e) {
-                            KeyNotReadyException notReady = KeyNotReadyException.in(e);
-                            if (notReady != null) {
+                            if (e.retryWhen() != null) {
                                 // A key expired or rotated since awaitDataKeys: retry the frame from its original bytes.
-                                throw new RewriteDeferred("Produce to " + name + ": data key not ready", notReady.ready());
+                                throw new RewriteDeferred("Produce to " + name + ": data key not ready", e.retryWhen());
                             }
                             throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
                         }
@@ -135,11 +141,11 @@ final class ProduceEncryptor {
     }
 
     /** Fails the request when a value of a decryptOnly-but-not-encrypted topic would pass for an envelope on fetch. */
-    private void refuseEnvelopes(ProduceRequestData.TopicProduceData topic, FrameBudget budget)
+    private void refuseEnvelopes(ProduceRequestData.TopicProduceData topic, TopicPlan plan, FrameBudget budget)
             throws KafkaFrameException {
         String name = topic.name();
         // Keys too, where the fetch path would decrypt key envelopes (null when it never does).
-        ValueRewriter keys = crypto.keyGuard(name);
+        ValueRewriter keys = crypto.keyGuard(name, plan);
         for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
             if (partition.records() == null) {
                 continue;
@@ -166,34 +172,37 @@ final class ProduceEncryptor {
      * whole frame until all are ready: one KMS round trip for a request naming many new topics, and the connection's
      * thread never waits (the rate of new data keys is bounded by the key manager). Policy rejections fail first.
      */
-    private void awaitDataKeys(ProduceRequestData request) throws KafkaFrameException {
+    private void awaitDataKeys(ProduceRequestData request, List<TopicPlan> planOf) throws KafkaFrameException {
         List<CompletableFuture<Void>> pending = null;
+        int i = 0;
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
             String name = topic.name();
-            TopicDecision decision = policy.decide(name);
-            if (decision == TopicDecision.REJECT) {
-                throw new KafkaFrameException("policy rejects producing to topic " + name
-                        + " (it matches no encrypt pattern and unmatched is reject)");
+            TopicPlan plan = planOf.get(i++);
+            if (plan.decision() == TopicDecision.REJECT) {
+                throw rejected(name);
             }
-            if (decision == TopicDecision.ENCRYPT) {
-                CompletableFuture<Void> ready = crypto.prepareForEncryption(name);
-                if (ready != null) {
-                    if (pending == null) {
-                        pending = new ArrayList<>();
-                    }
-                    if (pending.size() == maxNewDataKeysPerRequest) {
-                        throw new KafkaFrameException("Produce names more than " + maxNewDataKeysPerRequest
-                                + " topics whose data keys are not ready (limits.maxNewDataKeysPerRequest); the keys of"
-                                + " those seen so far are being made, so a retry gets further");
-                    }
-                    pending.add(ready);
+            CompletableFuture<Void> ready = plan.encrypts() ? crypto.prepareForEncryption(name) : null;
+            if (ready != null) {
+                if (pending == null) {
+                    pending = new ArrayList<>();
                 }
+                if (pending.size() == maxNewDataKeysPerRequest) {
+                    throw new KafkaFrameException("Produce names more than " + maxNewDataKeysPerRequest
+                            + " topics whose data keys are not ready (limits.maxNewDataKeysPerRequest); the keys of"
+                            + " those seen so far are being made, so a retry gets further");
+                }
+                pending.add(ready);
             }
         }
         if (pending != null) {
             throw new RewriteDeferred("Produce waits for the data keys of " + pending.size() + " topic(s)",
                     CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)));
         }
+    }
+
+    private static KafkaFrameException rejected(String topic) {
+        return new KafkaFrameException("policy rejects producing to topic " + topic
+                + " (it matches no encrypt pattern and unmatched is reject)");
     }
 
     private static String topicName(ProduceRequestData.TopicProduceData topic) throws KafkaFrameException {

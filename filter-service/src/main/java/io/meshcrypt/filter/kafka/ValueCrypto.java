@@ -4,8 +4,10 @@ import io.meshcrypt.filter.crypto.Envelope;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.Printable;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
+import io.meshcrypt.filter.kms.KmsUnavailableException;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.policy.TopicDecision;
+import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
 import io.meshcrypt.filter.transform.FieldOp;
@@ -16,24 +18,31 @@ import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import org.apache.kafka.common.protocol.Errors;
 
 /**
  * Turns the record cipher into per-topic value rewriters for the record batch rewriter: whole values, or, on topics
  * whose policy lists JSON fields, only those fields (through the shared {@link JsonTransformer}); and, on topics whose
- * policy asks for it, the key cipher into key rewriters.
+ * policy asks for it, the key cipher into key rewriters. Each rewriter is made for one partition from its topic's
+ * {@link TopicPlan}.
+ *
+ * <p>This is where the crypto and KMS layers' exceptions meet Kafka: each becomes a {@link RecordRewriteException}
+ * that says how to answer ({@link #failure}), so no caller needs to look inside a cause chain.
  */
 final class ValueCrypto {
     private final ValueCipher cipher;
     /** Null when no policy entry encrypts keys: then keys are never touched, on produce or fetch. */
     private final KeyCipher keyCipher;
-    private final EncryptionPolicy policy;
     private final JsonTransformer json;
 
     ValueCrypto(ValueCipher cipher, EncryptionPolicy policy) {
         this(cipher, null, policy);
     }
 
-    /** @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given */
+    /**
+     * @param policy only checked: its plans are passed to each call
+     * @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given
+     */
     ValueCrypto(ValueCipher cipher, KeyCipher keyCipher, EncryptionPolicy policy) {
         if (keyCipher == null && policy.anyDeterministicKeys()) {
             throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no record-key"
@@ -41,20 +50,19 @@ final class ValueCrypto {
         }
         this.cipher = cipher;
         this.keyCipher = keyCipher;
-        this.policy = policy;
         this.json = new JsonTransformer(cipher);
     }
 
     /** @return the key rewriter for producing to {@code topic}, or null when its keys stay as sent */
-    ValueRewriter keyEncryptor(String topic) {
-        if (keyCipher == null || !policy.deterministicKeys(topic)) {
+    ValueRewriter keyEncryptor(String topic, TopicPlan plan) {
+        if (keyCipher == null || !plan.deterministicKeys()) {
             return null;
         }
         return key -> {
             try {
                 return keyCipher.encrypt(topic, key);
             } catch (GeneralSecurityException e) {
-                throw new RecordRewriteException("cannot encrypt a key for topic " + topic + ": " + e.getMessage(), e);
+                throw failure("cannot encrypt a key for topic " + topic + ": " + e.getMessage(), e);
             }
         };
     }
@@ -69,12 +77,12 @@ final class ValueCrypto {
      *
      * @return null when keys of {@code topic} pass untouched on fetch; else the key rewriter for its fetched batches
      */
-    ValueRewriter keyDecryptor(String topic, TopicDecision decision) {
+    ValueRewriter keyDecryptor(String topic, TopicPlan plan) {
         if (keyCipher == null) {
             return null;
         }
-        boolean required = decision == TopicDecision.ENCRYPT && policy.deterministicKeys(topic);
-        if (!required && !decryptOnly(topic, decision)) {
+        boolean required = plan.encrypts() && plan.deterministicKeys();
+        if (!required && !plan.decryptOnly()) {
             return null;
         }
         String shown = shown(topic);
@@ -89,7 +97,7 @@ final class ValueCrypto {
             try {
                 return keyCipher.decrypt(topic, key);
             } catch (GeneralSecurityException e) {
-                throw new RecordRewriteException("cannot decrypt a key of topic " + shown + ": " + e.getMessage(), e);
+                throw failure("cannot decrypt a key of topic " + shown + ": " + e.getMessage(), e);
             }
         };
     }
@@ -104,8 +112,8 @@ final class ValueCrypto {
      *     fetch); else a rewriter that returns every key untouched and throws {@link RecordRewriteException} on one
      *     starting with the key-envelope magic {@code 00 4D 43 4B}
      */
-    ValueRewriter keyGuard(String topic) {
-        if (keyCipher == null || !decryptOnly(topic, policy.decide(topic))) {
+    ValueRewriter keyGuard(String topic, TopicPlan plan) {
+        if (keyCipher == null || !plan.decryptOnly()) {
             return null;
         }
         return key -> {
@@ -124,8 +132,8 @@ final class ValueCrypto {
      * @return null when producing to {@code topic} needs no value check; else a rewriter that returns every value
      *     untouched and throws {@link RecordRewriteException} on one shaped like an envelope
      */
-    ValueRewriter valueGuard(String topic) {
-        if (!decryptOnly(topic, policy.decide(topic))) {
+    ValueRewriter valueGuard(String topic, TopicPlan plan) {
+        if (!plan.decryptOnly()) {
             return null;
         }
         return value -> {
@@ -137,18 +145,13 @@ final class ValueCrypto {
         };
     }
 
-    /** Not encrypted, yet decrypted on fetch: a {@code decryptOnly} topic. */
-    private boolean decryptOnly(String topic, TopicDecision decision) {
-        return decision != TopicDecision.ENCRYPT && policy.decryptsOnFetch(topic);
-    }
-
     /** @return null when encrypting values of {@code topic} will not wait for a key, else what to wait for */
     CompletableFuture<Void> prepareForEncryption(String topic) {
         return cipher.prepareForEncryption(topic);
     }
 
-    ValueRewriter encryptor(String topic) {
-        List<JsonPointer> fields = policy.fieldsOf(topic);
+    ValueRewriter encryptor(String topic, TopicPlan plan) {
+        List<JsonPointer> fields = plan.fields();
         if (!fields.isEmpty()) {
             // A value that is not JSON fails the Produce: forwarding it would store it unencrypted.
             List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Encrypt(p, false)).toList();
@@ -156,8 +159,7 @@ final class ValueCrypto {
                 try {
                     return json.apply(value, ops, topic);
                 } catch (TransformException e) {
-                    throw new RecordRewriteException("cannot encrypt the fields of a value for topic " + topic + ": "
-                            + e.getMessage(), e);
+                    throw failure("cannot encrypt the fields of a value for topic " + topic + ": " + e.getMessage(), e);
                 }
             };
         }
@@ -165,7 +167,7 @@ final class ValueCrypto {
             try {
                 return cipher.encrypt(topic, value);
             } catch (GeneralSecurityException e) {
-                throw new RecordRewriteException("cannot encrypt a value for topic " + topic + ": " + e.getMessage(), e);
+                throw failure("cannot encrypt a value for topic " + topic + ": " + e.getMessage(), e);
             }
         };
     }
@@ -177,10 +179,10 @@ final class ValueCrypto {
      * every value must be JSON whose listed fields, where present, decrypt; a whole-value envelope (written before
      * the topic's policy named fields) is decrypted as such.
      */
-    ValueRewriter decryptor(String topic, TopicDecision decision) {
-        boolean required = decision == TopicDecision.ENCRYPT;
+    ValueRewriter decryptor(String topic, TopicPlan plan) {
+        boolean required = plan.encrypts();
         String shown = shown(topic);
-        List<JsonPointer> fields = required ? policy.fieldsOf(topic) : List.of();
+        List<JsonPointer> fields = plan.fields();
         if (!fields.isEmpty()) {
             List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
             return value -> {
@@ -190,8 +192,7 @@ final class ValueCrypto {
                 try {
                     return json.apply(value, ops, topic);
                 } catch (TransformException e) {
-                    throw new RecordRewriteException("cannot decrypt the fields of a value of topic " + shown + ": "
-                            + e.getMessage(), e);
+                    throw failure("cannot decrypt the fields of a value of topic " + shown + ": " + e.getMessage(), e);
                 }
             };
         }
@@ -210,8 +211,26 @@ final class ValueCrypto {
         try {
             return cipher.decrypt(topic, value);
         } catch (GeneralSecurityException e) {
-            throw new RecordRewriteException("cannot decrypt a value of topic " + shown + ": " + e.getMessage(), e);
+            throw failure("cannot decrypt a value of topic " + shown + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * How a failed value or key is answered, decided from what the cipher threw (directly, or through the JSON field
+     * engine): a data key still on its way retries the frame once it is ready; an unreachable KMS is the retriable
+     * KAFKA_STORAGE_ERROR on fetch (consumers pause instead of being told the data is bad); anything else is
+     * CORRUPT_MESSAGE. Produce, which has no partition error to give, retries the first and closes the connection on
+     * the others.
+     */
+    static RecordRewriteException failure(String message, Exception e) {
+        Throwable cipherError = e instanceof TransformException ? e.getCause() : e;
+        if (cipherError instanceof KeyNotReadyException notReady) {
+            return new RecordRewriteException(message, Errors.KAFKA_STORAGE_ERROR, notReady.ready(), e);
+        }
+        if (cipherError instanceof KmsUnavailableException) {
+            return new RecordRewriteException(message, Errors.KAFKA_STORAGE_ERROR, null, e);
+        }
+        return new RecordRewriteException(message, e);
     }
 
     /** Fetched topic names come from the broker: escaped for messages, once per rewriter (not per record). */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.filter.policy.TopicRule;
 import java.nio.ByteBuffer;
@@ -37,7 +38,7 @@ class FetchFrameBudgetTest {
     private FetchDecryptor decryptor(EncryptionPolicy policy) throws Exception {
         TopicNames names = new TopicNames();
         names.learn(SECRET, "secret");
-        return new FetchDecryptor(policy, names, new ValueCrypto(cipher, policy), LIMIT,
+        return new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), LIMIT,
                 new FetchDecryptor.WarnLimiter(Duration.ofSeconds(30), 100, now::get), warnings::add, now::get,
                 Duration.ofSeconds(5));
     }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.filter.policy.TopicRule;
 import io.meshcrypt.filter.transport.ConnectionHandler;
@@ -37,7 +38,7 @@ class FetchPassthroughTest {
     private final List<String> warnings = new ArrayList<>();
 
     private FetchDecryptor decryptor(int maxDecompressedBytes) {
-        return new FetchDecryptor(policy, new TopicNames(), new ValueCrypto(cipher, policy), maxDecompressedBytes,
+        return new FetchDecryptor(new TopicPlans(policy), new TopicNames(), new ValueCrypto(cipher, policy), maxDecompressedBytes,
                 new FetchDecryptor.WarnLimiter(Duration.ofSeconds(30), 100, System::nanoTime), warnings::add,
                 System::nanoTime, Duration.ofSeconds(5));
     }

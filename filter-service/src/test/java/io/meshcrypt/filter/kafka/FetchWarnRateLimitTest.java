@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -24,7 +25,7 @@ class FetchWarnRateLimitTest {
     private final EncryptionPolicy policy = EncryptionPolicy.of(List.of("secret-*"), Unmatched.PASSTHROUGH);
     private final AtomicLong now = new AtomicLong();
     private final List<String> warnings = new ArrayList<>();
-    private final FetchDecryptor decryptor = new FetchDecryptor(policy, new TopicNames(), new ValueCrypto(cipher, policy),
+    private final FetchDecryptor decryptor = new FetchDecryptor(new TopicPlans(policy), new TopicNames(), new ValueCrypto(cipher, policy),
             1 << 20, new FetchDecryptor.WarnLimiter(INTERVAL, 3, now::get), warnings::add, now::get, Duration.ofSeconds(5));
 
     @Test

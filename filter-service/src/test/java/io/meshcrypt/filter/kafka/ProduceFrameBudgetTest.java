@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.filter.policy.TopicRule;
 import java.nio.ByteBuffer;
@@ -30,7 +31,7 @@ class ProduceFrameBudgetTest {
     private final FakeEnvelopeCipher cipher = new FakeEnvelopeCipher();
     private final EncryptionPolicy policy = EncryptionPolicy.ofRules(List.of(TopicRule.wholeValue("secret")),
             List.of("legacy"), Unmatched.PASSTHROUGH);
-    private final ProduceEncryptor encryptor = new ProduceEncryptor(policy, new ValueCrypto(cipher, policy), LIMIT);
+    private final ProduceEncryptor encryptor = new ProduceEncryptor(new TopicPlans(policy), new ValueCrypto(cipher, policy), LIMIT);
 
     private static MemoryRecords batch(Compression compression, byte[]... values) {
         SimpleRecord[] records = new SimpleRecord[values.length];

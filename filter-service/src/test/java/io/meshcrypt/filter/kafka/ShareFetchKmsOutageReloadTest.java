@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.filter.policy.TopicRule;
 import java.time.Duration;
@@ -37,17 +38,17 @@ class ShareFetchKmsOutageReloadTest {
         KafkaProxy proxy = new KafkaProxy(policy, cipher, new BrokerAddresses(Map.of()), 1 << 20);
         proxy.topicNames().learn(SECRET, "secret");
         cipher.kmsDown.set(true);
-        proxy.fetch.decrypt(response());
-        assertTrue(proxy.fetch.holdsShareFetch());
-        FetchDecryptor before = proxy.fetch;
+        proxy.inForce().fetch().decrypt(response());
+        assertTrue(proxy.inForce().fetch().holdsShareFetch());
+        FetchDecryptor before = proxy.inForce().fetch();
 
         proxy.policy(EncryptionPolicy.ofRules(List.of(TopicRule.wholeValue("secret"), TopicRule.wholeValue("other")),
                 Unmatched.PASSTHROUGH));
 
-        assertTrue(proxy.fetch != before, "the reload built a new decryptor");
-        assertTrue(proxy.fetch.holdsShareFetch());
+        assertTrue(proxy.inForce().fetch() != before, "the reload built a new decryptor");
+        assertTrue(proxy.inForce().fetch().holdsShareFetch());
         ShareFetchRequestData request = request();
-        assertTrue(proxy.fetch.holdShareFetch(request, V1));
+        assertTrue(proxy.inForce().fetch().holdShareFetch(request, V1));
         assertEquals(0, request.maxRecords());
     }
 
@@ -57,7 +58,7 @@ class ShareFetchKmsOutageReloadTest {
         AtomicLong now = new AtomicLong(1_000_000_000L);
         TopicNames names = new TopicNames();
         names.learn(SECRET, "secret");
-        FetchDecryptor decryptor = new FetchDecryptor(policy, names, new ValueCrypto(cipher, policy), 1 << 20,
+        FetchDecryptor decryptor = new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), 1 << 20,
                 new FetchDecryptor.WarnLimiter(Duration.ofSeconds(30), 100, now::get), s -> { }, now::get, PROBE);
         cipher.kmsDown.set(true);
         decryptor.decrypt(response());
@@ -85,9 +86,9 @@ class ShareFetchKmsOutageReloadTest {
         FetchDecryptor.KmsOutage outage = new FetchDecryptor.KmsOutage(now::get, PROBE, 2);
         TopicNames names = new TopicNames();
         names.learn(SECRET, "secret");
-        FetchDecryptor first = new FetchDecryptor(policy, names, new ValueCrypto(cipher, policy), 1 << 20, 1 << 20,
+        FetchDecryptor first = new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), 1 << 20, 1 << 20,
                 outage);
-        FetchDecryptor second = new FetchDecryptor(policy, names, new ValueCrypto(cipher, policy), 1 << 20, 1 << 20,
+        FetchDecryptor second = new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), 1 << 20, 1 << 20,
                 outage);
         cipher.kmsDown.set(true);
 

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.policy.EncryptionPolicy;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.filter.policy.TopicRule;
 import java.nio.charset.StandardCharsets;
@@ -41,7 +42,7 @@ class ShareFetchKmsOutageTest {
     ShareFetchKmsOutageTest() throws Exception {
         TopicNames names = new TopicNames();
         names.learn(SECRET, "secret");
-        decryptor = new FetchDecryptor(policy, names, new ValueCrypto(cipher, policy), 1 << 20,
+        decryptor = new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), 1 << 20,
                 new FetchDecryptor.WarnLimiter(Duration.ofSeconds(30), 100, now::get), warnings::add, now::get, PROBE);
     }
 

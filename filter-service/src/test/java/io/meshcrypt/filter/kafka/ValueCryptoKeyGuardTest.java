@@ -16,7 +16,7 @@ import com.google.crypto.tink.daead.PredefinedDeterministicAeadParameters;
 import io.meshcrypt.filter.crypto.KeyCipher;
 import io.meshcrypt.filter.crypto.RecordCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
-import io.meshcrypt.filter.policy.TopicDecision;
+import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.policy.TopicRule;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
@@ -55,13 +55,15 @@ class ValueCryptoKeyGuardTest {
                 DeterministicAeadConfig2026.get()));
     }
 
+    private static final TopicPlans PLANS = new TopicPlans(POLICY);
+
     private static ValueCrypto crypto() {
         return new ValueCrypto(values, keys, POLICY);
     }
 
     /** What the fetch path does with one key of a topic it decrypts. */
     private static ByteBuffer fetchKey(ValueCrypto crypto, String topic, byte[] key) throws RecordRewriteException {
-        ValueRewriter rewriter = crypto.keyDecryptor(topic, POLICY.decide(topic));
+        ValueRewriter rewriter = crypto.keyDecryptor(topic, PLANS.of(topic));
         ByteBuffer in = ByteBuffer.wrap(key);
         return rewriter == null ? in : rewriter.rewrite(in);
     }
@@ -77,7 +79,7 @@ class ValueCryptoKeyGuardTest {
         byte[] out = array(fetchKey(crypto(), "orders", FORGED_KEY));
 
         assertArrayEquals(FORGED_KEY, out);
-        assertNull(crypto().keyDecryptor("orders", TopicDecision.ENCRYPT));
+        assertNull(crypto().keyDecryptor("orders", PLANS.of("orders")));
     }
 
     @Test
@@ -101,7 +103,7 @@ class ValueCryptoKeyGuardTest {
 
     @Test
     void givenDecryptOnlyTopic_whenProducedKeyIsEnvelopeShaped_thenKeyGuardRefusesIt() throws Exception {
-        ValueRewriter guard = crypto().keyGuard("legacy-a");
+        ValueRewriter guard = crypto().keyGuard("legacy-a", PLANS.of("legacy-a"));
 
         assertNotNull(guard);
         RecordRewriteException e = assertThrows(RecordRewriteException.class, () -> guard.rewrite(ByteBuffer.wrap(FORGED_KEY)));
@@ -115,24 +117,24 @@ class ValueCryptoKeyGuardTest {
     void givenTopicsWhoseKeysAreEncryptedOrNeverDecrypted_whenAskedForKeyGuard_thenNone() {
         ValueCrypto crypto = crypto();
 
-        assertNull(crypto.keyGuard("keyed-a"), "keys encrypted on produce");
-        assertNull(crypto.keyGuard("orders"), "keys never decrypted on fetch");
-        assertNull(crypto.keyGuard("public"), "passthrough");
+        assertNull(crypto.keyGuard("keyed-a", PLANS.of("keyed-a")), "keys encrypted on produce");
+        assertNull(crypto.keyGuard("orders", PLANS.of("orders")), "keys never decrypted on fetch");
+        assertNull(crypto.keyGuard("public", PLANS.of("public")), "passthrough");
         EncryptionPolicy noKeys = EncryptionPolicy.ofRules(List.of(TopicRule.wholeValue("orders")), List.of("legacy-*"),
                 EncryptionPolicy.Unmatched.PASSTHROUGH);
-        assertNull(new ValueCrypto(values, null, noKeys).keyGuard("legacy-a"), "no key cipher: keys never decrypted");
+        assertNull(new ValueCrypto(values, null, noKeys).keyGuard("legacy-a", new TopicPlans(noKeys).of("legacy-a")), "no key cipher: keys never decrypted");
     }
 
     @Test
     void givenDecryptOnlyTopic_whenProducedValueIsEnvelopeShaped_thenValueGuardRefusesIt() throws Exception {
-        ValueRewriter guard = crypto().valueGuard("legacy-a");
+        ValueRewriter guard = crypto().valueGuard("legacy-a", PLANS.of("legacy-a"));
 
         assertNotNull(guard);
         assertThrows(RecordRewriteException.class, () -> guard.rewrite(ByteBuffer.wrap(FORGED_VALUE)));
         ByteBuffer plain = ByteBuffer.wrap("v".getBytes(StandardCharsets.UTF_8));
         assertSame(plain, guard.rewrite(plain));
-        assertNull(crypto().valueGuard("orders"));
-        assertNull(crypto().valueGuard("public"));
+        assertNull(crypto().valueGuard("orders", PLANS.of("orders")));
+        assertNull(crypto().valueGuard("public", PLANS.of("public")));
     }
 
     @Test
@@ -145,8 +147,8 @@ class ValueCryptoKeyGuardTest {
                 new SimpleRecord(1L, "ok".getBytes(StandardCharsets.UTF_8), "v1".getBytes(StandardCharsets.UTF_8)));
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class, () -> RecordBatchRewriter.rewrite(poisoned,
-                crypto.valueGuard("legacy-a"), crypto.keyGuard("legacy-a"), RecordBatchRewriter.TruncatedTail.REJECT));
-        MemoryRecords out = RecordBatchRewriter.rewrite(clean, crypto.valueGuard("legacy-a"), crypto.keyGuard("legacy-a"),
+                crypto.valueGuard("legacy-a", PLANS.of("legacy-a")), crypto.keyGuard("legacy-a", PLANS.of("legacy-a")), RecordBatchRewriter.TruncatedTail.REJECT));
+        MemoryRecords out = RecordBatchRewriter.rewrite(clean, crypto.valueGuard("legacy-a", PLANS.of("legacy-a")), crypto.keyGuard("legacy-a", PLANS.of("legacy-a")),
                 RecordBatchRewriter.TruncatedTail.REJECT);
 
         assertEquals(1L, e.offset());
