@@ -4,6 +4,7 @@ import io.meshcrypt.filter.codec.KafkaCodec;
 import io.meshcrypt.filter.codec.KafkaCodec.Decoded;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import java.nio.ByteBuffer;
+import java.util.Collection;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.Map;
@@ -101,11 +102,7 @@ final class ApiRewriters {
 
             @Override
             public boolean rewrite(ProduceResponseData response, short version, KafkaSession s) throws KafkaFrameException {
-                if (response.nodeEndpoints().isEmpty()) {
-                    return false;
-                }
-                s.addresses().rewrite(response);
-                return true;
+                return nodeEndpoints(s, response.nodeEndpoints(), () -> s.addresses().rewrite(response));
             }
         });
 
@@ -113,12 +110,8 @@ final class ApiRewriters {
             @Override
             public boolean rewrite(FetchResponseData response, short version, KafkaSession s) throws KafkaFrameException {
                 // Pass-through topics' batches are left as they are.
-                boolean changed = s.fetch().decrypt(response, version);
-                if (s.addresses().rewrites() && !response.nodeEndpoints().isEmpty()) {
-                    s.addresses().rewrite(response);
-                    changed = true;
-                }
-                return changed;
+                boolean decrypted = s.fetch().decrypt(response, version);
+                return nodeEndpoints(s, response.nodeEndpoints(), () -> s.addresses().rewrite(response)) || decrypted;
             }
 
             @Override
@@ -141,12 +134,8 @@ final class ApiRewriters {
             }
         });
         responses.put(ApiKeys.SHARE_FETCH, (ShareFetchResponseData response, short version, KafkaSession s) -> {
-            boolean changed = s.fetch().decrypt(response);
-            if (s.addresses().rewrites() && !response.nodeEndpoints().isEmpty()) {
-                s.addresses().rewrite(response);
-                changed = true;
-            }
-            return changed;
+            boolean decrypted = s.fetch().decrypt(response);
+            return nodeEndpoints(s, response.nodeEndpoints(), () -> s.addresses().rewrite(response)) || decrypted;
         });
 
         responses.put(ApiKeys.METADATA, (MetadataResponseData response, short version, KafkaSession s) -> {
@@ -210,5 +199,20 @@ final class ApiRewriters {
             }
         });
         return new ApiRewriters(requests, responses);
+    }
+
+    @FunctionalInterface
+    private interface AddressRewrite {
+        void run() throws KafkaFrameException;
+    }
+
+    /** Rewrites the KIP-951 node endpoints a response carries, if any; @return whether it did */
+    private static boolean nodeEndpoints(KafkaSession s, Collection<?> endpoints, AddressRewrite rewrite)
+            throws KafkaFrameException {
+        if (!s.addresses().rewrites() || endpoints.isEmpty()) {
+            return false;
+        }
+        rewrite.run();
+        return true;
     }
 }
