@@ -32,6 +32,7 @@ import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.HeartbeatRequestData;
 import org.apache.kafka.common.message.MetadataResponseData;
 import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.message.ProduceResponseData;
 import org.apache.kafka.common.message.ShareFetchResponseData;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ApiMessage;
@@ -162,6 +163,34 @@ class KafkaConnectionTest {
 
         assertTrue(e.getMessage().contains("PRODUCE v13 is outside v3..v12"), e.getMessage());
         assertTrue(e.getMessage().contains("Produce and Fetch stop at v12"), e.getMessage());
+    }
+
+    @Test
+    void givenProduceV10ResponseWithNodeEndpoints_whenForwarded_thenTheyNameTheEnvoyListener() throws Exception {
+        int corr = ++correlation;
+        connection.onRead(ByteString.copyFrom(requestFrame(corr, ApiKeys.PRODUCE, PRODUCE_V,
+                new ProduceRequestData().setAcks((short) 1))), false);
+        ProduceResponseData response = new ProduceResponseData();
+        response.nodeEndpoints().add(new ProduceResponseData.NodeEndpoint().setNodeId(1).setHost("10.0.0.1").setPort(9092));
+
+        ByteString out = connection.onWrite(ByteString.copyFrom(responseFrame(corr, ApiKeys.PRODUCE, PRODUCE_V, response)), false);
+
+        ProduceResponseData.NodeEndpoint endpoint = ((ProduceResponseData) decodeResponse(out, ApiKeys.PRODUCE, PRODUCE_V))
+                .nodeEndpoints().iterator().next();
+        assertEquals("127.0.0.1:19093", endpoint.host() + ":" + endpoint.port());
+    }
+
+    @Test
+    void givenProduceWithAcksZero_whenTheBrokerAnswersIt_thenTheConnectionIsClosed() throws Exception {
+        int corr = ++correlation;
+        connection.onRead(ByteString.copyFrom(requestFrame(corr, ApiKeys.PRODUCE, PRODUCE_V,
+                new ProduceRequestData().setAcks((short) 0))), false);
+        byte[] answer = responseFrame(corr, ApiKeys.PRODUCE, PRODUCE_V, new ProduceResponseData());
+
+        KafkaFrameException e = assertThrows(KafkaFrameException.class,
+                () -> connection.onWrite(ByteString.copyFrom(answer), false));
+
+        assertTrue(e.getMessage().contains("while no request is outstanding"), e.getMessage());
     }
 
     @Test
