@@ -1,15 +1,11 @@
 package io.meshcrypt.filter.kafka;
 
-import io.meshcrypt.filter.codec.KafkaCodec;
-import io.meshcrypt.filter.codec.KafkaCodec.Decoded;
 import io.meshcrypt.filter.framing.KafkaFrameException;
-import java.nio.ByteBuffer;
 import java.util.Collection;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.Set;
-import org.apache.kafka.common.message.ApiVersionsResponseData;
 import org.apache.kafka.common.message.DescribeClusterResponseData;
 import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.FindCoordinatorResponseData;
@@ -21,7 +17,6 @@ import org.apache.kafka.common.message.ShareFetchRequestData;
 import org.apache.kafka.common.message.ShareFetchResponseData;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ApiMessage;
-import org.apache.kafka.common.protocol.Errors;
 
 /**
  * The one registry of what the filter rewrites, per API and direction. A connection decodes exactly the frames some
@@ -34,10 +29,18 @@ final class ApiRewriters {
 
     private final Map<ApiKeys, RequestRewriter<?>> requests;
     private final Map<ApiKeys, ResponseRewriter<?>> responses;
+    private final ApiVersionsFilter apiVersions;
 
-    private ApiRewriters(Map<ApiKeys, RequestRewriter<?>> requests, Map<ApiKeys, ResponseRewriter<?>> responses) {
+    private ApiRewriters(Map<ApiKeys, RequestRewriter<?>> requests, Map<ApiKeys, ResponseRewriter<?>> responses,
+                         ApiVersionsFilter apiVersions) {
         this.requests = requests;
         this.responses = responses;
+        this.apiVersions = apiVersions;
+    }
+
+    /** The ApiVersions response rewriter, which also says what a connection accepts before ApiVersions. */
+    ApiVersionsFilter apiVersions() {
+        return apiVersions;
     }
 
     /** @return the rewriter of {@code api}'s requests, or null when they always pass */
@@ -62,6 +65,11 @@ final class ApiRewriters {
 
     /** The newest version of {@code api} both of its rewriters can rewrite ({@code Short.MAX_VALUE}: no limit). */
     short newestVersion(ApiKeys api) {
+        return newestVersion(requests, responses, api);
+    }
+
+    private static short newestVersion(Map<ApiKeys, RequestRewriter<?>> requests,
+                                       Map<ApiKeys, ResponseRewriter<?>> responses, ApiKeys api) {
         RequestRewriter<?> request = requests.get(api);
         ResponseRewriter<?> response = responses.get(api);
         return (short) Math.min(request == null ? Short.MAX_VALUE : request.newestVersion(),
@@ -90,7 +98,7 @@ final class ApiRewriters {
 
             @Override
             public short newestVersion() {
-                return ApiVersionsFilter.PRODUCE_FETCH_MAX;
+                return TopicNames.LAST_VERSION_NAMING_TOPICS;
             }
         });
         responses.put(ApiKeys.PRODUCE, new ResponseRewriter<ProduceResponseData>() {
@@ -116,7 +124,7 @@ final class ApiRewriters {
 
             @Override
             public short newestVersion() {
-                return ApiVersionsFilter.PRODUCE_FETCH_MAX;
+                return TopicNames.LAST_VERSION_NAMING_TOPICS;
             }
         });
 
@@ -163,42 +171,9 @@ final class ApiRewriters {
             return true;
         });
 
-        responses.put(ApiKeys.API_VERSIONS, new ResponseRewriter<ApiVersionsResponseData>() {
-            @Override
-            public boolean rewrite(ApiVersionsResponseData response, short version, KafkaSession s) {
-                if (response.errorCode() != Errors.NONE.code()) {
-                    // No list to narrow: the client retries at a version the broker named; the defaults stay.
-                    return false;
-                }
-                ApiVersionsFilter.clamp(response);
-                s.offer(ApiVersionsFilter.Offered.of(response));
-                return true;
-            }
-
-            /** ApiVersions is the one request a client may send at a version newer than known (see Offered#allows). */
-            @Override
-            public void requireDecodable(ApiKeys api, short version) {
-            }
-
-            /**
-             * A broker that does not support the client's ApiVersions version answers in v0 with UNSUPPORTED_VERSION
-             * (so the client can retry lower); such an answer is decoded as v0, as Kafka clients do.
-             */
-            @Override
-            public Decoded<ApiVersionsResponseData> decode(ByteBuffer frame, ApiKeys api, short version)
-                    throws KafkaFrameException {
-                try {
-                    return KafkaCodec.decodeResponse(frame, api, version);
-                } catch (KafkaFrameException e) {
-                    Decoded<ApiVersionsResponseData> v0 = KafkaCodec.decodeResponse(frame, api, (short) 0);
-                    if (v0.body().errorCode() == Errors.NONE.code()) {
-                        throw e;
-                    }
-                    return v0;
-                }
-            }
-        });
-        return new ApiRewriters(requests, responses);
+        ApiVersionsFilter apiVersions = new ApiVersionsFilter(api -> newestVersion(requests, responses, api));
+        responses.put(ApiKeys.API_VERSIONS, apiVersions);
+        return new ApiRewriters(requests, responses, apiVersions);
     }
 
     @FunctionalInterface

@@ -22,7 +22,7 @@ import org.apache.kafka.common.protocol.ApiMessage;
  * subscribes to and passes every other frame through byte for byte. Owned by one thread.
  *
  * <p>Fail closed on anything that is not the Kafka this filter offered: every request must be an api key
- * kafka-clients knows at a version this connection offers ({@link ApiVersionsFilter.Offered}) and no larger than
+ * kafka-clients knows at a version this connection offers ({@link OfferedVersions}) and no larger than
  * {@link KafkaProxy.Limits#maxRequestFrameBytes}; TLS and HTTP spoken to the sidecar are named as such. Responses
  * carry no api key, so every request that expects a response is queued in order; Kafka answers a connection's
  * requests in the order they were sent, so each response must carry the oldest outstanding correlation id, and the
@@ -47,7 +47,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
     private final FrameStream requests;
     private final FrameStream responses;
     /** What requests may be: kafka-clients' versions until the broker's ApiVersions response passed, then what of it was passed on. */
-    private ApiVersionsFilter.Offered offered = ApiVersionsFilter.Offered.DEFAULTS;
+    private OfferedVersions offered;
     /** The request the REWRITE response frame being held answers. */
     private ApiKeys heldApi;
     private short heldVersion;
@@ -63,6 +63,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
         this.topicNames = Objects.requireNonNull(topicNames, "topicNames");
         this.crypto = Objects.requireNonNull(crypto, "crypto");
         this.addresses = Objects.requireNonNull(addresses, "addresses");
+        this.offered = apis.apiVersions().defaults();
         this.inFlight = new InFlight(limits.maxInFlightRequests());
         this.held = held;
         this.requests = new FrameStream(KafkaCodec.REQUEST_HEAD_BYTES, limits.maxFrameBytes(), new RequestFrames(), held);
@@ -90,7 +91,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
     }
 
     @Override
-    public void offer(ApiVersionsFilter.Offered offered) {
+    public void offer(OfferedVersions offered) {
         this.offered = offered;
     }
 

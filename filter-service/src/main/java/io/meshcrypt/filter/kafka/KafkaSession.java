@@ -14,5 +14,5 @@ interface KafkaSession {
     TopicNames topicNames();
 
     /** From now on, requests may be what the broker's ApiVersions response, as passed on, offered. */
-    void offer(ApiVersionsFilter.Offered offered);
+    void offer(OfferedVersions offered);
 }

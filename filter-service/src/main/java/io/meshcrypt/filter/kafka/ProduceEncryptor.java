@@ -210,7 +210,7 @@ final class ProduceEncryptor {
         if (name == null || name.isEmpty()) {
             // Only v13+ names topics by id, and those versions are refused before decoding: never trust an id here.
             throw new KafkaFrameException("Produce names topic id " + topic.topicId() + " without a name; topics are"
-                    + " only accepted by name (Produce is capped at v" + ApiVersionsFilter.PRODUCE_FETCH_MAX + ")");
+                    + " only accepted by name (Produce is capped at v" + TopicNames.LAST_VERSION_NAMING_TOPICS + ")");
         }
         if (!TopicNames.isLegal(name)) {
             throw new KafkaFrameException("Produce names topic " + TopicNames.describe(name)

@@ -37,6 +37,8 @@ import org.slf4j.LoggerFactory;
 public final class TopicNames {
     private static final Logger log = LoggerFactory.getLogger(TopicNames.class);
 
+    /** The newest Produce and Fetch versions that name topics by name (the only ones offered, see above). */
+    static final short LAST_VERSION_NAMING_TOPICS = 12;
     /** Kafka's limit on a topic name (org.apache.kafka.common.internals.Topic.MAX_NAME_LENGTH). */
     public static final int MAX_NAME_LENGTH = 249;
     /** Identity sentinel for an id two Metadata responses named differently; never a legal topic name. */

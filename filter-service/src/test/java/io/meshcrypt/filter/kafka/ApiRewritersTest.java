@@ -29,15 +29,15 @@ class ApiRewritersTest {
 
     @Test
     void givenProduceAndFetchRewriters_whenApiVersionsAsksTheNewestVersion_thenTheLastVersionsThatNameTopics() {
-        assertEquals(ApiVersionsFilter.PRODUCE_FETCH_MAX, apis.newestVersion(ApiKeys.PRODUCE));
-        assertEquals(ApiVersionsFilter.PRODUCE_FETCH_MAX, apis.newestVersion(ApiKeys.FETCH));
-        assertEquals(ApiVersionsFilter.PRODUCE_FETCH_MAX, ApiVersionsFilter.highest(ApiKeys.FETCH));
+        assertEquals(TopicNames.LAST_VERSION_NAMING_TOPICS, apis.newestVersion(ApiKeys.PRODUCE));
+        assertEquals(TopicNames.LAST_VERSION_NAMING_TOPICS, apis.newestVersion(ApiKeys.FETCH));
+        assertEquals(TopicNames.LAST_VERSION_NAMING_TOPICS, apis.apiVersions().highest(ApiKeys.FETCH));
     }
 
     @Test
     void givenApisWithoutAVersionCap_whenApiVersionsAsksTheNewestVersion_thenKafkaClientsNewest() {
         assertEquals(Short.MAX_VALUE, apis.newestVersion(ApiKeys.METADATA));
-        assertEquals(ApiKeys.METADATA.latestVersion(true), ApiVersionsFilter.highest(ApiKeys.METADATA));
-        assertEquals(ApiKeys.SHARE_FETCH.latestVersion(true), ApiVersionsFilter.highest(ApiKeys.SHARE_FETCH));
+        assertEquals(ApiKeys.METADATA.latestVersion(true), apis.apiVersions().highest(ApiKeys.METADATA));
+        assertEquals(ApiKeys.SHARE_FETCH.latestVersion(true), apis.apiVersions().highest(ApiKeys.SHARE_FETCH));
     }
 }

@@ -98,7 +98,7 @@ class KafkaProtocolGuardTopicNamesTest {
 
     @Test
     void givenNoApiVersionsYet_whenRequestsAreChecked_thenKafkaClientsVersionsPassWithProduceAndFetchCapped() throws Exception {
-        ApiVersionsFilter.Offered offered = ApiVersionsFilter.Offered.DEFAULTS;
+        OfferedVersions offered = ApiRewriters.STANDARD.apiVersions().defaults();
 
         assertTrue(offered.allows(ApiKeys.PRODUCE.id, (short) 3));
         assertTrue(offered.allows(ApiKeys.PRODUCE.id, (short) 12));
@@ -117,9 +117,10 @@ class KafkaProtocolGuardTopicNamesTest {
         ApiVersionsResponseData response = new ApiVersionsResponseData();
         response.apiKeys().add(new ApiVersionsResponseData.ApiVersion().setApiKey(ApiKeys.PRODUCE.id)
                 .setMinVersion((short) 0).setMaxVersion((short) 13));
-        ApiVersionsFilter.clamp(response);
+        ApiVersionsFilter filter = ApiRewriters.STANDARD.apiVersions();
+        filter.clamp(response);
 
-        ApiVersionsFilter.Offered offered = ApiVersionsFilter.Offered.of(response);
+        OfferedVersions offered = filter.offered(response);
 
         assertTrue(offered.allows(ApiKeys.PRODUCE.id, (short) 12));
         assertFalse(offered.allows(ApiKeys.PRODUCE.id, (short) 13));
