@@ -583,8 +583,8 @@ public final class RecordBatchRewriter {
                 if (e.offset() >= 0) {
                     throw e;
                 }
-                throw new RecordRewriteException(Character.toUpperCase(what.charAt(0)) + what.substring(1)
-                        + " of record at offset " + offset + " could not be rewritten: " + e.getMessage(), offset, e);
+                throw e.at(offset, Character.toUpperCase(what.charAt(0)) + what.substring(1)
+                        + " of record at offset " + offset + " could not be rewritten: " + e.getMessage());
             }
             if (result == null) {
                 throw new RecordRewriteException("Rewriter returned null for the " + what + " of record at offset "

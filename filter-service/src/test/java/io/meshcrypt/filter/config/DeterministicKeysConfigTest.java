@@ -8,8 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.crypto.Keysets;
 import io.meshcrypt.filter.crypto.RecordCipher;
-import io.meshcrypt.filter.proxy.BrokerAddresses;
-import io.meshcrypt.filter.proxy.KafkaProxy;
+import io.meshcrypt.filter.kafka.BrokerAddresses;
+import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.meshconfig.ConfigException;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.nio.file.Files;

@@ -1,0 +1,225 @@
+package io.meshcrypt.filter.kafka;
+
+import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.framing.KafkaFrameException;
+import io.meshcrypt.filter.framing.RewriteDeferred;
+import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
+import io.meshcrypt.filter.policy.TopicPlan;
+import io.meshcrypt.filter.policy.TopicPlans;
+import io.meshcrypt.filter.records.FrameBudget;
+import io.meshcrypt.filter.records.RecordBatchRewriter;
+import io.meshcrypt.filter.records.RecordRewriteException;
+import io.meshcrypt.filter.records.ValueRewriter;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.TopicDecision;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.record.internal.MemoryRecords;
+
+/**
+ * Encrypts the record values (and, on topics whose policy says {@code keys: deterministic}, the keys) of a Produce
+ * request in place. Anything in doubt (a topic named by id or by an illegal name, a topic the policy rejects, a batch
+ * that cannot be rewritten) fails the whole frame, which closes the connection: a Produce request is either fully
+ * rewritten by policy or never forwarded.
+ *
+ * <p>One {@link FrameBudget} per request bounds what all its batches together may decompress to and rewrite into:
+ * a request of many partitions, each a compression bomb just under a per-batch limit, fails as a whole instead of
+ * multiplying the limit. Each partition must carry exactly one data batch (the broker's own rule since v3).
+ *
+ * <p>On a topic the fetch path decrypts ({@code decryptOnly}) but Produce does not encrypt, a value that starts with
+ * the envelope magic fails the request: stored as is, it would reach every proxied consumer as an envelope to decrypt
+ * (CORRUPT_MESSAGE for good, a poison pill). Only those topics are scanned.
+ *
+ * <p>Policy and associated data are decided only from the topic names the client wrote: Produce is capped at v12
+ * (see {@link ApiVersionsFilter}), so no broker-supplied id-to-name mapping is ever consulted here. Each topic's
+ * {@link TopicPlan} is looked up once per request.
+ */
+final class ProduceEncryptor {
+    private final TopicPlans plans;
+    private final ValueCrypto crypto;
+    private final int maxDecompressedBytes;
+    private final int maxNewDataKeysPerRequest;
+    private final long maxOutputBytes;
+
+    /** Refuses what the fetch path would take for an envelope; returns nothing useful (inspect ignores it). */
+    private static final ValueRewriter NO_ENVELOPES = value -> {
+        if (Envelope.isEnvelope(value)) {
+            throw new RecordRewriteException("a value starts with the meshcrypt envelope magic on a topic whose"
+                    + " values are decrypted on fetch but not encrypted on produce", null);
+        }
+        return value;
+    };
+
+    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto) {
+        this(plans, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
+    }
+
+    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto, int maxDecompressedBytes) {
+        this(plans, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_REQUEST_FRAME_BYTES);
+    }
+
+    /**
+     * @param maxDecompressedBytes the most all compressed batches of one request may decompress to, together
+     * @param maxOutputBytes the most bytes the rewritten records of one request may occupy, together: the request is
+     *     forwarded to the broker, which refuses one larger than its {@code socket.request.max.bytes} anyway
+     */
+    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes) {
+        this(plans, crypto, maxDecompressedBytes, maxOutputBytes, KafkaProxy.Limits.DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST);
+    }
+
+    /**
+     * @param maxNewDataKeysPerRequest most topics without a ready data key one request may name: the first ones are
+     *     prepared (so a client that retries makes progress), and then the connection is closed, so that one request
+     *     naming thousands of topics cannot fill the key manager's queue and starve other connections' new topics
+     */
+    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes,
+                     int maxNewDataKeysPerRequest) {
+        if (maxNewDataKeysPerRequest <= 0) {
+            throw new IllegalArgumentException("maxNewDataKeysPerRequest must be positive, got " + maxNewDataKeysPerRequest);
+        }
+        this.maxNewDataKeysPerRequest = maxNewDataKeysPerRequest;
+        if (maxDecompressedBytes <= 0 || maxOutputBytes <= 0) {
+            throw new IllegalArgumentException("maxDecompressedBytes and maxOutputBytes must be positive, got "
+                    + maxDecompressedBytes + " and " + maxOutputBytes);
+        }
+        this.plans = plans;
+        this.crypto = crypto;
+        this.maxDecompressedBytes = maxDecompressedBytes;
+        this.maxOutputBytes = maxOutputBytes;
+    }
+
+    /** @return true when any partition's records were rewritten (false: the original frame can be forwarded) */
+    boolean encrypt(ProduceRequestData request) throws KafkaFrameException {
+        // Every name is checked before any policy decision or key work: a request naming one illegal topic among
+        // many costs no KMS call (client-chosen names would otherwise each cost a data key).
+        for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
+            topicName(topic);
+        }
+        // In request order: each topic's plan is looked up once.
+        List<TopicPlan> planOf = new ArrayList<>(request.topicData().size());
+        for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
+            planOf.add(plans.of(topic.name()));
+        }
+        awaitDataKeys(request, planOf);
+        FrameBudget budget = new FrameBudget(maxDecompressedBytes, maxOutputBytes);
+        boolean changed = false;
+        int i = 0;
+        for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
+            TopicPlan plan = planOf.get(i++);
+            String name = topic.name();
+            switch (plan.decision()) {
+                case PASSTHROUGH -> {
+                    if (plan.decryptOnly()) {
+                        refuseEnvelopes(topic, plan, budget);
+                    }
+                    continue;
+                }
+                case REJECT -> throw rejected(name);
+                case ENCRYPT -> {
+                    for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
+                        if (partition.records() == null) {
+                            continue;
+                        }
+                        MemoryRecords records = memoryRecords(name, partition);
+                        try {
+                            // A partial batch in a Produce request would reach the broker as plaintext: refuse it.
+                            partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name, plan),
+                                    crypto.keyEncryptor(name, plan), RecordBatchRewriter.TruncatedTail.REJECT, budget));
+                        } catch (RecordRewriteException e) {
+                            if (e.retryWhen() != null) {
+                                // A key expired or rotated since awaitDataKeys: retry the frame from its original bytes.
+                                throw new RewriteDeferred("Produce to " + name + ": data key not ready", e.retryWhen());
+                            }
+                            throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
+                        }
+                        changed = true;
+                    }
+                }
+            }
+        }
+        return changed;
+    }
+
+    /** Fails the request when a value of a decryptOnly-but-not-encrypted topic would pass for an envelope on fetch. */
+    private void refuseEnvelopes(ProduceRequestData.TopicProduceData topic, TopicPlan plan, FrameBudget budget)
+            throws KafkaFrameException {
+        String name = topic.name();
+        // Keys too, where the fetch path would decrypt key envelopes (null when it never does).
+        ValueRewriter keys = crypto.keyGuard(name, plan);
+        for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
+            if (partition.records() == null) {
+                continue;
+            }
+            try {
+                RecordBatchRewriter.inspect(memoryRecords(name, partition), NO_ENVELOPES, keys,
+                        RecordBatchRewriter.TruncatedTail.REJECT, budget);
+            } catch (RecordRewriteException e) {
+                throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
+            }
+        }
+    }
+
+    private static MemoryRecords memoryRecords(String name, ProduceRequestData.PartitionProduceData partition)
+            throws KafkaFrameException {
+        if (!(partition.records() instanceof MemoryRecords records)) {
+            throw new KafkaFrameException("Produce to " + name + " carries records of an unexpected type");
+        }
+        return records;
+    }
+
+    /**
+     * Starts the data-key work of every encrypted topic of the request at once and, when any must wait, defers the
+     * whole frame until all are ready: one KMS round trip for a request naming many new topics, and the connection's
+     * thread never waits (the rate of new data keys is bounded by the key manager). Policy rejections fail first.
+     */
+    private void awaitDataKeys(ProduceRequestData request, List<TopicPlan> planOf) throws KafkaFrameException {
+        List<CompletableFuture<Void>> pending = null;
+        int i = 0;
+        for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
+            String name = topic.name();
+            TopicPlan plan = planOf.get(i++);
+            if (plan.decision() == TopicDecision.REJECT) {
+                throw rejected(name);
+            }
+            CompletableFuture<Void> ready = plan.encrypts() ? crypto.prepareForEncryption(name) : null;
+            if (ready != null) {
+                if (pending == null) {
+                    pending = new ArrayList<>();
+                }
+                if (pending.size() == maxNewDataKeysPerRequest) {
+                    throw new KafkaFrameException("Produce names more than " + maxNewDataKeysPerRequest
+                            + " topics whose data keys are not ready (limits.maxNewDataKeysPerRequest); the keys of"
+                            + " those seen so far are being made, so a retry gets further");
+                }
+                pending.add(ready);
+            }
+        }
+        if (pending != null) {
+            throw new RewriteDeferred("Produce waits for the data keys of " + pending.size() + " topic(s)",
+                    CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)));
+        }
+    }
+
+    private static KafkaFrameException rejected(String topic) {
+        return new KafkaFrameException("policy rejects producing to topic " + topic
+                + " (it matches no encrypt pattern and unmatched is reject)");
+    }
+
+    private static String topicName(ProduceRequestData.TopicProduceData topic) throws KafkaFrameException {
+        String name = topic.name();
+        if (name == null || name.isEmpty()) {
+            // Only v13+ names topics by id, and those versions are refused before decoding: never trust an id here.
+            throw new KafkaFrameException("Produce names topic id " + topic.topicId() + " without a name; topics are"
+                    + " only accepted by name (Produce is capped at v" + TopicNames.LAST_VERSION_NAMING_TOPICS + ")");
+        }
+        if (!TopicNames.isLegal(name)) {
+            throw new KafkaFrameException("Produce names topic " + TopicNames.describe(name)
+                    + ", which is not a legal Kafka topic name (1 to " + TopicNames.MAX_NAME_LENGTH
+                    + " characters of a-z A-Z 0-9 . _ -, not \".\" or \"..\")");
+        }
+        return name;
+    }
+}

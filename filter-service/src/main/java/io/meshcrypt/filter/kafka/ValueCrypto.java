@@ -1,0 +1,241 @@
+package io.meshcrypt.filter.kafka;
+
+import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.crypto.KeyCipher;
+import io.meshcrypt.filter.crypto.Printable;
+import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
+import io.meshcrypt.filter.kms.KmsUnavailableException;
+import io.meshcrypt.filter.policy.TopicPlan;
+import io.meshcrypt.filter.records.RecordRewriteException;
+import io.meshcrypt.filter.records.ValueRewriter;
+import io.meshcrypt.filter.transform.JsonTransformer;
+import io.meshcrypt.filter.transform.TransformException;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.TopicDecision;
+import io.meshcrypt.meshconfig.transform.FieldOp;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
+import java.nio.ByteBuffer;
+import java.security.GeneralSecurityException;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.apache.kafka.common.protocol.Errors;
+
+/**
+ * Turns the record cipher into per-topic value rewriters for the record batch rewriter: whole values, or, on topics
+ * whose policy lists JSON fields, only those fields (through the shared {@link JsonTransformer}); and, on topics whose
+ * policy asks for it, the key cipher into key rewriters. Each rewriter is made for one partition from its topic's
+ * {@link TopicPlan}.
+ *
+ * <p>This is where the crypto and KMS layers' exceptions meet Kafka: each becomes a {@link RecordRewriteException}
+ * that says how to answer ({@link #failure}), so no caller needs to look inside a cause chain.
+ */
+final class ValueCrypto {
+    private final ValueCipher cipher;
+    /** Null when no policy entry encrypts keys: then keys are never touched, on produce or fetch. */
+    private final KeyCipher keyCipher;
+    private final JsonTransformer json;
+
+    ValueCrypto(ValueCipher cipher, EncryptionPolicy policy) {
+        this(cipher, null, policy);
+    }
+
+    /**
+     * @param policy only checked: its plans are passed to each call
+     * @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given
+     */
+    ValueCrypto(ValueCipher cipher, KeyCipher keyCipher, EncryptionPolicy policy) {
+        if (keyCipher == null && policy.anyDeterministicKeys()) {
+            throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no record-key"
+                    + " keyset was opened at start: set sivKeyset (or use keys: deterministic at start) and restart");
+        }
+        this.cipher = cipher;
+        this.keyCipher = keyCipher;
+        this.json = new JsonTransformer(cipher);
+    }
+
+    /** @return the key rewriter for producing to {@code topic}, or null when its keys stay as sent */
+    ValueRewriter keyEncryptor(String topic, TopicPlan plan) {
+        if (keyCipher == null || !plan.deterministicKeys()) {
+            return null;
+        }
+        return key -> {
+            try {
+                return keyCipher.encrypt(topic, key);
+            } catch (GeneralSecurityException e) {
+                throw failure("cannot encrypt a key for topic " + topic + ": " + e.getMessage(), e);
+            }
+        };
+    }
+
+    /**
+     * Key envelopes are decrypted only where this filter put them, or where the operator says they once were: on
+     * encrypted topics whose policy encrypts keys ({@code keys: deterministic}), where every key must be one, and on
+     * {@code decryptOnly} topics (encrypted earlier), where key envelopes are decrypted and other keys pass. Anywhere
+     * else, a key starting with the key-envelope magic is data: decrypting it would let any producer of such bytes
+     * plant a permanent CORRUPT_MESSAGE for every proxied consumer of the partition. (An encrypted topic whose policy
+     * stopped encrypting keys therefore serves its old key envelopes as they are stored.)
+     *
+     * @return null when keys of {@code topic} pass untouched on fetch; else the key rewriter for its fetched batches
+     */
+    ValueRewriter keyDecryptor(String topic, TopicPlan plan) {
+        if (keyCipher == null) {
+            return null;
+        }
+        boolean required = plan.encrypts() && plan.deterministicKeys();
+        if (!required && !plan.decryptOnly()) {
+            return null;
+        }
+        String shown = shown(topic);
+        return key -> {
+            if (!KeyCipher.isKeyEnvelope(key)) {
+                if (required) {
+                    throw new RecordRewriteException("a key on topic " + shown
+                            + " (keys: deterministic) is not a meshcrypt key envelope", null);
+                }
+                return key;
+            }
+            try {
+                return keyCipher.decrypt(topic, key);
+            } catch (GeneralSecurityException e) {
+                throw failure("cannot decrypt a key of topic " + shown + ": " + e.getMessage(), e);
+            }
+        };
+    }
+
+    /**
+     * For Produce to a topic whose keys the fetch path decrypts but the produce path does not encrypt (a {@code
+     * decryptOnly} topic while record keys are encrypted anywhere): a key shaped like a key envelope would reach
+     * consumers as a key that fails to decrypt, so it is refused. Run it as the key rewriter over the topic's
+     * batches and forward the batches unchanged when it passes.
+     *
+     * @return null when producing to {@code topic} needs no key check (its keys are encrypted, or never decrypted on
+     *     fetch); else a rewriter that returns every key untouched and throws {@link RecordRewriteException} on one
+     *     starting with the key-envelope magic {@code 00 4D 43 4B}
+     */
+    ValueRewriter keyGuard(String topic, TopicPlan plan) {
+        if (keyCipher == null || !plan.decryptOnly()) {
+            return null;
+        }
+        return key -> {
+            if (KeyCipher.isKeyEnvelope(key)) {
+                throw new RecordRewriteException("a key produced to topic " + topic + " (decryptOnly) starts with the"
+                        + " meshcrypt key-envelope magic; consumers would fail to decrypt it: refused", null);
+            }
+            return key;
+        };
+    }
+
+    /**
+     * The value counterpart of {@link #keyGuard}: for Produce to a {@code decryptOnly} topic (not encrypted, yet its
+     * fetched envelopes are decrypted), a value starting with the envelope magic {@code 00 4D 43 45} is refused.
+     *
+     * @return null when producing to {@code topic} needs no value check; else a rewriter that returns every value
+     *     untouched and throws {@link RecordRewriteException} on one shaped like an envelope
+     */
+    ValueRewriter valueGuard(String topic, TopicPlan plan) {
+        if (!plan.decryptOnly()) {
+            return null;
+        }
+        return value -> {
+            if (Envelope.isEnvelope(value)) {
+                throw new RecordRewriteException("a value produced to topic " + topic + " (decryptOnly) starts with the"
+                        + " meshcrypt envelope magic; consumers would fail to decrypt it: refused", null);
+            }
+            return value;
+        };
+    }
+
+    /** @return null when encrypting values of {@code topic} will not wait for a key, else what to wait for */
+    CompletableFuture<Void> prepareForEncryption(String topic) {
+        return cipher.prepareForEncryption(topic);
+    }
+
+    ValueRewriter encryptor(String topic, TopicPlan plan) {
+        List<JsonPointer> fields = plan.fields();
+        if (!fields.isEmpty()) {
+            // A value that is not JSON fails the Produce: forwarding it would store it unencrypted.
+            List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Encrypt(p, false)).toList();
+            return value -> {
+                try {
+                    return json.apply(value, ops, topic);
+                } catch (TransformException e) {
+                    throw failure("cannot encrypt the fields of a value for topic " + topic + ": " + e.getMessage(), e);
+                }
+            };
+        }
+        return value -> {
+            try {
+                return cipher.encrypt(topic, value);
+            } catch (GeneralSecurityException e) {
+                throw failure("cannot encrypt a value for topic " + topic + ": " + e.getMessage(), e);
+            }
+        };
+    }
+
+    /**
+     * On an encrypted topic every value must be an envelope that decrypts; on a {@code decryptOnly} topic (encrypted
+     * earlier) envelopes are decrypted and other values pass unchanged. The fetch path never asks for a rewriter of
+     * any other topic: its batches pass untouched. On a field-level topic
+     * every value must be JSON whose listed fields, where present, decrypt; a whole-value envelope (written before
+     * the topic's policy named fields) is decrypted as such.
+     */
+    ValueRewriter decryptor(String topic, TopicPlan plan) {
+        boolean required = plan.encrypts();
+        String shown = shown(topic);
+        List<JsonPointer> fields = plan.fields();
+        if (!fields.isEmpty()) {
+            List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
+            return value -> {
+                if (Envelope.isEnvelope(value)) {
+                    return decryptWhole(topic, shown, value);
+                }
+                try {
+                    return json.apply(value, ops, topic);
+                } catch (TransformException e) {
+                    throw failure("cannot decrypt the fields of a value of topic " + shown + ": " + e.getMessage(), e);
+                }
+            };
+        }
+        return value -> {
+            if (!Envelope.isEnvelope(value)) {
+                if (required) {
+                    throw new RecordRewriteException("a value on encrypted topic " + shown + " is not a meshcrypt envelope", null);
+                }
+                return value;
+            }
+            return decryptWhole(topic, shown, value);
+        };
+    }
+
+    private ByteBuffer decryptWhole(String topic, String shown, ByteBuffer value) throws RecordRewriteException {
+        try {
+            return cipher.decrypt(topic, value);
+        } catch (GeneralSecurityException e) {
+            throw failure("cannot decrypt a value of topic " + shown + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * How a failed value or key is answered, decided from what the cipher threw (directly, or through the JSON field
+     * engine): a data key still on its way retries the frame once it is ready; an unreachable KMS is the retriable
+     * KAFKA_STORAGE_ERROR on fetch (consumers pause instead of being told the data is bad); anything else is
+     * CORRUPT_MESSAGE. Produce, which has no partition error to give, retries the first and closes the connection on
+     * the others.
+     */
+    static RecordRewriteException failure(String message, Exception e) {
+        Throwable cipherError = e instanceof TransformException ? e.getCause() : e;
+        if (cipherError instanceof KeyNotReadyException notReady) {
+            return new RecordRewriteException(message, Errors.KAFKA_STORAGE_ERROR, notReady.ready(), e);
+        }
+        if (cipherError instanceof KmsUnavailableException) {
+            return new RecordRewriteException(message, Errors.KAFKA_STORAGE_ERROR, null, e);
+        }
+        return new RecordRewriteException(message, e);
+    }
+
+    /** Fetched topic names come from the broker: escaped for messages, once per rewriter (not per record). */
+    private static String shown(String topic) {
+        return Printable.of(topic, Printable.TOPIC_CHARS);
+    }
+}
