@@ -2,7 +2,7 @@ package io.meshcrypt.xds;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.meshcrypt.filter.crypto.Keysets;
+import io.meshcrypt.filter.kms.Keysets;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;

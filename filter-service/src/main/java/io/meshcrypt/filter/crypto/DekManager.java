@@ -1,11 +1,11 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.Printable;
 import io.meshcrypt.filter.kms.DekContext;
 import io.meshcrypt.filter.kms.KekProvider;
-import io.meshcrypt.filter.kms.KekUnavailableException;
+import io.meshcrypt.filter.kms.KekRefusedException;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.KmsUnavailableException;
-import io.meshcrypt.filter.kms.UnknownKekException;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.kms.WrappedDek;
 import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
@@ -42,7 +42,7 @@ import org.slf4j.LoggerFactory;
  * is cached they are a map lookup and a counter. Otherwise they start the KMS work on a small dedicated pool
  * (single-flight per topic for a new DEK, per wrapped DEK for an unwrap) and throw {@link KeyNotReadyException},
  * whose future tells the caller (the connection) when to retry; the retry finds the key cached or gets the real
- * outcome ({@link KmsUnavailableException}, {@link KekUnavailableException}). A DEK is replaced in the background once
+ * outcome ({@link TransientKmsException}, {@link KekRefusedException}). A DEK is replaced in the background once
  * it reaches 90% of its record count or age limit, so under steady traffic nobody is told to wait.
  *
  * <p>Client-chosen input cannot drive the KMS: a DEK for a topic that has none costs a token of a bucket
@@ -71,7 +71,7 @@ public final class DekManager implements AutoCloseable {
      * @param newDataKeysBurst how many such DEKs may be generated at once (e.g. at startup, for this many topics)
      * @param maxTopicsWaitingForDek topics without a DEK that may wait for a token, served first come first served (a
      *     flood of new names cannot overtake a topic that asked earlier); beyond it a new topic fails at once with
-     *     {@link KmsUnavailableException}, which closes that Produce connection
+     *     {@link TransientKmsException}, which closes that Produce connection
      * @param maxWrappedDekBytes longest wrapped DEK accepted in an envelope (providers write 60-300 bytes); bounds what a
      *     forged header can make the cache hold
      * @param knownKekIds KEK ids accepted besides those the provider reports (e.g. KEKs an AWS alias pointed to before,
@@ -366,8 +366,8 @@ public final class DekManager implements AutoCloseable {
      * @return the DEK to encrypt one record of {@code topic} with, its use already counted
      * @throws KeyNotReadyException when a new DEK is being generated (or waits for a rate-limit token): retry the call
      *     once its future completes
-     * @throws KmsUnavailableException when the last attempt to generate the DEK failed and the KMS is backing off
-     * @throws KekUnavailableException when the current KEK refused to wrap
+     * @throws TransientKmsException when the last attempt to generate the DEK failed and the KMS is backing off
+     * @throws KekRefusedException when the current KEK refused to wrap
      */
     public Dek forEncryption(String topic) throws GeneralSecurityException {
         TopicState state = topics.get(topic);
@@ -393,7 +393,7 @@ public final class DekManager implements AutoCloseable {
             }
             // Done already, or another thread installed a DEK: look again.
         }
-        throw new KmsUnavailableException("no usable DEK for topic '" + topic + "' (DEKs exhausted as fast as they were generated)", null);
+        throw new TransientKmsException("no usable DEK for topic '" + topic + "' (DEKs exhausted as fast as they were generated)", null);
     }
 
     /**
@@ -420,7 +420,7 @@ public final class DekManager implements AutoCloseable {
             return work == null || !work.running() ? null : work.ready.copy();
         } catch (KeyNotReadyException e) {
             return e.ready();
-        } catch (KmsUnavailableException e) {
+        } catch (TransientKmsException e) {
             return null; // too many topics wait: forEncryption reports it
         }
     }
@@ -429,7 +429,7 @@ public final class DekManager implements AutoCloseable {
      * A topic without a DEK: its first DEK costs a token, taken before the topic gets any state, so names that never
      * get a token cost no memory here.
      */
-    private TopicState newTopic(String topic) throws KmsUnavailableException {
+    private TopicState newTopic(String topic) throws TransientKmsException {
         CompletableFuture<Void> wait = newDeks.acquireOrQueue(topic);
         if (wait != null) {
             metrics.keysNotReady.increment();
@@ -454,10 +454,10 @@ public final class DekManager implements AutoCloseable {
      *     rate limit has no token for a wrapped DEK never unwrapped here): retry the call once its future completes
      * @throws UnknownKekException when the envelope names a KEK id the configuration does not know (no KMS call)
      * @throws EnvelopeException when the wrapped DEK is longer than {@code maxWrappedDekBytes} (no KMS call)
-     * @throws KekUnavailableException when the KEK is missing or disabled, or the wrapped DEK does not unwrap
-     * @throws KmsUnavailableException when the KMS failed or did not answer within {@code kmsTimeout}
+     * @throws KekRefusedException when the KEK is missing or disabled, or the wrapped DEK does not unwrap
+     * @throws TransientKmsException when the KMS failed or did not answer within {@code kmsTimeout}
      */
-    public SecretKeySpec forDecryption(String topic, ByteBuffer envelope, EnvelopeV2.Info info) throws GeneralSecurityException {
+    public SecretKeySpec forDecryption(String topic, ByteBuffer envelope, ValueEnvelopeV2.Info info) throws GeneralSecurityException {
         int from = envelope.position() + info.keyOffset();
         int length = info.headerLength() - info.keyOffset();
         long now = nanoTime.getAsLong();
@@ -466,7 +466,7 @@ public final class DekManager implements AutoCloseable {
             return last.key();
         }
         if (info.wrappedDekLength() > settings.maxWrappedDekBytes()) {
-            throw new EnvelopeException("value" + Envelope.onTopic(topic) + " names a wrapped DEK of " + info.wrappedDekLength()
+            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " names a wrapped DEK of " + info.wrappedDekLength()
                     + " bytes, more than keys allow (" + settings.maxWrappedDekBytes() + "): not written by meshcrypt");
         }
         byte[] keyBytes = new byte[length];
@@ -489,14 +489,14 @@ public final class DekManager implements AutoCloseable {
     /**
      * The allocation-free fast path for a run of records under one DEK: nothing is parsed or decoded.
      *
-     * @param keySectionLength {@link EnvelopeV2#keySectionLength} of {@code envelope}
+     * @param keySectionLength {@link ValueEnvelopeV2#keySectionLength} of {@code envelope}
      * @return the key when the envelope's key section is the one this thread decrypted with last and it is still
      *     cached, else null: then parse the envelope and call {@link #forDecryption}
      */
     SecretKeySpec cachedForDecryption(String topic, ByteBuffer envelope, int keySectionLength) {
         CacheEntry last = lastUsed.get();
         if (last != null && last.usableAt(nanoTime.getAsLong())
-                && last.matches(envelope, envelope.position() + EnvelopeV2.KEK_ID_LENGTH_OFFSET, keySectionLength, topic)) {
+                && last.matches(envelope, envelope.position() + ValueEnvelopeV2.KEK_ID_LENGTH_OFFSET, keySectionLength, topic)) {
             return last.key();
         }
         return null;
@@ -517,7 +517,7 @@ public final class DekManager implements AutoCloseable {
      * A cache miss: checks the KEK id, takes an unwrap token unless this wrapped DEK unwrapped here before (an expired
      * good DEK), and starts the unwrap unless another thread did.
      */
-    private CacheEntry startUnwrap(CacheKey cacheKey, EnvelopeV2.Info info, String topic, long now, boolean seen)
+    private CacheEntry startUnwrap(CacheKey cacheKey, ValueEnvelopeV2.Info info, String topic, long now, boolean seen)
             throws GeneralSecurityException {
         // Before anything reaches the KMS: the KEK id comes from the record, which anyone may have written.
         knownKeks.check(info.kekId(), topic);
@@ -530,7 +530,7 @@ public final class DekManager implements AutoCloseable {
                 metrics.keysNotReady.increment();
                 metrics.unwrapsDelayed.increment();
                 throw new KeyNotReadyException("unwrap rate limit (" + settings.unwrapsPerSecond() + "/s, burst "
-                        + settings.unwrapsBurst() + ") reached: DEK " + info.dekIdText() + Envelope.onTopic(topic)
+                        + settings.unwrapsBurst() + ") reached: DEK " + info.dekIdText() + ValueEnvelope.onTopic(topic)
                         + " waits for a token", wait);
             }
         }
@@ -550,7 +550,7 @@ public final class DekManager implements AutoCloseable {
             entry = unwrapped.get(cacheKey);
             if (entry == null) {
                 // Unwrapped by another thread and evicted at once: rare, and the retry finds it or starts it.
-                throw new KeyNotReadyException("DEK " + info.dekIdText() + Envelope.onTopic(topic) + " was evicted",
+                throw new KeyNotReadyException("DEK " + info.dekIdText() + ValueEnvelope.onTopic(topic) + " was evicted",
                         CompletableFuture.completedFuture(null));
             }
         }
@@ -562,7 +562,7 @@ public final class DekManager implements AutoCloseable {
         return entry;
     }
 
-    private CacheEntry newUnwrap(CacheKey key, EnvelopeV2.Info info, long now) {
+    private CacheEntry newUnwrap(CacheKey key, ValueEnvelopeV2.Info info, long now) {
         byte[] wrapped = Arrays.copyOfRange(key.bytes(), key.bytes().length - info.wrappedDekLength(), key.bytes().length);
         DekContext context = new DekContext(key.topic(), info.dekId());
         CacheEntry entry = new CacheEntry(key);
@@ -574,7 +574,7 @@ public final class DekManager implements AutoCloseable {
                 byte[] dek = kmsCall(() -> provider.unwrap(info.kekId(), wrapped, context));
                 metrics.unwraps.increment();
                 if (dek.length != DEK_BYTES) {
-                    throw new KekUnavailableException("KEK " + info.kekIdText() + " unwrapped a DEK of " + dek.length + " bytes, expected " + DEK_BYTES);
+                    throw new KekRefusedException("KEK " + info.kekIdText() + " unwrapped a DEK of " + dek.length + " bytes, expected " + DEK_BYTES);
                 }
                 SecretKeySpec spec;
                 try {
@@ -591,11 +591,11 @@ public final class DekManager implements AutoCloseable {
                 // A failure is remembered (set before the work completes, so a retry sees it), and a partition of
                 // undecryptable records polled again and again costs one KMS call per period: the current backoff for
                 // an outage, the longest backoff for a missing or disabled KEK.
-                long hold = e instanceof KekUnavailableException
+                long hold = e instanceof KekRefusedException
                         ? settings.backoffMax().toNanos()
                         : Math.max(settings.backoffMin().toNanos(), backoff.currentDelayNanos());
                 entry.expiresAtNanos = nanoTime.getAsLong() + hold;
-                log.warn("cannot unwrap DEK {}{} with KEK {} ({}): {}", context.dekIdText(), Envelope.onTopic(key.topic()),
+                log.warn("cannot unwrap DEK {}{} with KEK {} ({}): {}", context.dekIdText(), ValueEnvelope.onTopic(key.topic()),
                         info.kekIdText(), provider.name(), e.getMessage());
                 throw e;
             }
@@ -612,16 +612,16 @@ public final class DekManager implements AutoCloseable {
             WrappedDek wrapped = kmsCall(() -> provider.wrap(dek, context));
             if (wrapped.bytes().length > settings.maxWrappedDekBytes()) {
                 // Never write an envelope this service would refuse to read.
-                throw new KekUnavailableException("KEK " + wrapped.kekId() + " wrapped a DEK into " + wrapped.bytes().length
+                throw new KekRefusedException("KEK " + wrapped.kekId() + " wrapped a DEK into " + wrapped.bytes().length
                         + " bytes, more than keys allow (" + settings.maxWrappedDekBytes() + ")");
             }
             knownKeks.learn(wrapped.kekId());
             SecretKeySpec key = new SecretKeySpec(dek, "AES");
-            byte[] header = EnvelopeV2.header(wrapped.kekId(), dekId, wrapped.bytes());
+            byte[] header = ValueEnvelopeV2.header(wrapped.kekId(), dekId, wrapped.bytes());
             long now = nanoTime.getAsLong();
             metrics.deksGenerated.increment();
             // The producer's own DEK decrypts its records on this instance without an unwrap call.
-            byte[] keyBytes = Arrays.copyOfRange(header, EnvelopeV2.KEK_ID_LENGTH_OFFSET, header.length);
+            byte[] keyBytes = Arrays.copyOfRange(header, ValueEnvelopeV2.KEK_ID_LENGTH_OFFSET, header.length);
             CacheEntry entry = new CacheEntry(new CacheKey(topic, keyBytes));
             entry.work = completedWork(key);
             entry.expiresAtNanos = now + settings.cacheTtl().toNanos();
@@ -676,7 +676,7 @@ public final class DekManager implements AutoCloseable {
             T result = call.call();
             backoff.succeeded();
             return result;
-        } catch (KekUnavailableException e) {
+        } catch (KekRefusedException e) {
             // The KMS answered: the key is the problem, not the KMS, so other keys keep working.
             metrics.kmsFailures.increment();
             backoff.succeeded();
@@ -684,7 +684,7 @@ public final class DekManager implements AutoCloseable {
         } catch (GeneralSecurityException | RuntimeException e) {
             metrics.kmsFailures.increment();
             backoff.failed(e);
-            throw new KmsUnavailableException("KMS call to " + provider.name() + " failed: " + e.getMessage(), e);
+            throw new TransientKmsException("KMS call to " + provider.name() + " failed: " + e.getMessage(), e);
         }
     }
 
@@ -701,7 +701,7 @@ public final class DekManager implements AutoCloseable {
             work.timeout = timer.schedule(work::timedOut, settings.kmsTimeout().toNanos(), TimeUnit.NANOSECONDS);
             kmsPool.execute(() -> work.run(task));
         } catch (RejectedExecutionException e) {
-            work.finish(null, new KmsUnavailableException("the key manager is closed", e));
+            work.finish(null, new TransientKmsException("the key manager is closed", e));
         }
         return work;
     }
@@ -777,7 +777,7 @@ public final class DekManager implements AutoCloseable {
             } catch (GeneralSecurityException | RuntimeException e) {
                 finish(null, e);
             } catch (Error e) {
-                finish(null, new KmsUnavailableException("KMS call failed: " + e, e));
+                finish(null, new TransientKmsException("KMS call failed: " + e, e));
                 throw e;
             }
         }
@@ -816,10 +816,10 @@ public final class DekManager implements AutoCloseable {
          * @param topic the topic of the DEK asked for, null for the KEK listing
          * @param info the envelope whose DEK is unwrapped, null for a new DEK or the KEK listing
          * @return the result when the work succeeded
-         * @throws GeneralSecurityException its error when it failed; {@link KmsUnavailableException} when it has run
+         * @throws GeneralSecurityException its error when it failed; {@link TransientKmsException} when it has run
          *     longer than {@code kmsTimeout}; {@link KeyNotReadyException} while it runs
          */
-        T poll(String topic, EnvelopeV2.Info info) throws GeneralSecurityException {
+        T poll(String topic, ValueEnvelopeV2.Info info) throws GeneralSecurityException {
             if (result.isDone()) {
                 if (!result.isCompletedExceptionally()) {
                     return result.getNow(null);
@@ -828,10 +828,10 @@ public final class DekManager implements AutoCloseable {
                 if (cause instanceof GeneralSecurityException g) {
                     throw g;
                 }
-                throw new KmsUnavailableException("cannot get " + describe(topic, info) + ": " + cause, cause);
+                throw new TransientKmsException("cannot get " + describe(topic, info) + ": " + cause, cause);
             }
             if (timedOut) {
-                throw new KmsUnavailableException("KMS " + provider.name() + " did not provide " + describe(topic, info)
+                throw new TransientKmsException("KMS " + provider.name() + " did not provide " + describe(topic, info)
                         + " within " + settings.kmsTimeout().toMillis() + " ms", null);
             }
             metrics.keysNotReady.increment();
@@ -839,12 +839,12 @@ public final class DekManager implements AutoCloseable {
         }
 
         /** Built only when something is thrown: the per-record path concatenates nothing. */
-        private static String describe(String topic, EnvelopeV2.Info info) {
+        private static String describe(String topic, ValueEnvelopeV2.Info info) {
             if (topic == null) {
                 return "the list of known KEKs";
             }
             return info == null ? "a new DEK for topic '" + topic + "'"
-                    : "DEK " + info.dekIdText() + Envelope.onTopic(topic) + " (KEK " + info.kekIdText() + ")";
+                    : "DEK " + info.dekIdText() + ValueEnvelope.onTopic(topic) + " (KEK " + info.kekIdText() + ")";
         }
     }
 
@@ -874,9 +874,9 @@ public final class DekManager implements AutoCloseable {
          *
          * @return the work to poll, or null when another DEK is already installed (look again)
          * @throws KeyNotReadyException when a DEK for a topic without one waits for a rate-limit token
-         * @throws KmsUnavailableException when too many topics already wait for one
+         * @throws TransientKmsException when too many topics already wait for one
          */
-        synchronized KmsWork<Dek> replace(Dek seen) throws KmsUnavailableException {
+        synchronized KmsWork<Dek> replace(Dek seen) throws TransientKmsException {
             if (current != seen) {
                 return null;
             }
@@ -918,7 +918,7 @@ public final class DekManager implements AutoCloseable {
             }
             try {
                 replace(seen);
-            } catch (KmsUnavailableException impossible) {
+            } catch (TransientKmsException impossible) {
                 // seen is not null: replacing a DEK takes no token.
             }
         }
@@ -932,7 +932,7 @@ public final class DekManager implements AutoCloseable {
                     // Got a DEK meanwhile: nothing to start (a replacement takes no token), the token goes back.
                     work = current != null ? null : replace(null);
                 }
-            } catch (KmsUnavailableException impossible) {
+            } catch (TransientKmsException impossible) {
                 work = null; // the token is paid: replace takes none
             }
             if (work == null || !work.running()) {
@@ -986,11 +986,11 @@ public final class DekManager implements AutoCloseable {
         /**
          * @return null when a token was taken for {@code topic}, else the future of its place in the queue (the same
          *     one when asked again), completed once its DEK is made or failed
-         * @throws KmsUnavailableException when {@code maxTopicsWaitingForDek} topics already wait
+         * @throws TransientKmsException when {@code maxTopicsWaitingForDek} topics already wait
          */
-        synchronized CompletableFuture<Void> acquireOrQueue(String topic) throws KmsUnavailableException {
+        synchronized CompletableFuture<Void> acquireOrQueue(String topic) throws TransientKmsException {
             if (closed) {
-                throw new KmsUnavailableException("the key manager is closed", null);
+                throw new TransientKmsException("the key manager is closed", null);
             }
             CompletableFuture<Void> queued = waiting.get(topic);
             if (queued != null) {
@@ -1003,7 +1003,7 @@ public final class DekManager implements AutoCloseable {
             }
             if (waiting.size() >= maxWaiting) {
                 metrics.newDeksRefused.increment();
-                throw new KmsUnavailableException("new-DEK rate limit (" + settings.newDataKeysPerSecond() + "/s): "
+                throw new TransientKmsException("new-DEK rate limit (" + settings.newDataKeysPerSecond() + "/s): "
                         + maxWaiting + " topics already wait for a first DEK; refusing topic '" + topic + "'", null);
             }
             CompletableFuture<Void> ticket = new CompletableFuture<>();
@@ -1015,7 +1015,7 @@ public final class DekManager implements AutoCloseable {
 
         synchronized void closeWaiting() {
             closed = true;
-            KmsUnavailableException error = new KmsUnavailableException("the key manager is closed", null);
+            TransientKmsException error = new TransientKmsException("the key manager is closed", null);
             waiting.values().forEach(f -> f.completeExceptionally(error));
             waiting.clear();
         }
@@ -1106,7 +1106,7 @@ public final class DekManager implements AutoCloseable {
                 try {
                     timer.schedule(() -> due.complete(null), delay, TimeUnit.NANOSECONDS);
                 } catch (RejectedExecutionException closing) {
-                    due.completeExceptionally(new KmsUnavailableException("the key manager is closed", closing));
+                    due.completeExceptionally(new TransientKmsException("the key manager is closed", closing));
                 }
                 nextToken = due;
             }
@@ -1146,7 +1146,7 @@ public final class DekManager implements AutoCloseable {
             }
         }
 
-        /** @throws UnknownKekException, KeyNotReadyException, KmsUnavailableException: see {@link #forDecryption} */
+        /** @throws UnknownKekException, KeyNotReadyException, TransientKmsException: see {@link #forDecryption} */
         void check(String kekId, String topic) throws GeneralSecurityException {
             if (ids.contains(kekId)) {
                 return;
@@ -1170,7 +1170,7 @@ public final class DekManager implements AutoCloseable {
             if (!ids.contains(kekId)) {
                 metrics.unknownKeks.increment();
                 // The id is attacker-chosen: escaped and cut, so it can neither forge log lines nor flood them.
-                throw new UnknownKekException("value" + Envelope.onTopic(topic) + " names KEK "
+                throw new UnknownKekException("value" + ValueEnvelope.onTopic(topic) + " names KEK "
                         + Printable.of(kekId, Printable.UNKNOWN_KEK_ID_CHARS) + ", which is not a KEK of " + provider.name() + " this configuration knows (forged, or written"
                         + " under another key store; add it to keys.knownKekIds if it is legitimate)", kekId);
             }
@@ -1210,12 +1210,12 @@ public final class DekManager implements AutoCloseable {
                 full = !fullyListed || nanoTime.getAsLong() - fullyListedAtNanos >= settings.kekCheckInterval().toNanos();
             }
             String current = null;
-            KmsUnavailableException outage = null;
+            TransientKmsException outage = null;
             try {
                 current = kmsCall(provider::currentKekId);
-            } catch (KmsUnavailableException e) {
+            } catch (TransientKmsException e) {
                 outage = e;
-            } catch (KekUnavailableException e) {
+            } catch (KekRefusedException e) {
                 log.warn("KEK provider {} has no usable current KEK: {}", provider.name(), e.getMessage());
             }
             List<KekProvider.KekInfo> listedKeks = List.of();
@@ -1223,9 +1223,9 @@ public final class DekManager implements AutoCloseable {
                 if (full) {
                     listedKeks = kmsCall(provider::list);
                 }
-            } catch (KmsUnavailableException e) {
+            } catch (TransientKmsException e) {
                 outage = e;
-            } catch (KekUnavailableException e) {
+            } catch (KekRefusedException e) {
                 // E.g. AWS without kms:ListKeys: only the current KEK and keys.knownKekIds are accepted.
                 synchronized (this) {
                     if (!listRefusedLogged) {
@@ -1318,11 +1318,11 @@ public final class DekManager implements AutoCloseable {
         private long nextAttemptNanos;
         private String lastError = "";
 
-        synchronized void checkAllowed() throws KmsUnavailableException {
+        synchronized void checkAllowed() throws TransientKmsException {
             long now = nanoTime.getAsLong();
             if (failures > 0 && now - nextAttemptNanos < 0) {
                 metrics.kmsSkipped.increment();
-                throw new KmsUnavailableException("KMS " + provider.name() + " is backing off after " + failures
+                throw new TransientKmsException("KMS " + provider.name() + " is backing off after " + failures
                         + " failed call(s), next attempt in " + TimeUnit.NANOSECONDS.toMillis(nextAttemptNanos - now)
                         + " ms; last error: " + lastError, null);
             }

@@ -22,7 +22,7 @@ public interface KekProvider extends AutoCloseable {
     WrappedDek wrap(byte[] dek, DekContext context) throws GeneralSecurityException;
 
     /**
-     * @throws KekUnavailableException when the KEK does not exist, is disabled, or refuses the ciphertext: retrying
+     * @throws KekRefusedException when the KEK does not exist, is disabled, or refuses the ciphertext: retrying
      *     does not help
      * @throws GeneralSecurityException on any other failure (KMS unreachable, timeouts): transient
      */

@@ -2,7 +2,7 @@ package io.meshcrypt.filter.proxy;
 
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.KmsUnavailableException;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
 import io.meshcrypt.filter.records.FrameBudget;
@@ -431,7 +431,7 @@ final class FetchDecryptor {
 
     private static boolean kmsUnavailable(Throwable e) {
         for (Throwable t = e; t != null; t = t.getCause()) {
-            if (t instanceof KmsUnavailableException) {
+            if (t instanceof TransientKmsException) {
                 return true;
             }
         }

@@ -1,8 +1,8 @@
 package io.meshcrypt.filter.proxy;
 
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.Printable;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.kms.Printable;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.policy.EncryptionPolicy;
 import io.meshcrypt.filter.policy.TopicDecision;
@@ -25,7 +25,7 @@ import java.util.concurrent.CompletableFuture;
 final class ValueCrypto {
     private final ValueCipher cipher;
     /** Null when no policy entry encrypts keys: then keys are never touched, on produce or fetch. */
-    private final KeyCipher keyCipher;
+    private final RecordKeyCipher keyCipher;
     private final EncryptionPolicy policy;
     private final JsonTransformer json;
 
@@ -34,7 +34,7 @@ final class ValueCrypto {
     }
 
     /** @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given */
-    ValueCrypto(ValueCipher cipher, KeyCipher keyCipher, EncryptionPolicy policy) {
+    ValueCrypto(ValueCipher cipher, RecordKeyCipher keyCipher, EncryptionPolicy policy) {
         if (keyCipher == null && policy.anyDeterministicKeys()) {
             throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no record-key"
                     + " keyset was opened at start: set sivKeyset (or use keys: deterministic at start) and restart");
@@ -79,7 +79,7 @@ final class ValueCrypto {
         }
         String shown = shown(topic);
         return key -> {
-            if (!KeyCipher.isKeyEnvelope(key)) {
+            if (!RecordKeyCipher.isKeyEnvelope(key)) {
                 if (required) {
                     throw new RecordRewriteException("a key on topic " + shown
                             + " (keys: deterministic) is not a meshcrypt key envelope", null);
@@ -109,7 +109,7 @@ final class ValueCrypto {
             return null;
         }
         return key -> {
-            if (KeyCipher.isKeyEnvelope(key)) {
+            if (RecordKeyCipher.isKeyEnvelope(key)) {
                 throw new RecordRewriteException("a key produced to topic " + topic + " (decryptOnly) starts with the"
                         + " meshcrypt key-envelope magic; consumers would fail to decrypt it: refused", null);
             }
@@ -129,7 +129,7 @@ final class ValueCrypto {
             return null;
         }
         return value -> {
-            if (Envelope.isEnvelope(value)) {
+            if (ValueEnvelope.isEnvelope(value)) {
                 throw new RecordRewriteException("a value produced to topic " + topic + " (decryptOnly) starts with the"
                         + " meshcrypt envelope magic; consumers would fail to decrypt it: refused", null);
             }
@@ -184,7 +184,7 @@ final class ValueCrypto {
         if (!fields.isEmpty()) {
             List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
             return value -> {
-                if (Envelope.isEnvelope(value)) {
+                if (ValueEnvelope.isEnvelope(value)) {
                     return decryptWhole(topic, shown, value);
                 }
                 try {
@@ -196,7 +196,7 @@ final class ValueCrypto {
             };
         }
         return value -> {
-            if (!Envelope.isEnvelope(value)) {
+            if (!ValueEnvelope.isEnvelope(value)) {
                 if (required) {
                     throw new RecordRewriteException("a value on encrypted topic " + shown + " is not a meshcrypt envelope", null);
                 }

@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.Keysets;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -9,13 +10,12 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.crypto.EnvelopeCipherTest.CountingProvider;
+import io.meshcrypt.filter.crypto.ValueCipherV2Test.CountingProvider;
 import io.meshcrypt.filter.kms.KekProvider;
-import io.meshcrypt.filter.kms.KekUnavailableException;
+import io.meshcrypt.filter.kms.KekRefusedException;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.KmsUnavailableException;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.kms.LocalKekProvider;
-import io.meshcrypt.filter.kms.UnknownKekException;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -87,15 +87,15 @@ class DekManagerTest {
     }
 
     /** Waits until the startup listing of known KEKs is done: an unknown KEK id is refused only after it. */
-    private static void awaitKnownKeks(EnvelopeCipher cipher) {
+    private static void awaitKnownKeks(ValueCipherV2 cipher) {
         assertThrows(UnknownKekException.class,
                 () -> KeyNotReadyException.awaitBlocking(() -> cipher.decrypt("orders", forged("local:1", 65)), WAIT));
     }
 
     /** A version-2 envelope with the given KEK id and wrapped-DEK length: a header anyone can write. */
     private static ByteBuffer forged(String kekId, int wrappedLength) {
-        byte[] header = EnvelopeV2.header(kekId, 0x0102030405060708L, new byte[wrappedLength]);
-        byte[] value = new byte[header.length + Envelope.NONCE_LENGTH + 5 + Envelope.TAG_LENGTH];
+        byte[] header = ValueEnvelopeV2.header(kekId, 0x0102030405060708L, new byte[wrappedLength]);
+        byte[] value = new byte[header.length + ValueEnvelope.NONCE_LENGTH + 5 + ValueEnvelope.TAG_LENGTH];
         System.arraycopy(header, 0, value, 0, header.length);
         return ByteBuffer.wrap(value);
     }
@@ -111,7 +111,7 @@ class DekManagerTest {
 
         assertTrue(tookMillis < 250, "the caller must not wait for the 500 ms wrap, took " + tookMillis + " ms");
         assertFalse(e.ready().isDone());
-        assertInstanceOf(KmsUnavailableException.class, e, "callers that do not park treat it as a transient KMS failure");
+        assertInstanceOf(TransientKmsException.class, e, "callers that do not park treat it as a transient KMS failure");
         // Asked again while the wrap runs: the same work, no second KMS call.
         assertThrows(KeyNotReadyException.class, () -> m.forEncryption("orders"));
         awaitReady(e);
@@ -124,10 +124,10 @@ class DekManagerTest {
 
     @Test
     void givenUncachedDekAndSlowKms_whenForDecryption_thenKeyNotReadyAtOnceAndTheRetryAfterReadyHitsTheCache() throws Exception {
-        ByteBuffer envelope = new EnvelopeCipher(manager(settings()), null).blocking(WAIT).encrypt("orders", utf8("hello"));
+        ByteBuffer envelope = new ValueCipherV2(manager(settings()), null).blocking(WAIT).encrypt("orders", utf8("hello"));
         provider.delayMillis = 500;
         DekManager replica = manager(settings());
-        EnvelopeCipher cipher = new EnvelopeCipher(replica, null);
+        ValueCipherV2 cipher = new ValueCipherV2(replica, null);
         awaitKnownKeks(cipher);
 
         long start = System.nanoTime();
@@ -143,23 +143,23 @@ class DekManagerTest {
 
     @Test
     void givenKmsDown_whenReadyCompletes_thenTheRetryGetsKmsUnavailableNotKeyNotReady() throws Exception {
-        ByteBuffer envelope = new EnvelopeCipher(manager(settings()), null).blocking(WAIT).encrypt("orders", utf8("x"));
+        ByteBuffer envelope = new ValueCipherV2(manager(settings()), null).blocking(WAIT).encrypt("orders", utf8("x"));
         provider.down.set(true);
         provider.delayMillis = 100; // the KMS answers (with an error) after the caller has been told to wait
         DekManager m = manager(settings());
-        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        ValueCipherV2 cipher = new ValueCipherV2(m, null);
 
         KeyNotReadyException produce = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("fresh"));
         awaitReady(produce);
         GeneralSecurityException outage = assertThrows(GeneralSecurityException.class, () -> m.forEncryption("fresh"));
-        assertEquals(KmsUnavailableException.class, outage.getClass(), outage.toString());
+        assertEquals(TransientKmsException.class, outage.getClass(), outage.toString());
 
         clock.addAndGet(Duration.ofSeconds(1).toNanos()); // past the backoff of the failed wrap: the unwrap is sent
         awaitKnownKeks(cipher);
         KeyNotReadyException fetch = assertThrows(KeyNotReadyException.class, () -> cipher.decrypt("orders", envelope));
         awaitReady(fetch);
         GeneralSecurityException unwrapOutage = assertThrows(GeneralSecurityException.class, () -> cipher.decrypt("orders", envelope));
-        assertEquals(KmsUnavailableException.class, unwrapOutage.getClass(), unwrapOutage.toString());
+        assertEquals(TransientKmsException.class, unwrapOutage.getClass(), unwrapOutage.toString());
     }
 
     @Test
@@ -167,16 +167,16 @@ class DekManagerTest {
         Path other = dir.resolve("other.json");
         Keysets.create(other);
         DekManager foreign = realTimeManager(new LocalKekProvider(other), settings());
-        ByteBuffer envelope = new EnvelopeCipher(foreign, null).blocking(WAIT).encrypt("orders", utf8("x"));
-        String kek = EnvelopeV2.parse(envelope, null).kekId();
+        ByteBuffer envelope = new ValueCipherV2(foreign, null).blocking(WAIT).encrypt("orders", utf8("x"));
+        String kek = ValueEnvelopeV2.parse(envelope, null).kekId();
         DekManager m = manager(settings().withKnownKekIds(Set.of(kek)));
-        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        ValueCipherV2 cipher = new ValueCipherV2(m, null);
         provider.delayMillis = 100;
 
         awaitKnownKeks(cipher);
         KeyNotReadyException e = assertThrows(KeyNotReadyException.class, () -> cipher.decrypt("orders", envelope));
         awaitReady(e);
-        KekUnavailableException refused = assertThrows(KekUnavailableException.class, () -> cipher.decrypt("orders", envelope));
+        KekRefusedException refused = assertThrows(KekRefusedException.class, () -> cipher.decrypt("orders", envelope));
         assertTrue(refused.getMessage().contains(kek), refused.getMessage());
         assertEquals(1, provider.unwraps.get());
     }
@@ -194,7 +194,7 @@ class DekManagerTest {
         assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(2));
 
         GeneralSecurityException timedOut = assertThrows(GeneralSecurityException.class, () -> m.forEncryption("orders"));
-        assertEquals(KmsUnavailableException.class, timedOut.getClass(), timedOut.toString());
+        assertEquals(TransientKmsException.class, timedOut.getClass(), timedOut.toString());
         assertTrue(timedOut.getMessage().contains("within 200 ms"), timedOut.getMessage());
         assertEquals(1, provider.wraps.get(), "still single-flight: the hung call is not repeated");
     }
@@ -203,7 +203,7 @@ class DekManagerTest {
     void givenOneProduceNaming1000NewTopics_whenEncrypted_thenKmsCallsBoundedByTheBurstAndCachedTopicsUnaffected() throws Exception {
         // The fake clock never advances: no token is refilled during the flood.
         DekManager m = manager(settings().withNewDataKeyRate(50, 5));
-        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        ValueCipherV2 cipher = new ValueCipherV2(m, null);
         ByteBuffer before = cipher.blocking(WAIT).encrypt("orders", utf8("before"));
         provider.delayMillis = 100; // a KMS round trip: no new topic can be served within the flood
         int wrapsBefore = provider.wraps.get();
@@ -311,7 +311,7 @@ class DekManagerTest {
 
         GeneralSecurityException refused = assertThrows(GeneralSecurityException.class, () -> m.forEncryption("e"));
 
-        assertEquals(KmsUnavailableException.class, refused.getClass(), refused.toString());
+        assertEquals(TransientKmsException.class, refused.getClass(), refused.toString());
         assertEquals(1, m.metrics().newDeksRefused());
         assertEquals(3, m.metrics().newDeksDelayed());
         assertEquals(wraps, provider.wraps.get());
@@ -338,7 +338,7 @@ class DekManagerTest {
     @Test
     void givenForgedHeaderWithUnknownKekId_whenDecrypted_thenRefusedAsCorruptWithZeroKmsCalls() throws Exception {
         DekManager m = manager(settings());
-        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        ValueCipherV2 cipher = new ValueCipherV2(m, null);
         // The startup listing of known KEKs (the provider's own keys, no id from any record) has finished.
         awaitKnownKeks(cipher);
         int lists = provider.lists.get();
@@ -347,7 +347,7 @@ class DekManagerTest {
         for (String kek : List.of("local:1", "arn:aws:kms:eu-west-1:666666666666:key/attacker", "pkcs11:evil.1", "x")) {
             UnknownKekException e = assertThrows(UnknownKekException.class, () -> cipher.decrypt("orders", forged(kek, 65)));
             assertEquals(kek, e.kekId());
-            // An EnvelopeException, not a KmsUnavailableException (the type system says so): Fetch answers
+            // An EnvelopeException, not a TransientKmsException (the type system says so): Fetch answers
             // CORRUPT_MESSAGE, not the retriable KAFKA_STORAGE_ERROR.
             assertInstanceOf(EnvelopeException.class, e);
         }
@@ -361,14 +361,14 @@ class DekManagerTest {
     @Test
     void givenKekRotatedByAnotherProcess_whenItsFirstEnvelopeArrivesAfterTheListingIsStale_thenTheCurrentKekIsReadOnceAndDecrypted() throws Exception {
         DekManager replica = manager(settings());
-        EnvelopeCipher reader = new EnvelopeCipher(replica, null);
+        ValueCipherV2 reader = new ValueCipherV2(replica, null);
         awaitKnownKeks(reader);
         int lists = provider.lists.get();
         int currentChecks = provider.currentChecks.get();
 
         Keysets.rotate(keyset);
         DekManager writer = realTimeManager(new LocalKekProvider(keyset), settings());
-        ByteBuffer envelope = new EnvelopeCipher(writer, null).blocking(WAIT).encrypt("orders", utf8("rotated"));
+        ByteBuffer envelope = new ValueCipherV2(writer, null).blocking(WAIT).encrypt("orders", utf8("rotated"));
         provider.listDelayMillis = 100;
         // Within kekListMinInterval of the last listing an unknown id is refused at once (the documented trade-off).
         assertThrows(UnknownKekException.class, () -> reader.decrypt("orders", envelope));
@@ -412,22 +412,22 @@ class DekManagerTest {
 
     @Test
     void givenProviderThatMayNotListKeks_whenAnOldKeksEnvelopeArrives_thenOnlyKnownKekIdsFromTheConfigurationAreAsked() throws Exception {
-        ByteBuffer old = new EnvelopeCipher(realTimeManager(new LocalKekProvider(keyset), settings()), null).blocking(WAIT)
+        ByteBuffer old = new ValueCipherV2(realTimeManager(new LocalKekProvider(keyset), settings()), null).blocking(WAIT)
                 .encrypt("orders", utf8("old"));
-        String oldKek = EnvelopeV2.parse(old, null).kekId();
+        String oldKek = ValueEnvelopeV2.parse(old, null).kekId();
         Keysets.rotate(keyset);
-        KekProvider noList = new EnvelopeCipherTest.CountingProvider(provider) {
+        KekProvider noList = new ValueCipherV2Test.CountingProvider(provider) {
             @Override
             public List<KekInfo> list() throws GeneralSecurityException {
-                throw new KekUnavailableException("AccessDeniedException (kms:ListKeys)");
+                throw new KekRefusedException("AccessDeniedException (kms:ListKeys)");
             }
         };
 
-        EnvelopeCipher current = new EnvelopeCipher(realTimeManager(noList, settings()), null);
+        ValueCipherV2 current = new ValueCipherV2(realTimeManager(noList, settings()), null);
         assertThrows(UnknownKekException.class, () -> KeyNotReadyException.awaitBlocking(() -> current.decrypt("orders", old), WAIT));
         assertEquals(0, provider.unwraps.get());
 
-        EnvelopeCipher configured = new EnvelopeCipher(realTimeManager(noList, settings().withKnownKekIds(Set.of(oldKek))), null);
+        ValueCipherV2 configured = new ValueCipherV2(realTimeManager(noList, settings().withKnownKekIds(Set.of(oldKek))), null);
         assertEquals("old", StandardCharsets.UTF_8.decode(configured.blocking(WAIT).decrypt("orders", old)).toString());
         assertEquals(1, provider.unwraps.get());
     }
@@ -442,13 +442,13 @@ class DekManagerTest {
 
         assertTrue(waiting.ready().isDone());
         GeneralSecurityException retry = assertThrows(GeneralSecurityException.class, () -> m.forEncryption("b"));
-        assertEquals(KmsUnavailableException.class, retry.getClass(), retry.toString());
+        assertEquals(TransientKmsException.class, retry.getClass(), retry.toString());
     }
 
     @Test
     void givenForgedHeaderWithHugeWrappedDek_whenDecrypted_thenRefusedWithoutKmsCall() throws Exception {
         DekManager m = manager(settings().withMaxWrappedDekBytes(512));
-        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        ValueCipherV2 cipher = new ValueCipherV2(m, null);
         String kek = provider.currentKekId();
 
         EnvelopeException e = assertThrows(EnvelopeException.class, () -> cipher.decrypt("orders", forged(kek, 513)));
@@ -456,18 +456,18 @@ class DekManagerTest {
         assertEquals(0, provider.unwraps.get());
         // The length field itself cannot claim more than the value holds.
         ByteBuffer truncated = forged(kek, 600).limit(100);
-        assertThrows(EnvelopeException.class, () -> EnvelopeV2.parse(truncated, "orders"));
+        assertThrows(EnvelopeException.class, () -> ValueEnvelopeV2.parse(truncated, "orders"));
     }
 
     @Test
     void givenCachedKeys_whenManyRecords_thenTheKeyCallsAllocateNothing() throws Exception {
         DekManager m = manager(settings());
-        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        ValueCipherV2 cipher = new ValueCipherV2(m, null);
         ByteBuffer envelope = cipher.blocking(WAIT).encrypt("orders", utf8("x"));
-        EnvelopeV2.Info info = EnvelopeV2.parse(envelope, "orders");
+        ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, "orders");
         SecretKeySpec key = KeyNotReadyException.awaitBlocking(() -> m.forDecryption("orders", envelope, info), WAIT);
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        int keySection = EnvelopeV2.keySectionLength(envelope);
+        int keySection = ValueEnvelopeV2.keySectionLength(envelope);
         assertEquals(info.headerLength() - info.keyOffset(), keySection);
         for (int i = 0; i < 20_000; i++) { // warm up
             m.forEncryption("orders");

@@ -1,15 +1,15 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.Keysets;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.crypto.EnvelopeCipherTest.CountingProvider;
-import io.meshcrypt.filter.kms.KekUnavailableException;
+import io.meshcrypt.filter.crypto.ValueCipherV2Test.CountingProvider;
+import io.meshcrypt.filter.kms.KekRefusedException;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.LocalKekProvider;
-import io.meshcrypt.filter.kms.UnknownKekException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -70,15 +70,15 @@ class DekUnwrapLimitTest {
         }
     }
 
-    private static void awaitKnownKeks(EnvelopeCipher cipher) {
+    private static void awaitKnownKeks(ValueCipherV2 cipher) {
         assertThrows(UnknownKekException.class, () -> KeyNotReadyException.awaitBlocking(
                 () -> cipher.decrypt("orders", forged("local:1", 1, new byte[65])), WAIT));
     }
 
     /** A version-2 envelope anyone can write: any KEK id, any DEK id, any wrapped DEK. */
     private static ByteBuffer forged(String kekId, long dekId, byte[] wrapped) {
-        byte[] header = EnvelopeV2.header(kekId, dekId, wrapped);
-        byte[] value = new byte[header.length + Envelope.NONCE_LENGTH + 5 + Envelope.TAG_LENGTH];
+        byte[] header = ValueEnvelopeV2.header(kekId, dekId, wrapped);
+        byte[] value = new byte[header.length + ValueEnvelope.NONCE_LENGTH + 5 + ValueEnvelope.TAG_LENGTH];
         System.arraycopy(header, 0, value, 0, header.length);
         return ByteBuffer.wrap(value);
     }
@@ -92,7 +92,7 @@ class DekUnwrapLimitTest {
     @Test
     void givenForgedWrappedDeksUnderAKnownKek_whenMoreThanTheBurstArrive_thenOnlyTheBurstIsUnwrappedAndTheRestWaitForTokens() throws Exception {
         DekManager m = manager(settings().withUnwrapRate(10, 5));
-        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        ValueCipherV2 cipher = new ValueCipherV2(m, null);
         awaitKnownKeks(cipher);
         provider.delayMillis = 200; // the KMS is slow: the first five are still running when the rest arrive
         List<ByteBuffer> forged = new ArrayList<>();
@@ -107,7 +107,7 @@ class DekUnwrapLimitTest {
         for (int i = 0; i < 5; i++) {
             awaitReady(waits.get(i));
             int n = i;
-            assertThrows(KekUnavailableException.class, () -> cipher.decrypt("orders", forged.get(n)));
+            assertThrows(KekRefusedException.class, () -> cipher.decrypt("orders", forged.get(n)));
         }
 
         assertEquals(5, provider.unwraps.get(), "one unwrap per token, not one per forged envelope");
@@ -119,7 +119,7 @@ class DekUnwrapLimitTest {
         // The failed ones are remembered: asking again costs no KMS call and no token.
         for (int i = 0; i < 5; i++) {
             int n = i;
-            assertThrows(KekUnavailableException.class, () -> cipher.decrypt("orders", forged.get(n)));
+            assertThrows(KekRefusedException.class, () -> cipher.decrypt("orders", forged.get(n)));
         }
         assertEquals(5, provider.unwraps.get());
         // The wait of a refused one ends when a token is due (100 ms at 10/s); one second later five more may start.
@@ -139,7 +139,7 @@ class DekUnwrapLimitTest {
 
     @Test
     void givenCacheFullOfGoodDeks_whenManyForgedUnwrapsFail_thenTheGoodDeksStayCached() throws Exception {
-        EnvelopeCipher producer = new EnvelopeCipher(manager(settings()), null);
+        ValueCipherV2 producer = new ValueCipherV2(manager(settings()), null);
         List<ByteBuffer> good = new ArrayList<>();
         for (String topic : List.of("t1", "t2", "t3")) {
             good.add(producer.blocking(WAIT).encrypt(topic, ByteBuffer.wrap(topic.getBytes(StandardCharsets.UTF_8))));
@@ -147,7 +147,7 @@ class DekUnwrapLimitTest {
         DekManager replica = manager(new DekManager.Settings(DekManager.Settings.DEFAULT_MAX_RECORDS, Duration.ofHours(1),
                 Duration.ofHours(1), 3, Duration.ofSeconds(5), Duration.ofMillis(200), Duration.ofSeconds(5),
                 Duration.ofMinutes(5)).withUnwrapRate(1000, 1000).withMaxFailedUnwraps(4));
-        EnvelopeCipher cipher = new EnvelopeCipher(replica, null);
+        ValueCipherV2 cipher = new ValueCipherV2(replica, null);
         awaitKnownKeks(cipher);
         List<String> topics = List.of("t1", "t2", "t3");
         for (int i = 0; i < 3; i++) {
@@ -158,7 +158,7 @@ class DekUnwrapLimitTest {
 
         for (int i = 0; i < 50; i++) {
             ByteBuffer envelope = forgedUnderKnownKek(i);
-            assertThrows(KekUnavailableException.class,
+            assertThrows(KekRefusedException.class,
                     () -> KeyNotReadyException.awaitBlocking(() -> cipher.decrypt("t1", envelope), WAIT));
         }
         assertEquals(53, provider.unwraps.get());
@@ -172,15 +172,15 @@ class DekUnwrapLimitTest {
 
     @Test
     void givenExpiredGoodDek_whenNoUnwrapTokenIsLeft_thenItsReUnwrapNeedsNoToken() throws Exception {
-        ByteBuffer good = new EnvelopeCipher(manager(settings()), null).blocking(WAIT)
+        ByteBuffer good = new ValueCipherV2(manager(settings()), null).blocking(WAIT)
                 .encrypt("orders", ByteBuffer.wrap("x".getBytes(StandardCharsets.UTF_8)));
         DekManager replica = manager(settings().withUnwrapRate(1, 1));
-        EnvelopeCipher cipher = new EnvelopeCipher(replica, null);
+        ValueCipherV2 cipher = new ValueCipherV2(replica, null);
         awaitKnownKeks(cipher);
         KeyNotReadyException.awaitBlocking(() -> cipher.decrypt("orders", good.duplicate()), WAIT);
         clock.addAndGet(Duration.ofHours(2).toNanos()); // past cacheTtl
         ByteBuffer forged = forgedUnderKnownKek(1);
-        assertThrows(KekUnavailableException.class, () -> KeyNotReadyException.awaitBlocking(
+        assertThrows(KekRefusedException.class, () -> KeyNotReadyException.awaitBlocking(
                 () -> cipher.decrypt("orders", forged), WAIT)); // takes the only token
         int unwraps = provider.unwraps.get();
 
@@ -195,7 +195,7 @@ class DekUnwrapLimitTest {
     @Test
     void givenForgedKekIdWithNewlinesAndMaxLength_whenRefused_thenTheMessageShowsItEscapedAndCut() throws Exception {
         DekManager m = manager(settings());
-        EnvelopeCipher cipher = new EnvelopeCipher(m, null);
+        ValueCipherV2 cipher = new ValueCipherV2(m, null);
         awaitKnownKeks(cipher);
         String kekId = "evil\n2026-12-01 INFO all good\r\u001b[31m" + "A".repeat(200);
 

@@ -16,20 +16,20 @@ import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * Writes envelope version 2 with DEKs from a {@link DekManager}; reads versions 2 and, through a {@link RecordCipher}
+ * Writes envelope version 2 with DEKs from a {@link DekManager}; reads versions 2 and, through a {@link ValueCipherV1}
  * over the old keyset, version 1. Thread-safe.
  */
-public final class EnvelopeCipher implements ValueCipher {
-    private static final int TAG_BITS = Envelope.TAG_LENGTH * 8;
+public final class ValueCipherV2 implements ValueCipher {
+    private static final int TAG_BITS = ValueEnvelope.TAG_LENGTH * 8;
     private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
-    private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(EnvelopeCipher::newCipher);
+    private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(ValueCipherV2::newCipher);
 
     private final DekManager deks;
-    private final RecordCipher v1;
+    private final ValueCipherV1 v1;
     private final ConcurrentHashMap<String, byte[]> topicAad = new ConcurrentHashMap<>();
 
     /** @param v1 decrypts version-1 envelopes; null when the deployment never wrote any (they then fail to decrypt) */
-    public EnvelopeCipher(DekManager deks, RecordCipher v1) {
+    public ValueCipherV2(DekManager deks, ValueCipherV1 v1) {
         this.deks = Objects.requireNonNull(deks, "deks");
         this.v1 = v1;
     }
@@ -45,7 +45,7 @@ public final class EnvelopeCipher implements ValueCipher {
      */
     public ValueCipher blocking(Duration timeout) {
         Objects.requireNonNull(timeout, "timeout");
-        EnvelopeCipher self = this;
+        ValueCipherV2 self = this;
         return new ValueCipher() {
             @Override
             public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
@@ -63,7 +63,7 @@ public final class EnvelopeCipher implements ValueCipher {
      * Never waits for the KMS.
      *
      * @throws KeyNotReadyException when the topic's DEK is being generated: retry once its future completes
-     * @throws io.meshcrypt.filter.kms.KmsUnavailableException when the KMS cannot provide a DEK
+     * @throws io.meshcrypt.filter.kms.TransientKmsException when the KMS cannot provide a DEK
      */
     @Override
     public CompletableFuture<Void> prepareForEncryption(String topic) {
@@ -76,9 +76,9 @@ public final class EnvelopeCipher implements ValueCipher {
         DekManager.Dek dek = deks.forEncryption(topic);
         int length = plaintext.remaining();
         byte[] header = dek.header;
-        int overhead = header.length + Envelope.NONCE_LENGTH + Envelope.TAG_LENGTH;
+        int overhead = header.length + ValueEnvelope.NONCE_LENGTH + ValueEnvelope.TAG_LENGTH;
         if (length > Integer.MAX_VALUE - 8 - overhead) {
-            throw new GeneralSecurityException("value" + Envelope.onTopic(topic) + " is too large to encrypt (" + length + " bytes)");
+            throw new GeneralSecurityException("value" + ValueEnvelope.onTopic(topic) + " is too large to encrypt (" + length + " bytes)");
         }
         byte[] out = new byte[overhead + length];
         System.arraycopy(header, 0, out, 0, header.length);
@@ -89,9 +89,9 @@ public final class EnvelopeCipher implements ValueCipher {
         cipher.updateAAD(header);
         cipher.updateAAD(topicAad(topic));
         int start = header.length + nonce.length;
-        int written = cipher.doFinal(plaintext.duplicate(), ByteBuffer.wrap(out, start, length + Envelope.TAG_LENGTH));
-        if (written != length + Envelope.TAG_LENGTH) {
-            throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + (length + Envelope.TAG_LENGTH));
+        int written = cipher.doFinal(plaintext.duplicate(), ByteBuffer.wrap(out, start, length + ValueEnvelope.TAG_LENGTH));
+        if (written != length + ValueEnvelope.TAG_LENGTH) {
+            throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + (length + ValueEnvelope.TAG_LENGTH));
         }
         return ByteBuffer.wrap(out);
     }
@@ -100,43 +100,43 @@ public final class EnvelopeCipher implements ValueCipher {
      * @throws NotAnEnvelopeException when the value lacks the envelope magic
      * @throws UnsupportedEnvelopeVersionException for versions other than 1 and 2 (and 1 without a v1 keyset)
      * @throws EnvelopeException when the value is truncated, tampered with, or belongs to another topic
-     * @throws io.meshcrypt.filter.kms.UnknownKekException (an EnvelopeException) when it names a KEK the
+     * @throws io.meshcrypt.filter.crypto.UnknownKekException (an EnvelopeException) when it names a KEK the
      *     configuration does not know; no KMS call is made
-     * @throws io.meshcrypt.filter.kms.KekUnavailableException when its KEK is missing or disabled
+     * @throws io.meshcrypt.filter.kms.KekRefusedException when its KEK is missing or disabled
      * @throws KeyNotReadyException when its DEK is not cached and is being unwrapped: retry once its future completes
-     * @throws io.meshcrypt.filter.kms.KmsUnavailableException when its DEK is not cached and the KMS is down
+     * @throws io.meshcrypt.filter.kms.TransientKmsException when its DEK is not cached and the KMS is down
      */
     @Override
     public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
-        if (!Envelope.isEnvelope(envelope)) {
-            throw new NotAnEnvelopeException("value" + Envelope.onTopic(topic) + " is not a meshcrypt envelope ("
+        if (!ValueEnvelope.isEnvelope(envelope)) {
+            throw new NotAnEnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is not a meshcrypt envelope ("
                     + envelope.remaining() + " bytes without the \\0MCE magic)");
         }
         int version = Byte.toUnsignedInt(envelope.get(envelope.position() + 4));
-        if (version == Envelope.VERSION_1 && v1 != null) {
+        if (version == ValueEnvelopeV1.VERSION_1 && v1 != null) {
             return v1.decrypt(topic, envelope);
         }
-        if (version != EnvelopeV2.VERSION_2) {
-            throw new UnsupportedEnvelopeVersionException("value" + Envelope.onTopic(topic) + " uses meshcrypt envelope version "
+        if (version != ValueEnvelopeV2.VERSION_2) {
+            throw new UnsupportedEnvelopeVersionException("value" + ValueEnvelope.onTopic(topic) + " uses meshcrypt envelope version "
                     + version + "; this reader supports version 2" + (v1 == null ? " (no version-1 keyset configured)" : " and 1"), version);
         }
         // A run of records under one DEK: compare the key section with the last one, parse nothing.
-        int keySection = EnvelopeV2.keySectionLength(envelope);
+        int keySection = ValueEnvelopeV2.keySectionLength(envelope);
         SecretKeySpec key = keySection < 0 ? null : deks.cachedForDecryption(topic, envelope, keySection);
         int headerLength;
         if (key != null) {
-            headerLength = EnvelopeV2.KEK_ID_LENGTH_OFFSET + keySection;
+            headerLength = ValueEnvelopeV2.KEK_ID_LENGTH_OFFSET + keySection;
         } else {
-            EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
             key = deks.forDecryption(topic, envelope, info);
             headerLength = info.headerLength();
         }
         int start = envelope.position();
-        byte[] nonce = new byte[Envelope.NONCE_LENGTH];
+        byte[] nonce = new byte[ValueEnvelope.NONCE_LENGTH];
         envelope.get(start + headerLength, nonce);
-        ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + Envelope.NONCE_LENGTH);
-        ByteBuffer plaintext = ByteBuffer.allocate(ciphertext.remaining() - Envelope.TAG_LENGTH);
+        ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + ValueEnvelope.NONCE_LENGTH);
+        ByteBuffer plaintext = ByteBuffer.allocate(ciphertext.remaining() - ValueEnvelope.TAG_LENGTH);
         Cipher cipher = CIPHER.get();
         try {
             cipher.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce));
@@ -144,12 +144,12 @@ public final class EnvelopeCipher implements ValueCipher {
             cipher.updateAAD(topicAad(topic));
             cipher.doFinal(ciphertext, plaintext);
         } catch (AEADBadTagException e) {
-            EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
-            throw new EnvelopeException("cannot decrypt value" + Envelope.onTopic(topic) + " with DEK " + info.dekIdText()
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
+            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
                     + " (KEK " + info.kekIdText() + "): authentication failed (value tampered with or truncated, or encrypted for another topic)");
         } catch (GeneralSecurityException e) {
-            EnvelopeV2.Info info = EnvelopeV2.parse(envelope, topic);
-            throw new EnvelopeException("cannot decrypt value" + Envelope.onTopic(topic) + " with DEK " + info.dekIdText()
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
+            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
                     + " (KEK " + info.kekIdText() + "): " + e.getClass().getSimpleName(), e);
         }
         return plaintext.flip();

@@ -1,4 +1,4 @@
-package io.meshcrypt.filter.crypto;
+package io.meshcrypt.filter.kms;
 
 import com.google.crypto.tink.InsecureSecretKeyAccess;
 import com.google.crypto.tink.KeyStatus;

@@ -1,4 +1,4 @@
-package io.meshcrypt.filter.kms;
+package io.meshcrypt.filter.crypto;
 
 import io.meshcrypt.filter.crypto.EnvelopeException;
 

@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.Printable;
 import com.google.crypto.tink.Configuration;
 import com.google.crypto.tink.DeterministicAead;
 import com.google.crypto.tink.InsecureSecretKeyAccess;
@@ -43,7 +44,7 @@ import java.util.Objects;
  * {@code header(5 bytes) || UTF-8("topic:" + topic)}, so the same key on another topic encrypts differently and a
  * key copied to another topic fails to decrypt. Thread-safe.
  */
-public final class KeyCipher {
+public final class RecordKeyCipher {
 
     /** Bytes 0-3 read as a big-endian int: "\0MCK". */
     public static final int MAGIC = 0x004D434B;
@@ -59,7 +60,7 @@ public final class KeyCipher {
     private final DeterministicAead daead;
     private final int[] keyIds;
 
-    private KeyCipher(DeterministicAead daead, int[] keyIds) {
+    private RecordKeyCipher(DeterministicAead daead, int[] keyIds) {
         this.daead = daead;
         this.keyIds = keyIds;
     }
@@ -67,7 +68,7 @@ public final class KeyCipher {
     /**
      * @param keyset every enabled key must be AES-SIV with the TINK output prefix, so that each ciphertext names its key
      */
-    public static KeyCipher fromKeysetHandle(KeysetHandle keyset) throws GeneralSecurityException {
+    public static RecordKeyCipher fromKeysetHandle(KeysetHandle keyset) throws GeneralSecurityException {
         int[] ids = new int[keyset.size()];
         int n = 0;
         for (int i = 0; i < keyset.size(); i++) {
@@ -84,11 +85,11 @@ public final class KeyCipher {
         }
         int[] keyIds = Arrays.copyOf(ids, n);
         Arrays.sort(keyIds);
-        return new KeyCipher(keyset.getPrimitive(config(), DeterministicAead.class), keyIds);
+        return new RecordKeyCipher(keyset.getPrimitive(config(), DeterministicAead.class), keyIds);
     }
 
     /** Reads a cleartext Tink JSON AES-SIV keyset. */
-    public static KeyCipher fromKeysetFile(Path file) throws IOException, GeneralSecurityException {
+    public static RecordKeyCipher fromKeysetFile(Path file) throws IOException, GeneralSecurityException {
         String json;
         try {
             json = Files.readString(file, StandardCharsets.UTF_8);
@@ -110,7 +111,7 @@ public final class KeyCipher {
      * Opens the keyset in {@code file}, first writing a new single-key AES-256-SIV keyset (mode 0600) when there is
      * none. An existing file is never overwritten; when another process creates it at the same moment, its keyset wins.
      */
-    public static KeyCipher openOrCreate(Path file) throws IOException, GeneralSecurityException {
+    public static RecordKeyCipher openOrCreate(Path file) throws IOException, GeneralSecurityException {
         if (!Files.exists(file)) {
             KeysetHandle handle = KeysetHandle.generateNew(PredefinedDeterministicAeadParameters.AES256_SIV, config());
             byte[] json = TinkJsonProtoKeysetFormat.serializeKeyset(handle, config(), InsecureSecretKeyAccess.get())
