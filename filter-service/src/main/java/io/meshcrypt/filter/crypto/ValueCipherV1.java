@@ -9,45 +9,33 @@ import com.google.crypto.tink.aead.AesGcmKey;
 import com.google.crypto.tink.aead.AesGcmParameters;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.ConcurrentHashMap;
 import javax.crypto.AEADBadTagException;
-import javax.crypto.Cipher;
-import javax.crypto.NoSuchPaddingException;
-import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * Encrypts and decrypts record values into the meshcrypt envelope, bound to their topic. Thread-safe.
+ * Record values in envelope format version 1 ({@link ValueEnvelopeV1}): AES-256-GCM directly under the keys of a Tink
+ * keyset, bound to their topic. Written when no {@code keys:} section is configured; read for older data. Thread-safe.
  *
  * <p>Keys come from a Tink keyset and the bytes after the envelope header are exactly Tink's AES-GCM ciphertext
  * (TINK output prefix), so Tink's own {@code Aead} decrypts them. The AES-GCM operation itself runs on the JCE
- * cipher with {@link ByteBuffer}s, which Tink's {@code byte[]} API cannot do: the plaintext is read in place from the
- * record batch and the ciphertext is written straight behind the header, with no intermediate copies. Key material
+ * cipher with {@link ByteBuffer}s ({@link TopicBoundAesGcm}), which Tink's {@code byte[]} API cannot do. Key material
  * is resolved once, at construction; per record there is one table lookup and one allocation (the result).
  */
 public final class ValueCipherV1 implements ValueCipher {
 
-    private static final String TRANSFORMATION = "AES/GCM/NoPadding";
     private static final int AES_256_KEY_BYTES = 32;
-    private static final int TAG_BITS = ValueEnvelope.TAG_LENGTH * 8;
     private static final byte[] HEADER_V1 = {0x00, 0x4D, 0x43, 0x45, ValueEnvelopeV1.VERSION_1};
-    /** Topic AAD is cached per topic name; the bound keeps a client inventing topic names from growing it forever. */
-    private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
-
-    private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(ValueCipherV1::newCipher);
 
     private final int primaryKeyId;
     private final SecretKeySpec primaryKey;
     private final int[] keyIds;
     private final SecretKeySpec[] keys;
-    private final ConcurrentHashMap<String, byte[]> topicAad = new ConcurrentHashMap<>();
+    private final TopicBoundAesGcm aesGcm = new TopicBoundAesGcm();
 
     private ValueCipherV1(int primaryKeyId, int[] keyIds, SecretKeySpec[] keys) {
         this.primaryKeyId = primaryKeyId;
@@ -117,16 +105,7 @@ public final class ValueCipherV1 implements ValueCipher {
         out[ValueEnvelopeV1.KEY_ID_OFFSET + 3] = (byte) primaryKeyId;
         byte[] nonce = Nonces.next();
         System.arraycopy(nonce, 0, out, ValueEnvelopeV1.NONCE_OFFSET, ValueEnvelope.NONCE_LENGTH);
-
-        Cipher cipher = CIPHER.get();
-        cipher.init(Cipher.ENCRYPT_MODE, primaryKey, new GCMParameterSpec(TAG_BITS, nonce));
-        cipher.updateAAD(HEADER_V1);
-        cipher.updateAAD(topicAad(topic));
-        int written = cipher.doFinal(plaintext.duplicate(),
-                ByteBuffer.wrap(out, ValueEnvelopeV1.CIPHERTEXT_OFFSET, length + ValueEnvelope.TAG_LENGTH));
-        if (written != length + ValueEnvelope.TAG_LENGTH) {
-            throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + (length + ValueEnvelope.TAG_LENGTH));
-        }
+        aesGcm.seal(primaryKey, nonce, HEADER_V1, topic, plaintext, out, ValueEnvelopeV1.CIPHERTEXT_OFFSET);
         return ByteBuffer.wrap(out);
     }
 
@@ -152,14 +131,8 @@ public final class ValueCipherV1 implements ValueCipher {
         byte[] nonce = new byte[ValueEnvelope.NONCE_LENGTH];
         envelope.get(start + ValueEnvelopeV1.NONCE_OFFSET, nonce);
         ByteBuffer ciphertext = envelope.duplicate().position(start + ValueEnvelopeV1.CIPHERTEXT_OFFSET);
-        ByteBuffer plaintext = ByteBuffer.allocate(envelope.remaining() - ValueEnvelopeV1.OVERHEAD);
-
-        Cipher cipher = CIPHER.get();
         try {
-            cipher.init(Cipher.DECRYPT_MODE, keys[index], new GCMParameterSpec(TAG_BITS, nonce));
-            cipher.updateAAD(HEADER_V1);
-            cipher.updateAAD(topicAad(topic));
-            cipher.doFinal(ciphertext, plaintext);
+            return aesGcm.open(keys[index], nonce, ByteBuffer.wrap(HEADER_V1), topic, ciphertext);
         } catch (AEADBadTagException e) {
             throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with key " + info.keyIdText()
                     + ": authentication failed (value tampered with or truncated, or encrypted for another topic)");
@@ -167,20 +140,8 @@ public final class ValueCipherV1 implements ValueCipher {
             throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with key " + info.keyIdText()
                     + ": " + e.getClass().getSimpleName(), e);
         }
-        return plaintext.flip();
     }
 
-    private byte[] topicAad(String topic) {
-        byte[] aad = topicAad.get(topic);
-        if (aad == null) {
-            aad = ("topic:" + topic).getBytes(StandardCharsets.UTF_8);
-            if (topicAad.size() >= TOPIC_AAD_CACHE_LIMIT) {
-                topicAad.clear();
-            }
-            topicAad.put(topic, aad);
-        }
-        return aad;
-    }
 
     private static byte[] aes256GcmKeyBytes(int id, Key key) throws GeneralSecurityException {
         String idText = Integer.toUnsignedString(id);
@@ -208,11 +169,4 @@ public final class ValueCipherV1 implements ValueCipher {
         return -1;
     }
 
-    private static Cipher newCipher() {
-        try {
-            return Cipher.getInstance(TRANSFORMATION);
-        } catch (NoSuchAlgorithmException | NoSuchPaddingException e) {
-            throw new IllegalStateException(TRANSFORMATION + " is not available in this JVM", e);
-        }
-    }
 }

@@ -2,31 +2,22 @@ package io.meshcrypt.filter.crypto;
 
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import javax.crypto.AEADBadTagException;
-import javax.crypto.Cipher;
-import javax.crypto.NoSuchPaddingException;
-import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * Writes envelope version 2 with DEKs from a {@link DekManager}; reads versions 2 and, through a {@link ValueCipherV1}
- * over the old keyset, version 1. Thread-safe.
+ * Record values in envelope format version 2 ({@link ValueEnvelopeV2}): written with per-topic DEKs from a
+ * {@link DekManager}; reads version 2 and, through a {@link ValueCipherV1} over the old keyset, version 1. Thread-safe.
  */
 public final class ValueCipherV2 implements ValueCipher {
-    private static final int TAG_BITS = ValueEnvelope.TAG_LENGTH * 8;
-    private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
-    private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(ValueCipherV2::newCipher);
 
     private final DekManager deks;
     private final ValueCipherV1 v1;
-    private final ConcurrentHashMap<String, byte[]> topicAad = new ConcurrentHashMap<>();
+    private final TopicBoundAesGcm aesGcm = new TopicBoundAesGcm();
 
     /** @param v1 decrypts version-1 envelopes; null when the deployment never wrote any (they then fail to decrypt) */
     public ValueCipherV2(DekManager deks, ValueCipherV1 v1) {
@@ -73,7 +64,7 @@ public final class ValueCipherV2 implements ValueCipher {
     @Override
     public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
-        DekManager.Dek dek = deks.forEncryption(topic);
+        Dek dek = deks.forEncryption(topic);
         int length = plaintext.remaining();
         byte[] header = dek.header;
         int overhead = header.length + ValueEnvelope.NONCE_LENGTH + ValueEnvelope.TAG_LENGTH;
@@ -84,15 +75,7 @@ public final class ValueCipherV2 implements ValueCipher {
         System.arraycopy(header, 0, out, 0, header.length);
         byte[] nonce = Nonces.next();
         System.arraycopy(nonce, 0, out, header.length, nonce.length);
-        Cipher cipher = CIPHER.get();
-        cipher.init(Cipher.ENCRYPT_MODE, dek.key, new GCMParameterSpec(TAG_BITS, nonce));
-        cipher.updateAAD(header);
-        cipher.updateAAD(topicAad(topic));
-        int start = header.length + nonce.length;
-        int written = cipher.doFinal(plaintext.duplicate(), ByteBuffer.wrap(out, start, length + ValueEnvelope.TAG_LENGTH));
-        if (written != length + ValueEnvelope.TAG_LENGTH) {
-            throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + (length + ValueEnvelope.TAG_LENGTH));
-        }
+        aesGcm.seal(dek.key, nonce, header, topic, plaintext, out, header.length + nonce.length);
         return ByteBuffer.wrap(out);
     }
 
@@ -136,13 +119,8 @@ public final class ValueCipherV2 implements ValueCipher {
         byte[] nonce = new byte[ValueEnvelope.NONCE_LENGTH];
         envelope.get(start + headerLength, nonce);
         ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + ValueEnvelope.NONCE_LENGTH);
-        ByteBuffer plaintext = ByteBuffer.allocate(ciphertext.remaining() - ValueEnvelope.TAG_LENGTH);
-        Cipher cipher = CIPHER.get();
         try {
-            cipher.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce));
-            cipher.updateAAD(envelope.duplicate().limit(start + headerLength));
-            cipher.updateAAD(topicAad(topic));
-            cipher.doFinal(ciphertext, plaintext);
+            return aesGcm.open(key, nonce, envelope.duplicate().limit(start + headerLength), topic, ciphertext);
         } catch (AEADBadTagException e) {
             ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
             throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
@@ -152,26 +130,7 @@ public final class ValueCipherV2 implements ValueCipher {
             throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
                     + " (KEK " + info.kekIdText() + "): " + e.getClass().getSimpleName(), e);
         }
-        return plaintext.flip();
     }
 
-    private byte[] topicAad(String topic) {
-        byte[] aad = topicAad.get(topic);
-        if (aad == null) {
-            aad = ("topic:" + topic).getBytes(StandardCharsets.UTF_8);
-            if (topicAad.size() >= TOPIC_AAD_CACHE_LIMIT) {
-                topicAad.clear();
-            }
-            topicAad.put(topic, aad);
-        }
-        return aad;
-    }
 
-    private static Cipher newCipher() {
-        try {
-            return Cipher.getInstance("AES/GCM/NoPadding");
-        } catch (NoSuchAlgorithmException | NoSuchPaddingException e) {
-            throw new IllegalStateException("AES/GCM/NoPadding is not available in this JVM", e);
-        }
-    }
 }

@@ -115,7 +115,7 @@ class DekManagerTest {
         // Asked again while the wrap runs: the same work, no second KMS call.
         assertThrows(KeyNotReadyException.class, () -> m.forEncryption("orders"));
         awaitReady(e);
-        DekManager.Dek dek = m.forEncryption("orders");
+        Dek dek = m.forEncryption("orders");
         assertNotNull(dek);
         assertSame(dek, m.forEncryption("orders"));
         assertEquals(1, provider.wraps.get());
@@ -321,13 +321,13 @@ class DekManagerTest {
     @Test
     void givenNoTokenLeft_whenAnExistingTopicsDekIsRotated_thenItsReplacementNeedsNoToken() throws Exception {
         DekManager m = manager(settings().withNewDataKeyRate(1, 1));
-        DekManager.Dek first = KeyNotReadyException.awaitBlocking(() -> m.forEncryption("orders"), WAIT);
+        Dek first = KeyNotReadyException.awaitBlocking(() -> m.forEncryption("orders"), WAIT);
         assertThrows(KeyNotReadyException.class, () -> m.forEncryption("other"), "the only token is spent");
 
         m.rotateDeks();
         assertSame(first, m.forEncryption("orders"), "the retired DEK keeps serving while its replacement is made");
         long deadline = System.nanoTime() + WAIT.toNanos();
-        DekManager.Dek next = first;
+        Dek next = first;
         while (next == first && System.nanoTime() < deadline) {
             Thread.sleep(5);
             next = m.forEncryption("orders");
