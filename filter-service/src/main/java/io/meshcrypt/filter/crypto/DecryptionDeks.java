@@ -6,6 +6,7 @@ import io.meshcrypt.filter.kms.Printable;
 import io.meshcrypt.filter.kms.ResilientKekProvider;
 import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.concurrent.ConcurrentHashMap;
@@ -18,21 +19,26 @@ import javax.crypto.spec.SecretKeySpec;
  * waits; only DEKs that unwrapped enter the cache, so forged wrapped DEKs never evict good ones.
  */
 final class DecryptionDeks {
+
+    /** The limits that concern decrypting (documented on the facade's settings). */
+    record Settings(Duration cacheTtl, int cacheMaxEntries, int maxWrappedDekBytes) {
+    }
+
     private final ResilientKekProvider kms;
-    private final DekManager.Settings settings;
+    private final Settings settings;
     private final KeyMetrics metrics;
     private final LongSupplier nanoTime;
     private final ConcurrentHashMap<CacheKey, CacheEntry> unwrapped = new ConcurrentHashMap<>();
     private final ThreadLocal<CacheEntry> lastUsed = new ThreadLocal<>();
 
-    DecryptionDeks(ResilientKekProvider kms, DekManager.Settings settings, KeyMetrics metrics, LongSupplier nanoTime) {
+    DecryptionDeks(ResilientKekProvider kms, Settings settings, KeyMetrics metrics, LongSupplier nanoTime) {
         this.kms = kms;
         this.settings = settings;
         this.metrics = metrics;
         this.nanoTime = nanoTime;
     }
 
-    /** See {@link DekManager#forDecryption}. */
+    /** The per-record path: never waits for the KMS (documented on the facade). */
     SecretKeySpec forDecryption(String topic, ByteBuffer envelope, ValueEnvelopeV2.Info info) throws GeneralSecurityException {
         int from = envelope.position() + info.keyOffset();
         int length = info.headerLength() - info.keyOffset();
@@ -57,7 +63,7 @@ final class DecryptionDeks {
         return entry.key;
     }
 
-    /** See {@link DekManager#cachedForDecryption}. */
+    /** The allocation-free fast path for a run of records under one DEK (documented on the facade). */
     SecretKeySpec cachedForDecryption(String topic, ByteBuffer envelope, int keySectionLength) {
         CacheEntry last = lastUsed.get();
         if (last != null && last.validAt(nanoTime.getAsLong())

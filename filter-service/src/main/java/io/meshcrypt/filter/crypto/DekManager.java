@@ -177,6 +177,15 @@ public final class DekManager implements AutoCloseable {
                     knownKekIds, kekListMinInterval, unwrapsPerSecond, unwrapsBurst, max);
         }
 
+        EncryptionDeks.Settings encryption() {
+            return new EncryptionDeks.Settings(maxRecordsPerDek, maxDekAge, newDataKeysPerSecond, newDataKeysBurst,
+                    maxTopicsWaitingForDek, maxWrappedDekBytes);
+        }
+
+        DecryptionDeks.Settings decryption() {
+            return new DecryptionDeks.Settings(cacheTtl, cacheMaxEntries, maxWrappedDekBytes);
+        }
+
         /** The limits that belong to the KMS decorator. */
         ResilientKekProvider.Settings resilience() {
             return new ResilientKekProvider.Settings(cacheTtl, kmsTimeout, backoffMin, backoffMax, kekCheckInterval,
@@ -205,8 +214,8 @@ public final class DekManager implements AutoCloseable {
         timer.setRemoveOnCancelPolicy(true);
         InstrumentedKekProvider instrumented = new InstrumentedKekProvider(provider, metrics);
         this.kms = new ResilientKekProvider(instrumented, settings.resilience(), metrics, nanoTime, kmsPool, timer);
-        this.decryption = new DecryptionDeks(kms, settings, metrics, nanoTime);
-        this.encryption = new EncryptionDeks(kms, decryption, settings, metrics, nanoTime, timer);
+        this.decryption = new DecryptionDeks(kms, settings.decryption(), metrics, nanoTime);
+        this.encryption = new EncryptionDeks(kms, decryption, settings.encryption(), metrics, nanoTime, timer);
         long check = settings.kekCheckInterval().toMillis();
         // The check calls the KMS: on the KMS pool, never on the timer, which must stay free to end waits on time.
         timer.scheduleWithFixedDelay(() -> {

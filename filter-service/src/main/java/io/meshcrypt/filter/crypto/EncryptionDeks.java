@@ -11,6 +11,7 @@ import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.kms.WrappedDek;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -35,12 +36,18 @@ import org.slf4j.LoggerFactory;
  * ({@link ResilientKekProvider#submit}), single-flight per topic; callers never wait.
  */
 final class EncryptionDeks {
+
+    /** The limits that concern encrypting (documented on the facade's settings). */
+    record Settings(long maxRecordsPerDek, Duration maxDekAge, double newDataKeysPerSecond, int newDataKeysBurst,
+                    int maxTopicsWaitingForDek, int maxWrappedDekBytes) {
+    }
+
     private static final Logger log = LoggerFactory.getLogger(EncryptionDeks.class);
     private static final int DEK_BYTES = KekProvider.DEK_BYTES;
 
     private final ResilientKekProvider kms;
     private final DecryptionDeks decryption;
-    private final DekManager.Settings settings;
+    private final Settings settings;
     private final KeyMetrics metrics;
     private final LongSupplier nanoTime;
     private final ScheduledExecutorService timer;
@@ -49,7 +56,7 @@ final class EncryptionDeks {
     private final TokenBucket newDeks;
 
     /** @param decryption where each new DEK is cached too, so this instance decrypts its own records without an unwrap */
-    EncryptionDeks(ResilientKekProvider kms, DecryptionDeks decryption, DekManager.Settings settings, KeyMetrics metrics,
+    EncryptionDeks(ResilientKekProvider kms, DecryptionDeks decryption, Settings settings, KeyMetrics metrics,
                    LongSupplier nanoTime, ScheduledExecutorService timer) {
         this.kms = kms;
         this.decryption = decryption;

@@ -1,12 +1,11 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.kms.Printable;
 import com.google.crypto.tink.Configuration;
 import com.google.crypto.tink.DeterministicAead;
-import com.google.crypto.tink.InsecureSecretKeyAccess;
 import com.google.crypto.tink.KeyStatus;
 import com.google.crypto.tink.KeysetHandle;
-import com.google.crypto.tink.TinkJsonProtoKeysetFormat;
 import com.google.crypto.tink.daead.AesSivKey;
 import com.google.crypto.tink.daead.AesSivParameters;
 import com.google.crypto.tink.daead.DeterministicAeadConfig2026;
@@ -16,11 +15,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.FileAttribute;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.GeneralSecurityException;
 import java.util.Arrays;
 import java.util.Objects;
@@ -90,21 +85,7 @@ public final class RecordKeyCipher {
 
     /** Reads a cleartext Tink JSON AES-SIV keyset. */
     public static RecordKeyCipher fromKeysetFile(Path file) throws IOException, GeneralSecurityException {
-        String json;
-        try {
-            json = Files.readString(file, StandardCharsets.UTF_8);
-        } catch (NoSuchFileException e) {
-            throw new NoSuchFileException(file.toString(), null, "record-key keyset file not found");
-        }
-        KeysetHandle handle;
-        try {
-            handle = TinkJsonProtoKeysetFormat.parseKeyset(json, config(), InsecureSecretKeyAccess.get());
-        } catch (GeneralSecurityException | RuntimeException e) {
-            // The parser's message may quote the file, which holds key material: report only the kind of failure.
-            throw new GeneralSecurityException("record-key keyset file " + file + " is not a valid Tink JSON keyset ("
-                    + e.getClass().getSimpleName() + ")");
-        }
-        return fromKeysetHandle(handle);
+        return fromKeysetHandle(Keysets.parse(file, config(), "record-key keyset file"));
     }
 
     /**
@@ -114,11 +95,8 @@ public final class RecordKeyCipher {
     public static RecordKeyCipher openOrCreate(Path file) throws IOException, GeneralSecurityException {
         if (!Files.exists(file)) {
             KeysetHandle handle = KeysetHandle.generateNew(PredefinedDeterministicAeadParameters.AES256_SIV, config());
-            byte[] json = TinkJsonProtoKeysetFormat.serializeKeyset(handle, config(), InsecureSecretKeyAccess.get())
-                    .getBytes(StandardCharsets.UTF_8);
             try {
-                Files.write(Files.createFile(file, ownerOnly(file)), json, StandardOpenOption.WRITE,
-                        StandardOpenOption.SYNC);
+                Keysets.create(file, handle, config());
             } catch (FileAlreadyExistsException raced) {
                 // Created concurrently: read the winner's keyset below.
             }
@@ -200,10 +178,4 @@ public final class RecordKeyCipher {
         return DeterministicAeadConfig2026.get();
     }
 
-    private static FileAttribute<?>[] ownerOnly(Path file) {
-        if (file.getFileSystem().supportedFileAttributeViews().contains("posix")) {
-            return new FileAttribute<?>[] {PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))};
-        }
-        return new FileAttribute<?>[0];
-    }
 }
