@@ -1,7 +1,5 @@
 package io.meshcrypt.filter.crypto;
 
-import io.meshcrypt.filter.kms.Keysets;
-import io.meshcrypt.filter.kms.Printable;
 import com.google.crypto.tink.Configuration;
 import com.google.crypto.tink.DeterministicAead;
 import com.google.crypto.tink.KeyStatus;
@@ -10,6 +8,8 @@ import com.google.crypto.tink.daead.AesSivKey;
 import com.google.crypto.tink.daead.AesSivParameters;
 import com.google.crypto.tink.daead.DeterministicAeadConfig2026;
 import com.google.crypto.tink.daead.PredefinedDeterministicAeadParameters;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.kms.Printable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;

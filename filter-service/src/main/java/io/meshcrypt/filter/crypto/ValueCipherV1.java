@@ -1,12 +1,12 @@
 package io.meshcrypt.filter.crypto;
 
-import io.meshcrypt.filter.kms.Keysets;
 import com.google.crypto.tink.InsecureSecretKeyAccess;
 import com.google.crypto.tink.Key;
 import com.google.crypto.tink.KeyStatus;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.aead.AesGcmKey;
 import com.google.crypto.tink.aead.AesGcmParameters;
+import io.meshcrypt.filter.kms.Keysets;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;

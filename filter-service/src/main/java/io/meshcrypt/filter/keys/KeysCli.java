@@ -1,12 +1,12 @@
 package io.meshcrypt.filter.keys;
 
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.filter.crypto.ValueEnvelope;
-import io.meshcrypt.filter.crypto.ValueEnvelopeV1;
 import io.meshcrypt.filter.crypto.EnvelopeException;
-import io.meshcrypt.filter.crypto.ValueEnvelopeV2;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.crypto.ValueEnvelopeV1;
+import io.meshcrypt.filter.crypto.ValueEnvelopeV2;
 import io.meshcrypt.filter.kms.DekContext;
 import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KekRefusedException;

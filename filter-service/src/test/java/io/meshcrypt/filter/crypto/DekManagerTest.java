@@ -1,6 +1,5 @@
 package io.meshcrypt.filter.crypto;
 
-import io.meshcrypt.filter.kms.Keysets;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -10,12 +9,13 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.crypto.ValueCipherV2Test.CountingProvider;
+import io.meshcrypt.filter.kms.CountingKekProvider;
 import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KekRefusedException;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.TransientKmsException;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.kms.LocalKekProvider;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -40,7 +40,7 @@ class DekManagerTest {
     @TempDir
     Path dir;
     private Path keyset;
-    private CountingProvider provider;
+    private CountingKekProvider provider;
     private final List<DekManager> managers = new ArrayList<>();
     private final AtomicLong clock = new AtomicLong(1_000_000_000L);
 
@@ -48,7 +48,7 @@ class DekManagerTest {
     void setUp() throws Exception {
         keyset = dir.resolve("kek.json");
         Keysets.create(keyset);
-        provider = new CountingProvider(new LocalKekProvider(keyset));
+        provider = new CountingKekProvider(new LocalKekProvider(keyset));
     }
 
     @AfterEach
@@ -142,7 +142,7 @@ class DekManagerTest {
     }
 
     @Test
-    void givenKmsDown_whenReadyCompletes_thenTheRetryGetsKmsUnavailableNotKeyNotReady() throws Exception {
+    void givenKmsDown_whenReadyCompletes_thenTheRetryGetsTransientKmsExceptionNotKeyNotReady() throws Exception {
         ByteBuffer envelope = new ValueCipherV2(manager(settings()), null).blocking(WAIT).encrypt("orders", utf8("x"));
         provider.down.set(true);
         provider.delayMillis = 100; // the KMS answers (with an error) after the caller has been told to wait
@@ -163,7 +163,7 @@ class DekManagerTest {
     }
 
     @Test
-    void givenKekRefuses_whenReadyCompletes_thenTheRetryGetsKekUnavailable() throws Exception {
+    void givenKekRefuses_whenReadyCompletes_thenTheRetryGetsKekRefused() throws Exception {
         Path other = dir.resolve("other.json");
         Keysets.create(other);
         DekManager foreign = realTimeManager(new LocalKekProvider(other), settings());
@@ -182,7 +182,7 @@ class DekManagerTest {
     }
 
     @Test
-    void givenHungKms_whenKmsTimeoutPasses_thenReadyCompletesAndTheRetryGetsKmsUnavailable() throws Exception {
+    void givenHungKms_whenKmsTimeoutPasses_thenReadyCompletesAndTheRetryGetsTransientKmsException() throws Exception {
         provider.delayMillis = 3000;
         DekManager.Settings d = settings();
         DekManager m = manager(new DekManager.Settings(d.maxRecordsPerDek(), d.maxDekAge(), d.cacheTtl(), d.cacheMaxEntries(),
@@ -416,7 +416,7 @@ class DekManagerTest {
                 .encrypt("orders", utf8("old"));
         String oldKek = ValueEnvelopeV2.parse(old, null).kekId();
         Keysets.rotate(keyset);
-        KekProvider noList = new ValueCipherV2Test.CountingProvider(provider) {
+        KekProvider noList = new CountingKekProvider(provider) {
             @Override
             public List<KekInfo> list() throws GeneralSecurityException {
                 throw new KekRefusedException("AccessDeniedException (kms:ListKeys)");

@@ -1,18 +1,16 @@
 package io.meshcrypt.filter.crypto;
 
-import io.meshcrypt.filter.kms.Keysets;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.kms.DekContext;
-import io.meshcrypt.filter.kms.KekProvider;
+import io.meshcrypt.filter.kms.CountingKekProvider;
 import io.meshcrypt.filter.kms.KekRefusedException;
-import io.meshcrypt.filter.kms.TransientKmsException;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.kms.LocalKekProvider;
-import io.meshcrypt.filter.kms.WrappedDek;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -20,16 +18,14 @@ import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
-import java.util.stream.Collectors;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -39,7 +35,7 @@ class ValueCipherV2Test {
     @TempDir
     Path dir;
     private Path keyset;
-    private CountingProvider provider;
+    private CountingKekProvider provider;
     private final List<DekManager> managers = new ArrayList<>();
     private final AtomicLong clock = new AtomicLong(1_000_000_000L);
 
@@ -47,7 +43,7 @@ class ValueCipherV2Test {
     void setUp() throws Exception {
         keyset = dir.resolve("kek.json");
         Keysets.create(keyset);
-        provider = new CountingProvider(new LocalKekProvider(keyset));
+        provider = new CountingKekProvider(new LocalKekProvider(keyset));
     }
 
     @AfterEach
@@ -305,80 +301,4 @@ class ValueCipherV2Test {
         }
     }
 
-    /** Counts calls; can be slowed down or taken down like a KMS outage. */
-    static class CountingProvider implements KekProvider {
-        final KekProvider delegate;
-        final AtomicInteger wraps = new AtomicInteger();
-        final AtomicInteger unwraps = new AtomicInteger();
-        final AtomicInteger lists = new AtomicInteger();
-        final AtomicInteger currentChecks = new AtomicInteger();
-        final AtomicBoolean down = new AtomicBoolean();
-        volatile long delayMillis;
-        /** Delay of list() and currentKekId(). */
-        volatile long listDelayMillis;
-
-        CountingProvider(KekProvider delegate) {
-            this.delegate = delegate;
-        }
-
-        private static void sleep(long millis) {
-            if (millis > 0) {
-                try {
-                    Thread.sleep(millis);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-        }
-
-        private void maybeFail() throws GeneralSecurityException {
-            sleep(delayMillis);
-            if (down.get()) {
-                throw new GeneralSecurityException("connection refused");
-            }
-        }
-
-        @Override
-        public String name() {
-            return delegate.name();
-        }
-
-        @Override
-        public String currentKekId() throws GeneralSecurityException {
-            currentChecks.incrementAndGet();
-            sleep(listDelayMillis);
-            return delegate.currentKekId();
-        }
-
-        @Override
-        public WrappedDek wrap(byte[] dek, DekContext context) throws GeneralSecurityException {
-            wraps.incrementAndGet();
-            maybeFail();
-            return delegate.wrap(dek, context);
-        }
-
-        @Override
-        public byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
-            unwraps.incrementAndGet();
-            maybeFail();
-            return delegate.unwrap(kekId, wrapped, context);
-        }
-
-        @Override
-        public String create() throws GeneralSecurityException {
-            return delegate.create();
-        }
-
-        @Override
-        public String rotate() throws GeneralSecurityException {
-            return delegate.rotate();
-        }
-
-        @Override
-        public List<KekInfo> list() throws GeneralSecurityException {
-            lists.incrementAndGet();
-            sleep(listDelayMillis);
-            return delegate.list();
-        }
-    }
 }

@@ -7,14 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.crypto.DekManager;
-import io.meshcrypt.filter.crypto.ValueCipherV2;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
-import java.util.concurrent.TimeUnit;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -146,7 +146,7 @@ class AwsKmsKekProviderTest {
     }
 
     @Test
-    void givenMissingKey_whenWrapped_thenKekUnavailable() throws Exception {
+    void givenMissingKey_whenWrapped_thenKekRefused() throws Exception {
         try (AwsKmsKekProvider p = moto.provider("alias/never-created")) {
             assertThrows(KekRefusedException.class, () -> p.wrap(new byte[32], new DekContext("t", 1L)));
         }
