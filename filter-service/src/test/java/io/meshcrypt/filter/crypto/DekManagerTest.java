@@ -22,84 +22,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import javax.crypto.spec.SecretKeySpec;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
-/** The per-record key calls never wait for the KMS, new DEKs are rate-limited, and unknown KEK ids never reach the KMS. */
-class DekManagerTest {
-    private static final Duration WAIT = Duration.ofSeconds(10);
-
-    @TempDir
-    Path dir;
-    private Path keyset;
-    private CountingKekProvider provider;
-    private final List<DekManager> managers = new ArrayList<>();
-    private final AtomicLong clock = new AtomicLong(1_000_000_000L);
-
-    @BeforeEach
-    void setUp() throws Exception {
-        keyset = dir.resolve("kek.json");
-        Keysets.create(keyset);
-        provider = new CountingKekProvider(new LocalKekProvider(keyset));
-    }
-
-    @AfterEach
-    void tearDown() {
-        managers.forEach(DekManager::close);
-    }
-
-    private DekManager manager(DekManager.Settings settings) {
-        DekManager m = new DekManager(provider, settings, clock::get);
-        managers.add(m);
-        return m;
-    }
-
-    private DekManager realTimeManager(KekProvider p, DekManager.Settings settings) {
-        DekManager m = new DekManager(p, settings);
-        managers.add(m);
-        return m;
-    }
-
-    private static DekManager.Settings settings() {
-        DekManager.Settings d = DekManager.Settings.defaults();
-        return new DekManager.Settings(d.maxRecordsPerDek(), d.maxDekAge(), d.cacheTtl(), d.cacheMaxEntries(),
-                Duration.ofSeconds(5), Duration.ofMillis(200), Duration.ofSeconds(5), d.kekCheckInterval());
-    }
-
-    private static ByteBuffer utf8(String s) {
-        return ByteBuffer.wrap(s.getBytes(StandardCharsets.UTF_8));
-    }
-
-    private static void awaitReady(KeyNotReadyException e) throws Exception {
-        try {
-            e.ready().get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
-        } catch (java.util.concurrent.ExecutionException completedExceptionally) {
-            // also a signal to retry
-        }
-    }
-
-    /** Waits until the startup listing of known KEKs is done: an unknown KEK id is refused only after it. */
-    private static void awaitKnownKeks(ValueCipherV2 cipher) {
-        assertThrows(UnknownKekException.class,
-                () -> KeyNotReadyException.awaitBlocking(() -> cipher.decrypt("orders", forged("local:1", 65)), WAIT));
-    }
-
-    /** A version-2 envelope with the given KEK id and wrapped-DEK length: a header anyone can write. */
-    private static ByteBuffer forged(String kekId, int wrappedLength) {
-        byte[] header = ValueEnvelopeV2.header(kekId, 0x0102030405060708L, new byte[wrappedLength]);
-        byte[] value = new byte[header.length + ValueEnvelope.NONCE_LENGTH + 5 + ValueEnvelope.TAG_LENGTH];
-        System.arraycopy(header, 0, value, 0, header.length);
-        return ByteBuffer.wrap(value);
-    }
-
+/** The per-record key calls never wait for the KMS, and unknown KEK ids never reach the KMS (rate limits: EncryptionDeksTest). */
+class DekManagerTest extends DekManagerFixture {
     @Test
     void givenNewTopicAndSlowKms_whenForEncryption_thenKeyNotReadyAtOnceAndTheRetryAfterReadyGetsTheDek() throws Exception {
         provider.delayMillis = 500;
@@ -200,142 +130,6 @@ class DekManagerTest {
     }
 
     @Test
-    void givenOneProduceNaming1000NewTopics_whenEncrypted_thenKmsCallsBoundedByTheBurstAndCachedTopicsUnaffected() throws Exception {
-        // The fake clock never advances: no token is refilled during the flood.
-        DekManager m = manager(settings().withNewDataKeyRate(50, 5));
-        ValueCipherV2 cipher = new ValueCipherV2(m, null);
-        ByteBuffer before = cipher.blocking(WAIT).encrypt("orders", utf8("before"));
-        provider.delayMillis = 100; // a KMS round trip: no new topic can be served within the flood
-        int wrapsBefore = provider.wraps.get();
-
-        int notReady = 0;
-        for (int i = 0; i < 1000; i++) {
-            String topic = "t-" + i;
-            try {
-                cipher.encrypt(topic, utf8("x"));
-            } catch (KeyNotReadyException e) {
-                notReady++;
-            }
-        }
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (m.metrics().deksGenerated() < 5 && System.nanoTime() < deadline) {
-            Thread.sleep(10);
-        }
-
-        assertEquals(1000, notReady);
-        assertEquals(4, provider.wraps.get() - wrapsBefore, "burst 5, one token spent on 'orders': 4 more KMS wraps");
-        assertEquals(996, m.metrics().newDeksDelayed());
-        // The cached topic never noticed.
-        assertEquals("before", StandardCharsets.UTF_8.decode(cipher.decrypt("orders", before)).toString());
-        cipher.encrypt("orders", utf8("during"));
-    }
-
-    @Test
-    void givenRequestNamingSeveralNewTopics_whenPrepared_thenTheirDeksAreMadeInParallelAndAllServeAfterOneWait() throws Exception {
-        provider.delayMillis = 300;
-        DekManager m = manager(settings());
-        List<String> topics = List.of("t1", "t2", "t3", "t4");
-
-        long start = System.nanoTime();
-        List<java.util.concurrent.CompletableFuture<Void>> waits = new ArrayList<>();
-        for (String t : topics) {
-            waits.add(m.prepareForEncryption(t));
-        }
-        assertTrue(waits.stream().allMatch(w -> w != null && !w.isDone()));
-        java.util.concurrent.CompletableFuture.allOf(waits.toArray(java.util.concurrent.CompletableFuture[]::new))
-                .get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
-        long tookMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-
-        for (String t : topics) {
-            assertNotNull(m.forEncryption(t), t);
-            assertEquals(null, m.prepareForEncryption(t), "ready now: " + t);
-        }
-        assertTrue(tookMillis < 1100, "4 wraps of 300 ms on the KMS pool run side by side, took " + tookMillis + " ms");
-        assertEquals(4, provider.wraps.get());
-    }
-
-    @Test
-    void givenNoTokenLeft_whenANewTopicWaits_thenReadyCompletesWhenTheNextTokenIsDueWithoutKmsCall() throws Exception {
-        DekManager m = realTimeManager(provider, settings().withNewDataKeyRate(2, 1));
-        provider.delayMillis = 50;
-        KeyNotReadyException first = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("a"));
-        awaitReady(first);
-        m.forEncryption("a");
-        int wraps = provider.wraps.get();
-
-        long start = System.nanoTime();
-        KeyNotReadyException waiting = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("b"));
-        assertTrue(waiting.getMessage().contains("rate limit"), waiting.getMessage());
-        assertFalse(waiting.ready().isDone());
-        assertEquals(wraps, provider.wraps.get(), "no KMS call without a token");
-        // Another new topic queues behind it; nothing polls.
-        KeyNotReadyException alsoWaiting = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("c"));
-        assertEquals(2, m.metrics().newDeksDelayed());
-
-        waiting.ready().get(3, TimeUnit.SECONDS);
-        long waitedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-        assertTrue(waitedMillis < 1000, "a token every 500 ms, waited " + waitedMillis + " ms");
-        // The token went to 'b' with its DEK made: the retry is served at once.
-        assertNotNull(m.forEncryption("b"));
-        assertFalse(alsoWaiting.ready().isDone(), "'c' asked later: it gets the next token");
-        alsoWaiting.ready().get(3, TimeUnit.SECONDS);
-        assertNotNull(m.forEncryption("c"));
-        assertEquals(wraps + 2, provider.wraps.get());
-    }
-
-    @Test
-    void givenATopicWaitingForAToken_whenAFloodOfNewNamesArrivesLater_thenTheEarlierTopicIsServedFirst() throws Exception {
-        DekManager m = realTimeManager(provider, settings().withNewDataKeyRate(10, 1));
-        KeyNotReadyException.awaitBlocking(() -> m.forEncryption("warm"), WAIT);
-
-        KeyNotReadyException legit = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("legit"));
-        for (int i = 0; i < 200; i++) {
-            String topic = "flood-" + i;
-            assertThrows(KeyNotReadyException.class, () -> m.forEncryption(topic));
-        }
-        legit.ready().get(3, TimeUnit.SECONDS);
-
-        assertNotNull(m.forEncryption("legit"), "served by the first token, before any name asked later");
-        assertTrue(m.metrics().deksGenerated() <= 4, "the flood got at most the tokens due meanwhile: " + m.metrics().deksGenerated());
-    }
-
-    @Test
-    void givenTheWaitingQueueFull_whenAnotherNewTopicAsks_thenItIsRefusedAtOnceAsAnOutageWithoutKmsCall() throws Exception {
-        DekManager m = manager(settings().withNewDataKeyRate(1, 1).withMaxTopicsWaitingForDek(3));
-        KeyNotReadyException.awaitBlocking(() -> m.forEncryption("a"), WAIT);
-        int wraps = provider.wraps.get();
-        for (String t : List.of("b", "c", "d")) {
-            assertThrows(KeyNotReadyException.class, () -> m.forEncryption(t));
-        }
-        assertThrows(KeyNotReadyException.class, () -> m.forEncryption("b"), "asking again keeps its place");
-
-        GeneralSecurityException refused = assertThrows(GeneralSecurityException.class, () -> m.forEncryption("e"));
-
-        assertEquals(TransientKmsException.class, refused.getClass(), refused.toString());
-        assertEquals(1, m.metrics().newDeksRefused());
-        assertEquals(3, m.metrics().newDeksDelayed());
-        assertEquals(wraps, provider.wraps.get());
-        assertEquals(null, m.prepareForEncryption("f"), "prepare leaves the refusal to forEncryption");
-    }
-
-    @Test
-    void givenNoTokenLeft_whenAnExistingTopicsDekIsRotated_thenItsReplacementNeedsNoToken() throws Exception {
-        DekManager m = manager(settings().withNewDataKeyRate(1, 1));
-        Dek first = KeyNotReadyException.awaitBlocking(() -> m.forEncryption("orders"), WAIT);
-        assertThrows(KeyNotReadyException.class, () -> m.forEncryption("other"), "the only token is spent");
-
-        m.rotateDeks();
-        assertSame(first, m.forEncryption("orders"), "the retired DEK keeps serving while its replacement is made");
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        Dek next = first;
-        while (next == first && System.nanoTime() < deadline) {
-            Thread.sleep(5);
-            next = m.forEncryption("orders");
-        }
-        assertTrue(next != first, "replaced without a token");
-    }
-
-    @Test
     void givenForgedHeaderWithUnknownKekId_whenDecrypted_thenRefusedAsCorruptWithZeroKmsCalls() throws Exception {
         DekManager m = manager(settings());
         ValueCipherV2 cipher = new ValueCipherV2(m, null);
@@ -386,31 +180,6 @@ class DekManagerTest {
     }
 
     @Test
-    void givenTopicsWhoseDeksExpired_whenSwept_thenTheirStateIsDroppedAndTheNextRecordNeedsANewToken() throws Exception {
-        DekManager m = manager(settings().withNewDataKeyRate(1, 2));
-        KeyNotReadyException.awaitBlocking(() -> m.forEncryption("a"), WAIT);
-        KeyNotReadyException.awaitBlocking(() -> m.forEncryption("b"), WAIT);
-        m.sweepIdleTopics();
-        assertNotNull(m.forEncryption("a"), "a live DEK is not swept");
-
-        clock.addAndGet(Duration.ofHours(2).toNanos()); // past maxDekAge; also refills the bucket (2 tokens)
-        provider.delayMillis = 100;
-        m.sweepIdleTopics();
-        int wraps = provider.wraps.get();
-        assertThrows(KeyNotReadyException.class, () -> m.forEncryption("a"));
-        assertThrows(KeyNotReadyException.class, () -> m.forEncryption("b"));
-        KeyNotReadyException noToken = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("c"));
-
-        assertTrue(noToken.getMessage().contains("rate limit"), noToken.getMessage());
-        assertEquals(1, m.metrics().newDeksDelayed(), "a and b were new topics again after the sweep: they took the 2 tokens");
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (provider.wraps.get() < wraps + 2 && System.nanoTime() < deadline) {
-            Thread.sleep(5);
-        }
-        assertEquals(wraps + 2, provider.wraps.get());
-    }
-
-    @Test
     void givenProviderThatMayNotListKeks_whenAnOldKeksEnvelopeArrives_thenOnlyKnownKekIdsFromTheConfigurationAreAsked() throws Exception {
         ByteBuffer old = new ValueCipherV2(realTimeManager(new LocalKekProvider(keyset), settings()), null).blocking(WAIT)
                 .encrypt("orders", utf8("old"));
@@ -430,19 +199,6 @@ class DekManagerTest {
         ValueCipherV2 configured = new ValueCipherV2(realTimeManager(noList, settings().withKnownKekIds(Set.of(oldKek))), null);
         assertEquals("old", StandardCharsets.UTF_8.decode(configured.blocking(WAIT).decrypt("orders", old)).toString());
         assertEquals(1, provider.unwraps.get());
-    }
-
-    @Test
-    void givenTopicWaitingForAToken_whenTheManagerCloses_thenItsWaitEndsAndTheRetryFailsInsteadOfWaitingAgain() throws Exception {
-        DekManager m = manager(settings().withNewDataKeyRate(1, 1));
-        KeyNotReadyException.awaitBlocking(() -> m.forEncryption("a"), WAIT);
-        KeyNotReadyException waiting = assertThrows(KeyNotReadyException.class, () -> m.forEncryption("b"));
-
-        m.close();
-
-        assertTrue(waiting.ready().isDone());
-        GeneralSecurityException retry = assertThrows(GeneralSecurityException.class, () -> m.forEncryption("b"));
-        assertEquals(TransientKmsException.class, retry.getClass(), retry.toString());
     }
 
     @Test

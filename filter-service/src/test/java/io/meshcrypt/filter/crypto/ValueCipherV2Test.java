@@ -1,12 +1,10 @@
 package io.meshcrypt.filter.crypto;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.kms.CountingKekProvider;
 import io.meshcrypt.filter.kms.KekRefusedException;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.kms.LocalKekProvider;
@@ -24,37 +22,12 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Collectors;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
-class ValueCipherV2Test {
-    @TempDir
-    Path dir;
-    private Path keyset;
-    private CountingKekProvider provider;
-    private final List<DekManager> managers = new ArrayList<>();
-    private final AtomicLong clock = new AtomicLong(1_000_000_000L);
-
-    @BeforeEach
-    void setUp() throws Exception {
-        keyset = dir.resolve("kek.json");
-        Keysets.create(keyset);
-        provider = new CountingKekProvider(new LocalKekProvider(keyset));
-    }
-
-    @AfterEach
-    void tearDown() {
-        managers.forEach(DekManager::close);
-    }
-
+class ValueCipherV2Test extends DekManagerFixture {
     private ValueCipherV2 raw(DekManager.Settings settings) {
-        DekManager m = new DekManager(provider, settings, clock::get);
-        managers.add(m);
-        return new ValueCipherV2(m, null);
+        return new ValueCipherV2(manager(settings), null);
     }
 
     /** These tests are about envelopes and DEK lifetimes, not about waiting: they use the blocking view. */
@@ -86,10 +59,6 @@ class ValueCipherV2Test {
         DekManager.Settings d = DekManager.Settings.defaults();
         return new DekManager.Settings(maxRecords, maxAge, d.cacheTtl(), d.cacheMaxEntries(), Duration.ofSeconds(5),
                 Duration.ofMillis(200), Duration.ofSeconds(5), d.kekCheckInterval());
-    }
-
-    private static ByteBuffer utf8(String s) {
-        return ByteBuffer.wrap(s.getBytes(StandardCharsets.UTF_8));
     }
 
     private static String text(ByteBuffer b) {
