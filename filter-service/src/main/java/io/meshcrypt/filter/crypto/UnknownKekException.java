@@ -1,7 +1,5 @@
 package io.meshcrypt.filter.crypto;
 
-import io.meshcrypt.filter.crypto.EnvelopeException;
-
 /**
  * A version-2 envelope names a KEK id that is neither the provider's current KEK, nor one the provider lists, nor one
  * the configuration names: a forged or foreign header. Refused without any KMS call, so a header an attacker wrote

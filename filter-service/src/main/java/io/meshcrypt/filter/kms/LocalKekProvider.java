@@ -4,7 +4,6 @@ import com.google.crypto.tink.Aead;
 import com.google.crypto.tink.KeyStatus;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.aead.AeadConfig2026;
-import io.meshcrypt.filter.kms.Keysets;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
