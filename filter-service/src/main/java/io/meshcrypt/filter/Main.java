@@ -4,15 +4,16 @@ import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.config.Limits;
 import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.config.XdsPolicySource;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.Keysets;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
-import io.meshcrypt.filter.kms.KeysCli;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
+import io.meshcrypt.filter.keys.KeyServices;
+import io.meshcrypt.filter.keys.KeysCli;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import io.meshcrypt.meshconfig.ConfigException;
 import java.nio.file.Path;
@@ -92,9 +93,9 @@ public final class Main {
             }
         }
         Limits limits = config.limits();
-        ValueCipher cipher = KeysCli.cipher(config);
+        ValueCipher cipher = KeyServices.cipher(config);
         // Only with sivKeyset set or a policy entry asking for keys: deterministic; the file is created on first use.
-        KeyCipher keyCipher = config.sivKeyset() == null ? null : KeyCipher.openOrCreate(config.sivKeyset());
+        RecordKeyCipher keyCipher = config.sivKeyset() == null ? null : RecordKeyCipher.openOrCreate(config.sivKeyset());
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
                 new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
                         limits.maxTopicIds(), limits.maxDecompressedBytes(), limits.maxNewDataKeysPerRequest()),

@@ -3,7 +3,7 @@ package io.meshcrypt.filter;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.crypto.Keysets;
+import io.meshcrypt.filter.kms.Keysets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;

@@ -12,8 +12,8 @@ import com.sun.net.httpserver.HttpServer;
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.Mesh;
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
@@ -125,7 +125,7 @@ class EnvoyFilterInEnvoyTest {
         Path keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
         // the filter-service advertises this listener as broker 1, so every connection stays on it
-        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), RecordCipher.fromKeysetFile(keyset),
+        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), ValueCipherV1.fromKeysetFile(keyset),
                 new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", listenerPort))),
                 FilterConfig.DEFAULT_MAX_FRAME_BYTES);
         ExtProcServer filterService = ExtProcServer.start(new InetSocketAddress("127.0.0.1", 0), proxy,
@@ -222,7 +222,7 @@ class EnvoyFilterInEnvoyTest {
                           - redact: /card/cvv
                 """.formatted(keyset));
         FilterConfig config = FilterConfig.load(filterYaml);
-        RecordCipher cipher = RecordCipher.fromKeysetFile(config.keyset());
+        ValueCipherV1 cipher = ValueCipherV1.fromKeysetFile(config.keyset());
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         ExtProcServer filterService = ExtProcServer.start(new InetSocketAddress("127.0.0.1", 0),
                 new KafkaProxy(config.policy(), cipher, new BrokerAddresses(Map.of()), config.maxFrameBytes()),

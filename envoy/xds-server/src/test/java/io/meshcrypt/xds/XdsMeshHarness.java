@@ -2,7 +2,7 @@ package io.meshcrypt.xds;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.meshcrypt.filter.crypto.Keysets;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.net.InetSocketAddress;

@@ -15,7 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.sun.net.httpserver.HttpServer;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketException;
@@ -309,7 +309,7 @@ abstract class XdsScenarios {
             assertEquals(7, seen.get("id").asInt());
             assertEquals("[redacted]", seen.at("/card/cvv").asText());
             byte[] envelope = Base64.getDecoder().decode(seen.at("/card/number").asText());
-            RecordCipher cipher = RecordCipher.fromKeysetFile(mesh.dir.resolve("keyset.json"));
+            ValueCipherV1 cipher = ValueCipherV1.fromKeysetFile(mesh.dir.resolve("keyset.json"));
             ByteBuffer plain = cipher.decrypt("orders", ByteBuffer.wrap(envelope));
             assertEquals("\"4111111111111111\"", StandardCharsets.UTF_8.decode(plain).toString());
             // the app echoes what it got; the response rule decrypts the number on the way back

@@ -13,7 +13,7 @@ final class Nonces {
     private static final ThreadLocal<Nonces> PER_THREAD = ThreadLocal.withInitial(Nonces::new);
 
     private final SecureRandom random = newRandom();
-    private final byte[] pool = new byte[Envelope.NONCE_LENGTH * 341];
+    private final byte[] pool = new byte[ValueEnvelope.NONCE_LENGTH * 341];
     private int next = pool.length;
 
     private Nonces() {
@@ -29,10 +29,10 @@ final class Nonces {
             random.nextBytes(pool);
             next = 0;
         }
-        byte[] nonce = Arrays.copyOfRange(pool, next, next + Envelope.NONCE_LENGTH);
+        byte[] nonce = Arrays.copyOfRange(pool, next, next + ValueEnvelope.NONCE_LENGTH);
         // Wipe what was handed out, so a heap dump of the pool never shows past nonces next to future ones.
-        Arrays.fill(pool, next, next + Envelope.NONCE_LENGTH, (byte) 0);
-        next += Envelope.NONCE_LENGTH;
+        Arrays.fill(pool, next, next + ValueEnvelope.NONCE_LENGTH, (byte) 0);
+        next += ValueEnvelope.NONCE_LENGTH;
         return nonce;
     }
 

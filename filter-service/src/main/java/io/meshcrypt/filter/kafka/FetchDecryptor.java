@@ -2,7 +2,7 @@ package io.meshcrypt.filter.kafka;
 
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.KmsUnavailableException;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.FrameBudget;

@@ -1,6 +1,6 @@
 package io.meshcrypt.filter.kafka;
 
-import io.meshcrypt.filter.crypto.KeyCipher;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.policy.TopicPlans;
@@ -71,7 +71,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     private final TopicNames topicNames;
     private final ValueCipher cipher;
     /** Null when no record-key keyset was opened at start: then no policy may ask for keys: deterministic. */
-    private final KeyCipher keyCipher;
+    private final RecordKeyCipher keyCipher;
     /**
      * Swapped by {@link #policy(EncryptionPolicy)}; connections read it once per frame, so a policy change applies
      * from the next Produce or Fetch on every open connection, never in the middle of a frame.
@@ -99,7 +99,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     }
 
     /** With {@link Limits#defaults()} but {@code maxFrameBytes}. */
-    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, KeyCipher keyCipher, BrokerAddresses brokers,
+    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, RecordKeyCipher keyCipher, BrokerAddresses brokers,
                       int maxFrameBytes) {
         this(policy, cipher, keyCipher, brokers, Limits.defaults().withMaxFrameBytes(maxFrameBytes));
     }
@@ -109,7 +109,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      *     record-key keyset is configured
      * @throws IllegalArgumentException when the policy encrypts keys and {@code keyCipher} is null
      */
-    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, KeyCipher keyCipher, BrokerAddresses brokers,
+    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, RecordKeyCipher keyCipher, BrokerAddresses brokers,
                       Limits limits) {
         this(policy, cipher, keyCipher, brokers, limits, HeldBytesBudget.unlimited());
     }
@@ -117,7 +117,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     /**
      * @param heldBytes the budget every connection's incomplete frames are reserved from (per connection and in total)
      */
-    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, KeyCipher keyCipher, BrokerAddresses brokers,
+    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, RecordKeyCipher keyCipher, BrokerAddresses brokers,
                       Limits limits, HeldBytesBudget heldBytes) {
         this.heldBytes = Objects.requireNonNull(heldBytes, "heldBytes");
         this.cipher = cipher;

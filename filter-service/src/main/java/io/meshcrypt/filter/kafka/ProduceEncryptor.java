@@ -1,9 +1,8 @@
 package io.meshcrypt.filter.kafka;
 
-import io.meshcrypt.filter.crypto.Envelope;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
-import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.policy.TopicPlans;
@@ -46,7 +45,7 @@ final class ProduceEncryptor {
 
     /** Refuses what the fetch path would take for an envelope; returns nothing useful (inspect ignores it). */
     private static final ValueRewriter NO_ENVELOPES = value -> {
-        if (Envelope.isEnvelope(value)) {
+        if (ValueEnvelope.isEnvelope(value)) {
             throw new RecordRewriteException("a value starts with the meshcrypt envelope magic on a topic whose"
                     + " values are decrypted on fetch but not encrypted on produce", null);
         }

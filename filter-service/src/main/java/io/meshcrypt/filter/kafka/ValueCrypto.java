@@ -1,11 +1,11 @@
 package io.meshcrypt.filter.kafka;
 
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.Printable;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.kms.Printable;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.KmsUnavailableException;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
@@ -33,7 +33,7 @@ import org.apache.kafka.common.protocol.Errors;
 final class ValueCrypto {
     private final ValueCipher cipher;
     /** Null when no policy entry encrypts keys: then keys are never touched, on produce or fetch. */
-    private final KeyCipher keyCipher;
+    private final RecordKeyCipher keyCipher;
     private final JsonTransformer json;
 
     ValueCrypto(ValueCipher cipher, EncryptionPolicy policy) {
@@ -44,7 +44,7 @@ final class ValueCrypto {
      * @param policy only checked: its plans are passed to each call
      * @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given
      */
-    ValueCrypto(ValueCipher cipher, KeyCipher keyCipher, EncryptionPolicy policy) {
+    ValueCrypto(ValueCipher cipher, RecordKeyCipher keyCipher, EncryptionPolicy policy) {
         if (keyCipher == null && policy.anyDeterministicKeys()) {
             throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no record-key"
                     + " keyset was opened at start: set sivKeyset (or use keys: deterministic at start) and restart");
@@ -88,7 +88,7 @@ final class ValueCrypto {
         }
         String shown = shown(topic);
         return key -> {
-            if (!KeyCipher.isKeyEnvelope(key)) {
+            if (!RecordKeyCipher.isKeyEnvelope(key)) {
                 if (required) {
                     throw new RecordRewriteException("a key on topic " + shown
                             + " (keys: deterministic) is not a meshcrypt key envelope", null);
@@ -118,7 +118,7 @@ final class ValueCrypto {
             return null;
         }
         return key -> {
-            if (KeyCipher.isKeyEnvelope(key)) {
+            if (RecordKeyCipher.isKeyEnvelope(key)) {
                 throw new RecordRewriteException("a key produced to topic " + topic + " (decryptOnly) starts with the"
                         + " meshcrypt key-envelope magic; consumers would fail to decrypt it: refused", null);
             }
@@ -138,7 +138,7 @@ final class ValueCrypto {
             return null;
         }
         return value -> {
-            if (Envelope.isEnvelope(value)) {
+            if (ValueEnvelope.isEnvelope(value)) {
                 throw new RecordRewriteException("a value produced to topic " + topic + " (decryptOnly) starts with the"
                         + " meshcrypt envelope magic; consumers would fail to decrypt it: refused", null);
             }
@@ -187,7 +187,7 @@ final class ValueCrypto {
         if (!fields.isEmpty()) {
             List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
             return value -> {
-                if (Envelope.isEnvelope(value)) {
+                if (ValueEnvelope.isEnvelope(value)) {
                     return decryptWhole(topic, shown, value);
                 }
                 try {
@@ -198,7 +198,7 @@ final class ValueCrypto {
             };
         }
         return value -> {
-            if (!Envelope.isEnvelope(value)) {
+            if (!ValueEnvelope.isEnvelope(value)) {
                 if (required) {
                     throw new RecordRewriteException("a value on encrypted topic " + shown + " is not a meshcrypt envelope", null);
                 }
@@ -228,7 +228,7 @@ final class ValueCrypto {
         if (cipherError instanceof KeyNotReadyException notReady) {
             return new RecordRewriteException(message, Errors.KAFKA_STORAGE_ERROR, notReady.ready(), e);
         }
-        if (cipherError instanceof KmsUnavailableException) {
+        if (cipherError instanceof TransientKmsException) {
             return new RecordRewriteException(message, Errors.KAFKA_STORAGE_ERROR, null, e);
         }
         return new RecordRewriteException(message, e);

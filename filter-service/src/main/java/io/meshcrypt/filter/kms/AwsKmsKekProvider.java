@@ -88,7 +88,7 @@ public final class AwsKmsKekProvider implements KekProvider {
                     .encryptionContext(context.encryptionContext()));
             return r.plaintext().asByteArray();
         } catch (InvalidCiphertextException e) {
-            throw new KekUnavailableException("KEK " + kekId + " cannot unwrap DEK " + context.dekIdText() + " of topic '"
+            throw new KekRefusedException("KEK " + kekId + " cannot unwrap DEK " + context.dekIdText() + " of topic '"
                     + context.topicText() + "' (wrong topic or tampered)", e);
         } catch (SdkException e) {
             throw translate(kekId, e);
@@ -99,7 +99,7 @@ public final class AwsKmsKekProvider implements KekProvider {
     public String create() throws GeneralSecurityException {
         try {
             return describe(keyId).arn();
-        } catch (KekUnavailableException missing) {
+        } catch (KekRefusedException missing) {
             if (!keyId.startsWith("alias/")) {
                 throw missing;
             }
@@ -156,7 +156,7 @@ public final class AwsKmsKekProvider implements KekProvider {
     private static GeneralSecurityException translate(String key, SdkException e) {
         if (e instanceof NotFoundException || e instanceof DisabledException || e instanceof KmsInvalidStateException
                 || e instanceof IncorrectKeyException || isPermanentRefusal(e)) {
-            return new KekUnavailableException("KEK " + key + " is unusable: " + e.getClass().getSimpleName()
+            return new KekRefusedException("KEK " + key + " is unusable: " + e.getClass().getSimpleName()
                     + " (" + firstLine(e.getMessage()) + ")", e);
         }
         return new GeneralSecurityException("AWS KMS call for " + key + " failed: " + e.getClass().getSimpleName()

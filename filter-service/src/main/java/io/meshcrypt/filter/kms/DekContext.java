@@ -36,6 +36,6 @@ public record DekContext(String topic, long dekId) {
 
     /** The topic for a message: escaped and bounded, as the topic of a fetched record comes from the broker. */
     public String topicText() {
-        return io.meshcrypt.filter.crypto.Printable.of(topic, io.meshcrypt.filter.crypto.Printable.TOPIC_CHARS);
+        return io.meshcrypt.filter.kms.Printable.of(topic, io.meshcrypt.filter.kms.Printable.TOPIC_CHARS);
     }
 }

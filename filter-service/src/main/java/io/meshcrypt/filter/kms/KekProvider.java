@@ -7,10 +7,14 @@ import java.util.List;
  * A key-encryption-key store: a Tink keyset file, a PKCS#11 token or AWS KMS. Wraps and unwraps 32-byte DEKs; the
  * KEK itself never leaves the provider (except for the local development provider, whose keyset is a file).
  *
- * <p>Calls may block on the network and are made by {@link DekManager} off the connection workers, single-flight
- * and with backoff. Implementations are thread-safe. Error messages name keys, never key material.
+ * <p>Calls may block on the network; the key services wrap a provider in {@link InstrumentedKekProvider} and
+ * {@link ResilientKekProvider}, which make them off the connection workers, single-flight and with backoff.
+ * Implementations are thread-safe. Error messages name keys, never key material.
  */
 public interface KekProvider extends AutoCloseable {
+
+    /** Length of a DEK (AES-256). */
+    int DEK_BYTES = 32;
 
     /** @return the provider's config name: {@code local}, {@code pkcs11} or {@code aws-kms} */
     String name();
@@ -22,7 +26,7 @@ public interface KekProvider extends AutoCloseable {
     WrappedDek wrap(byte[] dek, DekContext context) throws GeneralSecurityException;
 
     /**
-     * @throws KekUnavailableException when the KEK does not exist, is disabled, or refuses the ciphertext: retrying
+     * @throws KekRefusedException when the KEK does not exist, is disabled, or refuses the ciphertext: retrying
      *     does not help
      * @throws GeneralSecurityException on any other failure (KMS unreachable, timeouts): transient
      */

@@ -18,17 +18,17 @@ import java.util.concurrent.TimeoutException;
  *       make progress: the KMS call finished (successfully or not), {@code kmsTimeout} passed, or a rate-limit token
  *       became available. It completes on a meshcrypt KMS or timer thread: hop to the connection's own executor
  *       ({@code whenCompleteAsync(..., executor)}) and do no connection work on the completing thread.</li>
- *   <li>The retry then returns the key, or throws the real outcome: {@link KmsUnavailableException} (outage,
- *       backoff, timeout: transient), {@link KekUnavailableException} (the KEK refused: permanent for that key),
+ *   <li>The retry then returns the key, or throws the real outcome: {@link TransientKmsException} (outage,
+ *       backoff, timeout: transient), {@link KekRefusedException} (the KEK refused: permanent for that key),
  *       {@link UnknownKekException} (the envelope names a KEK the configuration does not know), or, rarely, another
  *       {@code KeyNotReadyException} (e.g. another connection took the rate-limit token first).</li>
- *   <li>It is a {@link KmsUnavailableException}: a caller that does not park and retry treats it as a transient KMS
+ *   <li>It is a {@link TransientKmsException}: a caller that does not park and retry treats it as a transient KMS
  *       failure (Fetch answers a retriable error, Produce closes the connection and the client retries), never as
- *       corrupt data. Callers that do park must catch it before {@code KmsUnavailableException}.</li>
+ *       corrupt data. Callers that do park must catch it before {@code TransientKmsException}.</li>
  * </ul>
  * No stack trace is filled in: it is control flow, thrown at most once per record batch.
  */
-public final class KeyNotReadyException extends KmsUnavailableException {
+public final class KeyNotReadyException extends TransientKmsException {
     private final transient CompletableFuture<Void> ready;
 
     /** @param ready completes when a retry may succeed; the exception hands out a copy, so callers cannot complete it */
@@ -68,7 +68,7 @@ public final class KeyNotReadyException extends KmsUnavailableException {
      * {@link #ready()} and retrying while it throws {@code KeyNotReadyException}, for at most {@code timeout} in total.
      * Never call it on a connection worker thread: that is exactly the stall this exception exists to avoid.
      *
-     * @throws KmsUnavailableException when the key is still not ready after {@code timeout}
+     * @throws TransientKmsException when the key is still not ready after {@code timeout}
      */
     public static <T> T awaitBlocking(Attempt<T> attempt, Duration timeout) throws GeneralSecurityException {
         long deadline = System.nanoTime() + timeout.toNanos();
@@ -78,17 +78,17 @@ public final class KeyNotReadyException extends KmsUnavailableException {
             } catch (KeyNotReadyException e) {
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
-                    throw new KmsUnavailableException(e.getMessage() + " (still not ready after " + timeout.toMillis() + " ms)", e);
+                    throw new TransientKmsException(e.getMessage() + " (still not ready after " + timeout.toMillis() + " ms)", e);
                 }
                 try {
                     e.ready().get(left, TimeUnit.NANOSECONDS);
                 } catch (ExecutionException completedExceptionally) {
                     // Retry: the attempt reports the real outcome.
                 } catch (TimeoutException timedOut) {
-                    throw new KmsUnavailableException(e.getMessage() + " (still not ready after " + timeout.toMillis() + " ms)", e);
+                    throw new TransientKmsException(e.getMessage() + " (still not ready after " + timeout.toMillis() + " ms)", e);
                 } catch (InterruptedException interrupted) {
                     Thread.currentThread().interrupt();
-                    throw new KmsUnavailableException("interrupted while waiting: " + e.getMessage(), interrupted);
+                    throw new TransientKmsException("interrupted while waiting: " + e.getMessage(), interrupted);
                 }
             }
         }

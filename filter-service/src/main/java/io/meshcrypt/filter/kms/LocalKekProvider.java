@@ -4,7 +4,6 @@ import com.google.crypto.tink.Aead;
 import com.google.crypto.tink.KeyStatus;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.aead.AeadConfig2026;
-import io.meshcrypt.filter.crypto.Keysets;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,15 +52,15 @@ public final class LocalKekProvider implements KekProvider {
         int id = parseId(kekId);
         Loaded l = keyset();
         if (!enabled(l.handle(), id)) {
-            throw new KekUnavailableException("KEK " + kekId + " is not an enabled key of keyset file " + file);
+            throw new KekRefusedException("KEK " + kekId + " is not an enabled key of keyset file " + file);
         }
         if (wrapped.length < 5 || wrapped[0] != 1 || readInt(wrapped, 1) != id) {
-            throw new KekUnavailableException("wrapped DEK " + context.dekIdText() + " was not made by KEK " + kekId);
+            throw new KekRefusedException("wrapped DEK " + context.dekIdText() + " was not made by KEK " + kekId);
         }
         try {
             return l.aead().decrypt(wrapped, context.associatedData());
         } catch (GeneralSecurityException e) {
-            throw new KekUnavailableException("KEK " + kekId + " cannot unwrap DEK " + context.dekIdText()
+            throw new KekRefusedException("KEK " + kekId + " cannot unwrap DEK " + context.dekIdText()
                     + " of topic '" + context.topicText() + "' (wrong topic or tampered)");
         }
     }
@@ -104,7 +103,7 @@ public final class LocalKekProvider implements KekProvider {
         try {
             attrs = Files.readAttributes(file, BasicFileAttributes.class);
         } catch (IOException e) {
-            throw new KekUnavailableException("keyset file " + file + " is not readable: " + e.getMessage(), e);
+            throw new KekRefusedException("keyset file " + file + " is not readable: " + e.getMessage(), e);
         }
         long modified = attrs.lastModifiedTime().toMillis();
         // Rotation replaces the file atomically, so a new inode (file key) is the reliable signal.
@@ -114,7 +113,7 @@ public final class LocalKekProvider implements KekProvider {
             try {
                 handle = Keysets.read(file);
             } catch (IOException e) {
-                throw new KekUnavailableException("keyset file " + file + " is not readable: " + e.getMessage(), e);
+                throw new KekRefusedException("keyset file " + file + " is not readable: " + e.getMessage(), e);
             }
             loaded = new Loaded(handle, handle.getPrimitive(AeadConfig2026.get(), Aead.class), attrs.fileKey(), modified, attrs.size());
         }
@@ -131,7 +130,7 @@ public final class LocalKekProvider implements KekProvider {
         return false;
     }
 
-    private static int parseId(String kekId) throws KekUnavailableException {
+    private static int parseId(String kekId) throws KekRefusedException {
         if (kekId.startsWith(PREFIX)) {
             try {
                 return Integer.parseUnsignedInt(kekId.substring(PREFIX.length()));
@@ -139,7 +138,7 @@ public final class LocalKekProvider implements KekProvider {
                 // fall through
             }
         }
-        throw new KekUnavailableException("KEK " + kekId + " is not a local keyset key id");
+        throw new KekRefusedException("KEK " + kekId + " is not a local keyset key id");
     }
 
     private static int readInt(byte[] b, int off) {

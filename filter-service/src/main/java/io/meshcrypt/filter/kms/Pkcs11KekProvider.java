@@ -83,7 +83,7 @@ public final class Pkcs11KekProvider implements KekProvider {
     public synchronized String currentKekId() throws GeneralSecurityException {
         int v = highestVersion();
         if (v == 0) {
-            throw new KekUnavailableException("no KEK labelled " + label + ".<n> on the PKCS#11 token (run: keys create)");
+            throw new KekRefusedException("no KEK labelled " + label + ".<n> on the PKCS#11 token (run: keys create)");
         }
         return PREFIX + label + "." + v;
     }
@@ -107,7 +107,7 @@ public final class Pkcs11KekProvider implements KekProvider {
     public synchronized byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
         Key kek = key(kekId);
         if (wrapped.length <= IV_BYTES + TAG_BITS / 8) {
-            throw new KekUnavailableException("wrapped DEK " + context.dekIdText() + " is too short for KEK " + kekId);
+            throw new KekRefusedException("wrapped DEK " + context.dekIdText() + " is too short for KEK " + kekId);
         }
         Cipher cipher = Cipher.getInstance("AES/GCM/NoPadding", p11);
         cipher.init(Cipher.DECRYPT_MODE, kek, new GCMParameterSpec(TAG_BITS, wrapped, 0, IV_BYTES));
@@ -115,7 +115,7 @@ public final class Pkcs11KekProvider implements KekProvider {
         try {
             return cipher.doFinal(wrapped, IV_BYTES, wrapped.length - IV_BYTES);
         } catch (AEADBadTagException e) {
-            throw new KekUnavailableException("KEK " + kekId + " cannot unwrap DEK " + context.dekIdText()
+            throw new KekRefusedException("KEK " + kekId + " cannot unwrap DEK " + context.dekIdText()
                     + " of topic '" + context.topicText() + "' (wrong topic or tampered)");
         }
     }
@@ -169,7 +169,7 @@ public final class Pkcs11KekProvider implements KekProvider {
 
     private Key key(String kekId) throws GeneralSecurityException {
         if (!kekId.startsWith(PREFIX) || !versioned.matcher(kekId.substring(PREFIX.length())).matches()) {
-            throw new KekUnavailableException("KEK " + kekId + " is not a PKCS#11 key labelled " + label + ".<n>");
+            throw new KekRefusedException("KEK " + kekId + " is not a PKCS#11 key labelled " + label + ".<n>");
         }
         String alias = kekId.substring(PREFIX.length());
         Key key = store.getKey(alias, null);
@@ -178,7 +178,7 @@ public final class Pkcs11KekProvider implements KekProvider {
             key = store.getKey(alias, null);
         }
         if (key == null) {
-            throw new KekUnavailableException("KEK " + kekId + " is not on the PKCS#11 token (deleted, or another token)");
+            throw new KekRefusedException("KEK " + kekId + " is not on the PKCS#11 token (deleted, or another token)");
         }
         return key;
     }

@@ -13,7 +13,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.TextNode;
-import io.meshcrypt.filter.crypto.Envelope;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.transform.TransformException.Kind;
 import io.meshcrypt.meshconfig.transform.FieldOp;
@@ -257,7 +257,7 @@ public final class JsonTransformer {
             throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " is not base64, so not encrypted", null);
         }
         ByteBuffer buffer = ByteBuffer.wrap(envelope);
-        if (!Envelope.isEnvelope(buffer)) {
+        if (!ValueEnvelope.isEnvelope(buffer)) {
             throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " is not a meshcrypt envelope", null);
         }
         ByteBuffer plaintext;

@@ -6,10 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.meshconfig.ConfigException;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.nio.file.Files;
@@ -91,7 +91,7 @@ class DeterministicKeysConfigTest {
             throws Exception {
         Path config = write("keyset: k.json\npolicy:\n  encrypt: [\"*\"]\n");
         FilterConfig startup = FilterConfig.load(config);
-        KafkaProxy proxy = new KafkaProxy(startup.policy(), RecordCipher.fromKeysetHandle(Keysets.generate()), null,
+        KafkaProxy proxy = new KafkaProxy(startup.policy(), ValueCipherV1.fromKeysetHandle(Keysets.generate()), null,
                 new BrokerAddresses(Map.of()), 1 << 20);
 
         try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, proxy::policy, rules -> { }, Duration.ofMillis(20))) {

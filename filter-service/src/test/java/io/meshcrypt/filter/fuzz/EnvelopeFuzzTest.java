@@ -1,17 +1,18 @@
 package io.meshcrypt.filter.fuzz;
 
+import io.meshcrypt.filter.crypto.ValueEnvelopeV1;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.meshcrypt.filter.crypto.DekManager;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.EnvelopeCipher;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
 import io.meshcrypt.filter.crypto.EnvelopeException;
-import io.meshcrypt.filter.crypto.EnvelopeV2;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueEnvelopeV2;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.LocalKekProvider;
 import java.nio.ByteBuffer;
@@ -25,8 +26,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Every envelope parser on hostile record values and keys: {@link Envelope#inspect}, {@link EnvelopeV2#parse},
- * {@link KeyCipher#decrypt} (the record-key envelope) and {@link EnvelopeCipher#decrypt} (v1 and v2, with a DEK manager
+ * Every envelope parser on hostile record values and keys: {@link Envelope#inspect}, {@link ValueEnvelopeV2#parse},
+ * {@link RecordKeyCipher#decrypt} (the record-key envelope) and {@link ValueCipherV2#decrypt} (v1 and v2, with a DEK manager
  * over the local KEK provider and fixed test keysets, so saved ciphertext stays valid).
  *
  * <p>Input of each: byte 0 = offset of the value inside the buffer and its byte order (a parser must read relative to
@@ -37,9 +38,9 @@ import org.junit.jupiter.api.io.TempDir;
 class EnvelopeFuzzTest {
     static final String TOPIC = "orders";
     private static final Duration KEY_WAIT = Duration.ofSeconds(10);
-    private static final RecordCipher V1 = FuzzSupport.recordCipher();
-    private static final KeyCipher KEYS = FuzzSupport.keyCipher();
-    private static final EnvelopeCipher CIPHER = new EnvelopeCipher(new DekManager(
+    private static final ValueCipherV1 V1 = FuzzSupport.recordCipher();
+    private static final RecordKeyCipher KEYS = FuzzSupport.keyCipher();
+    private static final ValueCipherV2 CIPHER = new ValueCipherV2(new DekManager(
             new LocalKekProvider(FuzzSupport.keysetFile("fuzz-only-aead-keyset.json")), DekManager.Settings.defaults()), V1);
 
     /** The value placed at a position given by byte 0 inside a larger buffer, little-endian when bit 4 is set. */
@@ -62,9 +63,9 @@ class EnvelopeFuzzTest {
         int position = value.position();
         int limit = value.limit();
         try {
-            Envelope.Info info = Envelope.inspect(value);
-            assertEquals(Envelope.VERSION_1, info.version());
-            assertTrue(value.remaining() >= Envelope.OVERHEAD, "accepted an envelope shorter than its overhead");
+            ValueEnvelopeV1.Info info = ValueEnvelopeV1.inspect(value);
+            assertEquals(ValueEnvelopeV1.VERSION_1, info.version());
+            assertTrue(value.remaining() >= ValueEnvelopeV1.OVERHEAD, "accepted an envelope shorter than its overhead");
         } catch (EnvelopeException expected) {
             // rejected
         }
@@ -81,11 +82,11 @@ class EnvelopeFuzzTest {
         int position = value.position();
         int limit = value.limit();
         try {
-            EnvelopeV2.Info info = EnvelopeV2.parse(value, TOPIC);
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(value, TOPIC);
             assertTrue(info.kekId().length() > 0, "empty KEK id accepted");
             assertTrue(info.wrappedDekLength() > 0, "empty wrapped DEK accepted");
             assertTrue(info.keyOffset() < info.headerLength());
-            assertTrue(info.headerLength() + Envelope.NONCE_LENGTH + Envelope.TAG_LENGTH <= value.remaining(),
+            assertTrue(info.headerLength() + ValueEnvelope.NONCE_LENGTH + ValueEnvelope.TAG_LENGTH <= value.remaining(),
                     "header " + info.headerLength() + " + nonce + tag exceeds the value of " + value.remaining() + " bytes");
         } catch (EnvelopeException expected) {
             // rejected

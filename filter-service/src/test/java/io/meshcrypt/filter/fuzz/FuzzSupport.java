@@ -6,8 +6,8 @@ import com.google.crypto.tink.TinkJsonProtoKeysetFormat;
 import com.google.crypto.tink.aead.AeadConfig;
 import com.google.crypto.tink.daead.DeterministicAeadConfig;
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -72,18 +72,18 @@ public final class FuzzSupport {
         }
     }
 
-    public static RecordCipher recordCipher() {
+    public static ValueCipherV1 recordCipher() {
         try {
-            return RecordCipher.fromKeysetHandle(aeadKeyset());
+            return ValueCipherV1.fromKeysetHandle(aeadKeyset());
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException(e);
         }
     }
 
-    public static KeyCipher keyCipher() {
+    public static RecordKeyCipher keyCipher() {
         try {
             DeterministicAeadConfig.register();
-            return KeyCipher.fromKeysetHandle(TinkJsonProtoKeysetFormat.parseKeyset(
+            return RecordKeyCipher.fromKeysetHandle(TinkJsonProtoKeysetFormat.parseKeyset(
                     resource("fuzz-only-siv-keyset.json"), InsecureSecretKeyAccess.get()));
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException(e);

@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordBatchRewriter.TruncatedTail;
 import io.meshcrypt.filter.records.RecordRewriteException;
@@ -42,8 +42,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class RecordBatchRewriterFuzzTest {
     private static final String TOPIC = "orders";
-    private static final RecordCipher VALUES = FuzzSupport.recordCipher();
-    private static final KeyCipher KEYS = FuzzSupport.keyCipher();
+    private static final ValueCipherV1 VALUES = FuzzSupport.recordCipher();
+    private static final RecordKeyCipher KEYS = FuzzSupport.keyCipher();
     private static final ValueRewriter IDENTITY = value -> value;
     private static final ValueRewriter ENCRYPT = value -> crypt(() -> VALUES.encrypt(TOPIC, value));
     private static final ValueRewriter DECRYPT = value -> crypt(() -> VALUES.decrypt(TOPIC, value));

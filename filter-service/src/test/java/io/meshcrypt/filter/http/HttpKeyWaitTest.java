@@ -12,8 +12,8 @@ import io.envoyproxy.envoy.service.ext_proc.v3.HttpBody;
 import io.envoyproxy.envoy.service.ext_proc.v3.HttpHeaders;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.meshconfig.http.HeaderChanges;
@@ -40,7 +40,7 @@ class HttpKeyWaitTest {
     @Test
     void givenDataKeyNotReady_whenRequestBodyArrives_thenKeyWaitAndTheSameMessageIsRewrittenOnceReady() throws Exception {
         Keysets.create(dir.resolve("keyset.json"));
-        RecordCipher records = RecordCipher.fromKeysetFile(dir.resolve("keyset.json"));
+        ValueCipherV1 records = ValueCipherV1.fromKeysetFile(dir.resolve("keyset.json"));
         CompletableFuture<Void> key = new CompletableFuture<>();
         ValueCipher slowKey = new ValueCipher() {
             @Override

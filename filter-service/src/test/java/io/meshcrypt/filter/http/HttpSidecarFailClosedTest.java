@@ -6,10 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.sun.net.httpserver.HttpServer;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import io.meshcrypt.filter.transport.ExtProcServer;
@@ -44,7 +44,7 @@ class HttpSidecarFailClosedTest {
     @Test
     void givenFilterServiceDown_whenJsonPosted_then5xxAndAppSeesNothing() throws Exception {
         Keysets.create(dir.resolve("keyset.json"));
-        RecordCipher cipher = RecordCipher.fromKeysetFile(dir.resolve("keyset.json"));
+        ValueCipherV1 cipher = ValueCipherV1.fromKeysetFile(dir.resolve("keyset.json"));
         HttpRule rule = new HttpRule("orders", RouteMatch.ANY, "orders",
                 new RuleSide(List.of(new FieldOp.Encrypt(JsonPointer.parse("/card"), false)), List.of(), HeaderChanges.NONE,
                         RuleSide.OnInvalid.REJECT), RuleSide.NONE);

@@ -10,11 +10,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpServer;
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import java.net.InetSocketAddress;
 import java.net.URI;
@@ -81,7 +81,7 @@ class HttpSidecarTest {
             """;
 
     private Path dir;
-    private RecordCipher cipher;
+    private ValueCipherV1 cipher;
     private ExtProcServer filter;
     private HttpServer app;
     private EnvoySidecar envoy;
@@ -103,7 +103,7 @@ class HttpSidecarTest {
         Path configFile = dir.resolve("filter.yaml");
         Files.writeString(configFile, RULES);
         FilterConfig config = FilterConfig.load(configFile);
-        cipher = RecordCipher.fromKeysetFile(config.keyset());
+        cipher = ValueCipherV1.fromKeysetFile(config.keyset());
         KafkaProxy kafka = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(Map.of()), config.maxFrameBytes());
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         filter = ExtProcServer.start(config.listen(), kafka, ExtProcServer.Limits.defaults(),
@@ -155,7 +155,7 @@ class HttpSidecarTest {
         assertEquals("fragile", seen.get("note").asText());
         assertEquals("[redacted]", seen.at("/card/cvv").asText());
         byte[] envelope = Base64.getDecoder().decode(seen.at("/card/number").asText());
-        assertTrue(Envelope.isEnvelope(ByteBuffer.wrap(envelope)));
+        assertTrue(ValueEnvelope.isEnvelope(ByteBuffer.wrap(envelope)));
         assertEquals("\"4111111111111111\"", utf8(cipher.decrypt("orders", ByteBuffer.wrap(envelope))));
         assertEquals(Integer.toString(atApp.body().length), atApp.header("Content-length"));
         assertEquals("rewritten", atApp.header("X-meshcrypt"));

@@ -15,10 +15,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.TopicRule;
@@ -54,8 +54,8 @@ class DeterministicKeysKafkaTest {
 
     @TempDir
     Path dir;
-    private RecordCipher cipher;
-    private KeyCipher keyCipher;
+    private ValueCipherV1 cipher;
+    private RecordKeyCipher keyCipher;
     private EncryptionPolicy policy;
     private ConnectionHandler connection;
     private int correlation;
@@ -63,8 +63,8 @@ class DeterministicKeysKafkaTest {
     @BeforeEach
     void setUp() throws Exception {
         Keysets.create(dir.resolve("keyset.json"));
-        cipher = RecordCipher.fromKeysetFile(dir.resolve("keyset.json"));
-        keyCipher = KeyCipher.openOrCreate(dir.resolve("siv-keyset.json"));
+        cipher = ValueCipherV1.fromKeysetFile(dir.resolve("keyset.json"));
+        keyCipher = RecordKeyCipher.openOrCreate(dir.resolve("siv-keyset.json"));
         policy = EncryptionPolicy.ofRules(List.of(
                 new TopicRule("users*", List.of(), true),
                 TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
@@ -76,14 +76,14 @@ class DeterministicKeysKafkaTest {
         List<Record> stored = produce("users-eu", new String[] {"alice", "alice", "bob", null}, "v1", "v2", "v3", "v4");
 
         byte[] first = bytes(stored.get(0).key());
-        assertTrue(KeyCipher.isKeyEnvelope(ByteBuffer.wrap(first)));
+        assertTrue(RecordKeyCipher.isKeyEnvelope(ByteBuffer.wrap(first)));
         assertArrayEquals(first, bytes(stored.get(1).key()));
         assertFalse(Arrays.equals(first, bytes(stored.get(2).key())));
         assertFalse(new String(first, StandardCharsets.ISO_8859_1).contains("alice"));
         assertEquals("alice", utf8(keyCipher.decrypt("users-eu", ByteBuffer.wrap(first))));
         assertNull(stored.get(3).key());
         for (int i = 0; i < 4; i++) {
-            assertTrue(Envelope.isEnvelope(stored.get(i).value()));
+            assertTrue(ValueEnvelope.isEnvelope(stored.get(i).value()));
             assertEquals("v" + (i + 1), utf8(cipher.decrypt("users-eu", stored.get(i).value())));
         }
     }
@@ -107,7 +107,7 @@ class DeterministicKeysKafkaTest {
         List<Record> stored = produce("orders", new String[] {"alice"}, "v1");
 
         assertEquals("alice", utf8(stored.getFirst().key()));
-        assertTrue(Envelope.isEnvelope(stored.getFirst().value()));
+        assertTrue(ValueEnvelope.isEnvelope(stored.getFirst().value()));
     }
 
     @Test

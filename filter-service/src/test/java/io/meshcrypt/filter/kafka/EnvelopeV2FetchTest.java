@@ -4,9 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.google.protobuf.ByteString;
 import io.meshcrypt.filter.crypto.DekManager;
-import io.meshcrypt.filter.crypto.EnvelopeCipher;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.kms.DekContext;
@@ -59,7 +59,7 @@ class EnvelopeV2FetchTest {
     void setUp() throws Exception {
         keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
-        EnvelopeCipher cipher = cipher(keyset, RecordCipher.fromKeysetFile(keyset));
+        ValueCipherV2 cipher = cipher(keyset, ValueCipherV1.fromKeysetFile(keyset));
         connection = new KafkaProxy(EncryptionPolicy.encryptAll(), cipher, new BrokerAddresses(Map.of()), 1 << 20).open();
     }
 
@@ -68,16 +68,16 @@ class EnvelopeV2FetchTest {
         managers.forEach(DekManager::close);
     }
 
-    private EnvelopeCipher cipher(Path kek, RecordCipher v1) {
+    private ValueCipherV2 cipher(Path kek, ValueCipherV1 v1) {
         DekManager m = new DekManager(new LocalKekProvider(kek), DekManager.Settings.defaults());
         managers.add(m);
-        return new EnvelopeCipher(m, v1);
+        return new ValueCipherV2(m, v1);
     }
 
     @Test
     void givenV1AndV2ValuesInOnePartition_whenFetched_thenAllDecrypt() throws Exception {
         MemoryRecords records = records("orders",
-                List.of(RecordCipher.fromKeysetFile(keyset), cipher(keyset, null), RecordCipher.fromKeysetFile(keyset)),
+                List.of(ValueCipherV1.fromKeysetFile(keyset), cipher(keyset, null), ValueCipherV1.fromKeysetFile(keyset)),
                 "old", "new", "old again");
 
         FetchResponseData.PartitionData p = fetch("orders", records);
@@ -125,7 +125,7 @@ class EnvelopeV2FetchTest {
         };
         DekManager fresh = new DekManager(unreachable, DekManager.Settings.defaults());
         managers.add(fresh);
-        connection = new KafkaProxy(EncryptionPolicy.encryptAll(), new EnvelopeCipher(fresh, null), new BrokerAddresses(Map.of()), 1 << 20).open();
+        connection = new KafkaProxy(EncryptionPolicy.encryptAll(), new ValueCipherV2(fresh, null), new BrokerAddresses(Map.of()), 1 << 20).open();
 
         FetchResponseData.PartitionData p = fetch("orders", records, version);
 
@@ -173,7 +173,7 @@ class EnvelopeV2FetchTest {
         SimpleRecord[] records = new SimpleRecord[values.length];
         for (int i = 0; i < values.length; i++) {
             ValueCipher cipher = ciphers.get(i % ciphers.size());
-            if (cipher instanceof EnvelopeCipher envelopes) {
+            if (cipher instanceof ValueCipherV2 envelopes) {
                 cipher = envelopes.blocking(Duration.ofSeconds(10));
             }
             ByteBuffer env = cipher.encrypt(topic, ByteBuffer.wrap(values[i].getBytes(StandardCharsets.UTF_8)));

@@ -1,7 +1,7 @@
 package io.meshcrypt.filter.kafka;
 
 import io.meshcrypt.filter.crypto.ValueCipher;
-import io.meshcrypt.filter.kms.KmsUnavailableException;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
@@ -30,7 +30,7 @@ final class FakeEnvelopeCipher implements ValueCipher {
     public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
         decrypts.incrementAndGet();
         if (kmsDown.get()) {
-            throw new KmsUnavailableException("KMS call to fake failed: connect timed out", null);
+            throw new TransientKmsException("KMS call to fake failed: connect timed out", null);
         }
         byte[] all = bytes(envelope);
         if (all.length < HEADER.length) {

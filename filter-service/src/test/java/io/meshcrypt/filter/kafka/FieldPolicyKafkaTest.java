@@ -14,9 +14,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -55,14 +55,14 @@ class FieldPolicyKafkaTest {
 
     @TempDir
     Path dir;
-    private RecordCipher cipher;
+    private ValueCipherV1 cipher;
     private ConnectionHandler connection;
     private int correlation;
 
     @BeforeEach
     void setUp() throws Exception {
         Keysets.create(dir.resolve("keyset.json"));
-        cipher = RecordCipher.fromKeysetFile(dir.resolve("keyset.json"));
+        cipher = ValueCipherV1.fromKeysetFile(dir.resolve("keyset.json"));
         EncryptionPolicy policy = EncryptionPolicy.ofRules(List.of(
                 TopicRule.wholeValue("orders-raw"),
                 new TopicRule("orders*", List.of(JsonPointer.parse("/card/number"), JsonPointer.parse("/card/cvv")))),
@@ -79,7 +79,7 @@ class FieldPolicyKafkaTest {
         assertEquals("12/29", value.at("/card/exp").asText());
         assertTrue(new String(bytes(stored.getFirst().value()), StandardCharsets.UTF_8).endsWith(",\"total\":12.50}"));
         byte[] envelope = Base64.getDecoder().decode(value.at("/card/number").asText());
-        assertTrue(Envelope.isEnvelope(ByteBuffer.wrap(envelope)));
+        assertTrue(ValueEnvelope.isEnvelope(ByteBuffer.wrap(envelope)));
         assertEquals("\"4111111111111111\"", utf8(cipher.decrypt("orders-eu", ByteBuffer.wrap(envelope))));
         assertTrue(!new String(bytes(stored.getFirst().value()), StandardCharsets.UTF_8).contains("4111111111111111"));
     }

@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.fuzz.FuzzSupport;
 import io.meshcrypt.filter.transport.ConnectionHandler;
@@ -56,7 +56,7 @@ class KafkaConnectionFuzzTest {
         FuzzSupport.quietLogs();
     }
 
-    private static final RecordCipher CIPHER = FuzzSupport.recordCipher();
+    private static final ValueCipherV1 CIPHER = FuzzSupport.recordCipher();
     /** The response direction tracks requests of these APIs (the ones whose responses the filter decodes). */
     static final List<ApiKeys> TRACKED = List.of(ApiKeys.FETCH, ApiKeys.METADATA, ApiKeys.API_VERSIONS, ApiKeys.PRODUCE,
             ApiKeys.FIND_COORDINATOR, ApiKeys.DESCRIBE_CLUSTER, ApiKeys.SHARE_FETCH, ApiKeys.SHARE_ACKNOWLEDGE);
@@ -195,7 +195,7 @@ class KafkaConnectionFuzzTest {
                             continue;
                         }
                         for (Record record : batch) {
-                            assertTrue(!record.hasValue() || Envelope.isEnvelope(record.value()),
+                            assertTrue(!record.hasValue() || ValueEnvelope.isEnvelope(record.value()),
                                     "plaintext value forwarded in a Produce to " + topic.name() + topic.topicId());
                         }
                     }

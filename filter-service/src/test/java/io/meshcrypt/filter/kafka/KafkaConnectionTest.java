@@ -12,9 +12,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -55,7 +55,7 @@ class KafkaConnectionTest {
 
     @TempDir
     Path dir;
-    private RecordCipher cipher;
+    private ValueCipherV1 cipher;
     private KafkaProxy proxy;
     private ConnectionHandler connection;
     private int correlation;
@@ -64,7 +64,7 @@ class KafkaConnectionTest {
     void setUp() throws Exception {
         Path keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
-        cipher = RecordCipher.fromKeysetFile(keyset);
+        cipher = ValueCipherV1.fromKeysetFile(keyset);
         proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), cipher,
                 new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", 19093))), 1 << 20);
         connection = proxy.open();
@@ -81,7 +81,7 @@ class KafkaConnectionTest {
         assertEquals(2, records.size());
         for (int i = 0; i < 2; i++) {
             ByteBuffer value = records.get(i).value();
-            assertTrue(Envelope.isEnvelope(value));
+            assertTrue(ValueEnvelope.isEnvelope(value));
             assertEquals(List.of("alpha", "beta").get(i), utf8(cipher.decrypt("orders", value)));
         }
     }
@@ -311,7 +311,7 @@ class KafkaConnectionTest {
         byte[] after = request(ApiKeys.PRODUCE, PRODUCE_V, produce("audit", null, "x"));
         ProduceRequestData sent = (ProduceRequestData) decodeRequest(open.onRead(ByteString.copyFrom(after), false), ApiKeys.PRODUCE);
         ByteBuffer value = records(sent.topicData().iterator().next().partitionData().get(0).records()).get(0).value();
-        assertTrue(Envelope.isEnvelope(value), "the value of audit is encrypted after the policy change");
+        assertTrue(ValueEnvelope.isEnvelope(value), "the value of audit is encrypted after the policy change");
         assertEquals("x", utf8(cipher.decrypt("audit", value)));
     }
 

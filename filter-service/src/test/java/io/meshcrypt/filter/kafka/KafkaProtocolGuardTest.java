@@ -13,9 +13,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.transport.ConnectionHandler;
@@ -62,7 +62,7 @@ class KafkaProtocolGuardTest {
 
     @TempDir
     Path dir;
-    private RecordCipher recordCipher;
+    private ValueCipherV1 recordCipher;
     private final AtomicInteger encryptions = new AtomicInteger();
     private KafkaProxy proxy;
     private ConnectionHandler connection;
@@ -72,7 +72,7 @@ class KafkaProtocolGuardTest {
     void setUp() throws Exception {
         Path keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
-        recordCipher = RecordCipher.fromKeysetFile(keyset);
+        recordCipher = ValueCipherV1.fromKeysetFile(keyset);
         proxy = proxy(KafkaProxy.Limits.defaults());
         connection = proxy.open();
     }
@@ -177,7 +177,7 @@ class KafkaProtocolGuardTest {
 
         ProduceRequestData sent = (ProduceRequestData) decodeRequest(out, ApiKeys.PRODUCE);
         ByteBuffer value = records(sent.topicData().iterator().next().partitionData().get(0).records()).get(0).value();
-        assertTrue(Envelope.isEnvelope(value));
+        assertTrue(ValueEnvelope.isEnvelope(value));
         assertEquals("v", utf8(recordCipher.decrypt("secret", value)));
     }
 
@@ -456,7 +456,7 @@ class KafkaProtocolGuardTest {
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onRead(ByteString.copyFrom(tooLong), false));
 
         assertTrue(e.getMessage().contains("(250 characters)"), e.getMessage());
-        assertTrue(Envelope.isEnvelope(records(sent.topicData().iterator().next().partitionData().get(0).records()).get(0).value()));
+        assertTrue(ValueEnvelope.isEnvelope(records(sent.topicData().iterator().next().partitionData().get(0).records()).get(0).value()));
     }
 
     @Test

@@ -12,9 +12,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.Keysets;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.transport.ConnectionHandler;
@@ -49,7 +49,7 @@ class ProduceDeferralTest {
 
     @TempDir
     Path dir;
-    private RecordCipher records;
+    private ValueCipherV1 records;
     /** Topics whose key is "not ready" until {@link #keysReady} completes. */
     private final List<String> prepared = new CopyOnWriteArrayList<>();
     private final CompletableFuture<Void> keysReady = new CompletableFuture<>();
@@ -59,7 +59,7 @@ class ProduceDeferralTest {
     void setUp() throws Exception {
         Path keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
-        records = RecordCipher.fromKeysetFile(keyset);
+        records = ValueCipherV1.fromKeysetFile(keyset);
         ValueCipher slowKeys = new ValueCipher() {
             @Override
             public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
@@ -101,7 +101,7 @@ class ProduceDeferralTest {
         for (ProduceRequestData.TopicProduceData t : sent.topicData()) {
             Record r = records(t.partitionData().get(0).records()).get(0);
             if (t.name().startsWith("secret-")) {
-                assertTrue(Envelope.isEnvelope(r.value()), t.name() + " is encrypted");
+                assertTrue(ValueEnvelope.isEnvelope(r.value()), t.name() + " is encrypted");
                 assertEquals("v", utf8(records.decrypt(t.name(), r.value())));
             } else {
                 assertEquals("v", utf8(r.value()), "a passthrough topic is untouched");

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 
 import io.meshcrypt.filter.crypto.EnvelopeException;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.KmsUnavailableException;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.transform.TransformException;
 import java.util.concurrent.CompletableFuture;
@@ -31,7 +31,7 @@ class ValueCryptoFailureTest {
 
     @Test
     void givenAnUnreachableKms_whenMapped_thenTheRetriableStorageErrorAndNoRetry() {
-        RecordRewriteException e = ValueCrypto.failure("m", new KmsUnavailableException("down", null));
+        RecordRewriteException e = ValueCrypto.failure("m", new TransientKmsException("down", null));
 
         assertEquals(Errors.KAFKA_STORAGE_ERROR, e.answer());
         assertNull(e.retryWhen());
@@ -40,7 +40,7 @@ class ValueCryptoFailureTest {
     @Test
     void givenAnUnreachableKmsBehindTheJsonFieldEngine_whenMapped_thenTheRetriableStorageError() {
         TransformException field = new TransformException(TransformException.Kind.INVALID_INPUT, "cannot decrypt field",
-                new KmsUnavailableException("down", null));
+                new TransientKmsException("down", null));
 
         RecordRewriteException e = ValueCrypto.failure("m", field);
 

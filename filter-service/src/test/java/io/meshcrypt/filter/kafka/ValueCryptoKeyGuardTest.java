@@ -13,8 +13,8 @@ import com.google.crypto.tink.aead.AeadConfig;
 import com.google.crypto.tink.aead.PredefinedAeadParameters;
 import com.google.crypto.tink.daead.DeterministicAeadConfig2026;
 import com.google.crypto.tink.daead.PredefinedDeterministicAeadParameters;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
@@ -41,8 +41,8 @@ class ValueCryptoKeyGuardTest {
     private static final byte[] FORGED_KEY = {0x00, 0x4D, 0x43, 0x4B, 0x01, 0x01, 0x12, 0x34, 0x56, 0x78, 0x00, 0x00};
     private static final byte[] FORGED_VALUE = {0x00, 0x4D, 0x43, 0x45, 0x02, 0x00};
 
-    private static RecordCipher values;
-    private static KeyCipher keys;
+    private static ValueCipherV1 values;
+    private static RecordKeyCipher keys;
     /** keyed-* encrypts keys; orders is encrypted without key encryption; legacy-* is decryptOnly; rest passthrough. */
     private static final EncryptionPolicy POLICY = EncryptionPolicy.ofRules(
             List.of(new TopicRule("keyed-*", List.of(), true), TopicRule.wholeValue("orders")),
@@ -51,8 +51,8 @@ class ValueCryptoKeyGuardTest {
     @BeforeAll
     static void ciphers() throws Exception {
         AeadConfig.register();
-        values = RecordCipher.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
-        keys = KeyCipher.fromKeysetHandle(KeysetHandle.generateNew(PredefinedDeterministicAeadParameters.AES256_SIV,
+        values = ValueCipherV1.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
+        keys = RecordKeyCipher.fromKeysetHandle(KeysetHandle.generateNew(PredefinedDeterministicAeadParameters.AES256_SIV,
                 DeterministicAeadConfig2026.get()));
     }
 

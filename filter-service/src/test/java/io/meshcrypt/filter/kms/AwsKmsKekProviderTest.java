@@ -7,14 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.crypto.DekManager;
-import io.meshcrypt.filter.crypto.EnvelopeCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
-import java.util.concurrent.TimeUnit;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -49,7 +49,7 @@ class AwsKmsKekProviderTest {
 
             assertEquals(arn, wrapped.kekId());
             assertArrayEquals(dek, p.unwrap(wrapped.kekId(), wrapped.bytes(), context));
-            assertThrows(KekUnavailableException.class, () -> p.unwrap(wrapped.kekId(), wrapped.bytes(), new DekContext("payments", 5L)));
+            assertThrows(KekRefusedException.class, () -> p.unwrap(wrapped.kekId(), wrapped.bytes(), new DekContext("payments", 5L)));
         }
     }
 
@@ -83,11 +83,11 @@ class AwsKmsKekProviderTest {
                 own.stop();
 
                 GeneralSecurityException down = assertThrows(GeneralSecurityException.class, () -> p.unwrap(arn, wrapped.bytes(), context));
-                assertTrue(!(down instanceof KekUnavailableException), "an unreachable KMS is transient: " + down);
+                assertTrue(!(down instanceof KekRefusedException), "an unreachable KMS is transient: " + down);
 
                 // moto keeps keys in memory only: after a restart the key is gone, like a deleted KEK.
                 own.start();
-                GeneralSecurityException lost = assertThrows(KekUnavailableException.class, () -> p.unwrap(arn, wrapped.bytes(), context));
+                GeneralSecurityException lost = assertThrows(KekRefusedException.class, () -> p.unwrap(arn, wrapped.bytes(), context));
                 assertTrue(lost.getMessage().contains(arn), lost.getMessage());
             }
         }
@@ -104,7 +104,7 @@ class AwsKmsKekProviderTest {
                     d.cacheMaxEntries(), Duration.ofSeconds(5), Duration.ofMillis(200), Duration.ofSeconds(1), d.kekCheckInterval()));
             try {
                 // Blocking view: the outage assertions are about the real error a retry gets, not about waiting.
-                ValueCipher cipher = new EnvelopeCipher(deks, null).blocking(Duration.ofSeconds(10));
+                ValueCipher cipher = new ValueCipherV2(deks, null).blocking(Duration.ofSeconds(10));
                 ByteBuffer before = cipher.encrypt("cached", utf8("before"));
                 long callsBefore = deks.metrics().kmsCalls();
                 own.stop();
@@ -112,7 +112,7 @@ class AwsKmsKekProviderTest {
                 assertEquals("during", text(cipher.decrypt("cached", cipher.encrypt("cached", utf8("during")))));
                 assertEquals("before", text(cipher.decrypt("cached", before)));
                 for (int i = 0; i < 100; i++) {
-                    assertThrows(KmsUnavailableException.class, () -> cipher.encrypt("fresh", utf8("x")));
+                    assertThrows(TransientKmsException.class, () -> cipher.encrypt("fresh", utf8("x")));
                 }
                 long callsDuringOutage = deks.metrics().kmsCalls() - callsBefore;
                 assertTrue(callsDuringOutage <= 3, "100 refused records cost " + callsDuringOutage + " KMS calls");
@@ -125,7 +125,7 @@ class AwsKmsKekProviderTest {
                 while (after == null) {
                     try {
                         after = cipher.encrypt("fresh", utf8("after"));
-                    } catch (KmsUnavailableException backingOff) {
+                    } catch (TransientKmsException backingOff) {
                         assertTrue(System.nanoTime() < deadline, "no recovery: " + backingOff.getMessage());
                         Thread.sleep(100);
                     }
@@ -146,9 +146,9 @@ class AwsKmsKekProviderTest {
     }
 
     @Test
-    void givenMissingKey_whenWrapped_thenKekUnavailable() throws Exception {
+    void givenMissingKey_whenWrapped_thenKekRefused() throws Exception {
         try (AwsKmsKekProvider p = moto.provider("alias/never-created")) {
-            assertThrows(KekUnavailableException.class, () -> p.wrap(new byte[32], new DekContext("t", 1L)));
+            assertThrows(KekRefusedException.class, () -> p.wrap(new byte[32], new DekContext("t", 1L)));
         }
     }
 }

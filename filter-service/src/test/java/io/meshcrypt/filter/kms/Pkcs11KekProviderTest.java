@@ -6,9 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.crypto.DekManager;
-import io.meshcrypt.filter.crypto.EnvelopeCipher;
-import io.meshcrypt.filter.crypto.EnvelopeV2;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
+import io.meshcrypt.filter.crypto.ValueEnvelopeV2;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
@@ -43,9 +43,9 @@ class Pkcs11KekProviderTest {
         assertEquals(provider.currentKekId(), wrapped.kekId());
         assertEquals(60, wrapped.bytes().length, "12-byte IV + 32-byte DEK + 16-byte tag");
         assertArrayEquals(dek, provider.unwrap(wrapped.kekId(), wrapped.bytes(), context));
-        assertThrows(KekUnavailableException.class,
+        assertThrows(KekRefusedException.class,
                 () -> provider.unwrap(wrapped.kekId(), wrapped.bytes(), new DekContext("payments", 7L)));
-        assertThrows(KekUnavailableException.class,
+        assertThrows(KekRefusedException.class,
                 () -> provider.unwrap(wrapped.kekId(), wrapped.bytes(), new DekContext("orders", 8L)));
     }
 
@@ -74,13 +74,13 @@ class Pkcs11KekProviderTest {
         DekManager producer = new DekManager(provider, DekManager.Settings.defaults());
         DekManager replica = new DekManager(provider, DekManager.Settings.defaults());
         try {
-            ValueCipher writer = new EnvelopeCipher(producer, null).blocking(Duration.ofSeconds(10));
-            ValueCipher reader = new EnvelopeCipher(replica, null).blocking(Duration.ofSeconds(10));
+            ValueCipher writer = new ValueCipherV2(producer, null).blocking(Duration.ofSeconds(10));
+            ValueCipher reader = new ValueCipherV2(replica, null).blocking(Duration.ofSeconds(10));
             List<ByteBuffer> envelopes = new ArrayList<>();
             for (int i = 0; i < 100; i++) {
                 envelopes.add(writer.encrypt("orders", ByteBuffer.wrap(("v" + i).getBytes(StandardCharsets.UTF_8))));
             }
-            EnvelopeV2.Info info = EnvelopeV2.parse(envelopes.get(0), "orders");
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelopes.get(0), "orders");
             assertEquals(provider.currentKekId(), info.kekId());
             assertEquals(60, info.wrappedDekLength());
             for (int i = 0; i < 100; i++) {
@@ -96,7 +96,7 @@ class Pkcs11KekProviderTest {
 
     @Test
     void givenUnknownLabel_whenUnwrapped_thenErrorNamesKek() {
-        GeneralSecurityException e = assertThrows(KekUnavailableException.class,
+        GeneralSecurityException e = assertThrows(KekRefusedException.class,
                 () -> provider.unwrap("pkcs11:kek.999", new byte[60], new DekContext("orders", 1L)));
         assertTrue(e.getMessage().contains("pkcs11:kek.999"), e.getMessage());
     }

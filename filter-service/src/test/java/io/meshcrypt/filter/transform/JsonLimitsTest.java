@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.aead.AeadConfig;
 import com.google.crypto.tink.aead.PredefinedAeadParameters;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.nio.ByteBuffer;
@@ -18,13 +18,13 @@ import org.junit.jupiter.api.Test;
 
 /** Review item 4: the shared JSON engine parses client documents under explicit limits. */
 class JsonLimitsTest {
-    private static RecordCipher cipher;
+    private static ValueCipherV1 cipher;
     private static final List<FieldOp> ENCRYPT_A = List.of(new FieldOp.Encrypt(JsonPointer.parse("/a"), false));
 
     @BeforeAll
     static void keys() throws Exception {
         AeadConfig.register();
-        cipher = RecordCipher.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
+        cipher = ValueCipherV1.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
     }
 
     /** {@code [{},{},...]}: 3 bytes of text per object, ~25 times that as a tree. */

@@ -12,8 +12,8 @@ import com.fasterxml.jackson.databind.node.TextNode;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.aead.AeadConfig;
 import com.google.crypto.tink.aead.PredefinedAeadParameters;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
@@ -28,13 +28,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class JsonTransformerTest {
-    private static RecordCipher cipher;
+    private static ValueCipherV1 cipher;
     private static JsonTransformer engine;
 
     @BeforeAll
     static void keys() throws Exception {
         AeadConfig.register();
-        cipher = RecordCipher.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
+        cipher = ValueCipherV1.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
         engine = new JsonTransformer(cipher);
     }
 
@@ -49,7 +49,7 @@ class JsonTransformerTest {
         JsonNode doc = JsonTransformer.parse(encrypted.getBytes(StandardCharsets.UTF_8));
         for (String f : fields) {
             byte[] envelope = Base64.getDecoder().decode(JsonPointer.parse(f).find(doc).textValue());
-            assertTrue(Envelope.isEnvelope(ByteBuffer.wrap(envelope)), f);
+            assertTrue(ValueEnvelope.isEnvelope(ByteBuffer.wrap(envelope)), f);
         }
         assertEquals(original, decrypted);
     }

@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.Printable;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
@@ -27,14 +28,14 @@ import java.util.HexFormat;
  * Associated data: {@code bytes[0, 16+K+W) || UTF-8("topic:" + topic)}: the whole header (version, KEK id, DEK
  * id, wrapped DEK) and the topic are authenticated.
  */
-public final class EnvelopeV2 {
+public final class ValueEnvelopeV2 {
 
     public static final int VERSION_2 = 0x02;
-    static final int KEK_ID_LENGTH_OFFSET = Envelope.HEADER_LENGTH;
+    static final int KEK_ID_LENGTH_OFFSET = ValueEnvelope.HEADER_LENGTH;
     /** Header bytes besides the KEK id and wrapped DEK: magic, version, K, DEK id, W. */
-    static final int FIXED_HEADER = Envelope.HEADER_LENGTH + 1 + 8 + 2;
+    static final int FIXED_HEADER = ValueEnvelope.HEADER_LENGTH + 1 + 8 + 2;
     /** Bytes added to a plaintext besides the KEK id and the wrapped DEK. */
-    public static final int FIXED_OVERHEAD = FIXED_HEADER + Envelope.NONCE_LENGTH + Envelope.TAG_LENGTH;
+    public static final int FIXED_OVERHEAD = FIXED_HEADER + ValueEnvelope.NONCE_LENGTH + ValueEnvelope.TAG_LENGTH;
 
     /**
      * What a version-2 envelope says about itself, read without decrypting or calling a KMS.
@@ -60,7 +61,7 @@ public final class EnvelopeV2 {
         }
     }
 
-    private EnvelopeV2() {
+    private ValueEnvelopeV2() {
     }
 
     /** @return the authenticated header every record encrypted with this DEK starts with */
@@ -73,7 +74,7 @@ public final class EnvelopeV2 {
             throw new IllegalArgumentException("wrapped DEK must be 1-65535 bytes (got " + wrappedDek.length + ")");
         }
         ByteBuffer b = ByteBuffer.allocate(FIXED_HEADER + kek.length + wrappedDek.length);
-        b.putInt(Envelope.MAGIC).put((byte) VERSION_2).put((byte) kek.length).put(kek)
+        b.putInt(ValueEnvelope.MAGIC).put((byte) VERSION_2).put((byte) kek.length).put(kek)
                 .putLong(dekId).putShort((short) wrappedDek.length).put(wrappedDek);
         return b.array();
     }
@@ -86,15 +87,15 @@ public final class EnvelopeV2 {
     public static Info parse(ByteBuffer value, String topic) throws EnvelopeException {
         int p = value.position();
         int remaining = value.remaining();
-        if (!Envelope.isEnvelope(value) || Byte.toUnsignedInt(value.get(p + 4)) != VERSION_2) {
-            throw new EnvelopeException("value" + Envelope.onTopic(topic) + " is not a version-2 meshcrypt envelope");
+        if (!ValueEnvelope.isEnvelope(value) || Byte.toUnsignedInt(value.get(p + 4)) != VERSION_2) {
+            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is not a version-2 meshcrypt envelope");
         }
         if (remaining < FIXED_OVERHEAD + 2) {
             throw truncated(topic, remaining);
         }
         int k = Byte.toUnsignedInt(value.get(p + KEK_ID_LENGTH_OFFSET));
         if (k == 0) {
-            throw new EnvelopeException("value" + Envelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty KEK id)");
+            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty KEK id)");
         }
         if (remaining < FIXED_OVERHEAD + k + 1) {
             throw truncated(topic, remaining);
@@ -105,7 +106,7 @@ public final class EnvelopeV2 {
                     .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)
                     .decode(value.slice(p + KEK_ID_LENGTH_OFFSET + 1, k)).toString();
         } catch (CharacterCodingException e) {
-            throw new EnvelopeException("value" + Envelope.onTopic(topic) + " is a malformed meshcrypt envelope (KEK id is not UTF-8)");
+            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (KEK id is not UTF-8)");
         }
         int d = p + KEK_ID_LENGTH_OFFSET + 1 + k;
         long dekId = 0;
@@ -114,7 +115,7 @@ public final class EnvelopeV2 {
         }
         int w = (Byte.toUnsignedInt(value.get(d + 8)) << 8) | Byte.toUnsignedInt(value.get(d + 9));
         if (w == 0) {
-            throw new EnvelopeException("value" + Envelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty wrapped DEK)");
+            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty wrapped DEK)");
         }
         if (remaining < FIXED_OVERHEAD + k + w) {
             throw truncated(topic, remaining);
@@ -148,7 +149,7 @@ public final class EnvelopeV2 {
     }
 
     private static EnvelopeException truncated(String topic, int remaining) {
-        return new EnvelopeException("value" + Envelope.onTopic(topic) + " is a truncated version-2 meshcrypt envelope ("
+        return new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a truncated version-2 meshcrypt envelope ("
                 + remaining + " bytes)");
     }
 }

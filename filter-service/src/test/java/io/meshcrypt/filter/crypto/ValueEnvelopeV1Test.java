@@ -8,10 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.ByteBuffer;
 import org.junit.jupiter.api.Test;
 
-class EnvelopeTest {
+class ValueEnvelopeV1Test {
 
     private static ByteBuffer v1(int keyId, int bodyLength) {
-        ByteBuffer b = ByteBuffer.allocate(Envelope.OVERHEAD + bodyLength);
+        ByteBuffer b = ByteBuffer.allocate(ValueEnvelopeV1.OVERHEAD + bodyLength);
         b.put(new byte[] {0x00, 0x4D, 0x43, 0x45, 0x01, 0x01}).putInt(keyId);
         return b.clear();
     }
@@ -20,7 +20,7 @@ class EnvelopeTest {
     void givenVersion1Envelope_whenInspected_thenVersionAndUnsignedKeyIdWithoutMovingPosition() throws Exception {
         ByteBuffer value = v1(0xF0000001, 3);
 
-        Envelope.Info info = Envelope.inspect(value);
+        ValueEnvelopeV1.Info info = ValueEnvelopeV1.inspect(value);
 
         assertEquals(1, info.version());
         assertEquals(0xF0000001, info.keyId());
@@ -33,16 +33,16 @@ class EnvelopeTest {
         ByteBuffer value = ByteBuffer.allocate(50).position(7);
         value.put(new byte[] {0x00, 0x4D, 0x43, 0x45, 0x01}).position(7);
 
-        assertTrue(Envelope.isEnvelope(value));
-        assertFalse(Envelope.isEnvelope(value.duplicate().position(8)));
+        assertTrue(ValueEnvelope.isEnvelope(value));
+        assertFalse(ValueEnvelope.isEnvelope(value.duplicate().position(8)));
     }
 
     @Test
     void givenPlainOrShortValues_whenChecked_thenNotEnvelopes() {
-        assertFalse(Envelope.isEnvelope(ByteBuffer.allocate(0)));
-        assertFalse(Envelope.isEnvelope(ByteBuffer.wrap(new byte[] {0x00, 0x4D, 0x43, 0x45})));
-        assertFalse(Envelope.isEnvelope(ByteBuffer.wrap("hello world".getBytes())));
-        assertThrows(NotAnEnvelopeException.class, () -> Envelope.inspect(ByteBuffer.wrap("hello".getBytes())));
+        assertFalse(ValueEnvelope.isEnvelope(ByteBuffer.allocate(0)));
+        assertFalse(ValueEnvelope.isEnvelope(ByteBuffer.wrap(new byte[] {0x00, 0x4D, 0x43, 0x45})));
+        assertFalse(ValueEnvelope.isEnvelope(ByteBuffer.wrap("hello world".getBytes())));
+        assertThrows(NotAnEnvelopeException.class, () -> ValueEnvelopeV1.inspect(ByteBuffer.wrap("hello".getBytes())));
     }
 
     @Test
@@ -50,17 +50,17 @@ class EnvelopeTest {
         ByteBuffer value = v1(1, 0).put(4, (byte) 0x02);
 
         UnsupportedEnvelopeVersionException e =
-                assertThrows(UnsupportedEnvelopeVersionException.class, () -> Envelope.inspect(value));
+                assertThrows(UnsupportedEnvelopeVersionException.class, () -> ValueEnvelopeV1.inspect(value));
 
         assertEquals(2, e.version());
-        assertTrue(Envelope.isEnvelope(value));
+        assertTrue(ValueEnvelope.isEnvelope(value));
     }
 
     @Test
     void givenTruncatedVersion1Envelope_whenInspected_thenMalformed() {
-        ByteBuffer value = v1(1, 0).limit(Envelope.OVERHEAD - 1);
+        ByteBuffer value = v1(1, 0).limit(ValueEnvelopeV1.OVERHEAD - 1);
 
-        EnvelopeException e = assertThrows(EnvelopeException.class, () -> Envelope.inspect(value));
+        EnvelopeException e = assertThrows(EnvelopeException.class, () -> ValueEnvelopeV1.inspect(value));
 
         assertEquals(EnvelopeException.class, e.getClass());
         assertTrue(e.getMessage().contains("truncated"), e.getMessage());
@@ -71,6 +71,6 @@ class EnvelopeTest {
         ByteBuffer value = v1(1, 0).put(5, (byte) 0x00);
 
         assertEquals(EnvelopeException.class,
-                assertThrows(EnvelopeException.class, () -> Envelope.inspect(value)).getClass());
+                assertThrows(EnvelopeException.class, () -> ValueEnvelopeV1.inspect(value)).getClass());
     }
 }

@@ -1,10 +1,10 @@
-package io.meshcrypt.filter.crypto;
+package io.meshcrypt.filter.kms;
 
+import com.google.crypto.tink.Configuration;
 import com.google.crypto.tink.InsecureSecretKeyAccess;
 import com.google.crypto.tink.KeyStatus;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.TinkJsonProtoKeysetFormat;
-import com.google.crypto.tink.Configuration;
 import com.google.crypto.tink.aead.AeadConfig2026;
 import com.google.crypto.tink.aead.PredefinedAeadParameters;
 import java.io.IOException;
@@ -25,8 +25,9 @@ import java.util.EnumSet;
 import java.util.Set;
 
 /**
- * Cleartext Tink JSON keyset files: the local development key provider. The key material sits unencrypted on disk,
- * protected only by file permissions (0600); production deployments should wrap the keyset with a KMS.
+ * Cleartext Tink JSON keyset files, read and written here only: the local development KEK provider's keyset, the
+ * version-1 value keyset and the record-key keyset. The key material sits unencrypted on disk, protected only by file
+ * permissions (0600); production deployments should wrap the keyset with a KMS.
  *
  * <p>Error messages name the file, never its content.
  */
@@ -51,12 +52,23 @@ public final class Keysets {
      */
     public static int create(Path file) throws IOException, GeneralSecurityException {
         KeysetHandle handle = generate();
-        byte[] json = serialize(handle);
+        create(file, handle, config());
+        return handle.getPrimary().getId();
+    }
+
+    /**
+     * Writes {@code handle} as a cleartext Tink JSON keyset to the new file {@code file}, readable by the owner only.
+     *
+     * @param config the Tink configuration of the keyset's primitive (AEAD, deterministic AEAD)
+     * @throws FileAlreadyExistsException when {@code file} exists: an existing keyset is never overwritten
+     */
+    public static void create(Path file, KeysetHandle handle, Configuration config) throws IOException, GeneralSecurityException {
+        byte[] json = TinkJsonProtoKeysetFormat.serializeKeyset(handle, config, InsecureSecretKeyAccess.get())
+                .getBytes(StandardCharsets.UTF_8);
         try (FileChannel channel = FileChannel.open(file,
                 EnumSet.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), ownerOnly(file))) {
             writeFully(channel, json);
         }
-        return handle.getPrimary().getId();
     }
 
     /**
@@ -95,17 +107,27 @@ public final class Keysets {
     /** Reads a cleartext Tink JSON keyset; refuses one that group or others may access (see {@link #requireOwnerOnly}). */
     public static KeysetHandle read(Path file) throws IOException, GeneralSecurityException {
         requireOwnerOnly(file);
+        return parse(file, config(), "keyset file");
+    }
+
+    /**
+     * Reads a cleartext Tink JSON keyset without checking its permissions.
+     *
+     * @param config the Tink configuration of the keyset's primitive (AEAD, deterministic AEAD)
+     * @param what how messages name the file ("keyset file", "record-key keyset file")
+     */
+    public static KeysetHandle parse(Path file, Configuration config, String what) throws IOException, GeneralSecurityException {
         String json;
         try {
             json = Files.readString(file, StandardCharsets.UTF_8);
         } catch (NoSuchFileException e) {
-            throw new NoSuchFileException(file.toString(), null, "keyset file not found");
+            throw new NoSuchFileException(file.toString(), null, what + " not found");
         }
         try {
-            return TinkJsonProtoKeysetFormat.parseKeyset(json, config(), InsecureSecretKeyAccess.get());
+            return TinkJsonProtoKeysetFormat.parseKeyset(json, config, InsecureSecretKeyAccess.get());
         } catch (GeneralSecurityException | RuntimeException e) {
             // The parser's own message may quote the file, which holds key material: report only the kind of failure.
-            throw new GeneralSecurityException("keyset file " + file + " is not a valid Tink JSON keyset ("
+            throw new GeneralSecurityException(what + " " + file + " is not a valid Tink JSON keyset ("
                     + e.getClass().getSimpleName() + ")");
         }
     }

@@ -1,16 +1,15 @@
-package io.meshcrypt.filter.kms;
+package io.meshcrypt.filter.keys;
 
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.filter.config.KeysConfig;
-import io.meshcrypt.filter.crypto.DekManager;
-import io.meshcrypt.filter.crypto.Envelope;
-import io.meshcrypt.filter.crypto.EnvelopeCipher;
 import io.meshcrypt.filter.crypto.EnvelopeException;
-import io.meshcrypt.filter.crypto.EnvelopeV2;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.RecordCipher;
-import io.meshcrypt.filter.crypto.ValueCipher;
-import java.io.IOException;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.crypto.ValueEnvelopeV1;
+import io.meshcrypt.filter.crypto.ValueEnvelopeV2;
+import io.meshcrypt.filter.kms.DekContext;
+import io.meshcrypt.filter.kms.KekProvider;
+import io.meshcrypt.filter.kms.KekRefusedException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -18,11 +17,9 @@ import java.security.GeneralSecurityException;
 import java.util.Base64;
 import java.util.HexFormat;
 import java.util.List;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
- * The key commands of the filter-service CLI, and the cipher a configuration asks for.
+ * The key commands of the filter-service CLI (the ciphers a configuration asks for are built by {@link KeyServices}).
  *
  * <pre>
  * keys create|rotate|list --config FILE
@@ -30,44 +27,12 @@ import org.slf4j.LoggerFactory;
  * </pre>
  */
 public final class KeysCli {
-    private static final Logger log = LoggerFactory.getLogger(KeysCli.class);
-
     /** Usage lines, aligned under the filter-service's own "usage: " prefix. */
     public static final String USAGE = ""
             + "       meshcrypt-filter-service keys create|rotate|list --config FILE\n"
             + "       meshcrypt-filter-service inspect [--config FILE --topic TOPIC] VALUE   (hex or base64)";
 
     private KeysCli() {
-    }
-
-    /**
-     * @return envelope version 2 with the configured KEK provider when {@code keys} is set (the top-level keyset, if
-     *     any, still decrypts version 1), else version 1 with the keyset
-     */
-    public static ValueCipher cipher(FilterConfig config) throws IOException, GeneralSecurityException {
-        if (config.keys() == null) {
-            return RecordCipher.fromKeysetFile(config.keyset());
-        }
-        KeysConfig keys = config.keys();
-        RecordCipher v1 = config.keyset() == null ? null : RecordCipher.fromKeysetFile(config.keyset());
-        KekProvider provider = KekProviders.open(keys);
-        try {
-            log.info("KEK provider {}: current KEK {}", provider.name(), provider.currentKekId());
-        } catch (KekUnavailableException e) {
-            provider.close();
-            throw new GeneralSecurityException("KEK provider " + provider.name() + " has no usable KEK (run keys create): " + e.getMessage(), e);
-        } catch (GeneralSecurityException e) {
-            // An unreachable KMS must not stop the service from starting: cached-free traffic fails closed until it returns.
-            log.warn("KEK provider {} is not reachable at startup: {}", provider.name(), e.getMessage());
-        }
-        DekManager.Settings defaults = DekManager.Settings.defaults();
-        DekManager deks = new DekManager(provider, new DekManager.Settings(keys.maxRecordsPerDek(), keys.maxDekAge(),
-                keys.cacheTtl(), keys.cacheMaxEntries(), keys.kmsTimeout(), defaults.backoffMin(), defaults.backoffMax(),
-                keys.kekCheckInterval()).withNewDataKeyRate(config.limits().newDataKeysPerSecond(),
-                config.limits().newDataKeysBurst())
-                .withUnwrapRate(keys.unwrapsPerSecond(), keys.unwrapsBurst())
-                .withMaxFailedUnwraps(keys.maxFailedUnwraps()));
-        return new EnvelopeCipher(deks, v1);
     }
 
     /** @return the exit code, or -1 when {@code args} is not a keys or inspect command */
@@ -108,32 +73,32 @@ public final class KeysCli {
     private static int inspect(String text, FilterConfig config, String topic, PrintStream out) throws Exception {
         byte[] bytes = decode(text);
         ByteBuffer value = ByteBuffer.wrap(bytes);
-        if (KeyCipher.isKeyEnvelope(value)) {
+        if (RecordKeyCipher.isKeyEnvelope(value)) {
             return inspectKey(bytes, config, topic, out);
         }
-        if (!Envelope.isEnvelope(value)) {
+        if (!ValueEnvelope.isEnvelope(value)) {
             out.println("not a meshcrypt envelope (" + bytes.length + " bytes without the \\0MCE or \\0MCK magic)");
             return 1;
         }
         int version = Byte.toUnsignedInt(bytes[4]);
         boolean bound;
-        if (version == Envelope.VERSION_1) {
-            Envelope.Info info = Envelope.inspect(value);
+        if (version == ValueEnvelopeV1.VERSION_1) {
+            ValueEnvelopeV1.Info info = ValueEnvelopeV1.inspect(value);
             out.println("format version 1");
             out.println("key id " + info.keyIdText() + " (Tink keyset key, used directly)");
-            out.println("plaintext length " + (bytes.length - Envelope.OVERHEAD));
+            out.println("plaintext length " + (bytes.length - ValueEnvelopeV1.OVERHEAD));
             if (config == null) {
                 return 0;
             }
             // v1 carries no wrapped key: only the AEAD tag, which covers the topic, can tell. The plaintext is discarded.
-            bound = check(() -> RecordCipher.fromKeysetFile(config.keyset()).decrypt(topic, value));
-        } else if (version == EnvelopeV2.VERSION_2) {
-            EnvelopeV2.Info info = EnvelopeV2.parse(value, null);
+            bound = check(() -> ValueCipherV1.fromKeysetFile(config.keyset()).decrypt(topic, value));
+        } else if (version == ValueEnvelopeV2.VERSION_2) {
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(value, null);
             out.println("format version 2");
             out.println("KEK id " + info.kekId());
             out.println("DEK id " + info.dekIdText());
             out.println("wrapped DEK " + info.wrappedDekLength() + " bytes");
-            out.println("plaintext length " + (bytes.length - info.headerLength() - Envelope.NONCE_LENGTH - Envelope.TAG_LENGTH));
+            out.println("plaintext length " + (bytes.length - info.headerLength() - ValueEnvelope.NONCE_LENGTH - ValueEnvelope.TAG_LENGTH));
             if (config == null) {
                 return 0;
             }
@@ -154,18 +119,18 @@ public final class KeysCli {
         return bound ? 0 : 1;
     }
 
-    /** A record-key envelope (deterministic AES-SIV, see KeyCipher): its header, and with a config its topic binding. */
+    /** A record-key envelope (deterministic AES-SIV, see RecordKeyCipher): its header, and with a config its topic binding. */
     private static int inspectKey(byte[] bytes, FilterConfig config, String topic, PrintStream out) throws Exception {
         int version = Byte.toUnsignedInt(bytes[4]);
-        if (version != KeyCipher.VERSION_1 || bytes.length < KeyCipher.OVERHEAD) {
-            out.println("record-key envelope, format version " + version + (version == KeyCipher.VERSION_1
+        if (version != RecordKeyCipher.VERSION_1 || bytes.length < RecordKeyCipher.OVERHEAD) {
+            out.println("record-key envelope, format version " + version + (version == RecordKeyCipher.VERSION_1
                     ? ", truncated (" + bytes.length + " bytes)" : " (unknown to this release)"));
             return 1;
         }
         out.println("record-key envelope (deterministic AES-256-SIV), format version 1");
-        out.println("key id " + Integer.toUnsignedString(ByteBuffer.wrap(bytes).getInt(KeyCipher.KEY_ID_OFFSET))
+        out.println("key id " + Integer.toUnsignedString(ByteBuffer.wrap(bytes).getInt(RecordKeyCipher.KEY_ID_OFFSET))
                 + " (Tink key of the record-key keyset)");
-        out.println("plaintext length " + (bytes.length - KeyCipher.OVERHEAD));
+        out.println("plaintext length " + (bytes.length - RecordKeyCipher.OVERHEAD));
         if (config == null) {
             return 0;
         }
@@ -174,7 +139,7 @@ public final class KeysCli {
                     + " (or a policy entry with keys: deterministic)");
         }
         // The topic is in the SIV's associated data: only decryption can tell. The plaintext key is discarded.
-        KeyCipher keys = KeyCipher.fromKeysetFile(config.sivKeyset());
+        RecordKeyCipher keys = RecordKeyCipher.fromKeysetFile(config.sivKeyset());
         boolean bound = check(() -> keys.decrypt(topic, ByteBuffer.wrap(bytes)));
         out.println("bound to topic '" + topic + "': " + (bound ? "yes" : "no"));
         return bound ? 0 : 1;
@@ -188,7 +153,7 @@ public final class KeysCli {
         try {
             check.run();
             return true;
-        } catch (EnvelopeException | KekUnavailableException e) {
+        } catch (EnvelopeException | KekRefusedException e) {
             return false;
         }
     }

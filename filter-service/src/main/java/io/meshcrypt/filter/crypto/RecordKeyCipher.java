@@ -2,24 +2,20 @@ package io.meshcrypt.filter.crypto;
 
 import com.google.crypto.tink.Configuration;
 import com.google.crypto.tink.DeterministicAead;
-import com.google.crypto.tink.InsecureSecretKeyAccess;
 import com.google.crypto.tink.KeyStatus;
 import com.google.crypto.tink.KeysetHandle;
-import com.google.crypto.tink.TinkJsonProtoKeysetFormat;
 import com.google.crypto.tink.daead.AesSivKey;
 import com.google.crypto.tink.daead.AesSivParameters;
 import com.google.crypto.tink.daead.DeterministicAeadConfig2026;
 import com.google.crypto.tink.daead.PredefinedDeterministicAeadParameters;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.kms.Printable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.FileAttribute;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.GeneralSecurityException;
 import java.util.Arrays;
 import java.util.Objects;
@@ -43,7 +39,7 @@ import java.util.Objects;
  * {@code header(5 bytes) || UTF-8("topic:" + topic)}, so the same key on another topic encrypts differently and a
  * key copied to another topic fails to decrypt. Thread-safe.
  */
-public final class KeyCipher {
+public final class RecordKeyCipher {
 
     /** Bytes 0-3 read as a big-endian int: "\0MCK". */
     public static final int MAGIC = 0x004D434B;
@@ -59,7 +55,7 @@ public final class KeyCipher {
     private final DeterministicAead daead;
     private final int[] keyIds;
 
-    private KeyCipher(DeterministicAead daead, int[] keyIds) {
+    private RecordKeyCipher(DeterministicAead daead, int[] keyIds) {
         this.daead = daead;
         this.keyIds = keyIds;
     }
@@ -67,7 +63,7 @@ public final class KeyCipher {
     /**
      * @param keyset every enabled key must be AES-SIV with the TINK output prefix, so that each ciphertext names its key
      */
-    public static KeyCipher fromKeysetHandle(KeysetHandle keyset) throws GeneralSecurityException {
+    public static RecordKeyCipher fromKeysetHandle(KeysetHandle keyset) throws GeneralSecurityException {
         int[] ids = new int[keyset.size()];
         int n = 0;
         for (int i = 0; i < keyset.size(); i++) {
@@ -84,40 +80,23 @@ public final class KeyCipher {
         }
         int[] keyIds = Arrays.copyOf(ids, n);
         Arrays.sort(keyIds);
-        return new KeyCipher(keyset.getPrimitive(config(), DeterministicAead.class), keyIds);
+        return new RecordKeyCipher(keyset.getPrimitive(config(), DeterministicAead.class), keyIds);
     }
 
     /** Reads a cleartext Tink JSON AES-SIV keyset. */
-    public static KeyCipher fromKeysetFile(Path file) throws IOException, GeneralSecurityException {
-        String json;
-        try {
-            json = Files.readString(file, StandardCharsets.UTF_8);
-        } catch (NoSuchFileException e) {
-            throw new NoSuchFileException(file.toString(), null, "record-key keyset file not found");
-        }
-        KeysetHandle handle;
-        try {
-            handle = TinkJsonProtoKeysetFormat.parseKeyset(json, config(), InsecureSecretKeyAccess.get());
-        } catch (GeneralSecurityException | RuntimeException e) {
-            // The parser's message may quote the file, which holds key material: report only the kind of failure.
-            throw new GeneralSecurityException("record-key keyset file " + file + " is not a valid Tink JSON keyset ("
-                    + e.getClass().getSimpleName() + ")");
-        }
-        return fromKeysetHandle(handle);
+    public static RecordKeyCipher fromKeysetFile(Path file) throws IOException, GeneralSecurityException {
+        return fromKeysetHandle(Keysets.parse(file, config(), "record-key keyset file"));
     }
 
     /**
      * Opens the keyset in {@code file}, first writing a new single-key AES-256-SIV keyset (mode 0600) when there is
      * none. An existing file is never overwritten; when another process creates it at the same moment, its keyset wins.
      */
-    public static KeyCipher openOrCreate(Path file) throws IOException, GeneralSecurityException {
+    public static RecordKeyCipher openOrCreate(Path file) throws IOException, GeneralSecurityException {
         if (!Files.exists(file)) {
             KeysetHandle handle = KeysetHandle.generateNew(PredefinedDeterministicAeadParameters.AES256_SIV, config());
-            byte[] json = TinkJsonProtoKeysetFormat.serializeKeyset(handle, config(), InsecureSecretKeyAccess.get())
-                    .getBytes(StandardCharsets.UTF_8);
             try {
-                Files.write(Files.createFile(file, ownerOnly(file)), json, StandardOpenOption.WRITE,
-                        StandardOpenOption.SYNC);
+                Keysets.create(file, handle, config());
             } catch (FileAlreadyExistsException raced) {
                 // Created concurrently: read the winner's keyset below.
             }
@@ -199,10 +178,4 @@ public final class KeyCipher {
         return DeterministicAeadConfig2026.get();
     }
 
-    private static FileAttribute<?>[] ownerOnly(Path file) {
-        if (file.getFileSystem().supportedFileAttributeViews().contains("posix")) {
-            return new FileAttribute<?>[] {PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"))};
-        }
-        return new FileAttribute<?>[0];
-    }
 }

@@ -1,4 +1,4 @@
-package io.meshcrypt.filter.crypto;
+package io.meshcrypt.filter.kms;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,6 +1,4 @@
-package io.meshcrypt.filter.kms;
-
-import io.meshcrypt.filter.crypto.EnvelopeException;
+package io.meshcrypt.filter.crypto;
 
 /**
  * A version-2 envelope names a KEK id that is neither the provider's current KEK, nor one the provider lists, nor one

@@ -1,13 +1,13 @@
-package io.meshcrypt.filter.kms;
+package io.meshcrypt.filter.keys;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.filter.crypto.EnvelopeCipher;
-import io.meshcrypt.filter.crypto.KeyCipher;
-import io.meshcrypt.filter.crypto.RecordCipher;
+import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -84,7 +84,7 @@ class KeysCliTest {
     @Test
     void givenV1Value_whenInspected_thenVersion1KeyIdAndBinding() throws Exception {
         run("keys", "create", "--config", config.toString());
-        ByteBuffer env = RecordCipher.fromKeysetFile(dir.resolve("keyset.json")).encrypt("orders", utf8("hi"));
+        ByteBuffer env = ValueCipherV1.fromKeysetFile(dir.resolve("keyset.json")).encrypt("orders", utf8("hi"));
         String hex = HexFormat.of().formatHex(env.array());
 
         assertEquals(0, run("inspect", "--config", config.toString(), "--topic", "orders", hex));
@@ -96,13 +96,13 @@ class KeysCliTest {
     @Test
     void givenRecordKeyEnvelope_whenInspected_thenItIsRecognisedAndItsTopicBindingChecked() throws Exception {
         Files.writeString(config, "keyset: keyset.json\nsivKeyset: siv.json\n");
-        KeyCipher keys = KeyCipher.openOrCreate(dir.resolve("siv.json"));
+        RecordKeyCipher keys = RecordKeyCipher.openOrCreate(dir.resolve("siv.json"));
         byte[] envelope = bytes(keys.encrypt("users", utf8("user-42")));
         String hex = HexFormat.of().formatHex(envelope);
 
         assertEquals(0, run("inspect", hex));
         assertTrue(out().contains("record-key envelope (deterministic AES-256-SIV), format version 1"), out());
-        assertTrue(out().contains("key id " + Integer.toUnsignedString(ByteBuffer.wrap(envelope).getInt(KeyCipher.KEY_ID_OFFSET))), out());
+        assertTrue(out().contains("key id " + Integer.toUnsignedString(ByteBuffer.wrap(envelope).getInt(RecordKeyCipher.KEY_ID_OFFSET))), out());
         assertTrue(out().contains("plaintext length 7"), out());
         assertFalse(out().contains("user-42"), "the key itself is never shown");
 
@@ -126,7 +126,7 @@ class KeysCliTest {
     }
 
     private byte[] v2(String topic, String value) throws Exception {
-        EnvelopeCipher cipher = (EnvelopeCipher) KeysCli.cipher(FilterConfig.load(config));
+        ValueCipherV2 cipher = (ValueCipherV2) KeyServices.cipher(FilterConfig.load(config));
         try {
             return cipher.blocking(java.time.Duration.ofSeconds(10)).encrypt(topic, utf8(value)).array();
         } finally {

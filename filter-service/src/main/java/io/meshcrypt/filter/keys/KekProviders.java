@@ -1,6 +1,10 @@
-package io.meshcrypt.filter.kms;
+package io.meshcrypt.filter.keys;
 
 import io.meshcrypt.filter.config.KeysConfig;
+import io.meshcrypt.filter.kms.AwsKmsKekProvider;
+import io.meshcrypt.filter.kms.KekProvider;
+import io.meshcrypt.filter.kms.LocalKekProvider;
+import io.meshcrypt.filter.kms.Pkcs11KekProvider;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

@@ -13,6 +13,7 @@ import com.google.crypto.tink.KeyStatus;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.daead.DeterministicAeadConfig2026;
 import com.google.crypto.tink.daead.PredefinedDeterministicAeadParameters;
+import io.meshcrypt.filter.kms.Keysets;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -23,7 +24,7 @@ import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-class KeyCipherTest {
+class RecordKeyCipherTest {
 
     private static final byte[] ORDER_42 = "order-42".getBytes(StandardCharsets.UTF_8);
 
@@ -39,13 +40,13 @@ class KeyCipherTest {
 
     @Test
     void givenSameKeyAndTopic_whenEncryptedTwice_thenCiphertextsEqualAndDifferFromPlaintext() throws Exception {
-        KeyCipher cipher = KeyCipher.fromKeysetHandle(newKeyset());
+        RecordKeyCipher cipher = RecordKeyCipher.fromKeysetHandle(newKeyset());
 
         byte[] first = array(cipher.encrypt("orders", ByteBuffer.wrap(ORDER_42)));
         byte[] second = array(cipher.encrypt("orders", ByteBuffer.wrap(ORDER_42.clone())));
 
         assertArrayEquals(first, second);
-        assertEquals(ORDER_42.length + KeyCipher.OVERHEAD, first.length);
+        assertEquals(ORDER_42.length + RecordKeyCipher.OVERHEAD, first.length);
         assertFalse(new String(first, StandardCharsets.ISO_8859_1).contains("order-42"));
         assertArrayEquals(ORDER_42, array(cipher.decrypt("orders", ByteBuffer.wrap(first))));
     }
@@ -53,15 +54,15 @@ class KeyCipherTest {
     @Test
     void givenEncryptedKey_thenLayoutIsMagicVersionTinkPrefixAndPrimaryKeyId() throws Exception {
         KeysetHandle keyset = newKeyset();
-        KeyCipher cipher = KeyCipher.fromKeysetHandle(keyset);
+        RecordKeyCipher cipher = RecordKeyCipher.fromKeysetHandle(keyset);
 
         ByteBuffer envelope = cipher.encrypt("orders", ByteBuffer.wrap(ORDER_42));
 
-        assertTrue(KeyCipher.isKeyEnvelope(envelope));
-        assertEquals(KeyCipher.MAGIC, envelope.getInt(0));
-        assertEquals(KeyCipher.VERSION_1, envelope.get(4));
+        assertTrue(RecordKeyCipher.isKeyEnvelope(envelope));
+        assertEquals(RecordKeyCipher.MAGIC, envelope.getInt(0));
+        assertEquals(RecordKeyCipher.VERSION_1, envelope.get(4));
         assertEquals(1, envelope.get(5));
-        assertEquals(keyset.getPrimary().getId(), envelope.getInt(KeyCipher.KEY_ID_OFFSET));
+        assertEquals(keyset.getPrimary().getId(), envelope.getInt(RecordKeyCipher.KEY_ID_OFFSET));
         // Bytes 5.. are Tink's own output: Tink alone decrypts them with the documented AAD.
         DeterministicAead tink = keyset.getPrimitive(DeterministicAeadConfig2026.get(), DeterministicAead.class);
         byte[] all = array(envelope);
@@ -71,17 +72,17 @@ class KeyCipherTest {
 
     @Test
     void givenEmptyKey_whenEncrypted_thenRoundTripsAndStaysDistinctFromNull() throws Exception {
-        KeyCipher cipher = KeyCipher.fromKeysetHandle(newKeyset());
+        RecordKeyCipher cipher = RecordKeyCipher.fromKeysetHandle(newKeyset());
 
         ByteBuffer envelope = cipher.encrypt("t", ByteBuffer.allocate(0));
 
-        assertEquals(KeyCipher.OVERHEAD, envelope.remaining());
+        assertEquals(RecordKeyCipher.OVERHEAD, envelope.remaining());
         assertEquals(0, cipher.decrypt("t", envelope).remaining());
     }
 
     @Test
     void givenSameKeyOnTwoTopics_whenEncrypted_thenCiphertextsDifferAndCrossTopicDecryptFails() throws Exception {
-        KeyCipher cipher = KeyCipher.fromKeysetHandle(newKeyset());
+        RecordKeyCipher cipher = RecordKeyCipher.fromKeysetHandle(newKeyset());
 
         ByteBuffer orders = cipher.encrypt("orders", ByteBuffer.wrap(ORDER_42));
         ByteBuffer audit = cipher.encrypt("audit", ByteBuffer.wrap(ORDER_42));
@@ -93,7 +94,7 @@ class KeyCipherTest {
 
     @Test
     void givenTamperedByte_whenDecrypted_thenEnvelopeException() throws Exception {
-        KeyCipher cipher = KeyCipher.fromKeysetHandle(newKeyset());
+        RecordKeyCipher cipher = RecordKeyCipher.fromKeysetHandle(newKeyset());
         byte[] envelope = array(cipher.encrypt("orders", ByteBuffer.wrap(ORDER_42)));
 
         for (int i : new int[] {12, envelope.length - 1}) {
@@ -101,13 +102,13 @@ class KeyCipherTest {
             tampered[i] ^= 1;
             assertThrows(EnvelopeException.class, () -> cipher.decrypt("orders", ByteBuffer.wrap(tampered)));
         }
-        byte[] truncated = Arrays.copyOf(envelope, KeyCipher.OVERHEAD - 1);
+        byte[] truncated = Arrays.copyOf(envelope, RecordKeyCipher.OVERHEAD - 1);
         assertThrows(EnvelopeException.class, () -> cipher.decrypt("orders", ByteBuffer.wrap(truncated)));
     }
 
     @Test
     void givenPlaintextOrOtherVersion_whenDecrypted_thenSpecificExceptions() throws Exception {
-        KeyCipher cipher = KeyCipher.fromKeysetHandle(newKeyset());
+        RecordKeyCipher cipher = RecordKeyCipher.fromKeysetHandle(newKeyset());
         byte[] envelope = array(cipher.encrypt("orders", ByteBuffer.wrap(ORDER_42)));
         envelope[4] = 2;
 
@@ -120,10 +121,10 @@ class KeyCipherTest {
     @Test
     void givenKeyFromAnotherKeyset_whenDecrypted_thenUnknownKeyNamesTheKeyId() throws Exception {
         KeysetHandle other = newKeyset();
-        ByteBuffer envelope = KeyCipher.fromKeysetHandle(other).encrypt("orders", ByteBuffer.wrap(ORDER_42));
+        ByteBuffer envelope = RecordKeyCipher.fromKeysetHandle(other).encrypt("orders", ByteBuffer.wrap(ORDER_42));
 
         UnknownKeyException e = assertThrows(UnknownKeyException.class,
-                () -> KeyCipher.fromKeysetHandle(newKeyset()).decrypt("orders", envelope));
+                () -> RecordKeyCipher.fromKeysetHandle(newKeyset()).decrypt("orders", envelope));
 
         assertEquals(other.getPrimary().getId(), e.keyId());
         assertTrue(e.getMessage().contains(Integer.toUnsignedString(other.getPrimary().getId())), e.getMessage());
@@ -136,9 +137,9 @@ class KeyCipherTest {
                 .addEntry(KeysetHandle.generateEntryFromParameters(PredefinedDeterministicAeadParameters.AES256_SIV)
                         .withRandomId().setStatus(KeyStatus.ENABLED).makePrimary())
                 .build();
-        ByteBuffer before = KeyCipher.fromKeysetHandle(original).encrypt("orders", ByteBuffer.wrap(ORDER_42));
+        ByteBuffer before = RecordKeyCipher.fromKeysetHandle(original).encrypt("orders", ByteBuffer.wrap(ORDER_42));
 
-        KeyCipher after = KeyCipher.fromKeysetHandle(rotated);
+        RecordKeyCipher after = RecordKeyCipher.fromKeysetHandle(rotated);
 
         assertNotEquals(before, after.encrypt("orders", ByteBuffer.wrap(ORDER_42)));
         assertArrayEquals(ORDER_42, array(after.decrypt("orders", before)));
@@ -149,8 +150,8 @@ class KeyCipherTest {
             throws Exception {
         Path file = dir.resolve("siv-keyset.json");
 
-        ByteBuffer first = KeyCipher.openOrCreate(file).encrypt("orders", ByteBuffer.wrap(ORDER_42));
-        ByteBuffer again = KeyCipher.openOrCreate(file).encrypt("orders", ByteBuffer.wrap(ORDER_42));
+        ByteBuffer first = RecordKeyCipher.openOrCreate(file).encrypt("orders", ByteBuffer.wrap(ORDER_42));
+        ByteBuffer again = RecordKeyCipher.openOrCreate(file).encrypt("orders", ByteBuffer.wrap(ORDER_42));
 
         assertEquals(first, again);
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(file)));
@@ -159,7 +160,7 @@ class KeyCipherTest {
     @Test
     void givenAesGcmKeyset_whenLoadedAsKeyCipher_thenRejected() throws Exception {
         GeneralSecurityException e = assertThrows(GeneralSecurityException.class,
-                () -> KeyCipher.fromKeysetHandle(Keysets.generate()));
+                () -> RecordKeyCipher.fromKeysetHandle(Keysets.generate()));
 
         assertTrue(e.getMessage().contains("not AES-SIV"), e.getMessage());
     }

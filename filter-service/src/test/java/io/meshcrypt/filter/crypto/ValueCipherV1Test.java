@@ -11,6 +11,7 @@ import com.google.crypto.tink.Aead;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.aead.AeadConfig2026;
 import com.google.crypto.tink.aead.PredefinedAeadParameters;
+import io.meshcrypt.filter.kms.Keysets;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -27,18 +28,18 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-class RecordCipherTest {
+class ValueCipherV1Test {
 
     private static final String TOPIC = "orders";
     private static final byte[] PLAINTEXT = "{\"order\":42,\"card\":\"4111\"}".getBytes(StandardCharsets.UTF_8);
 
     private static KeysetHandle keyset;
-    private static RecordCipher cipher;
+    private static ValueCipherV1 cipher;
 
     @BeforeAll
     static void keyset() throws GeneralSecurityException {
         keyset = Keysets.generate();
-        cipher = RecordCipher.fromKeysetHandle(keyset);
+        cipher = ValueCipherV1.fromKeysetHandle(keyset);
     }
 
     @Test
@@ -53,7 +54,7 @@ class RecordCipherTest {
         byte[] env = bytes(cipher.encrypt(TOPIC, ByteBuffer.wrap(PLAINTEXT)));
 
         assertEquals(PLAINTEXT.length + 38, env.length);
-        assertEquals(38, Envelope.OVERHEAD);
+        assertEquals(38, ValueEnvelopeV1.OVERHEAD);
         assertEquals(0x00, env[0]);
         assertEquals(0x4D, env[1]);
         assertEquals(0x43, env[2]);
@@ -128,7 +129,7 @@ class RecordCipherTest {
 
     @Test
     void givenEnvelopeFromOtherKeyset_whenDecrypted_thenUnknownKeyNamingKeyId() throws Exception {
-        RecordCipher other = RecordCipher.fromKeysetHandle(Keysets.generate());
+        ValueCipherV1 other = ValueCipherV1.fromKeysetHandle(Keysets.generate());
         ByteBuffer envelope = other.encrypt(TOPIC, ByteBuffer.wrap(PLAINTEXT));
 
         UnknownKeyException e = assertThrows(UnknownKeyException.class, () -> cipher.decrypt(TOPIC, envelope));
@@ -142,16 +143,16 @@ class RecordCipherTest {
     void givenRotatedKeyset_whenDecryptingOldValue_thenReadableAndNewValuesUseNewKey(@TempDir Path dir) throws Exception {
         Path file = dir.resolve("keyset.json");
         int firstId = Keysets.create(file);
-        RecordCipher before = RecordCipher.fromKeysetFile(file);
+        ValueCipherV1 before = ValueCipherV1.fromKeysetFile(file);
         ByteBuffer oldValue = before.encrypt(TOPIC, ByteBuffer.wrap(PLAINTEXT));
 
         int secondId = Keysets.rotate(file);
-        RecordCipher after = RecordCipher.fromKeysetFile(file);
+        ValueCipherV1 after = ValueCipherV1.fromKeysetFile(file);
         ByteBuffer newValue = after.encrypt(TOPIC, ByteBuffer.wrap(PLAINTEXT));
 
         assertNotEquals(firstId, secondId);
         assertEquals(secondId, after.primaryKeyId());
-        assertEquals(secondId, Envelope.inspect(newValue).keyId());
+        assertEquals(secondId, ValueEnvelopeV1.inspect(newValue).keyId());
         assertArrayEquals(PLAINTEXT, bytes(after.decrypt(TOPIC, oldValue)));
         assertThrows(UnknownKeyException.class, () -> before.decrypt(TOPIC, newValue));
     }
@@ -170,7 +171,7 @@ class RecordCipherTest {
 
         NotAnEnvelopeException e = assertThrows(NotAnEnvelopeException.class, () -> cipher.decrypt(TOPIC, plain));
 
-        assertFalse(Envelope.isEnvelope(plain));
+        assertFalse(ValueEnvelope.isEnvelope(plain));
         assertTrue(e.getMessage().contains("'orders'"), e.getMessage());
         assertFalse(e.getMessage().contains("4111"), e.getMessage());
     }
@@ -223,7 +224,7 @@ class RecordCipherTest {
         KeysetHandle chacha = KeysetHandle.generateNew(PredefinedAeadParameters.CHACHA20_POLY1305, AeadConfig2026.get());
 
         GeneralSecurityException e = assertThrows(GeneralSecurityException.class,
-                () -> RecordCipher.fromKeysetHandle(chacha));
+                () -> ValueCipherV1.fromKeysetHandle(chacha));
 
         assertTrue(e.getMessage().contains(Integer.toUnsignedString(chacha.getPrimary().getId())), e.getMessage());
         assertTrue(e.getMessage().contains("AES-256-GCM"), e.getMessage());

@@ -1,18 +1,14 @@
 package io.meshcrypt.filter.crypto;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.kms.DekContext;
-import io.meshcrypt.filter.kms.KekProvider;
-import io.meshcrypt.filter.kms.KekUnavailableException;
-import io.meshcrypt.filter.kms.KmsUnavailableException;
+import io.meshcrypt.filter.kms.KekRefusedException;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.kms.LocalKekProvider;
-import io.meshcrypt.filter.kms.UnknownKekException;
-import io.meshcrypt.filter.kms.WrappedDek;
+import io.meshcrypt.filter.kms.TransientKmsException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -20,45 +16,18 @@ import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
-import java.util.stream.Collectors;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
-class EnvelopeCipherTest {
-    @TempDir
-    Path dir;
-    private Path keyset;
-    private CountingProvider provider;
-    private final List<DekManager> managers = new ArrayList<>();
-    private final AtomicLong clock = new AtomicLong(1_000_000_000L);
-
-    @BeforeEach
-    void setUp() throws Exception {
-        keyset = dir.resolve("kek.json");
-        Keysets.create(keyset);
-        provider = new CountingProvider(new LocalKekProvider(keyset));
-    }
-
-    @AfterEach
-    void tearDown() {
-        managers.forEach(DekManager::close);
-    }
-
-    private EnvelopeCipher raw(DekManager.Settings settings) {
-        DekManager m = new DekManager(provider, settings, clock::get);
-        managers.add(m);
-        return new EnvelopeCipher(m, null);
+class ValueCipherV2Test extends DekManagerFixture {
+    private ValueCipherV2 raw(DekManager.Settings settings) {
+        return new ValueCipherV2(manager(settings), null);
     }
 
     /** These tests are about envelopes and DEK lifetimes, not about waiting: they use the blocking view. */
@@ -66,8 +35,8 @@ class EnvelopeCipherTest {
         return new Blocking(raw(settings));
     }
 
-    record Blocking(EnvelopeCipher raw, ValueCipher view) implements ValueCipher {
-        Blocking(EnvelopeCipher raw) {
+    record Blocking(ValueCipherV2 raw, ValueCipher view) implements ValueCipher {
+        Blocking(ValueCipherV2 raw) {
             this(raw, raw.blocking(Duration.ofSeconds(10)));
         }
 
@@ -92,10 +61,6 @@ class EnvelopeCipherTest {
                 Duration.ofMillis(200), Duration.ofSeconds(5), d.kekCheckInterval());
     }
 
-    private static ByteBuffer utf8(String s) {
-        return ByteBuffer.wrap(s.getBytes(StandardCharsets.UTF_8));
-    }
-
     private static String text(ByteBuffer b) {
         return StandardCharsets.UTF_8.decode(b.duplicate()).toString();
     }
@@ -107,7 +72,7 @@ class EnvelopeCipherTest {
 
         ByteBuffer envelope = producer.encrypt("orders", utf8("hello"));
 
-        EnvelopeV2.Info info = EnvelopeV2.parse(envelope, "orders");
+        ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, "orders");
         assertEquals(2, envelope.get(4));
         assertEquals(new LocalKekProvider(keyset).currentKekId(), info.kekId());
         assertEquals(info.headerLength() + 12 + 5 + 16, envelope.remaining());
@@ -136,7 +101,7 @@ class EnvelopeCipherTest {
         ByteBuffer envelope = c.encrypt("orders", utf8("secret"));
         // The wrapped DEK is bound to its topic, and so is the record: either check stops a copied value.
         assertThrows(GeneralSecurityException.class, () -> c.decrypt("payments", envelope));
-        EnvelopeV2.Info info = EnvelopeV2.parse(envelope, "orders");
+        ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, "orders");
         // Every byte after the magic/version: KEK id, DEK id, wrapped DEK, nonce, ciphertext, tag.
         for (int i = 5; i < envelope.remaining(); i++) {
             byte[] tampered = envelope.array().clone();
@@ -153,8 +118,8 @@ class EnvelopeCipherTest {
         Keysets.create(other);
         DekManager foreign = new DekManager(new LocalKekProvider(other), DekManager.Settings.defaults());
         managers.add(foreign);
-        ByteBuffer envelope = new EnvelopeCipher(foreign, null).blocking(Duration.ofSeconds(10)).encrypt("orders", utf8("x"));
-        String kek = EnvelopeV2.parse(envelope, null).kekId();
+        ByteBuffer envelope = new ValueCipherV2(foreign, null).blocking(Duration.ofSeconds(10)).encrypt("orders", utf8("x"));
+        String kek = ValueEnvelopeV2.parse(envelope, null).kekId();
 
         UnknownKekException e = assertThrows(UnknownKekException.class,
                 () -> cipher(DekManager.Settings.defaults()).decrypt("orders", envelope));
@@ -169,33 +134,33 @@ class EnvelopeCipherTest {
         Keysets.create(other);
         DekManager foreign = new DekManager(new LocalKekProvider(other), DekManager.Settings.defaults());
         managers.add(foreign);
-        ByteBuffer envelope = new EnvelopeCipher(foreign, null).blocking(Duration.ofSeconds(10)).encrypt("orders", utf8("x"));
+        ByteBuffer envelope = new ValueCipherV2(foreign, null).blocking(Duration.ofSeconds(10)).encrypt("orders", utf8("x"));
         // Configured as known (e.g. a KEK that was deleted): the KMS is asked, refuses, and the refusal is remembered.
         Blocking c = cipher(settings(1000, Duration.ofHours(1))
-                .withKnownKekIds(Set.of(EnvelopeV2.parse(envelope, null).kekId())));
+                .withKnownKekIds(Set.of(ValueEnvelopeV2.parse(envelope, null).kekId())));
 
         for (int i = 0; i < 100; i++) {
-            assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
+            assertThrows(KekRefusedException.class, () -> c.decrypt("orders", envelope));
         }
         assertEquals(1, provider.unwraps.get());
         clock.addAndGet(Duration.ofSeconds(1).toNanos());
-        assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
+        assertThrows(KekRefusedException.class, () -> c.decrypt("orders", envelope));
         assertEquals(1, provider.unwraps.get(), "a missing KEK is not asked again within backoffMax");
 
         clock.addAndGet(Duration.ofSeconds(5).toNanos());
-        assertThrows(KekUnavailableException.class, () -> c.decrypt("orders", envelope));
+        assertThrows(KekRefusedException.class, () -> c.decrypt("orders", envelope));
         assertEquals(2, provider.unwraps.get(), "retried once the remembered failure expired (backoffMax 5 s)");
     }
 
     @Test
     void givenV1Envelope_whenDecryptedByV2Cipher_thenStillReadable() throws Exception {
-        RecordCipher v1 = RecordCipher.fromKeysetFile(keyset);
+        ValueCipherV1 v1 = ValueCipherV1.fromKeysetFile(keyset);
         ByteBuffer old = v1.encrypt("orders", utf8("legacy"));
         DekManager m = new DekManager(provider, DekManager.Settings.defaults());
         managers.add(m);
 
-        assertEquals("legacy", text(new EnvelopeCipher(m, v1).decrypt("orders", old)));
-        assertThrows(UnsupportedEnvelopeVersionException.class, () -> new EnvelopeCipher(m, null).decrypt("orders", old));
+        assertEquals("legacy", text(new ValueCipherV2(m, v1).decrypt("orders", old)));
+        assertThrows(UnsupportedEnvelopeVersionException.class, () -> new ValueCipherV2(m, null).decrypt("orders", old));
     }
 
     @Test
@@ -288,7 +253,7 @@ class EnvelopeCipherTest {
         assertEquals("b", text(c.decrypt("orders", c.encrypt("orders", utf8("b")))));
         assertEquals("a", text(c.decrypt("orders", cached)));
         for (int i = 0; i < 200; i++) {
-            assertThrows(KmsUnavailableException.class, () -> c.encrypt("new-topic", utf8("c")));
+            assertThrows(TransientKmsException.class, () -> c.encrypt("new-topic", utf8("c")));
         }
         assertTrue(provider.wraps.get() <= 3, "backoff bounds the KMS calls, got " + provider.wraps.get());
 
@@ -297,88 +262,12 @@ class EnvelopeCipherTest {
         assertEquals("c", text(c.decrypt("new-topic", c.encrypt("new-topic", utf8("c")))));
     }
 
-    private static EnvelopeV2.Info uncheckedInfo(ByteBuffer e) {
+    private static ValueEnvelopeV2.Info uncheckedInfo(ByteBuffer e) {
         try {
-            return EnvelopeV2.parse(e, null);
+            return ValueEnvelopeV2.parse(e, null);
         } catch (EnvelopeException ex) {
             throw new AssertionError(ex);
         }
     }
 
-    /** Counts calls; can be slowed down or taken down like a KMS outage. */
-    static class CountingProvider implements KekProvider {
-        final KekProvider delegate;
-        final AtomicInteger wraps = new AtomicInteger();
-        final AtomicInteger unwraps = new AtomicInteger();
-        final AtomicInteger lists = new AtomicInteger();
-        final AtomicInteger currentChecks = new AtomicInteger();
-        final AtomicBoolean down = new AtomicBoolean();
-        volatile long delayMillis;
-        /** Delay of list() and currentKekId(). */
-        volatile long listDelayMillis;
-
-        CountingProvider(KekProvider delegate) {
-            this.delegate = delegate;
-        }
-
-        private static void sleep(long millis) {
-            if (millis > 0) {
-                try {
-                    Thread.sleep(millis);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-        }
-
-        private void maybeFail() throws GeneralSecurityException {
-            sleep(delayMillis);
-            if (down.get()) {
-                throw new GeneralSecurityException("connection refused");
-            }
-        }
-
-        @Override
-        public String name() {
-            return delegate.name();
-        }
-
-        @Override
-        public String currentKekId() throws GeneralSecurityException {
-            currentChecks.incrementAndGet();
-            sleep(listDelayMillis);
-            return delegate.currentKekId();
-        }
-
-        @Override
-        public WrappedDek wrap(byte[] dek, DekContext context) throws GeneralSecurityException {
-            wraps.incrementAndGet();
-            maybeFail();
-            return delegate.wrap(dek, context);
-        }
-
-        @Override
-        public byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
-            unwraps.incrementAndGet();
-            maybeFail();
-            return delegate.unwrap(kekId, wrapped, context);
-        }
-
-        @Override
-        public String create() throws GeneralSecurityException {
-            return delegate.create();
-        }
-
-        @Override
-        public String rotate() throws GeneralSecurityException {
-            return delegate.rotate();
-        }
-
-        @Override
-        public List<KekInfo> list() throws GeneralSecurityException {
-            lists.incrementAndGet();
-            sleep(listDelayMillis);
-            return delegate.list();
-        }
-    }
 }

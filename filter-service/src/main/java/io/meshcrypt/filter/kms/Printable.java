@@ -1,4 +1,4 @@
-package io.meshcrypt.filter.crypto;
+package io.meshcrypt.filter.kms;
 
 import java.nio.charset.StandardCharsets;
 

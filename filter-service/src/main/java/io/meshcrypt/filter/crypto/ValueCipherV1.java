@@ -6,49 +6,38 @@ import com.google.crypto.tink.KeyStatus;
 import com.google.crypto.tink.KeysetHandle;
 import com.google.crypto.tink.aead.AesGcmKey;
 import com.google.crypto.tink.aead.AesGcmParameters;
+import io.meshcrypt.filter.kms.Keysets;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.ConcurrentHashMap;
 import javax.crypto.AEADBadTagException;
-import javax.crypto.Cipher;
-import javax.crypto.NoSuchPaddingException;
-import javax.crypto.spec.GCMParameterSpec;
 import javax.crypto.spec.SecretKeySpec;
 
 /**
- * Encrypts and decrypts record values into the meshcrypt envelope, bound to their topic. Thread-safe.
+ * Record values in envelope format version 1 ({@link ValueEnvelopeV1}): AES-256-GCM directly under the keys of a Tink
+ * keyset, bound to their topic. Written when no {@code keys:} section is configured; read for older data. Thread-safe.
  *
  * <p>Keys come from a Tink keyset and the bytes after the envelope header are exactly Tink's AES-GCM ciphertext
  * (TINK output prefix), so Tink's own {@code Aead} decrypts them. The AES-GCM operation itself runs on the JCE
- * cipher with {@link ByteBuffer}s, which Tink's {@code byte[]} API cannot do: the plaintext is read in place from the
- * record batch and the ciphertext is written straight behind the header, with no intermediate copies. Key material
+ * cipher with {@link ByteBuffer}s ({@link TopicBoundAesGcm}), which Tink's {@code byte[]} API cannot do. Key material
  * is resolved once, at construction; per record there is one table lookup and one allocation (the result).
  */
-public final class RecordCipher implements ValueCipher {
+public final class ValueCipherV1 implements ValueCipher {
 
-    private static final String TRANSFORMATION = "AES/GCM/NoPadding";
     private static final int AES_256_KEY_BYTES = 32;
-    private static final int TAG_BITS = Envelope.TAG_LENGTH * 8;
-    private static final byte[] HEADER_V1 = {0x00, 0x4D, 0x43, 0x45, Envelope.VERSION_1};
-    /** Topic AAD is cached per topic name; the bound keeps a client inventing topic names from growing it forever. */
-    private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
-
-    private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(RecordCipher::newCipher);
+    private static final byte[] HEADER_V1 = {0x00, 0x4D, 0x43, 0x45, ValueEnvelopeV1.VERSION_1};
 
     private final int primaryKeyId;
     private final SecretKeySpec primaryKey;
     private final int[] keyIds;
     private final SecretKeySpec[] keys;
-    private final ConcurrentHashMap<String, byte[]> topicAad = new ConcurrentHashMap<>();
+    private final TopicBoundAesGcm aesGcm = new TopicBoundAesGcm();
 
-    private RecordCipher(int primaryKeyId, int[] keyIds, SecretKeySpec[] keys) {
+    private ValueCipherV1(int primaryKeyId, int[] keyIds, SecretKeySpec[] keys) {
         this.primaryKeyId = primaryKeyId;
         this.keyIds = keyIds;
         this.keys = keys;
@@ -56,7 +45,7 @@ public final class RecordCipher implements ValueCipher {
     }
 
     /** Loads a cleartext Tink JSON keyset (the local development key provider, see {@link Keysets}). */
-    public static RecordCipher fromKeysetFile(Path keysetFile) throws IOException, GeneralSecurityException {
+    public static ValueCipherV1 fromKeysetFile(Path keysetFile) throws IOException, GeneralSecurityException {
         return fromKeysetHandle(Keysets.read(keysetFile));
     }
 
@@ -64,7 +53,7 @@ public final class RecordCipher implements ValueCipher {
      * @param keyset every enabled key must be AES-256-GCM with the TINK output prefix (what envelope version 1
      *     specifies); disabled and destroyed keys are ignored and cannot decrypt
      */
-    public static RecordCipher fromKeysetHandle(KeysetHandle keyset) throws GeneralSecurityException {
+    public static ValueCipherV1 fromKeysetHandle(KeysetHandle keyset) throws GeneralSecurityException {
         List<Integer> ids = new ArrayList<>();
         List<SecretKeySpec> specs = new ArrayList<>();
         for (int i = 0; i < keyset.size(); i++) {
@@ -81,7 +70,7 @@ public final class RecordCipher implements ValueCipher {
             throw new GeneralSecurityException("keyset primary key " + Integer.toUnsignedString(primary.getId())
                     + " is not enabled");
         }
-        return new RecordCipher(primary.getId(), keyIds, specs.toArray(SecretKeySpec[]::new));
+        return new ValueCipherV1(primary.getId(), keyIds, specs.toArray(SecretKeySpec[]::new));
     }
 
     /** @return the id of the key new envelopes are encrypted with */
@@ -104,28 +93,19 @@ public final class RecordCipher implements ValueCipher {
     public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
         int length = plaintext.remaining();
-        if (length > Integer.MAX_VALUE - 8 - Envelope.OVERHEAD) {
-            throw new GeneralSecurityException("value" + Envelope.onTopic(topic) + " is too large to encrypt (" + length + " bytes)");
+        if (length > Integer.MAX_VALUE - 8 - ValueEnvelopeV1.OVERHEAD) {
+            throw new GeneralSecurityException("value" + ValueEnvelope.onTopic(topic) + " is too large to encrypt (" + length + " bytes)");
         }
-        byte[] out = new byte[Envelope.OVERHEAD + length];
-        System.arraycopy(HEADER_V1, 0, out, 0, Envelope.HEADER_LENGTH);
-        out[Envelope.TINK_PREFIX_OFFSET] = Envelope.TINK_PREFIX_MARKER;
-        out[Envelope.KEY_ID_OFFSET] = (byte) (primaryKeyId >>> 24);
-        out[Envelope.KEY_ID_OFFSET + 1] = (byte) (primaryKeyId >>> 16);
-        out[Envelope.KEY_ID_OFFSET + 2] = (byte) (primaryKeyId >>> 8);
-        out[Envelope.KEY_ID_OFFSET + 3] = (byte) primaryKeyId;
+        byte[] out = new byte[ValueEnvelopeV1.OVERHEAD + length];
+        System.arraycopy(HEADER_V1, 0, out, 0, ValueEnvelope.HEADER_LENGTH);
+        out[ValueEnvelopeV1.TINK_PREFIX_OFFSET] = ValueEnvelopeV1.TINK_PREFIX_MARKER;
+        out[ValueEnvelopeV1.KEY_ID_OFFSET] = (byte) (primaryKeyId >>> 24);
+        out[ValueEnvelopeV1.KEY_ID_OFFSET + 1] = (byte) (primaryKeyId >>> 16);
+        out[ValueEnvelopeV1.KEY_ID_OFFSET + 2] = (byte) (primaryKeyId >>> 8);
+        out[ValueEnvelopeV1.KEY_ID_OFFSET + 3] = (byte) primaryKeyId;
         byte[] nonce = Nonces.next();
-        System.arraycopy(nonce, 0, out, Envelope.NONCE_OFFSET, Envelope.NONCE_LENGTH);
-
-        Cipher cipher = CIPHER.get();
-        cipher.init(Cipher.ENCRYPT_MODE, primaryKey, new GCMParameterSpec(TAG_BITS, nonce));
-        cipher.updateAAD(HEADER_V1);
-        cipher.updateAAD(topicAad(topic));
-        int written = cipher.doFinal(plaintext.duplicate(),
-                ByteBuffer.wrap(out, Envelope.CIPHERTEXT_OFFSET, length + Envelope.TAG_LENGTH));
-        if (written != length + Envelope.TAG_LENGTH) {
-            throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + (length + Envelope.TAG_LENGTH));
-        }
+        System.arraycopy(nonce, 0, out, ValueEnvelopeV1.NONCE_OFFSET, ValueEnvelope.NONCE_LENGTH);
+        aesGcm.seal(primaryKey, nonce, HEADER_V1, topic, plaintext, out, ValueEnvelopeV1.CIPHERTEXT_OFFSET);
         return ByteBuffer.wrap(out);
     }
 
@@ -141,45 +121,27 @@ public final class RecordCipher implements ValueCipher {
     @Override
     public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
-        Envelope.Info info = Envelope.parse(envelope, topic);
+        ValueEnvelopeV1.Info info = ValueEnvelopeV1.parse(envelope, topic);
         int index = indexOf(keyIds, info.keyId());
         if (index < 0) {
-            throw new UnknownKeyException("value" + Envelope.onTopic(topic) + " was encrypted with key "
+            throw new UnknownKeyException("value" + ValueEnvelope.onTopic(topic) + " was encrypted with key "
                     + info.keyIdText() + ", which is not an enabled key of the loaded keyset", info.keyId());
         }
         int start = envelope.position();
-        byte[] nonce = new byte[Envelope.NONCE_LENGTH];
-        envelope.get(start + Envelope.NONCE_OFFSET, nonce);
-        ByteBuffer ciphertext = envelope.duplicate().position(start + Envelope.CIPHERTEXT_OFFSET);
-        ByteBuffer plaintext = ByteBuffer.allocate(envelope.remaining() - Envelope.OVERHEAD);
-
-        Cipher cipher = CIPHER.get();
+        byte[] nonce = new byte[ValueEnvelope.NONCE_LENGTH];
+        envelope.get(start + ValueEnvelopeV1.NONCE_OFFSET, nonce);
+        ByteBuffer ciphertext = envelope.duplicate().position(start + ValueEnvelopeV1.CIPHERTEXT_OFFSET);
         try {
-            cipher.init(Cipher.DECRYPT_MODE, keys[index], new GCMParameterSpec(TAG_BITS, nonce));
-            cipher.updateAAD(HEADER_V1);
-            cipher.updateAAD(topicAad(topic));
-            cipher.doFinal(ciphertext, plaintext);
+            return aesGcm.open(keys[index], nonce, ByteBuffer.wrap(HEADER_V1), topic, ciphertext);
         } catch (AEADBadTagException e) {
-            throw new EnvelopeException("cannot decrypt value" + Envelope.onTopic(topic) + " with key " + info.keyIdText()
+            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with key " + info.keyIdText()
                     + ": authentication failed (value tampered with or truncated, or encrypted for another topic)");
         } catch (GeneralSecurityException e) {
-            throw new EnvelopeException("cannot decrypt value" + Envelope.onTopic(topic) + " with key " + info.keyIdText()
+            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with key " + info.keyIdText()
                     + ": " + e.getClass().getSimpleName(), e);
         }
-        return plaintext.flip();
     }
 
-    private byte[] topicAad(String topic) {
-        byte[] aad = topicAad.get(topic);
-        if (aad == null) {
-            aad = ("topic:" + topic).getBytes(StandardCharsets.UTF_8);
-            if (topicAad.size() >= TOPIC_AAD_CACHE_LIMIT) {
-                topicAad.clear();
-            }
-            topicAad.put(topic, aad);
-        }
-        return aad;
-    }
 
     private static byte[] aes256GcmKeyBytes(int id, Key key) throws GeneralSecurityException {
         String idText = Integer.toUnsignedString(id);
@@ -189,8 +151,8 @@ public final class RecordCipher implements ValueCipher {
         }
         AesGcmParameters p = aesGcm.getParameters();
         if (p.getKeySizeBytes() != AES_256_KEY_BYTES
-                || p.getIvSizeBytes() != Envelope.NONCE_LENGTH
-                || p.getTagSizeBytes() != Envelope.TAG_LENGTH
+                || p.getIvSizeBytes() != ValueEnvelope.NONCE_LENGTH
+                || p.getTagSizeBytes() != ValueEnvelope.TAG_LENGTH
                 || !p.getVariant().equals(AesGcmParameters.Variant.TINK)) {
             throw new GeneralSecurityException("keyset key " + idText + " is " + p
                     + "; meshcrypt envelope version 1 needs AES-256-GCM, 12-byte IV, 16-byte tag, TINK output prefix");
@@ -207,11 +169,4 @@ public final class RecordCipher implements ValueCipher {
         return -1;
     }
 
-    private static Cipher newCipher() {
-        try {
-            return Cipher.getInstance(TRANSFORMATION);
-        } catch (NoSuchAlgorithmException | NoSuchPaddingException e) {
-            throw new IllegalStateException(TRANSFORMATION + " is not available in this JVM", e);
-        }
-    }
 }

@@ -3,7 +3,8 @@ package io.meshcrypt.filter.crypto;
 import java.nio.ByteBuffer;
 
 /**
- * The meshcrypt ciphertext envelope for a Kafka record value (see docs/envelope-format.md).
+ * Record-value envelope format version 1: a value encrypted directly with a key of a Tink keyset, which the key id
+ * names (see docs/envelope-format.md). Read for data written before KEK providers; written only without {@code keys:}.
  *
  * <pre>
  * offset  length  field
@@ -19,23 +20,17 @@ import java.nio.ByteBuffer;
  * Bytes 5.. are exactly Tink's AES-GCM ciphertext, so any Tink implementation holding the keyset can decrypt them.
  * The associated data is {@code header(5 bytes) || UTF-8("topic:" + topic)}.
  */
-public final class Envelope {
+public final class ValueEnvelopeV1 {
 
-    /** Bytes 0-3 read as a big-endian int: "\0MCE". */
-    public static final int MAGIC = 0x004D4345;
     public static final int VERSION_1 = 0x01;
-    /** Magic plus version. */
-    public static final int HEADER_LENGTH = 5;
     /** Tink's output prefix marker for keys with the TINK variant. */
     public static final int TINK_PREFIX_MARKER = 0x01;
-    public static final int TINK_PREFIX_OFFSET = HEADER_LENGTH;
+    public static final int TINK_PREFIX_OFFSET = ValueEnvelope.HEADER_LENGTH;
     public static final int KEY_ID_OFFSET = TINK_PREFIX_OFFSET + 1;
     public static final int NONCE_OFFSET = KEY_ID_OFFSET + 4;
-    public static final int NONCE_LENGTH = 12;
-    public static final int CIPHERTEXT_OFFSET = NONCE_OFFSET + NONCE_LENGTH;
-    public static final int TAG_LENGTH = 16;
+    public static final int CIPHERTEXT_OFFSET = NONCE_OFFSET + ValueEnvelope.NONCE_LENGTH;
     /** Bytes a version-1 envelope adds to its plaintext: 5 header + 5 Tink prefix + 12 nonce + 16 tag. */
-    public static final int OVERHEAD = CIPHERTEXT_OFFSET + TAG_LENGTH;
+    public static final int OVERHEAD = CIPHERTEXT_OFFSET + ValueEnvelope.TAG_LENGTH;
 
     /** What a version-1 envelope says about itself, read without decrypting. */
     public record Info(int version, int keyId) {
@@ -45,20 +40,7 @@ public final class Envelope {
         }
     }
 
-    private Envelope() {
-    }
-
-    /**
-     * @return whether {@code value} (position..limit) starts with the meshcrypt magic and a version byte; does not
-     *     check the version or the rest of the layout, and does not move the buffer's position
-     */
-    public static boolean isEnvelope(ByteBuffer value) {
-        int p = value.position();
-        return value.remaining() >= HEADER_LENGTH
-                && value.get(p) == 0x00
-                && value.get(p + 1) == 0x4D
-                && value.get(p + 2) == 0x43
-                && value.get(p + 3) == 0x45;
+    private ValueEnvelopeV1() {
     }
 
     /**
@@ -74,22 +56,22 @@ public final class Envelope {
 
     /** As {@link #inspect}, with {@code topic} (nullable) named in error messages. */
     static Info parse(ByteBuffer value, String topic) throws EnvelopeException {
-        if (!isEnvelope(value)) {
-            throw new NotAnEnvelopeException("value" + onTopic(topic) + " is not a meshcrypt envelope ("
+        if (!ValueEnvelope.isEnvelope(value)) {
+            throw new NotAnEnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is not a meshcrypt envelope ("
                     + value.remaining() + " bytes without the \\0MCE magic)");
         }
         int p = value.position();
         int version = Byte.toUnsignedInt(value.get(p + 4));
         if (version != VERSION_1) {
-            throw new UnsupportedEnvelopeVersionException("value" + onTopic(topic) + " uses meshcrypt envelope version "
+            throw new UnsupportedEnvelopeVersionException("value" + ValueEnvelope.onTopic(topic) + " uses meshcrypt envelope version "
                     + version + "; this reader supports only version " + VERSION_1, version);
         }
         if (value.remaining() < OVERHEAD) {
-            throw new EnvelopeException("value" + onTopic(topic) + " is a truncated meshcrypt envelope ("
+            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a truncated meshcrypt envelope ("
                     + value.remaining() + " bytes, at least " + OVERHEAD + " expected)");
         }
         if (value.get(p + TINK_PREFIX_OFFSET) != TINK_PREFIX_MARKER) {
-            throw new EnvelopeException("value" + onTopic(topic) + " is a malformed meshcrypt envelope (Tink prefix marker 0x"
+            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (Tink prefix marker 0x"
                     + Integer.toHexString(Byte.toUnsignedInt(value.get(p + TINK_PREFIX_OFFSET))) + ", expected 0x01)");
         }
         // Absolute reads byte by byte: the caller's buffer may be little-endian ordered.
@@ -100,8 +82,4 @@ public final class Envelope {
         return new Info(version, keyId);
     }
 
-    /** Topic names of fetched records come from the broker: escaped and bounded (see {@link Printable}). */
-    static String onTopic(String topic) {
-        return topic == null ? "" : " on topic '" + Printable.of(topic, Printable.TOPIC_CHARS) + "'";
-    }
 }

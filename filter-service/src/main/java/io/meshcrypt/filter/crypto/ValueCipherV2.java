@@ -1,0 +1,136 @@
+package io.meshcrypt.filter.crypto;
+
+import io.meshcrypt.filter.kms.KeyNotReadyException;
+import java.nio.ByteBuffer;
+import java.security.GeneralSecurityException;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import javax.crypto.AEADBadTagException;
+import javax.crypto.spec.SecretKeySpec;
+
+/**
+ * Record values in envelope format version 2 ({@link ValueEnvelopeV2}): written with per-topic DEKs from a
+ * {@link DekManager}; reads version 2 and, through a {@link ValueCipherV1} over the old keyset, version 1. Thread-safe.
+ */
+public final class ValueCipherV2 implements ValueCipher {
+
+    private final DekManager deks;
+    private final ValueCipherV1 v1;
+    private final TopicBoundAesGcm aesGcm = new TopicBoundAesGcm();
+
+    /** @param v1 decrypts version-1 envelopes; null when the deployment never wrote any (they then fail to decrypt) */
+    public ValueCipherV2(DekManager deks, ValueCipherV1 v1) {
+        this.deks = Objects.requireNonNull(deks, "deks");
+        this.v1 = v1;
+    }
+
+    public DekManager deks() {
+        return deks;
+    }
+
+    /**
+     * A view of this cipher that waits for keys instead of throwing {@link KeyNotReadyException}: each call waits at
+     * most {@code timeout} in total. For callers that may block (the CLI, tests, startup); never for a connection
+     * worker, which must park the frame and retry when {@link KeyNotReadyException#ready()} completes.
+     */
+    public ValueCipher blocking(Duration timeout) {
+        Objects.requireNonNull(timeout, "timeout");
+        ValueCipherV2 self = this;
+        return new ValueCipher() {
+            @Override
+            public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.encrypt(topic, plaintext), timeout);
+            }
+
+            @Override
+            public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.decrypt(topic, envelope), timeout);
+            }
+        };
+    }
+
+    /**
+     * Never waits for the KMS.
+     *
+     * @throws KeyNotReadyException when the topic's DEK is being generated: retry once its future completes
+     * @throws io.meshcrypt.filter.kms.TransientKmsException when the KMS cannot provide a DEK
+     */
+    @Override
+    public CompletableFuture<Void> prepareForEncryption(String topic) {
+        return deks.prepareForEncryption(topic);
+    }
+
+    @Override
+    public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
+        Objects.requireNonNull(topic, "topic");
+        Dek dek = deks.forEncryption(topic);
+        int length = plaintext.remaining();
+        byte[] header = dek.header;
+        int overhead = header.length + ValueEnvelope.NONCE_LENGTH + ValueEnvelope.TAG_LENGTH;
+        if (length > Integer.MAX_VALUE - 8 - overhead) {
+            throw new GeneralSecurityException("value" + ValueEnvelope.onTopic(topic) + " is too large to encrypt (" + length + " bytes)");
+        }
+        byte[] out = new byte[overhead + length];
+        System.arraycopy(header, 0, out, 0, header.length);
+        byte[] nonce = Nonces.next();
+        System.arraycopy(nonce, 0, out, header.length, nonce.length);
+        aesGcm.seal(dek.key, nonce, header, topic, plaintext, out, header.length + nonce.length);
+        return ByteBuffer.wrap(out);
+    }
+
+    /**
+     * @throws NotAnEnvelopeException when the value lacks the envelope magic
+     * @throws UnsupportedEnvelopeVersionException for versions other than 1 and 2 (and 1 without a v1 keyset)
+     * @throws EnvelopeException when the value is truncated, tampered with, or belongs to another topic
+     * @throws io.meshcrypt.filter.crypto.UnknownKekException (an EnvelopeException) when it names a KEK the
+     *     configuration does not know; no KMS call is made
+     * @throws io.meshcrypt.filter.kms.KekRefusedException when its KEK is missing or disabled
+     * @throws KeyNotReadyException when its DEK is not cached and is being unwrapped: retry once its future completes
+     * @throws io.meshcrypt.filter.kms.TransientKmsException when its DEK is not cached and the KMS is down
+     */
+    @Override
+    public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
+        Objects.requireNonNull(topic, "topic");
+        if (!ValueEnvelope.isEnvelope(envelope)) {
+            throw new NotAnEnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is not a meshcrypt envelope ("
+                    + envelope.remaining() + " bytes without the \\0MCE magic)");
+        }
+        int version = Byte.toUnsignedInt(envelope.get(envelope.position() + 4));
+        if (version == ValueEnvelopeV1.VERSION_1 && v1 != null) {
+            return v1.decrypt(topic, envelope);
+        }
+        if (version != ValueEnvelopeV2.VERSION_2) {
+            throw new UnsupportedEnvelopeVersionException("value" + ValueEnvelope.onTopic(topic) + " uses meshcrypt envelope version "
+                    + version + "; this reader supports version 2" + (v1 == null ? " (no version-1 keyset configured)" : " and 1"), version);
+        }
+        // A run of records under one DEK: compare the key section with the last one, parse nothing.
+        int keySection = ValueEnvelopeV2.keySectionLength(envelope);
+        SecretKeySpec key = keySection < 0 ? null : deks.cachedForDecryption(topic, envelope, keySection);
+        int headerLength;
+        if (key != null) {
+            headerLength = ValueEnvelopeV2.KEK_ID_LENGTH_OFFSET + keySection;
+        } else {
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
+            key = deks.forDecryption(topic, envelope, info);
+            headerLength = info.headerLength();
+        }
+        int start = envelope.position();
+        byte[] nonce = new byte[ValueEnvelope.NONCE_LENGTH];
+        envelope.get(start + headerLength, nonce);
+        ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + ValueEnvelope.NONCE_LENGTH);
+        try {
+            return aesGcm.open(key, nonce, envelope.duplicate().limit(start + headerLength), topic, ciphertext);
+        } catch (AEADBadTagException e) {
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
+            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
+                    + " (KEK " + info.kekIdText() + "): authentication failed (value tampered with or truncated, or encrypted for another topic)");
+        } catch (GeneralSecurityException e) {
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
+            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
+                    + " (KEK " + info.kekIdText() + "): " + e.getClass().getSimpleName(), e);
+        }
+    }
+
+
+}
