@@ -15,7 +15,7 @@ import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.keys.KeysCli;
 import io.meshcrypt.filter.transport.ExtProcServer;
-import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;

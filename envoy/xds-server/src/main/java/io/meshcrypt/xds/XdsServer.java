@@ -1,6 +1,6 @@
 package io.meshcrypt.xds;
 
-import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.FileWatcher;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.MeshReader;

@@ -2,16 +2,16 @@ package io.meshcrypt.filter.config;
 
 import com.fasterxml.jackson.core.JsonToken;
 import io.meshcrypt.filter.crypto.DekManager;
-import io.meshcrypt.meshconfig.ConfigException;
-import io.meshcrypt.meshconfig.ConfigFields;
-import io.meshcrypt.meshconfig.ConfigFields.HostPort;
-import io.meshcrypt.meshconfig.Policies;
-import io.meshcrypt.meshconfig.PolicyDelivery;
-import io.meshcrypt.meshconfig.YamlTree.Entry;
-import io.meshcrypt.meshconfig.YamlTree.Location;
-import io.meshcrypt.meshconfig.YamlTree.Mapping;
-import io.meshcrypt.meshconfig.YamlTree.Node;
-import io.meshcrypt.meshconfig.YamlTree.Scalar;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigFields;
+import io.meshcrypt.meshconfig.yaml.ConfigFields.HostPort;
+import io.meshcrypt.meshconfig.mesh.Policies;
+import io.meshcrypt.meshconfig.mesh.PolicyDelivery;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Location;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
 import io.meshcrypt.meshconfig.http.HttpConfigReader;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -101,7 +101,7 @@ public final class ConfigReader {
             http = shared.http();
         } else {
             policy = policyEntry == null ? EncryptionPolicy.encryptAll() : policies.policy(policyEntry);
-            http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(fields, policies).http(httpEntry);
+            http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(fields).http(httpEntry);
         }
 
         // Set explicitly, the record-key keyset is opened at start even when no entry uses it yet, so that a reloaded

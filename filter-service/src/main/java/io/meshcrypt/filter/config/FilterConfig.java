@@ -1,8 +1,8 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.meshconfig.ConfigException;
-import io.meshcrypt.meshconfig.Policies;
-import io.meshcrypt.meshconfig.YamlTree;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.mesh.Policies;
+import io.meshcrypt.meshconfig.yaml.YamlTree;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.PolicyReader;
@@ -169,7 +169,7 @@ public record FilterConfig(
     }
 
     static Policies parsePolicies(Path file, byte[] yaml) throws ConfigException {
-        return PolicyReader.parsePolicies(file, yaml);
+        return Policies.parse(file, yaml);
     }
 
     private static byte[] read(Path file) throws ConfigException {

@@ -2,11 +2,11 @@ package io.meshcrypt.filter.config;
 
 import com.fasterxml.jackson.core.JsonToken;
 import io.meshcrypt.filter.framing.FrameStream;
-import io.meshcrypt.meshconfig.ConfigException;
-import io.meshcrypt.meshconfig.ConfigFields;
-import io.meshcrypt.meshconfig.YamlTree.Entry;
-import io.meshcrypt.meshconfig.YamlTree.Mapping;
-import io.meshcrypt.meshconfig.YamlTree.Scalar;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigFields;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
 import java.math.BigInteger;
 import java.time.Duration;
 import java.util.List;

@@ -1,6 +1,6 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.http.HttpRule;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;

@@ -1,8 +1,8 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.FileWatcher;
-import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.nio.file.Path;

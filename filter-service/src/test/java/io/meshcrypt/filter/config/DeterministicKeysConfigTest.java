@@ -10,7 +10,7 @@ import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.filter.kms.Keysets;
-import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.meshconfig.ConfigException;
-import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.http.HttpRule;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;

@@ -2,8 +2,8 @@ package io.meshcrypt.filter.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.meshconfig.ConfigException;
-import io.meshcrypt.meshconfig.YamlTree;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.yaml.YamlTree;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.meshconfig.policy.TopicDecision;

@@ -5,14 +5,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.meshcrypt.meshconfig.ConfigException;
-import io.meshcrypt.meshconfig.ConfigFields;
-import io.meshcrypt.meshconfig.YamlTree.Entry;
-import io.meshcrypt.meshconfig.YamlTree.Mapping;
-import io.meshcrypt.meshconfig.YamlTree.Node;
-import io.meshcrypt.meshconfig.YamlTree.Scalar;
-import io.meshcrypt.meshconfig.YamlTree.Sequence;
-import io.meshcrypt.meshconfig.policy.PolicyReader;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigFields;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
@@ -50,12 +49,9 @@ public final class HttpConfigReader {
     private static final Set<String> RESERVED_HEADERS = Set.of("host", "content-length", "transfer-encoding", "connection");
 
     private final ConfigFields config;
-    private final PolicyReader policies;
 
-    /** @param policies reads the JSON Pointers of field operations as the policy's {@code fields} */
-    public HttpConfigReader(ConfigFields config, PolicyReader policies) {
+    public HttpConfigReader(ConfigFields config) {
         this.config = config;
-        this.policies = policies;
     }
 
     public HttpRules http(Entry entry) throws ConfigException {
@@ -187,7 +183,7 @@ public final class HttpConfigReader {
         String kind = named.getFirst();
         config.checkKeys(op, path + ".", OP_KEYS.get(kind));
         Entry pointerEntry = op.entries().get(kind);
-        JsonPointer pointer = policies.pointer(pointerEntry.value(), path + "." + kind);
+        JsonPointer pointer = config.jsonPointer(pointerEntry.value(), path + "." + kind);
         boolean required = false;
         Entry requiredEntry = op.entries().get("required");
         if (requiredEntry != null) {

@@ -1,16 +1,16 @@
 package io.meshcrypt.meshconfig.mesh;
 
 import com.fasterxml.jackson.core.JsonToken;
-import io.meshcrypt.meshconfig.ConfigException;
-import io.meshcrypt.meshconfig.ConfigFields;
-import io.meshcrypt.meshconfig.ConfigFields.HostPort;
-import io.meshcrypt.meshconfig.YamlTree;
-import io.meshcrypt.meshconfig.YamlTree.Entry;
-import io.meshcrypt.meshconfig.YamlTree.Location;
-import io.meshcrypt.meshconfig.YamlTree.Mapping;
-import io.meshcrypt.meshconfig.YamlTree.Node;
-import io.meshcrypt.meshconfig.YamlTree.Scalar;
-import io.meshcrypt.meshconfig.YamlTree.Sequence;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigFields;
+import io.meshcrypt.meshconfig.yaml.ConfigFields.HostPort;
+import io.meshcrypt.meshconfig.yaml.YamlTree;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Location;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
 import io.meshcrypt.meshconfig.http.HttpConfigReader;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
@@ -112,7 +112,7 @@ public final class MeshReader {
         Entry policyEntry = reader.required(mapping, "policy", "encrypt: [topic globs], unmatched: passthrough|reject");
         // validated here too, so an HTTP section the filter-services would refuse never reaches an Envoy either
         Entry httpEntry = mapping.entries().get("http");
-        HttpRules http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(reader, policies).http(httpEntry);
+        HttpRules http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(reader).http(httpEntry);
         return new Mesh(clusters, sidecars, policies.policy(policyEntry), http);
     }
 

@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
-import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.http.HeaderChanges;
 import io.meshcrypt.meshconfig.http.HttpRule;
 import io.meshcrypt.meshconfig.http.HttpRules;

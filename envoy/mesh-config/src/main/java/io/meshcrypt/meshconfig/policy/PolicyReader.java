@@ -1,19 +1,15 @@
 package io.meshcrypt.meshconfig.policy;
 
 import com.fasterxml.jackson.core.JsonToken;
-import io.meshcrypt.meshconfig.ConfigException;
-import io.meshcrypt.meshconfig.ConfigFields;
-import io.meshcrypt.meshconfig.Policies;
-import io.meshcrypt.meshconfig.YamlTree;
-import io.meshcrypt.meshconfig.YamlTree.Entry;
-import io.meshcrypt.meshconfig.YamlTree.Mapping;
-import io.meshcrypt.meshconfig.YamlTree.Node;
-import io.meshcrypt.meshconfig.YamlTree.Scalar;
-import io.meshcrypt.meshconfig.YamlTree.Sequence;
-import io.meshcrypt.meshconfig.http.HttpConfigReader;
-import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigFields;
+import io.meshcrypt.meshconfig.yaml.YamlTree;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -29,27 +25,6 @@ public final class PolicyReader {
         this.config = config;
     }
 
-    /**
-     * The required {@code policy:} and the optional {@code http:} section of a file whose other keys belong to someone
-     * else (a mesh file, or the section the xDS server delivers).
-     */
-    public static Policies parsePolicies(Path file, byte[] yaml) throws ConfigException {
-        return new PolicyReader(new ConfigFields(file)).policies(YamlTree.parse(file.toString(), yaml));
-    }
-
-    /** @see #parsePolicies */
-    public Policies policies(Node root) throws ConfigException {
-        if (root == null) {
-            throw config.error(ConfigFields.TOP, "policy", "the file is empty; a policy: section is required");
-        }
-        Mapping mapping = config.mapping(root, "");
-        Entry entry = mapping.entries().get("policy");
-        if (entry == null) {
-            throw config.error(root.location(), "policy", "required field is missing");
-        }
-        Entry httpEntry = mapping.entries().get("http");
-        return new Policies(policy(entry), httpEntry == null ? HttpRules.NONE : new HttpConfigReader(config, this).http(httpEntry));
-    }
 
     /**
      * The {@code policy:} section: {@code encrypt} globs, {@code decryptOnly} globs (topics no longer encrypted whose
@@ -154,7 +129,7 @@ public final class PolicyReader {
             }
             List<JsonPointer> parsed = new ArrayList<>();
             for (int i = 0; i < pointers.items().size(); i++) {
-                parsed.add(pointer(pointers.items().get(i), path + ".fields[" + i + "]"));
+                parsed.add(config.jsonPointer(pointers.items().get(i), path + ".fields[" + i + "]"));
             }
             return new TopicRule(pattern, parsed, deterministicKeys);
         }
@@ -168,19 +143,4 @@ public final class PolicyReader {
         return TopicRule.wholeValue(pattern);
     }
 
-    /** A JSON Pointer that addresses a field (the root pointer "" would be the whole value). */
-    public JsonPointer pointer(Node node, String path) throws ConfigException {
-        if (!(node instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
-            throw config.error(node.location(), path, "must be a JSON Pointer string such as \"/card/number\" (got " + ConfigFields.describe(node) + ")");
-        }
-        try {
-            JsonPointer pointer = JsonPointer.parse((String) s.value());
-            if (pointer.isRoot()) {
-                throw config.error(node.location(), path, "must address a field, not the whole document (got \"\")");
-            }
-            return pointer;
-        } catch (IllegalArgumentException e) {
-            throw config.error(node.location(), path, e.getMessage());
-        }
-    }
 }

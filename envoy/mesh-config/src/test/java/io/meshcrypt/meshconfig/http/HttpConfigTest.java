@@ -5,12 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import io.meshcrypt.meshconfig.ConfigException;
-import io.meshcrypt.meshconfig.ConfigFields;
-import io.meshcrypt.meshconfig.Policies;
-import io.meshcrypt.meshconfig.YamlTree;
-import io.meshcrypt.meshconfig.YamlTree.Entry;
-import io.meshcrypt.meshconfig.YamlTree.Mapping;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigFields;
+import io.meshcrypt.meshconfig.mesh.Policies;
+import io.meshcrypt.meshconfig.yaml.YamlTree;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.PolicyReader;
 import io.meshcrypt.meshconfig.policy.TopicRule;
@@ -118,7 +118,7 @@ class HttpConfigTest {
         Entry policy = root.entries().get("policy");
         Entry http = root.entries().get("http");
         return new Policies(policy == null ? EncryptionPolicy.encryptAll() : policies.policy(policy),
-                http == null ? HttpRules.NONE : new HttpConfigReader(fields, policies).http(http));
+                http == null ? HttpRules.NONE : new HttpConfigReader(fields).http(http));
     }
 
     private Path write(String yaml) throws Exception {

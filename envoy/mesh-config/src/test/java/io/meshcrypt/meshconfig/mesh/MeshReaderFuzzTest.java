@@ -2,7 +2,7 @@ package io.meshcrypt.meshconfig.mesh;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
-import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -3,7 +3,7 @@ package io.meshcrypt.meshconfig.mesh;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import io.meshcrypt.meshconfig.ConfigException;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.nio.charset.StandardCharsets;

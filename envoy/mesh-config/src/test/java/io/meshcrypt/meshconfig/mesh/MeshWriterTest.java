@@ -2,7 +2,7 @@ package io.meshcrypt.meshconfig.mesh;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.meshcrypt.meshconfig.Policies;
+import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.PolicyReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -74,6 +74,6 @@ class MeshWriterTest {
 
         String written = MeshWriter.writePolicies(policies);
 
-        assertEquals(policies, PolicyReader.parsePolicies(FILE, written.getBytes(StandardCharsets.UTF_8)), written);
+        assertEquals(policies, Policies.parse(FILE, written.getBytes(StandardCharsets.UTF_8)), written);
     }
 }

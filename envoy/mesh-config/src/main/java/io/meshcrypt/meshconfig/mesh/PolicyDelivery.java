@@ -1,7 +1,6 @@
-package io.meshcrypt.meshconfig;
+package io.meshcrypt.meshconfig.mesh;
 
-import io.meshcrypt.meshconfig.mesh.MeshWriter;
-import io.meshcrypt.meshconfig.policy.PolicyReader;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
@@ -29,6 +28,6 @@ public final class PolicyDelivery {
 
     /** @throws ConfigException naming {@value #RESOURCE_NAME}, line, column and field, as for a file */
     public static Policies decode(String text) throws ConfigException {
-        return PolicyReader.parsePolicies(Path.of(RESOURCE_NAME), text.getBytes(StandardCharsets.UTF_8));
+        return Policies.parse(Path.of(RESOURCE_NAME), text.getBytes(StandardCharsets.UTF_8));
     }
 }

@@ -1,4 +1,4 @@
-package io.meshcrypt.meshconfig;
+package io.meshcrypt.meshconfig.yaml;
 
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;

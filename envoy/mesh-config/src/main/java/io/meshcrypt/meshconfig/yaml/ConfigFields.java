@@ -1,12 +1,13 @@
-package io.meshcrypt.meshconfig;
+package io.meshcrypt.meshconfig.yaml;
 
 import com.fasterxml.jackson.core.JsonToken;
-import io.meshcrypt.meshconfig.YamlTree.Entry;
-import io.meshcrypt.meshconfig.YamlTree.Location;
-import io.meshcrypt.meshconfig.YamlTree.Mapping;
-import io.meshcrypt.meshconfig.YamlTree.Node;
-import io.meshcrypt.meshconfig.YamlTree.Scalar;
-import io.meshcrypt.meshconfig.YamlTree.Sequence;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Location;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.math.BigInteger;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -209,5 +210,21 @@ public final class ConfigFields {
     public static String echo(String value) {
         String shown = value.length() > MAX_ECHO ? value.substring(0, MAX_ECHO) + "..." : value;
         return "\"" + shown.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n") + "\"";
+    }
+
+    /** A JSON Pointer that addresses a field (the root pointer "" would be the whole value). */
+    public JsonPointer jsonPointer(Node node, String path) throws ConfigException {
+        if (!(node instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
+            throw error(node.location(), path, "must be a JSON Pointer string such as \"/card/number\" (got " + describe(node) + ")");
+        }
+        try {
+            JsonPointer pointer = JsonPointer.parse((String) s.value());
+            if (pointer.isRoot()) {
+                throw error(node.location(), path, "must address a field, not the whole document (got \"\")");
+            }
+            return pointer;
+        } catch (IllegalArgumentException e) {
+            throw error(node.location(), path, e.getMessage());
+        }
     }
 }

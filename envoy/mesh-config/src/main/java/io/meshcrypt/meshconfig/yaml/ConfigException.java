@@ -1,4 +1,4 @@
-package io.meshcrypt.meshconfig;
+package io.meshcrypt.meshconfig.yaml;
 
 /** Invalid configuration; the message names the file, line and field. */
 public class ConfigException extends Exception {
