@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,7 +31,7 @@ class CheckSidecarScriptTest {
 
     private static final String LISTENER = "meshcrypt-kafka-9092";
 
-    private static Mesh mesh;
+    private static LocalMesh mesh;
     private static Path envoyBinary;
     private static JsonNode kafkaFilter;
 
@@ -42,7 +42,7 @@ class CheckSidecarScriptTest {
 
     @BeforeAll
     static void locate() {
-        mesh = Mesh.shared();
+        mesh = LocalMesh.shared();
         envoyBinary = SidecarEnvoy.binary(mesh);
         kafkaFilter = IstioManifests.read(
                 IstioManifests.istioDir(mesh.root()).resolve("base/workloads/envoyfilter-kafka.yaml"));

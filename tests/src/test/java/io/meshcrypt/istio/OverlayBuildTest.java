@@ -8,7 +8,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.MappingIterator;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,7 +37,7 @@ class OverlayBuildTest {
 
     @BeforeAll
     static void buildOverlays() throws IOException, InterruptedException {
-        root = Mesh.shared().root();
+        root = LocalMesh.shared().root();
         builds = root.resolve("tests/target/istio-build");
         Path log = root.resolve("tests/target/istio-go-test.log");
         Files.createDirectories(builds);
@@ -62,7 +62,7 @@ class OverlayBuildTest {
     void givenEveryOverlayBuild_whenItsEnvoyFiltersAreLoadedIntoIstioShapedSidecar_thenEnvoyAcceptsThem()
             throws Exception {
         assertEquals(0, goTestExit, goTestOutput);
-        Path envoy = SidecarEnvoy.binary(Mesh.shared());
+        Path envoy = SidecarEnvoy.binary(LocalMesh.shared());
         List<Path> overlays;
         try (Stream<Path> files = Files.list(builds)) {
             overlays = files.filter(f -> f.toString().endsWith(".yaml")).sorted().toList();

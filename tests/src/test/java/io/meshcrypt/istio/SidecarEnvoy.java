@@ -9,7 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.net.URI;
@@ -40,7 +40,7 @@ final class SidecarEnvoy implements AutoCloseable {
     }
 
     /** The Envoy the mesh launcher installed (the project's pinned 1.40), or -Dmeshcrypt.envoy. */
-    static Path binary(Mesh mesh) {
+    static Path binary(LocalMesh mesh) {
         Path envoy = Path.of(System.getProperty("meshcrypt.envoy",
                 mesh.logs().getParent().resolve("venv/bin/envoy").toString()));
         assertTrue(Files.isExecutable(envoy), "no Envoy at " + envoy + " (set -Dmeshcrypt.envoy)");

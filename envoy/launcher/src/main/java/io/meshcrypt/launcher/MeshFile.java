@@ -76,8 +76,7 @@ public final class MeshFile {
                 PortPlan.AppSidecarPorts p = ports.appSidecar(app);
                 sidecars.put(app.component(), kafkaSidecar(app.component(), filterService, p.bootstrap(), p.broker1()));
             }
-            sidecars.put(HTTP_NODE, new Sidecar(HTTP_NODE, filterService, Map.of(),
-                    Map.of("orders", new HttpListener("orders", local(ports.httpSidecar()), local(ports.httpApp()))), Optional.empty()));
+            sidecars.put(HTTP_NODE, httpSidecar(ports));
         }
         return new Mesh(Map.of(CLUSTER, new KafkaCluster(CLUSTER, Map.of(1, local(ports.broker())))), sidecars,
                 encryptAll(), demo ? demoHttpRules() : HttpRules.NONE);
@@ -85,7 +84,8 @@ public final class MeshFile {
 
     /**
      * The transparent demo: the broker at its real (link-local) address; each Kafka app's sidecar, in the app's
-     * namespace, intercepts it and reaches the filter-service through the host's relay.
+     * namespace, intercepts it and reaches the filter-service through the host's relay; the HTTP sidecar as in the
+     * explicit demo.
      */
     public static Mesh transparentDemo(PortPlan ports) {
         Address broker = new Address(ports.brokerRealHost(), ports.brokerTransparent());
@@ -94,7 +94,14 @@ public final class MeshFile {
             sidecars.put(app.component(), new Sidecar(app.component(), new Address(ports.brokerRealHost(), ports.relayExtProc()),
                     Map.of(), Map.of(), Optional.of(new Transparent(local(PortPlan.NAMESPACE_SIDECAR_PORT), List.of(CLUSTER)))));
         }
-        return new Mesh(Map.of(CLUSTER, new KafkaCluster(CLUSTER, Map.of(1, broker))), sidecars, encryptAll(), HttpRules.NONE);
+        sidecars.put(HTTP_NODE, httpSidecar(ports));
+        return new Mesh(Map.of(CLUSTER, new KafkaCluster(CLUSTER, Map.of(1, broker))), sidecars, encryptAll(), demoHttpRules());
+    }
+
+    /** The demo's HTTP service behind its sidecar, on the host in either mode. */
+    private static Sidecar httpSidecar(PortPlan ports) {
+        return new Sidecar(HTTP_NODE, local(ports.filterGrpc()), Map.of(),
+                Map.of("orders", new HttpListener("orders", local(ports.httpSidecar()), local(ports.httpApp()))), Optional.empty());
     }
 
     private static Sidecar kafkaSidecar(String node, Address filterService, int bootstrap, int broker1) {

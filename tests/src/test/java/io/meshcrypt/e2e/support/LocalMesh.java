@@ -1,5 +1,6 @@
 package io.meshcrypt.e2e.support;
 
+import io.meshcrypt.launcher.PortPlan;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -42,16 +43,18 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * decrypted on the way), {@link #brokerDirect()} is the broker itself (what an attacker with disk or
  * broker access sees).
  */
-public final class Mesh {
+public final class LocalMesh {
 
     /** 29000 unless MESHCRYPT_E2E_PORT_BASE says otherwise (two checkouts testing on one machine). */
     public static final int PORT_BASE = Integer.parseInt(System.getenv().getOrDefault("MESHCRYPT_E2E_PORT_BASE", "29000"));
+    /** The launcher's ports for {@link #PORT_BASE}. */
+    public static final PortPlan PORTS = PortPlan.of(PORT_BASE);
     public static final Duration CLIENT_TIMEOUT = Duration.ofSeconds(30);
     private static final Duration UP_TIMEOUT = Duration.ofMinutes(4);
     private static final Duration COMPONENT_TIMEOUT = Duration.ofMinutes(2);
     private static final AtomicInteger CLIENT_IDS = new AtomicInteger();
 
-    private static Mesh shared;
+    private static LocalMesh shared;
     private static RuntimeException startFailure;
 
     private final Path root;
@@ -60,7 +63,7 @@ public final class Mesh {
     private final Map<String, String> endpoints;
     private final Admin admin;
 
-    private Mesh(Path root, Path home, Path launcherLog, Map<String, String> endpoints) {
+    private LocalMesh(Path root, Path home, Path launcherLog, Map<String, String> endpoints) {
         this.root = root;
         this.home = home;
         this.launcherLog = launcherLog;
@@ -73,7 +76,7 @@ public final class Mesh {
     }
 
     /** The mesh of this JVM, started on first use; a failed start fails every later caller the same way. */
-    public static synchronized Mesh shared() {
+    public static synchronized LocalMesh shared() {
         if (startFailure != null) {
             throw startFailure;
         }
@@ -96,15 +99,15 @@ public final class Mesh {
 
     /**
      * The launcher's default policy plus one field-level rule and one deterministic-key rule. Written without the
-     * launcher's "generated" marker, so `./meshcrypt up` keeps it; ports follow the launcher's scheme for {@link #PORT_BASE}.
+     * launcher's "generated" marker, so `./meshcrypt up` keeps it; ports from the launcher's {@link PortPlan}.
      */
     private static void writeFilterConfig(Path home) {
         String fields = String.join(", ", ENCRYPTED_FIELDS.stream().map(f -> "\"" + f + "\"").toList());
-        String yaml = "# written by the e2e harness (Mesh.java)\n"
-                + "listen: 127.0.0.1:" + (PORT_BASE + 51) + "\n"
+        String yaml = "# written by the e2e harness (LocalMesh.java)\n"
+                + "listen: 127.0.0.1:" + PORTS.filterGrpc() + "\n"
                 + "keyset: keyset.json\n"
                 + "brokers:\n"
-                + "  1: 127.0.0.1:" + (PORT_BASE + 193) + "\n"
+                + "  1: 127.0.0.1:" + PORTS.envoyBroker1() + "\n"
                 + "policy:\n"
                 + "  encrypt:\n"
                 + "    - {topic: \"" + FIELD_TOPIC_PREFIX + "*\", fields: [" + fields + "]}\n"
@@ -119,7 +122,7 @@ public final class Mesh {
         }
     }
 
-    private static Mesh start() {
+    private static LocalMesh start() {
         Path root = locateRoot();
         Path home = root.resolve("tests/target/mesh");
         Path launcherLog = root.resolve("tests/target/e2e-launcher.log");
@@ -131,7 +134,7 @@ public final class Mesh {
         // A previous run killed before its shutdown hook may have left processes holding the ports.
         runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
         // registered before anything can fail, so a half-started or rejected mesh is still torn down
-        AtomicReference<Mesh> started = new AtomicReference<>();
+        AtomicReference<LocalMesh> started = new AtomicReference<>();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             if (started.get() != null) {
                 started.get().admin.close(Duration.ofSeconds(5));
@@ -156,7 +159,7 @@ public final class Mesh {
             // every "through Envoy" assertion would silently test the bare broker
             throw new IllegalStateException("KAFKA_BOOTSTRAP and BROKER_DIRECT are the same address: " + endpoints);
         }
-        Mesh mesh = new Mesh(root, home, launcherLog, endpoints);
+        LocalMesh mesh = new LocalMesh(root, home, launcherLog, endpoints);
         started.set(mesh);
         return mesh;
     }
