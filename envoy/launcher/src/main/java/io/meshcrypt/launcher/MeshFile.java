@@ -47,7 +47,7 @@ public final class MeshFile {
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory()
             .disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
             .enable(YAMLGenerator.Feature.MINIMIZE_QUOTES)
-            .enable(YAMLGenerator.Feature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS));
+            .enable(YAMLGenerator.Feature.INDENT_ARRAYS_WITH_INDICATOR));
 
     private MeshFile() {
     }
@@ -163,10 +163,10 @@ public final class MeshFile {
             new TreeMap<>(s.kafka()).forEach((cluster, l) -> {
                 Map<String, Object> listeners = new LinkedHashMap<>();
                 listeners.put("bootstrap", l.bootstrap().toString());
-                Map<String, Object> brokers = new LinkedHashMap<>();
+                Map<Integer, Object> brokers = new LinkedHashMap<>();
                 new TreeMap<>(l.brokers()).forEach((id, listen) -> {
                     Address advertised = l.advertised().get(id);
-                    brokers.put(id.toString(), advertised.equals(listen) ? listen.toString()
+                    brokers.put(id, advertised.equals(listen) ? listen.toString()
                             : Map.of("listen", listen.toString(), "advertise", advertised.toString()));
                 });
                 listeners.put("brokers", brokers);
@@ -193,9 +193,9 @@ public final class MeshFile {
         return out;
     }
 
-    private static Map<String, Object> addresses(Map<Integer, Address> byId) {
-        Map<String, Object> out = new LinkedHashMap<>();
-        new TreeMap<>(byId).forEach((id, a) -> out.put(id.toString(), a.toString()));
+    private static Map<Integer, Object> addresses(Map<Integer, Address> byId) {
+        Map<Integer, Object> out = new LinkedHashMap<>();
+        new TreeMap<>(byId).forEach((id, a) -> out.put(id, a.toString()));
         return out;
     }
 
@@ -264,7 +264,12 @@ public final class MeshFile {
             out.put("fields", side.fields().stream().map(MeshFile::fieldOp).toList());
         }
         if (!side.body().isEmpty()) {
-            out.put("body", side.body().stream().map(b -> Map.of("pattern", b.pattern().pattern(), "with", b.with())).toList());
+            out.put("body", side.body().stream().map(b -> {
+                Map<String, Object> replace = new LinkedHashMap<>();
+                replace.put("pattern", b.pattern().pattern());
+                replace.put("with", b.with());
+                return replace;
+            }).toList());
         }
         if (!side.headers().isEmpty()) {
             Map<String, Object> headers = new LinkedHashMap<>();
@@ -295,7 +300,9 @@ public final class MeshFile {
             }
             case FieldOp.Redact r -> {
                 out.put("redact", r.pointer().toString());
-                out.put("with", r.with());
+                if (!r.with().equals(FieldOp.Redact.DEFAULT_WITH)) {
+                    out.put("with", r.with());
+                }
                 yield r.required();
             }
             case FieldOp.Replace r -> {
