@@ -23,7 +23,7 @@ import picocli.CommandLine.Unmatched;
  */
 @Command(name = "meshcrypt", mixinStandardHelpOptions = true, version = "meshcrypt launcher",
         description = "Runs the local encrypted-Kafka mesh: Kafka broker, filter-service, xDS server and the Envoy sidecars it configures.",
-        subcommands = {Main.Demo.class, Main.Up.class, Main.Down.class, Main.Start.class, Main.Stop.class, Main.Status.class,
+        subcommands = {Main.DemoCommand.class, Main.Up.class, Main.Down.class, Main.Start.class, Main.Stop.class, Main.Status.class,
             Main.Setup.class, Main.Keyset.class, Main.Test.class, CommandLine.HelpCommand.class, AutoComplete.GenerateCompletion.class},
         footerHeading = "%n",
         footer = {
@@ -197,7 +197,7 @@ public final class Main implements Runnable {
             + " Envoy sidecar configured by the xDS server; a direct broker tap, an HTTP client), then a live view of what each sent,"
             + " received and what the broker holds, until Ctrl-C or N seconds (then everything stops; exit 1 if no record flowed or"
             + " plaintext was at rest)"})
-    static final class Demo implements Runnable {
+    static final class DemoCommand implements Runnable {
         @CommandLine.ParentCommand
         Main main;
 
@@ -218,7 +218,7 @@ public final class Main implements Runnable {
                         "--duration needs a number of seconds");
             }
             Components mesh = main.components();
-            io.meshcrypt.launcher.Demo demo = new io.meshcrypt.launcher.Demo(mesh, main.env.get("DEMO_INTERVAL_MS"));
+            Demo demo = new Demo(mesh, main.env.get("DEMO_INTERVAL_MS"));
             main.hint = DEMO_HINT;
             Main.run(mesh.state.lock(), () -> demo.start(transparent));
             if (detach) {
@@ -258,8 +258,8 @@ public final class Main implements Runnable {
         return cols != null && cols.matches("[0-9]{1,4}") ? Integer.parseInt(cols) : 180;
     }
 
-    @Command(name = "start", description = "start one component and wait until it is ready")
-    static final class Start implements Runnable {
+    /** start and stop: one of the mesh's components. */
+    abstract static class OneComponent implements Runnable {
         @CommandLine.ParentCommand
         Main main;
 
@@ -268,49 +268,45 @@ public final class Main implements Runnable {
 
         @Override
         public void run() {
-            requireComponent(component);
+            if (!Components.MESH.contains(component)) {
+                throw new LauncherException("unknown component '" + component + "' (one of: " + String.join(" ", Components.MESH) + ")");
+            }
             Components mesh = main.components();
+            Main.run(mesh.state.lock(), () -> apply(mesh));
+        }
+
+        abstract void apply(Components mesh);
+    }
+
+    @Command(name = "start", description = "start one component and wait until it is ready")
+    static final class Start extends OneComponent {
+        @Override
+        void apply(Components mesh) {
             main.hint = DOWN_HINT;
-            Main.run(mesh.state.lock(), () -> {
-                switch (component) {
-                    case "broker" -> {
-                        mesh.setup(List.of("broker"));
-                        mesh.startBroker();
-                    }
-                    case "filter-service" -> {
-                        mesh.setup(List.of("filter-service"));
-                        mesh.startFilterService();
-                    }
-                    default -> {
-                        // the Envoy's listeners come from the xDS server
-                        mesh.setup(List.of("envoy", "xds-server"));
-                        startXds(mesh);
-                        mesh.startEnvoy();
-                    }
+            switch (component) {
+                case "broker" -> {
+                    mesh.setup(List.of("broker"));
+                    mesh.startBroker();
                 }
-            });
+                case "filter-service" -> {
+                    mesh.setup(List.of("filter-service"));
+                    mesh.startFilterService();
+                }
+                default -> {
+                    // the Envoy's listeners come from the xDS server
+                    mesh.setup(List.of("envoy", "xds-server"));
+                    startXds(mesh);
+                    mesh.startEnvoy();
+                }
+            }
         }
     }
 
     @Command(name = "stop", description = "stop one component")
-    static final class Stop implements Runnable {
-        @CommandLine.ParentCommand
-        Main main;
-
-        @Parameters(paramLabel = "<component>", description = "broker, filter-service or envoy")
-        String component;
-
+    static final class Stop extends OneComponent {
         @Override
-        public void run() {
-            requireComponent(component);
-            Components mesh = main.components();
-            Main.run(mesh.state.lock(), () -> mesh.supervisor.stop(component));
-        }
-    }
-
-    private static void requireComponent(String component) {
-        if (!Components.MESH.contains(component)) {
-            throw new LauncherException("unknown component '" + component + "' (one of: " + String.join(" ", Components.MESH) + ")");
+        void apply(Components mesh) {
+            mesh.supervisor.stop(component);
         }
     }
 
