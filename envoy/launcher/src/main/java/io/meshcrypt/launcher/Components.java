@@ -181,9 +181,9 @@ final class Components {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-        // umask 077: the keyset is readable by its owner only
-        Probes.runVisible(List.of("sh", "-c", "umask 077 && exec \"$0\" -jar \"$1\" keyset create --out \"$2\"", Installer.java(),
-                installer.filterJar().toString(), out.toString()), state.dir(), "creating the keyset " + out + " failed");
+        // the filter-service creates it readable by its owner only
+        Probes.runVisible(List.of(Installer.java(), "-jar", installer.filterJar().toString(), "keyset", "create", "--out", out.toString()),
+                state.dir(), "creating the keyset " + out + " failed");
     }
 
     // ---- xDS server and the Envoys it configures
