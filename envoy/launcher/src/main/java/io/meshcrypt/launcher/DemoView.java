@@ -13,6 +13,19 @@ public final class DemoView {
     /** The app logs the view reads, in this order. */
     public static final List<String> SOURCES = List.of("go-producer", "node-producer", "spring-consumer", "broker-tap", "http-echo", "http-client");
 
+    /** Which lines of which app's log the view shows, in which column, under which tag. */
+    private record Cell(String source, String prefix, int column, String tag) {
+    }
+
+    private static final List<Cell> CELLS = List.of(
+            new Cell("go-producer", "sent ", 0, "go"),
+            new Cell("node-producer", "sent ", 0, "node"),
+            new Cell("http-client", "sent ", 0, "http client"),
+            new Cell("spring-consumer", "received ", 1, "spring"),
+            new Cell("http-echo", "received ", 1, "http service"),
+            new Cell("broker-tap", "held ", 2, "broker"),
+            new Cell("http-client", "got ", 2, "back at http client"));
+
     private final int width;
 
     /** @param columns the terminal's width; each column gets a third of it, at least 30 */
@@ -34,31 +47,11 @@ public final class DemoView {
 
     /** The rows for one line of {@code source}'s log; none when the line is not one the view shows. */
     public List<String> rows(String source, String line) {
-        int column;
-        String tag;
-        if ((source.equals("go-producer") || source.equals("node-producer") || source.equals("http-client")) && line.startsWith("sent ")) {
-            column = 0;
-            tag = switch (source) {
-                case "go-producer" -> "go";
-                case "node-producer" -> "node";
-                default -> "http client";
-            };
-        } else if (source.equals("spring-consumer") && line.startsWith("received ")) {
-            column = 1;
-            tag = "spring";
-        } else if (source.equals("http-echo") && line.startsWith("received ")) {
-            column = 1;
-            tag = "http service";
-        } else if (source.equals("broker-tap") && line.startsWith("held ")) {
-            column = 2;
-            tag = "broker";
-        } else if (source.equals("http-client") && line.startsWith("got ")) {
-            column = 2;
-            tag = "back at http client";
-        } else {
+        Cell kind = CELLS.stream().filter(c -> c.source().equals(source) && line.startsWith(c.prefix())).findFirst().orElse(null);
+        if (kind == null) {
             return List.of();
         }
-        String cell = tag + ": " + line.substring(line.indexOf(' ') + 1);
+        String cell = kind.tag() + ": " + line.substring(line.indexOf(' ') + 1);
         // wrap a long cell over up to 4 rows rather than cut what it shows (a card number, a rewrite)
         if (cell.length() > 4 * width) {
             cell = cell.substring(0, 4 * width - 2) + "..";
@@ -68,7 +61,7 @@ public final class DemoView {
             String chunk = cell.substring(start, Math.min(cell.length(), start + width));
             StringBuilder row = new StringBuilder();
             for (int i = 0; i < 3; i++) {
-                row.append(pad(i == column ? chunk : ""));
+                row.append(pad(i == kind.column() ? chunk : ""));
                 if (i < 2) {
                     row.append(" | ");
                 }
