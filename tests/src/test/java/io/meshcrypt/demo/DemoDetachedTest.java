@@ -55,10 +55,10 @@ class DemoDetachedTest {
     @Order(1)
     void givenDetachedDemo_whenStarted_thenEveryEndpointIsWritten() {
         assertAll(
-                () -> assertEquals("127.0.0.1:" + (BASE + 192), endpoints.get("KAFKA_BOOTSTRAP")),
-                () -> assertEquals("127.0.0.1:" + (BASE + 92), endpoints.get("BROKER_DIRECT")),
-                () -> assertEquals("http://127.0.0.1:" + (BASE + 81), endpoints.get("HTTP_URL")),
-                () -> assertEquals("http://127.0.0.1:" + (BASE + 19) + "/status", endpoints.get("XDS_STATUS")),
+                () -> assertEquals("127.0.0.1:" + demo.ports.envoyBootstrap(), endpoints.get("KAFKA_BOOTSTRAP")),
+                () -> assertEquals("127.0.0.1:" + demo.ports.broker(), endpoints.get("BROKER_DIRECT")),
+                () -> assertEquals("http://127.0.0.1:" + demo.ports.httpSidecar(), endpoints.get("HTTP_URL")),
+                () -> assertEquals("http://127.0.0.1:" + demo.ports.xdsStatus() + "/status", endpoints.get("XDS_STATUS")),
                 () -> assertEquals("explicit", endpoints.get("MESH_MODE")));
     }
 

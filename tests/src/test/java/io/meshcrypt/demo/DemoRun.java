@@ -2,6 +2,7 @@ package io.meshcrypt.demo;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.meshcrypt.launcher.PortPlan;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
@@ -42,12 +43,15 @@ final class DemoRun {
     final Path root;
     final Path home;
     final int portBase;
+    /** The launcher's ports for this run's port base. */
+    final PortPlan ports;
     private final Path launcherLog;
 
     DemoRun(String name, int portBase) {
         this.root = Path.of(System.getProperty("meshcrypt.root", "..")).toAbsolutePath().normalize();
         this.home = root.resolve("tests/target/" + name);
         this.portBase = portBase;
+        this.ports = PortPlan.of(portBase);
         this.launcherLog = root.resolve("tests/target/" + name + "-launcher.log");
     }
 
@@ -190,10 +194,8 @@ final class DemoRun {
     /** The ports of this port base that still accept connections on 127.0.0.1. */
     List<Integer> openPorts() {
         List<Integer> open = new ArrayList<>();
-        // B+52, B+53 and B+94 listen on the transparent demo's link-local address, gone with its namespaces
-        for (int offset : new int[] {18, 19, 51, 80, 81, 92, 93, 192, 193, 194, 195, 196, 197, 198, 199,
-                901, 902, 903, 904, 905, 906, 907}) {
-            int port = portBase + offset;
+        // the transparent demo's link-local listeners are gone with its namespaces
+        for (int port : ports.loopbackPorts()) {
             try (Socket s = new Socket()) {
                 s.connect(new InetSocketAddress("127.0.0.1", port), 500);
                 open.add(port);

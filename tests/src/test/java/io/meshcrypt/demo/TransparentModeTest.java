@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.meshcrypt.launcher.PortPlan;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -39,9 +40,9 @@ class TransparentModeTest {
     private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
     /** Below 32768: the kernel hands out ports from there to outgoing connections. */
     private static final int BASE = 23000;
-    /** The launcher's scheme: link-local 169.254.(base/1000).1, broker's real listener on base+94. */
-    private static final String BROKER_HOST = "169.254." + BASE / 1000 + ".1";
-    private static final String BROKER_REAL_ADDRESS = BROKER_HOST + ":" + (BASE + 94);
+    private static final PortPlan PORTS = PortPlan.of(BASE);
+    private static final String BROKER_HOST = PORTS.brokerRealHost();
+    private static final String BROKER_REAL_ADDRESS = BROKER_HOST + ":" + PORTS.brokerTransparent();
     private final DemoRun demo = new DemoRun("demo-transparent", BASE);
     private Map<String, String> endpoints;
     private boolean launched;
@@ -75,11 +76,11 @@ class TransparentModeTest {
         demo.awaitLines("spring-consumer", "received ", l -> !l.isEmpty(), FLOW_TIMEOUT);
 
         for (String app : List.of("go", "node", "java")) {
-            String ns = "mc" + BASE + "-" + app;
+            String ns = PORTS.netnsPrefix() + "-" + app;
             // the init script's rules: everything but the sidecar's uid and loopback goes to 15001
             String nat = DemoRun.run("ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S");
             String stats = DemoRun.run("ip", "netns", "exec", ns, "curl", "-fsS",
-                    "http://127.0.0.1:" + (BASE + 904) + "/stats?filter=kafka_transparent");
+                    "http://127.0.0.1:" + PORTS.namespaceSidecarAdmin() + "/stats?filter=kafka_transparent");
             assertAll(ns,
                     () -> assertTrue(nat.contains("-A MESHCRYPT_OUTPUT -m owner --uid-owner 1337 -j RETURN"), nat),
                     () -> assertTrue(nat.contains("-A MESHCRYPT_REDIRECT -p tcp -j REDIRECT --to-ports 15001"), nat),
@@ -96,20 +97,20 @@ class TransparentModeTest {
         // the sidecars' bootstraps name only their node id and the xDS server (through the host's relay)
         DemoRun.assertConfiguredByXds(endpoints.get("XDS_STATUS"), List.of("go-producer", "node-producer", "spring-consumer", "http-echo"));
         for (String app : List.of("go", "node", "java")) {
-            assertEquals(List.of("kafka_transparent"), DemoRun.dynamicListeners("mc" + BASE + "-" + app, "127.0.0.1:" + (BASE + 904)), app);
+            assertEquals(List.of("kafka_transparent"), DemoRun.dynamicListeners(PORTS.netnsPrefix() + "-" + app, "127.0.0.1:" + PORTS.namespaceSidecarAdmin()), app);
         }
     }
 
     @Test
     @Order(2)
     void givenTransparentDemo_whenAnAppDialsAnythingButTheBroker_thenItsSidecarRefusesInsteadOfPassingThrough() throws Exception {
-        String[] stats = {"ip", "netns", "exec", "mc" + BASE + "-go", "curl", "-fsS",
-                "http://127.0.0.1:" + (BASE + 904) + "/stats?filter=no_filter_chain_match"};
+        String[] stats = {"ip", "netns", "exec", PORTS.netnsPrefix() + "-go", "curl", "-fsS",
+                "http://127.0.0.1:" + PORTS.namespaceSidecarAdmin() + "/stats?filter=no_filter_chain_match"};
         long before = counter(DemoRun.run(stats), "listener.127.0.0.1_15001.no_filter_chain_match");
 
         // the ext_proc relay listens there, but the app's connection is caught first and matches no chain
-        String code = DemoRun.run("ip", "netns", "exec", "mc" + BASE + "-go", "curl", "-s", "--max-time", "5",
-                "-o", "/dev/null", "-w", "%{http_code}", "http://" + BROKER_HOST + ":" + (BASE + 52) + "/");
+        String code = DemoRun.run("ip", "netns", "exec", PORTS.netnsPrefix() + "-go", "curl", "-s", "--max-time", "5",
+                "-o", "/dev/null", "-w", "%{http_code}", "http://" + BROKER_HOST + ":" + PORTS.relayExtProc() + "/");
 
         long after = counter(DemoRun.run(stats), "listener.127.0.0.1_15001.no_filter_chain_match");
         assertAll(
@@ -148,7 +149,7 @@ class TransparentModeTest {
         // the relay and the broker's real address listened there: with the veths gone, nothing can
         String addresses = DemoRun.run("ip", "-o", "addr");
         assertAll(
-                () -> assertFalse(namespaces.contains("mc" + BASE + "-"), namespaces),
+                () -> assertFalse(namespaces.contains(PORTS.netnsPrefix() + "-"), namespaces),
                 () -> assertFalse(addresses.contains(BROKER_HOST + "/"), addresses),
                 () -> assertFalse(nat.contains("MESHCRYPT"), nat),
                 () -> assertEquals(List.of(), demo.processesOfThisRun()),

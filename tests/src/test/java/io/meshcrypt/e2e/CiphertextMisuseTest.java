@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
 /** Ciphertext is bound to its topic: replayed elsewhere it must fail loudly, not decrypt and not vanish. */
@@ -31,9 +31,9 @@ class CiphertextMisuseTest {
 
     private static final Duration ERROR_TIMEOUT = Duration.ofSeconds(20);
 
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    CiphertextMisuseTest(Mesh mesh) {
+    CiphertextMisuseTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 

@@ -33,7 +33,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
 /** Group coordination (classic JoinGroup/SyncGroup and KIP-848 heartbeats) through Envoy, with a mid-way join. */
@@ -44,9 +44,9 @@ class ConsumerGroupRebalanceTest {
     private static final int PER_BATCH = 100;
     private static final Duration GROUP_TIMEOUT = Duration.ofSeconds(60);
 
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    ConsumerGroupRebalanceTest(Mesh mesh) {
+    ConsumerGroupRebalanceTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 

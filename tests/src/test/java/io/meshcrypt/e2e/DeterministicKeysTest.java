@@ -18,7 +18,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
 /** A topic with keys: deterministic: equal keys are equal AES-SIV key envelopes at rest, plaintext to consumers. */
@@ -26,9 +26,9 @@ import io.meshcrypt.e2e.support.MeshExtension;
 class DeterministicKeysTest {
 
     private static final byte[] KEY_ENVELOPE_HEADER = {0x00, 0x4D, 0x43, 0x4B, 0x01};
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    DeterministicKeysTest(Mesh mesh) {
+    DeterministicKeysTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 
@@ -36,7 +36,7 @@ class DeterministicKeysTest {
     void givenDeterministicKeyTopic_whenSameKeyProducedTwiceThroughEnvoy_thenOneCiphertextKeyAtRestAndPlaintextForConsumers()
             throws Exception {
         // Given a topic whose policy entry says keys: deterministic
-        String topic = mesh.createTopic(Mesh.DETERMINISTIC_KEYS_TOPIC_PREFIX + "users", 1);
+        String topic = mesh.createTopic(LocalMesh.DETERMINISTIC_KEYS_TOPIC_PREFIX + "users", 1);
 
         // When two records with the same key, one with another key and one without a key are produced through Envoy
         try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Map.of())) {

@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
 /**
@@ -33,10 +33,10 @@ import io.meshcrypt.e2e.support.MeshExtension;
 @ExtendWith(MeshExtension.class)
 class EnvoyAddressingTest {
 
-    private final Mesh mesh;
+    private final LocalMesh mesh;
     private final int directPort;
 
-    EnvoyAddressingTest(Mesh mesh) {
+    EnvoyAddressingTest(LocalMesh mesh) {
         this.mesh = mesh;
         String direct = mesh.brokerDirect();
         this.directPort = Integer.parseInt(direct.substring(direct.lastIndexOf(':') + 1));
@@ -72,7 +72,7 @@ class EnvoyAddressingTest {
         try (KafkaConsumer<byte[], byte[]> consumer = mesh.consumerThroughEnvoy(Map.of(ConsumerConfig.GROUP_ID_CONFIG, group));
              Admin admin = mesh.adminThroughEnvoy()) {
             consumer.subscribe(List.of(topic));
-            Await.until(Mesh.CLIENT_TIMEOUT, () -> {
+            Await.until(LocalMesh.CLIENT_TIMEOUT, () -> {
                 consumer.poll(Duration.ofMillis(100));
                 return !consumer.assignment().isEmpty();
             }, () -> "consumer of group " + group + " getting its assignment through Envoy");

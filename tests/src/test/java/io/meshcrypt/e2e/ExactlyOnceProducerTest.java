@@ -21,16 +21,16 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
 /** Idempotent and transactional producers rely on batch fields the filter must keep (producer id, epoch, sequence, flags). */
 @ExtendWith(MeshExtension.class)
 class ExactlyOnceProducerTest {
 
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    ExactlyOnceProducerTest(Mesh mesh) {
+    ExactlyOnceProducerTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 
@@ -54,7 +54,7 @@ class ExactlyOnceProducerTest {
             producer.flush();
         }
         for (Future<RecordMetadata> ack : acks) {
-            ack.get(Mesh.CLIENT_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+            ack.get(LocalMesh.CLIENT_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
         }
 
         // Then each is stored exactly once as an envelope, and consumers see them once each, in send order per key

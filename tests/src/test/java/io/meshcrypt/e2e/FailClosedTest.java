@@ -26,7 +26,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
 /** With the filter-service gone, Envoy must stop traffic rather than forward plaintext (failure_mode_allow: false). */
@@ -36,9 +36,9 @@ class FailClosedTest {
     private static final String FILTER_SERVICE = "filter-service";
     private static final Duration RECOVERY_TIMEOUT = Duration.ofSeconds(90);
 
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    FailClosedTest(Mesh mesh) {
+    FailClosedTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 

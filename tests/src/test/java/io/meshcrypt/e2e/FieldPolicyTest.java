@@ -20,7 +20,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
 /** A topic with a field-level policy: only the listed JSON fields are ciphertext at rest. */
@@ -28,16 +28,16 @@ import io.meshcrypt.e2e.support.MeshExtension;
 class FieldPolicyTest {
 
     private static final ObjectMapper JSON = new ObjectMapper();
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    FieldPolicyTest(Mesh mesh) {
+    FieldPolicyTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 
     @Test
     void givenFieldPolicy_whenJsonProducedThroughEnvoy_thenOnlyListedFieldsAreEnvelopesAtRestAndConsumersSeeTheOriginal() throws Exception {
         // Given a topic whose policy encrypts /card/number and /ssn only
-        String topic = mesh.createTopic(Mesh.FIELD_TOPIC_PREFIX + "orders", 1);
+        String topic = mesh.createTopic(LocalMesh.FIELD_TOPIC_PREFIX + "orders", 1);
         String original = "{\"id\":42,\"card\":{\"number\":\"4111111111111111\",\"expiry\":\"12/29\"},"
                 + "\"ssn\":\"078-05-1120\",\"amount\":12.50,\"tags\":[\"a\",\"b\"]}";
 
@@ -53,7 +53,7 @@ class FieldPolicyTest {
         assertFalse(stored.contains("4111111111111111"), stored);
         assertFalse(stored.contains("078-05-1120"), stored);
         JsonNode storedJson = JSON.readTree(stored);
-        for (String field : Mesh.ENCRYPTED_FIELDS) {
+        for (String field : LocalMesh.ENCRYPTED_FIELDS) {
             byte[] envelope = Base64.getDecoder().decode(storedJson.at(field).asText());
             assertArrayEquals(new byte[] {0x00, 0x4D, 0x43, 0x45, 0x01}, Arrays.copyOf(envelope, 5),
                     field + " must hold an envelope at rest");

@@ -21,7 +21,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 import io.meshcrypt.testsupport.Prerequisite;
 
@@ -32,9 +32,9 @@ class KcatInteropTest {
     private static final long KCAT_TIMEOUT_SECONDS = 60;
     private static Path kcat;
 
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    KcatInteropTest(Mesh mesh) {
+    KcatInteropTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 

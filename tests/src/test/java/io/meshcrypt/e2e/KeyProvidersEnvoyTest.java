@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.meshcrypt.launcher.PortPlan;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -59,6 +59,7 @@ import org.junit.jupiter.api.Test;
  */
 class KeyProvidersEnvoyTest {
     private static final int PORT_BASE = 24000;
+    private static final PortPlan PORTS = PortPlan.of(PORT_BASE);
     private static final byte[] V2 = {0x00, 0x4D, 0x43, 0x45, 0x02};
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
     private static final String PIN_ENV = "MESHCRYPT_E2E_HSM_PIN";
@@ -91,8 +92,8 @@ class KeyProvidersEnvoyTest {
         writeConfig(localKeys(1 << 30, 300));
         int rc = launcher(Duration.ofMinutes(4), "up");
         assertEquals(0, rc, "./meshcrypt up failed; see " + home.resolve("launcher.log"));
-        bootstrap = "127.0.0.1:" + (PORT_BASE + 192);
-        direct = "127.0.0.1:" + (PORT_BASE + 92);
+        bootstrap = "127.0.0.1:" + PORTS.envoyBootstrap();
+        direct = "127.0.0.1:" + PORTS.broker();
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, direct);
         admin = Admin.create(p);
@@ -123,14 +124,14 @@ class KeyProvidersEnvoyTest {
 
     @Test
     void givenPkcs11Provider_whenRoundTripThroughEnvoy_thenVersion2AtRestAndPlaintextBack() throws Exception {
-        requireInCi(hsmSlot != null, "SoftHSM2 is not installed (apt-get install -y softhsm2)");
+        requireInstalled(hsmSlot != null, "SoftHSM2 is not installed (apt-get install -y softhsm2)");
         useConfig(pkcs11Keys());
         roundTrip("pkcs11:meshcrypt-e2e.");
     }
 
     @Test
     void givenAwsKmsProvider_whenRoundTripThroughEnvoy_thenVersion2AtRestAndPlaintextBack() throws Exception {
-        requireInCi(moto != null, "moto_server is not installed (pip install 'moto[server]')");
+        requireInstalled(moto != null, "moto_server is not installed (pip install 'moto[server]')");
         useConfig(awsKeys());
         roundTrip("arn:aws:kms:");
     }
@@ -179,7 +180,7 @@ class KeyProvidersEnvoyTest {
 
     @Test
     void givenKmsOutage_whenTopicHasCachedDek_thenTrafficContinuesAndNewTopicFailsClosedUntilKmsReturns() throws Exception {
-        requireInCi(moto != null, "moto_server is not installed (pip install 'moto[server]')");
+        requireInstalled(moto != null, "moto_server is not installed (pip install 'moto[server]')");
         useConfig(awsKeys());
         String cached = topic("outage-cached");
         String fresh = topic("outage-fresh");
@@ -213,7 +214,7 @@ class KeyProvidersEnvoyTest {
 
     @Test
     void givenKmsOutage_whenAConsumerNeedsADataKeyNotCached_thenItWaitsWithoutAnErrorAndReadsOnceTheKmsReturns() throws Exception {
-        requireInCi(moto != null, "moto_server is not installed (pip install 'moto[server]')");
+        requireInstalled(moto != null, "moto_server is not installed (pip install 'moto[server]')");
         useConfig(awsKeys());
         String topic = topic("outage-consume");
         try (KafkaProducer<byte[], byte[]> producer = producer(Map.of())) {
@@ -293,9 +294,9 @@ class KeyProvidersEnvoyTest {
 
     /** No launcher marker on the first line: the launcher keeps this file as it is. */
     private static void writeConfig(String keys) throws IOException {
-        Files.writeString(home.resolve("filter.yaml"), "listen: 127.0.0.1:" + (PORT_BASE + 51) + "\n"
+        Files.writeString(home.resolve("filter.yaml"), "listen: 127.0.0.1:" + PORTS.filterGrpc() + "\n"
                 + "keyset: keyset.json\n"
-                + "brokers:\n  1: 127.0.0.1:" + (PORT_BASE + 193) + "\n"
+                + "brokers:\n  1: 127.0.0.1:" + PORTS.envoyBroker1() + "\n"
                 + "policy:\n  encrypt: [\"*\"]\n  unmatched: passthrough\n" + keys);
     }
 
@@ -535,11 +536,10 @@ class KeyProvidersEnvoyTest {
         }
     }
 
-    /** Skips where the server is simply not installed, but CI installs it: there a missing server fails. */
-    private static void requireInCi(boolean available, String why) {
-        if ("true".equals(System.getenv("CI")) && !available) {
-            throw new IllegalStateException(why + " (CI=true: .ci/run installs it)");
+    /** A missing server fails the test rather than skip it: ./meshcrypt test (and CI) install it. */
+    private static void requireInstalled(boolean available, String why) {
+        if (!available) {
+            throw new IllegalStateException(why + " (./meshcrypt setup --for-tests installs it, as ./meshcrypt test and CI do)");
         }
-        assumeTrue(available, why);
     }
 }

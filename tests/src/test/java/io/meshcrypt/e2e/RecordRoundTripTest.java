@@ -28,16 +28,16 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
 /** kafka-clients through Envoy: ciphertext at rest, the exact records back for consumers. */
 @ExtendWith(MeshExtension.class)
 class RecordRoundTripTest {
 
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    RecordRoundTripTest(Mesh mesh) {
+    RecordRoundTripTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 
@@ -142,7 +142,7 @@ class RecordRoundTripTest {
         }
         List<Sent> sent = new ArrayList<>();
         for (int i = 0; i < records.size(); i++) {
-            sent.add(new Sent(records.get(i), futures.get(i).get(Mesh.CLIENT_TIMEOUT.toSeconds(), TimeUnit.SECONDS)));
+            sent.add(new Sent(records.get(i), futures.get(i).get(LocalMesh.CLIENT_TIMEOUT.toSeconds(), TimeUnit.SECONDS)));
         }
         return sent;
     }

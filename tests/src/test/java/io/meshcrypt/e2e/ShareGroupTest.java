@@ -27,16 +27,16 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 
 /** Share groups (KIP-932) read through ShareFetch, which names topics by id only: values must decrypt too. */
 @ExtendWith(MeshExtension.class)
 class ShareGroupTest {
 
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    ShareGroupTest(Mesh mesh) {
+    ShareGroupTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 

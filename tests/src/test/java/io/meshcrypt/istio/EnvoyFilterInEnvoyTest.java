@@ -10,7 +10,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpServer;
 import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
@@ -59,7 +59,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class EnvoyFilterInEnvoyTest {
 
-    private static Mesh mesh;
+    private static LocalMesh mesh;
     private static JsonNode kafkaFilter;
     private static JsonNode httpFilter;
 
@@ -70,7 +70,7 @@ class EnvoyFilterInEnvoyTest {
 
     @BeforeAll
     static void manifestsAndEnvoy() {
-        mesh = Mesh.shared();
+        mesh = LocalMesh.shared();
         Path workloads = IstioManifests.istioDir(mesh.root()).resolve("base/workloads");
         kafkaFilter = IstioManifests.read(workloads.resolve("envoyfilter-kafka.yaml"));
         httpFilter = IstioManifests.read(workloads.resolve("envoyfilter-http.yaml"));
@@ -159,7 +159,7 @@ class EnvoyFilterInEnvoyTest {
         List<ConsumerRecord<byte[], byte[]>> atRest = mesh.readDirect(topic);
         List<ConsumerRecord<byte[], byte[]>> seen;
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProps("127.0.0.1:" + listenerPort))) {
-            seen = Mesh.drain(consumer, topic);
+            seen = LocalMesh.drain(consumer, topic);
         }
 
         // Then

@@ -11,7 +11,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 import io.meshcrypt.e2e.support.FakeKms;
 import io.meshcrypt.e2e.support.HostileMesh;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 import io.meshcrypt.e2e.support.UnderAttack;
 
@@ -30,7 +30,7 @@ class HostileKmsFloodTest {
     private static HostileMesh hostile;
 
     @BeforeAll
-    static void up(Mesh mesh) throws IOException {
+    static void up(LocalMesh mesh) throws IOException {
         kms = new FakeKms(KMS_LATENCY);
         hostile = new HostileMesh(mesh, "mesh-hostile-kms", "keys:\n  provider: aws-kms\n  awsKms:\n    keyId: "
                 + FakeKms.KEY_ID + "\n    region: us-east-1\n    endpoint: " + kms.endpoint() + "\n  kmsTimeoutMillis: 2000\n",

@@ -58,7 +58,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.FakeBroker;
 import io.meshcrypt.e2e.support.HostileMesh;
-import io.meshcrypt.e2e.support.Mesh;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 import io.meshcrypt.e2e.support.RawPeer;
 import io.meshcrypt.e2e.support.UnderAttack;
@@ -81,14 +81,14 @@ class HostilePeersTest {
     private static final Duration LOG_WAIT = Duration.ofSeconds(3);
 
     private static HostileMesh hostile;
-    private final Mesh mesh;
+    private final LocalMesh mesh;
 
-    HostilePeersTest(Mesh mesh) {
+    HostilePeersTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 
     @BeforeAll
-    static void up(Mesh mesh) throws IOException {
+    static void up(LocalMesh mesh) throws IOException {
         hostile = new HostileMesh(mesh);
     }
 
@@ -464,7 +464,7 @@ class HostilePeersTest {
             }
             List<ConsumerRecord<byte[], byte[]>> consumed;
             try (KafkaConsumer<byte[], byte[]> consumer = consumer(hostile.realBootstrap(), Map.of())) {
-                consumed = Mesh.drain(consumer, topic);
+                consumed = LocalMesh.drain(consumer, topic);
             }
             // Then the consumer gets exactly the bytes produced, as they are stored
             List<ConsumerRecord<byte[], byte[]>> atRest = mesh.readDirect(topic);

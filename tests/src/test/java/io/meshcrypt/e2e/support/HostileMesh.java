@@ -20,7 +20,7 @@ import java.util.stream.Stream;
 
 /**
  * A filter-service and an Envoy of their own, started from the tree (the same jar and Envoy 1.40 binary the shared
- * {@link Mesh} uses), with two pairs of Envoy listeners through that one filter-service:
+ * {@link LocalMesh} uses), with two pairs of Envoy listeners through that one filter-service:
  * <ul>
  * <li>"real": bootstrap + node 1 listener in front of the shared mesh's real broker, for healthy traffic;</li>
  * <li>"fake": bootstrap + node 1 listener in front of a {@link FakeBroker}, for the hostile broker and to see
@@ -48,7 +48,7 @@ public final class HostileMesh implements AutoCloseable {
     public static final String HEAP = "-Xmx384m";
     private static final Duration START_TIMEOUT = Duration.ofSeconds(90);
 
-    private final Mesh mesh;
+    private final LocalMesh mesh;
     private final FakeBroker fake;
     private final Path home;
     private final Path fsLog;
@@ -68,7 +68,7 @@ public final class HostileMesh implements AutoCloseable {
     /** Envelope v2 with the local KEK provider. */
     public static final String LOCAL_KEYS = "keys:\n  provider: local\n  kekCheckSeconds: 300\n";
 
-    public HostileMesh(Mesh mesh) throws IOException {
+    public HostileMesh(LocalMesh mesh) throws IOException {
         this(mesh, "mesh-hostile", LOCAL_KEYS, Map.of());
     }
 
@@ -77,7 +77,7 @@ public final class HostileMesh implements AutoCloseable {
      * @param keys the filter config's {@code keys:} section
      * @param env extra environment of the filter-service (e.g. AWS credentials for a KMS stand-in)
      */
-    public HostileMesh(Mesh mesh, String name, String keys, Map<String, String> env) throws IOException {
+    public HostileMesh(LocalMesh mesh, String name, String keys, Map<String, String> env) throws IOException {
         this.mesh = mesh;
         this.keys = keys;
         this.env = Map.copyOf(env);
@@ -122,7 +122,7 @@ public final class HostileMesh implements AutoCloseable {
         return realBootstrap;
     }
 
-    public Mesh mesh() {
+    public LocalMesh mesh() {
         return mesh;
     }
 

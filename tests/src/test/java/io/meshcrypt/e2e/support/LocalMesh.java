@@ -1,5 +1,12 @@
 package io.meshcrypt.e2e.support;
 
+import io.meshcrypt.launcher.MeshFile;
+import io.meshcrypt.launcher.PortPlan;
+import io.meshcrypt.meshconfig.mesh.Mesh;
+import io.meshcrypt.meshconfig.mesh.MeshWriter;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.TopicRule;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -42,16 +49,18 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * decrypted on the way), {@link #brokerDirect()} is the broker itself (what an attacker with disk or
  * broker access sees).
  */
-public final class Mesh {
+public final class LocalMesh {
 
     /** 29000 unless MESHCRYPT_E2E_PORT_BASE says otherwise (two checkouts testing on one machine). */
     public static final int PORT_BASE = Integer.parseInt(System.getenv().getOrDefault("MESHCRYPT_E2E_PORT_BASE", "29000"));
+    /** The launcher's ports for {@link #PORT_BASE}. */
+    public static final PortPlan PORTS = PortPlan.of(PORT_BASE);
     public static final Duration CLIENT_TIMEOUT = Duration.ofSeconds(30);
     private static final Duration UP_TIMEOUT = Duration.ofMinutes(4);
     private static final Duration COMPONENT_TIMEOUT = Duration.ofMinutes(2);
     private static final AtomicInteger CLIENT_IDS = new AtomicInteger();
 
-    private static Mesh shared;
+    private static LocalMesh shared;
     private static RuntimeException startFailure;
 
     private final Path root;
@@ -60,7 +69,7 @@ public final class Mesh {
     private final Map<String, String> endpoints;
     private final Admin admin;
 
-    private Mesh(Path root, Path home, Path launcherLog, Map<String, String> endpoints) {
+    private LocalMesh(Path root, Path home, Path launcherLog, Map<String, String> endpoints) {
         this.root = root;
         this.home = home;
         this.launcherLog = launcherLog;
@@ -73,7 +82,7 @@ public final class Mesh {
     }
 
     /** The mesh of this JVM, started on first use; a failed start fails every later caller the same way. */
-    public static synchronized Mesh shared() {
+    public static synchronized LocalMesh shared() {
         if (startFailure != null) {
             throw startFailure;
         }
@@ -95,31 +104,29 @@ public final class Mesh {
     public static final String DETERMINISTIC_KEYS_TOPIC_PREFIX = "detkeys-";
 
     /**
-     * The launcher's default policy plus one field-level rule and one deterministic-key rule. Written without the
-     * launcher's "generated" marker, so `./meshcrypt up` keeps it; ports follow the launcher's scheme for {@link #PORT_BASE}.
+     * The mesh {@code ./meshcrypt up} runs, with the launcher's policy (every topic) plus one field-level rule and one
+     * deterministic-key rule: written without the launcher's "generated" marker, so `up` keeps it. The xDS server owns
+     * it and delivers the policy to the filter-service, so /status and the filter-service agree on what is in force.
+     * A filter.yaml left by an older harness is removed: the launcher writes its own, which takes the policy from xDS.
      */
-    private static void writeFilterConfig(Path home) {
-        String fields = String.join(", ", ENCRYPTED_FIELDS.stream().map(f -> "\"" + f + "\"").toList());
-        String yaml = "# written by the e2e harness (Mesh.java)\n"
-                + "listen: 127.0.0.1:" + (PORT_BASE + 51) + "\n"
-                + "keyset: keyset.json\n"
-                + "brokers:\n"
-                + "  1: 127.0.0.1:" + (PORT_BASE + 193) + "\n"
-                + "policy:\n"
-                + "  encrypt:\n"
-                + "    - {topic: \"" + FIELD_TOPIC_PREFIX + "*\", fields: [" + fields + "]}\n"
-                + "    - {topic: \"" + DETERMINISTIC_KEYS_TOPIC_PREFIX + "*\", keys: deterministic}\n"
-                + "    - \"*\"\n"
-                + "  unmatched: passthrough\n";
+    private static void writeMeshFile(Path home) {
+        List<JsonPointer> fields = ENCRYPTED_FIELDS.stream().map(JsonPointer::parse).toList();
+        EncryptionPolicy policy = EncryptionPolicy.ofRules(List.of(
+                new TopicRule(FIELD_TOPIC_PREFIX + "*", fields),
+                new TopicRule(DETERMINISTIC_KEYS_TOPIC_PREFIX + "*", List.of(), true),
+                TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
+        Mesh up = MeshFile.up(PORTS);
+        Mesh mesh = new Mesh(up.kafkaClusters(), up.sidecars(), policy, up.http());
         try {
             Files.createDirectories(home);
-            Files.writeString(home.resolve("filter.yaml"), yaml);
+            Files.deleteIfExists(home.resolve("filter.yaml"));
+            Files.writeString(home.resolve("mesh.yaml"), "# written by the e2e harness (LocalMesh.java)\n" + MeshWriter.write(mesh));
         } catch (IOException e) {
-            throw new IllegalStateException("Cannot write " + home.resolve("filter.yaml"), e);
+            throw new IllegalStateException("Cannot write " + home.resolve("mesh.yaml"), e);
         }
     }
 
-    private static Mesh start() {
+    private static LocalMesh start() {
         Path root = locateRoot();
         Path home = root.resolve("tests/target/mesh");
         Path launcherLog = root.resolve("tests/target/e2e-launcher.log");
@@ -131,7 +138,7 @@ public final class Mesh {
         // A previous run killed before its shutdown hook may have left processes holding the ports.
         runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
         // registered before anything can fail, so a half-started or rejected mesh is still torn down
-        AtomicReference<Mesh> started = new AtomicReference<>();
+        AtomicReference<LocalMesh> started = new AtomicReference<>();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             if (started.get() != null) {
                 started.get().admin.close(Duration.ofSeconds(5));
@@ -140,7 +147,7 @@ public final class Mesh {
                 runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
             }
         }, "meshcrypt-down"));
-        writeFilterConfig(home);
+        writeMeshFile(home);
         int rc = runLauncher(root, home, launcherLog, UP_TIMEOUT, "up");
         if (rc != 0) {
             throw new IllegalStateException("./meshcrypt up exited with " + rc + "; see " + launcherLog
@@ -156,7 +163,7 @@ public final class Mesh {
             // every "through Envoy" assertion would silently test the bare broker
             throw new IllegalStateException("KAFKA_BOOTSTRAP and BROKER_DIRECT are the same address: " + endpoints);
         }
-        Mesh mesh = new Mesh(root, home, launcherLog, endpoints);
+        LocalMesh mesh = new LocalMesh(root, home, launcherLog, endpoints);
         started.set(mesh);
         return mesh;
     }

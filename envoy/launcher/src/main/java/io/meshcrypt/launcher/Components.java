@@ -1,0 +1,403 @@
+package io.meshcrypt.launcher;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Starts and stops the mesh's components: the broker, the filter-service, the xDS server and the Envoys it
+ * configures. Each start is skipped when the component runs already (then only its readiness is awaited), refuses a
+ * port in use, and waits until the component answers.
+ */
+final class Components {
+
+    /** What {@code up} starts; {@code start}/{@code stop} take one of these. */
+    static final List<String> MESH = List.of("broker", "filter-service", "envoy");
+    /** The demo's parts, in start order. */
+    static final List<String> DEMO = List.of("xds-server", "ext-proc-relay", "http-echo", "http-sidecar", "java-sidecar", "go-sidecar",
+            "node-sidecar", "spring-consumer", "go-producer", "node-producer", "broker-tap", "http-client");
+    static final String TRANSPARENT_LISTENER = "kafka_transparent";
+
+    final Path root;
+    final StateDir state;
+    final PortPlan ports;
+    final Supervisor supervisor;
+    final Installer installer;
+    private Path envoyBin;
+    private String kafkaClasspath;
+
+    Components(Path root, StateDir state, PortPlan ports, Supervisor supervisor) {
+        this.root = root;
+        this.state = state;
+        this.ports = ports;
+        this.supervisor = supervisor;
+        this.installer = new Installer(root, state);
+    }
+
+    static List<String> all() {
+        List<String> all = new ArrayList<>(MESH);
+        all.addAll(DEMO);
+        return all;
+    }
+
+    boolean transparent() {
+        return state.mode().equals("transparent");
+    }
+
+    /** Prepares what the given components need, so one broken part does not keep the others from starting. */
+    void setup(List<String> components) {
+        state.create();
+        installer.systemTools();
+        for (String c : components) {
+            switch (c) {
+                case "broker" -> kafkaClasspath = installer.brokerClasspath();
+                case "filter-service" -> installer.filterService();
+                case "envoy" -> envoyBin = installer.envoy();
+                case "xds-server" -> installer.xdsServer();
+                default -> throw new IllegalArgumentException(c);
+            }
+        }
+    }
+
+    Path envoyBin() {
+        if (envoyBin == null) {
+            envoyBin = installer.envoy();
+        }
+        return envoyBin;
+    }
+
+    /** A running mesh keeps its mode until {@code ./meshcrypt down}. */
+    void setMode(String mode) {
+        if (!state.mode().equals(mode)) {
+            for (String c : List.of("broker", "filter-service")) {
+                if (supervisor.isRunning(c)) {
+                    throw new LauncherException("the running mesh is in " + state.mode() + " mode; stop it first with ./meshcrypt down");
+                }
+            }
+        }
+        StateDir.writeAtomically(state.file("mode"), mode + "\n");
+    }
+
+    private void requireFree(String component, int... ports) {
+        for (int port : ports) {
+            if (Probes.portOpen(port)) {
+                throw new LauncherException("cannot start " + component + ": 127.0.0.1:" + port
+                        + " is already in use (another mesh? set MESHCRYPT_PORT_BASE)");
+            }
+        }
+    }
+
+    // ---- broker
+
+    void startBroker() {
+        String ready = "Kafka metadata on 127.0.0.1:" + ports.broker();
+        if (!supervisor.isRunning("broker")) {
+            requireFree("broker", ports.broker(), ports.controller());
+            Path dir = state.file("broker");
+            ConfigFiles.writeBroker(dir, ports, transparent());
+            if (kafkaClasspath == null) {
+                kafkaClasspath = installer.brokerClasspath();
+            }
+            List<String> jvm = List.of(Installer.java(), "-Xms256m", "-Xmx1g", "-Dlog4j2.configurationFile=" + dir.resolve("log4j2.properties"),
+                    "-cp", kafkaClasspath);
+            if (!Files.exists(dir.resolve("data/meta.properties"))) {
+                formatStorage(dir, jvm);
+            }
+            Say.say("starting broker on 127.0.0.1:" + ports.broker());
+            supervisor.launch("broker", dir, Map.of(), concat(jvm, "kafka.Kafka", dir.resolve("server.properties").toString()));
+        }
+        supervisor.await("broker", ready, () -> Probes.metadataNames(ports.broker(), ports.broker()));
+    }
+
+    private void formatStorage(Path dir, List<String> jvm) {
+        Path log = state.log("broker");
+        // the tool logs to stdout too; the id is its last line
+        String out = runLogged(concat(jvm, "kafka.tools.StorageTool", "random-uuid"), dir, log, false);
+        String[] lines = out.strip().split("\n");
+        String clusterId = lines[lines.length - 1].strip();
+        if (!clusterId.matches("[A-Za-z0-9_-]{22}")) {
+            throw new LauncherException("kafka.tools.StorageTool random-uuid gave '" + clusterId + "'");
+        }
+        Say.say("formatting broker storage (cluster id " + clusterId + ")");
+        runLogged(concat(jvm, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", dir.resolve("server.properties").toString(),
+                "--standalone"), dir, log, true);
+    }
+
+    /** Runs a command to its end; standard error (and, with {@code allToLog}, standard output) goes to {@code log}. */
+    private static String runLogged(List<String> command, Path dir, Path log, boolean allToLog) {
+        try {
+            ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile())
+                    .redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
+            if (allToLog) {
+                pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+            }
+            Process p = pb.start();
+            String out = allToLog ? "" : new String(p.getInputStream().readAllBytes());
+            if (p.waitFor() != 0) {
+                throw new LauncherException(String.join(" ", command.subList(command.size() - 2, command.size()))
+                        + " failed; see " + log);
+            }
+            return out;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new LauncherException("interrupted");
+        }
+    }
+
+    // ---- filter-service
+
+    void startFilterService() {
+        String ready = "gRPC listener on 127.0.0.1:" + ports.filterGrpc();
+        if (!supervisor.isRunning("filter-service")) {
+            requireFree("filter-service", ports.filterGrpc());
+            Path keyset = state.file("keyset.json");
+            if (!Files.exists(keyset)) {
+                createKeyset(keyset);
+            }
+            ConfigFiles.writeFilter(state, ports, transparent());
+            Say.say("starting filter-service on 127.0.0.1:" + ports.filterGrpc());
+            // working dir = state dir, so the relative keyset path resolves next to filter.yaml; a JVM out of heap is
+            // in an unknown state: it exits rather than goes on
+            supervisor.launch("filter-service", state.dir(), Map.of(), List.of(Installer.java(), "-XX:+ExitOnOutOfMemoryError", "-jar",
+                    installer.filterJar().toString(), "serve", "--config", state.file("filter.yaml").toString()));
+        }
+        supervisor.await("filter-service", ready, () -> Probes.portOpen(ports.filterGrpc()));
+    }
+
+    /** Never overwrites: losing a keyset makes its ciphertext unreadable. Delegates to the filter-service's keys CLI. */
+    void createKeyset(Path out) {
+        if (Files.exists(out)) {
+            throw new LauncherException(out + " already exists; refusing to overwrite a keyset (records encrypted with it would become unreadable)");
+        }
+        try {
+            Files.createDirectories(out.toAbsolutePath().getParent());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        // the filter-service creates it readable by its owner only
+        Probes.runVisible(List.of(Installer.java(), "-jar", installer.filterJar().toString(), "keyset", "create", "--out", out.toString()),
+                state.dir(), "creating the keyset " + out + " failed");
+    }
+
+    // ---- xDS server and the Envoys it configures
+
+    /** Writes the mesh file unless it was edited by hand; a running xDS server keeps its file. */
+    void writeMeshFile(io.meshcrypt.meshconfig.mesh.Mesh mesh) {
+        Path f = state.file("mesh.yaml");
+        if (!state.isGenerated(f)) {
+            Say.say("keeping hand-edited " + f);
+            return;
+        }
+        StateDir.writeAtomically(f, MeshFile.write(mesh));
+    }
+
+    void startXdsServer() {
+        if (supervisor.isRunning("xds-server")) {
+            return;
+        }
+        requireFree("xds-server", ports.xds(), ports.xdsStatus());
+        supervisor.launch("xds-server", state.dir(), Map.of(), List.of(Installer.java(), "-Xmx256m", "-XX:+ExitOnOutOfMemoryError", "-jar",
+                installer.xdsJar().toString(), "serve", "--mesh", state.file("mesh.yaml").toString(), "--xds", "127.0.0.1:" + ports.xds(),
+                "--status", "127.0.0.1:" + ports.xdsStatus()));
+        supervisor.await("xds-server", "its status endpoint on 127.0.0.1:" + ports.xdsStatus(), () -> Probes.get(ports.xdsStatus(), "/status") != null);
+    }
+
+    /** A bootstrap that names only the node id and the xDS server; Envoy validates it before it runs. */
+    private Path xdsBootstrap(String component, String node, int admin, String xdsHost, int xdsPort) {
+        Path out = state.file(component.equals("envoy") ? "envoy.yaml" : component + ".yaml");
+        Map<String, Object> values = new LinkedHashMap<>();
+        values.put("NODE_ID", node);
+        values.put("ENVOY_ADMIN_PORT", admin);
+        values.put("XDS_HOST", xdsHost);
+        values.put("XDS_PORT", xdsPort);
+        values.put("XDS_API_TYPE", "GRPC");
+        ConfigFiles.render(root.resolve("envoy/xds-bootstrap.yaml.template"), out, values);
+        validate(component, out);
+        return out;
+    }
+
+    private void validate(String component, Path config) {
+        try {
+            Process p = new ProcessBuilder(envoyBin().toString(), "--mode", "validate", "-c", config.toString(), "--log-level", "error")
+                    .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(state.log(component).toFile())).start();
+            if (p.waitFor() != 0) {
+                throw new LauncherException("Envoy rejected " + config + "; see " + state.log(component));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new LauncherException("interrupted");
+        }
+    }
+
+    private void launchEnvoy(String component, Path config, List<String> prefix) {
+        // no hot restart: it would share memory with any other Envoy on the host (a second mesh)
+        List<String> command = new ArrayList<>(prefix);
+        command.addAll(List.of(envoyBin().toString(), "-c", config.toString(), "--disable-hot-restart", "--log-level", "info"));
+        supervisor.launch(component, state.dir(), Map.of(), command);
+    }
+
+    /** The shared Kafka sidecar (node kafka-apps), for the user's own clients. */
+    void startEnvoy() {
+        if (!supervisor.isRunning("envoy")) {
+            requireFree("envoy", ports.envoyAdmin(), ports.envoyBootstrap(), ports.envoyBroker1());
+            Path config = xdsBootstrap("envoy", MeshFile.SHARED_NODE, ports.envoyAdmin(), "127.0.0.1", ports.xds());
+            Say.say("starting Envoy (bootstrap 127.0.0.1:" + ports.envoyBootstrap() + ", admin 127.0.0.1:" + ports.envoyAdmin() + ")");
+            launchEnvoy("envoy", config, List.of());
+        }
+        supervisor.await("envoy", "LIVE from the admin /ready endpoint", () -> Probes.adminLive(ports.envoyAdmin()));
+    }
+
+    /**
+     * Kafka metadata through the sidecar naming its own broker listener proves client, Envoy, filter-service and
+     * broker work together, and that clients stay behind Envoy.
+     */
+    void awaitMesh(int bootstrap, int broker1, String envoy) {
+        long deadline = System.nanoTime() + supervisor.timeout().toNanos();
+        while (!Probes.metadataNames(bootstrap, broker1)) {
+            for (String c : List.of("broker", "filter-service", envoy)) {
+                if (!supervisor.isRunning(c)) {
+                    throw new LauncherException(c + " stopped while the mesh was starting; its log: " + state.log(c));
+                }
+            }
+            if (System.nanoTime() > deadline) {
+                throw new LauncherException("the mesh did not answer Kafka metadata through Envoy (127.0.0.1:" + bootstrap
+                        + ") naming broker 1 at 127.0.0.1:" + broker1 + " within " + supervisor.timeout().toSeconds() + "s; see "
+                        + state.log("filter-service") + " and the Envoy logs in " + state.logs()
+                        + " (stats: curl <admin>/stats?filter=network_ext_proc)");
+            }
+            Supervisor.sleep(200);
+        }
+    }
+
+    /** Explicit demo: app's own sidecar on the host, node id = the app, listeners from the xDS server. */
+    void startAppSidecar(KafkaApp app) {
+        String c = app.sidecar();
+        PortPlan.AppSidecarPorts p = ports.appSidecar(app);
+        if (supervisor.isRunning(c)) {
+            return;
+        }
+        requireFree(c, p.admin(), p.bootstrap(), p.broker1());
+        launchEnvoy(c, xdsBootstrap(c, app.component(), p.admin(), "127.0.0.1", ports.xds()), List.of());
+        supervisor.await(c, "LIVE from its admin /ready", () -> Probes.adminLive(p.admin()));
+        // Metadata through it names its own broker listener: the filter-service got this sidecar's listener map
+        awaitMesh(p.bootstrap(), p.broker1(), c);
+    }
+
+    /** The demo's HTTP sidecar: its listener, route and HTTP ext_proc filter come from the xDS server. */
+    void startHttpSidecar() {
+        if (supervisor.isRunning("http-sidecar")) {
+            return;
+        }
+        requireFree("http-sidecar", ports.httpSidecarAdmin(), ports.httpSidecar());
+        launchEnvoy("http-sidecar", xdsBootstrap("http-sidecar", MeshFile.HTTP_NODE, ports.httpSidecarAdmin(), "127.0.0.1", ports.xds()),
+                List.of());
+        supervisor.await("http-sidecar", "LIVE from its admin /ready", () -> Probes.adminLive(ports.httpSidecarAdmin()));
+        supervisor.await("http-sidecar", "its HTTP listener from the xDS server", () -> Probes.hasListener(null, ports.httpSidecarAdmin(), "http_orders"));
+    }
+
+    /** Transparent demo: lets the app namespaces reach the filter-service and the xDS server. */
+    void startRelay() {
+        if (supervisor.isRunning("ext-proc-relay")) {
+            return;
+        }
+        requireFree("ext-proc-relay", ports.relayAdmin());
+        Path out = state.file("ext-proc-relay.yaml");
+        Map<String, Object> values = new LinkedHashMap<>();
+        values.put("ENVOY_ADMIN_PORT", ports.relayAdmin());
+        values.put("LISTEN_ADDRESS", ports.brokerRealHost());
+        values.put("LISTEN_PORT", ports.relayExtProc());
+        values.put("FILTER_GRPC_PORT", ports.filterGrpc());
+        values.put("XDS_LISTEN_PORT", ports.relayXds());
+        values.put("XDS_PORT", ports.xds());
+        ConfigFiles.render(root.resolve("envoy/transparent/ext-proc-relay.yaml.template"), out, values);
+        validate("ext-proc-relay", out);
+        launchEnvoy("ext-proc-relay", out, List.of());
+        supervisor.await("ext-proc-relay", "LIVE from its admin /ready", () -> Probes.adminLive(ports.relayAdmin()));
+    }
+
+    /** Transparent demo: the app's sidecar inside its namespace, as the proxy uid (exempt from interception). */
+    void startNamespaceSidecar(KafkaApp app, String netns) {
+        String c = app.sidecar();
+        if (supervisor.isRunning(c)) {
+            return;
+        }
+        Path out = xdsBootstrap(c, app.component(), ports.namespaceSidecarAdmin(), ports.brokerRealHost(), ports.relayXds());
+        try {
+            Files.setPosixFilePermissions(out, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        String uid = Integer.toString(Netns.PROXY_UID);
+        launchEnvoy(c, out, List.of("ip", "netns", "exec", netns, "setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups"));
+        supervisor.await(c, "LIVE from its admin /ready in " + netns, () -> Probes.adminLiveIn(netns, ports.namespaceSidecarAdmin()));
+        supervisor.await(c, "its intercepting listener from the xDS server",
+                () -> Probes.hasListener(netns, ports.namespaceSidecarAdmin(), TRANSPARENT_LISTENER));
+    }
+
+    // ---- whole mesh
+
+    void writeEndpoints() {
+        StringBuilder sb = new StringBuilder()
+                .append("KAFKA_BOOTSTRAP=127.0.0.1:").append(ports.envoyBootstrap()).append('\n')
+                .append("BROKER_DIRECT=127.0.0.1:").append(ports.broker()).append('\n')
+                .append("ENVOY_ADMIN=127.0.0.1:").append(ports.envoyAdmin()).append('\n')
+                .append("FILTER_GRPC=127.0.0.1:").append(ports.filterGrpc()).append('\n');
+        if (supervisor.isRunning("xds-server")) {
+            sb.append("XDS_STATUS=http://127.0.0.1:").append(ports.xdsStatus()).append("/status\n");
+        }
+        StateDir.writeAtomically(state.file("endpoints.env"), sb.toString());
+    }
+
+    String status() {
+        StringBuilder sb = new StringBuilder();
+        for (String c : all()) {
+            var p = supervisor.running(c);
+            if (p.isPresent()) {
+                sb.append(String.format("%-17s running  pid %d%n", c, p.get().pid()));
+            } else if (MESH.contains(c)) {
+                sb.append(String.format("%-17s stopped%n", c));
+            }
+        }
+        Path endpoints = state.file("endpoints.env");
+        try {
+            if (Files.exists(endpoints)) {
+                sb.append(Files.readString(endpoints));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return sb.toString();
+    }
+
+    /** Stops every component and demo app, last started first, then removes the transparent demo's namespaces. */
+    void stopAll() {
+        List<String> all = all();
+        for (int i = all.size() - 1; i >= 0; i--) {
+            supervisor.stop(all.get(i));
+        }
+        if ((Files.exists(state.file("netns")) || transparent()) && Probes.onPath("ip")) {
+            new Netns(root, state, ports).down(false);
+        }
+        try {
+            Files.deleteIfExists(state.file("endpoints.env"));
+            Files.deleteIfExists(state.file("mode"));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static List<String> concat(List<String> head, String... tail) {
+        List<String> out = new ArrayList<>(head);
+        out.addAll(List.of(tail));
+        return out;
+    }
+}

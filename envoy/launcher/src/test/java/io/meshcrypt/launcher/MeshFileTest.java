@@ -1,0 +1,47 @@
+package io.meshcrypt.launcher;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.meshcrypt.meshconfig.mesh.Mesh;
+import io.meshcrypt.meshconfig.mesh.MeshReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+
+class MeshFileTest {
+
+    private static final PortPlan PORTS = PortPlan.of(19000);
+
+    private static Mesh roundTrip(Mesh mesh) throws Exception {
+        return MeshReader.parse(Path.of("mesh.yaml"), MeshFile.write(mesh).getBytes(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void givenTheUpMesh_whenWrittenAndRead_thenTheReaderGetsTheSameModel() throws Exception {
+        Mesh up = MeshFile.up(PORTS);
+
+        assertEquals(up, roundTrip(up));
+    }
+
+    @Test
+    void givenTheDemoMesh_whenWrittenAndRead_thenSidecarsPolicyAndHttpRulesSurvive() throws Exception {
+        Mesh demo = MeshFile.demo(PORTS);
+
+        assertEquals(demo, roundTrip(demo));
+        assertEquals(5, demo.sidecars().size());
+    }
+
+    @Test
+    void givenTheTransparentDemoMesh_whenWrittenAndRead_thenTheInterceptingSidecarsSurvive() throws Exception {
+        Mesh transparent = MeshFile.transparentDemo(PORTS);
+
+        assertEquals(transparent, roundTrip(transparent));
+        assertTrue(transparent.sidecars().get("go-producer").transparent().isPresent());
+    }
+
+    @Test
+    void givenAMesh_whenWritten_thenTheFileStartsWithTheGeneratedMark() {
+        assertTrue(MeshFile.write(MeshFile.up(PORTS)).startsWith(StateDir.GENERATED_MARK + "\n"));
+    }
+}
