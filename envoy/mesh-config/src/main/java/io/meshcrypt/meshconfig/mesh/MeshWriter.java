@@ -34,6 +34,10 @@ public final class MeshWriter {
 
     private static final YAMLMapper YAML = YAMLMapper.builder()
             .disable(YAMLGenerator.Feature.WRITE_DOC_START_MARKER)
+            // a file people edit: quotes only where YAML needs them, list items indented under their key
+            .enable(YAMLGenerator.Feature.MINIMIZE_QUOTES)
+            .enable(YAMLGenerator.Feature.ALWAYS_QUOTE_NUMBERS_AS_STRINGS)
+            .enable(YAMLGenerator.Feature.INDENT_ARRAYS_WITH_INDICATOR)
             .build();
     private static final JsonNodeFactory F = JsonNodeFactory.withExactBigDecimals(true);
 
