@@ -64,16 +64,16 @@ class ComposeFileTest {
             }
         }
         assertEquals(List.of(), missing);
-        assertEquals(5, mounts);
+        assertEquals(4, mounts);
     }
 
     @Test
-    void givenComposeFilterConfig_whenLoaded_thenItIsValidReadsTheMeshFileAndPointsBrokersAtEnvoysPublishedListener() throws Exception {
+    void givenComposeFilterConfig_whenLoaded_thenItIsValidTakesItsPolicyFromTheXdsServerAndPointsBrokersAtEnvoysPublishedListener() throws Exception {
         FilterConfig config = FilterConfig.load(envoyDir.resolve("compose/filter.yaml"));
         String mesh = Files.readString(envoyDir.resolve("compose/mesh.yaml"));
 
         assertAll(
-                () -> assertEquals(envoyDir.resolve("compose/mesh.yaml"), config.policyFrom()),
+                () -> assertEquals("xds-server:18000", config.policyServer().getHostString() + ":" + config.policyServer().getPort()),
                 () -> assertEquals("localhost", config.brokers().get(1).getHostString()),
                 () -> assertEquals(19193, config.brokers().get(1).getPort()),
                 () -> assertTrue(mesh.contains("1: {listen: 0.0.0.0:19193, advertise: localhost:19193}"), mesh),

@@ -151,6 +151,26 @@ final class Components {
         }
     }
 
+    // ---- the services' command lines
+
+    /** A JVM out of heap is in an unknown state (a stalled worker serves many connections): it exits to be restarted. */
+    private static List<String> serviceJvm(List<String> options, Path jar, List<String> args) {
+        List<String> command = new ArrayList<>(List.of(Installer.java(), "-XX:+ExitOnOutOfMemoryError"));
+        command.addAll(options);
+        command.addAll(List.of("-jar", jar.toString()));
+        command.addAll(args);
+        return command;
+    }
+
+    static List<String> filterServiceCommand(Path jar, Path config) {
+        return serviceJvm(List.of(), jar, List.of("serve", "--config", config.toString()));
+    }
+
+    static List<String> xdsServerCommand(Path jar, Path mesh, PortPlan ports) {
+        return serviceJvm(List.of("-Xmx256m"), jar, List.of("serve", "--mesh", mesh.toString(),
+                "--xds", "127.0.0.1:" + ports.xds(), "--status", "127.0.0.1:" + ports.xdsStatus()));
+    }
+
     // ---- filter-service
 
     void startFilterService() {
@@ -163,10 +183,8 @@ final class Components {
             }
             ConfigFiles.writeFilter(state, ports, transparent());
             Say.say("starting filter-service on 127.0.0.1:" + ports.filterGrpc());
-            // working dir = state dir, so the relative keyset path resolves next to filter.yaml; a JVM out of heap is
-            // in an unknown state: it exits rather than goes on
-            supervisor.launch("filter-service", state.dir(), Map.of(), List.of(Installer.java(), "-XX:+ExitOnOutOfMemoryError", "-jar",
-                    installer.filterJar().toString(), "serve", "--config", state.file("filter.yaml").toString()));
+            // working dir = state dir, so the relative keyset path resolves next to filter.yaml
+            supervisor.launch("filter-service", state.dir(), Map.of(), filterServiceCommand(installer.filterJar(), state.file("filter.yaml")));
         }
         supervisor.await("filter-service", ready, () -> Probes.portOpen(ports.filterGrpc()));
     }
@@ -203,9 +221,7 @@ final class Components {
             return;
         }
         requireFree("xds-server", ports.xds(), ports.xdsStatus());
-        supervisor.launch("xds-server", state.dir(), Map.of(), List.of(Installer.java(), "-Xmx256m", "-XX:+ExitOnOutOfMemoryError", "-jar",
-                installer.xdsJar().toString(), "serve", "--mesh", state.file("mesh.yaml").toString(), "--xds", "127.0.0.1:" + ports.xds(),
-                "--status", "127.0.0.1:" + ports.xdsStatus()));
+        supervisor.launch("xds-server", state.dir(), Map.of(), xdsServerCommand(installer.xdsJar(), state.file("mesh.yaml"), ports));
         supervisor.await("xds-server", "its status endpoint on 127.0.0.1:" + ports.xdsStatus(), () -> Probes.get(ports.xdsStatus(), "/status") != null);
     }
 

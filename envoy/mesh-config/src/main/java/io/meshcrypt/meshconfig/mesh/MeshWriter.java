@@ -202,16 +202,37 @@ public final class MeshWriter {
         return node;
     }
 
+    /** Defaults (not required, the standard redaction text) are left out, as a person would write the rule. */
     private static ObjectNode fieldOp(FieldOp op) {
         ObjectNode node = F.objectNode();
         String pointer = op.pointer().toString();
-        switch (op) {
-            case FieldOp.Encrypt e -> node.put("encrypt", pointer).put("required", e.required());
-            case FieldOp.Decrypt d -> node.put("decrypt", pointer).put("required", d.required());
-            case FieldOp.Redact r -> node.put("redact", pointer).put("with", r.with()).put("required", r.required());
-            case FieldOp.Replace r -> node.put("replace", pointer).put("pattern", r.pattern().pattern()).put("with", r.with())
-                    .put("required", r.required());
-            case FieldOp.Set s -> node.put("set", pointer).set("value", s.value());
+        boolean required = switch (op) {
+            case FieldOp.Encrypt e -> {
+                node.put("encrypt", pointer);
+                yield e.required();
+            }
+            case FieldOp.Decrypt d -> {
+                node.put("decrypt", pointer);
+                yield d.required();
+            }
+            case FieldOp.Redact r -> {
+                node.put("redact", pointer);
+                if (!r.with().equals(FieldOp.Redact.DEFAULT_WITH)) {
+                    node.put("with", r.with());
+                }
+                yield r.required();
+            }
+            case FieldOp.Replace r -> {
+                node.put("replace", pointer).put("pattern", r.pattern().pattern()).put("with", r.with());
+                yield r.required();
+            }
+            case FieldOp.Set s -> {
+                node.put("set", pointer).set("value", s.value());
+                yield false;
+            }
+        };
+        if (required) {
+            node.put("required", true);
         }
         return node;
     }
