@@ -31,7 +31,9 @@ import org.slf4j.LoggerFactory;
  *       else throws {@link KeyNotReadyException} (retry when its future completes) or the outcome. Failures are
  *       remembered (the current backoff for an outage, the longest backoff for a refused KEK), bounded by
  *       {@code maxFailedUnwraps}, so a partition of undecryptable records polled again costs no KMS call; wrapped DEKs
- *       never unwrapped here take a token of the unwrap rate limit first.</li>
+ *       never unwrapped here take a token of the unwrap rate limit first. A finished unwrap waits for its caller's
+ *       retry apart from the failures, so forged wrapped DEKs never push a good DEK out before it is collected, and
+ *       good DEKs never push out the memory of failures.</li>
  *   <li>The KEK ids an envelope may name ({@link #isKnownKek}) are learnt from the provider and the configuration
  *       only, so a forged header never makes the KMS see a key id the attacker chose.</li>
  *   <li>The other calls block, with backoff: run them on the pool with {@link #submit}.</li>
@@ -69,11 +71,13 @@ public final class ResilientKekProvider implements KekProvider {
     private final Backoff backoff = new Backoff();
     private final UnwrapTokens unwrapTokens;
     private final KnownKeks knownKeks;
-    /**
-     * Unwraps in flight (bounded by the unwrap tokens), failed (kept for their backoff) and succeeded until their caller
-     * collects them; bounded by {@code maxFailedUnwraps}.
-     */
+    /** Unwraps in flight (bounded by the unwrap tokens) and failed (kept for their backoff); bounded by {@code maxFailedUnwraps}. */
     private final ConcurrentHashMap<UnwrapKey, Unwrap> unsettled = new ConcurrentHashMap<>();
+    /**
+     * Unwraps that succeeded, until their caller's retry collects them (or {@code cacheTtl} after they started): apart
+     * from {@link #unsettled}, as the DEK cache was before the split. Bounded by {@code maxFailedUnwraps} of its own.
+     */
+    private final ConcurrentHashMap<UnwrapKey, Unwrap> uncollected = new ConcurrentHashMap<>();
 
     /**
      * @param kmsPool runs the KMS calls (bounded: the number of KMS requests in flight)
@@ -135,6 +139,10 @@ public final class ResilientKekProvider implements KekProvider {
             throws GeneralSecurityException {
         UnwrapKey key = new UnwrapKey(kekId, wrapped, context);
         long now = nanoTime.getAsLong();
+        Unwrap done = uncollected.get(key);
+        if (done != null && done.validAt(now)) {
+            return collect(key, done);
+        }
         Unwrap pending = unsettled.get(key);
         if (pending == null || !pending.validAt(now)) {
             metrics.cacheMisses.increment();
@@ -151,8 +159,15 @@ public final class ResilientKekProvider implements KekProvider {
                 }
             }
             boolean[] started = new boolean[1];
+            Unwrap[] finished = new Unwrap[1];
             pending = unsettled.compute(key, (k, existing) -> {
                 if (existing != null && existing.validAt(now)) {
+                    return existing;
+                }
+                // Finished meanwhile: its task moves it to uncollected before it leaves this map.
+                Unwrap succeeded = uncollected.get(k);
+                if (succeeded != null && succeeded.validAt(now)) {
+                    finished[0] = succeeded;
                     return existing;
                 }
                 started[0] = true;
@@ -163,10 +178,18 @@ public final class ResilientKekProvider implements KekProvider {
             } else if (!unwrappedBefore) {
                 unwrapTokens.refund(); // another thread started it first
             }
+            if (finished[0] != null) {
+                return collect(key, finished[0]);
+            }
         }
-        SecretKeySpec dek = pending.work.poll();
-        // Collected: the caller caches it. Failures stay, for their backoff.
-        unsettled.remove(key, pending);
+        // Failures stay, for their backoff; a success moved to uncollected when it finished.
+        return collect(key, pending);
+    }
+
+    /** @return the DEK of a finished unwrap, which the caller caches from now on; else what {@link KmsWork#poll} throws */
+    private byte[] collect(UnwrapKey key, Unwrap unwrap) throws GeneralSecurityException {
+        SecretKeySpec dek = unwrap.work.poll();
+        uncollected.remove(key, unwrap);
         return dek.getEncoded();
     }
 
@@ -262,11 +285,17 @@ public final class ResilientKekProvider implements KekProvider {
                 if (dek.length != DEK_BYTES) {
                     throw new KekRefusedException("KEK " + kekIdText + " unwrapped a DEK of " + dek.length + " bytes, expected " + DEK_BYTES);
                 }
+                SecretKeySpec spec;
                 try {
-                    return new SecretKeySpec(dek, "AES");
+                    spec = new SecretKeySpec(dek, "AES");
                 } finally {
                     Arrays.fill(dek, (byte) 0);
                 }
+                // Out of the failures' bound before the work completes, so the caller's retry finds it waiting.
+                uncollected.put(key, entry);
+                unsettled.remove(key, entry);
+                boundUncollected(nanoTime.getAsLong(), key);
+                return spec;
             } catch (GeneralSecurityException e) {
                 // A failure is remembered (set before the work completes, so a retry sees it), and a partition of
                 // undecryptable records polled again and again costs one KMS call per period: the current backoff for
@@ -302,6 +331,23 @@ public final class ResilientKekProvider implements KekProvider {
         it = unsettled.entrySet().iterator();
         while (unsettled.size() > settings.maxFailedUnwraps() && it.hasNext()) {
             if (!it.next().getKey().equals(keep)) {
+                it.remove();
+            }
+        }
+    }
+
+    /**
+     * Bounds the finished unwraps no caller collected (its connection closed, say) by {@code maxFailedUnwraps}: expired
+     * ones go first, never {@code keep} (just finished). Forgetting one means its next poll unwraps it again.
+     */
+    private void boundUncollected(long now, UnwrapKey keep) {
+        if (uncollected.size() <= settings.maxFailedUnwraps()) {
+            return;
+        }
+        uncollected.values().removeIf(e -> !e.validAt(now));
+        Iterator<UnwrapKey> it = uncollected.keySet().iterator();
+        while (uncollected.size() > settings.maxFailedUnwraps() && it.hasNext()) {
+            if (!it.next().equals(keep)) {
                 it.remove();
             }
         }
