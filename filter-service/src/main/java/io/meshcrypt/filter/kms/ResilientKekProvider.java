@@ -123,19 +123,29 @@ public final class ResilientKekProvider implements KekProvider {
     /** As {@link #unwrap(String, byte[], DekContext, boolean)} for a wrapped DEK never unwrapped here. */
     @Override
     public byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
-        return unwrap(kekId, wrapped, context, false);
+        return unwrap(kekId, wrapped, context, false).dek();
+    }
+
+    /**
+     * A DEK as {@link #unwrap(String, byte[], DekContext, boolean)} hands it over.
+     *
+     * @param dek a copy, for the caller to keep
+     * @param expiresAtNanos {@code cacheTtl} after its unwrap started: a cache keeps it no longer, however late it was
+     *     collected
+     */
+    public record Unwrapped(byte[] dek, long expiresAtNanos) {
     }
 
     /**
      * Never waits for the KMS. Call it only for a KEK id {@link #isKnownKek known}.
      *
      * @param unwrappedBefore this wrapped DEK unwrapped here before (an expired cached DEK): it takes no rate-limit token
-     * @return the DEK, once unwrapped (a copy, for the caller to keep)
+     * @return the DEK, once unwrapped
      * @throws KeyNotReadyException while it is being unwrapped, or while the unwrap rate limit has no token for it
      * @throws KekRefusedException when the KEK is missing or disabled, or the wrapped DEK does not unwrap
      * @throws TransientKmsException when the KMS failed or did not answer within {@code kmsTimeout}
      */
-    public byte[] unwrap(String kekId, byte[] wrapped, DekContext context, boolean unwrappedBefore)
+    public Unwrapped unwrap(String kekId, byte[] wrapped, DekContext context, boolean unwrappedBefore)
             throws GeneralSecurityException {
         UnwrapKey key = new UnwrapKey(kekId, wrapped, context);
         long now = nanoTime.getAsLong();
@@ -187,10 +197,10 @@ public final class ResilientKekProvider implements KekProvider {
     }
 
     /** @return the DEK of a finished unwrap, which the caller caches from now on; else what {@link KmsWork#poll} throws */
-    private byte[] collect(UnwrapKey key, Unwrap unwrap) throws GeneralSecurityException {
+    private Unwrapped collect(UnwrapKey key, Unwrap unwrap) throws GeneralSecurityException {
         SecretKeySpec dek = unwrap.work.poll();
         uncollected.remove(key, unwrap);
-        return dek.getEncoded();
+        return new Unwrapped(dek.getEncoded(), unwrap.expiresAtNanos);
     }
 
     /**
