@@ -16,6 +16,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
+import java.util.function.Predicate;
 import javax.crypto.spec.SecretKeySpec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -326,24 +327,7 @@ public final class ResilientKekProvider implements KekProvider {
      * forgetting one in flight, that its caller's retry starts it again.
      */
     private void boundUnsettled(long now, UnwrapKey keep) {
-        if (unsettled.size() <= settings.maxFailedUnwraps()) {
-            return;
-        }
-        unsettled.values().removeIf(e -> !e.validAt(now));
-        Iterator<Map.Entry<UnwrapKey, Unwrap>> it = unsettled.entrySet().iterator();
-        while (unsettled.size() > settings.maxFailedUnwraps() && it.hasNext()) {
-            Map.Entry<UnwrapKey, Unwrap> e = it.next();
-            // Failures first: a running unwrap has cost its token already.
-            if (!e.getKey().equals(keep) && !e.getValue().work.running()) {
-                it.remove();
-            }
-        }
-        it = unsettled.entrySet().iterator();
-        while (unsettled.size() > settings.maxFailedUnwraps() && it.hasNext()) {
-            if (!it.next().getKey().equals(keep)) {
-                it.remove();
-            }
-        }
+        bound(unsettled, now, keep);
     }
 
     /**
@@ -351,13 +335,24 @@ public final class ResilientKekProvider implements KekProvider {
      * ones go first, never {@code keep} (just finished). Forgetting one means its next poll unwraps it again.
      */
     private void boundUncollected(long now, UnwrapKey keep) {
-        if (uncollected.size() <= settings.maxFailedUnwraps()) {
+        bound(uncollected, now, keep);
+    }
+
+    private void bound(ConcurrentHashMap<UnwrapKey, Unwrap> unwraps, long now, UnwrapKey keep) {
+        if (unwraps.size() <= settings.maxFailedUnwraps()) {
             return;
         }
-        uncollected.values().removeIf(e -> !e.validAt(now));
-        Iterator<UnwrapKey> it = uncollected.keySet().iterator();
-        while (uncollected.size() > settings.maxFailedUnwraps() && it.hasNext()) {
-            if (!it.next().equals(keep)) {
+        unwraps.values().removeIf(e -> !e.validAt(now));
+        // Finished ones first: a running unwrap has cost its token already.
+        removeWhileOver(unwraps, keep, e -> !e.work.running());
+        removeWhileOver(unwraps, keep, e -> true);
+    }
+
+    private void removeWhileOver(ConcurrentHashMap<UnwrapKey, Unwrap> unwraps, UnwrapKey keep, Predicate<Unwrap> removable) {
+        Iterator<Map.Entry<UnwrapKey, Unwrap>> it = unwraps.entrySet().iterator();
+        while (unwraps.size() > settings.maxFailedUnwraps() && it.hasNext()) {
+            Map.Entry<UnwrapKey, Unwrap> e = it.next();
+            if (!e.getKey().equals(keep) && removable.test(e.getValue())) {
                 it.remove();
             }
         }

@@ -79,6 +79,7 @@ class ResilientKekProviderTest {
     void givenRefusedUnwrap_whenPolledAgainWithinTheLongestBackoff_thenTheRefusalIsRepeatedWithoutKmsCall() throws Exception {
         byte[] forged = new byte[60];
         String kek = provider.delegate.currentKekId();
+        provider.delayMillis = 100; // the unwrap is still running when the caller polls it, even on an idle machine
 
         KeyNotReadyException wait = assertThrows(KeyNotReadyException.class, () -> kms.unwrap(kek, forged, CONTEXT));
         await(wait);
