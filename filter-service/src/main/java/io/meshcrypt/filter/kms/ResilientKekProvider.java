@@ -259,13 +259,17 @@ public final class ResilientKekProvider implements KekProvider {
      */
     public <T> KmsWork<T> submit(String what, KmsWork.Task<T> task) {
         KmsWork<T> work = new KmsWork<>(inner.name(), settings.kmsTimeout().toMillis(), metrics, what);
+        start(work, task);
+        return work;
+    }
+
+    private <T> void start(KmsWork<T> work, KmsWork.Task<T> task) {
         try {
             work.timeout = timer.schedule(work::timedOut, settings.kmsTimeout().toNanos(), TimeUnit.NANOSECONDS);
             kmsPool.execute(() -> work.run(task));
         } catch (RejectedExecutionException e) {
             work.finish(null, new TransientKmsException("the key manager is closed", e));
         }
-        return work;
     }
 
     private <T> T kmsCall(KmsWork.Task<T> call) throws GeneralSecurityException {
@@ -287,10 +291,10 @@ public final class ResilientKekProvider implements KekProvider {
     private Unwrap newUnwrap(UnwrapKey key, long now) {
         DekContext context = key.context();
         String kekIdText = Printable.of(key.kekId(), Printable.KEK_ID_CHARS);
-        Unwrap entry = new Unwrap();
-        entry.expiresAtNanos = now + settings.cacheTtl().toNanos();
-        // Assigned before the entry is published: readers poll its work.
-        entry.work = submit("DEK " + context.dekIdText() + onTopic(context) + " (KEK " + kekIdText + ")", () -> {
+        Unwrap entry = new Unwrap(new KmsWork<>(inner.name(), settings.kmsTimeout().toMillis(), metrics,
+                "DEK " + context.dekIdText() + onTopic(context) + " (KEK " + kekIdText + ")"), now + settings.cacheTtl().toNanos());
+        // The work exists before its task runs: the task publishes the entry (to uncollected), where readers poll it.
+        start(entry.work, () -> {
             try {
                 byte[] dek = kmsCall(() -> inner.unwrap(key.kekId(), key.wrapped(), context));
                 if (dek.length != DEK_BYTES) {
@@ -376,8 +380,13 @@ public final class ResilientKekProvider implements KekProvider {
     }
 
     private static final class Unwrap {
-        volatile KmsWork<SecretKeySpec> work;
+        final KmsWork<SecretKeySpec> work;
         volatile long expiresAtNanos;
+
+        Unwrap(KmsWork<SecretKeySpec> work, long expiresAtNanos) {
+            this.work = work;
+            this.expiresAtNanos = expiresAtNanos;
+        }
 
         boolean validAt(long now) {
             return now - expiresAtNanos < 0;
