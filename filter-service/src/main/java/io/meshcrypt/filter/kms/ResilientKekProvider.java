@@ -53,7 +53,8 @@ public final class ResilientKekProvider implements KekProvider {
      * @param kekListMinInterval an unknown KEK id makes the KEKs be read again at most this often
      * @param unwrapsPerSecond sustained rate of unwraps of wrapped DEKs never unwrapped here
      * @param unwrapsBurst how many such unwraps may start at once
-     * @param maxFailedUnwraps unwraps in flight or failed that are remembered
+     * @param maxFailedUnwraps unwraps in flight or failed that are remembered; apart from them, as many finished ones
+     *     waiting for their callers
      */
     public record Settings(Duration cacheTtl, Duration kmsTimeout, Duration backoffMin, Duration backoffMax,
                            Duration kekCheckInterval, Set<String> knownKekIds, Duration kekListMinInterval,
