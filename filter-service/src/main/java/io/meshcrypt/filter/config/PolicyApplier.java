@@ -44,11 +44,22 @@ final class PolicyApplier {
             } catch (IllegalArgumentException e) {
                 // valid on its own, but it needs something only a restart provides (the record-key keyset)
                 return refuse(e.getMessage());
+            } catch (RuntimeException e) {
+                // a bug, not the policy: still refused (and answered), never left half-known
+                log.error("applying the encryption policy {} failed", next.encryption(), e);
+                return refuse("the encryption policy could not be applied: " + e);
             }
             log.info("encryption policy reloaded: {} (was {})", next.encryption(), before.encryption());
         }
         if (!next.http().equals(before.http())) {
-            applyHttp.accept(next.http());
+            try {
+                applyHttp.accept(next.http());
+            } catch (RuntimeException e) {
+                // the encryption policy above is in force already: say so, and that the HTTP rules stayed
+                log.error("applying the HTTP rules {} failed", names(next.http()), e);
+                current = new Policies(next.encryption(), before.http());
+                return refuse("the HTTP rules could not be applied: " + e);
+            }
             log.info("HTTP rules reloaded: {} (was {})", names(next.http()), names(before.http()));
         }
         current = next;

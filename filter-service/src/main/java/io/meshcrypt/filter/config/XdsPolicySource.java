@@ -152,7 +152,14 @@ public final class XdsPolicySource implements AutoCloseable {
     /** From gRPC's threads onto this source's; after {@link #close} there is nothing left to do. */
     private void post(Runnable task) {
         try {
-            executor.execute(task);
+            executor.execute(() -> {
+                try {
+                    task.run();
+                } catch (RuntimeException e) {
+                    // the scheduled executor would keep it to itself: no version may fail without a word
+                    log.error("{}: handling the policy stream failed", server, e);
+                }
+            });
         } catch (RejectedExecutionException e) {
             // closed
         }

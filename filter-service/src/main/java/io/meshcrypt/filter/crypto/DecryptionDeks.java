@@ -103,17 +103,18 @@ final class DecryptionDeks {
             if (existing != null && existing.validAt(now)) {
                 return existing;
             }
-            byte[] dek;
+            ResilientKekProvider.Unwrapped unwrapped;
             try {
-                dek = kms.unwrap(info.kekId(), wrapped, context, seen);
+                unwrapped = kms.unwrap(info.kekId(), wrapped, context, seen);
             } catch (GeneralSecurityException e) {
                 failure[0] = e;
                 return existing;
             }
             try {
-                return new CacheEntry(k, new SecretKeySpec(dek, "AES"), nanoTime.getAsLong() + settings.cacheTtl().toNanos());
+                // Cached for cacheTtl from when its unwrap started, not from when this retry collected it.
+                return new CacheEntry(k, new SecretKeySpec(unwrapped.dek(), "AES"), unwrapped.expiresAtNanos());
             } finally {
-                Arrays.fill(dek, (byte) 0);
+                Arrays.fill(unwrapped.dek(), (byte) 0);
             }
         });
         if (failure[0] != null) {

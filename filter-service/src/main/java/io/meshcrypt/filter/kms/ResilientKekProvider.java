@@ -16,6 +16,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
+import java.util.function.Predicate;
 import javax.crypto.spec.SecretKeySpec;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,7 +32,9 @@ import org.slf4j.LoggerFactory;
  *       else throws {@link KeyNotReadyException} (retry when its future completes) or the outcome. Failures are
  *       remembered (the current backoff for an outage, the longest backoff for a refused KEK), bounded by
  *       {@code maxFailedUnwraps}, so a partition of undecryptable records polled again costs no KMS call; wrapped DEKs
- *       never unwrapped here take a token of the unwrap rate limit first.</li>
+ *       never unwrapped here take a token of the unwrap rate limit first. A finished unwrap waits for its caller's
+ *       retry apart from the failures, so forged wrapped DEKs never push a good DEK out before it is collected, and
+ *       good DEKs never push out the memory of failures.</li>
  *   <li>The KEK ids an envelope may name ({@link #isKnownKek}) are learnt from the provider and the configuration
  *       only, so a forged header never makes the KMS see a key id the attacker chose.</li>
  *   <li>The other calls block, with backoff: run them on the pool with {@link #submit}.</li>
@@ -50,7 +53,8 @@ public final class ResilientKekProvider implements KekProvider {
      * @param kekListMinInterval an unknown KEK id makes the KEKs be read again at most this often
      * @param unwrapsPerSecond sustained rate of unwraps of wrapped DEKs never unwrapped here
      * @param unwrapsBurst how many such unwraps may start at once
-     * @param maxFailedUnwraps unwraps in flight or failed that are remembered
+     * @param maxFailedUnwraps unwraps in flight or failed that are remembered; apart from them, as many finished ones
+     *     waiting for their callers
      */
     public record Settings(Duration cacheTtl, Duration kmsTimeout, Duration backoffMin, Duration backoffMax,
                            Duration kekCheckInterval, Set<String> knownKekIds, Duration kekListMinInterval,
@@ -69,11 +73,13 @@ public final class ResilientKekProvider implements KekProvider {
     private final Backoff backoff = new Backoff();
     private final UnwrapTokens unwrapTokens;
     private final KnownKeks knownKeks;
-    /**
-     * Unwraps in flight (bounded by the unwrap tokens), failed (kept for their backoff) and succeeded until their caller
-     * collects them; bounded by {@code maxFailedUnwraps}.
-     */
+    /** Unwraps in flight (bounded by the unwrap tokens) and failed (kept for their backoff); bounded by {@code maxFailedUnwraps}. */
     private final ConcurrentHashMap<UnwrapKey, Unwrap> unsettled = new ConcurrentHashMap<>();
+    /**
+     * Unwraps that succeeded, until their caller's retry collects them (or {@code cacheTtl} after they started): apart
+     * from {@link #unsettled}, as the DEK cache was before the split. Bounded by {@code maxFailedUnwraps} of its own.
+     */
+    private final ConcurrentHashMap<UnwrapKey, Unwrap> uncollected = new ConcurrentHashMap<>();
 
     /**
      * @param kmsPool runs the KMS calls (bounded: the number of KMS requests in flight)
@@ -119,22 +125,36 @@ public final class ResilientKekProvider implements KekProvider {
     /** As {@link #unwrap(String, byte[], DekContext, boolean)} for a wrapped DEK never unwrapped here. */
     @Override
     public byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
-        return unwrap(kekId, wrapped, context, false);
+        return unwrap(kekId, wrapped, context, false).dek();
+    }
+
+    /**
+     * A DEK as {@link #unwrap(String, byte[], DekContext, boolean)} hands it over.
+     *
+     * @param dek a copy, for the caller to keep
+     * @param expiresAtNanos {@code cacheTtl} after its unwrap started: a cache keeps it no longer, however late it was
+     *     collected
+     */
+    public record Unwrapped(byte[] dek, long expiresAtNanos) {
     }
 
     /**
      * Never waits for the KMS. Call it only for a KEK id {@link #isKnownKek known}.
      *
      * @param unwrappedBefore this wrapped DEK unwrapped here before (an expired cached DEK): it takes no rate-limit token
-     * @return the DEK, once unwrapped (a copy, for the caller to keep)
+     * @return the DEK, once unwrapped
      * @throws KeyNotReadyException while it is being unwrapped, or while the unwrap rate limit has no token for it
      * @throws KekRefusedException when the KEK is missing or disabled, or the wrapped DEK does not unwrap
      * @throws TransientKmsException when the KMS failed or did not answer within {@code kmsTimeout}
      */
-    public byte[] unwrap(String kekId, byte[] wrapped, DekContext context, boolean unwrappedBefore)
+    public Unwrapped unwrap(String kekId, byte[] wrapped, DekContext context, boolean unwrappedBefore)
             throws GeneralSecurityException {
         UnwrapKey key = new UnwrapKey(kekId, wrapped, context);
         long now = nanoTime.getAsLong();
+        Unwrap done = uncollected.get(key);
+        if (done != null && done.validAt(now)) {
+            return collect(key, done);
+        }
         Unwrap pending = unsettled.get(key);
         if (pending == null || !pending.validAt(now)) {
             metrics.cacheMisses.increment();
@@ -151,8 +171,15 @@ public final class ResilientKekProvider implements KekProvider {
                 }
             }
             boolean[] started = new boolean[1];
+            Unwrap[] finished = new Unwrap[1];
             pending = unsettled.compute(key, (k, existing) -> {
                 if (existing != null && existing.validAt(now)) {
+                    return existing;
+                }
+                // Finished meanwhile: its task moves it to uncollected before it leaves this map.
+                Unwrap succeeded = uncollected.get(k);
+                if (succeeded != null && succeeded.validAt(now)) {
+                    finished[0] = succeeded;
                     return existing;
                 }
                 started[0] = true;
@@ -163,11 +190,19 @@ public final class ResilientKekProvider implements KekProvider {
             } else if (!unwrappedBefore) {
                 unwrapTokens.refund(); // another thread started it first
             }
+            if (finished[0] != null) {
+                return collect(key, finished[0]);
+            }
         }
-        SecretKeySpec dek = pending.work.poll();
-        // Collected: the caller caches it. Failures stay, for their backoff.
-        unsettled.remove(key, pending);
-        return dek.getEncoded();
+        // Failures stay, for their backoff; a success moved to uncollected when it finished.
+        return collect(key, pending);
+    }
+
+    /** @return the DEK of a finished unwrap, which the caller caches from now on; else what {@link KmsWork#poll} throws */
+    private Unwrapped collect(UnwrapKey key, Unwrap unwrap) throws GeneralSecurityException {
+        SecretKeySpec dek = unwrap.work.poll();
+        uncollected.remove(key, unwrap);
+        return new Unwrapped(dek.getEncoded(), unwrap.expiresAtNanos);
     }
 
     /**
@@ -225,13 +260,17 @@ public final class ResilientKekProvider implements KekProvider {
      */
     public <T> KmsWork<T> submit(String what, KmsWork.Task<T> task) {
         KmsWork<T> work = new KmsWork<>(inner.name(), settings.kmsTimeout().toMillis(), metrics, what);
+        start(work, task);
+        return work;
+    }
+
+    private <T> void start(KmsWork<T> work, KmsWork.Task<T> task) {
         try {
             work.timeout = timer.schedule(work::timedOut, settings.kmsTimeout().toNanos(), TimeUnit.NANOSECONDS);
             kmsPool.execute(() -> work.run(task));
         } catch (RejectedExecutionException e) {
             work.finish(null, new TransientKmsException("the key manager is closed", e));
         }
-        return work;
     }
 
     private <T> T kmsCall(KmsWork.Task<T> call) throws GeneralSecurityException {
@@ -253,20 +292,26 @@ public final class ResilientKekProvider implements KekProvider {
     private Unwrap newUnwrap(UnwrapKey key, long now) {
         DekContext context = key.context();
         String kekIdText = Printable.of(key.kekId(), Printable.KEK_ID_CHARS);
-        Unwrap entry = new Unwrap();
-        entry.expiresAtNanos = now + settings.cacheTtl().toNanos();
-        // Assigned before the entry is published: readers poll its work.
-        entry.work = submit("DEK " + context.dekIdText() + onTopic(context) + " (KEK " + kekIdText + ")", () -> {
+        Unwrap entry = new Unwrap(new KmsWork<>(inner.name(), settings.kmsTimeout().toMillis(), metrics,
+                "DEK " + context.dekIdText() + onTopic(context) + " (KEK " + kekIdText + ")"), now + settings.cacheTtl().toNanos());
+        // The work exists before its task runs: the task publishes the entry (to uncollected), where readers poll it.
+        start(entry.work, () -> {
             try {
                 byte[] dek = kmsCall(() -> inner.unwrap(key.kekId(), key.wrapped(), context));
                 if (dek.length != DEK_BYTES) {
                     throw new KekRefusedException("KEK " + kekIdText + " unwrapped a DEK of " + dek.length + " bytes, expected " + DEK_BYTES);
                 }
+                SecretKeySpec spec;
                 try {
-                    return new SecretKeySpec(dek, "AES");
+                    spec = new SecretKeySpec(dek, "AES");
                 } finally {
                     Arrays.fill(dek, (byte) 0);
                 }
+                // Out of the failures' bound before the work completes, so the caller's retry finds it waiting.
+                uncollected.put(key, entry);
+                unsettled.remove(key, entry);
+                boundUncollected(nanoTime.getAsLong(), key);
+                return spec;
             } catch (GeneralSecurityException e) {
                 // A failure is remembered (set before the work completes, so a retry sees it), and a partition of
                 // undecryptable records polled again and again costs one KMS call per period: the current backoff for
@@ -287,21 +332,32 @@ public final class ResilientKekProvider implements KekProvider {
      * forgetting one in flight, that its caller's retry starts it again.
      */
     private void boundUnsettled(long now, UnwrapKey keep) {
-        if (unsettled.size() <= settings.maxFailedUnwraps()) {
+        bound(unsettled, now, keep);
+    }
+
+    /**
+     * Bounds the finished unwraps no caller collected (its connection closed, say) by {@code maxFailedUnwraps}: expired
+     * ones go first, never {@code keep} (just finished). Forgetting one means its next poll unwraps it again.
+     */
+    private void boundUncollected(long now, UnwrapKey keep) {
+        bound(uncollected, now, keep);
+    }
+
+    private void bound(ConcurrentHashMap<UnwrapKey, Unwrap> unwraps, long now, UnwrapKey keep) {
+        if (unwraps.size() <= settings.maxFailedUnwraps()) {
             return;
         }
-        unsettled.values().removeIf(e -> !e.validAt(now));
-        Iterator<Map.Entry<UnwrapKey, Unwrap>> it = unsettled.entrySet().iterator();
-        while (unsettled.size() > settings.maxFailedUnwraps() && it.hasNext()) {
+        unwraps.values().removeIf(e -> !e.validAt(now));
+        // Finished ones first: a running unwrap has cost its token already.
+        removeWhileOver(unwraps, keep, e -> !e.work.running());
+        removeWhileOver(unwraps, keep, e -> true);
+    }
+
+    private void removeWhileOver(ConcurrentHashMap<UnwrapKey, Unwrap> unwraps, UnwrapKey keep, Predicate<Unwrap> removable) {
+        Iterator<Map.Entry<UnwrapKey, Unwrap>> it = unwraps.entrySet().iterator();
+        while (unwraps.size() > settings.maxFailedUnwraps() && it.hasNext()) {
             Map.Entry<UnwrapKey, Unwrap> e = it.next();
-            // Failures first: a running unwrap has cost its token already.
-            if (!e.getKey().equals(keep) && !e.getValue().work.running()) {
-                it.remove();
-            }
-        }
-        it = unsettled.entrySet().iterator();
-        while (unsettled.size() > settings.maxFailedUnwraps() && it.hasNext()) {
-            if (!it.next().getKey().equals(keep)) {
+            if (!e.getKey().equals(keep) && removable.test(e.getValue())) {
                 it.remove();
             }
         }
@@ -325,8 +381,13 @@ public final class ResilientKekProvider implements KekProvider {
     }
 
     private static final class Unwrap {
-        volatile KmsWork<SecretKeySpec> work;
+        final KmsWork<SecretKeySpec> work;
         volatile long expiresAtNanos;
+
+        Unwrap(KmsWork<SecretKeySpec> work, long expiresAtNanos) {
+            this.work = work;
+            this.expiresAtNanos = expiresAtNanos;
+        }
 
         boolean validAt(long now) {
             return now - expiresAtNanos < 0;

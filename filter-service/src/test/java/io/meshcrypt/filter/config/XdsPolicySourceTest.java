@@ -93,6 +93,9 @@ class XdsPolicySourceTest {
             if (p.anyDeterministicKeys()) {
                 throw new IllegalArgumentException("record keys need the record-key keyset, opened only at start");
             }
+            if (p.equals(encrypting("unappliable"))) {
+                throw new IllegalStateException("the proxy cannot take this policy");
+            }
             applied.add(p);
         }, appliedHttp::add);
     }
@@ -186,6 +189,23 @@ class XdsPolicySourceTest {
         assertTrue(nack.getErrorDetail().getMessage().contains("record-key keyset"), nack.getErrorDetail().getMessage());
         assertEquals("v1", nack.getVersionInfo());
         assertEquals(encrypting("orders"), source.current().encryption());
+    }
+
+    @Test
+    void givenAttachedSource_whenApplyingAVersionFailsUnexpectedly_thenItIsRefusedWithANackAndTheLastGoodStays() throws Exception {
+        publish("v1", policy("orders"));
+        attached(serve(0));
+        Await.until(() -> requests.stream().anyMatch(r -> r.getVersionInfo().equals("v1")), "the ACK of v1");
+
+        publish("v2", policy("unappliable"));
+
+        DiscoveryRequest nack = lastAnswer();
+        assertTrue(nack.hasErrorDetail(), "an answer, not silence");
+        assertEquals("v1", nack.getVersionInfo());
+        assertTrue(nack.getErrorDetail().getMessage().contains("the proxy cannot take this policy"),
+                nack.getErrorDetail().getMessage());
+        assertEquals(encrypting("orders"), source.current().encryption());
+        assertTrue(applied.isEmpty());
     }
 
     @Test

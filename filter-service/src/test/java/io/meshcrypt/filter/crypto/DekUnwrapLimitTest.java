@@ -141,6 +141,26 @@ class DekUnwrapLimitTest extends DekManagerFixture {
     }
 
     @Test
+    void givenUnwrapCollectedLate_whenCacheTtlAfterTheUnwrapStartedHasPassed_thenTheDekIsUnwrappedAgain() throws Exception {
+        ByteBuffer good = new ValueCipherV2(manager(settings()), null).blocking(WAIT)
+                .encrypt("orders", ByteBuffer.wrap("x".getBytes(StandardCharsets.UTF_8)));
+        ValueCipherV2 cipher = new ValueCipherV2(manager(settings()), null);
+        awaitKnownKeks(cipher);
+        provider.delayMillis = 100; // the unwrap is still running when the caller polls it
+        KeyNotReadyException started = assertThrows(KeyNotReadyException.class, () -> cipher.decrypt("orders", good.duplicate()));
+        awaitReady(started);
+        clock.addAndGet(Duration.ofMinutes(40).toNanos()); // collected 40 minutes after the unwrap started
+        assertEquals("x", StandardCharsets.UTF_8.decode(cipher.decrypt("orders", good.duplicate())).toString());
+        int unwraps = provider.unwraps.get();
+
+        clock.addAndGet(Duration.ofMinutes(30).toNanos()); // past cacheTtl (1 h) from the start, not from the collection
+        ByteBuffer decrypted = KeyNotReadyException.awaitBlocking(() -> cipher.decrypt("orders", good.duplicate()), WAIT);
+
+        assertEquals("x", StandardCharsets.UTF_8.decode(decrypted).toString());
+        assertEquals(unwraps + 1, provider.unwraps.get(), "the DEK left the cache cacheTtl after its unwrap started");
+    }
+
+    @Test
     void givenForgedKekIdWithNewlinesAndMaxLength_whenRefused_thenTheMessageShowsItEscapedAndCut() throws Exception {
         DekManager m = manager(settings());
         ValueCipherV2 cipher = new ValueCipherV2(m, null);

@@ -28,6 +28,30 @@ class ApiRewritersTest {
     }
 
     @Test
+    void givenTheStandardRegistry_whenEveryApiIsAskedPerDirection_thenExactlyTheFramesDecodedBeforeTheRegistryAreSubscribed() {
+        // The requests and responses the filter decoded before the registry (RESPONSES_DECODED and the Produce and
+        // ShareFetch requests in KafkaConnection); a frame no rewriter subscribes to passes undecoded.
+        EnumSet<ApiKeys> requests = EnumSet.of(ApiKeys.PRODUCE, ApiKeys.SHARE_FETCH);
+        EnumSet<ApiKeys> responses = EnumSet.of(ApiKeys.PRODUCE, ApiKeys.FETCH, ApiKeys.SHARE_FETCH,
+                ApiKeys.SHARE_ACKNOWLEDGE, ApiKeys.METADATA, ApiKeys.FIND_COORDINATOR, ApiKeys.DESCRIBE_CLUSTER,
+                ApiKeys.API_VERSIONS);
+
+        EnumSet<ApiKeys> subscribedRequests = EnumSet.noneOf(ApiKeys.class);
+        EnumSet<ApiKeys> subscribedResponses = EnumSet.noneOf(ApiKeys.class);
+        for (ApiKeys api : ApiKeys.values()) {
+            if (apis.request(api) != null) {
+                subscribedRequests.add(api);
+            }
+            if (apis.response(api) != null) {
+                subscribedResponses.add(api);
+            }
+        }
+
+        assertEquals(requests, subscribedRequests);
+        assertEquals(responses, subscribedResponses);
+    }
+
+    @Test
     void givenProduceAndFetchRewriters_whenApiVersionsAsksTheNewestVersion_thenTheLastVersionsThatNameTopics() {
         assertEquals(TopicNames.LAST_VERSION_NAMING_TOPICS, apis.newestVersion(ApiKeys.PRODUCE));
         assertEquals(TopicNames.LAST_VERSION_NAMING_TOPICS, apis.newestVersion(ApiKeys.FETCH));

@@ -79,6 +79,7 @@ class ResilientKekProviderTest {
     void givenRefusedUnwrap_whenPolledAgainWithinTheLongestBackoff_thenTheRefusalIsRepeatedWithoutKmsCall() throws Exception {
         byte[] forged = new byte[60];
         String kek = provider.delegate.currentKekId();
+        provider.delayMillis = 100; // the unwrap is still running when the caller polls it, even on an idle machine
 
         KeyNotReadyException wait = assertThrows(KeyNotReadyException.class, () -> kms.unwrap(kek, forged, CONTEXT));
         await(wait);
@@ -88,6 +89,38 @@ class ResilientKekProviderTest {
 
         assertEquals(1, provider.unwraps.get());
         assertEquals(1, metrics.kmsFailures());
+    }
+
+    /** Starts an unwrap and waits until its KMS call finished, without collecting it. */
+    private void unwrapAndWait(ResilientKekProvider kms, String kekId, byte[] wrapped, DekContext context) throws Exception {
+        await(assertThrows(KeyNotReadyException.class, () -> kms.unwrap(kekId, wrapped, context)));
+    }
+
+    @Test
+    void givenFinishedUnwrapNotYetCollected_whenFailedUnwrapsFillTheirBound_thenNeitherTheDekNorAFailureIsForgotten()
+            throws Exception {
+        // Room for two in-flight or failed unwraps; a finished good unwrap waiting for its caller takes none of it.
+        ResilientKekProvider.Settings settings = new ResilientKekProvider.Settings(Duration.ofHours(1), Duration.ofSeconds(5),
+                Duration.ofMillis(200), Duration.ofSeconds(30), Duration.ofMinutes(5), Set.of(), Duration.ofSeconds(60),
+                100, 200, 2);
+        ResilientKekProvider small = new ResilientKekProvider(new InstrumentedKekProvider(provider, metrics), settings,
+                metrics, clock::get, pool, timer);
+        byte[] dek = new byte[KekProvider.DEK_BYTES];
+        dek[0] = 42;
+        WrappedDek good = provider.delegate.wrap(dek, CONTEXT);
+        String kek = good.kekId();
+        byte[] forged1 = new byte[60];
+        byte[] forged2 = new byte[61];
+        provider.delayMillis = 200; // each caller is told to wait, then collects
+
+        unwrapAndWait(small, kek, good.bytes(), CONTEXT);
+        unwrapAndWait(small, kek, forged1, CONTEXT);
+        unwrapAndWait(small, kek, forged2, CONTEXT);
+
+        assertArrayEquals(dek, small.unwrap(kek, good.bytes(), CONTEXT), "the finished unwrap is collected, not started again");
+        assertThrows(KekRefusedException.class, () -> small.unwrap(kek, forged1, CONTEXT));
+        assertThrows(KekRefusedException.class, () -> small.unwrap(kek, forged2, CONTEXT));
+        assertEquals(3, provider.unwraps.get(), "one KMS call per wrapped DEK");
     }
 
     @Test
