@@ -159,19 +159,14 @@ public final class Main {
                 Keysets.requireOwnerOnly(config.keys().pkcs11().pinFile());
             }
         }
-        Limits limits = config.limits();
         ValueCipher cipher = KeyServices.cipher(config);
         // Only with sivKeyset set or a policy entry asking for keys: deterministic; the file is created on first use.
         RecordKeyCipher keyCipher = config.sivKeyset() == null ? null : RecordKeyCipher.openOrCreate(config.sivKeyset());
+        Limits limits = config.limits();
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
-                new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
-                        limits.maxTopicIds(), limits.maxDecompressedBytes(), limits.maxNewDataKeysPerRequest()),
-                new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal()));
+                kafkaLimits(limits), heldBytes(limits));
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
-        ExtProcServer.Limits serverLimits = ExtProcServer.Limits.defaults()
-                .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
-                .withHeldFrameTimeout(limits.heldFrameTimeout());
-        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, serverLimits,
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, extProcLimits(limits),
                 List.of(workers -> new HttpExtProcService(http, workers)));
         AutoCloseable policyWatcher;
         if (xds != null) {
@@ -194,5 +189,22 @@ public final class Main {
             stopped.countDown();
         }, "shutdown"));
         stopped.await();
+    }
+
+    // The data path's shares of the config's limits, built here only: framing, kafka and transport never read the config.
+
+    static KafkaProxy.Limits kafkaLimits(Limits limits) {
+        return new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
+                limits.maxTopicIds(), limits.maxDecompressedBytes(), limits.maxNewDataKeysPerRequest());
+    }
+
+    static HeldBytesBudget heldBytes(Limits limits) {
+        return new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal(), Limits.REWRITE_CHARGE);
+    }
+
+    static ExtProcServer.Limits extProcLimits(Limits limits) {
+        return ExtProcServer.Limits.defaults()
+                .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
+                .withHeldFrameTimeout(limits.heldFrameTimeout());
     }
 }
