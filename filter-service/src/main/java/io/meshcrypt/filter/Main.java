@@ -101,10 +101,11 @@ public final class Main {
         @ParentCommand
         Main main;
 
-        @Parameters(paramLabel = "create|rotate|list")
+        @Parameters(paramLabel = "create|rotate|list", description = "create the first KEK, make a new one current, or"
+                + " list them (* marks the current one).")
         String command;
 
-        @Option(names = "--config", required = true, paramLabel = "FILE")
+        @Option(names = "--config", required = true, paramLabel = "FILE", description = "The filter config (YAML).")
         String config;
 
         @Override
@@ -126,10 +127,11 @@ public final class Main {
         TopicBinding binding;
 
         static final class TopicBinding {
-            @Option(names = "--config", required = true, paramLabel = "FILE")
+            @Option(names = "--config", required = true, paramLabel = "FILE",
+                    description = "The filter config whose keys can tell.")
             String config;
 
-            @Option(names = "--topic", required = true, paramLabel = "TOPIC")
+            @Option(names = "--topic", required = true, paramLabel = "TOPIC", description = "The topic to check.")
             String topic;
         }
 
