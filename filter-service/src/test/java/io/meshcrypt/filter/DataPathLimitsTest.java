@@ -48,4 +48,16 @@ class DataPathLimitsTest {
         assertEquals(4096, extProc.maxInboundMessageBytes());
         assertEquals(Duration.ofSeconds(5), extProc.heldFrameTimeout());
     }
+
+    /**
+     * The data path still carries defaults of its own (for its tests and secondary constructors): until they go, they
+     * must be the config's, or a service and its tests would run with different limits.
+     */
+    @Test
+    void givenTheConfigDefaults_whenHandedToTheDataPath_thenTheyEqualTheDataPathsOwnDefaults() {
+        Limits defaults = Limits.defaults();
+
+        assertEquals(KafkaProxy.Limits.defaults(), Main.kafkaLimits(defaults));
+        assertEquals(ExtProcServer.Limits.defaults(), Main.extProcLimits(defaults));
+    }
 }
