@@ -15,63 +15,132 @@ import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.keys.KeysCli;
 import io.meshcrypt.filter.transport.ExtProcServer;
-import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.cli.ConfigCommandLine;
+import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import picocli.CommandLine;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.ScopeType;
 
-/** Command line of the filter-service: {@code serve}, and {@code keyset create|rotate} for local keysets. */
+/**
+ * Command line of the filter-service: {@code serve}, {@code keyset create|rotate} for local keysets, and the key
+ * commands of {@link KeysCli} ({@code keys}, {@code inspect}); exit codes and error lines as {@link ConfigCommandLine}.
+ */
+@Command(name = "meshcrypt-filter-service", subcommands = {Main.Serve.class, Main.Keyset.class, Main.Keys.class,
+        Main.Inspect.class}, description = "The meshcrypt filter-service: encrypts and decrypts Kafka and HTTP traffic"
+        + " that Envoy sidecars stream to it over ext_proc.")
 public final class Main {
     private static final Logger log = LoggerFactory.getLogger(Main.class);
-
-    private static final String USAGE = """
-            usage: meshcrypt-filter-service serve --config FILE
-                   meshcrypt-filter-service keyset create --out FILE
-                   meshcrypt-filter-service keyset rotate --file FILE
-            """ + KeysCli.USAGE;
 
     /** How long a start waits for the first policy from {@code policyFrom: xds://}; then it fails. */
     private static final Duration XDS_POLICY_WAIT = Duration.ofSeconds(30);
 
-    private Main() {
+    @Option(names = {"-h", "--help"}, usageHelp = true, scope = ScopeType.INHERIT, description = "Show this help and exit.")
+    boolean help;
+
+    /** Where the commands print their results (usage and errors go to the command line's own streams). */
+    private final PrintStream out;
+
+    private Main(PrintStream out) {
+        this.out = out;
     }
 
     public static void main(String[] args) {
-        try {
-            System.exit(run(args));
-        } catch (ConfigException e) {
-            System.err.println("meshcrypt: invalid configuration: " + e.getMessage());
-            System.exit(2);
-        } catch (Exception e) {
-            System.err.println("meshcrypt: " + e.getMessage());
-            System.exit(1);
+        System.exit(commandLine(System.out, System.err).execute(args));
+    }
+
+    /** The command line, with a one-line message instead of a stack trace for a failed command. */
+    static CommandLine commandLine(PrintStream out, PrintStream err) {
+        return ConfigCommandLine.of(new Main(out), "meshcrypt", "invalid configuration", out, err);
+    }
+
+    @Command(name = "serve", description = "Serve ext_proc for the Envoy sidecars until stopped.")
+    static final class Serve implements Callable<Integer> {
+        @Option(names = "--config", required = true, paramLabel = "FILE", description = "The filter config (YAML).")
+        Path config;
+
+        @Override
+        public Integer call() throws Exception {
+            serve(config);
+            return 0;
         }
     }
 
-    static int run(String[] args) throws Exception {
-        if (args.length == 3 && args[0].equals("serve") && args[1].equals("--config")) {
-            serve(Path.of(args[2]));
+    @Command(name = "keyset", description = "Create or rotate a local Tink keyset (the config's keyset: file).")
+    static final class Keyset {
+        @ParentCommand
+        Main main;
+
+        @Command(name = "create", description = "Write a new keyset, readable by its owner only.")
+        int create(@Option(names = "--out", required = true, paramLabel = "FILE") String out) throws Exception {
+            Keysets.create(Path.of(out));
+            main.out.println("created keyset " + out);
             return 0;
         }
-        if (args.length == 4 && args[0].equals("keyset") && args[1].equals("create") && args[2].equals("--out")) {
-            Keysets.create(Path.of(args[3]));
-            System.out.println("created keyset " + args[3]);
+
+        @Command(name = "rotate", description = "Add a new primary key; values encrypted before stay readable.")
+        int rotate(@Option(names = "--file", required = true, paramLabel = "FILE") String file) throws Exception {
+            Keysets.rotate(Path.of(file));
+            main.out.println("rotated keyset " + file + ": new values use a new primary key, old ones stay readable");
             return 0;
         }
-        if (args.length == 4 && args[0].equals("keyset") && args[1].equals("rotate") && args[2].equals("--file")) {
-            Keysets.rotate(Path.of(args[3]));
-            System.out.println("rotated keyset " + args[3] + ": new values use a new primary key, old ones stay readable");
-            return 0;
+    }
+
+    @Command(name = "keys", description = "Create, rotate or list the KEKs of the config's keys: section.")
+    static final class Keys implements Callable<Integer> {
+        @ParentCommand
+        Main main;
+
+        @Parameters(paramLabel = "create|rotate|list", description = "create the first KEK, make a new one current, or"
+                + " list them (* marks the current one).")
+        String command;
+
+        @Option(names = "--config", required = true, paramLabel = "FILE", description = "The filter config (YAML).")
+        String config;
+
+        @Override
+        public Integer call() throws Exception {
+            return KeysCli.run(new String[] {"keys", command, "--config", config}, main.out);
         }
-        int keys = KeysCli.run(args, System.out);
-        if (keys >= 0) {
-            return keys;
+    }
+
+    @Command(name = "inspect", description = "Show a value's envelope header; with --config and --topic, whether it is"
+            + " bound to that topic (exit 1 if not).")
+    static final class Inspect implements Callable<Integer> {
+        @ParentCommand
+        Main main;
+
+        @Parameters(paramLabel = "VALUE", description = "The value in hex or base64.")
+        String value;
+
+        @ArgGroup(exclusive = false)
+        TopicBinding binding;
+
+        static final class TopicBinding {
+            @Option(names = "--config", required = true, paramLabel = "FILE",
+                    description = "The filter config whose keys can tell.")
+            String config;
+
+            @Option(names = "--topic", required = true, paramLabel = "TOPIC", description = "The topic to check.")
+            String topic;
         }
-        System.err.println(USAGE);
-        return 2;
+
+        @Override
+        public Integer call() throws Exception {
+            String[] args = binding == null ? new String[] {"inspect", value}
+                    : new String[] {"inspect", "--config", binding.config, "--topic", binding.topic, value};
+            return KeysCli.run(args, main.out);
+        }
     }
 
     private static void serve(Path configFile) throws Exception {
@@ -92,19 +161,14 @@ public final class Main {
                 Keysets.requireOwnerOnly(config.keys().pkcs11().pinFile());
             }
         }
-        Limits limits = config.limits();
         ValueCipher cipher = KeyServices.cipher(config);
         // Only with sivKeyset set or a policy entry asking for keys: deterministic; the file is created on first use.
         RecordKeyCipher keyCipher = config.sivKeyset() == null ? null : RecordKeyCipher.openOrCreate(config.sivKeyset());
+        Limits limits = config.limits();
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
-                new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
-                        limits.maxTopicIds(), limits.maxDecompressedBytes(), limits.maxNewDataKeysPerRequest()),
-                new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal()));
+                kafkaLimits(limits), heldBytes(limits));
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
-        ExtProcServer.Limits serverLimits = ExtProcServer.Limits.defaults()
-                .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
-                .withHeldFrameTimeout(limits.heldFrameTimeout());
-        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, serverLimits,
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, extProcLimits(limits),
                 List.of(workers -> new HttpExtProcService(http, workers)));
         AutoCloseable policyWatcher;
         if (xds != null) {
@@ -127,5 +191,22 @@ public final class Main {
             stopped.countDown();
         }, "shutdown"));
         stopped.await();
+    }
+
+    // The data path's shares of the config's limits, built here only: framing, kafka and transport never read the config.
+
+    static KafkaProxy.Limits kafkaLimits(Limits limits) {
+        return new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
+                limits.maxTopicIds(), limits.maxDecompressedBytes(), limits.maxNewDataKeysPerRequest());
+    }
+
+    static HeldBytesBudget heldBytes(Limits limits) {
+        return new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal(), Limits.REWRITE_CHARGE);
+    }
+
+    static ExtProcServer.Limits extProcLimits(Limits limits) {
+        return ExtProcServer.Limits.defaults()
+                .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
+                .withHeldFrameTimeout(limits.heldFrameTimeout());
     }
 }

@@ -1,83 +1,96 @@
 package io.meshcrypt.xds;
 
-import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.cli.ConfigCommandLine;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.MeshReader;
+import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.ScopeType;
 
-/** Command line of the xDS server: {@code serve} and {@code validate}. */
+/**
+ * Command line of the xDS server: {@code serve} and {@code validate}; exit codes and error lines as
+ * {@link ConfigCommandLine}.
+ */
+@Command(name = "meshcrypt-xds-server", subcommands = {Main.Serve.class, Main.Validate.class},
+        description = "The meshcrypt xDS server: configures every Envoy sidecar, and delivers policy to the"
+                + " filter-services, from one mesh file.")
 public final class Main {
 
     static final String DEFAULT_XDS = "127.0.0.1:18000";
     static final String DEFAULT_STATUS = "127.0.0.1:18001";
 
-    private static final String USAGE = """
-            usage: meshcrypt-xds-server serve --mesh FILE [--xds HOST:PORT] [--status HOST:PORT]
-                   meshcrypt-xds-server validate --mesh FILE
-              --xds     ADS gRPC address Envoys connect to (default %s)
-              --status  HTTP address of GET /status and GET /metrics (default %s)""".formatted(DEFAULT_XDS, DEFAULT_STATUS);
+    @Option(names = {"-h", "--help"}, usageHelp = true, scope = ScopeType.INHERIT, description = "Show this help and exit.")
+    boolean help;
 
-    private Main() {
+    /** Where the commands print their results (usage and errors go to the command line's own streams). */
+    private final PrintStream out;
+
+    private Main(PrintStream out) {
+        this.out = out;
     }
 
     public static void main(String[] args) {
-        try {
-            System.exit(run(args));
-        } catch (ConfigException e) {
-            System.err.println("meshcrypt-xds-server: invalid mesh file: " + e.getMessage());
-            System.exit(2);
-        } catch (Exception e) {
-            System.err.println("meshcrypt-xds-server: " + e.getMessage());
-            System.exit(1);
+        System.exit(commandLine(System.out, System.err).execute(args));
+    }
+
+    /** The command line, with a one-line message instead of a stack trace for a failed command. */
+    static CommandLine commandLine(PrintStream out, PrintStream err) {
+        return ConfigCommandLine.of(new Main(out), "meshcrypt-xds-server", "invalid mesh file", out, err);
+    }
+
+    static final class MeshFile {
+        @Option(names = "--mesh", required = true, paramLabel = "FILE", description = "The mesh file (YAML).")
+        String mesh;
+    }
+
+    @Command(name = "serve", description = "Serve ADS and the status endpoint, pushing every change of the mesh file.")
+    static final class Serve implements Callable<Integer> {
+        @Mixin
+        MeshFile mesh;
+
+        @Option(names = "--xds", paramLabel = "HOST:PORT", defaultValue = DEFAULT_XDS,
+                description = "ADS gRPC address Envoys and filter-services connect to (default ${DEFAULT-VALUE}).")
+        String xds;
+
+        @Option(names = "--status", paramLabel = "HOST:PORT", defaultValue = DEFAULT_STATUS,
+                description = "HTTP address of GET /status and GET /metrics (default ${DEFAULT-VALUE}).")
+        String status;
+
+        @Override
+        public Integer call() throws Exception {
+            XdsServer server = XdsServer.start(Path.of(mesh.mesh), address("--xds", xds), address("--status", status));
+            CountDownLatch stopped = new CountDownLatch(1);
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                server.close();
+                stopped.countDown();
+            }, "shutdown"));
+            stopped.await();
+            return 0;
         }
     }
 
-    static int run(String[] args) throws Exception {
-        if (args.length == 0 || args.length % 2 == 0) {
-            System.err.println(USAGE);
-            return 2;
-        }
-        String mesh = null;
-        String xds = DEFAULT_XDS;
-        String status = DEFAULT_STATUS;
-        for (int i = 1; i < args.length; i += 2) {
-            switch (args[i]) {
-                case "--mesh" -> mesh = args[i + 1];
-                case "--xds" -> xds = args[i + 1];
-                case "--status" -> status = args[i + 1];
-                default -> {
-                    System.err.println("unknown option " + args[i] + "\n" + USAGE);
-                    return 2;
-                }
-            }
-        }
-        if (mesh == null) {
-            System.err.println("--mesh is required\n" + USAGE);
-            return 2;
-        }
-        switch (args[0]) {
-            case "validate" -> {
-                Mesh m = MeshReader.load(Path.of(mesh));
-                System.out.println(mesh + ": valid (" + m.kafkaClusters().size() + " Kafka cluster(s), "
-                        + m.sidecars().size() + " sidecar(s), " + m.policy() + ")");
-                return 0;
-            }
-            case "serve" -> {
-                XdsServer server = XdsServer.start(Path.of(mesh), address("--xds", xds), address("--status", status));
-                CountDownLatch stopped = new CountDownLatch(1);
-                Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-                    server.close();
-                    stopped.countDown();
-                }, "shutdown"));
-                stopped.await();
-                return 0;
-            }
-            default -> {
-                System.err.println(USAGE);
-                return 2;
-            }
+    @Command(name = "validate", description = "Check the mesh file and say what it holds.")
+    static final class Validate implements Callable<Integer> {
+        @ParentCommand
+        Main main;
+
+        @Mixin
+        MeshFile mesh;
+
+        @Override
+        public Integer call() throws Exception {
+            Mesh m = MeshReader.load(Path.of(mesh.mesh));
+            main.out.println(mesh.mesh + ": valid (" + m.kafkaClusters().size() + " Kafka cluster(s), "
+                    + m.sidecars().size() + " sidecar(s), " + m.policy() + ")");
+            return 0;
         }
     }
 

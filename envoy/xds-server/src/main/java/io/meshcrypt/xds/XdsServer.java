@@ -124,7 +124,7 @@ public final class XdsServer implements AutoCloseable {
         log.info("mesh version {}: {} sidecar(s), {}", next.version(), mesh.sidecars().size(), mesh.policy());
     }
 
-    /** What {@code GET /status} returns: the mesh version, the last mesh file error, and every Envoy seen. */
+    /** What {@code GET /status} returns: the mesh version, the last mesh file error, every Envoy and filter-service seen. */
     public Map<String, Object> status() {
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("meshFile", meshFile.toString());
@@ -132,7 +132,8 @@ public final class XdsServer implements AutoCloseable {
         out.put("versionSince", versionSince.toString());
         out.put("lastMeshError", lastMeshError);
         out.put("meshRejections", meshRejections);
-        out.put("envoys", nodes.status());
+        out.put("envoys", nodes.envoyStatus());
+        out.put("filterServices", nodes.filterServiceStatus());
         return out;
     }
 

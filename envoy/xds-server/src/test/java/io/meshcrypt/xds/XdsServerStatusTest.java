@@ -49,7 +49,8 @@ class XdsServerStatusTest {
         try (XdsServer server = start()) {
             JsonNode status = status(server);
 
-            assertEquals(List.of("meshFile", "version", "versionSince", "lastMeshError", "meshRejections", "envoys"),
+            assertEquals(List.of("meshFile", "version", "versionSince", "lastMeshError", "meshRejections", "envoys",
+                    "filterServices"),
                     status.properties().stream().map(Map.Entry::getKey).toList());
             assertEquals(server.version(), status.get("version").asText());
             assertTrue(server.version().matches("1-[0-9a-f]{8}"), server.version());

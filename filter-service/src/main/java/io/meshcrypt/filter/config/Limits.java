@@ -1,6 +1,5 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.filter.framing.FrameStream;
 import java.time.Duration;
 import java.util.Objects;
 
@@ -8,7 +7,8 @@ import java.util.Objects;
  * Resource limits of the filter-service: what one peer (client or broker) can make the service hold, decode or ask of
  * the KMS before its connection is closed. The {@code limits:} section of the filter config; every field has a safe
  * default, documented with its reason in docs/configuration.md. Crossing a limit closes that connection, never the
- * process.
+ * process. This is the one owner of the limits' values and defaults: the data path (framing, kafka, records, transport)
+ * is handed the ones it enforces, by the filter-service's Main, and never reads the config.
  *
  * @param maxFrameBytes largest Kafka frame held for rewriting, either direction (also the top-level {@code maxFrameBytes})
  * @param maxRequestFrameBytes largest request frame of any kind a client may announce, passed through or not
@@ -16,7 +16,7 @@ import java.util.Objects;
  * @param maxDecompressedBytes most bytes all record batches of one frame (a Produce request, a Fetch or ShareFetch response) may decompress to, together
  * @param maxHeldBytesPerConnection most bytes the incomplete frames of one connection may announce, both directions
  * @param maxHeldBytesTotal most bytes all connections together may hold: bytes of incomplete frames really received, plus
- *     {@code FrameStream.REWRITE_CHARGE - 1} times the size of each frame being rewritten (its copies)
+ *     {@code REWRITE_CHARGE - 1} times the size of each frame being rewritten (its copies)
  * @param heldFrameTimeout how long a held frame may take to arrive completely, from its first byte
  * @param newDataKeysPerSecond sustained rate at which new data keys (KMS wraps) may be created, process-wide
  * @param newDataKeysBurst how many new data keys may be created at once above that rate
@@ -52,6 +52,12 @@ public record Limits(
     public static final int DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST = 100;
     public static final int DEFAULT_MAX_TOPIC_IDS = 100_000;
     public static final int DEFAULT_MAX_EXT_PROC_MESSAGE_BYTES = 64 * 1024 * 1024;
+    /**
+     * A frame being rewritten is charged this many times its size to {@code maxHeldBytesTotal}: the frame held, the
+     * private copy the rewriter reads, and the output it builds (about the frame's size). The total must fit one largest
+     * frame this many times; the held-bytes budget of the data path is handed the same number.
+     */
+    public static final int REWRITE_CHARGE = 3;
     /** Bytes of the Kafka size field, held with every frame. */
     private static final int SIZE_FIELD_BYTES = 4;
 
@@ -76,7 +82,7 @@ public record Limits(
         }
         if (maxHeldBytesTotal < minHeldBytesTotal(maxFrameBytes)) {
             throw new IllegalArgumentException("maxHeldBytesTotal (" + maxHeldBytesTotal + ") must be at least "
-                    + FrameStream.REWRITE_CHARGE + " x (maxFrameBytes + 4) (" + minHeldBytesTotal(maxFrameBytes)
+                    + REWRITE_CHARGE + " x (maxFrameBytes + 4) (" + minHeldBytesTotal(maxFrameBytes)
                     + "), what rewriting one frame of the largest size is charged");
         }
     }
@@ -110,9 +116,9 @@ public record Limits(
         return Math.max(minHeldBytesTotal(maxFrameBytes), maxHeapBytes / 2);
     }
 
-    /** What rewriting one frame of the largest size is charged: {@code FrameStream.REWRITE_CHARGE x (maxFrameBytes + 4)}. */
+    /** What rewriting one frame of the largest size is charged: {@code REWRITE_CHARGE x (maxFrameBytes + 4)}. */
     public static long minHeldBytesTotal(int maxFrameBytes) {
-        return FrameStream.REWRITE_CHARGE * oneFrame(maxFrameBytes);
+        return REWRITE_CHARGE * oneFrame(maxFrameBytes);
     }
 
     private static long oneFrame(int maxFrameBytes) {

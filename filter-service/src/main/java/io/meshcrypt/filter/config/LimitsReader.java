@@ -1,7 +1,6 @@
 package io.meshcrypt.filter.config;
 
 import com.fasterxml.jackson.core.JsonToken;
-import io.meshcrypt.filter.framing.FrameStream;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.yaml.ConfigFields;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
@@ -55,9 +54,9 @@ final class LimitsReader {
         long oneFrame = maxFrameBytes + 4L;
         long perConnection = bytesAtLeast(mapping, "maxHeldBytesPerConnection", d.maxHeldBytesPerConnection(), oneFrame,
                 "maxFrameBytes + 4");
-        // A frame being rewritten is charged a multiple of its size (FrameStream.REWRITE_CHARGE): its copies.
+        // A frame being rewritten is charged a multiple of its size (Limits.REWRITE_CHARGE): its copies.
         long total = bytesAtLeast(mapping, "maxHeldBytesTotal", d.maxHeldBytesTotal(),
-                Limits.minHeldBytesTotal(maxFrameBytes), FrameStream.REWRITE_CHARGE + " x (maxFrameBytes + 4)");
+                Limits.minHeldBytesTotal(maxFrameBytes), Limits.REWRITE_CHARGE + " x (maxFrameBytes + 4)");
         return new Limits(
                 maxFrameBytes,
                 integer(mapping, "maxRequestFrameBytes", d.maxRequestFrameBytes()),

@@ -12,8 +12,8 @@ import java.util.Objects;
  * <p>Memory, with a {@link HeldBytesBudget.Account}: a REWRITE frame's announced size is admitted against the
  * per-connection budget when the frame starts (before its body arrives), and its bytes are charged to the total of all
  * connections as they really arrive, so announcing a large frame and going silent holds only what was sent. While the
- * complete frame is rewritten it is charged {@value #REWRITE_CHARGE} times its size: the held bytes, the private copy the
- * handler reads, and the output it builds (about the frame's size). Everything is returned once the rewrite returned, or
+ * complete frame is rewritten it is charged the budget's {@link HeldBytesBudget#rewriteCharge() rewrite charge} times its
+ * size: the held bytes, the private copy the handler reads, and the output it builds (about the frame's size). Everything is returned once the rewrite returned, or
  * when the stream fails or {@link #close closes}; a deferred frame keeps only its held bytes. A prefix held across chunks
  * is at most {@code 4 + headBytes} bytes, copied so it pins no larger chunk. How long a frame has been held (or
  * deferred) is exposed by {@link #heldSinceNanos()} so the caller can enforce a deadline.
@@ -28,12 +28,6 @@ public final class FrameStream {
 
     /** {@link #heldSinceNanos()} when nothing is held; equal to {@code ConnectionHandler.NOT_HOLDING}. */
     public static final long NOT_HOLDING = Long.MAX_VALUE;
-
-    /**
-     * A frame being rewritten is charged this many times its size to the total budget: the frame held, its private
-     * array copy, and the output the handler builds. limits.maxHeldBytesTotal must fit one largest frame this many times.
-     */
-    public static final int REWRITE_CHARGE = 3;
 
     private enum Phase {
         /** Collecting the size field and the head of the next frame. */
@@ -360,7 +354,7 @@ public final class FrameStream {
         try {
             // The held frame stays referenced (a deferral retries from it) while the handler reads a private copy and
             // builds the output: charge both before they exist, so the total bounds what rewrites really allocate.
-            long charge = (REWRITE_CHARGE - 1L) * frame.size();
+            long charge = (budget.rewriteCharge() - 1L) * frame.size();
             budget.reserve(charge);
             copies = charge;
             return rewrite(frame);

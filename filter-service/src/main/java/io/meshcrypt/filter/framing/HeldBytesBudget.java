@@ -22,26 +22,34 @@ public final class HeldBytesBudget {
 
     private final long perConnectionBytes;
     private final long totalBytes;
+    private final int rewriteCharge;
     private final AtomicLong used = new AtomicLong();
 
     /**
      * @param perConnectionBytes most bytes the frames one connection (both directions together) has started may announce
      * @param totalBytes most bytes all connections together may hold, rewrite copies included
+     * @param rewriteCharge how many times its size a frame being rewritten is charged to the total ({@link FrameStream}
+     *     holds the frame, the handler reads a private copy and builds the output): the filter config's limits own it,
+     *     with the totals it sizes
      */
-    public HeldBytesBudget(long perConnectionBytes, long totalBytes) {
+    public HeldBytesBudget(long perConnectionBytes, long totalBytes, int rewriteCharge) {
         if (perConnectionBytes < 1) {
             throw new IllegalArgumentException("perConnectionBytes must be >= 1: " + perConnectionBytes);
         }
         if (totalBytes < 1) {
             throw new IllegalArgumentException("totalBytes must be >= 1: " + totalBytes);
         }
+        if (rewriteCharge < 1) {
+            throw new IllegalArgumentException("rewriteCharge must be >= 1 (the frame itself): " + rewriteCharge);
+        }
         this.perConnectionBytes = perConnectionBytes;
         this.totalBytes = totalBytes;
+        this.rewriteCharge = rewriteCharge;
     }
 
     /** No limit beyond the frame size limit of each stream; for tests and callers that predate the budget. */
     public static HeldBytesBudget unlimited() {
-        return new HeldBytesBudget(Long.MAX_VALUE, Long.MAX_VALUE);
+        return new HeldBytesBudget(Long.MAX_VALUE, Long.MAX_VALUE, 1);
     }
 
     /** A new connection's account; give the same one to both directions' {@link FrameStream}s. */
@@ -60,6 +68,10 @@ public final class HeldBytesBudget {
 
     public long totalBytes() {
         return totalBytes;
+    }
+
+    public int rewriteCharge() {
+        return rewriteCharge;
     }
 
     /** One connection's share of the budget. Not thread-safe: used by the connection's thread only. */
@@ -139,6 +151,11 @@ public final class HeldBytesBudget {
             }
             held -= bytes;
             used.addAndGet(-bytes);
+        }
+
+        /** How many times its size a frame being rewritten is charged: the budget's {@link #rewriteCharge()}. */
+        public int rewriteCharge() {
+            return rewriteCharge;
         }
 
         /** Bytes this connection has charged to the total. */

@@ -126,7 +126,7 @@ class FrameStreamDeferralTest {
 
     @Test
     void givenDeferredFrame_whileSuspended_thenItKeepsItsBytesReservedButNotTheRewriteCopies() throws Exception {
-        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20, 3);
         HeldBytesBudget.Account connection = budget.newAccount();
         FrameStream stream = new FrameStream(1, 1024, new DeferringHandler(1), connection);
         byte[] wire = frame("Rkeep-me".getBytes());

@@ -41,7 +41,7 @@ import org.apache.kafka.common.record.internal.Record;
 import org.apache.kafka.common.record.internal.RecordBatch;
 import org.apache.kafka.common.record.internal.SimpleRecord;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A whole Kafka connection (framing, codec, policy, batch rewriting, crypto) fed hostile bytes in random chunks, in
@@ -207,9 +207,8 @@ class KafkaConnectionFuzzTest {
     // ---- seed inputs ----
 
     @Test
-    @EnabledIfSystemProperty(named = FuzzSupport.WRITE_SEEDS, matches = ".+")
-    void writeSeeds() throws Exception {
-        Path root = Path.of(System.getProperty(FuzzSupport.WRITE_SEEDS));
+    void writeSeeds(@TempDir Path scratch) throws Exception {
+        Path root = FuzzSupport.seedRoot(scratch);
         String client = "givenHostileClientBytes_whenForwarded_thenOnlyKafkaFrameExceptionAndNoPlaintextProduce";
         String broker = "givenHostileBrokerBytes_whenForwarded_thenOnlyKafkaFrameException";
 
@@ -250,6 +249,7 @@ class KafkaConnectionFuzzTest {
                 responseFrame(14, ApiKeys.DESCRIBE_CLUSTER, (short) 0, describeCluster())));
         FuzzSupport.seed(root, getClass(), broker, "untracked-passthrough", FuzzSupport.concat(new byte[] {6, 0},
                 responseFrame(99, ApiKeys.HEARTBEAT, (short) 4, new org.apache.kafka.common.message.HeartbeatResponseData())));
+        FuzzSupport.requireSeeds(root, getClass());
     }
 
     private static byte[] tracked(int api, int version, int correlationId) {

@@ -183,7 +183,7 @@ class HeldFramesTransportTest {
     void givenSilentConnectionsAnnouncedLargeFrames_whenAnotherConnectionAnnouncesOne_thenNoneIsResetAndSmallFramesFlow()
             throws Exception {
         // Three announcements together exceed the total: they used to be reserved up front, resetting the third.
-        HeldBytesBudget budget = new HeldBytesBudget(300_000, 500_000);
+        HeldBytesBudget budget = new HeldBytesBudget(300_000, 500_000, 3);
         ExtProcServer server = start(budget, Duration.ofSeconds(30));
         for (int i = 0; i < 3; i++) {
             Responses silent = new Responses();
@@ -235,7 +235,7 @@ class HeldFramesTransportTest {
 
     @Test
     void givenTrickledFrame_whenPeerStopsSending_thenResetAtTheDeadlineAndItsReservationReleased() throws Exception {
-        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20);
+        HeldBytesBudget budget = new HeldBytesBudget(1 << 20, 1 << 20, 3);
         ExtProcServer server = start(budget, Duration.ofMillis(400));
         Responses trickler = new Responses();
         StreamObserver<ProcessingRequest> requests = open(server, trickler);

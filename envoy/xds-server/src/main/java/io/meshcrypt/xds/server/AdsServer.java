@@ -8,8 +8,8 @@ import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The gRPC server of Aggregated Discovery Service (state of the world and delta), answering every Envoy from the
- * {@link NodeSnapshots} cache, with {@link NackRollbackCallback} following the streams.
+ * The gRPC server of Aggregated Discovery Service (state of the world and delta), answering every Envoy and
+ * filter-service from the {@link NodeSnapshots} cache, with {@link NackRollbackCallback} following the streams.
  */
 public final class AdsServer implements AutoCloseable {
 

@@ -18,7 +18,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Follows every ADS stream (state of the world and delta) to learn which version each response carried, and so what
- * an Envoy's next request acknowledges or rejects. A NACK is logged with Envoy's error detail, counted, and the node
+ * a node's next request acknowledges or rejects. A NACK is logged with the node's error detail, counted, and the node
  * is put back on the last snapshot it fully acknowledged: without that, the cache would answer the NACK with the
  * rejected version again, in a tight loop.
  */
@@ -100,10 +100,11 @@ final class NackRollbackCallback implements DiscoveryServerCallbacks {
             stream.nodeId = node.getId();
             NodeState state = nodes.node(node.getId());
             synchronized (state) {
+                state.kind = NodeState.Kind.of(node);
                 state.streams.add(streamId);
                 state.mode = mode;
             }
-            log.info("Envoy {} connected ({} xDS, stream {})", node.getId(), mode, streamId);
+            log.info("{} connected ({} xDS, stream {})", state, mode, streamId);
         }
         return stream;
     }
@@ -115,7 +116,7 @@ final class NackRollbackCallback implements DiscoveryServerCallbacks {
             synchronized (state) {
                 state.streams.remove(streamId);
             }
-            log.info("Envoy {} disconnected (stream {})", stream.nodeId, streamId);
+            log.info("{} disconnected (stream {})", state, streamId);
         }
     }
 
@@ -141,13 +142,13 @@ final class NackRollbackCallback implements DiscoveryServerCallbacks {
             count = ++node.nacks;
             node.lastNack = new NodeState.Nack(shortType(typeUrl), rejected, detail, Instant.now());
         }
-        log.error("Envoy {} rejected {} version {} (NACK #{}); it keeps its last accepted configuration: {}",
-                nodeId, shortType(typeUrl), rejected, count, detail);
+        log.error("{} rejected {} version {} (NACK #{}); it keeps its last accepted configuration: {}",
+                node, shortType(typeUrl), rejected, count, detail);
         nodes.replace(nodeId, n -> {
             Snapshot rollback = rollback(n, rejected, held);
             if (rollback != null) {
-                log.warn("Envoy {}: serving its last good configuration again as version {} until the mesh file changes",
-                        nodeId, MeshSnapshots.versionOf(rollback));
+                log.warn("{}: serving its last good configuration again as version {} until the mesh file changes",
+                        n, MeshSnapshots.versionOf(rollback));
             }
             return rollback;
         });

@@ -20,7 +20,7 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Function;
 
 /**
- * The snapshot cache ADS serves from, and the state of every Envoy node seen. Snapshot changes (mesh versions, NACK
+ * The snapshot cache ADS serves from, and the state of every node seen (Envoys and filter-services). Snapshot changes (mesh versions, NACK
  * rollbacks) are serialized by one lock. A node's own lock is only taken inside it, briefly, and never while calling
  * the cache: the cache answers watches under its own lock and calls back into {@link NackRollbackCallback}.
  */
@@ -97,11 +97,11 @@ public final class NodeSnapshots {
     private NodeState register(String id) {
         NodeState node = new NodeState(id);
         FunctionCounter.builder("meshcrypt.xds.nacks", node, NodeState::nacks)
-                .description("updates the Envoy node rejected")
+                .description("updates the node (an Envoy or a filter-service) rejected")
                 .tag("node", id)
                 .register(meters);
         Gauge.builder("meshcrypt.xds.connected", node, n -> n.connected() ? 1 : 0)
-                .description("1 while the Envoy node has an ADS stream open")
+                .description("1 while the node (an Envoy or a filter-service) has an ADS stream open")
                 .tag("node", id)
                 .strongReference(true)
                 .register(meters);
@@ -109,16 +109,35 @@ public final class NodeSnapshots {
     }
 
     /** Every Envoy seen, by node id: the {@code envoys} of {@code GET /status}. */
-    public List<Map<String, Object>> status() {
-        List<Map<String, Object>> envoys = new ArrayList<>();
+    public List<Map<String, Object>> envoyStatus() {
+        return status(NodeState.Kind.ENVOY);
+    }
+
+    /**
+     * Every filter-service seen, by node id: the {@code filterServices} of {@code GET /status}. They are no sidecars
+     * of the mesh file (no {@code inMesh}); all are served the one policy snapshot.
+     */
+    public List<Map<String, Object>> filterServiceStatus() {
+        return status(NodeState.Kind.FILTER_SERVICE);
+    }
+
+    private List<Map<String, Object>> status(NodeState.Kind kind) {
+        Snapshot policy = cache.getSnapshot(PolicyResources.FILTER_SERVICES);
+        List<Map<String, Object>> out = new ArrayList<>();
         for (NodeState node : new TreeMap<>(nodes).values()) {
+            if (node.kind != kind) {
+                continue;
+            }
             Map<String, Object> n = new LinkedHashMap<>();
             synchronized (node) {
                 n.put("node", node.id);
-                n.put("inMesh", node.inMesh);
+                if (kind == NodeState.Kind.ENVOY) {
+                    n.put("inMesh", node.inMesh);
+                }
                 n.put("connected", !node.streams.isEmpty());
                 n.put("mode", node.mode);
-                n.put("serving", node.current == null ? null : MeshSnapshots.versionOf(node.current));
+                Snapshot serving = kind == NodeState.Kind.ENVOY ? node.current : policy;
+                n.put("serving", serving == null ? null : MeshSnapshots.versionOf(serving));
                 n.put("acked", new TreeMap<>(node.acked));
                 n.put("nacks", node.nacks);
                 if (node.lastNack != null) {
@@ -130,8 +149,8 @@ public final class NodeSnapshots {
                     n.put("lastNack", nack);
                 }
             }
-            envoys.add(n);
+            out.add(n);
         }
-        return envoys;
+        return out;
     }
 }

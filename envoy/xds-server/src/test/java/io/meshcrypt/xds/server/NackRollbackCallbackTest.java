@@ -115,7 +115,7 @@ class NackRollbackCallbackTest {
 
         request(send(v2.version()), v1.version(), "cannot bind");
 
-        Map<String, Object> envoy = nodes.status().getFirst();
+        Map<String, Object> envoy = nodes.envoyStatus().getFirst();
         assertEquals("app-a", envoy.get("node"));
         assertEquals(1L, envoy.get("nacks"));
         assertEquals(true, envoy.get("connected"));
@@ -135,7 +135,7 @@ class NackRollbackCallbackTest {
 
         callback.onStreamClose(STREAM, LISTENER_TYPE);
 
-        assertEquals(false, nodes.status().getFirst().get("connected"));
+        assertEquals(false, nodes.envoyStatus().getFirst().get("connected"));
         String metrics = meters.scrape();
         assertTrue(metrics.contains("meshcrypt_xds_connected{node=\"app-a\"} 0"), metrics);
         assertNotEquals(null, served(), "the node keeps its snapshot for when it reconnects");
