@@ -6,11 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.meshcrypt.e2e.support.Envelope;
+import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.e2e.support.MeshExtension;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -20,10 +22,6 @@ import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-
-import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.LocalMesh;
-import io.meshcrypt.e2e.support.MeshExtension;
 
 /** Ciphertext is bound to its topic: replayed elsewhere it must fail loudly, not decrypt and not vanish. */
 @ExtendWith(MeshExtension.class)

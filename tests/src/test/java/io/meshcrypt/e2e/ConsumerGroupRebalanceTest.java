@@ -6,6 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
+import io.meshcrypt.e2e.support.Await;
+import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.e2e.support.MeshExtension;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -17,7 +20,6 @@ import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
-
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
@@ -31,10 +33,6 @@ import org.apache.kafka.common.errors.RebalanceInProgressException;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-
-import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.LocalMesh;
-import io.meshcrypt.e2e.support.MeshExtension;
 
 /** Group coordination (classic JoinGroup/SyncGroup and KIP-848 heartbeats) through Envoy, with a mid-way join. */
 @ExtendWith(MeshExtension.class)

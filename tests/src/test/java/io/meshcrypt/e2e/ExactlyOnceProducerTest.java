@@ -4,13 +4,15 @@ import static io.meshcrypt.e2e.support.Records.text;
 import static io.meshcrypt.e2e.support.Records.utf8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.meshcrypt.e2e.support.Envelope;
+import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.e2e.support.MeshExtension;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -19,10 +21,6 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-
-import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.LocalMesh;
-import io.meshcrypt.e2e.support.MeshExtension;
 
 /** Idempotent and transactional producers rely on batch fields the filter must keep (producer id, epoch, sequence, flags). */
 @ExtendWith(MeshExtension.class)

@@ -5,6 +5,10 @@ import static io.meshcrypt.e2e.support.Records.utf8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.e2e.support.Await;
+import io.meshcrypt.e2e.support.Envelope;
+import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.e2e.support.MeshExtension;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
@@ -16,18 +20,12 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
-
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-
-import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.LocalMesh;
-import io.meshcrypt.e2e.support.MeshExtension;
 
 /** With the filter-service gone, Envoy must stop traffic rather than forward plaintext (failure_mode_allow: false). */
 @ExtendWith(MeshExtension.class)

@@ -4,6 +4,10 @@ import static io.meshcrypt.e2e.support.Records.text;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.meshcrypt.e2e.support.Envelope;
+import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.e2e.support.MeshExtension;
+import io.meshcrypt.testsupport.Prerequisite;
 import java.io.File;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -13,17 +17,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-
-import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.LocalMesh;
-import io.meshcrypt.e2e.support.MeshExtension;
-import io.meshcrypt.testsupport.Prerequisite;
 
 /** librdkafka (through kcat) negotiates versions and compression on its own; it must work through Envoy too. */
 @ExtendWith(MeshExtension.class)

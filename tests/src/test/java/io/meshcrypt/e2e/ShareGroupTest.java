@@ -4,6 +4,10 @@ import static io.meshcrypt.e2e.support.Records.text;
 import static io.meshcrypt.e2e.support.Records.utf8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.meshcrypt.e2e.support.Await;
+import io.meshcrypt.e2e.support.Envelope;
+import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.e2e.support.MeshExtension;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -12,7 +16,6 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -24,11 +27,6 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-
-import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.LocalMesh;
-import io.meshcrypt.e2e.support.MeshExtension;
 
 /** Share groups (KIP-932) read through ShareFetch, which names topics by id only: values must decrypt too. */
 @ExtendWith(MeshExtension.class)

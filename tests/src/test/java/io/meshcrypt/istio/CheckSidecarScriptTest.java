@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.testsupport.RepoRoot;
 import java.io.IOException;
 import java.nio.file.Files;

@@ -8,7 +8,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.MappingIterator;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
-import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.testsupport.EnvoyProcess;
 import io.meshcrypt.testsupport.RepoRoot;
 import java.io.IOException;

@@ -7,8 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.meshcrypt.e2e.support.Await;
-import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.net.ServerSocket;

@@ -1,35 +1,26 @@
 package io.meshcrypt.launcher;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import io.meshcrypt.meshconfig.http.HeaderChanges;
 import io.meshcrypt.meshconfig.http.HttpRule;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.http.RouteMatch;
 import io.meshcrypt.meshconfig.http.RuleSide;
-import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
-import io.meshcrypt.meshconfig.policy.TopicRule;
-import io.meshcrypt.meshconfig.transform.BodyReplace;
-import io.meshcrypt.meshconfig.transform.FieldOp;
-import io.meshcrypt.meshconfig.transform.JsonPointer;
 import io.meshcrypt.meshconfig.mesh.Mesh;
-import io.meshcrypt.meshconfig.mesh.MeshWriter;
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
 import io.meshcrypt.meshconfig.mesh.Mesh.HttpListener;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.meshconfig.mesh.Mesh.Transparent;
-import java.util.ArrayList;
+import io.meshcrypt.meshconfig.mesh.MeshWriter;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.transform.BodyReplace;
+import io.meshcrypt.meshconfig.transform.FieldOp;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.TreeMap;
 import java.util.regex.Pattern;
 
 /**

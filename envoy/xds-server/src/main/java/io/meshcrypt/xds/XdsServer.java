@@ -1,9 +1,9 @@
 package io.meshcrypt.xds;
 
-import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.FileWatcher;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.MeshReader;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.xds.server.AdsServer;
 import io.meshcrypt.xds.server.NodeSnapshots;
 import io.meshcrypt.xds.server.StatusHttpServer;

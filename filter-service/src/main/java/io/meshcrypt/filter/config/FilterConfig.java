@@ -1,11 +1,10 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.meshconfig.yaml.ConfigException;
-import io.meshcrypt.meshconfig.mesh.Policies;
-import io.meshcrypt.meshconfig.yaml.YamlTree;
 import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
-import io.meshcrypt.meshconfig.policy.PolicyReader;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.meshcrypt.meshconfig.yaml.YamlTree;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;

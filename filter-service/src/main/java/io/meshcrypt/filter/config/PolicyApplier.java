@@ -1,8 +1,8 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.http.HttpRule;
 import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.util.Objects;
 import java.util.function.Consumer;

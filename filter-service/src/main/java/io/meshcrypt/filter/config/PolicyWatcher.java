@@ -1,10 +1,10 @@
 package io.meshcrypt.filter.config;
 
-import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.FileWatcher;
-import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Objects;

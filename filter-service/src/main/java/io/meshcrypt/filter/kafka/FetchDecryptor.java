@@ -1,8 +1,6 @@
 package io.meshcrypt.filter.kafka;
 
 import io.meshcrypt.filter.framing.RewriteDeferred;
-import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.FrameBudget;
@@ -10,8 +8,6 @@ import io.meshcrypt.filter.records.FrameBudgetExceededException;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
-import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
-import io.meshcrypt.meshconfig.policy.TopicDecision;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -1,16 +1,14 @@
 package io.meshcrypt.filter.kafka;
 
+import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
-import io.meshcrypt.filter.crypto.ValueEnvelope;
-import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.FrameBudget;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
-import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.TopicDecision;
 import java.util.ArrayList;
 import java.util.List;

@@ -1,10 +1,10 @@
 package io.meshcrypt.filter.kafka;
 
-import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
-import io.meshcrypt.filter.kms.Printable;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
+import io.meshcrypt.filter.kms.Printable;
 import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.records.RecordRewriteException;
@@ -12,7 +12,6 @@ import io.meshcrypt.filter.records.ValueRewriter;
 import io.meshcrypt.filter.transform.JsonTransformer;
 import io.meshcrypt.filter.transform.TransformException;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
-import io.meshcrypt.meshconfig.policy.TopicDecision;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.nio.ByteBuffer;

@@ -1,17 +1,17 @@
 package io.meshcrypt.filter.fuzz;
 
-import io.meshcrypt.filter.crypto.ValueEnvelopeV1;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.meshcrypt.filter.crypto.DekManager;
-import io.meshcrypt.filter.crypto.ValueEnvelope;
-import io.meshcrypt.filter.crypto.ValueCipherV2;
 import io.meshcrypt.filter.crypto.EnvelopeException;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.crypto.ValueEnvelopeV1;
 import io.meshcrypt.filter.crypto.ValueEnvelopeV2;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.LocalKekProvider;

@@ -4,13 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.google.protobuf.ByteString;
 import io.meshcrypt.filter.crypto.DekManager;
-import io.meshcrypt.filter.crypto.ValueCipherV2;
-import io.meshcrypt.filter.kms.Keysets;
-import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.kms.DekContext;
 import io.meshcrypt.filter.kms.KekProvider;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.kms.LocalKekProvider;
 import io.meshcrypt.filter.kms.WrappedDek;
 import io.meshcrypt.filter.transport.ConnectionHandler;

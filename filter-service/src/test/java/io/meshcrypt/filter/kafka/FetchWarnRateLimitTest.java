@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.policy.TopicPlans;
-import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.fuzz.FuzzSupport;
 import io.meshcrypt.filter.transport.ConnectionHandler;

@@ -12,10 +12,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.crypto.ValueEnvelope;
-import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.framing.KafkaFrameException;
+import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.net.InetSocketAddress;

@@ -8,8 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.policy.TopicPlans;
-import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;

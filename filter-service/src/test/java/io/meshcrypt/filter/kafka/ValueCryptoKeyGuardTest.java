@@ -20,7 +20,6 @@ import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
-import io.meshcrypt.meshconfig.policy.TopicDecision;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;

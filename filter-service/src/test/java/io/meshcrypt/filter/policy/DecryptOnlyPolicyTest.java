@@ -7,11 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.config.FilterConfig;
-import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.meshconfig.policy.TopicDecision;
 import io.meshcrypt.meshconfig.policy.TopicRule;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;

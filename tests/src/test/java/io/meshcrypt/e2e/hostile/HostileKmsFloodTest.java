@@ -1,19 +1,17 @@
 package io.meshcrypt.e2e.hostile;
 
-import java.io.IOException;
-import java.time.Duration;
-import java.util.Map;
-
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtendWith;
-
 import io.meshcrypt.e2e.support.FakeKms;
 import io.meshcrypt.e2e.support.HostileMesh;
 import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 import io.meshcrypt.e2e.support.UnderAttack;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Issue 11, defect 5 with a KMS that costs what a real one does: the filter-service wraps data keys with an AWS KMS

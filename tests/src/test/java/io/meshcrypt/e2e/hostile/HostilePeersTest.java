@@ -6,6 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.e2e.support.Envelope;
+import io.meshcrypt.e2e.support.FakeBroker;
+import io.meshcrypt.e2e.support.HostileMesh;
+import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.e2e.support.MeshExtension;
+import io.meshcrypt.e2e.support.RawPeer;
+import io.meshcrypt.e2e.support.UnderAttack;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -19,10 +26,8 @@ import java.util.Properties;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
-
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
-
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -40,9 +45,9 @@ import org.apache.kafka.common.message.MetadataRequestData;
 import org.apache.kafka.common.message.ProduceRequestData;
 import org.apache.kafka.common.message.ProduceResponseData;
 import org.apache.kafka.common.message.ResponseHeaderData;
+import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ByteBufferAccessor;
 import org.apache.kafka.common.protocol.Errors;
-import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.record.TimestampType;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 import org.apache.kafka.common.record.internal.MemoryRecordsBuilder;
@@ -54,14 +59,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
-
-import io.meshcrypt.e2e.support.Envelope;
-import io.meshcrypt.e2e.support.FakeBroker;
-import io.meshcrypt.e2e.support.HostileMesh;
-import io.meshcrypt.e2e.support.LocalMesh;
-import io.meshcrypt.e2e.support.MeshExtension;
-import io.meshcrypt.e2e.support.RawPeer;
-import io.meshcrypt.e2e.support.UnderAttack;
 
 /**
  * Issue 11, "hostile peers against the real Envoy + filter-service": a scripted fake broker and scripted raw clients

@@ -1,8 +1,8 @@
 package io.meshcrypt.meshconfig.mesh;
 
+import io.meshcrypt.meshconfig.http.HttpConfigReader;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
-import io.meshcrypt.meshconfig.http.HttpConfigReader;
 import io.meshcrypt.meshconfig.policy.PolicyReader;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.yaml.ConfigFields;

@@ -1,15 +1,14 @@
 package io.meshcrypt.meshconfig.policy;
 
 import com.fasterxml.jackson.core.JsonToken;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.yaml.ConfigFields;
-import io.meshcrypt.meshconfig.yaml.YamlTree;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
-import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.util.ArrayList;
 import java.util.List;
 

@@ -1,13 +1,13 @@
 package io.meshcrypt.meshconfig.yaml;
 
 import com.fasterxml.jackson.core.JsonToken;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Entry;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Location;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
-import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.math.BigInteger;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;

@@ -3,9 +3,9 @@ package io.meshcrypt.meshconfig.mesh;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.yaml.ConfigException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;

@@ -3,7 +3,6 @@ package io.meshcrypt.meshconfig.mesh;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.meshcrypt.meshconfig.mesh.Policies;
-import io.meshcrypt.meshconfig.policy.PolicyReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

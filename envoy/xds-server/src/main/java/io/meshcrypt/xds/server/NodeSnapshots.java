@@ -2,11 +2,10 @@ package io.meshcrypt.xds.server;
 
 import io.envoyproxy.controlplane.cache.v3.SimpleCache;
 import io.envoyproxy.controlplane.cache.v3.Snapshot;
-import io.envoyproxy.envoy.config.core.v3.Node;
 import io.meshcrypt.xds.snapshot.EnvoyResources.Resources;
 import io.meshcrypt.xds.snapshot.MeshSnapshots;
-import io.meshcrypt.xds.snapshot.PolicyResources;
 import io.meshcrypt.xds.snapshot.MeshSnapshots.MeshVersion;
+import io.meshcrypt.xds.snapshot.PolicyResources;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
