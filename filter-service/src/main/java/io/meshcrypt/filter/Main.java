@@ -6,7 +6,6 @@ import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.config.XdsPolicySource;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
-import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
@@ -89,9 +88,9 @@ public final class Main {
         RecordKeyCipher keyCipher = config.sivKeyset() == null ? null : RecordKeyCipher.openOrCreate(config.sivKeyset());
         Limits limits = config.limits();
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
-                kafkaLimits(limits), heldBytes(limits));
+                DataPathLimits.kafka(limits), DataPathLimits.heldBytes(limits));
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
-        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, extProcLimits(limits),
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
                 List.of(workers -> new HttpExtProcService(http, workers)));
         AutoCloseable policyWatcher;
         if (xds != null) {
@@ -114,22 +113,5 @@ public final class Main {
             stopped.countDown();
         }, "shutdown"));
         stopped.await();
-    }
-
-    // The data path's shares of the config's limits, built here only: framing, kafka and transport never read the config.
-
-    static KafkaProxy.Limits kafkaLimits(Limits limits) {
-        return new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
-                limits.maxTopicIds(), limits.maxDecompressedBytes(), limits.maxNewDataKeysPerRequest());
-    }
-
-    static HeldBytesBudget heldBytes(Limits limits) {
-        return new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal(), Limits.REWRITE_CHARGE);
-    }
-
-    static ExtProcServer.Limits extProcLimits(Limits limits) {
-        return ExtProcServer.Limits.defaults()
-                .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
-                .withHeldFrameTimeout(limits.heldFrameTimeout());
     }
 }

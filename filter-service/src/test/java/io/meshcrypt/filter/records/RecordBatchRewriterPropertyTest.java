@@ -40,8 +40,8 @@ class RecordBatchRewriterPropertyTest {
         MemoryRecords input = build(params, entries);
         ValueRewriter grow = directValues ? Transforms.GROW_DIRECT : Transforms.GROW;
 
-        MemoryRecords rewritten = RecordBatchRewriter.rewrite(input, grow);
-        MemoryRecords restored = RecordBatchRewriter.rewrite(rewritten, Transforms.SHRINK);
+        MemoryRecords rewritten = RecordBatchRewrites.rewrite(input, grow);
+        MemoryRecords restored = RecordBatchRewrites.rewrite(rewritten, Transforms.SHRINK);
 
         MutableRecordBatch in = onlyBatch(input);
         MutableRecordBatch out = onlyBatch(rewritten);

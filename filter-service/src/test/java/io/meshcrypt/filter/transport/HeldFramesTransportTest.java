@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
@@ -104,7 +105,7 @@ class HeldFramesTransportTest {
 
     private ExtProcServer start(ConnectionHandlerFactory factory, Duration heldFrameTimeout) throws Exception {
         ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
-                factory, ExtProcServer.Limits.defaults().withWorkerThreads(1)
+                factory, TestLimits.extProc().withWorkerThreads(1)
                         .withShutdownGrace(Duration.ofSeconds(1)).withHeldFrameTimeout(heldFrameTimeout));
         resources.add(server);
         return server;
