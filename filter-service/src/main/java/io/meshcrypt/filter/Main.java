@@ -6,7 +6,6 @@ import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.config.XdsPolicySource;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
-import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
@@ -25,19 +24,16 @@ import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
-import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
-import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.ScopeType;
 
 /**
- * Command line of the filter-service: {@code serve}, {@code keyset create|rotate} for local keysets, and the key
- * commands of {@link KeysCli} ({@code keys}, {@code inspect}); exit codes and error lines as {@link ConfigCommandLine}.
+ * Command line of the filter-service: {@code serve}, and the key commands of {@link KeysCli} ({@code keyset},
+ * {@code keys}, {@code inspect}); exit codes and error lines as {@link ConfigCommandLine}.
  */
-@Command(name = "meshcrypt-filter-service", subcommands = {Main.Serve.class, Main.Keyset.class, Main.Keys.class,
-        Main.Inspect.class}, description = "The meshcrypt filter-service: encrypts and decrypts Kafka and HTTP traffic"
+@Command(name = "meshcrypt-filter-service", subcommands = {Main.Serve.class, KeysCli.Keyset.class, KeysCli.Keys.class,
+        KeysCli.Inspect.class}, description = "The meshcrypt filter-service: encrypts and decrypts Kafka and HTTP traffic"
         + " that Envoy sidecars stream to it over ext_proc.")
 public final class Main {
     private static final Logger log = LoggerFactory.getLogger(Main.class);
@@ -48,20 +44,13 @@ public final class Main {
     @Option(names = {"-h", "--help"}, usageHelp = true, scope = ScopeType.INHERIT, description = "Show this help and exit.")
     boolean help;
 
-    /** Where the commands print their results (usage and errors go to the command line's own streams). */
-    private final PrintStream out;
-
-    private Main(PrintStream out) {
-        this.out = out;
-    }
-
     public static void main(String[] args) {
         System.exit(commandLine(System.out, System.err).execute(args));
     }
 
     /** The command line, with a one-line message instead of a stack trace for a failed command. */
-    static CommandLine commandLine(PrintStream out, PrintStream err) {
-        return ConfigCommandLine.of(new Main(out), "meshcrypt", "invalid configuration", out, err);
+    public static CommandLine commandLine(PrintStream out, PrintStream err) {
+        return ConfigCommandLine.of(new Main(), "meshcrypt", "invalid configuration", out, err);
     }
 
     @Command(name = "serve", description = "Serve ext_proc for the Envoy sidecars until stopped.")
@@ -73,73 +62,6 @@ public final class Main {
         public Integer call() throws Exception {
             serve(config);
             return 0;
-        }
-    }
-
-    @Command(name = "keyset", description = "Create or rotate a local Tink keyset (the config's keyset: file).")
-    static final class Keyset {
-        @ParentCommand
-        Main main;
-
-        @Command(name = "create", description = "Write a new keyset, readable by its owner only.")
-        int create(@Option(names = "--out", required = true, paramLabel = "FILE") String out) throws Exception {
-            Keysets.create(Path.of(out));
-            main.out.println("created keyset " + out);
-            return 0;
-        }
-
-        @Command(name = "rotate", description = "Add a new primary key; values encrypted before stay readable.")
-        int rotate(@Option(names = "--file", required = true, paramLabel = "FILE") String file) throws Exception {
-            Keysets.rotate(Path.of(file));
-            main.out.println("rotated keyset " + file + ": new values use a new primary key, old ones stay readable");
-            return 0;
-        }
-    }
-
-    @Command(name = "keys", description = "Create, rotate or list the KEKs of the config's keys: section.")
-    static final class Keys implements Callable<Integer> {
-        @ParentCommand
-        Main main;
-
-        @Parameters(paramLabel = "create|rotate|list", description = "create the first KEK, make a new one current, or"
-                + " list them (* marks the current one).")
-        String command;
-
-        @Option(names = "--config", required = true, paramLabel = "FILE", description = "The filter config (YAML).")
-        String config;
-
-        @Override
-        public Integer call() throws Exception {
-            return KeysCli.run(new String[] {"keys", command, "--config", config}, main.out);
-        }
-    }
-
-    @Command(name = "inspect", description = "Show a value's envelope header; with --config and --topic, whether it is"
-            + " bound to that topic (exit 1 if not).")
-    static final class Inspect implements Callable<Integer> {
-        @ParentCommand
-        Main main;
-
-        @Parameters(paramLabel = "VALUE", description = "The value in hex or base64.")
-        String value;
-
-        @ArgGroup(exclusive = false)
-        TopicBinding binding;
-
-        static final class TopicBinding {
-            @Option(names = "--config", required = true, paramLabel = "FILE",
-                    description = "The filter config whose keys can tell.")
-            String config;
-
-            @Option(names = "--topic", required = true, paramLabel = "TOPIC", description = "The topic to check.")
-            String topic;
-        }
-
-        @Override
-        public Integer call() throws Exception {
-            String[] args = binding == null ? new String[] {"inspect", value}
-                    : new String[] {"inspect", "--config", binding.config, "--topic", binding.topic, value};
-            return KeysCli.run(args, main.out);
         }
     }
 
@@ -166,9 +88,9 @@ public final class Main {
         RecordKeyCipher keyCipher = config.sivKeyset() == null ? null : RecordKeyCipher.openOrCreate(config.sivKeyset());
         Limits limits = config.limits();
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
-                kafkaLimits(limits), heldBytes(limits));
+                DataPathLimits.kafka(limits), DataPathLimits.heldBytes(limits));
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
-        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, extProcLimits(limits),
+        ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
                 List.of(workers -> new HttpExtProcService(http, workers)));
         AutoCloseable policyWatcher;
         if (xds != null) {
@@ -191,22 +113,5 @@ public final class Main {
             stopped.countDown();
         }, "shutdown"));
         stopped.await();
-    }
-
-    // The data path's shares of the config's limits, built here only: framing, kafka and transport never read the config.
-
-    static KafkaProxy.Limits kafkaLimits(Limits limits) {
-        return new KafkaProxy.Limits(limits.maxFrameBytes(), limits.maxRequestFrameBytes(), limits.maxInFlightRequests(),
-                limits.maxTopicIds(), limits.maxDecompressedBytes(), limits.maxNewDataKeysPerRequest());
-    }
-
-    static HeldBytesBudget heldBytes(Limits limits) {
-        return new HeldBytesBudget(limits.maxHeldBytesPerConnection(), limits.maxHeldBytesTotal(), Limits.REWRITE_CHARGE);
-    }
-
-    static ExtProcServer.Limits extProcLimits(Limits limits) {
-        return ExtProcServer.Limits.defaults()
-                .withMaxInboundMessageBytes(limits.maxExtProcMessageBytes())
-                .withHeldFrameTimeout(limits.heldFrameTimeout());
     }
 }

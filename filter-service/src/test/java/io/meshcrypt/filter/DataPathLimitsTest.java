@@ -13,7 +13,7 @@ import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The config's {@code limits:} reach the data path as configured: Main builds each package's share of them. */
+/** The config's {@code limits:} reach the data path as configured: DataPathLimits builds each package's share of them. */
 class DataPathLimitsTest {
 
     @TempDir
@@ -37,9 +37,9 @@ class DataPathLimitsTest {
                 """);
         Limits limits = FilterConfig.load(file).limits();
 
-        KafkaProxy.Limits kafka = Main.kafkaLimits(limits);
-        HeldBytesBudget held = Main.heldBytes(limits);
-        ExtProcServer.Limits extProc = Main.extProcLimits(limits);
+        KafkaProxy.Limits kafka = DataPathLimits.kafka(limits);
+        HeldBytesBudget held = DataPathLimits.heldBytes(limits);
+        ExtProcServer.Limits extProc = DataPathLimits.extProc(limits);
 
         assertEquals(new KafkaProxy.Limits(1000, 2000, 7, 11, 3000, 9), kafka);
         assertEquals(5000, held.perConnectionBytes());
@@ -47,17 +47,5 @@ class DataPathLimitsTest {
         assertEquals(Limits.REWRITE_CHARGE, held.rewriteCharge());
         assertEquals(4096, extProc.maxInboundMessageBytes());
         assertEquals(Duration.ofSeconds(5), extProc.heldFrameTimeout());
-    }
-
-    /**
-     * The data path still carries defaults of its own (for its tests and secondary constructors): until they go, they
-     * must be the config's, or a service and its tests would run with different limits.
-     */
-    @Test
-    void givenTheConfigDefaults_whenHandedToTheDataPath_thenTheyEqualTheDataPathsOwnDefaults() {
-        Limits defaults = Limits.defaults();
-
-        assertEquals(KafkaProxy.Limits.defaults(), Main.kafkaLimits(defaults));
-        assertEquals(ExtProcServer.Limits.defaults(), Main.extProcLimits(defaults));
     }
 }

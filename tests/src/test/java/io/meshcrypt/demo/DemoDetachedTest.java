@@ -31,9 +31,8 @@ import org.junit.jupiter.api.TestMethodOrder;
 class DemoDetachedTest {
 
     private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
-    /** Below 32768: the kernel hands out ports from there to outgoing connections. */
-    private static final int BASE = 22000;
-    private final DemoRun demo = new DemoRun("demo-detached", BASE);
+    /** Port base 22000 unless MESHCRYPT_E2E_PORT_BASE moves it (7000 below that base). */
+    private final DemoRun demo = new DemoRun("demo-detached", DemoRun.belowE2eBase(7000));
     private Map<String, String> endpoints;
 
     @BeforeAll

@@ -2,6 +2,7 @@ package io.meshcrypt.demo;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.launcher.PortPlan;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -41,17 +42,32 @@ final class DemoRun {
 
     final Path root;
     final Path home;
-    final int portBase;
     /** The launcher's ports for this run's port base. */
     final PortPlan ports;
     private final Path launcherLog;
 
-    DemoRun(String name, int portBase) {
+    DemoRun(String name, PortPlan ports) {
         this.root = Path.of(System.getProperty("meshcrypt.root", "..")).toAbsolutePath().normalize();
         this.home = root.resolve("tests/target/" + name);
-        this.portBase = portBase;
-        this.ports = PortPlan.of(portBase);
+        this.ports = ports;
         this.launcherLog = root.resolve("tests/target/" + name + "-launcher.log");
+    }
+
+    /**
+     * The ports of a mesh {@code offset} below the e2e harness's port base ({@link LocalMesh#PORT_BASE}:
+     * MESHCRYPT_E2E_PORT_BASE, default 29000), so that two test runs on one machine keep all their meshes apart by
+     * setting that one variable. Keep every mesh below 32768: the kernel hands out ports from there to outgoing
+     * connections.
+     *
+     * @throws IllegalStateException naming the variable when it leaves no room for this mesh's ports
+     */
+    static PortPlan belowE2eBase(int offset) {
+        try {
+            return PortPlan.of(LocalMesh.PORT_BASE - offset);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException("MESHCRYPT_E2E_PORT_BASE=" + LocalMesh.PORT_BASE + " leaves no room for a mesh "
+                    + offset + " below it: its port base " + e.getMessage(), e);
+        }
     }
 
     /** Runs ./meshcrypt with this run's state dir and port base; returns its exit code. */
@@ -64,7 +80,7 @@ final class DemoRun {
                 // a file, not a pipe: the apps the demo starts inherit it and must never block on it
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(launcherLog.toFile()));
         pb.environment().put("MESHCRYPT_HOME", home.toString());
-        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(portBase));
+        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(ports.base()));
         pb.environment().put("MESHCRYPT_TIMEOUT", "180");
         pb.environment().put("DEMO_INTERVAL_MS", "300");
         try {

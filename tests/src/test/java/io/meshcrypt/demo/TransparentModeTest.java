@@ -33,12 +33,11 @@ import org.junit.jupiter.api.TestMethodOrder;
 class TransparentModeTest {
 
     private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
-    /** Below 32768: the kernel hands out ports from there to outgoing connections. */
-    private static final int BASE = 23000;
-    private static final PortPlan PORTS = PortPlan.of(BASE);
+    /** Port base 23000 unless MESHCRYPT_E2E_PORT_BASE moves it (6000 below that base). */
+    private static final PortPlan PORTS = DemoRun.belowE2eBase(6000);
     private static final String BROKER_HOST = PORTS.brokerRealHost();
     private static final String BROKER_REAL_ADDRESS = BROKER_HOST + ":" + PORTS.brokerTransparent();
-    private final DemoRun demo = new DemoRun("demo-transparent", BASE);
+    private final DemoRun demo = new DemoRun("demo-transparent", PORTS);
     private Map<String, String> endpoints;
     private boolean launched;
 

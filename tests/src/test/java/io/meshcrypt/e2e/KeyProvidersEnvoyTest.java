@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.launcher.PortPlan;
 import java.io.IOException;
 import java.io.InputStream;
@@ -53,12 +54,12 @@ import org.junit.jupiter.api.Test;
 /**
  * Envelope version 2 through Envoy with each KEK provider (local keyset, SoftHSM2 over PKCS#11, moto's KMS), KEK and
  * DEK rotation under traffic, and a KMS outage. Runs its own mesh (MESHCRYPT_HOME=tests/target/mesh-kms, port base
- * 24000) with a hand-written filter.yaml, because the shared mesh's config has no {@code keys:} section; between
+ * 24000 by default) with a hand-written filter.yaml, because the shared mesh's config has no {@code keys:} section; between
  * tests only the filter-service is restarted with another config.
  */
 class KeyProvidersEnvoyTest {
-    private static final int PORT_BASE = 24000;
-    private static final PortPlan PORTS = PortPlan.of(PORT_BASE);
+    /** Port base 24000 unless MESHCRYPT_E2E_PORT_BASE moves it: 5000 below that base. */
+    private static final PortPlan PORTS = portsBelowSharedMesh(5000);
     private static final byte[] V2 = {0x00, 0x4D, 0x43, 0x45, 0x02};
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
     private static final String PIN_ENV = "MESHCRYPT_E2E_HSM_PIN";
@@ -74,6 +75,16 @@ class KeyProvidersEnvoyTest {
     private static Long hsmSlot;
     private static Path hsmLibrary;
     private static int topicSeq;
+
+    /** @throws IllegalStateException naming MESHCRYPT_E2E_PORT_BASE when it leaves no room for this mesh's ports */
+    private static PortPlan portsBelowSharedMesh(int offset) {
+        try {
+            return PortPlan.of(LocalMesh.PORT_BASE - offset);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException("MESHCRYPT_E2E_PORT_BASE=" + LocalMesh.PORT_BASE + " leaves no room for the"
+                    + " key providers' mesh " + offset + " below it: its port base " + e.getMessage(), e);
+        }
+    }
 
     @BeforeAll
     static void up() throws Exception {
@@ -354,7 +365,7 @@ class KeyProvidersEnvoyTest {
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(home.resolveSibling("mesh-kms-launcher.log").toFile()));
         pb.environment().putAll(env);
         pb.environment().put("MESHCRYPT_HOME", home.toString());
-        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(PORT_BASE));
+        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(PORTS.base()));
         Process p = pb.start();
         if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
             p.destroyForcibly();

@@ -11,7 +11,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpServer;
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.filter.DataPathLimits;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.config.Limits;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
@@ -124,11 +126,11 @@ class EnvoyFilterInEnvoyTest {
         Path keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
         // the filter-service advertises this listener as broker 1, so every connection stays on it
-        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), ValueCipherV1.fromKeysetFile(keyset),
+        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), ValueCipherV1.fromKeysetFile(keyset), null,
                 new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", listenerPort))),
-                FilterConfig.DEFAULT_MAX_FRAME_BYTES);
+                DataPathLimits.kafka(Limits.defaults()));
         ExtProcServer filterService = ExtProcServer.start(new InetSocketAddress("127.0.0.1", 0), proxy,
-                ExtProcServer.Limits.defaults());
+                DataPathLimits.extProc(Limits.defaults()));
         cleanup.add(filterService);
 
         ObjectNode listener = kafkaListener();
@@ -224,8 +226,8 @@ class EnvoyFilterInEnvoyTest {
         ValueCipherV1 cipher = ValueCipherV1.fromKeysetFile(config.keyset());
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         ExtProcServer filterService = ExtProcServer.start(new InetSocketAddress("127.0.0.1", 0),
-                new KafkaProxy(config.policy(), cipher, new BrokerAddresses(Map.of()), config.maxFrameBytes()),
-                ExtProcServer.Limits.defaults(), List.of(workers -> new HttpExtProcService(http, workers)));
+                new KafkaProxy(config.policy(), cipher, null, new BrokerAddresses(Map.of()), DataPathLimits.kafka(config.limits())),
+                DataPathLimits.extProc(config.limits()), List.of(workers -> new HttpExtProcService(http, workers)));
         cleanup.add(filterService);
         int listenerPort = SidecarEnvoy.freePort();
         int adminPort = SidecarEnvoy.freePort();

@@ -8,7 +8,7 @@ import java.util.Objects;
  * the KMS before its connection is closed. The {@code limits:} section of the filter config; every field has a safe
  * default, documented with its reason in docs/configuration.md. Crossing a limit closes that connection, never the
  * process. This is the one owner of the limits' values and defaults: the data path (framing, kafka, records, transport)
- * is handed the ones it enforces, by the filter-service's Main, and never reads the config.
+ * is handed the ones it enforces by {@code DataPathLimits} and has no defaults of its own.
  *
  * @param maxFrameBytes largest Kafka frame held for rewriting, either direction (also the top-level {@code maxFrameBytes})
  * @param maxRequestFrameBytes largest request frame of any kind a client may announce, passed through or not
@@ -43,7 +43,14 @@ public record Limits(
     public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
     public static final int DEFAULT_MAX_REQUEST_FRAME_BYTES = 104_857_600;
     public static final int DEFAULT_MAX_IN_FLIGHT_REQUESTS = 4096;
-    /** 64 MiB: far above any real batch (bounded by the broker's message.max.bytes), far below the heap. */
+    /**
+     * 64 MiB, for all compressed batches of one frame together. The broker's default max batch size ({@code
+     * message.max.bytes}, 1 MiB + overhead) and the producer's {@code max.request.size} (1 MiB) are checked on
+     * compressed sizes, and producers rarely reach more than a 10:1 ratio on real data, so a default request stays far
+     * below it. A Fetch response ({@code fetch.max.bytes}, 50 MiB) of an encrypted topic decompresses ~1:1 (ciphertext
+     * does not compress). Lower would refuse legitimate producers with raised limits; a batch of zeros, which
+     * compresses ~1000:1, is stopped long before it threatens the heap.
+     */
     public static final int DEFAULT_MAX_DECOMPRESSED_BYTES = 67_108_864;
     public static final Duration DEFAULT_HELD_FRAME_TIMEOUT = Duration.ofSeconds(30);
     public static final int DEFAULT_NEW_DATA_KEYS_PER_SECOND = 50;

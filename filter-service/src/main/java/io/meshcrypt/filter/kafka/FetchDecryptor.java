@@ -82,17 +82,8 @@ final class FetchDecryptor {
     private final Consumer<String> warn;
     private final KmsOutage outage;
 
-    FetchDecryptor(TopicPlans plans, TopicNames topicNames, ValueCrypto crypto) {
-        this(plans, topicNames, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
-    }
-
-    /** @param maxDecompressedBytes the most the compressed batches of one response may decompress to, together */
-    FetchDecryptor(TopicPlans plans, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes) {
-        this(plans, topicNames, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_FRAME_BYTES,
-                new KmsOutage(System::nanoTime, DEFAULT_KMS_PROBE_INTERVAL, KmsOutage.DEFAULT_PROBES_TO_RELEASE));
-    }
-
     /**
+     * @param maxDecompressedBytes the most the compressed batches of one response may decompress to, together
      * @param maxOutputBytes the most bytes the decrypted records of one response may occupy, together
      * @param outage the ShareFetch hold, shared by every decryptor the proxy builds (it survives policy reloads)
      */
@@ -107,8 +98,9 @@ final class FetchDecryptor {
      * @param kmsProbeInterval how often, at most, the KMS is asked whether it is back while ShareFetch is held
      */
     FetchDecryptor(TopicPlans plans, TopicNames topicNames, ValueCrypto crypto, int maxDecompressedBytes,
-                   WarnLimiter warnings, Consumer<String> warn, LongSupplier nanoTime, Duration kmsProbeInterval) {
-        this(plans, topicNames, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_FRAME_BYTES, warnings,
+                   long maxOutputBytes, WarnLimiter warnings, Consumer<String> warn, LongSupplier nanoTime,
+                   Duration kmsProbeInterval) {
+        this(plans, topicNames, crypto, maxDecompressedBytes, maxOutputBytes, warnings,
                 warn, new KmsOutage(nanoTime, kmsProbeInterval, KmsOutage.DEFAULT_PROBES_TO_RELEASE));
     }
 

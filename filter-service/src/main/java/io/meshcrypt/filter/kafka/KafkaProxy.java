@@ -4,7 +4,6 @@ import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.policy.TopicPlans;
-import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ConnectionHandlerFactory;
 import io.meshcrypt.filter.transport.StreamHeaders;
@@ -33,12 +32,6 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      */
     public record Limits(int maxFrameBytes, int maxRequestFrameBytes, int maxInFlightRequests, int maxTopicIds,
                          int maxDecompressedBytes, int maxNewDataKeysPerRequest) {
-        public static final int DEFAULT_MAX_FRAME_BYTES = 104_857_600;
-        public static final int DEFAULT_MAX_REQUEST_FRAME_BYTES = 104_857_600;
-        public static final int DEFAULT_MAX_IN_FLIGHT_REQUESTS = 4096;
-        public static final int DEFAULT_MAX_TOPIC_IDS = 100_000;
-        public static final int DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST = 100;
-
         public Limits {
             if (maxFrameBytes <= 0 || maxRequestFrameBytes <= 0 || maxInFlightRequests <= 0 || maxTopicIds < 0
                     || maxDecompressedBytes <= 0 || maxNewDataKeysPerRequest <= 0) {
@@ -48,21 +41,9 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
             }
         }
 
-        public static Limits defaults() {
-            return new Limits(DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REQUEST_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT_REQUESTS,
-                    DEFAULT_MAX_TOPIC_IDS, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
-        }
-
         public Limits withMaxFrameBytes(int bytes) {
             return new Limits(bytes, maxRequestFrameBytes, maxInFlightRequests, maxTopicIds, maxDecompressedBytes,
                     maxNewDataKeysPerRequest);
-        }
-
-        /** With the default {@code maxNewDataKeysPerRequest}. */
-        public Limits(int maxFrameBytes, int maxRequestFrameBytes, int maxInFlightRequests, int maxTopicIds,
-                      int maxDecompressedBytes) {
-            this(maxFrameBytes, maxRequestFrameBytes, maxInFlightRequests, maxTopicIds, maxDecompressedBytes,
-                    DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST);
         }
     }
 
@@ -92,17 +73,6 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      * different listener ports share one filter-service. Without it, {@code brokers:} of the filter config applies.
      */
     public static final String BROKER_LISTENERS_HEADER = BrokerListenersHeader.NAME;
-
-    /** With {@link Limits#defaults()} but {@code maxFrameBytes}. */
-    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, BrokerAddresses brokers, int maxFrameBytes) {
-        this(policy, cipher, null, brokers, Limits.defaults().withMaxFrameBytes(maxFrameBytes));
-    }
-
-    /** With {@link Limits#defaults()} but {@code maxFrameBytes}. */
-    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, RecordKeyCipher keyCipher, BrokerAddresses brokers,
-                      int maxFrameBytes) {
-        this(policy, cipher, keyCipher, brokers, Limits.defaults().withMaxFrameBytes(maxFrameBytes));
-    }
 
     /**
      * @param keyCipher encrypts record keys on topics whose policy says {@code keys: deterministic}; null when no

@@ -50,24 +50,10 @@ final class ProduceEncryptor {
         return value;
     };
 
-    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto) {
-        this(plans, crypto, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES);
-    }
-
-    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto, int maxDecompressedBytes) {
-        this(plans, crypto, maxDecompressedBytes, KafkaProxy.Limits.DEFAULT_MAX_REQUEST_FRAME_BYTES);
-    }
-
     /**
      * @param maxDecompressedBytes the most all compressed batches of one request may decompress to, together
      * @param maxOutputBytes the most bytes the rewritten records of one request may occupy, together: the request is
      *     forwarded to the broker, which refuses one larger than its {@code socket.request.max.bytes} anyway
-     */
-    ProduceEncryptor(TopicPlans plans, ValueCrypto crypto, int maxDecompressedBytes, long maxOutputBytes) {
-        this(plans, crypto, maxDecompressedBytes, maxOutputBytes, KafkaProxy.Limits.DEFAULT_MAX_NEW_DATA_KEYS_PER_REQUEST);
-    }
-
-    /**
      * @param maxNewDataKeysPerRequest most topics without a ready data key one request may name: the first ones are
      *     prepared (so a client that retries makes progress), and then the connection is closed, so that one request
      *     naming thousands of topics cannot fill the key manager's queue and starve other connections' new topics

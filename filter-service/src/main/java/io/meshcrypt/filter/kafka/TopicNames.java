@@ -48,10 +48,6 @@ public final class TopicNames {
     private final int maxIds;
     private boolean fullReported;
 
-    public TopicNames() {
-        this(KafkaProxy.Limits.DEFAULT_MAX_TOPIC_IDS);
-    }
-
     /** @param maxIds the most ids remembered (poisoned ones included); 0 learns nothing */
     public TopicNames(int maxIds) {
         if (maxIds < 0) {

@@ -10,46 +10,103 @@ import io.meshcrypt.filter.crypto.ValueEnvelopeV2;
 import io.meshcrypt.filter.kms.DekContext;
 import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KekRefusedException;
-import java.io.PrintStream;
+import io.meshcrypt.filter.kms.Keysets;
+import java.io.PrintWriter;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.util.Base64;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 /**
- * The key commands of the filter-service CLI (the ciphers a configuration asks for are built by {@link KeyServices}).
- *
- * <pre>
- * keys create|rotate|list --config FILE
- * inspect [--config FILE --topic TOPIC] VALUE     (VALUE in hex or base64)
- * </pre>
+ * The key commands of the filter-service's command line (the ciphers a configuration asks for are built by
+ * {@link KeyServices}): {@code keyset create|rotate} for a local keyset, {@code keys create|rotate|list --config FILE}
+ * for the KEKs of a {@code keys:} section, {@code inspect [--config FILE --topic TOPIC] VALUE} for one value. Each prints
+ * its result on the command line's stdout and returns its exit code.
  */
 public final class KeysCli {
-    /** Usage lines, aligned under the filter-service's own "usage: " prefix. */
-    public static final String USAGE = ""
-            + "       meshcrypt-filter-service keys create|rotate|list --config FILE\n"
-            + "       meshcrypt-filter-service inspect [--config FILE --topic TOPIC] VALUE   (hex or base64)";
 
     private KeysCli() {
     }
 
-    /** @return the exit code, or -1 when {@code args} is not a keys or inspect command */
-    public static int run(String[] args, PrintStream out) throws Exception {
-        if (args.length == 4 && args[0].equals("keys") && args[2].equals("--config")) {
-            return keys(args[1], FilterConfig.load(Path.of(args[3])), out);
+    @Command(name = "keyset", description = "Create or rotate a local Tink keyset (the config's keyset: file).")
+    public static final class Keyset {
+        @Spec
+        CommandSpec spec;
+
+        @Command(name = "create", description = "Write a new keyset, readable by its owner only.")
+        int create(@Option(names = "--out", required = true, paramLabel = "FILE") String out) throws Exception {
+            Keysets.create(Path.of(out));
+            spec.commandLine().getOut().println("created keyset " + out);
+            return 0;
         }
-        if (args.length == 2 && args[0].equals("inspect")) {
-            return inspect(args[1], null, null, out);
+
+        @Command(name = "rotate", description = "Add a new primary key; values encrypted before stay readable.")
+        int rotate(@Option(names = "--file", required = true, paramLabel = "FILE") String file) throws Exception {
+            Keysets.rotate(Path.of(file));
+            spec.commandLine().getOut().println("rotated keyset " + file
+                    + ": new values use a new primary key, old ones stay readable");
+            return 0;
         }
-        if (args.length == 6 && args[0].equals("inspect") && args[1].equals("--config") && args[3].equals("--topic")) {
-            return inspect(args[5], FilterConfig.load(Path.of(args[2])), args[4], out);
-        }
-        return -1;
     }
 
-    private static int keys(String command, FilterConfig config, PrintStream out) throws GeneralSecurityException {
+    @Command(name = "keys", description = "Create, rotate or list the KEKs of the config's keys: section.")
+    public static final class Keys implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        // A string, not an enum: an unknown command is refused by keys() with exit 1, as it always was.
+        @Parameters(paramLabel = "create|rotate|list", description = "create the first KEK, make a new one current, or"
+                + " list them (* marks the current one).")
+        String command;
+
+        @Option(names = "--config", required = true, paramLabel = "FILE", description = "The filter config (YAML).")
+        Path config;
+
+        @Override
+        public Integer call() throws Exception {
+            return keys(command, FilterConfig.load(config), spec.commandLine().getOut());
+        }
+    }
+
+    @Command(name = "inspect", description = "Show a value's envelope header; with --config and --topic, whether it is"
+            + " bound to that topic (exit 1 if not).")
+    public static final class Inspect implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Parameters(paramLabel = "VALUE", description = "The value in hex or base64.")
+        String value;
+
+        @ArgGroup(exclusive = false)
+        TopicBinding binding;
+
+        static final class TopicBinding {
+            @Option(names = "--config", required = true, paramLabel = "FILE",
+                    description = "The filter config whose keys can tell.")
+            Path config;
+
+            @Option(names = "--topic", required = true, paramLabel = "TOPIC", description = "The topic to check.")
+            String topic;
+        }
+
+        @Override
+        public Integer call() throws Exception {
+            PrintWriter out = spec.commandLine().getOut();
+            return binding == null ? inspect(value, null, null, out)
+                    : inspect(value, FilterConfig.load(binding.config), binding.topic, out);
+        }
+    }
+
+    private static int keys(String command, FilterConfig config, PrintWriter out) throws GeneralSecurityException {
         if (config.keys() == null) {
             throw new GeneralSecurityException("the config has no keys: section (for a plain keyset use: keyset create|rotate)");
         }
@@ -70,7 +127,7 @@ public final class KeysCli {
         return 0;
     }
 
-    private static int inspect(String text, FilterConfig config, String topic, PrintStream out) throws Exception {
+    private static int inspect(String text, FilterConfig config, String topic, PrintWriter out) throws Exception {
         byte[] bytes = decode(text);
         ByteBuffer value = ByteBuffer.wrap(bytes);
         if (RecordKeyCipher.isKeyEnvelope(value)) {
@@ -120,7 +177,7 @@ public final class KeysCli {
     }
 
     /** A record-key envelope (deterministic AES-SIV, see RecordKeyCipher): its header, and with a config its topic binding. */
-    private static int inspectKey(byte[] bytes, FilterConfig config, String topic, PrintStream out) throws Exception {
+    private static int inspectKey(byte[] bytes, FilterConfig config, String topic, PrintWriter out) throws Exception {
         int version = Byte.toUnsignedInt(bytes[4]);
         if (version != RecordKeyCipher.VERSION_1 || bytes.length < RecordKeyCipher.OVERHEAD) {
             out.println("record-key envelope, format version " + version + (version == RecordKeyCipher.VERSION_1

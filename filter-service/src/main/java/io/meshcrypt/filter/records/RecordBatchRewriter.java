@@ -56,17 +56,6 @@ public final class RecordBatchRewriter {
     private static final int MAX_ARRAY_SIZE = Integer.MAX_VALUE - 8;
     private static final int COPY_CHUNK = 8 * 1024;
 
-    /**
-     * Default bound on what the compressed batches of one frame (one Produce request, one Fetch or ShareFetch response:
-     * see {@link FrameBudget}) may decompress to together: 64 MiB. The broker's default max batch size ({@code
-     * message.max.bytes}, 1 MiB + overhead) and the producer's {@code max.request.size} (1 MiB) are checked on
-     * compressed sizes, and producers rarely reach more than a 10:1 ratio on real data, so a default request stays
-     * far below it. A Fetch response ({@code fetch.max.bytes}, 50 MiB) of an encrypted topic decompresses ~1:1
-     * (ciphertext does not compress). Lower would refuse legitimate producers with raised limits; a batch of zeros,
-     * which compresses ~1000:1, is stopped long before it threatens the heap, and now once per frame, not per batch.
-     */
-    public static final int DEFAULT_MAX_DECOMPRESSED_BYTES = 64 << 20;
-
     /** Stateless codecs indexed by compression id; recompression uses the codec's default level. */
     private static final Compression[] CODECS = new Compression[CompressionType.values().length];
 
@@ -77,27 +66,6 @@ public final class RecordBatchRewriter {
     }
 
     private RecordBatchRewriter() {
-    }
-
-    /** Rewrites every non-null value of every data batch. Control batches and a truncated trailing batch are kept byte for byte. */
-    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter) throws RecordRewriteException {
-        return rewrite(records, rewriter, null, TruncatedTail.PASS_THROUGH);
-    }
-
-    /** Rewrites every non-null value of every data batch, keys untouched; see {@link #rewrite(MemoryRecords, ValueRewriter, ValueRewriter, TruncatedTail)}. */
-    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, TruncatedTail truncatedTail)
-            throws RecordRewriteException {
-        return rewrite(records, rewriter, null, truncatedTail);
-    }
-
-    /**
-     * Rewrites every non-null value, and with a {@code keyRewriter} every non-null key, of every data batch, with
-     * compressed batches bounded by {@link #DEFAULT_MAX_DECOMPRESSED_BYTES}; see
-     * {@link #rewrite(MemoryRecords, ValueRewriter, ValueRewriter, TruncatedTail, int)}.
-     */
-    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, ValueRewriter keyRewriter,
-                                        TruncatedTail truncatedTail) throws RecordRewriteException {
-        return rewrite(records, rewriter, keyRewriter, truncatedTail, DEFAULT_MAX_DECOMPRESSED_BYTES);
     }
 
     /** As {@link #rewrite(MemoryRecords, ValueRewriter, ValueRewriter, TruncatedTail, FrameBudget)} with a budget of its own. */

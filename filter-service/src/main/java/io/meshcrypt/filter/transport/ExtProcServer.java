@@ -31,14 +31,10 @@ public final class ExtProcServer implements AutoCloseable {
     public record Limits(int maxInboundMessageBytes, int inboundWindow, int workerThreads, Duration shutdownGrace,
                          Duration heldFrameTimeout) {
 
-        public static final int DEFAULT_MAX_INBOUND_MESSAGE_BYTES = 64 * 1024 * 1024;
+        /** The transport's own tuning, not a limit of the config: requests of one stream read ahead. */
         public static final int DEFAULT_INBOUND_WINDOW = 8;
-        public static final Duration DEFAULT_HELD_FRAME_TIMEOUT = Duration.ofSeconds(30);
-
-        /** With the default held-frame timeout. */
-        public Limits(int maxInboundMessageBytes, int inboundWindow, int workerThreads, Duration shutdownGrace) {
-            this(maxInboundMessageBytes, inboundWindow, workerThreads, shutdownGrace, DEFAULT_HELD_FRAME_TIMEOUT);
-        }
+        /** The transport's own tuning, not a limit of the config: how long closing lets open streams finish. */
+        public static final Duration DEFAULT_SHUTDOWN_GRACE = Duration.ofSeconds(10);
 
         public Limits {
             if (maxInboundMessageBytes < 1) {
@@ -60,10 +56,13 @@ public final class ExtProcServer implements AutoCloseable {
             }
         }
 
-        /** 64 MiB messages, a window of 8, one worker per core, 10 s grace, 30 s to complete a held frame. */
-        public static Limits defaults() {
-            return new Limits(DEFAULT_MAX_INBOUND_MESSAGE_BYTES, DEFAULT_INBOUND_WINDOW,
-                    Runtime.getRuntime().availableProcessors(), Duration.ofSeconds(10));
+        /**
+         * The two limits the config owns (its {@code limits:}), with the transport's own tuning: a window of
+         * {@value #DEFAULT_INBOUND_WINDOW}, one worker per core, {@link #DEFAULT_SHUTDOWN_GRACE} to close.
+         */
+        public static Limits of(int maxInboundMessageBytes, Duration heldFrameTimeout) {
+            return new Limits(maxInboundMessageBytes, DEFAULT_INBOUND_WINDOW, Runtime.getRuntime().availableProcessors(),
+                    DEFAULT_SHUTDOWN_GRACE, heldFrameTimeout);
         }
 
         public Limits withMaxInboundMessageBytes(int bytes) {

@@ -35,14 +35,6 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
 
     /**
      * @param inboundWindow how many requests of one stream may be read ahead of the one being processed
-     */
-    public NetworkExtProcService(ConnectionHandlerFactory factory, EventExecutorGroup workers, int inboundWindow,
-                                 TransportMetrics metrics) {
-        this(factory, workers, inboundWindow, metrics, ExtProcServer.Limits.DEFAULT_HELD_FRAME_TIMEOUT);
-    }
-
-    /**
-     * @param inboundWindow how many requests of one stream may be read ahead of the one being processed
      * @param heldFrameTimeout how long a connection may hold an incomplete frame before it is reset
      */
     public NetworkExtProcService(ConnectionHandlerFactory factory, EventExecutorGroup workers, int inboundWindow,

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
@@ -92,7 +93,7 @@ class DeterministicKeysConfigTest {
         Path config = write("keyset: k.json\npolicy:\n  encrypt: [\"*\"]\n");
         FilterConfig startup = FilterConfig.load(config);
         KafkaProxy proxy = new KafkaProxy(startup.policy(), ValueCipherV1.fromKeysetHandle(Keysets.generate()), null,
-                new BrokerAddresses(Map.of()), 1 << 20);
+                new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
 
         try (PolicyWatcher watcher = PolicyWatcher.start(config, startup, proxy::policy, rules -> { }, Duration.ofMillis(20))) {
             Path tmp = dir.resolve("filter.yaml.tmp");

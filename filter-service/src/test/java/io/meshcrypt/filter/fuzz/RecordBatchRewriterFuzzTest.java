@@ -8,6 +8,7 @@ import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordBatchRewriter.TruncatedTail;
+import io.meshcrypt.filter.records.RecordBatchRewrites;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
 import java.nio.ByteBuffer;
@@ -117,7 +118,7 @@ class RecordBatchRewriterFuzzTest {
 
     private static MemoryRecords rewrite(byte[] section, ValueRewriter values, ValueRewriter keys, TruncatedTail tail)
             throws RecordRewriteException {
-        return RecordBatchRewriter.rewrite(MemoryRecords.readableRecords(ByteBuffer.wrap(section)), values, keys, tail);
+        return RecordBatchRewrites.rewrite(MemoryRecords.readableRecords(ByteBuffer.wrap(section)), values, keys, tail);
     }
 
     private static byte[] bytes(MemoryRecords records) {

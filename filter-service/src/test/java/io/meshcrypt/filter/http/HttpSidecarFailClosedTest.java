@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.sun.net.httpserver.HttpServer;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
@@ -50,8 +51,8 @@ class HttpSidecarFailClosedTest {
                         RuleSide.OnInvalid.REJECT), RuleSide.NONE);
         HttpProcessor http = new HttpProcessor(new HttpRules(List.of(rule)), cipher);
         ExtProcServer filter = ExtProcServer.start(new InetSocketAddress("127.0.0.1", 0),
-                new KafkaProxy(EncryptionPolicy.encryptAll(), cipher, new BrokerAddresses(Map.of()), 1 << 20),
-                ExtProcServer.Limits.defaults().withShutdownGrace(Duration.ZERO),
+                new KafkaProxy(EncryptionPolicy.encryptAll(), cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)),
+                TestLimits.extProc().withShutdownGrace(Duration.ZERO),
                 List.of(workers -> new HttpExtProcService(http, workers)));
         BlockingQueue<String> received = new LinkedBlockingQueue<>();
         HttpServer app = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);

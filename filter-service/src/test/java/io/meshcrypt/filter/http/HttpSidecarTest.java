@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpServer;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
@@ -104,9 +105,9 @@ class HttpSidecarTest {
         Files.writeString(configFile, RULES);
         FilterConfig config = FilterConfig.load(configFile);
         cipher = ValueCipherV1.fromKeysetFile(config.keyset());
-        KafkaProxy kafka = new KafkaProxy(config.policy(), cipher, new BrokerAddresses(Map.of()), config.maxFrameBytes());
+        KafkaProxy kafka = new KafkaProxy(config.policy(), cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(config.maxFrameBytes()));
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
-        filter = ExtProcServer.start(config.listen(), kafka, ExtProcServer.Limits.defaults(),
+        filter = ExtProcServer.start(config.listen(), kafka, TestLimits.extProc(),
                 List.of(workers -> new HttpExtProcService(http, workers)));
 
         app = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);

@@ -15,6 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
@@ -68,7 +69,7 @@ class DeterministicKeysKafkaTest {
         policy = EncryptionPolicy.ofRules(List.of(
                 new TopicRule("users*", List.of(), true),
                 TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
-        connection = new KafkaProxy(policy, cipher, keyCipher, new BrokerAddresses(Map.of()), 1 << 20).open();
+        connection = new KafkaProxy(policy, cipher, keyCipher, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)).open();
     }
 
     @Test
@@ -170,7 +171,7 @@ class DeterministicKeysKafkaTest {
     @Test
     void givenPolicyEncryptingKeys_whenProxyBuiltWithoutKeyCipher_thenRefused() throws Exception {
         assertThrows(IllegalArgumentException.class,
-                () -> new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), 1 << 20));
+                () -> new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)));
     }
 
     // ---- helpers ----

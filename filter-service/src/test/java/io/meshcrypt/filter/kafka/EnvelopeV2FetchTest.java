@@ -3,6 +3,7 @@ package io.meshcrypt.filter.kafka;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.DekManager;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
@@ -60,7 +61,7 @@ class EnvelopeV2FetchTest {
         keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
         ValueCipherV2 cipher = cipher(keyset, ValueCipherV1.fromKeysetFile(keyset));
-        connection = new KafkaProxy(EncryptionPolicy.encryptAll(), cipher, new BrokerAddresses(Map.of()), 1 << 20).open();
+        connection = new KafkaProxy(EncryptionPolicy.encryptAll(), cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)).open();
     }
 
     @AfterEach
@@ -125,7 +126,7 @@ class EnvelopeV2FetchTest {
         };
         DekManager fresh = new DekManager(unreachable, DekManager.Settings.defaults());
         managers.add(fresh);
-        connection = new KafkaProxy(EncryptionPolicy.encryptAll(), new ValueCipherV2(fresh, null), new BrokerAddresses(Map.of()), 1 << 20).open();
+        connection = new KafkaProxy(EncryptionPolicy.encryptAll(), new ValueCipherV2(fresh, null), null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)).open();
 
         FetchResponseData.PartitionData p = fetch("orders", records, version);
 

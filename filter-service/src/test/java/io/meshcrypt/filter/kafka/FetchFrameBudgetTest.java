@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
@@ -36,9 +37,9 @@ class FetchFrameBudgetTest {
     private final List<String> warnings = new ArrayList<>();
 
     private FetchDecryptor decryptor(EncryptionPolicy policy) throws Exception {
-        TopicNames names = new TopicNames();
+        TopicNames names = new TopicNames(TestLimits.CONFIG.maxTopicIds());
         names.learn(SECRET, "secret");
-        return new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), LIMIT,
+        return new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), LIMIT, TestLimits.CONFIG.maxFrameBytes(),
                 new FetchDecryptor.WarnLimiter(Duration.ofSeconds(30), 100, now::get), warnings::add, now::get,
                 Duration.ofSeconds(5));
     }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -38,14 +39,14 @@ class FetchPassthroughTest {
     private final List<String> warnings = new ArrayList<>();
 
     private FetchDecryptor decryptor(int maxDecompressedBytes) {
-        return new FetchDecryptor(new TopicPlans(policy), new TopicNames(), new ValueCrypto(cipher, policy), maxDecompressedBytes,
+        return new FetchDecryptor(new TopicPlans(policy), new TopicNames(TestLimits.CONFIG.maxTopicIds()), new ValueCrypto(cipher, policy), maxDecompressedBytes, TestLimits.CONFIG.maxFrameBytes(),
                 new FetchDecryptor.WarnLimiter(Duration.ofSeconds(30), 100, System::nanoTime), warnings::add,
                 System::nanoTime, Duration.ofSeconds(5));
     }
 
     @Test
     void givenEnvelopeShapedValueOnPassthroughTopic_whenFetchedThroughTheProxy_thenForwardedByteForByteWithoutDecrypting() throws Exception {
-        ConnectionHandler connection = new KafkaProxy(policy, cipher, new BrokerAddresses(Map.of()), 1 << 20).open();
+        ConnectionHandler connection = new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)).open();
         MemoryRecords poisoned = FakeEnvelopeCipher.records(Compression.NONE, FORGED, "ok".getBytes(StandardCharsets.UTF_8));
         FetchResponseData response = response("public", poisoned);
 

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
@@ -25,8 +26,8 @@ class FetchWarnRateLimitTest {
     private final EncryptionPolicy policy = EncryptionPolicy.of(List.of("secret-*"), Unmatched.PASSTHROUGH);
     private final AtomicLong now = new AtomicLong();
     private final List<String> warnings = new ArrayList<>();
-    private final FetchDecryptor decryptor = new FetchDecryptor(new TopicPlans(policy), new TopicNames(), new ValueCrypto(cipher, policy),
-            1 << 20, new FetchDecryptor.WarnLimiter(INTERVAL, 3, now::get), warnings::add, now::get, Duration.ofSeconds(5));
+    private final FetchDecryptor decryptor = new FetchDecryptor(new TopicPlans(policy), new TopicNames(TestLimits.CONFIG.maxTopicIds()), new ValueCrypto(cipher, policy),
+            1 << 20, TestLimits.CONFIG.maxFrameBytes(), new FetchDecryptor.WarnLimiter(INTERVAL, 3, now::get), warnings::add, now::get, Duration.ofSeconds(5));
 
     @Test
     void givenTheSameCorruptPartitionFetched100Times_whenDecrypted_thenOneWarningThenOneSummaryWithTheCount() throws Exception {

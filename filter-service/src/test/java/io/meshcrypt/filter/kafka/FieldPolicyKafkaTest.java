@@ -14,6 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.framing.KafkaFrameException;
@@ -67,7 +68,7 @@ class FieldPolicyKafkaTest {
                 TopicRule.wholeValue("orders-raw"),
                 new TopicRule("orders*", List.of(JsonPointer.parse("/card/number"), JsonPointer.parse("/card/cvv")))),
                 EncryptionPolicy.Unmatched.PASSTHROUGH);
-        connection = new KafkaProxy(policy, cipher, new BrokerAddresses(Map.of()), 1 << 20).open();
+        connection = new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)).open();
     }
 
     @Test

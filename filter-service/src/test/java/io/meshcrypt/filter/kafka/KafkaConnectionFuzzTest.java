@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.framing.KafkaFrameException;
@@ -63,8 +64,8 @@ class KafkaConnectionFuzzTest {
 
     private static KafkaProxy proxy() {
         // A fresh proxy per input: the topic-id cache must not carry state from one input to the next.
-        return new KafkaProxy(EncryptionPolicy.encryptAll(), CIPHER,
-                new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", 19093))), 1 << 20);
+        return new KafkaProxy(EncryptionPolicy.encryptAll(), CIPHER, null,
+                new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", 19093))), TestLimits.kafka(1 << 20));
     }
 
     /** Input: byte 0 = chunking seed, the rest = what a client sends. */

@@ -12,6 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.framing.KafkaFrameException;
@@ -65,8 +66,8 @@ class KafkaConnectionTest {
         Path keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
         cipher = ValueCipherV1.fromKeysetFile(keyset);
-        proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), cipher,
-                new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", 19093))), 1 << 20);
+        proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), cipher, null,
+                new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", 19093))), TestLimits.kafka(1 << 20));
         connection = proxy.open();
     }
 
@@ -283,7 +284,7 @@ class KafkaConnectionTest {
     @Test
     void givenRejectPolicy_whenProducingToAnUnmatchedTopic_thenTheConnectionFails() throws Exception {
         KafkaProxy strict = new KafkaProxy(EncryptionPolicy.of(List.of("orders*"), EncryptionPolicy.Unmatched.REJECT),
-                cipher, new BrokerAddresses(Map.of()), 1 << 20);
+                cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
         byte[] frame = request(ApiKeys.PRODUCE, PRODUCE_V, produce("audit", null, "x"));
 
         assertThrows(KafkaFrameException.class, () -> strict.open().onRead(ByteString.copyFrom(frame), false));
@@ -292,7 +293,7 @@ class KafkaConnectionTest {
     @Test
     void givenPassthroughPolicy_whenProducingToAnUnmatchedTopic_thenBytesAreUnchanged() throws Exception {
         KafkaProxy lenient = new KafkaProxy(EncryptionPolicy.of(List.of("orders*"), EncryptionPolicy.Unmatched.PASSTHROUGH),
-                cipher, new BrokerAddresses(Map.of()), 1 << 20);
+                cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
         byte[] frame = request(ApiKeys.PRODUCE, PRODUCE_V, produce("audit", null, "x"));
 
         assertArrayEquals(frame, lenient.open().onRead(ByteString.copyFrom(frame), false).toByteArray());
@@ -301,7 +302,7 @@ class KafkaConnectionTest {
     @Test
     void givenOpenConnection_whenThePolicyIsReplaced_thenTheNextProduceFollowsTheNewPolicy() throws Exception {
         KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.of(List.of("orders*"), EncryptionPolicy.Unmatched.PASSTHROUGH),
-                cipher, new BrokerAddresses(Map.of()), 1 << 20);
+                cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
         ConnectionHandler open = proxy.open();
         byte[] before = request(ApiKeys.PRODUCE, PRODUCE_V, produce("audit", null, "x"));
         assertArrayEquals(before, open.onRead(ByteString.copyFrom(before), false).toByteArray());

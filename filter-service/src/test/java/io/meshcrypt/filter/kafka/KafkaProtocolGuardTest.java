@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
@@ -73,7 +74,7 @@ class KafkaProtocolGuardTest {
         Path keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
         recordCipher = ValueCipherV1.fromKeysetFile(keyset);
-        proxy = proxy(KafkaProxy.Limits.defaults());
+        proxy = proxy(TestLimits.kafka());
         connection = proxy.open();
     }
 
@@ -173,7 +174,7 @@ class KafkaProtocolGuardTest {
     void givenAReplicaThatNeverSawMetadata_whenProduceV12NamesAnEncryptedTopic_thenItsValuesAreEncrypted() throws Exception {
         byte[] frame = requestFrame(++correlation, ApiKeys.PRODUCE, PRODUCE_V, produce("secret", null, (short) -1, "v"));
 
-        ByteString out = proxy(KafkaProxy.Limits.defaults()).open().onRead(ByteString.copyFrom(frame), false);
+        ByteString out = proxy(TestLimits.kafka()).open().onRead(ByteString.copyFrom(frame), false);
 
         ProduceRequestData sent = (ProduceRequestData) decodeRequest(out, ApiKeys.PRODUCE);
         ByteBuffer value = records(sent.topicData().iterator().next().partitionData().get(0).records()).get(0).value();
@@ -210,7 +211,7 @@ class KafkaProtocolGuardTest {
     void givenTlsClientHelloThatReadsAsAnOfferedFetch_whenTheRequestLimitIsHuge_thenItIsStillRefusedAsTls() throws Exception {
         // Record length 0x0600 and handshake length 0x0005fc read as api key 1 (FETCH) v5, size field 369296896.
         byte[] hello = {0x16, 0x03, 0x01, 0x06, 0x00, 0x01, 0x00, 0x05, (byte) 0xfc, 0x03, 0x03, 0x00};
-        ConnectionHandler unlimited = proxy(new KafkaProxy.Limits(1 << 20, Integer.MAX_VALUE, 16, 16, 1 << 20)).open();
+        ConnectionHandler unlimited = proxy(new KafkaProxy.Limits(1 << 20, Integer.MAX_VALUE, 16, 16, 1 << 20, 100)).open();
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> unlimited.onRead(ByteString.copyFrom(hello), false));
 
@@ -319,7 +320,7 @@ class KafkaProtocolGuardTest {
 
     @Test
     void givenConfiguredRequestLimit_whenAFrameIsExactlyThatLarge_thenItPassesAndOneByteMoreIsRefused() throws Exception {
-        ConnectionHandler limited = proxy(new KafkaProxy.Limits(1 << 20, 64, 16, 16, 1 << 20)).open();
+        ConnectionHandler limited = proxy(new KafkaProxy.Limits(1 << 20, 64, 16, 16, 1 << 20, 100)).open();
         byte[] atLimit = rawRequest(64, ApiKeys.HEARTBEAT.id, HEARTBEAT_V, 1);
         byte[] overLimit = rawRequest(65, ApiKeys.HEARTBEAT.id, HEARTBEAT_V, 2);
 
@@ -403,7 +404,7 @@ class KafkaProtocolGuardTest {
 
     @Test
     void givenInFlightLimitOfTwo_whenAThirdRequestIsSent_thenTheConnectionIsClosedButAnAnswerFreesASlot() throws Exception {
-        ConnectionHandler limited = proxy(new KafkaProxy.Limits(1 << 20, 1 << 20, 2, 16, 1 << 20)).open();
+        ConnectionHandler limited = proxy(new KafkaProxy.Limits(1 << 20, 1 << 20, 2, 16, 1 << 20, 100)).open();
         int first = send(limited, ApiKeys.HEARTBEAT, HEARTBEAT_V, new HeartbeatRequestData());
         send(limited, ApiKeys.HEARTBEAT, HEARTBEAT_V, new HeartbeatRequestData());
         limited.onWrite(ByteString.copyFrom(responseFrame(first, ApiKeys.HEARTBEAT, HEARTBEAT_V,
@@ -475,17 +476,10 @@ class KafkaProtocolGuardTest {
     // ---- limits ----
 
     @Test
-    void givenTheFrameSizeConstructor_whenBuilt_thenTheOtherLimitsAreTheDefaults() throws Exception {
-        KafkaProxy old = new KafkaProxy(EncryptionPolicy.encryptAll(), recordCipher, new BrokerAddresses(Map.of()), 4096);
-
-        assertEquals(new KafkaProxy.Limits(4096, 104_857_600, 4096, 100_000, 64 << 20), old.limits());
-    }
-
-    @Test
     void givenANonPositiveLimit_whenLimitsAreBuilt_thenTheyAreRefused() throws Exception {
-        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 0, 1, 1, 1 << 20));
-        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 0, 1, 1 << 20));
-        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 1, -1, 1 << 20));
+        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 0, 1, 1, 1 << 20, 100));
+        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 0, 1, 1 << 20, 100));
+        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy.Limits(1, 1, 1, -1, 1 << 20, 100));
     }
 
     // ---- helpers ----

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.message.ApiVersionsResponseData;
@@ -21,7 +22,7 @@ class KafkaProtocolGuardTopicNamesTest {
 
     @Test
     void givenAnIdMappedTwiceToTheSameName_whenLearnt_thenItResolves() throws Exception {
-        TopicNames names = new TopicNames();
+        TopicNames names = new TopicNames(TestLimits.CONFIG.maxTopicIds());
 
         names.learn(u1, "orders");
         names.learn(u1, "orders");
@@ -32,7 +33,7 @@ class KafkaProtocolGuardTopicNamesTest {
 
     @Test
     void givenAnIdMappedToASecondName_whenLearnt_thenItThrowsNamingBothAndTheIdResolvesToNothingEver() throws Exception {
-        TopicNames names = new TopicNames();
+        TopicNames names = new TopicNames(TestLimits.CONFIG.maxTopicIds());
         names.learn(u1, "secret");
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> names.learn(u1, "public"));
@@ -59,7 +60,7 @@ class KafkaProtocolGuardTopicNamesTest {
 
     @Test
     void givenZeroIdNullIdOrIllegalName_whenLearnt_thenNothingIsRemembered() throws Exception {
-        TopicNames names = new TopicNames();
+        TopicNames names = new TopicNames(TestLimits.CONFIG.maxTopicIds());
 
         names.learn(Uuid.ZERO_UUID, "orders");
         names.learn(null, "orders");

@@ -12,6 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
@@ -82,7 +83,7 @@ class ProduceDeferralTest {
         };
         EncryptionPolicy policy = EncryptionPolicy.ofRules(List.of(TopicRule.wholeValue("secret-*")),
                 EncryptionPolicy.Unmatched.PASSTHROUGH);
-        connection = new KafkaProxy(policy, slowKeys, new BrokerAddresses(Map.of()), 1 << 20).open();
+        connection = new KafkaProxy(policy, slowKeys, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)).open();
     }
 
     @Test

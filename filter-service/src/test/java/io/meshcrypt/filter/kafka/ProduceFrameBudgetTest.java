@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -31,7 +32,8 @@ class ProduceFrameBudgetTest {
     private final FakeEnvelopeCipher cipher = new FakeEnvelopeCipher();
     private final EncryptionPolicy policy = EncryptionPolicy.ofRules(List.of(TopicRule.wholeValue("secret")),
             List.of("legacy"), Unmatched.PASSTHROUGH);
-    private final ProduceEncryptor encryptor = new ProduceEncryptor(new TopicPlans(policy), new ValueCrypto(cipher, policy), LIMIT);
+    private final ProduceEncryptor encryptor = new ProduceEncryptor(new TopicPlans(policy), new ValueCrypto(cipher, policy), LIMIT,
+            TestLimits.CONFIG.maxRequestFrameBytes(), TestLimits.CONFIG.maxNewDataKeysPerRequest());
 
     private static MemoryRecords batch(Compression compression, byte[]... values) {
         SimpleRecord[] records = new SimpleRecord[values.length];

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
@@ -35,7 +36,7 @@ class ShareFetchKmsOutageReloadTest {
 
     @Test
     void givenShareFetchHeldForAKmsOutage_whenThePolicyIsReloaded_thenItIsStillHeld() throws Exception {
-        KafkaProxy proxy = new KafkaProxy(policy, cipher, new BrokerAddresses(Map.of()), 1 << 20);
+        KafkaProxy proxy = new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
         proxy.topicNames().learn(SECRET, "secret");
         cipher.kmsDown.set(true);
         proxy.inForce().fetch().decrypt(response());
@@ -56,9 +57,9 @@ class ShareFetchKmsOutageReloadTest {
     void givenKmsFlapping_whenAFetchMeetsItDownBetweenTwoAnsweredProbes_thenTheHoldStaysUntilTwoConsecutiveAnswers()
             throws Exception {
         AtomicLong now = new AtomicLong(1_000_000_000L);
-        TopicNames names = new TopicNames();
+        TopicNames names = new TopicNames(TestLimits.CONFIG.maxTopicIds());
         names.learn(SECRET, "secret");
-        FetchDecryptor decryptor = new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), 1 << 20,
+        FetchDecryptor decryptor = new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), 1 << 20, TestLimits.CONFIG.maxFrameBytes(),
                 new FetchDecryptor.WarnLimiter(Duration.ofSeconds(30), 100, now::get), s -> { }, now::get, PROBE);
         cipher.kmsDown.set(true);
         decryptor.decrypt(response());
@@ -84,7 +85,7 @@ class ShareFetchKmsOutageReloadTest {
     void givenTwoDecryptorsSharingOneOutage_whenOneMeetsTheKmsDown_thenTheOtherHoldsToo() throws Exception {
         AtomicLong now = new AtomicLong();
         FetchDecryptor.KmsOutage outage = new FetchDecryptor.KmsOutage(now::get, PROBE, 2);
-        TopicNames names = new TopicNames();
+        TopicNames names = new TopicNames(TestLimits.CONFIG.maxTopicIds());
         names.learn(SECRET, "secret");
         FetchDecryptor first = new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), 1 << 20, 1 << 20,
                 outage);

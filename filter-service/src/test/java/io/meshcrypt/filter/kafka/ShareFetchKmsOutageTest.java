@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
@@ -40,9 +41,9 @@ class ShareFetchKmsOutageTest {
     private final FetchDecryptor decryptor;
 
     ShareFetchKmsOutageTest() throws Exception {
-        TopicNames names = new TopicNames();
+        TopicNames names = new TopicNames(TestLimits.CONFIG.maxTopicIds());
         names.learn(SECRET, "secret");
-        decryptor = new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), 1 << 20,
+        decryptor = new FetchDecryptor(new TopicPlans(policy), names, new ValueCrypto(cipher, policy), 1 << 20, TestLimits.CONFIG.maxFrameBytes(),
                 new FetchDecryptor.WarnLimiter(Duration.ofSeconds(30), 100, now::get), warnings::add, now::get, PROBE);
     }
 

@@ -17,6 +17,7 @@ import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
+import io.meshcrypt.filter.records.RecordBatchRewrites;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -146,9 +147,9 @@ class ValueCryptoKeyGuardTest {
         MemoryRecords clean = MemoryRecords.withRecords(RecordBatch.CURRENT_MAGIC_VALUE, Compression.NONE,
                 new SimpleRecord(1L, "ok".getBytes(StandardCharsets.UTF_8), "v1".getBytes(StandardCharsets.UTF_8)));
 
-        RecordRewriteException e = assertThrows(RecordRewriteException.class, () -> RecordBatchRewriter.rewrite(poisoned,
+        RecordRewriteException e = assertThrows(RecordRewriteException.class, () -> RecordBatchRewrites.rewrite(poisoned,
                 crypto.valueGuard("legacy-a", PLANS.of("legacy-a")), crypto.keyGuard("legacy-a", PLANS.of("legacy-a")), RecordBatchRewriter.TruncatedTail.REJECT));
-        MemoryRecords out = RecordBatchRewriter.rewrite(clean, crypto.valueGuard("legacy-a", PLANS.of("legacy-a")), crypto.keyGuard("legacy-a", PLANS.of("legacy-a")),
+        MemoryRecords out = RecordBatchRewrites.rewrite(clean, crypto.valueGuard("legacy-a", PLANS.of("legacy-a")), crypto.keyGuard("legacy-a", PLANS.of("legacy-a")),
                 RecordBatchRewriter.TruncatedTail.REJECT);
 
         assertEquals(1L, e.offset());

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.Main;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
@@ -14,6 +15,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Base64;
 import java.util.HexFormat;
 import org.junit.jupiter.api.BeforeEach;
@@ -25,6 +27,7 @@ class KeysCliTest {
     Path dir;
     private Path config;
     private ByteArrayOutputStream output;
+    private final ByteArrayOutputStream errors = new ByteArrayOutputStream();
 
     @BeforeEach
     void setUp() throws Exception {
@@ -33,9 +36,11 @@ class KeysCliTest {
         output = new ByteArrayOutputStream();
     }
 
-    private int run(String... args) throws Exception {
+    /** Through the filter-service's own command line, as {@code java -jar meshcrypt-filter-service.jar ...}. */
+    private int run(String... args) {
         output.reset();
-        return KeysCli.run(args, new PrintStream(output, true, StandardCharsets.UTF_8));
+        return Main.commandLine(new PrintStream(output, true, StandardCharsets.UTF_8),
+                new PrintStream(errors, true, StandardCharsets.UTF_8)).execute(args);
     }
 
     private String out() {
@@ -123,6 +128,24 @@ class KeysCliTest {
     void givenPlainValue_whenInspected_thenNotAnEnvelope() throws Exception {
         assertEquals(1, run("inspect", HexFormat.of().formatHex("{\"a\":1}".getBytes(StandardCharsets.UTF_8))));
         assertTrue(out().contains("not a meshcrypt envelope"), out());
+    }
+
+    @Test
+    void givenUnknownKeysCommand_whenRun_thenExit1NamingTheKnownOnes() {
+        assertEquals(1, run("keys", "erase", "--config", config.toString()));
+
+        assertEquals("meshcrypt: unknown keys command erase (create, rotate, list)\n",
+                errors.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void givenKeysetCreate_whenRun_thenTheFileIsReadableByItsOwnerOnly() throws Exception {
+        Path keyset = dir.resolve("new-keyset.json");
+
+        assertEquals(0, run("keyset", "create", "--out", keyset.toString()));
+
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(keyset)));
+        assertEquals("created keyset " + keyset + "\n", out());
     }
 
     private byte[] v2(String topic, String value) throws Exception {

@@ -9,10 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.TestLimits;
+import io.meshcrypt.filter.records.RecordBatches.Params;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.util.List;
-import io.meshcrypt.filter.records.RecordBatches.Params;
 import org.apache.kafka.common.record.internal.CompressionType;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 import org.apache.kafka.common.record.internal.SimpleRecord;
@@ -71,10 +72,10 @@ class RecordBatchDecompressionLimitTest {
 
     @Test
     void givenZstdBatchLargerThanTheDefaultLimit_whenRewrittenWithTheDefaults_thenFailsNamingTheDefault() {
-        MemoryRecords bomb = zeros(CompressionType.ZSTD, RecordBatchRewriter.DEFAULT_MAX_DECOMPRESSED_BYTES + 4096);
+        MemoryRecords bomb = zeros(CompressionType.ZSTD, TestLimits.CONFIG.maxDecompressedBytes() + 4096);
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(bomb, IDENTITY));
+                () -> RecordBatchRewrites.rewrite(bomb, IDENTITY));
 
         assertEquals("Batch at base offset 1000 decompresses to more than maxDecompressedBytes="
                 + (64 << 20) + " bytes", e.getMessage());
@@ -92,7 +93,7 @@ class RecordBatchDecompressionLimitTest {
         fixCrc(forged, 0);
 
         long before = THREADS.getCurrentThreadAllocatedBytes();
-        RecordRewriteException e = assertThrows(RecordRewriteException.class, () -> RecordBatchRewriter.rewrite(
+        RecordRewriteException e = assertThrows(RecordRewriteException.class, () -> RecordBatchRewrites.rewrite(
                 MemoryRecords.readableRecords(forged), IDENTITY));
         long allocated = THREADS.getCurrentThreadAllocatedBytes() - before;
 
@@ -120,7 +121,7 @@ class RecordBatchDecompressionLimitTest {
         forged.putInt(8, forged.limit() - 12);
         fixCrc(forged, 0);
 
-        MemoryRecords out = RecordBatchRewriter.rewrite(MemoryRecords.readableRecords(forged), Transforms.GROW);
+        MemoryRecords out = RecordBatchRewrites.rewrite(MemoryRecords.readableRecords(forged), Transforms.GROW);
 
         List<String> values = new java.util.ArrayList<>();
         for (var r : RecordBatches.onlyBatch(out)) {

@@ -97,7 +97,7 @@ class RecordBatchFrameBudgetTest {
     @Test
     void givenOutputBudget_whenRewrittenOutputFitsExactly_thenRewrittenAndOneByteLessFails() throws Exception {
         MemoryRecords input = values(CompressionType.NONE, "x".repeat(10_000), "y".repeat(10_000));
-        int outputSize = RecordBatchRewriter.rewrite(input, Transforms.GROW).sizeInBytes();
+        int outputSize = RecordBatchRewrites.rewrite(input, Transforms.GROW).sizeInBytes();
 
         FrameBudget exact = new FrameBudget(LIMIT, outputSize);
         MemoryRecords out = RecordBatchRewriter.rewrite(input, Transforms.GROW, null, TruncatedTail.REJECT, exact);
@@ -113,7 +113,7 @@ class RecordBatchFrameBudgetTest {
     @Test
     void givenTwoPartitionsSharingAnOutputBudget_whenTheSecondDoesNotFit_thenItFails() throws Exception {
         MemoryRecords input = values(CompressionType.NONE, "x".repeat(10_000));
-        int outputSize = RecordBatchRewriter.rewrite(input, Transforms.GROW).sizeInBytes();
+        int outputSize = RecordBatchRewrites.rewrite(input, Transforms.GROW).sizeInBytes();
         FrameBudget frame = new FrameBudget(LIMIT, 2L * outputSize - 1);
 
         RecordBatchRewriter.rewrite(input, Transforms.GROW, null, TruncatedTail.PASS_THROUGH, frame);
@@ -139,11 +139,11 @@ class RecordBatchFrameBudgetTest {
         MemoryRecords two = concat(bytes(values(CompressionType.NONE, "a")), bytes(values(CompressionType.NONE, "b")));
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(two, Transforms.GROW, TruncatedTail.REJECT));
+                () -> RecordBatchRewrites.rewrite(two, Transforms.GROW, TruncatedTail.REJECT));
 
         assertEquals("Produce partition carries more than one record batch (the broker accepts exactly one per"
                 + " partition since Produce v3)", e.getMessage());
-        assertEquals(2, RecordBatches.batches(RecordBatchRewriter.rewrite(two, Transforms.GROW)).size());
+        assertEquals(2, RecordBatches.batches(RecordBatchRewrites.rewrite(two, Transforms.GROW)).size());
     }
 
     @Test
@@ -152,7 +152,7 @@ class RecordBatchFrameBudgetTest {
                 new EndTransactionMarker(ControlRecordType.COMMIT, 3));
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(control, Transforms.GROW, TruncatedTail.REJECT));
+                () -> RecordBatchRewrites.rewrite(control, Transforms.GROW, TruncatedTail.REJECT));
 
         assertEquals("Produce carries a control batch at base offset 0; only brokers write control batches",
                 e.getMessage());
@@ -163,7 +163,7 @@ class RecordBatchFrameBudgetTest {
         MemoryRecords control = MemoryRecords.withEndTransactionMarker(2000L, 9L, (short) 0,
                 new EndTransactionMarker(ControlRecordType.COMMIT, 3));
 
-        assertSame(control, RecordBatchRewriter.rewrite(control, Transforms.GROW, TruncatedTail.PASS_THROUGH));
+        assertSame(control, RecordBatchRewrites.rewrite(control, Transforms.GROW, TruncatedTail.PASS_THROUGH));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -175,7 +175,7 @@ class RecordBatchFrameBudgetTest {
         fixCrc(forged, 0);
         int recordBytes = forged.limit() - RecordBatches.HEADER_SIZE;
 
-        RecordRewriteException e = assertThrows(RecordRewriteException.class, () -> RecordBatchRewriter.rewrite(
+        RecordRewriteException e = assertThrows(RecordRewriteException.class, () -> RecordBatchRewrites.rewrite(
                 MemoryRecords.readableRecords(forged), Transforms.GROW, mode));
 
         assertEquals("Corrupt batch at base offset 1000: record count 0 but " + recordBytes + " bytes of records",
@@ -190,7 +190,7 @@ class RecordBatchFrameBudgetTest {
         fixCrc(forged, 0);
         MemoryRecords empty = MemoryRecords.readableRecords(forged);
 
-        assertSame(empty, RecordBatchRewriter.rewrite(empty, Transforms.GROW, TruncatedTail.REJECT));
+        assertSame(empty, RecordBatchRewrites.rewrite(empty, Transforms.GROW, TruncatedTail.REJECT));
     }
 
     // --- zstd frame header -------------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ class RecordBatchFrameBudgetTest {
         byte[] section = {0x28, (byte) 0xB5, 0x2F, (byte) 0xFD, 0x08, 0x00, 0, 0, 0, 0};
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(zstdSection(section), IDENTITY));
+                () -> RecordBatchRewrites.rewrite(zstdSection(section), IDENTITY));
 
         assertEquals("Could not decompress batch at base offset 1000 with zstd: the frame header sets its reserved bit",
                 e.getMessage());

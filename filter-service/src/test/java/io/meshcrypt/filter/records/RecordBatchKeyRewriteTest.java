@@ -38,7 +38,7 @@ class RecordBatchKeyRewriteTest {
         List<Entry> entries = contiguous(RecordBatchRewriterTest.sampleRecords());
         MemoryRecords input = build(params, entries);
 
-        MemoryRecords output = RecordBatchRewriter.rewrite(input, Transforms.GROW, Transforms.GROW,
+        MemoryRecords output = RecordBatchRewrites.rewrite(input, Transforms.GROW, Transforms.GROW,
                 TruncatedTail.REJECT);
 
         assertArrayEquals(bytes(build(params, transformed(entries, Transforms.GROW, Transforms.GROW))), bytes(output));
@@ -53,7 +53,7 @@ class RecordBatchKeyRewriteTest {
         List<Entry> entries = contiguous(RecordBatchRewriterTest.sampleRecords());
         MemoryRecords input = build(params, entries);
 
-        MutableRecordBatch out = onlyBatch(RecordBatchRewriter.rewrite(input, IDENTITY, Transforms.GROW,
+        MutableRecordBatch out = onlyBatch(RecordBatchRewrites.rewrite(input, IDENTITY, Transforms.GROW,
                 TruncatedTail.REJECT));
 
         out.ensureValid();
@@ -69,8 +69,8 @@ class RecordBatchKeyRewriteTest {
             throws Exception {
         MemoryRecords input = build(Params.plain(codec), contiguous(RecordBatchRewriterTest.sampleRecords()));
 
-        MemoryRecords forth = RecordBatchRewriter.rewrite(input, Transforms.GROW, Transforms.GROW, TruncatedTail.REJECT);
-        MemoryRecords back = RecordBatchRewriter.rewrite(forth, Transforms.SHRINK, Transforms.SHRINK,
+        MemoryRecords forth = RecordBatchRewrites.rewrite(input, Transforms.GROW, Transforms.GROW, TruncatedTail.REJECT);
+        MemoryRecords back = RecordBatchRewrites.rewrite(forth, Transforms.SHRINK, Transforms.SHRINK,
                 TruncatedTail.PASS_THROUGH);
 
         assertArrayEquals(decompressedRecords(onlyBatch(input)), decompressedRecords(onlyBatch(back)));
@@ -85,7 +85,7 @@ class RecordBatchKeyRewriteTest {
         List<Entry> entries = contiguous(RecordBatchRewriterTest.sampleRecords());
         MemoryRecords input = build(params, entries);
 
-        MemoryRecords output = RecordBatchRewriter.rewrite(input, Transforms.GROW, IDENTITY, TruncatedTail.REJECT);
+        MemoryRecords output = RecordBatchRewrites.rewrite(input, Transforms.GROW, IDENTITY, TruncatedTail.REJECT);
 
         assertArrayEquals(bytes(build(params, transformed(entries, IDENTITY, Transforms.GROW))), bytes(output));
     }
@@ -98,7 +98,7 @@ class RecordBatchKeyRewriteTest {
             throw new AssertionError("no non-null key or value to rewrite");
         };
 
-        assertSame(input, RecordBatchRewriter.rewrite(input, mustNotBeCalled, mustNotBeCalled, TruncatedTail.REJECT));
+        assertSame(input, RecordBatchRewrites.rewrite(input, mustNotBeCalled, mustNotBeCalled, TruncatedTail.REJECT));
     }
 
     @Test
@@ -112,7 +112,7 @@ class RecordBatchKeyRewriteTest {
         };
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(input, IDENTITY, failsOnK2, TruncatedTail.PASS_THROUGH));
+                () -> RecordBatchRewrites.rewrite(input, IDENTITY, failsOnK2, TruncatedTail.PASS_THROUGH));
 
         assertEquals(1002L, e.offset());
         assertTrue(e.getMessage().startsWith("Key of record at offset 1002"), e.getMessage());

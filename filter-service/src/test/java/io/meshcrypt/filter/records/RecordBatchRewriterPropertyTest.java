@@ -8,12 +8,11 @@ import static io.meshcrypt.filter.records.RecordBatches.transformed;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.meshcrypt.filter.records.RecordBatches.Entry;
+import io.meshcrypt.filter.records.RecordBatches.Params;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-
-import io.meshcrypt.filter.records.RecordBatches.Entry;
-import io.meshcrypt.filter.records.RecordBatches.Params;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Combinators;
@@ -40,8 +39,8 @@ class RecordBatchRewriterPropertyTest {
         MemoryRecords input = build(params, entries);
         ValueRewriter grow = directValues ? Transforms.GROW_DIRECT : Transforms.GROW;
 
-        MemoryRecords rewritten = RecordBatchRewriter.rewrite(input, grow);
-        MemoryRecords restored = RecordBatchRewriter.rewrite(rewritten, Transforms.SHRINK);
+        MemoryRecords rewritten = RecordBatchRewrites.rewrite(input, grow);
+        MemoryRecords restored = RecordBatchRewrites.rewrite(rewritten, Transforms.SHRINK);
 
         MutableRecordBatch in = onlyBatch(input);
         MutableRecordBatch out = onlyBatch(rewritten);

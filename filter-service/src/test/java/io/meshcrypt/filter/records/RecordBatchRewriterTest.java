@@ -22,6 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.filter.records.RecordBatches.Entry;
+import io.meshcrypt.filter.records.RecordBatches.Params;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
@@ -29,9 +31,6 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicInteger;
-
-import io.meshcrypt.filter.records.RecordBatches.Entry;
-import io.meshcrypt.filter.records.RecordBatches.Params;
 import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
@@ -63,7 +62,7 @@ class RecordBatchRewriterTest {
         List<Entry> entries = contiguous(sampleRecords());
         MemoryRecords input = build(params, entries);
 
-        MemoryRecords output = RecordBatchRewriter.rewrite(input, Transforms.GROW);
+        MemoryRecords output = RecordBatchRewrites.rewrite(input, Transforms.GROW);
 
         byte[] expected = bytes(build(params, transformed(entries, Transforms.GROW)));
         assertArrayEquals(expected, bytes(output));
@@ -82,7 +81,7 @@ class RecordBatchRewriterTest {
         MemoryRecords input = withLastOffsetDelta(build(params, entries), 12);
         long lastOffset = params.baseOffset() + 12;
 
-        MemoryRecords output = RecordBatchRewriter.rewrite(input, Transforms.GROW);
+        MemoryRecords output = RecordBatchRewrites.rewrite(input, Transforms.GROW);
 
         MemoryRecords expected = withLastOffsetDelta(build(params, transformed(entries, Transforms.GROW)), 12);
         assertArrayEquals(bytes(expected), bytes(output));
@@ -102,7 +101,7 @@ class RecordBatchRewriterTest {
         MemoryRecords input = build(params, entries);
         MutableRecordBatch in = onlyBatch(input);
 
-        MutableRecordBatch out = onlyBatch(RecordBatchRewriter.rewrite(input, Transforms.GROW));
+        MutableRecordBatch out = onlyBatch(RecordBatchRewrites.rewrite(input, Transforms.GROW));
 
         out.ensureValid();
         assertEquals(codec, out.compressionType());
@@ -118,8 +117,8 @@ class RecordBatchRewriterTest {
     void givenRewrittenBatch_whenInverseApplied_thenOriginalRecordsRestored(CompressionType codec) throws Exception {
         MemoryRecords input = build(Params.plain(codec), contiguous(sampleRecords()));
 
-        MemoryRecords restored = RecordBatchRewriter.rewrite(
-                RecordBatchRewriter.rewrite(input, Transforms.GROW), Transforms.SHRINK);
+        MemoryRecords restored = RecordBatchRewrites.rewrite(
+                RecordBatchRewrites.rewrite(input, Transforms.GROW), Transforms.SHRINK);
 
         MutableRecordBatch in = onlyBatch(input);
         MutableRecordBatch back = onlyBatch(restored);
@@ -140,9 +139,9 @@ class RecordBatchRewriterTest {
         ByteBuffer direct = ByteBuffer.allocateDirect(raw.length).put(raw).flip().asReadOnlyBuffer();
 
         MutableRecordBatch fromDirect = onlyBatch(
-                RecordBatchRewriter.rewrite(MemoryRecords.readableRecords(direct), Transforms.GROW_DIRECT));
+                RecordBatchRewrites.rewrite(MemoryRecords.readableRecords(direct), Transforms.GROW_DIRECT));
 
-        MutableRecordBatch fromHeap = onlyBatch(RecordBatchRewriter.rewrite(heap, Transforms.GROW));
+        MutableRecordBatch fromHeap = onlyBatch(RecordBatchRewrites.rewrite(heap, Transforms.GROW));
         fromDirect.ensureValid();
         assertArrayEquals(headerWithoutLengthAndCrc(fromHeap), headerWithoutLengthAndCrc(fromDirect));
         assertArrayEquals(decompressedRecords(fromHeap), decompressedRecords(fromDirect));
@@ -155,7 +154,7 @@ class RecordBatchRewriterTest {
         MemoryRecords input = MemoryRecords.withTransactionalRecords(Compression.zstd().build(), 4711L, (short) 5, 250,
                 sampleRecords().toArray(SimpleRecord[]::new));
 
-        MutableRecordBatch out = onlyBatch(RecordBatchRewriter.rewrite(input, Transforms.GROW));
+        MutableRecordBatch out = onlyBatch(RecordBatchRewrites.rewrite(input, Transforms.GROW));
 
         out.ensureValid();
         assertTrue(out.isTransactional());
@@ -173,7 +172,7 @@ class RecordBatchRewriterTest {
                 new EndTransactionMarker(ControlRecordType.COMMIT, 3));
         byte[] before = bytes(input);
 
-        MemoryRecords output = RecordBatchRewriter.rewrite(input, MUST_NOT_BE_CALLED);
+        MemoryRecords output = RecordBatchRewrites.rewrite(input, MUST_NOT_BE_CALLED);
 
         assertSame(input, output);
         assertArrayEquals(before, bytes(output));
@@ -191,7 +190,7 @@ class RecordBatchRewriterTest {
         MemoryRecords input = build(params, entries);
         onlyBatch(input).setMaxTimestamp(TimestampType.LOG_APPEND_TIME, appendTime);
 
-        MemoryRecords output = RecordBatchRewriter.rewrite(input, Transforms.GROW);
+        MemoryRecords output = RecordBatchRewrites.rewrite(input, Transforms.GROW);
 
         MutableRecordBatch out = onlyBatch(output);
         out.ensureValid();
@@ -214,9 +213,9 @@ class RecordBatchRewriterTest {
         byte[] second = bytes(build(Params.plain(CompressionType.GZIP), contiguous(sampleRecords())));
         byte[] tail = Arrays.copyOf(second, second.length - 10);
 
-        MemoryRecords output = RecordBatchRewriter.rewrite(concat(first, tail), Transforms.GROW);
+        MemoryRecords output = RecordBatchRewrites.rewrite(concat(first, tail), Transforms.GROW);
 
-        byte[] rewrittenFirst = bytes(RecordBatchRewriter.rewrite(concat(first), Transforms.GROW));
+        byte[] rewrittenFirst = bytes(RecordBatchRewrites.rewrite(concat(first), Transforms.GROW));
         byte[] out = bytes(output);
         assertArrayEquals(rewrittenFirst, Arrays.copyOf(out, rewrittenFirst.length));
         assertArrayEquals(tail, Arrays.copyOfRange(out, rewrittenFirst.length, out.length));
@@ -227,7 +226,7 @@ class RecordBatchRewriterTest {
         byte[] first = bytes(build(Params.plain(CompressionType.NONE), contiguous(sampleRecords())));
         byte[] tail = Arrays.copyOf(first, 5);
 
-        byte[] out = bytes(RecordBatchRewriter.rewrite(concat(first, tail), Transforms.GROW));
+        byte[] out = bytes(RecordBatchRewrites.rewrite(concat(first, tail), Transforms.GROW));
 
         assertArrayEquals(tail, Arrays.copyOfRange(out, out.length - tail.length, out.length));
         assertEquals(1, batches(MemoryRecords.readableRecords(ByteBuffer.wrap(out))).size());
@@ -238,7 +237,7 @@ class RecordBatchRewriterTest {
         byte[] batch = bytes(build(Params.plain(CompressionType.NONE), contiguous(sampleRecords())));
         MemoryRecords input = concat(batch, Arrays.copyOf(batch, batch.length - 1));
 
-        assertThrows(RecordRewriteException.class, () -> RecordBatchRewriter.rewrite(input, Transforms.GROW,
+        assertThrows(RecordRewriteException.class, () -> RecordBatchRewrites.rewrite(input, Transforms.GROW,
                 RecordBatchRewriter.TruncatedTail.REJECT));
     }
 
@@ -252,7 +251,7 @@ class RecordBatchRewriterTest {
                     new SimpleRecord(1L, utf8("k"), utf8("plaintext")));
 
             RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                    () -> RecordBatchRewriter.rewrite(input, Transforms.GROW));
+                    () -> RecordBatchRewrites.rewrite(input, Transforms.GROW));
 
             assertTrue(e.getMessage().contains("magic " + magic), e.getMessage());
         }
@@ -273,11 +272,11 @@ class RecordBatchRewriterTest {
         MemoryRecords zstd = build(Params.plain(CompressionType.ZSTD), entries);
         MemoryRecords input = concat(bytes(none), control, bytes(gzip), empty, tombstones, bytes(zstd));
 
-        List<MutableRecordBatch> out = batches(RecordBatchRewriter.rewrite(input, Transforms.GROW));
+        List<MutableRecordBatch> out = batches(RecordBatchRewrites.rewrite(input, Transforms.GROW));
 
         assertEquals(6, out.size());
         out.forEach(RecordBatch::ensureValid);
-        assertArrayEquals(bytes(RecordBatchRewriter.rewrite(none, Transforms.GROW)), bytes(out.get(0)));
+        assertArrayEquals(bytes(RecordBatchRewrites.rewrite(none, Transforms.GROW)), bytes(out.get(0)));
         assertArrayEquals(control, bytes(out.get(1)));
         assertRecordsEqualExceptValues(onlyBatch(gzip), out.get(2), Transforms.GROW);
         assertArrayEquals(empty, bytes(out.get(3)));
@@ -293,8 +292,8 @@ class RecordBatchRewriterTest {
         MemoryRecords input = build(Params.plain(CompressionType.LZ4),
                 contiguous(List.of(new SimpleRecord(1L, utf8("a"), null), new SimpleRecord(2L, (byte[]) null, (byte[]) null))));
 
-        assertSame(input, RecordBatchRewriter.rewrite(input, MUST_NOT_BE_CALLED));
-        assertSame(MemoryRecords.EMPTY, RecordBatchRewriter.rewrite(MemoryRecords.EMPTY, MUST_NOT_BE_CALLED));
+        assertSame(input, RecordBatchRewrites.rewrite(input, MUST_NOT_BE_CALLED));
+        assertSame(MemoryRecords.EMPTY, RecordBatchRewrites.rewrite(MemoryRecords.EMPTY, MUST_NOT_BE_CALLED));
     }
 
     @Test
@@ -304,7 +303,7 @@ class RecordBatchRewriterTest {
         buffer.put(buffer.limit() - 1, (byte) (buffer.get(buffer.limit() - 1) ^ 1));
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(MemoryRecords.readableRecords(buffer), Transforms.GROW));
+                () -> RecordBatchRewrites.rewrite(MemoryRecords.readableRecords(buffer), Transforms.GROW));
 
         assertTrue(e.getMessage().contains("CRC"), e.getMessage());
     }
@@ -319,7 +318,7 @@ class RecordBatchRewriterTest {
         fixCrc(buffer, 0);
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(MemoryRecords.readableRecords(buffer), Transforms.GROW));
+                () -> RecordBatchRewrites.rewrite(MemoryRecords.readableRecords(buffer), Transforms.GROW));
 
         assertEquals(1001L, e.offset());
         assertTrue(e.getMessage().contains("offset 1001"), e.getMessage());
@@ -335,7 +334,7 @@ class RecordBatchRewriterTest {
             fixCrc(buffer, 0);
 
             RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                    () -> RecordBatchRewriter.rewrite(MemoryRecords.readableRecords(buffer), Transforms.GROW));
+                    () -> RecordBatchRewrites.rewrite(MemoryRecords.readableRecords(buffer), Transforms.GROW));
 
             assertTrue(e.getMessage().contains("base offset 1000"), e.getMessage());
         }
@@ -353,7 +352,7 @@ class RecordBatchRewriterTest {
         };
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(input, failsOnSecond));
+                () -> RecordBatchRewrites.rewrite(input, failsOnSecond));
 
         assertEquals(1001L, e.offset()); // the second non-null value belongs to offset 1001
         assertTrue(e.getMessage().contains("key unavailable"), e.getMessage());
@@ -364,7 +363,7 @@ class RecordBatchRewriterTest {
         MemoryRecords input = build(Params.plain(CompressionType.NONE), contiguous(sampleRecords()));
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(input, value -> null));
+                () -> RecordBatchRewrites.rewrite(input, value -> null));
 
         assertEquals(1000L, e.offset());
     }
@@ -373,7 +372,7 @@ class RecordBatchRewriterTest {
     void givenIdentityRewriter_whenRewritten_thenOutputIsANewButEqualBuffer() throws Exception {
         MemoryRecords input = build(Params.plain(CompressionType.NONE), contiguous(sampleRecords()));
 
-        MemoryRecords output = RecordBatchRewriter.rewrite(input, value -> value);
+        MemoryRecords output = RecordBatchRewrites.rewrite(input, value -> value);
 
         assertArrayEquals(bytes(input), bytes(output));
     }

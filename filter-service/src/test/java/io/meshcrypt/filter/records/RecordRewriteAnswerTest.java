@@ -29,7 +29,7 @@ class RecordRewriteAnswerTest {
         };
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(ONE_RECORD, notReady));
+                () -> RecordBatchRewrites.rewrite(ONE_RECORD, notReady));
 
         assertSame(ready, e.retryWhen());
         assertEquals(Errors.KAFKA_STORAGE_ERROR, e.answer());
@@ -44,7 +44,7 @@ class RecordRewriteAnswerTest {
         };
 
         RecordRewriteException e = assertThrows(RecordRewriteException.class,
-                () -> RecordBatchRewriter.rewrite(ONE_RECORD, broken));
+                () -> RecordBatchRewrites.rewrite(ONE_RECORD, broken));
 
         assertEquals(Errors.CORRUPT_MESSAGE, e.answer());
         assertEquals(null, e.retryWhen());

@@ -5,15 +5,16 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
 import io.grpc.stub.StreamObserver;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
+import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
@@ -74,7 +75,7 @@ class ExtProcDeferralTest {
         // One worker: if a parked chunk blocked it, the second stream below could not be answered.
         ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
                 headers -> new DeferringHandler(),
-                ExtProcServer.Limits.defaults().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(2)));
+                TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(2)));
         resources.add(server);
         return ExtProcTestClient.connect(server, resources);
     }

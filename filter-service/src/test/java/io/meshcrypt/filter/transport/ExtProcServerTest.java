@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
@@ -19,6 +18,8 @@ import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.MetadataUtils;
 import io.grpc.stub.StreamObserver;
+import io.meshcrypt.filter.TestLimits;
+import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
@@ -118,7 +119,7 @@ class ExtProcServerTest {
     }
 
     private ExtProcServer startServer() throws Exception {
-        return startServer(ExtProcServer.Limits.defaults().withWorkerThreads(2).withShutdownGrace(Duration.ofSeconds(2)));
+        return startServer(TestLimits.extProc().withWorkerThreads(2).withShutdownGrace(Duration.ofSeconds(2)));
     }
 
     private NetworkExternalProcessorGrpc.NetworkExternalProcessorStub client(ExtProcServer server) {
@@ -143,7 +144,7 @@ class ExtProcServerTest {
         ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), headers -> {
             seen.add(String.valueOf(headers.get("x-meshcrypt-broker-listeners")));
             return new RecordingHandler();
-        }, ExtProcServer.Limits.defaults());
+        }, TestLimits.extProc());
         resources.add(server);
         Metadata sent = new Metadata();
         sent.put(Metadata.Key.of("x-meshcrypt-broker-listeners", Metadata.ASCII_STRING_MARSHALLER), "1=127.0.0.1:19193");
@@ -262,7 +263,7 @@ class ExtProcServerTest {
             }
         };
         ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
-                headers -> forwardsNothing, ExtProcServer.Limits.defaults().withWorkerThreads(1));
+                headers -> forwardsNothing, TestLimits.extProc().withWorkerThreads(1));
         resources.add(server);
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = client(server).process(responses);
@@ -339,7 +340,7 @@ class ExtProcServerTest {
     @Test
     void givenHandlerThrowsStackOverflowError_whenOtherStreamShareItsWorker_thenOnlyThatConnectionResetAndOtherKeepsBeingAnswered()
             throws Exception {
-        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+        ExtProcServer server = startServer(TestLimits.extProc().withWorkerThreads(1)
                 .withShutdownGrace(Duration.ofSeconds(2)));
         Responses healthy = new Responses();
         StreamObserver<ProcessingRequest> healthyRequests = client(server).process(healthy);
@@ -395,7 +396,7 @@ class ExtProcServerTest {
             RecordingHandler handler = new RecordingHandler();
             handlers.add(handler);
             return handler;
-        }, ExtProcServer.Limits.defaults().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(2)));
+        }, TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(2)));
         resources.add(server);
         Responses first = new Responses();
         client(server).process(first).onNext(read("x", false));
@@ -409,7 +410,7 @@ class ExtProcServerTest {
 
     @Test
     void givenHeldFrameNeverCompleted_whenPeerSendsNothingMore_thenStreamFailsAfterTimeoutAndHandlerClosed() throws Exception {
-        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+        ExtProcServer server = startServer(TestLimits.extProc().withWorkerThreads(1)
                 .withShutdownGrace(Duration.ofSeconds(2)).withHeldFrameTimeout(Duration.ofMillis(300)));
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = client(server).process(responses);
@@ -432,7 +433,7 @@ class ExtProcServerTest {
 
     @Test
     void givenHeldFrameTrickled_whenNextChunkArrivesPastTimeout_thenCloseRstForThatChunk() throws Exception {
-        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+        ExtProcServer server = startServer(TestLimits.extProc().withWorkerThreads(1)
                 .withShutdownGrace(Duration.ofSeconds(2)).withHeldFrameTimeout(Duration.ofMillis(400)));
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = client(server).process(responses);
@@ -456,7 +457,7 @@ class ExtProcServerTest {
 
     @Test
     void givenHeldFramesEachCompletedInTime_whenLongerThanTimeoutOverall_thenConnectionKeepsWorking() throws Exception {
-        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+        ExtProcServer server = startServer(TestLimits.extProc().withWorkerThreads(1)
                 .withShutdownGrace(Duration.ofSeconds(2)).withHeldFrameTimeout(Duration.ofMillis(500)));
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = client(server).process(responses);
@@ -479,7 +480,7 @@ class ExtProcServerTest {
     void givenHandlerBusy_whenManyRequestsPipelined_thenOnlyTheInboundWindowIsRead() throws Exception {
         int window = 4;
         // Two workers: streams are spread round-robin, so the probe stream below is not stuck behind the busy one.
-        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withInboundWindow(window).withWorkerThreads(2));
+        ExtProcServer server = startServer(TestLimits.extProc().withInboundWindow(window).withWorkerThreads(2));
         NetworkExternalProcessorGrpc.NetworkExternalProcessorStub stub = client(server);
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = stub.process(responses);
@@ -512,7 +513,7 @@ class ExtProcServerTest {
 
     @Test
     void givenMessageAboveLimit_whenSent_thenStreamFailsAndHandlerClosedWithoutSeeingIt() throws Exception {
-        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withMaxInboundMessageBytes(1024).withWorkerThreads(1));
+        ExtProcServer server = startServer(TestLimits.extProc().withMaxInboundMessageBytes(1024).withWorkerThreads(1));
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = client(server).process(responses);
 
@@ -528,7 +529,7 @@ class ExtProcServerTest {
 
     @Test
     void givenOpenStreams_whenServerClosed_thenHandlersClosed() throws Exception {
-        ExtProcServer server = startServer(ExtProcServer.Limits.defaults().withWorkerThreads(1)
+        ExtProcServer server = startServer(TestLimits.extProc().withWorkerThreads(1)
                 .withShutdownGrace(Duration.ofMillis(200)));
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = client(server).process(responses);

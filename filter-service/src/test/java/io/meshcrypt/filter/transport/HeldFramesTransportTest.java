@@ -12,6 +12,7 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
+import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.framing.FrameAction;
 import io.meshcrypt.filter.framing.FrameHandler;
 import io.meshcrypt.filter.framing.FrameStream;
@@ -104,7 +105,7 @@ class HeldFramesTransportTest {
 
     private ExtProcServer start(ConnectionHandlerFactory factory, Duration heldFrameTimeout) throws Exception {
         ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
-                factory, ExtProcServer.Limits.defaults().withWorkerThreads(1)
+                factory, TestLimits.extProc().withWorkerThreads(1)
                         .withShutdownGrace(Duration.ofSeconds(1)).withHeldFrameTimeout(heldFrameTimeout));
         resources.add(server);
         return server;
