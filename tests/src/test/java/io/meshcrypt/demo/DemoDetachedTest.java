@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.e2e.support.LocalMesh;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -32,7 +33,7 @@ class DemoDetachedTest {
 
     private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
     /** Port base 22000 unless MESHCRYPT_E2E_PORT_BASE moves it (7000 below that base). */
-    private final DemoRun demo = new DemoRun("demo-detached", DemoRun.belowE2eBase(7000));
+    private final DemoRun demo = new DemoRun("demo-detached", LocalMesh.portsBelow(7000));
     private Map<String, String> endpoints;
 
     @BeforeAll

@@ -2,7 +2,6 @@ package io.meshcrypt.demo;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.launcher.PortPlan;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -53,22 +52,6 @@ final class DemoRun {
         this.launcherLog = root.resolve("tests/target/" + name + "-launcher.log");
     }
 
-    /**
-     * The ports of a mesh {@code offset} below the e2e harness's port base ({@link LocalMesh#PORT_BASE}:
-     * MESHCRYPT_E2E_PORT_BASE, default 29000), so that two test runs on one machine keep all their meshes apart by
-     * setting that one variable. Keep every mesh below 32768: the kernel hands out ports from there to outgoing
-     * connections.
-     *
-     * @throws IllegalStateException naming the variable when it leaves no room for this mesh's ports
-     */
-    static PortPlan belowE2eBase(int offset) {
-        try {
-            return PortPlan.of(LocalMesh.PORT_BASE - offset);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalStateException("MESHCRYPT_E2E_PORT_BASE=" + LocalMesh.PORT_BASE + " leaves no room for a mesh "
-                    + offset + " below it: its port base " + e.getMessage(), e);
-        }
-    }
 
     /** Runs ./meshcrypt with this run's state dir and port base; returns its exit code. */
     int launcher(String... args) {

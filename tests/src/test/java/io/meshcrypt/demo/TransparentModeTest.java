@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.launcher.PortPlan;
 import io.meshcrypt.testsupport.Prerequisite;
 import java.nio.charset.StandardCharsets;
@@ -34,7 +35,7 @@ class TransparentModeTest {
 
     private static final Duration FLOW_TIMEOUT = Duration.ofSeconds(90);
     /** Port base 23000 unless MESHCRYPT_E2E_PORT_BASE moves it (6000 below that base). */
-    private static final PortPlan PORTS = DemoRun.belowE2eBase(6000);
+    private static final PortPlan PORTS = LocalMesh.portsBelow(6000);
     private static final String BROKER_HOST = PORTS.brokerRealHost();
     private static final String BROKER_REAL_ADDRESS = BROKER_HOST + ":" + PORTS.brokerTransparent();
     private final DemoRun demo = new DemoRun("demo-transparent", PORTS);

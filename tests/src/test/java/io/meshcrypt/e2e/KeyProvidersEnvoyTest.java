@@ -59,7 +59,7 @@ import org.junit.jupiter.api.Test;
  */
 class KeyProvidersEnvoyTest {
     /** Port base 24000 unless MESHCRYPT_E2E_PORT_BASE moves it: 5000 below that base. */
-    private static final PortPlan PORTS = portsBelowSharedMesh(5000);
+    private static final PortPlan PORTS = LocalMesh.portsBelow(5000);
     private static final byte[] V2 = {0x00, 0x4D, 0x43, 0x45, 0x02};
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
     private static final String PIN_ENV = "MESHCRYPT_E2E_HSM_PIN";
@@ -76,15 +76,6 @@ class KeyProvidersEnvoyTest {
     private static Path hsmLibrary;
     private static int topicSeq;
 
-    /** @throws IllegalStateException naming MESHCRYPT_E2E_PORT_BASE when it leaves no room for this mesh's ports */
-    private static PortPlan portsBelowSharedMesh(int offset) {
-        try {
-            return PortPlan.of(LocalMesh.PORT_BASE - offset);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalStateException("MESHCRYPT_E2E_PORT_BASE=" + LocalMesh.PORT_BASE + " leaves no room for the"
-                    + " key providers' mesh " + offset + " below it: its port base " + e.getMessage(), e);
-        }
-    }
 
     @BeforeAll
     static void up() throws Exception {

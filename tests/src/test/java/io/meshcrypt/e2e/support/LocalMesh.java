@@ -54,6 +54,24 @@ public final class LocalMesh {
     public static final int PORT_BASE = Integer.parseInt(System.getenv().getOrDefault("MESHCRYPT_E2E_PORT_BASE", "29000"));
     /** The launcher's ports for {@link #PORT_BASE}. */
     public static final PortPlan PORTS = PortPlan.of(PORT_BASE);
+
+    /**
+     * The ports of a mesh {@code offset} below the e2e harness's port base ({@link #PORT_BASE}:
+     * MESHCRYPT_E2E_PORT_BASE, default 29000), so that two test runs on one machine keep all their meshes apart by
+     * setting that one variable. Keep every mesh below 32768: the kernel hands out ports from there to outgoing
+     * connections.
+     *
+     * @throws IllegalStateException naming the variable when it leaves no room for this mesh's ports
+     */
+    public static PortPlan portsBelow(int offset) {
+        try {
+            return PortPlan.of(PORT_BASE - offset);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException("MESHCRYPT_E2E_PORT_BASE=" + PORT_BASE + " leaves no room for a mesh "
+                    + offset + " below it: its port base " + e.getMessage(), e);
+        }
+    }
+
     public static final Duration CLIENT_TIMEOUT = Duration.ofSeconds(30);
     private static final Duration UP_TIMEOUT = Duration.ofMinutes(4);
     private static final Duration COMPONENT_TIMEOUT = Duration.ofMinutes(2);
