@@ -114,6 +114,28 @@ class MutualTlsTest {
         assertEquals("R:hello", answer, envoy.logText());
     }
 
+    @Test
+    void givenASidecarCertificateIsReissued_whenEnvoyWatchesItsFolder_thenItPresentsTheNewOneWithoutARestart() throws Exception {
+        LocalCa.Issued filterService = meshCa.issue("filter-service", LocalCa.spiffeId("filter-service"), List.of("127.0.0.1"), DAY);
+        LocalCa.Issued sidecar = meshCa.issue("sidecar-app-a", LocalCa.spiffeId("sidecar/app-a"), List.of(), DAY);
+        resources.add(ExtProcServer.start(new InetSocketAddress("127.0.0.1", FILTER_PORT), headers -> new Prefixing(),
+                ExtProcServer.Limits.of(1 << 20, Duration.ofSeconds(30)), List.of(), material(filterService, meshCa)));
+        ServerSocket broker = echoServer();
+        Files.writeString(mesh, Files.readString(mesh).replace("10.0.0.1:9092", "127.0.0.1:" + broker.getLocalPort()));
+        EnvoyProcess envoy = EnvoyProcess.start(bootstrap("app-a", sidecar), ADMIN_PORT, dir.resolve("envoy.log"),
+                "--log-level", "info", "--base-id-path", dir.resolve("envoy.base-id").toString());
+        resources.add(envoy);
+        assertEquals("R:hello", exchangeWhenListening(BOOTSTRAP_PORT, "hello"), envoy.logText());
+
+        LocalCa.Issued reissued = meshCa.issue("sidecar-app-a", LocalCa.spiffeId("sidecar/app-a"), List.of(), DAY);
+
+        // Envoy's /certs lists the certificates it holds, serial numbers in lower-case hex
+        String serial = LocalCa.readCertificate(reissued.certificate()).getSerialNumber().toString(16);
+        XdsMeshHarness.await(() -> envoy.admin("/certs").toLowerCase(java.util.Locale.ROOT).contains(serial),
+                "Envoy holds the re-issued sidecar certificate " + serial);
+        assertEquals("R:again", exchangeWhenListening(BOOTSTRAP_PORT, "again"), envoy.logText());
+    }
+
     /** Read bytes get "R:" in front; the echo upstream sends them back unchanged through the write path. */
     private static final class Prefixing implements ConnectionHandler {
         @Override
