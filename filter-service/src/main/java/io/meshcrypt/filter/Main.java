@@ -15,6 +15,7 @@ import io.meshcrypt.filter.keys.KeysCli;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import io.meshcrypt.meshconfig.cli.ConfigCommandLine;
+import io.meshcrypt.meshconfig.tls.TlsMaterial;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -67,11 +68,16 @@ public final class Main {
 
     private static void serve(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
+        TlsMaterial tls = null;
+        if (config.tls() != null) {
+            Keysets.requireOwnerOnly(config.tls().privateKey());
+            tls = TlsMaterial.load(config.tls());
+        }
         XdsPolicySource xds = null;
         if (config.policyServer() != null) {
             // fail closed: no traffic is served before the xDS server's policy is in force
             xds = XdsPolicySource.start(config.policyServer(), "filter-service@" + config.listen().getHostString() + ":"
-                    + config.listen().getPort());
+                    + config.listen().getPort(), tls);
             config = config.withPolicies(xds.awaitFirst(XDS_POLICY_WAIT), configFile);
         }
         // Before any key is read: a secret file others can read is refused, naming the file and the fix.
@@ -91,7 +97,7 @@ public final class Main {
                 DataPathLimits.kafka(limits), DataPathLimits.heldBytes(limits));
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
-                List.of(workers -> new HttpExtProcService(http, workers)));
+                List.of(workers -> new HttpExtProcService(http, workers)), tls);
         AutoCloseable policyWatcher;
         if (xds != null) {
             xds.attach(config.policies(), proxy::policy, http::rules);

@@ -3,12 +3,15 @@ package io.meshcrypt.xds;
 import io.meshcrypt.meshconfig.cli.ConfigCommandLine;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.MeshReader;
+import io.meshcrypt.meshconfig.tls.TlsFiles;
+import io.meshcrypt.meshconfig.tls.TlsMaterial;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -51,6 +54,18 @@ public final class Main {
         String mesh;
     }
 
+    /** Clients must present a certificate chaining to the CA; the files are re-read when they change. */
+    static final class TlsOptions {
+        @Option(names = "--tls-certificate", required = true, paramLabel = "FILE", description = "The server's certificate (PEM).")
+        Path certificate;
+
+        @Option(names = "--tls-private-key", required = true, paramLabel = "FILE", description = "Its private key (PEM, PKCS#8).")
+        Path privateKey;
+
+        @Option(names = "--tls-trusted-ca", required = true, paramLabel = "FILE", description = "The only CA clients' certificates may chain to (PEM).")
+        Path trustedCa;
+    }
+
     @Command(name = "serve", description = "Serve ADS and the status endpoint, pushing every change of the mesh file.")
     static final class Serve implements Callable<Integer> {
         @Mixin
@@ -64,9 +79,13 @@ public final class Main {
                 description = "HTTP address of GET /status and GET /metrics (default ${DEFAULT-VALUE}).")
         String status;
 
+        @ArgGroup(exclusive = false, heading = "Mutual TLS on ADS (all three or none):%n")
+        TlsOptions tls;
+
         @Override
         public Integer call() throws Exception {
-            XdsServer server = XdsServer.start(Path.of(mesh.mesh), address("--xds", xds), address("--status", status));
+            TlsMaterial material = tls == null ? null : TlsMaterial.load(new TlsFiles(tls.certificate, tls.privateKey, tls.trustedCa));
+            XdsServer server = XdsServer.start(Path.of(mesh.mesh), address("--xds", xds), address("--status", status), material);
             CountDownLatch stopped = new CountDownLatch(1);
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 server.close();

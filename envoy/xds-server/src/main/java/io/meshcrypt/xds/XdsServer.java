@@ -3,6 +3,7 @@ package io.meshcrypt.xds;
 import io.meshcrypt.meshconfig.FileWatcher;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.MeshReader;
+import io.meshcrypt.meshconfig.tls.TlsMaterial;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.xds.server.AdsServer;
 import io.meshcrypt.xds.server.NodeSnapshots;
@@ -62,6 +63,12 @@ public final class XdsServer implements AutoCloseable {
 
     /** Loads the mesh file (an invalid one fails the start), then serves ADS on {@code xds} and status on {@code status}. */
     public static XdsServer start(Path meshFile, InetSocketAddress xds, InetSocketAddress status) throws ConfigException, IOException {
+        return start(meshFile, xds, status, null);
+    }
+
+    /** As {@link #start(Path, InetSocketAddress, InetSocketAddress)}; with {@code tls} (else null), ADS over mutual TLS. */
+    public static XdsServer start(Path meshFile, InetSocketAddress xds, InetSocketAddress status, TlsMaterial tls)
+            throws ConfigException, IOException {
         XdsServer server = new XdsServer(meshFile);
         byte[] content;
         try {
@@ -71,7 +78,7 @@ public final class XdsServer implements AutoCloseable {
         }
         server.apply(MeshReader.parse(meshFile, content), content);
         try {
-            server.serve(xds, status);
+            server.serve(xds, status, tls);
             server.watcher = FileWatcher.start(meshFile, content, MESH_POLL, server::meshChanged);
         } catch (IOException | RuntimeException e) {
             server.close();
@@ -80,11 +87,11 @@ public final class XdsServer implements AutoCloseable {
         return server;
     }
 
-    private void serve(InetSocketAddress xds, InetSocketAddress statusAddress) throws IOException {
-        ads = AdsServer.start(xds, nodes);
+    private void serve(InetSocketAddress xds, InetSocketAddress statusAddress, TlsMaterial tls) throws IOException {
+        ads = AdsServer.start(xds, nodes, tls);
         status = StatusHttpServer.start(statusAddress, this::status, meters);
-        log.info("xDS server: ADS on {}:{}, status on http://{}:{}/status, mesh file {} (version {})",
-                xdsAddress().getHostString(), xdsAddress().getPort(), statusAddress().getHostString(),
+        log.info("xDS server: ADS on {}:{}{}, status on http://{}:{}/status, mesh file {} (version {})",
+                xdsAddress().getHostString(), xdsAddress().getPort(), tls == null ? "" : " (mutual TLS)", statusAddress().getHostString(),
                 statusAddress().getPort(), meshFile, version);
     }
 

@@ -59,6 +59,16 @@ class MainTest {
     }
 
     @Test
+    void givenOnlySomeTlsOptions_whenServing_thenUsageErrorNamingTheMissingOnes() throws Exception {
+        Path mesh = Files.writeString(dir.resolve("mesh.yaml"), OneSidecarMesh.YAML);
+
+        Run run = run("serve", "--mesh", mesh.toString(), "--tls-certificate", "cert.pem");
+
+        assertEquals(2, run.exit());
+        assertTrue(run.err().contains("--tls-private-key") && run.err().contains("--tls-trusted-ca"), run.err());
+    }
+
+    @Test
     void givenNoCommand_whenRun_thenUsageOnStderrAndExit2() {
         Run run = run();
 

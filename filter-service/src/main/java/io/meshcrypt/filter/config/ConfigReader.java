@@ -8,6 +8,7 @@ import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.mesh.PolicyDelivery;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.PolicyReader;
+import io.meshcrypt.meshconfig.tls.TlsFiles;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.yaml.ConfigFields;
 import io.meshcrypt.meshconfig.yaml.ConfigFields.HostPort;
@@ -33,7 +34,7 @@ import java.util.Map;
  */
 public final class ConfigReader {
 
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
     static final String DEFAULT_SIV_KEYSET = "siv-keyset.json";
 
@@ -58,6 +59,13 @@ public final class ConfigReader {
         InetSocketAddress listen = listenEntry == null
                 ? bindAddress(ConfigFields.TOP, "listen", FilterConfig.DEFAULT_LISTEN)
                 : bindAddress(listenEntry.keyLocation(), "listen", fields.string(listenEntry, "listen"));
+
+        Entry tlsEntry = mapping.entries().get("tls");
+        TlsFiles tls = tlsEntry == null ? null : TlsFiles.read(fields, tlsEntry, "tls");
+        if (tls == null && !listen.getAddress().isLoopbackAddress()) {
+            // plaintext gRPC carries keys' results and decrypted values: only where no other host can connect
+            throw fields.error(listenEntry.keyLocation(), "tls", "required when listen is not a loopback address");
+        }
 
         Limits limits = new LimitsReader(fields).limits(mapping.entries().get("limits"), mapping.entries().get("maxFrameBytes"));
 
@@ -115,7 +123,7 @@ public final class ConfigReader {
         }
 
         return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                limits, policyServer);
+                limits, policyServer, tls);
     }
 
     private Map<Integer, InetSocketAddress> brokers(Entry entry) throws ConfigException {

@@ -3,6 +3,7 @@ package io.meshcrypt.filter.config;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.tls.TlsFiles;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.yaml.YamlTree;
 import java.io.IOException;
@@ -35,6 +36,10 @@ import java.util.Objects;
  *   rules: [...]
  * policyFrom: mesh.yaml              # instead of policy: and http: take those sections of this file (the xDS mesh file)
  *                                    # or xds://host:port: the xDS server delivers them (see XdsPolicySource)
+ * tls:                               # optional (required unless listen is loopback): mutual TLS, clients need a
+ *   certificate: pki/filter-service/cert.pem   # certificate from trustedCa; files are re-read when they change
+ *   privateKey: pki/filter-service/key.pem     # owner-only (0600)
+ *   trustedCa: pki/ca.pem
  * limits:                            # optional: resource limits against hostile peers, see Limits and docs/configuration.md
  *   maxHeldBytesPerConnection: 209715208
  *   heldFrameTimeout: 30s
@@ -69,6 +74,8 @@ import java.util.Objects;
  * @param policyServer with {@code policyFrom: xds://host:port}, the xDS server that delivers the policy and HTTP rules
  *     (unresolved), else null; then {@code policy} and {@code http} are placeholders until
  *     {@link #withPolicies} puts the delivered ones in
+ * @param tls the certificate, key and CA of mutual TLS on the gRPC server (and towards the xDS server), or null for
+ *     plaintext, which only a loopback {@code listen} may use
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -81,7 +88,8 @@ public record FilterConfig(
         Path policyFrom,
         Path sivKeyset,
         Limits limits,
-        InetSocketAddress policyServer) {
+        InetSocketAddress policyServer,
+        TlsFiles tls) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
@@ -111,7 +119,7 @@ public record FilterConfig(
     public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
                         EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset) {
         this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                Limits.defaults(maxFrameBytes), null);
+                Limits.defaults(maxFrameBytes), null, null);
     }
 
     /** Record keys are never encrypted. */
@@ -145,7 +153,7 @@ public record FilterConfig(
         Path siv = sivKeyset == null && delivered.encryption().anyDeterministicKeys()
                 ? defaultSivKeyset(keyset, configFile) : sivKeyset;
         return new FilterConfig(listen, maxFrameBytes, keyset, brokers, delivered.encryption(), delivered.http(), keys,
-                policyFrom, siv, limits, policyServer);
+                policyFrom, siv, limits, policyServer, tls);
     }
 
     /** {@value ConfigReader#DEFAULT_SIV_KEYSET} next to the top-level keyset, or next to the config file. */

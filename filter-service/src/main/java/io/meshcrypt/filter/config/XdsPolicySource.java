@@ -10,13 +10,17 @@ import io.envoyproxy.envoy.service.discovery.v3.AggregatedDiscoveryServiceGrpc;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryRequest;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryResponse;
 import io.grpc.ManagedChannel;
+import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.mesh.PolicyDelivery;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.tls.TlsMaterial;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
@@ -28,6 +32,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
+import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -65,10 +70,19 @@ public final class XdsPolicySource implements AutoCloseable {
     /** Why the last version was rejected before the service had a policy, for the start-up error. */
     private volatile String startProblem;
 
-    private XdsPolicySource(InetSocketAddress server, String nodeId) {
+    private XdsPolicySource(InetSocketAddress server, String nodeId, TlsMaterial tls) throws SSLException {
         this.server = PolicyDelivery.SCHEME + server.getHostString() + ":" + server.getPort();
         this.node = Node.newBuilder().setId(nodeId).setCluster(PolicyDelivery.FILTER_SERVICE_CLUSTER).build();
-        this.channel = NettyChannelBuilder.forAddress(server.getHostString(), server.getPort()).usePlaintext().build();
+        NettyChannelBuilder channel = NettyChannelBuilder.forAddress(server.getHostString(), server.getPort());
+        if (tls == null) {
+            channel.usePlaintext();
+        } else {
+            // this service's own certificate as client identity; the xDS server's must chain to the mesh CA and
+            // name the host dialled (gRPC's hostname check)
+            channel.sslContext(GrpcSslContexts.configure(SslContextBuilder.forClient(), SslProvider.JDK)
+                    .keyManager(tls.keyManager()).trustManager(tls.trustManager()).build());
+        }
+        this.channel = channel.build();
         this.executor = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "xds-policy");
             t.setDaemon(true);
@@ -76,9 +90,21 @@ public final class XdsPolicySource implements AutoCloseable {
         });
     }
 
-    /** Opens the ADS stream to {@code server}; see {@link #awaitFirst}. */
+    /** Opens a plaintext ADS stream to {@code server}; see {@link #awaitFirst}. */
     public static XdsPolicySource start(InetSocketAddress server, String nodeId) {
-        XdsPolicySource source = new XdsPolicySource(server, nodeId);
+        try {
+            return start(server, nodeId, null);
+        } catch (SSLException e) {
+            throw new IllegalStateException("no TLS context is built without TLS", e);
+        }
+    }
+
+    /**
+     * Opens the ADS stream to {@code server}, over mutual TLS with {@code tls} (null: plaintext); see
+     * {@link #awaitFirst}.
+     */
+    public static XdsPolicySource start(InetSocketAddress server, String nodeId, TlsMaterial tls) throws SSLException {
+        XdsPolicySource source = new XdsPolicySource(server, nodeId, tls);
         source.executor.execute(source::open);
         return source;
     }

@@ -1,8 +1,14 @@
 package io.meshcrypt.filter.transport;
 
 import io.grpc.Server;
+import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
+import io.meshcrypt.meshconfig.tls.TlsMaterial;
 import io.netty.channel.DefaultEventLoopGroup;
+import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -10,6 +16,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -107,6 +114,17 @@ public final class ExtProcServer implements AutoCloseable {
     /** As {@link #start(InetSocketAddress, ConnectionHandlerFactory, Limits)}, also serving {@code services}. */
     public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits,
                                       List<GrpcServiceFactory> services) throws IOException {
+        return start(address, factory, limits, services, null);
+    }
+
+    /**
+     * As {@link #start(InetSocketAddress, ConnectionHandlerFactory, Limits, List)}; with {@code tls}, only over mutual
+     * TLS: a client must present a certificate chaining to {@code tls}' CA, and rotated files serve new connections.
+     *
+     * @param tls the server's certificate, key and trusted CA, or null for plaintext
+     */
+    public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits,
+                                      List<GrpcServiceFactory> services, TlsMaterial tls) throws IOException {
         Objects.requireNonNull(address, "address");
         Objects.requireNonNull(factory, "factory");
         Objects.requireNonNull(limits, "limits");
@@ -120,6 +138,9 @@ public final class ExtProcServer implements AutoCloseable {
                 .maxInboundMessageSize(limits.maxInboundMessageBytes())
                 .addService(new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics,
                         limits.heldFrameTimeout()).withHeaders());
+        if (tls != null) {
+            builder.sslContext(mutualTls(tls));
+        }
         Server server;
         try {
             services.forEach(service -> builder.addService(service.create(workers)));
@@ -129,9 +150,20 @@ public final class ExtProcServer implements AutoCloseable {
             workers.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
             throw e;
         }
-        log.info("ext_proc server listening on {} ({} workers, max message {} bytes, held frames complete within {})",
-                server.getListenSockets(), limits.workerThreads(), limits.maxInboundMessageBytes(), limits.heldFrameTimeout());
+        log.info("ext_proc server listening on {}{} ({} workers, max message {} bytes, held frames complete within {})",
+                server.getListenSockets(), tls == null ? "" : " with mutual TLS", limits.workerThreads(), limits.maxInboundMessageBytes(), limits.heldFrameTimeout());
         return new ExtProcServer(server, workers, metrics, limits.shutdownGrace());
+    }
+
+    /**
+     * A server context that requires a client certificate from the mesh CA only (no default trust roots). The JDK
+     * provider calls the reloading key and trust managers on every handshake; gRPC's settings give TLS 1.2+ and h2.
+     */
+    public static SslContext mutualTls(TlsMaterial tls) throws SSLException {
+        return GrpcSslContexts.configure(SslContextBuilder.forServer(tls.keyManager()), SslProvider.JDK)
+                .trustManager(tls.trustManager())
+                .clientAuth(ClientAuth.REQUIRE)
+                .build();
     }
 
     /** The bound port. */

@@ -2,12 +2,14 @@ package io.meshcrypt.filter.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy.Unmatched;
 import io.meshcrypt.meshconfig.policy.TopicDecision;
+import io.meshcrypt.meshconfig.tls.TlsFiles;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -93,7 +95,7 @@ class FilterConfigTest {
 
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', textBlock = """
-            unknown root key        | keyset: k.json\\nlisen: 1.2.3.4:5                       | 2:1 | lisen: unknown field (expected one of listen, maxFrameBytes, keyset, brokers, policy, policyFrom, http, keys, sivKeyset, limits)
+            unknown root key        | keyset: k.json\\nlisen: 1.2.3.4:5                       | 2:1 | lisen: unknown field (expected one of listen, maxFrameBytes, keyset, brokers, policy, policyFrom, http, keys, sivKeyset, limits, tls)
             unknown policy key      | keyset: k.json\\npolicy:\\n  encrpyt: [a]               | 3:3 | policy.encrpyt: unknown field
             missing keyset          | listen: 127.0.0.1:1                                     | 1:1 | keyset: required field is missing
             keyset not a string     | keyset: [a, b]                                          | 1:1 | keyset: must be a string (got a list)
@@ -164,5 +166,44 @@ class FilterConfigTest {
 
         assertTrue(e.getMessage().length() < 250, e.getMessage());
         assertTrue(e.getMessage().contains("xxx..."), e.getMessage());
+    }
+
+    private static final String TLS = """
+            tls:
+              certificate: pki/filter-service/cert.pem
+              privateKey: pki/filter-service/key.pem
+              trustedCa: pki/ca.pem
+            """;
+
+    @Test
+    void givenATlsSection_whenLoaded_thenItsPathsResolveAgainstTheConfigFolder() throws Exception {
+        FilterConfig config = FilterConfig.load(write("listen: 0.0.0.0:50051\nkeyset: k.json\n" + TLS));
+
+        assertEquals(new TlsFiles(dir.resolve("pki/filter-service/cert.pem"), dir.resolve("pki/filter-service/key.pem"),
+                dir.resolve("pki/ca.pem")), config.tls());
+    }
+
+    @Test
+    void givenNoTlsAndALoopbackListen_whenLoaded_thenPlaintextAsBefore() throws Exception {
+        assertNull(FilterConfig.load(write("listen: 127.0.0.1:50051\nkeyset: k.json\n")).tls());
+        assertNull(FilterConfig.load(write("keyset: k.json\n")).tls());
+    }
+
+    @Test
+    void givenNoTlsAndANonLoopbackListen_whenLoaded_thenTheErrorNamesTheListenLine() throws Exception {
+        Path file = dir.resolve("filter.yaml");
+
+        ConfigException e = failure("keyset: k.json\nlisten: 0.0.0.0:50051\n");
+
+        assertEquals(file + ":2:1: tls: required when listen is not a loopback address", e.getMessage());
+    }
+
+    @Test
+    void givenATlsSectionWithoutTheCa_whenLoaded_thenTheErrorNamesTheField() throws Exception {
+        Path file = dir.resolve("filter.yaml");
+
+        ConfigException e = failure("keyset: k.json\n" + TLS.replace("  trustedCa: pki/ca.pem\n", ""));
+
+        assertTrue(e.getMessage().startsWith(file + ":3:3: tls.trustedCa: required field is missing"), e.getMessage());
     }
 }

@@ -2,6 +2,8 @@ package io.meshcrypt.meshconfig.mesh;
 
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import java.net.URI;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -16,15 +18,55 @@ import java.util.Optional;
  * @param kafkaClusters by name, in file order
  * @param sidecars by Envoy node id, in file order
  * @param http the HTTP rewrite rules, in order (the first that matches a request applies)
+ * @param tls mutual TLS between the sidecars and their filter-service, if the mesh uses it
  */
 public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar> sidecars, EncryptionPolicy policy,
-                   HttpRules http) {
+                   HttpRules http, Optional<Tls> tls) {
 
     public Mesh {
         kafkaClusters = Map.copyOf(kafkaClusters);
         sidecars = Map.copyOf(sidecars);
         Objects.requireNonNull(policy, "policy");
         Objects.requireNonNull(http, "http");
+        Objects.requireNonNull(tls, "tls");
+    }
+
+    /** A mesh without TLS: plaintext gRPC between the sidecars and their filter-service. */
+    public Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar> sidecars, EncryptionPolicy policy, HttpRules http) {
+        this(kafkaClusters, sidecars, policy, http, Optional.empty());
+    }
+
+    public Mesh withTls(Tls tls) {
+        return new Mesh(kafkaClusters, sidecars, policy, http, Optional.of(tls));
+    }
+
+    /**
+     * Mutual TLS on the sidecars' filter_service clusters.
+     *
+     * @param trustedCa absolute path of the mesh CA certificate the filter-service's certificate must chain to
+     * @param certificates absolute path of the folder holding each sidecar's client certificate, in
+     *     {@code sidecar-<node id>/cert.pem} and {@code key.pem}
+     * @param filterService the URI SAN (SPIFFE id) every sidecar requires of the filter-service's certificate
+     */
+    public record Tls(Path trustedCa, Path certificates, URI filterService) {
+        public Tls {
+            Objects.requireNonNull(trustedCa, "trustedCa");
+            Objects.requireNonNull(certificates, "certificates");
+            Objects.requireNonNull(filterService, "filterService");
+        }
+
+        /** The folder of one sidecar's certificate and key. */
+        public Path sidecarFolder(String nodeId) {
+            return certificates.resolve("sidecar-" + nodeId);
+        }
+
+        public Path sidecarCertificate(String nodeId) {
+            return sidecarFolder(nodeId).resolve("cert.pem");
+        }
+
+        public Path sidecarPrivateKey(String nodeId) {
+            return sidecarFolder(nodeId).resolve("key.pem");
+        }
     }
 
     /** A host:port; listener hosts are IP literals, upstream hosts may be DNS names. */

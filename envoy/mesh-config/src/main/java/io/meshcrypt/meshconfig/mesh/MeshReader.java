@@ -22,6 +22,8 @@ import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
 import java.io.IOException;
 import java.net.InetAddress;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -43,7 +45,8 @@ import java.util.regex.Pattern;
  */
 public final class MeshReader {
 
-    private static final List<String> ROOT_KEYS = List.of("filterService", "kafkaClusters", "sidecars", "policy", "http");
+    private static final List<String> ROOT_KEYS = List.of("filterService", "kafkaClusters", "sidecars", "policy", "http", "tls");
+    private static final List<String> TLS_KEYS = List.of("trustedCa", "certificates", "filterService");
     private static final List<String> CLUSTER_KEYS = List.of("brokers");
     private static final List<String> SIDECAR_KEYS = List.of("filterService", "kafka", "http", "transparent");
     private static final List<String> TRANSPARENT_KEYS = List.of("listen", "kafka");
@@ -113,7 +116,30 @@ public final class MeshReader {
         // validated here too, so an HTTP section the filter-services would refuse never reaches an Envoy either
         Entry httpEntry = mapping.entries().get("http");
         HttpRules http = httpEntry == null ? HttpRules.NONE : new HttpConfigReader(reader).http(httpEntry);
-        return new Mesh(clusters, sidecars, policies.policy(policyEntry), http);
+        Entry tlsEntry = mapping.entries().get("tls");
+        Optional<Mesh.Tls> tls = tlsEntry == null ? Optional.empty() : Optional.of(tls(tlsEntry));
+        return new Mesh(clusters, sidecars, policies.policy(policyEntry), http, tls);
+    }
+
+    private Mesh.Tls tls(Entry entry) throws ConfigException {
+        Mapping tls = reader.mapping(entry.value(), "tls");
+        reader.checkKeys(tls, "tls.", TLS_KEYS);
+        Path trustedCa = reader.path(reader.required(tls, "tls.trustedCa", "PEM file of the mesh CA"), "tls.trustedCa");
+        Path certificates = reader.path(reader.required(tls, "tls.certificates",
+                "folder with sidecar-<node id>/cert.pem and key.pem"), "tls.certificates");
+        Entry fsEntry = reader.required(tls, "tls.filterService", "URI SAN of the filter-service, e.g. spiffe://meshcrypt.local/filter-service");
+        String value = reader.nonEmpty(fsEntry, "tls.filterService");
+        URI filterService;
+        try {
+            filterService = new URI(value);
+        } catch (URISyntaxException e) {
+            throw reader.error(fsEntry.keyLocation(), "tls.filterService", "is not a valid URI (got " + ConfigFields.echo(value) + ")");
+        }
+        if (!filterService.isAbsolute()) {
+            throw reader.error(fsEntry.keyLocation(), "tls.filterService", "must be an absolute URI such as spiffe://meshcrypt.local/filter-service"
+                    + " (got " + ConfigFields.echo(value) + ")");
+        }
+        return new Mesh.Tls(trustedCa, certificates, filterService);
     }
 
     private Sidecar sidecar(Entry s, Map<String, KafkaCluster> clusters, Address defaultFilterService) throws ConfigException {

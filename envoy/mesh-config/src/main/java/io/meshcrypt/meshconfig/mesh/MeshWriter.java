@@ -54,6 +54,8 @@ public final class MeshWriter {
             sidecars.set(sidecar.nodeId(), sidecar(sidecar));
         }
         policySections(root, new Policies(mesh.policy(), mesh.http()));
+        mesh.tls().ifPresent(tls -> root.putObject("tls").put("trustedCa", tls.trustedCa().toString())
+                .put("certificates", tls.certificates().toString()).put("filterService", tls.filterService().toString()));
         return yaml(root);
     }
 

@@ -2,6 +2,7 @@ package io.meshcrypt.meshconfig.mesh;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -78,7 +79,7 @@ class MeshReaderTest {
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
             "unknown root key | filterService: 127.0.0.1:50051|filterServce: 127.0.0.1:50051"
-                    + " | 1:1: filterServce: unknown field (expected one of filterService, kafkaClusters, sidecars, policy, http)",
+                    + " | 1:1: filterServce: unknown field (expected one of filterService, kafkaClusters, sidecars, policy, http, tls)",
             "unknown sidecar key | kafka:\\n      main:\\n        bootstrap: 127.0.0.1:19192|kafka:\\n      main:\\n        bootstap: 127.0.0.1:19192"
                     + " | 11:9: sidecars.app-a.kafka.main.bootstap: unknown field (expected one of bootstrap, brokers)",
             "unknown Kafka cluster | kafka:\\n      main:\\n        bootstrap: 127.0.0.1:19192|kafka:\\n      mian:\\n        bootstrap: 127.0.0.1:19192"
@@ -323,5 +324,38 @@ class MeshReaderTest {
 
         assertEquals(new Address("0.0.0.0", 19193), listeners.brokers().get(1));
         assertEquals(new Address("localhost", 19193), listeners.advertised().get(1));
+    }
+
+    private static final String TLS = """
+            tls:
+              trustedCa: pki/ca.pem
+              certificates: /var/lib/meshcrypt/pki
+              filterService: spiffe://meshcrypt.local/filter-service
+            """;
+
+    @Test
+    void givenATlsSection_whenParsed_thenPathsResolveAgainstTheFileAndEachSidecarHasItsFolder() throws Exception {
+        Mesh mesh = parse(VALID + TLS);
+
+        Mesh.Tls tls = mesh.tls().orElseThrow();
+        assertEquals(Path.of("/etc/meshcrypt/pki/ca.pem"), tls.trustedCa());
+        assertEquals(java.net.URI.create("spiffe://meshcrypt.local/filter-service"), tls.filterService());
+        assertEquals(Path.of("/var/lib/meshcrypt/pki/sidecar-app-a/cert.pem"), tls.sidecarCertificate("app-a"));
+        assertEquals(Path.of("/var/lib/meshcrypt/pki/sidecar-app-a/key.pem"), tls.sidecarPrivateKey("app-a"));
+        assertEquals(Optional.empty(), parse(VALID).tls());
+    }
+
+    @Test
+    void givenATlsSectionWithoutTheFilterServiceId_whenParsed_thenTheErrorNamesLineAndField() {
+        String message = failure(VALID + TLS.replace("  filterService: spiffe://meshcrypt.local/filter-service\n", ""));
+
+        assertTrue(message.matches("/etc/meshcrypt/mesh.yaml:\\d+:\\d+: tls.filterService: required field is missing.*"), message);
+    }
+
+    @Test
+    void givenATlsSectionWithARelativeFilterServiceId_whenParsed_thenItIsRefused() {
+        String message = failure(VALID + TLS.replace("spiffe://meshcrypt.local/filter-service", "filter-service"));
+
+        assertTrue(message.contains("tls.filterService: must be an absolute URI"), message);
     }
 }

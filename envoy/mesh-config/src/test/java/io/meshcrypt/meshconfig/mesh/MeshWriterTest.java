@@ -45,6 +45,10 @@ class MeshWriterTest {
                       - {replace: /mail, pattern: "@.*$", with: "@example.org"}
                       - {set: /about, value: {v: 2.5, n: 12345678901234567890, list: [b, null, false], s: "7"}}
                 - name: anything
+            tls:
+              trustedCa: pki/ca.pem
+              certificates: /var/lib/meshcrypt/pki
+              filterService: spiffe://meshcrypt.local/filter-service
             """;
 
     @Test

@@ -2,7 +2,12 @@ package io.meshcrypt.xds.server;
 
 import io.envoyproxy.controlplane.server.V3DiscoveryServer;
 import io.grpc.Server;
+import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
+import io.meshcrypt.meshconfig.tls.TlsMaterial;
+import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.SslContextBuilder;
+import io.netty.handler.ssl.SslProvider;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
@@ -20,8 +25,24 @@ public final class AdsServer implements AutoCloseable {
     }
 
     public static AdsServer start(InetSocketAddress address, NodeSnapshots nodes) throws IOException {
+        return start(address, nodes, null);
+    }
+
+    /**
+     * @param tls with it, only clients with a certificate chaining to its CA get a stream (mutual TLS; rotated files
+     *     serve new connections); null for plaintext
+     */
+    public static AdsServer start(InetSocketAddress address, NodeSnapshots nodes, TlsMaterial tls) throws IOException {
         V3DiscoveryServer discovery = new V3DiscoveryServer(new NackRollbackCallback(nodes), nodes.cache());
-        Server grpc = NettyServerBuilder.forAddress(address)
+        NettyServerBuilder builder = NettyServerBuilder.forAddress(address);
+        if (tls != null) {
+            // JDK provider: it asks the reloading key and trust managers on every handshake
+            builder.sslContext(GrpcSslContexts.configure(SslContextBuilder.forServer(tls.keyManager()), SslProvider.JDK)
+                    .trustManager(tls.trustManager())
+                    .clientAuth(ClientAuth.REQUIRE)
+                    .build());
+        }
+        Server grpc = builder
                 .addService(discovery.getAggregatedDiscoveryServiceImpl())
                 // Envoy keeps one ADS stream open for its whole life; ping it so a dead peer is noticed
                 .keepAliveTime(30, TimeUnit.SECONDS)

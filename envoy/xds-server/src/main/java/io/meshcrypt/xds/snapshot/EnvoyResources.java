@@ -14,11 +14,17 @@ import com.google.protobuf.Value;
 import io.envoyproxy.envoy.config.cluster.v3.CircuitBreakers;
 import io.envoyproxy.envoy.config.cluster.v3.Cluster;
 import io.envoyproxy.envoy.config.core.v3.Address;
+import io.envoyproxy.envoy.config.core.v3.AggregatedConfigSource;
+import io.envoyproxy.envoy.config.core.v3.ApiVersion;
 import io.envoyproxy.envoy.config.core.v3.CidrRange;
+import io.envoyproxy.envoy.config.core.v3.ConfigSource;
+import io.envoyproxy.envoy.config.core.v3.DataSource;
 import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
 import io.envoyproxy.envoy.config.core.v3.Metadata;
 import io.envoyproxy.envoy.config.core.v3.RoutingPriority;
 import io.envoyproxy.envoy.config.core.v3.SocketAddress;
+import io.envoyproxy.envoy.config.core.v3.TransportSocket;
+import io.envoyproxy.envoy.config.core.v3.WatchedDirectory;
 import io.envoyproxy.envoy.config.endpoint.v3.ClusterLoadAssignment;
 import io.envoyproxy.envoy.config.endpoint.v3.Endpoint;
 import io.envoyproxy.envoy.config.endpoint.v3.LbEndpoint;
@@ -35,19 +41,27 @@ import io.envoyproxy.envoy.config.route.v3.RouteMatch;
 import io.envoyproxy.envoy.config.route.v3.VirtualHost;
 import io.envoyproxy.envoy.extensions.filters.http.router.v3.Router;
 import io.envoyproxy.envoy.extensions.filters.listener.original_dst.v3.OriginalDst;
-import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.PathWithEscapedSlashesAction;
+import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager;
 import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter;
 import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
-import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
+import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext;
+import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.CommonTlsContext;
+import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig;
+import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.Secret;
+import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher;
+import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.TlsCertificate;
+import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext;
 import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig;
+import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
+import io.envoyproxy.envoy.type.matcher.v3.StringMatcher;
 import io.meshcrypt.meshconfig.BrokerListenersHeader;
-import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.Mesh.HttpListener;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.meshconfig.mesh.Mesh.Transparent;
+import io.meshcrypt.meshconfig.mesh.Mesh;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -65,6 +79,8 @@ import java.util.regex.Pattern;
 public final class EnvoyResources {
 
     public static final String FILTER_SERVICE_CLUSTER = "filter_service";
+    /** The SDS secret holding a sidecar's client certificate towards the filter-service (mesh {@code tls:}). */
+    public static final String CLIENT_CERTIFICATE_SECRET = "sidecar_client_certificate";
     /**
      * A cluster without endpoints that no route uses, whose metadata is the mesh version. Every mesh change thus
      * changes one resource of every sidecar, so with delta xDS, too, each Envoy receives, acknowledges and shows
@@ -90,8 +106,20 @@ public final class EnvoyResources {
         void contribute(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters);
     }
 
-    /** @param listeners and clusters, each in a stable order */
-    public record Resources(List<Listener> listeners, List<Cluster> clusters) {
+    /**
+     * @param listeners and clusters, each in a stable order
+     * @param secrets SDS secrets the clusters refer to (the sidecar's client certificate with mesh TLS), by name order
+     */
+    public record Resources(List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets) {
+        public Resources {
+            listeners = List.copyOf(listeners);
+            clusters = List.copyOf(clusters);
+            secrets = List.copyOf(secrets);
+        }
+
+        public Resources(List<Listener> listeners, List<Cluster> clusters) {
+            this(listeners, clusters, List.of());
+        }
     }
 
     private final List<Contributor> contributors;
@@ -110,11 +138,17 @@ public final class EnvoyResources {
         List<Listener> listeners = new ArrayList<>();
         List<Cluster> clusters = new ArrayList<>();
         clusters.add(versionBeacon(version));
-        clusters.add(filterServiceCluster(sidecar.filterService()));
+        Cluster filterService = filterServiceCluster(sidecar.filterService());
+        List<Secret> secrets = List.of();
+        if (mesh.tls().isPresent()) {
+            filterService = filterService.toBuilder().setTransportSocket(filterServiceTls(mesh.tls().get())).build();
+            secrets = List.of(clientCertificate(mesh.tls().get(), sidecar.nodeId()));
+        }
+        clusters.add(filterService);
         for (Contributor c : contributors) {
             c.contribute(mesh, sidecar, listeners, clusters);
         }
-        return new Resources(List.copyOf(listeners), List.copyOf(clusters));
+        return new Resources(listeners, clusters, secrets);
     }
 
     static void kafka(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters) {
@@ -282,6 +316,42 @@ public final class EnvoyResources {
                 .setConnectTimeout(Duration.newBuilder().setSeconds(1))
                 .putTypedExtensionProtocolOptions("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", Any.pack(h2))
                 .setCircuitBreakers(CircuitBreakers.newBuilder().addThresholds(limits))
+                .build();
+    }
+
+    /**
+     * Mutual TLS towards the filter-service: the sidecar's own certificate by SDS ({@link #CLIENT_CERTIFICATE_SECRET}),
+     * the filter-service's must chain to the mesh CA and carry its SPIFFE id; ALPN h2 for gRPC.
+     */
+    static TransportSocket filterServiceTls(Mesh.Tls tls) {
+        UpstreamTlsContext context = UpstreamTlsContext.newBuilder()
+                .setCommonTlsContext(CommonTlsContext.newBuilder()
+                        .addAlpnProtocols("h2")
+                        .addTlsCertificateSdsSecretConfigs(SdsSecretConfig.newBuilder()
+                                .setName(CLIENT_CERTIFICATE_SECRET)
+                                .setSdsConfig(ConfigSource.newBuilder()
+                                        .setAds(AggregatedConfigSource.getDefaultInstance())
+                                        .setResourceApiVersion(ApiVersion.V3)))
+                        .setValidationContext(CertificateValidationContext.newBuilder()
+                                .setTrustedCa(DataSource.newBuilder().setFilename(tls.trustedCa().toString()))
+                                .addMatchTypedSubjectAltNames(SubjectAltNameMatcher.newBuilder()
+                                        .setSanType(SubjectAltNameMatcher.SanType.URI)
+                                        .setMatcher(StringMatcher.newBuilder().setExact(tls.filterService().toString())))))
+                .build();
+        return TransportSocket.newBuilder().setName("envoy.transport_sockets.tls").setTypedConfig(Any.pack(context)).build();
+    }
+
+    /**
+     * The sidecar's client certificate as file references, not bytes: Envoy reads the files itself and, watching
+     * their folder, re-reads them when the launcher replaces them (rotation without restart or push).
+     */
+    static Secret clientCertificate(Mesh.Tls tls, String nodeId) {
+        return Secret.newBuilder()
+                .setName(CLIENT_CERTIFICATE_SECRET)
+                .setTlsCertificate(TlsCertificate.newBuilder()
+                        .setCertificateChain(DataSource.newBuilder().setFilename(tls.sidecarCertificate(nodeId).toString()))
+                        .setPrivateKey(DataSource.newBuilder().setFilename(tls.sidecarPrivateKey(nodeId).toString()))
+                        .setWatchedDirectory(WatchedDirectory.newBuilder().setPath(tls.sidecarFolder(nodeId).toString())))
                 .build();
     }
 

@@ -45,9 +45,9 @@ public final class MeshSnapshots {
         return new MeshVersion(version, mesh, sidecars);
     }
 
-    /** The snapshot of one node: clusters and listeners (nothing else is served), all labelled {@code version}. */
+    /** The snapshot of one node: clusters, listeners and their SDS secrets (nothing else), all labelled {@code version}. */
     public static Snapshot snapshot(Resources r, String version) {
-        return Snapshot.create(r.clusters(), List.of(), r.listeners(), List.of(), List.of(), version);
+        return Snapshot.create(r.clusters(), List.of(), r.listeners(), List.of(), r.secrets(), version);
     }
 
     public static String versionOf(Snapshot snapshot) {
