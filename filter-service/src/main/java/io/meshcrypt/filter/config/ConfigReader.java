@@ -34,6 +34,8 @@ import java.util.Map;
  */
 public final class ConfigReader {
 
+    /** The value of {@code tls} that leaves mutual TLS to the pod's service-mesh sidecar (Istio). */
+    static final String MESH_SIDECAR_TLS = "mesh-sidecar";
     private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
     static final String DEFAULT_SIV_KEYSET = "siv-keyset.json";
@@ -61,10 +63,13 @@ public final class ConfigReader {
                 : bindAddress(listenEntry.keyLocation(), "listen", fields.string(listenEntry, "listen"));
 
         Entry tlsEntry = mapping.entries().get("tls");
-        TlsFiles tls = tlsEntry == null ? null : TlsFiles.read(fields, tlsEntry, "tls");
-        if (tls == null && !listen.getAddress().isLoopbackAddress()) {
+        // "tls: mesh-sidecar": the pod's service-mesh sidecar (Istio) terminates mutual TLS in front of this port
+        boolean sidecarTls = tlsEntry != null && tlsEntry.value() instanceof Scalar s && MESH_SIDECAR_TLS.equals(s.value());
+        TlsFiles tls = tlsEntry == null || sidecarTls ? null : TlsFiles.read(fields, tlsEntry, "tls");
+        if (tls == null && !sidecarTls && !listen.getAddress().isLoopbackAddress()) {
             // plaintext gRPC carries keys' results and decrypted values: only where no other host can connect
-            throw fields.error(listenEntry.keyLocation(), "tls", "required when listen is not a loopback address");
+            throw fields.error(listenEntry.keyLocation(), "tls", "required when listen is not a loopback address (certificate,"
+                    + " privateKey, trustedCa; or \"" + MESH_SIDECAR_TLS + "\" when the pod's mesh sidecar terminates mutual TLS)");
         }
 
         Limits limits = new LimitsReader(fields).limits(mapping.entries().get("limits"), mapping.entries().get("maxFrameBytes"));

@@ -195,7 +195,20 @@ class FilterConfigTest {
 
         ConfigException e = failure("keyset: k.json\nlisten: 0.0.0.0:50051\n");
 
-        assertEquals(file + ":2:1: tls: required when listen is not a loopback address", e.getMessage());
+        assertEquals(file + ":2:1: tls: required when listen is not a loopback address (certificate, privateKey, trustedCa;"
+                + " or \"mesh-sidecar\" when the pod's mesh sidecar terminates mutual TLS)", e.getMessage());
+    }
+
+    @Test
+    void givenTlsLeftToTheMeshSidecar_whenLoadedWithANonLoopbackListen_thenItServesPlaintextBehindThatSidecar() throws Exception {
+        assertNull(FilterConfig.load(write("listen: 0.0.0.0:9090\nkeyset: k.json\ntls: mesh-sidecar\n")).tls());
+    }
+
+    @Test
+    void givenAnotherTlsWord_whenLoaded_thenItIsRefusedAsASectionThatIsNotAMapping() {
+        ConfigException e = failure("listen: 0.0.0.0:9090\nkeyset: k.json\ntls: off\n");
+
+        assertTrue(e.getMessage().contains(":3:") && e.getMessage().contains("tls"), e.getMessage());
     }
 
     @Test
