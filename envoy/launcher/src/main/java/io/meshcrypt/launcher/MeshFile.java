@@ -17,6 +17,7 @@ import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -123,5 +124,23 @@ public final class MeshFile {
         return StateDir.GENERATED_MARK + "\n"
                 + "# what the xDS server configures and delivers to the filter-service (docs/xds.md)\n"
                 + MeshWriter.write(mesh);
+    }
+
+    /** {@link #write(Mesh)}, plus the {@code tls:} section when the mesh runs mutual TLS with the CA in {@code pki}. */
+    public static String write(Mesh mesh, Optional<Path> pki) {
+        return write(mesh) + pki.map(MeshFile::tls).orElse("");
+    }
+
+    /**
+     * The mesh file's {@code tls:} section: every sidecar's filter_service cluster shows its own certificate
+     * ({@code <pki>/sidecar-<node>/}) and requires the filter-service's SPIFFE id under the mesh CA.
+     * Written as text after MeshWriter's output until mesh-config's model has its {@code tls} field; then this becomes
+     * {@code mesh.withTls(new Mesh.Tls(...))} written by MeshWriter, and the callers stay as they are.
+     */
+    public static String tls(Path pki) {
+        return "tls:\n"
+                + "  trustedCa: " + pki.resolve(io.meshcrypt.pki.LocalCa.CA_CERTIFICATE) + "\n"
+                + "  certificates: " + pki + "\n"
+                + "  filterService: " + MeshPki.spiffeId(MeshPki.FILTER_SERVICE) + "\n";
     }
 }
