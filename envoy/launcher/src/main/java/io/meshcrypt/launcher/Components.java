@@ -209,6 +209,12 @@ final class Components {
         if (!issued.isEmpty()) {
             Say.say("issued certificates (local CA " + pki.caCertificate() + "): " + String.join(" ", issued));
         }
+        // a certificate is public: every sidecar reads the CA's, the namespace sidecars as the proxy uid
+        try {
+            Files.setPosixFilePermissions(pki.caCertificate(), java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
         for (String node : nodes) {
             LocalCa.Issued files = pki.files(MeshPki.sidecar(node));
             Path sds = files.certificate().resolveSibling(SDS_FILE);

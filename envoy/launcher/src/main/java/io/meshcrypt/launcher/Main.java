@@ -129,6 +129,11 @@ public final class Main implements Runnable {
      * {@code off} runs plaintext on loopback.
      */
     boolean tls() {
+        return tls(env);
+    }
+
+    /** {@link #tls()} for the environment {@code env}: what the e2e harness asks of the mesh it starts. */
+    public static boolean tls(Map<String, String> env) {
         String tls = env.getOrDefault("MESHCRYPT_TLS", "");
         return switch (tls) {
             case "", "on" -> TLS_DEFAULT;
