@@ -4,7 +4,6 @@ import io.meshcrypt.launcher.Main;
 import io.meshcrypt.launcher.MeshFile;
 import io.meshcrypt.launcher.PortPlan;
 import io.meshcrypt.meshconfig.mesh.Mesh;
-import io.meshcrypt.meshconfig.mesh.MeshWriter;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
@@ -20,6 +19,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
@@ -147,8 +147,8 @@ public final class LocalMesh {
             Files.createDirectories(home);
             Files.deleteIfExists(home.resolve("filter.yaml"));
             // with TLS, the launcher's tls: section, so that the sidecars show their certificates to the filter-service
-            Files.writeString(home.resolve("mesh.yaml"), "# written by the e2e harness (LocalMesh.java)\n" + MeshWriter.write(mesh)
-                    + (tls ? MeshFile.tls(pki(home)) : ""));
+            Files.writeString(home.resolve("mesh.yaml"), "# written by the e2e harness (LocalMesh.java)\n"
+                    + MeshFile.yaml(mesh, tls ? Optional.of(pki(home)) : Optional.empty()));
         } catch (IOException e) {
             throw new IllegalStateException("Cannot write " + home.resolve("mesh.yaml"), e);
         }
