@@ -209,15 +209,9 @@ final class Components {
         if (!issued.isEmpty()) {
             Say.say("issued certificates (local CA " + pki.caCertificate() + "): " + String.join(" ", issued));
         }
-        // a certificate is public: every sidecar reads the CA's, the namespace sidecars as the proxy uid
-        try {
-            Files.setPosixFilePermissions(pki.caCertificate(), java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
         for (String node : nodes) {
             LocalCa.Issued files = pki.files(MeshPki.sidecar(node));
-            Path sds = files.certificate().resolveSibling(SDS_FILE);
+            Path sds = MeshPki.sdsCertificate(files);
             StateDir.writeAtomically(sds, ConfigFiles.sdsCertificate(files.certificate(), files.privateKey()));
             if (transparent()) {
                 // the namespace sidecars run as the proxy uid: their key must be theirs to read
@@ -227,8 +221,6 @@ final class Components {
             }
         }
     }
-
-    private static final String SDS_FILE = "sds-certificate.yaml";
 
     private static void setOwner(Path p, int uid) {
         try {
@@ -304,7 +296,7 @@ final class Components {
         String bootstrap = ConfigFiles.renderText(root.resolve("envoy/xds-bootstrap.yaml.template"), out, values);
         if (tls) {
             LocalCa.Issued files = MeshPki.of(state).files(MeshPki.sidecar(node));
-            bootstrap += ConfigFiles.xdsTransportSocket(files.certificate().getParent(), files.certificate().resolveSibling(SDS_FILE),
+            bootstrap += ConfigFiles.xdsTransportSocket(files.certificate().getParent(), MeshPki.sdsCertificate(files),
                     state.file(MeshPki.DIR).resolve(LocalCa.CA_CERTIFICATE));
         }
         StateDir.writeAtomically(out, bootstrap);

@@ -6,6 +6,7 @@ import java.io.UncheckedIOException;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.cert.CertificateParsingException;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
@@ -39,9 +40,18 @@ final class MeshPki {
         this.ca = ca;
     }
 
-    /** The CA in {@code dir}, created there first when there is none. */
+    /**
+     * The CA in {@code dir}, created there first when there is none. Its certificate is public and readable by all:
+     * the transparent demo's sidecars read it as the proxy uid.
+     */
     static MeshPki openOrCreate(Path dir) {
-        return new MeshPki(LocalCa.openOrCreate(dir));
+        LocalCa ca = LocalCa.openOrCreate(dir);
+        try {
+            Files.setPosixFilePermissions(ca.caCertificate(), PosixFilePermissions.fromString("rw-r--r--"));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return new MeshPki(ca);
     }
 
     static MeshPki of(StateDir state) {
@@ -55,6 +65,11 @@ final class MeshPki {
     /** The SPIFFE id of certificate {@code name}: {@code sidecar-<node>} is {@code sidecar/<node>}, servers by their name. */
     static URI spiffeId(String name) {
         return LocalCa.spiffeId(name.startsWith("sidecar-") ? "sidecar/" + name.substring("sidecar-".length()) : name);
+    }
+
+    /** Next to a sidecar's certificate: the file-based SDS secret its Envoy reads it through (ConfigFiles.sdsCertificate). */
+    static Path sdsCertificate(LocalCa.Issued sidecar) {
+        return sidecar.certificate().resolveSibling("sds-certificate.yaml");
     }
 
     Path caCertificate() {

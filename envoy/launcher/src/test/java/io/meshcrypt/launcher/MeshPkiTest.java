@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.meshcrypt.pki.LocalCa;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.time.Instant;
@@ -39,6 +40,8 @@ class MeshPkiTest {
         assertEquals("spiffe://meshcrypt.local/sidecar/go-producer", MeshPki.spiffeIdOf(sidecar));
         assertEquals(Set.of(), MeshPki.hostsOf(sidecar));
         sidecar.verify(LocalCa.readCertificate(dir.resolve("ca.pem")).getPublicKey());
+        assertEquals("rw-r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("ca.pem"))));
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(pki.files("sidecar-go-producer").privateKey())));
     }
 
     @Test
