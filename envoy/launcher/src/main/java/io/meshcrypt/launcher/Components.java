@@ -270,6 +270,7 @@ final class Components {
         Path f = state.file("mesh.yaml");
         if (!state.isGenerated(f)) {
             Say.say("keeping hand-edited " + f);
+            ConfigFiles.warnWithoutTls(f, pki().isPresent());
             return;
         }
         StateDir.writeAtomically(f, MeshFile.write(mesh, pki()));

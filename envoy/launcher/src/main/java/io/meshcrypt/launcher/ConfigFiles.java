@@ -66,6 +66,7 @@ final class ConfigFiles {
         Path f = state.file("filter.yaml");
         if (!state.isGenerated(f)) {
             Say.say("keeping hand-edited " + f);
+            warnWithoutTls(f, tls);
             return;
         }
         String brokers = transparent
@@ -138,6 +139,18 @@ final class ConfigFiles {
                     certificate_chain: { filename: "%s" }
                     private_key: { filename: "%s" }
                 """.formatted(SIDECAR_CERTIFICATE, certificate, privateKey);
+    }
+
+    /** With mutual TLS on, a kept hand-edited file without a {@code tls:} section leaves its hop in plaintext, refused. */
+    static void warnWithoutTls(Path f, boolean tls) {
+        try {
+            if (tls && Files.readAllLines(f).stream().noneMatch(line -> line.startsWith("tls:"))) {
+                Say.say("warning: " + f + " has no tls: section while MESHCRYPT_TLS is on; its peers will refuse it (add the section,"
+                        + " see ./meshcrypt pki, or delete the file to have it generated)");
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     /** Replaces every {@code @@NAME@@} outside comments; a token left over is an error, not a broken Envoy config. */

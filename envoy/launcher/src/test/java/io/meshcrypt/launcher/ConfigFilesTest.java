@@ -50,6 +50,25 @@ class ConfigFilesTest {
         assertEquals(filterYaml(true).replace(ConfigFiles.filterTls(), ""), yaml);
     }
 
+    @Test
+    void givenAHandEditedFilterYamlWithoutTls_whenWrittenWithTls_thenItIsKeptAndAWarningNamesIt() throws Exception {
+        Path f = dir.resolve("filter.yaml");
+        Files.writeString(f, "listen: 127.0.0.1:19051\nkeyset: keyset.json\n");
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stdout = System.out;
+        System.setOut(new java.io.PrintStream(out, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            ConfigFiles.writeFilter(new StateDir(dir), PORTS, false, true);
+        } finally {
+            System.setOut(stdout);
+        }
+
+        assertEquals("listen: 127.0.0.1:19051\nkeyset: keyset.json\n", Files.readString(f));
+        assertEquals("meshcrypt: keeping hand-edited " + f + "\nmeshcrypt: warning: " + f + " has no tls: section while MESHCRYPT_TLS is on;"
+                + " its peers will refuse it (add the section, see ./meshcrypt pki, or delete the file to have it generated)\n",
+                out.toString(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
     private static Map<String, Object> bootstrapValues() {
         Map<String, Object> values = new LinkedHashMap<>();
         values.put("NODE_ID", "kafka-apps");
