@@ -1,13 +1,16 @@
 package io.meshcrypt.launcher;
 
+import io.meshcrypt.pki.LocalCa;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Starts and stops the mesh's components: the broker, the filter-service, the xDS server and the Envoys it
@@ -28,11 +31,14 @@ final class Components {
     final PortPlan ports;
     final Supervisor supervisor;
     final Installer installer;
+    /** Mutual TLS on every hop, with certificates from the local CA in {@code $MESHCRYPT_HOME/pki} (MESHCRYPT_TLS). */
+    final boolean tls;
     private Path envoyBin;
     private String kafkaClasspath;
 
-    Components(Path root, StateDir state, PortPlan ports, Supervisor supervisor) {
+    Components(Path root, StateDir state, PortPlan ports, Supervisor supervisor, boolean tls) {
         this.root = root;
+        this.tls = tls;
         this.state = state;
         this.ports = ports;
         this.supervisor = supervisor;
@@ -166,9 +172,62 @@ final class Components {
         return serviceJvm(List.of(), jar, List.of("serve", "--config", config.toString()));
     }
 
-    static List<String> xdsServerCommand(Path jar, Path mesh, PortPlan ports) {
-        return serviceJvm(List.of("-Xmx256m"), jar, List.of("serve", "--mesh", mesh.toString(),
+    /** With {@code pki}, ADS takes only clients with a certificate from its CA and serves the xDS server's own. */
+    static List<String> xdsServerCommand(Path jar, Path mesh, PortPlan ports, Optional<Path> pki) {
+        List<String> args = new ArrayList<>(List.of("serve", "--mesh", mesh.toString(),
                 "--xds", "127.0.0.1:" + ports.xds(), "--status", "127.0.0.1:" + ports.xdsStatus()));
+        pki.ifPresent(dir -> args.addAll(List.of(
+                "--tls-certificate", dir.resolve(MeshPki.XDS_SERVER).resolve("cert.pem").toString(),
+                "--tls-private-key", dir.resolve(MeshPki.XDS_SERVER).resolve("key.pem").toString(),
+                "--tls-trusted-ca", dir.resolve(LocalCa.CA_CERTIFICATE).toString())));
+        return serviceJvm(List.of("-Xmx256m"), jar, args);
+    }
+
+    // ---- the mesh's certificates
+
+    /** The local CA's directory when the mesh runs mutual TLS. */
+    Optional<Path> pki() {
+        return tls ? Optional.of(state.file(MeshPki.DIR)) : Optional.empty();
+    }
+
+    /**
+     * Creates the local CA and issues the certificates that are missing or due (less than 8 h left) for the servers
+     * and for every sidecar the launcher runs; a running component picks up the new files without a restart.
+     */
+    void ensureCertificates() {
+        if (!tls) {
+            return;
+        }
+        MeshPki pki = MeshPki.of(state);
+        List<String> nodes = new ArrayList<>(List.of(MeshFile.SHARED_NODE, MeshFile.HTTP_NODE));
+        for (KafkaApp app : KafkaApp.values()) {
+            nodes.add(app.component());
+        }
+        // the transparent demo's sidecars reach both servers through the relay, which passes TLS through unchanged
+        List<String> relay = transparent() ? List.of(ports.brokerRealHost()) : List.of();
+        List<String> issued = pki.ensure(relay, nodes, Instant.now());
+        if (!issued.isEmpty()) {
+            Say.say("issued certificates (local CA " + pki.caCertificate() + "): " + String.join(" ", issued));
+        }
+        for (String node : nodes) {
+            LocalCa.Issued files = pki.files(MeshPki.sidecar(node));
+            Path sds = MeshPki.sdsCertificate(files);
+            StateDir.writeAtomically(sds, ConfigFiles.sdsCertificate(files.certificate(), files.privateKey()));
+            if (transparent()) {
+                // the namespace sidecars run as the proxy uid: their key must be theirs to read
+                for (Path p : List.of(files.certificate().getParent(), files.certificate(), files.privateKey(), sds)) {
+                    setOwner(p, Netns.PROXY_UID);
+                }
+            }
+        }
+    }
+
+    private static void setOwner(Path p, int uid) {
+        try {
+            Files.setAttribute(p, "unix:uid", uid);
+        } catch (IOException e) {
+            throw new LauncherException("cannot hand " + p + " to uid " + uid + " (the transparent demo runs as root): " + e.getMessage(), e);
+        }
     }
 
     // ---- filter-service
@@ -181,7 +240,7 @@ final class Components {
             if (!Files.exists(keyset)) {
                 createKeyset(keyset);
             }
-            ConfigFiles.writeFilter(state, ports, transparent());
+            ConfigFiles.writeFilter(state, ports, transparent(), tls);
             Say.say("starting filter-service on 127.0.0.1:" + ports.filterGrpc());
             // working dir = state dir, so the relative keyset path resolves next to filter.yaml
             supervisor.launch("filter-service", state.dir(), Map.of(), filterServiceCommand(installer.filterJar(), state.file("filter.yaml")));
@@ -211,9 +270,10 @@ final class Components {
         Path f = state.file("mesh.yaml");
         if (!state.isGenerated(f)) {
             Say.say("keeping hand-edited " + f);
+            ConfigFiles.warnWithoutTls(f, pki().isPresent());
             return;
         }
-        StateDir.writeAtomically(f, MeshFile.write(mesh));
+        StateDir.writeAtomically(f, MeshFile.write(mesh, pki()));
     }
 
     void startXdsServer() {
@@ -221,7 +281,7 @@ final class Components {
             return;
         }
         requireFree("xds-server", ports.xds(), ports.xdsStatus());
-        supervisor.launch("xds-server", state.dir(), Map.of(), xdsServerCommand(installer.xdsJar(), state.file("mesh.yaml"), ports));
+        supervisor.launch("xds-server", state.dir(), Map.of(), xdsServerCommand(installer.xdsJar(), state.file("mesh.yaml"), ports, pki()));
         supervisor.await("xds-server", "its status endpoint on 127.0.0.1:" + ports.xdsStatus(), () -> Probes.get(ports.xdsStatus(), "/status") != null);
     }
 
@@ -234,7 +294,13 @@ final class Components {
         values.put("XDS_HOST", xdsHost);
         values.put("XDS_PORT", xdsPort);
         values.put("XDS_API_TYPE", "GRPC");
-        ConfigFiles.render(root.resolve("envoy/xds-bootstrap.yaml.template"), out, values);
+        String bootstrap = ConfigFiles.renderText(root.resolve("envoy/xds-bootstrap.yaml.template"), out, values);
+        if (tls) {
+            LocalCa.Issued files = MeshPki.of(state).files(MeshPki.sidecar(node));
+            bootstrap += ConfigFiles.xdsTransportSocket(files.certificate().getParent(), MeshPki.sdsCertificate(files),
+                    state.file(MeshPki.DIR).resolve(LocalCa.CA_CERTIFICATE));
+        }
+        StateDir.writeAtomically(out, bootstrap);
         validate(component, out);
         return out;
     }

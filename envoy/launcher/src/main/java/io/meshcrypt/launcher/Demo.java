@@ -61,6 +61,7 @@ final class Demo {
         mesh.setup(List.of("broker", "filter-service", "envoy", "xds-server"));
         mesh.installer.sampleApps();
         mesh.setMode(transparent ? "transparent" : "explicit");
+        mesh.ensureCertificates();
         if (transparent) {
             progress("network namespaces " + String.join(" ", netns.names()) + ", each app's with the init script's iptables REDIRECT");
             if (!supervisor.isRunning("broker")) {

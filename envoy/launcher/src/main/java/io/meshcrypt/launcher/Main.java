@@ -24,7 +24,7 @@ import picocli.CommandLine.Unmatched;
 @Command(name = "meshcrypt", mixinStandardHelpOptions = true, version = "meshcrypt launcher",
         description = "Runs the local encrypted-Kafka mesh: Kafka broker, filter-service, xDS server and the Envoy sidecars it configures.",
         subcommands = {Main.DemoCommand.class, Main.Up.class, Main.Down.class, Main.Start.class, Main.Stop.class, Main.Status.class,
-            Main.Setup.class, Main.Keyset.class, Main.Test.class, CommandLine.HelpCommand.class, AutoComplete.GenerateCompletion.class},
+            Main.Pki.class, Main.Setup.class, Main.Keyset.class, Main.Test.class, CommandLine.HelpCommand.class, AutoComplete.GenerateCompletion.class},
         footerHeading = "%n",
         footer = {
             "components: broker filter-service envoy",
@@ -43,6 +43,8 @@ import picocli.CommandLine.Unmatched;
             "                       B+53 xDS) on 169.254.(B/1000).1, B+903 relay admin; in each app namespace",
             "                       the sidecar on 127.0.0.1:15001, its admin on 127.0.0.1:B+904",
             "                       Two meshes side by side need bases at least 1000 apart (e.g. 19000, 29000).",
+            "  MESHCRYPT_TLS        on (default): mutual TLS on every hop, certificates from the local CA in",
+            "                       $MESHCRYPT_HOME/pki (see ./meshcrypt pki); off: plaintext on loopback",
             "  MESHCRYPT_TIMEOUT    readiness deadline per component in seconds (default 90)",
             "  DEMO_INTERVAL_MS     pause between the demo apps' records/requests (default 1000)",
             "  COLUMNS              width of the demo's live view (default: the terminal's, else 180)"})
@@ -119,8 +121,29 @@ public final class Main implements Runnable {
     Components components() {
         StateDir state = state();
         PortPlan ports = ports();
-        return new Components(root, state, ports, new Supervisor(state, timeout()));
+        return new Components(root, state, ports, new Supervisor(state, timeout()), tls());
     }
+
+    /**
+     * MESHCRYPT_TLS: {@code on} (default) runs mutual TLS on every hop with the local CA in $MESHCRYPT_HOME/pki,
+     * {@code off} runs plaintext on loopback.
+     */
+    boolean tls() {
+        return tls(env);
+    }
+
+    /** {@link #tls()} for the environment {@code env}: what the e2e harness asks of the mesh it starts. */
+    public static boolean tls(Map<String, String> env) {
+        String tls = env.getOrDefault("MESHCRYPT_TLS", "");
+        return switch (tls) {
+            case "", "on" -> TLS_DEFAULT;
+            case "off" -> false;
+            default -> throw new LauncherException("MESHCRYPT_TLS=" + tls + ": must be on or off");
+        };
+    }
+
+    /** Whether the mesh runs mutual TLS when MESHCRYPT_TLS is unset. */
+    static final boolean TLS_DEFAULT = true;
 
     private static void printFile(Path f) {
         try {
@@ -164,6 +187,7 @@ public final class Main implements Runnable {
             Main.run(mesh.state.lock(), () -> {
                 mesh.setup(List.of("broker", "filter-service", "envoy", "xds-server"));
                 mesh.setMode("explicit");
+                mesh.ensureCertificates();
                 if (!mesh.supervisor.isRunning("xds-server")) {
                     mesh.writeMeshFile(MeshFile.up(mesh.ports));
                 }
@@ -284,6 +308,7 @@ public final class Main implements Runnable {
         @Override
         void apply(Components mesh) {
             main.hint = DOWN_HINT;
+            mesh.ensureCertificates();
             switch (component) {
                 case "broker" -> {
                     mesh.setup(List.of("broker"));
@@ -320,6 +345,19 @@ public final class Main implements Runnable {
         @Override
         public void run() {
             System.out.print(main.components().status());
+            System.out.flush();
+        }
+    }
+
+    @Command(name = "pki", description = "show the local CA and each certificate of the mesh: its SPIFFE id and expiry"
+            + " (up, demo and start issue them and renew those with less than 8 h left)")
+    static final class Pki implements Runnable {
+        @CommandLine.ParentCommand
+        Main main;
+
+        @Override
+        public void run() {
+            System.out.print(MeshPki.describe(main.state().file(MeshPki.DIR), java.time.Instant.now()));
             System.out.flush();
         }
     }

@@ -17,6 +17,8 @@ import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
+import io.meshcrypt.pki.LocalCa;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -120,8 +122,27 @@ public final class MeshFile {
 
     /** The mesh file for {@code mesh}: the launcher's mark first (docs/xds.md), then what MeshWriter writes. */
     public static String write(Mesh mesh) {
+        return write(mesh, Optional.empty());
+    }
+
+    /** {@link #write(Mesh)}, with the {@code tls:} section when the mesh runs mutual TLS with the CA in {@code pki}. */
+    public static String write(Mesh mesh, Optional<Path> pki) {
         return StateDir.GENERATED_MARK + "\n"
                 + "# what the xDS server configures and delivers to the filter-service (docs/xds.md)\n"
-                + MeshWriter.write(mesh);
+                + yaml(mesh, pki);
+    }
+
+    /**
+     * The YAML of {@code mesh}, with a {@code tls:} section when {@code pki} is present: every sidecar's filter_service
+     * cluster shows its own certificate ({@code <pki>/sidecar-<node>/}) and requires the filter-service's SPIFFE id
+     * under the mesh CA. The one place that knows how TLS reaches the mesh file: the section is text after
+     * MeshWriter's output until mesh-config's model has its {@code tls} field; then this becomes
+     * {@code MeshWriter.write(pki.map(dir -> mesh.withTls(new Mesh.Tls(ca, dir, id))).orElse(mesh))}.
+     */
+    public static String yaml(Mesh mesh, Optional<Path> pki) {
+        return MeshWriter.write(mesh) + pki.map(dir -> "tls:\n"
+                + "  trustedCa: " + dir.resolve(LocalCa.CA_CERTIFICATE) + "\n"
+                + "  certificates: " + dir + "\n"
+                + "  filterService: " + MeshPki.spiffeId(MeshPki.FILTER_SERVICE) + "\n").orElse("");
     }
 }

@@ -51,4 +51,14 @@ class MainTest {
     void givenNothingRunning_whenDown_thenExitCode0() {
         assertEquals(0, run(Map.of("MESHCRYPT_HOME", home.toString(), "MESHCRYPT_PORT_BASE", "16000"), "down"));
     }
+
+    @Test
+    void givenMeshcryptTlsNeitherOnNorOff_whenStatusAsked_thenExitCode1() {
+        assertEquals(1, run(Map.of("MESHCRYPT_HOME", home.toString(), "MESHCRYPT_PORT_BASE", "16000", "MESHCRYPT_TLS", "yes"), "status"));
+    }
+
+    @Test
+    void givenNoLocalCa_whenPkiAsked_thenExitCode0() {
+        assertEquals(0, run(Map.of("MESHCRYPT_HOME", home.toString()), "pki"));
+    }
 }

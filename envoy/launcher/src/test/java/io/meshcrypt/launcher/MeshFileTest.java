@@ -44,4 +44,19 @@ class MeshFileTest {
     void givenAMesh_whenWritten_thenTheFileStartsWithTheGeneratedMark() {
         assertTrue(MeshFile.write(MeshFile.up(PORTS)).startsWith(StateDir.GENERATED_MARK + "\n"));
     }
+
+    @Test
+    void givenTls_whenTheMeshIsWritten_thenTheTlsSectionFollowsTheModelNamingTheCaTheSidecarsCertificatesAndTheFilterServicesId() {
+        String plain = MeshFile.write(MeshFile.up(PORTS));
+
+        String withTls = MeshFile.write(MeshFile.up(PORTS), java.util.Optional.of(Path.of("/h/pki")));
+
+        assertEquals(plain + """
+                tls:
+                  trustedCa: /h/pki/ca.pem
+                  certificates: /h/pki
+                  filterService: spiffe://meshcrypt.local/filter-service
+                """, withTls);
+        assertEquals(plain, MeshFile.write(MeshFile.up(PORTS), java.util.Optional.empty()));
+    }
 }

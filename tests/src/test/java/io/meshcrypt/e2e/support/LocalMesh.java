@@ -1,9 +1,9 @@
 package io.meshcrypt.e2e.support;
 
+import io.meshcrypt.launcher.Main;
 import io.meshcrypt.launcher.MeshFile;
 import io.meshcrypt.launcher.PortPlan;
 import io.meshcrypt.meshconfig.mesh.Mesh;
-import io.meshcrypt.meshconfig.mesh.MeshWriter;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
@@ -19,6 +19,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
@@ -70,6 +71,14 @@ public final class LocalMesh {
             throw new IllegalStateException("MESHCRYPT_E2E_PORT_BASE=" + PORT_BASE + " leaves no room for a mesh "
                     + offset + " below it: its port base " + e.getMessage(), e);
         }
+    }
+
+    /** Whether {@code ./meshcrypt up} runs the mesh with mutual TLS (MESHCRYPT_TLS, as the launcher reads it). */
+    public static final boolean TLS = Main.tls(System.getenv());
+
+    /** The local CA's folder of a mesh whose state dir is {@code home}. */
+    private static Path pki(Path home) {
+        return home.resolve("pki");
     }
 
     public static final Duration CLIENT_TIMEOUT = Duration.ofSeconds(30);
@@ -126,7 +135,7 @@ public final class LocalMesh {
      * it and delivers the policy to the filter-service, so /status and the filter-service agree on what is in force.
      * A filter.yaml left by an older harness is removed: the launcher writes its own, which takes the policy from xDS.
      */
-    private static void writeMeshFile(Path home) {
+    private static void writeMeshFile(Path home, boolean tls) {
         List<JsonPointer> fields = ENCRYPTED_FIELDS.stream().map(JsonPointer::parse).toList();
         EncryptionPolicy policy = EncryptionPolicy.ofRules(List.of(
                 new TopicRule(FIELD_TOPIC_PREFIX + "*", fields),
@@ -137,7 +146,9 @@ public final class LocalMesh {
         try {
             Files.createDirectories(home);
             Files.deleteIfExists(home.resolve("filter.yaml"));
-            Files.writeString(home.resolve("mesh.yaml"), "# written by the e2e harness (LocalMesh.java)\n" + MeshWriter.write(mesh));
+            // with TLS, the launcher's tls: section, so that the sidecars show their certificates to the filter-service
+            Files.writeString(home.resolve("mesh.yaml"), "# written by the e2e harness (LocalMesh.java)\n"
+                    + MeshFile.yaml(mesh, tls ? Optional.of(pki(home)) : Optional.empty()));
         } catch (IOException e) {
             throw new IllegalStateException("Cannot write " + home.resolve("mesh.yaml"), e);
         }
@@ -164,7 +175,7 @@ public final class LocalMesh {
                 runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "down");
             }
         }, "meshcrypt-down"));
-        writeMeshFile(home);
+        writeMeshFile(home, TLS);
         int rc = runLauncher(root, home, launcherLog, UP_TIMEOUT, "up");
         if (rc != 0) {
             throw new IllegalStateException("./meshcrypt up exited with " + rc + "; see " + launcherLog
@@ -284,6 +295,16 @@ public final class LocalMesh {
 
     public Path root() {
         return root;
+    }
+
+    /** The local CA's folder: ca.pem and each component's {@code <name>/cert.pem} and {@code key.pem}. */
+    public Path pki() {
+        return pki(home);
+    }
+
+    /** The filter-service's gRPC port on 127.0.0.1. */
+    public int filterGrpcPort() {
+        return PORTS.filterGrpc();
     }
 
     public Path logs() {
