@@ -40,7 +40,9 @@ class ComposeFileTest {
                 () -> assertTrue(services.path("envoy").path("image").asText().startsWith("envoyproxy/envoy:v1.40.")),
                 () -> assertEquals("meshcrypt/filter-service:0.1.0-SNAPSHOT", services.path("filter-service").path("image").asText()),
                 () -> assertEquals("meshcrypt/xds-server:0.1.0-SNAPSHOT", services.path("xds-server").path("image").asText()),
-                () -> assertEquals("service_healthy", services.path("envoy").path("depends_on").path("kafka").path("condition").asText()));
+                () -> assertEquals("service_healthy", services.path("envoy").path("depends_on").path("kafka").path("condition").asText()),
+                // a pod's sidecar: Envoy reaches the filter-service on their shared loopback, nothing else can
+                () -> assertEquals("service:filter-service", services.path("envoy").path("network_mode").asText()));
         for (String module : List.of("filter-service", "envoy/xds-server")) {
             String pom = Files.readString(envoyDir.resolveSibling(module + "/pom.xml"));
             String image = "meshcrypt/" + module.substring(module.lastIndexOf('/') + 1);
@@ -76,7 +78,8 @@ class ComposeFileTest {
                 () -> assertEquals("localhost", config.brokers().get(1).getHostString()),
                 () -> assertEquals(19193, config.brokers().get(1).getPort()),
                 () -> assertTrue(mesh.contains("1: {listen: 0.0.0.0:19193, advertise: localhost:19193}"), mesh),
-                () -> assertTrue(mesh.contains("filterService: filter-service:50051"), mesh),
+                () -> assertTrue(mesh.contains("filterService: 127.0.0.1:50051"), mesh),
+                () -> assertTrue(config.listen().getAddress().isLoopbackAddress(), "the filter-service listens on loopback only: " + config.listen()),
                 () -> assertTrue(mesh.contains("  compose-sidecar:"), mesh));
     }
 

@@ -135,14 +135,10 @@ public final class MeshFile {
     /**
      * The YAML of {@code mesh}, with a {@code tls:} section when {@code pki} is present: every sidecar's filter_service
      * cluster shows its own certificate ({@code <pki>/sidecar-<node>/}) and requires the filter-service's SPIFFE id
-     * under the mesh CA. The one place that knows how TLS reaches the mesh file: the section is text after
-     * MeshWriter's output until mesh-config's model has its {@code tls} field; then this becomes
-     * {@code MeshWriter.write(pki.map(dir -> mesh.withTls(new Mesh.Tls(ca, dir, id))).orElse(mesh))}.
+     * under the mesh CA. The launcher's file and the e2e harness's both go through here.
      */
     public static String yaml(Mesh mesh, Optional<Path> pki) {
-        return MeshWriter.write(mesh) + pki.map(dir -> "tls:\n"
-                + "  trustedCa: " + dir.resolve(LocalCa.CA_CERTIFICATE) + "\n"
-                + "  certificates: " + dir + "\n"
-                + "  filterService: " + MeshPki.spiffeId(MeshPki.FILTER_SERVICE) + "\n").orElse("");
+        return MeshWriter.write(pki.map(dir -> mesh.withTls(new Mesh.Tls(dir.resolve(LocalCa.CA_CERTIFICATE), dir,
+                MeshPki.spiffeId(MeshPki.FILTER_SERVICE)))).orElse(mesh));
     }
 }

@@ -205,7 +205,7 @@ class FilterConfigTest {
     }
 
     @Test
-    void givenAnotherTlsWord_whenLoaded_thenItIsRefusedAsASectionThatIsNotAMapping() {
+    void givenAnotherTlsWord_whenLoaded_thenItIsRefusedAsASectionThatIsNotAMapping() throws Exception {
         ConfigException e = failure("listen: 0.0.0.0:9090\nkeyset: k.json\ntls: off\n");
 
         assertTrue(e.getMessage().contains(":3:") && e.getMessage().contains("tls"), e.getMessage());
