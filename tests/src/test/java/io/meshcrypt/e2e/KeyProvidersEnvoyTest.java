@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.launcher.ConfigFiles;
 import io.meshcrypt.launcher.PortPlan;
 import java.io.IOException;
 import java.io.InputStream;
@@ -293,12 +294,16 @@ class KeyProvidersEnvoyTest {
                 + "    endpoint: http://127.0.0.1:" + kmsLink.port + "\n  kmsTimeoutMillis: 1500\n";
     }
 
-    /** No launcher marker on the first line: the launcher keeps this file as it is. */
+    /**
+     * No launcher marker on the first line: the launcher keeps this file as it is. With mutual TLS (the launcher's
+     * default) the sidecar only talks to a filter-service that shows the mesh certificate: the launcher's tls: section.
+     */
     private static void writeConfig(String keys) throws IOException {
         Files.writeString(home.resolve("filter.yaml"), "listen: 127.0.0.1:" + PORTS.filterGrpc() + "\n"
                 + "keyset: keyset.json\n"
                 + "brokers:\n  1: 127.0.0.1:" + PORTS.envoyBroker1() + "\n"
-                + "policy:\n  encrypt: [\"*\"]\n  unmatched: passthrough\n" + keys);
+                + "policy:\n  encrypt: [\"*\"]\n  unmatched: passthrough\n" + keys
+                + (LocalMesh.TLS ? ConfigFiles.filterTls() : ""));
     }
 
     private static void useConfig(String keys) throws Exception {

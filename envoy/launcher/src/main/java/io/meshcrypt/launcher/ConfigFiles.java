@@ -9,7 +9,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /** The configuration files the launcher writes into the state dir, from the port plan and the mesh mode. */
-final class ConfigFiles {
+public final class ConfigFiles {
 
     private static final Pattern TOKEN = Pattern.compile("@@([A-Z0-9_]+)@@");
 
@@ -86,7 +86,7 @@ final class ConfigFiles {
      * filter.yaml's {@code tls:}: its gRPC port takes only clients with a certificate from the mesh CA, and its xDS
      * client shows the same certificate; paths are relative to filter.yaml (the state dir).
      */
-    static String filterTls() {
+    public static String filterTls() {
         String cert = MeshPki.DIR + "/" + MeshPki.FILTER_SERVICE + "/";
         return "# mutual TLS with the mesh CA (" + MeshPki.DIR + "/, issued by ./meshcrypt; rotated files are re-read)\n"
                 + "tls:\n"
