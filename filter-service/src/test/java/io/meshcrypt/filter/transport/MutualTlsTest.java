@@ -23,7 +23,6 @@ import io.meshcrypt.meshconfig.tls.TlsFiles;
 import io.meshcrypt.meshconfig.tls.TlsMaterial;
 import io.meshcrypt.pki.LocalCa;
 import io.netty.handler.ssl.SslContext;
-import io.netty.handler.ssl.SslContextBuilder;
 import java.math.BigInteger;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
