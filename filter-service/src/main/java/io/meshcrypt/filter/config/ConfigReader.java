@@ -104,7 +104,8 @@ public final class ConfigReader {
             HostPort server = fields.hostPort(policyFromEntry.keyLocation(), "policyFrom",
                     from.substring(PolicyDelivery.SCHEME.length()), 1);
             policyServer = InetSocketAddress.createUnresolved(server.host(), server.port());
-            // placeholders: the service serves nothing until the xDS server's policy replaces them (Main)
+            // never served: Main waits for the xDS server's first version and puts it in before it listens; until then
+            // the record holds the strictest policy (every topic encrypted, no HTTP rules), not an empty one
             policy = EncryptionPolicy.encryptAll();
             http = HttpRules.NONE;
         } else if (from != null) {

@@ -72,8 +72,8 @@ import java.util.Objects;
  *     policy has an entry with {@code keys: deterministic}; null otherwise
  * @param limits resource limits; {@code limits.maxFrameBytes()} equals {@code maxFrameBytes}
  * @param policyServer with {@code policyFrom: xds://host:port}, the xDS server that delivers the policy and HTTP rules
- *     (unresolved), else null; then {@code policy} and {@code http} are placeholders until
- *     {@link #withPolicies} puts the delivered ones in
+ *     (unresolved), else null; then {@code policy} (every topic encrypted) and {@code http} (none) stand in, never
+ *     served, until {@link #withPolicies} puts the first delivered version in before the service listens (Main)
  * @param tls the certificate, key and CA of mutual TLS on the gRPC server (and towards the xDS server), or null for
  *     plaintext, which only a loopback {@code listen} may use
  */
