@@ -1,0 +1,31 @@
+package io.meshcrypt.filter.audit;
+
+/**
+ * What one proxied connection did with the topics the policy covers, summarised per topic and direction for the audit
+ * trail (never per record). Called on the connection's own thread, so implementations need no locks on the hot path.
+ */
+public interface AccessAudit {
+
+    /** The data path's side of a topic access. */
+    enum Direction { PRODUCE, FETCH }
+
+    /** What the peer got: plaintext in or out through the keys, ciphertext only, or a Kafka authorization error. */
+    enum Outcome { ALLOWED, CIPHERTEXT, DENIED }
+
+    /** An audit that records nothing. */
+    AccessAudit NONE = new AccessAudit() {
+        @Override
+        public void access(String topic, Direction direction, Outcome outcome, int records) {
+        }
+
+        @Override
+        public void close() {
+        }
+    };
+
+    /** @param records how many records of {@code topic} the frame carried (0 when unknown, e.g. a denied partition) */
+    void access(String topic, Direction direction, Outcome outcome, int records);
+
+    /** The connection closed: write what is still unwritten. */
+    void close();
+}
