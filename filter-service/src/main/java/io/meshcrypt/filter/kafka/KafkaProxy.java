@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.kafka;
 
+import io.meshcrypt.filter.audit.AuditTrail;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
@@ -66,6 +67,8 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     private final FetchDecryptor.KmsOutage kmsOutage = new FetchDecryptor.KmsOutage(System::nanoTime,
             FetchDecryptor.DEFAULT_KMS_PROBE_INTERVAL, FetchDecryptor.KmsOutage.DEFAULT_PROBES_TO_RELEASE);
     private static final int MAX_LISTENER_MAPS = 1024;
+    /** Where connections report what they did with covered topics; set once at start, before any connection. */
+    private volatile AuditTrail audit = AuditTrail.NONE;
 
     /**
      * The gRPC header by which an Envoy listener tells the filter-service where clients reach each broker through
@@ -112,6 +115,11 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
                 limits.maxRequestFrameBytes(), limits.maxNewDataKeysPerRequest()),
                 new FetchDecryptor(plans, topicNames, values, limits.maxDecompressedBytes(), limits.maxFrameBytes(),
                         kmsOutage));
+    }
+
+    /** Reports every connection opened from now on to {@code audit}. */
+    public void auditTo(AuditTrail audit) {
+        this.audit = Objects.requireNonNull(audit, "audit");
     }
 
     @Override
