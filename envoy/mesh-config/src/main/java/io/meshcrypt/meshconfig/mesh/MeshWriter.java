@@ -120,7 +120,7 @@ public final class MeshWriter {
         ObjectNode node = F.objectNode();
         ArrayNode encrypt = node.putArray("encrypt");
         for (TopicRule rule : policy.rules()) {
-            if (rule.fields().isEmpty() && !rule.deterministicKeys()) {
+            if (rule.fields().isEmpty() && !rule.deterministicKeys() && rule.readers() == null && rule.writers() == null) {
                 encrypt.add(rule.pattern());
                 continue;
             }
@@ -131,6 +131,17 @@ public final class MeshWriter {
             }
             if (rule.deterministicKeys()) {
                 entry.put("keys", "deterministic");
+            }
+            if (rule.readers() != null) {
+                ArrayNode readers = entry.putArray("readers");
+                rule.readers().patterns().forEach(readers::add);
+                if (rule.others() != TopicRule.Others.CIPHERTEXT) {
+                    entry.put("others", rule.others().name().toLowerCase(Locale.ROOT));
+                }
+            }
+            if (rule.writers() != null) {
+                ArrayNode writers = entry.putArray("writers");
+                rule.writers().patterns().forEach(writers::add);
             }
         }
         if (!policy.decryptOnly().isEmpty()) {

@@ -16,7 +16,8 @@ import java.util.List;
 public final class PolicyReader {
 
     private static final List<String> POLICY_KEYS = List.of("encrypt", "decryptOnly", "unmatched");
-    private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys");
+    private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys", "readers", "writers",
+            "others");
 
     private final ConfigFields config;
 
@@ -89,8 +90,10 @@ public final class PolicyReader {
     }
 
     /**
-     * A topic glob, or {@code {topic: glob, fields: [json pointers], keys: deterministic}} with at least one of
-     * {@code fields} (encrypt only those fields of JSON values) and {@code keys} (encrypt record keys with AES-SIV).
+     * A topic glob, or {@code {topic: glob, fields: [json pointers], keys: deterministic, readers: [ids], writers:
+     * [ids], others: ciphertext|deny}} with at least one of {@code fields} (encrypt only those fields of JSON values),
+     * {@code keys} (encrypt record keys with AES-SIV), {@code readers} and {@code writers} (who gets plaintext, who may
+     * produce, by workload identity).
      */
     private TopicRule encryptEntry(Node item, String path) throws ConfigException {
         if (item instanceof Mapping entry) {
@@ -115,22 +118,26 @@ public final class PolicyReader {
                             "must be one of plaintext, deterministic (got " + ConfigFields.describe(keys.value()) + ")");
                 };
             }
-            if (fields == null) {
-                if (keys != null) {
-                    return new TopicRule(pattern, List.of(), deterministicKeys);
-                }
-                throw config.error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the fields to encrypt;"
-                        + " list the topic as a plain string to encrypt whole values, or add keys: deterministic)");
-            }
-            if (!(fields.value() instanceof Sequence pointers) || pointers.items().isEmpty()) {
-                throw config.error(fields.keyLocation(), path + ".fields", "must be a non-empty list of JSON Pointers (got "
-                        + ConfigFields.describe(fields.value()) + ")");
-            }
+            Identities readers = identities(entry.entries().get("readers"), path + ".readers");
+            Identities writers = identities(entry.entries().get("writers"), path + ".writers");
+            TopicRule.Others others = others(entry.entries().get("others"), readers != null, path + ".others");
             List<JsonPointer> parsed = new ArrayList<>();
-            for (int i = 0; i < pointers.items().size(); i++) {
-                parsed.add(config.jsonPointer(pointers.items().get(i), path + ".fields[" + i + "]"));
+            if (fields == null) {
+                if (keys == null && readers == null && writers == null) {
+                    throw config.error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the"
+                            + " fields to encrypt; list the topic as a plain string to encrypt whole values, or add keys:"
+                            + " deterministic, readers or writers)");
+                }
+            } else {
+                if (!(fields.value() instanceof Sequence pointers) || pointers.items().isEmpty()) {
+                    throw config.error(fields.keyLocation(), path + ".fields", "must be a non-empty list of JSON Pointers (got "
+                            + ConfigFields.describe(fields.value()) + ")");
+                }
+                for (int i = 0; i < pointers.items().size(); i++) {
+                    parsed.add(config.jsonPointer(pointers.items().get(i), path + ".fields[" + i + "]"));
+                }
             }
-            return new TopicRule(pattern, parsed, deterministicKeys);
+            return new TopicRule(pattern, parsed, deterministicKeys, readers, writers, others);
         }
         if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
             throw config.error(item.location(), path, "must be a topic pattern string (got " + ConfigFields.describe(item) + ")");
@@ -142,4 +149,47 @@ public final class PolicyReader {
         return TopicRule.wholeValue(pattern);
     }
 
+    /** {@code readers} or {@code writers}: a non-empty list of non-empty identity strings (SPIFFE ids or globs). */
+    private Identities identities(Entry entry, String path) throws ConfigException {
+        if (entry == null) {
+            return null;
+        }
+        if (!(entry.value() instanceof Sequence list) || list.items().isEmpty()) {
+            throw config.error(entry.keyLocation(), path, "must be a non-empty list of workload identities, e.g."
+                    + " spiffe://cluster.local/ns/apps/sa/billing (got " + (entry.value() instanceof Sequence
+                    ? "an empty list" : ConfigFields.describe(entry.value())) + ")");
+        }
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < list.items().size(); i++) {
+            Node item = list.items().get(i);
+            if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING || ((String) s.value()).isBlank()) {
+                throw config.error(item.location(), path + "[" + i + "]", "must be a workload identity string (got "
+                        + ConfigFields.describe(item) + ")");
+            }
+            String id = (String) s.value();
+            if (!id.strip().equals(id) || id.chars().anyMatch(c -> c < 0x21 || c > 0x7e)) {
+                throw config.error(item.location(), path + "[" + i + "]", "must be printable ASCII without spaces (got "
+                        + ConfigFields.describe(item) + ")");
+            }
+            ids.add(id);
+        }
+        return Identities.of(ids);
+    }
+
+    /** {@code others}: only beside {@code readers}; ciphertext unless it says deny. */
+    private TopicRule.Others others(Entry entry, boolean hasReaders, String path) throws ConfigException {
+        if (entry == null) {
+            return TopicRule.Others.CIPHERTEXT;
+        }
+        if (!hasReaders) {
+            throw config.error(entry.keyLocation(), path, "only applies beside readers (what identities outside them get)");
+        }
+        String value = entry.value() instanceof Scalar s && s.token() == JsonToken.VALUE_STRING ? (String) s.value() : "";
+        return switch (value) {
+            case "ciphertext" -> TopicRule.Others.CIPHERTEXT;
+            case "deny" -> TopicRule.Others.DENY;
+            default -> throw config.error(entry.keyLocation(), path, "must be one of ciphertext, deny (got "
+                    + ConfigFields.describe(entry.value()) + ")");
+        };
+    }
 }
