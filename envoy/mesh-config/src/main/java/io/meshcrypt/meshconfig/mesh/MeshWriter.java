@@ -184,6 +184,10 @@ public final class MeshWriter {
         if (!rule.response().equals(RuleSide.NONE)) {
             node.set("response", side(rule.response()));
         }
+        if (rule.readers() != null) {
+            ArrayNode readers = node.putArray("readers");
+            rule.readers().patterns().forEach(readers::add);
+        }
         return node;
     }
 

@@ -149,31 +149,8 @@ public final class PolicyReader {
         return TopicRule.wholeValue(pattern);
     }
 
-    /** {@code readers} or {@code writers}: a non-empty list of non-empty identity strings (SPIFFE ids or globs). */
     private Identities identities(Entry entry, String path) throws ConfigException {
-        if (entry == null) {
-            return null;
-        }
-        if (!(entry.value() instanceof Sequence list) || list.items().isEmpty()) {
-            throw config.error(entry.keyLocation(), path, "must be a non-empty list of workload identities, e.g."
-                    + " spiffe://cluster.local/ns/apps/sa/billing (got " + (entry.value() instanceof Sequence
-                    ? "an empty list" : ConfigFields.describe(entry.value())) + ")");
-        }
-        List<String> ids = new ArrayList<>();
-        for (int i = 0; i < list.items().size(); i++) {
-            Node item = list.items().get(i);
-            if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING || ((String) s.value()).isBlank()) {
-                throw config.error(item.location(), path + "[" + i + "]", "must be a workload identity string (got "
-                        + ConfigFields.describe(item) + ")");
-            }
-            String id = (String) s.value();
-            if (!id.strip().equals(id) || id.chars().anyMatch(c -> c < 0x21 || c > 0x7e)) {
-                throw config.error(item.location(), path + "[" + i + "]", "must be printable ASCII without spaces (got "
-                        + ConfigFields.describe(item) + ")");
-            }
-            ids.add(id);
-        }
-        return Identities.of(ids);
+        return entry == null ? null : Identities.of(config.identities(entry, path));
     }
 
     /** {@code others}: only beside {@code readers}; ciphertext unless it says deny. */

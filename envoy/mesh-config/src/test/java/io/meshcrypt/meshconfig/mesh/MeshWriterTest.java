@@ -37,6 +37,7 @@ class MeshWriterTest {
                   binding: checkout
                   match: {body: pan, contentType: [application/json, "text/*"], pathRegex: "/checkout/[0-9]+", path: /checkout, methods: [PUT, POST]}
                   response: {fields: [{decrypt: /pan}]}
+                  readers: [spiffe://meshcrypt.local/sidecar/shop, "spiffe://cluster.local/ns/apps/*"]
                   request:
                     onInvalid: pass
                     headers: {remove: [x-debug], set: {x-meshcrypt: enabled}}
