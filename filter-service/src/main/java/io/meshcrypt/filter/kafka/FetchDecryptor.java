@@ -375,7 +375,7 @@ final class FetchDecryptor {
                     audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory));
         }
         try {
-            ValueRewriter values = crypto.decryptor(topic, plan);
+            ValueRewriter values = crypto.decryptor(topic, plan, identity);
             ValueRewriter watched = value -> {
                 try {
                     return values.rewrite(value);

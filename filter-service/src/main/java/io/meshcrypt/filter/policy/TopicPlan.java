@@ -6,6 +6,7 @@ import io.meshcrypt.meshconfig.policy.TopicDecision;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -18,9 +19,11 @@ import java.util.Objects;
  * @param readers who fetches plaintext of an encrypted topic; null: every stream
  * @param writers who may produce to an encrypted topic; null: every stream
  * @param others what a fetch by a stream outside {@code readers} gets
+ * @param fieldReaders of the {@code fields} with readers of their own, who reads each in plaintext
  */
 public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPointer> fields,
-                        boolean deterministicKeys, Identities readers, Identities writers, TopicRule.Others others) {
+                        boolean deterministicKeys, Identities readers, Identities writers, TopicRule.Others others,
+                        Map<JsonPointer, Identities> fieldReaders) {
 
     /** What one stream's fetch of the topic gets. */
     public enum Read {
@@ -36,11 +39,12 @@ public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPo
         Objects.requireNonNull(decision, "decision");
         Objects.requireNonNull(others, "others");
         fields = List.copyOf(fields);
+        fieldReaders = Map.copyOf(fieldReaders);
     }
 
     /** Every stream reads and writes. */
     public TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPointer> fields, boolean deterministicKeys) {
-        this(decision, decryptOnly, fields, deterministicKeys, null, null, TopicRule.Others.CIPHERTEXT);
+        this(decision, decryptOnly, fields, deterministicKeys, null, null, TopicRule.Others.CIPHERTEXT, Map.of());
     }
 
     /** Resolves {@code topic} against {@code policy} (uncached: see {@link TopicPlans}). */
@@ -51,7 +55,7 @@ public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPo
         }
         TopicRule rule = policy.ruleOf(topic);
         return new TopicPlan(decision, false, rule.fields(), rule.deterministicKeys(), rule.readers(), rule.writers(),
-                rule.others());
+                rule.others(), rule.fieldReaders());
     }
 
     public boolean encrypts() {
@@ -72,6 +76,21 @@ public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPo
             return Read.PLAINTEXT;
         }
         return others == TopicRule.Others.DENY ? Read.DENIED : Read.CIPHERTEXT;
+    }
+
+    /**
+     * @param identity the stream's authenticated workload identity, or null when it has none
+     * @return the {@link #fields} {@code identity} reads in plaintext (a reader of the topic may still be outside the
+     *     readers of some field); all of them when no field names readers of its own
+     */
+    public List<JsonPointer> fieldsReadableBy(String identity) {
+        if (fieldReaders.isEmpty()) {
+            return fields;
+        }
+        return fields.stream().filter(f -> {
+            Identities readersOfField = fieldReaders.get(f);
+            return readersOfField == null || readersOfField.contains(identity);
+        }).toList();
     }
 
     /**

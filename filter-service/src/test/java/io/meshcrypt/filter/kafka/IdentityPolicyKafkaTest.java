@@ -23,6 +23,7 @@ import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.Identities;
 import io.meshcrypt.meshconfig.policy.TopicRule;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -54,6 +55,8 @@ class IdentityPolicyKafkaTest {
     private static final String BILLING = "spiffe://meshcrypt.local/sidecar/billing";
     private static final String SHOP = "spiffe://meshcrypt.local/sidecar/shop";
     private static final String OTHER = "spiffe://meshcrypt.local/sidecar/other";
+    private static final JsonPointer NAME = JsonPointer.parse("/name");
+    private static final JsonPointer SALARY = JsonPointer.parse("/salary");
 
     @TempDir
     Path dir;
@@ -71,6 +74,8 @@ class IdentityPolicyKafkaTest {
                         Identities.of(List.of(SHOP)), TopicRule.Others.CIPHERTEXT),
                 new TopicRule("ledger", List.of(), false, Identities.of(List.of("spiffe://meshcrypt.local/sidecar/bill*")),
                         null, TopicRule.Others.DENY),
+                new TopicRule("staff", List.of(NAME, SALARY), false, null, null, TopicRule.Others.CIPHERTEXT,
+                        Map.of(SALARY, Identities.of(List.of(BILLING)))),
                 TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
         proxy = new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
         proxy.auditTo(identity -> new AccessAudit() {
@@ -148,6 +153,29 @@ class IdentityPolicyKafkaTest {
     }
 
     @Test
+    void givenAFieldWithReadersOfItsOwn_whenAnotherIdentityFetches_thenOnlyThatFieldStaysAnEnvelope() throws Exception {
+        List<Record> stored = records(MemoryRecords.withRecords(Compression.NONE, new SimpleRecord(null,
+                produced(proxy.open(SHOP), "staff", "{\"name\":\"Ada\",\"salary\":9000}"))));
+
+        String seenByBilling = utf8(records(fetch(proxy.open(BILLING), "staff", stored).records()).getFirst().value());
+        String seenByOther = utf8(records(fetch(proxy.open(OTHER), "staff", stored).records()).getFirst().value());
+
+        assertEquals("{\"name\":\"Ada\",\"salary\":9000}", seenByBilling);
+        assertTrue(seenByOther.startsWith("{\"name\":\"Ada\",\"salary\":\""), seenByOther);
+        assertTrue(!seenByOther.contains("9000"), seenByOther);
+    }
+
+    @Test
+    void givenAWholeValueEnvelopeOnATopicWithFieldReaders_whenAnIdentityOutsideAFieldsReadersFetches_thenItStaysWhole()
+            throws Exception {
+        List<Record> older = envelopes("staff", "{\"name\":\"Ada\",\"salary\":9000}");
+
+        Record seen = records(fetch(proxy.open(OTHER), "staff", older).records()).getFirst();
+
+        assertArrayEquals(bytes(older.getFirst().value()), bytes(seen.value()));
+    }
+
+    @Test
     void givenAListedWriter_whenItProduces_thenTheValuesAreEncrypted() throws Exception {
         ConnectionHandler shop = proxy.open(SHOP);
 
@@ -208,6 +236,12 @@ class IdentityPolicyKafkaTest {
     }
 
     // ---- helpers ----
+
+    /** The value {@code connection} forwards for one record produced to {@code topic}. */
+    private static byte[] produced(ConnectionHandler connection, String topic, String value) throws Exception {
+        ProduceRequestData sent = produce(connection, 99, topic, value);
+        return bytes(records(sent(sent, topic).partitionData().getFirst().records()).getFirst().value());
+    }
 
     private static ProduceRequestData.TopicProduceData sent(ProduceRequestData request, String topic) {
         return request.topicData().stream().filter(t -> t.name().equals(topic)).findFirst().orElse(null);

@@ -17,9 +17,11 @@ import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.Identities;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
 import io.meshcrypt.meshconfig.transform.FieldOp;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
@@ -127,7 +129,15 @@ public final class MeshWriter {
             ObjectNode entry = encrypt.addObject().put("topic", rule.pattern());
             if (!rule.fields().isEmpty()) {
                 ArrayNode fields = entry.putArray("fields");
-                rule.fields().forEach(p -> fields.add(p.toString()));
+                for (JsonPointer field : rule.fields()) {
+                    Identities readers = rule.fieldReaders().get(field);
+                    if (readers == null) {
+                        fields.add(field.toString());
+                    } else {
+                        ArrayNode fieldReaders = fields.addObject().put("field", field.toString()).putArray("readers");
+                        readers.patterns().forEach(fieldReaders::add);
+                    }
+                }
             }
             if (rule.deterministicKeys()) {
                 entry.put("keys", "deterministic");

@@ -292,7 +292,8 @@ public final class EncryptionPolicy {
                         + (r.deterministicKeys() ? " keys deterministic" : "")
                         + (r.readers() == null ? "" : " readers " + r.readers() + " others "
                                 + r.others().name().toLowerCase(Locale.ROOT))
-                        + (r.writers() == null ? "" : " writers " + r.writers())).toList();
+                        + (r.writers() == null ? "" : " writers " + r.writers())
+                        + (r.fieldReaders().isEmpty() ? "" : " field readers " + r.fieldReaders())).toList();
         return "EncryptionPolicy{encrypt=" + entries + (decryptOnly.isEmpty() ? "" : ", decryptOnly=" + decryptOnly)
                 + ", unmatched=" + unmatched.name().toLowerCase(Locale.ROOT) + "}";
     }

@@ -10,12 +10,15 @@ import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /** The {@code policy:} section of filter.yaml and of the mesh file into an {@link EncryptionPolicy}. */
 public final class PolicyReader {
 
     private static final List<String> POLICY_KEYS = List.of("encrypt", "decryptOnly", "unmatched");
+    private static final List<String> FIELD_ENTRY_KEYS = List.of("field", "readers");
     private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys", "readers", "writers",
             "others");
 
@@ -122,6 +125,7 @@ public final class PolicyReader {
             Identities writers = identities(entry.entries().get("writers"), path + ".writers");
             TopicRule.Others others = others(entry.entries().get("others"), readers != null, path + ".others");
             List<JsonPointer> parsed = new ArrayList<>();
+            Map<JsonPointer, Identities> fieldReaders = new LinkedHashMap<>();
             if (fields == null) {
                 if (keys == null && readers == null && writers == null) {
                     throw config.error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the"
@@ -134,10 +138,22 @@ public final class PolicyReader {
                             + ConfigFields.describe(fields.value()) + ")");
                 }
                 for (int i = 0; i < pointers.items().size(); i++) {
-                    parsed.add(config.jsonPointer(pointers.items().get(i), path + ".fields[" + i + "]"));
+                    Node fieldNode = pointers.items().get(i);
+                    String itemPath = path + ".fields[" + i + "]";
+                    if (fieldNode instanceof Mapping field) {
+                        // {field: /pointer, readers: [...]}: a field with readers of its own
+                        config.checkKeys(field, itemPath + ".", FIELD_ENTRY_KEYS);
+                        JsonPointer pointer = config.jsonPointer(config.required(field, itemPath + ".field").value(),
+                                itemPath + ".field");
+                        parsed.add(pointer);
+                        fieldReaders.put(pointer, Identities.of(config.identities(
+                                config.required(field, itemPath + ".readers"), itemPath + ".readers")));
+                    } else {
+                        parsed.add(config.jsonPointer(fieldNode, itemPath));
+                    }
                 }
             }
-            return new TopicRule(pattern, parsed, deterministicKeys, readers, writers, others);
+            return new TopicRule(pattern, parsed, deterministicKeys, readers, writers, others, fieldReaders);
         }
         if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
             throw config.error(item.location(), path, "must be a topic pattern string (got " + ConfigFields.describe(item) + ")");

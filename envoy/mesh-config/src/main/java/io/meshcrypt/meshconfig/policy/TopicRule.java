@@ -2,6 +2,7 @@ package io.meshcrypt.meshconfig.policy;
 
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -13,9 +14,11 @@ import java.util.Objects;
  * @param readers the workload identities that fetch plaintext; null: every identity
  * @param writers the workload identities that may produce; null: every identity
  * @param others what a fetch by an identity outside {@code readers} gets
+ * @param fieldReaders of the {@code fields} that name readers of their own: who reads each in plaintext (a reader of
+ *     the topic outside a field's readers gets that field's envelope as stored); other fields follow {@code readers}
  */
 public record TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys, Identities readers,
-                        Identities writers, Others others) {
+                        Identities writers, Others others, Map<JsonPointer, Identities> fieldReaders) {
 
     /** What a consumer whose identity is not among the readers gets. */
     public enum Others {
@@ -32,6 +35,16 @@ public record TopicRule(String pattern, List<JsonPointer> fields, boolean determ
             throw new IllegalArgumentException("topic pattern is empty");
         }
         fields = List.copyOf(fields);
+        fieldReaders = Map.copyOf(fieldReaders);
+        if (!fields.containsAll(fieldReaders.keySet())) {
+            throw new IllegalArgumentException("field readers name fields the rule does not encrypt: " + fieldReaders.keySet());
+        }
+    }
+
+    /** No field names readers of its own. */
+    public TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys, Identities readers,
+                     Identities writers, Others others) {
+        this(pattern, fields, deterministicKeys, readers, writers, others, Map.of());
     }
 
     /** Every identity reads and writes. */

@@ -7,10 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.meshconfig.mesh.Policies;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 class PolicyIdentitiesTest {
@@ -59,6 +61,24 @@ class PolicyIdentitiesTest {
         assertEquals(TopicRule.Others.CIPHERTEXT, policy.ruleOf("t").others());
         assertFalse(policy.anyDeny());
         assertEquals(List.of(), policy.fieldsOf("t"), "readers alone encrypt the whole value");
+    }
+
+    @Test
+    void givenAFieldWithReadersOfItsOwn_whenParsed_thenOnlyThatFieldNamesThem() throws Exception {
+        TopicRule rule = parse("""
+                policy:
+                  encrypt:
+                    - topic: staff
+                      fields: [/name, {field: /salary, readers: ["spiffe://x/hr"]}]
+                      readers: ["spiffe://x/*"]
+                """).ruleOf("staff");
+
+        assertEquals(List.of(JsonPointer.parse("/name"), JsonPointer.parse("/salary")), rule.fields());
+        assertEquals(Map.of(JsonPointer.parse("/salary"), Identities.of(List.of("spiffe://x/hr"))), rule.fieldReaders());
+        assertTrue(error("policy: {encrypt: [{topic: t, fields: [{field: /a}]}]}")
+                .contains("policy.encrypt[0].fields[0].readers: required field is missing"));
+        assertTrue(error("policy: {encrypt: [{topic: t, fields: [{field: /a, readers: [x], writers: [y]}]}]}")
+                .contains("policy.encrypt[0].fields[0].writers: unknown field"));
     }
 
     @Test
