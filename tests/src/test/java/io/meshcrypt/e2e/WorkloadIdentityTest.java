@@ -15,13 +15,13 @@ import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
+import io.meshcrypt.e2e.support.StaticSidecar;
 import io.meshcrypt.pki.LocalCa;
 import io.meshcrypt.testsupport.EnvoyProcess;
 import io.meshcrypt.testsupport.Prerequisite;
 import java.io.File;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -75,7 +75,7 @@ class WorkloadIdentityTest {
         }
         LocalCa.Issued certificate = LocalCa.openOrCreate(mesh.pki())
                 .issue("sidecar-intruder", LocalCa.spiffeId("sidecar/intruder"), List.of(), Duration.ofHours(1));
-        int[] ports = freePorts(3);
+        int[] ports = StaticSidecar.freePorts(3);
         intruderBootstrap = "127.0.0.1:" + ports[0];
         Path dir = mesh.root().resolve("tests/target/identity");
         Files.createDirectories(dir);
@@ -217,40 +217,10 @@ class WorkloadIdentityTest {
         StringBuilder y = new StringBuilder();
         y.append("admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ").append(ports[2]).append(" }\n");
         y.append("static_resources:\n  listeners:\n");
-        for (int i = 0; i < 2; i++) {
-            y.append("""
-                      - name: intruder_%1$d
-                        address:
-                          socket_address: { address: 127.0.0.1, port_value: %2$d }
-                        filter_chains:
-                        - filters:
-                          - name: envoy.filters.network.ext_proc
-                            typed_config:
-                              "@type": type.googleapis.com/envoy.extensions.filters.network.ext_proc.v3.NetworkExternalProcessor
-                              stat_prefix: intruder_%1$d
-                              failure_mode_allow: false
-                              processing_mode: { process_read: STREAMED, process_write: STREAMED }
-                              message_timeout: 5s
-                              grpc_service:
-                                envoy_grpc: { cluster_name: filter_service }
-                                initial_metadata:
-                                - { key: x-meshcrypt-broker-listeners, value: "%3$s" }
-                          - name: envoy.filters.network.tcp_proxy
-                            typed_config:
-                              "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-                              stat_prefix: intruder_%1$d
-                              cluster: broker
-                    """.formatted(i, ports[i], listenerMap));
-        }
-        y.append("""
-                  clusters:
-                  - name: filter_service
-                    type: STATIC
-                    connect_timeout: 2s
-                    typed_extension_protocol_options:
-                      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-                        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-                        explicit_http_config: { http2_protocol_options: {} }
+        StaticSidecar.kafkaListener(y, "intruder_bootstrap", ports[0], "broker", listenerMap);
+        StaticSidecar.kafkaListener(y, "intruder_node_1", ports[1], "broker", listenerMap);
+        y.append("  clusters:\n");
+        StaticSidecar.filterServiceCluster(y, mesh.filterGrpcPort(), """
                     transport_socket:
                       name: envoy.transport_sockets.tls
                       typed_config:
@@ -258,43 +228,13 @@ class WorkloadIdentityTest {
                         common_tls_context:
                           alpn_protocols: [h2]
                           tls_certificates:
-                          - certificate_chain: { filename: %2$s }
-                            private_key: { filename: %3$s }
+                          - certificate_chain: { filename: "%s" }
+                            private_key: { filename: "%s" }
                           validation_context:
-                            trusted_ca: { filename: %4$s }
-                    load_assignment:
-                      cluster_name: filter_service
-                      endpoints:
-                      - lb_endpoints:
-                        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: %1$d } } }
-                  - name: broker
-                    type: STATIC
-                    connect_timeout: 5s
-                    load_assignment:
-                      cluster_name: broker
-                      endpoints:
-                      - lb_endpoints:
-                        - endpoint: { address: { socket_address: { address: %5$s, port_value: %6$s } } }
-                """.formatted(mesh.filterGrpcPort(), certificate.certificate(), certificate.privateKey(),
-                mesh.pki().resolve(LocalCa.CA_CERTIFICATE), broker[0], broker[1]));
+                            trusted_ca: { filename: "%s" }
+                """.formatted(certificate.certificate(), certificate.privateKey(), mesh.pki().resolve(LocalCa.CA_CERTIFICATE)));
+        StaticSidecar.cluster(y, "broker", broker[0], Integer.parseInt(broker[1]));
         return y.toString();
-    }
-
-    private static int[] freePorts(int n) throws IOException {
-        List<ServerSocket> sockets = new ArrayList<>();
-        try {
-            int[] ports = new int[n];
-            for (int i = 0; i < n; i++) {
-                ServerSocket socket = new ServerSocket(0);
-                sockets.add(socket);
-                ports[i] = socket.getLocalPort();
-            }
-            return ports;
-        } finally {
-            for (ServerSocket socket : sockets) {
-                socket.close();
-            }
-        }
     }
 
     private static Path kcat() {

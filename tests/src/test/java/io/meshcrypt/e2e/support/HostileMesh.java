@@ -4,7 +4,6 @@ import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -87,7 +86,7 @@ public final class HostileMesh implements AutoCloseable {
         Files.createDirectories(home.resolve("logs"));
         this.fsLog = home.resolve("logs/filter-service.log");
         this.envoyLog = home.resolve("logs/envoy.log");
-        int[] ports = freePorts(6);
+        int[] ports = StaticSidecar.freePorts(6);
         grpcPort = ports[0];
         realBootstrap = ports[1];
         realNode = ports[2];
@@ -266,80 +265,15 @@ public final class HostileMesh implements AutoCloseable {
         StringBuilder y = new StringBuilder();
         y.append("admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ").append(envoyAdmin).append(" }\n");
         y.append("static_resources:\n  listeners:\n");
-        listener(y, "real_bootstrap", realBootstrap, "real_broker", "1=127.0.0.1:" + realNode);
-        listener(y, "real_node_1", realNode, "real_broker", "1=127.0.0.1:" + realNode);
-        listener(y, "fake_bootstrap", fakeBootstrap, "fake_broker", "1=127.0.0.1:" + fakeNode);
-        listener(y, "fake_node_1", fakeNode, "fake_broker", "1=127.0.0.1:" + fakeNode);
+        StaticSidecar.kafkaListener(y, "real_bootstrap", realBootstrap, "real_broker", "1=127.0.0.1:" + realNode);
+        StaticSidecar.kafkaListener(y, "real_node_1", realNode, "real_broker", "1=127.0.0.1:" + realNode);
+        StaticSidecar.kafkaListener(y, "fake_bootstrap", fakeBootstrap, "fake_broker", "1=127.0.0.1:" + fakeNode);
+        StaticSidecar.kafkaListener(y, "fake_node_1", fakeNode, "fake_broker", "1=127.0.0.1:" + fakeNode);
         y.append("  clusters:\n");
-        y.append("""
-                  - name: filter_service
-                    type: STATIC
-                    connect_timeout: 1s
-                    typed_extension_protocol_options:
-                      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-                        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-                        explicit_http_config:
-                          http2_protocol_options:
-                            initial_stream_window_size: 67108864
-                            initial_connection_window_size: 268435456
-                    circuit_breakers:
-                      thresholds:
-                      - priority: DEFAULT
-                        max_connections: 100000
-                        max_pending_requests: 100000
-                        max_requests: 100000
-                    load_assignment:
-                      cluster_name: filter_service
-                      endpoints:
-                      - lb_endpoints:
-                        - endpoint:
-                            address:
-                              socket_address: { address: 127.0.0.1, port_value: %d }
-                """.formatted(grpcPort));
-        cluster(y, "real_broker", real[0], Integer.parseInt(real[1]));
-        cluster(y, "fake_broker", "127.0.0.1", fake.port());
+        StaticSidecar.filterServiceCluster(y, grpcPort, "");
+        StaticSidecar.cluster(y, "real_broker", real[0], Integer.parseInt(real[1]));
+        StaticSidecar.cluster(y, "fake_broker", "127.0.0.1", fake.port());
         return y.toString();
-    }
-
-    private static void listener(StringBuilder y, String name, int port, String cluster, String listenerMap) {
-        y.append("""
-                  - name: %1$s
-                    address:
-                      socket_address: { address: 127.0.0.1, port_value: %2$d }
-                    filter_chains:
-                    - filters:
-                      - name: envoy.filters.network.ext_proc
-                        typed_config:
-                          "@type": type.googleapis.com/envoy.extensions.filters.network.ext_proc.v3.NetworkExternalProcessor
-                          stat_prefix: %1$s
-                          failure_mode_allow: false
-                          processing_mode: { process_read: STREAMED, process_write: STREAMED }
-                          message_timeout: 5s
-                          grpc_service:
-                            envoy_grpc: { cluster_name: filter_service }
-                            initial_metadata:
-                            - { key: x-meshcrypt-broker-listeners, value: "%4$s" }
-                      - name: envoy.filters.network.tcp_proxy
-                        typed_config:
-                          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-                          stat_prefix: %1$s
-                          cluster: %3$s
-                """.formatted(name, port, cluster, listenerMap));
-    }
-
-    private static void cluster(StringBuilder y, String name, String host, int port) {
-        y.append("""
-                  - name: %1$s
-                    type: STATIC
-                    connect_timeout: 5s
-                    load_assignment:
-                      cluster_name: %1$s
-                      endpoints:
-                      - lb_endpoints:
-                        - endpoint:
-                            address:
-                              socket_address: { address: %2$s, port_value: %3$d }
-                """.formatted(name, host, port));
     }
 
     private synchronized void stopProcesses() {
@@ -376,23 +310,6 @@ public final class HostileMesh implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException(e);
-        }
-    }
-
-    private static int[] freePorts(int n) throws IOException {
-        List<ServerSocket> held = new ArrayList<>();
-        try {
-            int[] out = new int[n];
-            for (int i = 0; i < n; i++) {
-                ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-                held.add(s);
-                out[i] = s.getLocalPort();
-            }
-            return out;
-        } finally {
-            for (ServerSocket s : held) {
-                s.close();
-            }
         }
     }
 
