@@ -43,6 +43,8 @@ import java.util.Objects;
  * limits:                            # optional: resource limits against hostile peers, see Limits and docs/configuration.md
  *   maxHeldBytesPerConnection: 209715208
  *   heldFrameTimeout: 30s
+ * audit:                             # optional: JSON-lines audit trail of key operations and topic accesses, see AuditConfig
+ *   file: logs/audit.jsonl
  * </pre>
  *
  * <p>The file holding the policy and HTTP rules (this one, or {@code policyFrom}) is watched while the service runs: a
@@ -76,6 +78,7 @@ import java.util.Objects;
  *     served, until {@link #withPolicies} puts the first delivered version in before the service listens (Main)
  * @param tls the certificate, key and CA of mutual TLS on the gRPC server (and towards the xDS server), or null for
  *     plaintext, which only a loopback {@code listen} may use
+ * @param audit where the audit trail goes, or null for none ({@code AuditTrail.NONE})
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -89,7 +92,8 @@ public record FilterConfig(
         Path sivKeyset,
         Limits limits,
         InetSocketAddress policyServer,
-        TlsFiles tls) {
+        TlsFiles tls,
+        AuditConfig audit) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
@@ -113,6 +117,14 @@ public record FilterConfig(
                     + limits.maxFrameBytes());
         }
         brokers = Map.copyOf(brokers);
+    }
+
+    /** Without an audit trail. */
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset,
+                        Limits limits, InetSocketAddress policyServer, TlsFiles tls) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset, limits, policyServer, tls,
+                null);
     }
 
     /** Default limits for {@code maxFrameBytes}. */
@@ -153,7 +165,7 @@ public record FilterConfig(
         Path siv = sivKeyset == null && delivered.encryption().anyDeterministicKeys()
                 ? defaultSivKeyset(keyset, configFile) : sivKeyset;
         return new FilterConfig(listen, maxFrameBytes, keyset, brokers, delivered.encryption(), delivered.http(), keys,
-                policyFrom, siv, limits, policyServer, tls);
+                policyFrom, siv, limits, policyServer, tls, audit);
     }
 
     /** {@value ConfigReader#DEFAULT_SIV_KEYSET} next to the top-level keyset, or next to the config file. */
