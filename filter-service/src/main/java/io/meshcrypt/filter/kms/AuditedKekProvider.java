@@ -33,46 +33,28 @@ public final class AuditedKekProvider implements KekProvider {
 
     @Override
     public WrappedDek wrap(byte[] dek, DekContext context) throws GeneralSecurityException {
-        WrappedDek wrapped;
-        try {
-            wrapped = inner.wrap(dek, context);
-        } catch (GeneralSecurityException | RuntimeException e) {
-            audit.failed(Operation.DEK_WRAPPED, inner.name(), null, context, null, e);
-            throw e;
-        }
+        WrappedDek wrapped = failureReported(Operation.DEK_WRAPPED, null, context, null, () -> inner.wrap(dek, context));
         audit.succeeded(Operation.DEK_WRAPPED, inner.name(), wrapped.kekId(), context, wrapped.bytes());
         return wrapped;
     }
 
     @Override
     public byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
-        byte[] dek;
-        try {
-            dek = inner.unwrap(kekId, wrapped, context);
-        } catch (GeneralSecurityException | RuntimeException e) {
-            audit.failed(Operation.DEK_UNWRAPPED, inner.name(), kekId, context, wrapped, e);
-            throw e;
-        }
+        byte[] dek = failureReported(Operation.DEK_UNWRAPPED, kekId, context, wrapped, () -> inner.unwrap(kekId, wrapped, context));
         audit.succeeded(Operation.DEK_UNWRAPPED, inner.name(), kekId, context, wrapped);
         return dek;
     }
 
     @Override
     public String create() throws GeneralSecurityException {
-        String kekId = inner.create();
+        String kekId = failureReported(Operation.KEK_CREATED, null, null, null, inner::create);
         audit.succeeded(Operation.KEK_CREATED, inner.name(), kekId, null, null);
         return kekId;
     }
 
     @Override
     public String rotate() throws GeneralSecurityException {
-        String kekId;
-        try {
-            kekId = inner.rotate();
-        } catch (GeneralSecurityException | RuntimeException e) {
-            audit.failed(Operation.KEK_ROTATED, inner.name(), null, null, null, e);
-            throw e;
-        }
+        String kekId = failureReported(Operation.KEK_ROTATED, null, null, null, inner::rotate);
         audit.succeeded(Operation.KEK_ROTATED, inner.name(), kekId, null, null);
         return kekId;
     }
@@ -85,6 +67,21 @@ public final class AuditedKekProvider implements KekProvider {
     @Override
     public void close() {
         inner.close();
+    }
+
+    private interface Call<T> {
+        T call() throws GeneralSecurityException;
+    }
+
+    /** Runs {@code call}; a failure is reported as {@code operation} failed, then thrown on. */
+    private <T> T failureReported(Operation operation, String kekId, DekContext dek, byte[] wrappedDek, Call<T> call)
+            throws GeneralSecurityException {
+        try {
+            return call.call();
+        } catch (GeneralSecurityException | RuntimeException e) {
+            audit.failed(operation, inner.name(), kekId, dek, wrappedDek, e);
+            throw e;
+        }
     }
 
     /** Reports {@code current} when it differs from the current KEK seen last (a rotation here or elsewhere). */

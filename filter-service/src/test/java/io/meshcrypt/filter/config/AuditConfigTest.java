@@ -6,41 +6,38 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.meshconfig.yaml.ConfigException;
-import java.nio.file.Files;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /** The {@code audit:} section: defaults, every key, and errors naming file, line, column and field. */
 class AuditConfigTest {
 
-    @TempDir
-    Path dir;
+    private static final Path FILE = Path.of("/etc/meshcrypt/filter.yaml");
 
-    private Path write(String yaml) throws Exception {
-        Path file = dir.resolve("filter.yaml");
-        Files.writeString(file, yaml);
-        return file;
+    /** Parsed as if read from {@link #FILE}. */
+    private static FilterConfig parse(String yaml) throws ConfigException {
+        return FilterConfig.parse(FILE, yaml.getBytes(StandardCharsets.UTF_8));
     }
 
     @Test
     void givenNoAuditSection_whenLoaded_thenNoTrail() throws Exception {
-        assertNull(FilterConfig.load(write("keyset: k.json\n")).audit());
+        assertNull(parse(("keyset: k.json\n")).audit());
     }
 
     @Test
     void givenFileOnly_whenLoaded_thenRelativeToTheConfigAndDefaults() throws Exception {
-        AuditConfig audit = FilterConfig.load(write("keyset: k.json\naudit:\n  file: logs/audit.jsonl\n")).audit();
+        AuditConfig audit = parse(("keyset: k.json\naudit:\n  file: logs/audit.jsonl\n")).audit();
 
-        assertEquals(new AuditConfig(dir.resolve("logs/audit.jsonl").toAbsolutePath(), 10_485_760, 5, Duration.ofSeconds(60)), audit);
+        assertEquals(new AuditConfig(Path.of("/etc/meshcrypt/logs/audit.jsonl"), 10_485_760, 5, Duration.ofSeconds(60)), audit);
     }
 
     @Test
     void givenEveryKey_whenLoaded_thenEveryValueRead() throws Exception {
-        AuditConfig audit = FilterConfig.load(write("""
+        AuditConfig audit = parse(("""
                 keyset: k.json
                 audit:
                   stdout: true
@@ -65,10 +62,10 @@ class AuditConfigTest {
         "audit: logs/audit.jsonl\\n|2:8: audit: must be a mapping",
     })
     void givenInvalidAuditSection_whenLoaded_thenErrorNamesFileLineColumnAndField(String yaml, String expected) throws Exception {
-        Path file = write("keyset: k.json\n" + yaml.replace("\\n", "\n"));
+        String file = "keyset: k.json\n" + yaml.replace("\\n", "\n");
 
-        ConfigException e = assertThrows(ConfigException.class, () -> FilterConfig.load(file));
+        ConfigException e = assertThrows(ConfigException.class, () -> parse(file));
 
-        assertTrue(e.getMessage().startsWith(file + ":" + expected), e.getMessage());
+        assertTrue(e.getMessage().startsWith(FILE + ":" + expected), e.getMessage());
     }
 }
