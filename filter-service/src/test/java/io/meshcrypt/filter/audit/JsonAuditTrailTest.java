@@ -13,6 +13,7 @@ import io.meshcrypt.filter.kms.KekRefusedException;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -106,6 +107,25 @@ class JsonAuditTrailTest {
         List<String> lines = lines();
         assertEquals(topics, lines.size());
         assertEquals(ConnectionAudit.MAX_TOPICS, lines.stream().filter(l -> l.contains("\"closed\":false")).count());
+    }
+
+    @Test
+    void givenTopicSeenBefore_whenAccessedAgainAndAgain_thenNothingIsAllocated() throws Exception {
+        com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        try (JsonAuditTrail trail = JsonAuditTrail.open(AuditConfig.to(dir.resolve("audit.jsonl")))) {
+            AccessAudit connection = trail.connection("id");
+            for (int i = 0; i < 200_000; i++) { // warm up: compiled, and the topics' entries exist
+                connection.access(i % 2 == 0 ? "a" : "b", Direction.FETCH, Outcome.ALLOWED, 1);
+            }
+            long before = threads.getCurrentThreadAllocatedBytes();
+            for (int i = 0; i < 100_000; i++) {
+                connection.access(i % 2 == 0 ? "a" : "b", Direction.FETCH, Outcome.ALLOWED, 1);
+            }
+            long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+            connection.close();
+
+            assertTrue(allocated < 10_000, allocated + " bytes allocated by 100000 accesses");
+        }
     }
 
     @Test
