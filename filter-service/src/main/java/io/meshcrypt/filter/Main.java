@@ -1,5 +1,6 @@
 package io.meshcrypt.filter;
 
+import io.meshcrypt.filter.audit.JsonAuditTrail;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.config.Limits;
 import io.meshcrypt.filter.config.PolicyWatcher;
@@ -12,6 +13,7 @@ import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.keys.KeysCli;
+import io.meshcrypt.filter.kms.KeyAudit;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import io.meshcrypt.filter.transport.StreamIdentity;
@@ -68,6 +70,34 @@ public final class Main {
     }
 
     private static void serve(Path configFile) throws Exception {
+        Running running = start(configFile);
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            running.close();
+            stopped.countDown();
+        }, "shutdown"));
+        stopped.await();
+    }
+
+    /** A started filter-service: listening, its policy source attached, its audit trail (or null) open. */
+    record Running(ExtProcServer server, AutoCloseable policySource, JsonAuditTrail audit) implements AutoCloseable {
+        /** Stops taking policy, then serving; then writes what the audit trail still holds. */
+        @Override
+        public void close() {
+            try {
+                policySource.close();
+            } catch (Exception e) {
+                log.warn("closing the policy source: {}", e.toString());
+            }
+            server.close();
+            if (audit != null) {
+                audit.close();
+            }
+        }
+    }
+
+    /** Loads {@code configFile}, checks its secret files and starts serving; what {@code serve} runs until stopped. */
+    static Running start(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
         TlsMaterial tls = null;
         if (config.tls() != null) {
@@ -90,12 +120,17 @@ public final class Main {
                 Keysets.requireOwnerOnly(config.keys().pkcs11().pinFile());
             }
         }
-        ValueCipher cipher = KeyServices.cipher(config);
+        // Before any key is used: key operations go to the trail from the first one on.
+        JsonAuditTrail audit = config.audit() == null ? null : JsonAuditTrail.open(config.audit());
+        ValueCipher cipher = KeyServices.cipher(config, audit == null ? KeyAudit.NONE : audit.keys());
         // Only with sivKeyset set or a policy entry asking for keys: deterministic; the file is created on first use.
         RecordKeyCipher keyCipher = config.sivKeyset() == null ? null : RecordKeyCipher.openOrCreate(config.sivKeyset());
         Limits limits = config.limits();
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
                 DataPathLimits.kafka(limits), DataPathLimits.heldBytes(limits));
+        if (audit != null) {
+            proxy.auditTo(audit);
+        }
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         // Who each stream comes from, for the policy's readers and writers: the certificate this server verified, or
         // the one the pod's mesh sidecar verified and forwards; never anything a workload can set itself.
@@ -113,16 +148,9 @@ public final class Main {
         log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s), {})",
                 config.listen(), configFile, config.brokers().size(), config.http().rules().size(), config.policy());
         log.info("limits: {}", limits);
-        CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            try {
-                policyWatcher.close();
-            } catch (Exception e) {
-                log.warn("closing the policy source: {}", e.toString());
-            }
-            server.close();
-            stopped.countDown();
-        }, "shutdown"));
-        stopped.await();
+        if (audit != null) {
+            log.info("audit trail: {}", config.audit().stdout() ? "standard output" : config.audit().file());
+        }
+        return new Running(server, policyWatcher, audit);
     }
 }

@@ -79,6 +79,8 @@ public final class ConfigFiles {
                 + brokers
                 + "# the encryption policy and the HTTP rules: the mesh file's, delivered by the xDS server (edits apply without restart)\n"
                 + "policyFrom: xds://127.0.0.1:" + ports.xds() + "\n"
+                + "# the audit trail: key operations and who accessed which topic (read it with ./meshcrypt audit)\n"
+                + "audit:\n  file: logs/audit.jsonl\n"
                 + (tls ? filterTls() : ""));
     }
 

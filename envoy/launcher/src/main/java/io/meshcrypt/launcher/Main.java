@@ -5,6 +5,7 @@ import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -24,7 +25,7 @@ import picocli.CommandLine.Unmatched;
 @Command(name = "meshcrypt", mixinStandardHelpOptions = true, version = "meshcrypt launcher",
         description = "Runs the local encrypted-Kafka mesh: Kafka broker, filter-service, xDS server and the Envoy sidecars it configures.",
         subcommands = {Main.DemoCommand.class, Main.Up.class, Main.Down.class, Main.Start.class, Main.Stop.class, Main.Status.class,
-            Main.Pki.class, Main.Setup.class, Main.Keyset.class, Main.Test.class, CommandLine.HelpCommand.class, AutoComplete.GenerateCompletion.class},
+            Main.Pki.class, Main.Audit.class, Main.Setup.class, Main.Keyset.class, Main.Test.class, CommandLine.HelpCommand.class, AutoComplete.GenerateCompletion.class},
         footerHeading = "%n",
         footer = {
             "components: broker filter-service envoy",
@@ -359,6 +360,51 @@ public final class Main implements Runnable {
         public void run() {
             System.out.print(MeshPki.describe(main.state().file(MeshPki.DIR), java.time.Instant.now()));
             System.out.flush();
+        }
+    }
+
+    @Command(name = "audit", description = "who accessed which topic: identity, direction, outcome, records, first and last"
+            + " time, from the filter-service's audit trail ($MESHCRYPT_HOME/logs/audit.jsonl and its rotated files)")
+    static final class Audit implements Callable<Integer> {
+        @CommandLine.ParentCommand
+        Main main;
+
+        @Option(names = "--topic", paramLabel = "GLOB", description = "only topics matching GLOB (*, ?, {a,b})")
+        String topic;
+
+        @Option(names = "--identity", paramLabel = "ID", description = "only this workload identity (SPIFFE id); "
+                + AuditReport.NO_IDENTITY + ": connections without one")
+        String identity;
+
+        @Option(names = "--since", paramLabel = "AGE", description = "only accesses in the last AGE: 90s, 15m, 1h, 2d")
+        String since;
+
+        @Option(names = "--direction", paramLabel = "fetch|produce", description = "only reads (fetch) or writes (produce)")
+        String direction;
+
+        @Option(names = "--file", paramLabel = "FILE", description = "the trail (default $MESHCRYPT_HOME/logs/audit.jsonl);"
+                + " FILE.1, FILE.2, ... are read too")
+        Path file;
+
+        @Override
+        public Integer call() throws IOException {
+            if (direction != null && !direction.equals("fetch") && !direction.equals("produce")) {
+                throw new IllegalArgumentException("--direction " + direction + ": must be fetch or produce");
+            }
+            Instant notBefore = since == null ? null : Instant.now().minus(AuditReport.since(since));
+            Path trail = file != null ? file.toAbsolutePath() : main.state().logs().resolve("audit.jsonl");
+            List<Path> files = AuditReport.files(trail);
+            if (files.isEmpty()) {
+                throw new LauncherException("no audit trail at " + trail + " (the filter-service writes it when filter.yaml"
+                        + " has an audit: section; ./meshcrypt up writes one)");
+            }
+            AuditReport.Report report = AuditReport.read(files, new AuditReport.Query(topic, identity, notBefore, direction));
+            AuditReport.print(report, main.spec.commandLine().getOut());
+            if (report.unreadable() > 0) {
+                main.spec.commandLine().getErr().println("meshcrypt: skipped " + report.unreadable()
+                        + " unreadable line(s) of " + trail + "*");
+            }
+            return 0;
         }
     }
 

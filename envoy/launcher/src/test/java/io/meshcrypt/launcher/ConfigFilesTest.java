@@ -36,6 +36,8 @@ class ConfigFilesTest {
                 + "  1: 127.0.0.1:19193\n"
                 + "# the encryption policy and the HTTP rules: the mesh file's, delivered by the xDS server (edits apply without restart)\n"
                 + "policyFrom: xds://127.0.0.1:19018\n"
+                + "# the audit trail: key operations and who accessed which topic (read it with ./meshcrypt audit)\n"
+                + "audit:\n  file: logs/audit.jsonl\n"
                 + "# mutual TLS with the mesh CA (pki/, issued by ./meshcrypt; rotated files are re-read)\n"
                 + "tls:\n"
                 + "  certificate: pki/filter-service/cert.pem\n"

@@ -36,7 +36,7 @@ public final class ConfigReader {
 
     /** The value of {@code tls} that leaves mutual TLS to the pod's service-mesh sidecar (Istio). */
     static final String MESH_SIDECAR_TLS = "mesh-sidecar";
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls", "audit");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
     static final String DEFAULT_SIV_KEYSET = "siv-keyset.json";
 
@@ -128,8 +128,11 @@ public final class ConfigReader {
             sivKeyset = FilterConfig.defaultSivKeyset(keyset, file);
         }
 
+        Entry auditEntry = mapping.entries().get("audit");
+        AuditConfig audit = auditEntry == null ? null : new AuditConfigReader(fields).audit(auditEntry);
+
         return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                limits, policyServer, tls, sidecarTls);
+                limits, policyServer, tls, sidecarTls, audit);
     }
 
     private Map<Integer, InetSocketAddress> brokers(Entry entry) throws ConfigException {

@@ -43,6 +43,8 @@ import java.util.Objects;
  * limits:                            # optional: resource limits against hostile peers, see Limits and docs/configuration.md
  *   maxHeldBytesPerConnection: 209715208
  *   heldFrameTimeout: 30s
+ * audit:                             # optional: JSON-lines audit trail of key operations and topic accesses, see AuditConfig
+ *   file: logs/audit.jsonl
  * </pre>
  *
  * <p>The file holding the policy and HTTP rules (this one, or {@code policyFrom}) is watched while the service runs: a
@@ -78,6 +80,7 @@ import java.util.Objects;
  *     plaintext, which only a loopback {@code listen} may use
  * @param meshSidecarTls {@code tls: mesh-sidecar}: the pod's mesh sidecar terminates mutual TLS in front of the
  *     gRPC server, and its {@code x-forwarded-client-cert} header says which workload each stream comes from
+ * @param audit where the audit trail goes, or null for none ({@code AuditTrail.NONE})
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -92,7 +95,8 @@ public record FilterConfig(
         Limits limits,
         InetSocketAddress policyServer,
         TlsFiles tls,
-        boolean meshSidecarTls) {
+        boolean meshSidecarTls,
+        AuditConfig audit) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
@@ -118,11 +122,19 @@ public record FilterConfig(
         brokers = Map.copyOf(brokers);
     }
 
+    /** Without an audit trail, and with TLS of the filter-service's own or none. */
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset,
+                        Limits limits, InetSocketAddress policyServer, TlsFiles tls) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset, limits, policyServer, tls,
+                false, null);
+    }
+
     /** Default limits for {@code maxFrameBytes}. */
     public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
                         EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset) {
         this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                Limits.defaults(maxFrameBytes), null, null, false);
+                Limits.defaults(maxFrameBytes), null, null);
     }
 
     /** Record keys are never encrypted. */
@@ -156,7 +168,7 @@ public record FilterConfig(
         Path siv = sivKeyset == null && delivered.encryption().anyDeterministicKeys()
                 ? defaultSivKeyset(keyset, configFile) : sivKeyset;
         return new FilterConfig(listen, maxFrameBytes, keyset, brokers, delivered.encryption(), delivered.http(), keys,
-                policyFrom, siv, limits, policyServer, tls, meshSidecarTls);
+                policyFrom, siv, limits, policyServer, tls, meshSidecarTls, audit);
     }
 
     /** {@value ConfigReader#DEFAULT_SIV_KEYSET} next to the top-level keyset, or next to the config file. */

@@ -1,6 +1,7 @@
 package io.meshcrypt.filter.crypto;
 
 import io.meshcrypt.filter.kms.DekContext;
+import io.meshcrypt.filter.kms.KeyAudit;
 import io.meshcrypt.filter.kms.KeyMetrics;
 import io.meshcrypt.filter.kms.Printable;
 import io.meshcrypt.filter.kms.ResilientKekProvider;
@@ -30,8 +31,15 @@ final class DecryptionDeks {
     private final LongSupplier nanoTime;
     private final ConcurrentHashMap<CacheKey, CacheEntry> unwrapped = new ConcurrentHashMap<>();
     private final ThreadLocal<CacheEntry> lastUsed = new ThreadLocal<>();
+    private final KeyAudit audit;
 
     DecryptionDeks(ResilientKekProvider kms, Settings settings, KeyMetrics metrics, LongSupplier nanoTime) {
+        this(kms, settings, metrics, nanoTime, KeyAudit.NONE);
+    }
+
+    /** @param audit told of envelopes refused before any KMS call (the KMS decorator reports the calls) */
+    DecryptionDeks(ResilientKekProvider kms, Settings settings, KeyMetrics metrics, LongSupplier nanoTime, KeyAudit audit) {
+        this.audit = audit;
         this.kms = kms;
         this.settings = settings;
         this.metrics = metrics;
@@ -87,17 +95,19 @@ final class DecryptionDeks {
      */
     private CacheEntry unwrap(CacheKey cacheKey, ValueEnvelopeV2.Info info, String topic, long now, boolean seen)
             throws GeneralSecurityException {
+        byte[] bytes = cacheKey.bytes();
+        byte[] wrapped = Arrays.copyOfRange(bytes, bytes.length - info.wrappedDekLength(), bytes.length);
+        DekContext context = new DekContext(topic, info.dekId());
         // The KEK id comes from the record, which anyone may have written.
         if (!kms.isKnownKek(info.kekId())) {
             metrics.unknownKeks.increment();
             // The id is attacker-chosen: escaped and cut, so it can neither forge log lines nor flood them.
-            throw new UnknownKekException("value" + ValueEnvelope.onTopic(topic) + " names KEK "
+            UnknownKekException refused = new UnknownKekException("value" + ValueEnvelope.onTopic(topic) + " names KEK "
                     + Printable.of(info.kekId(), Printable.UNKNOWN_KEK_ID_CHARS) + ", which is not a KEK of " + kms.name() + " this configuration knows (forged, or written"
                     + " under another key store; add it to keys.knownKekIds if it is legitimate)", info.kekId());
+            audit.failed(KeyAudit.Operation.DEK_UNWRAPPED, kms.name(), info.kekId(), context, wrapped, refused);
+            throw refused;
         }
-        byte[] bytes = cacheKey.bytes();
-        byte[] wrapped = Arrays.copyOfRange(bytes, bytes.length - info.wrappedDekLength(), bytes.length);
-        DekContext context = new DekContext(topic, info.dekId());
         GeneralSecurityException[] failure = new GeneralSecurityException[1];
         CacheEntry entry = unwrapped.compute(cacheKey, (k, existing) -> {
             if (existing != null && existing.validAt(now)) {

@@ -1,8 +1,10 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.AuditedKekProvider;
 import io.meshcrypt.filter.kms.InstrumentedKekProvider;
 import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KekRefusedException;
+import io.meshcrypt.filter.kms.KeyAudit;
 import io.meshcrypt.filter.kms.KeyMetrics;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.ResilientKekProvider;
@@ -25,7 +27,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Data encryption keys for {@link ValueCipherV2}: the facade over the DEK caches and the KMS decorators they share,
- * composed as {@code ResilientKekProvider(InstrumentedKekProvider(provider))}, with {@link EncryptionDeks} (one
+ * composed as {@code ResilientKekProvider(InstrumentedKekProvider(AuditedKekProvider(provider)))}, with {@link EncryptionDeks} (one
  * current DEK per topic) and {@link DecryptionDeks} (the unwrapped DEK cache). It owns the KMS pool and the timer.
  *
  * <p>The per-record paths ({@link #forEncryption}, {@link #forDecryption}) never wait for the KMS. While a usable DEK
@@ -202,20 +204,30 @@ public final class DekManager implements AutoCloseable {
     private final EncryptionDeks encryption;
 
     public DekManager(KekProvider provider, Settings settings) {
-        this(provider, settings, System::nanoTime);
+        this(provider, settings, KeyAudit.NONE);
+    }
+
+    /** @param audit where key operations are reported (the audit trail) */
+    public DekManager(KekProvider provider, Settings settings, KeyAudit audit) {
+        this(provider, settings, System::nanoTime, audit);
     }
 
     DekManager(KekProvider provider, Settings settings, LongSupplier nanoTime) {
+        this(provider, settings, nanoTime, KeyAudit.NONE);
+    }
+
+    DekManager(KekProvider provider, Settings settings, LongSupplier nanoTime, KeyAudit audit) {
         this.provider = Objects.requireNonNull(provider, "provider");
+        Objects.requireNonNull(audit, "audit");
         Objects.requireNonNull(settings, "settings");
         this.kmsPool = Executors.newFixedThreadPool(4, Thread.ofPlatform().daemon().name("meshcrypt-kms-", 0).factory());
         this.timer = new ScheduledThreadPoolExecutor(1, Thread.ofPlatform().daemon().name("meshcrypt-keys").factory());
         // Every KMS call schedules its timeout and cancels it when done: do not let cancelled ones pile up.
         timer.setRemoveOnCancelPolicy(true);
-        InstrumentedKekProvider instrumented = new InstrumentedKekProvider(provider, metrics);
+        InstrumentedKekProvider instrumented = new InstrumentedKekProvider(new AuditedKekProvider(provider, audit), metrics);
         this.kms = new ResilientKekProvider(instrumented, settings.resilience(), metrics, nanoTime, kmsPool, timer);
-        this.decryption = new DecryptionDeks(kms, settings.decryption(), metrics, nanoTime);
-        this.encryption = new EncryptionDeks(kms, decryption, settings.encryption(), metrics, nanoTime, timer);
+        this.decryption = new DecryptionDeks(kms, settings.decryption(), metrics, nanoTime, audit);
+        this.encryption = new EncryptionDeks(kms, decryption, settings.encryption(), metrics, nanoTime, timer, audit);
         long check = settings.kekCheckInterval().toMillis();
         // The check calls the KMS: on the KMS pool, never on the timer, which must stay free to end waits on time.
         timer.scheduleWithFixedDelay(() -> {

@@ -3,6 +3,7 @@ package io.meshcrypt.filter.crypto;
 import io.meshcrypt.filter.kms.DekContext;
 import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KekRefusedException;
+import io.meshcrypt.filter.kms.KeyAudit;
 import io.meshcrypt.filter.kms.KeyMetrics;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.KmsWork;
@@ -54,10 +55,18 @@ final class EncryptionDeks {
     private final SecureRandom random = new SecureRandom();
     private final ConcurrentHashMap<String, TopicState> topics = new ConcurrentHashMap<>();
     private final TokenBucket newDeks;
+    private final KeyAudit audit;
 
     /** @param decryption where each new DEK is cached too, so this instance decrypts its own records without an unwrap */
     EncryptionDeks(ResilientKekProvider kms, DecryptionDeks decryption, Settings settings, KeyMetrics metrics,
                    LongSupplier nanoTime, ScheduledExecutorService timer) {
+        this(kms, decryption, settings, metrics, nanoTime, timer, KeyAudit.NONE);
+    }
+
+    /** @param audit told of every DEK this instance creates */
+    EncryptionDeks(ResilientKekProvider kms, DecryptionDeks decryption, Settings settings, KeyMetrics metrics,
+                   LongSupplier nanoTime, ScheduledExecutorService timer, KeyAudit audit) {
+        this.audit = audit;
         this.kms = kms;
         this.decryption = decryption;
         this.settings = settings;
@@ -207,6 +216,7 @@ final class EncryptionDeks {
             metrics.deksGenerated.increment();
             decryption.remember(topic, header, key, now);
             log.info("new DEK {} for topic '{}' wrapped by KEK {} ({})", context.dekIdText(), topic, wrapped.kekId(), kms.name());
+            audit.succeeded(KeyAudit.Operation.DEK_CREATED, kms.name(), wrapped.kekId(), context, wrapped.bytes());
             return new Dek(wrapped.kekId(), dekId, key, header, now);
         } finally {
             Arrays.fill(dek, (byte) 0);

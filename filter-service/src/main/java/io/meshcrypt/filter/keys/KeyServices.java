@@ -8,6 +8,7 @@ import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueCipherV2;
 import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KekRefusedException;
+import io.meshcrypt.filter.kms.KeyAudit;
 import java.io.IOException;
 import java.security.GeneralSecurityException;
 import org.slf4j.Logger;
@@ -28,6 +29,11 @@ public final class KeyServices {
      *     any, still decrypts version 1), else version 1 with the keyset
      */
     public static ValueCipher cipher(FilterConfig config) throws IOException, GeneralSecurityException {
+        return cipher(config, KeyAudit.NONE);
+    }
+
+    /** As {@link #cipher(FilterConfig)}, reporting key operations to {@code audit} (the audit trail). */
+    public static ValueCipher cipher(FilterConfig config, KeyAudit audit) throws IOException, GeneralSecurityException {
         if (config.keys() == null) {
             return ValueCipherV1.fromKeysetFile(config.keyset());
         }
@@ -49,7 +55,7 @@ public final class KeyServices {
                 keys.kekCheckInterval()).withNewDataKeyRate(config.limits().newDataKeysPerSecond(),
                 config.limits().newDataKeysBurst())
                 .withUnwrapRate(keys.unwrapsPerSecond(), keys.unwrapsBurst())
-                .withMaxFailedUnwraps(keys.maxFailedUnwraps()));
+                .withMaxFailedUnwraps(keys.maxFailedUnwraps()), audit);
         return new ValueCipherV2(deks, v1);
     }
 

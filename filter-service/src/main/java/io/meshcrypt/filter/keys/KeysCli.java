@@ -1,5 +1,7 @@
 package io.meshcrypt.filter.keys;
 
+import io.meshcrypt.filter.audit.JsonAuditTrail;
+import io.meshcrypt.filter.audit.KeyOperationAudit;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.crypto.EnvelopeException;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
@@ -7,10 +9,12 @@ import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.crypto.ValueEnvelopeV1;
 import io.meshcrypt.filter.crypto.ValueEnvelopeV2;
+import io.meshcrypt.filter.kms.AuditedKekProvider;
 import io.meshcrypt.filter.kms.DekContext;
 import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KekRefusedException;
 import io.meshcrypt.filter.kms.Keysets;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -106,11 +110,11 @@ public final class KeysCli {
         }
     }
 
-    private static int keys(String command, FilterConfig config, PrintWriter out) throws GeneralSecurityException {
+    private static int keys(String command, FilterConfig config, PrintWriter out) throws GeneralSecurityException, IOException {
         if (config.keys() == null) {
             throw new GeneralSecurityException("the config has no keys: section (for a plain keyset use: keyset create|rotate)");
         }
-        try (KekProvider provider = KekProviders.open(config.keys())) {
+        try (JsonAuditTrail trail = openTrail(config); KekProvider provider = audited(KekProviders.open(config.keys()), trail)) {
             switch (command) {
                 case "create" -> out.println("current KEK " + provider.create() + " (" + provider.name() + ")");
                 case "rotate" -> out.println("rotated: new DEKs are wrapped by KEK " + provider.rotate() + " (" + provider.name()
@@ -125,6 +129,15 @@ public final class KeysCli {
             }
         }
         return 0;
+    }
+
+    /** The config's audit trail, or null: the key commands are key operations too. */
+    private static JsonAuditTrail openTrail(FilterConfig config) throws IOException {
+        return config.audit() == null ? null : JsonAuditTrail.open(config.audit());
+    }
+
+    private static KekProvider audited(KekProvider provider, JsonAuditTrail trail) {
+        return trail == null ? provider : new AuditedKekProvider(provider, trail.keys());
     }
 
     private static int inspect(String text, FilterConfig config, String topic, PrintWriter out) throws Exception {
@@ -154,7 +167,10 @@ public final class KeysCli {
             out.println("format version 2");
             out.println("KEK id " + info.kekId());
             out.println("DEK id " + info.dekIdText());
-            out.println("wrapped DEK " + info.wrappedDekLength() + " bytes");
+            byte[] wrappedDek = new byte[info.wrappedDekLength()];
+            value.get(info.headerLength() - wrappedDek.length, wrappedDek);
+            out.println("wrapped DEK " + info.wrappedDekLength() + " bytes, fingerprint "
+                    + KeyOperationAudit.fingerprint(wrappedDek) + " (its wrappedDek in the audit trail)");
             out.println("plaintext length " + (bytes.length - info.headerLength() - ValueEnvelope.NONCE_LENGTH - ValueEnvelope.TAG_LENGTH));
             if (config == null) {
                 return 0;
@@ -162,11 +178,9 @@ public final class KeysCli {
             if (config.keys() == null) {
                 throw new GeneralSecurityException("checking a version-2 topic binding needs a config with a keys: section");
             }
-            byte[] wrapped = new byte[info.wrappedDekLength()];
-            value.get(info.headerLength() - wrapped.length, wrapped);
             // The KMS unwraps the DEK only under the topic it was wrapped for; the record itself is not decrypted.
-            try (KekProvider provider = KekProviders.open(config.keys())) {
-                bound = check(() -> provider.unwrap(info.kekId(), wrapped, new DekContext(topic, info.dekId())));
+            try (JsonAuditTrail trail = openTrail(config); KekProvider provider = audited(KekProviders.open(config.keys()), trail)) {
+                bound = check(() -> provider.unwrap(info.kekId(), wrappedDek, new DekContext(topic, info.dekId())));
             }
         } else {
             out.println("format version " + version + " (unknown to this release)");
