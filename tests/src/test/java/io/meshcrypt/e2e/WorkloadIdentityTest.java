@@ -11,6 +11,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.LocalMesh;
@@ -190,7 +192,75 @@ class WorkloadIdentityTest {
         assertEquals(filterService, mesh.pid("filter-service"), "the same filter-service process throughout");
     }
 
+    @Test
+    void givenReadsAndWritesByBothSidecars_whenTheAuditTrailIsRead_thenEachHasItsLineAndNoLineHoldsASecret() throws Exception {
+        String others = mesh.createTopic(LocalMesh.IDENTITY_TOPIC_PREFIX + "audited", 1);
+        String denied = mesh.createTopic(LocalMesh.IDENTITY_DENY_TOPIC_PREFIX + "audited", 1);
+        produce(mesh.kafkaBootstrap(), others, "audited secret 1");
+        produce(mesh.kafkaBootstrap(), denied, "audited secret 2");
+        mesh.readThroughEnvoy(others, Map.of());
+        mesh.readThroughEnvoy(others, intruder());
+        try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Map.of(
+                ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, intruderBootstrap))) {
+            assertThrows(ExecutionException.class,
+                    () -> producer.send(new ProducerRecord<>(others, utf8("forged"))).get(30, TimeUnit.SECONDS));
+        }
+        try (KafkaConsumer<byte[], byte[]> consumer = mesh.consumerThroughEnvoy(intruder())) {
+            consumer.assign(List.of(new TopicPartition(denied, 0)));
+            assertThrows(TopicAuthorizationException.class, () -> consumer.poll(LocalMesh.CLIENT_TIMEOUT));
+        }
+
+        // each connection writes its summary when it closes: Envoy ends the stream when the client hangs up
+        Path trail = mesh.logs().resolve("audit.jsonl");
+        List<String> expected = List.of(
+                LocalMesh.SHARED_SIDECAR_IDENTITY + " " + others + " produce allowed",
+                LocalMesh.SHARED_SIDECAR_IDENTITY + " " + others + " fetch allowed",
+                INTRUDER + " " + others + " fetch ciphertext",
+                INTRUDER + " " + others + " produce denied",
+                INTRUDER + " " + denied + " fetch denied");
+        Await.until(Duration.ofSeconds(30), () -> accesses(trail).containsAll(expected),
+                () -> "access lines " + expected + " in " + trail + "; found " + accesses(trail));
+        String text = Files.readString(trail);
+        assertTrue(!text.contains("audited secret") && !text.contains("forged"), "no value reaches the audit trail");
+        for (String keyMaterial : keyValues(mesh.root().resolve("tests/target/mesh"))) {
+            assertTrue(!text.contains(keyMaterial), "no key material reaches the audit trail");
+        }
+        assertTrue(text.contains("\"event\":\"dek.created\"") || text.contains("\"event\":\"kek.current\""),
+                "key operations are in the trail too");
+    }
+
     // ---- helpers
+
+    /** "identity topic direction outcome" of every access line of the trail so far. */
+    private static List<String> accesses(Path trail) {
+        try {
+            ObjectMapper json = new ObjectMapper();
+            List<String> seen = new ArrayList<>();
+            for (String line : Files.readAllLines(trail)) {
+                JsonNode node = json.readTree(line);
+                if ("access".equals(node.path("event").asText())) {
+                    seen.add(node.path("identity").asText() + " " + node.path("topic").asText() + " "
+                            + node.path("direction").asText() + " " + node.path("outcome").asText());
+                }
+            }
+            return seen;
+        } catch (IOException e) {
+            return List.of(e.toString());
+        }
+    }
+
+    /** The base64 key values of the mesh's Tink keysets (JSON keysets: "value" members). */
+    private static List<String> keyValues(Path home) throws IOException {
+        List<String> values = new ArrayList<>();
+        ObjectMapper json = new ObjectMapper();
+        try (var files = Files.list(home)) {
+            for (Path file : files.filter(f -> f.getFileName().toString().endsWith(".json")).toList()) {
+                json.readTree(file.toFile()).findValues("value").forEach(v -> values.add(v.asText()));
+            }
+        }
+        assertTrue(!values.isEmpty(), "the mesh has a keyset to compare against");
+        return values;
+    }
 
     private Map<String, Object> intruder() {
         return Map.of(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, intruderBootstrap);
