@@ -24,6 +24,7 @@ import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
 import io.meshcrypt.pki.LocalCa;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -124,6 +125,24 @@ class MeshTlsTest {
 
         // When it calls, trusting the mesh CA (so only its own certificate can be what is refused)
         Status status = firstAnswer(tls(impostor, mesh.pki().resolve(LocalCa.CA_CERTIFICATE)));
+
+        // Then the filter-service refuses the handshake
+        assertEquals(Status.Code.UNAVAILABLE, status.getCode(), status.toString());
+    }
+
+    @Test
+    void givenAnExpiredCertificateFromTheMeshCa_whenItCallsTheFilterService_thenTheHandshakeIsRefused(@TempDir Path copy)
+            throws Exception {
+        // Given a certificate the mesh CA signed, valid from 5 minutes ago until 4 minutes ago (issued into a copy of
+        // the CA, so the mesh's own files stay as they are)
+        Path pki = mesh.pki();
+        Files.copy(pki.resolve(LocalCa.CA_CERTIFICATE), copy.resolve(LocalCa.CA_CERTIFICATE));
+        Files.copy(pki.resolve("ca-key.pem"), copy.resolve("ca-key.pem"));
+        LocalCa.Issued expired = LocalCa.openOrCreate(copy).issue("sidecar-kafka-apps",
+                LocalCa.spiffeId("sidecar/kafka-apps"), List.of(), Duration.ofMinutes(-4));
+
+        // When it calls
+        Status status = firstAnswer(tls(expired, pki.resolve(LocalCa.CA_CERTIFICATE)));
 
         // Then the filter-service refuses the handshake
         assertEquals(Status.Code.UNAVAILABLE, status.getCode(), status.toString());

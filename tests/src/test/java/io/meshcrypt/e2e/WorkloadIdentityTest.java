@@ -27,6 +27,7 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -75,12 +76,17 @@ class WorkloadIdentityTest {
             }
             assumeTrue(false, "the e2e mesh runs without TLS (MESHCRYPT_TLS=off): streams carry no identity");
         }
-        LocalCa.Issued certificate = LocalCa.openOrCreate(mesh.pki())
+        // issued by the mesh CA into a copy of it, so the mesh's own pki/ stays as the launcher keeps it
+        Path dir = mesh.root().resolve("tests/target/identity");
+        Path pki = dir.resolve("pki");
+        Files.createDirectories(pki);
+        for (String file : List.of(LocalCa.CA_CERTIFICATE, "ca-key.pem")) {
+            Files.copy(mesh.pki().resolve(file), pki.resolve(file), StandardCopyOption.REPLACE_EXISTING);
+        }
+        LocalCa.Issued certificate = LocalCa.openOrCreate(pki)
                 .issue("sidecar-intruder", LocalCa.spiffeId("sidecar/intruder"), List.of(), Duration.ofHours(1));
         int[] ports = StaticSidecar.freePorts(3);
         intruderBootstrap = "127.0.0.1:" + ports[0];
-        Path dir = mesh.root().resolve("tests/target/identity");
-        Files.createDirectories(dir);
         Path config = dir.resolve("intruder-envoy.yaml");
         Files.writeString(config, intruderConfig(mesh, certificate, ports));
         intruderEnvoy = EnvoyProcess.start(config, ports[2], dir.resolve("intruder-envoy.log"),
