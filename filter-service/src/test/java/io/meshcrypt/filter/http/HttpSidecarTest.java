@@ -73,6 +73,14 @@ class HttpSidecarTest {
                   request:
                     body:
                       - {pattern: '[0-9]{3}-[0-9]{2}-[0-9]{4}', with: 'XXX-XX-XXXX'}
+                - name: restricted
+                  match: {methods: [POST], path: /restricted, contentType: application/json}
+                  binding: orders
+                  request:
+                    fields: [{encrypt: /card/number}]
+                  response:
+                    fields: [{decrypt: /card/number}]
+                  readers: ["spiffe://meshcrypt.local/sidecar/billing"]
                 - name: lenient
                   match: {path: /lenient}
                   binding: orders
@@ -167,6 +175,19 @@ class HttpSidecarTest {
         String expectedBack = "{\"id\":7,\"card\":{\"number\":\"4111111111111111\",\"cvv\":\"[redacted]\"},\"note\":\"fragile\"}";
         assertEquals(expectedBack, utf8(response.body()));
         assertEquals(Long.toString(response.body().length), response.headers().firstValue("content-length").orElseThrow());
+    }
+
+    @Test
+    void givenARuleWithReaders_whenASidecarOutsideThemStreamsTheResponse_thenTheClientGetsTheEnvelopeBack() throws Exception {
+        // this sidecar streams over plaintext gRPC: it has no identity, so it is among no rule's readers
+        HttpResponse<byte[]> response = post("/restricted", "{\"card\":{\"number\":\"4111111111111111\"}}",
+                "application/json", Map.of());
+
+        String atApp = JSON.readTree(next().body()).at("/card/number").asText();
+        assertEquals(200, response.statusCode());
+        assertEquals(atApp, JSON.readTree(response.body()).at("/card/number").asText(),
+                "the response field is the envelope the app echoed, not decrypted");
+        assertTrue(ValueEnvelope.isEnvelope(ByteBuffer.wrap(Base64.getDecoder().decode(atApp))));
     }
 
     @Test
