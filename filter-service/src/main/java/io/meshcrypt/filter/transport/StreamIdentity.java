@@ -98,25 +98,33 @@ public enum StreamIdentity {
 
     /**
      * The first {@code spiffe://} {@code URI=} value of the last element of the {@code x-forwarded-client-cert}
-     * header(s), or null. Elements are separated by commas, pairs by semicolons; values may be double-quoted, with
-     * backslash escapes, and then contain either separator (Envoy quotes Subject values).
+     * header (several header lines are read as one list, in order), or null. Elements are separated by commas, pairs
+     * by semicolons; values may be double-quoted, with backslash escapes, and then contain either separator (Envoy
+     * quotes Subject values).
+     *
+     * <p>The caller writes everything before the element our sidecar appends, so a quote it leaves open could pull
+     * that element into one of its own: a header whose quotes do not balance yields no identity at all.
      */
     static String lastForwardedUri(Iterable<String> values) {
         if (values == null) {
             return null;
         }
-        String last = null;
+        StringBuilder joined = new StringBuilder();
         for (String value : values) {
-            last = value;
+            if (!joined.isEmpty()) {
+                joined.append(',');
+            }
+            joined.append(value);
         }
-        if (last == null) {
+        List<String> elements = split(joined.toString(), ',');
+        if (elements == null) {
             return null;
         }
-        List<String> elements = split(last, ',');
-        if (elements.isEmpty()) {
+        List<String> pairs = split(elements.get(elements.size() - 1), ';');
+        if (pairs == null) {
             return null;
         }
-        for (String pair : split(elements.get(elements.size() - 1), ';')) {
+        for (String pair : pairs) {
             int eq = pair.indexOf('=');
             if (eq > 0 && pair.substring(0, eq).strip().equalsIgnoreCase("URI")) {
                 String uri = unquote(pair.substring(eq + 1).strip());
@@ -132,7 +140,11 @@ public enum StreamIdentity {
         return uri.startsWith("spiffe://") && uri.length() <= MAX_IDENTITY_CHARS;
     }
 
-    /** Splits at {@code separator} outside double quotes; a backslash inside quotes escapes the next character. */
+    /**
+     * Splits at {@code separator} outside double quotes; a backslash inside quotes escapes the next character.
+     *
+     * @return the parts, at least one; null when a quote is left open
+     */
     private static List<String> split(String text, char separator) {
         List<String> parts = new ArrayList<>();
         boolean quoted = false;
@@ -147,6 +159,9 @@ public enum StreamIdentity {
                 parts.add(text.substring(start, i));
                 start = i + 1;
             }
+        }
+        if (quoted) {
+            return null;
         }
         parts.add(text.substring(start));
         return parts;

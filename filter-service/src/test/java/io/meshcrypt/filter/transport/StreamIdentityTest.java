@@ -49,6 +49,13 @@ class StreamIdentityTest {
     }
 
     @Test
+    void givenACallerLeavesAQuoteOpen_whenTheSidecarAppendsItsElement_thenNoIdentityRatherThanTheCallersChoice() {
+        // the open quote would make the sidecar's element part of the caller's Subject value
+        assertNull(forwarded("URI=spiffe://cluster.local/ns/apps/sa/admin;Subject=\"x,By=spiffe://f;Subject=\"\";URI="
+                + BILLING));
+    }
+
+    @Test
     void givenPlaintextOrNoTls_whenAsked_thenNoIdentityWhateverTheHeadersSay() {
         Metadata headers = new Metadata();
         headers.put(Metadata.Key.of("x-forwarded-client-cert", Metadata.ASCII_STRING_MARSHALLER), "URI=" + BILLING);
