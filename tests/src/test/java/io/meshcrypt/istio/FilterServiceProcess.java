@@ -7,7 +7,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * The filter-service's own jar ({@code serve --config FILE}) in a process of its own, as its container runs it: what a
@@ -40,14 +42,14 @@ final class FilterServiceProcess implements AutoCloseable {
         FilterServiceProcess service = new FilterServiceProcess(process, log);
         try {
             service.awaitListening(port);
-        } catch (RuntimeException | Error e) {
+        } catch (IOException | RuntimeException | Error e) {
             service.close();
             throw e;
         }
         return service;
     }
 
-    private void awaitListening(int port) {
+    private void awaitListening(int port) throws IOException {
         long deadline = System.nanoTime() + READY.toNanos();
         while (true) {
             try (Socket socket = new Socket()) {
@@ -56,11 +58,11 @@ final class FilterServiceProcess implements AutoCloseable {
             } catch (IOException notYet) {
                 if (!process.isAlive()) {
                     throw new IllegalStateException("the filter-service exited at start (code " + process.exitValue()
-                            + "); log " + log + ":\n" + logText());
+                            + "); log " + log + ":\n" + Files.readString(log));
                 }
                 if (System.nanoTime() - deadline > 0) {
                     throw new IllegalStateException("the filter-service is not listening on " + port + " after " + READY
-                            + "; log " + log + ":\n" + logText());
+                            + "; log " + log + ":\n" + Files.readString(log));
                 }
             }
             try {
@@ -72,23 +74,14 @@ final class FilterServiceProcess implements AutoCloseable {
         }
     }
 
-    /** What the service has logged so far. */
-    String logText() {
-        try {
-            return Files.readString(log);
-        } catch (IOException e) {
-            return "(" + e + ")";
-        }
-    }
-
     /** SIGTERM (the service drains its streams), then SIGKILL after 10 s. */
     @Override
     public void close() {
         process.destroy();
         try {
-            if (!process.waitFor(STOP.toMillis(), TimeUnit.MILLISECONDS)) {
-                process.destroyForcibly().waitFor(STOP.toMillis(), TimeUnit.MILLISECONDS);
-            }
+            process.onExit().get(STOP.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException | ExecutionException e) {
+            process.destroyForcibly().onExit().join();
         } catch (InterruptedException e) {
             process.destroyForcibly();
             Thread.currentThread().interrupt();
