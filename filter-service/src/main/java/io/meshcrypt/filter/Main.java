@@ -14,6 +14,7 @@ import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.keys.KeysCli;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.transport.ExtProcServer;
+import io.meshcrypt.filter.transport.StreamIdentity;
 import io.meshcrypt.meshconfig.cli.ConfigCommandLine;
 import io.meshcrypt.meshconfig.tls.TlsMaterial;
 import java.io.PrintStream;
@@ -96,8 +97,12 @@ public final class Main {
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
                 DataPathLimits.kafka(limits), DataPathLimits.heldBytes(limits));
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
+        // Who each stream comes from, for the policy's readers and writers: the certificate this server verified, or
+        // the one the pod's mesh sidecar verified and forwards; never anything a workload can set itself.
+        StreamIdentity identities = tls != null ? StreamIdentity.CERTIFICATE
+                : config.meshSidecarTls() ? StreamIdentity.FORWARDED_CLIENT_CERT : StreamIdentity.NONE;
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
-                List.of(workers -> new HttpExtProcService(http, workers)), tls);
+                List.of(workers -> new HttpExtProcService(http, workers)), tls, identities);
         AutoCloseable policyWatcher;
         if (xds != null) {
             xds.attach(config.policies(), proxy::policy, http::rules);

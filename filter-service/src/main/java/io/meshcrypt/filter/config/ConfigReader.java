@@ -129,7 +129,7 @@ public final class ConfigReader {
         }
 
         return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                limits, policyServer, tls);
+                limits, policyServer, tls, sidecarTls);
     }
 
     private Map<Integer, InetSocketAddress> brokers(Entry entry) throws ConfigException {

@@ -76,6 +76,8 @@ import java.util.Objects;
  *     served, until {@link #withPolicies} puts the first delivered version in before the service listens (Main)
  * @param tls the certificate, key and CA of mutual TLS on the gRPC server (and towards the xDS server), or null for
  *     plaintext, which only a loopback {@code listen} may use
+ * @param meshSidecarTls {@code tls: mesh-sidecar}: the pod's mesh sidecar terminates mutual TLS in front of the
+ *     gRPC server, and its {@code x-forwarded-client-cert} header says which workload each stream comes from
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -89,7 +91,8 @@ public record FilterConfig(
         Path sivKeyset,
         Limits limits,
         InetSocketAddress policyServer,
-        TlsFiles tls) {
+        TlsFiles tls,
+        boolean meshSidecarTls) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
@@ -119,7 +122,7 @@ public record FilterConfig(
     public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
                         EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset) {
         this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                Limits.defaults(maxFrameBytes), null, null);
+                Limits.defaults(maxFrameBytes), null, null, false);
     }
 
     /** Record keys are never encrypted. */
@@ -153,7 +156,7 @@ public record FilterConfig(
         Path siv = sivKeyset == null && delivered.encryption().anyDeterministicKeys()
                 ? defaultSivKeyset(keyset, configFile) : sivKeyset;
         return new FilterConfig(listen, maxFrameBytes, keyset, brokers, delivered.encryption(), delivered.http(), keys,
-                policyFrom, siv, limits, policyServer, tls);
+                policyFrom, siv, limits, policyServer, tls, meshSidecarTls);
     }
 
     /** {@value ConfigReader#DEFAULT_SIV_KEYSET} next to the top-level keyset, or next to the config file. */

@@ -24,6 +24,7 @@ import io.meshcrypt.filter.transform.JsonTransformer;
 import io.meshcrypt.filter.transform.TransformException;
 import io.meshcrypt.meshconfig.http.HeaderChanges;
 import io.meshcrypt.meshconfig.http.HttpRule;
+import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.http.RuleSide;
 import io.meshcrypt.meshconfig.http.RuleSide.OnInvalid;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
@@ -68,9 +69,12 @@ public final class HttpExchange {
     private BodySendMode requestBodyMode = BodySendMode.BUFFERED;
     private BodySendMode responseBodyMode = BodySendMode.BUFFERED;
     private String target = "?";
+    /** The workload identity of the sidecar streaming this exchange, or null: matched against a rule's readers. */
+    private final String identity;
 
-    HttpExchange(HttpProcessor processor) {
+    HttpExchange(HttpProcessor processor, String identity) {
         this.processor = processor;
+        this.identity = identity;
     }
 
     /**
@@ -220,8 +224,11 @@ public final class HttpExchange {
                         "the body is encoded (content-encoding " + encoding.strip() + ")", null);
             }
             byte[] out = original;
-            if (!side.fields().isEmpty()) {
-                out = JsonTransformer.serialize(processor.transformer.apply(JsonTransformer.parse(out), side.fields(), bindingOf(rule)));
+            List<FieldOp> fields = request || rule.decryptsFor(identity) ? side.fields()
+                    // not a reader: the response's envelopes pass as they are; its other field ops still apply
+                    : side.fields().stream().filter(op -> !(op instanceof FieldOp.Decrypt)).toList();
+            if (!fields.isEmpty()) {
+                out = JsonTransformer.serialize(processor.transformer.apply(JsonTransformer.parse(out), fields, bindingOf(rule)));
             }
             if (!side.body().isEmpty()) {
                 String text = utf8(out);

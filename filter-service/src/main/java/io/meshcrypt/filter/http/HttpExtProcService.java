@@ -7,6 +7,7 @@ import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.meshcrypt.filter.transport.ExtProcStream;
+import io.meshcrypt.filter.transport.StreamIdentity;
 import io.meshcrypt.filter.transport.TransportMetrics;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.EventExecutorGroup;
@@ -43,7 +44,7 @@ public final class HttpExtProcService extends ExternalProcessorGrpc.ExternalProc
     @Override
     public StreamObserver<ProcessingRequest> process(StreamObserver<ProcessingResponse> responseObserver) {
         Stream stream = new Stream(streamIds.incrementAndGet(), (ServerCallStreamObserver<ProcessingResponse>) responseObserver,
-                workers.next(), metrics, processor.open());
+                workers.next(), metrics, processor.open(StreamIdentity.CURRENT.get()));
         stream.install();
         return stream;
     }

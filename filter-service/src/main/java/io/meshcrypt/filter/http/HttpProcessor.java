@@ -52,8 +52,16 @@ public final class HttpProcessor {
         this.rules = Objects.requireNonNull(rules, "rules");
     }
 
-    /** @return the state of one HTTP request/response exchange (one ext_proc stream) */
+    /** @return the state of one HTTP request/response exchange (one ext_proc stream) without an identity */
     public HttpExchange open() {
-        return new HttpExchange(this);
+        return open(null);
+    }
+
+    /**
+     * @param identity the workload identity the filter-service authenticated on the stream, or null
+     * @return the state of one HTTP request/response exchange (one ext_proc stream)
+     */
+    public HttpExchange open(String identity) {
+        return new HttpExchange(this, identity);
     }
 }

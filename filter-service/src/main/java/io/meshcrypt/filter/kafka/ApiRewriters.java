@@ -88,7 +88,7 @@ final class ApiRewriters {
 
             @Override
             public boolean rewrite(ProduceRequestData request, short version, KafkaSession s) throws KafkaFrameException {
-                return s.produce().encrypt(request);
+                return s.produce().encrypt(request, s);
             }
 
             @Override
@@ -104,13 +104,15 @@ final class ApiRewriters {
         responses.put(ApiKeys.PRODUCE, new ResponseRewriter<ProduceResponseData>() {
             @Override
             public boolean decodes(short version, KafkaSession s) {
-                // Only v10+ responses carry broker addresses (KIP-951 node endpoints).
-                return version >= 10 && s.addresses().rewrites();
+                // Only v10+ responses carry broker addresses (KIP-951 node endpoints); any version may need the
+                // answers of topics the policy refused added.
+                return version >= 10 && s.addresses().rewrites() || s.refusesInResponse();
             }
 
             @Override
             public boolean rewrite(ProduceResponseData response, short version, KafkaSession s) throws KafkaFrameException {
-                return nodeEndpoints(s, response.nodeEndpoints(), () -> s.addresses().rewrite(response));
+                boolean refused = ProduceEncryptor.answerRefused(response, s.refusedInRequest());
+                return nodeEndpoints(s, response.nodeEndpoints(), () -> s.addresses().rewrite(response)) || refused;
             }
         });
 
@@ -118,7 +120,7 @@ final class ApiRewriters {
             @Override
             public boolean rewrite(FetchResponseData response, short version, KafkaSession s) throws KafkaFrameException {
                 // Pass-through topics' batches are left as they are.
-                boolean decrypted = s.fetch().decrypt(response, version);
+                boolean decrypted = s.fetch().decrypt(response, version, s.identity(), s.audit());
                 return nodeEndpoints(s, response.nodeEndpoints(), () -> s.addresses().rewrite(response)) || decrypted;
             }
 
@@ -142,7 +144,7 @@ final class ApiRewriters {
             }
         });
         responses.put(ApiKeys.SHARE_FETCH, (ShareFetchResponseData response, short version, KafkaSession s) -> {
-            boolean decrypted = s.fetch().decrypt(response);
+            boolean decrypted = s.fetch().decrypt(response, s.identity(), s.audit());
             return nodeEndpoints(s, response.nodeEndpoints(), () -> s.addresses().rewrite(response)) || decrypted;
         });
 

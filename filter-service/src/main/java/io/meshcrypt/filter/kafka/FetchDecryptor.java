@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.kafka;
 
+import io.meshcrypt.filter.audit.AccessAudit;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.policy.TopicPlans;
@@ -125,12 +126,23 @@ final class FetchDecryptor {
      * @return whether anything in {@code response} changed; when false the original frame can be forwarded as is
      */
     boolean decrypt(FetchResponseData response, short version) throws RewriteDeferred {
+        return decrypt(response, version, null, AccessAudit.NONE);
+    }
+
+    /**
+     * As {@link #decrypt(FetchResponseData, short)} for a stream authenticated as {@code identity}: a topic whose rule
+     * lists readers without it passes as stored (ciphertext) or is denied, as the rule says.
+     *
+     * @param audit where the connection reports what it fetched of covered topics
+     */
+    boolean decrypt(FetchResponseData response, short version, String identity, AccessAudit audit)
+            throws RewriteDeferred {
         boolean changed = false;
         FrameBudget budget = new FrameBudget(maxDecompressedBytes, maxOutputBytes);
         for (FetchResponseData.FetchableTopicResponse topic : response.responses()) {
             String name = nameOf(topic.topic(), topic.topicId());
             for (FetchResponseData.PartitionData p : topic.partitions()) {
-                Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records(), budget);
+                Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records(), budget, identity, audit);
                 if (o.overBudget()) {
                     // The consumer fetches this partition again from the same offset; the partitions before it advanced.
                     p.setRecords(MemoryRecords.EMPTY);
@@ -138,6 +150,10 @@ final class FetchDecryptor {
                 } else if (o.error() != Errors.NONE) {
                     Errors error = o.error() == Errors.KAFKA_STORAGE_ERROR && version <= 5 ? Errors.NOT_LEADER_OR_FOLLOWER : o.error();
                     p.setErrorCode(error.code()).setRecords(MemoryRecords.EMPTY);
+                    if (error == Errors.TOPIC_AUTHORIZATION_FAILED) {
+                        // Nothing of the partition may reach the client: no aborted-transaction list or replica hint.
+                        p.setAbortedTransactions(null).setPreferredReadReplica(-1);
+                    }
                     changed = true;
                 } else if (o.records() != p.records()) {
                     p.setRecords(o.records());
@@ -150,12 +166,17 @@ final class FetchDecryptor {
 
     /** @return whether anything in {@code response} changed; when false the original frame can be forwarded as is */
     boolean decrypt(ShareFetchResponseData response) throws RewriteDeferred {
+        return decrypt(response, null, AccessAudit.NONE);
+    }
+
+    /** As {@link #decrypt(ShareFetchResponseData)} for a stream authenticated as {@code identity}. */
+    boolean decrypt(ShareFetchResponseData response, String identity, AccessAudit audit) throws RewriteDeferred {
         boolean changed = false;
         FrameBudget budget = new FrameBudget(maxDecompressedBytes, maxOutputBytes);
         for (ShareFetchResponseData.ShareFetchableTopicResponse topic : response.responses()) {
             String name = nameOf(null, topic.topicId());
             for (ShareFetchResponseData.PartitionData p : topic.partitions()) {
-                Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records(), budget);
+                Outcome o = decrypt(name, topic.topicId(), p.partitionIndex(), p.records(), budget, identity, audit);
                 if (o.error() != Errors.NONE || o.overBudget()) {
                     // The consumer ignores acquired records of a partition with an error; they stay acquired at the
                     // broker until the lock times out (see the class comment for why none are acquired again). Over
@@ -317,9 +338,14 @@ final class FetchDecryptor {
      * @throws RewriteDeferred when a data key is still on its way from the KMS: the connection parks the response and
      *     retries it from its original bytes (this decryptor keeps no per-response state)
      */
-    private Outcome decrypt(String topic, Uuid topicId, int partition, BaseRecords records, FrameBudget budget)
-            throws RewriteDeferred {
+    private Outcome decrypt(String topic, Uuid topicId, int partition, BaseRecords records, FrameBudget budget,
+                            String identity, AccessAudit audit) throws RewriteDeferred {
         if (!(records instanceof MemoryRecords memory) || memory.sizeInBytes() == 0) {
+            // Denied even without records: the consumer learns at once, not when the first record arrives.
+            if (topic != null && plans.policy().anyDeny() && plans.of(topic).readBy(identity) == TopicPlan.Read.DENIED) {
+                audit.access(topic, AccessAudit.Direction.FETCH, AccessAudit.Outcome.DENIED, 0);
+                return denied(topic, identity);
+            }
             return Outcome.ok(records);
         }
         if (topic == null) {
@@ -333,8 +359,23 @@ final class FetchDecryptor {
             // Not encrypted and not decryptOnly: byte for byte, never decompressed, never shown to the KMS.
             return Outcome.ok(records);
         }
+        switch (plan.readBy(identity)) {
+            case CIPHERTEXT -> {
+                // Not a reader: the envelopes as stored, never decompressed, never shown to the KMS.
+                audit.access(topic, AccessAudit.Direction.FETCH, AccessAudit.Outcome.CIPHERTEXT,
+                        audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory));
+                return Outcome.ok(records);
+            }
+            case DENIED -> {
+                audit.access(topic, AccessAudit.Direction.FETCH, AccessAudit.Outcome.DENIED,
+                        audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory));
+                return denied(topic, identity);
+            }
+            case PLAINTEXT -> audit.access(topic, AccessAudit.Direction.FETCH, AccessAudit.Outcome.ALLOWED,
+                    audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory));
+        }
         try {
-            ValueRewriter values = crypto.decryptor(topic, plan);
+            ValueRewriter values = crypto.decryptor(topic, plan, identity);
             ValueRewriter watched = value -> {
                 try {
                     return values.rewrite(value);
@@ -378,6 +419,12 @@ final class FetchDecryptor {
             return new Outcome(MemoryRecords.EMPTY, e.answer(),
                     "meshcrypt could not decrypt the record at offset " + e.offset());
         }
+    }
+
+    private static Outcome denied(String topic, String identity) {
+        return new Outcome(MemoryRecords.EMPTY, Errors.TOPIC_AUTHORIZATION_FAILED, "meshcrypt: "
+                + (identity == null ? "a stream without a workload identity" : identity)
+                + " is not among the readers of " + topic);
     }
 
     /** The message is built only by callers on an error path (per failing partition, never per record). */

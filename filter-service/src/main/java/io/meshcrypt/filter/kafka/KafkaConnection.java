@@ -2,6 +2,7 @@ package io.meshcrypt.filter.kafka;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
+import io.meshcrypt.filter.audit.AccessAudit;
 import io.meshcrypt.filter.codec.KafkaCodec;
 import io.meshcrypt.filter.codec.KafkaCodec.Decoded;
 import io.meshcrypt.filter.framing.FrameAction;
@@ -11,9 +12,11 @@ import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.Supplier;
+import org.apache.kafka.common.message.ProduceResponseData;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ApiMessage;
 
@@ -51,13 +54,23 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
     /** The request the REWRITE response frame being held answers. */
     private ApiKeys heldApi;
     private short heldVersion;
+    /** The answers to add to the REWRITE response frame being held: topics its Produce request had taken out. */
+    private List<ProduceResponseData.TopicProduceResponse> heldRefusals;
+    /** The topics the request being rewritten had taken out, until it is queued in flight. */
+    private List<ProduceResponseData.TopicProduceResponse> refusing;
+    private final String identity;
+    private final AccessAudit audit;
 
     /**
      * @param held this connection's share of the held-bytes budget, closed with the connection
      * @param topicNames topic ids learnt from Metadata responses, shared by all connections
+     * @param identity the workload identity authenticated on the stream, or null
+     * @param audit where this connection reports its accesses to covered topics; closed with the connection
      */
     KafkaConnection(ApiRewriters apis, KafkaProxy.Limits limits, HeldBytesBudget.Account held, TopicNames topicNames,
-                    Supplier<RecordCrypto> crypto, BrokerAddressRewriter addresses) {
+                    Supplier<RecordCrypto> crypto, BrokerAddressRewriter addresses, String identity, AccessAudit audit) {
+        this.identity = identity;
+        this.audit = Objects.requireNonNull(audit, "audit");
         this.apis = Objects.requireNonNull(apis, "apis");
         this.limits = Objects.requireNonNull(limits, "limits");
         this.topicNames = Objects.requireNonNull(topicNames, "topicNames");
@@ -68,6 +81,31 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
         this.held = held;
         this.requests = new FrameStream(KafkaCodec.REQUEST_HEAD_BYTES, limits.maxFrameBytes(), new RequestFrames(), held);
         this.responses = new FrameStream(KafkaCodec.RESPONSE_HEAD_BYTES, limits.maxFrameBytes(), new ResponseFrames(), held);
+    }
+
+    @Override
+    public String identity() {
+        return identity;
+    }
+
+    @Override
+    public AccessAudit audit() {
+        return audit;
+    }
+
+    @Override
+    public void refuseInResponse(List<ProduceResponseData.TopicProduceResponse> refused) {
+        refusing = refused;
+    }
+
+    @Override
+    public boolean refusesInResponse() {
+        return refusing != null;
+    }
+
+    @Override
+    public List<ProduceResponseData.TopicProduceResponse> refusedInRequest() {
+        return heldRefusals;
     }
 
     @Override
@@ -124,6 +162,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
 
     @Override
     public void onClose() {
+        audit.close();
         inFlight.clear();
         requests.close();
         responses.close();
@@ -159,7 +198,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
                 KafkaCodec.requireDecodable(api, version);
                 return FrameAction.REWRITE;
             }
-            inFlight.add(head.getInt(p + 4), api, version, decodesResponse(api, version));
+            inFlight.add(head.getInt(p + 4), api, version, decodesResponse(api, version), null);
             return FrameAction.PASS;
         }
 
@@ -170,11 +209,14 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             int correlationId = frame.getInt(frame.position() + 4);
             RequestRewriter<ApiMessage> rewriter = apis.request(api);
             Decoded<ApiMessage> request = KafkaCodec.decodeRequest(frame, api, version);
+            refusing = null;
             // May defer (a data key on its way): then this frame is retried from its bytes, so nothing is queued before.
             boolean changed = rewriter.rewrite(request.body(), version, KafkaConnection.this);
             if (rewriter.answered(request.body())) {
-                inFlight.add(correlationId, api, version, decodesResponse(api, version));
+                // Unanswered (acks=0): the refused topics were dropped, and the client expects no answer anyway.
+                inFlight.add(correlationId, api, version, decodesResponse(api, version), refusing);
             }
+            refusing = null;
             return changed ? KafkaCodec.encode(request) : original(frame);
         }
     }
@@ -208,6 +250,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             boolean decode = inFlight.oldestDecode();
             heldApi = inFlight.oldestApi();
             heldVersion = inFlight.oldestVersion();
+            heldRefusals = inFlight.oldestRefusals();
             inFlight.remove();
             return decode ? FrameAction.REWRITE : FrameAction.PASS;
         }
@@ -283,6 +326,8 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
         private short[] apiOrdinals = new short[8];
         private short[] versions = new short[8];
         private boolean[] decode = new boolean[8];
+        /** Per entry, the answers of topics its Produce request had taken out; null for almost every request. */
+        private Object[] refusals = new Object[8];
         private int head;
         private int size;
 
@@ -290,7 +335,8 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             this.max = max;
         }
 
-        void add(int correlationId, ApiKeys api, short version, boolean decodeResponse) throws KafkaFrameException {
+        void add(int correlationId, ApiKeys api, short version, boolean decodeResponse,
+                 List<ProduceResponseData.TopicProduceResponse> refused) throws KafkaFrameException {
             if (size >= max) {
                 throw new KafkaFrameException("more than " + max + " requests in flight on one connection");
             }
@@ -302,6 +348,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             apiOrdinals[i] = (short) api.ordinal();
             versions[i] = version;
             decode[i] = decodeResponse;
+            refusals[i] = refused;
             size++;
         }
 
@@ -311,13 +358,16 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             short[] a = new short[n];
             short[] v = new short[n];
             boolean[] d = new boolean[n];
+            Object[] r = new Object[n];
             for (int k = 0; k < size; k++) {
                 int i = (head + k) % correlationIds.length;
                 c[k] = correlationIds[i];
                 a[k] = apiOrdinals[i];
                 v[k] = versions[i];
                 d[k] = decode[i];
+                r[k] = refusals[i];
             }
+            refusals = r;
             correlationIds = c;
             apiOrdinals = a;
             versions = v;
@@ -345,12 +395,19 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             return decode[head];
         }
 
+        @SuppressWarnings("unchecked")
+        List<ProduceResponseData.TopicProduceResponse> oldestRefusals() {
+            return (List<ProduceResponseData.TopicProduceResponse>) refusals[head];
+        }
+
         void remove() {
+            refusals[head] = null;
             head = (head + 1) % correlationIds.length;
             size--;
         }
 
         void clear() {
+            Arrays.fill(refusals, null);
             head = 0;
             size = 0;
         }

@@ -124,9 +124,15 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
 
     @Override
     public ConnectionHandler open(StreamHeaders headers) {
+        return open(headers, null);
+    }
+
+    /** @param identity the workload identity of the stream, matched against the policy's readers and writers */
+    @Override
+    public ConnectionHandler open(StreamHeaders headers, String identity) {
         String listeners = headers.get(BROKER_LISTENERS_HEADER);
         if (listeners == null) {
-            return connection(addresses);
+            return connection(addresses, identity);
         }
         BrokerAddressRewriter rewriter = streamAddresses.get(listeners);
         if (rewriter == null) {
@@ -135,12 +141,12 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
                 streamAddresses.put(listeners, rewriter);
             }
         }
-        return connection(rewriter);
+        return connection(rewriter, identity);
     }
 
-    private KafkaConnection connection(BrokerAddressRewriter addresses) {
+    private KafkaConnection connection(BrokerAddressRewriter addresses, String identity) {
         return new KafkaConnection(ApiRewriters.STANDARD, limits, heldBytes.newAccount(), topicNames, this::inForce,
-                addresses);
+                addresses, identity, audit.connection(identity));
     }
 
     /** The record rewriters of the policy in force. */
@@ -148,9 +154,14 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
         return crypto;
     }
 
-    /** A connection whose Envoy listener sent no headers. */
+    /** A connection whose Envoy listener sent no headers, on a stream without an identity. */
     public ConnectionHandler open() {
         return open(StreamHeaders.NONE);
+    }
+
+    /** A connection whose Envoy listener sent no headers, on a stream authenticated as {@code identity}. */
+    public ConnectionHandler open(String identity) {
+        return open(StreamHeaders.NONE, identity);
     }
 
     public TopicNames topicNames() {

@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.kafka;
 
+import io.meshcrypt.filter.audit.AccessAudit;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
@@ -11,16 +12,22 @@ import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
 import io.meshcrypt.meshconfig.policy.TopicDecision;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Consumer;
 import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.message.ProduceResponseData;
+import org.apache.kafka.common.protocol.Errors;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 
 /**
  * Encrypts the record values (and, on topics whose policy says {@code keys: deterministic}, the keys) of a Produce
  * request in place. Anything in doubt (a topic named by id or by an illegal name, a topic the policy rejects, a batch
  * that cannot be rewritten) fails the whole frame, which closes the connection: a Produce request is either fully
- * rewritten by policy or never forwarded.
+ * rewritten by policy or never forwarded. A topic whose rule lists {@code writers} without the stream's identity is
+ * taken out of the request and answered TOPIC_AUTHORIZATION_FAILED, as the broker's ACLs would: the client reports a
+ * clear error, other topics of the request go on, and the broker never sees those records.
  *
  * <p>One {@link FrameBudget} per request bounds what all its batches together may decompress to and rewrite into:
  * a request of many partitions, each a compression bomb just under a per-batch limit, fails as a whole instead of
@@ -74,21 +81,43 @@ final class ProduceEncryptor {
         this.maxOutputBytes = maxOutputBytes;
     }
 
-    /** @return true when any partition's records were rewritten (false: the original frame can be forwarded) */
+    /** As {@link #encrypt(ProduceRequestData, KafkaSession)} on a stream whose identity every rule lets write. */
     boolean encrypt(ProduceRequestData request) throws KafkaFrameException {
+        return encrypt(request, null, AccessAudit.NONE, refused -> {
+            throw new IllegalStateException("no rule refuses a writer here");
+        });
+    }
+
+    /**
+     * @return true when the request changed: records rewritten, or topics refused to {@code session}'s identity taken
+     *     out (false: the original frame can be forwarded)
+     */
+    boolean encrypt(ProduceRequestData request, KafkaSession session) throws KafkaFrameException {
+        return encrypt(request, session.identity(), session.audit(), session::refuseInResponse);
+    }
+
+    private boolean encrypt(ProduceRequestData request, String identity, AccessAudit audit,
+                            Consumer<List<ProduceResponseData.TopicProduceResponse>> refuse) throws KafkaFrameException {
         // Every name is checked before any policy decision or key work: a request naming one illegal topic among
         // many costs no KMS call (client-chosen names would otherwise each cost a data key).
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
             topicName(topic);
         }
-        // In request order: each topic's plan is looked up once.
+        // In request order: each topic's plan is looked up once. A topic whose rule lists writers without this
+        // stream's identity is refused: it costs no key work, and is taken out of the request below.
         List<TopicPlan> planOf = new ArrayList<>(request.topicData().size());
+        boolean anyRefused = false;
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
-            planOf.add(plans.of(topic.name()));
+            TopicPlan plan = plans.of(topic.name());
+            planOf.add(plan);
+            anyRefused |= plan.encrypts() && !plan.writableBy(identity);
         }
-        awaitDataKeys(request, planOf);
+        awaitDataKeys(request, planOf, identity);
+        if (anyRefused) {
+            refuse.accept(takeOutRefused(request, planOf, identity, audit));
+        }
         FrameBudget budget = new FrameBudget(maxDecompressedBytes, maxOutputBytes);
-        boolean changed = false;
+        boolean changed = anyRefused;
         int i = 0;
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
             TopicPlan plan = planOf.get(i++);
@@ -102,14 +131,15 @@ final class ProduceEncryptor {
                 }
                 case REJECT -> throw rejected(name);
                 case ENCRYPT -> {
+                    int records = 0;
                     for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
                         if (partition.records() == null) {
                             continue;
                         }
-                        MemoryRecords records = memoryRecords(name, partition);
+                        MemoryRecords memory = memoryRecords(name, partition);
                         try {
                             // A partial batch in a Produce request would reach the broker as plaintext: refuse it.
-                            partition.setRecords(RecordBatchRewriter.rewrite(records, crypto.encryptor(name, plan),
+                            partition.setRecords(RecordBatchRewriter.rewrite(memory, crypto.encryptor(name, plan),
                                     crypto.keyEncryptor(name, plan), RecordBatchRewriter.TruncatedTail.REJECT, budget));
                         } catch (RecordRewriteException e) {
                             if (e.retryWhen() != null) {
@@ -118,12 +148,75 @@ final class ProduceEncryptor {
                             }
                             throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);
                         }
+                        if (audit != AccessAudit.NONE) {
+                            records += RecordCounts.of(memory);
+                        }
                         changed = true;
                     }
+                    audit.access(name, AccessAudit.Direction.PRODUCE, AccessAudit.Outcome.ALLOWED, records);
                 }
             }
         }
         return changed;
+    }
+
+    /**
+     * Takes the topics refused to {@code identity} out of {@code request} (and {@code planOf}): the broker never sees
+     * their records, plaintext or not.
+     *
+     * @return their answers: TOPIC_AUTHORIZATION_FAILED for every partition, as the broker's own ACLs would answer
+     */
+    private static List<ProduceResponseData.TopicProduceResponse> takeOutRefused(ProduceRequestData request,
+            List<TopicPlan> planOf, String identity, AccessAudit audit) {
+        List<ProduceResponseData.TopicProduceResponse> answers = new ArrayList<>();
+        String message = "meshcrypt: " + (identity == null ? "a stream without a workload identity" : identity)
+                + " is not among the writers of this topic";
+        Iterator<ProduceRequestData.TopicProduceData> topics = request.topicData().iterator();
+        Iterator<TopicPlan> plansLeft = planOf.iterator();
+        while (topics.hasNext()) {
+            ProduceRequestData.TopicProduceData topic = topics.next();
+            TopicPlan plan = plansLeft.next();
+            if (!plan.encrypts() || plan.writableBy(identity)) {
+                continue;
+            }
+            ProduceResponseData.TopicProduceResponse answer = new ProduceResponseData.TopicProduceResponse()
+                    .setName(topic.name());
+            int records = 0;
+            for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
+                answer.partitionResponses().add(new ProduceResponseData.PartitionProduceResponse()
+                        .setIndex(partition.index())
+                        .setErrorCode(Errors.TOPIC_AUTHORIZATION_FAILED.code())
+                        .setErrorMessage(message)
+                        .setBaseOffset(-1).setLogAppendTimeMs(-1).setLogStartOffset(-1));
+                if (audit != AccessAudit.NONE && partition.records() instanceof MemoryRecords memory) {
+                    records += RecordCounts.of(memory);
+                }
+            }
+            audit.access(topic.name(), AccessAudit.Direction.PRODUCE, AccessAudit.Outcome.DENIED, records);
+            answers.add(answer);
+            topics.remove();
+            plansLeft.remove();
+        }
+        return answers;
+    }
+
+    /**
+     * Adds the answers of the topics a Produce request had taken out ({@link #takeOutRefused}) to the broker's
+     * response to it.
+     *
+     * @param refused the answers, or null when the request had none taken out
+     * @return whether the response changed
+     */
+    static boolean answerRefused(ProduceResponseData response,
+                                 List<ProduceResponseData.TopicProduceResponse> refused) {
+        if (refused == null) {
+            return false;
+        }
+        for (ProduceResponseData.TopicProduceResponse answer : refused) {
+            // Added as copies: a response is re-encoded once, but the same list must not be linked into two collections.
+            response.responses().add(answer.duplicate());
+        }
+        return true;
     }
 
     /** Fails the request when a value of a decryptOnly-but-not-encrypted topic would pass for an envelope on fetch. */
@@ -158,7 +251,8 @@ final class ProduceEncryptor {
      * whole frame until all are ready: one KMS round trip for a request naming many new topics, and the connection's
      * thread never waits (the rate of new data keys is bounded by the key manager). Policy rejections fail first.
      */
-    private void awaitDataKeys(ProduceRequestData request, List<TopicPlan> planOf) throws KafkaFrameException {
+    private void awaitDataKeys(ProduceRequestData request, List<TopicPlan> planOf, String identity)
+            throws KafkaFrameException {
         List<CompletableFuture<Void>> pending = null;
         int i = 0;
         for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
@@ -167,7 +261,8 @@ final class ProduceEncryptor {
             if (plan.decision() == TopicDecision.REJECT) {
                 throw rejected(name);
             }
-            CompletableFuture<Void> ready = plan.encrypts() ? crypto.prepareForEncryption(name) : null;
+            CompletableFuture<Void> ready = plan.encrypts() && plan.writableBy(identity)
+                    ? crypto.prepareForEncryption(name) : null;
             if (ready != null) {
                 if (pending == null) {
                     pending = new ArrayList<>();

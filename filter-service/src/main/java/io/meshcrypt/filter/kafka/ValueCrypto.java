@@ -180,14 +180,28 @@ final class ValueCrypto {
      * the topic's policy named fields) is decrypted as such.
      */
     ValueRewriter decryptor(String topic, TopicPlan plan) {
+        return decryptor(topic, plan, plan.fields());
+    }
+
+    /**
+     * As {@link #decryptor(String, TopicPlan)} for a stream authenticated as {@code identity}: on a field-level topic,
+     * a field with readers of its own that do not include {@code identity} keeps its envelope.
+     */
+    ValueRewriter decryptor(String topic, TopicPlan plan, String identity) {
+        return decryptor(topic, plan, plan.fieldsReadableBy(identity));
+    }
+
+    /** @param readable the fields decrypted, of a field-level topic's (some may be left as envelopes) */
+    private ValueRewriter decryptor(String topic, TopicPlan plan, List<JsonPointer> readable) {
         boolean required = plan.encrypts();
         String shown = shown(topic);
-        List<JsonPointer> fields = plan.fields();
-        if (!fields.isEmpty()) {
-            List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
+        if (!plan.fields().isEmpty()) {
+            List<FieldOp> ops = readable.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
+            // A whole-value envelope holds every field, those this stream may not read too: it stays as stored.
+            boolean everyField = readable.size() == plan.fields().size();
             return value -> {
                 if (ValueEnvelope.isEnvelope(value)) {
-                    return decryptWhole(topic, shown, value);
+                    return everyField ? decryptWhole(topic, shown, value) : value;
                 }
                 try {
                     return json.apply(value, ops, topic);

@@ -1,9 +1,12 @@
 package io.meshcrypt.filter.policy;
 
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.Identities;
 import io.meshcrypt.meshconfig.policy.TopicDecision;
+import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -13,20 +16,46 @@ import java.util.Objects;
  * @param decryptOnly not encrypted on produce, yet envelopes are decrypted on fetch ({@code decryptOnly} globs)
  * @param fields the JSON fields encrypted in its values; empty for whole values or an unencrypted topic
  * @param deterministicKeys whether record keys are encrypted too (only ever true for an encrypted topic)
+ * @param readers who fetches plaintext of an encrypted topic; null: every stream
+ * @param writers who may produce to an encrypted topic; null: every stream
+ * @param others what a fetch by a stream outside {@code readers} gets
+ * @param fieldReaders of the {@code fields} with readers of their own, who reads each in plaintext
  */
 public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPointer> fields,
-                        boolean deterministicKeys) {
+                        boolean deterministicKeys, Identities readers, Identities writers, TopicRule.Others others,
+                        Map<JsonPointer, Identities> fieldReaders) {
+
+    /** What one stream's fetch of the topic gets. */
+    public enum Read {
+        /** Decrypted values (or, for a topic the fetch path does not decrypt, what the broker stored). */
+        PLAINTEXT,
+        /** The stored envelopes, unchanged. */
+        CIPHERTEXT,
+        /** TOPIC_AUTHORIZATION_FAILED and no records. */
+        DENIED
+    }
+
     public TopicPlan {
         Objects.requireNonNull(decision, "decision");
+        Objects.requireNonNull(others, "others");
         fields = List.copyOf(fields);
+        fieldReaders = Map.copyOf(fieldReaders);
+    }
+
+    /** Every stream reads and writes. */
+    public TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPointer> fields, boolean deterministicKeys) {
+        this(decision, decryptOnly, fields, deterministicKeys, null, null, TopicRule.Others.CIPHERTEXT, Map.of());
     }
 
     /** Resolves {@code topic} against {@code policy} (uncached: see {@link TopicPlans}). */
     public static TopicPlan resolve(EncryptionPolicy policy, String topic) {
         TopicDecision decision = policy.decide(topic);
-        boolean encrypts = decision == TopicDecision.ENCRYPT;
-        return new TopicPlan(decision, !encrypts && policy.decryptsOnFetch(topic),
-                encrypts ? policy.fieldsOf(topic) : List.of(), encrypts && policy.deterministicKeys(topic));
+        if (decision != TopicDecision.ENCRYPT) {
+            return new TopicPlan(decision, policy.decryptsOnFetch(topic), List.of(), false);
+        }
+        TopicRule rule = policy.ruleOf(topic);
+        return new TopicPlan(decision, false, rule.fields(), rule.deterministicKeys(), rule.readers(), rule.writers(),
+                rule.others(), rule.fieldReaders());
     }
 
     public boolean encrypts() {
@@ -39,5 +68,36 @@ public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPo
      */
     public boolean decryptsOnFetch() {
         return encrypts() || decryptOnly;
+    }
+
+    /** @param identity the stream's authenticated workload identity, or null when it has none */
+    public Read readBy(String identity) {
+        if (readers == null || readers.contains(identity)) {
+            return Read.PLAINTEXT;
+        }
+        return others == TopicRule.Others.DENY ? Read.DENIED : Read.CIPHERTEXT;
+    }
+
+    /**
+     * @param identity the stream's authenticated workload identity, or null when it has none
+     * @return the {@link #fields} {@code identity} reads in plaintext (a reader of the topic may still be outside the
+     *     readers of some field); all of them when no field names readers of its own
+     */
+    public List<JsonPointer> fieldsReadableBy(String identity) {
+        if (fieldReaders.isEmpty()) {
+            return fields;
+        }
+        return fields.stream().filter(f -> {
+            Identities readersOfField = fieldReaders.get(f);
+            return readersOfField == null || readersOfField.contains(identity);
+        }).toList();
+    }
+
+    /**
+     * @param identity the stream's authenticated workload identity, or null when it has none
+     * @return false when the topic is encrypted and lists writers that do not include {@code identity}
+     */
+    public boolean writableBy(String identity) {
+        return writers == null || writers.contains(identity);
     }
 }

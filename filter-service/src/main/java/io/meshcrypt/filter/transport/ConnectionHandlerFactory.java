@@ -9,4 +9,12 @@ public interface ConnectionHandlerFactory {
      * @throws RuntimeException when the stream cannot be served (e.g. a malformed header): its connection is closed
      */
     ConnectionHandler open(StreamHeaders headers);
+
+    /**
+     * @param identity the workload identity the filter-service authenticated on the stream ({@link StreamIdentity}),
+     *     or null; factories that do not decide by identity ignore it
+     */
+    default ConnectionHandler open(StreamHeaders headers, String identity) {
+        return open(headers);
+    }
 }

@@ -1,6 +1,7 @@
 package io.meshcrypt.filter.transport;
 
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
 import io.meshcrypt.meshconfig.tls.TlsMaterial;
@@ -125,7 +126,22 @@ public final class ExtProcServer implements AutoCloseable {
      */
     public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits,
                                       List<GrpcServiceFactory> services, TlsMaterial tls) throws IOException {
+        return start(address, factory, limits, services, tls,
+                tls == null ? StreamIdentity.NONE : StreamIdentity.CERTIFICATE);
+    }
+
+    /**
+     * As {@link #start(InetSocketAddress, ConnectionHandlerFactory, Limits, List, TlsMaterial)}, with each stream's
+     * identity taken as {@code identities} says (handlers and services find it under {@link StreamIdentity#CURRENT}).
+     */
+    public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits,
+                                      List<GrpcServiceFactory> services, TlsMaterial tls, StreamIdentity identities)
+            throws IOException {
         Objects.requireNonNull(address, "address");
+        Objects.requireNonNull(identities, "identities");
+        if (identities == StreamIdentity.CERTIFICATE && tls == null) {
+            throw new IllegalArgumentException("identities from certificates need mutual TLS");
+        }
         Objects.requireNonNull(factory, "factory");
         Objects.requireNonNull(limits, "limits");
         DefaultEventLoopGroup workers =
@@ -136,22 +152,24 @@ public final class ExtProcServer implements AutoCloseable {
                 .directExecutor()
                 // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
                 .maxInboundMessageSize(limits.maxInboundMessageBytes())
-                .addService(new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics,
-                        limits.heldFrameTimeout()).withHeaders());
+                .addService(ServerInterceptors.intercept(new NetworkExtProcService(factory, workers,
+                        limits.inboundWindow(), metrics, limits.heldFrameTimeout()).withHeaders(), identities.interceptor()));
         if (tls != null) {
             builder.sslContext(mutualTls(tls));
         }
         Server server;
         try {
-            services.forEach(service -> builder.addService(service.create(workers)));
+            services.forEach(service -> builder.addService(
+                    ServerInterceptors.intercept(service.create(workers), identities.interceptor())));
             server = builder.build();
             server.start();
         } catch (IOException | RuntimeException e) {
             workers.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
             throw e;
         }
-        log.info("ext_proc server listening on {}{} ({} workers, max message {} bytes, held frames complete within {})",
-                server.getListenSockets(), tls == null ? "" : " with mutual TLS", limits.workerThreads(), limits.maxInboundMessageBytes(), limits.heldFrameTimeout());
+        log.info("ext_proc server listening on {}{}, stream identities {} ({} workers, max message {} bytes, held frames"
+                + " complete within {})", server.getListenSockets(), tls == null ? "" : " with mutual TLS",
+                describe(identities), limits.workerThreads(), limits.maxInboundMessageBytes(), limits.heldFrameTimeout());
         return new ExtProcServer(server, workers, metrics, limits.shutdownGrace());
     }
 
@@ -164,6 +182,14 @@ public final class ExtProcServer implements AutoCloseable {
                 .trustManager(tls.trustManager())
                 .clientAuth(ClientAuth.REQUIRE)
                 .build();
+    }
+
+    private static String describe(StreamIdentity identities) {
+        return switch (identities) {
+            case NONE -> "none (plaintext: no stream is a policy reader or writer)";
+            case CERTIFICATE -> "from client certificates";
+            case FORWARDED_CLIENT_CERT -> "from the mesh sidecar's x-forwarded-client-cert";
+        };
     }
 
     /** The bound port. */

@@ -73,7 +73,7 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
                 : name -> metadata.get(Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER));
         NetworkExtProcStream stream = new NetworkExtProcStream(streamIds.incrementAndGet(),
                 (ServerCallStreamObserver<ProcessingResponse>) responseObserver, workers.next(), factory, headers,
-                inboundWindow, metrics, heldFrameTimeout);
+                StreamIdentity.CURRENT.get(), inboundWindow, metrics, heldFrameTimeout);
         stream.install();
         return stream;
     }

@@ -29,6 +29,8 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
 
     private final ConnectionHandlerFactory factory;
     private final StreamHeaders headers;
+    /** The workload identity the filter-service authenticated on this stream, or null. */
+    private final String identity;
     private final int inboundWindow;
     private final long heldFrameTimeoutNanos;
 
@@ -50,11 +52,12 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
      *     the connection is reset even if the peer sends nothing more
      */
     NetworkExtProcStream(long id, ServerCallStreamObserver<ProcessingResponse> call, EventExecutor executor,
-                         ConnectionHandlerFactory factory, StreamHeaders headers, int inboundWindow,
-                         TransportMetrics metrics, Duration heldFrameTimeout) {
+                         ConnectionHandlerFactory factory, StreamHeaders headers, String identity,
+                         int inboundWindow, TransportMetrics metrics, Duration heldFrameTimeout) {
         super(log, "ext_proc stream", id, call, executor, metrics);
         this.heldFrameTimeoutNanos = heldFrameTimeout.toNanos();
         this.headers = headers;
+        this.identity = identity;
         this.factory = factory;
         this.inboundWindow = inboundWindow;
     }
@@ -62,7 +65,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
     @Override
     protected void open() {
         try {
-            handler = factory.open(headers);
+            handler = factory.open(headers, identity);
             if (handler == null) {
                 throw new IllegalStateException("connection handler factory returned null");
             }

@@ -95,7 +95,7 @@ class ExtProcStreamSendFailureTest {
     }
 
     private NetworkExtProcStream stream(FailingCall call, Handler handler) {
-        NetworkExtProcStream stream = new NetworkExtProcStream(1, call, worker, headers -> handler, StreamHeaders.NONE, 8,
+        NetworkExtProcStream stream = new NetworkExtProcStream(1, call, worker, headers -> handler, StreamHeaders.NONE, null, 8,
                 new TransportMetrics(), Duration.ofSeconds(30));
         stream.install();
         return stream;

@@ -35,6 +35,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import javax.net.ssl.KeyManager;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLParameters;
@@ -60,6 +61,7 @@ class MutualTlsTest {
 
     private final List<AutoCloseable> resources = new ArrayList<>();
     private final AtomicInteger streamsOpened = new AtomicInteger();
+    private final AtomicReference<String> streamIdentity = new AtomicReference<>();
     private LocalCa meshCa;
     private ValueCipher cipher;
     private ExtProcServer server;
@@ -74,7 +76,7 @@ class MutualTlsTest {
         cipher = ValueCipherV1.fromKeysetFile(keyset);
         TlsMaterial tls = TlsMaterial.load(new TlsFiles(serverFiles.certificate(), serverFiles.privateKey(), meshCa.caCertificate()));
         // decrypts what the client reads: the data path an oracle would like to use
-        server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), headers -> {
+        ConnectionHandlerFactory decrypting = headers -> {
             streamsOpened.incrementAndGet();
             return new ConnectionHandler() {
                 @Override
@@ -91,7 +93,21 @@ class MutualTlsTest {
                 public void onClose() {
                 }
             };
-        }, TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(1)), List.of(), tls);
+        };
+        ConnectionHandlerFactory recordingIdentity = new ConnectionHandlerFactory() {
+            @Override
+            public ConnectionHandler open(StreamHeaders headers) {
+                return decrypting.open(headers);
+            }
+
+            @Override
+            public ConnectionHandler open(StreamHeaders headers, String identity) {
+                streamIdentity.set(identity);
+                return decrypting.open(headers);
+            }
+        };
+        server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), recordingIdentity,
+                TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(1)), List.of(), tls);
         resources.add(server);
     }
 
@@ -144,6 +160,21 @@ class MutualTlsTest {
 
         assertEquals("card 4111", responses.nextData());
         assertEquals(1, streamsOpened.get());
+        assertEquals("spiffe://meshcrypt.local/sidecar/kafka-apps", streamIdentity.get(),
+                "the stream's identity is the SPIFFE id of the certificate the handshake verified");
+    }
+
+    @Test
+    void givenAnExpiredMeshCertificate_whenItSendsACapturedEnvelope_thenTheHandshakeIsRefusedAndNoStreamOpens() throws Exception {
+        // valid from 5 minutes ago until 4 minutes ago: signed by the mesh CA, but no longer valid
+        LocalCa.Issued expired = meshCa.issue("sidecar-old", LocalCa.spiffeId("sidecar/old"), List.of(), Duration.ofMinutes(-4));
+        SslContext context = GrpcSslContexts.forClient().trustManager(meshCa.caCertificate().toFile())
+                .keyManager(expired.certificate().toFile(), expired.privateKey().toFile()).build();
+
+        Status status = failedStatus(context);
+
+        assertEquals(Status.Code.UNAVAILABLE, status.getCode(), status.toString());
+        assertEquals(0, streamsOpened.get());
     }
 
     @Test

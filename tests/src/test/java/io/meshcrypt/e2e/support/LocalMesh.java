@@ -5,12 +5,14 @@ import io.meshcrypt.launcher.MeshFile;
 import io.meshcrypt.launcher.PortPlan;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.Identities;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -136,19 +138,60 @@ public final class LocalMesh {
      * A filter.yaml left by an older harness is removed: the launcher writes its own, which takes the policy from xDS.
      */
     private static void writeMeshFile(Path home, boolean tls) {
-        List<JsonPointer> fields = ENCRYPTED_FIELDS.stream().map(JsonPointer::parse).toList();
-        EncryptionPolicy policy = EncryptionPolicy.ofRules(List.of(
-                new TopicRule(FIELD_TOPIC_PREFIX + "*", fields),
-                new TopicRule(DETERMINISTIC_KEYS_TOPIC_PREFIX + "*", List.of(), true),
-                TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
-        Mesh up = MeshFile.up(PORTS);
-        Mesh mesh = new Mesh(up.kafkaClusters(), up.sidecars(), policy, up.http());
         try {
             Files.createDirectories(home);
             Files.deleteIfExists(home.resolve("filter.yaml"));
-            // with TLS, the launcher's tls: section, so that the sidecars show their certificates to the filter-service
-            Files.writeString(home.resolve("mesh.yaml"), "# written by the e2e harness (LocalMesh.java)\n"
+        } catch (IOException e) {
+            throw new IllegalStateException("Cannot prepare " + home, e);
+        }
+        writeMeshFile(home, tls, policy(List.of()));
+    }
+
+    /** The shared sidecar's workload identity (its mesh certificate's SPIFFE id). */
+    public static final String SHARED_SIDECAR_IDENTITY = "spiffe://meshcrypt.local/sidecar/" + MeshFile.SHARED_NODE;
+    /** Topics only the shared sidecar may produce to and read plaintext of; others get ciphertext. */
+    public static final String IDENTITY_TOPIC_PREFIX = "identity-";
+    /** As {@link #IDENTITY_TOPIC_PREFIX}, but others get TOPIC_AUTHORIZATION_FAILED. */
+    public static final String IDENTITY_DENY_TOPIC_PREFIX = "identity-deny-";
+    /** Readers: the shared sidecar and whoever a test adds by {@link #readersOfReloadTopics}. */
+    public static final String IDENTITY_RELOAD_TOPIC_PREFIX = "identity-reload-";
+
+    /** The shared mesh's policy, with {@code moreReloadReaders} among the readers of the reload topics. */
+    private static EncryptionPolicy policy(List<String> moreReloadReaders) {
+        List<JsonPointer> fields = ENCRYPTED_FIELDS.stream().map(JsonPointer::parse).toList();
+        Identities shared = Identities.of(List.of(SHARED_SIDECAR_IDENTITY));
+        List<String> reloadReaders = new ArrayList<>(List.of(SHARED_SIDECAR_IDENTITY));
+        reloadReaders.addAll(moreReloadReaders);
+        return EncryptionPolicy.ofRules(List.of(
+                new TopicRule(FIELD_TOPIC_PREFIX + "*", fields),
+                new TopicRule(DETERMINISTIC_KEYS_TOPIC_PREFIX + "*", List.of(), true),
+                new TopicRule(IDENTITY_DENY_TOPIC_PREFIX + "*", List.of(), false, shared, shared, TopicRule.Others.DENY),
+                new TopicRule(IDENTITY_RELOAD_TOPIC_PREFIX + "*", List.of(), false, Identities.of(reloadReaders), null,
+                        TopicRule.Others.CIPHERTEXT),
+                new TopicRule(IDENTITY_TOPIC_PREFIX + "*", List.of(), false, shared, shared, TopicRule.Others.CIPHERTEXT),
+                TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
+    }
+
+    /**
+     * Rewrites the shared mesh file with {@code identities} among the readers of the {@link
+     * #IDENTITY_RELOAD_TOPIC_PREFIX} topics (none: back to the start); the xDS server delivers it to the running
+     * filter-service, no restart.
+     */
+    public void readersOfReloadTopics(List<String> identities) {
+        writeMeshFile(home, TLS, policy(identities));
+    }
+
+    private static void writeMeshFile(Path home, boolean tls, EncryptionPolicy policy) {
+        Mesh up = MeshFile.up(PORTS);
+        Mesh mesh = new Mesh(up.kafkaClusters(), up.sidecars(), policy, up.http());
+        try {
+            // with TLS, the launcher's tls: section, so that the sidecars show their certificates to the filter-service;
+            // renamed into place, so that the xDS server, which watches it, never reads half a file
+            Path written = home.resolve("mesh.yaml.tmp");
+            Files.writeString(written, "# written by the e2e harness (LocalMesh.java)\n"
                     + MeshFile.yaml(mesh, tls ? Optional.of(pki(home)) : Optional.empty()));
+            Files.move(written, home.resolve("mesh.yaml"), StandardCopyOption.REPLACE_EXISTING,
+                    StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             throw new IllegalStateException("Cannot write " + home.resolve("mesh.yaml"), e);
         }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.meshcrypt.meshconfig.policy.Identities;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
@@ -31,7 +32,8 @@ import java.util.regex.Pattern;
 public final class HttpConfigReader {
 
     private static final List<String> HTTP_KEYS = List.of("rules");
-    private static final List<String> RULE_KEYS = List.of("name", "match", "binding", "request", "response");
+    private static final List<String> RULE_KEYS = List.of("name", "match", "binding", "request", "response",
+            "readers");
     private static final List<String> MATCH_KEYS = List.of("methods", "path", "pathRegex", "contentType", "body");
     private static final List<String> SIDE_KEYS = List.of("fields", "body", "headers", "onInvalid");
     private static final List<String> HEADERS_KEYS = List.of("set", "remove");
@@ -87,8 +89,10 @@ public final class HttpConfigReader {
         RuleSide request = requestEntry == null ? RuleSide.NONE : side(requestEntry, path + ".request");
         Entry responseEntry = rule.entries().get("response");
         RuleSide response = responseEntry == null ? RuleSide.NONE : side(responseEntry, path + ".response");
+        Entry readersEntry = rule.entries().get("readers");
+        Identities readers = readersEntry == null ? null : Identities.of(config.identities(readersEntry, path + ".readers"));
         try {
-            return new HttpRule(name, match, binding, request, response);
+            return new HttpRule(name, match, binding, request, response, readers);
         } catch (IllegalArgumentException e) {
             throw config.error(rule.location(), path + ".binding", "required when the rule encrypts or decrypts fields"
                     + " (the name encrypted fields are bound to, like a Kafka topic)");

@@ -1,5 +1,6 @@
 package io.meshcrypt.meshconfig.http;
 
+import io.meshcrypt.meshconfig.policy.Identities;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import java.util.Objects;
 import java.util.stream.Stream;
@@ -11,8 +12,21 @@ import java.util.stream.Stream;
  * @param binding what encrypted fields are bound to (the envelope's "topic"); null when the rule neither encrypts
  *     nor decrypts. A field encrypted under one binding decrypts only under the same one, so an HTTP rule with
  *     binding {@code orders} and the Kafka topic {@code orders} can read each other's fields.
+ * @param readers the workload identities of the sidecars whose exchanges get response fields decrypted; null: every
+ *     sidecar. For any other, {@code decrypt} ops of the response are skipped and the envelopes pass as they are
  */
-public record HttpRule(String name, RouteMatch match, String binding, RuleSide request, RuleSide response) {
+public record HttpRule(String name, RouteMatch match, String binding, RuleSide request, RuleSide response,
+                       Identities readers) {
+    /** Every sidecar's exchanges get response fields decrypted. */
+    public HttpRule(String name, RouteMatch match, String binding, RuleSide request, RuleSide response) {
+        this(name, match, binding, request, response, null);
+    }
+
+    /** @param identity the workload identity of the sidecar streaming the exchange, or null */
+    public boolean decryptsFor(String identity) {
+        return readers == null || readers.contains(identity);
+    }
+
     public HttpRule {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(match, "match");

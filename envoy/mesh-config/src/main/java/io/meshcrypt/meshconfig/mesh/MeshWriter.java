@@ -17,9 +17,11 @@ import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.Identities;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
 import io.meshcrypt.meshconfig.transform.FieldOp;
+import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
@@ -120,17 +122,36 @@ public final class MeshWriter {
         ObjectNode node = F.objectNode();
         ArrayNode encrypt = node.putArray("encrypt");
         for (TopicRule rule : policy.rules()) {
-            if (rule.fields().isEmpty() && !rule.deterministicKeys()) {
+            if (rule.fields().isEmpty() && !rule.deterministicKeys() && rule.readers() == null && rule.writers() == null) {
                 encrypt.add(rule.pattern());
                 continue;
             }
             ObjectNode entry = encrypt.addObject().put("topic", rule.pattern());
             if (!rule.fields().isEmpty()) {
                 ArrayNode fields = entry.putArray("fields");
-                rule.fields().forEach(p -> fields.add(p.toString()));
+                for (JsonPointer field : rule.fields()) {
+                    Identities readers = rule.fieldReaders().get(field);
+                    if (readers == null) {
+                        fields.add(field.toString());
+                    } else {
+                        ArrayNode fieldReaders = fields.addObject().put("field", field.toString()).putArray("readers");
+                        readers.patterns().forEach(fieldReaders::add);
+                    }
+                }
             }
             if (rule.deterministicKeys()) {
                 entry.put("keys", "deterministic");
+            }
+            if (rule.readers() != null) {
+                ArrayNode readers = entry.putArray("readers");
+                rule.readers().patterns().forEach(readers::add);
+                if (rule.others() != TopicRule.Others.CIPHERTEXT) {
+                    entry.put("others", rule.others().name().toLowerCase(Locale.ROOT));
+                }
+            }
+            if (rule.writers() != null) {
+                ArrayNode writers = entry.putArray("writers");
+                rule.writers().patterns().forEach(writers::add);
             }
         }
         if (!policy.decryptOnly().isEmpty()) {
@@ -172,6 +193,10 @@ public final class MeshWriter {
         }
         if (!rule.response().equals(RuleSide.NONE)) {
             node.set("response", side(rule.response()));
+        }
+        if (rule.readers() != null) {
+            ArrayNode readers = node.putArray("readers");
+            rule.readers().patterns().forEach(readers::add);
         }
         return node;
     }

@@ -39,11 +39,14 @@ public final class EncryptionPolicy {
     private final Unmatched unmatched;
     private final Pattern matcher;
     private final ConcurrentHashMap<String, TopicDecision> decisions = new ConcurrentHashMap<>();
-    /** Per rule, in order; null when no rule lists fields or asks for key encryption. */
+    /** Per rule, in order; null when every rule is {@link TopicRule#plain()}. */
     private final Pattern[] ruleMatchers;
+    /** Per rule, in order. */
+    private final Pattern[] everyRule;
     private final ConcurrentHashMap<String, List<JsonPointer>> fields = new ConcurrentHashMap<>();
     private final ConcurrentHashMap<String, Boolean> deterministicKeys = new ConcurrentHashMap<>();
     private final boolean anyDeterministicKeys;
+    private final boolean anyDeny;
     private final List<String> decryptOnly;
     /** Null when {@link #decryptOnly} is empty. */
     private final Pattern decryptOnlyMatcher;
@@ -56,12 +59,14 @@ public final class EncryptionPolicy {
         this.patterns = rules.stream().map(TopicRule::pattern).toList();
         this.unmatched = unmatched;
         this.anyDeterministicKeys = rules.stream().anyMatch(TopicRule::deterministicKeys);
-        this.ruleMatchers = rules.stream().allMatch(r -> r.fields().isEmpty() && !r.deterministicKeys()) ? null
-                : rules.stream().map(r -> Pattern.compile(globToRegex(r.pattern()), Pattern.DOTALL)).toArray(Pattern[]::new);
+        this.anyDeny = rules.stream().anyMatch(r -> r.readers() != null && r.others() == TopicRule.Others.DENY);
+        this.everyRule = rules.stream().map(r -> Pattern.compile(globToRegex(r.pattern()), Pattern.DOTALL))
+                .toArray(Pattern[]::new);
+        this.ruleMatchers = rules.stream().allMatch(TopicRule::plain) ? null : everyRule;
         this.matcher = Pattern.compile(anyOf(patterns), Pattern.DOTALL);
     }
 
-    private static String anyOf(List<String> globs) {
+    static String anyOf(List<String> globs) {
         StringBuilder regex = new StringBuilder();
         for (String glob : globs) {
             if (!regex.isEmpty()) {
@@ -210,6 +215,24 @@ public final class EncryptionPolicy {
         return result;
     }
 
+    /**
+     * @return the first rule {@code topic} matches, or null when it matches none (uncached: callers that run per
+     *     partition cache what they derive from it)
+     */
+    public TopicRule ruleOf(String topic) {
+        for (int i = 0; i < everyRule.length; i++) {
+            if (everyRule[i].matcher(topic).matches()) {
+                return rules.get(i);
+            }
+        }
+        return null;
+    }
+
+    /** @return whether some rule answers readers outside its list with TOPIC_AUTHORIZATION_FAILED */
+    public boolean anyDeny() {
+        return anyDeny;
+    }
+
     /** @return whether any rule asks for deterministic key encryption (then a record-key keyset is needed) */
     public boolean anyDeterministicKeys() {
         return anyDeterministicKeys;
@@ -266,7 +289,11 @@ public final class EncryptionPolicy {
     public String toString() {
         List<String> entries = rules.stream()
                 .map(r -> (r.fields().isEmpty() ? r.pattern() : r.pattern() + " fields " + r.fields())
-                        + (r.deterministicKeys() ? " keys deterministic" : "")).toList();
+                        + (r.deterministicKeys() ? " keys deterministic" : "")
+                        + (r.readers() == null ? "" : " readers " + r.readers() + " others "
+                                + r.others().name().toLowerCase(Locale.ROOT))
+                        + (r.writers() == null ? "" : " writers " + r.writers())
+                        + (r.fieldReaders().isEmpty() ? "" : " field readers " + r.fieldReaders())).toList();
         return "EncryptionPolicy{encrypt=" + entries + (decryptOnly.isEmpty() ? "" : ", decryptOnly=" + decryptOnly)
                 + ", unmatched=" + unmatched.name().toLowerCase(Locale.ROOT) + "}";
     }

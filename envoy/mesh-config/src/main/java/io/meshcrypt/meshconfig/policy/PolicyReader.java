@@ -10,13 +10,17 @@ import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /** The {@code policy:} section of filter.yaml and of the mesh file into an {@link EncryptionPolicy}. */
 public final class PolicyReader {
 
     private static final List<String> POLICY_KEYS = List.of("encrypt", "decryptOnly", "unmatched");
-    private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys");
+    private static final List<String> FIELD_ENTRY_KEYS = List.of("field", "readers");
+    private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys", "readers", "writers",
+            "others");
 
     private final ConfigFields config;
 
@@ -89,8 +93,10 @@ public final class PolicyReader {
     }
 
     /**
-     * A topic glob, or {@code {topic: glob, fields: [json pointers], keys: deterministic}} with at least one of
-     * {@code fields} (encrypt only those fields of JSON values) and {@code keys} (encrypt record keys with AES-SIV).
+     * A topic glob, or {@code {topic: glob, fields: [json pointers], keys: deterministic, readers: [ids], writers:
+     * [ids], others: ciphertext|deny}} with at least one of {@code fields} (encrypt only those fields of JSON values),
+     * {@code keys} (encrypt record keys with AES-SIV), {@code readers} and {@code writers} (who gets plaintext, who may
+     * produce, by workload identity).
      */
     private TopicRule encryptEntry(Node item, String path) throws ConfigException {
         if (item instanceof Mapping entry) {
@@ -115,22 +121,39 @@ public final class PolicyReader {
                             "must be one of plaintext, deterministic (got " + ConfigFields.describe(keys.value()) + ")");
                 };
             }
-            if (fields == null) {
-                if (keys != null) {
-                    return new TopicRule(pattern, List.of(), deterministicKeys);
-                }
-                throw config.error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the fields to encrypt;"
-                        + " list the topic as a plain string to encrypt whole values, or add keys: deterministic)");
-            }
-            if (!(fields.value() instanceof Sequence pointers) || pointers.items().isEmpty()) {
-                throw config.error(fields.keyLocation(), path + ".fields", "must be a non-empty list of JSON Pointers (got "
-                        + ConfigFields.describe(fields.value()) + ")");
-            }
+            Identities readers = identities(entry.entries().get("readers"), path + ".readers");
+            Identities writers = identities(entry.entries().get("writers"), path + ".writers");
+            TopicRule.Others others = others(entry.entries().get("others"), readers != null, path + ".others");
             List<JsonPointer> parsed = new ArrayList<>();
-            for (int i = 0; i < pointers.items().size(); i++) {
-                parsed.add(config.jsonPointer(pointers.items().get(i), path + ".fields[" + i + "]"));
+            Map<JsonPointer, Identities> fieldReaders = new LinkedHashMap<>();
+            if (fields == null) {
+                if (keys == null && readers == null && writers == null) {
+                    throw config.error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the"
+                            + " fields to encrypt; list the topic as a plain string to encrypt whole values, or add keys:"
+                            + " deterministic, readers or writers)");
+                }
+            } else {
+                if (!(fields.value() instanceof Sequence pointers) || pointers.items().isEmpty()) {
+                    throw config.error(fields.keyLocation(), path + ".fields", "must be a non-empty list of JSON Pointers (got "
+                            + ConfigFields.describe(fields.value()) + ")");
+                }
+                for (int i = 0; i < pointers.items().size(); i++) {
+                    Node fieldNode = pointers.items().get(i);
+                    String itemPath = path + ".fields[" + i + "]";
+                    if (fieldNode instanceof Mapping field) {
+                        // {field: /pointer, readers: [...]}: a field with readers of its own
+                        config.checkKeys(field, itemPath + ".", FIELD_ENTRY_KEYS);
+                        JsonPointer pointer = config.jsonPointer(config.required(field, itemPath + ".field").value(),
+                                itemPath + ".field");
+                        parsed.add(pointer);
+                        fieldReaders.put(pointer, Identities.of(config.identities(
+                                config.required(field, itemPath + ".readers"), itemPath + ".readers")));
+                    } else {
+                        parsed.add(config.jsonPointer(fieldNode, itemPath));
+                    }
+                }
             }
-            return new TopicRule(pattern, parsed, deterministicKeys);
+            return new TopicRule(pattern, parsed, deterministicKeys, readers, writers, others, fieldReaders);
         }
         if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
             throw config.error(item.location(), path, "must be a topic pattern string (got " + ConfigFields.describe(item) + ")");
@@ -142,4 +165,24 @@ public final class PolicyReader {
         return TopicRule.wholeValue(pattern);
     }
 
+    private Identities identities(Entry entry, String path) throws ConfigException {
+        return entry == null ? null : Identities.of(config.identities(entry, path));
+    }
+
+    /** {@code others}: only beside {@code readers}; ciphertext unless it says deny. */
+    private TopicRule.Others others(Entry entry, boolean hasReaders, String path) throws ConfigException {
+        if (entry == null) {
+            return TopicRule.Others.CIPHERTEXT;
+        }
+        if (!hasReaders) {
+            throw config.error(entry.keyLocation(), path, "only applies beside readers (what identities outside them get)");
+        }
+        String value = entry.value() instanceof Scalar s && s.token() == JsonToken.VALUE_STRING ? (String) s.value() : "";
+        return switch (value) {
+            case "ciphertext" -> TopicRule.Others.CIPHERTEXT;
+            case "deny" -> TopicRule.Others.DENY;
+            default -> throw config.error(entry.keyLocation(), path, "must be one of ciphertext, deny (got "
+                    + ConfigFields.describe(entry.value()) + ")");
+        };
+    }
 }

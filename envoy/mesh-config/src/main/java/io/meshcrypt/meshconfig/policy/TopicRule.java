@@ -2,6 +2,7 @@ package io.meshcrypt.meshconfig.policy;
 
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -10,14 +11,45 @@ import java.util.Objects;
  * @param pattern topic glob
  * @param fields JSON Pointers of the value fields to encrypt; empty means the whole value
  * @param deterministicKeys whether record keys are encrypted too, deterministically (AES-SIV); off unless configured
+ * @param readers the workload identities that fetch plaintext; null: every identity
+ * @param writers the workload identities that may produce; null: every identity
+ * @param others what a fetch by an identity outside {@code readers} gets
+ * @param fieldReaders of the {@code fields} that name readers of their own: who reads each in plaintext (a reader of
+ *     the topic outside a field's readers gets that field's envelope as stored); other fields follow {@code readers}
  */
-public record TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys) {
+public record TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys, Identities readers,
+                        Identities writers, Others others, Map<JsonPointer, Identities> fieldReaders) {
+
+    /** What a consumer whose identity is not among the readers gets. */
+    public enum Others {
+        /** The stored envelopes, unchanged: the consumer sees ciphertext values. */
+        CIPHERTEXT,
+        /** TOPIC_AUTHORIZATION_FAILED for the partition, and no records. */
+        DENY
+    }
+
     public TopicRule {
         Objects.requireNonNull(pattern, "pattern");
+        Objects.requireNonNull(others, "others");
         if (pattern.isEmpty()) {
             throw new IllegalArgumentException("topic pattern is empty");
         }
         fields = List.copyOf(fields);
+        fieldReaders = Map.copyOf(fieldReaders);
+        if (!fields.containsAll(fieldReaders.keySet())) {
+            throw new IllegalArgumentException("field readers name fields the rule does not encrypt: " + fieldReaders.keySet());
+        }
+    }
+
+    /** No field names readers of its own. */
+    public TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys, Identities readers,
+                     Identities writers, Others others) {
+        this(pattern, fields, deterministicKeys, readers, writers, others, Map.of());
+    }
+
+    /** Every identity reads and writes. */
+    public TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys) {
+        this(pattern, fields, deterministicKeys, null, null, Others.CIPHERTEXT);
     }
 
     /** Keys stay as the producer sent them. */
@@ -27,5 +59,20 @@ public record TopicRule(String pattern, List<JsonPointer> fields, boolean determ
 
     public static TopicRule wholeValue(String pattern) {
         return new TopicRule(pattern, List.of());
+    }
+
+    /** @return whether the rule says anything beyond "encrypt whole values, for everyone" */
+    boolean plain() {
+        return fields.isEmpty() && !deterministicKeys && readers == null && writers == null;
+    }
+
+    /** @param identity the stream's authenticated identity, or null */
+    public boolean mayRead(String identity) {
+        return readers == null || readers.contains(identity);
+    }
+
+    /** @param identity the stream's authenticated identity, or null */
+    public boolean mayWrite(String identity) {
+        return writers == null || writers.contains(identity);
     }
 }

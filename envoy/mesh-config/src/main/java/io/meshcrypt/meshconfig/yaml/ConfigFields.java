@@ -188,6 +188,30 @@ public final class ConfigFields {
         return id;
     }
 
+    /** A list of workload identities ({@code readers}, {@code writers}): non-empty, of printable strings (SPIFFE ids or globs). */
+    public List<String> identities(Entry entry, String path) throws ConfigException {
+        if (!(entry.value() instanceof Sequence list) || list.items().isEmpty()) {
+            throw error(entry.keyLocation(), path, "must be a non-empty list of workload identities, e.g."
+                    + " spiffe://cluster.local/ns/apps/sa/billing (got " + (entry.value() instanceof Sequence
+                    ? "an empty list" : ConfigFields.describe(entry.value())) + ")");
+        }
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < list.items().size(); i++) {
+            Node item = list.items().get(i);
+            if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING || ((String) s.value()).isBlank()) {
+                throw error(item.location(), path + "[" + i + "]", "must be a workload identity string (got "
+                        + ConfigFields.describe(item) + ")");
+            }
+            String id = (String) s.value();
+            if (!id.strip().equals(id) || id.chars().anyMatch(c -> c < 0x21 || c > 0x7e)) {
+                throw error(item.location(), path + "[" + i + "]", "must be printable ASCII without spaces (got "
+                        + ConfigFields.describe(item) + ")");
+            }
+            ids.add(id);
+        }
+        return ids;
+    }
+
     /** The value of a string field that must be one of {@code choices}. */
     public String oneOf(Entry entry, String path, List<String> choices) throws ConfigException {
         if (entry.value() instanceof Scalar s && s.token() == JsonToken.VALUE_STRING && choices.contains((String) s.value())) {

@@ -26,7 +26,9 @@ class MeshWriterTest {
                 transparent: {listen: 127.0.0.1:15001, kafka: [ledger]}
             policy:
               encrypt: ["pay-*", {topic: cards, fields: ["/pan", "/x~1y"]}, {topic: users, keys: deterministic},
-                        {topic: both, fields: ["/id"], keys: deterministic}]
+                        {topic: both, fields: ["/id"], keys: deterministic},
+                        {topic: "ledger.*", readers: ["spiffe://meshcrypt.local/sidecar/books", "spiffe://cluster.local/ns/apps/*"], others: deny},
+                        {topic: audit, fields: [/who, {field: /salary, readers: ["spiffe://x/hr*"]}], readers: [spiffe://x/a], writers: [spiffe://x/w]}]
               decryptOnly: [old-*]
               unmatched: reject
             http:
@@ -35,6 +37,7 @@ class MeshWriterTest {
                   binding: checkout
                   match: {body: pan, contentType: [application/json, "text/*"], pathRegex: "/checkout/[0-9]+", path: /checkout, methods: [PUT, POST]}
                   response: {fields: [{decrypt: /pan}]}
+                  readers: [spiffe://meshcrypt.local/sidecar/shop, "spiffe://cluster.local/ns/apps/*"]
                   request:
                     onInvalid: pass
                     headers: {remove: [x-debug], set: {x-meshcrypt: enabled}}
