@@ -299,11 +299,7 @@ func TestEveryOverlayRunsTheFilterServiceHardenedWithItsConfigAndKeyset(t *testi
 	for _, dir := range overlays(t) {
 		t.Run(dir, func(t *testing.T) {
 			objs := build(t, dir)
-			var deployment appsv1.Deployment
-			if err := yaml.UnmarshalStrict(find(t, objs, "Deployment", "meshcrypt-filter-service").json, &deployment); err != nil {
-				t.Fatal(err)
-			}
-			pod := deployment.Spec.Template.Spec
+			pod := filterServicePod(t, objs)
 			c := pod.Containers[0]
 			if !strings.Contains(strings.Join(c.Command, " "), "-jar meshcrypt-filter-service.jar serve --config /etc/meshcrypt/filter.yaml") {
 				t.Errorf("unexpected command %v", c.Command)
@@ -336,6 +332,16 @@ func TestEveryOverlayRunsTheFilterServiceHardenedWithItsConfigAndKeyset(t *testi
 	}
 }
 
+// filterServicePod decodes the filter-service Deployment of a build strictly and returns its pod spec.
+func filterServicePod(t *testing.T, objs []object) corev1.PodSpec {
+	t.Helper()
+	var deployment appsv1.Deployment
+	if err := yaml.UnmarshalStrict(find(t, objs, "Deployment", "meshcrypt-filter-service").json, &deployment); err != nil {
+		t.Fatal(err)
+	}
+	return deployment.Spec.Template.Spec
+}
+
 // TestEveryOverlayBindsTheWildcardOnlyWhereItIsMeantForOtherHosts: nothing binds the node's interfaces (no
 // hostNetwork, no hostPort); a listener an EnvoyFilter adds on 0.0.0.0 is not bound (bind_to_port: false, it only
 // matches destinations); the filter-service binds the pod's interfaces only behind the sidecar's STRICT mTLS.
@@ -343,11 +349,7 @@ func TestEveryOverlayBindsTheWildcardOnlyWhereItIsMeantForOtherHosts(t *testing.
 	for _, dir := range overlays(t) {
 		t.Run(dir, func(t *testing.T) {
 			objs := build(t, dir)
-			var deployment appsv1.Deployment
-			if err := yaml.UnmarshalStrict(find(t, objs, "Deployment", "meshcrypt-filter-service").json, &deployment); err != nil {
-				t.Fatal(err)
-			}
-			pod := deployment.Spec.Template.Spec
+			pod := filterServicePod(t, objs)
 			if pod.HostNetwork {
 				t.Error("the filter-service must not use the node's network")
 			}
