@@ -37,6 +37,9 @@ import org.slf4j.LoggerFactory;
  * encrypted. A warning is logged once when the count passes {@code warnAt}. Deleting the file resets the count, which
  * this class cannot tell from a new keyset: keep it with the keyset. Replicas that each hold a copy of the keyset count
  * separately; their sum is what the limit is about (prefer version 2 there). Thread-safe.
+ *
+ * <p>The limits are {@link Settings} of the constructor (tests lower them), not a config key: a lower limit would only
+ * stop encrypting sooner, and the way on is the same either way (rotate the keyset, or version 2).
  */
 public final class NonceBudget {
     private static final Logger log = LoggerFactory.getLogger(NonceBudget.class);
