@@ -299,11 +299,7 @@ func TestEveryOverlayRunsTheFilterServiceHardenedWithItsConfigAndKeyset(t *testi
 	for _, dir := range overlays(t) {
 		t.Run(dir, func(t *testing.T) {
 			objs := build(t, dir)
-			var deployment appsv1.Deployment
-			if err := yaml.UnmarshalStrict(find(t, objs, "Deployment", "meshcrypt-filter-service").json, &deployment); err != nil {
-				t.Fatal(err)
-			}
-			pod := deployment.Spec.Template.Spec
+			pod := filterServicePod(t, objs)
 			c := pod.Containers[0]
 			if !strings.Contains(strings.Join(c.Command, " "), "-jar meshcrypt-filter-service.jar serve --config /etc/meshcrypt/filter.yaml") {
 				t.Errorf("unexpected command %v", c.Command)
@@ -334,6 +330,85 @@ func TestEveryOverlayRunsTheFilterServiceHardenedWithItsConfigAndKeyset(t *testi
 			}
 		})
 	}
+}
+
+// filterServicePod decodes the filter-service Deployment of a build strictly and returns its pod spec.
+func filterServicePod(t *testing.T, objs []object) corev1.PodSpec {
+	t.Helper()
+	var deployment appsv1.Deployment
+	if err := yaml.UnmarshalStrict(find(t, objs, "Deployment", "meshcrypt-filter-service").json, &deployment); err != nil {
+		t.Fatal(err)
+	}
+	return deployment.Spec.Template.Spec
+}
+
+// TestEveryOverlayBindsTheWildcardOnlyWhereItIsMeantForOtherHosts: nothing binds the node's interfaces (no
+// hostNetwork, no hostPort); a listener an EnvoyFilter adds on 0.0.0.0 is not bound (bind_to_port: false, it only
+// matches destinations); the filter-service binds the pod's interfaces only behind the sidecar's STRICT mTLS.
+func TestEveryOverlayBindsTheWildcardOnlyWhereItIsMeantForOtherHosts(t *testing.T) {
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			objs := build(t, dir)
+			pod := filterServicePod(t, objs)
+			if pod.HostNetwork {
+				t.Error("the filter-service must not use the node's network")
+			}
+			for _, c := range pod.Containers {
+				for _, p := range c.Ports {
+					if p.HostPort != 0 || p.HostIP != "" {
+						t.Errorf("container %s publishes port %d on the node", c.Name, p.ContainerPort)
+					}
+				}
+			}
+			for _, o := range objs {
+				if o.kind == "EnvoyFilter" {
+					for _, l := range wildcardListeners(o.fields) {
+						if l["bind_to_port"] != false {
+							t.Errorf("EnvoyFilter %s binds %v on every interface of the pod", o.name, l["name"])
+						}
+					}
+				}
+			}
+			var config map[string]any
+			for _, o := range objs {
+				if o.kind == "ConfigMap" && strings.HasPrefix(o.name, "meshcrypt-filter-config") {
+					if err := yaml.Unmarshal([]byte(at(t, o.fields, "data", "filter.yaml").(string)), &config); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if listen, _ := config["listen"].(string); strings.HasPrefix(listen, "0.0.0.0:") || strings.HasPrefix(listen, "[::]:") {
+				if config["tls"] != "mesh-sidecar" {
+					t.Errorf("filter.yaml listens on %s without the sidecar's mTLS in front (tls: mesh-sidecar)", listen)
+				}
+				peer := find(t, objs, "PeerAuthentication", "meshcrypt-filter-service")
+				if mode := at(t, peer.fields, "spec", "mtls", "mode"); mode != "STRICT" {
+					t.Errorf("filter.yaml listens on %s but PeerAuthentication admits plaintext (mode %v)", listen, mode)
+				}
+			}
+		})
+	}
+}
+
+// wildcardListeners finds every map below v whose address is a socket_address on 0.0.0.0 or ::.
+func wildcardListeners(v any) []map[string]any {
+	var out []map[string]any
+	switch x := v.(type) {
+	case map[string]any:
+		if addr, ok := x["address"].(map[string]any); ok {
+			if sa, ok := addr["socket_address"].(map[string]any); ok && (sa["address"] == "0.0.0.0" || sa["address"] == "::") {
+				out = append(out, x)
+			}
+		}
+		for _, child := range x {
+			out = append(out, wildcardListeners(child)...)
+		}
+	case []any:
+		for _, child := range x {
+			out = append(out, wildcardListeners(child)...)
+		}
+	}
+	return out
 }
 
 // TestMain writes each overlay's build to target/ so the Java tests (and a reader) can use exactly

@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.config.KeysConfig;
 import io.meshcrypt.testsupport.RepoRoot;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -80,6 +81,8 @@ class ComposeFileTest {
                 () -> assertTrue(mesh.contains("1: {listen: 0.0.0.0:19193, advertise: localhost:19193}"), mesh),
                 () -> assertTrue(mesh.contains("filterService: 127.0.0.1:50051"), mesh),
                 () -> assertTrue(config.listen().getAddress().isLoopbackAddress(), "the filter-service listens on loopback only: " + config.listen()),
+                () -> assertEquals(KeysConfig.LOCAL, config.keys().provider(), "envelope version 2 by default"),
+                () -> assertEquals(config.keyset(), config.keys().localKeyset(), "the one keyset is the KEK and reads version 1"),
                 () -> assertTrue(mesh.contains("  compose-sidecar:"), mesh));
     }
 
@@ -88,8 +91,7 @@ class ComposeFileTest {
         String template = Files.readString(envoyDir.resolve("xds-bootstrap.yaml.template"));
         String rendered = template.substring(template.indexOf("\nnode:") + 1)
                 .replace("@@NODE_ID@@", "compose-sidecar").replace("@@XDS_HOST@@", "xds-server").replace("@@XDS_PORT@@", "18000")
-                .replace("@@XDS_API_TYPE@@", "GRPC")
-                .replace("socket_address: { address: 127.0.0.1, port_value: @@ENVOY_ADMIN_PORT@@ }", "socket_address: { address: 0.0.0.0, port_value: 19901 }");
+                .replace("@@XDS_API_TYPE@@", "GRPC").replace("@@ENVOY_ADMIN_PORT@@", "19901");
         String envoy = Files.readString(envoyDir.resolve("compose/envoy.yaml"));
 
         assertFalse(rendered.contains("@@"), rendered);
@@ -106,6 +108,18 @@ class ComposeFileTest {
                 assertTrue(hostPorts.add(mapping.split(":")[1]), "host port published twice: " + mapping);
             }
         }
-        assertEquals(Set.of("19019", "19092", "19192", "19193", "19901"), hostPorts);
+        assertEquals(Set.of("19019", "19092", "19192", "19193"), hostPorts, "Envoy's admin (19901) is not published");
+    }
+
+    @Test
+    void givenComposeEnvoyAndBroker_whenTheirBindsAreRead_thenAdminAndControllerStayOnLoopback() throws Exception {
+        JsonNode bootstrap = new ObjectMapper(new YAMLFactory()).readTree(envoyDir.resolve("compose/envoy.yaml").toFile());
+        JsonNode kafka = compose().path("services").path("kafka").path("environment");
+
+        assertAll(
+                () -> assertEquals("127.0.0.1", bootstrap.at("/admin/address/socket_address/address").asText()),
+                () -> assertTrue(kafka.path("KAFKA_LISTENERS").asText().contains("CONTROLLER://localhost:9093"),
+                        kafka.path("KAFKA_LISTENERS").asText()),
+                () -> assertEquals("1@localhost:9093", kafka.path("KAFKA_CONTROLLER_QUORUM_VOTERS").asText()));
     }
 }

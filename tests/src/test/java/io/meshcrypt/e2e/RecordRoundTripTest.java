@@ -171,6 +171,7 @@ class RecordRoundTripTest {
                 assertNull(atRest.value(), where + " tombstone at rest");
             } else {
                 Envelope.assertEnvelopeOf(s.record().value(), atRest.value(), where);
+                Envelope.assertVersion(Envelope.MESH_DEFAULT_VERSION, atRest.value(), where);
             }
         }
 

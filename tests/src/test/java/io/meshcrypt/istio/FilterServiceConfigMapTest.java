@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.config.KeysConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -22,6 +23,14 @@ class FilterServiceConfigMapTest {
         assertTrue(config.listen().getAddress().isAnyLocalAddress(), "the sidecar forwards to the pod IP: bind all");
         assertTrue(config.brokers().isEmpty(), "sidecars intercept every broker: no address rewriting");
         assertEquals(Path.of("/etc/meshcrypt/keyset/keyset.json"), config.keyset());
+    }
+
+    @Test
+    void givenShippedFilterYaml_whenLoaded_thenItWritesEnvelopeV2WithTheMountedKeysetAsLocalKekAndStillReadsV1() throws Exception {
+        FilterConfig config = FilterConfig.load(BASE.resolve("filter.yaml"));
+
+        assertEquals(KeysConfig.LOCAL, config.keys().provider());
+        assertEquals(config.keyset(), config.keys().localKeyset(), "the one mounted keyset is the KEK and reads version 1");
     }
 
     @Test

@@ -59,7 +59,7 @@ public final class ConfigFiles {
     }
 
     /**
-     * The filter-service's config: its listener, keyset, the broker listeners its Metadata rewrite advertises, and
+     * The filter-service's config: its listener, keyset (the KEK of envelope version 2), the broker listeners its Metadata rewrite advertises, and
      * the policy and HTTP rules the xDS server delivers from the mesh file. A hand-edited file (no mark) is kept.
      */
     static void writeFilter(StateDir state, PortPlan ports, boolean transparent, boolean tls) {
@@ -76,6 +76,8 @@ public final class ConfigFiles {
         StateDir.writeAtomically(f, StateDir.GENERATED_MARK + "\n"
                 + "listen: 127.0.0.1:" + ports.filterGrpc() + "\n"
                 + "keyset: keyset.json\n"
+                + "# envelope version 2: per-topic data keys wrapped by keyset.json as KEK; its version-1 records stay readable\n"
+                + "keys:\n  provider: local\n"
                 + brokers
                 + "# the encryption policy and the HTTP rules: the mesh file's, delivered by the xDS server (edits apply without restart)\n"
                 + "policyFrom: xds://127.0.0.1:" + ports.xds() + "\n"

@@ -27,10 +27,13 @@ class ConfigFilesTest {
     }
 
     @Test
-    void givenTls_whenFilterYamlIsWritten_thenItEndsWithTheTlsSectionRelativeToTheStateDir() throws Exception {
+    void givenTls_whenFilterYamlIsWritten_thenItWritesEnvelopeV2WithTheKeysetAsKekAndEndsWithTheTlsSection() throws Exception {
         assertEquals(StateDir.GENERATED_MARK + "\n"
                 + "listen: 127.0.0.1:19051\n"
                 + "keyset: keyset.json\n"
+                + "# envelope version 2: per-topic data keys wrapped by keyset.json as KEK; its version-1 records stay readable\n"
+                + "keys:\n"
+                + "  provider: local\n"
                 + "# Kafka node id -> the Envoy listener that fronts it; Metadata responses advertise these\n"
                 + "brokers:\n"
                 + "  1: 127.0.0.1:19193\n"

@@ -59,7 +59,8 @@ public final class Main {
         @Option(names = "--tls-certificate", required = true, paramLabel = "FILE", description = "The server's certificate (PEM).")
         Path certificate;
 
-        @Option(names = "--tls-private-key", required = true, paramLabel = "FILE", description = "Its private key (PEM, PKCS#8).")
+        @Option(names = "--tls-private-key", required = true, paramLabel = "FILE",
+                description = "Its private key (PEM, PKCS#8), readable by its owner only (chmod 600).")
         Path privateKey;
 
         @Option(names = "--tls-trusted-ca", required = true, paramLabel = "FILE", description = "The only CA clients' certificates may chain to (PEM).")

@@ -1,13 +1,18 @@
 package io.meshcrypt.xds;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.pki.LocalCa;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -74,6 +79,23 @@ class MainTest {
 
         assertEquals(2, run.exit());
         assertTrue(run.err().contains("Usage: meshcrypt-xds-server"), run.err());
+    }
+
+    @Test
+    void givenATlsPrivateKeyOthersCanRead_whenServing_thenExit1NamingTheKeyAndTheFixBeforeListening() throws Exception {
+        Path mesh = Files.writeString(dir.resolve("mesh.yaml"), OneSidecarMesh.YAML);
+        LocalCa ca = LocalCa.openOrCreate(dir.resolve("pki"));
+        LocalCa.Issued xds = ca.issue("xds-server", LocalCa.spiffeId("xds-server"), List.of("127.0.0.1"), Duration.ofHours(1));
+        Files.setPosixFilePermissions(xds.privateKey(), PosixFilePermissions.fromString("rw-r--r--"));
+
+        // a server that started would serve until stopped: bounded, so a missing check fails instead of hanging
+        Run run = assertTimeoutPreemptively(Duration.ofSeconds(30), () -> run("serve", "--mesh", mesh.toString(),
+                "--xds", "127.0.0.1:0", "--status", "127.0.0.1:0", "--tls-certificate", xds.certificate().toString(),
+                "--tls-private-key", xds.privateKey().toString(), "--tls-trusted-ca", ca.caCertificate().toString()));
+
+        assertEquals(1, run.exit(), run.err());
+        assertTrue(run.err().contains("secret file " + xds.privateKey() + " is accessible to others")
+                && run.err().contains("chmod 600 " + xds.privateKey()), run.err());
     }
 
     @Test

@@ -25,6 +25,9 @@ import javax.crypto.spec.SecretKeySpec;
  * (TINK output prefix), so Tink's own {@code Aead} decrypts them. The AES-GCM operation itself runs on the JCE
  * cipher with {@link ByteBuffer}s ({@link TopicBoundAesGcm}), which Tink's {@code byte[]} API cannot do. Key material
  * is resolved once, at construction; per record there is one table lookup and one allocation (the result).
+ *
+ * <p>Every encryption is counted against the primary key's {@link NonceBudget} (random nonces allow 2^32 per key): the
+ * count of a keyset file is kept next to it and survives restarts; past the limit encrypting fails closed.
  */
 public final class ValueCipherV1 implements ValueCipher {
 
@@ -36,24 +39,42 @@ public final class ValueCipherV1 implements ValueCipher {
     private final int[] keyIds;
     private final SecretKeySpec[] keys;
     private final TopicBoundAesGcm aesGcm = new TopicBoundAesGcm();
+    private final NonceBudget budget;
 
-    private ValueCipherV1(int primaryKeyId, int[] keyIds, SecretKeySpec[] keys) {
+    private ValueCipherV1(int primaryKeyId, int[] keyIds, SecretKeySpec[] keys, NonceBudget budget) {
         this.primaryKeyId = primaryKeyId;
         this.keyIds = keyIds;
         this.keys = keys;
         this.primaryKey = keys[indexOf(keyIds, primaryKeyId)];
-    }
-
-    /** Loads a cleartext Tink JSON keyset (the local development key provider, see {@link Keysets}). */
-    public static ValueCipherV1 fromKeysetFile(Path keysetFile) throws IOException, GeneralSecurityException {
-        return fromKeysetHandle(Keysets.read(keysetFile));
+        this.budget = budget;
     }
 
     /**
+     * Loads a cleartext Tink JSON keyset (the local development key provider, see {@link Keysets}). Its primary key
+     * may encrypt 2^32 records, counted in {@link NonceBudget#countFile} of it (created on the first encryption).
+     */
+    public static ValueCipherV1 fromKeysetFile(Path keysetFile) throws IOException, GeneralSecurityException {
+        return fromKeysetFile(keysetFile, NonceBudget.Settings.defaults());
+    }
+
+    /** {@link #fromKeysetFile(Path)} with other limits for the primary key's count (tests). */
+    public static ValueCipherV1 fromKeysetFile(Path keysetFile, NonceBudget.Settings limits)
+            throws IOException, GeneralSecurityException {
+        KeysetHandle keyset = Keysets.read(keysetFile);
+        return of(keyset, NonceBudget.persisted(keysetFile, keyset.getPrimary().getId(), limits));
+    }
+
+    /**
+     * A keyset without a file: its primary key's encryptions are counted in memory only, from zero.
+     *
      * @param keyset every enabled key must be AES-256-GCM with the TINK output prefix (what envelope version 1
      *     specifies); disabled and destroyed keys are ignored and cannot decrypt
      */
     public static ValueCipherV1 fromKeysetHandle(KeysetHandle keyset) throws GeneralSecurityException {
+        return of(keyset, NonceBudget.inMemory(keyset.getPrimary().getId(), NonceBudget.Settings.defaults()));
+    }
+
+    private static ValueCipherV1 of(KeysetHandle keyset, NonceBudget budget) throws GeneralSecurityException {
         List<Integer> ids = new ArrayList<>();
         List<SecretKeySpec> specs = new ArrayList<>();
         for (int i = 0; i < keyset.size(); i++) {
@@ -70,7 +91,7 @@ public final class ValueCipherV1 implements ValueCipher {
             throw new GeneralSecurityException("keyset primary key " + Integer.toUnsignedString(primary.getId())
                     + " is not enabled");
         }
-        return new ValueCipherV1(primary.getId(), keyIds, specs.toArray(SecretKeySpec[]::new));
+        return new ValueCipherV1(primary.getId(), keyIds, specs.toArray(SecretKeySpec[]::new), budget);
     }
 
     /** @return the id of the key new envelopes are encrypted with */
@@ -88,6 +109,7 @@ public final class ValueCipherV1 implements ValueCipher {
      *
      * @return the envelope for {@code plaintext}, bound to {@code topic}: a heap buffer at position 0 of length
      *     {@code plaintext.remaining() + }{@link Envelope#OVERHEAD}
+     * @throws NonceLimitException when the primary key may not encrypt another record
      */
     @Override
     public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
@@ -96,6 +118,7 @@ public final class ValueCipherV1 implements ValueCipher {
         if (length > Integer.MAX_VALUE - 8 - ValueEnvelopeV1.OVERHEAD) {
             throw new GeneralSecurityException("value" + ValueEnvelope.onTopic(topic) + " is too large to encrypt (" + length + " bytes)");
         }
+        budget.take();
         byte[] out = new byte[ValueEnvelopeV1.OVERHEAD + length];
         System.arraycopy(HEADER_V1, 0, out, 0, ValueEnvelope.HEADER_LENGTH);
         out[ValueEnvelopeV1.TINK_PREFIX_OFFSET] = ValueEnvelopeV1.TINK_PREFIX_MARKER;

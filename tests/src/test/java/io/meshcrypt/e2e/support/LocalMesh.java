@@ -364,6 +364,20 @@ public final class LocalMesh {
         }
     }
 
+    /** The state dir ({@code MESHCRYPT_HOME}): filter.yaml, keyset.json, mesh.yaml, ... */
+    public Path home() {
+        return home;
+    }
+
+    /** {@code ./meshcrypt stop <component>}; fails the test if the launcher reports an error. */
+    public void stop(String component) {
+        int rc = runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "stop", component);
+        if (rc != 0) {
+            throw new IllegalStateException("./meshcrypt stop " + component + " exited with " + rc + "; see "
+                    + launcherLog + "\n" + tail(launcherLog));
+        }
+    }
+
     /** {@code ./meshcrypt start <component>}; fails the test if the launcher reports an error. */
     public void start(String component) {
         int rc = runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "start", component);

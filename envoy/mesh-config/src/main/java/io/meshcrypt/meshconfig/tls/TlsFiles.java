@@ -15,7 +15,7 @@ import java.util.Objects;
  * <pre>
  * tls:
  *   certificate: pki/filter-service/cert.pem   # relative to the config file's folder
- *   privateKey: pki/filter-service/key.pem     # owner-only (0600), checked where the file is opened
+ *   privateKey: pki/filter-service/key.pem     # owner-only (0600), checked by TlsMaterial on every load
  *   trustedCa: pki/ca.pem
  * </pre>
  */

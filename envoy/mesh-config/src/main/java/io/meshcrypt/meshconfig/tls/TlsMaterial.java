@@ -37,7 +37,8 @@ import org.slf4j.LoggerFactory;
  * without a restart: every handshake checks the files' modification times and re-reads them when they changed. A
  * certificate and key that do not belong together (a rotation caught half-way: the two files are replaced one after
  * the other) or files that cannot be read keep the last good material in use, and are retried on the next handshake.
- * The first load must succeed: {@link #load} fails closed.
+ * The first load must succeed: {@link #load} fails closed. The private key must be readable by its owner only
+ * ({@link SecretFiles#requireOwnerOnly}), on the first load and every reload.
  */
 public final class TlsMaterial {
 
@@ -57,7 +58,10 @@ public final class TlsMaterial {
         this.loaded = loaded;
     }
 
-    /** Reads the files once; they must exist and hold a certificate with its key and at least one CA certificate. */
+    /**
+     * Reads the files once; they must exist and hold a certificate with its key (owner-only) and at least one CA
+     * certificate.
+     */
     public static TlsMaterial load(TlsFiles files) throws IOException, GeneralSecurityException {
         Objects.requireNonNull(files, "files");
         return new TlsMaterial(files, read(files));
@@ -115,6 +119,8 @@ public final class TlsMaterial {
     }
 
     private static Loaded read(TlsFiles files) throws IOException, GeneralSecurityException {
+        // on every load, so a rotation cannot bring in a key others could read (the last good material stays)
+        SecretFiles.requireOwnerOnly(files.privateKey());
         List<FileTime> modified = modified(files);
         List<X509Certificate> chain = certificates(files.certificate());
         PrivateKey key = privateKey(files.privateKey());
