@@ -101,7 +101,7 @@ public final class Main {
         FilterConfig config = FilterConfig.load(configFile);
         TlsMaterial tls = null;
         if (config.tls() != null) {
-            Keysets.requireOwnerOnly(config.tls().privateKey());
+            // TlsMaterial refuses a private key others can read, at start and on every reload
             tls = TlsMaterial.load(config.tls());
         }
         XdsPolicySource xds = null;
