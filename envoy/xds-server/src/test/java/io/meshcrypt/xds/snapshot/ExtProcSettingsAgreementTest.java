@@ -29,7 +29,8 @@ import org.junit.jupiter.api.function.Executable;
 /**
  * The ext_proc filters written out by hand (Envoy templates under envoy/, Istio EnvoyFilters under istio/) say what
  * {@link ExtProcSettings}, the source of the xDS resources, says: a change to one that is not made to the others
- * fails here. Only the processor's address (its cluster) and the per-listener stat prefix may differ.
+ * fails here. Only the processor's address (its cluster, and the :authority Envoy sends it) and the per-listener stat
+ * prefix may differ.
  */
 class ExtProcSettingsAgreementTest {
 
@@ -114,6 +115,8 @@ class ExtProcSettingsAgreementTest {
             ExternalProcessor.Builder written = parse(config, ExternalProcessor.newBuilder());
             String cluster = written.getGrpcService().getEnvoyGrpc().getClusterName();
             assertFalse(cluster.isEmpty(), file + ": HTTP ext_proc without an envoy_grpc cluster");
+            assertAuthorityWhereTheClusterNameCannotBeOne(file, cluster, written.getGrpcService().getEnvoyGrpc().getAuthority());
+            written.getGrpcServiceBuilder().getEnvoyGrpcBuilder().clearAuthority();
             ExternalProcessor expected = ExtProcSettings.httpFilter(cluster);
 
             assertEquals(TextFormat.printer().printToString(expected), TextFormat.printer().printToString(written.build()),
@@ -129,11 +132,25 @@ class ExtProcSettingsAgreementTest {
             assertTrue(written.containsFields("stat_prefix"), file + ": Envoy 1.35+ requires stat_prefix");
             assertTrue(written.getFieldsOrThrow("grpc_service").getStructValue().containsFields("envoy_grpc"),
                     file + ": network ext_proc without an envoy_grpc service");
+            Struct envoyGrpc = written.getFieldsOrThrow("grpc_service").getStructValue().getFieldsOrThrow("envoy_grpc")
+                    .getStructValue();
+            assertAuthorityWhereTheClusterNameCannotBeOne(file, envoyGrpc.getFieldsOrThrow("cluster_name").getStringValue(),
+                    envoyGrpc.containsFields("authority") ? envoyGrpc.getFieldsOrThrow("authority").getStringValue() : "");
             written.removeFields("stat_prefix").removeFields("grpc_service");
 
             assertEquals(ExtProcSettings.kafkaSettings().getFieldsMap(), written.getFieldsMap(),
                     file + ": network ext_proc differs from ExtProcSettings.kafkaSettings");
         }));
+    }
+
+    /**
+     * Envoy sends the cluster name as {@code :authority} unless {@code authority} is set; an Istio cluster name
+     * ({@code outbound|9090||host}) is no valid authority, and the filter-service's sidecar resets every such stream.
+     */
+    private static void assertAuthorityWhereTheClusterNameCannotBeOne(String file, String cluster, String authority) {
+        if (cluster.contains("|")) {
+            assertFalse(authority.isEmpty(), file + ": envoy_grpc to " + cluster + " needs an authority");
+        }
     }
 
     /** false is also the default; a hand-written filter says it anyway, so nobody reads it as an oversight. */
