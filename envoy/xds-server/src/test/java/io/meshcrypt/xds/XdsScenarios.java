@@ -222,7 +222,8 @@ abstract class XdsScenarios {
         JsonNode a = mesh.envoyStatus("app-a");
         assertEquals(rejected, a.at("/lastNack/version").asText());
         assertTrue(a.at("/lastNack/detail").asText().contains("cannot bind '192.0.2.1:" + mesh.auditBootstrapA + "'"), a.toString());
-        assertTrue(mesh.log("xds-server").contains("Envoy app-a rejected"));
+        // the callback counts the NACK (what /status shows) just before it logs it: wait for the line, too
+        await(() -> mesh.log("xds-server").contains("Envoy app-a rejected"), "A's NACK in the xDS server's log");
         assertTrue(XdsMeshHarness.get("http://127.0.0.1:" + mesh.statusPort + "/metrics").contains("meshcrypt_xds_nacks_total{node=\"app-a\"} "));
         // B has no audit listener: it takes the new version; A is back on its last good clusters and listeners
         await(() -> rejected.equals(envoyVersion(mesh.adminB, "cds")), "B on " + rejected);
