@@ -55,6 +55,10 @@ final class OfferedVersions {
             return api + " (api key " + apiKey + ") is not offered " + where;
         }
         String range = api + " v" + version + " is outside v" + min[apiKey] + "..v" + max[apiKey] + " offered " + where;
+        if (api == ApiKeys.SASL_HANDSHAKE && version == 0) {
+            range += "; v0 is followed by raw SASL tokens, which are not Kafka requests: use a client that sends"
+                    + " SaslHandshake v1 and SaslAuthenticate (every client since Kafka 1.0 and librdkafka 1.0)";
+        }
         if ((api == ApiKeys.PRODUCE || api == ApiKeys.FETCH) && version > rewritable.applyAsInt(api)) {
             range += "; Produce and Fetch stop at v" + rewritable.applyAsInt(api) + ", the last versions that name"
                     + " topics (a client must honour ApiVersions)";
