@@ -43,7 +43,7 @@ def metadata(conf):
     errors = []
     producer = Producer({**conf, "error_cb": lambda e: errors.append(e.str())})
     try:
-        producer.list_topics(timeout=10)
+        producer.list_topics(timeout=5)
     except KafkaException as e:
         errors.append(str(e))
     print(json.dumps(errors))

@@ -22,7 +22,7 @@ import org.apache.kafka.common.config.SslConfigs;
  * process from the Maven-Central jars the launcher's broker uses ({@code kafka.classpath}), with
  * <ul>
  * <li>{@code SASL_SSL} on {@link #saslSslPort()}: SCRAM-SHA-512, the user {@link #USER} created by Kafka's own
- * StorageTool at format time, re-authentication every {@link #REAUTH};</li>
+ * StorageTool at format time, and PLAIN for the same user and password; re-authentication every {@link #REAUTH};</li>
  * <li>{@code SSL} on {@link #sslPort()}: TLS only;</li>
  * <li>{@code FOREIGN} (SSL) on {@link #foreignPort()}: a certificate for the same host name from a CA the mesh does
  * not trust;</li>
@@ -125,12 +125,13 @@ final class SecureBroker implements AutoCloseable {
                 ssl.truststore.location=%8$s
                 listener.name.foreign.ssl.keystore.type=PEM
                 listener.name.foreign.ssl.keystore.location=%9$s
-                sasl.enabled.mechanisms=%10$s
+                sasl.enabled.mechanisms=%10$s,PLAIN
                 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+                listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_%12$s="%13$s";
                 # KIP-368: every SASL session re-authenticates on its connection this often
                 connections.max.reauth.ms=%11$d
                 """.formatted(controllerPort, saslSslPort, sslPort, foreignPort, HOST, dir.resolve("data"), keyStore,
-                caCertificate, foreignKeyStore, MECHANISM, REAUTH.toMillis());
+                caCertificate, foreignKeyStore, MECHANISM, REAUTH.toMillis(), USER, password);
     }
 
     /** Kafka's PEM key store: the private key and the certificate in one file. */
