@@ -401,19 +401,25 @@ public final class EnvoyResources {
                 .build();
     }
 
-    /** STATIC for IP literals; STRICT_DNS (re-resolved) for names, e.g. a broker's advertised host. */
+    /**
+     * STATIC for IP literals; STRICT_DNS (re-resolved) for names, e.g. a broker's advertised host, IPv4 preferred:
+     * Envoy's default (IPv6 first) turns {@code localhost} into ::1, where a broker listening on 127.0.0.1 is not.
+     */
     static Cluster upstream(String name, List<Mesh.Address> endpoints) {
         boolean allIps = endpoints.stream().allMatch(a -> IP_LITERAL.matcher(a.host()).matches());
         LocalityLbEndpoints.Builder lb = LocalityLbEndpoints.newBuilder();
         for (Mesh.Address a : endpoints) {
             lb.addLbEndpoints(LbEndpoint.newBuilder().setEndpoint(Endpoint.newBuilder().setAddress(socket(a))));
         }
-        return Cluster.newBuilder()
+        Cluster.Builder cluster = Cluster.newBuilder()
                 .setName(name)
                 .setType(allIps ? Cluster.DiscoveryType.STATIC : Cluster.DiscoveryType.STRICT_DNS)
                 .setConnectTimeout(Duration.newBuilder().setSeconds(5))
-                .setLoadAssignment(ClusterLoadAssignment.newBuilder().setClusterName(name).addEndpoints(lb))
-                .build();
+                .setLoadAssignment(ClusterLoadAssignment.newBuilder().setClusterName(name).addEndpoints(lb));
+        if (!allIps) {
+            cluster.setDnsLookupFamily(Cluster.DnsLookupFamily.V4_PREFERRED);
+        }
+        return cluster.build();
     }
 
     private static Address socket(Mesh.Address a) {

@@ -78,10 +78,13 @@ final class TlsResources {
                         : sni != null ? sni : broker.host()))
                 .build();
         CommonTlsContext.Builder common = CommonTlsContext.newBuilder()
-                .setTlsParams(TlsParameters.newBuilder().setTlsMinimumProtocolVersion(switch (tls.minVersion()) {
-                    case TLS_1_2 -> TlsParameters.TlsProtocol.TLSv1_2;
-                    case TLS_1_3 -> TlsParameters.TlsProtocol.TLSv1_3;
-                }))
+                .setTlsParams(TlsParameters.newBuilder()
+                        .setTlsMinimumProtocolVersion(switch (tls.minVersion()) {
+                            case TLS_1_2 -> TlsParameters.TlsProtocol.TLSv1_2;
+                            case TLS_1_3 -> TlsParameters.TlsProtocol.TLSv1_3;
+                        })
+                        // Envoy's client default maximum has been TLS 1.2: allow 1.3, which minVersion may require
+                        .setTlsMaximumProtocolVersion(TlsParameters.TlsProtocol.TLSv1_3))
                 .setValidationContext(CertificateValidationContext.newBuilder()
                         .setTrustedCa(DataSource.newBuilder().setFilename(tls.trustedCa().toString()))
                         .addMatchTypedSubjectAltNames(san));
