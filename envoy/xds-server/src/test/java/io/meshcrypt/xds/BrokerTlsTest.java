@@ -123,7 +123,7 @@ class BrokerTlsTest {
                 GOOD, GOOD + 1, GOOD + 2, NAMED, NAMED + 1, WRONG_NAME, WRONG_NAME + 1, FOREIGN, FOREIGN + 1,
                 MUTUAL, MUTUAL + 1, TERMINATED, TERMINATED + 1));
         RESOURCES.add(XdsServer.start(mesh, new InetSocketAddress("127.0.0.1", XDS_PORT), new InetSocketAddress("127.0.0.1", STATUS_PORT)));
-        envoy = EnvoyProcess.start(bootstrap(), ADMIN_PORT, dir.resolve("envoy.log"), "--log-level", "info",
+        envoy = EnvoyProcess.start(SidecarExchange.bootstrap(dir.resolve("envoy-app.yaml"), "app", ADMIN_PORT, XDS_PORT, ""), ADMIN_PORT, dir.resolve("envoy.log"), "--log-level", "info",
                 "--base-id-path", dir.resolve("envoy.base-id").toString());
         RESOURCES.add(envoy);
     }
@@ -244,35 +244,5 @@ class BrokerTlsTest {
 
     private static TlsMaterial material(LocalCa.Issued identity, LocalCa trusted) throws Exception {
         return TlsMaterial.load(new TlsFiles(identity.certificate(), identity.privateKey(), trusted.caCertificate()));
-    }
-
-    /** A plaintext ADS bootstrap; secrets (SDS) come over the same stream. */
-    private static Path bootstrap() throws IOException {
-        Path file = dir.resolve("envoy-app.yaml");
-        Files.writeString(file, """
-                node: {id: app, cluster: meshcrypt}
-                admin: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}
-                dynamic_resources:
-                  ads_config:
-                    api_type: GRPC
-                    transport_api_version: V3
-                    set_node_on_first_message_only: false
-                    grpc_services: [{envoy_grpc: {cluster_name: xds_server}}]
-                  cds_config: {ads: {}, resource_api_version: V3}
-                  lds_config: {ads: {}, resource_api_version: V3}
-                static_resources:
-                  clusters:
-                  - name: xds_server
-                    type: STATIC
-                    connect_timeout: 1s
-                    typed_extension_protocol_options:
-                      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-                        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-                        explicit_http_config: {http2_protocol_options: {}}
-                    load_assignment:
-                      cluster_name: xds_server
-                      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}}]}]
-                """.formatted(ADMIN_PORT, XDS_PORT));
-        return file;
     }
 }

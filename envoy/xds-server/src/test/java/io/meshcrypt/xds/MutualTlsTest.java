@@ -143,44 +143,20 @@ class MutualTlsTest {
 
     /** A bootstrap whose ADS connection is mutual TLS with the sidecar's certificate, as the launcher's will be. */
     private Path bootstrap(String nodeId, LocalCa.Issued sidecar) throws IOException {
-        Path file = dir.resolve("envoy-" + nodeId + ".yaml");
-        Files.writeString(file, """
-                node: {id: "%s", cluster: meshcrypt}
-                admin: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}
-                dynamic_resources:
-                  ads_config:
-                    api_type: GRPC
-                    transport_api_version: V3
-                    set_node_on_first_message_only: false
-                    grpc_services: [{envoy_grpc: {cluster_name: xds_server}}]
-                  cds_config: {ads: {}, resource_api_version: V3}
-                  lds_config: {ads: {}, resource_api_version: V3}
-                static_resources:
-                  clusters:
-                  - name: xds_server
-                    type: STATIC
-                    connect_timeout: 1s
-                    typed_extension_protocol_options:
-                      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-                        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-                        explicit_http_config: {http2_protocol_options: {}}
-                    transport_socket:
-                      name: envoy.transport_sockets.tls
-                      typed_config:
-                        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-                        common_tls_context:
-                          alpn_protocols: [h2]
-                          tls_certificates:
-                          - certificate_chain: {filename: "%s"}
-                            private_key: {filename: "%s"}
-                          validation_context:
-                            trusted_ca: {filename: "%s"}
-                            match_typed_subject_alt_names:
-                            - {san_type: URI, matcher: {exact: "spiffe://meshcrypt.local/xds-server"}}
-                    load_assignment:
-                      cluster_name: xds_server
-                      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}}]}]
-                """.formatted(nodeId, ADMIN_PORT, sidecar.certificate(), sidecar.privateKey(), meshCa.caCertificate(), XDS_PORT));
-        return file;
+        return SidecarExchange.bootstrap(dir.resolve("envoy-" + nodeId + ".yaml"), nodeId, ADMIN_PORT, XDS_PORT, """
+                transport_socket:
+                  name: envoy.transport_sockets.tls
+                  typed_config:
+                    "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+                    common_tls_context:
+                      alpn_protocols: [h2]
+                      tls_certificates:
+                      - certificate_chain: {filename: "%s"}
+                        private_key: {filename: "%s"}
+                      validation_context:
+                        trusted_ca: {filename: "%s"}
+                        match_typed_subject_alt_names:
+                        - {san_type: URI, matcher: {exact: "spiffe://meshcrypt.local/xds-server"}}
+                """.formatted(sidecar.certificate(), sidecar.privateKey(), meshCa.caCertificate()));
     }
 }

@@ -6,6 +6,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -86,5 +88,40 @@ final class SidecarExchange {
             }
         }
         throw new AssertionError("no answer through port " + port, last);
+    }
+
+    /**
+     * Writes an Envoy bootstrap to {@code file} that names only node {@code nodeId} and the xDS server on
+     * {@code xdsPort} (ADS, state of the world; secrets come over the same stream).
+     *
+     * @param xdsTransportSocket YAML of the xds_server cluster's transport_socket (indented as a cluster field), or ""
+     *     for plaintext
+     */
+    static Path bootstrap(Path file, String nodeId, int adminPort, int xdsPort, String xdsTransportSocket) throws IOException {
+        Files.writeString(file, """
+                node: {id: "%s", cluster: meshcrypt}
+                admin: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}
+                dynamic_resources:
+                  ads_config:
+                    api_type: GRPC
+                    transport_api_version: V3
+                    set_node_on_first_message_only: false
+                    grpc_services: [{envoy_grpc: {cluster_name: xds_server}}]
+                  cds_config: {ads: {}, resource_api_version: V3}
+                  lds_config: {ads: {}, resource_api_version: V3}
+                static_resources:
+                  clusters:
+                  - name: xds_server
+                    type: STATIC
+                    connect_timeout: 1s
+                    typed_extension_protocol_options:
+                      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+                        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+                        explicit_http_config: {http2_protocol_options: {}}
+                    load_assignment:
+                      cluster_name: xds_server
+                      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}}]}]
+                """.formatted(nodeId, adminPort, xdsPort) + xdsTransportSocket.indent(4));
+        return file;
     }
 }
