@@ -58,6 +58,7 @@ class BrokerTlsTest {
     private static final int FOREIGN = BASE + 19;
     private static final int MUTUAL = BASE + 22;
     private static final int TERMINATED = BASE + 25;
+    private static final int TRANSPARENT = BASE + 28;
 
     @TempDir
     static Path dir;
@@ -105,6 +106,9 @@ class BrokerTlsTest {
                   terminated:
                     brokers: {1: "localhost:%d"}
                     tls: {trustedCa: brokers/ca.pem}
+                  intercepted:
+                    brokers: {1: "192.0.2.1:9093"}
+                    tls: {trustedCa: brokers/ca.pem, sni: {1: broker-1.example.com}}
                 sidecars:
                   app:
                     kafka:
@@ -117,11 +121,12 @@ class BrokerTlsTest {
                         bootstrap: 127.0.0.1:%d
                         brokers: {1: 127.0.0.1:%d}
                         tls: {certificate: brokers/listener/cert.pem, privateKey: brokers/listener/key.pem}
+                    transparent: {listen: 127.0.0.1:%d, kafka: [intercepted]}
                 policy:
                   encrypt: ["orders-*"]
                 """.formatted(FILTER_PORT, good1, good2, named, wrongName, foreign, mutual, good1,
                 GOOD, GOOD + 1, GOOD + 2, NAMED, NAMED + 1, WRONG_NAME, WRONG_NAME + 1, FOREIGN, FOREIGN + 1,
-                MUTUAL, MUTUAL + 1, TERMINATED, TERMINATED + 1));
+                MUTUAL, MUTUAL + 1, TERMINATED, TERMINATED + 1, TRANSPARENT));
         RESOURCES.add(XdsServer.start(mesh, new InetSocketAddress("127.0.0.1", XDS_PORT), new InetSocketAddress("127.0.0.1", STATUS_PORT)));
         envoy = EnvoyProcess.start(SidecarExchange.bootstrap(dir.resolve("envoy-app.yaml"), "app", ADMIN_PORT, XDS_PORT, ""), ADMIN_PORT, dir.resolve("envoy.log"), "--log-level", "info",
                 "--base-id-path", dir.resolve("envoy.base-id").toString());
@@ -145,6 +150,16 @@ class BrokerTlsTest {
             assertEquals("R:boot" + i, SidecarExchange.exchangeWhenListening(GOOD, "boot" + i));
         }
         assertEquals(6, stat("cluster.kafka_good_bootstrap.ssl.handshake"), "six TLS handshakes through the bootstrap cluster");
+        assertEquals(0, stat("cluster_manager.cds.update_rejected") + stat("listener_manager.lds.update_rejected"), "no NACK");
+    }
+
+    @Test
+    void givenATransparentListenerForATlsCluster_whenEnvoyIsConfigured_thenItsChainGoesToTheBrokersTlsCluster() throws Exception {
+        awaitConfigured();
+
+        assertTrue(envoy.admin("/listeners").contains("kafka_transparent::127.0.0.1:" + TRANSPARENT), envoy.admin("/listeners"));
+        String dump = envoy.admin("/config_dump?resource=dynamic_active_clusters&name_regex=kafka_intercepted_broker_1");
+        assertTrue(dump.contains("\"sni\": \"broker-1.example.com\""), dump);
         assertEquals(0, stat("cluster_manager.cds.update_rejected") + stat("listener_manager.lds.update_rejected"), "no NACK");
     }
 
