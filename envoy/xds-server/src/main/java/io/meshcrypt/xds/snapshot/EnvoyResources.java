@@ -93,7 +93,7 @@ public final class EnvoyResources {
     public static final String ORIGINAL_DESTINATION_CLUSTER = "original_destination";
     static final String ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst";
     static final String BROKER_LISTENERS_HEADER = BrokerListenersHeader.NAME;
-    private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
+    static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
     /**
      * Adds one protocol's resources for a sidecar. The extension point for HTTP: an HTTP contributor adds its

@@ -29,12 +29,11 @@ import io.meshcrypt.meshconfig.mesh.Mesh.CertificateFiles;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.regex.Pattern;
 
 /**
- * TLS transport sockets and SDS secrets. On the Kafka hops: the UpstreamTlsContext of every Envoy cluster that reaches a broker of a {@code tls:} Kafka
- * cluster, the DownstreamTlsContext of Kafka listeners with {@code tls:}, and the SDS secrets naming their
- * certificate files. TLS ends in the transport socket, so the network ext_proc filter always sees plaintext Kafka.
+ * TLS transport sockets and SDS secrets. On the Kafka hops: the UpstreamTlsContext of every Envoy cluster that
+ * reaches a broker of a {@code tls:} Kafka cluster, the DownstreamTlsContext of Kafka listeners with {@code tls:},
+ * and the SDS secrets naming their certificate files. TLS ends in the transport socket, so the network ext_proc filter always sees plaintext Kafka.
  *
  * <p>Fail closed: the broker's certificate must chain to the cluster's {@code trustedCa} alone (no system roots) and
  * name the broker; Envoy refuses the connection otherwise. No cluster of a {@code tls:} Kafka cluster ever has a
@@ -46,7 +45,6 @@ final class TlsResources {
     /** The endpoint metadata namespace Envoy matches {@code transport_socket_matches} against. */
     static final String SOCKET_MATCH_METADATA = "envoy.transport_socket_match";
     static final String BROKER_MATCH_KEY = "broker";
-    private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
     private TlsResources() {
     }
@@ -69,7 +67,7 @@ final class TlsResources {
     static TransportSocket upstream(KafkaCluster cluster, BrokerTls tls, int id) {
         Mesh.Address broker = cluster.brokers().get(id);
         String sni = tls.sni().get(id);
-        boolean ipLiteral = sni == null && IP_LITERAL.matcher(broker.host()).matches();
+        boolean ipLiteral = sni == null && EnvoyResources.IP_LITERAL.matcher(broker.host()).matches();
         SubjectAltNameMatcher san = SubjectAltNameMatcher.newBuilder()
                 .setSanType(ipLiteral ? SubjectAltNameMatcher.SanType.IP_ADDRESS : SubjectAltNameMatcher.SanType.DNS)
                 // Envoy compares an IP SAN in its canonical text form (RFC 5952 for IPv6)
