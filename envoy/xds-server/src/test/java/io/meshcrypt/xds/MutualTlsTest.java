@@ -4,9 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.google.protobuf.ByteString;
 import io.meshcrypt.filter.config.XdsPolicySource;
-import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.tls.TlsFiles;
@@ -15,12 +13,8 @@ import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.pki.LocalCa;
 import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
-import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -101,7 +95,7 @@ class MutualTlsTest {
     void givenTheMeshTlsSection_whenARealEnvoyStreamsThroughATlsFilterService_thenTheFilterServiceRewritesTheBytes() throws Exception {
         LocalCa.Issued filterService = meshCa.issue("filter-service", LocalCa.spiffeId("filter-service"), List.of("localhost", "127.0.0.1"), DAY);
         LocalCa.Issued sidecar = meshCa.issue("sidecar-app-a", LocalCa.spiffeId("sidecar/app-a"), List.of(), DAY);
-        resources.add(ExtProcServer.start(new InetSocketAddress("127.0.0.1", FILTER_PORT), headers -> new Prefixing(),
+        resources.add(ExtProcServer.start(new InetSocketAddress("127.0.0.1", FILTER_PORT), headers -> new SidecarExchange.Prefixing(),
                 ExtProcServer.Limits.of(1 << 20, Duration.ofSeconds(30)), List.of(), material(filterService, meshCa)));
         ServerSocket broker = echoServer();
         Files.writeString(mesh, Files.readString(mesh).replace("10.0.0.1:9092", "127.0.0.1:" + broker.getLocalPort()));
@@ -110,7 +104,7 @@ class MutualTlsTest {
                 "--log-level", "info", "--base-id-path", dir.resolve("envoy.base-id").toString());
         resources.add(envoy);
 
-        String answer = exchangeWhenListening(BOOTSTRAP_PORT, "hello");
+        String answer = SidecarExchange.exchangeWhenListening(BOOTSTRAP_PORT, "hello");
         assertEquals("R:hello", answer, envoy.logText());
     }
 
@@ -118,14 +112,14 @@ class MutualTlsTest {
     void givenASidecarCertificateIsReissued_whenEnvoyWatchesItsFolder_thenItPresentsTheNewOneWithoutARestart() throws Exception {
         LocalCa.Issued filterService = meshCa.issue("filter-service", LocalCa.spiffeId("filter-service"), List.of("127.0.0.1"), DAY);
         LocalCa.Issued sidecar = meshCa.issue("sidecar-app-a", LocalCa.spiffeId("sidecar/app-a"), List.of(), DAY);
-        resources.add(ExtProcServer.start(new InetSocketAddress("127.0.0.1", FILTER_PORT), headers -> new Prefixing(),
+        resources.add(ExtProcServer.start(new InetSocketAddress("127.0.0.1", FILTER_PORT), headers -> new SidecarExchange.Prefixing(),
                 ExtProcServer.Limits.of(1 << 20, Duration.ofSeconds(30)), List.of(), material(filterService, meshCa)));
         ServerSocket broker = echoServer();
         Files.writeString(mesh, Files.readString(mesh).replace("10.0.0.1:9092", "127.0.0.1:" + broker.getLocalPort()));
         EnvoyProcess envoy = EnvoyProcess.start(bootstrap("app-a", sidecar), ADMIN_PORT, dir.resolve("envoy.log"),
                 "--log-level", "info", "--base-id-path", dir.resolve("envoy.base-id").toString());
         resources.add(envoy);
-        assertEquals("R:hello", exchangeWhenListening(BOOTSTRAP_PORT, "hello"), envoy.logText());
+        assertEquals("R:hello", SidecarExchange.exchangeWhenListening(BOOTSTRAP_PORT, "hello"), envoy.logText());
 
         LocalCa.Issued reissued = meshCa.issue("sidecar-app-a", LocalCa.spiffeId("sidecar/app-a"), List.of(), DAY);
 
@@ -133,24 +127,7 @@ class MutualTlsTest {
         String serial = LocalCa.readCertificate(reissued.certificate()).getSerialNumber().toString(16);
         XdsMeshHarness.await(() -> envoy.admin("/certs").toLowerCase(java.util.Locale.ROOT).contains(serial),
                 "Envoy holds the re-issued sidecar certificate " + serial);
-        assertEquals("R:again", exchangeWhenListening(BOOTSTRAP_PORT, "again"), envoy.logText());
-    }
-
-    /** Read bytes get "R:" in front; the echo upstream sends them back unchanged through the write path. */
-    private static final class Prefixing implements ConnectionHandler {
-        @Override
-        public ByteString onRead(ByteString data, boolean endOfStream) {
-            return data.isEmpty() ? data : ByteString.copyFromUtf8("R:").concat(data);
-        }
-
-        @Override
-        public ByteString onWrite(ByteString data, boolean endOfStream) {
-            return data;
-        }
-
-        @Override
-        public void onClose() {
-        }
+        assertEquals("R:again", SidecarExchange.exchangeWhenListening(BOOTSTRAP_PORT, "again"), envoy.logText());
     }
 
     private static TlsMaterial material(LocalCa.Issued identity, LocalCa trusted) throws Exception {
@@ -160,85 +137,26 @@ class MutualTlsTest {
     private ServerSocket echoServer() throws IOException {
         ServerSocket server = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress());
         resources.add(server);
-        Thread.ofVirtual().start(() -> {
-            while (!server.isClosed()) {
-                try {
-                    Socket s = server.accept();
-                    Thread.ofVirtual().start(() -> {
-                        try (s; InputStream in = s.getInputStream(); OutputStream out = s.getOutputStream()) {
-                            in.transferTo(out);
-                        } catch (IOException ignored) {
-                            // the client went away
-                        }
-                    });
-                } catch (IOException e) {
-                    return;
-                }
-            }
-        });
+        SidecarExchange.echo(server);
         return server;
-    }
-
-    /** Sends {@code text} through the sidecar listener once xDS has created it, and reads as many bytes back as arrive. */
-    private static String exchangeWhenListening(int port, String text) throws Exception {
-        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        IOException last = null;
-        while (System.nanoTime() < deadline) {
-            try (Socket socket = new Socket("127.0.0.1", port)) {
-                socket.setSoTimeout(10_000);
-                socket.getOutputStream().write(text.getBytes(StandardCharsets.UTF_8));
-                socket.getOutputStream().flush();
-                byte[] buffer = new byte[64];
-                int n = socket.getInputStream().readNBytes(buffer, 0, text.length() + 2);
-                return new String(buffer, 0, n, StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                last = e;
-                Thread.sleep(250);
-            }
-        }
-        throw new AssertionError("no answer through port " + port, last);
     }
 
     /** A bootstrap whose ADS connection is mutual TLS with the sidecar's certificate, as the launcher's will be. */
     private Path bootstrap(String nodeId, LocalCa.Issued sidecar) throws IOException {
-        Path file = dir.resolve("envoy-" + nodeId + ".yaml");
-        Files.writeString(file, """
-                node: {id: "%s", cluster: meshcrypt}
-                admin: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}
-                dynamic_resources:
-                  ads_config:
-                    api_type: GRPC
-                    transport_api_version: V3
-                    set_node_on_first_message_only: false
-                    grpc_services: [{envoy_grpc: {cluster_name: xds_server}}]
-                  cds_config: {ads: {}, resource_api_version: V3}
-                  lds_config: {ads: {}, resource_api_version: V3}
-                static_resources:
-                  clusters:
-                  - name: xds_server
-                    type: STATIC
-                    connect_timeout: 1s
-                    typed_extension_protocol_options:
-                      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-                        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-                        explicit_http_config: {http2_protocol_options: {}}
-                    transport_socket:
-                      name: envoy.transport_sockets.tls
-                      typed_config:
-                        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-                        common_tls_context:
-                          alpn_protocols: [h2]
-                          tls_certificates:
-                          - certificate_chain: {filename: "%s"}
-                            private_key: {filename: "%s"}
-                          validation_context:
-                            trusted_ca: {filename: "%s"}
-                            match_typed_subject_alt_names:
-                            - {san_type: URI, matcher: {exact: "spiffe://meshcrypt.local/xds-server"}}
-                    load_assignment:
-                      cluster_name: xds_server
-                      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}}]}]
-                """.formatted(nodeId, ADMIN_PORT, sidecar.certificate(), sidecar.privateKey(), meshCa.caCertificate(), XDS_PORT));
-        return file;
+        return SidecarExchange.bootstrap(dir.resolve("envoy-" + nodeId + ".yaml"), nodeId, ADMIN_PORT, XDS_PORT, """
+                transport_socket:
+                  name: envoy.transport_sockets.tls
+                  typed_config:
+                    "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+                    common_tls_context:
+                      alpn_protocols: [h2]
+                      tls_certificates:
+                      - certificate_chain: {filename: "%s"}
+                        private_key: {filename: "%s"}
+                      validation_context:
+                        trusted_ca: {filename: "%s"}
+                        match_typed_subject_alt_names:
+                        - {san_type: URI, matcher: {exact: "spiffe://meshcrypt.local/xds-server"}}
+                """.formatted(sidecar.certificate(), sidecar.privateKey(), meshCa.caCertificate()));
     }
 }

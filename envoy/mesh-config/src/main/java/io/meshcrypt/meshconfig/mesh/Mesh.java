@@ -77,10 +77,61 @@ public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar>
         }
     }
 
-    /** @param brokers Kafka node id -> the broker's own address */
-    public record KafkaCluster(String name, Map<Integer, Address> brokers) {
+    /**
+     * @param brokers Kafka node id -> the broker's own address
+     * @param tls TLS the sidecars originate to every broker of the cluster, if the brokers require it
+     */
+    public record KafkaCluster(String name, Map<Integer, Address> brokers, Optional<BrokerTls> tls) {
         public KafkaCluster {
             brokers = Map.copyOf(brokers);
+            Objects.requireNonNull(tls, "tls");
+        }
+
+        /** A plaintext cluster. */
+        public KafkaCluster(String name, Map<Integer, Address> brokers) {
+            this(name, brokers, Optional.empty());
+        }
+    }
+
+    /** The TLS versions a sidecar may be limited to towards brokers; {@code text} is how the mesh file spells it. */
+    public enum TlsVersion {
+        TLS_1_2("1.2"), TLS_1_3("1.3");
+
+        private final String text;
+
+        TlsVersion(String text) {
+            this.text = text;
+        }
+
+        public String text() {
+            return text;
+        }
+    }
+
+    /** A certificate and its private key (PEM files Envoy reads; absolute paths). */
+    public record CertificateFiles(Path certificate, Path privateKey) {
+        public CertificateFiles {
+            Objects.requireNonNull(certificate, "certificate");
+            Objects.requireNonNull(privateKey, "privateKey");
+        }
+    }
+
+    /**
+     * TLS from the sidecars to the brokers of one Kafka cluster. Each broker's certificate must chain to
+     * {@code trustedCa} (no system roots) and name the broker: its {@code sni} name when set, else its host.
+     *
+     * @param trustedCa absolute path of the PEM bundle the broker certificates must chain to
+     * @param clientCertificate the sidecars' client certificate, for brokers that require mutual TLS
+     * @param sni Kafka node id -> the server name sent to (and required of) that broker, instead of its host
+     * @param minVersion the lowest TLS version the sidecars accept
+     */
+    public record BrokerTls(Path trustedCa, Optional<CertificateFiles> clientCertificate, Map<Integer, String> sni,
+                            TlsVersion minVersion) {
+        public BrokerTls {
+            Objects.requireNonNull(trustedCa, "trustedCa");
+            Objects.requireNonNull(clientCertificate, "clientCertificate");
+            sni = Map.copyOf(sni);
+            Objects.requireNonNull(minVersion, "minVersion");
         }
     }
 
@@ -91,14 +142,22 @@ public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar>
      * @param brokers Kafka node id -> listener address (what Envoy binds); covers every broker of the cluster
      * @param advertised Kafka node id -> the address clients are told to use for that listener: the listener
      *     address itself, unless the mesh file sets {@code advertise} (a listener bound to a wildcard in a container)
+     * @param tls the certificate with which every one of these listeners terminates TLS from the application, if set
      */
-    public record KafkaListeners(String cluster, Address bootstrap, Map<Integer, Address> brokers, Map<Integer, Address> advertised) {
+    public record KafkaListeners(String cluster, Address bootstrap, Map<Integer, Address> brokers, Map<Integer, Address> advertised,
+                                 Optional<CertificateFiles> tls) {
         public KafkaListeners {
             brokers = Map.copyOf(brokers);
             advertised = Map.copyOf(advertised);
+            Objects.requireNonNull(tls, "tls");
             if (!advertised.keySet().equals(brokers.keySet())) {
                 throw new IllegalArgumentException("advertised addresses must cover exactly the broker listeners");
             }
+        }
+
+        /** Plaintext listeners. */
+        public KafkaListeners(String cluster, Address bootstrap, Map<Integer, Address> brokers, Map<Integer, Address> advertised) {
+            this(cluster, bootstrap, brokers, advertised, Optional.empty());
         }
     }
 

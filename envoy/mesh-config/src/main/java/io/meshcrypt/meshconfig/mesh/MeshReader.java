@@ -4,10 +4,13 @@ import com.fasterxml.jackson.core.JsonToken;
 import io.meshcrypt.meshconfig.http.HttpConfigReader;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
+import io.meshcrypt.meshconfig.mesh.Mesh.BrokerTls;
+import io.meshcrypt.meshconfig.mesh.Mesh.CertificateFiles;
 import io.meshcrypt.meshconfig.mesh.Mesh.HttpListener;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
+import io.meshcrypt.meshconfig.mesh.Mesh.TlsVersion;
 import io.meshcrypt.meshconfig.mesh.Mesh.Transparent;
 import io.meshcrypt.meshconfig.policy.PolicyReader;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
@@ -34,6 +37,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.regex.Pattern;
@@ -47,16 +51,21 @@ public final class MeshReader {
 
     private static final List<String> ROOT_KEYS = List.of("filterService", "kafkaClusters", "sidecars", "policy", "http", "tls");
     private static final List<String> TLS_KEYS = List.of("trustedCa", "certificates", "filterService");
-    private static final List<String> CLUSTER_KEYS = List.of("brokers");
+    private static final List<String> CLUSTER_KEYS = List.of("brokers", "tls");
+    private static final List<String> BROKER_TLS_KEYS = List.of("trustedCa", "certificate", "privateKey", "sni", "minVersion");
+    private static final List<String> LISTENER_TLS_KEYS = List.of("certificate", "privateKey");
     private static final List<String> SIDECAR_KEYS = List.of("filterService", "kafka", "http", "transparent");
     private static final List<String> TRANSPARENT_KEYS = List.of("listen", "kafka");
     private static final List<String> HTTP_KEYS = List.of("listen", "upstream");
-    private static final List<String> LISTENER_KEYS = List.of("bootstrap", "brokers");
+    private static final List<String> LISTENER_KEYS = List.of("bootstrap", "brokers", "tls");
     /** Names become parts of Envoy resource names and stat prefixes. */
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.-]{0,62}");
     private static final Pattern NODE_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9_.:/-]{0,253}");
     private static final Pattern IPV4 = Pattern.compile("(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}");
     private static final Pattern IPV6 = Pattern.compile("[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
+    /** A DNS host name (letters, digits, hyphens; labels of at most 63), as SNI carries it. */
+    private static final Pattern DNS_NAME = Pattern.compile(
+            "(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*");
     private static final Location TOP = new Location(1, 1);
 
     private final Path file;
@@ -103,7 +112,9 @@ public final class MeshReader {
             Mapping cluster = reader.mapping(c.value(), path);
             reader.checkKeys(cluster, path + ".", CLUSTER_KEYS);
             Map<Integer, Address> brokers = brokers(reader.required(cluster, path + ".brokers", "node id -> host:port"), path + ".brokers", false);
-            clusters.put(c.key(), new KafkaCluster(c.key(), brokers));
+            Entry tlsEntry = cluster.entries().get("tls");
+            Optional<BrokerTls> tls = tlsEntry == null ? Optional.empty() : Optional.of(brokerTls(tlsEntry, path, brokers.keySet()));
+            clusters.put(c.key(), new KafkaCluster(c.key(), brokers, tls));
         }
 
         Map<String, Sidecar> sidecars = new LinkedHashMap<>();
@@ -140,6 +151,75 @@ public final class MeshReader {
                     + " (got " + ConfigFields.echo(value) + ")");
         }
         return new Mesh.Tls(trustedCa, certificates, filterService);
+    }
+
+    /**
+     * {@code kafkaClusters.<name>.tls}: TLS the sidecars originate to the brokers.
+     *
+     * @param path the cluster's field path
+     */
+    private BrokerTls brokerTls(Entry entry, String path, Set<Integer> brokerIds) throws ConfigException {
+        String tPath = path + ".tls";
+        Mapping tls = named(entry, tPath);
+        reader.checkKeys(tls, tPath + ".", BROKER_TLS_KEYS);
+        Path trustedCa = reader.path(reader.required(tls, tPath + ".trustedCa",
+                "PEM bundle the broker certificates must chain to"), tPath + ".trustedCa");
+        Optional<CertificateFiles> client = certificateFiles(tls, tPath, true);
+
+        Map<Integer, String> sni = new LinkedHashMap<>();
+        Entry sniEntry = tls.entries().get("sni");
+        for (Entry b : sniEntry == null ? List.<Entry>of() : named(sniEntry, tPath + ".sni").entries().values()) {
+            String bPath = tPath + ".sni." + b.key();
+            int id = reader.nodeId(b, bPath);
+            if (!brokerIds.contains(id)) {
+                throw reader.error(b.keyLocation(), bPath, "broker " + id + " is not in " + path + ".brokers");
+            }
+            String name = reader.nonEmpty(b, bPath);
+            if (isIpLiteral(name) || !DNS_NAME.matcher(name).matches()) {
+                // RFC 6066: SNI carries host names only; an IP-literal broker gets no SNI and an IP SAN check
+                throw reader.error(b.keyLocation(), bPath, "must be a DNS host name (got " + ConfigFields.echo(name) + ")");
+            }
+            if (sni.put(id, name) != null) {
+                throw reader.error(b.keyLocation(), bPath, "duplicate broker node id " + id);
+            }
+        }
+
+        TlsVersion minVersion = TlsVersion.TLS_1_2;
+        Entry versionEntry = tls.entries().get("minVersion");
+        if (versionEntry != null) {
+            minVersion = tlsVersion(versionEntry, tPath + ".minVersion");
+        }
+        return new BrokerTls(trustedCa, client, sni, minVersion);
+    }
+
+    /** "1.2" or "1.3"; unquoted, YAML reads them as numbers, which mean the same. */
+    private TlsVersion tlsVersion(Entry entry, String path) throws ConfigException {
+        if (entry.value() instanceof Scalar s && (s.token() == JsonToken.VALUE_STRING || s.token() == JsonToken.VALUE_NUMBER_FLOAT)) {
+            for (TlsVersion v : TlsVersion.values()) {
+                if (v.text().equals(s.value().toString())) {
+                    return v;
+                }
+            }
+        }
+        throw reader.error(entry.keyLocation(), path, "must be \"1.2\" or \"1.3\" (got " + ConfigFields.describe(entry.value()) + ")");
+    }
+
+    /**
+     * {@code certificate} and {@code privateKey} of a {@code tls:} mapping, relative paths resolved against the mesh
+     * file's folder. Envoy reads the files, so they are not opened here (the xDS server may run on another host).
+     *
+     * @param optional both may be absent (empty result); either alone is an error
+     */
+    private Optional<CertificateFiles> certificateFiles(Mapping tls, String path, boolean optional) throws ConfigException {
+        if (optional && !tls.entries().containsKey("certificate") && !tls.entries().containsKey("privateKey")) {
+            return Optional.empty();
+        }
+        String together = optional ? "; certificate and privateKey go together" : "";
+        Path certificate = reader.path(reader.required(tls, path + ".certificate", "PEM certificate chain file" + together),
+                path + ".certificate");
+        Path privateKey = reader.path(reader.required(tls, path + ".privateKey", "PEM private key file, owner-only (0600)" + together),
+                path + ".privateKey");
+        return Optional.of(new CertificateFiles(certificate, privateKey));
     }
 
     private Sidecar sidecar(Entry s, Map<String, KafkaCluster> clusters, Address defaultFilterService) throws ConfigException {
@@ -205,7 +285,14 @@ public final class MeshReader {
                             + k.key() + " has no listener; every broker needs one, or clients would bypass Envoy");
                 }
             }
-            kafka.put(k.key(), new KafkaListeners(k.key(), bootstrap, brokers, advertised));
+            Entry tlsEntry = listeners.entries().get("tls");
+            Optional<CertificateFiles> tls = Optional.empty();
+            if (tlsEntry != null) {
+                Mapping tlsMapping = named(tlsEntry, kPath + ".tls");
+                reader.checkKeys(tlsMapping, kPath + ".tls.", LISTENER_TLS_KEYS);
+                tls = certificateFiles(tlsMapping, kPath + ".tls", false);
+            }
+            kafka.put(k.key(), new KafkaListeners(k.key(), bootstrap, brokers, advertised, tls));
         }
         if (kafkaEntry != null && kafka.isEmpty()) {
             throw reader.error(kafkaEntry.keyLocation(), path + ".kafka", "must name at least one Kafka cluster");

@@ -11,10 +11,13 @@ import io.meshcrypt.meshconfig.http.HttpRule;
 import io.meshcrypt.meshconfig.http.RouteMatch;
 import io.meshcrypt.meshconfig.http.RuleSide;
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
+import io.meshcrypt.meshconfig.mesh.Mesh.BrokerTls;
+import io.meshcrypt.meshconfig.mesh.Mesh.CertificateFiles;
 import io.meshcrypt.meshconfig.mesh.Mesh.HttpListener;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
+import io.meshcrypt.meshconfig.mesh.Mesh.TlsVersion;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.Identities;
@@ -49,7 +52,9 @@ public final class MeshWriter {
         ObjectNode root = F.objectNode();
         ObjectNode clusters = root.putObject("kafkaClusters");
         for (KafkaCluster cluster : new TreeMap<>(mesh.kafkaClusters()).values()) {
-            clusters.putObject(cluster.name()).set("brokers", addresses(cluster.brokers()));
+            ObjectNode c = clusters.putObject(cluster.name());
+            c.set("brokers", addresses(cluster.brokers()));
+            cluster.tls().ifPresent(tls -> c.set("tls", brokerTls(tls)));
         }
         ObjectNode sidecars = root.putObject("sidecars");
         for (Sidecar sidecar : new TreeMap<>(mesh.sidecars()).values()) {
@@ -86,6 +91,7 @@ public final class MeshWriter {
                                 .put("advertise", advertised.toString());
                     }
                 }
+                listeners.tls().ifPresent(tls -> certificateFiles(k.putObject("tls"), tls));
             }
         }
         if (!sidecar.http().isEmpty()) {
@@ -102,6 +108,23 @@ public final class MeshWriter {
             t.kafkaClusters().forEach(kafka::add);
         });
         return node;
+    }
+
+    private static ObjectNode brokerTls(BrokerTls tls) {
+        ObjectNode node = F.objectNode().put("trustedCa", tls.trustedCa().toString());
+        tls.clientCertificate().ifPresent(files -> certificateFiles(node, files));
+        if (!tls.sni().isEmpty()) {
+            ObjectNode sni = node.putObject("sni");
+            new TreeMap<>(tls.sni()).forEach((id, name) -> sni.put(id.toString(), name));
+        }
+        if (tls.minVersion() != TlsVersion.TLS_1_2) {
+            node.put("minVersion", tls.minVersion().text());
+        }
+        return node;
+    }
+
+    private static void certificateFiles(ObjectNode node, CertificateFiles files) {
+        node.put("certificate", files.certificate().toString()).put("privateKey", files.privateKey().toString());
     }
 
     private static ObjectNode addresses(Map<Integer, Address> addresses) {

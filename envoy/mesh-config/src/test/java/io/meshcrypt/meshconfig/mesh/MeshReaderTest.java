@@ -81,7 +81,7 @@ class MeshReaderTest {
             "unknown root key | filterService: 127.0.0.1:50051|filterServce: 127.0.0.1:50051"
                     + " | 1:1: filterServce: unknown field (expected one of filterService, kafkaClusters, sidecars, policy, http, tls)",
             "unknown sidecar key | kafka:\\n      main:\\n        bootstrap: 127.0.0.1:19192|kafka:\\n      main:\\n        bootstap: 127.0.0.1:19192"
-                    + " | 11:9: sidecars.app-a.kafka.main.bootstap: unknown field (expected one of bootstrap, brokers)",
+                    + " | 11:9: sidecars.app-a.kafka.main.bootstap: unknown field (expected one of bootstrap, brokers, tls)",
             "unknown Kafka cluster | kafka:\\n      main:\\n        bootstrap: 127.0.0.1:19192|kafka:\\n      mian:\\n        bootstrap: 127.0.0.1:19192"
                     + " | 10:7: sidecars.app-a.kafka.mian: no such Kafka cluster (kafkaClusters has: main)",
             "broker without listener | 2: 127.0.0.1:19194|3: 127.0.0.1:19194"
@@ -357,5 +357,96 @@ class MeshReaderTest {
         String message = failure(VALID + TLS.replace("spiffe://meshcrypt.local/filter-service", "filter-service"));
 
         assertTrue(message.contains("tls.filterService: must be an absolute URI"), message);
+    }
+
+    /** VALID with TLS to the brokers of main (lines 6-13) and a TLS-terminating listener on app-a (lines 23-25). */
+    private static final String BROKER_TLS = VALID.replace("""
+                  2: kafka-2.internal:9092
+            """, """
+                  2: kafka-2.internal:9092
+                tls:
+                  trustedCa: pki/brokers-ca.pem
+                  certificate: /var/lib/meshcrypt/client.pem
+                  privateKey: client-key.pem
+                  sni:
+                    2: broker-2.example.com
+                  minVersion: "1.3"
+            """).replace("""
+                      2: 127.0.0.1:19194
+              app-b:
+            """, """
+                      2: 127.0.0.1:19194
+                    tls:
+                      certificate: listener.pem
+                      privateKey: listener-key.pem
+              app-b:
+            """);
+
+    @Test
+    void givenTlsToTheBrokers_whenParsed_thenPathsResolveAgainstTheFileAndSniAndVersionAreRead() throws Exception {
+        Mesh mesh = parse(BROKER_TLS);
+
+        Mesh.BrokerTls tls = mesh.kafkaClusters().get("main").tls().orElseThrow();
+        assertEquals(Path.of("/etc/meshcrypt/pki/brokers-ca.pem"), tls.trustedCa());
+        assertEquals(Optional.of(new Mesh.CertificateFiles(Path.of("/var/lib/meshcrypt/client.pem"), Path.of("/etc/meshcrypt/client-key.pem"))),
+                tls.clientCertificate());
+        assertEquals(Map.of(2, "broker-2.example.com"), tls.sni());
+        assertEquals(Mesh.TlsVersion.TLS_1_3, tls.minVersion());
+        assertEquals(Optional.of(new Mesh.CertificateFiles(Path.of("/etc/meshcrypt/listener.pem"), Path.of("/etc/meshcrypt/listener-key.pem"))),
+                mesh.sidecars().get("app-a").kafka().get("main").tls());
+        assertEquals(Optional.empty(), mesh.sidecars().get("app-b").kafka().get("main").tls(), "TLS towards clients is per listener set");
+    }
+
+    @Test
+    void givenOnlyATrustedCa_whenParsed_thenNoClientCertificateNoSniAndTls12() throws Exception {
+        Mesh mesh = parse(VALID.replace("      2: kafka-2.internal:9092\n", "      2: kafka-2.internal:9092\n    tls: {trustedCa: /ca.pem}\n"));
+
+        assertEquals(new Mesh.BrokerTls(Path.of("/ca.pem"), Optional.empty(), Map.of(), Mesh.TlsVersion.TLS_1_2),
+                mesh.kafkaClusters().get("main").tls().orElseThrow());
+        assertEquals(Optional.empty(), parse(VALID).kafkaClusters().get("main").tls());
+    }
+
+    @Test
+    void givenAnUnquotedMinVersion_whenParsed_thenItMeansTheSame() throws Exception {
+        Mesh mesh = parse(BROKER_TLS.replace("minVersion: \"1.3\"", "minVersion: 1.3"));
+
+        assertEquals(Mesh.TlsVersion.TLS_1_3, mesh.kafkaClusters().get("main").tls().orElseThrow().minVersion());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "unknown cluster key | tls:\\n      trustedCa|tsl:\\n      trustedCa"
+                    + " | 7:5: kafkaClusters.main.tsl: unknown field (expected one of brokers, tls)",
+            "unknown broker TLS key | minVersion: \"1.3\"|maxVersion: \"1.3\""
+                    + " | 13:7: kafkaClusters.main.tls.maxVersion: unknown field (expected one of trustedCa, certificate, privateKey, sni, minVersion)",
+            "trustedCa missing | trustedCa: pki/brokers-ca.pem\\n      certificate|certificate"
+                    + " | 8:7: kafkaClusters.main.tls.trustedCa: required field is missing (PEM bundle the broker certificates must chain to)",
+            "certificate without privateKey | privateKey: client-key.pem\\n      sni|sni"
+                    + " | 8:7: kafkaClusters.main.tls.privateKey: required field is missing (PEM private key file, owner-only (0600);"
+                    + " certificate and privateKey go together)",
+            "privateKey without certificate | certificate: /var/lib/meshcrypt/client.pem\\n      privateKey|privateKey"
+                    + " | 8:7: kafkaClusters.main.tls.certificate: required field is missing (PEM certificate chain file;"
+                    + " certificate and privateKey go together)",
+            "sni for a broker the cluster lacks | 2: broker-2.example.com|3: broker-3.example.com"
+                    + " | 12:9: kafkaClusters.main.tls.sni.3: broker 3 is not in kafkaClusters.main.brokers",
+            "sni an IP address | 2: broker-2.example.com|2: 10.0.0.2"
+                    + " | 12:9: kafkaClusters.main.tls.sni.2: must be a DNS host name (got \"10.0.0.2\")",
+            "sni not a host name | 2: broker-2.example.com|2: broker_2/x"
+                    + " | 12:9: kafkaClusters.main.tls.sni.2: must be a DNS host name (got \"broker_2/x\")",
+            "sni not a node id | 2: broker-2.example.com|two: broker-2.example.com"
+                    + " | 12:9: kafkaClusters.main.tls.sni.two: broker node id must be a non-negative integer (got \"two\")",
+            "bad minVersion | minVersion: \"1.3\"|minVersion: \"1.1\""
+                    + " | 13:7: kafkaClusters.main.tls.minVersion: must be \"1.2\" or \"1.3\" (got \"1.1\")",
+            "minVersion as TLSv1_3 | minVersion: \"1.3\"|minVersion: TLSv1_3"
+                    + " | 13:7: kafkaClusters.main.tls.minVersion: must be \"1.2\" or \"1.3\" (got \"TLSv1_3\")",
+            "unknown listener TLS key | privateKey: listener-key.pem|privateKey: listener-key.pem\\n          trustedCa: ca.pem"
+                    + " | 25:11: sidecars.app-a.kafka.main.tls.trustedCa: unknown field (expected one of certificate, privateKey)",
+            "listener TLS without privateKey | \\n          privateKey: listener-key.pem|''"
+                    + " | 23:11: sidecars.app-a.kafka.main.tls.privateKey: required field is missing (PEM private key file, owner-only (0600))",
+            "listener TLS empty | tls:\\n          certificate: listener.pem\\n          privateKey: listener-key.pem|tls:"
+                    + " | 22:13: sidecars.app-a.kafka.main.tls: must be a mapping (got \"\")",
+    })
+    void givenTlsWithAnError_whenParsed_thenTheMessageNamesFileLineColumnAndField(String what, String from, String to, String expected) {
+        assertFailure(BROKER_TLS, what, from, to, expected);
     }
 }

@@ -14,12 +14,16 @@ class MeshWriterTest {
     private static final String MESH = """
             filterService: 127.0.0.1:50051
             kafkaClusters:
-              payments: {brokers: {1: kafka-1.internal:9092, 2: "[fd00::2]:9092"}}
-              ledger: {brokers: {7: 10.0.0.7:9092}}
+              payments:
+                brokers: {1: kafka-1.internal:9092, 2: "[fd00::2]:9092"}
+                tls: {trustedCa: pki/brokers-ca.pem, certificate: /pki/client.pem, privateKey: client-key.pem,
+                      sni: {2: broker-2.payments.example}, minVersion: "1.3"}
+              ledger: {brokers: {7: 10.0.0.7:9092}, tls: {trustedCa: /pki/ledger-ca.pem}}
             sidecars:
               shop:
                 kafka:
-                  payments: {bootstrap: 127.0.0.1:19192, brokers: {1: 127.0.0.1:19193, 2: {listen: 0.0.0.0:19194, advertise: 10.1.2.3:19194}}}
+                  payments: {bootstrap: 127.0.0.1:19192, brokers: {1: 127.0.0.1:19193, 2: {listen: 0.0.0.0:19194, advertise: 10.1.2.3:19194}},
+                             tls: {certificate: pki/listener.pem, privateKey: pki/listener-key.pem}}
               books:
                 filterService: 10.0.0.7:50051
                 http: {api: {listen: 127.0.0.1:28080, upstream: books.internal:8080}}

@@ -14,10 +14,7 @@ import com.google.protobuf.Value;
 import io.envoyproxy.envoy.config.cluster.v3.CircuitBreakers;
 import io.envoyproxy.envoy.config.cluster.v3.Cluster;
 import io.envoyproxy.envoy.config.core.v3.Address;
-import io.envoyproxy.envoy.config.core.v3.AggregatedConfigSource;
-import io.envoyproxy.envoy.config.core.v3.ApiVersion;
 import io.envoyproxy.envoy.config.core.v3.CidrRange;
-import io.envoyproxy.envoy.config.core.v3.ConfigSource;
 import io.envoyproxy.envoy.config.core.v3.DataSource;
 import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
 import io.envoyproxy.envoy.config.core.v3.Metadata;
@@ -47,7 +44,6 @@ import io.envoyproxy.envoy.extensions.filters.network.http_connection_manager.v3
 import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
 import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext;
 import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.CommonTlsContext;
-import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig;
 import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.Secret;
 import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher;
 import io.envoyproxy.envoy.extensions.transport_sockets.tls.v3.TlsCertificate;
@@ -63,8 +59,10 @@ import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.meshconfig.mesh.Mesh.Transparent;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
 
@@ -74,7 +72,8 @@ import java.util.regex.Pattern;
  * filter-service's HTTP/2 cluster. HTTP: per inbound HTTP listener an HTTP connection manager running HTTP ext_proc
  * (to the same filter-service) before the router, and the application's cluster. Transparent Kafka: one original_dst
  * listener with a filter chain per intercepted broker (network ext_proc, then tcp_proxy to the address the
- * application dialled). Each is a {@link Contributor}.
+ * application dialled). Each is a {@link Contributor}. TLS on the Kafka hops (a Kafka cluster's or a listener's
+ * {@code tls:}): {@link TlsResources}.
  */
 public final class EnvoyResources {
 
@@ -94,7 +93,7 @@ public final class EnvoyResources {
     public static final String ORIGINAL_DESTINATION_CLUSTER = "original_destination";
     static final String ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst";
     static final String BROKER_LISTENERS_HEADER = BrokerListenersHeader.NAME;
-    private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
+    static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
     /**
      * Adds one protocol's resources for a sidecar. The extension point for HTTP: an HTTP contributor adds its
@@ -103,12 +102,13 @@ public final class EnvoyResources {
      */
     @FunctionalInterface
     public interface Contributor {
-        void contribute(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters);
+        /** @param secrets SDS secrets the listeners and clusters refer to */
+        void contribute(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets);
     }
 
     /**
      * @param listeners and clusters, each in a stable order
-     * @param secrets SDS secrets the clusters refer to (the sidecar's client certificate with mesh TLS), by name order
+     * @param secrets SDS secrets the listeners and clusters refer to (certificate files), by name order
      */
     public record Resources(List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets) {
         public Resources {
@@ -139,40 +139,76 @@ public final class EnvoyResources {
         List<Cluster> clusters = new ArrayList<>();
         clusters.add(versionBeacon(version));
         Cluster filterService = filterServiceCluster(sidecar.filterService());
-        List<Secret> secrets = List.of();
+        List<Secret> secrets = new ArrayList<>();
         if (mesh.tls().isPresent()) {
             filterService = filterService.toBuilder().setTransportSocket(filterServiceTls(mesh.tls().get())).build();
-            secrets = List.of(clientCertificate(mesh.tls().get(), sidecar.nodeId()));
+            secrets.add(clientCertificate(mesh.tls().get(), sidecar.nodeId()));
         }
         clusters.add(filterService);
         for (Contributor c : contributors) {
-            c.contribute(mesh, sidecar, listeners, clusters);
+            c.contribute(mesh, sidecar, listeners, clusters, secrets);
         }
+        secrets.sort(Comparator.comparing(Secret::getName));
         return new Resources(listeners, clusters, secrets);
     }
 
-    static void kafka(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters) {
+    static void kafka(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets) {
         for (KafkaListeners k : new TreeMap<>(sidecar.kafka()).values()) {
             KafkaCluster cluster = mesh.kafkaClusters().get(k.cluster());
             String bootstrap = "kafka_" + k.cluster() + "_bootstrap";
             String listenerMap = BrokerListenersHeader.write(k.advertised());
-            listeners.add(kafkaListener(bootstrap, k.bootstrap(), listenerMap));
-            clusters.add(upstream(bootstrap, new TreeMap<>(cluster.brokers()).values().stream().toList()));
+            Optional<TransportSocket> fromClients = k.tls().map(files -> {
+                secrets.add(TlsResources.certificate(TlsResources.listenerCertificateSecret(k.cluster()), files));
+                return TlsResources.downstream(k.cluster());
+            });
+            listeners.add(kafkaListener(bootstrap, k.bootstrap(), listenerMap, fromClients));
+            Cluster bootstrapCluster = upstream(bootstrap, new TreeMap<>(cluster.brokers()).values().stream().toList());
+            clusters.add(cluster.tls().map(tls -> TlsResources.bootstrap(bootstrapCluster, cluster, tls)).orElse(bootstrapCluster));
             for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(k.brokers()).entrySet()) {
-                String name = "kafka_" + k.cluster() + "_broker_" + b.getKey();
-                listeners.add(kafkaListener(name, b.getValue(), listenerMap));
-                clusters.add(upstream(name, List.of(cluster.brokers().get(b.getKey()))));
+                String name = brokerClusterName(k.cluster(), b.getKey());
+                listeners.add(kafkaListener(name, b.getValue(), listenerMap, fromClients));
+                addOnce(clusters, brokerCluster(cluster, b.getKey(), secrets));
             }
         }
     }
 
+    static String brokerClusterName(String cluster, int id) {
+        return "kafka_" + cluster + "_broker_" + id;
+    }
 
-    /** network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy. */
-    static Listener kafkaListener(String name, Mesh.Address address, String listenerMap) {
+    /**
+     * The cluster of one broker, with TLS if its Kafka cluster has {@code tls:} (then the client certificate's
+     * secret, if any, is added to {@code secrets}). Explicit and transparent listeners share it.
+     */
+    static Cluster brokerCluster(KafkaCluster cluster, int id, List<Secret> secrets) {
+        Cluster plain = upstream(brokerClusterName(cluster.name(), id), List.of(cluster.brokers().get(id)));
+        if (cluster.tls().isEmpty()) {
+            return plain;
+        }
+        Mesh.BrokerTls tls = cluster.tls().get();
+        tls.clientCertificate().ifPresent(files ->
+                addOnce(secrets, TlsResources.certificate(TlsResources.clientCertificateSecret(cluster.name()), files)));
+        return plain.toBuilder().setTransportSocket(TlsResources.upstream(cluster, tls, id)).build();
+    }
+
+    /** Adds {@code item} unless an equal one is there: a resource two listeners need is served once. */
+    static <T> void addOnce(List<T> list, T item) {
+        if (!list.contains(item)) {
+            list.add(item);
+        }
+    }
+
+    /**
+     * network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy; with
+     * {@code fromClients}, TLS from the application ends in the transport socket, before ext_proc.
+     */
+    static Listener kafkaListener(String name, Mesh.Address address, String listenerMap, Optional<TransportSocket> fromClients) {
+        FilterChain.Builder chain = kafkaFilterChain(name, name, listenerMap);
+        fromClients.ifPresent(chain::setTransportSocket);
         return Listener.newBuilder()
                 .setName(name)
                 .setAddress(socket(address))
-                .addFilterChains(kafkaFilterChain(name, name, listenerMap))
+                .addFilterChains(chain)
                 .build();
     }
 
@@ -197,17 +233,28 @@ public final class EnvoyResources {
                 .addFilters(Filter.newBuilder().setName("envoy.filters.network.tcp_proxy").setTypedConfig(Any.pack(tcpProxy)));
     }
 
-    static void transparent(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters) {
+    static void transparent(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets) {
         if (sidecar.transparent().isEmpty()) {
             return;
         }
-        listeners.add(transparentListener(mesh, sidecar.transparent().get()));
-        clusters.add(Cluster.newBuilder()
-                .setName(ORIGINAL_DESTINATION_CLUSTER)
-                .setType(Cluster.DiscoveryType.ORIGINAL_DST)
-                .setLbPolicy(Cluster.LbPolicy.CLUSTER_PROVIDED)
-                .setConnectTimeout(Duration.newBuilder().setSeconds(5))
-                .build());
+        Transparent transparent = sidecar.transparent().get();
+        listeners.add(transparentListener(mesh, transparent));
+        for (String name : transparent.kafkaClusters().stream().sorted().toList()) {
+            KafkaCluster cluster = mesh.kafkaClusters().get(name);
+            if (cluster.tls().isPresent()) {
+                for (Integer id : new TreeMap<>(cluster.brokers()).keySet()) {
+                    addOnce(clusters, brokerCluster(cluster, id, secrets));
+                }
+            }
+        }
+        if (transparent.kafkaClusters().stream().anyMatch(name -> mesh.kafkaClusters().get(name).tls().isEmpty())) {
+            clusters.add(Cluster.newBuilder()
+                    .setName(ORIGINAL_DESTINATION_CLUSTER)
+                    .setType(Cluster.DiscoveryType.ORIGINAL_DST)
+                    .setLbPolicy(Cluster.LbPolicy.CLUSTER_PROVIDED)
+                    .setConnectTimeout(Duration.newBuilder().setSeconds(5))
+                    .build());
+        }
     }
 
     /**
@@ -216,6 +263,8 @@ public final class EnvoyResources {
      * filter chain matching exactly that address (chains ordered by cluster name, then node id). Fail closed: a
      * destination without a chain (anything else the application dials, or a connection made straight to this
      * listener, whose "original" destination is the listener itself) is refused, never passed through or looped.
+     * The chains of a {@code tls:} Kafka cluster go to that broker's own cluster instead of the original destination:
+     * its TLS socket needs the broker's name, which an ORIGINAL_DST cluster, one for every destination, cannot have.
      */
     static Listener transparentListener(Mesh mesh, Transparent transparent) {
         Listener.Builder listener = Listener.newBuilder()
@@ -233,9 +282,10 @@ public final class EnvoyResources {
                                 .setAddressPrefix(broker.host())
                                 .setPrefixLen(UInt32Value.of(broker.host().indexOf(':') >= 0 ? 128 : 32)))
                         .build();
+                String upstream = cluster.tls().isPresent() ? brokerClusterName(name, b.getKey()) : ORIGINAL_DESTINATION_CLUSTER;
                 // transparent: clients keep the brokers' real addresses (their connections are intercepted too)
                 listener.addFilterChains(kafkaFilterChain(TRANSPARENT_LISTENER + "_" + name + "_broker_" + b.getKey(),
-                                ORIGINAL_DESTINATION_CLUSTER, BrokerListenersHeader.NONE)
+                                upstream, BrokerListenersHeader.NONE)
                         .setName(name + ".broker-" + b.getKey())
                         .setFilterChainMatch(match));
             }
@@ -243,7 +293,7 @@ public final class EnvoyResources {
         return listener.build();
     }
 
-    static void http(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters) {
+    static void http(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets) {
         for (HttpListener h : new TreeMap<>(sidecar.http()).values()) {
             String name = "http_" + h.name();
             String app = name + "_app";
@@ -327,18 +377,14 @@ public final class EnvoyResources {
         UpstreamTlsContext context = UpstreamTlsContext.newBuilder()
                 .setCommonTlsContext(CommonTlsContext.newBuilder()
                         .addAlpnProtocols("h2")
-                        .addTlsCertificateSdsSecretConfigs(SdsSecretConfig.newBuilder()
-                                .setName(CLIENT_CERTIFICATE_SECRET)
-                                .setSdsConfig(ConfigSource.newBuilder()
-                                        .setAds(AggregatedConfigSource.getDefaultInstance())
-                                        .setResourceApiVersion(ApiVersion.V3)))
+                        .addTlsCertificateSdsSecretConfigs(TlsResources.sds(CLIENT_CERTIFICATE_SECRET))
                         .setValidationContext(CertificateValidationContext.newBuilder()
                                 .setTrustedCa(DataSource.newBuilder().setFilename(tls.trustedCa().toString()))
                                 .addMatchTypedSubjectAltNames(SubjectAltNameMatcher.newBuilder()
                                         .setSanType(SubjectAltNameMatcher.SanType.URI)
                                         .setMatcher(StringMatcher.newBuilder().setExact(tls.filterService().toString())))))
                 .build();
-        return TransportSocket.newBuilder().setName("envoy.transport_sockets.tls").setTypedConfig(Any.pack(context)).build();
+        return TlsResources.socket(Any.pack(context));
     }
 
     /**
@@ -355,19 +401,25 @@ public final class EnvoyResources {
                 .build();
     }
 
-    /** STATIC for IP literals; STRICT_DNS (re-resolved) for names, e.g. a broker's advertised host. */
+    /**
+     * STATIC for IP literals; STRICT_DNS (re-resolved) for names, e.g. a broker's advertised host, IPv4 preferred:
+     * Envoy's default (IPv6 first) turns {@code localhost} into ::1, where a broker listening on 127.0.0.1 is not.
+     */
     static Cluster upstream(String name, List<Mesh.Address> endpoints) {
         boolean allIps = endpoints.stream().allMatch(a -> IP_LITERAL.matcher(a.host()).matches());
         LocalityLbEndpoints.Builder lb = LocalityLbEndpoints.newBuilder();
         for (Mesh.Address a : endpoints) {
             lb.addLbEndpoints(LbEndpoint.newBuilder().setEndpoint(Endpoint.newBuilder().setAddress(socket(a))));
         }
-        return Cluster.newBuilder()
+        Cluster.Builder cluster = Cluster.newBuilder()
                 .setName(name)
                 .setType(allIps ? Cluster.DiscoveryType.STATIC : Cluster.DiscoveryType.STRICT_DNS)
                 .setConnectTimeout(Duration.newBuilder().setSeconds(5))
-                .setLoadAssignment(ClusterLoadAssignment.newBuilder().setClusterName(name).addEndpoints(lb))
-                .build();
+                .setLoadAssignment(ClusterLoadAssignment.newBuilder().setClusterName(name).addEndpoints(lb));
+        if (!allIps) {
+            cluster.setDnsLookupFamily(Cluster.DnsLookupFamily.V4_PREFERRED);
+        }
+        return cluster.build();
     }
 
     private static Address socket(Mesh.Address a) {
