@@ -105,11 +105,7 @@ final class TlsBrokerMesh implements AutoCloseable {
             writeMeshFile();
             // the xDS server (reading the mesh file), the filter-service it delivers the policy to, then the sidecar
             launcher("start", "filter-service");
-            if (STATIC) {
-                staticEnvoy();
-            } else {
-                launcher("start", "envoy");
-            }
+            launcher("start", "envoy");
         } catch (IOException | RuntimeException e) {
             close();
             throw e;
@@ -183,16 +179,12 @@ final class TlsBrokerMesh implements AutoCloseable {
         ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
         ObjectNode tree = (ObjectNode) yaml.readTree(MeshFile.yaml(mesh, LocalMesh.TLS ? Optional.of(home.resolve("pki"))
                 : Optional.empty()));
-        for (Route route : STATIC ? new Route[0] : Route.values()) {
+        for (Route route : Route.values()) {
             ObjectNode tls = ((ObjectNode) tree.path("kafkaClusters").path(route.cluster)).putObject("tls");
             tls.put("trustedCa", broker.caCertificate().toString());
             if (route == Route.WRONG_NAME) {
                 tls.putObject("sni").put("1", WRONG_NAME);
             }
-        }
-        if (STATIC) {
-            Files.writeString(home.resolve("mesh.yaml"), yaml.writeValueAsString(tree));
-            return;
         }
         ObjectNode terminating = ((ObjectNode) tree.path("sidecars").path(MeshFile.SHARED_NODE).path("kafka")
                 .path(Route.SCRAM_TLS.cluster)).putObject("tls");
@@ -201,59 +193,6 @@ final class TlsBrokerMesh implements AutoCloseable {
         // no launcher mark: ./meshcrypt keeps a hand-written mesh file
         Files.writeString(home.resolve("mesh.yaml"), "# written by the TLS/SASL e2e test (TlsBrokerMesh.java)\n"
                 + yaml.writeValueAsString(tree));
-    }
-
-    static final boolean STATIC = Boolean.getBoolean("meshcrypt.e2e.tls.static");
-    private io.meshcrypt.testsupport.EnvoyProcess envoy;
-
-    private void staticEnvoy() throws IOException {
-        StringBuilder y = new StringBuilder();
-        y.append("admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ").append(PORTS.envoyAdmin()).append(" }\n");
-        y.append("static_resources:\n  listeners:\n");
-        for (Route r : Route.values()) {
-            for (int port : new int[] {r.bootstrap(), r.broker1()}) {
-                io.meshcrypt.e2e.support.StaticSidecar.kafkaListener(y, "l_" + port, port, "kafka_" + r.cluster + "_c", "1=127.0.0.1:" + r.broker1());
-                if (r == Route.SCRAM_TLS) {
-                    y.append("""
-                          transport_socket:
-                            name: envoy.transport_sockets.tls
-                            typed_config:
-                              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-                              common_tls_context:
-                                tls_certificates:
-                                - certificate_chain: { filename: %s }
-                                  private_key: { filename: %s }
-                        """.formatted(listenerCertificate.certificate(), listenerCertificate.privateKey()).indent(4));
-                }
-            }
-        }
-        y.append("  clusters:\n");
-        io.meshcrypt.e2e.support.StaticSidecar.filterServiceCluster(y, PORTS.filterGrpc(), "");
-        for (Route r : Route.values()) {
-            int port = switch (r) {
-                case SCRAM, SCRAM_TLS -> broker.saslSslPort();
-                case SSL -> broker.sslPort();
-                case FOREIGN -> PORTS.base() + 96;
-                case WRONG_NAME -> PORTS.base() + 97;
-            };
-            io.meshcrypt.e2e.support.StaticSidecar.cluster(y, "kafka_" + r.cluster + "_c", "127.0.0.1", port);
-            y.append("""
-                    transport_socket:
-                      name: envoy.transport_sockets.tls
-                      typed_config:
-                        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-                        sni: %s
-                        common_tls_context:
-                          validation_context:
-                            trusted_ca: { filename: %s }
-                            match_typed_subject_alt_names:
-                            - san_type: DNS
-                              matcher: { exact: %s }
-                """.formatted(r == Route.WRONG_NAME ? WRONG_NAME : "localhost", broker.caCertificate(), r == Route.WRONG_NAME ? WRONG_NAME : "localhost").indent(0));
-        }
-        Path config = home.resolve("static-envoy.yaml");
-        Files.writeString(config, y.toString());
-        envoy = io.meshcrypt.testsupport.EnvoyProcess.start(config, PORTS.envoyAdmin(), home.resolve("logs/static-envoy.log"), Duration.ofSeconds(60), "--concurrency", "1", "--log-level", "info");
     }
 
     private static Address local(int port) {
@@ -310,9 +249,6 @@ final class TlsBrokerMesh implements AutoCloseable {
                 launcher("down");
             }
         } finally {
-            if (envoy != null) {
-                envoy.close();
-            }
             foreignRelay.close();
             wrongNameRelay.close();
             broker.close();
