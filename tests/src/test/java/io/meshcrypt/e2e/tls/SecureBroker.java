@@ -1,9 +1,9 @@
 package io.meshcrypt.e2e.tls;
 
+import io.meshcrypt.e2e.support.Await;
+import io.meshcrypt.e2e.support.HostileMesh;
 import io.meshcrypt.pki.LocalCa;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -112,13 +112,6 @@ final class SecureBroker implements AutoCloseable {
                 num.partitions=1
                 auto.create.topics.enable=false
                 offsets.topic.replication.factor=1
-                transaction.state.log.replication.factor=1
-                transaction.state.log.min.isr=1
-                share.coordinator.state.topic.replication.factor=1
-                share.coordinator.state.topic.min.isr=1
-                group.initial.rebalance.delay.ms=0
-                broker.heartbeat.interval.ms=500
-                broker.session.timeout.ms=3000
                 ssl.keystore.type=PEM
                 ssl.keystore.location=%7$s
                 ssl.truststore.type=PEM
@@ -188,31 +181,20 @@ final class SecureBroker implements AutoCloseable {
     }
 
     private void awaitListening() {
-        long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
-        while (!canConnect(saslSslPort) || !canConnect(sslPort) || !canConnect(foreignPort)) {
+        Await.until(START_TIMEOUT, () -> {
             if (!process.isAlive()) {
                 throw new IllegalStateException("the TLS broker exited at start; see " + log());
             }
-            if (System.nanoTime() - deadline > 0) {
-                throw new IllegalStateException("the TLS broker did not listen within " + START_TIMEOUT + "; see " + log());
-            }
-            sleep(200);
-        }
+            return HostileMesh.canConnect(saslSslPort) && HostileMesh.canConnect(sslPort) && HostileMesh.canConnect(foreignPort);
+        }, () -> "the TLS broker's listeners; see " + log());
     }
 
     @Override
     public void close() {
-        if (process.isAlive()) {
-            process.destroy();
-            try {
-                if (!process.waitFor(15, TimeUnit.SECONDS)) {
-                    process.destroyForcibly();
-                }
-            } catch (InterruptedException e) {
-                process.destroyForcibly();
-                Thread.currentThread().interrupt();
-            }
-        }
+        process.destroy();
+        // a broker that does not stop within 15 s is killed (a no-op once it has exited)
+        process.onExit().completeOnTimeout(process, 15, TimeUnit.SECONDS).join();
+        process.destroyForcibly();
     }
 
     private static void run(List<String> command, Path log) throws IOException {
@@ -224,23 +206,6 @@ final class SecureBroker implements AutoCloseable {
                 throw new IllegalStateException(String.join(" ", command.subList(command.indexOf("kafka.tools.StorageTool"),
                         command.indexOf("--add-scram"))) + " failed; see " + log + "\n" + Files.readString(log));
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
-        }
-    }
-
-    static boolean canConnect(int port) {
-        try (Socket s = new Socket(InetAddress.getLoopbackAddress(), port)) {
-            return true;
-        } catch (IOException e) {
-            return false;
-        }
-    }
-
-    static void sleep(long millis) {
-        try {
-            Thread.sleep(millis);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException(e);

@@ -148,7 +148,7 @@ final class TlsBrokerMesh implements AutoCloseable {
         long sum = 0;
         for (String line : stats.body().split("\n")) {
             int colon = line.lastIndexOf(": ");
-            if (line.startsWith("cluster.") && line.contains(route.cluster) && line.substring(0, colon).endsWith(stat)) {
+            if (colon > 0 && line.startsWith("cluster.") && line.contains(route.cluster) && line.substring(0, colon).endsWith(stat)) {
                 sum += Long.parseLong(line.substring(colon + 2).strip());
             }
         }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -102,26 +103,13 @@ class TlsBrokersTest {
     @Test
     @Disabled(KCAT_SASL)
     void givenPlainMechanism_whenKcatUsesSaslPlaintextToTheSidecar_thenEnvelopesAtRestAndPlaintextBack() throws Exception {
-        String topic = topic("kcat-plain");
-        List<String> values = values(topic, 5);
-        Clients.Kcat kcat = Clients.kcat(mesh.home(), Route.SCRAM.bootstrap(), kcatSettings("sasl_plaintext", mesh.password()));
-        kcat.produce(topic, values);
-
-        assertEnvelopesAtRest(topic, values);
-        assertEquals(values, kcat.consume(topic, values.size()));
+        assertKcatRoundTrip("kcat-plain", Route.SCRAM, kcatSettings("sasl_plaintext", mesh.password()));
     }
 
     @Test
     void givenScramBroker_whenConfluentKafkaPythonUsesSaslPlaintextToTheSidecar_thenEnvelopesAtRestAndPlaintextBack()
             throws Exception {
-        String topic = topic("python-scram");
-        List<String> values = values(topic, 5);
-        Map<String, String> settings = librdkafka(Route.SCRAM, "SASL_PLAINTEXT", mesh.password());
-
-        List<String> back = Clients.python(mesh.home()).roundTrip(settings, topic, values);
-
-        assertEnvelopesAtRest(topic, values);
-        assertEquals(values, back);
+        assertPythonRoundTrip("python-scram", librdkafka(Route.SCRAM, "SASL_PLAINTEXT", mesh.password()));
     }
 
     // ---- SSL broker without SASL, PLAINTEXT to the sidecar
@@ -139,13 +127,7 @@ class TlsBrokersTest {
 
     @Test
     void givenSslBrokerWithoutSasl_whenKcatUsesPlaintextToTheSidecar_thenEnvelopesAtRestAndPlaintextBack() throws Exception {
-        String topic = topic("kcat-ssl");
-        List<String> values = values(topic, 5);
-        Clients.Kcat kcat = Clients.kcat(mesh.home(), Route.SSL.bootstrap(), Map.of("security.protocol", "plaintext"));
-        kcat.produce(topic, values);
-
-        assertEnvelopesAtRest(topic, values);
-        assertEquals(values, kcat.consume(topic, values.size()));
+        assertKcatRoundTrip("kcat-ssl", Route.SSL, Map.of("security.protocol", "plaintext"));
     }
 
     // ---- wrong password
@@ -237,29 +219,17 @@ class TlsBrokersTest {
     @Test
     void givenTlsTerminatingSidecarListener_whenConfluentKafkaPythonUsesSaslSsl_thenEnvelopesAtRestAndPlaintextBack()
             throws Exception {
-        String topic = topic("python-scram-tls");
-        List<String> values = values(topic, 5);
         Map<String, String> settings = librdkafka(Route.SCRAM_TLS, "SASL_SSL", mesh.password());
         settings.put("ssl.ca.location", mesh.listenerCa().toString());
-
-        List<String> back = Clients.python(mesh.home()).roundTrip(settings, topic, values);
-
-        assertEnvelopesAtRest(topic, values);
-        assertEquals(values, back);
+        assertPythonRoundTrip("python-scram-tls", settings);
     }
 
     @Test
     @Disabled(KCAT_SASL)
     void givenTlsTerminatingSidecarListener_whenKcatUsesSaslSsl_thenEnvelopesAtRestAndPlaintextBack() throws Exception {
-        String topic = topic("kcat-plain-tls");
-        List<String> values = values(topic, 5);
         Map<String, String> settings = new HashMap<>(kcatSettings("sasl_ssl", mesh.password()));
         settings.put("ssl.ca.location", mesh.listenerCa().toString());
-        Clients.Kcat kcat = Clients.kcat(mesh.home(), Route.SCRAM_TLS.bootstrap(), settings);
-        kcat.produce(topic, values);
-
-        assertEnvelopesAtRest(topic, values);
-        assertEquals(values, kcat.consume(topic, values.size()));
+        assertKcatRoundTrip("kcat-plain-tls", Route.SCRAM_TLS, settings);
     }
 
     // ---- KIP-368 re-authentication under traffic
@@ -304,7 +274,7 @@ class TlsBrokersTest {
             assertEquals(0.0, metric(producer.metrics(), "failed-reauthentication-total"), "producer re-authentication failures");
             assertEquals(0.0, metric(consumer.metrics(), "failed-reauthentication-total"), "consumer re-authentication failures");
         }
-        assertEquals(null, consumerFailure.get(), "the consumer failed");
+        assertNull(consumerFailure.get(), "the consumer failed");
         assertEquals(sent, received, "every record, in order, once");
         assertTrue(producerReauths >= 2, "the producer re-authenticated through the sidecar: " + producerReauths);
         assertTrue(consumerReauths >= 2, "the consumer re-authenticated through the sidecar: " + consumerReauths);
@@ -326,6 +296,28 @@ class TlsBrokersTest {
         settings.put(SslConfigs.SSL_TRUSTSTORE_TYPE_CONFIG, "PEM");
         settings.put(SslConfigs.SSL_TRUSTSTORE_LOCATION_CONFIG, mesh.listenerCa().toString());
         return settings;
+    }
+
+    /** kcat produces to a new topic through {@code route} and reads it back: envelopes at rest, plaintext back. */
+    private static void assertKcatRoundTrip(String prefix, Route route, Map<String, String> settings) throws Exception {
+        String topic = topic(prefix);
+        List<String> values = values(topic, 5);
+        Clients.Kcat kcat = Clients.kcat(mesh.home(), route.bootstrap(), settings);
+        kcat.produce(topic, values);
+
+        assertEnvelopesAtRest(topic, values);
+        assertEquals(values, kcat.consume(topic, values.size()));
+    }
+
+    /** confluent-kafka-python produces to a new topic and reads it back: envelopes at rest, plaintext back. */
+    private static void assertPythonRoundTrip(String prefix, Map<String, String> settings) throws Exception {
+        String topic = topic(prefix);
+        List<String> values = values(topic, 5);
+
+        List<String> back = Clients.python(mesh.home()).roundTrip(settings, topic, values);
+
+        assertEnvelopesAtRest(topic, values);
+        assertEquals(values, back);
     }
 
     /** kcat as {@link SecureBroker#USER} with PLAIN (see {@link #KCAT_SASL} for why not SCRAM). */
