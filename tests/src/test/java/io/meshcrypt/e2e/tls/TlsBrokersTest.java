@@ -60,10 +60,10 @@ class TlsBrokersTest {
     private static final String BAD_PLAIN_CREDENTIALS = "Authentication failed: Invalid username or password";
     /**
      * Why kcat is not run with SASL. The system's kcat (Debian's, librdkafka 2.0.2) decides a broker can do SASL only
-     * when ApiVersions offers SaslHandshake v0, which the filter-service no longer offers (it lets only v1 through);
-     * with v0 offered again (and a v0 request still refused) the kcat tests pass (tried with v0 let through). Its SCRAM also fails against any Kafka 4 broker, directly too (librdkafka before 2.6.1 sends a
-     * wrong nonce, confluentinc/librdkafka#4895): kcat uses PLAIN here, confluent-kafka-python (a current librdkafka)
-     * SCRAM.
+     * when ApiVersions offers SaslHandshake v0, which the filter-service no longer offers (it lets only v1 through).
+     * With v0 offered the kcat tests below pass (tried). Its SCRAM also fails against any Kafka 4 broker, directly too
+     * (librdkafka before 2.6.1 sends a wrong nonce, confluentinc/librdkafka#4895): kcat uses PLAIN here,
+     * confluent-kafka-python (a current librdkafka) SCRAM.
      */
     private static final String KCAT_SASL = "kcat (librdkafka 2.0.2) needs SaslHandshake v0 in ApiVersions to use SASL;"
             + " the filter-service offers v1 only";
