@@ -313,7 +313,8 @@ public final class HostileMesh implements AutoCloseable {
         }
     }
 
-    private static boolean canConnect(int port) {
+    /** Whether something accepts connections on 127.0.0.1:{@code port}. */
+    public static boolean canConnect(int port) {
         try (Socket s = new Socket(InetAddress.getLoopbackAddress(), port)) {
             return true;
         } catch (IOException e) {

@@ -239,6 +239,11 @@ public final class LocalMesh {
         return mesh;
     }
 
+    /** The checkout's root: the directory with {@code ./meshcrypt} (-Dmeshcrypt.root, or at or above the working dir). */
+    public static Path projectRoot() {
+        return locateRoot();
+    }
+
     private static Path locateRoot() {
         String configured = System.getProperty("meshcrypt.root");
         Path start = Path.of(configured != null ? configured : System.getProperty("user.dir")).toAbsolutePath();
