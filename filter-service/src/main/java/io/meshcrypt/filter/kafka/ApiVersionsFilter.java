@@ -52,14 +52,9 @@ final class ApiVersionsFilter implements ResponseRewriter<ApiVersionsResponseDat
         return new OfferedVersions(min, max, false, rewritable);
     }
 
-    /**
-     * The oldest version of {@code api} the filter lets through: kafka-clients' oldest, except SaslHandshake v0, after
-     * which the client sends raw SASL tokens that are not Kafka requests (they could not be checked, so they would be
-     * refused mid-handshake). Every client since Kafka 1.0 and librdkafka 1.0 uses v1, then SaslAuthenticate, whose
-     * frames pass byte for byte.
-     */
+    /** The oldest version of {@code api} the filter offers: kafka-clients' oldest. */
     static short lowest(ApiKeys api) {
-        return api == ApiKeys.SASL_HANDSHAKE ? (short) Math.max(1, api.oldestVersion()) : api.oldestVersion();
+        return api.oldestVersion();
     }
 
     /** The newest version of {@code api} the filter lets through: kafka-clients' newest, capped by its rewriters. */

@@ -37,6 +37,11 @@ final class OfferedVersions {
         if (apiKey == ApiKeys.API_VERSIONS.id) {
             return version >= ApiKeys.API_VERSIONS.oldestVersion();
         }
+        if (apiKey == ApiKeys.SASL_HANDSHAKE.id && version == 0) {
+            // Offered, never let through: after v0 the client sends raw SASL tokens, which are not Kafka requests and
+            // could not be checked. librdkafka only turns SASL on when ApiVersions offers v0, then sends v1.
+            return false;
+        }
         return min[apiKey] >= 0 && version >= min[apiKey] && version <= max[apiKey];
     }
 
@@ -51,14 +56,15 @@ final class OfferedVersions {
         }
         String where = fromBroker ? "in the ApiVersions response this connection received"
                 : "before ApiVersions (the versions kafka-clients knows)";
+        if (api == ApiKeys.SASL_HANDSHAKE && version == 0) {
+            return "SASL_HANDSHAKE v0 is never let through: after it a client sends raw SASL tokens, which are not Kafka"
+                    + " requests; use a client that sends SaslHandshake v1 and SaslAuthenticate (every client since"
+                    + " Kafka 1.0 and librdkafka 1.0)";
+        }
         if (api == ApiKeys.API_VERSIONS || min[apiKey] < 0) {
             return api + " (api key " + apiKey + ") is not offered " + where;
         }
         String range = api + " v" + version + " is outside v" + min[apiKey] + "..v" + max[apiKey] + " offered " + where;
-        if (api == ApiKeys.SASL_HANDSHAKE && version == 0) {
-            range += "; v0 is followed by raw SASL tokens, which are not Kafka requests: use a client that sends"
-                    + " SaslHandshake v1 and SaslAuthenticate (every client since Kafka 1.0 and librdkafka 1.0)";
-        }
         if ((api == ApiKeys.PRODUCE || api == ApiKeys.FETCH) && version > rewritable.applyAsInt(api)) {
             range += "; Produce and Fetch stop at v" + rewritable.applyAsInt(api) + ", the last versions that name"
                     + " topics (a client must honour ApiVersions)";

@@ -31,7 +31,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * SASL through the filter: SaslHandshake v1 and SaslAuthenticate frames, credentials inside, pass byte for byte in
  * both directions, also again mid-connection (KIP-368 re-authentication); SaslHandshake v0, after which a client
- * would send raw tokens that are not Kafka requests, is neither offered nor let through.
+ * would send raw tokens that are not Kafka requests, stays offered (librdkafka needs it in ApiVersions to use SASL at
+ * all) but is never let through.
  */
 class SaslPassthroughTest {
     private static final byte[] PLAIN_TOKEN = "\0alice\0alice-secret".getBytes(StandardCharsets.UTF_8);
@@ -70,7 +71,8 @@ class SaslPassthroughTest {
     }
 
     @Test
-    void givenTheBrokerOffersSaslHandshakeV0_whenApiVersionsPasses_thenOnlyV1IsOffered() throws Exception {
+    void givenTheBrokerOffersSaslHandshakeV0_whenApiVersionsPasses_thenItStaysOfferedButAV0RequestIsRefused()
+            throws Exception {
         connection.onRead(ByteString.copyFrom(requestFrame(1, ApiKeys.API_VERSIONS, (short) 3, new ApiVersionsRequestData())), false);
         ApiVersionsResponseData broker = new ApiVersionsResponseData();
         broker.apiKeys().add(new ApiVersionsResponseData.ApiVersion().setApiKey(ApiKeys.SASL_HANDSHAKE.id)
@@ -80,7 +82,11 @@ class SaslPassthroughTest {
                 ByteString.copyFrom(responseFrame(1, ApiKeys.API_VERSIONS, (short) 3, broker)), false),
                 ApiKeys.API_VERSIONS, (short) 3);
 
-        assertEquals(1, seen.apiKeys().find(ApiKeys.SASL_HANDSHAKE.id).minVersion());
+        // librdkafka turns SASL on only when v0 is offered (then it sends v1)
+        assertEquals(0, seen.apiKeys().find(ApiKeys.SASL_HANDSHAKE.id).minVersion());
+        ByteString v0 = ByteString.copyFrom(requestFrame(2, ApiKeys.SASL_HANDSHAKE, (short) 0,
+                new SaslHandshakeRequestData().setMechanism("PLAIN")));
+        assertThrows(KafkaFrameException.class, () -> connection.onRead(v0, false));
     }
 
     @Test
@@ -90,7 +96,7 @@ class SaslPassthroughTest {
 
         KafkaFrameException e = assertThrows(KafkaFrameException.class, () -> connection.onRead(handshake, false));
 
-        assertTrue(e.getMessage().contains("SASL_HANDSHAKE v0 is outside v1..v1 offered before ApiVersions (the versions"
-                + " kafka-clients knows); v0 is followed by raw SASL tokens"), e.getMessage());
+        assertTrue(e.getMessage().contains("SASL_HANDSHAKE v0 is never let through: after it a client sends raw SASL"
+                + " tokens"), e.getMessage());
     }
 }
