@@ -162,6 +162,11 @@ final class EncryptionDeks {
     }
 
     /** Retires every current DEK: the next record of each topic gets a new one (generated in the background). */
+    /** @return topics with a current DEK or one on its way */
+    int topics() {
+        return topics.size();
+    }
+
     void rotateDeks() {
         for (TopicState state : topics.values()) {
             Dek dek = state.current;
