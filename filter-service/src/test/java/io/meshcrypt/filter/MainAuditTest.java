@@ -129,7 +129,7 @@ class MainAuditTest {
     }
 
     /** A Produce request (v9, acks=all) as a client writes it: one record on partition 0 of {@code topic}. */
-    private static byte[] produceFrame(String topic, String value) {
+    static byte[] produceFrame(String topic, String value) {
         ProduceRequestData.TopicProduceDataCollection topics = new ProduceRequestData.TopicProduceDataCollection();
         topics.add(new ProduceRequestData.TopicProduceData().setName(topic).setPartitionData(List.of(
                 new ProduceRequestData.PartitionProduceData().setIndex(0).setRecords(MemoryRecords.withRecords(

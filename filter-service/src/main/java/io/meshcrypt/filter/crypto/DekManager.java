@@ -262,9 +262,9 @@ public final class DekManager implements AutoCloseable {
         return decryption.size();
     }
 
-    /** @return topics holding (or generating) a DEK for encryption */
+    /** @return topics holding a DEK for encryption (read at scrape time: walks the topics) */
     public int encryptionTopics() {
-        return encryption.topics();
+        return encryption.topicsWithDek();
     }
 
     public KekProvider provider() {
