@@ -5,6 +5,7 @@ import io.meshcrypt.filter.audit.BothAuditTrails;
 import io.meshcrypt.filter.audit.JsonAuditTrail;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.config.Limits;
+import io.meshcrypt.filter.config.PolicyReloads;
 import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.config.XdsPolicySource;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
@@ -163,17 +164,23 @@ public final class Main {
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
                 List.of(workers -> new HttpExtProcService(http, workers), health.service()), tls, identities);
         AutoCloseable policyWatcher;
+        PolicyReloads reloads;
         if (xds != null) {
             xds.attach(config.policies(), proxy::policy, http::rules);
             policyWatcher = xds;
+            reloads = xds.reloads();
         } else {
-            policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, http::rules, PolicyWatcher.DEFAULT_INTERVAL);
+            PolicyWatcher watcher = PolicyWatcher.start(configFile, config, proxy::policy, http::rules,
+                    PolicyWatcher.DEFAULT_INTERVAL);
+            policyWatcher = watcher;
+            reloads = watcher.reloads();
         }
         ObservabilityServer observability = null;
         if (metrics != null) {
             metrics.bind(server.metrics());
             metrics.bind(cipher);
             metrics.bind(readiness);
+            metrics.bind(reloads);
             observability = ObservabilityServer.start(config.observability().listen(), metrics::scrape, readiness);
             log.info("metrics and health on http://{}:{}/metrics, /healthz, /readyz",
                     observability.address().getHostString(), observability.address().getPort());

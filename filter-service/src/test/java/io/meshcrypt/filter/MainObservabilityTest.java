@@ -77,6 +77,37 @@ class MainObservabilityTest {
         }
     }
 
+    @Test
+    void givenPolicyFileEdits_whenOneIsInvalidAndOneValid_thenOneReloadRefusedAndOneApplied() throws Exception {
+        Keysets.create(dir.resolve("kek.json"));
+        Path config = dir.resolve("filter.yaml");
+        String base = "listen: 127.0.0.1:0\nkeyset: kek.json\nobservability:\n  listen: 127.0.0.1:0\n";
+        Files.writeString(config, base);
+
+        try (Main.Running running = Main.start(config)) {
+            int port = running.observability().address().getPort();
+            Files.writeString(config, base + "policy:\n  unmatched: drop\n");
+            awaitMetric(port, "meshcrypt_policy_reloads_total{outcome=\"refused\"} 1.0");
+            Files.writeString(config, base + "policy:\n  encrypt: [\"pay*\"]\n");
+            awaitMetric(port, "meshcrypt_policy_reloads_total{outcome=\"applied\"} 1.0");
+
+            assertTrue(get(port, "/metrics").body().contains("meshcrypt_policy_reloads_total{outcome=\"refused\"} 1.0"));
+        }
+    }
+
+    private static void awaitMetric(int port, String sample) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        String body = "";
+        while (System.nanoTime() < deadline) {
+            body = get(port, "/metrics").body();
+            if (body.contains(sample)) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("no " + sample + " in\n" + body);
+    }
+
     /** One ProcessingRequest on a new stream; its first answer (or error). */
     private static Object exchange(ManagedChannel channel, byte[] clientBytes) throws InterruptedException {
         BlockingQueue<Object> responses = new LinkedBlockingQueue<>();

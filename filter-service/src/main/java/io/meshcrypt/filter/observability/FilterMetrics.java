@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.observability;
 
+import io.meshcrypt.filter.config.PolicyReloads;
 import io.meshcrypt.filter.crypto.DekManager;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV2;
@@ -97,6 +98,16 @@ public final class FilterMetrics implements AutoCloseable {
         counter("meshcrypt.keys.not_ready", "times a rewrite waited for a data key", keys, KeyMetrics::keysNotReady);
         counter("meshcrypt.keys.unknown_kek", "envelopes naming a KEK id that is not known", keys,
                 KeyMetrics::unknownKeks);
+    }
+
+    /** {@code meshcrypt_policy_reloads_total{outcome}}: policy changes put in force, and versions refused. */
+    public void bind(PolicyReloads reloads) {
+        FunctionCounter.builder("meshcrypt.policy.reloads", reloads, PolicyReloads::appliedCount)
+                .description("policy and HTTP rule changes put in force, or refused (the last good version stayed)")
+                .tag("outcome", "applied").register(registry);
+        FunctionCounter.builder("meshcrypt.policy.reloads", reloads, PolicyReloads::refusedCount)
+                .description("policy and HTTP rule changes put in force, or refused (the last good version stayed)")
+                .tag("outcome", "refused").register(registry);
     }
 
     /** {@code meshcrypt_ready}: 1 when {@code readiness} says ready. */
