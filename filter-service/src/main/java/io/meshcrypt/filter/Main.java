@@ -26,6 +26,7 @@ import io.meshcrypt.filter.transport.ExtProcServer;
 import io.meshcrypt.filter.transport.StreamIdentity;
 import io.meshcrypt.meshconfig.cli.ConfigCommandLine;
 import io.meshcrypt.meshconfig.tls.TlsMaterial;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -181,7 +182,13 @@ public final class Main {
             metrics.bind(cipher);
             metrics.bind(readiness);
             metrics.bind(reloads);
-            observability = ObservabilityServer.start(config.observability().listen(), metrics::scrape, readiness);
+            try {
+                observability = ObservabilityServer.start(config.observability().listen(), metrics::scrape, readiness);
+            } catch (IOException e) {
+                // e.g. the port is taken: nothing started may outlive the failed start
+                new Running(server, policyWatcher, audit, health, null, metrics).close();
+                throw new IOException("observability.listen " + config.observability().listen() + ": " + e.getMessage(), e);
+            }
             log.info("metrics and health on http://{}:{}/metrics, /healthz, /readyz",
                     observability.address().getHostString(), observability.address().getPort());
         }

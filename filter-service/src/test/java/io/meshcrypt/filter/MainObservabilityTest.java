@@ -3,17 +3,12 @@ package io.meshcrypt.filter;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.google.protobuf.ByteString;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.NettyChannelBuilder;
-import io.grpc.stub.StreamObserver;
 import io.meshcrypt.filter.kms.Keysets;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -22,8 +17,6 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -56,10 +49,10 @@ class MainObservabilityTest {
                 assertEquals(ServingStatus.SERVING, HealthGrpc.newBlockingStub(channel)
                         .withDeadlineAfter(10, TimeUnit.SECONDS).check(HealthCheckRequest.getDefaultInstance()).getStatus());
 
-                Object encrypted = exchange(channel, MainAuditTest.produceFrame("payments", "card 4111"));
+                Object encrypted = ExtProcRequests.exchange(channel, ExtProcRequests.produceFrame("payments", "card 4111"));
                 assertTrue(encrypted instanceof ProcessingResponse r && r.hasReadData(), String.valueOf(encrypted));
                 // a client speaking TLS: its ClientHello read as a Kafka request names no version this filter offers
-                Object reset = exchange(channel, new byte[] {0x16, 0x03, 0x01, 0x00, (byte) 0xa5, 0x01, 0x00, 0x00, (byte) 0xa1, 0x03, 0x03, 0x01});
+                Object reset = ExtProcRequests.exchange(channel, new byte[] {0x16, 0x03, 0x01, 0x00, (byte) 0xa5, 0x01, 0x00, 0x00, (byte) 0xa1, 0x03, 0x03, 0x01});
                 assertTrue(reset instanceof ProcessingResponse r
                         && r.getConnectionStatus() == ProcessingResponse.ConnectionStatus.CLOSE_RST, String.valueOf(reset));
             } finally {
@@ -106,32 +99,6 @@ class MainObservabilityTest {
             Thread.sleep(100);
         }
         throw new AssertionError("no " + sample + " in\n" + body);
-    }
-
-    /** One ProcessingRequest on a new stream; its first answer (or error). */
-    private static Object exchange(ManagedChannel channel, byte[] clientBytes) throws InterruptedException {
-        BlockingQueue<Object> responses = new LinkedBlockingQueue<>();
-        StreamObserver<ProcessingRequest> requests = NetworkExternalProcessorGrpc.newStub(channel).process(
-                new StreamObserver<>() {
-                    @Override
-                    public void onNext(ProcessingResponse value) {
-                        responses.add(value);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        responses.add(t);
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                    }
-                });
-        requests.onNext(ProcessingRequest.newBuilder()
-                .setReadData(Data.newBuilder().setData(ByteString.copyFrom(clientBytes))).build());
-        Object first = responses.poll(20, TimeUnit.SECONDS);
-        requests.onCompleted();
-        return first;
     }
 
     private static HttpResponse<String> get(int port, String path) throws Exception {
