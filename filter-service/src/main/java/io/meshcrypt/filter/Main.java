@@ -1,8 +1,11 @@
 package io.meshcrypt.filter;
 
+import io.meshcrypt.filter.audit.AuditTrail;
+import io.meshcrypt.filter.audit.BothAuditTrails;
 import io.meshcrypt.filter.audit.JsonAuditTrail;
 import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.config.Limits;
+import io.meshcrypt.filter.config.PolicyReloads;
 import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.config.XdsPolicySource;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
@@ -15,10 +18,15 @@ import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.keys.KeysCli;
 import io.meshcrypt.filter.kms.KeyAudit;
 import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.observability.FilterMetrics;
+import io.meshcrypt.filter.observability.GrpcHealth;
+import io.meshcrypt.filter.observability.ObservabilityServer;
+import io.meshcrypt.filter.observability.Readiness;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import io.meshcrypt.filter.transport.StreamIdentity;
 import io.meshcrypt.meshconfig.cli.ConfigCommandLine;
 import io.meshcrypt.meshconfig.tls.TlsMaterial;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -79,11 +87,19 @@ public final class Main {
         stopped.await();
     }
 
-    /** A started filter-service: listening, its policy source attached, its audit trail (or null) open. */
-    record Running(ExtProcServer server, AutoCloseable policySource, JsonAuditTrail audit) implements AutoCloseable {
-        /** Stops taking policy, then serving; then writes what the audit trail still holds. */
+    /**
+     * A started filter-service: listening, its policy source attached, its audit trail (or null) open, its gRPC health
+     * reported, its metrics and health endpoint (or null) serving.
+     */
+    record Running(ExtProcServer server, AutoCloseable policySource, JsonAuditTrail audit, GrpcHealth health,
+                   ObservabilityServer observability, FilterMetrics metrics) implements AutoCloseable {
+        /** Reports NOT_SERVING, stops taking policy, then serving; then writes what the audit trail still holds. */
         @Override
         public void close() {
+            health.close();
+            if (observability != null) {
+                observability.close();
+            }
             try {
                 policySource.close();
             } catch (Exception e) {
@@ -92,6 +108,9 @@ public final class Main {
             server.close();
             if (audit != null) {
                 audit.close();
+            }
+            if (metrics != null) {
+                metrics.close();
             }
         }
     }
@@ -128,29 +147,60 @@ public final class Main {
         Limits limits = config.limits();
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
                 DataPathLimits.kafka(limits), DataPathLimits.heldBytes(limits));
-        if (audit != null) {
-            proxy.auditTo(audit);
+        // Record counts per topic come from the accesses the data path reports for the audit trail: reported once, fed to both.
+        FilterMetrics metrics = config.observability() == null ? null
+                : new FilterMetrics(config.observability().maxTopicLabels());
+        AuditTrail trail = audit == null ? AuditTrail.NONE : audit;
+        if (metrics != null) {
+            trail = audit == null ? metrics.records() : new BothAuditTrails(audit, metrics.records());
         }
+        proxy.auditTo(trail);
+        Readiness readiness = Readiness.of(cipher);
+        GrpcHealth health = new GrpcHealth(readiness);
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
         // Who each stream comes from, for the policy's readers and writers: the certificate this server verified, or
         // the one the pod's mesh sidecar verified and forwards; never anything a workload can set itself.
         StreamIdentity identities = tls != null ? StreamIdentity.CERTIFICATE
                 : config.meshSidecarTls() ? StreamIdentity.FORWARDED_CLIENT_CERT : StreamIdentity.NONE;
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
-                List.of(workers -> new HttpExtProcService(http, workers)), tls, identities);
+                List.of(workers -> new HttpExtProcService(http, workers), health.service()), tls, identities);
         AutoCloseable policyWatcher;
+        PolicyReloads reloads;
         if (xds != null) {
             xds.attach(config.policies(), proxy::policy, http::rules);
             policyWatcher = xds;
+            reloads = xds.reloads();
         } else {
-            policyWatcher = PolicyWatcher.start(configFile, config, proxy::policy, http::rules, PolicyWatcher.DEFAULT_INTERVAL);
+            PolicyWatcher watcher = PolicyWatcher.start(configFile, config, proxy::policy, http::rules,
+                    PolicyWatcher.DEFAULT_INTERVAL);
+            policyWatcher = watcher;
+            reloads = watcher.reloads();
         }
+        ObservabilityServer observability = null;
+        if (metrics != null) {
+            metrics.bind(server.metrics());
+            metrics.bind(cipher);
+            metrics.bind(readiness);
+            metrics.bind(reloads);
+            try {
+                observability = ObservabilityServer.start(config.observability().listen(), metrics::scrape, readiness);
+            } catch (IOException e) {
+                // e.g. the port is taken: nothing started may outlive the failed start
+                new Running(server, policyWatcher, audit, health, null, metrics).close();
+                throw new IOException("observability.listen " + config.observability().listen() + ": " + e.getMessage(), e);
+            }
+            log.info("metrics and health on http://{}:{}/metrics, /healthz, /readyz",
+                    observability.address().getHostString(), observability.address().getPort());
+        }
+        // keys loaded, policy in force, listening
+        readiness.serving();
+        health.update();
         log.info("meshcrypt filter-service listening on {} (config {}, {} broker listener(s), {} HTTP rule(s), {})",
                 config.listen(), configFile, config.brokers().size(), config.http().rules().size(), config.policy());
         log.info("limits: {}", limits);
         if (audit != null) {
             log.info("audit trail: {}", config.audit().stdout() ? "standard output" : config.audit().file());
         }
-        return new Running(server, policyWatcher, audit);
+        return new Running(server, policyWatcher, audit, health, observability, metrics);
     }
 }

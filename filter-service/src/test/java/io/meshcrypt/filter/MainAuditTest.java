@@ -3,35 +3,19 @@ package io.meshcrypt.filter;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.google.protobuf.ByteString;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
-import io.grpc.stub.StreamObserver;
 import io.meshcrypt.filter.kms.Keysets;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.apache.kafka.common.compress.Compression;
-import org.apache.kafka.common.message.ProduceRequestData;
-import org.apache.kafka.common.protocol.ApiKeys;
-import org.apache.kafka.common.record.internal.MemoryRecords;
-import org.apache.kafka.common.record.internal.SimpleRecord;
-import org.apache.kafka.common.requests.ProduceRequest;
-import org.apache.kafka.common.requests.RequestHeader;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -93,31 +77,10 @@ class MainAuditTest {
         try (Main.Running running = Main.start(config)) {
             ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", running.server().port()).usePlaintext().build();
             try {
-                BlockingQueue<Object> responses = new LinkedBlockingQueue<>();
-                StreamObserver<ProcessingRequest> requests = NetworkExternalProcessorGrpc.newStub(channel).process(
-                        new StreamObserver<>() {
-                            @Override
-                            public void onNext(ProcessingResponse value) {
-                                responses.add(value);
-                            }
-
-                            @Override
-                            public void onError(Throwable t) {
-                                responses.add(t);
-                            }
-
-                            @Override
-                            public void onCompleted() {
-                            }
-                        });
-                requests.onNext(ProcessingRequest.newBuilder()
-                        .setReadData(Data.newBuilder().setData(ByteString.copyFrom(produceFrame("payments", "card 4111")))).build());
-
-                Object forwarded = responses.poll(20, TimeUnit.SECONDS);
+                Object forwarded = ExtProcRequests.exchange(channel, ExtProcRequests.produceFrame("payments", "card 4111"));
                 assertTrue(forwarded instanceof ProcessingResponse r && r.hasReadData()
                         && !r.getReadData().getData().toStringUtf8().contains("card 4111"), String.valueOf(forwarded));
                 awaitLine(trail, "\"event\":\"dek.created\",\"outcome\":\"ok\",\"provider\":\"local\"");
-                requests.onCompleted();
             } finally {
                 channel.shutdownNow();
             }
@@ -126,20 +89,6 @@ class MainAuditTest {
         String text = Files.readString(trail);
         assertTrue(text.contains("\"event\":\"dek.wrapped\"") && text.contains("\"topic\":\"payments\""), text);
         assertTrue(!text.contains("card 4111"), text);
-    }
-
-    /** A Produce request (v9, acks=all) as a client writes it: one record on partition 0 of {@code topic}. */
-    private static byte[] produceFrame(String topic, String value) {
-        ProduceRequestData.TopicProduceDataCollection topics = new ProduceRequestData.TopicProduceDataCollection();
-        topics.add(new ProduceRequestData.TopicProduceData().setName(topic).setPartitionData(List.of(
-                new ProduceRequestData.PartitionProduceData().setIndex(0).setRecords(MemoryRecords.withRecords(
-                        Compression.NONE, new SimpleRecord(value.getBytes(StandardCharsets.UTF_8)))))));
-        short version = 9;
-        ByteBuffer body = ProduceRequest.builder(new ProduceRequestData().setAcks((short) -1).setTimeoutMs(30_000)
-                .setTopicData(topics)).build(version)
-                .serializeWithHeader(new RequestHeader(ApiKeys.PRODUCE, version, "audit-test", 1));
-        ByteBuffer frame = ByteBuffer.allocate(4 + body.remaining()).putInt(body.remaining()).put(body);
-        return frame.array();
     }
 
     private static String kekId(String line) {

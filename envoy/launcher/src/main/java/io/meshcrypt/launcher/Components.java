@@ -432,7 +432,8 @@ final class Components {
                 .append("KAFKA_BOOTSTRAP=127.0.0.1:").append(ports.envoyBootstrap()).append('\n')
                 .append("BROKER_DIRECT=127.0.0.1:").append(ports.broker()).append('\n')
                 .append("ENVOY_ADMIN=127.0.0.1:").append(ports.envoyAdmin()).append('\n')
-                .append("FILTER_GRPC=127.0.0.1:").append(ports.filterGrpc()).append('\n');
+                .append("FILTER_GRPC=127.0.0.1:").append(ports.filterGrpc()).append('\n')
+                .append("FILTER_METRICS=http://127.0.0.1:").append(ports.filterMetrics()).append("/metrics\n");
         if (supervisor.isRunning("xds-server")) {
             sb.append("XDS_STATUS=http://127.0.0.1:").append(ports.xdsStatus()).append("/status\n");
         }
@@ -445,6 +446,9 @@ final class Components {
             var p = supervisor.running(c);
             if (p.isPresent()) {
                 sb.append(String.format("%-17s running  pid %d%n", c, p.get().pid()));
+                if (c.equals("filter-service")) {
+                    sb.append(FilterServiceStatus.of(ports.filterMetrics()));
+                }
             } else if (MESH.contains(c)) {
                 sb.append(String.format("%-17s stopped%n", c));
             }

@@ -83,6 +83,8 @@ public final class ConfigFiles {
                 + "policyFrom: xds://127.0.0.1:" + ports.xds() + "\n"
                 + "# the audit trail: key operations and who accessed which topic (read it with ./meshcrypt audit)\n"
                 + "audit:\n  file: logs/audit.jsonl\n"
+                + "# Prometheus metrics, liveness and readiness (./meshcrypt status reads them)\n"
+                + "observability:\n  listen: 127.0.0.1:" + ports.filterMetrics() + "\n"
                 + (tls ? filterTls() : ""));
     }
 

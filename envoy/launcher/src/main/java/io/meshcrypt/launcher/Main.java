@@ -37,6 +37,7 @@ import picocli.CommandLine.Unmatched;
             "                         B+93   broker KRaft controller    B+192  Envoy bootstrap (KAFKA_BOOTSTRAP)",
             "                         B+193  Envoy listener of broker 1 B+901  Envoy admin",
             "                         B+18   xDS server (ADS)           B+19   its status (XDS_STATUS)",
+            "                         B+54   filter-service metrics and health (FILTER_METRICS)",
             "                       demo: B+80 HTTP service, B+81 its sidecar (HTTP_URL), B+902 sidecar admin;",
             "                       the Kafka apps' sidecars (go, node, java = 0, 1, 2): bootstrap B+194+2i,",
             "                       broker 1 listener B+195+2i, admin B+905+i;",

@@ -14,6 +14,7 @@ import java.util.List;
  * @param filterGrpc the filter-service's ext_proc gRPC listener, B+51
  * @param relayExtProc transparent demo: the relay's ext_proc port on {@link #brokerRealHost()}, B+52
  * @param relayXds transparent demo: the relay's xDS port on {@link #brokerRealHost()}, B+53
+ * @param filterMetrics the filter-service's metrics and health endpoint (/metrics, /healthz, /readyz), B+54
  * @param httpApp the demo's HTTP service, B+80
  * @param httpSidecar its Envoy sidecar (HTTP_URL), B+81
  * @param broker the broker itself (BROKER_DIRECT), B+92
@@ -26,7 +27,7 @@ import java.util.List;
  * @param relayAdmin transparent demo: the relay's admin, B+903
  * @param namespaceSidecarAdmin transparent demo: each app namespace's sidecar admin, on the namespace's loopback, B+904
  */
-public record PortPlan(int base, int xds, int xdsStatus, int filterGrpc, int relayExtProc, int relayXds, int httpApp,
+public record PortPlan(int base, int xds, int xdsStatus, int filterGrpc, int relayExtProc, int relayXds, int filterMetrics, int httpApp,
                        int httpSidecar, int broker, int controller, int brokerTransparent, int envoyBootstrap,
                        int envoyBroker1, int envoyAdmin, int httpSidecarAdmin, int relayAdmin, int namespaceSidecarAdmin) {
 
@@ -45,7 +46,7 @@ public record PortPlan(int base, int xds, int xdsStatus, int filterGrpc, int rel
         if (base < 1024 || base + SPAN > 65535) {
             throw new IllegalArgumentException("must be a number with 1024 <= base <= " + (65535 - SPAN) + " (got " + base + ")");
         }
-        return new PortPlan(base, base + 18, base + 19, base + 51, base + 52, base + 53, base + 80, base + 81, base + 92,
+        return new PortPlan(base, base + 18, base + 19, base + 51, base + 52, base + 53, base + 54, base + 80, base + 81, base + 92,
                 base + 93, base + 94, base + 192, base + 193, base + 901, base + 902, base + 903, base + 904);
     }
 
@@ -82,7 +83,7 @@ public record PortPlan(int base, int xds, int xdsStatus, int filterGrpc, int rel
 
     /** Every port that listens on the host's 127.0.0.1 while a demo runs (not the link-local or in-namespace ones). */
     public List<Integer> loopbackPorts() {
-        List<Integer> ports = new ArrayList<>(List.of(xds, xdsStatus, filterGrpc, httpApp, httpSidecar, broker, controller,
+        List<Integer> ports = new ArrayList<>(List.of(xds, xdsStatus, filterGrpc, filterMetrics, httpApp, httpSidecar, broker, controller,
                 envoyBootstrap, envoyBroker1, envoyAdmin, httpSidecarAdmin, relayAdmin, namespaceSidecarAdmin));
         for (KafkaApp app : KafkaApp.values()) {
             AppSidecarPorts p = appSidecar(app);

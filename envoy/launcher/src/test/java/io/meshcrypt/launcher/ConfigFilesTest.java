@@ -41,6 +41,8 @@ class ConfigFilesTest {
                 + "policyFrom: xds://127.0.0.1:19018\n"
                 + "# the audit trail: key operations and who accessed which topic (read it with ./meshcrypt audit)\n"
                 + "audit:\n  file: logs/audit.jsonl\n"
+                + "# Prometheus metrics, liveness and readiness (./meshcrypt status reads them)\n"
+                + "observability:\n  listen: 127.0.0.1:19054\n"
                 + "# mutual TLS with the mesh CA (pki/, issued by ./meshcrypt; rotated files are re-read)\n"
                 + "tls:\n"
                 + "  certificate: pki/filter-service/cert.pem\n"

@@ -21,6 +21,7 @@ class PortPlanTest {
                 () -> assertEquals(19051, p.filterGrpc()),
                 () -> assertEquals(19052, p.relayExtProc()),
                 () -> assertEquals(19053, p.relayXds()),
+                () -> assertEquals(19054, p.filterMetrics()),
                 () -> assertEquals(19080, p.httpApp()),
                 () -> assertEquals(19081, p.httpSidecar()),
                 () -> assertEquals(19092, p.broker()),
@@ -52,7 +53,7 @@ class PortPlanTest {
         List<Integer> ports = p.loopbackPorts();
 
         assertEquals(ports.size(), new HashSet<>(ports).size(), ports::toString);
-        assertEquals(22, ports.size());
+        assertEquals(23, ports.size());
         assertEquals(29018, ports.getFirst());
         assertEquals(29000 + PortPlan.SPAN, ports.getLast());
     }

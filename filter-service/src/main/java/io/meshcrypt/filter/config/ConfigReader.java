@@ -36,7 +36,7 @@ public final class ConfigReader {
 
     /** The value of {@code tls} that leaves mutual TLS to the pod's service-mesh sidecar (Istio). */
     static final String MESH_SIDECAR_TLS = "mesh-sidecar";
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls", "audit");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls", "audit", "observability");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
     static final String DEFAULT_SIV_KEYSET = "siv-keyset.json";
 
@@ -131,8 +131,26 @@ public final class ConfigReader {
         Entry auditEntry = mapping.entries().get("audit");
         AuditConfig audit = auditEntry == null ? null : new AuditConfigReader(fields).audit(auditEntry);
 
+        Entry observabilityEntry = mapping.entries().get("observability");
+        ObservabilityConfig observability = observabilityEntry == null ? null : observability(observabilityEntry);
+
         return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                limits, policyServer, tls, sidecarTls, audit);
+                limits, policyServer, tls, sidecarTls, audit, observability);
+    }
+
+    /** The {@code observability:} section; an empty mapping ({@code observability: {}}) takes the defaults. */
+    private ObservabilityConfig observability(Entry section) throws ConfigException {
+        Mapping m = fields.mapping(section.value(), "observability");
+        fields.checkKeys(m, "observability.", List.of("listen", "maxTopicLabels"));
+        Entry listenEntry = m.entries().get("listen");
+        InetSocketAddress listen = listenEntry == null
+                ? bindAddress(section.keyLocation(), "observability.listen", ObservabilityConfig.DEFAULT_LISTEN)
+                : bindAddress(listenEntry.keyLocation(), "observability.listen",
+                        fields.string(listenEntry, "observability.listen"));
+        Entry labels = m.entries().get("maxTopicLabels");
+        int maxTopicLabels = labels == null ? ObservabilityConfig.DEFAULT_MAX_TOPIC_LABELS
+                : (int) fields.positiveLong(labels, "observability.maxTopicLabels", 10_000);
+        return new ObservabilityConfig(listen, maxTopicLabels);
     }
 
     private Map<Integer, InetSocketAddress> brokers(Entry entry) throws ConfigException {

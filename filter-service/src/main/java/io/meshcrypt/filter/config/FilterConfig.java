@@ -45,6 +45,8 @@ import java.util.Objects;
  *   heldFrameTimeout: 30s
  * audit:                             # optional: JSON-lines audit trail of key operations and topic accesses, see AuditConfig
  *   file: logs/audit.jsonl
+ * observability:                     # optional: HTTP /metrics, /healthz, /readyz, see ObservabilityConfig
+ *   listen: 127.0.0.1:9464
  * </pre>
  *
  * <p>The file holding the policy and HTTP rules (this one, or {@code policyFrom}) is watched while the service runs: a
@@ -81,6 +83,7 @@ import java.util.Objects;
  * @param meshSidecarTls {@code tls: mesh-sidecar}: the pod's mesh sidecar terminates mutual TLS in front of the
  *     gRPC server, and its {@code x-forwarded-client-cert} header says which workload each stream comes from
  * @param audit where the audit trail goes, or null for none ({@code AuditTrail.NONE})
+ * @param observability the metrics and health endpoint, or null for none
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -96,7 +99,8 @@ public record FilterConfig(
         InetSocketAddress policyServer,
         TlsFiles tls,
         boolean meshSidecarTls,
-        AuditConfig audit) {
+        AuditConfig audit,
+        ObservabilityConfig observability) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
@@ -122,12 +126,12 @@ public record FilterConfig(
         brokers = Map.copyOf(brokers);
     }
 
-    /** Without an audit trail, and with TLS of the filter-service's own or none. */
+    /** Without an audit trail or observability endpoint, and with TLS of the filter-service's own or none. */
     public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
                         EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset,
                         Limits limits, InetSocketAddress policyServer, TlsFiles tls) {
         this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset, limits, policyServer, tls,
-                false, null);
+                false, null, null);
     }
 
     /** Default limits for {@code maxFrameBytes}. */
@@ -168,7 +172,7 @@ public record FilterConfig(
         Path siv = sivKeyset == null && delivered.encryption().anyDeterministicKeys()
                 ? defaultSivKeyset(keyset, configFile) : sivKeyset;
         return new FilterConfig(listen, maxFrameBytes, keyset, brokers, delivered.encryption(), delivered.http(), keys,
-                policyFrom, siv, limits, policyServer, tls, meshSidecarTls, audit);
+                policyFrom, siv, limits, policyServer, tls, meshSidecarTls, audit, observability);
     }
 
     /** {@value ConfigReader#DEFAULT_SIV_KEYSET} next to the top-level keyset, or next to the config file. */

@@ -23,6 +23,7 @@ final class PolicyApplier {
     private final Consumer<HttpRules> applyHttp;
     private volatile Policies current;
     private volatile String lastError;
+    private final PolicyReloads reloads;
 
     /**
      * @param inForce what the service started with
@@ -30,6 +31,13 @@ final class PolicyApplier {
      * @param applyHttp receives each new set of HTTP rules
      */
     PolicyApplier(Policies inForce, Consumer<EncryptionPolicy> applyPolicy, Consumer<HttpRules> applyHttp) {
+        this(inForce, applyPolicy, applyHttp, new PolicyReloads());
+    }
+
+    /** @param reloads counts each change put in force and each refused */
+    PolicyApplier(Policies inForce, Consumer<EncryptionPolicy> applyPolicy, Consumer<HttpRules> applyHttp,
+                  PolicyReloads reloads) {
+        this.reloads = Objects.requireNonNull(reloads);
         this.current = Objects.requireNonNull(inForce);
         this.applyPolicy = Objects.requireNonNull(applyPolicy);
         this.applyHttp = Objects.requireNonNull(applyHttp);
@@ -62,6 +70,9 @@ final class PolicyApplier {
             }
             log.info("HTTP rules reloaded: {} (was {})", names(next.http()), names(before.http()));
         }
+        if (!next.equals(before)) {
+            reloads.applied();
+        }
         current = next;
         lastError = null;
         return null;
@@ -69,6 +80,7 @@ final class PolicyApplier {
 
     /** Logs a change that was not applied (invalid, or refused by {@link #apply}); what is in force stays. */
     String refuse(String error) {
+        reloads.refused();
         lastError = error;
         log.error("policy and HTTP rules NOT reloaded, the last good version stays in force ({}, HTTP rules {}): {}",
                 current.encryption(), names(current.http()), error);

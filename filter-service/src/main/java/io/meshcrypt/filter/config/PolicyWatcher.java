@@ -25,6 +25,7 @@ public final class PolicyWatcher implements AutoCloseable {
 
     private final Path configFile;
     private final FilterConfig startup;
+    private final PolicyReloads reloads = new PolicyReloads();
     private final PolicyApplier applier;
     private final FileWatcher watcher;
 
@@ -32,7 +33,7 @@ public final class PolicyWatcher implements AutoCloseable {
                           Consumer<HttpRules> applyHttp, Duration interval) {
         this.configFile = configFile;
         this.startup = startup;
-        this.applier = new PolicyApplier(startup.policies(), applyPolicy, applyHttp);
+        this.applier = new PolicyApplier(startup.policies(), applyPolicy, applyHttp, reloads);
         Path source = startup.policyFrom() != null ? startup.policyFrom() : configFile;
         // no initial content: the first poll re-reads the file, so an edit made since startup is not missed
         this.watcher = FileWatcher.start(source, null, interval, this::changed);
@@ -86,6 +87,10 @@ public final class PolicyWatcher implements AutoCloseable {
     }
 
     /** The error of the last reload attempt, or null when it succeeded. */
+    public PolicyReloads reloads() {
+        return reloads;
+    }
+
     public String lastError() {
         return applier.lastError();
     }

@@ -62,6 +62,7 @@ public final class XdsPolicySource implements AutoCloseable {
     private final CompletableFuture<Policies> first = new CompletableFuture<>();
     private final CountDownLatch attached = new CountDownLatch(1);
     private volatile PolicyApplier applier;
+    private final PolicyReloads reloads = new PolicyReloads();
     /** The version in force (acknowledged last), "" before the first. Only touched on the executor. */
     private String acceptedVersion = "";
     private Duration backoff = MIN_BACKOFF;
@@ -133,7 +134,7 @@ public final class XdsPolicySource implements AutoCloseable {
      * @param applyPolicy an IllegalArgumentException refuses the version (NACK)
      */
     public void attach(Policies inForce, Consumer<EncryptionPolicy> applyPolicy, Consumer<HttpRules> applyHttp) {
-        applier = new PolicyApplier(inForce, applyPolicy, applyHttp);
+        applier = new PolicyApplier(inForce, applyPolicy, applyHttp, reloads);
         attached.countDown();
     }
 
@@ -144,6 +145,10 @@ public final class XdsPolicySource implements AutoCloseable {
     }
 
     /** Why the last version was rejected, or null when it is in force. */
+    public PolicyReloads reloads() {
+        return reloads;
+    }
+
     public String lastError() {
         PolicyApplier a = applier;
         return a == null ? null : a.lastError();

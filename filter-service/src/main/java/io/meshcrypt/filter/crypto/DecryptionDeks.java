@@ -33,6 +33,11 @@ final class DecryptionDeks {
     private final ThreadLocal<CacheEntry> lastUsed = new ThreadLocal<>();
     private final KeyAudit audit;
 
+    /** @return unwrapped DEKs in the cache (expired ones until they are evicted) */
+    int size() {
+        return unwrapped.size();
+    }
+
     DecryptionDeks(ResilientKekProvider kms, Settings settings, KeyMetrics metrics, LongSupplier nanoTime) {
         this(kms, settings, metrics, nanoTime, KeyAudit.NONE);
     }

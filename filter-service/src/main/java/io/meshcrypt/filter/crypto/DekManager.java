@@ -247,6 +247,26 @@ public final class DekManager implements AutoCloseable {
         return metrics;
     }
 
+    /** @return whether the last KMS call succeeded (or none failed yet) */
+    public boolean kmsReachable() {
+        return kms.consecutiveFailures() == 0;
+    }
+
+    /** @return KMS calls failed in a row since the last success */
+    public int kmsConsecutiveFailures() {
+        return kms.consecutiveFailures();
+    }
+
+    /** @return unwrapped DEKs cached for decryption */
+    public int cachedDecryptionKeys() {
+        return decryption.size();
+    }
+
+    /** @return topics holding a DEK for encryption (read at scrape time: walks the topics) */
+    public int encryptionTopics() {
+        return encryption.topicsWithDek();
+    }
+
     public KekProvider provider() {
         return provider;
     }

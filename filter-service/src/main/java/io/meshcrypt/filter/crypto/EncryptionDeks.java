@@ -162,6 +162,17 @@ final class EncryptionDeks {
     }
 
     /** Retires every current DEK: the next record of each topic gets a new one (generated in the background). */
+    /** @return topics with a current DEK (possibly expired or used up: it is replaced on the next record); O(topics) */
+    int topicsWithDek() {
+        int n = 0;
+        for (TopicState state : topics.values()) {
+            if (state.current != null) {
+                n++;
+            }
+        }
+        return n;
+    }
+
     void rotateDeks() {
         for (TopicState state : topics.values()) {
             Dek dek = state.current;

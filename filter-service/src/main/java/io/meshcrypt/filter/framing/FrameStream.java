@@ -259,7 +259,7 @@ public final class FrameStream {
                             }
                         } else if (action == FrameAction.REWRITE) {
                             if (frameSize > maxFrameBytes) {
-                                throw new KafkaFrameException("frame of " + frameSize
+                                throw new FrameTooLargeException("frame of " + frameSize
                                         + " bytes exceeds the limit of " + maxFrameBytes + " bytes for rewritten frames");
                             }
                             // The announced size counts against this connection before the body arrives (trickling

@@ -99,7 +99,7 @@ public final class HeldBytesBudget {
                 throw new KafkaFrameException("connection already closed; no frame can be held");
             }
             if (bytes > perConnectionBytes - admitted) {
-                throw new KafkaFrameException("holding a frame of " + bytes + " bytes would make this connection hold "
+                throw new FrameTooLargeException("holding a frame of " + bytes + " bytes would make this connection hold "
                         + (admitted + bytes) + " bytes, over the per-connection budget of " + perConnectionBytes
                         + " bytes (limits.maxHeldBytesPerConnection)");
             }

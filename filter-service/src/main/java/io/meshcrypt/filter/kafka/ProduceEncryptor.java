@@ -282,7 +282,7 @@ final class ProduceEncryptor {
     }
 
     private static KafkaFrameException rejected(String topic) {
-        return new KafkaFrameException("policy rejects producing to topic " + topic
+        return new PolicyRejectedException("policy rejects producing to topic " + topic
                 + " (it matches no encrypt pattern and unmatched is reject)");
     }
 

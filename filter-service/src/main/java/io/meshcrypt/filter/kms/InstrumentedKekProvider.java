@@ -28,11 +28,14 @@ public final class InstrumentedKekProvider implements KekProvider {
 
     private <T> T counted(Call<T> call) throws GeneralSecurityException {
         metrics.kmsCalls.increment();
+        long start = System.nanoTime();
         try {
             return call.call();
         } catch (GeneralSecurityException | RuntimeException e) {
             metrics.kmsFailures.increment();
             throw e;
+        } finally {
+            metrics.kmsCallNanos.add(System.nanoTime() - start);
         }
     }
 

@@ -9,6 +9,8 @@ import java.util.concurrent.atomic.LongAdder;
 public final class KeyMetrics {
     public final LongAdder kmsCalls = new LongAdder();
     public final LongAdder kmsFailures = new LongAdder();
+    /** Time spent in KMS requests actually sent, successful or not. */
+    public final LongAdder kmsCallNanos = new LongAdder();
     public final LongAdder kmsSkipped = new LongAdder();
     public final LongAdder deksGenerated = new LongAdder();
     public final LongAdder unwraps = new LongAdder();
@@ -22,6 +24,11 @@ public final class KeyMetrics {
     /** @return KMS requests actually sent (wrap, unwrap, current-KEK checks, KEK listings) */
     public long kmsCalls() {
         return kmsCalls.sum();
+    }
+
+    /** @return total nanoseconds spent in the {@link #kmsCalls()} */
+    public long kmsCallNanos() {
+        return kmsCallNanos.sum();
     }
 
     public long kmsFailures() {

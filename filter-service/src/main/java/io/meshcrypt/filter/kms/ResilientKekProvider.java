@@ -247,6 +247,11 @@ public final class ResilientKekProvider implements KekProvider {
         inner.close();
     }
 
+    /** @return KMS calls failed in a row since the last success: 0 while the KMS answers (metrics, readiness) */
+    public int consecutiveFailures() {
+        return backoff.failures();
+    }
+
     /** @return how long a caller whose KMS work failed waits before trying again: the current backoff, at least its minimum */
     public long retryDelayNanos() {
         return Math.max(settings.backoffMin().toNanos(), backoff.currentDelayNanos());
@@ -604,6 +609,10 @@ public final class ResilientKekProvider implements KekProvider {
             failures++;
             lastError = String.valueOf(e.getMessage());
             nextAttemptNanos = nanoTime.getAsLong() + currentDelayNanosLocked();
+        }
+
+        synchronized int failures() {
+            return failures;
         }
 
         synchronized long currentDelayNanos() {

@@ -148,7 +148,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
         } catch (Throwable e) {
             if (answered) {
                 // The request has its response: a second one (CLOSE_RST) would answer a request Envoy never sent.
-                metrics().handlerFailed();
+                metrics().handlerFailed(e);
                 reset(Status.INTERNAL.withDescription("connection reset after its response"),
                         "failed after answering a request: " + describe(e));
             } else {
@@ -287,7 +287,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
         } else if (e instanceof HeldFrameTimeout) {
             metrics().heldFrameTimedOut();
         } else {
-            metrics().handlerFailed();
+            metrics().handlerFailed(e);
         }
         String note = ResetWarnings.SHARED.admit();
         if (note == null) {

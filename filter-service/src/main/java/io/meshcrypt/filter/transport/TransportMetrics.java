@@ -1,6 +1,8 @@
 package io.meshcrypt.filter.transport;
 
+import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Consumer;
 
 /** Counters of the ext_proc transport, safe to read from any thread. */
 public final class TransportMetrics {
@@ -31,8 +33,16 @@ public final class TransportMetrics {
         requestsAnswered.increment();
     }
 
-    void handlerFailed() {
+    private volatile Consumer<Throwable> handlerFailureListener = cause -> { };
+
+    /** Tells {@code listener} why each handler failure reset its connection (metrics by reason); called on the failing stream's worker, rarely. */
+    public void onHandlerFailure(Consumer<Throwable> listener) {
+        handlerFailureListener = Objects.requireNonNull(listener, "listener");
+    }
+
+    void handlerFailed(Throwable cause) {
         handlerFailures.increment();
+        handlerFailureListener.accept(cause);
     }
 
     void streamError() {

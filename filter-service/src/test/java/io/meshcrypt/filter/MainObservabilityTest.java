@@ -1,0 +1,108 @@
+package io.meshcrypt.filter;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.NettyChannelBuilder;
+import io.meshcrypt.filter.kms.Keysets;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A real filter-service started with {@code observability:}: ready over HTTP and gRPC health, a Produce it encrypts
+ * over ext_proc moves the topic's counter by its records, and a client speaking TLS is reset as a protocol violation.
+ */
+@Timeout(value = 60, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+class MainObservabilityTest {
+    private static final HttpClient HTTP = HttpClient.newHttpClient();
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void givenObservabilitySection_whenTrafficFlows_thenHealthReadyAndCountersMoveByWhatWasSeen() throws Exception {
+        Keysets.create(dir.resolve("kek.json"));
+        Path config = dir.resolve("filter.yaml");
+        Files.writeString(config, "listen: 127.0.0.1:0\nkeys:\n  provider: local\n  local:\n    keyset: kek.json\n"
+                + "observability:\n  listen: 127.0.0.1:0\n");
+
+        try (Main.Running running = Main.start(config)) {
+            int port = running.observability().address().getPort();
+            assertEquals(200, get(port, "/healthz").statusCode());
+            assertEquals(200, get(port, "/readyz").statusCode());
+            ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", running.server().port()).usePlaintext().build();
+            try {
+                assertEquals(ServingStatus.SERVING, HealthGrpc.newBlockingStub(channel)
+                        .withDeadlineAfter(10, TimeUnit.SECONDS).check(HealthCheckRequest.getDefaultInstance()).getStatus());
+
+                Object encrypted = ExtProcRequests.exchange(channel, ExtProcRequests.produceFrame("payments", "card 4111"));
+                assertTrue(encrypted instanceof ProcessingResponse r && r.hasReadData(), String.valueOf(encrypted));
+                // a client speaking TLS: its ClientHello read as a Kafka request names no version this filter offers
+                Object reset = ExtProcRequests.exchange(channel, new byte[] {0x16, 0x03, 0x01, 0x00, (byte) 0xa5, 0x01, 0x00, 0x00, (byte) 0xa1, 0x03, 0x03, 0x01});
+                assertTrue(reset instanceof ProcessingResponse r
+                        && r.getConnectionStatus() == ProcessingResponse.ConnectionStatus.CLOSE_RST, String.valueOf(reset));
+            } finally {
+                channel.shutdownNow();
+            }
+
+            String metrics = get(port, "/metrics").body();
+            assertTrue(metrics.contains("meshcrypt_records_total{direction=\"produce\",outcome=\"encrypted\",topic=\"payments\"} 1.0"), metrics);
+            assertTrue(metrics.contains("meshcrypt_connections_reset_total{reason=\"protocol_violation\"} 1.0"), metrics);
+            assertTrue(metrics.contains("meshcrypt_connections_reset_total{reason=\"frame_too_large\"} 0.0"), metrics);
+            assertTrue(metrics.contains("meshcrypt_ext_proc_streams_started_total 2.0"), metrics);
+            assertTrue(metrics.contains("meshcrypt_deks_generated_total 1.0"), metrics);
+            assertTrue(metrics.contains("meshcrypt_ready 1.0"), metrics);
+            assertTrue(metrics.contains("jvm_memory_used_bytes"), metrics);
+        }
+    }
+
+    @Test
+    void givenPolicyFileEdits_whenOneIsInvalidAndOneValid_thenOneReloadRefusedAndOneApplied() throws Exception {
+        Keysets.create(dir.resolve("kek.json"));
+        Path config = dir.resolve("filter.yaml");
+        String base = "listen: 127.0.0.1:0\nkeyset: kek.json\nobservability:\n  listen: 127.0.0.1:0\n";
+        Files.writeString(config, base);
+
+        try (Main.Running running = Main.start(config)) {
+            int port = running.observability().address().getPort();
+            Files.writeString(config, base + "policy:\n  unmatched: drop\n");
+            awaitMetric(port, "meshcrypt_policy_reloads_total{outcome=\"refused\"} 1.0");
+            Files.writeString(config, base + "policy:\n  encrypt: [\"pay*\"]\n");
+            awaitMetric(port, "meshcrypt_policy_reloads_total{outcome=\"applied\"} 1.0");
+
+            assertTrue(get(port, "/metrics").body().contains("meshcrypt_policy_reloads_total{outcome=\"refused\"} 1.0"));
+        }
+    }
+
+    private static void awaitMetric(int port, String sample) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        String body = "";
+        while (System.nanoTime() < deadline) {
+            body = get(port, "/metrics").body();
+            if (body.contains(sample)) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("no " + sample + " in\n" + body);
+    }
+
+    private static HttpResponse<String> get(int port, String path) throws Exception {
+        return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+}
