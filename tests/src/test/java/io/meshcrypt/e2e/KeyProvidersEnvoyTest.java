@@ -16,6 +16,10 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -215,6 +219,72 @@ class KeyProvidersEnvoyTest {
     }
 
     @Test
+    void givenAFilterServiceWithNoDataKeyCached_whenTheKmsGoesAwayAndComesBack_thenReadyzAndTheKmsMetricsFollow()
+            throws Exception {
+        requireInstalled(moto != null, "moto_server is not installed (pip install 'moto[server]')");
+        // Given a fresh filter-service (no data key cached) whose KMS answers
+        useConfig(awsKeys());
+        awaitReadyz(200, "ready once keys and policy are loaded");
+        double failuresBefore = metric("meshcrypt_kms_failures_total");
+        kmsLink.stop();
+        try {
+            // When a Produce needs a new data key while the KMS is unreachable
+            try (KafkaProducer<byte[], byte[]> producer = producer(Map.of(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 8_000,
+                    ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 3_000, ProducerConfig.LINGER_MS_CONFIG, 0))) {
+                Future<RecordMetadata> blocked = producer.send(new ProducerRecord<>(topic("readyz-outage"), utf8("x")));
+                assertThrows(ExecutionException.class, () -> blocked.get(30, TimeUnit.SECONDS));
+            }
+
+            // Then /readyz says not ready, naming the KMS, and the KMS metrics count the failures
+            String reason = awaitReadyz(503, "not ready while the KMS fails and no data key is cached");
+            assertTrue(reason.contains("KMS"), reason);
+            assertTrue(metric("meshcrypt_kms_failures_total") > failuresBefore, "KMS failures counted");
+            assertTrue(metric("meshcrypt_kms_consecutive_failures") > 0, "the KMS is backing off");
+        } finally {
+            kmsLink.start();
+        }
+        // and once the KMS answers again (a Produce makes the data key), ready again
+        try (KafkaProducer<byte[], byte[]> producer = producer(Map.of(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 60_000))) {
+            producer.send(new ProducerRecord<>(topic("readyz-back"), utf8("y"))).get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        }
+        awaitReadyz(200, "ready again once the KMS answers");
+        assertEquals(0.0, metric("meshcrypt_kms_consecutive_failures"));
+    }
+
+    /** Waits until /readyz answers {@code status}; @return its body */
+    private static String awaitReadyz(int status, String what) throws Exception {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        String last = "";
+        while (System.nanoTime() - deadline < 0) {
+            HttpResponse<String> r = http("/readyz");
+            last = r.statusCode() + " " + r.body();
+            if (r.statusCode() == status) {
+                return r.body();
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError(what + ": /readyz still answers " + last);
+    }
+
+    /** The value of an unlabelled metric on the filter-service's /metrics. */
+    private static double metric(String name) throws Exception {
+        for (String line : http("/metrics").body().lines().toList()) {
+            if (line.startsWith(name + " ")) {
+                return Double.parseDouble(line.substring(name.length() + 1).strip());
+            }
+        }
+        throw new AssertionError(name + " is not exported");
+    }
+
+    private static HttpResponse<String> http(String path) throws Exception {
+        try (HttpClient client = HttpClient.newHttpClient()) {
+            return client.send(HttpRequest.newBuilder(
+                    URI.create("http://127.0.0.1:" + PORTS.filterMetrics() + path)).timeout(Duration.ofSeconds(5)).build(),
+                    HttpResponse.BodyHandlers.ofString());
+        }
+    }
+
+    @Test
     void givenKmsOutage_whenAConsumerNeedsADataKeyNotCached_thenItWaitsWithoutAnErrorAndReadsOnceTheKmsReturns() throws Exception {
         requireInstalled(moto != null, "moto_server is not installed (pip install 'moto[server]')");
         useConfig(awsKeys());
@@ -303,6 +373,7 @@ class KeyProvidersEnvoyTest {
                 + "keyset: keyset.json\n"
                 + "brokers:\n  1: 127.0.0.1:" + PORTS.envoyBroker1() + "\n"
                 + "policy:\n  encrypt: [\"*\"]\n  unmatched: passthrough\n" + keys
+                + "observability:\n  listen: 127.0.0.1:" + PORTS.filterMetrics() + "\n"
                 + (LocalMesh.TLS ? ConfigFiles.filterTls() : ""));
     }
 
