@@ -332,6 +332,66 @@ func TestEveryOverlayRunsTheFilterServiceHardenedWithItsConfigAndKeyset(t *testi
 	}
 }
 
+// TestEveryOverlayProbesAndScrapesTheFilterServicesObservabilityEndpoint: the probes ask /healthz and /readyz of
+// the port filter.yaml's observability: listens on (loopback, so pilot-agent must send them to localhost), and the
+// Prometheus annotations Istio's metrics merging reads name that same port and /metrics.
+func TestEveryOverlayProbesAndScrapesTheFilterServicesObservabilityEndpoint(t *testing.T) {
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			objs := build(t, dir)
+			var config struct {
+				Observability struct {
+					Listen string `json:"listen"`
+				} `json:"observability"`
+			}
+			for _, o := range objs {
+				if o.kind == "ConfigMap" && strings.HasPrefix(o.name, "meshcrypt-filter-config") {
+					if err := yaml.Unmarshal([]byte(at(t, o.fields, "data", "filter.yaml").(string)), &config); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			listen := config.Observability.Listen
+			if !strings.HasPrefix(listen, "127.0.0.1:") {
+				t.Fatalf("filter.yaml's observability.listen is %q, want a 127.0.0.1 address", listen)
+			}
+			port := strings.TrimPrefix(listen, "127.0.0.1:")
+			c := filterServicePod(t, objs).Containers[0]
+			for _, probe := range []struct {
+				name string
+				p    *corev1.Probe
+				path string
+			}{{"startup", c.StartupProbe, "/healthz"}, {"liveness", c.LivenessProbe, "/healthz"}, {"readiness", c.ReadinessProbe, "/readyz"}} {
+				if probe.p == nil || probe.p.HTTPGet == nil {
+					t.Errorf("the %s probe must be an httpGet of the observability endpoint", probe.name)
+					continue
+				}
+				if got := probe.p.HTTPGet.Port.String(); got != port || probe.p.HTTPGet.Path != probe.path {
+					t.Errorf("the %s probe asks %s%s, want %s%s", probe.name, got, probe.p.HTTPGet.Path, port, probe.path)
+				}
+			}
+			var deployment appsv1.Deployment
+			if err := yaml.UnmarshalStrict(find(t, objs, "Deployment", "meshcrypt-filter-service").json, &deployment); err != nil {
+				t.Fatal(err)
+			}
+			annotations := deployment.Spec.Template.Annotations
+			if annotations["prometheus.io/scrape"] != "true" || annotations["prometheus.io/port"] != port || annotations["prometheus.io/path"] != "/metrics" {
+				t.Errorf("prometheus.io annotations %v do not name :%s/metrics", annotations, port)
+			}
+			var proxyConfig struct {
+				ProxyMetadata map[string]string `json:"proxyMetadata"`
+			}
+			if err := yaml.Unmarshal([]byte(annotations["proxy.istio.io/config"]), &proxyConfig); err != nil {
+				t.Fatal(err)
+			}
+			if proxyConfig.ProxyMetadata["REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION"] != "true" {
+				t.Error("pilot-agent sends rewritten probes to the pod IP, where a loopback endpoint does not answer: " +
+					"set proxyMetadata REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION: \"true\"")
+			}
+		})
+	}
+}
+
 // filterServicePod decodes the filter-service Deployment of a build strictly and returns its pod spec.
 func filterServicePod(t *testing.T, objs []object) corev1.PodSpec {
 	t.Helper()
