@@ -29,10 +29,32 @@ public final class NodeSnapshots {
     private final ReentrantLock snapshotLock = new ReentrantLock();
     private final Map<String, NodeState> nodes = new ConcurrentHashMap<>();
     private final MeterRegistry meters;
+    /** The generation (the number before the dash of a version) of the mesh version last published; 0 before. */
+    private volatile long meshGeneration;
 
-    /** @param meters gets {@code meshcrypt.xds.nacks} and {@code meshcrypt.xds.connected} for every node seen */
+    /**
+     * @param meters gets {@code meshcrypt.xds.mesh_generation}, and {@code meshcrypt.xds.nacks},
+     *     {@code meshcrypt.xds.connected} and {@code meshcrypt.xds.acked_generation} for every node seen
+     */
     public NodeSnapshots(MeterRegistry meters) {
         this.meters = meters;
+        Gauge.builder("meshcrypt.xds.mesh_generation", this, n -> n.meshGeneration)
+                .description("the generation of the mesh version the xDS server serves (it counts up with each accepted"
+                        + " change of the mesh file)")
+                .register(meters);
+    }
+
+    /** The generation of a version {@code <generation>-<hash>}, or -1 for none or another shape. */
+    static long generation(String version) {
+        if (version == null) {
+            return -1;
+        }
+        int dash = version.indexOf('-');
+        try {
+            return Long.parseLong(dash < 0 ? version : version.substring(0, dash));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
     }
 
     SimpleCache<String> cache() {
@@ -61,6 +83,7 @@ public final class NodeSnapshots {
             }
             // every filter-service gets the policy and HTTP rules of the same mesh version
             cache.setSnapshot(PolicyResources.FILTER_SERVICES, PolicyResources.snapshot(mesh.mesh(), mesh.version()));
+            meshGeneration = generation(mesh.version());
         } finally {
             snapshotLock.unlock();
         }
@@ -99,12 +122,25 @@ public final class NodeSnapshots {
                 .description("updates the node (an Envoy or a filter-service) rejected")
                 .tag("node", id)
                 .register(meters);
+        Gauge.builder("meshcrypt.xds.acked_generation", node, NodeSnapshots::oldestAckedGeneration)
+                .description("the oldest mesh generation among the resource types the node (an Envoy or a"
+                        + " filter-service) acknowledged last; equal to meshcrypt_xds_mesh_generation when it is in sync,"
+                        + " -1 before its first ACK")
+                .tag("node", id)
+                .strongReference(true)
+                .register(meters);
         Gauge.builder("meshcrypt.xds.connected", node, n -> n.connected() ? 1 : 0)
                 .description("1 while the node (an Envoy or a filter-service) has an ADS stream open")
                 .tag("node", id)
                 .strongReference(true)
                 .register(meters);
         return node;
+    }
+
+    private static double oldestAckedGeneration(NodeState node) {
+        synchronized (node) {
+            return node.acked.values().stream().mapToLong(NodeSnapshots::generation).min().orElse(-1);
+        }
     }
 
     /** Every Envoy seen, by node id: the {@code envoys} of {@code GET /status}. */

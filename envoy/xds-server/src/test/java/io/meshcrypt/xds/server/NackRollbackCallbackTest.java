@@ -127,6 +127,11 @@ class NackRollbackCallbackTest {
         String metrics = meters.scrape();
         assertTrue(metrics.contains("meshcrypt_xds_nacks_total{node=\"app-a\"} 1"), metrics);
         assertTrue(metrics.contains("meshcrypt_xds_connected{node=\"app-a\"} 1"), metrics);
+        // the node still runs the generation it acknowledged, one behind the mesh
+        assertTrue(metrics.contains("meshcrypt_xds_acked_generation{node=\"app-a\"} " + NodeSnapshots.generation(v1.version())),
+                metrics);
+        assertTrue(metrics.contains("meshcrypt_xds_mesh_generation " + NodeSnapshots.generation(v2.version())), metrics);
+        assertEquals(NodeSnapshots.generation(v1.version()) + 1, NodeSnapshots.generation(v2.version()));
     }
 
     @Test
