@@ -170,7 +170,7 @@ public final class Main {
                 : config.meshSidecarTls() ? StreamIdentity.FORWARDED_CLIENT_CERT : StreamIdentity.NONE;
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
                 List.of(workers -> new HttpExtProcService(http, workers), health.service()), tls, identities,
-                config.observability() == null ? ConnectionLog.TEXT : config.observability().connectionLog());
+                config.observability() == null ? ConnectionLog.TEXT : ConnectionLog.of(config.observability().connectionLog()));
         AutoCloseable policyWatcher;
         PolicyReloads reloads;
         if (xds != null) {

@@ -153,7 +153,7 @@ public final class ConfigReader {
         int maxTopicLabels = labels == null ? ObservabilityConfig.DEFAULT_MAX_TOPIC_LABELS
                 : (int) fields.positiveLong(labels, "observability.maxTopicLabels", 10_000);
         Entry connectionLog = m.entries().get("connectionLog");
-        ConnectionLog format = connectionLog == null ? ConnectionLog.TEXT : ConnectionLog.valueOf(fields.oneOf(
+        ConnectionLog.Format format = connectionLog == null ? ConnectionLog.Format.TEXT : ConnectionLog.Format.valueOf(fields.oneOf(
                 connectionLog, "observability.connectionLog", List.of("text", "json", "off")).toUpperCase(Locale.ROOT));
         return new ObservabilityConfig(listen, maxTopicLabels, format);
     }

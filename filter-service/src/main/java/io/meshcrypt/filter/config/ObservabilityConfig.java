@@ -19,12 +19,12 @@ import java.util.Objects;
  * @param maxTopicLabels how many distinct topic labels the record counters take before the rest go to {@code other}
  * @param connectionLog how each proxied connection's end is logged
  */
-public record ObservabilityConfig(InetSocketAddress listen, int maxTopicLabels, ConnectionLog connectionLog) {
+public record ObservabilityConfig(InetSocketAddress listen, int maxTopicLabels, ConnectionLog.Format connectionLog) {
     public static final String DEFAULT_LISTEN = "127.0.0.1:9464";
     public static final int DEFAULT_MAX_TOPIC_LABELS = 100;
 
     public ObservabilityConfig(InetSocketAddress listen, int maxTopicLabels) {
-        this(listen, maxTopicLabels, ConnectionLog.TEXT);
+        this(listen, maxTopicLabels, ConnectionLog.Format.TEXT);
     }
 
     public ObservabilityConfig {

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Objects;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -12,16 +14,34 @@ import org.slf4j.LoggerFactory;
  * the stream was (id, workload identity), how long it lasted, the bytes each way, what its handler did
  * ({@link ConnectionHandler#summarize}) and why it ended. Built once per connection, never per frame or record.
  */
-public enum ConnectionLog {
-    /** {@code connection ended: stream=7 identity=spiffe://... duration_ms=12 ... close="client closed"} */
-    TEXT,
-    /** One JSON object: {@code {"event":"connection_end","stream":7,...}} */
-    JSON,
-    /** No line. */
-    OFF;
+public final class ConnectionLog {
+    /** How the line is written. */
+    public enum Format {
+        /** {@code connection ended: stream=7 identity=spiffe://... duration_ms=12 ... close="client closed"} */
+        TEXT,
+        /** One JSON object: {@code {"event":"connection_end","stream":7,...}} */
+        JSON,
+        /** No line. */
+        OFF
+    }
 
     private static final Logger log = LoggerFactory.getLogger(ConnectionLog.class);
     private static final ObjectMapper JSON_WRITER = new ObjectMapper();
+    /** The default: text lines at INFO. */
+    public static final ConnectionLog TEXT = of(Format.TEXT);
+
+    private final Format format;
+    private final Consumer<String> sink;
+
+    ConnectionLog(Format format, Consumer<String> sink) {
+        this.format = Objects.requireNonNull(format, "format");
+        this.sink = Objects.requireNonNull(sink, "sink");
+    }
+
+    /** Lines in {@code format}, logged at INFO by this class's logger. */
+    public static ConnectionLog of(Format format) {
+        return new ConnectionLog(format, log::info);
+    }
 
     /** What a connection handler adds to its connection's line: counts and short names, in the order added. */
     public interface Fields {
@@ -34,10 +54,10 @@ public enum ConnectionLog {
     /** Logs the line of a connection that ended; a failure to build it is logged and swallowed. */
     void ended(long streamId, String identity, long durationNanos, long bytesFromClient, long bytesFromUpstream,
                ConnectionHandler handler, String closeReason) {
-        if (this == OFF || !log.isInfoEnabled()) {
+        if (format == Format.OFF || !log.isInfoEnabled()) {
             return;
         }
-        log.info(line(streamId, identity, durationNanos, bytesFromClient, bytesFromUpstream, handler, closeReason));
+        sink.accept(line(streamId, identity, durationNanos, bytesFromClient, bytesFromUpstream, handler, closeReason));
     }
 
     /** The line, without logging it. */
@@ -67,7 +87,7 @@ public enum ConnectionLog {
             });
         }
         fields.put("close", closeReason == null ? "connection closed" : closeReason);
-        return this == JSON ? json(fields) : text(fields);
+        return format == Format.JSON ? json(fields) : text(fields);
     }
 
     private static String json(Map<String, Object> fields) {

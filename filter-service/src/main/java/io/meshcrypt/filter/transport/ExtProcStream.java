@@ -184,7 +184,7 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
     protected final void reset(Status status, String reason) {
         done = true;
         try {
-            String note = ResetWarnings.SHARED.admit();
+            String note = WarningRateLimit.RESETS.admit();
             if (note != null) {
                 log.warn("{} {}: {}; resetting the connection{}", label, id, reason, note);
             }

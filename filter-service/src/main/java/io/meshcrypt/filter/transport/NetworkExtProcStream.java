@@ -305,7 +305,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
             metrics().handlerFailed(e);
             ending("reset: " + metrics().resetReason(e));
         }
-        String note = ResetWarnings.SHARED.admit();
+        String note = WarningRateLimit.RESETS.admit();
         if (note == null) {
             return;
         }
