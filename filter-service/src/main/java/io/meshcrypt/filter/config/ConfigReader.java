@@ -154,7 +154,7 @@ public final class ConfigReader {
                 : (int) fields.positiveLong(labels, "observability.maxTopicLabels", 10_000);
         Entry connectionLog = m.entries().get("connectionLog");
         ConnectionLog.Format format = connectionLog == null ? ConnectionLog.Format.TEXT : ConnectionLog.Format.valueOf(fields.oneOf(
-                connectionLog, "observability.connectionLog", List.of("text", "json", "off")).toUpperCase(Locale.ROOT));
+                connectionLog, "observability.connectionLog", List.of("text", "json", "none")).toUpperCase(Locale.ROOT));
         return new ObservabilityConfig(listen, maxTopicLabels, format);
     }
 

@@ -12,7 +12,7 @@ import java.util.Objects;
  * observability:
  *   listen: 127.0.0.1:9464     # default; a non-loopback address exposes topic names to whoever can connect
  *   maxTopicLabels: 100        # topics counted under their own label; later ones are counted as topic="other"
- *   connectionLog: text        # one INFO line per connection end: text (default), json or off
+ *   connectionLog: text        # one INFO line per connection end: text (default), json or none
  * </pre>
  *
  * @param listen the address the HTTP endpoint binds (port 0 picks a free one)

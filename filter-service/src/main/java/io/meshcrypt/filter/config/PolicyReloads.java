@@ -21,7 +21,7 @@ public final class PolicyReloads {
      * The policy of {@code version} was put in force (at start, or by a reload) at {@code epochMillis}; the same
      * version again (a re-sent xDS response) keeps its time.
      */
-    synchronized void inForce(String version, long epochMillis) {
+    public synchronized void inForce(String version, long epochMillis) {
         String next = version == null ? "" : version;
         if (!next.equals(this.version)) {
             this.version = next;

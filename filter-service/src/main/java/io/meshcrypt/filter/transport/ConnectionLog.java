@@ -21,8 +21,8 @@ public final class ConnectionLog {
         TEXT,
         /** One JSON object: {@code {"event":"connection_end","stream":7,...}} */
         JSON,
-        /** No line. */
-        OFF
+        /** No line ("none" in filter.yaml: YAML reads a bare {@code off} as false). */
+        NONE
     }
 
     private static final Logger log = LoggerFactory.getLogger(ConnectionLog.class);
@@ -54,7 +54,7 @@ public final class ConnectionLog {
     /** Logs the line of a connection that ended; a failure to build it is logged and swallowed. */
     void ended(long streamId, String identity, long durationNanos, long bytesFromClient, long bytesFromUpstream,
                ConnectionHandler handler, String closeReason) {
-        if (format == Format.OFF || !log.isInfoEnabled()) {
+        if (format == Format.NONE || !log.isInfoEnabled()) {
             return;
         }
         sink.accept(line(streamId, identity, durationNanos, bytesFromClient, bytesFromUpstream, handler, closeReason));

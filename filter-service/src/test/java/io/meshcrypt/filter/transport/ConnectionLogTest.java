@@ -143,9 +143,9 @@ class ConnectionLogTest {
     }
 
     @Test
-    void givenTheLogIsOff_whenAConnectionEnds_thenNoLine() throws Exception {
+    void givenTheLogIsNone_whenAConnectionEnds_thenNoLine() throws Exception {
         RecordingCall<ProcessingResponse> call = new RecordingCall<>();
-        stream(call, ConnectionLog.Format.OFF);
+        stream(call, ConnectionLog.Format.NONE);
         call.nextRequest();
 
         call.onCancel.run();
