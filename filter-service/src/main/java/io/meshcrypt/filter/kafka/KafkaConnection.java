@@ -68,15 +68,15 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
     /** Request and response frames framed so far, for the connection's end line. */
     private long requestFrames;
     private long responseFrames;
-    /** The API of the frame being rewritten: the records it reports are counted under it. */
-    private ApiKeys rewriting;
+    /** The API of the frame being (or last) rewritten: records are reported only during a rewrite, counted under it. */
+    private ApiKeys rewriting = ApiKeys.PRODUCE;
     /** Records rewritten (encrypted or decrypted) per API ordinal; allocated at the first. */
     private long[] recordsRewritten;
     /** Counts each access's rewritten records for this connection, then reports it to {@link #audit}. */
     private final AccessAudit counting = new AccessAudit() {
         @Override
         public void access(String topic, Direction direction, Outcome outcome, int records) {
-            if (outcome == Outcome.ALLOWED && rewriting != null && records > 0) {
+            if (outcome == Outcome.ALLOWED && records > 0) {
                 if (recordsRewritten == null) {
                     recordsRewritten = new long[ApiKeys.values().length];
                 }
@@ -269,12 +269,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             refusing = null;
             // May defer (a data key on its way): then this frame is retried from its bytes, so nothing is queued before.
             rewriting = api;
-            boolean changed;
-            try {
-                changed = rewriter.rewrite(request.body(), version, KafkaConnection.this);
-            } finally {
-                rewriting = null;
-            }
+            boolean changed = rewriter.rewrite(request.body(), version, KafkaConnection.this);
             if (rewriter.answered(request.body())) {
                 // Unanswered (acks=0): the refused topics were dropped, and the client expects no answer anyway.
                 inFlight.add(correlationId, api, version, decodesResponse(api, version), refusing);
@@ -330,12 +325,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             ResponseRewriter<ApiMessage> rewriter = apis.response(api);
             Decoded<ApiMessage> response = rewriter.decode(frame, api, version);
             rewriting = api;
-            boolean changed;
-            try {
-                changed = rewriter.rewrite(response.body(), version, KafkaConnection.this);
-            } finally {
-                rewriting = null;
-            }
+            boolean changed = rewriter.rewrite(response.body(), version, KafkaConnection.this);
             ByteString out = changed ? KafkaCodec.encode(response) : original(frame);
             timers.response(api).record(System.nanoTime() - start);
             return out;
