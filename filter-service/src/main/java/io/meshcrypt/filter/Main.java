@@ -10,6 +10,7 @@ import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.config.XdsPolicySource;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
@@ -22,6 +23,7 @@ import io.meshcrypt.filter.observability.FilterMetrics;
 import io.meshcrypt.filter.observability.GrpcHealth;
 import io.meshcrypt.filter.observability.ObservabilityServer;
 import io.meshcrypt.filter.observability.Readiness;
+import io.meshcrypt.filter.transport.ConnectionLog;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import io.meshcrypt.filter.transport.StreamIdentity;
 import io.meshcrypt.meshconfig.cli.ConfigCommandLine;
@@ -145,8 +147,9 @@ public final class Main {
         // Only with sivKeyset set or a policy entry asking for keys: deterministic; the file is created on first use.
         RecordKeyCipher keyCipher = config.sivKeyset() == null ? null : RecordKeyCipher.openOrCreate(config.sivKeyset());
         Limits limits = config.limits();
+        HeldBytesBudget heldBytes = DataPathLimits.heldBytes(limits);
         KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
-                DataPathLimits.kafka(limits), DataPathLimits.heldBytes(limits));
+                DataPathLimits.kafka(limits), heldBytes);
         // Record counts per topic come from the accesses the data path reports for the audit trail: reported once, fed to both.
         FilterMetrics metrics = config.observability() == null ? null
                 : new FilterMetrics(config.observability().maxTopicLabels());
@@ -155,6 +158,9 @@ public final class Main {
             trail = audit == null ? metrics.records() : new BothAuditTrails(audit, metrics.records());
         }
         proxy.auditTo(trail);
+        if (metrics != null) {
+            proxy.timeRewritesWith(metrics.rewriteTimers());
+        }
         Readiness readiness = Readiness.of(cipher);
         GrpcHealth health = new GrpcHealth(readiness);
         HttpProcessor http = new HttpProcessor(config.http(), cipher);
@@ -163,7 +169,8 @@ public final class Main {
         StreamIdentity identities = tls != null ? StreamIdentity.CERTIFICATE
                 : config.meshSidecarTls() ? StreamIdentity.FORWARDED_CLIENT_CERT : StreamIdentity.NONE;
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
-                List.of(workers -> new HttpExtProcService(http, workers), health.service()), tls, identities);
+                List.of(workers -> new HttpExtProcService(http, workers), health.service()), tls, identities,
+                config.observability() == null ? ConnectionLog.TEXT : ConnectionLog.of(config.observability().connectionLog()));
         AutoCloseable policyWatcher;
         PolicyReloads reloads;
         if (xds != null) {
@@ -182,6 +189,7 @@ public final class Main {
             metrics.bind(cipher);
             metrics.bind(readiness);
             metrics.bind(reloads);
+            metrics.bind(heldBytes);
             try {
                 observability = ObservabilityServer.start(config.observability().listen(), metrics::scrape, readiness);
             } catch (IOException e) {

@@ -2,6 +2,7 @@ package io.meshcrypt.filter.config;
 
 import com.fasterxml.jackson.core.JsonToken;
 import io.meshcrypt.filter.crypto.DekManager;
+import io.meshcrypt.filter.transport.ConnectionLog;
 import io.meshcrypt.meshconfig.http.HttpConfigReader;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.mesh.Policies;
@@ -25,6 +26,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -141,7 +143,7 @@ public final class ConfigReader {
     /** The {@code observability:} section; an empty mapping ({@code observability: {}}) takes the defaults. */
     private ObservabilityConfig observability(Entry section) throws ConfigException {
         Mapping m = fields.mapping(section.value(), "observability");
-        fields.checkKeys(m, "observability.", List.of("listen", "maxTopicLabels"));
+        fields.checkKeys(m, "observability.", List.of("listen", "maxTopicLabels", "connectionLog"));
         Entry listenEntry = m.entries().get("listen");
         InetSocketAddress listen = listenEntry == null
                 ? bindAddress(section.keyLocation(), "observability.listen", ObservabilityConfig.DEFAULT_LISTEN)
@@ -150,7 +152,10 @@ public final class ConfigReader {
         Entry labels = m.entries().get("maxTopicLabels");
         int maxTopicLabels = labels == null ? ObservabilityConfig.DEFAULT_MAX_TOPIC_LABELS
                 : (int) fields.positiveLong(labels, "observability.maxTopicLabels", 10_000);
-        return new ObservabilityConfig(listen, maxTopicLabels);
+        Entry connectionLog = m.entries().get("connectionLog");
+        ConnectionLog.Format format = connectionLog == null ? ConnectionLog.Format.TEXT : ConnectionLog.Format.valueOf(fields.oneOf(
+                connectionLog, "observability.connectionLog", List.of("text", "json", "none")).toUpperCase(Locale.ROOT));
+        return new ObservabilityConfig(listen, maxTopicLabels, format);
     }
 
     private Map<Integer, InetSocketAddress> brokers(Entry entry) throws ConfigException {

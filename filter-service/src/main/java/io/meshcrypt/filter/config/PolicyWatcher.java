@@ -34,6 +34,8 @@ public final class PolicyWatcher implements AutoCloseable {
         this.configFile = configFile;
         this.startup = startup;
         this.applier = new PolicyApplier(startup.policies(), applyPolicy, applyHttp, reloads);
+        // A policy file has no version of its own: the count of reloads applied since start names the one in force.
+        reloads.inForce("0", System.currentTimeMillis());
         Path source = startup.policyFrom() != null ? startup.policyFrom() : configFile;
         // no initial content: the first poll re-reads the file, so an edit made since startup is not missed
         this.watcher = FileWatcher.start(source, null, interval, this::changed);
@@ -65,7 +67,9 @@ public final class PolicyWatcher implements AutoCloseable {
             applier.refuse(e.getMessage());
             return;
         }
-        applier.apply(next);
+        if (applier.apply(next) == null) {
+            reloads.inForce(Long.toString(reloads.appliedCount()), System.currentTimeMillis());
+        }
     }
 
     private void warnAboutRestartOnlyChanges(FilterConfig reloaded) {

@@ -223,6 +223,7 @@ public final class XdsPolicySource implements AutoCloseable {
         if (!first.isDone()) {
             accept(response);
             log.info("{}: policy version {} received: {}", server, version, next.encryption());
+            reloads.inForce(version, System.currentTimeMillis());
             first.complete(next);
             return;
         }
@@ -237,6 +238,7 @@ public final class XdsPolicySource implements AutoCloseable {
         }
         String refused = applier.apply(next);
         if (refused == null) {
+            reloads.inForce(version, System.currentTimeMillis());
             accept(response);
         } else {
             nack(response, refused);

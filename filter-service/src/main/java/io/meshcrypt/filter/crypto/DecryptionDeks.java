@@ -58,6 +58,7 @@ final class DecryptionDeks {
         long now = nanoTime.getAsLong();
         CacheEntry last = lastUsed.get();
         if (last != null && last.validAt(now) && last.matches(envelope, from, length, topic)) {
+            metrics.cacheHits.increment();
             return last.key;
         }
         if (info.wrappedDekLength() > settings.maxWrappedDekBytes()) {
@@ -71,6 +72,8 @@ final class DecryptionDeks {
         if (entry == null || !entry.validAt(now)) {
             // An expired entry unwrapped here before: its unwrap takes no rate-limit token.
             entry = unwrap(cacheKey, info, topic, now, entry != null);
+        } else {
+            metrics.cacheHits.increment();
         }
         lastUsed.set(entry);
         return entry.key;

@@ -24,6 +24,8 @@ public final class HeldBytesBudget {
     private final long totalBytes;
     private final int rewriteCharge;
     private final AtomicLong used = new AtomicLong();
+    /** REWRITE frames started and not yet rewritten or dropped, all connections. */
+    private final AtomicLong frames = new AtomicLong();
 
     /**
      * @param perConnectionBytes most bytes the frames one connection (both directions together) has started may announce
@@ -62,6 +64,11 @@ public final class HeldBytesBudget {
         return used.get();
     }
 
+    /** Frames held for rewriting by all connections right now: started (admitted) and not rewritten or dropped. */
+    public long heldFrames() {
+        return frames.get();
+    }
+
     public long perConnectionBytes() {
         return perConnectionBytes;
     }
@@ -80,6 +87,8 @@ public final class HeldBytesBudget {
         private long held;
         /** Announced sizes of the frames started and not yet rewritten, both directions. */
         private long admitted;
+        /** Frames admitted and not retired. */
+        private int admittedFrames;
         private boolean closed;
 
         private Account() {
@@ -104,6 +113,8 @@ public final class HeldBytesBudget {
                         + " bytes (limits.maxHeldBytesPerConnection)");
             }
             admitted += bytes;
+            admittedFrames++;
+            frames.incrementAndGet();
         }
 
         /** Ends an {@link #admit} of {@code bytes}: the frame was rewritten or dropped. A no-op once closed. */
@@ -115,6 +126,10 @@ public final class HeldBytesBudget {
                 throw new IllegalArgumentException("retiring " + bytes + " bytes of " + admitted + " admitted");
             }
             admitted -= bytes;
+            if (admittedFrames > 0) {
+                admittedFrames--;
+                frames.decrementAndGet();
+            }
         }
 
         /**
@@ -174,8 +189,10 @@ public final class HeldBytesBudget {
                 return;
             }
             used.addAndGet(-held);
+            frames.addAndGet(-admittedFrames);
             held = 0;
             admitted = 0;
+            admittedFrames = 0;
             closed = true;
         }
     }

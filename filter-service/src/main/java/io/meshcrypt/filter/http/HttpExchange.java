@@ -22,6 +22,7 @@ import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
 import io.meshcrypt.filter.transform.JsonTransformer;
 import io.meshcrypt.filter.transform.TransformException;
+import io.meshcrypt.filter.transport.WarningRateLimit;
 import io.meshcrypt.meshconfig.http.HeaderChanges;
 import io.meshcrypt.meshconfig.http.HttpRule;
 import io.meshcrypt.meshconfig.transform.FieldOp;
@@ -54,6 +55,8 @@ import org.slf4j.LoggerFactory;
 public final class HttpExchange {
 
     private static final Logger log = LoggerFactory.getLogger(HttpExchange.class);
+    /** A client can send body after body a rule rejects: their warnings are rate-limited, process wide. */
+    private static final WarningRateLimit REJECTIONS = WarningRateLimit.perTenSeconds("rejected body", 20);
 
     /** Answer Envoy when nothing about the exchange needs meshcrypt: no bodies, no response. */
     private static final ProcessingMode SKIP_REST = mode(false, false);
@@ -248,7 +251,11 @@ public final class HttpExchange {
             }
             StatusCode status = e.kind() == TransformException.Kind.FAILURE ? StatusCode.InternalServerError
                     : request ? StatusCode.BadRequest : StatusCode.BadGateway;
-            log.warn("{}: rule {}: {} body rejected ({}): {}", target, rule.name(), what, status.getNumber(), e.getMessage());
+            String note = REJECTIONS.admit();
+            if (note != null) {
+                log.warn("{}: rule {}: {} body rejected ({}): {}{}", target, rule.name(), what, status.getNumber(),
+                        e.getMessage(), note);
+            }
             return new Outcome(null, immediate(status, "meshcrypt: " + what + " body rejected by rule " + rule.name()
                     + ": " + e.getMessage()));
         }

@@ -55,6 +55,16 @@ final class ApiRewriters {
         return (ResponseRewriter<ApiMessage>) responses.get(api);
     }
 
+    /** The APIs whose requests a rewriter here may decode. */
+    Set<ApiKeys> requestApis() {
+        return requests.keySet();
+    }
+
+    /** The APIs whose responses a rewriter here may decode. */
+    Set<ApiKeys> responseApis() {
+        return responses.keySet();
+    }
+
     /** The APIs some of whose requests or responses are decoded. */
     Set<ApiKeys> decoded() {
         Set<ApiKeys> apis = EnumSet.noneOf(ApiKeys.class);

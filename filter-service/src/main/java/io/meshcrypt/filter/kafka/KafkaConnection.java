@@ -11,6 +11,8 @@ import io.meshcrypt.filter.framing.FrameStream;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.transport.ConnectionHandler;
+import io.meshcrypt.filter.transport.ConnectionLog;
+import java.util.Locale;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.List;
@@ -60,6 +62,34 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
     private List<ProduceResponseData.TopicProduceResponse> refusing;
     private final String identity;
     private final AccessAudit audit;
+    /** The Envoy listener map the stream named (a header value shared by the proxy), or null. */
+    private final String listeners;
+    private final KafkaProxy.Timers timers;
+    /** Request and response frames framed so far, for the connection's end line. */
+    private long requestFrames;
+    private long responseFrames;
+    /** The API of the frame being (or last) rewritten: records are reported only during a rewrite, counted under it. */
+    private ApiKeys rewriting = ApiKeys.PRODUCE;
+    /** Records rewritten (encrypted or decrypted) per API ordinal; allocated at the first. */
+    private long[] recordsRewritten;
+    /** Counts each access's rewritten records for this connection, then reports it to {@link #audit}. */
+    private final AccessAudit counting = new AccessAudit() {
+        @Override
+        public void access(String topic, Direction direction, Outcome outcome, int records) {
+            if (outcome == Outcome.ALLOWED && records > 0) {
+                if (recordsRewritten == null) {
+                    recordsRewritten = new long[ApiKeys.values().length];
+                }
+                recordsRewritten[rewriting.ordinal()] += records;
+            }
+            audit.access(topic, direction, outcome, records);
+        }
+
+        @Override
+        public void close() {
+            audit.close();
+        }
+    };
 
     /**
      * @param held this connection's share of the held-bytes budget, closed with the connection
@@ -69,6 +99,18 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
      */
     KafkaConnection(ApiRewriters apis, KafkaProxy.Limits limits, HeldBytesBudget.Account held, TopicNames topicNames,
                     Supplier<RecordCrypto> crypto, BrokerAddressRewriter addresses, String identity, AccessAudit audit) {
+        this(apis, limits, held, topicNames, crypto, addresses, identity, audit, null, KafkaProxy.Timers.NONE);
+    }
+
+    /**
+     * @param listeners the listener map header of the stream, or null; only logged
+     * @param timers where the time each rewritten frame took goes
+     */
+    KafkaConnection(ApiRewriters apis, KafkaProxy.Limits limits, HeldBytesBudget.Account held, TopicNames topicNames,
+                    Supplier<RecordCrypto> crypto, BrokerAddressRewriter addresses, String identity, AccessAudit audit,
+                    String listeners, KafkaProxy.Timers timers) {
+        this.listeners = listeners;
+        this.timers = Objects.requireNonNull(timers, "timers");
         this.identity = identity;
         this.audit = Objects.requireNonNull(audit, "audit");
         this.apis = Objects.requireNonNull(apis, "apis");
@@ -90,7 +132,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
 
     @Override
     public AccessAudit audit() {
-        return audit;
+        return counting;
     }
 
     @Override
@@ -169,6 +211,19 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
         held.close();
     }
 
+    @Override
+    public void summarize(ConnectionLog.Fields fields) {
+        fields.add("listeners", listeners).add("requests", requestFrames).add("responses", responseFrames);
+        if (recordsRewritten != null) {
+            ApiKeys[] apis = ApiKeys.values();
+            for (int i = 0; i < recordsRewritten.length; i++) {
+                if (recordsRewritten[i] > 0) {
+                    fields.add("records_" + apis[i].name().toLowerCase(Locale.ROOT), recordsRewritten[i]);
+                }
+            }
+        }
+    }
+
     private final class RequestFrames implements FrameHandler {
         @Override
         public FrameAction onFrameStart(int size, ByteBuffer head) throws KafkaFrameException {
@@ -184,6 +239,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             if (size < KafkaCodec.REQUEST_HEAD_BYTES) {
                 throw refused(size, head, "it is shorter than a request header");
             }
+            requestFrames++;
             int p = head.position();
             short apiKey = head.getShort(p);
             short version = head.getShort(p + 2);
@@ -204,6 +260,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
 
         @Override
         public ByteString rewrite(ByteBuffer frame) throws KafkaFrameException {
+            long start = System.nanoTime();
             ApiKeys api = ApiKeys.forId(frame.getShort(frame.position()));
             short version = frame.getShort(frame.position() + 2);
             int correlationId = frame.getInt(frame.position() + 4);
@@ -211,13 +268,16 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             Decoded<ApiMessage> request = KafkaCodec.decodeRequest(frame, api, version);
             refusing = null;
             // May defer (a data key on its way): then this frame is retried from its bytes, so nothing is queued before.
+            rewriting = api;
             boolean changed = rewriter.rewrite(request.body(), version, KafkaConnection.this);
             if (rewriter.answered(request.body())) {
                 // Unanswered (acks=0): the refused topics were dropped, and the client expects no answer anyway.
                 inFlight.add(correlationId, api, version, decodesResponse(api, version), refusing);
             }
             refusing = null;
-            return changed ? KafkaCodec.encode(request) : original(frame);
+            ByteString out = changed ? KafkaCodec.encode(request) : original(frame);
+            timers.request(api).record(System.nanoTime() - start);
+            return out;
         }
     }
 
@@ -238,6 +298,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
                 throw new KafkaFrameException("response frame of " + size + " bytes is shorter than a response header");
             }
             int correlationId = head.getInt(head.position());
+            responseFrames++;
             if (inFlight.isEmpty()) {
                 throw new KafkaFrameException("broker answered correlation id " + correlationId
                         + " while no request is outstanding on this connection");
@@ -257,13 +318,17 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
 
         @Override
         public ByteString rewrite(ByteBuffer frame) throws KafkaFrameException {
+            long start = System.nanoTime();
             ApiKeys api = heldApi;
             short version = heldVersion;
             // heldApi stays set: a deferred rewrite is retried with the same frame (the next frame start overwrites it).
             ResponseRewriter<ApiMessage> rewriter = apis.response(api);
             Decoded<ApiMessage> response = rewriter.decode(frame, api, version);
-            return rewriter.rewrite(response.body(), version, KafkaConnection.this) ? KafkaCodec.encode(response)
-                    : original(frame);
+            rewriting = api;
+            boolean changed = rewriter.rewrite(response.body(), version, KafkaConnection.this);
+            ByteString out = changed ? KafkaCodec.encode(response) : original(frame);
+            timers.response(api).record(System.nanoTime() - start);
+            return out;
         }
     }
 

@@ -10,6 +10,8 @@ import io.meshcrypt.filter.transport.ConnectionHandlerFactory;
 import io.meshcrypt.filter.transport.StreamHeaders;
 import io.meshcrypt.meshconfig.BrokerListenersHeader;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import org.apache.kafka.common.protocol.ApiKeys;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
@@ -67,6 +69,8 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     private final FetchDecryptor.KmsOutage kmsOutage = new FetchDecryptor.KmsOutage(System::nanoTime,
             FetchDecryptor.DEFAULT_KMS_PROBE_INTERVAL, FetchDecryptor.KmsOutage.DEFAULT_PROBES_TO_RELEASE);
     private static final int MAX_LISTENER_MAPS = 1024;
+    /** Where connections time their rewrites; set once at start, before any connection. */
+    private volatile Timers timers = Timers.NONE;
     /** Where connections report what they did with covered topics; set once at start, before any connection. */
     private volatile AuditTrail audit = AuditTrail.NONE;
 
@@ -122,6 +126,37 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
         this.audit = Objects.requireNonNull(audit, "audit");
     }
 
+    /** Times every frame rewritten from now on with {@code timers}, asked once per API and direction here. */
+    public void timeRewritesWith(RewriteTimers timers) {
+        this.timers = new Timers(ApiRewriters.STANDARD, timers);
+    }
+
+    /** The timers of every API and direction {@link ApiRewriters} may rewrite, by API ordinal. */
+    static final class Timers {
+        static final Timers NONE = new Timers(ApiRewriters.STANDARD, RewriteTimers.NONE);
+        private final RewriteTimers.Timer[] requests = new RewriteTimers.Timer[ApiKeys.values().length];
+        private final RewriteTimers.Timer[] responses = new RewriteTimers.Timer[ApiKeys.values().length];
+
+        Timers(ApiRewriters apis, RewriteTimers timers) {
+            Arrays.fill(requests, RewriteTimers.Timer.NONE);
+            Arrays.fill(responses, RewriteTimers.Timer.NONE);
+            for (ApiKeys api : apis.requestApis()) {
+                requests[api.ordinal()] = Objects.requireNonNull(timers.timer(api, true), "timer");
+            }
+            for (ApiKeys api : apis.responseApis()) {
+                responses[api.ordinal()] = Objects.requireNonNull(timers.timer(api, false), "timer");
+            }
+        }
+
+        RewriteTimers.Timer request(ApiKeys api) {
+            return requests[api.ordinal()];
+        }
+
+        RewriteTimers.Timer response(ApiKeys api) {
+            return responses[api.ordinal()];
+        }
+    }
+
     @Override
     public ConnectionHandler open(StreamHeaders headers) {
         return open(headers, null);
@@ -132,7 +167,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
     public ConnectionHandler open(StreamHeaders headers, String identity) {
         String listeners = headers.get(BROKER_LISTENERS_HEADER);
         if (listeners == null) {
-            return connection(addresses, identity);
+            return connection(addresses, identity, null);
         }
         BrokerAddressRewriter rewriter = streamAddresses.get(listeners);
         if (rewriter == null) {
@@ -141,12 +176,12 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
                 streamAddresses.put(listeners, rewriter);
             }
         }
-        return connection(rewriter, identity);
+        return connection(rewriter, identity, listeners);
     }
 
-    private KafkaConnection connection(BrokerAddressRewriter addresses, String identity) {
+    private KafkaConnection connection(BrokerAddressRewriter addresses, String identity, String listeners) {
         return new KafkaConnection(ApiRewriters.STANDARD, limits, heldBytes.newAccount(), topicNames, this::inForce,
-                addresses, identity, audit.connection(identity));
+                addresses, identity, audit.connection(identity), listeners, timers);
     }
 
     /** The record rewriters of the policy in force. */

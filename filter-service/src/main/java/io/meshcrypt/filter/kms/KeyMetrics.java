@@ -15,6 +15,8 @@ public final class KeyMetrics {
     public final LongAdder deksGenerated = new LongAdder();
     public final LongAdder unwraps = new LongAdder();
     public final LongAdder cacheMisses = new LongAdder();
+    /** Decryption DEK lookups served from the cache: one per run of records under one DEK, not one per record. */
+    public final LongAdder cacheHits = new LongAdder();
     public final LongAdder keysNotReady = new LongAdder();
     public final LongAdder newDeksDelayed = new LongAdder();
     public final LongAdder newDeksRefused = new LongAdder();
@@ -49,6 +51,10 @@ public final class KeyMetrics {
     }
 
     /** @return DEK cache misses that needed an unwrap (not one already in flight or failed recently) */
+    public long cacheHits() {
+        return cacheHits.sum();
+    }
+
     public long cacheMisses() {
         return cacheMisses.sum();
     }

@@ -4,12 +4,16 @@ import io.meshcrypt.filter.config.PolicyReloads;
 import io.meshcrypt.filter.crypto.DekManager;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV2;
+import io.meshcrypt.filter.framing.HeldBytesBudget;
+import io.meshcrypt.filter.kafka.RewriteTimers;
 import io.meshcrypt.filter.kms.KeyMetrics;
 import io.meshcrypt.filter.transport.TransportMetrics;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.FunctionTimer;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.MultiGauge;
+import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
@@ -17,6 +21,7 @@ import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
 import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.ToDoubleFunction;
 
@@ -31,11 +36,17 @@ public final class FilterMetrics implements AutoCloseable {
     private final RecordCounters records;
     private final ResetReasons resets;
     private final JvmGcMetrics gc = new JvmGcMetrics();
+    private final RewriteTimes rewriteTimes;
+    /** {@code meshcrypt_policy_info{version}}, refreshed at scrape time: one series, the version in force. */
+    private MultiGauge policyInfo;
+    private PolicyReloads reloads;
+    private String policyVersionShown;
 
     /** @param maxTopicLabels topics with a label of their own in {@code meshcrypt_records_total} */
     public FilterMetrics(int maxTopicLabels) {
         records = new RecordCounters(registry, maxTopicLabels);
         resets = new ResetReasons(registry);
+        rewriteTimes = new RewriteTimes(registry);
         new JvmMemoryMetrics().bindTo(registry);
         gc.bindTo(registry);
         new JvmThreadMetrics().bindTo(registry);
@@ -46,6 +57,21 @@ public final class FilterMetrics implements AutoCloseable {
     /** The trail that counts records: give it to the Kafka proxy (with the audit file's, if any). */
     public RecordCounters records() {
         return records;
+    }
+
+    /** The timers of {@code meshcrypt_rewrite_seconds}: give them to the Kafka proxy before it serves. */
+    public RewriteTimers rewriteTimers() {
+        return rewriteTimes;
+    }
+
+    /** The held-bytes budget of all connections: bytes and frames held for rewriting now, and the budget. */
+    public void bind(HeldBytesBudget held) {
+        Gauge.builder("meshcrypt.held", held, HeldBytesBudget::heldBytes).baseUnit("bytes")
+                .description("Bytes of incomplete or deferred frames held for rewriting, all connections").register(registry);
+        Gauge.builder("meshcrypt.held.limit", held, HeldBytesBudget::totalBytes).baseUnit("bytes")
+                .description("The held-bytes budget of all connections (limits.maxHeldBytesTotal)").register(registry);
+        gauge("meshcrypt.held.frames", "Frames held for rewriting (started, not yet rewritten), all connections", held,
+                HeldBytesBudget::heldFrames);
     }
 
     /** The ext_proc streams, and why connections were reset. */
@@ -68,6 +94,7 @@ public final class FilterMetrics implements AutoCloseable {
         counter("meshcrypt.ext_proc.rewrites.deferred", "frames parked until a data key was ready", transport,
                 TransportMetrics::rewritesDeferred);
         transport.onHandlerFailure(resets);
+        transport.describeResetsWith(cause -> ResetReasons.classify(cause).label());
     }
 
     /** The KMS and the DEK caches, when {@code cipher} uses envelope version 2 (none with a local keyset only). */
@@ -91,6 +118,8 @@ public final class FilterMetrics implements AutoCloseable {
         counter("meshcrypt.deks.unwrapped", "data keys unwrapped by the KMS for decryption", keys, KeyMetrics::unwraps);
         counter("meshcrypt.dek_cache.misses", "decryption DEK cache misses that needed an unwrap", keys,
                 KeyMetrics::cacheMisses);
+        counter("meshcrypt.dek_cache.hits", "decryption DEK lookups served from the cache, one per run of records"
+                + " under one DEK", keys, KeyMetrics::cacheHits);
         gauge("meshcrypt.dek_cache.size", "unwrapped data keys cached for decryption", deks,
                 DekManager::cachedDecryptionKeys);
         gauge("meshcrypt.deks.encryption_topics", "topics with a current data key for encryption", deks,
@@ -108,6 +137,28 @@ public final class FilterMetrics implements AutoCloseable {
         FunctionCounter.builder("meshcrypt.policy.reloads", reloads, PolicyReloads::refusedCount)
                 .description("policy and HTTP rule changes put in force, or refused (the last good version stayed)")
                 .tag("outcome", "refused").register(registry);
+        Gauge.builder("meshcrypt.policy.last_reload.timestamp", reloads, r -> r.inForceSinceMillis() / 1000.0)
+                .baseUnit("seconds")
+                .description("When the policy in force was put in force (start or last applied reload), Unix time")
+                .register(registry);
+        this.policyInfo = MultiGauge.builder("meshcrypt.policy.info")
+                .description("1, labelled with the version of the policy in force (xDS version, or reloads of the"
+                        + " policy file since start)")
+                .register(registry);
+        this.reloads = reloads;
+        showPolicyVersion();
+    }
+
+    /** Longest version label shown; xDS versions are short, this only bounds a hostile or broken server. */
+    private static final int MAX_VERSION_CHARS = 64;
+
+    private synchronized void showPolicyVersion() {
+        String version = reloads.version();
+        if (!version.equals(policyVersionShown)) {
+            String label = version.length() > MAX_VERSION_CHARS ? version.substring(0, MAX_VERSION_CHARS) : version;
+            policyInfo.register(List.of(MultiGauge.Row.of(Tags.of("version", label), 1)), true);
+            policyVersionShown = version;
+        }
     }
 
     /** {@code meshcrypt_ready}: 1 when {@code readiness} says ready. */
@@ -118,6 +169,9 @@ public final class FilterMetrics implements AutoCloseable {
 
     /** @return the Prometheus text exposition of every metric */
     public String scrape() {
+        if (reloads != null) {
+            showPolicyVersion();
+        }
         return registry.scrape();
     }
 

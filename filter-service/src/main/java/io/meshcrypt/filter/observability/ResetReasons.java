@@ -57,7 +57,7 @@ public final class ResetReasons implements Consumer<Throwable> {
     }
 
     /** The specific reason of the first cause that has one; else protocol violation for a bad frame, else internal. */
-    static Reason classify(Throwable failure) {
+    public static Reason classify(Throwable failure) {
         boolean badFrame = false;
         boolean crypto = false;
         Throwable cause = failure;

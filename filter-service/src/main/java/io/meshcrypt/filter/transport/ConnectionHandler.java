@@ -45,4 +45,11 @@ public interface ConnectionHandler {
     default long heldFrameSinceNanos() {
         return NOT_HOLDING;
     }
+
+    /**
+     * Adds what this connection did (requests, records rewritten, ...) to the line logged when it ends
+     * ({@link ConnectionLog}); called once, on the connection's thread, after {@link #onClose}.
+     */
+    default void summarize(ConnectionLog.Fields fields) {
+    }
 }

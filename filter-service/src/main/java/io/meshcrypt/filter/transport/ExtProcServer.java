@@ -137,7 +137,15 @@ public final class ExtProcServer implements AutoCloseable {
     public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits,
                                       List<GrpcServiceFactory> services, TlsMaterial tls, StreamIdentity identities)
             throws IOException {
+        return start(address, factory, limits, services, tls, identities, ConnectionLog.TEXT);
+    }
+
+    /** As the method above, logging each proxied connection's end as {@code connectionLog} says. */
+    public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits,
+                                      List<GrpcServiceFactory> services, TlsMaterial tls, StreamIdentity identities,
+                                      ConnectionLog connectionLog) throws IOException {
         Objects.requireNonNull(address, "address");
+        Objects.requireNonNull(connectionLog, "connectionLog");
         Objects.requireNonNull(identities, "identities");
         if (identities == StreamIdentity.CERTIFICATE && tls == null) {
             throw new IllegalArgumentException("identities from certificates need mutual TLS");
@@ -153,7 +161,7 @@ public final class ExtProcServer implements AutoCloseable {
                 // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
                 .maxInboundMessageSize(limits.maxInboundMessageBytes())
                 .addService(ServerInterceptors.intercept(new NetworkExtProcService(factory, workers,
-                        limits.inboundWindow(), metrics, limits.heldFrameTimeout()).withHeaders(), identities.interceptor()));
+                        limits.inboundWindow(), metrics, limits.heldFrameTimeout(), connectionLog).withHeaders(), identities.interceptor()));
         if (tls != null) {
             builder.sslContext(mutualTls(tls));
         }

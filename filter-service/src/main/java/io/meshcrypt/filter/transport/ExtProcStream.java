@@ -96,6 +96,10 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
     /** Frees what the stream holds; called once, on the worker, when the stream is over. */
     protected abstract void releaseState();
 
+    /** Why the stream ended, when this class ends it for a reason other than Envoy's cancellation; on the worker. */
+    protected void ending(String reason) {
+    }
+
     protected final boolean isDone() {
         return done;
     }
@@ -180,7 +184,7 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
     protected final void reset(Status status, String reason) {
         done = true;
         try {
-            String note = ResetWarnings.SHARED.admit();
+            String note = WarningRateLimit.RESETS.admit();
             if (note != null) {
                 log.warn("{} {}: {}; resetting the connection{}", label, id, reason, note);
             }
@@ -251,6 +255,7 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
             log.debug("{} {}: cancelled, connection closed", label, id);
         } else {
             metrics.streamError();
+            ending("stream error: " + status.getCode());
             log.warn("{} {}: stream failed: {}", label, id, status);
         }
         release();

@@ -32,6 +32,7 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
     private final TransportMetrics metrics;
     private final Duration heldFrameTimeout;
     private final AtomicLong streamIds = new AtomicLong();
+    private final ConnectionLog connectionLog;
 
     /**
      * @param inboundWindow how many requests of one stream may be read ahead of the one being processed
@@ -39,6 +40,13 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
      */
     public NetworkExtProcService(ConnectionHandlerFactory factory, EventExecutorGroup workers, int inboundWindow,
                                  TransportMetrics metrics, Duration heldFrameTimeout) {
+        this(factory, workers, inboundWindow, metrics, heldFrameTimeout, ConnectionLog.TEXT);
+    }
+
+    /** @param connectionLog how each connection's end is logged */
+    public NetworkExtProcService(ConnectionHandlerFactory factory, EventExecutorGroup workers, int inboundWindow,
+                                 TransportMetrics metrics, Duration heldFrameTimeout, ConnectionLog connectionLog) {
+        this.connectionLog = Objects.requireNonNull(connectionLog, "connectionLog");
         Objects.requireNonNull(heldFrameTimeout, "heldFrameTimeout");
         if (heldFrameTimeout.isNegative() || heldFrameTimeout.isZero()) {
             throw new IllegalArgumentException("heldFrameTimeout must be positive: " + heldFrameTimeout);
@@ -73,7 +81,7 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
                 : name -> metadata.get(Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER));
         NetworkExtProcStream stream = new NetworkExtProcStream(streamIds.incrementAndGet(),
                 (ServerCallStreamObserver<ProcessingResponse>) responseObserver, workers.next(), factory, headers,
-                StreamIdentity.CURRENT.get(), inboundWindow, metrics, heldFrameTimeout);
+                StreamIdentity.CURRENT.get(), inboundWindow, metrics, heldFrameTimeout, connectionLog);
         stream.install();
         return stream;
     }

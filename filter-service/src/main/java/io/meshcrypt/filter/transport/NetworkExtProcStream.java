@@ -46,6 +46,12 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
     private final ArrayDeque<ProcessingRequest> queued = new ArrayDeque<>();
     /** Fires at the deadline of the oldest held frame; at most one is pending. */
     private ScheduledFuture<?> heldFrameTimer;
+    private final ConnectionLog connectionLog;
+    private final long startNanos = System.nanoTime();
+    private long bytesFromClient;
+    private long bytesFromUpstream;
+    /** The first reason seen for the connection's end (who closed, or why it was reset); null: Envoy closed it. */
+    private String closeReason;
 
     /**
      * @param heldFrameTimeout how long a frame the handler holds may take to complete, from its first byte; past it
@@ -53,8 +59,10 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
      */
     NetworkExtProcStream(long id, ServerCallStreamObserver<ProcessingResponse> call, EventExecutor executor,
                          ConnectionHandlerFactory factory, StreamHeaders headers, String identity,
-                         int inboundWindow, TransportMetrics metrics, Duration heldFrameTimeout) {
+                         int inboundWindow, TransportMetrics metrics, Duration heldFrameTimeout,
+                         ConnectionLog connectionLog) {
         super(log, "ext_proc stream", id, call, executor, metrics);
+        this.connectionLog = connectionLog;
         this.heldFrameTimeoutNanos = heldFrameTimeout.toNanos();
         this.headers = headers;
         this.identity = identity;
@@ -74,6 +82,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
             // must not escape into the worker, which serves other connections.
             markDone();
             handler = null;
+            ending("reset: no connection handler");
             try {
                 log.warn("ext_proc stream {}: cannot open a connection handler, closing the connection", id, e);
                 metrics().streamError();
@@ -103,6 +112,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
             if (!request.hasReadData() && !request.hasWriteData()) {
                 throw new ProtocolViolation("request carries neither read_data nor write_data");
             }
+            count(request);
             if (request.hasReadData()) {
                 Data in = request.getReadData();
                 try {
@@ -149,6 +159,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
             if (answered) {
                 // The request has its response: a second one (CLOSE_RST) would answer a request Envoy never sent.
                 metrics().handlerFailed(e);
+                ending("reset: " + metrics().resetReason(e));
                 reset(Status.INTERNAL.withDescription("connection reset after its response"),
                         "failed after answering a request: " + describe(e));
             } else {
@@ -192,6 +203,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
         try {
             heldSince = handler.heldFrameSinceNanos();
         } catch (Throwable e) {
+            ending("reset: " + metrics().resetReason(e));
             reset(Status.INTERNAL.withDescription("connection handler failed; connection reset"),
                     "connection handler failed: " + describe(e));
             return;
@@ -202,6 +214,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
         long heldNanos = System.nanoTime() - heldSince;
         if (heldNanos >= heldFrameTimeoutNanos) {
             metrics().heldFrameTimedOut();
+            ending("reset: " + HeldFrameTimeout.REASON);
             reset(Status.DEADLINE_EXCEEDED.withDescription("held frame incomplete; connection reset"),
                     new HeldFrameTimeout(heldNanos).getMessage());
             return;
@@ -284,12 +297,15 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
         String reason = describe(e);
         if (e instanceof ProtocolViolation) {
             metrics().streamError();
+            ending("reset: protocol violation");
         } else if (e instanceof HeldFrameTimeout) {
             metrics().heldFrameTimedOut();
+            ending("reset: " + HeldFrameTimeout.REASON);
         } else {
             metrics().handlerFailed(e);
+            ending("reset: " + metrics().resetReason(e));
         }
-        String note = ResetWarnings.SHARED.admit();
+        String note = WarningRateLimit.RESETS.admit();
         if (note == null) {
             return;
         }
@@ -330,6 +346,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
      */
     @Override
     protected void onHalfClosed() {
+        ending("envoy ended the stream");
         release();
         fail(Status.ABORTED.withDescription("request stream ended by Envoy; processing over, connection must close"));
     }
@@ -343,18 +360,48 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
         parked = null;
         parkedResponse = null;
         queued.clear();
-        if (handler == null) {
-            return;
+        if (handler != null) {
+            try {
+                handler.onClose();
+            } catch (Throwable e) {
+                log.warn("ext_proc stream {}: connection handler failed to close", id, e);
+            }
         }
         try {
-            handler.onClose();
+            connectionLog.ended(id, identity, System.nanoTime() - startNanos, bytesFromClient, bytesFromUpstream,
+                    handler, closeReason);
         } catch (Throwable e) {
-            log.warn("ext_proc stream {}: connection handler failed to close", id, e);
+            log.warn("ext_proc stream {}: could not log the connection's end", id, e);
+        }
+    }
+
+    @Override
+    protected void ending(String reason) {
+        if (closeReason == null) {
+            closeReason = reason;
+        }
+    }
+
+    /** The bytes each way, and which side's end of stream came first (who closed the connection). */
+    private void count(ProcessingRequest request) {
+        if (request.hasReadData()) {
+            bytesFromClient += request.getReadData().getData().size();
+            if (request.getReadData().getEndOfStream()) {
+                ending("client closed");
+            }
+        }
+        if (request.hasWriteData()) {
+            bytesFromUpstream += request.getWriteData().getData().size();
+            if (request.getWriteData().getEndOfStream()) {
+                ending("broker closed");
+            }
         }
     }
 
     /** A frame the handler holds was not complete within the held-frame timeout. */
     private static final class HeldFrameTimeout extends Exception {
+        static final String REASON = "held frame timeout";
+
         HeldFrameTimeout(long heldNanos) {
             super("a held frame is still incomplete after " + TimeUnit.NANOSECONDS.toMillis(heldNanos)
                     + " ms (limits.heldFrameTimeout): the peer announced more bytes than it sends");

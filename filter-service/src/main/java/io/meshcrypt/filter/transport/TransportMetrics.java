@@ -3,6 +3,7 @@ package io.meshcrypt.filter.transport;
 import java.util.Objects;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Consumer;
+import java.util.function.Function;
 
 /** Counters of the ext_proc transport, safe to read from any thread. */
 public final class TransportMetrics {
@@ -38,6 +39,17 @@ public final class TransportMetrics {
     /** Tells {@code listener} why each handler failure reset its connection (metrics by reason); called on the failing stream's worker, rarely. */
     public void onHandlerFailure(Consumer<Throwable> listener) {
         handlerFailureListener = Objects.requireNonNull(listener, "listener");
+    }
+
+    private volatile Function<Throwable, String> resetReasons = cause -> "internal_error";
+
+    /** Names why a handler failure reset its connection, for the connection's end line (the metrics' reason label). */
+    public void describeResetsWith(Function<Throwable, String> reasons) {
+        resetReasons = Objects.requireNonNull(reasons, "reasons");
+    }
+
+    String resetReason(Throwable cause) {
+        return resetReasons.apply(cause);
     }
 
     void handlerFailed(Throwable cause) {

@@ -244,4 +244,23 @@ class DekManagerTest extends DekManagerFixture {
         assertSame(m.forDecryption("orders", envelope, info), m.cachedForDecryption("orders", envelope, keySection));
         assertEquals(null, m.cachedForDecryption("payments", envelope, keySection), "the cached key is bound to its topic");
     }
+
+    @Test
+    void givenACachedKey_whenLookedUpAndThenReusedForARunOfRecords_thenOneHitPerLookupNoneForTheRun() throws Exception {
+        DekManager m = manager(settings());
+        ValueCipherV2 cipher = new ValueCipherV2(m, null);
+        ByteBuffer envelope = cipher.blocking(WAIT).encrypt("orders", utf8("x"));
+        ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, "orders");
+        int keySection = ValueEnvelopeV2.keySectionLength(envelope);
+        long misses = m.metrics().cacheMisses();
+
+        m.forDecryption("orders", envelope, info);
+        m.forDecryption("orders", envelope, info);
+        for (int i = 0; i < 5; i++) {
+            m.cachedForDecryption("orders", envelope, keySection);
+        }
+
+        assertEquals(2, m.metrics().cacheHits(), "the producer's own key is cached: both lookups hit");
+        assertEquals(misses, m.metrics().cacheMisses());
+    }
 }

@@ -96,7 +96,7 @@ class ExtProcStreamSendFailureTest {
 
     private NetworkExtProcStream stream(FailingCall call, Handler handler) {
         NetworkExtProcStream stream = new NetworkExtProcStream(1, call, worker, headers -> handler, StreamHeaders.NONE, null, 8,
-                new TransportMetrics(), Duration.ofSeconds(30));
+                new TransportMetrics(), Duration.ofSeconds(30), ConnectionLog.TEXT);
         stream.install();
         return stream;
     }

@@ -6,12 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
-class ResetWarningsTest {
+class WarningRateLimitTest {
 
     @Test
     void givenAFloodOfResets_whenWarned_thenAtMostThePerWindowAreLoggedAndTheNextOneCountsTheRest() {
         AtomicLong now = new AtomicLong();
-        ResetWarnings warnings = new ResetWarnings(3, 10_000_000_000L, now::get);
+        WarningRateLimit warnings = new WarningRateLimit("reset", 3, 10_000_000_000L, now::get);
 
         assertEquals("", warnings.admit());
         assertEquals("", warnings.admit());
