@@ -39,6 +39,9 @@ final class MeshStatus {
      * its /metrics {@code window} apart (a launcher keeps no history between calls), {@code sleep} waiting between them.
      */
     String report(Duration window, java.util.function.Consumer<Duration> sleep) {
+        if (endpoints.filterMetrics() == null && endpoints.xdsStatus() == null && endpoints.envoyReady().isEmpty()) {
+            return "";
+        }
         StringBuilder sb = new StringBuilder("health:\n");
         if (endpoints.filterMetrics() != null) {
             sb.append(row("filter-service", MeshScrape.filterReadiness(endpoints.filterMetrics()) + "  (/readyz)"));
