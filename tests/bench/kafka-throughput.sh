@@ -21,8 +21,7 @@ source "$MESHCRYPT_HOME/endpoints.env"
 # shellcheck source=tests/bench/lib.sh
 source "$ROOT/tests/bench/lib.sh"
 FILTER_PID=$(cat "$MESHCRYPT_HOME/pids/filter-service.pid")
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$FILTER_PID/stat"; }
-TICK=$(getconf CLK_TCK)
+cpu_ticks() { bench_cpu_ticks "$FILTER_PID"; }
 
 printf '# %s records of %s bytes, acks=all, linger.ms=5, batch.size=65536, %s rounds\n' "$RECORDS" "$SIZE" "$ROUNDS"
 printf '%-6s %-6s %-7s %14s %10s %10s %10s %16s\n' round path kind records/s MB/s avg_ms p99_ms filter_us/record
@@ -36,13 +35,15 @@ for round in $(seq 1 "$ROUNDS"); do
     before=$(cpu_ticks)
     read -r rps mbs avg p99 < <(bench_produce "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$RECORDS" "$SIZE")
     cpu=$(( $(cpu_ticks) - before ))
-    us=$(awk -v c="$cpu" -v t="$TICK" -v n="$RECORDS" -v p="$path" 'BEGIN{ if (p=="direct") print "-"; else printf "%.1f", c / t * 1e6 / n }')
+    us=-
+    [[ $path == mesh ]] && us=$(bench_us_per_record "$cpu" "$RECORDS")
     printf '%-6s %-6s %-7s %14s %10s %10s %10s %16s\n' "$round" "$path" produce "$rps" "$mbs" "$avg" "$p99" "$us"
 
     before=$(cpu_ticks)
     read -r rps mbs < <(bench_consume "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$RECORDS")
     cpu=$(( $(cpu_ticks) - before ))
-    us=$(awk -v c="$cpu" -v t="$TICK" -v n="$RECORDS" -v p="$path" 'BEGIN{ if (p=="direct") print "-"; else printf "%.1f", c / t * 1e6 / n }')
+    us=-
+    [[ $path == mesh ]] && us=$(bench_us_per_record "$cpu" "$RECORDS")
     printf '%-6s %-6s %-7s %14s %10s %10s %10s %16s\n' "$round" "$path" consume "$rps" "$mbs" - - "$us"
   done
 done

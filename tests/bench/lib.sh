@@ -43,3 +43,10 @@ bench_consume() {
   IFS=', ' read -r -a f <<<"$line"
   echo "${f[-1]} ${f[-2]}"
 }
+
+# pid: the CPU time (user + system) the process has used, in clock ticks (getconf CLK_TCK a second)
+bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+BENCH_TICK=$(getconf CLK_TCK)
+
+# ticks, records: microseconds of CPU per record
+bench_us_per_record() { awk -v c="$1" -v t="$BENCH_TICK" -v n="$2" 'BEGIN{printf "%.1f", c / t * 1e6 / n}'; }

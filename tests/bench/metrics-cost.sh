@@ -2,7 +2,8 @@
 # What the filter-service's metrics cost: mesh throughput with its observability: section on (metrics, health) vs
 # off, on two meshes side by side that differ only in that section. Each round runs both, in alternating order (on
 # first in odd rounds, off first in even ones) so drift and order hit both alike; the ratio on/off is taken round by
-# round, and its median is the figure to quote.
+# round, and its median is the figure to quote. Beside throughput, each run's filter-service CPU time per record
+# (user + system, /proc/<pid>/stat): on a shared machine it moves less with the neighbours' load than throughput does.
 #
 #   tests/bench/metrics-cost.sh [records=100000] [record-size=1024] [rounds=3]
 #
@@ -37,8 +38,9 @@ mc off stop filter-service >/dev/null
 mc off start filter-service >/dev/null
 # shellcheck source=tests/bench/lib.sh
 source "$ROOT/tests/bench/lib.sh"
-declare -A BOOTSTRAP BROKER
+declare -A BOOTSTRAP BROKER FILTER_PID
 for m in on off; do
+  FILTER_PID[$m]=$(cat "${HOME_OF[$m]}/pids/filter-service.pid")
   BOOTSTRAP[$m]=$(sed -n 's/^KAFKA_BOOTSTRAP=//p' "${HOME_OF[$m]}/endpoints.env")
   BROKER[$m]=$(sed -n 's/^BROKER_DIRECT=//p' "${HOME_OF[$m]}/endpoints.env")
 done
@@ -48,23 +50,32 @@ if curl -fsS --max-time 2 "http://127.0.0.1:$((BASE_OFF + 54))/readyz" >/dev/nul
   exit 1
 fi
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a / b}'; }
 printf '# %s records of %s bytes through the mesh, acks=all, linger.ms=5, batch.size=65536, %s rounds\n' "$RECORDS" "$SIZE" "$ROUNDS"
-printf '%-6s %-8s %14s %14s\n' round metrics produce_rec/s consume_rec/s
-declare -a PRODUCE_RATIO CONSUME_RATIO
+printf '%-6s %-8s %14s %14s %18s %18s\n' round metrics produce_rec/s consume_rec/s produce_filter_us consume_filter_us
+declare -a PRODUCE_RATIO CONSUME_RATIO PRODUCE_US_RATIO CONSUME_US_RATIO
 for round in $(seq 1 "$ROUNDS"); do
   order=(on off)
   ((round % 2 == 0)) && order=(off on)
-  declare -A P C
+  declare -A P C PU CU
   for m in "${order[@]}"; do
     topic=bench-metrics-$m-$round-$$
     bench_topic "${HOME_OF[$m]}" "${BROKER[$m]}" "$topic"
+    before=$(bench_cpu_ticks "${FILTER_PID[$m]}")
     read -r P[$m] _ _ _ < <(bench_produce "${HOME_OF[$m]}" "${BOOTSTRAP[$m]}" "$topic" "$RECORDS" "$SIZE")
+    middle=$(bench_cpu_ticks "${FILTER_PID[$m]}")
     read -r C[$m] _ < <(bench_consume "${HOME_OF[$m]}" "${BOOTSTRAP[$m]}" "$topic" "$RECORDS")
-    printf '%-6s %-8s %14s %14s\n' "$round" "$m" "${P[$m]}" "${C[$m]}"
+    PU[$m]=$(bench_us_per_record $((middle - before)) "$RECORDS")
+    CU[$m]=$(bench_us_per_record $(($(bench_cpu_ticks "${FILTER_PID[$m]}") - middle)) "$RECORDS")
+    printf '%-6s %-8s %14s %14s %18s %18s\n' "$round" "$m" "${P[$m]}" "${C[$m]}" "${PU[$m]}" "${CU[$m]}"
   done
-  PRODUCE_RATIO+=("$(awk -v a="${P[on]}" -v b="${P[off]}" 'BEGIN{printf "%.3f", a / b}')")
-  CONSUME_RATIO+=("$(awk -v a="${C[on]}" -v b="${C[off]}" 'BEGIN{printf "%.3f", a / b}')")
+  PRODUCE_RATIO+=("$(ratio "${P[on]}" "${P[off]}")")
+  CONSUME_RATIO+=("$(ratio "${C[on]}" "${C[off]}")")
+  PRODUCE_US_RATIO+=("$(ratio "${PU[on]}" "${PU[off]}")")
+  CONSUME_US_RATIO+=("$(ratio "${CU[on]}" "${CU[off]}")")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 echo "# throughput ratio on/off per round (1.000 = no cost): produce ${PRODUCE_RATIO[*]}, consume ${CONSUME_RATIO[*]}"
 echo "# median: produce $(median "${PRODUCE_RATIO[@]}"), consume $(median "${CONSUME_RATIO[@]}")"
+echo "# filter-service CPU per record, ratio on/off per round (1.000 = no cost): produce ${PRODUCE_US_RATIO[*]}, consume ${CONSUME_US_RATIO[*]}"
+echo "# median: produce $(median "${PRODUCE_US_RATIO[@]}"), consume $(median "${CONSUME_US_RATIO[@]}")"
