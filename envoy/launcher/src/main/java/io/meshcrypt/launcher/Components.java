@@ -440,19 +440,18 @@ final class Components {
         StateDir.writeAtomically(state.file("endpoints.env"), sb.toString());
     }
 
-    String status() {
+    /** Which components run, then {@link MeshStatus#report} over {@code window}, then the endpoints. */
+    String status(java.time.Duration window) {
         StringBuilder sb = new StringBuilder();
         for (String c : all()) {
             var p = supervisor.running(c);
             if (p.isPresent()) {
                 sb.append(String.format("%-17s running  pid %d%n", c, p.get().pid()));
-                if (c.equals("filter-service")) {
-                    sb.append(FilterServiceStatus.of(ports.filterMetrics()));
-                }
             } else if (MESH.contains(c)) {
                 sb.append(String.format("%-17s stopped%n", c));
             }
         }
+        sb.append(meshStatus().report(window, d -> Supervisor.sleep(d.toMillis())));
         Path endpoints = state.file("endpoints.env");
         try {
             if (Files.exists(endpoints)) {
@@ -462,6 +461,35 @@ final class Components {
             throw new UncheckedIOException(e);
         }
         return sb.toString();
+    }
+
+    /** The running components' endpoints, for status and the demo's summary line. */
+    MeshStatus meshStatus() {
+        Map<String, java.util.function.Supplier<MeshScrape.Answer>> envoys = new LinkedHashMap<>();
+        Map<String, Integer> admins = new LinkedHashMap<>();
+        admins.put("envoy", ports.envoyAdmin());
+        admins.put("ext-proc-relay", ports.relayAdmin());
+        admins.put("http-sidecar", ports.httpSidecarAdmin());
+        for (KafkaApp app : KafkaApp.values()) {
+            if (transparent()) {
+                String netns = new Netns(root, state, ports).of(app);
+                if (supervisor.isRunning(app.sidecar())) {
+                    envoys.put(app.sidecar(), () -> {
+                        String body = Probes.getIn(netns, ports.namespaceSidecarAdmin(), "/ready");
+                        return body == null ? new MeshScrape.Answer(0, "no answer from its admin in " + netns) : new MeshScrape.Answer(200, body);
+                    });
+                }
+            } else {
+                admins.put(app.sidecar(), ports.appSidecar(app).admin());
+            }
+        }
+        admins.forEach((c, port) -> {
+            if (supervisor.isRunning(c)) {
+                envoys.put(c, () -> MeshScrape.get(port, "/ready"));
+            }
+        });
+        return new MeshStatus(new MeshStatus.Endpoints(supervisor.isRunning("filter-service") ? ports.filterMetrics() : null,
+                supervisor.isRunning("xds-server") ? ports.xdsStatus() : null, envoys));
     }
 
     /** Stops every component and demo app, last started first, then removes the transparent demo's namespaces. */

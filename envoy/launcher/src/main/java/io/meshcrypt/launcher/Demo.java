@@ -179,6 +179,7 @@ final class Demo {
         }
         sb.append("BROKER_DIRECT=127.0.0.1:").append(ports.broker()).append('\n');
         sb.append("FILTER_GRPC=127.0.0.1:").append(ports.filterGrpc()).append('\n');
+        sb.append("FILTER_METRICS=http://127.0.0.1:").append(ports.filterMetrics()).append("/metrics   # also /healthz, /readyz\n");
         sb.append("DEMO_TOPIC=").append(TOPIC).append('\n');
         if (supervisor.isRunning("xds-server")) {
             sb.append("XDS=127.0.0.1:").append(ports.xds()).append('\n');
@@ -193,9 +194,16 @@ final class Demo {
 
     // ---- the live view
 
-    /** Shows every app log line of interest as it comes, until {@code stop} or {@code durationSeconds} (0: no end). */
+    /** How often the view prints the mesh's summary line, read from the filter-service's and xDS server's endpoints. */
+    private static final long SUMMARY_EVERY_NANOS = 5_000_000_000L;
+
+    /**
+     * Shows every app log line of interest as it comes, and every 5 s the mesh's one-line summary, until {@code stop} or
+     * {@code durationSeconds} (0: no end).
+     */
     void view(int columns, long durationSeconds, AtomicBoolean stop) {
         DemoView view = new DemoView(columns);
+        MeshStatus meshStatus = mesh.meshStatus();
         System.out.println();
         view.header().forEach(System.out::println);
         Map<String, Tail> tails = new LinkedHashMap<>();
@@ -207,6 +215,7 @@ final class Demo {
         Set<String> dead = new LinkedHashSet<>();
         long end = System.nanoTime() + durationSeconds * 1_000_000_000L;
         long nextCheck = 0;
+        long nextSummary = System.nanoTime() + SUMMARY_EVERY_NANOS;
         while (!stop.get() && (durationSeconds == 0 || System.nanoTime() < end)) {
             tails.forEach((source, tail) -> tail.newLines().forEach(l -> view.rows(source, l).forEach(System.out::println)));
             System.out.flush();
@@ -218,6 +227,10 @@ final class Demo {
                     }
                 }
                 nextCheck = System.nanoTime() + 1_000_000_000L;
+            }
+            if (System.nanoTime() > nextSummary) {
+                System.out.println(view.summary(meshStatus.summaryLine()));
+                nextSummary = System.nanoTime() + SUMMARY_EVERY_NANOS;
             }
             Supervisor.sleep(200);
         }

@@ -71,6 +71,13 @@ public final class DemoView {
         return rows;
     }
 
+    /** The mesh's summary line as a row across all three columns, cut to the view's width. */
+    public String summary(String line) {
+        int all = 3 * width + 6;
+        String row = ">> " + line;
+        return row.length() <= all ? row : row.substring(0, all - 2) + "..";
+    }
+
     private String pad(String s) {
         return s.length() >= width ? s : s + " ".repeat(width - s.length());
     }

@@ -339,14 +339,24 @@ public final class Main implements Runnable {
         }
     }
 
-    @Command(name = "status", description = "show which components run, and the endpoints")
+    @Command(name = "status", description = "show which components run; their health (filter-service /readyz, xDS server, each Envoy's"
+            + " admin /ready); the config version each Envoy acknowledged and its NACKs; the records per topic the filter-service"
+            + " counted in the last N seconds (its /metrics read twice, N s apart) and since it started; the endpoints")
     static final class Status implements Runnable {
         @CommandLine.ParentCommand
         Main main;
 
+        @Option(names = "--window", paramLabel = "N", defaultValue = "5", description = "seconds between the two reads of the"
+                + " filter-service's counters, 1 to 60 (default: ${DEFAULT-VALUE})")
+        int window;
+
         @Override
         public void run() {
-            System.out.print(main.components().status());
+            if (window < 1 || window > 60) {
+                throw new CommandLine.ParameterException(main.spec.commandLine().getSubcommands().get("status"),
+                        "--window needs 1 to 60 seconds");
+            }
+            System.out.print(main.components().status(Duration.ofSeconds(window)));
             System.out.flush();
         }
     }

@@ -3,20 +3,13 @@ package io.meshcrypt.launcher;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** Readiness checks: a port that accepts, an Envoy admin that says LIVE, Kafka metadata naming a broker. */
 final class Probes {
-
-    private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
 
     private Probes() {
     }
@@ -32,16 +25,8 @@ final class Probes {
 
     /** The body of a GET on 127.0.0.1, or null when it fails or answers other than 200. */
     static String get(int port, String path) {
-        try {
-            HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-                    .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString());
-            return r.statusCode() == 200 ? r.body() : null;
-        } catch (IOException e) {
-            return null;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return null;
-        }
+        MeshScrape.Answer a = MeshScrape.get(port, path);
+        return a.ok() ? a.body() : null;
     }
 
     /** The same GET inside a network namespace (its own loopback), through curl. */

@@ -62,4 +62,13 @@ class DemoViewTest {
         assertEquals(List.of(), view.rows("http-echo", "sent something"));
         assertEquals(List.of(), view.rows("broker-tap", "received x"));
     }
+
+    @Test
+    void givenTheMeshSummary_whenRendered_thenOneRowAcrossTheColumnsCutToTheViewsWidth() {
+        DemoView view = new DemoView(40); // 3 columns of 30 and 2 separators: 96 characters
+        String line = "mesh: 1,204 records encrypted, 1,198 decrypted, 0 denied · filter-service ready · 3 Envoys on 7-1a2b3c4d";
+
+        assertEquals(">> mesh: 1,204 records encrypted, 1,198 decrypted, 0 denied · filter-service ready · 3 Envoys ..", view.summary(line));
+        assertEquals(">> mesh: 1 records encrypted", new DemoView(180).summary("mesh: 1 records encrypted"));
+    }
 }

@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# What the Kafka benchmarks share: a JDK >= 21, Kafka's own perf tools on the broker's classpath, and the parsing of
+# their last line. Source it after MESHCRYPT_HOME is set and the mesh is up.
+
+bench_java() {
+  ls -d /usr/lib/jvm/*/bin/java | while read -r j; do
+    v=$("$j" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+    ((v >= 21)) && echo "$j"
+  done | tail -1
+}
+BENCH_JAVA=$(bench_java)
+
+# $1 = MESHCRYPT_HOME of the mesh whose broker classpath runs the tool; then the tool's class and arguments
+bench_tool() {
+  local home=$1
+  shift
+  "$BENCH_JAVA" -Xmx1g -cp "$(cat "$home/kafka.classpath")" -Dlog4j2.level=warn "$@" 2>/dev/null
+}
+
+# home, broker (direct), topic: a 3-partition topic
+bench_topic() {
+  bench_tool "$1" org.apache.kafka.tools.TopicCommand --bootstrap-server "$2" --create --topic "$3" \
+    --partitions 3 --replication-factor 1 >/dev/null
+}
+
+# home, bootstrap, topic, records, size: prints "records/s MB/s avg_ms p99_ms" of one unthrottled ProducerPerformance
+bench_produce() {
+  local line
+  line=$(bench_tool "$1" org.apache.kafka.tools.ProducerPerformance --topic "$3" --num-records "$4" \
+    --record-size "$5" --throughput -1 --producer-props bootstrap.servers="$2" acks=all \
+    linger.ms=5 batch.size=65536 | tail -1)
+  # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, p50, p95, p99, p99.9"
+  sed -E 's/.*sent, ([0-9.]+) records\/sec \(([0-9.]+) MB\/sec\), ([0-9.]+) ms avg.* ([0-9]+) ms 99th,.*/\1 \2 \3 \4/' <<<"$line"
+}
+
+# home, bootstrap, topic, records: prints "records/s MB/s" of one ConsumerPerformance reading them all
+bench_consume() {
+  local line
+  local -a f
+  # start, end, MB, MB/s, records, records/s, rebalance ms, fetch ms, fetch MB/s, fetch records/s
+  line=$(bench_tool "$1" org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$2" --topic "$3" \
+    --messages "$4" --timeout 60000 | tail -1)
+  IFS=', ' read -r -a f <<<"$line"
+  echo "${f[-1]} ${f[-2]}"
+}
+
+# pid: the CPU time (user + system) the process has used, in clock ticks (getconf CLK_TCK a second)
+bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+BENCH_TICK=$(getconf CLK_TCK)
+
+# ticks, records: microseconds of CPU per record
+bench_us_per_record() { awk -v c="$1" -v t="$BENCH_TICK" -v n="$2" 'BEGIN{printf "%.1f", c / t * 1e6 / n}'; }
