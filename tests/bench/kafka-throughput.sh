@@ -21,10 +21,12 @@ source "$MESHCRYPT_HOME/endpoints.env"
 # shellcheck source=tests/bench/lib.sh
 source "$ROOT/tests/bench/lib.sh"
 FILTER_PID=$(cat "$MESHCRYPT_HOME/pids/filter-service.pid")
+ENVOY_PID=$(cat "$MESHCRYPT_HOME/pids/envoy.pid")
 cpu_ticks() { bench_cpu_ticks "$FILTER_PID"; }
+envoy_ticks() { bench_cpu_ticks "$ENVOY_PID"; }
 
 printf '# %s records of %s bytes, acks=all, linger.ms=5, batch.size=65536, %s rounds\n' "$RECORDS" "$SIZE" "$ROUNDS"
-printf '%-6s %-6s %-7s %14s %10s %10s %10s %16s\n' round path kind records/s MB/s avg_ms p99_ms filter_us/record
+printf '%-6s %-6s %-7s %14s %10s %10s %10s %16s %16s\n' round path kind records/s MB/s avg_ms p99_ms filter_us/record envoy_us/record
 for round in $(seq 1 "$ROUNDS"); do
   for path in direct mesh; do
     topic=bench-$path-$round-$$
@@ -32,18 +34,18 @@ for round in $(seq 1 "$ROUNDS"); do
     bootstrap=$BROKER_DIRECT
     [[ $path == mesh ]] && bootstrap=$KAFKA_BOOTSTRAP
 
-    before=$(cpu_ticks)
+    before=$(cpu_ticks); envoy_before=$(envoy_ticks)
     read -r rps mbs avg p99 < <(bench_produce "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$RECORDS" "$SIZE")
-    cpu=$(( $(cpu_ticks) - before ))
-    us=-
-    [[ $path == mesh ]] && us=$(bench_us_per_record "$cpu" "$RECORDS")
-    printf '%-6s %-6s %-7s %14s %10s %10s %10s %16s\n' "$round" "$path" produce "$rps" "$mbs" "$avg" "$p99" "$us"
+    cpu=$(( $(cpu_ticks) - before )); envoy_cpu=$(( $(envoy_ticks) - envoy_before ))
+    us=-; envoy_us=-
+    [[ $path == mesh ]] && us=$(bench_us_per_record "$cpu" "$RECORDS") && envoy_us=$(bench_us_per_record "$envoy_cpu" "$RECORDS")
+    printf '%-6s %-6s %-7s %14s %10s %10s %10s %16s %16s\n' "$round" "$path" produce "$rps" "$mbs" "$avg" "$p99" "$us" "$envoy_us"
 
-    before=$(cpu_ticks)
+    before=$(cpu_ticks); envoy_before=$(envoy_ticks)
     read -r rps mbs < <(bench_consume "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$RECORDS")
-    cpu=$(( $(cpu_ticks) - before ))
-    us=-
-    [[ $path == mesh ]] && us=$(bench_us_per_record "$cpu" "$RECORDS")
-    printf '%-6s %-6s %-7s %14s %10s %10s %10s %16s\n' "$round" "$path" consume "$rps" "$mbs" - - "$us"
+    cpu=$(( $(cpu_ticks) - before )); envoy_cpu=$(( $(envoy_ticks) - envoy_before ))
+    us=-; envoy_us=-
+    [[ $path == mesh ]] && us=$(bench_us_per_record "$cpu" "$RECORDS") && envoy_us=$(bench_us_per_record "$envoy_cpu" "$RECORDS")
+    printf '%-6s %-6s %-7s %14s %10s %10s %10s %16s %16s\n' "$round" "$path" consume "$rps" "$mbs" - - "$us" "$envoy_us"
   done
 done
