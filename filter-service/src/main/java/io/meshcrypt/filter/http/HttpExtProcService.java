@@ -44,7 +44,7 @@ public final class HttpExtProcService extends ExternalProcessorGrpc.ExternalProc
     @Override
     public StreamObserver<ProcessingRequest> process(StreamObserver<ProcessingResponse> responseObserver) {
         Stream stream = new Stream(streamIds.incrementAndGet(), (ServerCallStreamObserver<ProcessingResponse>) responseObserver,
-                workers.next(), metrics, processor.open(StreamIdentity.CURRENT.get()));
+                ExtProcStream.executorFor(workers), metrics, processor.open(StreamIdentity.CURRENT.get()));
         stream.install();
         return stream;
     }

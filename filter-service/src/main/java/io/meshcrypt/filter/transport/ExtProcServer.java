@@ -5,7 +5,9 @@ import io.grpc.ServerInterceptors;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
 import io.meshcrypt.meshconfig.tls.TlsMaterial;
-import io.netty.channel.DefaultEventLoopGroup;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
@@ -31,7 +33,8 @@ public final class ExtProcServer implements AutoCloseable {
      *
      * @param maxInboundMessageBytes largest ProcessingRequest accepted; Envoy sends one socket read per message
      * @param inboundWindow requests of one stream read ahead of the one being processed
-     * @param workerThreads threads running connection handlers; each connection stays on one of them
+     * @param workerThreads threads serving the gRPC connections and running their streams' handlers; each Envoy
+     *     connection (and so each of its streams) stays on one of them
      * @param shutdownGrace how long {@link #close()} lets open streams finish before cancelling them
      * @param heldFrameTimeout how long a connection may hold an incomplete frame (from its first byte) before it is
      *     reset, whether or not the peer sends more
@@ -95,12 +98,15 @@ public final class ExtProcServer implements AutoCloseable {
     }
 
     private final Server server;
-    private final DefaultEventLoopGroup workers;
+    private final EventLoopGroup boss;
+    private final EventLoopGroup workers;
     private final TransportMetrics metrics;
     private final Duration shutdownGrace;
 
-    private ExtProcServer(Server server, DefaultEventLoopGroup workers, TransportMetrics metrics, Duration shutdownGrace) {
+    private ExtProcServer(Server server, EventLoopGroup boss, EventLoopGroup workers, TransportMetrics metrics,
+                          Duration shutdownGrace) {
         this.server = server;
+        this.boss = boss;
         this.workers = workers;
         this.metrics = metrics;
         this.shutdownGrace = shutdownGrace;
@@ -152,11 +158,16 @@ public final class ExtProcServer implements AutoCloseable {
         }
         Objects.requireNonNull(factory, "factory");
         Objects.requireNonNull(limits, "limits");
-        DefaultEventLoopGroup workers =
-                new DefaultEventLoopGroup(limits.workerThreads(), new DefaultThreadFactory("extproc-worker", true));
+        // The transport threads are the workers: a stream's handler runs on the thread that reads its connection, with
+        // no hand-off and no wake-up per message. Handlers never block (a data key on its way parks the frame).
+        EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("extproc-accept", true));
+        EventLoopGroup workers = new NioEventLoopGroup(limits.workerThreads(), new DefaultThreadFactory("extproc-worker", true));
         TransportMetrics metrics = new TransportMetrics();
         NettyServerBuilder builder = NettyServerBuilder.forAddress(address)
-                // Callbacks only hop to the connection's worker, so running them on the transport thread is cheap.
+                .bossEventLoopGroup(boss)
+                .workerEventLoopGroup(workers)
+                .channelType(NioServerSocketChannel.class)
+                // gRPC's callbacks run on the transport thread, which is the stream's worker (ExtProcStream.hop).
                 .directExecutor()
                 // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
                 .maxInboundMessageSize(limits.maxInboundMessageBytes())
@@ -172,25 +183,33 @@ public final class ExtProcServer implements AutoCloseable {
             server = builder.build();
             server.start();
         } catch (IOException | RuntimeException e) {
+            boss.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
             workers.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
             throw e;
         }
         log.info("ext_proc server listening on {}{}, stream identities {} ({} workers, max message {} bytes, held frames"
-                + " complete within {})", server.getListenSockets(), tls == null ? "" : " with mutual TLS",
+                + " complete within {})", server.getListenSockets(), tls == null ? "" : " with mutual TLS (" + TLS_PROVIDER + ")",
                 describe(identities), limits.workerThreads(), limits.maxInboundMessageBytes(), limits.heldFrameTimeout());
-        return new ExtProcServer(server, workers, metrics, limits.shutdownGrace());
+        return new ExtProcServer(server, boss, workers, metrics, limits.shutdownGrace());
     }
 
     /**
-     * A server context that requires a client certificate from the mesh CA only (no default trust roots). The JDK
-     * provider calls the reloading key and trust managers on every handshake; gRPC's settings give TLS 1.2+ and h2.
+     * A server context that requires a client certificate from the mesh CA only (no default trust roots). Both
+     * providers call the reloading key and trust managers on every handshake; gRPC's settings give TLS 1.2+ and h2.
      */
     public static SslContext mutualTls(TlsMaterial tls) throws SSLException {
-        return GrpcSslContexts.configure(SslContextBuilder.forServer(tls.keyManager()), SslProvider.JDK)
+        return GrpcSslContexts.configure(SslContextBuilder.forServer(tls.keyManager()), TLS_PROVIDER)
                 .trustManager(tls.trustManager())
                 .clientAuth(ClientAuth.REQUIRE)
                 .build();
     }
+
+    /**
+     * BoringSSL (netty-tcnative) where its native library loads, else the JDK's TLS: every byte of every Kafka
+     * connection crosses this hop twice, and the JDK's SSLEngine spent a quarter of the filter-service's CPU on it.
+     */
+    static final SslProvider TLS_PROVIDER =
+            SslProvider.isAlpnSupported(SslProvider.OPENSSL) ? SslProvider.OPENSSL : SslProvider.JDK;
 
     private static String describe(StreamIdentity identities) {
         return switch (identities) {
@@ -232,6 +251,7 @@ public final class ExtProcServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         } finally {
             // Quiet period 0: queued close work still runs, then the threads exit.
+            boss.shutdownGracefully(0, graceMillis, TimeUnit.MILLISECONDS);
             workers.shutdownGracefully(0, graceMillis, TimeUnit.MILLISECONDS).awaitUninterruptibly(graceMillis);
         }
     }

@@ -4,17 +4,21 @@ import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.netty.util.concurrent.EventExecutor;
+import io.netty.util.concurrent.EventExecutorGroup;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 
 /**
- * What the network and the HTTP ext_proc streams share. gRPC callbacks arrive on transport threads and only hop onto
- * {@link #executor}, one worker picked per stream: everything a stream does runs there, in order, so its state needs no
- * locks, and JSON, crypto and handlers never run on gRPC's threads. Requests are read only as fast as Envoy takes the
- * responses (flow control), a stream ends once, and its state is released once, however it ends.
+ * What the network and the HTTP ext_proc streams share. Everything a stream does runs on {@link #executor}, in order, so
+ * its state needs no locks. The gRPC server's transport threads are the workers ({@link ExtProcServer}), and a stream's
+ * executor is the event loop of its HTTP/2 connection: gRPC callbacks run at once on the thread that read them (no
+ * hand-off, no wake-up per message), unless a task of the stream is running or queued, in which case they queue behind
+ * it. Completions from other threads (a data key from the KMS) and timers always queue. Requests are read only as fast
+ * as Envoy takes the responses (flow control), a stream ends once, and its state is released once, however it ends.
  *
  * <p>Fail closed: Envoy treats a stream that ends OK as "continue unprocessed", so a stream that fails ends with an
  * error status (see {@link #answerAndFail}, {@link #reset}).
@@ -37,6 +41,10 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
     private boolean released;
     /** Inbound messages processed while the response side was not ready; requested once it is. */
     private int owedRequests;
+    /** A task of this stream is running on {@link #executor}: a callback arriving now must queue, not nest. */
+    private boolean running;
+    /** Tasks of this stream queued on {@link #executor} and not yet run: a callback must queue behind them. */
+    private final AtomicInteger queued = new AtomicInteger();
 
     protected ExtProcStream(Logger log, String label, long id, ServerCallStreamObserver<R> call, EventExecutor executor,
                             TransportMetrics metrics) {
@@ -137,7 +145,8 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
      * fetch then surfaces as the real error), unless the stream is over by then. The worker never waits.
      */
     protected final void resumeWhen(CompletionStage<?> ready, Runnable resume) {
-        ready.whenComplete((ignored, error) -> hop(() -> {
+        // Always queued: a future already complete would otherwise resume the stream inside the call that parked it.
+        ready.whenComplete((ignored, error) -> enqueue(() -> {
             if (!done) {
                 resume.run();
             }
@@ -209,19 +218,58 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
         return metrics;
     }
 
-    /** Runs {@code task} on this stream's worker. */
+    /**
+     * Runs {@code task} on this stream's worker: at once when called there and nothing of this stream is running or
+     * queued (the order of the stream's tasks is the order of the calls either way), else queued.
+     */
     protected final void hop(Runnable task) {
+        if (executor.inEventLoop() && !running && queued.get() == 0) {
+            run(task);
+            return;
+        }
+        enqueue(task);
+    }
+
+    /** Queues {@code task} on this stream's worker, behind whatever runs there now. */
+    private void enqueue(Runnable task) {
+        queued.incrementAndGet();
         try {
-            executor.execute(task);
+            executor.execute(() -> {
+                queued.decrementAndGet();
+                run(task);
+            });
         } catch (RejectedExecutionException e) {
+            queued.decrementAndGet();
             // Only during shutdown, after the gRPC server has stopped: nothing is left to forward to.
             log.debug("{} {}: worker already shut down", label, id);
         }
     }
 
+    private void run(Runnable task) {
+        running = true;
+        try {
+            task.run();
+        } finally {
+            running = false;
+        }
+    }
+
+    /**
+     * The executor for a new stream: the event loop of {@code workers} that runs the calling thread (the gRPC transport
+     * thread of the stream's connection), else the next one.
+     */
+    public static EventExecutor executorFor(EventExecutorGroup workers) {
+        for (EventExecutor worker : workers) {
+            if (worker.inEventLoop()) {
+                return worker;
+            }
+        }
+        return workers.next();
+    }
+
     /** Schedules {@code task} on this stream's worker. */
     protected final ScheduledFuture<?> schedule(Runnable task, long delayNanos) {
-        return executor.schedule(task, delayNanos, TimeUnit.NANOSECONDS);
+        return executor.schedule(() -> run(task), delayNanos, TimeUnit.NANOSECONDS);
     }
 
     protected static String describe(Throwable e) {

@@ -80,7 +80,7 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
         StreamHeaders headers = metadata == null ? StreamHeaders.NONE
                 : name -> metadata.get(Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER));
         NetworkExtProcStream stream = new NetworkExtProcStream(streamIds.incrementAndGet(),
-                (ServerCallStreamObserver<ProcessingResponse>) responseObserver, workers.next(), factory, headers,
+                (ServerCallStreamObserver<ProcessingResponse>) responseObserver, ExtProcStream.executorFor(workers), factory, headers,
                 StreamIdentity.CURRENT.get(), inboundWindow, metrics, heldFrameTimeout, connectionLog);
         stream.install();
         return stream;
