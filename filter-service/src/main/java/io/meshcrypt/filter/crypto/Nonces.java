@@ -21,19 +21,25 @@ final class Nonces {
 
     /** @return a fresh random 12-byte nonce */
     static byte[] next() {
-        return PER_THREAD.get().take();
+        byte[] nonce = new byte[ValueEnvelope.NONCE_LENGTH];
+        next(nonce, 0);
+        return nonce;
     }
 
-    private byte[] take() {
+    /** Writes a fresh random 12-byte nonce into {@code out} at {@code offset}. */
+    static void next(byte[] out, int offset) {
+        PER_THREAD.get().take(out, offset);
+    }
+
+    private void take(byte[] out, int offset) {
         if (next == pool.length) {
             random.nextBytes(pool);
             next = 0;
         }
-        byte[] nonce = Arrays.copyOfRange(pool, next, next + ValueEnvelope.NONCE_LENGTH);
+        System.arraycopy(pool, next, out, offset, ValueEnvelope.NONCE_LENGTH);
         // Wipe what was handed out, so a heap dump of the pool never shows past nonces next to future ones.
         Arrays.fill(pool, next, next + ValueEnvelope.NONCE_LENGTH, (byte) 0);
         next += ValueEnvelope.NONCE_LENGTH;
-        return nonce;
     }
 
     private static SecureRandom newRandom() {

@@ -13,8 +13,8 @@ import javax.crypto.spec.SecretKeySpec;
 
 /**
  * AES-GCM seal and open with associated data {@code header || UTF-8("topic:" + topic)}: what both record-value
- * envelope versions do, on the JCE cipher with {@link ByteBuffer}s (the plaintext is read in place from the record
- * batch, the ciphertext written straight behind the header). Thread-safe.
+ * envelope versions do, on the JCE cipher (the plaintext is read in place from the record batch, the ciphertext written
+ * straight behind the header, the nonce read where it lies). One cipher per thread. Thread-safe.
  */
 final class TopicBoundAesGcm {
     private static final String TRANSFORMATION = "AES/GCM/NoPadding";
@@ -27,38 +27,65 @@ final class TopicBoundAesGcm {
 
     /**
      * Encrypts {@code plaintext} (position..limit, not moved) into {@code out} from {@code offset}: ciphertext, then tag.
+     * Array-backed buffers take the cipher's array path (a read-only or direct view would be copied first).
      *
+     * @param nonceOffset where the 12-byte nonce already is in {@code out}
      * @param header the associated data before the topic: the envelope's header, already in {@code out}
      */
-    void seal(SecretKeySpec key, byte[] nonce, byte[] header, String topic, ByteBuffer plaintext, byte[] out, int offset)
-            throws GeneralSecurityException {
+    void seal(SecretKeySpec key, byte[] out, int nonceOffset, byte[] header, String topic, ByteBuffer plaintext,
+              int offset) throws GeneralSecurityException {
         int length = plaintext.remaining();
         Cipher cipher = CIPHER.get();
-        cipher.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce));
+        cipher.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, out, nonceOffset, ValueEnvelope.NONCE_LENGTH));
         cipher.updateAAD(header);
         cipher.updateAAD(topicAad(topic));
-        int written = cipher.doFinal(plaintext.duplicate(), ByteBuffer.wrap(out, offset, length + ValueEnvelope.TAG_LENGTH));
+        int written = plaintext.hasArray()
+                ? cipher.doFinal(plaintext.array(), plaintext.arrayOffset() + plaintext.position(), length, out, offset)
+                : cipher.doFinal(plaintext.duplicate(), ByteBuffer.wrap(out, offset, length + ValueEnvelope.TAG_LENGTH));
         if (written != length + ValueEnvelope.TAG_LENGTH) {
             throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + (length + ValueEnvelope.TAG_LENGTH));
         }
     }
 
     /**
-     * Decrypts {@code ciphertext} (position..limit: ciphertext, then tag; consumed).
+     * Decrypts {@code ciphertext} (position..limit: ciphertext, then tag; not moved).
      *
-     * @param header the associated data before the topic (position..limit; consumed)
-     * @return the plaintext, a heap buffer at position 0
+     * @param nonce the 12-byte nonce at {@code nonceAt} of this buffer (its position is ignored)
+     * @param header the associated data before the topic (position..limit; not moved)
+     * @param reuse where the plaintext is written, or null for a new array
+     * @return the plaintext, a heap buffer at position 0 (a view of {@code reuse}'s array when given)
      * @throws AEADBadTagException when authentication fails (tampered, truncated, or another topic)
      */
-    ByteBuffer open(SecretKeySpec key, byte[] nonce, ByteBuffer header, String topic, ByteBuffer ciphertext)
-            throws GeneralSecurityException {
-        ByteBuffer plaintext = ByteBuffer.allocate(ciphertext.remaining() - ValueEnvelope.TAG_LENGTH);
+    ByteBuffer open(SecretKeySpec key, ByteBuffer nonce, int nonceAt, ByteBuffer header, String topic,
+                    ByteBuffer ciphertext, ReusableBuffer reuse) throws GeneralSecurityException {
+        int length = ciphertext.remaining() - ValueEnvelope.TAG_LENGTH;
+        if (length < 0) {
+            throw new AEADBadTagException("ciphertext shorter than the tag");
+        }
+        byte[] out = reuse == null ? new byte[length] : reuse.atLeast(length);
         Cipher cipher = CIPHER.get();
-        cipher.init(Cipher.DECRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, nonce));
-        cipher.updateAAD(header);
+        GCMParameterSpec iv;
+        if (nonce.hasArray()) {
+            iv = new GCMParameterSpec(TAG_BITS, nonce.array(), nonce.arrayOffset() + nonceAt, ValueEnvelope.NONCE_LENGTH);
+        } else {
+            byte[] copy = new byte[ValueEnvelope.NONCE_LENGTH];
+            nonce.get(nonceAt, copy);
+            iv = new GCMParameterSpec(TAG_BITS, copy);
+        }
+        cipher.init(Cipher.DECRYPT_MODE, key, iv);
+        if (header.hasArray()) {
+            cipher.updateAAD(header.array(), header.arrayOffset() + header.position(), header.remaining());
+        } else {
+            cipher.updateAAD(header.duplicate());
+        }
         cipher.updateAAD(topicAad(topic));
-        cipher.doFinal(ciphertext, plaintext);
-        return plaintext.flip();
+        int written = ciphertext.hasArray()
+                ? cipher.doFinal(ciphertext.array(), ciphertext.arrayOffset() + ciphertext.position(), ciphertext.remaining(), out, 0)
+                : cipher.doFinal(ciphertext.duplicate(), ByteBuffer.wrap(out, 0, length));
+        if (written != length) {
+            throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + length);
+        }
+        return ByteBuffer.wrap(out, 0, length);
     }
 
     private byte[] topicAad(String topic) {

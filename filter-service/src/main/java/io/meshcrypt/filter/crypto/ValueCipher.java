@@ -14,6 +14,19 @@ public interface ValueCipher {
     ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException;
 
     /**
+     * As {@link #encrypt(String, ByteBuffer)}, written into {@code reuse} where the cipher can: the result is then a
+     * view of its array, valid until {@code reuse} is written again.
+     */
+    default ByteBuffer encrypt(String topic, ByteBuffer plaintext, ReusableBuffer reuse) throws GeneralSecurityException {
+        return encrypt(topic, plaintext);
+    }
+
+    /** As {@link #decrypt(String, ByteBuffer)}, written into {@code reuse} where the cipher can (see {@link #encrypt(String, ByteBuffer, ReusableBuffer)}). */
+    default ByteBuffer decrypt(String topic, ByteBuffer envelope, ReusableBuffer reuse) throws GeneralSecurityException {
+        return decrypt(topic, envelope);
+    }
+
+    /**
      * Makes sure {@link #encrypt} for {@code topic} will not have to wait for a key, without waiting itself.
      *
      * @return null when a key is ready now, else a future that completes when encrypting may be retried

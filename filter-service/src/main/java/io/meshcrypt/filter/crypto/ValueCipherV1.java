@@ -126,9 +126,8 @@ public final class ValueCipherV1 implements ValueCipher {
         out[ValueEnvelopeV1.KEY_ID_OFFSET + 1] = (byte) (primaryKeyId >>> 16);
         out[ValueEnvelopeV1.KEY_ID_OFFSET + 2] = (byte) (primaryKeyId >>> 8);
         out[ValueEnvelopeV1.KEY_ID_OFFSET + 3] = (byte) primaryKeyId;
-        byte[] nonce = Nonces.next();
-        System.arraycopy(nonce, 0, out, ValueEnvelopeV1.NONCE_OFFSET, ValueEnvelope.NONCE_LENGTH);
-        aesGcm.seal(primaryKey, nonce, HEADER_V1, topic, plaintext, out, ValueEnvelopeV1.CIPHERTEXT_OFFSET);
+        Nonces.next(out, ValueEnvelopeV1.NONCE_OFFSET);
+        aesGcm.seal(primaryKey, out, ValueEnvelopeV1.NONCE_OFFSET, HEADER_V1, topic, plaintext, ValueEnvelopeV1.CIPHERTEXT_OFFSET);
         return ByteBuffer.wrap(out);
     }
 
@@ -151,11 +150,10 @@ public final class ValueCipherV1 implements ValueCipher {
                     + info.keyIdText() + ", which is not an enabled key of the loaded keyset", info.keyId());
         }
         int start = envelope.position();
-        byte[] nonce = new byte[ValueEnvelope.NONCE_LENGTH];
-        envelope.get(start + ValueEnvelopeV1.NONCE_OFFSET, nonce);
         ByteBuffer ciphertext = envelope.duplicate().position(start + ValueEnvelopeV1.CIPHERTEXT_OFFSET);
         try {
-            return aesGcm.open(keys[index], nonce, ByteBuffer.wrap(HEADER_V1), topic, ciphertext);
+            return aesGcm.open(keys[index], envelope, start + ValueEnvelopeV1.NONCE_OFFSET, ByteBuffer.wrap(HEADER_V1),
+                    topic, ciphertext, null);
         } catch (AEADBadTagException e) {
             throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with key " + info.keyIdText()
                     + ": authentication failed (value tampered with or truncated, or encrypted for another topic)");

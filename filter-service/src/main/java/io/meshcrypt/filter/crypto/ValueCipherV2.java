@@ -63,6 +63,11 @@ public final class ValueCipherV2 implements ValueCipher {
 
     @Override
     public ByteBuffer encrypt(String topic, ByteBuffer plaintext) throws GeneralSecurityException {
+        return encrypt(topic, plaintext, null);
+    }
+
+    @Override
+    public ByteBuffer encrypt(String topic, ByteBuffer plaintext, ReusableBuffer reuse) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
         Dek dek = deks.forEncryption(topic);
         int length = plaintext.remaining();
@@ -71,12 +76,12 @@ public final class ValueCipherV2 implements ValueCipher {
         if (length > Integer.MAX_VALUE - 8 - overhead) {
             throw new GeneralSecurityException("value" + ValueEnvelope.onTopic(topic) + " is too large to encrypt (" + length + " bytes)");
         }
-        byte[] out = new byte[overhead + length];
+        int total = overhead + length;
+        byte[] out = reuse == null ? new byte[total] : reuse.atLeast(total);
         System.arraycopy(header, 0, out, 0, header.length);
-        byte[] nonce = Nonces.next();
-        System.arraycopy(nonce, 0, out, header.length, nonce.length);
-        aesGcm.seal(dek.key, nonce, header, topic, plaintext, out, header.length + nonce.length);
-        return ByteBuffer.wrap(out);
+        Nonces.next(out, header.length);
+        aesGcm.seal(dek.key, out, header.length, header, topic, plaintext, header.length + ValueEnvelope.NONCE_LENGTH);
+        return ByteBuffer.wrap(out, 0, total);
     }
 
     /**
@@ -91,6 +96,12 @@ public final class ValueCipherV2 implements ValueCipher {
      */
     @Override
     public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
+        return decrypt(topic, envelope, null);
+    }
+
+    /** As {@link #decrypt(String, ByteBuffer)}; version-2 plaintexts are written into {@code reuse} when given. */
+    @Override
+    public ByteBuffer decrypt(String topic, ByteBuffer envelope, ReusableBuffer reuse) throws GeneralSecurityException {
         Objects.requireNonNull(topic, "topic");
         if (!ValueEnvelope.isEnvelope(envelope)) {
             throw new NotAnEnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is not a meshcrypt envelope ("
@@ -116,11 +127,10 @@ public final class ValueCipherV2 implements ValueCipher {
             headerLength = info.headerLength();
         }
         int start = envelope.position();
-        byte[] nonce = new byte[ValueEnvelope.NONCE_LENGTH];
-        envelope.get(start + headerLength, nonce);
         ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + ValueEnvelope.NONCE_LENGTH);
         try {
-            return aesGcm.open(key, nonce, envelope.duplicate().limit(start + headerLength), topic, ciphertext);
+            return aesGcm.open(key, envelope, start + headerLength, envelope.duplicate().limit(start + headerLength), topic,
+                    ciphertext, reuse);
         } catch (AEADBadTagException e) {
             ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
             throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()

@@ -1,6 +1,7 @@
 package io.meshcrypt.filter.kafka;
 
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.ReusableBuffer;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
@@ -163,9 +164,12 @@ final class ValueCrypto {
                 }
             };
         }
+        // One output array per rewriter (one partition of one frame), reused for every record: the rewriter's result is
+        // read before its next call, so no record allocates its envelope.
+        ReusableBuffer envelopes = new ReusableBuffer();
         return value -> {
             try {
-                return cipher.encrypt(topic, value);
+                return cipher.encrypt(topic, value, envelopes);
             } catch (GeneralSecurityException e) {
                 throw failure("cannot encrypt a value for topic " + topic + ": " + e.getMessage(), e);
             }
@@ -195,13 +199,15 @@ final class ValueCrypto {
     private ValueRewriter decryptor(String topic, TopicPlan plan, List<JsonPointer> readable) {
         boolean required = plan.encrypts();
         String shown = shown(topic);
+        // As in encryptor(): plaintexts are written into one array per rewriter, read before its next call.
+        ReusableBuffer plaintexts = new ReusableBuffer();
         if (!plan.fields().isEmpty()) {
             List<FieldOp> ops = readable.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
             // A whole-value envelope holds every field, those this stream may not read too: it stays as stored.
             boolean everyField = readable.size() == plan.fields().size();
             return value -> {
                 if (ValueEnvelope.isEnvelope(value)) {
-                    return everyField ? decryptWhole(topic, shown, value) : value;
+                    return everyField ? decryptWhole(topic, shown, value, plaintexts) : value;
                 }
                 try {
                     return json.apply(value, ops, topic);
@@ -217,13 +223,14 @@ final class ValueCrypto {
                 }
                 return value;
             }
-            return decryptWhole(topic, shown, value);
+            return decryptWhole(topic, shown, value, plaintexts);
         };
     }
 
-    private ByteBuffer decryptWhole(String topic, String shown, ByteBuffer value) throws RecordRewriteException {
+    private ByteBuffer decryptWhole(String topic, String shown, ByteBuffer value, ReusableBuffer into)
+            throws RecordRewriteException {
         try {
-            return cipher.decrypt(topic, value);
+            return cipher.decrypt(topic, value, into);
         } catch (GeneralSecurityException e) {
             throw failure("cannot decrypt a value of topic " + shown + ": " + e.getMessage(), e);
         }

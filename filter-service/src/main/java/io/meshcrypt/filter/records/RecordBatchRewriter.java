@@ -187,12 +187,12 @@ public final class RecordBatchRewriter {
             this.budget = budget;
             this.truncatedTail = truncatedTail;
             this.inspectOnly = inspectOnly;
-            // Values are handed out through one reusable read-only view: no allocation per record, and a
-            // misbehaving rewriter cannot scribble over the input.
-            this.inValues = in.asReadOnlyBuffer();
+            // Values are handed out through one reusable view: no allocation per record. Not a read-only view: the
+            // cipher would copy every value out of it first (it needs the array); rewriters only read (ValueRewriter).
+            this.inValues = in.duplicate();
             this.rewriter = rewriter;
             this.keyRewriter = keyRewriter;
-            this.inKeys = keyRewriter == null ? null : in.asReadOnlyBuffer();
+            this.inKeys = keyRewriter == null ? null : in.duplicate();
         }
 
         /** Returns the rewritten bytes ready to read, or null when every input byte passes through unchanged. */
@@ -307,8 +307,8 @@ public final class RecordBatchRewriter {
                             baseOffset);
                     ByteBuffer plain = ByteBuffer.wrap(decompressed, 0, length);
                     try (OutputStream sink = codec.wrapForOutput(out, MAGIC_V2)) {
-                        rewritten = rewriteRecords(plain, plain.asReadOnlyBuffer(),
-                                keyRewriter == null ? null : plain.asReadOnlyBuffer(), 0, length, sink, count, baseOffset);
+                        rewritten = rewriteRecords(plain, plain.duplicate(),
+                                keyRewriter == null ? null : plain.duplicate(), 0, length, sink, count, baseOffset);
                     }
                 }
             } catch (IOException e) {
@@ -343,7 +343,7 @@ public final class RecordBatchRewriter {
                     int length = decompress(codec, in.slice(start + RECORD_BATCH_OVERHEAD, size - RECORD_BATCH_OVERHEAD),
                             baseOffset);
                     ByteBuffer plain = ByteBuffer.wrap(decompressed, 0, length);
-                    rewriteRecords(plain, plain.asReadOnlyBuffer(), keyRewriter == null ? null : plain.asReadOnlyBuffer(),
+                    rewriteRecords(plain, plain.duplicate(), keyRewriter == null ? null : plain.duplicate(),
                             0, length, OutputStream.nullOutputStream(), count, baseOffset);
                 }
             } catch (IOException e) {

@@ -6,8 +6,9 @@ import java.nio.ByteBuffer;
 @FunctionalInterface
 public interface ValueRewriter {
     /**
-     * @param value a record's non-null value (position..limit); read it, do not keep it. It is a read-only view
-     *     reused for every record of the call, valid only until this method returns.
+     * @param value a record's non-null value (position..limit); read it, never write it, do not keep it. It is a view
+     *     of the batch (array-backed, so ciphers read it in place) reused for every record of the call, valid only until
+     *     this method returns.
      * @return the new value (position..limit, read before the next call to this rewriter); never null. May be
      *     {@code value} itself.
      * @throws RecordRewriteException to fail the whole rewrite; an exception without an offset is rethrown

@@ -1,5 +1,11 @@
 package io.meshcrypt.filter.crypto;
 
+import io.meshcrypt.filter.kms.KeyNotReadyException;
+
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -93,6 +99,46 @@ class ValueCipherV2Test extends DekManagerFixture {
         }
         assertEquals(1, provider.wraps.get());
         assertEquals(1, provider.unwraps.get());
+    }
+
+    @Test
+    void givenOneReusableBufferEachWay_whenValuesOfChangingSizesRoundTrip_thenEachResultIsExactAndViewsTheBuffer()
+            throws Exception {
+        ValueCipherV2 producer = raw(DekManager.Settings.defaults());
+        ValueCipherV2 replica = raw(DekManager.Settings.defaults());
+        new Blocking(producer).encrypt("orders", utf8("warm")); // the topic's DEK exists from here on
+        ReusableBuffer envelopes = new ReusableBuffer();
+        ReusableBuffer plaintexts = new ReusableBuffer();
+        int[] sizes = {0, 1, 5000, 3, 70_000, 12, 4096, 1};
+        byte[] previousArray = null;
+        for (int round = 0; round < sizes.length; round++) {
+            byte[] value = new byte[sizes[round]];
+            java.util.Arrays.fill(value, (byte) ('a' + round));
+            // An array-backed view in the middle of a larger array, as the record batch hands it out.
+            byte[] batch = new byte[value.length + 20];
+            System.arraycopy(value, 0, batch, 10, value.length);
+            ByteBuffer plaintext = ByteBuffer.wrap(batch, 10, value.length);
+
+            ByteBuffer envelope = producer.encrypt("orders", plaintext, envelopes);
+            assertEquals(10, plaintext.position(), "the plaintext's position is not moved");
+            byte[] stored = new byte[envelope.remaining()];
+            envelope.duplicate().get(stored);
+            ByteBuffer decrypted = new Blocking(replica).view().decrypt("orders", ByteBuffer.wrap(stored));
+            assertArrayEquals(value, bytes(decrypted), "allocating decrypt of round " + round);
+            ByteBuffer reused = KeyNotReadyException.awaitBlocking(
+                    () -> replica.decrypt("orders", ByteBuffer.wrap(stored), plaintexts), Duration.ofSeconds(10));
+            assertArrayEquals(value, bytes(reused), "decrypt into the reusable buffer, round " + round);
+            if (round > 0 && sizes[round] <= sizes[round - 1]) {
+                assertSame(previousArray, envelope.array(), "a value no larger than the last reuses the array");
+            }
+            previousArray = envelope.array();
+        }
+    }
+
+    private static byte[] bytes(ByteBuffer b) {
+        byte[] out = new byte[b.remaining()];
+        b.duplicate().get(out);
+        return out;
     }
 
     @Test
