@@ -19,11 +19,13 @@ public interface FrameHandler {
     /**
      * Called with a complete frame that {@link #onFrameStart} marked {@link FrameAction#REWRITE}.
      *
-     * @param frame a private, array-backed copy of the frame (the handler may keep or modify it), position at
-     *     the first byte after the size field, remaining = size
+     * @param frame a read-only view of the frame (valid after the call: the bytes are immutable), position at the first
+     *     byte after the size field, remaining = size. Not array-backed: what must be checksummed or deciphered is
+     *     copied by whoever does that, so bytes that pass unchanged are never copied at all
+     * @param original the frame as it arrived, size field included: returning it forwards the frame unchanged
      * @return the bytes to forward in its place, including a 4-byte size field
-     * @throws RewriteDeferred when the rewrite must wait; it is called again with the same frame bytes (a fresh
-     *     copy) after the deferral's future completes, so it must not have changed any state the retry depends on
+     * @throws RewriteDeferred when the rewrite must wait; it is called again with the same frame bytes after the
+     *     deferral's future completes, so it must not have changed any state the retry depends on
      */
-    ByteString rewrite(ByteBuffer frame) throws KafkaFrameException;
+    ByteString rewrite(ByteBuffer frame, ByteString original) throws KafkaFrameException;
 }

@@ -13,7 +13,7 @@ import java.util.Objects;
  * per-connection budget when the frame starts (before its body arrives), and its bytes are charged to the total of all
  * connections as they really arrive, so announcing a large frame and going silent holds only what was sent. While the
  * complete frame is rewritten it is charged the budget's {@link HeldBytesBudget#rewriteCharge() rewrite charge} times its
- * size: the held bytes, the private copy the handler reads, and the output it builds (about the frame's size). Everything is returned once the rewrite returned, or
+ * size: the held bytes, the copies the handler makes of what it rewrites, and the output it builds (about the frame's size). Everything is returned once the rewrite returned, or
  * when the stream fails or {@link #close closes}; a deferred frame keeps only its held bytes. A prefix held across chunks
  * is at most {@code 4 + headBytes} bytes, copied so it pins no larger chunk. How long a frame has been held (or
  * deferred) is exposed by {@link #heldSinceNanos()} so the caller can enforce a deadline.
@@ -293,7 +293,7 @@ public final class FrameStream {
                     pos += take;
                     frameBytesSeen += take;
                     if (frameBytesSeen == frameEnd) {
-                        ByteString frame = held.concat(chunk.substring(frameStart, pos));
+                        ByteString frame = held.concat(slice(chunk, frameStart, pos));
                         long reservation = takeReservation();
                         long admission = takeAdmission();
                         startNextFrame();
@@ -352,7 +352,7 @@ public final class FrameStream {
         boolean keep = false;
         long copies = 0;
         try {
-            // The held frame stays referenced (a deferral retries from it) while the handler reads a private copy and
+            // The held frame stays referenced (a deferral retries from it) while the handler copies what it rewrites and
             // builds the output: charge both before they exist, so the total bounds what rewrites really allocate.
             long charge = (budget.rewriteCharge() - 1L) * frame.size();
             budget.reserve(charge);
@@ -398,10 +398,10 @@ public final class FrameStream {
     }
 
     private ByteString rewrite(ByteString frame) throws KafkaFrameException {
-        // One copy into a private array: a frame held across chunks is a rope that would be flattened anyway,
-        // and an array-backed buffer keeps CRC32C, decompression and AES-GCM on their fast paths (a read-only
-        // view has no accessible array and sends Kafka's checksum code byte by byte).
-        ByteString replacement = handler.rewrite(ByteBuffer.wrap(frame.substring(SIZE_FIELD_BYTES).toByteArray()));
+        // A view, not a copy: a frame that arrived in one chunk is read where it lies (a frame held across chunks is
+        // flattened once). The handler copies only the batches it checksums and deciphers, and answers a frame that
+        // needs no change with the original bytes themselves.
+        ByteString replacement = handler.rewrite(frame.substring(SIZE_FIELD_BYTES).asReadOnlyByteBuffer(), frame);
         if (replacement == null) {
             throw new KafkaFrameException("frame handler returned no bytes for a rewritten frame");
         }
@@ -423,7 +423,12 @@ public final class FrameStream {
         if (to <= from) {
             return out;
         }
-        // substring() always wraps; forwarding the chunk itself keeps the common all-PASS case allocation free.
-        return out.concat(from == 0 && to == chunk.size() ? chunk : chunk.substring(from, to));
+        // Forwarding the chunk itself keeps the common all-PASS case allocation free.
+        return out.concat(slice(chunk, from, to));
+    }
+
+    /** {@code chunk[from, to)}: the chunk itself when that is all of it (substring() always wraps). */
+    private static ByteString slice(ByteString chunk, int from, int to) {
+        return from == 0 && to == chunk.size() ? chunk : chunk.substring(from, to);
     }
 }

@@ -31,7 +31,7 @@ public final class HeldBytesBudget {
      * @param perConnectionBytes most bytes the frames one connection (both directions together) has started may announce
      * @param totalBytes most bytes all connections together may hold, rewrite copies included
      * @param rewriteCharge how many times its size a frame being rewritten is charged to the total ({@link FrameStream}
-     *     holds the frame, the handler reads a private copy and builds the output): the filter config's limits own it,
+     *     holds the frame, the handler copies what it rewrites and builds the output): the filter config's limits own it,
      *     with the totals it sizes
      */
     public HeldBytesBudget(long perConnectionBytes, long totalBytes, int rewriteCharge) {

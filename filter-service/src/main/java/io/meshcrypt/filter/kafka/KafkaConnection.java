@@ -1,7 +1,6 @@
 package io.meshcrypt.filter.kafka;
 
 import com.google.protobuf.ByteString;
-import com.google.protobuf.UnsafeByteOperations;
 import io.meshcrypt.filter.audit.AccessAudit;
 import io.meshcrypt.filter.codec.KafkaCodec;
 import io.meshcrypt.filter.codec.KafkaCodec.Decoded;
@@ -259,7 +258,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
         }
 
         @Override
-        public ByteString rewrite(ByteBuffer frame) throws KafkaFrameException {
+        public ByteString rewrite(ByteBuffer frame, ByteString original) throws KafkaFrameException {
             long start = System.nanoTime();
             ApiKeys api = ApiKeys.forId(frame.getShort(frame.position()));
             short version = frame.getShort(frame.position() + 2);
@@ -275,7 +274,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
                 inFlight.add(correlationId, api, version, decodesResponse(api, version), refusing);
             }
             refusing = null;
-            ByteString out = changed ? KafkaCodec.encode(request) : original(frame);
+            ByteString out = changed ? KafkaCodec.encode(request) : original;
             timers.request(api).record(System.nanoTime() - start);
             return out;
         }
@@ -317,7 +316,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
         }
 
         @Override
-        public ByteString rewrite(ByteBuffer frame) throws KafkaFrameException {
+        public ByteString rewrite(ByteBuffer frame, ByteString original) throws KafkaFrameException {
             long start = System.nanoTime();
             ApiKeys api = heldApi;
             short version = heldVersion;
@@ -326,7 +325,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             Decoded<ApiMessage> response = rewriter.decode(frame, api, version);
             rewriting = api;
             boolean changed = rewriter.rewrite(response.body(), version, KafkaConnection.this);
-            ByteString out = changed ? KafkaCodec.encode(response) : original(frame);
+            ByteString out = changed ? KafkaCodec.encode(response) : original;
             timers.response(api).record(System.nanoTime() - start);
             return out;
         }
@@ -478,10 +477,4 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
         }
     }
 
-    /** The frame as it arrived, size field included. */
-    private static ByteString original(ByteBuffer frame) {
-        ByteBuffer out = ByteBuffer.allocate(4 + frame.remaining());
-        out.putInt(frame.remaining()).put(frame.duplicate());
-        return UnsafeByteOperations.unsafeWrap(out.array());
-    }
 }

@@ -100,7 +100,7 @@ public final class RecordBatchRewriter {
         Objects.requireNonNull(rewriter, "rewriter");
         Objects.requireNonNull(truncatedTail, "truncatedTail");
         Objects.requireNonNull(budget, "budget");
-        ByteBuffer in = records.buffer().slice();
+        ByteBuffer in = arrayBacked(records.buffer().slice());
         if (!in.hasRemaining()) {
             return records;
         }
@@ -134,7 +134,7 @@ public final class RecordBatchRewriter {
         Objects.requireNonNull(inspector, "inspector");
         Objects.requireNonNull(truncatedTail, "truncatedTail");
         Objects.requireNonNull(budget, "budget");
-        ByteBuffer in = records.buffer().slice();
+        ByteBuffer in = arrayBacked(records.buffer().slice());
         if (!in.hasRemaining()) {
             return;
         }
@@ -146,6 +146,20 @@ public final class RecordBatchRewriter {
         } finally {
             job.close();
         }
+    }
+
+    /**
+     * {@code in} itself when it is array-backed, else a heap copy: Kafka's CRC32C goes byte by byte on a read-only view,
+     * and the cipher would copy each value out of one. Frames reach the codec as read-only views, so this is the one copy
+     * of the bytes a rewrite reads; partitions that pass unchanged are never copied.
+     */
+    private static ByteBuffer arrayBacked(ByteBuffer in) {
+        if (in.hasArray()) {
+            return in;
+        }
+        ByteBuffer copy = ByteBuffer.allocate(in.remaining());
+        copy.put(in.duplicate());
+        return copy.flip();
     }
 
     /** The error of a batch that needs more than is left of the frame's decompression budget. */

@@ -23,7 +23,7 @@ class FrameStreamBudgetTest {
         }
 
         @Override
-        public ByteString rewrite(ByteBuffer frame) {
+        public ByteString rewrite(ByteBuffer frame, ByteString original) {
             byte[] body = new byte[frame.remaining()];
             frame.get(body);
             return ByteString.copyFrom(transformed(body));
@@ -90,7 +90,7 @@ class FrameStreamBudgetTest {
             }
 
             @Override
-            public ByteString rewrite(ByteBuffer frame) {
+            public ByteString rewrite(ByteBuffer frame, ByteString original) {
                 seenByHandler[0] = budget.heldBytes();
                 return ByteString.copyFrom(new byte[] {0, 0, 0, 0});
             }
@@ -220,7 +220,7 @@ class FrameStreamBudgetTest {
             }
 
             @Override
-            public ByteString rewrite(ByteBuffer frame) {
+            public ByteString rewrite(ByteBuffer frame, ByteString original) {
                 throw new StackOverflowError("simulated");
             }
         }, budget.newAccount());

@@ -34,7 +34,7 @@ class FrameStreamDeferralTest {
         }
 
         @Override
-        public ByteString rewrite(ByteBuffer frame) throws RewriteDeferred {
+        public ByteString rewrite(ByteBuffer frame, ByteString original) throws RewriteDeferred {
             rewrites++;
             if (defers > 0) {
                 defers--;

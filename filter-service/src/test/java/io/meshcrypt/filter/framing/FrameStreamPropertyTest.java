@@ -192,7 +192,7 @@ class FrameStreamPropertyTest {
         }
 
         @Override
-        public ByteString rewrite(ByteBuffer frame) {
+        public ByteString rewrite(ByteBuffer frame, ByteString original) {
             byte[] body = new byte[frame.remaining()];
             frame.get(body);
             rewritten.add(body);

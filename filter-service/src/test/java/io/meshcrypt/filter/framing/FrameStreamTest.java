@@ -31,7 +31,7 @@ class FrameStreamTest {
         }
 
         @Override
-        public ByteString rewrite(ByteBuffer frame) {
+        public ByteString rewrite(ByteBuffer frame, ByteString original) {
             rewrites++;
             byte[] body = new byte[frame.remaining()];
             frame.get(body);
@@ -194,7 +194,7 @@ class FrameStreamTest {
             }
 
             @Override
-            public ByteString rewrite(ByteBuffer frame) {
+            public ByteString rewrite(ByteBuffer frame, ByteString original) {
                 throw new AssertionError("not reached");
             }
         };
@@ -207,9 +207,10 @@ class FrameStreamTest {
     }
 
     @Test
-    void givenRewriteFrame_whenRewritten_thenHandlerSeesAnArrayBackedBodyWithoutSizeField() throws Exception {
+    void givenRewriteFrame_whenRewritten_thenHandlerSeesTheBodyWithoutSizeFieldAndTheOriginalFrame() throws Exception {
         byte[] body = "R-body".getBytes();
         List<ByteBuffer> seen = new ArrayList<>();
+        List<ByteString> originals = new ArrayList<>();
         FrameHandler handler = new FrameHandler() {
             @Override
             public FrameAction onFrameStart(int size, ByteBuffer head) {
@@ -217,8 +218,9 @@ class FrameStreamTest {
             }
 
             @Override
-            public ByteString rewrite(ByteBuffer frame) {
+            public ByteString rewrite(ByteBuffer frame, ByteString original) {
                 seen.add(frame);
+                originals.add(original);
                 return ByteString.copyFromUtf8("X");
             }
         };
@@ -227,7 +229,29 @@ class FrameStreamTest {
         ByteString out = stream.accept(bytes(frame(body)));
 
         assertEquals(ByteString.copyFromUtf8("X"), out);
-        assertTrue(seen.get(0).hasArray(), "array-backed, so checksums and ciphers take their fast paths");
+        assertTrue(seen.get(0).isReadOnly(), "a view of the received bytes, which the handler cannot change");
         assertEquals(ByteString.copyFrom(body), ByteString.copyFrom(seen.get(0)));
+        assertEquals(bytes(frame(body)), originals.get(0));
+    }
+
+    @Test
+    void givenRewriteFrameInOneChunk_whenHandlerAnswersTheOriginal_thenTheChunkIsForwardedWithoutACopy() throws Exception {
+        FrameHandler unchanged = new FrameHandler() {
+            @Override
+            public FrameAction onFrameStart(int size, ByteBuffer head) {
+                return FrameAction.REWRITE;
+            }
+
+            @Override
+            public ByteString rewrite(ByteBuffer frame, ByteString original) {
+                return original;
+            }
+        };
+        FrameStream stream = new FrameStream(0, 1024, unchanged);
+        ByteString chunk = bytes(frame("same".getBytes()));
+
+        ByteString out = stream.accept(chunk);
+
+        assertSame(chunk, out, "the very bytes received");
     }
 }

@@ -237,7 +237,7 @@ class FrameStreamFuzzTest {
         }
 
         @Override
-        public ByteString rewrite(ByteBuffer frame) throws KafkaFrameException {
+        public ByteString rewrite(ByteBuffer frame, ByteString original) throws KafkaFrameException {
             byte[] seen = new byte[frame.remaining()];
             frame.duplicate().get(seen);
             assertArrayEquals(model.rewrites.get(rewrites++), seen, "body of rewritten frame " + rewrites);

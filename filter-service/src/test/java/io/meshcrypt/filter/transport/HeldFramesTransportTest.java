@@ -67,7 +67,7 @@ class HeldFramesTransportTest {
                 }
 
                 @Override
-                public ByteString rewrite(ByteBuffer frame) {
+                public ByteString rewrite(ByteBuffer frame, ByteString original) {
                     return ByteString.copyFrom(ByteBuffer.allocate(5).putInt(frame.remaining() + 1).put((byte) 'X').flip())
                             .concat(ByteString.copyFrom(frame));
                 }
@@ -124,7 +124,7 @@ class HeldFramesTransportTest {
                 }
 
                 @Override
-                public ByteString rewrite(ByteBuffer frame) throws RewriteDeferred {
+                public ByteString rewrite(ByteBuffer frame, ByteString original) throws RewriteDeferred {
                     rewrites.incrementAndGet();
                     throw new RewriteDeferred("key not ready", readiness.get());
                 }
