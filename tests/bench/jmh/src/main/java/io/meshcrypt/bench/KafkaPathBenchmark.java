@@ -1,0 +1,160 @@
+package io.meshcrypt.bench;
+
+import com.google.protobuf.ByteString;
+import java.nio.ByteBuffer;
+import java.security.GeneralSecurityException;
+import java.security.SecureRandom;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import javax.crypto.Cipher;
+import javax.crypto.spec.GCMParameterSpec;
+import javax.crypto.spec.SecretKeySpec;
+import org.apache.kafka.common.record.internal.MemoryRecords;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.infra.Blackhole;
+
+/**
+ * One operation is one batch of {@value #RECORDS} records of {@value #VALUE_BYTES} bytes (uncompressed, magic v2)
+ * through the filter-service's Kafka connection handler, in-process: Produce requests of a topic the policy encrypts
+ * and of one outside it (each with its Produce response, as acks=all brings one), Fetch responses of the same batch
+ * (each after its Fetch request, so that the response is expected) decrypted and passed; and the physical limit,
+ * raw AES-256-GCM over the same value bytes. tests/bench/jmh.sh runs them and prints the ratios.
+ */
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+public class KafkaPathBenchmark {
+    static final int RECORDS = 64;
+    static final int VALUE_BYTES = 1024;
+    private static final int CORRELATION_ID = 7;
+
+    /** A connection with its frames; the frames are immutable ByteStrings, fed again and again. */
+    @State(Scope.Thread)
+    public static class Connection {
+        KafkaDataPath path;
+        ByteString produceEncrypted;
+        ByteString producePlain;
+        ByteString produceEncryptedAnswer;
+        ByteString producePlainAnswer;
+        ByteString fetchEncrypted;
+        ByteString fetchPlain;
+        ByteString fetchEncryptedAnswer;
+        ByteString fetchPlainAnswer;
+
+        @Setup(Level.Trial)
+        public void open() throws Exception {
+            path = new KafkaDataPath();
+            MemoryRecords batch = KafkaWire.batch(RECORDS, VALUE_BYTES);
+            produceEncrypted = KafkaWire.produceRequest(CORRELATION_ID, KafkaDataPath.ENCRYPTED_TOPIC, batch);
+            producePlain = KafkaWire.produceRequest(CORRELATION_ID, KafkaDataPath.PLAIN_TOPIC, batch);
+            produceEncryptedAnswer = KafkaWire.produceResponse(CORRELATION_ID, KafkaDataPath.ENCRYPTED_TOPIC);
+            producePlainAnswer = KafkaWire.produceResponse(CORRELATION_ID, KafkaDataPath.PLAIN_TOPIC);
+            fetchEncrypted = KafkaWire.fetchRequest(CORRELATION_ID, KafkaDataPath.ENCRYPTED_TOPIC);
+            fetchPlain = KafkaWire.fetchRequest(CORRELATION_ID, KafkaDataPath.PLAIN_TOPIC);
+            fetchPlainAnswer = KafkaWire.fetchResponse(CORRELATION_ID, KafkaDataPath.PLAIN_TOPIC, batch);
+
+            // What the broker stores for the encrypted topic is what the handler made of the Produce request.
+            MemoryRecords stored = KafkaWire.producedRecords(produce(produceEncrypted, produceEncryptedAnswer));
+            requireValues(stored, batch, false, "Produce of " + KafkaDataPath.ENCRYPTED_TOPIC);
+            requireValues(KafkaWire.producedRecords(produce(producePlain, producePlainAnswer)), batch, true,
+                    "Produce of " + KafkaDataPath.PLAIN_TOPIC);
+            fetchEncryptedAnswer = KafkaWire.fetchResponse(CORRELATION_ID, KafkaDataPath.ENCRYPTED_TOPIC, stored);
+            requireValues(KafkaWire.fetchedRecords(fetch(fetchEncrypted, fetchEncryptedAnswer)), batch, true,
+                    "Fetch of " + KafkaDataPath.ENCRYPTED_TOPIC);
+        }
+
+        ByteString produce(ByteString request, ByteString response) throws Exception {
+            ByteString out = path.request(request);
+            path.response(response);
+            return out;
+        }
+
+        ByteString fetch(ByteString request, ByteString response) throws Exception {
+            path.request(request);
+            return path.response(response);
+        }
+
+        @TearDown(Level.Trial)
+        public void close() throws Exception {
+            path.close();
+        }
+    }
+
+    @Benchmark
+    public void produceEncrypted(Connection c, Blackhole out) throws Exception {
+        out.consume(c.path.request(c.produceEncrypted));
+        out.consume(c.path.response(c.produceEncryptedAnswer));
+    }
+
+    @Benchmark
+    public void producePassthrough(Connection c, Blackhole out) throws Exception {
+        out.consume(c.path.request(c.producePlain));
+        out.consume(c.path.response(c.producePlainAnswer));
+    }
+
+    @Benchmark
+    public void fetchDecrypt(Connection c, Blackhole out) throws Exception {
+        out.consume(c.path.request(c.fetchEncrypted));
+        out.consume(c.path.response(c.fetchEncryptedAnswer));
+    }
+
+    @Benchmark
+    public void fetchPassthrough(Connection c, Blackhole out) throws Exception {
+        out.consume(c.path.request(c.fetchPlain));
+        out.consume(c.path.response(c.fetchPlainAnswer));
+    }
+
+    /** The same values, AES-256-GCM with javax.crypto: a fresh 12-byte nonce per value (a counter), 16-byte tag. */
+    @State(Scope.Thread)
+    public static class RawCipher {
+        Cipher cipher;
+        SecretKeySpec key;
+        List<byte[]> values;
+        byte[] nonce = new byte[12];
+        ByteBuffer nonceCounter = ByteBuffer.wrap(nonce);
+        byte[] ciphertext = new byte[VALUE_BYTES + 16];
+        long counter;
+
+        @Setup(Level.Trial)
+        public void init() throws GeneralSecurityException {
+            byte[] k = new byte[32];
+            new SecureRandom().nextBytes(k);
+            key = new SecretKeySpec(k, "AES");
+            cipher = Cipher.getInstance("AES/GCM/NoPadding");
+            values = KafkaWire.values(KafkaWire.batch(RECORDS, VALUE_BYTES));
+        }
+    }
+
+    @Benchmark
+    public int aesGcmBaseline(RawCipher c) throws GeneralSecurityException {
+        int written = 0;
+        for (byte[] value : c.values) {
+            c.nonceCounter.putLong(4, ++c.counter);
+            c.cipher.init(Cipher.ENCRYPT_MODE, c.key, new GCMParameterSpec(128, c.nonce));
+            written += c.cipher.doFinal(value, 0, value.length, c.ciphertext, 0);
+        }
+        return written;
+    }
+
+    /** Fails the trial unless every value is the batch's own ({@code plain}) or none is (encrypted). */
+    private static void requireValues(MemoryRecords seen, MemoryRecords sent, boolean plain, String what) {
+        List<byte[]> expected = KafkaWire.values(sent);
+        List<byte[]> actual = KafkaWire.values(seen);
+        if (actual.size() != expected.size()) {
+            throw new IllegalStateException(what + ": " + actual.size() + " records, expected " + expected.size());
+        }
+        for (int i = 0; i < expected.size(); i++) {
+            if (Arrays.equals(expected.get(i), actual.get(i)) != plain) {
+                throw new IllegalStateException(what + ": record " + i + (plain ? " is not" : " is") + " the plaintext");
+            }
+        }
+    }
+}
