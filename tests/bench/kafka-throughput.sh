@@ -35,7 +35,7 @@ for round in $(seq 1 "$ROUNDS"); do
     [[ $path == mesh ]] && bootstrap=$KAFKA_BOOTSTRAP
 
     before=$(cpu_ticks); envoy_before=$(envoy_ticks)
-    read -r rps mbs avg p99 < <(bench_produce "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$RECORDS" "$SIZE")
+    read -r rps mbs avg p99 _ < <(bench_produce "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$RECORDS" "$SIZE")
     cpu=$(( $(cpu_ticks) - before )); envoy_cpu=$(( $(envoy_ticks) - envoy_before ))
     us=-; envoy_us=-
     [[ $path == mesh ]] && us=$(bench_us_per_record "$cpu" "$RECORDS") && envoy_us=$(bench_us_per_record "$envoy_cpu" "$RECORDS")
