@@ -23,6 +23,11 @@ bench_topic() {
     --partitions "${4:-3}" --replication-factor 1 >/dev/null
 }
 
+# home, broker (direct), topic: deletes the topic (its log files go shortly after), so runs do not fill the disk
+bench_delete_topic() {
+  bench_tool "$1" org.apache.kafka.tools.TopicCommand --bootstrap-server "$2" --delete --topic "$3" >/dev/null
+}
+
 # home, bootstrap, topic, records, size[, records/s=-1: unthrottled]: prints "records/s MB/s avg_ms p99_ms p50_ms" of
 # one ProducerPerformance run
 bench_produce() {

@@ -74,10 +74,10 @@ else
     || die "the xDS server did not deliver the benchmark's policy from $mesh_file within 60 s (see $XDS_STATUS)"
 fi
 
-# home, bootstrap, topic: the first value of the topic as ConsoleConsumer prints it
+# bootstrap, topic: the first value of the topic as ConsoleConsumer prints it (NUL bytes of envelopes left out)
 first_value() {
-  bench_tool "$MESHCRYPT_HOME" org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$1" \
-    --topic "$2" --from-beginning --max-messages 1 --timeout-ms 30000 || true
+  { bench_tool "$MESHCRYPT_HOME" org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$1" \
+    --topic "$2" --from-beginning --max-messages 1 --timeout-ms 30000 || true; } | tr -d '\0'
 }
 check=$$-$(date +%s)
 for kind in "${KINDS[@]}"; do
@@ -93,6 +93,7 @@ for kind in "${KINDS[@]}"; do
   elif grep -aqE "[A-Z]{$SIZE}" <<<"$stored"; then
     die "$topic: the broker holds the plaintext: the policy is not in force"
   fi
+  bench_delete_topic "$MESHCRYPT_HOME" "$BROKER_DIRECT" "$topic"
 done
 say "policy in force (checked on the broker): encrypt bench-enc-*, every other topic passes"
 
@@ -132,6 +133,7 @@ for round in $(seq 1 "$ROUNDS"); do
       f1=$(bench_cpu_ticks "$FILTER_PID"); e1=$(bench_cpu_ticks "$ENVOY_PID"); a1=$(alloc_bytes)
       read -r C[$path] _ < <(bench_consume "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$RECORDS")
       f2=$(bench_cpu_ticks "$FILTER_PID"); e2=$(bench_cpu_ticks "$ENVOY_PID"); a2=$(alloc_bytes)
+      bench_delete_topic "$MESHCRYPT_HOME" "$BROKER_DIRECT" "$topic"
 
       filter=-; envoy=-; alloc=-; heap=-
       if [[ $path == mesh ]]; then
@@ -167,6 +169,7 @@ for path in direct mesh; do
   bootstrap=$BROKER_DIRECT
   [[ $path == mesh ]] && bootstrap=$KAFKA_BOOTSTRAP
   read -r rate _ AVG[$path] P99[$path] P50[$path] < <(bench_produce "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$latency_records" "$SIZE" "$RATE")
+  bench_delete_topic "$MESHCRYPT_HOME" "$BROKER_DIRECT" "$topic"
   say "latency, $path: $latency_records records at $RATE/s (achieved $rate/s): avg ${AVG[$path]} ms, p50 ${P50[$path]} ms, p99 ${P99[$path]} ms"
 done
 
