@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # What the Kafka benchmarks share: a JDK >= 21, Kafka's own perf tools on the broker's classpath, and the parsing of
-# their last line. Source it after MESHCRYPT_HOME is set and the mesh is up.
+# their last line, the mesh's endpoints and processes. Source it with ROOT (the repository) set.
 
 bench_java() {
   ls -d /usr/lib/jvm/*/bin/java | while read -r j; do
@@ -9,6 +9,17 @@ bench_java() {
   done | tail -1
 }
 BENCH_JAVA=$(bench_java)
+
+# Starts the mesh of MESHCRYPT_HOME, stopped when the script exits, and reads its endpoints.env (KAFKA_BOOTSTRAP,
+# BROKER_DIRECT, FILTER_METRICS, XDS_STATUS, ...) and the pids of its filter-service and Envoy (FILTER_PID, ENVOY_PID).
+bench_mesh_up() {
+  "$ROOT/meshcrypt" up >/dev/null
+  trap '"$ROOT/meshcrypt" down >/dev/null' EXIT
+  # shellcheck disable=SC1091
+  source "$MESHCRYPT_HOME/endpoints.env"
+  FILTER_PID=$(cat "$MESHCRYPT_HOME/pids/filter-service.pid")
+  ENVOY_PID=$(cat "$MESHCRYPT_HOME/pids/envoy.pid")
+}
 
 # $1 = MESHCRYPT_HOME of the mesh whose broker classpath runs the tool; then the tool's class and arguments
 bench_tool() {

@@ -34,14 +34,9 @@ export MESHCRYPT_PORT_BASE=${MESHCRYPT_PORT_BASE:-26000}
 KINDS=(plain enc)
 declare -A KIND_NAME=([plain]="topic outside the policy" [enc]="encrypted topic")
 
-"$ROOT/meshcrypt" up >/dev/null
-trap '"$ROOT/meshcrypt" down >/dev/null' EXIT
-# shellcheck disable=SC1091
-source "$MESHCRYPT_HOME/endpoints.env"
 # shellcheck source=tests/bench/lib.sh
 source "$ROOT/tests/bench/lib.sh"
-FILTER_PID=$(cat "$MESHCRYPT_HOME/pids/filter-service.pid")
-ENVOY_PID=$(cat "$MESHCRYPT_HOME/pids/envoy.pid")
+bench_mesh_up
 say() { printf '# %s\n' "$*"; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 

@@ -16,6 +16,7 @@ import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -36,50 +37,54 @@ public class KafkaPathBenchmark {
     static final int VALUE_BYTES = 1024;
     private static final int CORRELATION_ID = 7;
 
-    /** A connection with its frames; the frames are immutable ByteStrings, fed again and again. */
+    /**
+     * A connection and the request and response of one {@link #exchange}; the frames are immutable ByteStrings, fed
+     * again and again.
+     */
     @State(Scope.Thread)
     public static class Connection {
+        /** Produce of the encrypted topic or of the one outside the policy, Fetch of either. */
+        @Param({"produceEncrypted", "producePassthrough", "fetchDecrypt", "fetchPassthrough"})
+        public String exchange;
         KafkaDataPath path;
-        ByteString produceEncrypted;
-        ByteString producePlain;
-        ByteString produceEncryptedAnswer;
-        ByteString producePlainAnswer;
-        ByteString fetchEncrypted;
-        ByteString fetchPlain;
-        ByteString fetchEncryptedAnswer;
-        ByteString fetchPlainAnswer;
+        ByteString request;
+        ByteString response;
 
         @Setup(Level.Trial)
         public void open() throws Exception {
             path = new KafkaDataPath();
             MemoryRecords batch = KafkaWire.batch(RECORDS, VALUE_BYTES);
-            produceEncrypted = KafkaWire.produceRequest(CORRELATION_ID, KafkaDataPath.ENCRYPTED_TOPIC, batch);
-            producePlain = KafkaWire.produceRequest(CORRELATION_ID, KafkaDataPath.PLAIN_TOPIC, batch);
-            produceEncryptedAnswer = KafkaWire.produceResponse(CORRELATION_ID, KafkaDataPath.ENCRYPTED_TOPIC);
-            producePlainAnswer = KafkaWire.produceResponse(CORRELATION_ID, KafkaDataPath.PLAIN_TOPIC);
-            fetchEncrypted = KafkaWire.fetchRequest(CORRELATION_ID, KafkaDataPath.ENCRYPTED_TOPIC);
-            fetchPlain = KafkaWire.fetchRequest(CORRELATION_ID, KafkaDataPath.PLAIN_TOPIC);
-            fetchPlainAnswer = KafkaWire.fetchResponse(CORRELATION_ID, KafkaDataPath.PLAIN_TOPIC, batch);
-
-            // What the broker stores for the encrypted topic is what the handler made of the Produce request.
-            MemoryRecords stored = KafkaWire.producedRecords(produce(produceEncrypted, produceEncryptedAnswer));
-            requireValues(stored, batch, false, "Produce of " + KafkaDataPath.ENCRYPTED_TOPIC);
-            requireValues(KafkaWire.producedRecords(produce(producePlain, producePlainAnswer)), batch, true,
-                    "Produce of " + KafkaDataPath.PLAIN_TOPIC);
-            fetchEncryptedAnswer = KafkaWire.fetchResponse(CORRELATION_ID, KafkaDataPath.ENCRYPTED_TOPIC, stored);
-            requireValues(KafkaWire.fetchedRecords(fetch(fetchEncrypted, fetchEncryptedAnswer)), batch, true,
-                    "Fetch of " + KafkaDataPath.ENCRYPTED_TOPIC);
-        }
-
-        ByteString produce(ByteString request, ByteString response) throws Exception {
-            ByteString out = path.request(request);
-            path.response(response);
-            return out;
-        }
-
-        ByteString fetch(ByteString request, ByteString response) throws Exception {
-            path.request(request);
-            return path.response(response);
+            String encrypted = KafkaDataPath.ENCRYPTED_TOPIC;
+            String plain = KafkaDataPath.PLAIN_TOPIC;
+            // What the broker would store for the encrypted topic: what the handler made of its Produce request.
+            ByteString produced = KafkaWire.produceRequest(CORRELATION_ID, encrypted, batch);
+            MemoryRecords stored = KafkaWire.producedRecords(path.request(produced));
+            path.response(KafkaWire.produceResponse(CORRELATION_ID, encrypted));
+            switch (exchange) {
+                case "produceEncrypted" -> {
+                    request = produced;
+                    response = KafkaWire.produceResponse(CORRELATION_ID, encrypted);
+                }
+                case "producePassthrough" -> {
+                    request = KafkaWire.produceRequest(CORRELATION_ID, plain, batch);
+                    response = KafkaWire.produceResponse(CORRELATION_ID, plain);
+                }
+                case "fetchDecrypt" -> {
+                    request = KafkaWire.fetchRequest(CORRELATION_ID, encrypted);
+                    response = KafkaWire.fetchResponse(CORRELATION_ID, encrypted, stored);
+                }
+                case "fetchPassthrough" -> {
+                    request = KafkaWire.fetchRequest(CORRELATION_ID, plain);
+                    response = KafkaWire.fetchResponse(CORRELATION_ID, plain, batch);
+                }
+                default -> throw new IllegalArgumentException("no exchange " + exchange);
+            }
+            // The handler does its work, or the trial fails instead of timing nothing.
+            ByteString forwarded = path.request(request);
+            ByteString answered = path.response(response);
+            boolean produce = exchange.startsWith("produce");
+            requireValues(produce ? KafkaWire.producedRecords(forwarded) : KafkaWire.fetchedRecords(answered), batch,
+                    !exchange.equals("produceEncrypted"), exchange);
         }
 
         @TearDown(Level.Trial)
@@ -88,28 +93,11 @@ public class KafkaPathBenchmark {
         }
     }
 
+    /** A request through the handler, then its response: what the broker and the client would receive. */
     @Benchmark
-    public void produceEncrypted(Connection c, Blackhole out) throws Exception {
-        out.consume(c.path.request(c.produceEncrypted));
-        out.consume(c.path.response(c.produceEncryptedAnswer));
-    }
-
-    @Benchmark
-    public void producePassthrough(Connection c, Blackhole out) throws Exception {
-        out.consume(c.path.request(c.producePlain));
-        out.consume(c.path.response(c.producePlainAnswer));
-    }
-
-    @Benchmark
-    public void fetchDecrypt(Connection c, Blackhole out) throws Exception {
-        out.consume(c.path.request(c.fetchEncrypted));
-        out.consume(c.path.response(c.fetchEncryptedAnswer));
-    }
-
-    @Benchmark
-    public void fetchPassthrough(Connection c, Blackhole out) throws Exception {
-        out.consume(c.path.request(c.fetchPlain));
-        out.consume(c.path.response(c.fetchPlainAnswer));
+    public void handler(Connection c, Blackhole out) throws Exception {
+        out.consume(c.path.request(c.request));
+        out.consume(c.path.response(c.response));
     }
 
     /** The same values, AES-256-GCM with javax.crypto: a fresh 12-byte nonce per value (a counter), 16-byte tag. */

@@ -15,9 +15,9 @@ import org.apache.kafka.common.message.ResponseHeaderData;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ApiMessage;
 import org.apache.kafka.common.protocol.ByteBufferAccessor;
-import org.apache.kafka.common.protocol.ObjectSerializationCache;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 import org.apache.kafka.common.record.internal.SimpleRecord;
+import org.apache.kafka.common.requests.RequestUtils;
 
 /**
  * Kafka frames as a producer, a consumer and the broker put them on the wire, built with kafka-clients' messages at
@@ -116,12 +116,8 @@ final class KafkaWire {
     }
 
     private static ByteString frame(ApiMessage header, short headerVersion, ApiMessage body, short version) {
-        ObjectSerializationCache cache = new ObjectSerializationCache();
-        int size = header.size(cache, headerVersion) + body.size(cache, version);
-        ByteBuffer buf = ByteBuffer.allocate(4 + size).putInt(size);
-        ByteBufferAccessor out = new ByteBufferAccessor(buf);
-        header.write(out, cache, headerVersion);
-        body.write(out, cache, version);
-        return ByteString.copyFrom(buf.array());
+        ByteBuffer message = RequestUtils.serialize(header, headerVersion, body, version);
+        return ByteString.copyFrom(ByteBuffer.allocate(4 + message.remaining()).putInt(message.remaining()).put(message)
+                .array());
     }
 }
