@@ -18,7 +18,7 @@
 # direct then mesh, on the encrypted kind of topic: p50 and p99, and the p50 the mesh adds.
 #
 # Environment: BENCH_SKIP_JMH=1 leaves out the JMH part (JMH_OPTS: see jmh.sh); MESHCRYPT_HOME (default
-# tests/target/bench) and MESHCRYPT_PORT_BASE (default 26000) place the mesh, which is started here and stopped at the
+# tests/target/bench-run) and MESHCRYPT_PORT_BASE (default 26000) place the mesh, which is started here and stopped at the
 # end. Its mesh.yaml gets the benchmark's policy, encrypt bench-enc-* and pass every other topic, kept as hand-edited
 # (the launcher's mark removed); before any figure is taken the script checks that the policy is in force: a record
 # produced through the mesh must reach the broker as plaintext on the plain topic and not on the encrypted one.
@@ -29,7 +29,8 @@ SIZE=${2:-1024}
 ROUNDS=${3:-6}
 RATE=${BENCH_RATE:-10000}
 LATENCY_SECONDS=${BENCH_LATENCY_SECONDS:-20}
-export MESHCRYPT_HOME=${MESHCRYPT_HOME:-$ROOT/tests/target/bench}
+# its own, not kafka-throughput.sh's: the launcher keeps the policy edited into its mesh file
+export MESHCRYPT_HOME=${MESHCRYPT_HOME:-$ROOT/tests/target/bench-run}
 export MESHCRYPT_PORT_BASE=${MESHCRYPT_PORT_BASE:-26000}
 KINDS=(plain enc)
 declare -A KIND_NAME=([plain]="topic outside the policy" [enc]="encrypted topic")
@@ -107,9 +108,9 @@ heap_mb() { { bench_metric "$FILTER_METRICS" '^jvm_memory_used_bytes[{]area="hea
 per_record() { [[ -n $1 && -n $2 ]] && awk -v b="$2" -v a="$1" -v n="$RECORDS" 'BEGIN{printf "%.0f", (b - a) / n}' || echo -; }
 
 say "$RECORDS records of $SIZE bytes, acks=all, linger.ms=5, batch.size=65536, 1 partition, $ROUNDS rounds (round 1: warm-up)"
-ROW='%-5s %-6s %-6s %12s %12s %7s %7s %13s %13s %15s %7s\n'
+ROW='%-5s %-6s %-6s %13.0f %13.0f %7s %7s %13s %13s %15s %7s\n'
 # shellcheck disable=SC2059
-printf "$ROW" round topic path produce_rec/s consume_rec/s p50_ms p99_ms filter_us_p/c envoy_us_p/c alloc_B/rec_p/c heap_MB
+printf "${ROW//.0f/s}" round topic path produce_rec/s consume_rec/s p50_ms p99_ms filter_us_p/c envoy_us_p/c alloc_B/rec_p/c heap_MB
 # per kind: the values of the rounds after the warm-up (all rounds when there is only one)
 declare -A PRODUCE_X CONSUME_X FILTER_P FILTER_C ENVOY_P ENVOY_C BOTH_P BOTH_C ALLOC_P ALLOC_C HEAP
 for round in $(seq 1 "$ROUNDS"); do
