@@ -25,10 +25,11 @@ import org.openjdk.jmh.infra.Blackhole;
 
 /**
  * One operation is one batch of {@value #RECORDS} records of {@value #VALUE_BYTES} bytes (uncompressed, magic v2)
- * through the filter-service's Kafka connection handler, in-process: Produce requests of a topic the policy encrypts
- * and of one outside it (each with its Produce response, as acks=all brings one), Fetch responses of the same batch
- * (each after its Fetch request, so that the response is expected) decrypted and passed; and the physical limit,
- * raw AES-256-GCM over the same value bytes. tests/bench/jmh.sh runs them and prints the ratios.
+ * through the filter-service's Kafka connection handler, in-process ({@link #handler}, one run per exchange): a
+ * Produce request of a topic the policy encrypts or of one outside it, each with its Produce response as acks=all
+ * brings one; or a Fetch request, then the Fetch response with the same batch, decrypted or passed. Beside it the
+ * physical limit, raw AES-256-GCM over the same value bytes ({@link #aesGcmBaseline}). tests/bench/jmh.sh runs them
+ * and prints the ratios.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
