@@ -14,14 +14,9 @@ ROUNDS=${3:-3}
 export MESHCRYPT_HOME=${MESHCRYPT_HOME:-$ROOT/tests/target/bench}
 export MESHCRYPT_PORT_BASE=${MESHCRYPT_PORT_BASE:-26000}
 
-"$ROOT/meshcrypt" up >/dev/null
-trap '"$ROOT/meshcrypt" down >/dev/null' EXIT
-# shellcheck disable=SC1091
-source "$MESHCRYPT_HOME/endpoints.env"
 # shellcheck source=tests/bench/lib.sh
 source "$ROOT/tests/bench/lib.sh"
-FILTER_PID=$(cat "$MESHCRYPT_HOME/pids/filter-service.pid")
-ENVOY_PID=$(cat "$MESHCRYPT_HOME/pids/envoy.pid")
+bench_mesh_up
 cpu_ticks() { bench_cpu_ticks "$FILTER_PID"; }
 envoy_ticks() { bench_cpu_ticks "$ENVOY_PID"; }
 
@@ -35,7 +30,7 @@ for round in $(seq 1 "$ROUNDS"); do
     [[ $path == mesh ]] && bootstrap=$KAFKA_BOOTSTRAP
 
     before=$(cpu_ticks); envoy_before=$(envoy_ticks)
-    read -r rps mbs avg p99 < <(bench_produce "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$RECORDS" "$SIZE")
+    read -r rps mbs avg p99 _ < <(bench_produce "$MESHCRYPT_HOME" "$bootstrap" "$topic" "$RECORDS" "$SIZE")
     cpu=$(( $(cpu_ticks) - before )); envoy_cpu=$(( $(envoy_ticks) - envoy_before ))
     us=-; envoy_us=-
     [[ $path == mesh ]] && us=$(bench_us_per_record "$cpu" "$RECORDS") && envoy_us=$(bench_us_per_record "$envoy_cpu" "$RECORDS")

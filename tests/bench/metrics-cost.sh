@@ -50,7 +50,6 @@ if curl -fsS --max-time 2 "http://127.0.0.1:$((BASE_OFF + 54))/readyz" >/dev/nul
   exit 1
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a / b}'; }
 printf '# %s records of %s bytes through the mesh, acks=all, linger.ms=5, batch.size=65536, %s rounds\n' "$RECORDS" "$SIZE" "$ROUNDS"
 printf '%-6s %-8s %14s %14s %18s %18s\n' round metrics produce_rec/s consume_rec/s produce_filter_us consume_filter_us
 declare -a PRODUCE_RATIO CONSUME_RATIO PRODUCE_US_RATIO CONSUME_US_RATIO
@@ -69,13 +68,12 @@ for round in $(seq 1 "$ROUNDS"); do
     CU[$m]=$(bench_us_per_record $(($(bench_cpu_ticks "${FILTER_PID[$m]}") - middle)) "$RECORDS")
     printf '%-6s %-8s %14s %14s %18s %18s\n' "$round" "$m" "${P[$m]}" "${C[$m]}" "${PU[$m]}" "${CU[$m]}"
   done
-  PRODUCE_RATIO+=("$(ratio "${P[on]}" "${P[off]}")")
-  CONSUME_RATIO+=("$(ratio "${C[on]}" "${C[off]}")")
-  PRODUCE_US_RATIO+=("$(ratio "${PU[on]}" "${PU[off]}")")
-  CONSUME_US_RATIO+=("$(ratio "${CU[on]}" "${CU[off]}")")
+  PRODUCE_RATIO+=("$(bench_ratio "${P[on]}" "${P[off]}")")
+  CONSUME_RATIO+=("$(bench_ratio "${C[on]}" "${C[off]}")")
+  PRODUCE_US_RATIO+=("$(bench_ratio "${PU[on]}" "${PU[off]}")")
+  CONSUME_US_RATIO+=("$(bench_ratio "${CU[on]}" "${CU[off]}")")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 echo "# throughput ratio on/off per round (1.000 = no cost): produce ${PRODUCE_RATIO[*]}, consume ${CONSUME_RATIO[*]}"
-echo "# median: produce $(median "${PRODUCE_RATIO[@]}"), consume $(median "${CONSUME_RATIO[@]}")"
+echo "# median: produce $(bench_median "${PRODUCE_RATIO[@]}"), consume $(bench_median "${CONSUME_RATIO[@]}")"
 echo "# filter-service CPU per record, ratio on/off per round (1.000 = no cost): produce ${PRODUCE_US_RATIO[*]}, consume ${CONSUME_US_RATIO[*]}"
-echo "# median: produce $(median "${PRODUCE_US_RATIO[@]}"), consume $(median "${CONSUME_US_RATIO[@]}")"
+echo "# median: produce $(bench_median "${PRODUCE_US_RATIO[@]}"), consume $(bench_median "${CONSUME_US_RATIO[@]}")"

@@ -1,0 +1,97 @@
+package io.meshcrypt.bench;
+
+import com.google.protobuf.ByteString;
+import io.meshcrypt.filter.DataPathLimits;
+import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.framing.RewriteDeferred;
+import io.meshcrypt.filter.kafka.BrokerAddresses;
+import io.meshcrypt.filter.kafka.KafkaProxy;
+import io.meshcrypt.filter.keys.KeyServices;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.transport.ConnectionHandler;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * The filter-service's Kafka data path, built as the service builds it (Main): a filter.yaml loaded and validated,
+ * the key services it names (envelope version 2, the local keyset as KEK, as {@code ./meshcrypt up} runs), the
+ * default limits, and one connection opened with the broker-listener header an xDS-configured sidecar sends. Only
+ * public entry points are used, so the benchmark follows the data path through its rewrites.
+ */
+final class KafkaDataPath implements AutoCloseable {
+    /** Topics the policy encrypts; every other topic is outside the policy and passes. */
+    static final String ENCRYPTED_GLOB = "bench-enc-*";
+    static final String ENCRYPTED_TOPIC = "bench-enc-1";
+    static final String PLAIN_TOPIC = "bench-plain-1";
+    /** The broker listener map of the sidecar: Produce and Fetch responses have their node endpoints rewritten. */
+    private static final String LISTENERS = "1=127.0.0.1:19093";
+
+    private final Path dir;
+    final ConnectionHandler connection;
+
+    KafkaDataPath() throws Exception {
+        dir = Files.createTempDirectory("meshcrypt-jmh");
+        Keysets.create(dir.resolve("keyset.json"));
+        Path config = dir.resolve("filter.yaml");
+        Files.writeString(config, """
+                listen: 127.0.0.1:0
+                keyset: keyset.json
+                keys:
+                  provider: local
+                policy:
+                  encrypt: ["%s"]
+                  unmatched: passthrough
+                """.formatted(ENCRYPTED_GLOB), StandardCharsets.UTF_8);
+        FilterConfig filter = FilterConfig.load(config);
+        KafkaProxy proxy = new KafkaProxy(filter.policy(), KeyServices.cipher(filter), null,
+                new BrokerAddresses(filter.brokers()), DataPathLimits.kafka(filter.limits()),
+                DataPathLimits.heldBytes(filter.limits()));
+        connection = proxy.open(name -> name.equals(KafkaProxy.BROKER_LISTENERS_HEADER) ? LISTENERS : null);
+    }
+
+    /** Client to broker, as the transport does it: a deferred frame (a data key on its way) is resumed when ready. */
+    ByteString request(ByteString frame) throws Exception {
+        return resumingDeferred(() -> connection.onRead(frame, false), connection::resumeRead);
+    }
+
+    /** Broker to client, resuming deferred frames as {@link #request} does. */
+    ByteString response(ByteString frame) throws Exception {
+        return resumingDeferred(() -> connection.onWrite(frame, false), connection::resumeWrite);
+    }
+
+    private interface Step {
+        ByteString run() throws Exception;
+    }
+
+    private static ByteString resumingDeferred(Step first, Step resume) throws Exception {
+        Step next = first;
+        while (true) {
+            try {
+                return next.run();
+            } catch (RewriteDeferred deferred) {
+                try {
+                    deferred.ready().toCompletableFuture().get(30, TimeUnit.SECONDS);
+                } catch (ExecutionException e) {
+                    // completed exceptionally: the retry sees the real error
+                }
+                next = resume;
+            }
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        connection.onClose();
+        try (Stream<Path> files = Files.walk(dir)) {
+            for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+}
