@@ -1,7 +1,6 @@
 package io.meshcrypt.filter.codec;
 
 import com.google.protobuf.ByteString;
-import com.google.protobuf.UnsafeByteOperations;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import java.nio.ByteBuffer;
 import org.apache.kafka.common.errors.UnsupportedVersionException;
@@ -23,6 +22,9 @@ public final class KafkaCodec {
     public static final int REQUEST_HEAD_BYTES = 8;
     /** Bytes after the size field needed to route a response: correlation id. */
     public static final int RESPONSE_HEAD_BYTES = 4;
+
+    /** The array the fields of a frame start in: records are spliced, so a frame's own fields rarely need more. */
+    private static final int FIELDS_CAPACITY = 4096;
 
     private KafkaCodec() {
     }
@@ -63,17 +65,25 @@ public final class KafkaCodec {
         }
     }
 
-    /** Encodes a frame: size field, the original header bytes, then the (rewritten) body. */
+    /**
+     * Encodes a frame: size field, the original header bytes, then the (rewritten) body. Record sections are spliced in,
+     * not copied ({@link SplicingWritable}): the result may be a rope over them, and over the received frame.
+     */
     public static ByteString encode(Decoded<?> decoded) throws KafkaFrameException {
         try {
             ObjectSerializationCache cache = new ObjectSerializationCache();
             int headerSize = decoded.header().remaining();
             int bodySize = decoded.body().size(cache, decoded.version());
-            ByteBuffer out = ByteBuffer.allocate(4 + headerSize + bodySize);
-            out.putInt(headerSize + bodySize);
-            out.put(decoded.header().duplicate());
-            decoded.body().write(new ByteBufferAccessor(out), cache, decoded.version());
-            return UnsafeByteOperations.unsafeWrap(out.array());
+            long frameSize = 4L + headerSize + bodySize;
+            SplicingWritable out = new SplicingWritable((int) Math.min(frameSize, FIELDS_CAPACITY));
+            out.writeInt(headerSize + bodySize);
+            out.writeByteBuffer(decoded.header());
+            decoded.body().write(out, cache, decoded.version());
+            ByteString frame = out.toByteString();
+            if (frame.size() != frameSize) {
+                throw new IllegalStateException("wrote " + frame.size() + " bytes, sized " + frameSize);
+            }
+            return frame;
         } catch (RuntimeException e) {
             // What decoded may still not re-encode (e.g. unknown tagged fields out of order, found by fuzzing): the
             // frame is refused like one that does not decode.

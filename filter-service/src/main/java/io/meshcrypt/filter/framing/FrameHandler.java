@@ -19,9 +19,9 @@ public interface FrameHandler {
     /**
      * Called with a complete frame that {@link #onFrameStart} marked {@link FrameAction#REWRITE}.
      *
-     * @param frame a read-only view of the frame (valid after the call: the bytes are immutable), position at the first
-     *     byte after the size field, remaining = size. Not array-backed: what must be checksummed or deciphered is
-     *     copied by whoever does that, so bytes that pass unchanged are never copied at all
+     * @param frame the frame's bytes after the size field (position 0, remaining = size), array-backed and read where
+     *     they arrived: no copy is made. Read it, never write it (it is the original's array); it stays valid after the
+     *     call, since the bytes are immutable
      * @param original the frame as it arrived, size field included: returning it forwards the frame unchanged
      * @return the bytes to forward in its place, including a 4-byte size field
      * @throws RewriteDeferred when the rewrite must wait; it is called again with the same frame bytes after the

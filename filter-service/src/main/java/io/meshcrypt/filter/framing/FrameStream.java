@@ -1,6 +1,10 @@
 package io.meshcrypt.filter.framing;
 
+import com.google.protobuf.ByteOutput;
 import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.util.Objects;
 
@@ -398,14 +402,65 @@ public final class FrameStream {
     }
 
     private ByteString rewrite(ByteString frame) throws KafkaFrameException {
-        // A view, not a copy: a frame that arrived in one chunk is read where it lies (a frame held across chunks is
-        // flattened once). The handler copies only the batches it checksums and deciphers, and answers a frame that
-        // needs no change with the original bytes themselves.
-        ByteString replacement = handler.rewrite(frame.substring(SIZE_FIELD_BYTES).asReadOnlyByteBuffer(), frame);
+        ByteString replacement = handler.rewrite(body(frame), frame);
         if (replacement == null) {
             throw new KafkaFrameException("frame handler returned no bytes for a rewritten frame");
         }
         return replacement;
+    }
+
+    /**
+     * The frame after its size field, over the frame's own array when it arrived in one piece (no copy: the common
+     * case, a whole frame in one chunk), else over a flattened copy. Array-backed either way, so CRC32C and the cipher
+     * read it in place; never written (see {@link FrameHandler#rewrite}).
+     */
+    private static ByteBuffer body(ByteString frame) {
+        OnePiece piece = new OnePiece();
+        try {
+            UnsafeByteOperations.unsafeWriteTo(frame, piece);
+        } catch (IOException e) {
+            throw new UncheckedIOException("OnePiece does not throw", e);
+        }
+        ByteBuffer whole = piece.pieces == 1 && piece.array != null
+                ? ByteBuffer.wrap(piece.array, piece.offset, piece.length)
+                : ByteBuffer.wrap(frame.toByteArray());
+        return whole.position(whole.position() + SIZE_FIELD_BYTES).slice();
+    }
+
+    /** Captures the array of a ByteString made of one array piece; counts the pieces of any other. */
+    private static final class OnePiece extends ByteOutput {
+        private int pieces;
+        private byte[] array;
+        private int offset;
+        private int length;
+
+        @Override
+        public void writeLazy(byte[] value, int offset, int length) {
+            pieces++;
+            this.array = value;
+            this.offset = offset;
+            this.length = length;
+        }
+
+        @Override
+        public void write(byte[] value, int offset, int length) {
+            pieces += 2; // a copying write: not a piece to alias
+        }
+
+        @Override
+        public void write(byte value) {
+            pieces += 2;
+        }
+
+        @Override
+        public void write(ByteBuffer value) {
+            pieces += 2;
+        }
+
+        @Override
+        public void writeLazy(ByteBuffer value) {
+            pieces += 2;
+        }
     }
 
     private static int readSize(ByteString sizeField) throws KafkaFrameException {

@@ -149,9 +149,8 @@ public final class RecordBatchRewriter {
     }
 
     /**
-     * {@code in} itself when it is array-backed, else a heap copy: Kafka's CRC32C goes byte by byte on a read-only view,
-     * and the cipher would copy each value out of one. Frames reach the codec as read-only views, so this is the one copy
-     * of the bytes a rewrite reads; partitions that pass unchanged are never copied.
+     * {@code in} itself when it is array-backed (frames from the transport are), else a heap copy: Kafka's CRC32C goes
+     * byte by byte on a read-only view, and the cipher would copy each value out of one.
      */
     private static ByteBuffer arrayBacked(ByteBuffer in) {
         if (in.hasArray()) {
