@@ -67,6 +67,15 @@ class FilterMetricsTest {
         assertEquals(consumed, records(after, topic, "fetch", "decrypted"), after);
         assertEquals(0, records(after, topic, "fetch", "ciphertext"), after);
         assertEquals(0, records(after, topic, "produce", "denied"), after);
+        // and the bytes of those records' batches: each send was a batch of its own (61 header bytes and the record)
+        long producedBytes = bytes(after, topic, "produce", "encrypted");
+        int valueBytes = 0;
+        for (int i = 0; i < produced; i++) {
+            valueBytes += utf8("k" + i).length + utf8("metered value " + i).length;
+        }
+        assertTrue(producedBytes >= produced * 61L + valueBytes && producedBytes < produced * 200L, after);
+        // fetched as stored: envelopes, larger than the plaintext sent
+        assertTrue(bytes(after, topic, "fetch", "decrypted") > producedBytes, after);
     }
 
     @Test
@@ -109,6 +118,11 @@ class FilterMetricsTest {
     private static long records(String scrape, String topic, String direction, String outcome) {
         return (long) value(scrape, "meshcrypt_records_total{direction=\"" + direction + "\",outcome=\"" + outcome
                 + "\",topic=\"" + topic + "\"}");
+    }
+
+    private static long bytes(String scrape, String topic, String direction, String outcome) {
+        return (long) value(scrape, "meshcrypt_record_bytes_total{direction=\"" + direction + "\",outcome=\""
+                + outcome + "\",topic=\"" + topic + "\"}");
     }
 
     /** The sample's value, 0 when the series is not there yet. */
