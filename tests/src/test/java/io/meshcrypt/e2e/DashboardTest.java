@@ -290,16 +290,11 @@ class DashboardTest {
             }
             LocalCa.Issued issued = LocalCa.openOrCreate(pki)
                     .issue("sidecar-dashboard-http", LocalCa.spiffeId("sidecar/dashboard-http"), List.of(), Duration.ofHours(1));
-            return """
-                        transport_socket:
-                          name: envoy.transport_sockets.tls
-                          typed_config:
-                            "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
-                            common_tls_context:
-                              alpn_protocols: [h2]
-                              tls_certificates: [{ certificate_chain: { filename: "%s" }, private_key: { filename: "%s" } }]
-                              validation_context: { trusted_ca: { filename: "%s" } }
-                    """.formatted(issued.certificate(), issued.privateKey(), pki.resolve(LocalCa.CA_CERTIFICATE));
+            String context = "{ alpn_protocols: [h2], tls_certificates: [{ certificate_chain: { filename: \"%s\" },"
+                    + " private_key: { filename: \"%s\" } }], validation_context: { trusted_ca: { filename: \"%s\" } } }";
+            return "    transport_socket: { name: envoy.transport_sockets.tls, typed_config: { \"@type\":"
+                    + " type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, common_tls_context: "
+                    + context.formatted(issued.certificate(), issued.privateKey(), pki.resolve(LocalCa.CA_CERTIFICATE)) + " } }\n";
         }
 
         /** @return the status of a JSON POST to {@code path} through the sidecar */
