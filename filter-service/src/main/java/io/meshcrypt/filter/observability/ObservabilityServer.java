@@ -4,6 +4,7 @@ import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
@@ -109,16 +110,13 @@ public final class ObservabilityServer implements AutoCloseable {
                                 endpoints);
                     }
                 });
-        try {
-            Channel channel = bootstrap.bind(address).syncUninterruptibly().channel();
-            return new ObservabilityServer(loop, channel);
-        } catch (RuntimeException e) {
+        ChannelFuture bound = bootstrap.bind(address).awaitUninterruptibly();
+        if (!bound.isSuccess()) {
             loop.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
-            if (e.getCause() instanceof IOException io) {
-                throw io;
-            }
-            throw new IOException("cannot listen on " + address + ": " + e, e);
+            throw bound.cause() instanceof IOException io ? io
+                    : new IOException("cannot listen on " + address + ": " + bound.cause(), bound.cause());
         }
+        return new ObservabilityServer(loop, bound.channel());
     }
 
     /** The bound address (its port when started on port 0). */

@@ -1,6 +1,7 @@
 package io.meshcrypt.filter.observability;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -176,6 +177,12 @@ class ObservabilityServerTest {
             assertEquals(METRICS, new String(socket.getInputStream().readNBytes(Integer.parseInt(length.group(1))),
                     StandardCharsets.UTF_8));
         }
+    }
+
+    @Test
+    void givenThePortIsTaken_whenAnotherServerStarts_thenItFailsWithAnIOException() {
+        Readiness readiness = new Readiness(null);
+        assertThrows(IOException.class, () -> ObservabilityServer.start(server.address(), () -> METRICS, readiness));
     }
 
     // ---- helpers
