@@ -8,16 +8,23 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpServer;
 import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
+import io.meshcrypt.e2e.support.StaticSidecar;
+import io.meshcrypt.pki.LocalCa;
+import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -28,6 +35,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Predicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -39,7 +47,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
 /**
  * The Grafana dashboard (envoy/observability/meshcrypt-dashboard.json): a well-formed Grafana 10 dashboard on a
  * Prometheus datasource variable, whose every query names metrics that the running filter-service, xDS server and
- * Envoy really export (scraped from the shared mesh after real traffic).
+ * Envoy really export (scraped from the shared mesh after real traffic, and from an HTTP sidecar's Envoy after a request
+ * through HTTP ext_proc).
  */
 @ExtendWith(MeshExtension.class)
 class DashboardTest {
@@ -137,6 +146,15 @@ class DashboardTest {
         exported.put("filter-service", sampleNames(scrape(LocalMesh.PORTS.filterMetrics(), "/metrics")));
         exported.put("xds-server", sampleNames(scrape(LocalMesh.PORTS.xdsStatus(), "/metrics")));
         exported.put("envoy", sampleNames(scrape(LocalMesh.PORTS.envoyAdmin(), "/stats/prometheus")));
+        // and an HTTP sidecar's Envoy after a request through HTTP ext_proc (the shared mesh has no HTTP sidecar)
+        try (HttpSidecar http = HttpSidecar.start(mesh)) {
+            assertEquals(200, http.post("/orders", "{\"card\":{\"number\":\"4111 1111 1111 1111\"}}"), "through Envoy");
+            Await.until(TIMEOUT, () -> scrape(http.envoy.adminPort(), "/stats/prometheus")
+                    .contains("envoy_http_ext_proc_stream_msgs_received{envoy_http_conn_manager_prefix=\"orders\"} "),
+                    () -> "no ext_proc answers counted by the HTTP sidecar");
+            assertTrue(http.appRequests.get() == 1, "the request reached the app through ext_proc");
+            exported.put("envoy-http", sampleNames(scrape(http.envoy.adminPort(), "/stats/prometheus")));
+        }
 
         // Then every metric each panel (and the topic variable) queries is exported by one of them
         JsonNode dashboard = dashboard();
@@ -184,6 +202,116 @@ class DashboardTest {
         assertEquals(List.of(), missing, "queried but exported by none of " + exported.keySet());
         assertTrue(used.size() >= MIN_METRIC_NAMES, used.size() + " metric names: " + used);
         usedBySource.forEach((source, count) -> assertTrue(count > 0, "no panel charts the " + source + ": " + usedBySource));
+    }
+
+    /**
+     * An HTTP sidecar of the test's own: a static Envoy whose HTTP listener streams each request to the shared
+     * filter-service over HTTP ext_proc (with the xDS server's processing mode; mutual TLS when the mesh runs it), in
+     * front of a JDK HTTP server that answers 200.
+     */
+    private record HttpSidecar(EnvoyProcess envoy, HttpServer app, AtomicInteger appRequests, int listenerPort)
+            implements AutoCloseable {
+        static HttpSidecar start(LocalMesh mesh) throws IOException {
+            Path dir = mesh.root().resolve("tests/target/dashboard");
+            Files.createDirectories(dir);
+            AtomicInteger appRequests = new AtomicInteger();
+            HttpServer app = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+            app.createContext("/", exchange -> {
+                try (exchange) {
+                    exchange.getRequestBody().readAllBytes();
+                    appRequests.incrementAndGet();
+                    exchange.sendResponseHeaders(200, -1);
+                }
+            });
+            app.start();
+            int[] ports = StaticSidecar.freePorts(2);
+            Path config = dir.resolve("http-envoy.yaml");
+            try {
+                Files.writeString(config, config(mesh, dir, ports[0], ports[1], app.getAddress().getPort()));
+                EnvoyProcess envoy = EnvoyProcess.start(config, ports[1], dir.resolve("http-envoy.log"),
+                        "--concurrency", "1", "--log-level", "warn");
+                return new HttpSidecar(envoy, app, appRequests, ports[0]);
+            } catch (IOException | RuntimeException e) {
+                app.stop(0);
+                throw e;
+            }
+        }
+
+        private static String config(LocalMesh mesh, Path dir, int listener, int admin, int appPort) {
+            StringBuilder y = new StringBuilder();
+            y.append("admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ").append(admin).append(" }\n");
+            y.append("""
+                    static_resources:
+                      listeners:
+                      - name: orders
+                        address: { socket_address: { address: 127.0.0.1, port_value: %d } }
+                        filter_chains:
+                        - filters:
+                          - name: envoy.filters.network.http_connection_manager
+                            typed_config:
+                              "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                              stat_prefix: orders
+                              route_config:
+                                virtual_hosts: [{ name: app, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: app } }] }]
+                              http_filters:
+                              - name: envoy.filters.http.ext_proc
+                                typed_config:
+                                  "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
+                                  grpc_service: { envoy_grpc: { cluster_name: filter_service }, timeout: 10s }
+                                  failure_mode_allow: false
+                                  allow_mode_override: true
+                                  message_timeout: 5s
+                                  processing_mode:
+                                    request_header_mode: SEND
+                                    request_body_mode: BUFFERED
+                                    request_trailer_mode: SKIP
+                                    response_header_mode: SEND
+                                    response_body_mode: BUFFERED
+                                    response_trailer_mode: SKIP
+                              - name: envoy.filters.http.router
+                                typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+                      clusters:
+                    """.formatted(listener));
+            StaticSidecar.filterServiceCluster(y, mesh.filterGrpcPort(), LocalMesh.TLS ? mutualTls(mesh, dir) : "");
+            StaticSidecar.cluster(y, "app", "127.0.0.1", appPort);
+            return y.toString();
+        }
+
+        /** The filter_service cluster's TLS: a certificate of the mesh CA, issued into a copy of it. */
+        private static String mutualTls(LocalMesh mesh, Path dir) {
+            Path pki = dir.resolve("pki");
+            try {
+                Files.createDirectories(pki);
+                for (String file : List.of(LocalCa.CA_CERTIFICATE, "ca-key.pem")) {
+                    Files.copy(mesh.pki().resolve(file), pki.resolve(file), StandardCopyOption.REPLACE_EXISTING);
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            LocalCa.Issued issued = LocalCa.openOrCreate(pki)
+                    .issue("sidecar-dashboard-http", LocalCa.spiffeId("sidecar/dashboard-http"), List.of(), Duration.ofHours(1));
+            String context = "{ alpn_protocols: [h2], tls_certificates: [{ certificate_chain: { filename: \"%s\" },"
+                    + " private_key: { filename: \"%s\" } }], validation_context: { trusted_ca: { filename: \"%s\" } } }";
+            return "    transport_socket: { name: envoy.transport_sockets.tls, typed_config: { \"@type\":"
+                    + " type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, common_tls_context: "
+                    + context.formatted(issued.certificate(), issued.privateKey(), pki.resolve(LocalCa.CA_CERTIFICATE)) + " } }\n";
+        }
+
+        /** @return the status of a JSON POST to {@code path} through the sidecar */
+        int post(String path, String json) throws IOException, InterruptedException {
+            return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + listenerPort + path))
+                    .header("content-type", "application/json").timeout(TIMEOUT)
+                    .POST(HttpRequest.BodyPublishers.ofString(json)).build(), HttpResponse.BodyHandlers.discarding()).statusCode();
+        }
+
+        @Override
+        public void close() {
+            try {
+                envoy.close();
+            } finally {
+                app.stop(0);
+            }
+        }
     }
 
     // ---- the dashboard's JSON

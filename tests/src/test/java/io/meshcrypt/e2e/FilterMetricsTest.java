@@ -17,10 +17,13 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.Test;
@@ -67,6 +70,15 @@ class FilterMetricsTest {
         assertEquals(consumed, records(after, topic, "fetch", "decrypted"), after);
         assertEquals(0, records(after, topic, "fetch", "ciphertext"), after);
         assertEquals(0, records(after, topic, "produce", "denied"), after);
+        // and the bytes of those records' batches: each send was a batch of its own (61 header bytes and the record)
+        long producedBytes = bytes(after, topic, "produce", "encrypted");
+        int valueBytes = 0;
+        for (int i = 0; i < produced; i++) {
+            valueBytes += utf8("k" + i).length + utf8("metered value " + i).length;
+        }
+        assertTrue(producedBytes >= produced * 61L + valueBytes && producedBytes < produced * 200L, after);
+        // fetched as stored: envelopes, larger than the plaintext sent
+        assertTrue(bytes(after, topic, "fetch", "decrypted") > producedBytes, after);
     }
 
     @Test
@@ -75,8 +87,11 @@ class FilterMetricsTest {
 
         // When a client sends a TLS ClientHello where a Kafka request belongs
         InetSocketAddress bootstrap = address(mesh.kafkaBootstrap());
+        String client;
         try (Socket socket = new Socket()) {
             socket.connect(bootstrap, (int) TIMEOUT.toMillis());
+            String host = socket.getLocalAddress().getHostAddress();
+            client = (host.contains(":") ? "[" + host + "]" : host) + ":" + socket.getLocalPort();
             socket.setSoTimeout((int) TIMEOUT.toMillis());
             OutputStream out = socket.getOutputStream();
             out.write(new byte[] {0x16, 0x03, 0x01, 0x00, (byte) 0xa5, 0x01, 0x00, 0x00, (byte) 0xa1, 0x03, 0x03, 0x01, 0x02});
@@ -90,6 +105,22 @@ class FilterMetricsTest {
                 () -> "protocol_violation counter in\n" + scrape());
         String after = scrape();
         assertEquals(before + 1, value(after, "meshcrypt_connections_reset_total{reason=\"protocol_violation\"}"), after);
+        // and its connection-end line names the client's address (as Envoy saw it) and the sidecar's node
+        Path log = mesh.logs().resolve("filter-service.log");
+        Await.until(TIMEOUT, () -> endLine(log, client) != null, () -> "no connection-end line for " + client + " in " + log);
+        String line = endLine(log, client);
+        assertTrue(line.contains(" node=") && !line.contains(" node=- "), line);
+        assertTrue(line.endsWith(" close=\"reset: protocol_violation\""), line);
+    }
+
+    /** The filter-service's connection-end line of the connection from {@code client}, or null. */
+    private static String endLine(Path log, String client) {
+        try (Stream<String> lines = Files.lines(log)) {
+            return lines.filter(l -> l.contains("connection ended:") && l.contains(" client=" + client + " "))
+                    .findFirst().orElse(null);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     /** -1 for a close or a reset (either is a refusal), else the first byte read. */
@@ -109,6 +140,11 @@ class FilterMetricsTest {
     private static long records(String scrape, String topic, String direction, String outcome) {
         return (long) value(scrape, "meshcrypt_records_total{direction=\"" + direction + "\",outcome=\"" + outcome
                 + "\",topic=\"" + topic + "\"}");
+    }
+
+    private static long bytes(String scrape, String topic, String direction, String outcome) {
+        return (long) value(scrape, "meshcrypt_record_bytes_total{direction=\"" + direction + "\",outcome=\""
+                + outcome + "\",topic=\"" + topic + "\"}");
     }
 
     /** The sample's value, 0 when the series is not there yet. */

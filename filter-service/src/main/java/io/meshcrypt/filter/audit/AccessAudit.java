@@ -15,7 +15,7 @@ public interface AccessAudit {
     /** An audit that records nothing. */
     AccessAudit NONE = new AccessAudit() {
         @Override
-        public void access(String topic, Direction direction, Outcome outcome, int records) {
+        public void access(String topic, Direction direction, Outcome outcome, int records, long bytes) {
         }
 
         @Override
@@ -23,8 +23,13 @@ public interface AccessAudit {
         }
     };
 
-    /** @param records how many records of {@code topic} the frame carried (0 when unknown, e.g. a denied partition) */
-    void access(String topic, Direction direction, Outcome outcome, int records);
+    /**
+     * @param records how many records of {@code topic} the frame carried (0 when unknown, e.g. a denied partition)
+     * @param bytes the size of those records' batches as the filter received them (the client's Produce batches, the
+     *     broker's Fetch batches: compressed, batch and record headers included), summed from the batch sizes the
+     *     frame already holds, never per record; 0 when unknown
+     */
+    void access(String topic, Direction direction, Outcome outcome, int records, long bytes);
 
     /** The connection closed: write what is still unwritten. */
     void close();

@@ -16,9 +16,9 @@ public record BothAuditTrails(AuditTrail first, AuditTrail second) implements Au
         AccessAudit b = second.connection(identity);
         return new AccessAudit() {
             @Override
-            public void access(String topic, Direction direction, Outcome outcome, int records) {
-                a.access(topic, direction, outcome, records);
-                b.access(topic, direction, outcome, records);
+            public void access(String topic, Direction direction, Outcome outcome, int records, long bytes) {
+                a.access(topic, direction, outcome, records, bytes);
+                b.access(topic, direction, outcome, records, bytes);
             }
 
             @Override

@@ -7,7 +7,8 @@ import java.util.HashMap;
 import java.util.Locale;
 
 /**
- * The access summary of one connection: per topic, direction and outcome, how many records and when first and last.
+ * The access summary of one connection: per topic, direction and outcome, how many records and bytes, and when first
+ * and last.
  * Confined to the connection's thread: a small map, no lock, nothing allocated per access once a topic has its entry,
  * no I/O (lines go to the {@link AuditLog}'s queue). A line is written when the connection closes, and for a
  * long-lived one at the first access after {@code summaryMillis} since its last summary (no timer per connection); each
@@ -38,7 +39,7 @@ final class ConnectionAudit implements AccessAudit {
     }
 
     @Override
-    public void access(String topic, Direction direction, Outcome outcome, int records) {
+    public void access(String topic, Direction direction, Outcome outcome, int records, long bytes) {
         if (closed) {
             return;
         }
@@ -60,6 +61,7 @@ final class ConnectionAudit implements AccessAudit {
         }
         access.last[slot] = now;
         access.records[slot] += Math.max(0, records);
+        access.bytes[slot] += Math.max(0, bytes);
     }
 
     @Override
@@ -77,7 +79,7 @@ final class ConnectionAudit implements AccessAudit {
                 if (access.accesses[slot] > 0) {
                     log.submit(new Summary(now, connection, identity, access.topic,
                             DIRECTIONS[slot / OUTCOMES.length], OUTCOMES[slot % OUTCOMES.length],
-                            access.records[slot], access.accesses[slot], access.first[slot], access.last[slot], last));
+                            access.records[slot], access.bytes[slot], access.accesses[slot], access.first[slot], access.last[slot], last));
                 }
             }
         }
@@ -88,6 +90,7 @@ final class ConnectionAudit implements AccessAudit {
     private static final class TopicAccess {
         final String topic;
         final long[] records = new long[SLOTS];
+        final long[] bytes = new long[SLOTS];
         final long[] accesses = new long[SLOTS];
         final long[] first = new long[SLOTS];
         final long[] last = new long[SLOTS];
@@ -101,12 +104,13 @@ final class ConnectionAudit implements AccessAudit {
      * One {@code access} line.
      *
      * @param connection this service's number for the connection, the same on its interim and closing lines
+     * @param bytes the size of the records' batches as received (see {@link AccessAudit#access})
      * @param accesses how many times the data path reported the topic (frames or partitions; records may be 0 when
      *     denied)
      * @param closed whether the connection had closed (false: an interim summary, more may follow)
      */
     record Summary(long timeMillis, long connection, String identity, String topic, Direction direction,
-                   Outcome outcome, long records, long accesses, long firstMillis, long lastMillis, boolean closed)
+                   Outcome outcome, long records, long bytes, long accesses, long firstMillis, long lastMillis, boolean closed)
             implements AuditEvent {
         @Override
         public String event() {
@@ -121,6 +125,7 @@ final class ConnectionAudit implements AccessAudit {
             json.writeStringField("direction", direction.name().toLowerCase(Locale.ROOT));
             json.writeStringField("outcome", outcome.name().toLowerCase(Locale.ROOT));
             json.writeNumberField("records", records);
+            json.writeNumberField("bytes", bytes);
             json.writeNumberField("accesses", accesses);
             json.writeStringField("first", AuditLog.time(firstMillis));
             json.writeStringField("last", AuditLog.time(lastMillis));

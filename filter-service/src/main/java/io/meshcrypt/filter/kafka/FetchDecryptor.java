@@ -343,7 +343,7 @@ final class FetchDecryptor {
         if (!(records instanceof MemoryRecords memory) || memory.sizeInBytes() == 0) {
             // Denied even without records: the consumer learns at once, not when the first record arrives.
             if (topic != null && plans.policy().anyDeny() && plans.of(topic).readBy(identity) == TopicPlan.Read.DENIED) {
-                audit.access(topic, AccessAudit.Direction.FETCH, AccessAudit.Outcome.DENIED, 0);
+                audit.access(topic, AccessAudit.Direction.FETCH, AccessAudit.Outcome.DENIED, 0, 0);
                 return denied(topic, identity);
             }
             return Outcome.ok(records);
@@ -363,16 +363,16 @@ final class FetchDecryptor {
             case CIPHERTEXT -> {
                 // Not a reader: the envelopes as stored, never decompressed, never shown to the KMS.
                 audit.access(topic, AccessAudit.Direction.FETCH, AccessAudit.Outcome.CIPHERTEXT,
-                        audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory));
+                        audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory), memory.sizeInBytes());
                 return Outcome.ok(records);
             }
             case DENIED -> {
                 audit.access(topic, AccessAudit.Direction.FETCH, AccessAudit.Outcome.DENIED,
-                        audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory));
+                        audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory), memory.sizeInBytes());
                 return denied(topic, identity);
             }
             case PLAINTEXT -> audit.access(topic, AccessAudit.Direction.FETCH, AccessAudit.Outcome.ALLOWED,
-                    audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory));
+                    audit == AccessAudit.NONE ? 0 : RecordCounts.of(memory), memory.sizeInBytes());
         }
         try {
             ValueRewriter values = crypto.decryptor(topic, plan, identity);

@@ -74,14 +74,14 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
     /** Counts each access's rewritten records for this connection, then reports it to {@link #audit}. */
     private final AccessAudit counting = new AccessAudit() {
         @Override
-        public void access(String topic, Direction direction, Outcome outcome, int records) {
+        public void access(String topic, Direction direction, Outcome outcome, int records, long bytes) {
             if (outcome == Outcome.ALLOWED && records > 0) {
                 if (recordsRewritten == null) {
                     recordsRewritten = new long[ApiKeys.values().length];
                 }
                 recordsRewritten[rewriting.ordinal()] += records;
             }
-            audit.access(topic, direction, outcome, records);
+            audit.access(topic, direction, outcome, records, bytes);
         }
 
         @Override

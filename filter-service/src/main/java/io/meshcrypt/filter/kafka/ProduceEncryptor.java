@@ -132,6 +132,7 @@ final class ProduceEncryptor {
                 case REJECT -> throw rejected(name);
                 case ENCRYPT -> {
                     int records = 0;
+                    long bytes = 0;
                     for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
                         if (partition.records() == null) {
                             continue;
@@ -150,10 +151,11 @@ final class ProduceEncryptor {
                         }
                         if (audit != AccessAudit.NONE) {
                             records += RecordCounts.of(memory);
+                            bytes += memory.sizeInBytes();
                         }
                         changed = true;
                     }
-                    audit.access(name, AccessAudit.Direction.PRODUCE, AccessAudit.Outcome.ALLOWED, records);
+                    audit.access(name, AccessAudit.Direction.PRODUCE, AccessAudit.Outcome.ALLOWED, records, bytes);
                 }
             }
         }
@@ -182,6 +184,7 @@ final class ProduceEncryptor {
             ProduceResponseData.TopicProduceResponse answer = new ProduceResponseData.TopicProduceResponse()
                     .setName(topic.name());
             int records = 0;
+            long bytes = 0;
             for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
                 answer.partitionResponses().add(new ProduceResponseData.PartitionProduceResponse()
                         .setIndex(partition.index())
@@ -190,9 +193,10 @@ final class ProduceEncryptor {
                         .setBaseOffset(-1).setLogAppendTimeMs(-1).setLogStartOffset(-1));
                 if (audit != AccessAudit.NONE && partition.records() instanceof MemoryRecords memory) {
                     records += RecordCounts.of(memory);
+                    bytes += memory.sizeInBytes();
                 }
             }
-            audit.access(topic.name(), AccessAudit.Direction.PRODUCE, AccessAudit.Outcome.DENIED, records);
+            audit.access(topic.name(), AccessAudit.Direction.PRODUCE, AccessAudit.Outcome.DENIED, records, bytes);
             answers.add(answer);
             topics.remove();
             plansLeft.remove();

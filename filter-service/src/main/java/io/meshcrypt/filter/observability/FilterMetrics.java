@@ -18,6 +18,7 @@ import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.netty4.NettyAllocatorMetrics;
 import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
@@ -28,7 +29,8 @@ import java.util.function.ToDoubleFunction;
 /**
  * The filter-service's Micrometer registry, rendered as Prometheus text: record counts per topic
  * ({@link RecordCounters}), connection resets by reason ({@link ResetReasons}), the ext_proc transport's and the key
- * services' counters (read at scrape time from the adders they already keep), readiness, and the JVM's.
+ * services' counters (read at scrape time from the adders they already keep), readiness, the JVM's, and the Netty
+ * buffer pools' ({@link NettyPools}).
  * docs/operations.md lists every metric.
  */
 public final class FilterMetrics implements AutoCloseable {
@@ -52,6 +54,8 @@ public final class FilterMetrics implements AutoCloseable {
         new JvmThreadMetrics().bindTo(registry);
         new ClassLoaderMetrics().bindTo(registry);
         new ProcessorMetrics().bindTo(registry);
+        registry.config().meterFilter(NettyPools.UNITS);
+        NettyPools.allocators().forEach(allocator -> new NettyAllocatorMetrics(allocator).bindTo(registry));
     }
 
     /** The trail that counts records: give it to the Kafka proxy (with the audit file's, if any). */

@@ -11,13 +11,14 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The one INFO line logged when a proxied connection ends ({@code observability.connectionLog} in filter.yaml): what
- * the stream was (id, workload identity), how long it lasted, the bytes each way, what its handler did
+ * the stream was (id, the client's address and the sidecar's node as the stream's {@link StreamHeaders} say, workload
+ * identity), how long it lasted, the bytes each way, what its handler did
  * ({@link ConnectionHandler#summarize}) and why it ended. Built once per connection, never per frame or record.
  */
 public final class ConnectionLog {
     /** How the line is written. */
     public enum Format {
-        /** {@code connection ended: stream=7 identity=spiffe://... duration_ms=12 ... close="client closed"} */
+        /** {@code connection ended: stream=7 client=10.0.0.9:53211 node=app identity=... close="client closed"} */
         TEXT,
         /** One JSON object: {@code {"event":"connection_end","stream":7,...}} */
         JSON,
@@ -27,6 +28,8 @@ public final class ConnectionLog {
 
     private static final Logger log = LoggerFactory.getLogger(ConnectionLog.class);
     private static final ObjectMapper JSON_WRITER = new ObjectMapper();
+    /** Longest header value shown: addresses and node ids are far shorter; this only bounds a broken sender. */
+    static final int MAX_HEADER_CHARS = 256;
     /** The default: text lines at INFO. */
     public static final ConnectionLog TEXT = of(Format.TEXT);
 
@@ -52,19 +55,22 @@ public final class ConnectionLog {
     }
 
     /** Logs the line of a connection that ended; a failure to build it is logged and swallowed. */
-    void ended(long streamId, String identity, long durationNanos, long bytesFromClient, long bytesFromUpstream,
-               ConnectionHandler handler, String closeReason) {
+    void ended(long streamId, StreamHeaders headers, String identity, long durationNanos, long bytesFromClient,
+               long bytesFromUpstream, ConnectionHandler handler, String closeReason) {
         if (format == Format.NONE || !log.isInfoEnabled()) {
             return;
         }
-        sink.accept(line(streamId, identity, durationNanos, bytesFromClient, bytesFromUpstream, handler, closeReason));
+        sink.accept(line(streamId, headers, identity, durationNanos, bytesFromClient, bytesFromUpstream, handler,
+                closeReason));
     }
 
     /** The line, without logging it. */
-    String line(long streamId, String identity, long durationNanos, long bytesFromClient, long bytesFromUpstream,
-                ConnectionHandler handler, String closeReason) {
+    String line(long streamId, StreamHeaders headers, String identity, long durationNanos, long bytesFromClient,
+                long bytesFromUpstream, ConnectionHandler handler, String closeReason) {
         Map<String, Object> fields = new LinkedHashMap<>();
         fields.put("stream", streamId);
+        fields.put("client", header(headers, StreamHeaders.CLIENT_ADDRESS));
+        fields.put("node", header(headers, StreamHeaders.SIDECAR_NODE));
         fields.put("identity", identity == null ? "-" : identity);
         fields.put("duration_ms", durationNanos / 1_000_000);
         fields.put("bytes_from_client", bytesFromClient);
@@ -88,6 +94,15 @@ public final class ConnectionLog {
         }
         fields.put("close", closeReason == null ? "connection closed" : closeReason);
         return format == Format.JSON ? json(fields) : text(fields);
+    }
+
+    /** @return the header's value, cut to {@value #MAX_HEADER_CHARS} characters, or "-" when absent */
+    private static String header(StreamHeaders headers, String name) {
+        String value = headers.get(name);
+        if (value == null || value.isEmpty()) {
+            return "-";
+        }
+        return value.length() > MAX_HEADER_CHARS ? value.substring(0, MAX_HEADER_CHARS) : value;
     }
 
     private static String json(Map<String, Object> fields) {

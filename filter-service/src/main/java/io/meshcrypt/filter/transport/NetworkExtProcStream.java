@@ -368,8 +368,8 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
             }
         }
         try {
-            connectionLog.ended(id, identity, System.nanoTime() - startNanos, bytesFromClient, bytesFromUpstream,
-                    handler, closeReason);
+            connectionLog.ended(id, headers, identity, System.nanoTime() - startNanos, bytesFromClient,
+                    bytesFromUpstream, handler, closeReason);
         } catch (Throwable e) {
             log.warn("ext_proc stream {}: could not log the connection's end", id, e);
         }

@@ -7,6 +7,15 @@ package io.meshcrypt.filter.transport;
 @FunctionalInterface
 public interface StreamHeaders {
 
+    /**
+     * The proxied connection's client address ({@code ip:port}): the xDS server asks Envoy for
+     * {@code %DOWNSTREAM_REMOTE_ADDRESS%}, which Envoy evaluates against that connection when it opens the stream.
+     * Shown in the connection-end line only; never trusted for a decision.
+     */
+    String CLIENT_ADDRESS = "x-meshcrypt-client-address";
+    /** The sidecar's node id, as the xDS server that configured its listener knows it. Shown only, like the above. */
+    String SIDECAR_NODE = "x-meshcrypt-sidecar-node";
+
     /** A stream that carries no meshcrypt headers (a static bootstrap, or a test). */
     StreamHeaders NONE = name -> null;
 

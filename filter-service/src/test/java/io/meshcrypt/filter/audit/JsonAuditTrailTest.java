@@ -51,10 +51,10 @@ class JsonAuditTrailTest {
     void givenConnectionFetchingAndProducing_whenClosed_thenOneLinePerTopicDirectionAndOutcome() throws Exception {
         try (JsonAuditTrail trail = trail(Duration.ofSeconds(60))) {
             AccessAudit connection = trail.connection("spiffe://meshcrypt.local/sidecar/billing");
-            connection.access("payments", Direction.FETCH, Outcome.ALLOWED, 10);
+            connection.access("payments", Direction.FETCH, Outcome.ALLOWED, 10, 1200);
             now.addAndGet(1500);
-            connection.access("payments", Direction.FETCH, Outcome.ALLOWED, 5);
-            connection.access("payments", Direction.PRODUCE, Outcome.DENIED, 0);
+            connection.access("payments", Direction.FETCH, Outcome.ALLOWED, 5, 600);
+            connection.access("payments", Direction.PRODUCE, Outcome.DENIED, 0, 0);
             now.addAndGet(500);
             connection.close();
         }
@@ -62,11 +62,11 @@ class JsonAuditTrailTest {
         assertEquals(List.of(
                 "{\"time\":\"2026-12-01T10:00:02.000Z\",\"event\":\"access\",\"connection\":1,"
                         + "\"identity\":\"spiffe://meshcrypt.local/sidecar/billing\",\"topic\":\"payments\",\"direction\":\"produce\","
-                        + "\"outcome\":\"denied\",\"records\":0,\"accesses\":1,\"first\":\"2026-12-01T10:00:01.500Z\","
+                        + "\"outcome\":\"denied\",\"records\":0,\"bytes\":0,\"accesses\":1,\"first\":\"2026-12-01T10:00:01.500Z\","
                         + "\"last\":\"2026-12-01T10:00:01.500Z\",\"closed\":true}",
                 "{\"time\":\"2026-12-01T10:00:02.000Z\",\"event\":\"access\",\"connection\":1,"
                         + "\"identity\":\"spiffe://meshcrypt.local/sidecar/billing\",\"topic\":\"payments\",\"direction\":\"fetch\","
-                        + "\"outcome\":\"allowed\",\"records\":15,\"accesses\":2,\"first\":\"2026-12-01T10:00:00.000Z\","
+                        + "\"outcome\":\"allowed\",\"records\":15,\"bytes\":1800,\"accesses\":2,\"first\":\"2026-12-01T10:00:00.000Z\","
                         + "\"last\":\"2026-12-01T10:00:01.500Z\",\"closed\":true}"),
                 lines());
     }
@@ -75,9 +75,9 @@ class JsonAuditTrailTest {
     void givenLongLivedConnection_whenSummaryIntervalPassed_thenInterimLineAtNextAccessAndRestAtClose() throws Exception {
         try (JsonAuditTrail trail = trail(Duration.ofSeconds(60))) {
             AccessAudit connection = trail.connection(null);
-            connection.access("orders", Direction.FETCH, Outcome.CIPHERTEXT, 3);
+            connection.access("orders", Direction.FETCH, Outcome.CIPHERTEXT, 3, 300);
             now.addAndGet(60_000);
-            connection.access("orders", Direction.FETCH, Outcome.CIPHERTEXT, 4);
+            connection.access("orders", Direction.FETCH, Outcome.CIPHERTEXT, 4, 400);
             now.addAndGet(1_000);
             connection.close();
             connection.close(); // the data path may report a close twice: written once
@@ -85,10 +85,10 @@ class JsonAuditTrailTest {
 
         assertEquals(List.of(
                 "{\"time\":\"2026-12-01T10:01:00.000Z\",\"event\":\"access\",\"connection\":1,\"identity\":null,"
-                        + "\"topic\":\"orders\",\"direction\":\"fetch\",\"outcome\":\"ciphertext\",\"records\":3,\"accesses\":1,"
+                        + "\"topic\":\"orders\",\"direction\":\"fetch\",\"outcome\":\"ciphertext\",\"records\":3,\"bytes\":300,\"accesses\":1,"
                         + "\"first\":\"2026-12-01T10:00:00.000Z\",\"last\":\"2026-12-01T10:00:00.000Z\",\"closed\":false}",
                 "{\"time\":\"2026-12-01T10:01:01.000Z\",\"event\":\"access\",\"connection\":1,\"identity\":null,"
-                        + "\"topic\":\"orders\",\"direction\":\"fetch\",\"outcome\":\"ciphertext\",\"records\":4,\"accesses\":1,"
+                        + "\"topic\":\"orders\",\"direction\":\"fetch\",\"outcome\":\"ciphertext\",\"records\":4,\"bytes\":400,\"accesses\":1,"
                         + "\"first\":\"2026-12-01T10:01:00.000Z\",\"last\":\"2026-12-01T10:01:00.000Z\",\"closed\":true}"),
                 lines());
     }
@@ -99,7 +99,7 @@ class JsonAuditTrailTest {
         try (JsonAuditTrail trail = trail(Duration.ofSeconds(60))) {
             AccessAudit connection = trail.connection("id");
             for (int i = 0; i < topics; i++) {
-                connection.access("t" + i, Direction.PRODUCE, Outcome.ALLOWED, 1);
+                connection.access("t" + i, Direction.PRODUCE, Outcome.ALLOWED, 1, 100);
             }
             connection.close();
         }
@@ -115,11 +115,11 @@ class JsonAuditTrailTest {
         try (JsonAuditTrail trail = JsonAuditTrail.open(AuditConfig.to(dir.resolve("audit.jsonl")))) {
             AccessAudit connection = trail.connection("id");
             for (int i = 0; i < 200_000; i++) { // warm up: compiled, and the topics' entries exist
-                connection.access(i % 2 == 0 ? "a" : "b", Direction.FETCH, Outcome.ALLOWED, 1);
+                connection.access(i % 2 == 0 ? "a" : "b", Direction.FETCH, Outcome.ALLOWED, 1, 100);
             }
             long before = threads.getCurrentThreadAllocatedBytes();
             for (int i = 0; i < 100_000; i++) {
-                connection.access(i % 2 == 0 ? "a" : "b", Direction.FETCH, Outcome.ALLOWED, 1);
+                connection.access(i % 2 == 0 ? "a" : "b", Direction.FETCH, Outcome.ALLOWED, 1, 100);
             }
             long allocated = threads.getCurrentThreadAllocatedBytes() - before;
             connection.close();

@@ -80,7 +80,7 @@ class IdentityPolicyKafkaTest {
         proxy = new KafkaProxy(policy, cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
         proxy.auditTo(identity -> new AccessAudit() {
             @Override
-            public void access(String topic, Direction direction, Outcome outcome, int records) {
+            public void access(String topic, Direction direction, Outcome outcome, int records, long bytes) {
                 audited.add(identity + " " + direction + " " + topic + " " + outcome + " " + records);
             }
 

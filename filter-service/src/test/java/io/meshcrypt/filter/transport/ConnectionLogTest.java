@@ -20,6 +20,12 @@ import org.junit.jupiter.api.Test;
 class ConnectionLogTest {
     private static final long TIMEOUT_SECONDS = RecordingCall.TIMEOUT_SECONDS;
     private static final long ONE_SECOND_AND_A_BIT = 1_234_567_890L;
+    /** What the xDS server has Envoy send on a Kafka listener's stream. */
+    private static final StreamHeaders ENVOY_HEADERS = name -> switch (name) {
+        case StreamHeaders.CLIENT_ADDRESS -> "10.0.0.9:53211";
+        case StreamHeaders.SIDECAR_NODE -> "shop-sidecar";
+        default -> null;
+    };
 
     private final DefaultEventExecutor worker = new DefaultEventExecutor();
     private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
@@ -57,31 +63,45 @@ class ConnectionLogTest {
 
     @Test
     void givenAFixedConnection_whenLoggedAsText_thenTheLineIsExactlyTheFieldsInOrder() {
-        String line = new ConnectionLog(ConnectionLog.Format.TEXT, lines::add).line(7, "spiffe://mesh/ns/shop/sa/orders",
-                ONE_SECOND_AND_A_BIT, 512, 2048, new Handler(), "client closed");
+        String line = new ConnectionLog(ConnectionLog.Format.TEXT, lines::add).line(7, ENVOY_HEADERS,
+                "spiffe://mesh/ns/shop/sa/orders", ONE_SECOND_AND_A_BIT, 512, 2048, new Handler(), "client closed");
 
-        assertEquals("connection ended: stream=7 identity=spiffe://mesh/ns/shop/sa/orders duration_ms=1234"
+        assertEquals("connection ended: stream=7 client=10.0.0.9:53211 node=shop-sidecar"
+                + " identity=spiffe://mesh/ns/shop/sa/orders duration_ms=1234"
                 + " bytes_from_client=512 bytes_from_upstream=2048 listeners=\"1=127.0.0.1:19093\" requests=3 responses=2"
                 + " records_produce=10 close=\"client closed\"", line);
     }
 
     @Test
     void givenAFixedConnection_whenLoggedAsJson_thenTheLineIsOneObjectWithTheSameFields() {
-        String line = new ConnectionLog(ConnectionLog.Format.JSON, lines::add).line(7, null, ONE_SECOND_AND_A_BIT, 512,
-                2048, new Handler(), "reset: policy_reject");
+        String line = new ConnectionLog(ConnectionLog.Format.JSON, lines::add).line(7, ENVOY_HEADERS, null,
+                ONE_SECOND_AND_A_BIT, 512, 2048, new Handler(), "reset: policy_reject");
 
-        assertEquals("{\"event\":\"connection_end\",\"stream\":7,\"identity\":\"-\",\"duration_ms\":1234,"
+        assertEquals("{\"event\":\"connection_end\",\"stream\":7,\"client\":\"10.0.0.9:53211\","
+                + "\"node\":\"shop-sidecar\",\"identity\":\"-\",\"duration_ms\":1234,"
                 + "\"bytes_from_client\":512,\"bytes_from_upstream\":2048,\"listeners\":\"1=127.0.0.1:19093\","
                 + "\"requests\":3,\"responses\":2,\"records_produce\":10,\"close\":\"reset: policy_reject\"}", line);
     }
 
     @Test
     void givenAnIdentityWithQuotesAndANewline_whenLoggedAsText_thenEscapedSoNoLineCanBeForged() {
-        String line = new ConnectionLog(ConnectionLog.Format.TEXT, lines::add).line(1, "a\"b\nINFO forged", 0, 0, 0, null,
-                null);
+        String line = new ConnectionLog(ConnectionLog.Format.TEXT, lines::add).line(1, StreamHeaders.NONE,
+                "a\"b\nINFO forged", 0, 0, 0, null, null);
 
-        assertEquals("connection ended: stream=1 identity=\"a\\\"b\\x0aINFO forged\" duration_ms=0 bytes_from_client=0"
+        assertEquals("connection ended: stream=1 client=- node=- identity=\"a\\\"b\\x0aINFO forged\" duration_ms=0"
+                + " bytes_from_client=0"
                 + " bytes_from_upstream=0 close=\"connection closed\"", line);
+    }
+
+    @Test
+    void givenAnOverlongNodeHeaderWithANewline_whenLoggedAsText_thenEscapedAndCut() {
+        String node = "x\nINFO forged " + "n".repeat(1000);
+        String line = new ConnectionLog(ConnectionLog.Format.TEXT, lines::add).line(1,
+                name -> name.equals(StreamHeaders.SIDECAR_NODE) ? node : null, null, 0, 0, 0, null, null);
+
+        String shown = node.substring(0, ConnectionLog.MAX_HEADER_CHARS).replace("\n", "\\x0a");
+        assertEquals("connection ended: stream=1 client=- node=\"" + shown + "\" identity=- duration_ms=0"
+                + " bytes_from_client=0 bytes_from_upstream=0 close=\"connection closed\"", line);
     }
 
     @Test
@@ -97,7 +117,8 @@ class ConnectionLogTest {
         stream.onCompleted();
 
         String line = lines.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        assertTrue(line.startsWith("connection ended: stream=1 identity=spiffe://a duration_ms="), line);
+        assertTrue(line.startsWith("connection ended: stream=1 client=10.0.0.9:53211 node=shop-sidecar"
+                + " identity=spiffe://a duration_ms="), line);
         assertTrue(line.endsWith(" bytes_from_client=5 bytes_from_upstream=6 listeners=\"1=127.0.0.1:19093\""
                 + " requests=3 responses=2 records_produce=10 close=\"client closed\""), line);
         assertEquals(null, lines.poll(200, TimeUnit.MILLISECONDS), "one line per connection");
@@ -160,7 +181,7 @@ class ConnectionLogTest {
     private NetworkExtProcStream stream(RecordingCall<ProcessingResponse> call, ConnectionLog.Format format,
                                         TransportMetrics metrics) {
         NetworkExtProcStream stream = new NetworkExtProcStream(1, call, worker, headers -> new Handler(),
-                StreamHeaders.NONE, "spiffe://a", 8, metrics, Duration.ofSeconds(30),
+                ENVOY_HEADERS, "spiffe://a", 8, metrics, Duration.ofSeconds(30),
                 new ConnectionLog(format, lines::add));
         stream.install();
         return stream;

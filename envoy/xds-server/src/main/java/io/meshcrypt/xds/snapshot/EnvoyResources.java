@@ -93,6 +93,15 @@ public final class EnvoyResources {
     public static final String ORIGINAL_DESTINATION_CLUSTER = "original_destination";
     static final String ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst";
     static final String BROKER_LISTENERS_HEADER = BrokerListenersHeader.NAME;
+    /**
+     * The downstream client's address on the ext_proc stream, for the filter-service's connection-end line (its
+     * {@code StreamHeaders.CLIENT_ADDRESS}). Envoy evaluates the formatter in {@code initial_metadata} against the
+     * proxied connection when it opens the stream.
+     */
+    static final String CLIENT_ADDRESS_HEADER = "x-meshcrypt-client-address";
+    static final String CLIENT_ADDRESS_FORMAT = "%DOWNSTREAM_REMOTE_ADDRESS%";
+    /** The sidecar's node id, as its xDS config names it (the filter-service's {@code StreamHeaders.SIDECAR_NODE}). */
+    static final String SIDECAR_NODE_HEADER = "x-meshcrypt-sidecar-node";
     static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*");
 
     /**
@@ -161,12 +170,12 @@ public final class EnvoyResources {
                 secrets.add(TlsResources.certificate(TlsResources.listenerCertificateSecret(k.cluster()), files));
                 return TlsResources.downstream(k.cluster());
             });
-            listeners.add(kafkaListener(bootstrap, k.bootstrap(), listenerMap, fromClients));
+            listeners.add(kafkaListener(bootstrap, k.bootstrap(), listenerMap, sidecar.nodeId(), fromClients));
             Cluster bootstrapCluster = upstream(bootstrap, new TreeMap<>(cluster.brokers()).values().stream().toList());
             clusters.add(cluster.tls().map(tls -> TlsResources.bootstrap(bootstrapCluster, cluster, tls)).orElse(bootstrapCluster));
             for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(k.brokers()).entrySet()) {
                 String name = brokerClusterName(k.cluster(), b.getKey());
-                listeners.add(kafkaListener(name, b.getValue(), listenerMap, fromClients));
+                listeners.add(kafkaListener(name, b.getValue(), listenerMap, sidecar.nodeId(), fromClients));
                 addOnce(clusters, brokerCluster(cluster, b.getKey(), secrets));
             }
         }
@@ -202,8 +211,9 @@ public final class EnvoyResources {
      * network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy; with
      * {@code fromClients}, TLS from the application ends in the transport socket, before ext_proc.
      */
-    static Listener kafkaListener(String name, Mesh.Address address, String listenerMap, Optional<TransportSocket> fromClients) {
-        FilterChain.Builder chain = kafkaFilterChain(name, name, listenerMap);
+    static Listener kafkaListener(String name, Mesh.Address address, String listenerMap, String nodeId,
+                                  Optional<TransportSocket> fromClients) {
+        FilterChain.Builder chain = kafkaFilterChain(name, name, listenerMap, nodeId);
         fromClients.ifPresent(chain::setTransportSocket);
         return Listener.newBuilder()
                 .setName(name)
@@ -214,13 +224,16 @@ public final class EnvoyResources {
 
     /**
      * network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy to
-     * {@code upstream}. The ext_proc stream carries {@code listenerMap} as {@value #BROKER_LISTENERS_HEADER}.
+     * {@code upstream}. The ext_proc stream carries {@code listenerMap} as {@value #BROKER_LISTENERS_HEADER}, and for
+     * the connection-end line the sidecar's node id and the client's address.
      */
-    static FilterChain.Builder kafkaFilterChain(String statPrefix, String upstream, String listenerMap) {
+    static FilterChain.Builder kafkaFilterChain(String statPrefix, String upstream, String listenerMap, String nodeId) {
         Value grpcService = structValue(Map.of(
                 "envoy_grpc", structValue(Map.of("cluster_name", string(FILTER_SERVICE_CLUSTER))),
-                "initial_metadata", Value.newBuilder().setListValue(ListValue.newBuilder().addValues(structValue(Map.of(
-                        "key", string(BROKER_LISTENERS_HEADER), "value", string(listenerMap))))).build()));
+                "initial_metadata", Value.newBuilder().setListValue(ListValue.newBuilder()
+                        .addValues(header(BROKER_LISTENERS_HEADER, listenerMap))
+                        .addValues(header(SIDECAR_NODE_HEADER, nodeId))
+                        .addValues(header(CLIENT_ADDRESS_HEADER, CLIENT_ADDRESS_FORMAT))).build()));
         // The 1.0.49 protos predate stat_prefix, which Envoy 1.35+ requires: a TypedStruct carries the config as
         // JSON, and Envoy converts it with its own (current) descriptor.
         TypedStruct typed = TypedStruct.newBuilder()
@@ -233,12 +246,17 @@ public final class EnvoyResources {
                 .addFilters(Filter.newBuilder().setName("envoy.filters.network.tcp_proxy").setTypedConfig(Any.pack(tcpProxy)));
     }
 
+    /** One {@code initial_metadata} entry (a HeaderValue). */
+    private static Value header(String key, String value) {
+        return structValue(Map.of("key", string(key), "value", string(value)));
+    }
+
     static void transparent(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets) {
         if (sidecar.transparent().isEmpty()) {
             return;
         }
         Transparent transparent = sidecar.transparent().get();
-        listeners.add(transparentListener(mesh, transparent));
+        listeners.add(transparentListener(mesh, transparent, sidecar.nodeId()));
         for (String name : transparent.kafkaClusters().stream().sorted().toList()) {
             KafkaCluster cluster = mesh.kafkaClusters().get(name);
             if (cluster.tls().isPresent()) {
@@ -266,7 +284,7 @@ public final class EnvoyResources {
      * The chains of a {@code tls:} Kafka cluster go to that broker's own cluster instead of the original destination:
      * its TLS socket needs the broker's name, which an ORIGINAL_DST cluster, one for every destination, cannot have.
      */
-    static Listener transparentListener(Mesh mesh, Transparent transparent) {
+    static Listener transparentListener(Mesh mesh, Transparent transparent, String nodeId) {
         Listener.Builder listener = Listener.newBuilder()
                 .setName(TRANSPARENT_LISTENER)
                 .setAddress(socket(transparent.listen()))
@@ -285,7 +303,7 @@ public final class EnvoyResources {
                 String upstream = cluster.tls().isPresent() ? brokerClusterName(name, b.getKey()) : ORIGINAL_DESTINATION_CLUSTER;
                 // transparent: clients keep the brokers' real addresses (their connections are intercepted too)
                 listener.addFilterChains(kafkaFilterChain(TRANSPARENT_LISTENER + "_" + name + "_broker_" + b.getKey(),
-                                upstream, BrokerListenersHeader.NONE)
+                                upstream, BrokerListenersHeader.NONE, nodeId)
                         .setName(name + ".broker-" + b.getKey())
                         .setFilterChainMatch(match));
             }

@@ -18,7 +18,9 @@ import io.meshcrypt.meshconfig.mesh.MeshReader;
 import io.meshcrypt.xds.snapshot.EnvoyResources.Resources;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -165,13 +167,37 @@ class KafkaResourcesTest {
     }
 
     private static String listenerMapHeader(FilterChain chain) throws Exception {
+        return initialMetadata(chain).get(io.meshcrypt.meshconfig.BrokerListenersHeader.NAME);
+    }
+
+    /** The ext_proc stream's initial metadata, key to value, in order. */
+    private static Map<String, String> initialMetadata(FilterChain chain) throws Exception {
         Struct grpc = chain.getFilters(0).getTypedConfig().unpack(TypedStruct.class).getValue()
                 .getFieldsOrThrow("grpc_service").getStructValue();
-        List<com.google.protobuf.Value> metadata = grpc.getFieldsOrThrow("initial_metadata").getListValue().getValuesList();
-        assertEquals(1, metadata.size(), chain.getName());
-        Struct header = metadata.getFirst().getStructValue();
-        assertEquals(io.meshcrypt.meshconfig.BrokerListenersHeader.NAME, header.getFieldsOrThrow("key").getStringValue());
-        return header.getFieldsOrThrow("value").getStringValue();
+        Map<String, String> headers = new LinkedHashMap<>();
+        for (com.google.protobuf.Value entry : grpc.getFieldsOrThrow("initial_metadata").getListValue().getValuesList()) {
+            Struct header = entry.getStructValue();
+            headers.put(header.getFieldsOrThrow("key").getStringValue(), header.getFieldsOrThrow("value").getStringValue());
+        }
+        return headers;
+    }
+
+    @Test
+    void givenKafkaAndTransparentChains_whenResourcesAreGenerated_thenEachStreamNamesTheSidecarNodeAndAsksForTheClientAddress()
+            throws Exception {
+        Resources resources = resources(MESH, "go-app");
+
+        List<FilterChain> chains = resources.listeners().stream().flatMap(l -> l.getFilterChainsList().stream())
+                .filter(c -> c.getFilters(0).getName().equals("envoy.filters.network.ext_proc")).toList();
+        assertFalse(chains.isEmpty());
+        for (FilterChain chain : chains) {
+            Map<String, String> headers = initialMetadata(chain);
+            assertEquals(List.of(io.meshcrypt.meshconfig.BrokerListenersHeader.NAME, "x-meshcrypt-sidecar-node",
+                    "x-meshcrypt-client-address"), List.copyOf(headers.keySet()), chain.getName());
+            assertEquals("go-app", headers.get("x-meshcrypt-sidecar-node"), chain.getName());
+            // evaluated by Envoy against the proxied connection when it opens the stream
+            assertEquals("%DOWNSTREAM_REMOTE_ADDRESS%", headers.get("x-meshcrypt-client-address"), chain.getName());
+        }
     }
 
     @Test
