@@ -13,6 +13,7 @@ import io.meshcrypt.filter.transport.ConnectionHandler;
 import io.meshcrypt.filter.transport.ConnectionLog;
 import java.util.Locale;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
@@ -72,16 +73,15 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
     /** Records rewritten (encrypted or decrypted) per API ordinal; allocated at the first. */
     private long[] recordsRewritten;
     /** Counts each access's rewritten records for this connection, then reports it to {@link #audit}. */
+    /**
+     * The accesses reported while a frame is rewritten, passed on only once its rewrite completes: a rewrite that waits
+     * for a data key is retried from the start, and would otherwise count the partitions it had done twice.
+     */
+    private final List<Access> pendingAccesses = new ArrayList<>();
     private final AccessAudit counting = new AccessAudit() {
         @Override
         public void access(String topic, Direction direction, Outcome outcome, int records, long bytes) {
-            if (outcome == Outcome.ALLOWED && records > 0) {
-                if (recordsRewritten == null) {
-                    recordsRewritten = new long[ApiKeys.values().length];
-                }
-                recordsRewritten[rewriting.ordinal()] += records;
-            }
-            audit.access(topic, direction, outcome, records, bytes);
+            pendingAccesses.add(new Access(topic, direction, outcome, records, bytes));
         }
 
         @Override
@@ -89,6 +89,24 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             audit.close();
         }
     };
+
+    private record Access(String topic, AccessAudit.Direction direction, AccessAudit.Outcome outcome, int records,
+                          long bytes) {
+    }
+
+    /** Reports the accesses of the frame whose rewrite just completed, counting its rewritten records under its API. */
+    private void commitAccesses() {
+        for (Access a : pendingAccesses) {
+            if (a.outcome() == AccessAudit.Outcome.ALLOWED && a.records() > 0) {
+                if (recordsRewritten == null) {
+                    recordsRewritten = new long[ApiKeys.values().length];
+                }
+                recordsRewritten[rewriting.ordinal()] += a.records();
+            }
+            audit.access(a.topic(), a.direction(), a.outcome(), a.records(), a.bytes());
+        }
+        pendingAccesses.clear();
+    }
 
     /**
      * @param held this connection's share of the held-bytes budget, closed with the connection
@@ -266,8 +284,10 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             RequestRewriter<ApiMessage> rewriter = apis.request(api);
             Decoded<ApiMessage> request = KafkaCodec.decodeRequest(frame, api, version);
             refusing = null;
-            // May defer (a data key on its way): then this frame is retried from its bytes, so nothing is queued before.
+            // May defer (a data key on its way): then this frame is retried from its bytes, so nothing is queued or
+            // reported before.
             rewriting = api;
+            pendingAccesses.clear();
             boolean changed = rewriter.rewrite(request.body(), version, KafkaConnection.this);
             if (rewriter.answered(request.body())) {
                 // Unanswered (acks=0): the refused topics were dropped, and the client expects no answer anyway.
@@ -275,6 +295,7 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             }
             refusing = null;
             ByteString out = changed ? KafkaCodec.encode(request) : original;
+            commitAccesses();
             timers.request(api).record(System.nanoTime() - start);
             return out;
         }
@@ -324,8 +345,10 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
             ResponseRewriter<ApiMessage> rewriter = apis.response(api);
             Decoded<ApiMessage> response = rewriter.decode(frame, api, version);
             rewriting = api;
+            pendingAccesses.clear();
             boolean changed = rewriter.rewrite(response.body(), version, KafkaConnection.this);
             ByteString out = changed ? KafkaCodec.encode(response) : original;
+            commitAccesses();
             timers.response(api).record(System.nanoTime() - start);
             return out;
         }

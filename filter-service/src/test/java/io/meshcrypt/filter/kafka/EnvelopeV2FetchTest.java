@@ -1,5 +1,9 @@
 package io.meshcrypt.filter.kafka;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.meshcrypt.filter.audit.AccessAudit;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.google.protobuf.ByteString;
@@ -55,6 +59,8 @@ class EnvelopeV2FetchTest {
     private final List<DekManager> managers = new ArrayList<>();
     private ConnectionHandler connection;
     private int correlation;
+    /** Rewrites deferred (a data key on its way) by {@link #fetch}, over the test. */
+    private int deferrals;
 
     @BeforeEach
     void setUp() throws Exception {
@@ -87,6 +93,31 @@ class EnvelopeV2FetchTest {
         List<String> values = new ArrayList<>();
         ((MemoryRecords) p.records()).records().forEach(r -> values.add(utf8(r)));
         assertEquals(List.of("old", "new", "old again"), values);
+    }
+
+    @Test
+    void givenDekNotCachedYet_whenAFetchIsDeferredAndResumed_thenItsAccessIsReportedOnce() throws Exception {
+        List<String> audited = new ArrayList<>();
+        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), cipher(keyset, null), null,
+                new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
+        proxy.auditTo(identity -> new AccessAudit() {
+            @Override
+            public void access(String topic, Direction direction, Outcome outcome, int records, long bytes) {
+                audited.add(direction + " " + topic + " " + outcome + " " + records);
+            }
+
+            @Override
+            public void close() {
+            }
+        });
+        connection = proxy.open();
+        MemoryRecords records = records("orders", List.of(cipher(keyset, null)), "a", "b");
+
+        FetchResponseData.PartitionData p = fetch("orders", records);
+
+        assertEquals(Errors.NONE.code(), p.errorCode());
+        assertTrue(deferrals > 0, "the first fetch waited for the data key to be unwrapped");
+        assertEquals(List.of("FETCH orders ALLOWED 2"), audited);
     }
 
     @Test
@@ -155,6 +186,7 @@ class EnvelopeV2FetchTest {
             try {
                 out = attempt == 0 ? connection.onWrite(in, false) : connection.resumeWrite();
             } catch (RewriteDeferred d) {
+                deferrals++;
                 if (attempt == 10) {
                     throw d;
                 }
