@@ -42,7 +42,8 @@ printf '# JMH, in-process, one operation = %s records of %s bytes (uncompressed 
 jq -r --argjson n "$RECORDS_PER_OP" --argjson size "$VALUE_BYTES" '
   (map(select(.benchmark | endswith(".aesGcmBaseline"))) | first | .primaryMetric.score) as $aes
   | ["benchmark", "batches/s", "±", "MB/s", "x_aes_gcm", "alloc_B/op", "alloc_B/record"],
-    (.[] | (.params.exchange // (.benchmark | split(".") | last)) as $name
+    (.[] | ((.params.exchange // (.benchmark | split(".") | last))
+              + (if .params.metrics == "on" then "+metrics" else "" end)) as $name
       | (.secondaryMetrics["gc.alloc.rate.norm"].score // null) as $alloc
       | [$name,
          (.primaryMetric.score | floor),
@@ -53,4 +54,5 @@ jq -r --argjson n "$RECORDS_PER_OP" --argjson size "$VALUE_BYTES" '
          (if $alloc then ($alloc / $n | floor) else "-" end)])
   | @tsv' "$result" | column -t -s $'\t'
 echo "# x_aes_gcm: throughput over raw AES-256-GCM on the same values (issue 14 goal: produceEncrypted and fetchDecrypt >= 0.5)"
-echo "# the rows but aesGcmBaseline are KafkaPathBenchmark.handler, one per value of its exchange parameter"
+echo "# the rows but aesGcmBaseline are KafkaPathBenchmark.handler, one per value of its exchange parameter;"
+echo "# +metrics: with the records-per-topic counters and rewrite-time histogram of the observability section (their cost)"

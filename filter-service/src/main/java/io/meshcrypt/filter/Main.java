@@ -186,6 +186,7 @@ public final class Main {
         ObservabilityServer observability = null;
         if (metrics != null) {
             metrics.bind(server.metrics());
+            metrics.bindWorkers(server.workers());
             metrics.bind(cipher);
             metrics.bind(readiness);
             metrics.bind(reloads);

@@ -19,9 +19,11 @@ import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
 import io.micrometer.core.instrument.binder.netty4.NettyAllocatorMetrics;
+import io.micrometer.core.instrument.binder.netty4.NettyEventExecutorMetrics;
 import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import io.netty.util.concurrent.EventExecutor;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.ToDoubleFunction;
@@ -76,6 +78,14 @@ public final class FilterMetrics implements AutoCloseable {
                 .description("The held-bytes budget of all connections (limits.maxHeldBytesTotal)").register(registry);
         gauge("meshcrypt.held.frames", "Frames held for rewriting (started, not yet rewritten), all connections", held,
                 HeldBytesBudget::heldFrames);
+    }
+
+    /**
+     * The ext_proc server's worker threads (its transport event loops): tasks waiting on each, a backlog that shows a
+     * worker saturated by the rewrites of its connections.
+     */
+    public void bindWorkers(Iterable<EventExecutor> workers) {
+        new NettyEventExecutorMetrics(workers).bindTo(registry);
     }
 
     /** The ext_proc streams, and why connections were reset. */

@@ -13,6 +13,7 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.DefaultThreadFactory;
+import io.netty.util.concurrent.EventExecutor;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
@@ -226,6 +227,11 @@ public final class ExtProcServer implements AutoCloseable {
 
     public TransportMetrics metrics() {
         return metrics;
+    }
+
+    /** The worker threads: the transport event loops that run every stream. */
+    public Iterable<EventExecutor> workers() {
+        return workers;
     }
 
     /** Blocks until the server has terminated. */

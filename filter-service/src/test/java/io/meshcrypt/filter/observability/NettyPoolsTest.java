@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.observability;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -13,6 +14,8 @@ import io.grpc.netty.NettyServerBuilder;
 import io.micrometer.core.instrument.Gauge;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.util.concurrent.DefaultThreadFactory;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -21,6 +24,20 @@ import org.junit.jupiter.api.Timeout;
 /** The Netty pool gRPC really reads and writes through is the one measured, beside Netty's default. */
 @Timeout(value = 30, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class NettyPoolsTest {
+
+    @Test
+    void givenWorkerEventLoops_whenBound_thenEachWorkersPendingTasksAreExported() throws Exception {
+        NioEventLoopGroup workers = new NioEventLoopGroup(2, new DefaultThreadFactory("extproc-worker", true));
+        try (FilterMetrics metrics = new FilterMetrics(10)) {
+            metrics.bindWorkers(workers);
+
+            String scrape = metrics.scrape();
+            long series = scrape.lines().filter(l -> l.startsWith("netty_eventexecutor_tasks_pending{")).count();
+            assertEquals(2, series, scrape);
+        } finally {
+            workers.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+        }
+    }
 
     @Test
     void givenAGrpcCallServed_whenScraped_thenGrpcsOwnPoolShowsMemoryInUse() throws Exception {

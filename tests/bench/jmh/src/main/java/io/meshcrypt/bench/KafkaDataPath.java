@@ -8,6 +8,7 @@ import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.observability.FilterMetrics;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -35,7 +36,8 @@ final class KafkaDataPath implements AutoCloseable {
     private final Path dir;
     final ConnectionHandler connection;
 
-    KafkaDataPath() throws Exception {
+    /** @param metrics whether records per topic and rewrite times are counted, as with an observability section */
+    KafkaDataPath(boolean metrics) throws Exception {
         dir = Files.createTempDirectory("meshcrypt-jmh");
         Keysets.create(dir.resolve("keyset.json"));
         Path config = dir.resolve("filter.yaml");
@@ -52,6 +54,12 @@ final class KafkaDataPath implements AutoCloseable {
         KafkaProxy proxy = new KafkaProxy(filter.policy(), KeyServices.cipher(filter), null,
                 new BrokerAddresses(filter.brokers()), DataPathLimits.kafka(filter.limits()),
                 DataPathLimits.heldBytes(filter.limits()));
+        if (metrics) {
+            // What Main wires when filter.yaml has an observability section (and no audit file).
+            FilterMetrics filterMetrics = new FilterMetrics(100);
+            proxy.auditTo(filterMetrics.records());
+            proxy.timeRewritesWith(filterMetrics.rewriteTimers());
+        }
         connection = proxy.open(name -> name.equals(KafkaProxy.BROKER_LISTENERS_HEADER) ? LISTENERS : null);
     }
 

@@ -47,13 +47,19 @@ public class KafkaPathBenchmark {
         /** Produce of the encrypted topic or of the one outside the policy, Fetch of either. */
         @Param({"produceEncrypted", "producePassthrough", "fetchDecrypt", "fetchPassthrough"})
         public String exchange;
+        /**
+         * "on": the data path reports what the filter-service's observability section adds (records per topic, the
+         * rewrite-time histogram), as Main wires it; "off": as without that section. Their ratio is the metrics' cost.
+         */
+        @Param({"off", "on"})
+        public String metrics;
         KafkaDataPath path;
         ByteString request;
         ByteString response;
 
         @Setup(Level.Trial)
         public void open() throws Exception {
-            path = new KafkaDataPath();
+            path = new KafkaDataPath(metrics.equals("on"));
             MemoryRecords batch = KafkaWire.batch(RECORDS, VALUE_BYTES);
             String encrypted = KafkaDataPath.ENCRYPTED_TOPIC;
             String plain = KafkaDataPath.PLAIN_TOPIC;
