@@ -105,7 +105,7 @@ envoy_stat_sum() { # regex of stat names: the sum of their values
   curl -fsS "http://$ENVOY_ADMIN/stats?filter=$1" | awk -F': ' '$2 ~ /^[0-9]+$/ {s += $2} END {print s + 0}'
 }
 filter_count() { # api, direction: requests the filter-service rewrote
-  curl -fsS "$FILTER_METRICS" | awk -v k="meshcrypt_rewrite_seconds_count{api=\"$1\",direction=\"$2\"}" '$1 == k {print int($2)} END {}' | tail -1
+  curl -fsS "$FILTER_METRICS" | awk -v k="meshcrypt_rewrite_seconds_count{api=\"$1\",direction=\"$2\"}" '$1 == k {n = int($2)} END {print n + 0}'
 }
 snapshot() { # direction read|write, Kafka api, its direction: "envoy_ticks filter_ticks messages kafka_count bytes"
   local bytes=downstream_cx_rx_bytes_total
