@@ -321,7 +321,9 @@ final class Components {
     }
 
     private void launchEnvoy(String component, Path config, List<String> prefix) {
-        // no hot restart: it would share memory with any other Envoy on the host (a second mesh)
+        // no hot restart: it would share memory with any other Envoy on the host (a second mesh). No --concurrency: one
+        // worker spent the same CPU per record as the default one per core (docs/envoy-tuning.md); one would
+        // cap a busy sidecar at one core
         List<String> command = new ArrayList<>(prefix);
         command.addAll(List.of(envoyBin().toString(), "-c", config.toString(), "--disable-hot-restart", "--log-level", "info"));
         supervisor.launch(component, state.dir(), Map.of(), command);

@@ -7,12 +7,14 @@ import com.github.xds.type.v3.TypedStruct;
 import com.google.protobuf.Struct;
 import io.envoyproxy.envoy.config.cluster.v3.Cluster;
 import io.envoyproxy.envoy.config.core.v3.CidrRange;
+import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
 import io.envoyproxy.envoy.config.listener.v3.Filter;
 import io.envoyproxy.envoy.config.listener.v3.FilterChain;
 import io.envoyproxy.envoy.config.listener.v3.Listener;
 import io.envoyproxy.envoy.config.listener.v3.ListenerFilter;
 import io.envoyproxy.envoy.extensions.filters.listener.original_dst.v3.OriginalDst;
 import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
+import io.envoyproxy.envoy.extensions.upstreams.http.v3.HttpProtocolOptions;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.MeshReader;
 import io.meshcrypt.xds.snapshot.EnvoyResources.Resources;
@@ -148,6 +150,36 @@ class KafkaResourcesTest {
         // the explicit listeners are still there, next to the transparent one
         assertEquals(List.of("kafka_main_bootstrap", "kafka_main_broker_1", "kafka_main_broker_2", "kafka_transparent"),
                 resources.listeners().stream().map(Listener::getName).toList());
+    }
+
+    @Test
+    void givenKafkaSidecar_whenResourcesAreGenerated_thenEveryKafkaListenerAndUpstreamReadsAtMostOneMebibyte() throws Exception {
+        Resources resources = resources(MESH, "go-app");
+
+        // one socket read is one ext_proc message: smaller limits multiply the messages per Kafka batch
+        assertEquals(List.of("kafka_main_bootstrap", "kafka_main_broker_1", "kafka_main_broker_2", "kafka_transparent"),
+                resources.listeners().stream().map(Listener::getName).toList());
+        for (Listener listener : resources.listeners()) {
+            assertEquals(1 << 20, listener.getPerConnectionBufferLimitBytes().getValue(), listener.getName());
+        }
+        List<Cluster> kafka = resources.clusters().stream()
+                .filter(c -> c.getName().startsWith("kafka_") || c.getName().equals("original_destination")).toList();
+        assertEquals(List.of("kafka_main_bootstrap", "kafka_main_broker_1", "kafka_main_broker_2", "original_destination"),
+                kafka.stream().map(Cluster::getName).sorted().toList());
+        for (Cluster cluster : kafka) {
+            assertEquals(1 << 20, cluster.getPerConnectionBufferLimitBytes().getValue(), cluster.getName());
+        }
+    }
+
+    @Test
+    void givenKafkaSidecar_whenResourcesAreGenerated_thenTheFilterServiceClusterOpensItsHttp2WindowsForMultiMegabyteBatches() throws Exception {
+        Cluster filterService = resources(MESH, "plain").clusters().stream()
+                .filter(c -> c.getName().equals("filter_service")).findFirst().orElseThrow();
+
+        Http2ProtocolOptions h2 = filterService.getTypedExtensionProtocolOptionsOrThrow("envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
+                .unpack(HttpProtocolOptions.class).getExplicitHttpConfig().getHttp2ProtocolOptions();
+        assertEquals(64 << 20, h2.getInitialStreamWindowSize().getValue());
+        assertEquals(256 << 20, h2.getInitialConnectionWindowSize().getValue());
     }
 
     @Test
