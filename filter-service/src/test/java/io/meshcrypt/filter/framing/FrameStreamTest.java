@@ -211,18 +211,10 @@ class FrameStreamTest {
         byte[] body = "R-body".getBytes();
         List<ByteBuffer> seen = new ArrayList<>();
         List<ByteString> originals = new ArrayList<>();
-        FrameHandler handler = new FrameHandler() {
-            @Override
-            public FrameAction onFrameStart(int size, ByteBuffer head) {
-                return FrameAction.REWRITE;
-            }
-
-            @Override
-            public ByteString rewrite(ByteBuffer frame, ByteString original) {
-                seen.add(frame);
-                originals.add(original);
-                return ByteString.copyFromUtf8("X");
-            }
+        RewriteEveryFrame handler = (frame, original) -> {
+            seen.add(frame);
+            originals.add(original);
+            return ByteString.copyFromUtf8("X");
         };
         FrameStream stream = new FrameStream(0, 1024, handler);
 
@@ -237,17 +229,7 @@ class FrameStreamTest {
 
     @Test
     void givenRewriteFrameInOneChunk_whenHandlerAnswersTheOriginal_thenTheChunkIsForwardedWithoutACopy() throws Exception {
-        FrameHandler unchanged = new FrameHandler() {
-            @Override
-            public FrameAction onFrameStart(int size, ByteBuffer head) {
-                return FrameAction.REWRITE;
-            }
-
-            @Override
-            public ByteString rewrite(ByteBuffer frame, ByteString original) {
-                return original;
-            }
-        };
+        RewriteEveryFrame unchanged = (frame, original) -> original;
         FrameStream stream = new FrameStream(0, 1024, unchanged);
         ByteString chunk = bytes(frame("same".getBytes()));
 

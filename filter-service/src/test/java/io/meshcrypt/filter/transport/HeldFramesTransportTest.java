@@ -13,12 +13,11 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.Connec
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import io.meshcrypt.filter.TestLimits;
-import io.meshcrypt.filter.framing.FrameAction;
-import io.meshcrypt.filter.framing.FrameHandler;
 import io.meshcrypt.filter.framing.FrameStream;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
+import io.meshcrypt.filter.framing.RewriteEveryFrame;
 import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -60,18 +59,9 @@ class HeldFramesTransportTest {
 
         FramingHandler(HeldBytesBudget budget) {
             this.account = budget.newAccount();
-            FrameHandler rewriteAll = new FrameHandler() {
-                @Override
-                public FrameAction onFrameStart(int size, ByteBuffer head) {
-                    return FrameAction.REWRITE;
-                }
-
-                @Override
-                public ByteString rewrite(ByteBuffer frame, ByteString original) {
-                    return ByteString.copyFrom(ByteBuffer.allocate(5).putInt(frame.remaining() + 1).put((byte) 'X').flip())
+            RewriteEveryFrame rewriteAll = (frame, original) ->
+                    ByteString.copyFrom(ByteBuffer.allocate(5).putInt(frame.remaining() + 1).put((byte) 'X').flip())
                             .concat(ByteString.copyFrom(frame));
-                }
-            };
             this.requests = new FrameStream(0, 1 << 20, rewriteAll, account);
             this.responses = new FrameStream(0, 1 << 20, rewriteAll, account);
         }
@@ -117,17 +107,9 @@ class HeldFramesTransportTest {
         private final FrameStream requests;
 
         DeferringHandler(Supplier<CompletionStage<?>> readiness) {
-            this.requests = new FrameStream(0, 1 << 20, new FrameHandler() {
-                @Override
-                public FrameAction onFrameStart(int size, ByteBuffer head) {
-                    return FrameAction.REWRITE;
-                }
-
-                @Override
-                public ByteString rewrite(ByteBuffer frame, ByteString original) throws RewriteDeferred {
-                    rewrites.incrementAndGet();
-                    throw new RewriteDeferred("key not ready", readiness.get());
-                }
+            this.requests = new FrameStream(0, 1 << 20, (RewriteEveryFrame) (frame, original) -> {
+                rewrites.incrementAndGet();
+                throw new RewriteDeferred("key not ready", readiness.get());
             });
         }
 
