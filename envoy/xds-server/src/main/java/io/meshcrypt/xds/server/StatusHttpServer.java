@@ -12,8 +12,22 @@ import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Executors;
 import java.util.function.Supplier;
 
-/** {@code GET /status} (JSON) and {@code GET /metrics} (Prometheus text), on one daemon thread. */
+/**
+ * {@code GET /status} (JSON) and {@code GET /metrics} (Prometheus text), on a few daemon threads. The JDK's server
+ * reads a request on the thread that answers it: one thread would let a single client that never finishes its request
+ * stall every scrape, so there are {@value #THREADS}, and the server's own deadlines close a request not received (or a
+ * response not taken) within {@value #REQUEST_SECONDS} s, which frees a thread such a client holds.
+ */
 public final class StatusHttpServer implements AutoCloseable {
+    static final int THREADS = 4;
+    static final int REQUEST_SECONDS = 10;
+
+    static {
+        // Read once, when the JDK's server first starts: set before that unless the operator set them.
+        setIfAbsent("sun.net.httpserver.maxReqTime", Integer.toString(REQUEST_SECONDS));
+        setIfAbsent("sun.net.httpserver.maxRspTime", Integer.toString(REQUEST_SECONDS));
+        setIfAbsent("sun.net.httpserver.maxReqHeaders", "100");
+    }
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     private static final String PROMETHEUS_TEXT = "text/plain; version=0.0.4";
@@ -28,7 +42,7 @@ public final class StatusHttpServer implements AutoCloseable {
         HttpServer http = HttpServer.create(address, 16);
         http.createContext("/status", exchange -> respond(exchange, "application/json", () -> JSON.writeValueAsString(status.get()) + "\n"));
         http.createContext("/metrics", exchange -> respond(exchange, PROMETHEUS_TEXT, metrics::scrape));
-        http.setExecutor(Executors.newSingleThreadExecutor(r -> {
+        http.setExecutor(Executors.newFixedThreadPool(THREADS, r -> {
             Thread t = new Thread(r, "xds-status");
             t.setDaemon(true);
             return t;
@@ -63,5 +77,11 @@ public final class StatusHttpServer implements AutoCloseable {
     @Override
     public void close() {
         http.stop(0);
+    }
+
+    private static void setIfAbsent(String property, String value) {
+        if (System.getProperty(property) == null) {
+            System.setProperty(property, value);
+        }
     }
 }
