@@ -6,6 +6,7 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.grpc.Context;
 import io.grpc.Contexts;
 import io.grpc.Metadata;
+import io.grpc.MethodDescriptor;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
@@ -61,12 +62,29 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
         this.metrics = Objects.requireNonNull(metrics, "metrics");
     }
 
+    /**
+     * The generated service, but with requests parsed by {@link AliasingRequestMarshaller}: each chunk is read where the
+     * message was read, not copied out of it once more.
+     */
+    @SuppressWarnings("unchecked")
+    private ServerServiceDefinition aliasingRequests() {
+        ServerServiceDefinition generated = bindService();
+        MethodDescriptor<ProcessingRequest, ProcessingResponse> process = NetworkExternalProcessorGrpc.getProcessMethod();
+        ServerCallHandler<ProcessingRequest, ProcessingResponse> handler =
+                (ServerCallHandler<ProcessingRequest, ProcessingResponse>) generated
+                        .getMethod(process.getFullMethodName()).getServerCallHandler();
+        return ServerServiceDefinition.builder(generated.getServiceDescriptor().getName())
+                .addMethod(process.toBuilder(AliasingRequestMarshaller.INSTANCE, process.getResponseMarshaller()).build(),
+                        handler)
+                .build();
+    }
+
     /** Carries each call's request headers into {@link #process}, which gRPC calls without them. */
     private static final Context.Key<Metadata> HEADERS = Context.key("meshcrypt-request-headers");
 
     /** This service, with the interceptor that makes each stream's request headers available to its handler. */
     ServerServiceDefinition withHeaders() {
-        return ServerInterceptors.intercept(this, new ServerInterceptor() {
+        return ServerInterceptors.intercept(aliasingRequests(), new ServerInterceptor() {
             @Override
             public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
                 return Contexts.interceptCall(Context.current().withValue(HEADERS, headers), call, headers, next);
