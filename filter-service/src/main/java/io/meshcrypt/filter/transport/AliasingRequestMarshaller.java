@@ -2,6 +2,7 @@ package io.meshcrypt.filter.transport;
 
 import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.ExtensionRegistryLite;
+import com.google.protobuf.UnsafeByteOperations;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.grpc.KnownLength;
 import io.grpc.MethodDescriptor;
@@ -31,6 +32,15 @@ final class AliasingRequestMarshaller implements MethodDescriptor.Marshaller<Pro
         return generated.stream(value);
     }
 
+    /** Parses {@code message}, which the caller never writes again: its bytes fields are views of it. */
+    static ProcessingRequest parseAliasing(byte[] message) throws IOException {
+        // Through a ByteString: only an input over an immutable buffer aliases (CodedInputStream.newInstance would
+        // still copy every bytes field).
+        CodedInputStream in = UnsafeByteOperations.unsafeWrap(message).newCodedInput();
+        in.enableAliasing(true);
+        return ProcessingRequest.parseFrom(in, ExtensionRegistryLite.getEmptyRegistry());
+    }
+
     @Override
     public ProcessingRequest parse(InputStream stream) {
         try {
@@ -45,9 +55,7 @@ final class AliasingRequestMarshaller implements MethodDescriptor.Marshaller<Pro
             } else {
                 message = stream.readAllBytes();
             }
-            CodedInputStream in = CodedInputStream.newInstance(message);
-            in.enableAliasing(true);
-            return ProcessingRequest.parseFrom(in, ExtensionRegistryLite.getEmptyRegistry());
+            return parseAliasing(message);
         } catch (IOException e) {
             throw Status.INTERNAL.withDescription("invalid network ext_proc request: " + e.getMessage()).withCause(e)
                     .asRuntimeException();

@@ -32,6 +32,18 @@ class AliasingRequestMarshallerTest {
     }
 
     @Test
+    void givenAParsedRequest_whenItsMessageArrayChanges_thenItsChunkShowsIt() throws Exception {
+        byte[] message = ProcessingRequest.newBuilder()
+                .setReadData(Data.newBuilder().setData(ByteString.copyFromUtf8("abcdef"))).build().toByteArray();
+        // The array stands in for the one parse() reads the message into from gRPC's buffers.
+        ProcessingRequest aliased = AliasingRequestMarshaller.parseAliasing(message);
+        assertEquals("abcdef", aliased.getReadData().getData().toStringUtf8());
+        message[message.length - 1] = 'X';
+
+        assertEquals("abcdeX", aliased.getReadData().getData().toStringUtf8(), "the chunk reads the message's array");
+    }
+
+    @Test
     void givenTruncatedMessage_whenParsed_thenRefusedAsInvalid() throws Exception {
         byte[] whole = ProcessingRequest.newBuilder()
                 .setReadData(Data.newBuilder().setData(ByteString.copyFromUtf8("0123456789"))).build().toByteArray();
