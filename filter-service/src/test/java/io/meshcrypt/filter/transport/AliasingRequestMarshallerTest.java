@@ -2,6 +2,7 @@ package io.meshcrypt.filter.transport;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
@@ -41,6 +42,22 @@ class AliasingRequestMarshallerTest {
         message[message.length - 1] = 'X';
 
         assertEquals("abcdeX", aliased.getReadData().getData().toStringUtf8(), "the chunk reads the message's array");
+    }
+
+    @Test
+    void givenRandomBytes_whenParsed_thenARequestOrAnInvalidRequestStatusNeverAnotherFailure() {
+        Random random = new Random(42);
+        int refused = 0;
+        for (int i = 0; i < 2000; i++) {
+            byte[] garbage = new byte[random.nextInt(300)];
+            random.nextBytes(garbage);
+            try {
+                AliasingRequestMarshaller.INSTANCE.parse(new ByteArrayInputStream(garbage));
+            } catch (StatusRuntimeException e) {
+                refused++;
+            }
+        }
+        assertTrue(refused > 1000, "most random inputs are not requests: " + refused + " refused");
     }
 
     @Test
