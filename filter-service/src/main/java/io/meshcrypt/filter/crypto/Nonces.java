@@ -19,13 +19,6 @@ final class Nonces {
     private Nonces() {
     }
 
-    /** @return a fresh random 12-byte nonce */
-    static byte[] next() {
-        byte[] nonce = new byte[ValueEnvelope.NONCE_LENGTH];
-        next(nonce, 0);
-        return nonce;
-    }
-
     /** Writes a fresh random 12-byte nonce into {@code out} at {@code offset}. */
     static void next(byte[] out, int offset) {
         PER_THREAD.get().take(out, offset);
