@@ -273,6 +273,9 @@ func checkKafkaListener(t *testing.T, kafka object) {
 		if at(t, p, "applyTo") != "CLUSTER" {
 			continue
 		}
+		if _, mtls := at(t, p, "patch", "value").(map[string]any)["transport_socket"]; !mtls {
+			continue // brokers outside the mesh: TestOnlyTheBrokersOutsideTheMeshOverlaySpeaksPlaintextToBrokers
+		}
 		alpn := fmt.Sprint(at(t, p, "patch", "value", "transport_socket", "typed_config", "common_tls_context", "alpn_protocols"))
 		if alpn != "[istio]" {
 			t.Errorf("the Kafka cluster offers ALPN %s: a broker sidecar that negotiates istio-peer-exchange writes"+
@@ -744,4 +747,24 @@ func jvmSize(t *testing.T, v string) int64 {
 		n <<= 30
 	}
 	return n
+}
+
+// TestOnlyTheBrokersOutsideTheMeshOverlaySpeaksPlaintextToBrokers: every overlay reaches the brokers over Istio mTLS
+// except the one whose brokers have no sidecar, which gets no transport socket (and so no ALPN to get wrong).
+func TestOnlyTheBrokersOutsideTheMeshOverlaySpeaksPlaintextToBrokers(t *testing.T) {
+	seen := false
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			kafka := find(t, build(t, dir), "EnvoyFilter", "meshcrypt-kafka")
+			_, mtls := at(t, kafka.fields, "spec", "configPatches", 0, "patch", "value").(map[string]any)["transport_socket"]
+			outside := filepath.Base(dir) == "brokers-outside-mesh"
+			seen = seen || outside
+			if mtls == outside {
+				t.Errorf("brokers outside the mesh: %v, but Istio mTLS to the brokers: %v", outside, mtls)
+			}
+		})
+	}
+	if !seen {
+		t.Error("no brokers-outside-mesh overlay")
+	}
 }
