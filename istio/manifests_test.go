@@ -195,7 +195,6 @@ func TestEveryOverlayWiresTheFilterServiceClusterNameNamespacesAndKafkaPort(t *t
 			}
 			want := fmt.Sprintf("outbound|%v||%s.%s.svc.cluster.local", at(t, port, "port"), svc.name, svc.namespace)
 
-			kafka := find(t, objs, "EnvoyFilter", "meshcrypt-kafka")
 			clusters := 0
 			for _, o := range objs {
 				if o.kind != "EnvoyFilter" {
@@ -215,24 +214,39 @@ func TestEveryOverlayWiresTheFilterServiceClusterNameNamespacesAndKafkaPort(t *t
 				t.Fatal("no EnvoyFilter references the filter-service")
 			}
 
-			sidecar := find(t, objs, "Sidecar", "meshcrypt-kafka-clients")
-			if sidecar.namespace != kafka.namespace {
-				t.Errorf("Sidecar in %q but the Kafka EnvoyFilter in %q", sidecar.namespace, kafka.namespace)
+			// every client namespace has its Kafka EnvoyFilter and Sidecar, and only those namespaces may call
+			clients := map[string]bool{}
+			for _, o := range objs {
+				if o.kind == "EnvoyFilter" && o.name == "meshcrypt-kafka" {
+					clients[o.namespace] = true
+					checkKafkaListener(t, o)
+				}
 			}
-			hosts := fmt.Sprint(at(t, sidecar.fields, "spec", "egress", 0, "hosts"))
-			if !strings.Contains(hosts, svc.namespace+"/*") {
-				t.Errorf("Sidecar egress %s does not reach the filter-service namespace %s", hosts, svc.namespace)
+			sidecars := map[string]bool{}
+			for _, o := range objs {
+				if o.kind != "Sidecar" || o.name != "meshcrypt-kafka-clients" {
+					continue
+				}
+				sidecars[o.namespace] = true
+				hosts := fmt.Sprint(at(t, o.fields, "spec", "egress", 0, "hosts"))
+				if !strings.Contains(hosts, svc.namespace+"/*") {
+					t.Errorf("Sidecar %s/%s egress %s does not reach the filter-service namespace %s", o.namespace, o.name, hosts, svc.namespace)
+				}
+				if mode := at(t, o.fields, "spec", "outboundTrafficPolicy", "mode"); mode != "REGISTRY_ONLY" {
+					t.Errorf("Sidecar outboundTrafficPolicy %v: unknown destinations (a Kafka broker) would pass through", mode)
+				}
 			}
-			if mode := at(t, sidecar.fields, "spec", "outboundTrafficPolicy", "mode"); mode != "REGISTRY_ONLY" {
-				t.Errorf("Sidecar outboundTrafficPolicy %v: unknown destinations (a Kafka broker) would pass through", mode)
+			if fmt.Sprint(sidecars) != fmt.Sprint(clients) {
+				t.Errorf("Sidecars in %v but Kafka EnvoyFilters in %v: a namespace without the Sidecar fails open", sidecars, clients)
 			}
 			policy := find(t, objs, "AuthorizationPolicy", "meshcrypt-filter-service")
-			allowed := fmt.Sprint(at(t, policy.fields, "spec", "rules", 0, "from", 0, "source", "namespaces"))
-			if !strings.Contains(allowed, kafka.namespace) {
-				t.Errorf("AuthorizationPolicy allows %s, not the workloads' namespace %s", allowed, kafka.namespace)
+			allowed := map[string]bool{}
+			for _, ns := range at(t, policy.fields, "spec", "rules", 0, "from", 0, "source", "namespaces").([]any) {
+				allowed[ns.(string)] = true
 			}
-
-			checkKafkaListener(t, kafka)
+			if fmt.Sprint(allowed) != fmt.Sprint(clients) {
+				t.Errorf("AuthorizationPolicy allows %v, the client namespaces are %v", allowed, clients)
+			}
 		})
 	}
 }
