@@ -561,10 +561,9 @@ class ExtProcServerTest {
 
     @Test
     void givenAQuietConnection_whenTheServerDrains_thenItIsClosedWithAFinAtOnceAndTheStreamEndsInError() throws Exception {
-        ExtProcServer server = startServer(TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(60)));
+        ExtProcServer server = drainingServer();
         Responses responses = new Responses();
-        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
-        requests.onNext(write("quiet", false));
+        client(server).process(responses).onNext(write("quiet", false));
         assertEquals("W:quiet", responses.nextResponse().getWriteData().getData().toStringUtf8());
         long start = System.nanoTime();
 
@@ -581,11 +580,11 @@ class ExtProcServerTest {
 
     @Test
     void givenARequestInFlight_whenTheServerDrains_thenTheConnectionKeepsServingAndClosesRightAfterTheAnswer() throws Exception {
-        ExtProcServer server = startServer(TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(60)));
+        ExtProcServer server = drainingServer();
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = client(server).process(responses);
         requests.onNext(read("busy", false));
-        responses.nextResponse();
+        assertEquals("R:busy", responses.nextResponse().getReadData().getData().toStringUtf8());
         Thread closing = new Thread(server::close, "closing");
         closing.start();
         // close() has stopped the server and asked the stream to drain; it now waits for the streams to end
@@ -602,5 +601,10 @@ class ExtProcServerTest {
         closing.join(TimeUnit.SECONDS.toMillis(TIMEOUT_SECONDS));
         assertFalse(closing.isAlive(), "close() returns once the last connection is drained");
         assertEquals(List.of("R:busy", "R:busy", "W:quiet", "close"), onlyHandler().calls);
+    }
+
+    /** One worker, and a grace period far longer than any test waits: a drain that waited for it would time out. */
+    private ExtProcServer drainingServer() throws Exception {
+        return startServer(TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(60)));
     }
 }
