@@ -624,9 +624,14 @@ final class Components {
     /** Stops every component and demo app, last started first, then removes the transparent demo's namespaces. */
     void stopAll() {
         List<String> all = all();
+        List<String> brokers = java.util.stream.IntStream.rangeClosed(1, PortPlan.MAX_BROKERS).mapToObj(Components::brokerComponent).toList();
         for (int i = all.size() - 1; i >= 0; i--) {
-            supervisor.stop(all.get(i));
+            if (!brokers.contains(all.get(i))) {
+                supervisor.stop(all.get(i));
+            }
         }
+        // a cluster's nodes together (Supervisor#stop(List)), after everything that talks to them
+        supervisor.stop(brokers);
         if ((Files.exists(state.file("netns")) || transparent()) && Probes.onPath("ip")) {
             new Netns(root, state, ports).down(false);
         }
