@@ -191,6 +191,10 @@ public final class Main implements Runnable {
 
         @Override
         public void run() {
+            if (brokers != null && (brokers < 1 || brokers > PortPlan.MAX_BROKERS)) {
+                throw new CommandLine.ParameterException(main.spec.commandLine().getSubcommands().get("up"),
+                        "--brokers needs a number from 1 to " + PortPlan.MAX_BROKERS);
+            }
             Components mesh = main.components();
             main.hint = DOWN_HINT;
             Main.run(mesh.state.lock(), () -> {
