@@ -37,8 +37,8 @@ final class ClusterTraffic implements AutoCloseable {
 
     /** Records sent but not yet acknowledged: bounds the producer's buffer while a partition has no leader. */
     private static final int MAX_OUTSTANDING = 1000;
-    /** A pause between sends: a few hundred records a second, a few thousand per test. */
-    private static final long SEND_PAUSE_MILLIS = 2;
+    /** A pause between sends: about a hundred records a second, a few thousand per test. */
+    private static final long SEND_PAUSE_MILLIS = 10;
 
     private final ClusterMesh mesh;
     private final String topic;

@@ -33,14 +33,14 @@ class LeaderFailoverTest {
         int victim = mesh.describe(topic).partitions().getFirst().leader().id();
         long started = System.nanoTime();
         try (ClusterTraffic traffic = new ClusterTraffic(mesh, topic)) {
-            traffic.awaitMoreAcked(500);
+            traffic.awaitMoreAcked(300);
             assertEquals(mesh.sidecarListeners().get(victim), traffic.producerLeader(0), "the producer's leader before the kill");
 
             // When the leader of partition 0 is killed (-9: no controlled shutdown)
             mesh.kill(victim);
             long killed = System.nanoTime();
             int successor = awaitNewLeader(topic, victim);
-            traffic.awaitMoreAcked(1000);
+            traffic.awaitMoreAcked(500);
             double followedAfter = (System.nanoTime() - killed) / 1e9;
 
             // Then the producer sends to the new leader, through its sidecar listener
@@ -50,9 +50,9 @@ class LeaderFailoverTest {
             // and after the killed broker is back and in sync, the records are all there, once, encrypted
             mesh.start(victim);
             mesh.awaitFullIsr(List.of(topic));
-            traffic.awaitMoreAcked(300);
+            traffic.awaitMoreAcked(200);
             String figures = traffic.assertExactlyOnce();
-            System.out.printf("cluster failover: killed broker %d (leader of %s-0), new leader %d, 1000 more records acknowledged"
+            System.out.printf("cluster failover: killed broker %d (leader of %s-0), new leader %d, 500 more records acknowledged"
                     + " %.1f s after the kill; %s; test %.1f s%n", victim, topic, successor, followedAfter, figures,
                     (System.nanoTime() - started) / 1e9);
         }
@@ -63,16 +63,16 @@ class LeaderFailoverTest {
         String topic = mesh.createTopic("rolling", PARTITIONS);
         long started = System.nanoTime();
         try (ClusterTraffic traffic = new ClusterTraffic(mesh, topic)) {
-            traffic.awaitMoreAcked(300);
+            traffic.awaitMoreAcked(200);
 
             // When each broker in turn stops gracefully, starts again and catches up
             for (int id = 1; id <= ClusterMesh.BROKERS; id++) {
                 mesh.stop(id);
                 assertTrue(!mesh.running(id), "broker " + id + " still runs after ./meshcrypt stop");
-                traffic.awaitMoreAcked(300);
+                traffic.awaitMoreAcked(200);
                 mesh.start(id);
                 mesh.awaitFullIsr(List.of(topic));
-                traffic.awaitMoreAcked(300);
+                traffic.awaitMoreAcked(200);
             }
 
             // Then every acknowledged record is there once, encrypted, and the group consumed it
