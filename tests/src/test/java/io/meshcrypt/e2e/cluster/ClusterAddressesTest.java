@@ -14,6 +14,7 @@ import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.QuorumInfo;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.Node;
@@ -24,7 +25,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Every broker address a Java client learns through the mesh from the 3-broker cluster is one of the sidecar's broker
- * listeners, never a broker's own: Metadata (brokers, leaders, replicas, ISRs), DescribeCluster, FindCoordinator.
+ * listeners, never a broker's own: Metadata (brokers, leaders, replicas, ISRs), DescribeCluster, FindCoordinator; and
+ * DescribeQuorum names no controller's.
  */
 class ClusterAddressesTest {
 
@@ -93,6 +95,19 @@ class ClusterAddressesTest {
             ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(group)).all().get(30, TimeUnit.SECONDS).get(group);
 
             assertSidecarListeners(List.of(d.coordinator()), "FindCoordinator");
+        }
+    }
+
+    @Test
+    void givenAThreeVoterQuorum_whenAnAdminDescribesItThroughTheMesh_thenItSeesTheVotersButNoControllerAddress() throws Exception {
+        try (Admin admin = Admin.create(adminProps())) {
+            QuorumInfo quorum = admin.describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS);
+
+            assertEquals(Set.of(1, 2, 3), quorum.voters().stream().map(QuorumInfo.ReplicaState::replicaId).collect(Collectors.toSet()));
+            // DescribeQuorum v2 names each controller's own listener: no sidecar fronts one, so none may reach a client
+            List<String> endpoints = quorum.nodes().values().stream().flatMap(n -> n.endpoints().stream())
+                    .map(e -> e.host() + ":" + e.port()).toList();
+            assertEquals(List.of(), endpoints, "controller addresses handed to a client of the mesh");
         }
     }
 

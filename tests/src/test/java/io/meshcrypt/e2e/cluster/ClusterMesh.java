@@ -97,7 +97,8 @@ final class ClusterMesh {
     private static void deleteBrokerData(Path home) {
         try {
             Files.deleteIfExists(home.resolve("brokers"));
-            for (int id = 1; id <= BROKERS; id++) {
+            // up to the launcher's most: a test may have added a node the launcher did not start (NewBrokerTest)
+            for (int id = 1; id <= PortPlan.MAX_BROKERS; id++) {
                 Path dir = home.resolve(component(id));
                 if (Files.exists(dir)) {
                     try (Stream<Path> files = Files.walk(dir)) {
@@ -178,6 +179,11 @@ final class ClusterMesh {
 
     Path root() {
         return root;
+    }
+
+    /** The cluster's state dir ({@code MESHCRYPT_HOME}): mesh.yaml, the brokers' configs and data, logs, pids. */
+    Path home() {
+        return home;
     }
 
     // ---- topics
