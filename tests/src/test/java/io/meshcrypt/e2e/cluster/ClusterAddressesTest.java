@@ -7,12 +7,10 @@ import java.util.Collection;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.QuorumInfo;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -72,7 +70,7 @@ class ClusterAddressesTest {
     @Test
     void givenAThreeBrokerCluster_whenAnAdminDescribesTheClusterThroughTheMesh_thenItListsThreeBrokersEachAtItsSidecarListener()
             throws Exception {
-        try (Admin admin = Admin.create(adminProps())) {
+        try (Admin admin = ClusterMesh.admin(mesh.kafkaBootstrap())) {
             Collection<Node> nodes = admin.describeCluster().nodes().get(30, TimeUnit.SECONDS);
             Node controller = admin.describeCluster().controller().get(30, TimeUnit.SECONDS);
 
@@ -91,7 +89,7 @@ class ClusterAddressesTest {
             consumer.commitSync(Map.of(new TopicPartition(topic, 0), new OffsetAndMetadata(0)));
         }
 
-        try (Admin admin = Admin.create(adminProps())) {
+        try (Admin admin = ClusterMesh.admin(mesh.kafkaBootstrap())) {
             ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(group)).all().get(30, TimeUnit.SECONDS).get(group);
 
             assertSidecarListeners(List.of(d.coordinator()), "FindCoordinator");
@@ -100,7 +98,7 @@ class ClusterAddressesTest {
 
     @Test
     void givenAThreeVoterQuorum_whenAnAdminDescribesItThroughTheMesh_thenItSeesTheVotersButNoControllerAddress() throws Exception {
-        try (Admin admin = Admin.create(adminProps())) {
+        try (Admin admin = ClusterMesh.admin(mesh.kafkaBootstrap())) {
             QuorumInfo quorum = admin.describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS);
 
             assertEquals(Set.of(1, 2, 3), quorum.voters().stream().map(QuorumInfo.ReplicaState::replicaId).collect(Collectors.toSet()));
@@ -109,13 +107,5 @@ class ClusterAddressesTest {
                     .map(e -> e.host() + ":" + e.port()).toList();
             assertEquals(List.of(), endpoints, "controller addresses handed to a client of the mesh");
         }
-    }
-
-    private static Properties adminProps() {
-        Properties props = new Properties();
-        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, mesh.kafkaBootstrap());
-        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) ClusterMesh.CLIENT_TIMEOUT.toMillis());
-        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
-        return props;
     }
 }

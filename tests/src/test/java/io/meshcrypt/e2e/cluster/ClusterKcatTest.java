@@ -5,18 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.LocalMesh;
-import io.meshcrypt.testsupport.Prerequisite;
-import java.io.File;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.junit.jupiter.api.BeforeAll;
@@ -25,14 +19,11 @@ import org.junit.jupiter.api.Test;
 /** librdkafka (kcat) through the mesh on the 3-broker cluster: it learns the sidecar's listeners and follows the leaders. */
 class ClusterKcatTest {
 
-    private static Path kcat;
     private static ClusterMesh mesh;
 
     @BeforeAll
     static void cluster() {
-        kcat = List.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)).stream()
-                .map(dir -> Path.of(dir, "kcat")).filter(Files::isExecutable).findFirst().orElse(null);
-        Prerequisite.require(kcat != null, "kcat is not installed");
+        ClusterMesh.kcatBinary();
         mesh = ClusterMesh.shared();
     }
 
@@ -75,33 +66,10 @@ class ClusterKcatTest {
         assertEquals(Set.of(0, 1, 2), partitions, "kcat spread its keys over the three partitions (three leaders)");
     }
 
-    /** Runs kcat with {@code stdin}; returns stdout, failing with stderr if it fails or hangs. */
+    /** Runs kcat with {@code stdin}; its output, failing with its error output unless it exits 0. */
     private static String kcat(String stdin, String... args) throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>(List.of(kcat.toString()));
-        command.addAll(List.of(args));
-        Path err = Files.createTempFile("kcat", ".err");
-        try {
-            Process p = new ProcessBuilder(command).redirectError(err.toFile()).start();
-            try (OutputStream in = p.getOutputStream()) {
-                in.write(stdin.getBytes(StandardCharsets.UTF_8));
-            }
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (!p.waitFor(60, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new AssertionError("kcat " + String.join(" ", args) + " hung; stderr: " + Files.readString(err));
-            }
-            assertEquals(0, p.exitValue(), () -> "kcat " + String.join(" ", args) + " failed: " + read(err));
-            return out;
-        } finally {
-            Files.deleteIfExists(err);
-        }
-    }
-
-    private static String read(Path f) {
-        try {
-            return Files.readString(f);
-        } catch (IOException e) {
-            return e.toString();
-        }
+        ClusterMesh.Kcat run = ClusterMesh.kcat(stdin, args);
+        assertEquals(0, run.exit(), () -> "kcat " + String.join(" ", args) + " failed: " + run.err());
+        return run.out();
     }
 }

@@ -2,6 +2,7 @@ package io.meshcrypt.e2e.cluster;
 
 import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.launcher.PortPlan;
+import io.meshcrypt.testsupport.Prerequisite;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -12,9 +13,10 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
@@ -42,8 +44,8 @@ final class ClusterMesh {
     private static final Duration UP_TIMEOUT = Duration.ofMinutes(5);
     private static final Duration COMPONENT_TIMEOUT = Duration.ofMinutes(2);
 
-    private static ClusterMesh shared;
-    private static RuntimeException startFailure;
+    /** Runs {@link #start} once, on first use; every caller then gets its mesh or the same failure. */
+    private static final FutureTask<ClusterMesh> SHARED = new FutureTask<>(ClusterMesh::start);
 
     private final Path root;
     private final Path home;
@@ -54,27 +56,20 @@ final class ClusterMesh {
         this.root = root;
         this.home = home;
         this.log = log;
-        Properties props = new Properties();
-        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokerDirect());
-        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) CLIENT_TIMEOUT.toMillis());
-        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
-        this.admin = Admin.create(props);
+        this.admin = admin(brokerDirect());
     }
 
     /** The cluster of this JVM, started on first use; a failed start fails every later caller the same way. */
-    static synchronized ClusterMesh shared() {
-        if (startFailure != null) {
-            throw startFailure;
+    static ClusterMesh shared() {
+        SHARED.run();
+        try {
+            return SHARED.get();
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted starting the cluster", e);
         }
-        if (shared == null) {
-            try {
-                shared = start();
-            } catch (RuntimeException e) {
-                startFailure = e;
-                throw e;
-            }
-        }
-        return shared;
     }
 
     private static ClusterMesh start() {
@@ -173,8 +168,51 @@ final class ClusterMesh {
         return IntStream.rangeClosed(1, BROKERS).mapToObj(id -> "127.0.0.1:" + PORTS.broker(id)).collect(Collectors.toSet());
     }
 
+    /** The shared admin client, connected to the brokers directly. */
     Admin admin() {
         return admin;
+    }
+
+    /** A new admin client bootstrapping from {@code bootstrap}; the caller closes it. */
+    static Admin admin(String bootstrap) {
+        return Admin.create(Map.<String, Object>of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
+                AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) CLIENT_TIMEOUT.toMillis(),
+                AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000));
+    }
+
+    // ---- kcat
+
+    /** kcat's exit status, standard output and standard error. */
+    record Kcat(int exit, String out, String err) {
+    }
+
+    /** kcat on the PATH; a test that needs it fails loudly without it (Prerequisite). */
+    static Path kcatBinary() {
+        Path kcat = List.of(System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)).stream()
+                .map(dir -> Path.of(dir, "kcat")).filter(Files::isExecutable).findFirst().orElse(null);
+        Prerequisite.require(kcat != null, "kcat is not installed");
+        return kcat;
+    }
+
+    /** Runs kcat with {@code stdin}; 124 when it does not finish within a minute. */
+    static Kcat kcat(String stdin, String... args) throws IOException, InterruptedException {
+        List<String> command = new ArrayList<>(List.of(kcatBinary().toString()));
+        command.addAll(List.of(args));
+        Path err = Files.createTempFile("kcat", ".err");
+        try {
+            Process p = new ProcessBuilder(command).redirectError(err.toFile()).start();
+            try (var in = p.getOutputStream()) {
+                in.write(stdin.getBytes(StandardCharsets.UTF_8));
+            }
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            boolean done = p.waitFor(60, TimeUnit.SECONDS);
+            if (!done) {
+                p.destroyForcibly();
+            }
+            return new Kcat(done ? p.exitValue() : 124, out, Files.readString(err));
+        } finally {
+            Files.deleteIfExists(err);
+        }
     }
 
     Path root() {

@@ -18,6 +18,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -77,41 +78,44 @@ final class ClusterTraffic implements AutoCloseable {
 
     private Properties producerProps() {
         Properties props = new Properties();
-        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, mesh.kafkaBootstrap());
-        props.put(ProducerConfig.CLIENT_ID_CONFIG, "cluster-producer-" + topic);
-        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
-        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class);
-        props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
-        props.put(ProducerConfig.ACKS_CONFIG, "all");
-        props.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, 5);
-        props.put(ProducerConfig.LINGER_MS_CONFIG, 5);
-        // long enough to outlive a leader election (the dead node is fenced 3 s after its last heartbeat)
-        props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 120_000);
-        props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
-        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 60_000);
-        props.put(ProducerConfig.RETRY_BACKOFF_MS_CONFIG, 100);
-        props.put(ProducerConfig.RECONNECT_BACKOFF_MS_CONFIG, 50);
-        props.put(ProducerConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, 1000);
+        props.putAll(Map.ofEntries(
+                Map.entry(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, mesh.kafkaBootstrap()),
+                Map.entry(ProducerConfig.CLIENT_ID_CONFIG, "cluster-producer-" + topic),
+                Map.entry(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class),
+                Map.entry(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class),
+                Map.entry(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true),
+                Map.entry(ProducerConfig.ACKS_CONFIG, "all"),
+                Map.entry(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, 5),
+                Map.entry(ProducerConfig.LINGER_MS_CONFIG, 5),
+                // long enough to outlive a leader election (the dead node is fenced 3 s after its last heartbeat)
+                Map.entry(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 120_000),
+                Map.entry(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000),
+                Map.entry(ProducerConfig.MAX_BLOCK_MS_CONFIG, 60_000)));
+        props.putAll(BACKOFF);
         return props;
     }
 
+    /** Retries and reconnects quickly, but not in a tight loop while a broker is down. */
+    private static final Map<String, Object> BACKOFF = Map.of(CommonClientConfigs.RETRY_BACKOFF_MS_CONFIG, 100,
+            CommonClientConfigs.RECONNECT_BACKOFF_MS_CONFIG, 50, CommonClientConfigs.RECONNECT_BACKOFF_MAX_MS_CONFIG, 1000);
+
+    /** A consumer of {@code bootstrap}, in {@code group} (null: none, to assign partitions), bytes in and out. */
     static Properties consumerProps(String bootstrap, String group) {
         Properties props = new Properties();
-        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
-        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+        props.putAll(Map.of(
+                ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
+                ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class,
+                ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class,
+                ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest",
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false,
+                ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 100,
+                ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000,
+                ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) ClusterMesh.CLIENT_TIMEOUT.toMillis()));
+        props.putAll(BACKOFF);
         if (group != null) {
             props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
             props.put(ConsumerConfig.CLIENT_ID_CONFIG, group + "-member");
         }
-        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
-        props.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 100);
-        props.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
-        props.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) ClusterMesh.CLIENT_TIMEOUT.toMillis());
-        props.put(ConsumerConfig.RETRY_BACKOFF_MS_CONFIG, 100);
-        props.put(ConsumerConfig.RECONNECT_BACKOFF_MS_CONFIG, 50);
-        props.put(ConsumerConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, 1000);
         return props;
     }
 

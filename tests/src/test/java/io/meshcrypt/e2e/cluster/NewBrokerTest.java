@@ -7,8 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.launcher.MeshFile;
-import io.meshcrypt.testsupport.Prerequisite;
-import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -33,14 +31,11 @@ class NewBrokerTest {
 
     private static final int NEW = 4;
     private static ClusterMesh mesh;
-    private static Path kcat;
     private static Process broker;
 
     @BeforeAll
     static void cluster() {
-        kcat = List.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)).stream()
-                .map(dir -> Path.of(dir, "kcat")).filter(Files::isExecutable).findFirst().orElse(null);
-        Prerequisite.require(kcat != null, "kcat is not installed");
+        ClusterMesh.kcatBinary();
         mesh = ClusterMesh.shared();
     }
 
@@ -63,8 +58,8 @@ class NewBrokerTest {
         startBrokerFour();
 
         // When a client asks the mesh for metadata, it gets none: no broker address of node 4 ever reaches it
-        Kcat unnamed = listing();
-        assertNotEquals(0, unnamed.exit(), "kcat -L through the mesh while node 4 has no listener:\n" + unnamed.out());
+        ClusterMesh.Kcat unnamed = listing();
+        assertNotEquals(0, unnamed.exit(), "kcat -L through the mesh while node 4 has no listener:\n" + unnamed.out() + unnamed.err());
         assertFalse(unnamed.out().contains(":" + ClusterMesh.PORTS.broker(NEW)), unnamed.out());
         String refusal = "broker node " + NEW + " (127.0.0.1:" + ClusterMesh.PORTS.broker(NEW) + ") has no Envoy listener";
         assertTrue(Files.readString(mesh.home().resolve("logs/filter-service.log")).contains(refusal),
@@ -74,12 +69,12 @@ class NewBrokerTest {
         writeMeshFile(NEW);
         long written = System.nanoTime();
         long deadline = written + Duration.ofMinutes(1).toNanos();
-        Kcat named = listing();
+        ClusterMesh.Kcat named = listing();
         while (named.exit() != 0 && System.nanoTime() - deadline < 0) {
             ClusterMesh.sleep(500);
             named = listing();
         }
-        assertEquals(0, named.exit(), named.out());
+        assertEquals(0, named.exit(), named.out() + named.err());
         assertTrue(named.out().contains(" 4 brokers:"), named.out());
         assertTrue(named.out().contains("broker 4 at 127.0.0.1:" + ClusterMesh.PORTS.envoyBroker(NEW)), named.out());
         assertFalse(named.out().contains(":" + ClusterMesh.PORTS.broker(NEW)), named.out());
@@ -87,22 +82,13 @@ class NewBrokerTest {
                 (System.nanoTime() - written) / 1e9);
     }
 
-    private record Kcat(int exit, String out) {
-    }
-
     /** kcat -L through the mesh, 5 s to get metadata. */
-    private static Kcat listing() throws IOException, InterruptedException {
+    private static ClusterMesh.Kcat listing() throws IOException, InterruptedException {
         return listing(mesh.kafkaBootstrap());
     }
 
-    private static Kcat listing(String bootstrap) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(kcat.toString(), "-b", bootstrap, "-L", "-m", "5").redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(30, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            return new Kcat(124, out);
-        }
-        return new Kcat(p.exitValue(), out);
+    private static ClusterMesh.Kcat listing(String bootstrap) throws IOException, InterruptedException {
+        return ClusterMesh.kcat("", "-b", bootstrap, "-L", "-m", "5");
     }
 
     /** The launcher's mesh file for {@code brokers} brokers (MeshFile.up), with its TLS section as the launcher writes it. */
@@ -166,7 +152,7 @@ class NewBrokerTest {
     /** Every broker of the cluster, asked directly, names node 4: from now on, so does each Metadata answer. */
     private static boolean registered() throws IOException, InterruptedException {
         for (int id = 1; id <= ClusterMesh.BROKERS; id++) {
-            Kcat direct = listing("127.0.0.1:" + ClusterMesh.PORTS.broker(id));
+            ClusterMesh.Kcat direct = listing("127.0.0.1:" + ClusterMesh.PORTS.broker(id));
             if (direct.exit() != 0 || !direct.out().contains("broker " + NEW + " at 127.0.0.1:" + ClusterMesh.PORTS.broker(NEW))) {
                 return false;
             }
