@@ -44,6 +44,8 @@ final class ClusterTraffic implements AutoCloseable {
     private final ClusterMesh mesh;
     private final String topic;
     private final Set<Integer> acked = ConcurrentHashMap.newKeySet();
+    /** Acknowledged records per partition: a partition's count grows only while the producer reaches its leader. */
+    private final Map<Integer, AtomicInteger> ackedByPartition = new ConcurrentHashMap<>();
     private final AtomicInteger sent = new AtomicInteger();
     private final AtomicInteger failed = new AtomicInteger();
     private final AtomicReference<Exception> firstFailure = new AtomicReference<>();
@@ -130,6 +132,7 @@ final class ClusterTraffic implements AutoCloseable {
                         outstanding.release();
                         if (e == null) {
                             acked.add(n);
+                            ackedByPartition.computeIfAbsent(metadata.partition(), p -> new AtomicInteger()).incrementAndGet();
                         } else {
                             failed(e);
                         }
@@ -187,12 +190,21 @@ final class ClusterTraffic implements AutoCloseable {
 
     /** Waits until {@code more} records beyond those acknowledged now are acknowledged: the producer got through. */
     void awaitMoreAcked(int more) {
-        int target = acked() + more;
+        awaitMore(more, "", this::acked);
+    }
+
+    /** {@link #awaitMoreAcked} for the records of one partition: the producer reaches that partition's leader. */
+    void awaitMoreAckedOn(int partition, int more) {
+        awaitMore(more, " on partition " + partition, () -> ackedByPartition.computeIfAbsent(partition, p -> new AtomicInteger()).get());
+    }
+
+    private void awaitMore(int more, String where, java.util.function.IntSupplier count) {
+        int target = count.getAsInt() + more;
         long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
-        while (acked() < target) {
+        while (count.getAsInt() < target) {
             if (System.nanoTime() - deadline > 0 || !producerThread.isAlive()) {
-                throw new AssertionError("the producer got " + acked() + " of " + target + " records acknowledged within 2 min ("
-                        + failed.get() + " failed, first: " + firstFailure.get() + ")");
+                throw new AssertionError("the producer got " + count.getAsInt() + " of " + target + " records acknowledged" + where
+                        + " within 2 min (" + failed.get() + " failed, first: " + firstFailure.get() + ")");
             }
             ClusterMesh.sleep(50);
         }
