@@ -35,6 +35,8 @@ final class Components {
     final boolean tls;
     private Path envoyBin;
     private String kafkaClasspath;
+    /** {@code up --brokers N}; 0: as recorded in the state dir ({@link StateDir#brokers()}). */
+    private int brokers;
 
     Components(Path root, StateDir state, PortPlan ports, Supervisor supervisor, boolean tls) {
         this.root = root;
@@ -45,8 +47,12 @@ final class Components {
         this.installer = new Installer(root, state);
     }
 
+    /** Every component a mesh may run, in start order: a cluster's brokers 2 to 9 right after broker 1. */
     static List<String> all() {
         List<String> all = new ArrayList<>(MESH);
+        for (int id = PortPlan.MAX_BROKERS; id >= 2; id--) {
+            all.add(1, brokerComponent(id));
+        }
         all.addAll(DEMO);
         return all;
     }
@@ -98,30 +104,127 @@ final class Components {
         }
     }
 
-    // ---- broker
+    // ---- broker(s)
 
-    void startBroker() {
-        String ready = "Kafka metadata on 127.0.0.1:" + ports.broker();
-        if (!supervisor.isRunning("broker")) {
-            requireFree("broker", ports.broker(), ports.controller());
-            Path dir = state.file("broker");
-            ConfigFiles.writeBroker(dir, ports, transparent());
-            if (kafkaClasspath == null) {
-                kafkaClasspath = installer.brokerClasspath();
-            }
-            List<String> jvm = List.of(Installer.java(), "-Xms256m", "-Xmx1g", "-Dlog4j2.configurationFile=" + dir.resolve("log4j2.properties"),
-                    "-cp", kafkaClasspath);
-            if (!Files.exists(dir.resolve("data/meta.properties"))) {
-                formatStorage(dir, jvm);
-            }
-            Say.say("starting broker on 127.0.0.1:" + ports.broker());
-            supervisor.launch("broker", dir, Map.of(), concat(jvm, "kafka.Kafka", dir.resolve("server.properties").toString()));
-        }
-        supervisor.await("broker", ready, () -> Probes.metadataNames(ports.broker(), ports.broker()));
+    /** How many brokers this mesh runs: {@code up --brokers N}, else as many as its broker data was formatted for. */
+    int brokers() {
+        return brokers > 0 ? brokers : state.brokers();
     }
 
-    private void formatStorage(Path dir, List<String> jvm) {
-        Path log = state.log("broker");
+    /**
+     * {@code up --brokers N}: refused while brokers of another count run, or when broker data formatted for another
+     * count exists (the nodes of a cluster share a cluster id and a voter set fixed at formatting).
+     */
+    void useBrokers(int count) {
+        if (count < 1 || count > PortPlan.MAX_BROKERS) {
+            throw new IllegalArgumentException("--brokers must be 1 to " + PortPlan.MAX_BROKERS + " (got " + count + ")");
+        }
+        int formatted = state.brokers();
+        boolean data = Files.exists(brokerDir(1).resolve("data/meta.properties"));
+        if (count != formatted && (data || supervisor.isRunning("broker"))) {
+            throw new LauncherException("the broker data in " + state.dir() + " is a " + formatted + "-broker cluster's; run ./meshcrypt up"
+                    + " --brokers " + formatted + ", or ./meshcrypt down and delete " + state.dir().resolve("broker") + "* (its records)"
+                    + " to start over with " + count);
+        }
+        brokers = count;
+    }
+
+    /** The component name of broker {@code id}: {@code broker} for node 1 (as with one broker), else {@code broker-<id>}. */
+    static String brokerComponent(int id) {
+        return id == 1 ? "broker" : "broker-" + id;
+    }
+
+    /** The broker id a component name {@code broker} or {@code broker-<n>} stands for, if one of this mesh's. */
+    Optional<Integer> brokerId(String component) {
+        for (int id = 1; id <= brokers(); id++) {
+            if (brokerComponent(id).equals(component)) {
+                return Optional.of(id);
+            }
+        }
+        return Optional.empty();
+    }
+
+    private Path brokerDir(int id) {
+        return state.file(brokerComponent(id));
+    }
+
+    /** Every broker of the mesh: all launched first (a cluster's nodes need a quorum to be ready), then each awaited. */
+    void startBrokers() {
+        List<Integer> launched = new ArrayList<>();
+        for (int id = 1; id <= brokers(); id++) {
+            launched.add(id);
+            launchBroker(id);
+        }
+        launched.forEach(this::awaitBroker);
+    }
+
+    /** One broker (e.g. a cluster node restarted after a failure), ready when it answers Metadata naming itself. */
+    void startBroker(int id) {
+        launchBroker(id);
+        awaitBroker(id);
+    }
+
+    private void launchBroker(int id) {
+        String c = brokerComponent(id);
+        if (supervisor.isRunning(c)) {
+            return;
+        }
+        requireFree(c, ports.broker(id), ports.controller(id));
+        Path dir = brokerDir(id);
+        ConfigFiles.writeBroker(dir, ports, id, brokers(), transparent());
+        if (kafkaClasspath == null) {
+            kafkaClasspath = installer.brokerClasspath();
+        }
+        List<String> jvm = List.of(Installer.java(), "-Xms256m", "-Xmx1g", "-Dlog4j2.configurationFile=" + dir.resolve("log4j2.properties"),
+                "-cp", kafkaClasspath);
+        if (!Files.exists(dir.resolve("data/meta.properties"))) {
+            formatStorage(id, dir, jvm);
+        }
+        Say.say("starting " + c + " on 127.0.0.1:" + ports.broker(id));
+        supervisor.launch(c, dir, Map.of(), concat(jvm, "kafka.Kafka", dir.resolve("server.properties").toString()));
+    }
+
+    private void awaitBroker(int id) {
+        int port = ports.broker(id);
+        supervisor.await(brokerComponent(id), "Kafka metadata on 127.0.0.1:" + port, () -> Probes.metadataNames(port, id, port));
+    }
+
+    /**
+     * Formats a node's storage: a single broker as its own quorum (--standalone); a cluster's nodes with the cluster id
+     * of the nodes formatted already, or a new one, and the static voter set of server.properties.
+     */
+    private void formatStorage(int id, Path dir, List<String> jvm) {
+        Path log = state.log(brokerComponent(id));
+        Optional<String> existing = brokers() == 1 ? Optional.empty() : clusterId();
+        String clusterId = existing.isPresent() ? existing.get() : newClusterId(dir, jvm, log);
+        Say.say("formatting " + brokerComponent(id) + " storage (cluster id " + clusterId + ")");
+        List<String> format = new ArrayList<>(List.of("kafka.tools.StorageTool", "format", "-t", clusterId, "-c",
+                dir.resolve("server.properties").toString()));
+        if (brokers() == 1) {
+            format.add("--standalone");
+        }
+        runLogged(concat(jvm, format.toArray(String[]::new)), dir, log, true);
+        StateDir.writeAtomically(state.file("brokers"), brokers() + "\n");
+    }
+
+    /** The cluster id of the first node whose storage is formatted. */
+    private Optional<String> clusterId() {
+        for (int id = 1; id <= brokers(); id++) {
+            Path meta = brokerDir(id).resolve("data/meta.properties");
+            if (Files.exists(meta)) {
+                java.util.Properties p = new java.util.Properties();
+                try (var in = Files.newInputStream(meta)) {
+                    p.load(in);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+                return Optional.ofNullable(p.getProperty("cluster.id"));
+            }
+        }
+        return Optional.empty();
+    }
+
+    private String newClusterId(Path dir, List<String> jvm, Path log) {
         // the tool logs to stdout too; the id is its last line
         String out = runLogged(concat(jvm, "kafka.tools.StorageTool", "random-uuid"), dir, log, false);
         String[] lines = out.strip().split("\n");
@@ -129,9 +232,7 @@ final class Components {
         if (!clusterId.matches("[A-Za-z0-9_-]{22}")) {
             throw new LauncherException("kafka.tools.StorageTool random-uuid gave '" + clusterId + "'");
         }
-        Say.say("formatting broker storage (cluster id " + clusterId + ")");
-        runLogged(concat(jvm, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", dir.resolve("server.properties").toString(),
-                "--standalone"), dir, log, true);
+        return clusterId;
     }
 
     /** Runs a command to its end; standard error (and, with {@code allToLog}, standard output) goes to {@code log}. */
@@ -240,7 +341,7 @@ final class Components {
             if (!Files.exists(keyset)) {
                 createKeyset(keyset);
             }
-            ConfigFiles.writeFilter(state, ports, transparent(), tls);
+            ConfigFiles.writeFilter(state, ports, brokers(), transparent(), tls);
             Say.say("starting filter-service on 127.0.0.1:" + ports.filterGrpc());
             // working dir = state dir, so the relative keyset path resolves next to filter.yaml
             supervisor.launch("filter-service", state.dir(), Map.of(), filterServiceCommand(installer.filterJar(), state.file("filter.yaml")));
@@ -332,7 +433,8 @@ final class Components {
     /** The shared Kafka sidecar (node kafka-apps), for the user's own clients. */
     void startEnvoy() {
         if (!supervisor.isRunning("envoy")) {
-            requireFree("envoy", ports.envoyAdmin(), ports.envoyBootstrap(), ports.envoyBroker1());
+            requireFree("envoy", ports.envoyAdmin(), ports.envoyBootstrap());
+            requireFree("envoy", sharedSidecarListeners().values().stream().mapToInt(Integer::intValue).toArray());
             Path config = xdsBootstrap("envoy", MeshFile.SHARED_NODE, ports.envoyAdmin(), "127.0.0.1", ports.xds());
             Say.say("starting Envoy (bootstrap 127.0.0.1:" + ports.envoyBootstrap() + ", admin 127.0.0.1:" + ports.envoyAdmin() + ")");
             launchEnvoy("envoy", config, List.of());
@@ -345,21 +447,37 @@ final class Components {
      * broker work together, and that clients stay behind Envoy.
      */
     void awaitMesh(int bootstrap, int broker1, String envoy) {
+        awaitMesh(bootstrap, Map.of(1, broker1), envoy);
+    }
+
+    /** {@link #awaitMesh(int, int, String)} naming each broker id of {@code listeners} at its listener there. */
+    void awaitMesh(int bootstrap, Map<Integer, Integer> listeners, String envoy) {
         long deadline = System.nanoTime() + supervisor.timeout().toNanos();
-        while (!Probes.metadataNames(bootstrap, broker1)) {
-            for (String c : List.of("broker", "filter-service", envoy)) {
+        List<String> needed = new ArrayList<>(List.of("filter-service", envoy));
+        listeners.keySet().forEach(id -> needed.add(brokerComponent(id)));
+        while (!Probes.metadataNames(bootstrap, listeners)) {
+            for (String c : needed) {
                 if (!supervisor.isRunning(c)) {
                     throw new LauncherException(c + " stopped while the mesh was starting; its log: " + state.log(c));
                 }
             }
             if (System.nanoTime() > deadline) {
                 throw new LauncherException("the mesh did not answer Kafka metadata through Envoy (127.0.0.1:" + bootstrap
-                        + ") naming broker 1 at 127.0.0.1:" + broker1 + " within " + supervisor.timeout().toSeconds() + "s; see "
-                        + state.log("filter-service") + " and the Envoy logs in " + state.logs()
+                        + ") naming the brokers at " + listeners + " (id=port on 127.0.0.1) within " + supervisor.timeout().toSeconds()
+                        + "s; see " + state.log("filter-service") + " and the Envoy logs in " + state.logs()
                         + " (stats: curl <admin>/stats?filter=network_ext_proc)");
             }
             Supervisor.sleep(200);
         }
+    }
+
+    /** The shared sidecar's listener of each broker of the mesh, by broker id. */
+    Map<Integer, Integer> sharedSidecarListeners() {
+        Map<Integer, Integer> listeners = new java.util.TreeMap<>();
+        for (int id = 1; id <= brokers(); id++) {
+            listeners.put(id, ports.envoyBroker(id));
+        }
+        return listeners;
     }
 
     /** Explicit demo: app's own sidecar on the host, node id = the app, listeners from the xDS server. */
@@ -432,7 +550,7 @@ final class Components {
     void writeEndpoints() {
         StringBuilder sb = new StringBuilder()
                 .append("KAFKA_BOOTSTRAP=127.0.0.1:").append(ports.envoyBootstrap()).append('\n')
-                .append("BROKER_DIRECT=127.0.0.1:").append(ports.broker()).append('\n')
+                .append("BROKER_DIRECT=").append(brokerDirect()).append('\n')
                 .append("ENVOY_ADMIN=127.0.0.1:").append(ports.envoyAdmin()).append('\n')
                 .append("FILTER_GRPC=127.0.0.1:").append(ports.filterGrpc()).append('\n')
                 .append("FILTER_METRICS=http://127.0.0.1:").append(ports.filterMetrics()).append("/metrics\n");
@@ -442,6 +560,15 @@ final class Components {
         StateDir.writeAtomically(state.file("endpoints.env"), sb.toString());
     }
 
+    /** The brokers' own addresses, comma-separated (a bootstrap list). */
+    String brokerDirect() {
+        List<String> direct = new ArrayList<>();
+        for (int id = 1; id <= brokers(); id++) {
+            direct.add("127.0.0.1:" + ports.broker(id));
+        }
+        return String.join(",", direct);
+    }
+
     /** Which components run, then {@link MeshStatus#report} over {@code window}, then the endpoints. */
     String status(java.time.Duration window) {
         StringBuilder sb = new StringBuilder();
@@ -449,7 +576,7 @@ final class Components {
             var p = supervisor.running(c);
             if (p.isPresent()) {
                 sb.append(String.format("%-17s running  pid %d%n", c, p.get().pid()));
-            } else if (MESH.contains(c)) {
+            } else if (MESH.contains(c) || brokerId(c).isPresent()) {
                 sb.append(String.format("%-17s stopped%n", c));
             }
         }
@@ -497,9 +624,14 @@ final class Components {
     /** Stops every component and demo app, last started first, then removes the transparent demo's namespaces. */
     void stopAll() {
         List<String> all = all();
+        List<String> brokers = java.util.stream.IntStream.rangeClosed(1, PortPlan.MAX_BROKERS).mapToObj(Components::brokerComponent).toList();
         for (int i = all.size() - 1; i >= 0; i--) {
-            supervisor.stop(all.get(i));
+            if (!brokers.contains(all.get(i))) {
+                supervisor.stop(all.get(i));
+            }
         }
+        // a cluster's nodes together (Supervisor#stop(List)), after everything that talks to them
+        supervisor.stop(brokers);
         if ((Files.exists(state.file("netns")) || transparent()) && Probes.onPath("ip")) {
             new Netns(root, state, ports).down(false);
         }

@@ -61,6 +61,8 @@ final class Demo {
         mesh.setup(List.of("broker", "filter-service", "envoy", "xds-server"));
         mesh.installer.sampleApps();
         mesh.setMode(transparent ? "transparent" : "explicit");
+        // the demo's sidecars front one broker: a cluster's data left by up --brokers N is refused, not half-served
+        mesh.useBrokers(1);
         mesh.ensureCertificates();
         if (transparent) {
             progress("network namespaces " + String.join(" ", netns.names()) + ", each app's with the init script's iptables REDIRECT");
@@ -70,7 +72,7 @@ final class Demo {
         }
         progress("Kafka broker");
         mesh.writeMeshFile(transparent ? MeshFile.transparentDemo(ports) : MeshFile.demo(ports));
-        mesh.startBroker();
+        mesh.startBrokers();
         progress("xDS server (127.0.0.1:" + ports.xds() + ", status 127.0.0.1:" + ports.xdsStatus() + "): the mesh file's listeners for"
                 + " the sidecars, its policy and HTTP rules for the filter-service");
         mesh.startXdsServer();

@@ -28,7 +28,7 @@ import picocli.CommandLine.Unmatched;
             Main.Pki.class, Main.Audit.class, Main.Setup.class, Main.Keyset.class, Main.Test.class, CommandLine.HelpCommand.class, AutoComplete.GenerateCompletion.class},
         footerHeading = "%n",
         footer = {
-            "components: broker filter-service envoy",
+            "components: broker filter-service envoy (up --brokers N: broker is node 1, broker-2 ... broker-N the others)",
             "",
             "environment:",
             "  MESHCRYPT_HOME       state dir: logs/, pids/, configs, keyset, Envoy venv (default: <repo>/.meshcrypt)",
@@ -44,6 +44,8 @@ import picocli.CommandLine.Unmatched;
             "                       transparent: B+94 broker's real address and the relay (B+52 ext_proc,",
             "                       B+53 xDS) on 169.254.(B/1000).1, B+903 relay admin; in each app namespace",
             "                       the sidecar on 127.0.0.1:15001, its admin on 127.0.0.1:B+904",
+            "                       up --brokers N: broker n >= 2 on B+110+n, its controller B+120+n, the Envoy",
+            "                       listener of broker n B+210+n",
             "                       Two meshes side by side need bases at least 1000 apart (e.g. 19000, 29000).",
             "  MESHCRYPT_TLS        on (default): mutual TLS on every hop, certificates from the local CA in",
             "                       $MESHCRYPT_HOME/pki (see ./meshcrypt pki); off: plaintext on loopback",
@@ -169,7 +171,7 @@ public final class Main implements Runnable {
     /** Starts the xDS server for {@code up} (keeping the file of a running one: rewriting it would drop a demo's sidecars). */
     private static void startXds(Components mesh) {
         if (!mesh.supervisor.isRunning("xds-server")) {
-            mesh.writeMeshFile(MeshFile.up(mesh.ports));
+            mesh.writeMeshFile(MeshFile.up(mesh.ports, mesh.brokers()));
         }
         mesh.startXdsServer();
     }
@@ -182,23 +184,35 @@ public final class Main implements Runnable {
         @CommandLine.ParentCommand
         Main main;
 
+        @Option(names = "--brokers", paramLabel = "N", description = "run N brokers (1 to " + PortPlan.MAX_BROKERS + "): a KRaft"
+                + " cluster of combined broker+controller nodes, each behind its own listener of the sidecar (docs/multi-broker.md);"
+                + " default: as many as the broker data in $MESHCRYPT_HOME was formatted for, else 1")
+        Integer brokers;
+
         @Override
         public void run() {
+            if (brokers != null && (brokers < 1 || brokers > PortPlan.MAX_BROKERS)) {
+                throw new CommandLine.ParameterException(main.spec.commandLine().getSubcommands().get("up"),
+                        "--brokers needs a number from 1 to " + PortPlan.MAX_BROKERS);
+            }
             Components mesh = main.components();
             main.hint = DOWN_HINT;
             Main.run(mesh.state.lock(), () -> {
                 mesh.setup(List.of("broker", "filter-service", "envoy", "xds-server"));
                 mesh.setMode("explicit");
+                if (brokers != null) {
+                    mesh.useBrokers(brokers);
+                }
                 mesh.ensureCertificates();
                 if (!mesh.supervisor.isRunning("xds-server")) {
-                    mesh.writeMeshFile(MeshFile.up(mesh.ports));
+                    mesh.writeMeshFile(MeshFile.up(mesh.ports, mesh.brokers()));
                 }
-                mesh.startBroker();
+                mesh.startBrokers();
                 // the xDS server owns the policy: the filter-service waits for it before it serves
                 startXds(mesh);
                 mesh.startFilterService();
                 mesh.startEnvoy();
-                mesh.awaitMesh(mesh.ports.envoyBootstrap(), mesh.ports.envoyBroker1(), "envoy");
+                mesh.awaitMesh(mesh.ports.envoyBootstrap(), mesh.sharedSidecarListeners(), "envoy");
                 mesh.writeEndpoints();
                 Say.say("mesh is up (encryption policy: " + mesh.state.file("filter.yaml") + ", logs: " + mesh.state.logs() + ")");
                 printFile(mesh.state.file("endpoints.env"));
@@ -290,15 +304,16 @@ public final class Main implements Runnable {
         @CommandLine.ParentCommand
         Main main;
 
-        @Parameters(paramLabel = "<component>", description = "broker, filter-service or envoy")
+        @Parameters(paramLabel = "<component>", description = "broker, filter-service or envoy; a cluster's other brokers: broker-2 ... broker-N")
         String component;
 
         @Override
         public void run() {
-            if (!Components.MESH.contains(component)) {
-                throw new LauncherException("unknown component '" + component + "' (one of: " + String.join(" ", Components.MESH) + ")");
-            }
             Components mesh = main.components();
+            if (!Components.MESH.contains(component) && mesh.brokerId(component).isEmpty()) {
+                throw new LauncherException("unknown component '" + component + "' (one of: " + String.join(" ", Components.MESH)
+                        + (mesh.brokers() > 1 ? " broker-2 ... broker-" + mesh.brokers() : "") + ")");
+            }
             Main.run(mesh.state.lock(), () -> apply(mesh));
         }
 
@@ -311,11 +326,13 @@ public final class Main implements Runnable {
         void apply(Components mesh) {
             main.hint = DOWN_HINT;
             mesh.ensureCertificates();
+            java.util.Optional<Integer> broker = mesh.brokerId(component);
+            if (broker.isPresent()) {
+                mesh.setup(List.of("broker"));
+                mesh.startBroker(broker.get());
+                return;
+            }
             switch (component) {
-                case "broker" -> {
-                    mesh.setup(List.of("broker"));
-                    mesh.startBroker();
-                }
                 case "filter-service" -> {
                     mesh.setup(List.of("filter-service", "xds-server"));
                     startXds(mesh);

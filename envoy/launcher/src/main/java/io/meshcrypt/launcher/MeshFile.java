@@ -23,6 +23,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 import java.util.regex.Pattern;
 
 /**
@@ -45,7 +46,23 @@ public final class MeshFile {
 
     /** {@code up}: the broker behind the shared sidecar; every topic encrypted. */
     public static Mesh up(PortPlan ports) {
-        return explicit(ports, false);
+        return up(ports, 1);
+    }
+
+    /**
+     * {@code up --brokers N}: the cluster's N brokers behind the shared sidecar, which has one listener per broker
+     * (explicit proxy: clients are told only these); every topic encrypted.
+     */
+    public static Mesh up(PortPlan ports, int brokers) {
+        Map<Integer, Address> real = new TreeMap<>();
+        Map<Integer, Address> listeners = new TreeMap<>();
+        for (int n = 1; n <= brokers; n++) {
+            real.put(n, local(ports.broker(n)));
+            listeners.put(n, local(ports.envoyBroker(n)));
+        }
+        Sidecar shared = new Sidecar(SHARED_NODE, local(ports.filterGrpc()),
+                Map.of(CLUSTER, new KafkaListeners(CLUSTER, local(ports.envoyBootstrap()), listeners, listeners)), Map.of(), Optional.empty());
+        return new Mesh(Map.of(CLUSTER, new KafkaCluster(CLUSTER, real)), Map.of(SHARED_NODE, shared), encryptAll(), HttpRules.NONE);
     }
 
     /**
@@ -53,22 +70,16 @@ public final class MeshFile {
      * listener from its ext_proc streams), the HTTP service's sidecar and its rules.
      */
     public static Mesh demo(PortPlan ports) {
-        return explicit(ports, true);
-    }
-
-    private static Mesh explicit(PortPlan ports, boolean demo) {
         Address filterService = local(ports.filterGrpc());
         Map<String, Sidecar> sidecars = new LinkedHashMap<>();
         sidecars.put(SHARED_NODE, kafkaSidecar(SHARED_NODE, filterService, ports.envoyBootstrap(), ports.envoyBroker1()));
-        if (demo) {
-            for (KafkaApp app : KafkaApp.values()) {
-                PortPlan.AppSidecarPorts p = ports.appSidecar(app);
-                sidecars.put(app.component(), kafkaSidecar(app.component(), filterService, p.bootstrap(), p.broker1()));
-            }
-            sidecars.put(HTTP_NODE, httpSidecar(ports));
+        for (KafkaApp app : KafkaApp.values()) {
+            PortPlan.AppSidecarPorts p = ports.appSidecar(app);
+            sidecars.put(app.component(), kafkaSidecar(app.component(), filterService, p.bootstrap(), p.broker1()));
         }
+        sidecars.put(HTTP_NODE, httpSidecar(ports));
         return new Mesh(Map.of(CLUSTER, new KafkaCluster(CLUSTER, Map.of(1, local(ports.broker())))), sidecars,
-                encryptAll(), demo ? demoHttpRules() : HttpRules.NONE);
+                encryptAll(), demoHttpRules());
     }
 
     /**

@@ -6,7 +6,9 @@ import java.util.List;
 /**
  * Every port of one mesh, derived from its port base B (MESHCRYPT_PORT_BASE) in this one place. All host ports are on
  * 127.0.0.1, except the transparent demo's broker address and relay, which sit on the link-local address
- * {@link #brokerRealHost()}. Two meshes side by side need bases at least 1000 apart.
+ * {@link #brokerRealHost()}. Two meshes side by side need bases at least 1000 apart. A cluster ({@code up --brokers N})
+ * adds, for each broker n from 2 to N, its own port B+110+n, its controller B+120+n and the shared sidecar's listener
+ * of it B+210+n ({@link #broker(int)}, {@link #controller(int)}, {@link #envoyBroker(int)}).
  *
  * @param base B
  * @param xds the xDS server's ADS port, B+18
@@ -17,7 +19,7 @@ import java.util.List;
  * @param filterMetrics the filter-service's metrics and health endpoint (/metrics, /healthz, /readyz), B+54
  * @param httpApp the demo's HTTP service, B+80
  * @param httpSidecar its Envoy sidecar (HTTP_URL), B+81
- * @param broker the broker itself (BROKER_DIRECT), B+92
+ * @param broker the broker itself (BROKER_DIRECT), B+92; in a cluster, broker 1
  * @param controller the broker's KRaft controller, B+93
  * @param brokerTransparent transparent demo: the broker's real address on {@link #brokerRealHost()}, B+94
  * @param envoyBootstrap the shared Envoy sidecar's bootstrap listener (KAFKA_BOOTSTRAP), B+192
@@ -34,6 +36,8 @@ public record PortPlan(int base, int xds, int xdsStatus, int filterGrpc, int rel
     public static final int DEFAULT_BASE = 19000;
     /** The highest offset in use: B+907, the admin of the last Kafka app's sidecar. */
     public static final int SPAN = 907;
+    /** The most brokers {@code up --brokers} runs: node ids 1 to 9 keep each broker's ports in its own decade slot. */
+    public static final int MAX_BROKERS = 9;
     /** Transparent demo: the port each app namespace's sidecar intercepts on, as Istio's. */
     public static final int NAMESPACE_SIDECAR_PORT = 15001;
 
@@ -64,6 +68,28 @@ public record PortPlan(int base, int xds, int xdsStatus, int filterGrpc, int rel
     public AppSidecarPorts appSidecar(KafkaApp app) {
         int i = app.index();
         return new AppSidecarPorts(base + 194 + 2 * i, base + 195 + 2 * i, base + 905 + i);
+    }
+
+    /** Broker {@code id}'s own listener (BROKER_DIRECT lists them all): B+92 for broker 1, B+110+id for the others. */
+    public int broker(int id) {
+        return id == 1 ? broker : base + 110 + checkedBrokerId(id);
+    }
+
+    /** Broker {@code id}'s KRaft controller listener (every broker is a controller too): B+93, else B+120+id. */
+    public int controller(int id) {
+        return id == 1 ? controller : base + 120 + checkedBrokerId(id);
+    }
+
+    /** The shared sidecar's listener of broker {@code id}, the address clients are told: B+193, else B+210+id. */
+    public int envoyBroker(int id) {
+        return id == 1 ? envoyBroker1 : base + 210 + checkedBrokerId(id);
+    }
+
+    private static int checkedBrokerId(int id) {
+        if (id < 1 || id > MAX_BROKERS) {
+            throw new IllegalArgumentException("broker id " + id + " is not between 1 and " + MAX_BROKERS);
+        }
+        return id;
     }
 
     /** The first three octets of the transparent demo's link-local network (from the base, so meshes do not collide). */

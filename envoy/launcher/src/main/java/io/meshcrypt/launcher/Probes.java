@@ -6,6 +6,7 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** Readiness checks: a port that accepts, an Envoy admin that says LIVE, Kafka metadata naming a broker. */
@@ -52,12 +53,28 @@ final class Probes {
     }
 
     /**
-     * Kafka metadata from {@code bootstrap} (kcat) names broker 1 at {@code expectedBroker1}. Through an Envoy
+     * Kafka metadata from {@code bootstrap} (kcat) names broker 1 at {@code expectedBroker1Port}. Through an Envoy
      * this proves client, Envoy, filter-service and broker work together and that clients stay behind Envoy.
      */
     static boolean metadataNames(int bootstrapPort, int expectedBroker1Port) {
+        return metadataNames(bootstrapPort, Map.of(1, expectedBroker1Port));
+    }
+
+    /** Kafka metadata from {@code bootstrap} names broker {@code id} at {@code expectedPort}. */
+    static boolean metadataNames(int bootstrapPort, int id, int expectedPort) {
+        return metadataNames(bootstrapPort, Map.of(id, expectedPort));
+    }
+
+    /** Kafka metadata from {@code bootstrap} names each broker id of {@code expected} at its port there. */
+    static boolean metadataNames(int bootstrapPort, Map<Integer, Integer> expected) {
         Result r = run(List.of("kcat", "-b", "127.0.0.1:" + bootstrapPort, "-L", "-m", "3"));
-        return r.exit() == 0 && r.output().contains("broker 1 at 127.0.0.1:" + expectedBroker1Port);
+        if (r.exit() != 0) {
+            return false;
+        }
+        // kcat: "  broker 2 at 127.0.0.1:19212 (controller)"
+        List<String> lines = r.output().lines().map(String::strip).toList();
+        return expected.entrySet().stream().allMatch(e -> lines.stream().anyMatch(l -> l.equals("broker " + e.getKey() + " at 127.0.0.1:" + e.getValue())
+                || l.startsWith("broker " + e.getKey() + " at 127.0.0.1:" + e.getValue() + " ")));
     }
 
     record Result(int exit, String output) {

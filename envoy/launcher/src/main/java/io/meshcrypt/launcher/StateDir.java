@@ -54,6 +54,23 @@ public record StateDir(Path dir) {
         }
     }
 
+    /**
+     * How many brokers the broker data in this state dir was formatted for (file {@code brokers}, written when the
+     * storage is formatted and kept by {@code down}, as the data is); 1 when it was never written.
+     */
+    public int brokers() {
+        try {
+            Path f = file("brokers");
+            String n = Files.exists(f) ? Files.readString(f).strip() : "1";
+            if (!n.matches("[1-9]")) {
+                throw new LauncherException(f + " must hold a broker count from 1 to 9 (got '" + n + "'); delete it with the broker* dirs to start over");
+            }
+            return Integer.parseInt(n);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** Whether a generated file may be overwritten: it is missing or still carries the mark. */
     public boolean isGenerated(Path f) {
         try {

@@ -97,14 +97,28 @@ public final class Supervisor {
 
     /** Stops the component and everything it forked: TERM, then KILL after 15 s. Removes its pid file. */
     public void stop(String component) {
-        Optional<ProcessHandle> found = running(component);
-        if (found.isPresent()) {
-            ProcessHandle p = found.get();
-            // taken before the TERM: once the leader exits, its children are no longer its descendants
-            List<ProcessHandle> family = new ArrayList<>(p.descendants().toList());
-            family.add(0, p);
-            family.forEach(ProcessHandle::destroy);
-            if (!awaitExit(p, STOP_GRACE)) {
+        stop(List.of(component));
+    }
+
+    /**
+     * Stops the components together: TERM to all at once, then KILL what is left after 15 s. A KRaft cluster's nodes
+     * must go together: stopped one by one, the last ones wait for a controller quorum that is already gone.
+     */
+    public void stop(List<String> components) {
+        Map<String, List<ProcessHandle>> families = new java.util.LinkedHashMap<>();
+        for (String component : components) {
+            running(component).ifPresent(p -> {
+                // taken before the TERM: once the leader exits, its children are no longer its descendants
+                List<ProcessHandle> family = new ArrayList<>(p.descendants().toList());
+                family.add(0, p);
+                families.put(component, family);
+            });
+        }
+        families.values().forEach(family -> family.forEach(ProcessHandle::destroy));
+        long deadline = System.nanoTime() + STOP_GRACE.toNanos();
+        families.forEach((component, family) -> {
+            ProcessHandle p = family.getFirst();
+            if (!awaitExit(p, Duration.ofNanos(Math.max(0, deadline - System.nanoTime())))) {
                 Say.say(component + " (pid " + p.pid() + ") ignored SIGTERM for 15 s; killing it");
             }
             // a forked child may outlive a leader that exited cleanly: KILL whatever is left
@@ -115,11 +129,13 @@ public final class Supervisor {
                 }
             }
             Say.say("stopped " + component);
-        }
-        try {
-            Files.deleteIfExists(state.pidFile(component));
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
+        });
+        for (String component : components) {
+            try {
+                Files.deleteIfExists(state.pidFile(component));
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
         }
     }
 

@@ -51,6 +51,62 @@ class ConfigFilesTest {
     }
 
     @Test
+    void givenThreeBrokers_whenFilterYamlIsWritten_thenItsBrokerMapNamesTheSidecarListenerOfEach() throws Exception {
+        StateDir state = new StateDir(dir);
+        ConfigFiles.writeFilter(state, PORTS, 3, false, false);
+
+        String yaml = Files.readString(state.file("filter.yaml"));
+
+        assertEquals(filterYaml(false).replace("  1: 127.0.0.1:19193\n", "  1: 127.0.0.1:19193\n  2: 127.0.0.1:19212\n  3: 127.0.0.1:19213\n"), yaml);
+    }
+
+    private Map<String, String> brokerProperties(int id, int brokers) throws Exception {
+        Path node = dir.resolve("broker-" + id);
+        ConfigFiles.writeBroker(node, PORTS, id, brokers, false);
+        java.util.Properties p = new java.util.Properties();
+        try (var in = Files.newInputStream(node.resolve("server.properties"))) {
+            p.load(in);
+        }
+        Map<String, String> out = new LinkedHashMap<>();
+        p.stringPropertyNames().forEach(k -> out.put(k, p.getProperty(k)));
+        return out;
+    }
+
+    @Test
+    void givenNodeTwoOfThree_whenItsServerPropertiesAreWritten_thenItHasItsOwnPortsAndLogDirAllThreeVotersAndReplicationThreeMinIsrTwo()
+            throws Exception {
+        Map<String, String> p = brokerProperties(2, 3);
+
+        assertEquals("2", p.get("node.id"));
+        assertEquals("broker,controller", p.get("process.roles"));
+        assertEquals("PLAINTEXT://127.0.0.1:19112,CONTROLLER://127.0.0.1:19122", p.get("listeners"));
+        assertEquals("PLAINTEXT://127.0.0.1:19112", p.get("advertised.listeners"));
+        assertEquals("1@127.0.0.1:19093,2@127.0.0.1:19122,3@127.0.0.1:19123", p.get("controller.quorum.voters"));
+        assertEquals(null, p.get("controller.quorum.bootstrap.servers"));
+        assertEquals(dir.resolve("broker-2/data").toString(), p.get("log.dirs"));
+        for (String key : java.util.List.of("default.replication.factor", "offsets.topic.replication.factor",
+                "transaction.state.log.replication.factor", "share.coordinator.state.topic.replication.factor")) {
+            assertEquals("3", p.get(key), key);
+        }
+        for (String key : java.util.List.of("min.insync.replicas", "transaction.state.log.min.isr", "share.coordinator.state.topic.min.isr")) {
+            assertEquals("2", p.get(key), key);
+        }
+        assertEquals("false", p.get("unclean.leader.election.enable"));
+    }
+
+    @Test
+    void givenOneBroker_whenItsServerPropertiesAreWritten_thenItIsItsOwnQuorumWithReplicationOne() throws Exception {
+        Map<String, String> p = brokerProperties(1, 1);
+
+        assertEquals("1", p.get("node.id"));
+        assertEquals("PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093", p.get("listeners"));
+        assertEquals("127.0.0.1:19093", p.get("controller.quorum.bootstrap.servers"));
+        assertEquals(null, p.get("controller.quorum.voters"));
+        assertEquals("1", p.get("offsets.topic.replication.factor"));
+        assertEquals("1", p.get("min.insync.replicas"));
+    }
+
+    @Test
     void givenNoTls_whenFilterYamlIsWritten_thenItHasNoTlsSection() throws Exception {
         String yaml = filterYaml(false);
 

@@ -48,6 +48,20 @@ class MainTest {
     }
 
     @Test
+    void givenABrokerCountOutsideOneToNine_whenUp_thenUsageErrorBeforeAnythingStarts() {
+        Map<String, String> env = Map.of("MESHCRYPT_HOME", home.toString(), "MESHCRYPT_PORT_BASE", "16000");
+
+        assertEquals(2, run(env, "up", "--brokers", "0"));
+        assertEquals(2, run(env, "up", "--brokers", "10"));
+        assertEquals(2, run(env, "up", "--brokers", "three"));
+    }
+
+    @Test
+    void givenOneBroker_whenACluster2ndBrokerIsStarted_thenUnknownComponent() {
+        assertEquals(1, run(Map.of("MESHCRYPT_HOME", home.toString(), "MESHCRYPT_PORT_BASE", "16000"), "start", "broker-2"));
+    }
+
+    @Test
     void givenNothingRunning_whenDown_thenExitCode0() {
         assertEquals(0, run(Map.of("MESHCRYPT_HOME", home.toString(), "MESHCRYPT_PORT_BASE", "16000"), "down"));
     }

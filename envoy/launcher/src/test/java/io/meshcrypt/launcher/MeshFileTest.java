@@ -7,6 +7,7 @@ import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.MeshReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 class MeshFileTest {
@@ -22,6 +23,30 @@ class MeshFileTest {
         Mesh up = MeshFile.up(PORTS);
 
         assertEquals(up, roundTrip(up));
+    }
+
+    @Test
+    void givenTheUpMeshOfOneBroker_whenBuilt_thenItIsTheSingleBrokerMesh() {
+        assertEquals(MeshFile.up(PORTS), MeshFile.up(PORTS, 1));
+        assertEquals(Map.of(1, new Mesh.Address("127.0.0.1", 19092)), MeshFile.up(PORTS).kafkaClusters().get(MeshFile.CLUSTER).brokers());
+    }
+
+    @Test
+    void givenAThreeBrokerUpMesh_whenWrittenAndRead_thenTheClusterNamesEachBrokerAndTheSidecarHasAListenerAdvertisedForEach()
+            throws Exception {
+        Mesh up = roundTrip(MeshFile.up(PORTS, 3));
+
+        Mesh.KafkaListeners listeners = up.sidecars().get(MeshFile.SHARED_NODE).kafka().get(MeshFile.CLUSTER);
+        assertEquals(MeshFile.up(PORTS, 3), up);
+        assertEquals(Map.of(1, local(19092), 2, local(19112), 3, local(19113)), up.kafkaClusters().get(MeshFile.CLUSTER).brokers());
+        assertEquals(local(19192), listeners.bootstrap());
+        assertEquals(Map.of(1, local(19193), 2, local(19212), 3, local(19213)), listeners.brokers());
+        assertEquals(listeners.brokers(), listeners.advertised());
+        assertEquals(java.util.Set.of(MeshFile.SHARED_NODE), up.sidecars().keySet());
+    }
+
+    private static Mesh.Address local(int port) {
+        return new Mesh.Address("127.0.0.1", port);
     }
 
     @Test

@@ -3,6 +3,7 @@ package io.meshcrypt.launcher;
 import static org.junit.jupiter.api.Assertions.assertAll;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.HashSet;
 import java.util.List;
@@ -56,6 +57,42 @@ class PortPlanTest {
         assertEquals(23, ports.size());
         assertEquals(29018, ports.getFirst());
         assertEquals(29000 + PortPlan.SPAN, ports.getLast());
+    }
+
+    @Test
+    void givenAThreeBrokerCluster_whenPlanned_thenBroker1KeepsItsPortsAndTheOthersGetTheirDocumentedOnes() {
+        PortPlan p = PortPlan.of(19000);
+
+        assertAll(
+                () -> assertEquals(List.of(19092, 19112, 19113), List.of(p.broker(1), p.broker(2), p.broker(3))),
+                () -> assertEquals(List.of(19093, 19122, 19123), List.of(p.controller(1), p.controller(2), p.controller(3))),
+                () -> assertEquals(List.of(19193, 19212, 19213), List.of(p.envoyBroker(1), p.envoyBroker(2), p.envoyBroker(3))),
+                () -> assertEquals(p.broker(), p.broker(1)),
+                () -> assertEquals(p.envoyBroker1(), p.envoyBroker(1)));
+    }
+
+    @Test
+    void givenTheLargestCluster_whenPlanned_thenEveryBrokerPortIsNewDistinctAndWithinTheSpan() {
+        PortPlan p = PortPlan.of(29000);
+        List<Integer> cluster = new java.util.ArrayList<>();
+        for (int id = 2; id <= PortPlan.MAX_BROKERS; id++) {
+            cluster.addAll(List.of(p.broker(id), p.controller(id), p.envoyBroker(id)));
+        }
+        HashSet<Integer> all = new HashSet<>(cluster);
+        all.addAll(p.loopbackPorts());
+        all.add(p.brokerTransparent());
+
+        assertEquals(cluster.size() + p.loopbackPorts().size() + 1, all.size(), () -> cluster + " overlaps " + p.loopbackPorts());
+        assertTrue(cluster.stream().allMatch(port -> port > p.base() && port <= p.base() + PortPlan.SPAN), cluster::toString);
+    }
+
+    @Test
+    void givenABrokerIdOutsideOneToNine_whenPlanned_thenRejected() {
+        PortPlan p = PortPlan.of(19000);
+
+        assertThrows(IllegalArgumentException.class, () -> p.broker(0));
+        assertThrows(IllegalArgumentException.class, () -> p.controller(PortPlan.MAX_BROKERS + 1));
+        assertThrows(IllegalArgumentException.class, () -> p.envoyBroker(-1));
     }
 
     @Test

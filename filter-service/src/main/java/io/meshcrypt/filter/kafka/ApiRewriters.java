@@ -7,6 +7,7 @@ import java.util.EnumSet;
 import java.util.Map;
 import java.util.Set;
 import org.apache.kafka.common.message.DescribeClusterResponseData;
+import org.apache.kafka.common.message.DescribeQuorumResponseData;
 import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.FindCoordinatorResponseData;
 import org.apache.kafka.common.message.MetadataResponseData;
@@ -178,6 +179,8 @@ final class ApiRewriters {
             s.addresses().rewrite(response);
             return true;
         });
+        responses.put(ApiKeys.DESCRIBE_QUORUM, (DescribeQuorumResponseData response, short version, KafkaSession s) ->
+                s.addresses().rewrite(response));
         responses.put(ApiKeys.SHARE_ACKNOWLEDGE, (ShareAcknowledgeResponseData response, short version, KafkaSession s) -> {
             s.addresses().rewrite(response);
             return true;

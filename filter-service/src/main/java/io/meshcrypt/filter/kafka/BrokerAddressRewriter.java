@@ -5,6 +5,7 @@ import java.net.InetSocketAddress;
 import java.util.function.Function;
 import java.util.function.ToIntFunction;
 import org.apache.kafka.common.message.DescribeClusterResponseData;
+import org.apache.kafka.common.message.DescribeQuorumResponseData;
 import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.FindCoordinatorResponseData;
 import org.apache.kafka.common.message.MetadataResponseData;
@@ -15,7 +16,8 @@ import org.apache.kafka.common.message.ShareFetchResponseData;
 /**
  * Replaces every broker address a response hands to a client with that broker's Envoy listener:
  * Metadata brokers, FindCoordinator coordinators, DescribeCluster brokers and the KIP-951 node
- * endpoints of Produce, Fetch, ShareFetch and ShareAcknowledge responses.
+ * endpoints of Produce, Fetch, ShareFetch and ShareAcknowledge responses; and removes the KRaft controllers' addresses
+ * from DescribeQuorum responses.
  */
 final class BrokerAddressRewriter {
     private final BrokerAddresses addresses;
@@ -44,6 +46,23 @@ final class BrokerAddressRewriter {
 
     void rewrite(DescribeClusterResponseData r) throws KafkaFrameException {
         each(r.brokers(), b -> b.brokerId(), b -> b.host(), b -> b.port(), (b, h, p) -> b.setHost(h).setPort(p));
+    }
+
+    /**
+     * DescribeQuorum v2+ (which brokers forward to the controllers) names each controller's own listeners. No sidecar
+     * fronts a controller, so clients are told the voters without their addresses rather than a way around the mesh.
+     *
+     * @return whether a listener was removed
+     */
+    boolean rewrite(DescribeQuorumResponseData r) {
+        boolean removed = false;
+        if (addresses.rewrites()) {
+            for (DescribeQuorumResponseData.Node node : r.nodes()) {
+                removed |= !node.listeners().isEmpty();
+                node.setListeners(new DescribeQuorumResponseData.ListenerCollection());
+            }
+        }
+        return removed;
     }
 
     void rewrite(ProduceResponseData r) throws KafkaFrameException {

@@ -15,7 +15,7 @@ class ApiRewritersTest {
     @Test
     void givenTheStandardRegistry_whenAskedWhatIsDecoded_thenExactlyTheApisTheFilterRewrites() {
         assertEquals(EnumSet.of(ApiKeys.PRODUCE, ApiKeys.FETCH, ApiKeys.SHARE_FETCH, ApiKeys.SHARE_ACKNOWLEDGE,
-                ApiKeys.METADATA, ApiKeys.FIND_COORDINATOR, ApiKeys.DESCRIBE_CLUSTER, ApiKeys.API_VERSIONS),
+                ApiKeys.METADATA, ApiKeys.FIND_COORDINATOR, ApiKeys.DESCRIBE_CLUSTER, ApiKeys.DESCRIBE_QUORUM, ApiKeys.API_VERSIONS),
                 apis.decoded());
     }
 
@@ -34,7 +34,7 @@ class ApiRewritersTest {
         EnumSet<ApiKeys> requests = EnumSet.of(ApiKeys.PRODUCE, ApiKeys.SHARE_FETCH);
         EnumSet<ApiKeys> responses = EnumSet.of(ApiKeys.PRODUCE, ApiKeys.FETCH, ApiKeys.SHARE_FETCH,
                 ApiKeys.SHARE_ACKNOWLEDGE, ApiKeys.METADATA, ApiKeys.FIND_COORDINATOR, ApiKeys.DESCRIBE_CLUSTER,
-                ApiKeys.API_VERSIONS);
+                ApiKeys.DESCRIBE_QUORUM, ApiKeys.API_VERSIONS);
 
         EnumSet<ApiKeys> subscribedRequests = EnumSet.noneOf(ApiKeys.class);
         EnumSet<ApiKeys> subscribedResponses = EnumSet.noneOf(ApiKeys.class);

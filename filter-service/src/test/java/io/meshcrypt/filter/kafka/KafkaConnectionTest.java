@@ -34,6 +34,7 @@ import org.apache.kafka.common.message.HeartbeatRequestData;
 import org.apache.kafka.common.message.HeartbeatResponseData;
 import org.apache.kafka.common.message.MetadataResponseData;
 import org.apache.kafka.common.message.ProduceRequestData;
+import org.apache.kafka.common.message.DescribeQuorumResponseData;
 import org.apache.kafka.common.message.ProduceResponseData;
 import org.apache.kafka.common.message.ShareFetchResponseData;
 import org.apache.kafka.common.protocol.ApiKeys;
@@ -180,6 +181,22 @@ class KafkaConnectionTest {
         ProduceResponseData.NodeEndpoint endpoint = ((ProduceResponseData) decodeResponse(out, ApiKeys.PRODUCE, PRODUCE_V))
                 .nodeEndpoints().iterator().next();
         assertEquals("127.0.0.1:19093", endpoint.host() + ":" + endpoint.port());
+    }
+
+    @Test
+    void givenDescribeQuorumV2NamingTheControllersListeners_whenForwarded_thenTheVotersPassWithoutAddresses() throws Exception {
+        int corr = trackRequest(ApiKeys.DESCRIBE_QUORUM, (short) 2);
+        DescribeQuorumResponseData response = new DescribeQuorumResponseData();
+        DescribeQuorumResponseData.ListenerCollection listeners = new DescribeQuorumResponseData.ListenerCollection();
+        listeners.add(new DescribeQuorumResponseData.Listener().setName("CONTROLLER").setHost("10.0.0.1").setPort(9093));
+        response.nodes().add(new DescribeQuorumResponseData.Node().setNodeId(1).setListeners(listeners));
+
+        ByteString out = connection.onWrite(ByteString.copyFrom(responseFrame(corr, ApiKeys.DESCRIBE_QUORUM, (short) 2, response)), false);
+
+        DescribeQuorumResponseData.Node node = ((DescribeQuorumResponseData) decodeResponse(out, ApiKeys.DESCRIBE_QUORUM, (short) 2))
+                .nodes().iterator().next();
+        assertEquals(1, node.nodeId());
+        assertTrue(node.listeners().isEmpty(), node.toString());
     }
 
     @Test
