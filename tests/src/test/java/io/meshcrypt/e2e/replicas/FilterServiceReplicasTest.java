@@ -95,12 +95,19 @@ class FilterServiceReplicasTest {
     /** Both replicas running and in Envoy's rotation again, whatever the last test killed. */
     private static void bothReplicasServing() throws Exception {
         for (int i = 0; i < ReplicaMesh.REPLICAS; i++) {
-            if (mesh.envoyHealth(i).equals("healthy") && mesh.metric(i, "meshcrypt_ready") == 1) {
-                continue;
+            if (!mesh.running(i)) {
+                mesh.startReplicas(i);
             }
-            mesh.startReplica(i);
-            mesh.awaitHealthy(i);
         }
+        mesh.awaitHealthy(0);
+        mesh.awaitHealthy(1);
+    }
+
+    /** Both replicas replaced by new processes, which have seen no Metadata response at all. */
+    private static void freshReplicas() throws Exception {
+        mesh.kill(0);
+        mesh.kill(1);
+        mesh.startReplicas(0, 1);
     }
 
     @Test
@@ -124,9 +131,10 @@ class FilterServiceReplicasTest {
         Set<String> acked = ConcurrentHashMap.newKeySet();
         List<String> consumed = new CopyOnWriteArrayList<>();
         AtomicBoolean stop = new AtomicBoolean();
+        AtomicBoolean stopConsuming = new AtomicBoolean();
         AtomicReference<Throwable> failure = new AtomicReference<>();
         Thread producing = Thread.ofPlatform().name("replicas-producer").start(() -> produce(topic, acked, stop, failure));
-        Thread consuming = Thread.ofPlatform().name("replicas-consumer").start(() -> consume(topic, consumed, stop, failure));
+        Thread consuming = Thread.ofPlatform().name("replicas-consumer").start(() -> consume(topic, consumed, stopConsuming, failure));
         try {
             awaitCount(() -> acked.size(), 200, "records acknowledged before the kill");
             awaitCount(consumed::size, 100, "records consumed before the kill");
@@ -145,7 +153,10 @@ class FilterServiceReplicasTest {
             }
             assertTrue(perReplica.getOrDefault(0, 0) > 0 && perReplica.getOrDefault(1, 0) > 0, "bystanders on both: " + perReplica);
             // ... Envoy takes the dead replica out of its rotation
+            long killed = System.nanoTime();
             Await.until(TIMEOUT, () -> !health(1).equals("healthy"), () -> "Envoy marks replica 1 unhealthy: " + health(1));
+            System.out.printf("replica 1 killed: Envoy health flags %s after %d ms; bystanders per replica %s%n", health(1),
+                    (System.nanoTime() - killed) / 1_000_000, perReplica);
             // ... and the clients go on through replica 0
             awaitCount(() -> acked.size(), ackedAtKill + 200, "records acknowledged after the kill");
         } finally {
@@ -157,7 +168,7 @@ class FilterServiceReplicasTest {
         List<byte[]> atRest = readDirect(topic, acked.size());
         Await.until(TIMEOUT, () -> failure.get() != null || consumed.size() >= atRest.size(),
                 () -> consumed.size() + " of the " + atRest.size() + " records at rest consumed");
-        consuming.interrupt();
+        stopConsuming.set(true);
         consuming.join(TIMEOUT.toMillis());
         assertNull(failure.get(), () -> "a client failed: " + failure.get());
         Set<String> distinct = new HashSet<>(consumed);
@@ -171,10 +182,11 @@ class FilterServiceReplicasTest {
     }
 
     @Test
-    void givenClientsWhoseMetadataWentThroughOtherReplicas_whenOnlyFreshReplicasServe_thenProduceAndFetchStillWork()
+    void givenClientsWhoseMetadataWentThroughOtherReplicas_whenOnlyFreshReplicasServe_thenProduceAndFetchWorkAndV13ByIdIsRefused()
             throws Exception {
         bothReplicasServing();
         String topic = createTopic("replica-fresh");
+        Uuid id = admin.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic).topicId();
         try (KafkaProducer<byte[], byte[]> producer = producer(); KafkaConsumer<byte[], byte[]> consumer = consumer()) {
             // Given a producer and a consumer that learnt the topic (and its id) through the replicas running now
             consumer.assign(List.of(new TopicPartition(topic, 0)));
@@ -183,12 +195,10 @@ class FilterServiceReplicasTest {
             List<String> read = new ArrayList<>(poll(consumer, 20));
 
             // When both replicas are replaced by new processes, which have seen no Metadata response at all
-            mesh.kill(0);
-            mesh.kill(1);
-            mesh.startReplica(0);
-            mesh.startReplica(1);
-            mesh.awaitHealthy(0);
-            mesh.awaitHealthy(1);
+            freshReplicas();
+            // (a connection through them before any client's reconnection: its replica has seen no Metadata)
+            RawPeer peer = peer();
+            ApiVersionsResponseData versions = apiVersions(peer, 1);
 
             // Then the same clients produce and fetch through them, values encrypted at rest and decrypted back
             sendAll(producer, topic, 20, 40);
@@ -198,42 +208,19 @@ class FilterServiceReplicasTest {
                 expected.add(value(i));
             }
             assertEquals(expected, read);
+            // ... because Produce and Fetch are offered up to v12 only, the last versions that name topics: no
+            // replica needs to have seen the Metadata that maps an id to its name
+            assertNotNull(versions, "ApiVersions answered");
+            assertEquals(12, versions.apiKeys().find(ApiKeys.PRODUCE.id).maxVersion(), "Produce");
+            assertEquals(12, versions.apiKeys().find(ApiKeys.FETCH.id).maxVersion(), "Fetch");
+            // ... and a Fetch v13 by topic id (not offered) closes the connection rather than answer it
+            assertTrue(peer.send(FakeBroker.requestFrame(ApiKeys.FETCH, (short) 13, 2, new FetchRequestData()
+                    .setReplicaId(-1).setMaxWaitMs(0).setMinBytes(1).setMaxBytes(1 << 20)
+                    .setTopics(List.of(new FetchRequestData.FetchTopic().setTopicId(id).setPartitions(List.of(
+                            new FetchRequestData.FetchPartition().setPartition(0).setFetchOffset(0).setPartitionMaxBytes(1 << 20))))))));
+            assertNotNull(peer.awaitClosed(ANSWER), "Fetch v13 by topic id closes the connection");
         }
-        List<byte[]> atRest = readDirect(topic, 40);
-        atRest.forEach(v -> Envelope.assertEnvelope(v, topic + " at rest"));
-    }
-
-    @Test
-    void givenAFreshReplica_whenARawClientAsksVersionsAndFetchesByTopicId_thenProduceAndFetchStopAtV12AndV13IsRefused()
-            throws Exception {
-        bothReplicasServing();
-        String topic = createTopic("replica-topic-id");
-        Uuid id = admin.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic).topicId();
-        try (KafkaProducer<byte[], byte[]> producer = producer()) {
-            sendAll(producer, topic, 0, 5);
-        }
-        mesh.kill(0);
-        mesh.kill(1);
-        mesh.startReplica(0);
-        mesh.startReplica(1);
-        mesh.awaitHealthy(0);
-        mesh.awaitHealthy(1);
-        // Given a connection through a replica that has never seen a Metadata response
-        RawPeer peer = peer();
-
-        // When the client asks which versions it may use
-        ApiVersionsResponseData versions = apiVersions(peer, 1);
-
-        // Then Produce and Fetch end at v12, the last versions that name topics: a client never needs an id mapping
-        assertNotNull(versions, "ApiVersions answered");
-        assertEquals(12, versions.apiKeys().find(ApiKeys.PRODUCE.id).maxVersion(), "Produce");
-        assertEquals(12, versions.apiKeys().find(ApiKeys.FETCH.id).maxVersion(), "Fetch");
-        // ... and a Fetch v13 by topic id (not offered) closes the connection rather than pass undecrypted records
-        assertTrue(peer.send(FakeBroker.requestFrame(ApiKeys.FETCH, (short) 13, 2, new FetchRequestData()
-                .setReplicaId(-1).setMaxWaitMs(0).setMinBytes(1).setMaxBytes(1 << 20)
-                .setTopics(List.of(new FetchRequestData.FetchTopic().setTopicId(id).setPartitions(List.of(
-                        new FetchRequestData.FetchPartition().setPartition(0).setFetchOffset(0).setPartitionMaxBytes(1 << 20))))))));
-        assertNotNull(peer.awaitClosed(ANSWER), "Fetch v13 by topic id closes the connection");
+        readDirect(topic, 40).forEach(v -> Envelope.assertEnvelope(v, topic + " at rest"));
     }
 
     // ---- helpers
@@ -389,13 +376,11 @@ class FilterServiceReplicasTest {
         try (KafkaConsumer<byte[], byte[]> consumer = consumer()) {
             consumer.assign(List.of(new TopicPartition(topic, 0)));
             consumer.seekToBeginning(consumer.assignment());
-            while (!Thread.currentThread().isInterrupted()) {
+            while (!stop.get()) {
                 for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
                     consumed.add(new String(r.value(), StandardCharsets.UTF_8));
                 }
             }
-        } catch (org.apache.kafka.common.errors.InterruptException e) {
-            // stopped by the test
         } catch (Throwable e) {
             failure.compareAndSet(null, e);
         }

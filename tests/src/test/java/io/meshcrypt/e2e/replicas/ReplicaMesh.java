@@ -88,10 +88,8 @@ final class ReplicaMesh implements AutoCloseable {
         String config = Files.readString(home.resolve("filter.yaml"));
         for (int i = 0; i < REPLICAS; i++) {
             Files.writeString(config(i), replicaConfig(config, i));
-            startReplica(i);
         }
-        awaitHealthy(0);
-        awaitHealthy(1);
+        startReplicas(0, 1);
     }
 
     /** The launcher's filter.yaml with replica {@code i}'s gRPC and metrics ports and its own audit file. */
@@ -121,23 +119,41 @@ final class ReplicaMesh implements AutoCloseable {
         return home.resolve("filter-replica-" + replica + ".yaml");
     }
 
-    /** Starts replica {@code i} (a new process: nothing learnt by an earlier one) and waits until it serves. */
-    void startReplica(int i) throws Exception {
-        Path log = home.resolve("logs").resolve("filter-replica-" + i + ".log");
-        Files.createDirectories(log.getParent());
-        List<String> command = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:+ExitOnOutOfMemoryError", "-Xmx384m",
-                "-jar", root.resolve("filter-service/target/meshcrypt-filter-service.jar").toString(),
-                "serve", "--config", config(i).toString());
-        replicas[i] = new ProcessBuilder(command).directory(home.toFile()).redirectErrorStream(true)
-                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
-        Await.until(TIMEOUT, () -> {
-            pause();
-            if (!replicas[i].isAlive()) {
-                throw new IllegalStateException("replica " + i + " exited with " + replicas[i].exitValue() + "; see " + log);
-            }
-            return ready(i);
-        }, () -> "replica " + i + " ready (/readyz); see " + log);
+    /**
+     * Starts the given replicas (new processes: nothing learnt by earlier ones), together, and waits until each
+     * serves and Envoy's health check has put it back into rotation.
+     */
+    void startReplicas(int... which) throws Exception {
+        for (int i : which) {
+            Path log = log(i);
+            Files.createDirectories(log.getParent());
+            List<String> command = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-XX:+ExitOnOutOfMemoryError", "-Xmx384m",
+                    "-jar", root.resolve("filter-service/target/meshcrypt-filter-service.jar").toString(),
+                    "serve", "--config", config(i).toString());
+            replicas[i] = new ProcessBuilder(command).directory(home.toFile()).redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
+        }
+        for (int i : which) {
+            Await.until(TIMEOUT, () -> {
+                pause();
+                if (!replicas[i].isAlive()) {
+                    throw new IllegalStateException("replica " + i + " exited with " + replicas[i].exitValue() + "; see " + log(i));
+                }
+                return ready(i);
+            }, () -> "replica " + i + " ready (/readyz); see " + log(i));
+        }
+        for (int i : which) {
+            awaitHealthy(i);
+        }
+    }
+
+    private Path log(int replica) {
+        return home.resolve("logs").resolve("filter-replica-" + replica + ".log");
+    }
+
+    boolean running(int replica) {
+        return replicas[replica] != null && replicas[replica].isAlive();
     }
 
     private static void pause() {
@@ -185,8 +201,8 @@ final class ReplicaMesh implements AutoCloseable {
     /** Waits until Envoy's health check passes replica {@code i} (new streams may go there). */
     void awaitHealthy(int i) {
         Await.until(TIMEOUT, () -> {
+            pause();
             try {
-                Thread.sleep(200);
                 return envoyHealth(i).equals("healthy");
             } catch (IOException e) {
                 return false;
