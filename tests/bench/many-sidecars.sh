@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Many sidecar connections through ONE filter-service: C Kafka connections (default 200) through the mesh's Envoy,
+# all producing at once, each at a fixed rate, to an encrypted topic. Measures what the capacity model in
+# docs/operations.md ("Capacity") is built from:
+#   - the filter-service's live heap (after a full GC, jcmd GC.run), RSS and Netty pool memory: idle with no
+#     connection, with C connections open and idle, and under load -> memory per stream;
+#   - CPU µs per record of the filter-service and of Envoy (user + system, /proc/<pid>/stat) over the load phase;
+#   - per-connection throughput (records/s of each connection: min, median, max; a starved stream shows as a low
+#     min), the ext_proc streams the filter-service has open, its held bytes.
+#
+#   tests/bench/many-sidecars.sh [connections=200] [seconds=20] [records/s per connection=25] [record-size=1024]
+#
+# The load client is a small Java program written out by this script and run from source on the broker's
+# classpath: one virtual thread per connection, each a plain Kafka client on a socket (ApiVersions, then Produce v12
+# requests of BATCH records with acks=1, one in flight, paced to the rate), so that exactly C connections exist and
+# the client itself costs little CPU. Records are 1 KiB of random-looking bytes by default, BATCH (default 16) per
+# request; a rate of -1 sends as fast as each connection can.
+#
+# Its own mesh (MESHCRYPT_HOME=tests/target/bench-sidecars, MESHCRYPT_PORT_BASE default 27000), started here with
+# the launcher's policy (every topic encrypted) and stopped at the end. Before measuring, the script checks on the
+# broker that the records it produced are envelopes, not plaintext.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CONNECTIONS=${1:-200}
+SECONDS_UNDER_LOAD=${2:-20}
+RATE=${3:-25}
+SIZE=${4:-1024}
+BATCH=${BENCH_BATCH:-16}
+PARTITIONS=${BENCH_PARTITIONS:-8}
+export MESHCRYPT_HOME=${MESHCRYPT_HOME:-$ROOT/tests/target/bench-sidecars}
+export MESHCRYPT_PORT_BASE=${MESHCRYPT_PORT_BASE:-27000}
+# shellcheck source=tests/bench/lib.sh
+source "$ROOT/tests/bench/lib.sh"
+say() { printf '# %s\n' "$*"; }
+die() { printf 'many-sidecars.sh: %s\n' "$*" >&2; exit 1; }
+command -v curl >/dev/null || die "needs curl"
+
+bench_mesh_up
+JCMD=$(dirname "$(readlink -f "/proc/$FILTER_PID/exe")")/jcmd
+[[ -x $JCMD ]] || die "no jcmd next to the filter-service's java ($JCMD)"
+BOOTSTRAP_PORT=${KAFKA_BOOTSTRAP##*:}
+TOPIC=bench-sidecars-$$
+bench_topic "$MESHCRYPT_HOME" "$BROKER_DIRECT" "$TOPIC" "$PARTITIONS"
+trap 'bench_delete_topic "$MESHCRYPT_HOME" "$BROKER_DIRECT" "$TOPIC" || true; "$ROOT/meshcrypt" down >/dev/null' EXIT
+
+# ---- the load client
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"; bench_delete_topic "$MESHCRYPT_HOME" "$BROKER_DIRECT" "$TOPIC" || true; "$ROOT/meshcrypt" down >/dev/null' EXIT
+cat >"$WORK/SidecarLoad.java" <<'EOF'
+import java.io.*;
+import java.net.*;
+import java.nio.ByteBuffer;
+import java.util.*;
+import java.util.concurrent.*;
+import java.util.concurrent.atomic.*;
+import org.apache.kafka.common.compress.Compression;
+import org.apache.kafka.common.message.*;
+import org.apache.kafka.common.protocol.*;
+import org.apache.kafka.common.record.internal.*;
+
+/**
+ * args: port topic partitions connections seconds rate size batch. stdin: a line to start producing, a line to stop
+ * (then it prints the summary, connections still open), a line to close them.
+ */
+public class SidecarLoad {
+    static final AtomicBoolean RUN = new AtomicBoolean();
+    static final AtomicBoolean STOP = new AtomicBoolean();
+    static final CountDownLatch CLOSE = new CountDownLatch(1);
+
+    public static void main(String[] a) throws Exception {
+        int port = Integer.parseInt(a[0]); String topic = a[1]; int partitions = Integer.parseInt(a[2]);
+        int n = Integer.parseInt(a[3]); double rate = Double.parseDouble(a[5]);
+        int size = Integer.parseInt(a[6]); int batch = Integer.parseInt(a[7]);
+        long[] acked = new long[n]; long[] errors = new long[n]; long[] nanos = new long[n];
+        CountDownLatch open = new CountDownLatch(n);
+        CountDownLatch done = new CountDownLatch(n);
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int c = i;
+            threads.add(Thread.ofVirtual().start(() -> {
+                try (Socket s = new Socket(InetAddress.getLoopbackAddress(), port)) {
+                    s.setTcpNoDelay(true);
+                    DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
+                    DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
+                    send(out, ApiKeys.API_VERSIONS, (short) 3, 0, new ApiVersionsRequestData()
+                            .setClientSoftwareName("sidecar-load").setClientSoftwareVersion("1"));
+                    read(in);
+                    open.countDown();
+                    while (!RUN.get()) Thread.sleep(10);
+                    Random random = new Random(c);
+                    SimpleRecord[] records = new SimpleRecord[batch];
+                    for (int r = 0; r < batch; r++) {
+                        byte[] v = new byte[size];
+                        random.nextBytes(v);
+                        records[r] = new SimpleRecord(v);
+                    }
+                    ProduceRequestData produce = new ProduceRequestData().setAcks((short) 1).setTimeoutMs(30_000);
+                    produce.topicData().add(new ProduceRequestData.TopicProduceData().setName(topic).setPartitionData(List.of(
+                            new ProduceRequestData.PartitionProduceData().setIndex(c % partitions)
+                                    .setRecords(MemoryRecords.withRecords(Compression.NONE, records)))));
+                    long start = System.nanoTime();
+                    for (int id = 1; !STOP.get(); id++) {
+                        send(out, ApiKeys.PRODUCE, (short) 12, id, produce);
+                        ByteBuffer answer = read(in);
+                        new ResponseHeaderData(new ByteBufferAccessor(answer), (short) 1);
+                        ProduceResponseData r = new ProduceResponseData(new ByteBufferAccessor(answer), (short) 12);
+                        short error = r.responses().iterator().next().partitionResponses().get(0).errorCode();
+                        if (error == 0) acked[c] += batch; else errors[c]++;
+                        if (rate > 0) {
+                            long due = start + (long) (acked[c] / rate * 1e9);
+                            long wait = due - System.nanoTime();
+                            if (wait > 0) Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+                        }
+                    }
+                    nanos[c] = System.nanoTime() - start;
+                    done.countDown();
+                    CLOSE.await();
+                } catch (Exception e) {
+                    errors[c]++;
+                    System.err.println("connection " + c + ": " + e);
+                    open.countDown();
+                    done.countDown();
+                }
+            }));
+        }
+        open.await();
+        System.out.println("open " + n);
+        BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in));
+        stdin.readLine();
+        RUN.set(true);
+        System.out.println("running");
+        stdin.readLine();
+        STOP.set(true);
+        done.await();
+        double[] perSecond = new double[n];
+        long total = 0, failed = 0;
+        for (int i = 0; i < n; i++) {
+            perSecond[i] = nanos[i] > 0 ? acked[i] * 1e9 / nanos[i] : 0;
+            total += acked[i];
+            failed += errors[i];
+        }
+        Arrays.sort(perSecond);
+        System.out.printf("done %d %d %.1f %.1f %.1f%n", total, failed, perSecond[0], perSecond[n / 2], perSecond[n - 1]);
+        stdin.readLine();
+        CLOSE.countDown();
+        for (Thread t : threads) t.join();
+    }
+
+    static void send(DataOutputStream out, ApiKeys api, short version, int id, ApiMessage body) throws IOException {
+        ObjectSerializationCache cache = new ObjectSerializationCache();
+        short hv = api.requestHeaderVersion(version);
+        RequestHeaderData header = new RequestHeaderData().setRequestApiKey(api.id).setRequestApiVersion(version)
+                .setCorrelationId(id).setClientId("sidecar-load");
+        int size = header.size(cache, hv) + body.size(cache, version);
+        ByteBuffer buf = ByteBuffer.allocate(4 + size).putInt(size);
+        ByteBufferAccessor acc = new ByteBufferAccessor(buf);
+        header.write(acc, cache, hv);
+        body.write(acc, cache, version);
+        out.write(buf.array());
+        out.flush();
+    }
+
+    static ByteBuffer read(DataInputStream in) throws IOException {
+        byte[] frame = new byte[in.readInt()];
+        in.readFully(frame);
+        return ByteBuffer.wrap(frame);
+    }
+}
+EOF
+
+# ---- what the filter-service and Envoy hold
+
+metric() { bench_metric "$FILTER_METRICS" "$1" || echo 0; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+heap_used() { metric '^jvm_memory_used_bytes[{]area="heap"'; }
+# live heap: after a full GC (jcmd GC.run), in bytes
+live_heap() {
+  "$JCMD" "$FILTER_PID" GC.run >/dev/null
+  heap_used
+}
+mib() { awk -v b="$1" 'BEGIN{printf "%.1f", b / 1048576}'; }
+declare -A HEAP RSS ENVOY_RSS NETTY STREAMS
+sample() { # phase name, then "live" to force a full GC first (never inside a CPU window)
+  if [[ ${2:-} == live ]]; then HEAP[$1]=$(live_heap); else HEAP[$1]=$(heap_used); fi
+  RSS[$1]=$(($(rss_kb "$FILTER_PID") * 1024))
+  ENVOY_RSS[$1]=$(($(rss_kb "$ENVOY_PID") * 1024))
+  NETTY[$1]=$(metric '^netty_allocator_memory_used_bytes[{]')
+  STREAMS[$1]=$(metric '^meshcrypt_ext_proc_streams_active ')
+  printf '%-24s heap %-5s %7s MiB  RSS %7s MiB  Netty pools %6s MiB  Envoy RSS %6s MiB  streams %5s\n' "$1" \
+    "${2:-used}" "$(mib "${HEAP[$1]}")" "$(mib "${RSS[$1]}")" "$(mib "${NETTY[$1]}")" "$(mib "${ENVOY_RSS[$1]}")" "${STREAMS[$1]}"
+}
+# seconds: CPU ticks of the filter-service and Envoy over that many idle seconds, "filter envoy"
+idle_cpu() {
+  local f e
+  f=$(bench_cpu_ticks "$FILTER_PID")
+  e=$(bench_cpu_ticks "$ENVOY_PID")
+  sleep "$1"
+  echo $(($(bench_cpu_ticks "$FILTER_PID") - f)) $(($(bench_cpu_ticks "$ENVOY_PID") - e))
+}
+IDLE_SECONDS=${BENCH_IDLE_SECONDS:-10}
+
+# ---- the policy in force (what reaches the broker is an envelope), and a warm JIT
+
+say "warm-up and check: 20000 records through the mesh to $TOPIC"
+bench_tool "$MESHCRYPT_HOME" org.apache.kafka.tools.ProducerPerformance --topic "$TOPIC" --num-records 20000 \
+  --record-size "$SIZE" --throughput -1 --producer-props bootstrap.servers="$KAFKA_BOOTSTRAP" acks=all >/dev/null
+at_rest=$({ bench_tool "$MESHCRYPT_HOME" org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BROKER_DIRECT" \
+  --topic "$TOPIC" --from-beginning --max-messages 1 --timeout-ms 30000 || true; } | head -c 5 | od -An -tx1 | tr -d ' \n')
+[[ $at_rest == 004d4345* ]] || die "the record at rest is not an envelope (first bytes: ${at_rest:-none}): the policy is not in force"
+
+printf '# %s connections, %s records/s each (-1: as fast as they go; %s-byte records, %s per Produce, acks=1), %s s, topic of %s partitions\n' \
+  "$CONNECTIONS" "$RATE" "$SIZE" "$BATCH" "$SECONDS_UNDER_LOAD" "$PARTITIONS"
+NONE="no connection"
+IDLE="$CONNECTIONS open, idle"
+LOADED="$CONNECTIONS streaming"
+AFTER="$CONNECTIONS open, after load"
+sample "$NONE" live
+read -r IDLE0_F IDLE0_E < <(idle_cpu "$IDLE_SECONDS")
+coproc LOAD { "$BENCH_JAVA" -Xmx512m -cp "$(cat "$MESHCRYPT_HOME/kafka.classpath")" "$WORK/SidecarLoad.java" \
+  "$BOOTSTRAP_PORT" "$TOPIC" "$PARTITIONS" "$CONNECTIONS" "$SECONDS_UNDER_LOAD" "$RATE" "$SIZE" "$BATCH" 2>"$WORK/load.err"; }
+read -r line <&"${LOAD[0]}" || die "load client: $(cat "$WORK/load.err")"
+[[ $line == "open $CONNECTIONS" ]] || die "load client: $line $(cat "$WORK/load.err")"
+sleep 2
+sample "$IDLE" live
+read -r IDLE_F IDLE_E < <(idle_cpu "$IDLE_SECONDS")
+FILTER_CPU0=$(bench_cpu_ticks "$FILTER_PID")
+ENVOY_CPU0=$(bench_cpu_ticks "$ENVOY_PID")
+echo go >&"${LOAD[1]}"
+read -r line <&"${LOAD[0]}"
+sleep $((SECONDS_UNDER_LOAD / 2))
+HELD=$(metric '^meshcrypt_held_bytes ')
+HELD_FRAMES=$(metric '^meshcrypt_held_frames ')
+THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$FILTER_PID/status")
+sample "$LOADED"
+sleep $((SECONDS_UNDER_LOAD - SECONDS_UNDER_LOAD / 2))
+echo stop >&"${LOAD[1]}"
+read -r done_word total failed min median max <&"${LOAD[0]}" || die "load client: $(cat "$WORK/load.err")"
+FILTER_CPU=$(($(bench_cpu_ticks "$FILTER_PID") - FILTER_CPU0))
+ENVOY_CPU=$(($(bench_cpu_ticks "$ENVOY_PID") - ENVOY_CPU0))
+[[ $done_word == done ]] || die "load client: $done_word $(cat "$WORK/load.err")"
+sample "$AFTER" live
+echo close >&"${LOAD[1]}"
+wait "$LOAD_PID" || true
+((total > 0)) || die "no record acknowledged: $(cat "$WORK/load.err")"
+
+per_stream_kib() { awk -v a="$1" -v b="$2" -v n="$CONNECTIONS" 'BEGIN{printf "%.1f", (b - a) / n / 1024}'; }
+# ticks over seconds -> % of one core
+core_pct() { awk -v c="$1" -v t="$BENCH_TICK" -v s="$2" 'BEGIN{printf "%.2f", c / t / s * 100}'; }
+echo
+echo "| figure | value |"
+echo "|---|---|"
+echo "| connections (ext_proc streams open while streaming) | $CONNECTIONS (${STREAMS[$LOADED]}) |"
+echo "| records acknowledged, Produce errors | $total, $failed |"
+echo "| records/s per connection: min / median / max | $min / $median / $max |"
+echo "| total records/s, MB/s of values | $(awk -v t="$total" -v s="$SECONDS_UNDER_LOAD" 'BEGIN{printf "%.0f", t / s}'), $(awk -v t="$total" -v s="$SECONDS_UNDER_LOAD" -v z="$SIZE" 'BEGIN{printf "%.2f", t * z / s / 1e6}') |"
+echo "| filter-service CPU µs per record (whole load phase) | $(bench_us_per_record "$FILTER_CPU" "$total") |"
+echo "| Envoy CPU µs per record (whole load phase) | $(bench_us_per_record "$ENVOY_CPU" "$total") |"
+echo "| filter-service CPU, % of a core: idle without connections / with $CONNECTIONS idle / streaming | $(core_pct "$IDLE0_F" "$IDLE_SECONDS") / $(core_pct "$IDLE_F" "$IDLE_SECONDS") / $(core_pct "$FILTER_CPU" "$SECONDS_UNDER_LOAD") |"
+echo "| Envoy CPU, % of a core: idle without connections / with $CONNECTIONS idle / streaming | $(core_pct "$IDLE0_E" "$IDLE_SECONDS") / $(core_pct "$IDLE_E" "$IDLE_SECONDS") / $(core_pct "$ENVOY_CPU" "$SECONDS_UNDER_LOAD") |"
+echo "| filter-service live heap per stream, KiB: open idle / open after load | $(per_stream_kib "${HEAP[$NONE]}" "${HEAP[$IDLE]}") / $(per_stream_kib "${HEAP[$NONE]}" "${HEAP[$AFTER]}") |"
+echo "| filter-service RSS per stream, KiB: open idle / streaming / after load | $(per_stream_kib "${RSS[$NONE]}" "${RSS[$IDLE]}") / $(per_stream_kib "${RSS[$NONE]}" "${RSS[$LOADED]}") / $(per_stream_kib "${RSS[$NONE]}" "${RSS[$AFTER]}") |"
+echo "| filter-service Netty pools, MiB: none / streaming | $(mib "${NETTY[$NONE]}") / $(mib "${NETTY[$LOADED]}") |"
+echo "| Envoy RSS per stream, KiB: open idle / streaming | $(per_stream_kib "${ENVOY_RSS[$NONE]}" "${ENVOY_RSS[$IDLE]}") / $(per_stream_kib "${ENVOY_RSS[$NONE]}" "${ENVOY_RSS[$LOADED]}") |"
+echo "| held bytes, held frames (mid-run) | $HELD, $HELD_FRAMES |"
+echo "| filter-service threads (mid-run) | $THREADS |"
