@@ -58,6 +58,7 @@ import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.message.*;
 import org.apache.kafka.common.protocol.*;
 import org.apache.kafka.common.record.internal.*;
+import org.apache.kafka.common.requests.*;
 
 /**
  * args: port topic partitions connections seconds rate size batch. stdin: a line to start producing, a line to stop
@@ -83,8 +84,7 @@ public class SidecarLoad {
                     s.setTcpNoDelay(true);
                     DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
                     DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
-                    send(out, ApiKeys.API_VERSIONS, (short) 3, 0, new ApiVersionsRequestData()
-                            .setClientSoftwareName("sidecar-load").setClientSoftwareVersion("1"));
+                    send(out, new ApiVersionsRequest.Builder().build((short) 3), header(ApiKeys.API_VERSIONS, 3, 0));
                     read(in);
                     open.countDown();
                     while (!RUN.get()) Thread.sleep(10);
@@ -95,18 +95,17 @@ public class SidecarLoad {
                         random.nextBytes(v);
                         records[r] = new SimpleRecord(v);
                     }
-                    ProduceRequestData produce = new ProduceRequestData().setAcks((short) 1).setTimeoutMs(30_000);
-                    produce.topicData().add(new ProduceRequestData.TopicProduceData().setName(topic).setPartitionData(List.of(
+                    ProduceRequestData data = new ProduceRequestData().setAcks((short) 1).setTimeoutMs(30_000);
+                    data.topicData().add(new ProduceRequestData.TopicProduceData().setName(topic).setPartitionData(List.of(
                             new ProduceRequestData.PartitionProduceData().setIndex(c % partitions)
                                     .setRecords(MemoryRecords.withRecords(Compression.NONE, records)))));
+                    ProduceRequest produce = new ProduceRequest.Builder((short) 12, (short) 12, data).build((short) 12);
                     long start = System.nanoTime();
                     for (int id = 1; !STOP.get(); id++) {
-                        send(out, ApiKeys.PRODUCE, (short) 12, id, produce);
-                        ByteBuffer answer = read(in);
-                        new ResponseHeaderData(new ByteBufferAccessor(answer), (short) 1);
-                        ProduceResponseData r = new ProduceResponseData(new ByteBufferAccessor(answer), (short) 12);
-                        short error = r.responses().iterator().next().partitionResponses().get(0).errorCode();
-                        if (error == 0) acked[c] += batch; else errors[c]++;
+                        RequestHeader header = header(ApiKeys.PRODUCE, 12, id);
+                        send(out, produce, header);
+                        Map<Errors, Integer> outcome = AbstractResponse.parseResponse(read(in), header).errorCounts();
+                        if (outcome.keySet().equals(Set.of(Errors.NONE))) acked[c] += batch; else errors[c]++;
                         if (rate > 0) {
                             long due = start + (long) (acked[c] / rate * 1e9);
                             long wait = due - System.nanoTime();
@@ -147,17 +146,17 @@ public class SidecarLoad {
         for (Thread t : threads) t.join();
     }
 
-    static void send(DataOutputStream out, ApiKeys api, short version, int id, ApiMessage body) throws IOException {
-        ObjectSerializationCache cache = new ObjectSerializationCache();
-        short hv = api.requestHeaderVersion(version);
-        RequestHeaderData header = new RequestHeaderData().setRequestApiKey(api.id).setRequestApiVersion(version)
-                .setCorrelationId(id).setClientId("sidecar-load");
-        int size = header.size(cache, hv) + body.size(cache, version);
-        ByteBuffer buf = ByteBuffer.allocate(4 + size).putInt(size);
-        ByteBufferAccessor acc = new ByteBufferAccessor(buf);
-        header.write(acc, cache, hv);
-        body.write(acc, cache, version);
-        out.write(buf.array());
+    static RequestHeader header(ApiKeys api, int version, int id) {
+        return new RequestHeader(api, (short) version, "sidecar-load", id);
+    }
+
+    /** Kafka's own serialisation, size-prefixed as on the wire. */
+    static void send(DataOutputStream out, AbstractRequest request, RequestHeader header) throws IOException {
+        ByteBuffer frame = request.serializeWithHeader(header);
+        byte[] bytes = new byte[frame.remaining()];
+        frame.get(bytes);
+        out.writeInt(bytes.length);
+        out.write(bytes);
         out.flush();
     }
 
