@@ -16,7 +16,7 @@
 # the client itself costs little CPU. Records are 1 KiB of random-looking bytes by default, BATCH (default 16) per
 # request; a rate of -1 sends as fast as each connection can.
 #
-# Its own mesh (MESHCRYPT_HOME=tests/target/bench-sidecars, MESHCRYPT_PORT_BASE default 27000), started here with
+# Its own mesh (MESHCRYPT_HOME=tests/target/bench-sidecars, MESHCRYPT_PORT_BASE default 28000), started here with
 # the launcher's policy (every topic encrypted) and stopped at the end. Before measuring, the script checks on the
 # broker that the records it produced are envelopes, not plaintext.
 set -euo pipefail
@@ -28,7 +28,7 @@ SIZE=${4:-1024}
 BATCH=${BENCH_BATCH:-16}
 PARTITIONS=${BENCH_PARTITIONS:-8}
 export MESHCRYPT_HOME=${MESHCRYPT_HOME:-$ROOT/tests/target/bench-sidecars}
-export MESHCRYPT_PORT_BASE=${MESHCRYPT_PORT_BASE:-27000}
+export MESHCRYPT_PORT_BASE=${MESHCRYPT_PORT_BASE:-28000}
 # shellcheck source=tests/bench/lib.sh
 source "$ROOT/tests/bench/lib.sh"
 say() { printf '# %s\n' "$*"; }
