@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Many sidecar connections through ONE filter-service: C Kafka connections (default 200) through the mesh's Envoy,
-# all producing at once, each at a fixed rate, to an encrypted topic. Measures what the capacity model in
+# all producing at once, each at a fixed rate, to an encrypted topic, then all reading it back (Fetch, decrypted). Measures what the capacity model in
 # docs/operations.md ("Capacity") is built from:
 #   - the filter-service's live heap (after a full GC, jcmd GC.run), RSS and Netty pool memory: idle with no
 #     connection, with C connections open and idle, and under load -> memory per stream;
@@ -12,7 +12,8 @@
 #
 # The load client is a small Java program written out by this script and run from source on the broker's
 # classpath: one virtual thread per connection, each a plain Kafka client on a socket (ApiVersions, then Produce v12
-# requests of BATCH records with acks=1, one in flight, paced to the rate), so that exactly C connections exist and
+# requests of BATCH records with acks=1, one in flight, paced to the rate; then Fetch v12 of its partition from the
+# start, about BATCH records per request, each value checked to be decrypted), so that exactly C connections exist and
 # the client itself costs little CPU. Records are 1 KiB of random-looking bytes by default, BATCH (default 16) per
 # request; a rate of -1 sends as fast as each connection can.
 #
@@ -61,89 +62,171 @@ import org.apache.kafka.common.record.internal.*;
 import org.apache.kafka.common.requests.*;
 
 /**
- * args: port topic partitions connections seconds rate size batch. stdin: a line to start producing, a line to stop
- * (then it prints the summary, connections still open), a line to close them.
+ * args: port topic partitions connections seconds rate size batch. Opens the connections, prints "open N", then per
+ * stdin line: produce, stop (prints "done records errors min median max" of records/s per connection), fetch (each
+ * connection reads its partition from the start, Fetch v12 of about a batch), stop (the same summary), close.
  */
 public class SidecarLoad {
-    static final AtomicBoolean RUN = new AtomicBoolean();
-    static final AtomicBoolean STOP = new AtomicBoolean();
+    static final Phase PRODUCE = new Phase();
+    static final Phase FETCH = new Phase();
     static final CountDownLatch CLOSE = new CountDownLatch(1);
+    static int n, partitions, size, batch;
+    static double rate;
+    static String topic;
+
+    /** One phase: started and stopped by the main thread; each connection's records, errors and time. */
+    static final class Phase {
+        final CountDownLatch start = new CountDownLatch(1);
+        final AtomicBoolean stop = new AtomicBoolean();
+        CountDownLatch done;
+        long[] records, errors, nanos;
+
+        void init() {
+            done = new CountDownLatch(n);
+            records = new long[n];
+            errors = new long[n];
+            nanos = new long[n];
+        }
+
+        /** Sleeps until {@code count} records are due at the rate. */
+        void pace(long startNanos, long count) throws InterruptedException {
+            if (rate > 0) {
+                long wait = startNanos + (long) (count / rate * 1e9) - System.nanoTime();
+                if (wait > 0) Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+            }
+        }
+
+        String summary() throws InterruptedException {
+            stop.set(true);
+            done.await();
+            double[] perSecond = new double[n];
+            long total = 0, failed = 0;
+            for (int i = 0; i < n; i++) {
+                perSecond[i] = nanos[i] > 0 ? records[i] * 1e9 / nanos[i] : 0;
+                total += records[i];
+                failed += errors[i];
+            }
+            Arrays.sort(perSecond);
+            return String.format("done %d %d %.1f %.1f %.1f", total, failed, perSecond[0], perSecond[n / 2], perSecond[n - 1]);
+        }
+    }
 
     public static void main(String[] a) throws Exception {
-        int port = Integer.parseInt(a[0]); String topic = a[1]; int partitions = Integer.parseInt(a[2]);
-        int n = Integer.parseInt(a[3]); double rate = Double.parseDouble(a[5]);
-        int size = Integer.parseInt(a[6]); int batch = Integer.parseInt(a[7]);
-        long[] acked = new long[n]; long[] errors = new long[n]; long[] nanos = new long[n];
+        int port = Integer.parseInt(a[0]);
+        topic = a[1];
+        partitions = Integer.parseInt(a[2]);
+        n = Integer.parseInt(a[3]);
+        rate = Double.parseDouble(a[5]);
+        size = Integer.parseInt(a[6]);
+        batch = Integer.parseInt(a[7]);
+        PRODUCE.init();
+        FETCH.init();
         CountDownLatch open = new CountDownLatch(n);
-        CountDownLatch done = new CountDownLatch(n);
         List<Thread> threads = new ArrayList<>();
         for (int i = 0; i < n; i++) {
             int c = i;
-            threads.add(Thread.ofVirtual().start(() -> {
-                try (Socket s = new Socket(InetAddress.getLoopbackAddress(), port)) {
-                    s.setTcpNoDelay(true);
-                    DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
-                    DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
-                    send(out, new ApiVersionsRequest.Builder().build((short) 3), header(ApiKeys.API_VERSIONS, 3, 0));
-                    read(in);
-                    open.countDown();
-                    while (!RUN.get()) Thread.sleep(10);
-                    Random random = new Random(c);
-                    SimpleRecord[] records = new SimpleRecord[batch];
-                    for (int r = 0; r < batch; r++) {
-                        byte[] v = new byte[size];
-                        random.nextBytes(v);
-                        records[r] = new SimpleRecord(v);
-                    }
-                    ProduceRequestData data = new ProduceRequestData().setAcks((short) 1).setTimeoutMs(30_000);
-                    data.topicData().add(new ProduceRequestData.TopicProduceData().setName(topic).setPartitionData(List.of(
-                            new ProduceRequestData.PartitionProduceData().setIndex(c % partitions)
-                                    .setRecords(MemoryRecords.withRecords(Compression.NONE, records)))));
-                    ProduceRequest produce = new ProduceRequest.Builder((short) 12, (short) 12, data).build((short) 12);
-                    long start = System.nanoTime();
-                    for (int id = 1; !STOP.get(); id++) {
-                        RequestHeader header = header(ApiKeys.PRODUCE, 12, id);
-                        send(out, produce, header);
-                        Map<Errors, Integer> outcome = AbstractResponse.parseResponse(read(in), header).errorCounts();
-                        if (outcome.keySet().equals(Set.of(Errors.NONE))) acked[c] += batch; else errors[c]++;
-                        if (rate > 0) {
-                            long due = start + (long) (acked[c] / rate * 1e9);
-                            long wait = due - System.nanoTime();
-                            if (wait > 0) Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
-                        }
-                    }
-                    nanos[c] = System.nanoTime() - start;
-                    done.countDown();
-                    CLOSE.await();
-                } catch (Exception e) {
-                    errors[c]++;
-                    System.err.println("connection " + c + ": " + e);
-                    open.countDown();
-                    done.countDown();
-                }
-            }));
+            threads.add(Thread.ofVirtual().start(() -> connection(port, c, open)));
         }
         open.await();
         System.out.println("open " + n);
         BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in));
-        stdin.readLine();
-        RUN.set(true);
-        System.out.println("running");
-        stdin.readLine();
-        STOP.set(true);
-        done.await();
-        double[] perSecond = new double[n];
-        long total = 0, failed = 0;
-        for (int i = 0; i < n; i++) {
-            perSecond[i] = nanos[i] > 0 ? acked[i] * 1e9 / nanos[i] : 0;
-            total += acked[i];
-            failed += errors[i];
+        for (Phase phase : List.of(PRODUCE, FETCH)) {
+            stdin.readLine();
+            phase.start.countDown();
+            System.out.println("running");
+            stdin.readLine();
+            System.out.println(phase.summary());
         }
-        Arrays.sort(perSecond);
-        System.out.printf("done %d %d %.1f %.1f %.1f%n", total, failed, perSecond[0], perSecond[n / 2], perSecond[n - 1]);
         stdin.readLine();
         CLOSE.countDown();
         for (Thread t : threads) t.join();
+    }
+
+    static void connection(int port, int c, CountDownLatch open) {
+        boolean opened = false;
+        try (Socket s = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            s.setTcpNoDelay(true);
+            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream()));
+            DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
+            send(out, new ApiVersionsRequest.Builder().build((short) 3), header(ApiKeys.API_VERSIONS, 3, 0));
+            read(in);
+            open.countDown();
+            opened = true;
+            int id = produce(out, in, c);
+            fetch(out, in, c, id);
+            CLOSE.await();
+        } catch (Exception e) {
+            System.err.println("connection " + c + ": " + e);
+            if (!opened) open.countDown();
+        } finally {
+            for (Phase phase : List.of(PRODUCE, FETCH)) {
+                if (phase.nanos[c] == 0) phase.done.countDown();
+            }
+        }
+    }
+
+    /** Produce v12 of {@code batch} records, acks=1, one in flight, until stopped; returns the next correlation id. */
+    static int produce(DataOutputStream out, DataInputStream in, int c) throws Exception {
+        Random random = new Random(c);
+        SimpleRecord[] records = new SimpleRecord[batch];
+        for (int r = 0; r < batch; r++) {
+            byte[] v = new byte[size];
+            random.nextBytes(v);
+            records[r] = new SimpleRecord(v);
+        }
+        ProduceRequestData data = new ProduceRequestData().setAcks((short) 1).setTimeoutMs(30_000);
+        data.topicData().add(new ProduceRequestData.TopicProduceData().setName(topic).setPartitionData(List.of(
+                new ProduceRequestData.PartitionProduceData().setIndex(c % partitions)
+                        .setRecords(MemoryRecords.withRecords(Compression.NONE, records)))));
+        ProduceRequest produce = new ProduceRequest.Builder((short) 12, (short) 12, data).build((short) 12);
+        PRODUCE.start.await();
+        long start = System.nanoTime();
+        int id = 1;
+        for (; !PRODUCE.stop.get(); id++) {
+            RequestHeader header = header(ApiKeys.PRODUCE, 12, id);
+            send(out, produce, header);
+            Map<Errors, Integer> outcome = AbstractResponse.parseResponse(read(in), header).errorCounts();
+            if (outcome.keySet().equals(Set.of(Errors.NONE))) PRODUCE.records[c] += batch; else PRODUCE.errors[c]++;
+            PRODUCE.pace(start, PRODUCE.records[c]);
+        }
+        PRODUCE.nanos[c] = System.nanoTime() - start;
+        PRODUCE.done.countDown();
+        return id;
+    }
+
+    /**
+     * Fetch v12 of its partition from the start, about one batch per request, until stopped. A record counts when
+     * its value has the size produced: a value still encrypted is longer, and counts as an error.
+     */
+    static void fetch(DataOutputStream out, DataInputStream in, int c, int id) throws Exception {
+        FETCH.start.await();
+        long start = System.nanoTime();
+        long offset = 0;
+        for (; !FETCH.stop.get(); id++) {
+            FetchRequestData data = new FetchRequestData().setReplicaId(-1).setMaxWaitMs(500).setMinBytes(1)
+                    .setMaxBytes(1 << 20).setSessionId(0).setSessionEpoch(-1)
+                    .setTopics(List.of(new FetchRequestData.FetchTopic().setTopic(topic).setPartitions(List.of(
+                            new FetchRequestData.FetchPartition().setPartition(c % partitions).setFetchOffset(offset)
+                                    .setPartitionMaxBytes(batch * size)))));
+            RequestHeader header = header(ApiKeys.FETCH, 12, id);
+            send(out, new FetchRequest(data, (short) 12), header);
+            FetchResponse response = (FetchResponse) AbstractResponse.parseResponse(read(in), header);
+            FetchResponseData.PartitionData partition = response.data().responses().get(0).partitions().get(0);
+            if (partition.errorCode() != 0) {
+                FETCH.errors[c]++;
+                continue;
+            }
+            for (RecordBatch b : ((Records) partition.records()).batches()) {
+                for (org.apache.kafka.common.record.internal.Record r : b) {
+                    if (r.offset() < offset) continue;
+                    if (r.valueSize() == size) FETCH.records[c]++; else FETCH.errors[c]++;
+                    offset = r.offset() + 1;
+                }
+            }
+            FETCH.pace(start, FETCH.records[c]);
+        }
+        FETCH.nanos[c] = System.nanoTime() - start;
+        FETCH.done.countDown();
     }
 
     static RequestHeader header(ApiKeys api, int version, int id) {
@@ -214,6 +297,7 @@ NONE="no connection"
 IDLE="$CONNECTIONS open, idle"
 LOADED="$CONNECTIONS streaming"
 AFTER="$CONNECTIONS open, after load"
+FETCHING="$CONNECTIONS fetching"
 sample "$NONE" live
 read -r IDLE0_F IDLE0_E < <(idle_cpu "$IDLE_SECONDS")
 coproc LOAD { "$BENCH_JAVA" -Xmx512m -cp "$(cat "$MESHCRYPT_HOME/kafka.classpath")" "$WORK/SidecarLoad.java" \
@@ -239,9 +323,23 @@ FILTER_CPU=$(($(bench_cpu_ticks "$FILTER_PID") - FILTER_CPU0))
 ENVOY_CPU=$(($(bench_cpu_ticks "$ENVOY_PID") - ENVOY_CPU0))
 [[ $done_word == done ]] || die "load client: $done_word $(cat "$WORK/load.err")"
 sample "$AFTER" live
+# the same connections read their partitions back (decrypted by the filter-service on the way)
+FILTER_CPU0=$(bench_cpu_ticks "$FILTER_PID")
+ENVOY_CPU0=$(bench_cpu_ticks "$ENVOY_PID")
+echo fetch >&"${LOAD[1]}"
+read -r line <&"${LOAD[0]}"
+sleep $((SECONDS_UNDER_LOAD / 2))
+sample "$FETCHING"
+sleep $((SECONDS_UNDER_LOAD - SECONDS_UNDER_LOAD / 2))
+echo stop >&"${LOAD[1]}"
+read -r done_word fetched fetch_failed fetch_min fetch_median fetch_max <&"${LOAD[0]}" || die "load client: $(cat "$WORK/load.err")"
+FETCH_FILTER_CPU=$(($(bench_cpu_ticks "$FILTER_PID") - FILTER_CPU0))
+FETCH_ENVOY_CPU=$(($(bench_cpu_ticks "$ENVOY_PID") - ENVOY_CPU0))
+[[ $done_word == done ]] || die "load client: $done_word $(cat "$WORK/load.err")"
 echo close >&"${LOAD[1]}"
 wait "$LOAD_PID" || true
 ((total > 0)) || die "no record acknowledged: $(cat "$WORK/load.err")"
+((fetched > 0)) || die "no record fetched: $(cat "$WORK/load.err")"
 
 per_stream_kib() { awk -v a="$1" -v b="$2" -v n="$CONNECTIONS" 'BEGIN{printf "%.1f", (b - a) / n / 1024}'; }
 # ticks over seconds -> % of one core
@@ -255,8 +353,11 @@ echo "| records/s per connection: min / median / max | $min / $median / $max |"
 echo "| total records/s, MB/s of values | $(awk -v t="$total" -v s="$SECONDS_UNDER_LOAD" 'BEGIN{printf "%.0f", t / s}'), $(awk -v t="$total" -v s="$SECONDS_UNDER_LOAD" -v z="$SIZE" 'BEGIN{printf "%.2f", t * z / s / 1e6}') |"
 echo "| filter-service CPU µs per record (whole load phase) | $(bench_us_per_record "$FILTER_CPU" "$total") |"
 echo "| Envoy CPU µs per record (whole load phase) | $(bench_us_per_record "$ENVOY_CPU" "$total") |"
-echo "| filter-service CPU, % of a core: idle without connections / with $CONNECTIONS idle / streaming | $(core_pct "$IDLE0_F" "$IDLE_SECONDS") / $(core_pct "$IDLE_F" "$IDLE_SECONDS") / $(core_pct "$FILTER_CPU" "$SECONDS_UNDER_LOAD") |"
-echo "| Envoy CPU, % of a core: idle without connections / with $CONNECTIONS idle / streaming | $(core_pct "$IDLE0_E" "$IDLE_SECONDS") / $(core_pct "$IDLE_E" "$IDLE_SECONDS") / $(core_pct "$ENVOY_CPU" "$SECONDS_UNDER_LOAD") |"
+echo "| fetched: records decrypted, errors (Fetch errors and values not decrypted) | $fetched, $fetch_failed |"
+echo "| fetched records/s per connection: min / median / max | $fetch_min / $fetch_median / $fetch_max |"
+echo "| fetch: filter-service / Envoy CPU µs per record, filter-service % of a core | $(bench_us_per_record "$FETCH_FILTER_CPU" "$fetched") / $(bench_us_per_record "$FETCH_ENVOY_CPU" "$fetched"), $(core_pct "$FETCH_FILTER_CPU" "$SECONDS_UNDER_LOAD") |"
+echo "| filter-service CPU, % of a core: idle without connections / with $CONNECTIONS idle / producing | $(core_pct "$IDLE0_F" "$IDLE_SECONDS") / $(core_pct "$IDLE_F" "$IDLE_SECONDS") / $(core_pct "$FILTER_CPU" "$SECONDS_UNDER_LOAD") |"
+echo "| Envoy CPU, % of a core: idle without connections / with $CONNECTIONS idle / producing | $(core_pct "$IDLE0_E" "$IDLE_SECONDS") / $(core_pct "$IDLE_E" "$IDLE_SECONDS") / $(core_pct "$ENVOY_CPU" "$SECONDS_UNDER_LOAD") |"
 echo "| filter-service live heap per stream, KiB: open idle / open after load | $(per_stream_kib "${HEAP[$NONE]}" "${HEAP[$IDLE]}") / $(per_stream_kib "${HEAP[$NONE]}" "${HEAP[$AFTER]}") |"
 echo "| filter-service RSS per stream, KiB: open idle / streaming / after load | $(per_stream_kib "${RSS[$NONE]}" "${RSS[$IDLE]}") / $(per_stream_kib "${RSS[$NONE]}" "${RSS[$LOADED]}") / $(per_stream_kib "${RSS[$NONE]}" "${RSS[$AFTER]}") |"
 echo "| filter-service Netty pools, MiB: none / streaming | $(mib "${NETTY[$NONE]}") / $(mib "${NETTY[$LOADED]}") |"
