@@ -284,9 +284,10 @@ IDLE_SECONDS=${BENCH_IDLE_SECONDS:-10}
 
 # ---- the policy in force (what reaches the broker is an envelope), and a warm JIT
 
-say "warm-up and check: 20000 records through the mesh to $TOPIC"
+say "warm-up and check: 20000 records through the mesh to $TOPIC and back"
 bench_tool "$MESHCRYPT_HOME" org.apache.kafka.tools.ProducerPerformance --topic "$TOPIC" --num-records 20000 \
   --record-size "$SIZE" --throughput -1 --producer-props bootstrap.servers="$KAFKA_BOOTSTRAP" acks=all >/dev/null
+bench_consume "$MESHCRYPT_HOME" "$KAFKA_BOOTSTRAP" "$TOPIC" 20000 >/dev/null
 at_rest=$({ bench_tool "$MESHCRYPT_HOME" org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BROKER_DIRECT" \
   --topic "$TOPIC" --from-beginning --max-messages 1 --timeout-ms 30000 || true; } | head -c 5 | od -An -tx1 | tr -d ' \n')
 [[ $at_rest == 004d4345* ]] || die "the record at rest is not an envelope (first bytes: ${at_rest:-none}): the policy is not in force"
@@ -307,35 +308,40 @@ read -r line <&"${LOAD[0]}" || die "load client: $(cat "$WORK/load.err")"
 sleep 2
 sample "$IDLE" live
 read -r IDLE_F IDLE_E < <(idle_cpu "$IDLE_SECONDS")
-FILTER_CPU0=$(bench_cpu_ticks "$FILTER_PID")
-ENVOY_CPU0=$(bench_cpu_ticks "$ENVOY_PID")
-echo go >&"${LOAD[1]}"
-read -r line <&"${LOAD[0]}"
-sleep $((SECONDS_UNDER_LOAD / 2))
-HELD=$(metric '^meshcrypt_held_bytes ')
-HELD_FRAMES=$(metric '^meshcrypt_held_frames ')
-THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$FILTER_PID/status")
-sample "$LOADED"
-sleep $((SECONDS_UNDER_LOAD - SECONDS_UNDER_LOAD / 2))
-echo stop >&"${LOAD[1]}"
-read -r done_word total failed min median max <&"${LOAD[0]}" || die "load client: $(cat "$WORK/load.err")"
-FILTER_CPU=$(($(bench_cpu_ticks "$FILTER_PID") - FILTER_CPU0))
-ENVOY_CPU=$(($(bench_cpu_ticks "$ENVOY_PID") - ENVOY_CPU0))
-[[ $done_word == done ]] || die "load client: $done_word $(cat "$WORK/load.err")"
+# command for the load client (produce | fetch), name of the mid-run sample: one phase of SECONDS_UNDER_LOAD; sets
+# RESULT ("records errors min median max" of the load client), FILTER_CPU and ENVOY_CPU (ticks over the phase), and
+# HELD, HELD_FRAMES, THREADS of the filter-service mid-run
+run_phase() {
+  local f0 e0 word
+  f0=$(bench_cpu_ticks "$FILTER_PID")
+  e0=$(bench_cpu_ticks "$ENVOY_PID")
+  echo "$1" >&"${LOAD[1]}"
+  read -r word <&"${LOAD[0]}"
+  sleep $((SECONDS_UNDER_LOAD / 2))
+  HELD=$(metric '^meshcrypt_held_bytes ')
+  HELD_FRAMES=$(metric '^meshcrypt_held_frames ')
+  THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$FILTER_PID/status")
+  sample "$2"
+  sleep $((SECONDS_UNDER_LOAD - SECONDS_UNDER_LOAD / 2))
+  echo stop >&"${LOAD[1]}"
+  read -r word RESULT <&"${LOAD[0]}" || die "load client: $(cat "$WORK/load.err")"
+  FILTER_CPU=$(($(bench_cpu_ticks "$FILTER_PID") - f0))
+  ENVOY_CPU=$(($(bench_cpu_ticks "$ENVOY_PID") - e0))
+  [[ $word == done ]] || die "load client: $word $RESULT $(cat "$WORK/load.err")"
+}
+run_phase produce "$LOADED"
+read -r total failed min median max <<<"$RESULT"
+PRODUCE_HELD="$HELD, $HELD_FRAMES"
+PRODUCE_THREADS=$THREADS
+PRODUCE_FILTER_CPU=$FILTER_CPU
+PRODUCE_ENVOY_CPU=$ENVOY_CPU
 sample "$AFTER" live
-# the same connections read their partitions back (decrypted by the filter-service on the way)
-FILTER_CPU0=$(bench_cpu_ticks "$FILTER_PID")
-ENVOY_CPU0=$(bench_cpu_ticks "$ENVOY_PID")
-echo fetch >&"${LOAD[1]}"
-read -r line <&"${LOAD[0]}"
-sleep $((SECONDS_UNDER_LOAD / 2))
-sample "$FETCHING"
-sleep $((SECONDS_UNDER_LOAD - SECONDS_UNDER_LOAD / 2))
-echo stop >&"${LOAD[1]}"
-read -r done_word fetched fetch_failed fetch_min fetch_median fetch_max <&"${LOAD[0]}" || die "load client: $(cat "$WORK/load.err")"
-FETCH_FILTER_CPU=$(($(bench_cpu_ticks "$FILTER_PID") - FILTER_CPU0))
-FETCH_ENVOY_CPU=$(($(bench_cpu_ticks "$ENVOY_PID") - ENVOY_CPU0))
-[[ $done_word == done ]] || die "load client: $done_word $(cat "$WORK/load.err")"
+# the same connections read their partitions back (decrypted by the filter-service on the way; its Fetch path was
+# warmed up with the 20000 records)
+run_phase fetch "$FETCHING"
+read -r fetched fetch_failed fetch_min fetch_median fetch_max <<<"$RESULT"
+FETCH_FILTER_CPU=$FILTER_CPU
+FETCH_ENVOY_CPU=$ENVOY_CPU
 echo close >&"${LOAD[1]}"
 wait "$LOAD_PID" || true
 ((total > 0)) || die "no record acknowledged: $(cat "$WORK/load.err")"
@@ -351,16 +357,16 @@ echo "| connections (ext_proc streams open while streaming) | $CONNECTIONS (${ST
 echo "| records acknowledged, Produce errors | $total, $failed |"
 echo "| records/s per connection: min / median / max | $min / $median / $max |"
 echo "| total records/s, MB/s of values | $(awk -v t="$total" -v s="$SECONDS_UNDER_LOAD" 'BEGIN{printf "%.0f", t / s}'), $(awk -v t="$total" -v s="$SECONDS_UNDER_LOAD" -v z="$SIZE" 'BEGIN{printf "%.2f", t * z / s / 1e6}') |"
-echo "| filter-service CPU µs per record (whole load phase) | $(bench_us_per_record "$FILTER_CPU" "$total") |"
-echo "| Envoy CPU µs per record (whole load phase) | $(bench_us_per_record "$ENVOY_CPU" "$total") |"
+echo "| filter-service CPU µs per record (produce phase) | $(bench_us_per_record "$PRODUCE_FILTER_CPU" "$total") |"
+echo "| Envoy CPU µs per record (produce phase) | $(bench_us_per_record "$PRODUCE_ENVOY_CPU" "$total") |"
 echo "| fetched: records decrypted, errors (Fetch errors and values not decrypted) | $fetched, $fetch_failed |"
 echo "| fetched records/s per connection: min / median / max | $fetch_min / $fetch_median / $fetch_max |"
 echo "| fetch: filter-service / Envoy CPU µs per record, filter-service % of a core | $(bench_us_per_record "$FETCH_FILTER_CPU" "$fetched") / $(bench_us_per_record "$FETCH_ENVOY_CPU" "$fetched"), $(core_pct "$FETCH_FILTER_CPU" "$SECONDS_UNDER_LOAD") |"
-echo "| filter-service CPU, % of a core: idle without connections / with $CONNECTIONS idle / producing | $(core_pct "$IDLE0_F" "$IDLE_SECONDS") / $(core_pct "$IDLE_F" "$IDLE_SECONDS") / $(core_pct "$FILTER_CPU" "$SECONDS_UNDER_LOAD") |"
-echo "| Envoy CPU, % of a core: idle without connections / with $CONNECTIONS idle / producing | $(core_pct "$IDLE0_E" "$IDLE_SECONDS") / $(core_pct "$IDLE_E" "$IDLE_SECONDS") / $(core_pct "$ENVOY_CPU" "$SECONDS_UNDER_LOAD") |"
+echo "| filter-service CPU, % of a core: idle without connections / with $CONNECTIONS idle / producing | $(core_pct "$IDLE0_F" "$IDLE_SECONDS") / $(core_pct "$IDLE_F" "$IDLE_SECONDS") / $(core_pct "$PRODUCE_FILTER_CPU" "$SECONDS_UNDER_LOAD") |"
+echo "| Envoy CPU, % of a core: idle without connections / with $CONNECTIONS idle / producing | $(core_pct "$IDLE0_E" "$IDLE_SECONDS") / $(core_pct "$IDLE_E" "$IDLE_SECONDS") / $(core_pct "$PRODUCE_ENVOY_CPU" "$SECONDS_UNDER_LOAD") |"
 echo "| filter-service live heap per stream, KiB: open idle / open after load | $(per_stream_kib "${HEAP[$NONE]}" "${HEAP[$IDLE]}") / $(per_stream_kib "${HEAP[$NONE]}" "${HEAP[$AFTER]}") |"
 echo "| filter-service RSS per stream, KiB: open idle / streaming / after load | $(per_stream_kib "${RSS[$NONE]}" "${RSS[$IDLE]}") / $(per_stream_kib "${RSS[$NONE]}" "${RSS[$LOADED]}") / $(per_stream_kib "${RSS[$NONE]}" "${RSS[$AFTER]}") |"
 echo "| filter-service Netty pools, MiB: none / streaming | $(mib "${NETTY[$NONE]}") / $(mib "${NETTY[$LOADED]}") |"
 echo "| Envoy RSS per stream, KiB: open idle / streaming | $(per_stream_kib "${ENVOY_RSS[$NONE]}" "${ENVOY_RSS[$IDLE]}") / $(per_stream_kib "${ENVOY_RSS[$NONE]}" "${ENVOY_RSS[$LOADED]}") |"
-echo "| held bytes, held frames (mid-run) | $HELD, $HELD_FRAMES |"
-echo "| filter-service threads (mid-run) | $THREADS |"
+echo "| held bytes, held frames (mid-run): producing / fetching | $PRODUCE_HELD / $HELD, $HELD_FRAMES |"
+echo "| filter-service threads (mid-run): producing / fetching | $PRODUCE_THREADS / $THREADS |"
