@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * The validated mesh file: which Kafka clusters exist, which sidecar (Envoy node id) fronts which of them on which
@@ -187,17 +188,29 @@ public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar>
 
     /**
      * @param nodeId the Envoy node id (its bootstrap's node.id)
-     * @param filterService the gRPC address of the filter-service this sidecar's ext_proc filters stream to
+     * @param filterServices the gRPC addresses of the filter-service replicas this sidecar's ext_proc filters stream
+     *     to, in file order, distinct, at least one: each new ext_proc stream (one per Kafka connection, one per HTTP
+     *     request) goes to one of them; the replicas share nothing but the KMS and the policy source
      * @param kafka by Kafka cluster name
      * @param http by listener name
      * @param transparent the transparent (original_dst) Kafka listener, if the sidecar has one
      */
-    public record Sidecar(String nodeId, Address filterService, Map<String, KafkaListeners> kafka, Map<String, HttpListener> http,
-                          Optional<Transparent> transparent) {
+    public record Sidecar(String nodeId, List<Address> filterServices, Map<String, KafkaListeners> kafka,
+                          Map<String, HttpListener> http, Optional<Transparent> transparent) {
         public Sidecar {
+            filterServices = List.copyOf(filterServices);
+            if (filterServices.isEmpty() || Set.copyOf(filterServices).size() != filterServices.size()) {
+                throw new IllegalArgumentException("filterServices must be one or more distinct addresses: " + filterServices);
+            }
             kafka = Map.copyOf(kafka);
             http = Map.copyOf(http);
             Objects.requireNonNull(transparent, "transparent");
+        }
+
+        /** A sidecar with a single filter-service. */
+        public Sidecar(String nodeId, Address filterService, Map<String, KafkaListeners> kafka, Map<String, HttpListener> http,
+                       Optional<Transparent> transparent) {
+            this(nodeId, List.of(filterService), kafka, http, transparent);
         }
     }
 }

@@ -102,7 +102,7 @@ public final class MeshReader {
         reader.checkKeys(mapping, "", ROOT_KEYS);
 
         Entry fsEntry = mapping.entries().get("filterService");
-        Address defaultFilterService = fsEntry == null ? null : address(fsEntry, "filterService", false);
+        List<Address> defaultFilterServices = fsEntry == null ? null : filterServices(fsEntry, "filterService");
 
         Map<String, KafkaCluster> clusters = new LinkedHashMap<>();
         Entry clustersEntry = reader.required(mapping, "kafkaClusters", "name -> {brokers: {node id: host:port}}");
@@ -120,7 +120,7 @@ public final class MeshReader {
         Map<String, Sidecar> sidecars = new LinkedHashMap<>();
         Entry sidecarsEntry = reader.required(mapping, "sidecars", "Envoy node id -> {filterService, kafka}");
         for (Entry s : named(sidecarsEntry, "sidecars").entries().values()) {
-            sidecars.put(s.key(), sidecar(s, clusters, defaultFilterService));
+            sidecars.put(s.key(), sidecar(s, clusters, defaultFilterServices));
         }
 
         Entry policyEntry = reader.required(mapping, "policy", "encrypt: [topic globs], unmatched: passthrough|reject");
@@ -222,7 +222,7 @@ public final class MeshReader {
         return Optional.of(new CertificateFiles(certificate, privateKey));
     }
 
-    private Sidecar sidecar(Entry s, Map<String, KafkaCluster> clusters, Address defaultFilterService) throws ConfigException {
+    private Sidecar sidecar(Entry s, Map<String, KafkaCluster> clusters, List<Address> defaultFilterServices) throws ConfigException {
         String path = "sidecars." + s.key();
         if (!NODE_ID.matcher(s.key()).matches()) {
             throw reader.error(s.keyLocation(), path, "node id must match " + NODE_ID.pattern());
@@ -231,8 +231,8 @@ public final class MeshReader {
         reader.checkKeys(sidecar, path + ".", SIDECAR_KEYS);
 
         Entry fsEntry = sidecar.entries().get("filterService");
-        Address filterService = fsEntry != null ? address(fsEntry, path + ".filterService", false) : defaultFilterService;
-        if (filterService == null) {
+        List<Address> filterServices = fsEntry != null ? filterServices(fsEntry, path + ".filterService") : defaultFilterServices;
+        if (filterServices == null) {
             throw reader.error(s.keyLocation(), path + ".filterService", "required field is missing (set it here or at the top level)");
         }
 
@@ -317,7 +317,7 @@ public final class MeshReader {
         if (transparentEntry != null) {
             transparent = Optional.of(transparent(transparentEntry, path + ".transparent", clusters, taken));
         }
-        return new Sidecar(s.key(), filterService, kafka, http, transparent);
+        return new Sidecar(s.key(), filterServices, kafka, http, transparent);
     }
 
     /**
@@ -456,6 +456,40 @@ public final class MeshReader {
             brokerLocations.put(bPath, b.keyLocation());
         }
         return brokers;
+    }
+
+    /**
+     * {@code filterService}: one gRPC host:port, or a non-empty list of distinct ones (replicas; the sidecar spreads
+     * its ext_proc streams over them and stops using one that fails its gRPC health check).
+     */
+    private List<Address> filterServices(Entry entry, String path) throws ConfigException {
+        if (!(entry.value() instanceof Sequence list)) {
+            if (!(entry.value() instanceof Scalar sc) || sc.token() != JsonToken.VALUE_STRING) {
+                throw reader.error(entry.keyLocation(), path, "must be a gRPC host:port or a list of them (got "
+                        + ConfigFields.describe(entry.value()) + ")");
+            }
+            return List.of(address(entry, path, false));
+        }
+        if (list.items().isEmpty()) {
+            throw reader.error(entry.keyLocation(), path, "must list at least one filter-service host:port");
+        }
+        List<Address> addresses = new ArrayList<>();
+        for (int i = 0; i < list.items().size(); i++) {
+            Node item = list.items().get(i);
+            String iPath = path + "[" + i + "]";
+            if (!(item instanceof Scalar sc) || sc.token() != JsonToken.VALUE_STRING) {
+                throw reader.error(item.location(), iPath, "must be a gRPC host:port (got " + ConfigFields.describe(item) + ")");
+            }
+            HostPort hp = reader.hostPort(item.location(), iPath, (String) sc.value(), 1);
+            Address address = new Address(hp.host(), hp.port());
+            int previous = addresses.indexOf(address);
+            if (previous >= 0) {
+                // one endpoint listed twice would get twice the streams, silently
+                throw reader.error(item.location(), iPath, address + " is also " + path + "[" + previous + "]");
+            }
+            addresses.add(address);
+        }
+        return addresses;
     }
 
     /** @param listener Envoy binds it, so the host must be an IP literal */

@@ -75,7 +75,12 @@ public final class MeshWriter {
 
     private static ObjectNode sidecar(Sidecar sidecar) {
         ObjectNode node = F.objectNode();
-        node.put("filterService", sidecar.filterService().toString());
+        if (sidecar.filterServices().size() == 1) {
+            node.put("filterService", sidecar.filterServices().getFirst().toString());
+        } else {
+            ArrayNode filterServices = node.putArray("filterService");
+            sidecar.filterServices().forEach(address -> filterServices.add(address.toString()));
+        }
         if (!sidecar.kafka().isEmpty()) {
             ObjectNode kafka = node.putObject("kafka");
             for (KafkaListeners listeners : new TreeMap<>(sidecar.kafka()).values()) {

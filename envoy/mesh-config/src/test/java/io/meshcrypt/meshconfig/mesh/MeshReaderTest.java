@@ -68,8 +68,8 @@ class MeshReaderTest {
 
         assertEquals(Map.of(1, new Address("kafka-1.internal", 9092), 2, new Address("kafka-2.internal", 9092)),
                 mesh.kafkaClusters().get("main").brokers());
-        assertEquals(new Address("127.0.0.1", 50051), mesh.sidecars().get("app-a").filterService(), "top-level default");
-        assertEquals(new Address("10.0.0.7", 50051), mesh.sidecars().get("app-b").filterService(), "per-sidecar override");
+        assertEquals(List.of(new Address("127.0.0.1", 50051)), mesh.sidecars().get("app-a").filterServices(), "top-level default");
+        assertEquals(List.of(new Address("10.0.0.7", 50051)), mesh.sidecars().get("app-b").filterServices(), "per-sidecar override");
         Mesh.KafkaListeners b = mesh.sidecars().get("app-b").kafka().get("main");
         assertEquals(new Address("127.0.0.1", 29192), b.bootstrap());
         assertEquals(new Address("127.0.0.1", 29194), b.brokers().get(2));
@@ -117,6 +117,34 @@ class MeshReaderTest {
 
         assertEquals(FILE + ":12:9: sidecars.app-a.kafka.main.brokers: broker 2 of kafkaClusters.main has no listener;"
                 + " every broker needs one, or clients would bypass Envoy", message);
+    }
+
+    @Test
+    void givenFilterServiceLists_whenParsed_thenEverySidecarGetsItsReplicasInFileOrder() throws Exception {
+        Mesh mesh = parse(VALID.replace("filterService: 127.0.0.1:50051\n", "filterService: [127.0.0.1:50051, \"[::1]:50052\"]\n")
+                .replace("filterService: 10.0.0.7:50051", "filterService:\n      - fs-1.internal:50051\n      - fs-0.internal:50051"));
+
+        assertEquals(List.of(new Address("127.0.0.1", 50051), new Address("::1", 50052)),
+                mesh.sidecars().get("app-a").filterServices(), "top-level list as the default");
+        assertEquals(List.of(new Address("fs-1.internal", 50051), new Address("fs-0.internal", 50051)),
+                mesh.sidecars().get("app-b").filterServices(), "per-sidecar list, file order kept");
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "empty list | filterService: 127.0.0.1:50051|filterService: []"
+                    + " | 1:1: filterService: must list at least one filter-service host:port",
+            "not an address | filterService: 10.0.0.7:50051|filterService: [10.0.0.7:50051, 10.0.0.8]"
+                    + " | 16:37: sidecars.app-b.filterService[1]: must be host:port (got \"10.0.0.8\")",
+            "a number in the list | filterService: 10.0.0.7:50051|filterService: [10.0.0.7:50051, 50052]"
+                    + " | 16:37: sidecars.app-b.filterService[1]: must be a gRPC host:port (got 50052)",
+            "a mapping | filterService: 10.0.0.7:50051|filterService: {host: 10.0.0.7}"
+                    + " | 16:5: sidecars.app-b.filterService: must be a gRPC host:port or a list of them (got a mapping)",
+            "listed twice | filterService: 127.0.0.1:50051|filterService: [127.0.0.1:50051, 127.0.0.2:50051, 127.0.0.1:50051]"
+                    + " | 1:51: filterService[2]: 127.0.0.1:50051 is also filterService[0]",
+    })
+    void givenFilterServiceListWithAnError_whenParsed_thenTheMessageNamesTheItem(String what, String from, String to, String expected) {
+        assertFailure(VALID, what, from, to, expected);
     }
 
     @Test

@@ -13,9 +13,11 @@ import com.google.protobuf.UInt32Value;
 import com.google.protobuf.Value;
 import io.envoyproxy.envoy.config.cluster.v3.CircuitBreakers;
 import io.envoyproxy.envoy.config.cluster.v3.Cluster;
+import io.envoyproxy.envoy.config.cluster.v3.OutlierDetection;
 import io.envoyproxy.envoy.config.core.v3.Address;
 import io.envoyproxy.envoy.config.core.v3.CidrRange;
 import io.envoyproxy.envoy.config.core.v3.DataSource;
+import io.envoyproxy.envoy.config.core.v3.HealthCheck;
 import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
 import io.envoyproxy.envoy.config.core.v3.Metadata;
 import io.envoyproxy.envoy.config.core.v3.RoutingPriority;
@@ -147,7 +149,7 @@ public final class EnvoyResources {
         List<Listener> listeners = new ArrayList<>();
         List<Cluster> clusters = new ArrayList<>();
         clusters.add(versionBeacon(version));
-        Cluster filterService = filterServiceCluster(sidecar.filterService());
+        Cluster filterService = filterServiceCluster(sidecar.filterServices());
         List<Secret> secrets = new ArrayList<>();
         if (mesh.tls().isPresent()) {
             filterService = filterService.toBuilder().setTransportSocket(filterServiceTls(mesh.tls().get())).build();
@@ -371,7 +373,15 @@ public final class EnvoyResources {
                 .build();
     }
 
-    static Cluster filterServiceCluster(Mesh.Address address) {
+    /**
+     * The sidecar's filter-service replicas, one endpoint each. Each ext_proc stream (one per Kafka connection, one
+     * per HTTP request) lives on the replica it started on; a replica that dies resets only its own streams, and the
+     * clients' reconnections go to the others once Envoy stops choosing it: at once when connecting to it fails
+     * ({@link #REPLICA_OUTLIERS}), within a few seconds when it stops answering its gRPC health check
+     * ({@link #REPLICA_HEALTH_CHECK}). Least-request balancing: streams are long-lived, so a new one goes where fewer
+     * are open (a restarted replica fills up again) rather than round robin over uneven lifetimes.
+     */
+    static Cluster filterServiceCluster(List<Mesh.Address> replicas) {
         HttpProtocolOptions h2 = HttpProtocolOptions.newBuilder()
                 .setExplicitHttpConfig(ExplicitHttpConfig.newBuilder().setHttp2ProtocolOptions(Http2ProtocolOptions.newBuilder()
                         // one gRPC stream per Kafka connection, each may carry multi-MB batches: wide flow-control windows
@@ -386,12 +396,53 @@ public final class EnvoyResources {
                 .setMaxPendingRequests(UInt32Value.of(100_000))
                 .setMaxRequests(UInt32Value.of(100_000))
                 .build();
-        return upstream(FILTER_SERVICE_CLUSTER, List.of(address)).toBuilder()
+        return upstream(FILTER_SERVICE_CLUSTER, replicas).toBuilder()
                 .setConnectTimeout(Duration.newBuilder().setSeconds(1))
+                .setLbPolicy(Cluster.LbPolicy.LEAST_REQUEST)
+                .addHealthChecks(REPLICA_HEALTH_CHECK)
+                .setOutlierDetection(REPLICA_OUTLIERS)
                 .putTypedExtensionProtocolOptions("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", Any.pack(h2))
                 .setCircuitBreakers(CircuitBreakers.newBuilder().addThresholds(limits))
                 .build();
     }
+
+    /**
+     * The filter-service's {@code grpc.health.v1.Health} on its ext_proc port (NOT_SERVING while it is not ready,
+     * e.g. its KMS unreachable): a replica failing two checks in a row gets no new streams until it passes two. Every
+     * sidecar checks every replica, so a replica answers (sidecars / 3 s) checks a second: a 3 s interval, jittered so
+     * that sidecars started together do not check in step, and the same interval while the cluster has no traffic
+     * yet (Envoy's default there is 60 s). With one replica, or all failing, Envoy's panic mode uses them anyway: the
+     * streams then fail closed as before.
+     */
+    static final HealthCheck REPLICA_HEALTH_CHECK = HealthCheck.newBuilder()
+            .setTimeout(Duration.newBuilder().setSeconds(2))
+            .setInterval(Duration.newBuilder().setSeconds(3))
+            .setIntervalJitter(Duration.newBuilder().setSeconds(1))
+            .setNoTrafficInterval(Duration.newBuilder().setSeconds(3))
+            .setUnhealthyThreshold(UInt32Value.of(2))
+            .setHealthyThreshold(UInt32Value.of(2))
+            // the server as a whole (service ""): network and HTTP ext_proc share its readiness
+            .setGrpcHealthCheck(HealthCheck.GrpcHealthCheck.getDefaultInstance())
+            .build();
+
+    /**
+     * Passive health checking: three streams in a row failing locally (connection refused or reset, timeout) eject
+     * the replica for 10 s (longer each time again), so that a replica killed between two health checks stops
+     * getting the reconnecting clients at once. Errors are split: only Envoy-side failures count, never the gRPC
+     * status a replica ends a stream with (it ends hostile clients' streams on purpose; they must not eject it). At
+     * most half the replicas are ejected at a time.
+     */
+    static final OutlierDetection REPLICA_OUTLIERS = OutlierDetection.newBuilder()
+            .setSplitExternalLocalOriginErrors(true)
+            .setConsecutiveLocalOriginFailure(UInt32Value.of(3))
+            .setEnforcingConsecutiveLocalOriginFailure(UInt32Value.of(100))
+            .setEnforcingConsecutive5Xx(UInt32Value.of(0))
+            .setEnforcingSuccessRate(UInt32Value.of(0))
+            .setEnforcingLocalOriginSuccessRate(UInt32Value.of(0))
+            .setInterval(Duration.newBuilder().setSeconds(1))
+            .setBaseEjectionTime(Duration.newBuilder().setSeconds(10))
+            .setMaxEjectionPercent(UInt32Value.of(50))
+            .build();
 
     /**
      * Mutual TLS towards the filter-service: the sidecar's own certificate by SDS ({@link #CLIENT_CERTIFICATE_SECRET}),

@@ -1,0 +1,261 @@
+package io.meshcrypt.e2e.replicas;
+
+import io.meshcrypt.e2e.support.Await;
+import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.launcher.MeshFile;
+import io.meshcrypt.launcher.PortPlan;
+import io.meshcrypt.meshconfig.mesh.Mesh;
+import io.meshcrypt.meshconfig.mesh.Mesh.Address;
+import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A mesh whose one Envoy (the launcher's shared sidecar, configured by the xDS server) streams to two filter-service
+ * replicas: {@code ./meshcrypt up} runs broker, xDS server and Envoy from a mesh file that lists both replicas'
+ * addresses; the launcher's own filter-service is stopped and this class runs the replicas itself, so that a test can
+ * kill -9 and restart them. Own state dir (tests/target/mesh-replicas) and ports ({@link LocalMesh#portsBelow}
+ * 10000): the shared mesh's sidecar has one filter-service, and killing it would break the other test classes.
+ *
+ * <p>What the replicas share is exactly what production replicas share: the KEK (the local keyset file the
+ * launcher created: {@code keys: provider: local}, so each replica makes and wraps its own data keys, and any of them
+ * unwraps any other's) and the policy source (the xDS server). Each has its own gRPC port, metrics port and audit file;
+ * the config is the launcher's filter.yaml with those three lines changed.
+ */
+final class ReplicaMesh implements AutoCloseable {
+    static final PortPlan PORTS = LocalMesh.portsBelow(10_000);
+    /** Above the launcher's plan (SPAN 907), below the next mesh's base (1000 apart). */
+    private static final int REPLICA_PORTS = PORTS.base() + 940;
+    static final int REPLICAS = 2;
+    private static final Duration LAUNCHER_TIMEOUT = Duration.ofMinutes(4);
+    static final Duration TIMEOUT = Duration.ofSeconds(90);
+
+    private final Path root = LocalMesh.projectRoot();
+    private final Path home = root.resolve("tests/target/mesh-replicas");
+    private final Path launcherLog = root.resolve("tests/target/mesh-replicas-launcher.log");
+    private final Process[] replicas = new Process[REPLICAS];
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    /** Starts broker, xDS server, Envoy and both replicas; waits until Envoy health-checks both as healthy. */
+    static ReplicaMesh start() throws Exception {
+        ReplicaMesh mesh = new ReplicaMesh();
+        try {
+            mesh.up();
+        } catch (Exception | AssertionError e) {
+            mesh.close();
+            throw e;
+        }
+        return mesh;
+    }
+
+    private void up() throws Exception {
+        Files.createDirectories(home);
+        launcher("down");
+        Files.deleteIfExists(home.resolve("filter.yaml"));
+        Mesh launchers = MeshFile.up(PORTS);
+        Sidecar shared = launchers.sidecars().get(MeshFile.SHARED_NODE);
+        List<Address> addresses = new ArrayList<>();
+        for (int i = 0; i < REPLICAS; i++) {
+            addresses.add(new Address("127.0.0.1", grpcPort(i)));
+        }
+        Map<String, Sidecar> sidecars = new LinkedHashMap<>(launchers.sidecars());
+        sidecars.put(MeshFile.SHARED_NODE, new Sidecar(shared.nodeId(), addresses, shared.kafka(), shared.http(), shared.transparent()));
+        Mesh mesh = new Mesh(launchers.kafkaClusters(), sidecars, launchers.policy(), launchers.http());
+        // without the launcher's "generated" marker, so that `up` keeps it
+        Files.writeString(home.resolve("mesh.yaml"), "# written by the e2e replicas test (ReplicaMesh.java)\n"
+                + MeshFile.yaml(mesh, LocalMesh.TLS ? Optional.of(home.resolve("pki")) : Optional.empty()));
+        if (launcher("up") != 0) {
+            throw new IllegalStateException("./meshcrypt up failed; see " + launcherLog + " and " + home.resolve("logs"));
+        }
+        // the launcher's filter-service listens on replica 0's port: the test runs both replicas itself
+        if (launcher("stop", "filter-service") != 0) {
+            throw new IllegalStateException("./meshcrypt stop filter-service failed; see " + launcherLog);
+        }
+        String config = Files.readString(home.resolve("filter.yaml"));
+        for (int i = 0; i < REPLICAS; i++) {
+            Files.writeString(config(i), replicaConfig(config, i));
+        }
+        startReplicas(0, 1);
+    }
+
+    /** The launcher's filter.yaml with replica {@code i}'s gRPC and metrics ports and its own audit file. */
+    private static String replicaConfig(String launchers, int i) {
+        String config = replace(launchers, "(?m)^listen: 127\\.0\\.0\\.1:" + PORTS.filterGrpc() + "$", "listen: 127.0.0.1:" + grpcPort(i));
+        config = replace(config, "(?m)^  listen: 127\\.0\\.0\\.1:" + PORTS.filterMetrics() + "$", "  listen: 127.0.0.1:" + metricsPort(i));
+        return replace(config, "(?m)^  file: logs/audit\\.jsonl$", "  file: logs/audit-replica-" + i + ".jsonl");
+    }
+
+    private static String replace(String text, String regex, String with) {
+        Matcher m = Pattern.compile(regex).matcher(text);
+        if (!m.find()) {
+            throw new IllegalStateException("the launcher's filter.yaml has no line matching " + regex + ":\n" + text);
+        }
+        return m.replaceAll(with);
+    }
+
+    static int grpcPort(int replica) {
+        return replica == 0 ? PORTS.filterGrpc() : REPLICA_PORTS + 2 * replica;
+    }
+
+    static int metricsPort(int replica) {
+        return REPLICA_PORTS + 2 * replica + 1;
+    }
+
+    private Path config(int replica) {
+        return home.resolve("filter-replica-" + replica + ".yaml");
+    }
+
+    /**
+     * Starts the given replicas (new processes: nothing learnt by earlier ones), together, and waits until each
+     * serves and Envoy's health check has put it back into rotation.
+     */
+    void startReplicas(int... which) throws Exception {
+        for (int i : which) {
+            Path log = log(i);
+            Files.createDirectories(log.getParent());
+            List<String> command = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-XX:+ExitOnOutOfMemoryError", "-Xmx384m",
+                    "-jar", root.resolve("filter-service/target/meshcrypt-filter-service.jar").toString(),
+                    "serve", "--config", config(i).toString());
+            replicas[i] = new ProcessBuilder(command).directory(home.toFile()).redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
+        }
+        for (int i : which) {
+            Await.until(TIMEOUT, () -> {
+                pause();
+                if (!replicas[i].isAlive()) {
+                    throw new IllegalStateException("replica " + i + " exited with " + replicas[i].exitValue() + "; see " + log(i));
+                }
+                return ready(i);
+            }, () -> "replica " + i + " ready (/readyz); see " + log(i));
+        }
+        for (int i : which) {
+            awaitHealthy(i);
+        }
+    }
+
+    private Path log(int replica) {
+        return home.resolve("logs").resolve("filter-replica-" + replica + ".log");
+    }
+
+    boolean running(int replica) {
+        return replicas[replica] != null && replicas[replica].isAlive();
+    }
+
+    private static void pause() {
+        try {
+            Thread.sleep(200);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** kill -9: no goodbye to Envoy or the clients. */
+    void kill(int i) throws InterruptedException {
+        replicas[i].destroyForcibly();
+        replicas[i].waitFor(30, TimeUnit.SECONDS);
+    }
+
+    private boolean ready(int i) {
+        try {
+            return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + metricsPort(i) + "/readyz"))
+                    .timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.discarding()).statusCode() == 200;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    /** One counter or gauge of replica {@code i}'s /metrics (no labels), 0 when absent. */
+    double metric(int i, String name) throws IOException, InterruptedException {
+        String body = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + metricsPort(i) + "/metrics"))
+                .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString()).body();
+        Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + " ([0-9.eE+-]+)$").matcher(body);
+        return m.find() ? Double.parseDouble(m.group(1)) : 0;
+    }
+
+    /** Envoy's health flags for replica {@code i} in its filter_service cluster ("healthy", "/failed_active_hc", ...). */
+    String envoyHealth(int i) throws IOException, InterruptedException {
+        String body = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + PORTS.envoyAdmin() + "/clusters"))
+                .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString()).body();
+        Matcher m = Pattern.compile("(?m)^filter_service::127\\.0\\.0\\.1:" + grpcPort(i) + "::health_flags::(.*)$").matcher(body);
+        return m.find() ? m.group(1).strip() : "(not an endpoint)";
+    }
+
+    /** Waits until Envoy's health check passes replica {@code i} (new streams may go there). */
+    void awaitHealthy(int i) {
+        Await.until(TIMEOUT, () -> {
+            pause();
+            try {
+                return envoyHealth(i).equals("healthy");
+            } catch (IOException e) {
+                return false;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }, () -> "Envoy health-checks replica " + i + " as healthy");
+    }
+
+    /** Envoy's bootstrap listener: what the applications use. */
+    String bootstrap() {
+        return "127.0.0.1:" + PORTS.envoyBootstrap();
+    }
+
+    int bootstrapPort() {
+        return PORTS.envoyBootstrap();
+    }
+
+    /** The broker itself: what is stored. */
+    String brokerDirect() {
+        return "127.0.0.1:" + PORTS.broker();
+    }
+
+    private int launcher(String... args) throws IOException, InterruptedException {
+        List<String> command = new ArrayList<>(List.of(root.resolve("meshcrypt").toString()));
+        command.addAll(List.of(args));
+        Files.createDirectories(launcherLog.getParent());
+        ProcessBuilder pb = new ProcessBuilder(command).directory(root.toFile()).redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(launcherLog.toFile()));
+        pb.environment().put("MESHCRYPT_HOME", home.toString());
+        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(PORTS.base()));
+        Process p = pb.start();
+        if (!p.waitFor(LAUNCHER_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+            throw new IllegalStateException("./meshcrypt " + String.join(" ", args) + " timed out; see " + launcherLog);
+        }
+        return p.exitValue();
+    }
+
+    @Override
+    public void close() throws Exception {
+        for (Process p : replicas) {
+            if (p != null) {
+                p.destroy();
+                if (!p.waitFor(15, TimeUnit.SECONDS)) {
+                    p.destroyForcibly();
+                }
+            }
+        }
+        if (!Boolean.getBoolean("meshcrypt.e2e.keep")) {
+            launcher("down");
+        }
+    }
+}
