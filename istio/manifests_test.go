@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -20,6 +21,7 @@ import (
 	securityv1 "istio.io/api/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -42,11 +44,12 @@ var istioSpecs = map[string]func() proto.Message{
 }
 
 var kubeTypes = map[string]func() any{
-	"v1/Namespace":       func() any { return &corev1.Namespace{} },
-	"v1/ServiceAccount":  func() any { return &corev1.ServiceAccount{} },
-	"v1/ConfigMap":       func() any { return &corev1.ConfigMap{} },
-	"v1/Service":         func() any { return &corev1.Service{} },
-	"apps/v1/Deployment": func() any { return &appsv1.Deployment{} },
+	"v1/Namespace":                  func() any { return &corev1.Namespace{} },
+	"v1/ServiceAccount":             func() any { return &corev1.ServiceAccount{} },
+	"v1/ConfigMap":                  func() any { return &corev1.ConfigMap{} },
+	"v1/Service":                    func() any { return &corev1.Service{} },
+	"apps/v1/Deployment":            func() any { return &appsv1.Deployment{} },
+	"policy/v1/PodDisruptionBudget": func() any { return &policyv1.PodDisruptionBudget{} },
 }
 
 func kustomizations(t *testing.T) []string {
@@ -192,7 +195,6 @@ func TestEveryOverlayWiresTheFilterServiceClusterNameNamespacesAndKafkaPort(t *t
 			}
 			want := fmt.Sprintf("outbound|%v||%s.%s.svc.cluster.local", at(t, port, "port"), svc.name, svc.namespace)
 
-			kafka := find(t, objs, "EnvoyFilter", "meshcrypt-kafka")
 			clusters := 0
 			for _, o := range objs {
 				if o.kind != "EnvoyFilter" {
@@ -212,24 +214,39 @@ func TestEveryOverlayWiresTheFilterServiceClusterNameNamespacesAndKafkaPort(t *t
 				t.Fatal("no EnvoyFilter references the filter-service")
 			}
 
-			sidecar := find(t, objs, "Sidecar", "meshcrypt-kafka-clients")
-			if sidecar.namespace != kafka.namespace {
-				t.Errorf("Sidecar in %q but the Kafka EnvoyFilter in %q", sidecar.namespace, kafka.namespace)
+			// every client namespace has its Kafka EnvoyFilter and Sidecar, and only those namespaces may call
+			clients := map[string]bool{}
+			for _, o := range objs {
+				if o.kind == "EnvoyFilter" && o.name == "meshcrypt-kafka" {
+					clients[o.namespace] = true
+					checkKafkaListener(t, o)
+				}
 			}
-			hosts := fmt.Sprint(at(t, sidecar.fields, "spec", "egress", 0, "hosts"))
-			if !strings.Contains(hosts, svc.namespace+"/*") {
-				t.Errorf("Sidecar egress %s does not reach the filter-service namespace %s", hosts, svc.namespace)
+			sidecars := map[string]bool{}
+			for _, o := range objs {
+				if o.kind != "Sidecar" || o.name != "meshcrypt-kafka-clients" {
+					continue
+				}
+				sidecars[o.namespace] = true
+				hosts := fmt.Sprint(at(t, o.fields, "spec", "egress", 0, "hosts"))
+				if !strings.Contains(hosts, svc.namespace+"/*") {
+					t.Errorf("Sidecar %s/%s egress %s does not reach the filter-service namespace %s", o.namespace, o.name, hosts, svc.namespace)
+				}
+				if mode := at(t, o.fields, "spec", "outboundTrafficPolicy", "mode"); mode != "REGISTRY_ONLY" {
+					t.Errorf("Sidecar outboundTrafficPolicy %v: unknown destinations (a Kafka broker) would pass through", mode)
+				}
 			}
-			if mode := at(t, sidecar.fields, "spec", "outboundTrafficPolicy", "mode"); mode != "REGISTRY_ONLY" {
-				t.Errorf("Sidecar outboundTrafficPolicy %v: unknown destinations (a Kafka broker) would pass through", mode)
+			if fmt.Sprint(sidecars) != fmt.Sprint(clients) {
+				t.Errorf("Sidecars in %v but Kafka EnvoyFilters in %v: a namespace without the Sidecar fails open", sidecars, clients)
 			}
 			policy := find(t, objs, "AuthorizationPolicy", "meshcrypt-filter-service")
-			allowed := fmt.Sprint(at(t, policy.fields, "spec", "rules", 0, "from", 0, "source", "namespaces"))
-			if !strings.Contains(allowed, kafka.namespace) {
-				t.Errorf("AuthorizationPolicy allows %s, not the workloads' namespace %s", allowed, kafka.namespace)
+			allowed := map[string]bool{}
+			for _, ns := range at(t, policy.fields, "spec", "rules", 0, "from", 0, "source", "namespaces").([]any) {
+				allowed[ns.(string)] = true
 			}
-
-			checkKafkaListener(t, kafka)
+			if fmt.Sprint(allowed) != fmt.Sprint(clients) {
+				t.Errorf("AuthorizationPolicy allows %v, the client namespaces are %v", allowed, clients)
+			}
 		})
 	}
 }
@@ -266,6 +283,19 @@ func checkKafkaListener(t *testing.T, kafka object) {
 	if at(t, filters[0], "typed_config", "failure_mode_allow") != false {
 		t.Error("network ext_proc must not fail open")
 	}
+	for _, p := range patches {
+		if at(t, p, "applyTo") != "CLUSTER" {
+			continue
+		}
+		if _, mtls := at(t, p, "patch", "value").(map[string]any)["transport_socket"]; !mtls {
+			continue // brokers outside the mesh: TestOnlyTheBrokersOutsideTheMeshOverlaySpeaksPlaintextToBrokers
+		}
+		alpn := fmt.Sprint(at(t, p, "patch", "value", "transport_socket", "typed_config", "common_tls_context", "alpn_protocols"))
+		if alpn != "[istio]" {
+			t.Errorf("the Kafka cluster offers ALPN %s: a broker sidecar that negotiates istio-peer-exchange writes"+
+				" Istio's metadata-exchange preamble into the Kafka stream", alpn)
+		}
+	}
 	target := at(t, filters[1], "typed_config", "cluster").(string)
 	if len(clusterNames) != 1 || clusterNames[0] != target || !strings.HasSuffix(target, "-"+port) {
 		t.Errorf("tcp_proxy forwards to %q; the EnvoyFilter adds clusters %v (port %s)", target, clusterNames, port)
@@ -301,8 +331,14 @@ func TestEveryOverlayRunsTheFilterServiceHardenedWithItsConfigAndKeyset(t *testi
 			objs := build(t, dir)
 			pod := filterServicePod(t, objs)
 			c := pod.Containers[0]
-			if !strings.Contains(strings.Join(c.Command, " "), "-jar meshcrypt-filter-service.jar serve --config /etc/meshcrypt/filter.yaml") {
-				t.Errorf("unexpected command %v", c.Command)
+			// the image's entrypoint (Jib: java and the main class) runs, with the service's arguments
+			if len(c.Command) != 0 || strings.Join(c.Args, " ") != "serve --config /etc/meshcrypt/config/filter.yaml" {
+				t.Errorf("unexpected command %v and args %v", c.Command, c.Args)
+			}
+			for _, m := range c.VolumeMounts {
+				if m.SubPath != "" {
+					t.Errorf("volume %s is mounted with subPath %s, which the kubelet never updates", m.Name, m.SubPath)
+				}
 			}
 			sc := c.SecurityContext
 			if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
@@ -321,7 +357,10 @@ func TestEveryOverlayRunsTheFilterServiceHardenedWithItsConfigAndKeyset(t *testi
 					secret = v.Secret.SecretName
 				}
 			}
-			cm := find(t, objs, "ConfigMap", configMap) // the generated, hash-suffixed name
+			if configMap != "meshcrypt-filter-config" {
+				t.Errorf("ConfigMap %s: a content hash in its name would roll the Deployment on every policy change", configMap)
+			}
+			cm := find(t, objs, "ConfigMap", configMap)
 			if _, ok := at(t, cm.fields, "data").(map[string]any)["filter.yaml"]; !ok {
 				t.Errorf("ConfigMap %s has no filter.yaml", configMap)
 			}
@@ -507,4 +546,239 @@ func writeBuilds(out string) int {
 		}
 	}
 	return 0
+}
+
+// pomValue returns the text of the first element named tag in the Maven file at path.
+func pomValue(t *testing.T, path, tag string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("<" + tag + ">([^<]+)</" + tag + ">").FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s has no <%s>", path, tag)
+	}
+	return string(m[1])
+}
+
+// TestEveryOverlayRunsTheImageThisRepoBuilds: the Deployment's image is the one Jib builds from filter-service/pom.xml
+// (name and the project's version as tag), run as the image's own user.
+func TestEveryOverlayRunsTheImageThisRepoBuilds(t *testing.T) {
+	version := pomValue(t, "../pom.xml", "version")
+	to := regexp.MustCompile(`<to><image>([^<]+)</image></to>`).FindStringSubmatch(readFile(t, "../filter-service/pom.xml"))
+	user := pomValue(t, "../filter-service/pom.xml", "user")
+	if to == nil {
+		t.Fatal("filter-service/pom.xml: no Jib <to><image>")
+	}
+	want := strings.ReplaceAll(to[1], "${project.version}", version)
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			pod := filterServicePod(t, build(t, dir))
+			if got := pod.Containers[0].Image; got != want {
+				t.Errorf("image %s, but the build makes %s", got, want)
+			}
+			if got := fmt.Sprintf("%d:%d", *pod.SecurityContext.RunAsUser, *pod.SecurityContext.RunAsGroup); got != user {
+				t.Errorf("runs as %s, the image's user is %s", got, user)
+			}
+		})
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestEveryOverlaySizesTheFilterServicesMemoryFromItsFrameLimits: the heap leaves half of itself (the default
+// limits.maxHeldBytesTotal, unless filter.yaml sets one) for rewriting three frames of maxFrameBytes at once, and heap,
+// direct memory and the JVM's own 300 MiB fit the container's limit, which equals its request (no overcommit).
+func TestEveryOverlaySizesTheFilterServicesMemoryFromItsFrameLimits(t *testing.T) {
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			objs := build(t, dir)
+			c := filterServicePod(t, objs).Containers[0]
+			limit := c.Resources.Limits.Memory().Value()
+			if c.Resources.Requests.Memory().Value() != limit {
+				t.Errorf("memory request %v differs from the limit %v", c.Resources.Requests.Memory(), c.Resources.Limits.Memory())
+			}
+			var options string
+			for _, e := range c.Env {
+				if e.Name == "JDK_JAVA_OPTIONS" {
+					options = e.Value
+				}
+			}
+			percent := regexp.MustCompile(`-XX:MaxRAMPercentage=(\d+)`).FindStringSubmatch(options)
+			direct := regexp.MustCompile(`-XX:MaxDirectMemorySize=(\d+[kmg]?)`).FindStringSubmatch(options)
+			if percent == nil || direct == nil {
+				t.Fatalf("JDK_JAVA_OPTIONS %q must set MaxRAMPercentage and MaxDirectMemorySize", options)
+			}
+			var pct int64
+			fmt.Sscan(percent[1], &pct)
+			heap := limit * pct / 100
+			directBytes := jvmSize(t, direct[1])
+
+			var filter struct {
+				MaxFrameBytes int64 `json:"maxFrameBytes"`
+				Limits        struct {
+					MaxFrameBytes     int64 `json:"maxFrameBytes"`
+					MaxHeldBytesTotal int64 `json:"maxHeldBytesTotal"`
+				} `json:"limits"`
+			}
+			cm := find(t, objs, "ConfigMap", "meshcrypt-filter-config")
+			if err := yaml.Unmarshal([]byte(at(t, cm.fields, "data", "filter.yaml").(string)), &filter); err != nil {
+				t.Fatal(err)
+			}
+			frame := int64(104857600)
+			for _, v := range []int64{filter.MaxFrameBytes, filter.Limits.MaxFrameBytes} {
+				if v > 0 {
+					frame = v
+				}
+			}
+			held := heap / 2
+			if filter.Limits.MaxHeldBytesTotal > 0 {
+				held = filter.Limits.MaxHeldBytesTotal
+			}
+			const jvmOwn = 300 << 20
+			if held < 3*(frame+4) {
+				t.Errorf("held bytes %d MiB cannot rewrite one frame of %d MiB (3x its size)", held>>20, frame>>20)
+			}
+			if held > heap/2 {
+				t.Errorf("maxHeldBytesTotal %d MiB is more than half the %d MiB heap", held>>20, heap>>20)
+			}
+			if heap+directBytes+jvmOwn > limit {
+				t.Errorf("heap %d MiB + direct %d MiB + %d MiB for the JVM exceed the %d MiB limit",
+					heap>>20, directBytes>>20, jvmOwn>>20, limit>>20)
+			}
+		})
+	}
+}
+
+// TestEveryOverlayKeepsAFilterServiceThroughDisruptions: with one replica left a voluntary disruption (a node drain)
+// waits, and the replicas prefer different nodes.
+func TestEveryOverlayKeepsAFilterServiceThroughDisruptions(t *testing.T) {
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			objs := build(t, dir)
+			var deployment appsv1.Deployment
+			if err := yaml.UnmarshalStrict(find(t, objs, "Deployment", "meshcrypt-filter-service").json, &deployment); err != nil {
+				t.Fatal(err)
+			}
+			var pdb policyv1.PodDisruptionBudget
+			if err := yaml.UnmarshalStrict(find(t, objs, "PodDisruptionBudget", "meshcrypt-filter-service").json, &pdb); err != nil {
+				t.Fatal(err)
+			}
+			labels := deployment.Spec.Template.Labels
+			for k, v := range pdb.Spec.Selector.MatchLabels {
+				if labels[k] != v {
+					t.Errorf("the PodDisruptionBudget selects %s=%s, the pods are labelled %v", k, v, labels)
+				}
+			}
+			if pdb.Namespace != deployment.Namespace {
+				t.Errorf("PodDisruptionBudget in %s, Deployment in %s", pdb.Namespace, deployment.Namespace)
+			}
+			if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() < 1 ||
+				int(*deployment.Spec.Replicas) <= pdb.Spec.MinAvailable.IntValue() {
+				t.Errorf("replicas %d and minAvailable %v: a drain must keep one and be able to move one",
+					*deployment.Spec.Replicas, pdb.Spec.MinAvailable)
+			}
+			a := deployment.Spec.Template.Spec.Affinity
+			if a == nil || a.PodAntiAffinity == nil || len(a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0 ||
+				a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm.TopologyKey != "kubernetes.io/hostname" {
+				t.Error("the replicas must prefer different nodes")
+			}
+		})
+	}
+}
+
+// TestTheMeshSettingsNameTheClusterDomainAndTrustDomainEverywhere: an overlay whose mesh has another DNS domain and
+// trust domain gets them in every Istio cluster name, :authority and the brokers' accepted SPIFFE ids, and the
+// settings object itself is never applied.
+func TestTheMeshSettingsNameTheClusterDomainAndTrustDomainEverywhere(t *testing.T) {
+	root, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// kustomize takes relative paths only
+	if root, err = filepath.Rel(dir, root); err != nil {
+		t.Fatal(err)
+	}
+	settings := strings.NewReplacer("clusterDomain: cluster.local", "clusterDomain: corp.example",
+		"trustDomain: cluster.local", "trustDomain: prod.example").Replace(readFile(t, "overlays/sample/mesh-settings.yaml"))
+	kustomization := fmt.Sprintf("resources:\n- mesh-settings.yaml\n- %[1]s/overlays/sample/filter-service\n"+
+		"- %[1]s/overlays/sample/workloads\ncomponents:\n- %[1]s/components/wiring\n", root)
+	for name, content := range map[string]string{"mesh-settings.yaml": settings, "kustomization.yaml": kustomization} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs := build(t, dir)
+	for _, o := range objs {
+		if o.name == "meshcrypt-mesh-settings" {
+			t.Errorf("the settings are local-config and must not be applied")
+		}
+	}
+	for _, o := range objs {
+		if o.kind != "EnvoyFilter" {
+			continue
+		}
+		for _, cluster := range grpcClusterNames(o.fields) {
+			if !strings.HasSuffix(cluster, ".svc.corp.example") {
+				t.Errorf("EnvoyFilter %s: cluster %s is not in the cluster's domain", o.name, cluster)
+			}
+		}
+		if text := string(o.json); strings.Contains(text, "cluster.local") {
+			t.Errorf("EnvoyFilter %s still names cluster.local", o.name)
+		}
+	}
+	kafka := find(t, objs, "EnvoyFilter", "meshcrypt-kafka")
+	san := at(t, kafka.fields, "spec", "configPatches", 0, "patch", "value", "transport_socket", "typed_config",
+		"common_tls_context", "combined_validation_context", "default_validation_context", "match_typed_subject_alt_names", 0,
+		"matcher", "prefix")
+	if san != "spiffe://prod.example/ns/kafka/" {
+		t.Errorf("brokers accepted as %v", san)
+	}
+}
+
+// jvmSize reads a JVM size option's value (bytes, or with a k, m or g suffix).
+func jvmSize(t *testing.T, v string) int64 {
+	t.Helper()
+	var n int64
+	if _, err := fmt.Sscan(strings.TrimRight(v, "kmg"), &n); err != nil {
+		t.Fatalf("size %q: %v", v, err)
+	}
+	switch v[len(v)-1] {
+	case 'k':
+		n <<= 10
+	case 'm':
+		n <<= 20
+	case 'g':
+		n <<= 30
+	}
+	return n
+}
+
+// TestOnlyTheBrokersOutsideTheMeshOverlaySpeaksPlaintextToBrokers: every overlay reaches the brokers over Istio mTLS
+// except the one whose brokers have no sidecar, which gets no transport socket (and so no ALPN to get wrong).
+func TestOnlyTheBrokersOutsideTheMeshOverlaySpeaksPlaintextToBrokers(t *testing.T) {
+	seen := false
+	for _, dir := range overlays(t) {
+		t.Run(dir, func(t *testing.T) {
+			kafka := find(t, build(t, dir), "EnvoyFilter", "meshcrypt-kafka")
+			_, mtls := at(t, kafka.fields, "spec", "configPatches", 0, "patch", "value").(map[string]any)["transport_socket"]
+			outside := filepath.Base(dir) == "brokers-outside-mesh"
+			seen = seen || outside
+			if mtls == outside {
+				t.Errorf("brokers outside the mesh: %v, but Istio mTLS to the brokers: %v", outside, mtls)
+			}
+		})
+	}
+	if !seen {
+		t.Error("no brokers-outside-mesh overlay")
+	}
 }

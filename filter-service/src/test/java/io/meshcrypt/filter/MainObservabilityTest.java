@@ -79,13 +79,20 @@ class MainObservabilityTest {
 
         try (Main.Running running = Main.start(config)) {
             int port = running.observability().address().getPort();
-            Files.writeString(config, base + "policy:\n  unmatched: drop\n");
+            // renamed into place: a file the watcher caught half-written would be refused once more
+            replace(config, base + "policy:\n  unmatched: drop\n");
             awaitMetric(port, "meshcrypt_policy_reloads_total{outcome=\"refused\"} 1.0");
-            Files.writeString(config, base + "policy:\n  encrypt: [\"pay*\"]\n");
+            replace(config, base + "policy:\n  encrypt: [\"pay*\"]\n");
             awaitMetric(port, "meshcrypt_policy_reloads_total{outcome=\"applied\"} 1.0");
 
             assertTrue(get(port, "/metrics").body().contains("meshcrypt_policy_reloads_total{outcome=\"refused\"} 1.0"));
         }
+    }
+
+    private static void replace(Path file, String content) throws Exception {
+        Path next = file.resolveSibling(file.getFileName() + ".next");
+        Files.writeString(next, content);
+        Files.move(next, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
 
     private static void awaitMetric(int port, String sample) throws Exception {

@@ -94,14 +94,24 @@ public final class RecordKeyCipher {
      */
     public static RecordKeyCipher openOrCreate(Path file) throws IOException, GeneralSecurityException {
         if (!Files.exists(file)) {
-            KeysetHandle handle = KeysetHandle.generateNew(PredefinedDeterministicAeadParameters.AES256_SIV, config());
             try {
-                Keysets.create(file, handle, config());
+                createKeyset(file);
             } catch (FileAlreadyExistsException raced) {
                 // Created concurrently: read the winner's keyset below.
             }
         }
         return fromKeysetFile(file);
+    }
+
+    /**
+     * Writes a new AES-256-SIV keyset to {@code file}, readable by its owner only. Replicas must share one: each would
+     * otherwise encrypt equal keys differently and fail to decrypt the others'.
+     *
+     * @throws FileAlreadyExistsException when {@code file} exists
+     */
+    public static void createKeyset(Path file) throws IOException, GeneralSecurityException {
+        KeysetHandle handle = KeysetHandle.generateNew(PredefinedDeterministicAeadParameters.AES256_SIV, config());
+        Keysets.create(file, handle, config());
     }
 
     /** @return whether {@code value} (position..limit) starts with the key envelope magic; does not move its position */

@@ -178,6 +178,14 @@ public final class FrameStream {
         }
     }
 
+    /**
+     * True between frames: nothing held, nothing deferred, and no passed-through frame still owed bytes. A connection
+     * closed here cuts no frame in two.
+     */
+    public boolean atFrameBoundary() {
+        return phase == Phase.PREFIX && held.isEmpty() && suspended == null;
+    }
+
     /** True while bytes of an incomplete frame are held (a REWRITE frame, or a size field / head not yet complete). */
     public boolean holdsPartialFrame() {
         return !held.isEmpty() || suspended != null;

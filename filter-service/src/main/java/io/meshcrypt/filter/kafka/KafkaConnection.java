@@ -192,6 +192,12 @@ final class KafkaConnection implements ConnectionHandler, KafkaSession {
         this.offered = offered;
     }
 
+    /** No request awaits its response and both directions sit between frames. */
+    @Override
+    public boolean isQuiet() {
+        return inFlight.isEmpty() && requests.atFrameBoundary() && responses.atFrameBoundary();
+    }
+
     @Override
     public long heldFrameSinceNanos() {
         return FrameStream.oldestHeldSinceNanos(requests, responses);

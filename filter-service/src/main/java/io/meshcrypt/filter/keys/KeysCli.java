@@ -47,9 +47,15 @@ public final class KeysCli {
         CommandSpec spec;
 
         @Command(name = "create", description = "Write a new keyset, readable by its owner only.")
-        int create(@Option(names = "--out", required = true, paramLabel = "FILE") String out) throws Exception {
-            Keysets.create(Path.of(out));
-            spec.commandLine().getOut().println("created keyset " + out);
+        int create(@Option(names = "--out", required = true, paramLabel = "FILE") String out,
+                   @Option(names = "--deterministic", description = "An AES-SIV keyset for record keys (the config's"
+                           + " sivKeyset:), which every replica must share.") boolean deterministic) throws Exception {
+            if (deterministic) {
+                RecordKeyCipher.createKeyset(Path.of(out));
+            } else {
+                Keysets.create(Path.of(out));
+            }
+            spec.commandLine().getOut().println("created " + (deterministic ? "AES-SIV keyset " : "keyset ") + out);
             return 0;
         }
 

@@ -99,6 +99,8 @@ public final class FilterMetrics implements AutoCloseable {
                 + " protocol violation", transport, t -> t.handlerFailures() + t.heldFrameTimeouts() + t.streamErrors());
         counter("meshcrypt.ext_proc.held_frame_timeouts", "connections reset because a held frame did not complete in"
                 + " time", transport, TransportMetrics::heldFrameTimeouts);
+        counter("meshcrypt.ext_proc.streams.drained", "connections closed between requests while the service shut down",
+                transport, TransportMetrics::streamsDrained);
         counter("meshcrypt.ext_proc.stream_errors", "streams failed by an ext_proc protocol violation or an unexpected"
                 + " stream error", transport, TransportMetrics::streamErrors);
         counter("meshcrypt.ext_proc.requests.received", "ProcessingRequests received", transport,

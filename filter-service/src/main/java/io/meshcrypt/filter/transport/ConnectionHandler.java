@@ -47,6 +47,16 @@ public interface ConnectionHandler {
     }
 
     /**
+     * Whether the connection may be closed now without cutting an exchange in two: no request awaits its response and
+     * no frame is half-way through, in either direction. A draining filter-service closes each connection at such a
+     * point, so that the client sees an ordinary disconnect between requests and reconnects elsewhere. The default,
+     * false, means "never known to be quiet": such connections are cancelled when the drain's grace period ends.
+     */
+    default boolean isQuiet() {
+        return false;
+    }
+
+    /**
      * Adds what this connection did (requests, records rewritten, ...) to the line logged when it ends
      * ({@link ConnectionLog}); called once, on the connection's thread, after {@link #onClose}.
      */

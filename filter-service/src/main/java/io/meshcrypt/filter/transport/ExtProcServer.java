@@ -103,10 +103,12 @@ public final class ExtProcServer implements AutoCloseable {
     private final EventLoopGroup workers;
     private final TransportMetrics metrics;
     private final Duration shutdownGrace;
+    private final NetworkExtProcService kafka;
 
-    private ExtProcServer(Server server, EventLoopGroup boss, EventLoopGroup workers, TransportMetrics metrics,
-                          Duration shutdownGrace) {
+    private ExtProcServer(Server server, NetworkExtProcService kafka, EventLoopGroup boss, EventLoopGroup workers,
+                          TransportMetrics metrics, Duration shutdownGrace) {
         this.server = server;
+        this.kafka = kafka;
         this.boss = boss;
         this.workers = workers;
         this.metrics = metrics;
@@ -164,6 +166,8 @@ public final class ExtProcServer implements AutoCloseable {
         EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("extproc-accept", true));
         EventLoopGroup workers = new NioEventLoopGroup(limits.workerThreads(), new DefaultThreadFactory("extproc-worker", true));
         TransportMetrics metrics = new TransportMetrics();
+        NetworkExtProcService kafka = new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics,
+                limits.heldFrameTimeout(), connectionLog);
         NettyServerBuilder builder = NettyServerBuilder.forAddress(address)
                 .bossEventLoopGroup(boss)
                 .workerEventLoopGroup(workers)
@@ -172,8 +176,7 @@ public final class ExtProcServer implements AutoCloseable {
                 .directExecutor()
                 // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
                 .maxInboundMessageSize(limits.maxInboundMessageBytes())
-                .addService(ServerInterceptors.intercept(new NetworkExtProcService(factory, workers,
-                        limits.inboundWindow(), metrics, limits.heldFrameTimeout(), connectionLog).withHeaders(), identities.interceptor()));
+                .addService(ServerInterceptors.intercept(kafka.withHeaders(), identities.interceptor()));
         if (tls != null) {
             builder.sslContext(mutualTls(tls));
         }
@@ -191,7 +194,7 @@ public final class ExtProcServer implements AutoCloseable {
         log.info("ext_proc server listening on {}{}, stream identities {} ({} workers, max message {} bytes, held frames"
                 + " complete within {})", server.getListenSockets(), tls == null ? "" : " with mutual TLS (" + TLS_PROVIDER + ")",
                 describe(identities), limits.workerThreads(), limits.maxInboundMessageBytes(), limits.heldFrameTimeout());
-        return new ExtProcServer(server, boss, workers, metrics, limits.shutdownGrace());
+        return new ExtProcServer(server, kafka, boss, workers, metrics, limits.shutdownGrace());
     }
 
     /**
@@ -240,13 +243,19 @@ public final class ExtProcServer implements AutoCloseable {
     }
 
     /**
-     * Stops accepting streams, lets open ones run for the grace period, then cancels the rest (their handlers
-     * are closed) and stops the workers once their queued work is done.
+     * Drains: stops accepting streams, closes each open connection at its next quiet point (between requests, see
+     * {@link NetworkExtProcStream#drain}), lets the rest run for the grace period, then cancels them (their handlers
+     * are closed; Envoy resets their connections) and stops the workers once their queued work is done.
      */
     @Override
     public void close() {
         long graceMillis = shutdownGrace.toMillis();
         server.shutdown();
+        int open = kafka.openStreams();
+        kafka.drain();
+        if (open > 0) {
+            log.info("draining {} connection(s): each closes between requests, the rest are reset after {}", open, shutdownGrace);
+        }
         try {
             if (!server.awaitTermination(graceMillis, TimeUnit.MILLISECONDS)) {
                 server.shutdownNow();

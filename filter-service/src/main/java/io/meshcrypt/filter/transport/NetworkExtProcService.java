@@ -17,6 +17,8 @@ import io.grpc.stub.StreamObserver;
 import io.netty.util.concurrent.EventExecutorGroup;
 import java.time.Duration;
 import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -34,6 +36,8 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
     private final Duration heldFrameTimeout;
     private final AtomicLong streamIds = new AtomicLong();
     private final ConnectionLog connectionLog;
+    /** The streams not yet over, for {@link #drain()}. */
+    private final Set<NetworkExtProcStream> open = ConcurrentHashMap.newKeySet();
 
     /**
      * @param inboundWindow how many requests of one stream may be read ahead of the one being processed
@@ -100,7 +104,22 @@ public final class NetworkExtProcService extends NetworkExternalProcessorGrpc.Ne
         NetworkExtProcStream stream = new NetworkExtProcStream(streamIds.incrementAndGet(),
                 (ServerCallStreamObserver<ProcessingResponse>) responseObserver, ExtProcStream.executorFor(workers), factory, headers,
                 StreamIdentity.CURRENT.get(), inboundWindow, metrics, heldFrameTimeout, connectionLog);
+        open.add(stream);
+        stream.whenReleased(() -> open.remove(stream));
         stream.install();
         return stream;
+    }
+
+    /**
+     * Closes every open connection at its next quiet point (between requests; {@link NetworkExtProcStream#drain}).
+     * Call after the server stopped taking new streams.
+     */
+    void drain() {
+        open.forEach(NetworkExtProcStream::drain);
+    }
+
+    /** Streams not yet over. */
+    int openStreams() {
+        return open.size();
     }
 }

@@ -52,6 +52,10 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
     private long bytesFromUpstream;
     /** The first reason seen for the connection's end (who closed, or why it was reset); null: Envoy closed it. */
     private String closeReason;
+    /** The filter-service is shutting down: close the connection at its next quiet point ({@link #drain}). */
+    private boolean draining;
+    /** Run once when the stream's state is released (its service forgets it). */
+    private Runnable onReleased = () -> { };
 
     /**
      * @param heldFrameTimeout how long a frame the handler holds may take to complete, from its first byte; past it
@@ -68,6 +72,48 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
         this.identity = identity;
         this.factory = factory;
         this.inboundWindow = inboundWindow;
+    }
+
+    /** Sets what runs once when the stream is over; before {@link #install()}. */
+    void whenReleased(Runnable onReleased) {
+        this.onReleased = onReleased;
+    }
+
+    /**
+     * From any thread: closes the connection at its next quiet point ({@link ConnectionHandler#isQuiet}): at once if it
+     * is quiet now, else right after the response that makes it so. Envoy closes the client's connection with a FIN
+     * after flushing what it was sent, so the client sees an ordinary disconnect between requests and reconnects
+     * (through another replica). A connection that never gets quiet is cancelled when the drain's grace period ends.
+     */
+    void drain() {
+        hop(() -> {
+            if (!isDone()) {
+                draining = true;
+                closeIfDrainedAndQuiet();
+            }
+        });
+    }
+
+    private void closeIfDrainedAndQuiet() {
+        if (!draining || isDone() || handler == null || parked != null || !queued.isEmpty()) {
+            return;
+        }
+        boolean quiet;
+        try {
+            quiet = handler.isQuiet();
+        } catch (Throwable e) {
+            quiet = false;
+        }
+        if (!quiet) {
+            return;
+        }
+        ending("drained: filter-service shutting down");
+        metrics().streamDrained();
+        // CLOSE is acted on before anything else in a response, so it travels alone, after the last answer. The error
+        // that follows ends the stream at once (never OK, which would mean "forward unprocessed"): with
+        // failure_mode_allow off it closes the connection too, should the CLOSE be lost.
+        answerAndFail(ProcessingResponse.newBuilder().setConnectionStatus(ConnectionStatus.CLOSE).build(),
+                Status.UNAVAILABLE.withDescription("filter-service draining: connection closed between requests"));
     }
 
     @Override
@@ -155,6 +201,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
             answered = true;
             requestNext();
             armHeldFrameTimer(heldSince);
+            closeIfDrainedAndQuiet();
         } catch (Throwable e) {
             if (answered) {
                 // The request has its response: a second one (CLOSE_RST) would answer a request Envoy never sent.
@@ -373,6 +420,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
         } catch (Throwable e) {
             log.warn("ext_proc stream {}: could not log the connection's end", id, e);
         }
+        onReleased.run();
     }
 
     @Override

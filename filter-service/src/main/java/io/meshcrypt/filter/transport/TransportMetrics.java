@@ -16,10 +16,15 @@ public final class TransportMetrics {
     private final LongAdder streamErrors = new LongAdder();
     private final LongAdder rewritesDeferred = new LongAdder();
     private final LongAdder heldFrameTimeouts = new LongAdder();
+    private final LongAdder streamsDrained = new LongAdder();
 
     void streamStarted() {
         streamsStarted.increment();
         streamsActive.increment();
+    }
+
+    void streamDrained() {
+        streamsDrained.increment();
     }
 
     void streamEnded() {
@@ -110,5 +115,10 @@ public final class TransportMetrics {
     /** Connections reset because a frame they held was not complete within the held-frame timeout. */
     public long heldFrameTimeouts() {
         return heldFrameTimeouts.sum();
+    }
+
+    /** Connections closed between requests because the filter-service was shutting down. */
+    public long streamsDrained() {
+        return streamsDrained.sum();
     }
 }

@@ -31,6 +31,7 @@ import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.message.ApiVersionsResponseData;
 import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.HeartbeatRequestData;
+import org.apache.kafka.common.message.HeartbeatResponseData;
 import org.apache.kafka.common.message.MetadataResponseData;
 import org.apache.kafka.common.message.ProduceRequestData;
 import org.apache.kafka.common.message.ProduceResponseData;
@@ -332,6 +333,26 @@ class KafkaConnectionTest {
     }
 
     /** Sends a request of {@code api} through the connection so its response will be recognised. */
+    @Test
+    void givenAHeartbeatExchangeInPieces_whenEachPieceIsForwarded_thenTheConnectionIsQuietOnlyBeforeAndAfterIt() throws Exception {
+        byte[] request = request(ApiKeys.HEARTBEAT, (short) 4, new HeartbeatRequestData().setGroupId("g").setMemberId("m"));
+        byte[] response = responseFrame(correlation, ApiKeys.HEARTBEAT, (short) 4, new HeartbeatResponseData());
+        List<Boolean> quiet = new ArrayList<>();
+        quiet.add(connection.isQuiet());
+
+        connection.onRead(ByteString.copyFrom(request, 0, 6), false);
+        quiet.add(connection.isQuiet());
+        connection.onRead(ByteString.copyFrom(request, 6, request.length - 6), false);
+        quiet.add(connection.isQuiet());
+        // past the response's header, so the request is answered but the frame (passed through) is not complete
+        connection.onWrite(ByteString.copyFrom(response, 0, response.length - 1), false);
+        quiet.add(connection.isQuiet());
+        connection.onWrite(ByteString.copyFrom(response, response.length - 1, 1), false);
+        quiet.add(connection.isQuiet());
+
+        assertEquals(List.of(true, false, false, false, true), quiet);
+    }
+
     private int trackRequest(ApiKeys api, short version) throws Exception {
         return trackRequest(connection, api, version);
     }

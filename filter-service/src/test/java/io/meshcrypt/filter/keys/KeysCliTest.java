@@ -148,6 +148,20 @@ class KeysCliTest {
         assertEquals("created keyset " + keyset + "\n", out());
     }
 
+    @Test
+    void givenADeterministicKeysetCreated_whenTwoReplicasOpenIt_thenTheyEncryptAKeyAlikeAndASecondCreateIsRefused() throws Exception {
+        Path siv = dir.resolve("siv-keyset.json");
+
+        assertEquals(0, run("keyset", "create", "--deterministic", "--out", siv.toString()));
+
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(siv)));
+        assertEquals("created AES-SIV keyset " + siv + "\n", out());
+        ByteBuffer a = RecordKeyCipher.fromKeysetFile(siv).encrypt("users", utf8("user-1"));
+        ByteBuffer b = RecordKeyCipher.openOrCreate(siv).encrypt("users", utf8("user-1"));
+        assertEquals(a, b);
+        assertEquals(1, run("keyset", "create", "--deterministic", "--out", siv.toString()));
+    }
+
     private byte[] v2(String topic, String value) throws Exception {
         ValueCipherV2 cipher = (ValueCipherV2) KeyServices.cipher(FilterConfig.load(config));
         try {

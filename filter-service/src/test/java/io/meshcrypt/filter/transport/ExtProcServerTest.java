@@ -66,6 +66,8 @@ class ExtProcServerTest {
         /** What a "defer" chunk waits for (a data key on its way, as the real handler would say). */
         final CompletableFuture<Void> keyReady = new CompletableFuture<>();
         volatile long heldSince = ConnectionHandler.NOT_HOLDING;
+        /** Between requests: data "quiet" makes it so, "busy" ends it (as a request in flight would). */
+        volatile boolean quiet;
 
         @Override
         public ByteString resumeRead() {
@@ -101,6 +103,8 @@ class ExtProcServerTest {
                     return ByteString.EMPTY;
                 }
                 case "frame-done" -> heldSince = ConnectionHandler.NOT_HOLDING;
+                case "quiet" -> quiet = true;
+                case "busy" -> quiet = false;
                 default -> { }
             }
             return ByteString.copyFromUtf8(prefix).concat(data);
@@ -109,6 +113,11 @@ class ExtProcServerTest {
         @Override
         public long heldFrameSinceNanos() {
             return heldSince;
+        }
+
+        @Override
+        public boolean isQuiet() {
+            return quiet;
         }
 
         @Override
@@ -548,5 +557,54 @@ class ExtProcServerTest {
 
         assertTrue(onlyHandler().closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
         assertInstanceOf(Throwable.class, responses.next(), "open streams are cancelled, never completed OK");
+    }
+
+    @Test
+    void givenAQuietConnection_whenTheServerDrains_thenItIsClosedWithAFinAtOnceAndTheStreamEndsInError() throws Exception {
+        ExtProcServer server = drainingServer();
+        Responses responses = new Responses();
+        client(server).process(responses).onNext(write("quiet", false));
+        assertEquals("W:quiet", responses.nextResponse().getWriteData().getData().toStringUtf8());
+        long start = System.nanoTime();
+
+        server.close();
+
+        ProcessingResponse close = responses.nextResponse();
+        assertEquals(ConnectionStatus.CLOSE, close.getConnectionStatus());
+        assertFalse(close.hasReadData() || close.hasWriteData(), "CLOSE travels alone: Envoy acts on it before any data");
+        assertEquals(Status.Code.UNAVAILABLE, Status.fromThrowable((Throwable) responses.next()).getCode());
+        assertTrue(onlyHandler().closed.await(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(30), "the drain did not wait for the grace period");
+        assertEquals(1, server.metrics().streamsDrained());
+    }
+
+    @Test
+    void givenARequestInFlight_whenTheServerDrains_thenTheConnectionKeepsServingAndClosesRightAfterTheAnswer() throws Exception {
+        ExtProcServer server = drainingServer();
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> requests = client(server).process(responses);
+        requests.onNext(read("busy", false));
+        assertEquals("R:busy", responses.nextResponse().getReadData().getData().toStringUtf8());
+        Thread closing = new Thread(server::close, "closing");
+        closing.start();
+        // close() has stopped the server and asked the stream to drain; it now waits for the streams to end
+        awaitTrue(() -> closing.getState() == Thread.State.TIMED_WAITING, "close() waiting for the drain");
+        assertEquals(1, server.metrics().streamsActive());
+
+        requests.onNext(read("busy", false));
+        requests.onNext(write("quiet", false));
+
+        assertEquals("R:busy", responses.nextResponse().getReadData().getData().toStringUtf8());
+        assertEquals("W:quiet", responses.nextResponse().getWriteData().getData().toStringUtf8());
+        assertEquals(ConnectionStatus.CLOSE, responses.nextResponse().getConnectionStatus());
+        assertInstanceOf(Throwable.class, responses.next());
+        closing.join(TimeUnit.SECONDS.toMillis(TIMEOUT_SECONDS));
+        assertFalse(closing.isAlive(), "close() returns once the last connection is drained");
+        assertEquals(List.of("R:busy", "R:busy", "W:quiet", "close"), onlyHandler().calls);
+    }
+
+    /** One worker, and a grace period far longer than any test waits: a drain that waited for it would time out. */
+    private ExtProcServer drainingServer() throws Exception {
+        return startServer(TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(60)));
     }
 }
