@@ -32,20 +32,28 @@ const istioVersion = "1.31.0"
 // layout is where an overlay puts things, as its kustomization.yaml documents it. The Services, pods and
 // broker are this test's; everything Istio-specific comes from the overlay's build.
 type layout struct {
-	overlay                          string
-	clients, filterService, brokers string // namespaces
-	brokerPort                       int
-	http                             bool // the overlay keeps the HTTP EnvoyFilter
+	overlay                string
+	clients                []string // namespaces of the labelled client workloads
+	filterService, brokers string   // namespaces
+	brokerPort             int
+	brokersInMesh          bool // the brokers have a sidecar (else they are plain pods, as outside the mesh)
+	http                   bool // the overlay keeps the HTTP EnvoyFilter
 }
 
 var layouts = []layout{
-	{overlay: "sample", clients: "apps", filterService: "meshcrypt", brokers: "kafka", brokerPort: 9092, http: true},
-	{overlay: "kafka-only", clients: "payments", filterService: "meshcrypt-system", brokers: "streaming", brokerPort: 9093},
+	{overlay: "sample", clients: []string{"apps"}, filterService: "meshcrypt", brokers: "kafka", brokerPort: 9092,
+		brokersInMesh: true, http: true},
+	{overlay: "kafka-only", clients: []string{"payments"}, filterService: "meshcrypt-system", brokers: "streaming",
+		brokerPort: 9093, brokersInMesh: true},
+	{overlay: "two-client-namespaces", clients: []string{"apps", "batch"}, filterService: "meshcrypt", brokers: "kafka",
+		brokerPort: 9092, brokersInMesh: true, http: true},
+	{overlay: "brokers-outside-mesh", clients: []string{"apps"}, filterService: "meshcrypt", brokers: "kafka",
+		brokerPort: 9092, http: true},
 }
 
 // Pod addresses of the three workloads.
 const (
-	clientIP        = "10.0.0.5"
+	clientIPs       = "10.0.0.%d"
 	filterServiceIP = "10.0.0.9"
 	brokerIP        = "10.0.1.10"
 	clientHTTPPort  = 8080
@@ -81,16 +89,19 @@ func buildOverlay(t *testing.T, overlay string) []object {
 	return out
 }
 
-// generated is what istiod would push to each of the three sidecars, as protojson (Envoy's own field names).
+// generated is what istiod would push to each sidecar, as protojson (Envoy's own field names).
 type generated struct {
 	layout
-	objects []object
-	// the EnvoyFilter patches istiod kept after converting them to Envoy protos, for the client sidecar
-	convertedPatches int
-	client, filterService, broker sidecarConfig
+	objects       []object
+	clients       []*sidecarConfig // one labelled client per client namespace
+	filterService sidecarConfig
+	broker        *sidecarConfig // nil when the brokers are outside the mesh
 }
 
 type sidecarConfig struct {
+	name, namespace string
+	// the EnvoyFilter patches istiod kept for this sidecar after converting them to Envoy protos
+	convertedPatches    int
 	listeners, clusters []map[string]any
 	rawListeners        []proto.Message
 	rawClusters         []proto.Message
@@ -130,12 +141,7 @@ func generate(t *testing.T, l layout) *generated {
 	if filterDeployment == nil {
 		t.Fatal("the build has no Deployment meshcrypt-filter-service")
 	}
-	namespaces[l.clients], namespaces[l.brokers], namespaces["istio-system"] = true, true, true
-	for ns := range namespaces {
-		if ns != "" {
-			kube = append(kube, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
-		}
-	}
+	namespaces[l.brokers], namespaces["istio-system"] = true, true
 
 	// the filter-service pod is the Deployment's own template, so named target ports resolve as in a cluster
 	filterPod := pod(l.filterService, "meshcrypt-filter-service-0", filterServiceIP, filterDeployment.Spec.Template.Labels)
@@ -144,24 +150,48 @@ func generate(t *testing.T, l layout) *generated {
 	if l.http {
 		clientLabels["meshcrypt.io/http"] = "enabled"
 	}
-	clientPod := pod(l.clients, "kafka-client-0", clientIP, clientLabels)
-	clientPod.Spec.Containers = []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: clientHTTPPort}}}}
+	var clientPods []*corev1.Pod
+	for i, ns := range l.clients {
+		namespaces[ns] = true
+		p := pod(ns, "kafka-client-0", fmt.Sprintf(clientIPs, i+5), clientLabels)
+		p.Spec.Containers = []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{
+			{Name: "http", ContainerPort: clientHTTPPort, Protocol: corev1.ProtocolTCP}}}}
+		clientPods = append(clientPods, p)
+		kube = append(kube, p, service(ns, "kafka-client", "http", clientHTTPPort, clientLabels))
+	}
 	brokerPod := pod(l.brokers, "kafka-0", brokerIP, map[string]string{"app": "kafka"})
-	brokerPod.Spec.Containers = []corev1.Container{{Name: "kafka", Ports: []corev1.ContainerPort{{Name: "tcp-kafka", ContainerPort: int32(l.brokerPort)}}}}
-	kube = append(kube, filterPod, clientPod, brokerPod,
-		service(l.clients, "kafka-client", "http", clientHTTPPort, clientLabels),
-		service(l.brokers, "kafka", "tcp-kafka", l.brokerPort, map[string]string{"app": "kafka"}))
+	brokerPod.Spec.Containers = []corev1.Container{{Name: "kafka", Ports: []corev1.ContainerPort{
+		{Name: "tcp-kafka", ContainerPort: int32(l.brokerPort), Protocol: corev1.ProtocolTCP}}}}
+	kube = append(kube, filterPod, brokerPod, service(l.brokers, "kafka", "tcp-kafka", l.brokerPort, map[string]string{"app": "kafka"}))
+	for ns := range namespaces {
+		if ns != "" {
+			kube = append(kube, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		}
+	}
 
 	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
 		KubernetesObjects: kube,
 		ConfigString:      strings.Join(istioConfig, "\n---\n"),
 	})
 	out := &generated{layout: l, objects: objs}
-	proxies := []struct {
+	type sidecar struct {
 		pod  *corev1.Pod
 		into *sidecarConfig
-	}{{clientPod, &out.client}, {filterPod, &out.filterService}, {brokerPod, &out.broker}}
+	}
+	var proxies []sidecar
+	for _, p := range clientPods {
+		c := &sidecarConfig{name: "client-" + p.Namespace}
+		out.clients = append(out.clients, c)
+		proxies = append(proxies, sidecar{p, c})
+	}
+	out.filterService.name = "filter-service"
+	proxies = append(proxies, sidecar{filterPod, &out.filterService})
+	if l.brokersInMesh {
+		out.broker = &sidecarConfig{name: "broker"}
+		proxies = append(proxies, sidecar{brokerPod, out.broker})
+	}
 	for _, p := range proxies {
+		p.into.namespace = p.pod.Namespace
 		proxy := s.SetupProxy(&model.Proxy{
 			ID:              p.pod.Name + "." + p.pod.Namespace,
 			ConfigNamespace: p.pod.Namespace,
@@ -174,9 +204,9 @@ func generate(t *testing.T, l layout) *generated {
 				IstioVersion: istioVersion,
 			},
 		})
-		if p.pod == clientPod {
-			for _, patches := range s.PushContext().EnvoyFilters(proxy).Patches {
-				out.convertedPatches += len(patches)
+		if merged := s.PushContext().EnvoyFilters(proxy); merged != nil {
+			for _, patches := range merged.Patches {
+				p.into.convertedPatches += len(patches)
 			}
 		}
 		for _, l := range s.Listeners(proxy) {
@@ -240,7 +270,11 @@ func writeGenerated(t *testing.T, g *generated) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string]sidecarConfig{"client": g.client, "filter-service": g.filterService, "broker": g.broker} {
+	all := append([]*sidecarConfig{&g.filterService}, g.clients...)
+	if g.broker != nil {
+		all = append(all, g.broker)
+	}
+	for _, c := range all {
 		for kind, resources := range map[string][]proto.Message{"listeners": c.rawListeners, "clusters": c.rawClusters} {
 			var docs []json.RawMessage
 			for _, r := range resources {
@@ -254,7 +288,7 @@ func writeGenerated(t *testing.T, g *generated) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(dir, name+"-"+kind+".json"), js, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, c.name+"-"+kind+".json"), js, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -41,17 +41,29 @@ func TestIstiodGeneratedSidecarConfig(t *testing.T) {
 			if _, err := os.Stat(filepath.Join("..", "overlays", l.overlay)); err != nil {
 				t.Fatalf("overlay %s: %v", l.overlay, err)
 			}
-			g := generate(t, l)
-			writeGenerated(t, g)
-			t.Run("GivenTheOverlaysEnvoyFilters_WhenIstiodConvertsThem_ThenItDiscardsNoPatch", g.noPatchDiscarded)
-			t.Run("GivenEveryPatch_WhenIstiodBuildsTheClientSidecar_ThenEachAppearsWithEveryFieldItSets", g.everyPatchApplied)
-			t.Run("GivenTheKafkaListener_WhenGenerated_ThenExtProcFailsClosedBeforeTcpProxyAndNothingElseReachesTheBrokers", g.kafkaListener)
-			t.Run("GivenExtProc_WhenGenerated_ThenItCallsTheClusterIstiodGeneratedForTheFilterService", g.extProcCluster)
-			t.Run("GivenTheKafkaCluster_WhenTheBrokersSidecarIsGenerated_ThenTheirAlpnNegotiatesNoMetadataExchange", g.kafkaALPN)
-			t.Run("GivenTheHttpEnvoyFilter_WhenGenerated_ThenExtProcSitsBeforeTheRouterOfEveryHcmItTargets", g.httpExtProc)
-			t.Run("GivenTheFilterServicesSidecar_WhenGenerated_ThenOnlyMutualTlsFromTheClientNamespaceReachesIt", g.filterServiceInbound)
+			generated := generate(t, l)
+			writeGenerated(t, generated)
+			for _, client := range generated.clients {
+				g := clientView{generated, client}
+				t.Run(client.namespace, func(t *testing.T) {
+					t.Run("GivenTheNamespacesEnvoyFilters_WhenIstiodConvertsThem_ThenItDiscardsNoPatch", g.noPatchDiscarded)
+					t.Run("GivenEveryPatch_WhenIstiodBuildsTheClientSidecar_ThenEachAppearsWithEveryFieldItSets", g.everyPatchApplied)
+					t.Run("GivenTheKafkaListener_WhenGenerated_ThenExtProcFailsClosedBeforeTcpProxyAndNothingElseReachesTheBrokers", g.kafkaListener)
+					t.Run("GivenExtProc_WhenGenerated_ThenItCallsTheClusterIstiodGeneratedForTheFilterService", g.extProcCluster)
+					t.Run("GivenTheKafkaCluster_WhenTheBrokersSidecarIsGenerated_ThenTheirAlpnNegotiatesNoMetadataExchange", g.kafkaALPN)
+					t.Run("GivenTheHttpEnvoyFilter_WhenGenerated_ThenExtProcSitsBeforeTheRouterOfEveryHcmItTargets", g.httpExtProc)
+				})
+			}
+			g := clientView{generated, generated.clients[0]}
+			t.Run("GivenTheFilterServicesSidecar_WhenGenerated_ThenOnlyMutualTlsFromTheClientNamespacesReachesIt", g.filterServiceInbound)
 		})
 	}
+}
+
+// clientView checks one labelled client's sidecar.
+type clientView struct {
+	*generated
+	client *sidecarConfig
 }
 
 // ---- EnvoyFilter patches
@@ -65,10 +77,10 @@ type patch struct {
 	fields           map[string]any
 }
 
-func (g *generated) patches(t *testing.T) []patch {
+func (g clientView) patches(t *testing.T) []patch {
 	var out []patch
 	for _, o := range g.objects {
-		if o.kind != "EnvoyFilter" {
+		if o.kind != "EnvoyFilter" || o.namespace != g.client.namespace {
 			continue
 		}
 		for i, p := range at(o.fields, "spec", "configPatches").([]any) {
@@ -78,7 +90,7 @@ func (g *generated) patches(t *testing.T) []patch {
 		}
 	}
 	if len(out) == 0 {
-		t.Fatal("the overlay has no EnvoyFilter patch")
+		t.Fatalf("the overlay has no EnvoyFilter patch in namespace %s", g.client.namespace)
 	}
 	return out
 }
@@ -87,15 +99,15 @@ func (p patch) String() string {
 	return fmt.Sprintf("EnvoyFilter %s configPatches[%d] (%s %s %s)", p.filter, p.index, p.operation, p.applyTo, p.context)
 }
 
-func (g *generated) noPatchDiscarded(t *testing.T) {
-	if want := len(g.patches(t)); g.convertedPatches != want {
+func (g clientView) noPatchDiscarded(t *testing.T) {
+	if want := len(g.patches(t)); g.client.convertedPatches != want {
 		t.Errorf("the manifests hold %d patches for the client sidecar, istiod kept %d after converting them to "+
 			"Envoy protos (an unknown @type or field is logged above as \"failed to build envoy filter value\")",
-			want, g.convertedPatches)
+			want, g.client.convertedPatches)
 	}
 }
 
-func (g *generated) everyPatchApplied(t *testing.T) {
+func (g clientView) everyPatchApplied(t *testing.T) {
 	patches := g.patches(t)
 	applied := 0
 	for _, p := range patches {
@@ -109,7 +121,7 @@ func (g *generated) everyPatchApplied(t *testing.T) {
 }
 
 // applied finds p's effect in the client sidecar's config; it returns what is missing or differs.
-func (g *generated) applied(p patch) []string {
+func (g clientView) applied(p patch) []string {
 	switch {
 	case p.operation == "ADD" && p.applyTo == "LISTENER":
 		l := byName(g.client.listeners, str(p.value["name"]))
@@ -186,7 +198,7 @@ func subset(want, got any, path string) []string {
 
 // ---- the Kafka path
 
-func (g *generated) kafkaListener(t *testing.T) {
+func (g clientView) kafkaListener(t *testing.T) {
 	name := fmt.Sprintf("meshcrypt-kafka-%d", g.brokerPort)
 	l := byName(g.client.listeners, name)
 	if l == nil {
@@ -250,7 +262,7 @@ func (g *generated) kafkaListener(t *testing.T) {
 }
 
 // filterServiceCluster is the outbound cluster istiod generated for the built filter-service Service.
-func (g *generated) filterServiceCluster(t *testing.T) (name, host string, cluster map[string]any) {
+func (g clientView) filterServiceCluster(t *testing.T) (name, host string, cluster map[string]any) {
 	var svc object
 	for _, o := range g.objects {
 		if o.kind == "Service" && o.name == "meshcrypt-filter-service" {
@@ -279,7 +291,7 @@ func (g *generated) filterServiceCluster(t *testing.T) (name, host string, clust
 	return name, host, cluster
 }
 
-func (g *generated) extProcCluster(t *testing.T) {
+func (g clientView) extProcCluster(t *testing.T) {
 	name, host, cluster := g.filterServiceCluster(t)
 	t.Logf("istiod's cluster for the filter-service: %s", name)
 	calls := 0
@@ -310,7 +322,7 @@ func (g *generated) extProcCluster(t *testing.T) {
 // mesh) answers with on the Kafka port. If they agree on istio-peer-exchange, the broker's
 // metadata-exchange filter writes its preamble into the stream, which only Istio's upstream
 // metadata-exchange cluster filter consumes; the filter-service would read it as a Kafka frame.
-func (g *generated) kafkaALPN(t *testing.T) {
+func (g clientView) kafkaALPN(t *testing.T) {
 	name := fmt.Sprintf("meshcrypt-kafka-%d", g.brokerPort)
 	c := byName(g.client.clusters, name)
 	if c == nil {
@@ -319,6 +331,13 @@ func (g *generated) kafkaALPN(t *testing.T) {
 	offered := stringList(at(c, "transport_socket", "typed_config", "common_tls_context", "alpn_protocols"))
 	upstreamMx := slices.Contains(filterNames(at(c, "filters")), metadataMx)
 	t.Logf("cluster %s offers ALPN %v, upstream metadata exchange: %v", name, offered, upstreamMx)
+	if g.broker == nil {
+		// brokers without a sidecar answer no Istio mTLS: the overlay must not ask for it
+		if sds := findKey(at(c, "transport_socket"), "tls_certificate_sds_secret_configs"); len(sds) > 0 {
+			t.Errorf("cluster %s presents the Istio workload certificate to brokers outside the mesh, which do not speak Istio mTLS", name)
+		}
+		return
+	}
 	if !slices.Contains(offered, "istio") {
 		t.Errorf("cluster %s offers ALPN %v without \"istio\": the broker's sidecar would not pick its mTLS chain", name, offered)
 	}
@@ -376,7 +395,7 @@ type hcmAt struct {
 }
 
 // hcms lists the HTTP connection managers of every listener of the given direction.
-func (g *generated) hcms(listeners []map[string]any, dir string) []hcmAt {
+func (g clientView) hcms(listeners []map[string]any, dir string) []hcmAt {
 	var out []hcmAt
 	for _, l := range listeners {
 		if at(l, "traffic_direction") != dir {
@@ -401,7 +420,10 @@ func direction(context string) string {
 	return map[string]string{"SIDECAR_INBOUND": "INBOUND", "SIDECAR_OUTBOUND": "OUTBOUND"}[context]
 }
 
-func (g *generated) httpExtProc(t *testing.T) {
+func (g clientView) httpExtProc(t *testing.T) {
+	if len(inboundChains(g.client.listeners, clientHTTPPort)) == 0 {
+		t.Fatalf("istiod generated no inbound chain for the client's HTTP port %d: the pod or Service of the test is wrong", clientHTTPPort)
+	}
 	for _, dir := range []string{"INBOUND", "OUTBOUND"} {
 		hcms := g.hcms(g.client.listeners, dir)
 		if len(hcms) == 0 {
@@ -419,7 +441,11 @@ func (g *generated) httpExtProc(t *testing.T) {
 		}
 		t.Logf("%d %s HTTP connection managers in the client sidecar", len(hcms), dir)
 	}
-	for _, l := range append(g.filterService.listeners, g.broker.listeners...) {
+	unlabelled := g.filterService.listeners
+	if g.broker != nil {
+		unlabelled = append(unlabelled, g.broker.listeners...)
+	}
+	for _, l := range unlabelled {
 		if len(findKey(l, "grpc_service")) > 0 {
 			t.Errorf("listener %s of an unlabelled sidecar calls ext_proc: the workload selectors leak", l["name"])
 		}
@@ -428,7 +454,7 @@ func (g *generated) httpExtProc(t *testing.T) {
 
 // ---- the filter-service's own sidecar
 
-func (g *generated) filterServiceInbound(t *testing.T) {
+func (g clientView) filterServiceInbound(t *testing.T) {
 	_, _, _ = g.filterServiceCluster(t)
 	port := 0
 	for _, o := range g.objects {
@@ -469,8 +495,16 @@ func (g *generated) filterServiceInbound(t *testing.T) {
 				}
 			}
 			policy := mustJSON(rbac)
-			if rbac == nil || !strings.Contains(policy, "/ns/"+g.clients+"/") {
-				t.Errorf("%s: no RBAC admitting only namespace %s: %s", where, g.clients, policy)
+			if rbac == nil {
+				t.Errorf("%s: no RBAC filter (AuthorizationPolicy not applied)", where)
+			}
+			for _, ns := range g.layout.clients {
+				if !strings.Contains(policy, "/ns/"+ns+"/") {
+					t.Errorf("%s: RBAC does not admit client namespace %s: %s", where, ns, policy)
+				}
+			}
+			if n := strings.Count(policy, "/ns/"); n != len(g.layout.clients) {
+				t.Errorf("%s: RBAC names %d namespaces, the overlay has %d client namespaces: %s", where, n, len(g.layout.clients), policy)
 			}
 		}
 		if hcms == 0 {
