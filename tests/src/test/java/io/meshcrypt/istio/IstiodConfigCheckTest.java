@@ -1,34 +1,56 @@
 package io.meshcrypt.istio;
 
+import static io.meshcrypt.istio.IstioManifests.JSON;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.meshcrypt.testsupport.EnvoyProcess;
 import io.meshcrypt.testsupport.RepoRoot;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Runs istio/istiod-config-check (its own Go module): istiod's real config generation, in-process, on the built
- * overlays, checked for what a client's, the filter-service's and a broker's sidecar would receive. Go and the Go
- * module proxy are required: without them this fails, it never skips. Cost on a fresh 2-core machine: see
- * docs/istio-config-check.md (download and first compile of istio.io/istio take minutes; later runs use Go's
- * build cache).
+ * istio/istiod-config-check (its own Go module) runs istiod's real config generation, in-process, on every built
+ * overlay and checks what a labelled client's, the filter-service's and a broker's sidecar would receive; it writes
+ * those listeners and clusters as JSON, which this test then loads into a real Envoy 1.40. Go and the Go module proxy
+ * are required: without them this fails, it never skips. Cost: see docs/istio-config-check.md (download and first
+ * compile of istio.io/istio take minutes on 2 cores; later runs use Go's build cache).
  */
 class IstiodConfigCheckTest {
 
-    @Test
-    void givenTheOverlays_whenIstiodGeneratesTheirSidecarConfig_thenEveryPatchIsAppliedAsWrittenAndFailsClosed()
-            throws IOException, InterruptedException {
+    /** The meshcrypt resources that must reach Envoy exactly as istiod generated them. */
+    private static final String MESHCRYPT_PREFIX = "meshcrypt-kafka-";
+
+    private static Path generated;
+    private static Path log;
+    private static String goTestOutput;
+    private static int goTestExit;
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void runIstiodConfigCheck() throws IOException, InterruptedException {
         Path root = RepoRoot.find();
-        Path log = root.resolve("tests/target/istiod-config-check.log");
-        Files.createDirectories(log.getParent());
+        generated = root.resolve("tests/target/istiod-config");
+        log = root.resolve("tests/target/istiod-config-check.log");
+        Files.createDirectories(generated);
         ProcessBuilder pb = new ProcessBuilder("go", "test", "-count=1", "-v", "./...")
                 .directory(root.resolve("istio/istiod-config-check").toFile())
                 .redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("MESHCRYPT_ISTIOD_CONFIG_DIR", generatedConfigDir(root).toString());
+        pb.environment().put("MESHCRYPT_ISTIOD_CONFIG_DIR", generated.toString());
         Process go;
         try {
             go = pb.start();
@@ -41,16 +63,122 @@ class IstiodConfigCheckTest {
         if (!done) {
             go.destroyForcibly();
         }
-        String output = Files.readString(log);
+        goTestOutput = Files.readString(log);
         assertTrue(done, "go test in istio/istiod-config-check did not finish in 30 minutes; see " + log);
-        assertEquals(0, go.exitValue(), "istiod-config-check failed (a module proxy that cannot be reached fails "
-                + "here too); see " + log + "\n" + tail(output));
-        assertTrue(output.contains("--- PASS: TestIstiodGeneratedSidecarConfig"), output);
+        goTestExit = go.exitValue();
     }
 
-    /** Where the Go test writes the listeners and clusters istiod generated, per overlay and sidecar. */
-    static Path generatedConfigDir(Path root) {
-        return root.resolve("tests/target/istiod-config");
+    @Test
+    void givenEveryOverlay_whenIstiodGeneratesItsSidecarsConfig_thenEveryPatchIsAppliedAsWrittenAndFailsClosed() {
+        assertEquals(0, goTestExit, "istiod-config-check failed (so does a module proxy that cannot be reached); see "
+                + log + "\n" + tail(goTestOutput));
+        assertTrue(goTestOutput.contains("--- PASS: TestIstiodGeneratedSidecarConfig"), goTestOutput);
+    }
+
+    /**
+     * Every sidecar's listeners and clusters, as istiod generated them, in Istio's bootstrap shape (ADS for RDS/EDS,
+     * the SDS cluster of pilot-agent). Istio-proxy's own extensions (metadata exchange, peer metadata, istio.alpn;
+     * telemetry that stock Envoy does not have) are removed; nothing meshcrypt added is.
+     */
+    @Test
+    void givenIstiodsConfigForEverySidecar_whenLoadedIntoEnvoy_thenEnvoyAcceptsIt() throws Exception {
+        assertEquals(0, goTestExit, "istiod-config-check failed; see " + log);
+        List<Path> sidecars;
+        try (Stream<Path> files = Files.walk(generated)) {
+            sidecars = files.filter(f -> f.getFileName().toString().endsWith("-listeners.json")).sorted().toList();
+        }
+        assertTrue(sidecars.size() >= 3, "generated sidecar configs in " + generated + ": " + sidecars);
+        int meshcryptListeners = 0;
+        for (Path listenersFile : sidecars) {
+            String sidecar = generated.relativize(listenersFile).toString().replace("-listeners.json", "");
+            Path clustersFile = listenersFile.resolveSibling(
+                    listenersFile.getFileName().toString().replace("-listeners.json", "-clusters.json"));
+            ArrayNode listeners = (ArrayNode) JSON.readTree(listenersFile.toFile());
+            ArrayNode clusters = (ArrayNode) JSON.readTree(clustersFile.toFile());
+            List<JsonNode> meshcrypt = new ArrayList<>();
+            for (JsonNode resource : concat(listeners, clusters)) {
+                if (resource.path("name").asText().startsWith(MESHCRYPT_PREFIX)) {
+                    meshcrypt.add(resource.deepCopy());
+                }
+            }
+            TreeSet<String> removed = new TreeSet<>();
+            removeIstioProxyExtensions(listeners, removed);
+            removeIstioProxyExtensions(clusters, removed);
+            for (JsonNode resource : meshcrypt) {
+                JsonNode after = findByName(resource.has("filter_chains") ? listeners : clusters, resource.get("name").asText());
+                assertEquals(resource, after, sidecar + ": removing istio-proxy extensions changed " + resource.get("name"));
+                meshcryptListeners += resource.has("filter_chains") ? 1 : 0;
+            }
+
+            ObjectNode bootstrap = istioBootstrap(dir, SidecarEnvoy.freePort());
+            bootstrap.withObject("/static_resources").set("listeners", listeners);
+            clusters.add(IstioManifests.grpcCluster("xds-grpc", "127.0.0.1", 15010));
+            clusters.add(pipeCluster("sds-grpc", dir.resolve("workload-spiffe-uds.sock")));
+            bootstrap.withObject("/static_resources").set("clusters", clusters);
+
+            EnvoyProcess.Validation result = SidecarEnvoy.validate(dir, bootstrap);
+
+            assertEquals(0, result.exitCode(), sidecar + " (removed " + removed + "):\n" + result.output());
+        }
+        assertTrue(meshcryptListeners > 0, "no sidecar had a " + MESHCRYPT_PREFIX + "* listener");
+    }
+
+    /** Istio's bootstrap, reduced: node identity, admin, ADS over the xds-grpc cluster. */
+    private static ObjectNode istioBootstrap(Path dir, int adminPort) {
+        ObjectNode bootstrap = JSON.createObjectNode();
+        bootstrap.putObject("node").put("id", "sidecar~10.0.0.5~kafka-client-0.apps~apps.svc.cluster.local")
+                .put("cluster", "kafka-client.apps");
+        bootstrap.putObject("admin").set("address", IstioManifests.socketAddress("127.0.0.1", adminPort));
+        ObjectNode ads = bootstrap.putObject("dynamic_resources").putObject("ads_config");
+        ads.put("api_type", "GRPC").put("transport_api_version", "V3");
+        ads.putArray("grpc_services").addObject().putObject("envoy_grpc").put("cluster_name", "xds-grpc");
+        return bootstrap;
+    }
+
+    private static ObjectNode pipeCluster(String name, Path socket) {
+        ObjectNode cluster = IstioManifests.grpcCluster(name, "127.0.0.1", 1);
+        cluster.putObject("load_assignment").put("cluster_name", name).putArray("endpoints").addObject()
+                .putArray("lb_endpoints").addObject().putObject("endpoint").putObject("address")
+                .putObject("pipe").put("path", socket.toString());
+        return cluster;
+    }
+
+    /**
+     * Removes every filter whose config is an istio-proxy extension (a TypedStruct or an istio.* type) from the
+     * filter lists below {@code node}, recording their names.
+     */
+    private static void removeIstioProxyExtensions(JsonNode node, TreeSet<String> removed) {
+        if (node.isArray()) {
+            ArrayNode list = (ArrayNode) node;
+            for (int i = list.size() - 1; i >= 0; i--) {
+                JsonNode item = list.get(i);
+                String type = item.path("typed_config").path("@type").asText();
+                if (item.has("name") && (type.endsWith("udpa.type.v1.TypedStruct") || type.startsWith("type.googleapis.com/istio."))) {
+                    removed.add(item.get("name").asText());
+                    list.remove(i);
+                } else {
+                    removeIstioProxyExtensions(item, removed);
+                }
+            }
+        } else if (node.isObject()) {
+            node.forEach(child -> removeIstioProxyExtensions(child, removed));
+        }
+    }
+
+    private static List<JsonNode> concat(ArrayNode a, ArrayNode b) {
+        List<JsonNode> out = new ArrayList<>();
+        a.forEach(out::add);
+        b.forEach(out::add);
+        return out;
+    }
+
+    private static JsonNode findByName(ArrayNode resources, String name) {
+        for (JsonNode r : resources) {
+            if (r.path("name").asText().equals(name)) {
+                return r;
+            }
+        }
+        throw new AssertionError("no " + name);
     }
 
     private static String tail(String output) {
