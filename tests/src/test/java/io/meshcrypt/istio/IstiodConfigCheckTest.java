@@ -7,16 +7,36 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.meshcrypt.e2e.support.Envelope;
+import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.filter.DataPathLimits;
+import io.meshcrypt.filter.config.Limits;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
+import io.meshcrypt.filter.kafka.BrokerAddresses;
+import io.meshcrypt.filter.kafka.KafkaProxy;
+import io.meshcrypt.filter.kms.Keysets;
+import io.meshcrypt.filter.transport.ExtProcServer;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.pki.LocalCa;
 import io.meshcrypt.testsupport.EnvoyProcess;
 import io.meshcrypt.testsupport.RepoRoot;
 import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
+import org.apache.kafka.clients.CommonClientConfigs;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -24,7 +44,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * istio/istiod-config-check (its own Go module) runs istiod's real config generation, in-process, on every built
  * overlay and checks what a labelled client's, the filter-service's and a broker's sidecar would receive; it writes
- * those listeners and clusters as JSON, which this test then loads into a real Envoy 1.40. Go and the Go module proxy
+ * those listeners and clusters as JSON, which this test then loads into a real Envoy 1.40 and pushes Kafka through
+ * (the generated listener and clusters, a real broker, the filter-service's ext_proc server). Go and the Go module proxy
  * are required: without them this fails, it never skips. Cost: see docs/istio-config-check.md (download and first
  * compile of istio.io/istio take minutes on 2 cores; later runs use Go's build cache).
  */
@@ -110,7 +131,8 @@ class IstiodConfigCheckTest {
                 meshcryptListeners += resource.has("filter_chains") ? 1 : 0;
             }
 
-            ObjectNode bootstrap = istioBootstrap(dir, SidecarEnvoy.freePort());
+            ObjectNode bootstrap = istioBootstrap(SidecarEnvoy.freePort());
+            addAds(bootstrap);
             bootstrap.withObject("/static_resources").set("listeners", listeners);
             clusters.add(IstioManifests.grpcCluster("xds-grpc", "127.0.0.1", 15010));
             clusters.add(pipeCluster("sds-grpc", dir.resolve("workload-spiffe-uds.sock")));
@@ -123,16 +145,101 @@ class IstiodConfigCheckTest {
         assertTrue(meshcryptListeners > 0, "no sidecar had a " + MESHCRYPT_PREFIX + "* listener");
     }
 
-    /** Istio's bootstrap, reduced: node identity, admin, ADS over the xds-grpc cluster. */
-    private static ObjectNode istioBootstrap(Path dir, int adminPort) {
+    /**
+     * Kafka through the Kafka listener, its cluster and the filter-service's cluster exactly as istiod generated them
+     * for a client of the brokers-outside-mesh overlay, changed only where a host without a pod differs: the listener
+     * is bound to a local port (no iptables hands it connections), the Kafka cluster is STATIC to the broker
+     * (ORIGINAL_DST would dial the listener itself), and the filter-service's EDS cluster gets the endpoint EDS
+     * would send for a pod without a sidecar (Istio's own transport socket match then picks plaintext).
+     */
+    @Test
+    void givenIstiodsKafkaListenerAndClusters_whenClientsProduceAndConsumeThroughThem_thenBrokerStoresOnlyEnvelopes()
+            throws Exception {
+        assertEquals(0, goTestExit, "istiod-config-check failed; see " + log);
+        LocalMesh mesh = LocalMesh.shared();
+        Path sidecar = generated.resolve("brokers-outside-mesh");
+        ArrayNode listeners = (ArrayNode) JSON.readTree(sidecar.resolve("client-apps-listeners.json").toFile());
+        ArrayNode clusters = (ArrayNode) JSON.readTree(sidecar.resolve("client-apps-clusters.json").toFile());
+        ObjectNode listener = (ObjectNode) findByName(listeners, MESHCRYPT_PREFIX + "9092");
+        ObjectNode kafkaCluster = (ObjectNode) findByName(clusters, listener.at("/filter_chains/0/filters/1/typed_config/cluster").asText());
+        ObjectNode filterCluster = (ObjectNode) findByName(clusters,
+                listener.at("/filter_chains/0/filters/0/typed_config/grpc_service/envoy_grpc/cluster_name").asText());
+        int listenerPort = SidecarEnvoy.freePort();
+        listener.remove("bind_to_port");
+        listener.set("address", IstioManifests.socketAddress("127.0.0.1", listenerPort));
+        String[] broker = mesh.brokerDirect().split(":");
+        assertEquals("ORIGINAL_DST", kafkaCluster.path("type").asText());
+        kafkaCluster.put("type", "STATIC").remove("lb_policy");
+        kafkaCluster.set("load_assignment", IstioManifests.staticCluster(kafkaCluster.get("name").asText(), broker[0],
+                Integer.parseInt(broker[1])).get("load_assignment"));
+
+        Path keyset = dir.resolve("keyset.json");
+        Keysets.create(keyset);
+        // the filter-service advertises the listener as broker 1, so every connection stays on it
+        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), ValueCipherV1.fromKeysetFile(keyset), null,
+                new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", listenerPort))),
+                DataPathLimits.kafka(Limits.defaults()));
+        try (ExtProcServer filterService = ExtProcServer.start(new InetSocketAddress("127.0.0.1", 0), proxy,
+                DataPathLimits.extProc(Limits.defaults()))) {
+            assertEquals("EDS", filterCluster.path("type").asText());
+            filterCluster.put("type", "STATIC").remove("eds_cluster_config");
+            filterCluster.set("load_assignment", IstioManifests.staticCluster(filterCluster.get("name").asText(),
+                    "127.0.0.1", filterService.port()).get("load_assignment"));
+            ArrayNode used = JSON.createArrayNode().add(kafkaCluster).add(filterCluster);
+            removeIstioProxyExtensions(used, new TreeSet<>());
+            // Envoy waits for every SDS secret a cluster names before it is ready, even for a socket no endpoint uses
+            LocalCa ca = LocalCa.openOrCreate(dir.resolve("istio-ca"));
+            sdsToFiles(used, IstioWorkloadCertificates.issue(ca, "kafka-client",
+                    IstioMutualTls.workloadId("apps", "kafka-client"), Duration.ofHours(1)), ca.caCertificate());
+            int adminPort = SidecarEnvoy.freePort();
+            ObjectNode bootstrap = istioBootstrap(adminPort);
+            bootstrap.withObject("/static_resources").set("listeners", JSON.createArrayNode().add(listener));
+            bootstrap.withObject("/static_resources").set("clusters", used);
+            String topic = mesh.createTopic("istiod-generated", 1);
+            List<byte[]> values = List.of("card 4111-1111-1111-1111".getBytes(StandardCharsets.UTF_8),
+                    "istiod generated this path".getBytes(StandardCharsets.UTF_8));
+            Map<String, Object> viaListener = Map.of(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + listenerPort);
+
+            try (SidecarEnvoy envoy = SidecarEnvoy.start(dir, bootstrap, adminPort)) {
+                try (KafkaProducer<byte[], byte[]> producer = mesh.producerDirect(viaListener)) {
+                    for (byte[] value : values) {
+                        producer.send(new ProducerRecord<>(topic, value)).get(30, TimeUnit.SECONDS);
+                    }
+                }
+                List<ConsumerRecord<byte[], byte[]>> atRest = mesh.readDirect(topic);
+                List<ConsumerRecord<byte[], byte[]>> seen;
+                try (KafkaConsumer<byte[], byte[]> consumer = mesh.consumerDirect(viaListener)) {
+                    seen = LocalMesh.drain(consumer, topic);
+                }
+
+                assertEquals(values.size(), atRest.size());
+                assertEquals(values.size(), seen.size());
+                for (int i = 0; i < values.size(); i++) {
+                    Envelope.assertEnvelopeOf(values.get(i), atRest.get(i).value(), "record " + i + " at rest");
+                    assertEquals(new String(values.get(i), StandardCharsets.UTF_8),
+                            new String(seen.get(i).value(), StandardCharsets.UTF_8));
+                }
+                String statPrefix = listener.at("/filter_chains/0/filters/0/typed_config/stat_prefix").asText();
+                assertTrue(envoy.stat("network_ext_proc." + statPrefix + ".streams_started") > 0,
+                        "no ext_proc stream counted under " + statPrefix);
+            }
+        }
+    }
+
+    /** Istio's bootstrap, reduced: node identity and admin. */
+    private static ObjectNode istioBootstrap(int adminPort) {
         ObjectNode bootstrap = JSON.createObjectNode();
         bootstrap.putObject("node").put("id", "sidecar~10.0.0.5~kafka-client-0.apps~apps.svc.cluster.local")
                 .put("cluster", "kafka-client.apps");
         bootstrap.putObject("admin").set("address", IstioManifests.socketAddress("127.0.0.1", adminPort));
+        return bootstrap;
+    }
+
+    /** ADS over the xds-grpc cluster, where istiod's routes and endpoints would come from. */
+    private static void addAds(ObjectNode bootstrap) {
         ObjectNode ads = bootstrap.putObject("dynamic_resources").putObject("ads_config");
         ads.put("api_type", "GRPC").put("transport_api_version", "V3");
         ads.putArray("grpc_services").addObject().putObject("envoy_grpc").put("cluster_name", "xds-grpc");
-        return bootstrap;
     }
 
     private static ObjectNode pipeCluster(String name, Path socket) {
@@ -163,6 +270,27 @@ class IstiodConfigCheckTest {
         } else if (node.isObject()) {
             node.forEach(child -> removeIstioProxyExtensions(child, removed));
         }
+    }
+
+    /**
+     * Replaces Istio's SDS references (the workload certificate "default", the root "ROOTCA") below {@code node} with
+     * files, as pilot-agent would serve them.
+     */
+    private static void sdsToFiles(JsonNode node, LocalCa.Issued workload, Path trustedCa) {
+        if (node instanceof ObjectNode object) {
+            if (object.remove("tls_certificate_sds_secret_configs") != null) {
+                ObjectNode certificate = object.putArray("tls_certificates").addObject();
+                certificate.putObject("certificate_chain").put("filename", workload.certificate().toString());
+                certificate.putObject("private_key").put("filename", workload.privateKey().toString());
+            }
+            JsonNode combined = object.remove("combined_validation_context");
+            if (combined != null) {
+                ObjectNode validation = combined.path("default_validation_context").deepCopy();
+                validation.putObject("trusted_ca").put("filename", trustedCa.toString());
+                object.set("validation_context", validation);
+            }
+        }
+        node.forEach(child -> sdsToFiles(child, workload, trustedCa));
     }
 
     private static List<JsonNode> concat(ArrayNode a, ArrayNode b) {
