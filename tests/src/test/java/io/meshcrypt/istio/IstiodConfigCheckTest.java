@@ -2,6 +2,7 @@ package io.meshcrypt.istio;
 
 import static io.meshcrypt.istio.IstioManifests.JSON;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -39,6 +40,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.CleanupMode;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -51,6 +53,10 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class IstiodConfigCheckTest {
 
+    /** Loopback addresses standing for the broker's and the filter-service's pods. */
+    private static final String BROKER_POD = "127.0.0.10";
+    private static final String FILTER_SERVICE_POD = "127.0.0.9";
+
     /** The meshcrypt resources that must reach Envoy exactly as istiod generated them. */
     private static final String MESHCRYPT_PREFIX = "meshcrypt-kafka-";
 
@@ -59,7 +65,8 @@ class IstiodConfigCheckTest {
     private static String goTestOutput;
     private static int goTestExit;
 
-    @TempDir
+    // kept when a test fails: the Envoy configs, logs and stats say where the path broke
+    @TempDir(cleanup = CleanupMode.ON_SUCCESS)
     Path dir;
 
     @BeforeAll
@@ -153,13 +160,30 @@ class IstiodConfigCheckTest {
      * would send for a pod without a sidecar (Istio's own transport socket match then picks plaintext).
      */
     @Test
-    void givenIstiodsKafkaListenerAndClusters_whenClientsProduceAndConsumeThroughThem_thenBrokerStoresOnlyEnvelopes()
+    void givenIstiodsKafkaPathToBrokersOutsideTheMesh_whenClientsProduceAndConsume_thenBrokerStoresOnlyEnvelopes()
             throws Exception {
+        kafkaThroughGeneratedConfig("brokers-outside-mesh", false);
+    }
+
+    /**
+     * The same for the sample overlay, all in the mesh: the client's Kafka cluster speaks Istio mTLS (its ALPN, SAN
+     * check and certificate as generated) to the broker's sidecar, whose inbound chains for the Kafka port are istiod's;
+     * the filter-service's cluster picks Istio's mTLS socket (the endpoint carries {@code tlsMode: istio}, as EDS sends
+     * it for a pod with a sidecar) to the filter-service's sidecar, whose inbound chains (STRICT mTLS, the
+     * AuthorizationPolicy's RBAC) are istiod's. Certificates come from a test CA, with the SPIFFE ids Istio gives the
+     * three pods.
+     */
+    @Test
+    void givenIstiodsKafkaPathInsideTheMesh_whenClientsProduceAndConsume_thenBrokerStoresOnlyEnvelopes() throws Exception {
+        kafkaThroughGeneratedConfig("sample", true);
+    }
+
+    private void kafkaThroughGeneratedConfig(String overlay, boolean brokersInMesh) throws Exception {
         assertEquals(0, goTestExit, "istiod-config-check failed; see " + log);
         LocalMesh mesh = LocalMesh.shared();
-        Path sidecar = generated.resolve("brokers-outside-mesh");
-        ArrayNode listeners = (ArrayNode) JSON.readTree(sidecar.resolve("client-apps-listeners.json").toFile());
-        ArrayNode clusters = (ArrayNode) JSON.readTree(sidecar.resolve("client-apps-clusters.json").toFile());
+        Path sidecars = generated.resolve(overlay);
+        ArrayNode listeners = (ArrayNode) JSON.readTree(sidecars.resolve("client-apps-listeners.json").toFile());
+        ArrayNode clusters = (ArrayNode) JSON.readTree(sidecars.resolve("client-apps-clusters.json").toFile());
         ObjectNode listener = (ObjectNode) findByName(listeners, MESHCRYPT_PREFIX + "9092");
         ObjectNode kafkaCluster = (ObjectNode) findByName(clusters, listener.at("/filter_chains/0/filters/1/typed_config/cluster").asText());
         ObjectNode filterCluster = (ObjectNode) findByName(clusters,
@@ -168,10 +192,7 @@ class IstiodConfigCheckTest {
         listener.remove("bind_to_port");
         listener.set("address", IstioManifests.socketAddress("127.0.0.1", listenerPort));
         String[] broker = mesh.brokerDirect().split(":");
-        assertEquals("ORIGINAL_DST", kafkaCluster.path("type").asText());
-        kafkaCluster.put("type", "STATIC").remove("lb_policy");
-        kafkaCluster.set("load_assignment", IstioManifests.staticCluster(kafkaCluster.get("name").asText(), broker[0],
-                Integer.parseInt(broker[1])).get("load_assignment"));
+        LocalCa ca = LocalCa.openOrCreate(dir.resolve("istio-ca"));
 
         Path keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
@@ -179,51 +200,141 @@ class IstiodConfigCheckTest {
         KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), ValueCipherV1.fromKeysetFile(keyset), null,
                 new BrokerAddresses(Map.of(1, new InetSocketAddress("127.0.0.1", listenerPort))),
                 DataPathLimits.kafka(Limits.defaults()));
-        try (ExtProcServer filterService = ExtProcServer.start(new InetSocketAddress("127.0.0.1", 0), proxy,
-                DataPathLimits.extProc(Limits.defaults()))) {
+        List<AutoCloseable> running = new ArrayList<>();
+        try {
+            ExtProcServer filterService = ExtProcServer.start(new InetSocketAddress("127.0.0.1", 0), proxy,
+                    DataPathLimits.extProc(Limits.defaults()));
+            running.add(filterService);
+            assertEquals("ORIGINAL_DST", kafkaCluster.path("type").asText());
             assertEquals("EDS", filterCluster.path("type").asText());
-            filterCluster.put("type", "STATIC").remove("eds_cluster_config");
-            filterCluster.set("load_assignment", IstioManifests.staticCluster(filterCluster.get("name").asText(),
-                    "127.0.0.1", filterService.port()).get("load_assignment"));
+            if (brokersInMesh) {
+                // the broker's and the filter-service's sidecars, their inbound chains as istiod generated them, each on
+                // a loopback address of its own with the real port (RBAC and chain matches see the port the pod would)
+                ArrayNode serverListeners = JSON.createArrayNode();
+                ArrayNode serverClusters = JSON.createArrayNode();
+                serverSide(sidecars.resolve("broker"), BROKER_POD, 9092, broker[0], Integer.parseInt(broker[1]),
+                        IstioWorkloadCertificates.issue(ca, "kafka", IstioMutualTls.workloadId("kafka", "kafka"),
+                                Duration.ofHours(1)), ca.caCertificate(), serverListeners, serverClusters);
+                serverSide(sidecars.resolve("filter-service"), FILTER_SERVICE_POD, 9090, "127.0.0.1", filterService.port(),
+                        IstioWorkloadCertificates.issue(ca, "meshcrypt-filter-service", IstioMutualTls.FILTER_SERVICE_ID,
+                                Duration.ofHours(1)), ca.caCertificate(), serverListeners, serverClusters);
+                int serverAdmin = SidecarEnvoy.freePort();
+                ObjectNode serverBootstrap = istioBootstrap(serverAdmin);
+                serverBootstrap.withObject("/static_resources").set("listeners", serverListeners);
+                serverBootstrap.withObject("/static_resources").set("clusters", serverClusters);
+                Path serverDir = Files.createDirectories(dir.resolve("server-sidecars"));
+                running.add(SidecarEnvoy.start(serverDir, serverBootstrap, serverAdmin));
+                staticTo(kafkaCluster, BROKER_POD, 9092);
+                staticTo(filterCluster, FILTER_SERVICE_POD, 9090);
+                // what EDS sends for an endpoint whose pod has a sidecar: Istio's mTLS socket match applies
+                ((ObjectNode) filterCluster.at("/load_assignment/endpoints/0/lb_endpoints/0")).putObject("metadata")
+                        .putObject("filter_metadata").putObject("envoy.transport_socket_match").put("tlsMode", "istio");
+            } else {
+                staticTo(kafkaCluster, broker[0], Integer.parseInt(broker[1]));
+                staticTo(filterCluster, "127.0.0.1", filterService.port());
+            }
             ArrayNode used = JSON.createArrayNode().add(kafkaCluster).add(filterCluster);
             removeIstioProxyExtensions(used, new TreeSet<>());
             // Envoy waits for every SDS secret a cluster names before it is ready, even for a socket no endpoint uses
-            LocalCa ca = LocalCa.openOrCreate(dir.resolve("istio-ca"));
             sdsToFiles(used, IstioWorkloadCertificates.issue(ca, "kafka-client",
                     IstioMutualTls.workloadId("apps", "kafka-client"), Duration.ofHours(1)), ca.caCertificate());
             int adminPort = SidecarEnvoy.freePort();
             ObjectNode bootstrap = istioBootstrap(adminPort);
             bootstrap.withObject("/static_resources").set("listeners", JSON.createArrayNode().add(listener));
             bootstrap.withObject("/static_resources").set("clusters", used);
-            String topic = mesh.createTopic("istiod-generated", 1);
+            SidecarEnvoy client = SidecarEnvoy.start(dir, bootstrap, adminPort);
+            running.add(client);
+            String topic = mesh.createTopic("istiod-" + overlay, 1);
             List<byte[]> values = List.of("card 4111-1111-1111-1111".getBytes(StandardCharsets.UTF_8),
-                    "istiod generated this path".getBytes(StandardCharsets.UTF_8));
+                    ("istiod generated this path, " + overlay).getBytes(StandardCharsets.UTF_8));
             Map<String, Object> viaListener = Map.of(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, "127.0.0.1:" + listenerPort);
 
-            try (SidecarEnvoy envoy = SidecarEnvoy.start(dir, bootstrap, adminPort)) {
-                try (KafkaProducer<byte[], byte[]> producer = mesh.producerDirect(viaListener)) {
-                    for (byte[] value : values) {
-                        producer.send(new ProducerRecord<>(topic, value)).get(30, TimeUnit.SECONDS);
-                    }
+            try (KafkaProducer<byte[], byte[]> producer = mesh.producerDirect(viaListener)) {
+                for (byte[] value : values) {
+                    producer.send(new ProducerRecord<>(topic, value)).get(30, TimeUnit.SECONDS);
                 }
-                List<ConsumerRecord<byte[], byte[]>> atRest = mesh.readDirect(topic);
-                List<ConsumerRecord<byte[], byte[]>> seen;
-                try (KafkaConsumer<byte[], byte[]> consumer = mesh.consumerDirect(viaListener)) {
-                    seen = LocalMesh.drain(consumer, topic);
-                }
+            }
+            List<ConsumerRecord<byte[], byte[]>> atRest = mesh.readDirect(topic);
+            List<ConsumerRecord<byte[], byte[]>> seen;
+            try (KafkaConsumer<byte[], byte[]> consumer = mesh.consumerDirect(viaListener)) {
+                seen = LocalMesh.drain(consumer, topic);
+            }
 
-                assertEquals(values.size(), atRest.size());
-                assertEquals(values.size(), seen.size());
-                for (int i = 0; i < values.size(); i++) {
-                    Envelope.assertEnvelopeOf(values.get(i), atRest.get(i).value(), "record " + i + " at rest");
-                    assertEquals(new String(values.get(i), StandardCharsets.UTF_8),
-                            new String(seen.get(i).value(), StandardCharsets.UTF_8));
+            assertEquals(values.size(), atRest.size());
+            assertEquals(values.size(), seen.size());
+            for (int i = 0; i < values.size(); i++) {
+                Envelope.assertEnvelopeOf(values.get(i), atRest.get(i).value(), "record " + i + " at rest");
+                assertEquals(new String(values.get(i), StandardCharsets.UTF_8),
+                        new String(seen.get(i).value(), StandardCharsets.UTF_8));
+            }
+            String statPrefix = listener.at("/filter_chains/0/filters/0/typed_config/stat_prefix").asText();
+            assertTrue(client.stat("network_ext_proc." + statPrefix + ".streams_started") > 0,
+                    "no ext_proc stream counted under " + statPrefix);
+            if (brokersInMesh) {
+                assertTrue(client.stat("cluster." + statName(kafkaCluster) + ".ssl.handshake") > 0,
+                        "the Kafka cluster did not speak mTLS to the broker's sidecar");
+                assertTrue(client.stat("cluster." + statName(filterCluster) + ".ssl.handshake") > 0,
+                        "ext_proc did not reach the filter-service over mTLS");
+            }
+        } finally {
+            for (AutoCloseable c : running) {
+                if (c instanceof SidecarEnvoy envoy) {
+                    Files.writeString(dir.resolve("stats-" + envoy.adminPort() + ".txt"), envoy.admin("/stats"));
                 }
-                String statPrefix = listener.at("/filter_chains/0/filters/0/typed_config/stat_prefix").asText();
-                assertTrue(envoy.stat("network_ext_proc." + statPrefix + ".streams_started") > 0,
-                        "no ext_proc stream counted under " + statPrefix);
+            }
+            for (AutoCloseable c : running.reversed()) {
+                c.close();
             }
         }
+    }
+
+    /**
+     * One server-side sidecar: the virtualInbound chains istiod generated for {@code port}, on a listener of its own at
+     * {@code podAddress:port} (no iptables), with the inbound cluster they forward to made STATIC to the
+     * application, and {@code workload}'s certificate in place of SDS.
+     */
+    private static void serverSide(Path sidecar, String podAddress, int port, String appHost, int appPort,
+            LocalCa.Issued workload, Path trustedCa, ArrayNode listenersOut, ArrayNode clustersOut) throws IOException {
+        ArrayNode listeners = (ArrayNode) JSON.readTree(sidecar.resolveSibling(sidecar.getFileName() + "-listeners.json").toFile());
+        ArrayNode clusters = (ArrayNode) JSON.readTree(sidecar.resolveSibling(sidecar.getFileName() + "-clusters.json").toFile());
+        ObjectNode inbound = ((ObjectNode) findByName(listeners, "virtualInbound")).deepCopy();
+        ArrayNode chains = JSON.createArrayNode();
+        for (JsonNode chain : inbound.path("filter_chains")) {
+            if (chain.at("/filter_chain_match/destination_port").asInt() == port) {
+                chains.add(chain);
+            }
+        }
+        assertFalse(chains.isEmpty(), sidecar + ": no inbound chain for port " + port);
+        inbound.set("filter_chains", chains);
+        inbound.put("name", sidecar.getFileName() + "-virtualInbound");
+        inbound.set("address", IstioManifests.socketAddress(podAddress, port));
+        removeIstioProxyExtensions(inbound, new TreeSet<>());
+        sdsToFiles(inbound, workload, trustedCa);
+        listenersOut.add(inbound);
+        TreeSet<String> targets = new TreeSet<>();
+        inbound.findValues("cluster").forEach(c -> targets.add(c.asText()));
+        for (String target : targets) {
+            ObjectNode cluster = ((ObjectNode) findByName(clusters, target)).deepCopy();
+            staticTo(cluster, appHost, appPort);
+            removeIstioProxyExtensions(cluster, new TreeSet<>());
+            clustersOut.add(cluster);
+        }
+    }
+
+    /** The name a cluster's stats carry (Istio sets alt_stat_name). */
+    private static String statName(JsonNode cluster) {
+        return cluster.path("alt_stat_name").asText(cluster.get("name").asText());
+    }
+
+    /** Makes an ORIGINAL_DST or EDS cluster STATIC to one endpoint, every other field as generated. */
+    private static void staticTo(ObjectNode cluster, String host, int port) {
+        cluster.put("type", "STATIC");
+        cluster.remove("eds_cluster_config");
+        if ("CLUSTER_PROVIDED".equals(cluster.path("lb_policy").asText())) {
+            cluster.remove("lb_policy");
+        }
+        cluster.set("load_assignment", IstioManifests.staticCluster(cluster.get("name").asText(), host, port)
+                .get("load_assignment"));
     }
 
     /** Istio's bootstrap, reduced: node identity and admin. */
