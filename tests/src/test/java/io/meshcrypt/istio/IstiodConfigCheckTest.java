@@ -260,12 +260,11 @@ class IstiodConfigCheckTest {
                 seen = LocalMesh.drain(consumer, topic);
             }
 
-            assertEquals(values.size(), atRest.size());
-            assertEquals(values.size(), seen.size());
-            for (int i = 0; i < values.size(); i++) {
-                Envelope.assertEnvelopeOf(values.get(i), atRest.get(i).value(), "record " + i + " at rest");
-                assertEquals(new String(values.get(i), StandardCharsets.UTF_8),
-                        new String(seen.get(i).value(), StandardCharsets.UTF_8));
+            assertEquals(values.stream().map(v -> new String(v, StandardCharsets.UTF_8)).toList(),
+                    seen.stream().map(r -> new String(r.value(), StandardCharsets.UTF_8)).toList(), "what the consumer read");
+            assertEquals(values.size(), atRest.size(), "records at rest");
+            for (ConsumerRecord<byte[], byte[]> stored : atRest) {
+                Envelope.assertEnvelopeOf(values.get((int) stored.offset()), stored.value(), "offset " + stored.offset() + " at rest");
             }
             String statPrefix = listener.at("/filter_chains/0/filters/0/typed_config/stat_prefix").asText();
             assertTrue(client.stat("network_ext_proc." + statPrefix + ".streams_started") > 0,
