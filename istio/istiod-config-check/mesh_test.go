@@ -57,6 +57,9 @@ const (
 	filterServiceIP = "10.0.0.9"
 	brokerIP        = "10.0.1.10"
 	clientHTTPPort  = 8080
+	// Service addresses
+	clientServiceIPs = "172.21.0.%d"
+	brokerServiceIP  = "172.21.1.10"
 )
 
 // object is one object of an overlay's build.
@@ -157,12 +160,12 @@ func generate(t *testing.T, l layout) *generated {
 		p.Spec.Containers = []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{
 			{Name: "http", ContainerPort: clientHTTPPort, Protocol: corev1.ProtocolTCP}}}}
 		clientPods = append(clientPods, p)
-		kube = append(kube, p, service(ns, "kafka-client", "http", clientHTTPPort, clientLabels))
+		kube = append(kube, p, service(ns, "kafka-client", fmt.Sprintf(clientServiceIPs, i+5), "http", clientHTTPPort, clientLabels))
 	}
 	brokerPod := pod(l.brokers, "kafka-0", brokerIP, map[string]string{"app": "kafka"})
 	brokerPod.Spec.Containers = []corev1.Container{{Name: "kafka", Ports: []corev1.ContainerPort{
 		{Name: "tcp-kafka", ContainerPort: int32(l.brokerPort), Protocol: corev1.ProtocolTCP}}}}
-	kube = append(kube, filterPod, brokerPod, service(l.brokers, "kafka", "tcp-kafka", l.brokerPort, map[string]string{"app": "kafka"}))
+	kube = append(kube, filterPod, brokerPod, service(l.brokers, "kafka", brokerServiceIP, "tcp-kafka", l.brokerPort, map[string]string{"app": "kafka"}))
 	for ns := range namespaces {
 		if ns != "" {
 			kube = append(kube, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
@@ -231,12 +234,12 @@ func pod(namespace, name, ip string, labels map[string]string) *corev1.Pod {
 	}
 }
 
-func service(namespace, name, portName string, port int, selector map[string]string) *corev1.Service {
+func service(namespace, name, clusterIP, portName string, port int, selector map[string]string) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Spec: corev1.ServiceSpec{
 			Selector:  map[string]string{"app": selector["app"]},
-			ClusterIP: fmt.Sprintf("172.21.%d.%d", len(namespace), port%250),
+			ClusterIP: clusterIP,
 			Ports: []corev1.ServicePort{{
 				Name: portName, Port: int32(port), TargetPort: intstr.FromString(portName), Protocol: corev1.ProtocolTCP,
 			}},
