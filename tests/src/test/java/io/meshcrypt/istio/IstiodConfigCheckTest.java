@@ -28,6 +28,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
@@ -74,6 +75,14 @@ class IstiodConfigCheckTest {
         Path root = RepoRoot.find();
         generated = root.resolve("tests/target/istiod-config");
         log = root.resolve("tests/target/istiod-config-check.log");
+        // only this run's output: a removed overlay must not be checked from an earlier run's files
+        if (Files.exists(generated)) {
+            try (Stream<Path> old = Files.walk(generated)) {
+                for (Path p : old.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.delete(p);
+                }
+            }
+        }
         Files.createDirectories(generated);
         ProcessBuilder pb = new ProcessBuilder("go", "test", "-count=1", "-v", "./...")
                 .directory(root.resolve("istio/istiod-config-check").toFile())
