@@ -182,6 +182,10 @@ public final class Main implements Runnable {
         @CommandLine.ParentCommand
         Main main;
 
+        @Option(names = "--bridge", description = "Kafka through the ext_proc bridge dynamic module (built with cargo) instead of"
+                + " Envoy's network ext_proc filter, as on istio-proxy (docs/dynamic-module.md); needs MESHCRYPT_TLS=off")
+        boolean bridge;
+
         @Override
         public void run() {
             Components mesh = main.components();
@@ -189,6 +193,7 @@ public final class Main implements Runnable {
             Main.run(mesh.state.lock(), () -> {
                 mesh.setup(List.of("broker", "filter-service", "envoy", "xds-server"));
                 mesh.setMode("explicit");
+                mesh.setBridge(bridge);
                 mesh.ensureCertificates();
                 if (!mesh.supervisor.isRunning("xds-server")) {
                     mesh.writeMeshFile(MeshFile.up(mesh.ports));
