@@ -78,6 +78,12 @@ public final class LocalMesh {
     /** Whether {@code ./meshcrypt up} runs the mesh with mutual TLS (MESHCRYPT_TLS, as the launcher reads it). */
     public static final boolean TLS = Main.tls(System.getenv());
 
+    /**
+     * MESHCRYPT_BRIDGE=1: the shared mesh streams Kafka through the bridge dynamic module ({@code up --bridge}) instead
+     * of Envoy's network ext_proc, so the whole suite can run through it (with MESHCRYPT_TLS=off: the bridge has no TLS).
+     */
+    public static final boolean BRIDGE = "1".equals(System.getenv("MESHCRYPT_BRIDGE"));
+
     /** The local CA's folder of a mesh whose state dir is {@code home}. */
     private static Path pki(Path home) {
         return home.resolve("pki");
@@ -219,7 +225,8 @@ public final class LocalMesh {
             }
         }, "meshcrypt-down"));
         writeMeshFile(home, TLS);
-        int rc = runLauncher(root, home, launcherLog, UP_TIMEOUT, "up");
+        int rc = BRIDGE ? runLauncher(root, home, launcherLog, UP_TIMEOUT, "up", "--bridge")
+                : runLauncher(root, home, launcherLog, UP_TIMEOUT, "up");
         if (rc != 0) {
             throw new IllegalStateException("./meshcrypt up exited with " + rc + "; see " + launcherLog
                     + " and " + home.resolve("logs") + "\n" + tail(launcherLog));
