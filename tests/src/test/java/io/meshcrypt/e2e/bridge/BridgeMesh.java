@@ -9,10 +9,9 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
@@ -40,34 +39,10 @@ final class BridgeMesh {
     final Path home = root.resolve("tests/target/bridge-mesh");
     private final Path launcherLog = root.resolve("tests/target/bridge-mesh-launcher.log");
 
-    /** ./meshcrypt with this mesh's state dir and ports; its exit code. */
+    /** ./meshcrypt with this mesh's state dir and ports, plaintext; its exit code. */
     int launcher(String... args) {
-        List<String> command = new ArrayList<>(List.of(root.resolve("meshcrypt").toString()));
-        command.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(command).directory(root.toFile()).redirectErrorStream(true)
-                // a file, not a pipe: the daemons it starts inherit it
-                .redirectOutput(ProcessBuilder.Redirect.appendTo(launcherLog.toFile()));
-        pb.environment().put("MESHCRYPT_HOME", home.toString());
-        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(ports.base()));
-        pb.environment().put("MESHCRYPT_TLS", "off");
-        pb.environment().put("MESHCRYPT_TIMEOUT", "180");
-        try {
-            Files.createDirectories(launcherLog.getParent());
-            Files.writeString(launcherLog, "\n=== ./meshcrypt " + String.join(" ", args) + "\n",
-                    StandardOpenOption.CREATE, StandardOpenOption.APPEND);
-            Process p = pb.start();
-            if (!p.waitFor(LAUNCHER_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
-                p.descendants().forEach(ProcessHandle::destroyForcibly);
-                p.destroyForcibly();
-                throw new IllegalStateException("./meshcrypt " + String.join(" ", args) + " hung; see " + launcherLog);
-            }
-            return p.exitValue();
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot run ./meshcrypt", e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted running ./meshcrypt", e);
-        }
+        return LocalMesh.runLauncher(root, home, ports.base(), Map.of("MESHCRYPT_TLS", "off", "MESHCRYPT_TIMEOUT", "180"),
+                launcherLog, LAUNCHER_TIMEOUT, args);
     }
 
     String launcherLogTail() throws IOException {

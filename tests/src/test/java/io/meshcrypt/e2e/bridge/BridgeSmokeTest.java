@@ -106,8 +106,8 @@ class BridgeSmokeTest {
         String topic = mesh.createTopic("bridge-kcat");
         List<String> lines = List.of("kcat secret 1", "kcat secret 2 " + "z".repeat(5000), "kcat secret 3");
 
-        run(kcat, String.join("\n", lines) + "\n", "-P", "-b", mesh.envoyBootstrap(), "-t", topic, "-z", "lz4");
-        String consumed = run(kcat, "", "-C", "-b", mesh.envoyBootstrap(), "-t", topic, "-e", "-q", "-c", "3");
+        kcat(kcat, String.join("\n", lines) + "\n", "-P", "-b", mesh.envoyBootstrap(), "-t", topic, "-z", "lz4");
+        String consumed = kcat(kcat, "", "-C", "-b", mesh.envoyBootstrap(), "-t", topic, "-e", "-q", "-c", "3");
 
         assertEquals(lines, consumed.lines().toList());
         for (ConsumerRecord<byte[], byte[]> r : mesh.read(topic, false)) {
@@ -195,24 +195,20 @@ class BridgeSmokeTest {
         return null;
     }
 
-    /** kcat with {@code stdin}; its stdout (small), failing on a non-zero exit or a hang. */
-    private static String run(Path kcat, String stdin, String... args) throws IOException, InterruptedException {
+    /** kcat reading {@code stdin}; what it printed. Files rather than pipes: nothing to dead-lock on. */
+    private static String kcat(Path kcat, String stdin, String... args) throws IOException, InterruptedException {
+        Path dir = Files.createTempDirectory("bridge-kcat");
+        Path in = Files.writeString(dir.resolve("in"), stdin);
         List<String> command = new ArrayList<>(List.of(kcat.toString()));
         command.addAll(List.of(args));
-        Path stderr = Files.createTempFile("kcat", ".err");
-        try {
-            Process p = new ProcessBuilder(command).redirectError(stderr.toFile()).start();
-            try (OutputStream in = p.getOutputStream()) {
-                in.write(stdin.getBytes(StandardCharsets.UTF_8));
-            }
-            if (!p.waitFor(60, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new AssertionError("kcat " + String.join(" ", args) + " hung: " + Files.readString(stderr));
-            }
-            assertEquals(0, p.exitValue(), "kcat " + String.join(" ", args) + ": " + Files.readString(stderr));
-            return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        } finally {
-            Files.deleteIfExists(stderr);
+        Process p = new ProcessBuilder(command).redirectInput(in.toFile()).redirectOutput(dir.resolve("out").toFile())
+                .redirectError(dir.resolve("err").toFile()).start();
+        boolean exited = p.waitFor(60, TimeUnit.SECONDS);
+        if (!exited) {
+            p.destroyForcibly();
         }
+        String err = Files.readString(dir.resolve("err"));
+        assertTrue(exited && p.exitValue() == 0, () -> "kcat " + String.join(" ", args) + " failed or hung: " + err);
+        return Files.readString(dir.resolve("out"));
     }
 }

@@ -264,6 +264,15 @@ public final class LocalMesh {
     }
 
     private static int runLauncher(Path root, Path home, Path log, Duration timeout, String... args) {
+        return runLauncher(root, home, PORT_BASE, Map.of(), log, timeout, args);
+    }
+
+    /**
+     * {@code ./meshcrypt args} for the mesh in {@code home} at {@code portBase}, with {@code env} added to this JVM's
+     * environment, output appended to {@code log}; its exit code. For tests that run a mesh of their own.
+     */
+    public static int runLauncher(Path root, Path home, int portBase, Map<String, String> env, Path log, Duration timeout,
+                                  String... args) {
         List<String> command = new ArrayList<>();
         command.add(root.resolve("meshcrypt").toString());
         command.addAll(List.of(args));
@@ -273,7 +282,8 @@ public final class LocalMesh {
                 // a file, not a pipe: daemons started by the launcher inherit it and must never block on it
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
         pb.environment().put("MESHCRYPT_HOME", home.toString());
-        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(PORT_BASE));
+        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(portBase));
+        pb.environment().putAll(env);
         try {
             Files.writeString(log, "\n=== ./meshcrypt " + String.join(" ", args) + "\n",
                     java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);

@@ -14,6 +14,7 @@ import io.envoyproxy.envoy.config.listener.v3.FilterChain;
 import io.envoyproxy.envoy.config.listener.v3.Listener;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.MeshReader;
+import io.meshcrypt.xds.OneSidecarMesh;
 import io.meshcrypt.xds.snapshot.EnvoyResources.Resources;
 import io.meshcrypt.xds.snapshot.ExtProcSettings.KafkaFilter;
 import java.nio.charset.StandardCharsets;
@@ -29,30 +30,18 @@ class KafkaBridgeResourcesTest {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private static final String MESH = """
-            filterService: 127.0.0.1:50051
-            kafkaClusters:
-              main:
-                brokers:
-                  1: 10.0.0.1:9092
-            sidecars:
-              go-app:
+    /** One sidecar with its own filter-service address, explicit listeners and a transparent listener. */
+    private static final String MESH = OneSidecarMesh.YAML.replace("  app-a:\n", """
+              app-a:
                 filterService: 169.254.22.1:22097
-                kafka:
-                  main:
-                    bootstrap: 127.0.0.1:19192
-                    brokers:
-                      1: 127.0.0.1:19193
                 transparent:
                   listen: 127.0.0.1:15001
                   kafka: [main]
-            policy:
-              encrypt: ["orders-*"]
-            """;
+            """);
 
     private static Resources resources(String yaml, KafkaFilter filter) throws Exception {
         Mesh mesh = MeshReader.parse(Path.of("mesh.yaml"), yaml.getBytes(StandardCharsets.UTF_8));
-        return EnvoyResources.standard(filter).forSidecar(mesh, mesh.sidecars().get("go-app"), "1-abc");
+        return EnvoyResources.standard(filter).forSidecar(mesh, mesh.sidecars().get("app-a"), "1-abc");
     }
 
     private static List<FilterChain> kafkaChains(Resources resources) {
@@ -103,7 +92,7 @@ class KafkaBridgeResourcesTest {
         config.get("initial_metadata").forEach(h -> headers.put(h.get("key").asText(), h.get("value").asText()));
         assertEquals(Map.of(
                 "x-meshcrypt-broker-listeners", "1=127.0.0.1:19193",
-                "x-meshcrypt-sidecar-node", "go-app",
+                "x-meshcrypt-sidecar-node", "app-a",
                 "x-meshcrypt-client-address", "%DOWNSTREAM_REMOTE_ADDRESS%"), headers);
         assertEquals(List.of("filter_service", "message_timeout_ms", "initial_metadata"),
                 List.copyOf(iterable(config.fieldNames())), "only keys the module knows (it refuses others)");
