@@ -13,6 +13,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -31,7 +32,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  */
 final class BridgeMesh {
 
-    static final int OFFSET = 9000;
+    static final int OFFSET = 12000;
     private static final Duration LAUNCHER_TIMEOUT = Duration.ofMinutes(10);
 
     final PortPlan ports = LocalMesh.portsBelow(OFFSET);
@@ -74,7 +75,9 @@ final class BridgeMesh {
         return r.body();
     }
 
-    String createTopic(String name) throws Exception {
+    /** A new topic {@code prefix-<random>}: the broker's data outlives a run. */
+    String createTopic(String prefix) throws Exception {
+        String name = prefix + "-" + Long.toHexString(ThreadLocalRandom.current().nextLong());
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokerDirect());
         try (Admin admin = Admin.create(p)) {
