@@ -292,11 +292,18 @@ impl Filter {
         }
     }
 
-    /// The connection is closing: nothing more is sent or passed on, and the stream is cancelled.
+    /// The connection is closing: nothing more is sent or passed on, the stream is cancelled, and no more wake-ups
+    /// are asked for.
     fn stop(&self) {
-        let mut state = self.state.borrow_mut();
-        state.closed = true;
-        state.outgoing = None;
+        let inbox = {
+            let mut state = self.state.borrow_mut();
+            state.closed = true;
+            state.outgoing = None;
+            state.inbox.clone()
+        };
+        if let Some(inbox) = inbox {
+            inbox.detach();
+        }
     }
 
     pub fn on_event(&self, event: u32) {
@@ -305,12 +312,9 @@ impl Filter {
         }
     }
 
+    /// May run on a tokio thread: Envoy destroys the filter where its last reference goes, which can be a scheduler
+    /// commit (see `Inbox::push`). Nothing else touches the filter by then.
     pub fn on_destroy(&self) {
         self.stop();
-        let inbox = self.state.borrow_mut().inbox.take();
-        if let Some(scheduler) = inbox.and_then(|inbox| inbox.detach()) {
-            // SAFETY: detached, so no other thread commits it any more
-            unsafe { abi::envoy_dynamic_module_callback_network_filter_scheduler_delete(scheduler) };
-        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::codec::{ProstCodec, Streaming};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder, ProstCodec, Streaming};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
@@ -31,14 +31,25 @@ pub struct Outgoing {
     pub read: bool,
 }
 
+/// The connection's Envoy scheduler, deleted when the last holder lets go: the worker (on close or destroy) or a
+/// commit in progress on a tokio thread.
 struct SchedulerHandle(abi::SchedulerPtr);
-// SAFETY: Envoy documents scheduler_commit as callable from any thread; the pointer is only used under the mutex,
-// and removed from it (then deleted on the worker thread) before the filter goes away.
+
+// SAFETY: Envoy documents scheduler commit as callable from any thread, and delete needs only exclusive ownership,
+// which the Arc around the handle gives.
 unsafe impl Send for SchedulerHandle {}
+unsafe impl Sync for SchedulerHandle {}
+
+impl Drop for SchedulerHandle {
+    fn drop(&mut self) {
+        // SAFETY: created by scheduler_new, deleted once, here
+        unsafe { abi::envoy_dynamic_module_callback_network_filter_scheduler_delete(self.0) };
+    }
+}
 
 struct InboxState {
     events: VecDeque<Event>,
-    scheduler: Option<SchedulerHandle>,
+    scheduler: Option<Arc<SchedulerHandle>>,
 }
 
 /// Events waiting for the worker thread. The scheduler is committed only when the queue turns non-empty: the
@@ -50,29 +61,38 @@ pub struct Inbox {
 impl Inbox {
     pub fn new(scheduler: abi::SchedulerPtr) -> Inbox {
         Inbox {
-            state: Mutex::new(InboxState { events: VecDeque::new(), scheduler: Some(SchedulerHandle(scheduler)) }),
+            state: Mutex::new(InboxState {
+                events: VecDeque::new(),
+                scheduler: Some(Arc::new(SchedulerHandle(scheduler))),
+            }),
         }
     }
 
     pub fn push(&self, event: Event) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(scheduler) = state.scheduler.as_ref().map(|s| s.0) else {
-            return; // the connection is gone
+        let scheduler = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(scheduler) = state.scheduler.clone() else {
+                return; // the connection is closing or gone
+            };
+            state.events.push_back(event);
+            if state.events.len() > 1 {
+                return; // a wake-up is already on its way
+            }
+            scheduler
         };
-        state.events.push_back(event);
-        if state.events.len() == 1 {
-            // SAFETY: the scheduler is alive while it is in the inbox (see `detach`).
-            unsafe { abi::envoy_dynamic_module_callback_network_filter_scheduler_commit(scheduler, 0) };
-        }
+        // Outside the lock: a commit may hold Envoy's last reference to the filter, and then Envoy destroys the
+        // filter right here, on this thread, and the destroy hook detaches the scheduler (taking the lock).
+        unsafe { abi::envoy_dynamic_module_callback_network_filter_scheduler_commit(scheduler.0, 0) };
     }
 
     pub fn take_all(&self) -> VecDeque<Event> {
         std::mem::take(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()).events)
     }
 
-    /// Takes the scheduler out, so no thread commits it any more; the caller deletes it.
-    pub fn detach(&self) -> Option<abi::SchedulerPtr> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).scheduler.take().map(|s| s.0)
+    /// No more wake-ups: the scheduler is deleted now, or by the commit in progress when it ends.
+    pub fn detach(&self) {
+        let scheduler = self.state.lock().unwrap_or_else(|e| e.into_inner()).scheduler.take();
+        drop(scheduler);
     }
 }
 
@@ -85,7 +105,9 @@ pub async fn run(
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
     inbox: Arc<Inbox>,
 ) {
-    let (to_grpc, requests) = mpsc::unbounded_channel::<ProcessingRequest>();
+    let (to_grpc, requests) = mpsc::unbounded_channel::<Frame>();
+    // however this task ends, the stream is reset (CANCEL), never ended cleanly
+    let to_grpc = CancelOnDrop(to_grpc);
     let mut request = tonic::Request::new(UnboundedReceiverStream::new(requests));
     *request.metadata_mut() = metadata;
     let mut grpc = tonic::client::Grpc::new(channel)
@@ -93,8 +115,7 @@ pub async fn run(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let call = async move {
         grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let codec: ProstCodec<ProcessingRequest, ProcessingResponse> = ProstCodec::default();
-        grpc.streaming(request, PathAndQuery::from_static(PROCESS_PATH), codec).await
+        grpc.streaming(request, PathAndQuery::from_static(PROCESS_PATH), FrameCodec::default()).await
     };
     tokio::pin!(call);
     let mut inbound: Option<Streaming<ProcessingResponse>> = None;
@@ -106,7 +127,7 @@ pub async fn run(
                 None => return,
                 Some(out) => {
                     deadlines.started(out.read, Instant::now() + timeout);
-                    if to_grpc.send(out.request).is_err() {
+                    if to_grpc.0.send(Frame::Request(out.request)).is_err() {
                         inbox.push(Event::Failed("the request stream is closed".into()));
                         return;
                     }
@@ -144,6 +165,76 @@ pub async fn run(
                 return;
             }
         }
+    }
+}
+
+/// What goes onto the request stream: a request, or the order to reset the stream.
+pub enum Frame {
+    Request(ProcessingRequest),
+    Cancel,
+}
+
+/// Sends [`Frame::Cancel`] when the task ends. Envoy's filter cancels the stream when its connection closes; ending
+/// the request stream instead (END_STREAM) would read to the filter-service as "Envoy ended the stream". An error
+/// from the encoder is the one way to have hyper reset a request stream after the response started, and an h2
+/// CANCEL as its source makes the reset a CANCEL.
+struct CancelOnDrop(mpsc::UnboundedSender<Frame>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Frame::Cancel);
+    }
+}
+
+/// prost for the messages, plus [`Frame::Cancel`].
+#[derive(Default)]
+struct FrameCodec {
+    prost: ProstCodec<ProcessingRequest, ProcessingResponse>,
+}
+
+impl Codec for FrameCodec {
+    type Encode = Frame;
+    type Decode = ProcessingResponse;
+    type Encoder = FrameEncoder;
+    type Decoder = ResponseDecoder;
+
+    fn encoder(&mut self) -> FrameEncoder {
+        FrameEncoder
+    }
+
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder(self.prost.decoder())
+    }
+}
+
+struct FrameEncoder;
+
+impl Encoder for FrameEncoder {
+    type Item = Frame;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, frame: Frame, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        match frame {
+            Frame::Request(request) => {
+                prost::Message::encode(&request, dst).map_err(|e| tonic::Status::internal(e.to_string()))
+            }
+            Frame::Cancel => {
+                let mut status = tonic::Status::cancelled("the connection closed");
+                status.set_source(Arc::new(h2::Error::from(h2::Reason::CANCEL)));
+                Err(status)
+            }
+        }
+    }
+}
+
+struct ResponseDecoder(<ProstCodec<ProcessingRequest, ProcessingResponse> as Codec>::Decoder);
+
+impl Decoder for ResponseDecoder {
+    type Item = ProcessingResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<ProcessingResponse>, tonic::Status> {
+        self.0.decode(src)
     }
 }
 
