@@ -80,7 +80,8 @@ final class Components {
     /**
      * Kafka through the bridge module instead of Envoy's network ext_proc ({@code up --bridge}): the xDS server emits
      * the dynamic_modules filter, and every Envoy finds the module in the folder {@link Installer#bridgeModule()}
-     * built. Kept in the state dir like the mode, so components started later agree with the running mesh.
+     * built. Kept in the state dir until {@code ./meshcrypt down}, like the mode, so components started later agree
+     * with the running mesh.
      */
     boolean bridge() {
         return Files.exists(state.file("bridge"));
@@ -553,6 +554,7 @@ final class Components {
         try {
             Files.deleteIfExists(state.file("endpoints.env"));
             Files.deleteIfExists(state.file("mode"));
+            Files.deleteIfExists(state.file("bridge"));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
