@@ -83,6 +83,54 @@ final class Components {
         return envoyBin;
     }
 
+    /**
+     * Kafka through the bridge module instead of Envoy's network ext_proc ({@code up --bridge}): the xDS server emits
+     * the dynamic_modules filter, and every Envoy finds the module in the folder {@link Installer#bridgeModule()}
+     * built. Kept in the state dir until {@code ./meshcrypt down}, like the mode, so components started later agree
+     * with the running mesh.
+     */
+    boolean bridge() {
+        return Files.exists(state.file("bridge"));
+    }
+
+    void setBridge(boolean bridge) {
+        if (bridge() != bridge) {
+            for (String c : List.of("xds-server", "envoy")) {
+                if (supervisor.isRunning(c)) {
+                    throw new LauncherException("the running mesh " + (bridge ? "does not use" : "uses")
+                            + " the bridge module; stop it first with ./meshcrypt down");
+                }
+            }
+        }
+        if (bridge && tls) {
+            throw new LauncherException("--bridge does not speak TLS to the filter-service yet: run it with MESHCRYPT_TLS=off");
+        }
+        try {
+            if (bridge) {
+                StateDir.writeAtomically(state.file("bridge"), installer.bridgeModule() + "\n");
+            } else {
+                Files.deleteIfExists(state.file("bridge"));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The environment of the xDS server and of every Envoy: none, or what the bridge needs. */
+    private Map<String, String> kafkaFilterEnvironment(String component) {
+        if (!bridge()) {
+            return Map.of();
+        }
+        if (component.equals("xds-server")) {
+            return Map.of("MESHCRYPT_KAFKA_FILTER", "bridge");
+        }
+        try {
+            return Map.of("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", Files.readString(state.file("bridge")).strip());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** A running mesh keeps its mode until {@code ./meshcrypt down}. */
     void setMode(String mode) {
         if (!state.mode().equals(mode)) {
@@ -382,7 +430,7 @@ final class Components {
             return;
         }
         requireFree("xds-server", ports.xds(), ports.xdsStatus());
-        supervisor.launch("xds-server", state.dir(), Map.of(), xdsServerCommand(installer.xdsJar(), state.file("mesh.yaml"), ports, pki()));
+        supervisor.launch("xds-server", state.dir(), kafkaFilterEnvironment("xds-server"), xdsServerCommand(installer.xdsJar(), state.file("mesh.yaml"), ports, pki()));
         supervisor.await("xds-server", "its status endpoint on 127.0.0.1:" + ports.xdsStatus(), () -> Probes.get(ports.xdsStatus(), "/status") != null);
     }
 
@@ -427,7 +475,7 @@ final class Components {
         // cap a busy sidecar at one core
         List<String> command = new ArrayList<>(prefix);
         command.addAll(List.of(envoyBin().toString(), "-c", config.toString(), "--disable-hot-restart", "--log-level", "info"));
-        supervisor.launch(component, state.dir(), Map.of(), command);
+        supervisor.launch(component, state.dir(), kafkaFilterEnvironment(component), command);
     }
 
     /** The shared Kafka sidecar (node kafka-apps), for the user's own clients. */
@@ -638,6 +686,7 @@ final class Components {
         try {
             Files.deleteIfExists(state.file("endpoints.env"));
             Files.deleteIfExists(state.file("mode"));
+            Files.deleteIfExists(state.file("bridge"));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -82,6 +82,34 @@ public final class Installer {
             Probes.runVisible(List.of(moto.resolve("bin/pip").toString(), "install", "-q", "moto[server]"), root,
                     "installing moto[server] failed");
         }
+        bridgeModule();
+    }
+
+    // ---- the ext_proc bridge module (docs/dynamic-module.md)
+
+    static final String BRIDGE_CRATE = "envoy/dynamic-module/ext-proc-bridge";
+    /** The crate's [lib] name: Envoy loads {@code lib<name>.so} (the xDS server's ExtProcSettings.BRIDGE_MODULE). */
+    static final String BRIDGE_MODULE = "meshcrypt_ext_proc_bridge";
+
+    /**
+     * Builds the bridge module from its lock file (incremental: a no-op when nothing changed) and returns the folder
+     * Envoy loads it from (ENVOY_DYNAMIC_MODULES_SEARCH_PATH). Needs cargo (rustup's ~/.cargo/bin is looked in too).
+     */
+    public Path bridgeModule() {
+        Path crate = root.resolve(BRIDGE_CRATE);
+        Path rustup = Path.of(System.getProperty("user.home"), ".cargo/bin/cargo");
+        String cargo = Probes.onPath("cargo") ? "cargo" : Files.isExecutable(rustup) ? rustup.toString() : null;
+        if (cargo == null) {
+            throw new LauncherException("the bridge module needs cargo (Rust, e.g. from rustup) to build " + crate);
+        }
+        Say.say("building the bridge module " + crate + " (cargo build --release --locked)");
+        Probes.runVisible(List.of(cargo, "build", "--release", "--locked", "--quiet", "--manifest-path",
+                crate.resolve("Cargo.toml").toString()), root, "building the bridge module failed (see the cargo output above)");
+        Path dir = crate.resolve("target/release");
+        if (!Files.isRegularFile(dir.resolve("lib" + BRIDGE_MODULE + ".so"))) {
+            throw new LauncherException("the build did not produce " + dir.resolve("lib" + BRIDGE_MODULE + ".so"));
+        }
+        return dir;
     }
 
     /** Directories to put first on PATH for the tests (moto_server). */

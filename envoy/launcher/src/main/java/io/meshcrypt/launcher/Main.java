@@ -188,6 +188,9 @@ public final class Main implements Runnable {
                 + " cluster of combined broker+controller nodes, each behind its own listener of the sidecar (docs/multi-broker.md);"
                 + " default: as many as the broker data in $MESHCRYPT_HOME was formatted for, else 1")
         Integer brokers;
+        @Option(names = "--bridge", description = "Kafka through the ext_proc bridge dynamic module (built with cargo) instead of"
+                + " Envoy's network ext_proc filter, as on istio-proxy (docs/dynamic-module.md); needs MESHCRYPT_TLS=off")
+        boolean bridge;
 
         @Override
         public void run() {
@@ -203,6 +206,7 @@ public final class Main implements Runnable {
                 if (brokers != null) {
                     mesh.useBrokers(brokers);
                 }
+                mesh.setBridge(bridge);
                 mesh.ensureCertificates();
                 if (!mesh.supervisor.isRunning("xds-server")) {
                     mesh.writeMeshFile(MeshFile.up(mesh.ports, mesh.brokers()));

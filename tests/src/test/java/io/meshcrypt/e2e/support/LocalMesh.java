@@ -78,6 +78,12 @@ public final class LocalMesh {
     /** Whether {@code ./meshcrypt up} runs the mesh with mutual TLS (MESHCRYPT_TLS, as the launcher reads it). */
     public static final boolean TLS = Main.tls(System.getenv());
 
+    /**
+     * MESHCRYPT_BRIDGE=1: the shared mesh streams Kafka through the bridge dynamic module ({@code up --bridge}) instead
+     * of Envoy's network ext_proc, so the whole suite can run through it (with MESHCRYPT_TLS=off: the bridge has no TLS).
+     */
+    public static final boolean BRIDGE = "1".equals(System.getenv("MESHCRYPT_BRIDGE"));
+
     /** The local CA's folder of a mesh whose state dir is {@code home}. */
     private static Path pki(Path home) {
         return home.resolve("pki");
@@ -219,7 +225,8 @@ public final class LocalMesh {
             }
         }, "meshcrypt-down"));
         writeMeshFile(home, TLS);
-        int rc = runLauncher(root, home, launcherLog, UP_TIMEOUT, "up");
+        int rc = BRIDGE ? runLauncher(root, home, launcherLog, UP_TIMEOUT, "up", "--bridge")
+                : runLauncher(root, home, launcherLog, UP_TIMEOUT, "up");
         if (rc != 0) {
             throw new IllegalStateException("./meshcrypt up exited with " + rc + "; see " + launcherLog
                     + " and " + home.resolve("logs") + "\n" + tail(launcherLog));
@@ -257,6 +264,15 @@ public final class LocalMesh {
     }
 
     private static int runLauncher(Path root, Path home, Path log, Duration timeout, String... args) {
+        return runLauncher(root, home, PORT_BASE, Map.of(), log, timeout, args);
+    }
+
+    /**
+     * {@code ./meshcrypt args} for the mesh in {@code home} at {@code portBase}, with {@code env} added to this JVM's
+     * environment, output appended to {@code log}; its exit code. For tests that run a mesh of their own.
+     */
+    public static int runLauncher(Path root, Path home, int portBase, Map<String, String> env, Path log, Duration timeout,
+                                  String... args) {
         List<String> command = new ArrayList<>();
         command.add(root.resolve("meshcrypt").toString());
         command.addAll(List.of(args));
@@ -266,7 +282,8 @@ public final class LocalMesh {
                 // a file, not a pipe: daemons started by the launcher inherit it and must never block on it
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
         pb.environment().put("MESHCRYPT_HOME", home.toString());
-        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(PORT_BASE));
+        pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(portBase));
+        pb.environment().putAll(env);
         try {
             Files.writeString(log, "\n=== ./meshcrypt " + String.join(" ", args) + "\n",
                     java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);

@@ -60,6 +60,7 @@ import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.meshconfig.mesh.Mesh.Transparent;
+import io.meshcrypt.xds.snapshot.ExtProcSettings.KafkaFilter;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -139,9 +140,20 @@ public final class EnvoyResources {
         this.contributors = List.copyOf(contributors);
     }
 
-    /** Kafka, HTTP and transparent Kafka: everything the mesh file describes. */
+    /**
+     * Kafka, HTTP and transparent Kafka: everything the mesh file describes, Kafka through the filter the xDS server's
+     * environment names ({@link KafkaFilter#SWITCH}).
+     */
     public static EnvoyResources standard() {
-        return new EnvoyResources(List.of(EnvoyResources::kafka, EnvoyResources::http, EnvoyResources::transparent));
+        return standard(KafkaFilter.parse(System.getenv(KafkaFilter.SWITCH)));
+    }
+
+    /** {@link #standard()}, Kafka connections streamed to the filter-service by {@code kafkaFilter}. */
+    public static EnvoyResources standard(KafkaFilter kafkaFilter) {
+        return new EnvoyResources(List.of(
+                (mesh, sidecar, listeners, clusters, secrets) -> kafka(mesh, sidecar, listeners, clusters, secrets, kafkaFilter),
+                EnvoyResources::http,
+                (mesh, sidecar, listeners, clusters, secrets) -> transparent(mesh, sidecar, listeners, clusters, secrets, kafkaFilter)));
     }
 
     /** @param version the mesh version, carried by the {@link #VERSION_CLUSTER} beacon */
@@ -163,7 +175,9 @@ public final class EnvoyResources {
         return new Resources(listeners, clusters, secrets);
     }
 
-    static void kafka(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets) {
+    static void kafka(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets,
+                      KafkaFilter kafkaFilter) {
+        KafkaProcessing processing = KafkaProcessing.of(kafkaFilter, mesh, sidecar);
         for (KafkaListeners k : new TreeMap<>(sidecar.kafka()).values()) {
             KafkaCluster cluster = mesh.kafkaClusters().get(k.cluster());
             String bootstrap = "kafka_" + k.cluster() + "_bootstrap";
@@ -172,12 +186,12 @@ public final class EnvoyResources {
                 secrets.add(TlsResources.certificate(TlsResources.listenerCertificateSecret(k.cluster()), files));
                 return TlsResources.downstream(k.cluster());
             });
-            listeners.add(kafkaListener(bootstrap, k.bootstrap(), listenerMap, sidecar.nodeId(), fromClients));
+            listeners.add(kafkaListener(bootstrap, k.bootstrap(), listenerMap, processing, fromClients));
             Cluster bootstrapCluster = kafkaUpstream(bootstrap, new TreeMap<>(cluster.brokers()).values().stream().toList());
             clusters.add(cluster.tls().map(tls -> TlsResources.bootstrap(bootstrapCluster, cluster, tls)).orElse(bootstrapCluster));
             for (Map.Entry<Integer, Mesh.Address> b : new TreeMap<>(k.brokers()).entrySet()) {
                 String name = brokerClusterName(k.cluster(), b.getKey());
-                listeners.add(kafkaListener(name, b.getValue(), listenerMap, sidecar.nodeId(), fromClients));
+                listeners.add(kafkaListener(name, b.getValue(), listenerMap, processing, fromClients));
                 addOnce(clusters, brokerCluster(cluster, b.getKey(), secrets));
             }
         }
@@ -213,9 +227,9 @@ public final class EnvoyResources {
      * network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy; with
      * {@code fromClients}, TLS from the application ends in the transport socket, before ext_proc.
      */
-    static Listener kafkaListener(String name, Mesh.Address address, String listenerMap, String nodeId,
+    static Listener kafkaListener(String name, Mesh.Address address, String listenerMap, KafkaProcessing processing,
                                   Optional<TransportSocket> fromClients) {
-        FilterChain.Builder chain = kafkaFilterChain(name, name, listenerMap, nodeId);
+        FilterChain.Builder chain = kafkaFilterChain(name, name, listenerMap, processing);
         fromClients.ifPresent(chain::setTransportSocket);
         return Listener.newBuilder()
                 .setName(name)
@@ -226,42 +240,81 @@ public final class EnvoyResources {
     }
 
     /**
-     * network ext_proc (every byte, both directions, to the filter-service; fail closed) then tcp_proxy to
-     * {@code upstream}. The ext_proc stream carries {@code listenerMap} as {@value #BROKER_LISTENERS_HEADER}, and for
-     * the connection-end line the sidecar's node id and the client's address.
+     * The filter that streams every byte of a Kafka connection, both directions, to the filter-service (fail closed),
+     * then tcp_proxy to {@code upstream}. The stream carries {@code listenerMap} as {@value #BROKER_LISTENERS_HEADER},
+     * and for the connection-end line the sidecar's node id and the client's address.
      */
-    static FilterChain.Builder kafkaFilterChain(String statPrefix, String upstream, String listenerMap, String nodeId) {
-        // envoy_grpc, not google_grpc: google_grpc cost Envoy +1 us/record each way (its own threads and copies), and
-        // it can check neither the filter-service's SPIFFE id nor take a rotated certificate by SDS
-        Value grpcService = structValue(Map.of(
-                "envoy_grpc", structValue(Map.of("cluster_name", string(FILTER_SERVICE_CLUSTER))),
-                "initial_metadata", Value.newBuilder().setListValue(ListValue.newBuilder()
-                        .addValues(header(BROKER_LISTENERS_HEADER, listenerMap))
-                        .addValues(header(SIDECAR_NODE_HEADER, nodeId))
-                        .addValues(header(CLIENT_ADDRESS_HEADER, CLIENT_ADDRESS_FORMAT))).build()));
-        // The 1.0.49 protos predate stat_prefix, which Envoy 1.35+ requires: a TypedStruct carries the config as
-        // JSON, and Envoy converts it with its own (current) descriptor.
-        TypedStruct typed = TypedStruct.newBuilder()
-                .setTypeUrl(ExtProcSettings.NETWORK_EXT_PROC_TYPE)
-                .setValue(ExtProcSettings.kafkaFilter(statPrefix, grpcService))
-                .build();
+    static FilterChain.Builder kafkaFilterChain(String statPrefix, String upstream, String listenerMap, KafkaProcessing processing) {
         TcpProxy tcpProxy = TcpProxy.newBuilder().setStatPrefix(statPrefix).setCluster(upstream).build();
         return FilterChain.newBuilder()
-                .addFilters(Filter.newBuilder().setName("envoy.filters.network.ext_proc").setTypedConfig(Any.pack(typed)))
+                .addFilters(processing.filter(statPrefix, listenerMap))
                 .addFilters(Filter.newBuilder().setName("envoy.filters.network.tcp_proxy").setTypedConfig(Any.pack(tcpProxy)));
     }
 
-    /** One {@code initial_metadata} entry (a HeaderValue). */
-    private static Value header(String key, String value) {
-        return structValue(Map.of("key", string(key), "value", string(value)));
+    /**
+     * How one sidecar's Kafka connections reach the filter-service: Envoy's network ext_proc through the
+     * {@link #FILTER_SERVICE_CLUSTER}, or the bridge module ({@link KafkaFilter#BRIDGE}) dialling {@code filterService}
+     * itself. Both send the same request headers.
+     */
+    record KafkaProcessing(KafkaFilter kind, String nodeId, Mesh.Address filterService) {
+
+        /**
+         * @throws IllegalArgumentException for the bridge in a mesh with {@code tls:}: the module speaks plaintext
+         *     HTTP/2 only, and a sidecar must never send what the mesh says to encrypt in the clear
+         */
+        static KafkaProcessing of(KafkaFilter kind, Mesh mesh, Sidecar sidecar) {
+            if (kind == KafkaFilter.BRIDGE && mesh.tls().isPresent()) {
+                throw new IllegalArgumentException("sidecar " + sidecar.nodeId() + ": " + KafkaFilter.SWITCH
+                        + "=bridge cannot reach the filter-service over TLS yet (mesh tls:); run the bridge without tls:");
+            }
+            return new KafkaProcessing(kind, sidecar.nodeId(), sidecar.filterService());
+        }
+
+        /** The request headers of every stream, in order: each a (name, value), the value maybe a formatter. */
+        List<Map.Entry<String, String>> streamHeaders(String listenerMap) {
+            return List.of(Map.entry(BROKER_LISTENERS_HEADER, listenerMap), Map.entry(SIDECAR_NODE_HEADER, nodeId),
+                    Map.entry(CLIENT_ADDRESS_HEADER, CLIENT_ADDRESS_FORMAT));
+        }
+
+        Filter filter(String statPrefix, String listenerMap) {
+            return kind == KafkaFilter.BRIDGE ? bridge(listenerMap) : extProc(statPrefix, listenerMap);
+        }
+
+        private Filter extProc(String statPrefix, String listenerMap) {
+            ListValue.Builder metadata = ListValue.newBuilder();
+            for (Map.Entry<String, String> h : streamHeaders(listenerMap)) {
+                metadata.addValues(structValue(Map.of("key", string(h.getKey()), "value", string(h.getValue()))));
+            }
+            // envoy_grpc, not google_grpc: google_grpc cost Envoy +1 us/record each way (its own threads and copies), and
+            // it can check neither the filter-service's SPIFFE id nor take a rotated certificate by SDS
+            Value grpcService = structValue(Map.of(
+                    "envoy_grpc", structValue(Map.of("cluster_name", string(FILTER_SERVICE_CLUSTER))),
+                    "initial_metadata", Value.newBuilder().setListValue(metadata).build()));
+            // The 1.0.49 protos predate stat_prefix, which Envoy 1.35+ requires: a TypedStruct carries the config as
+            // JSON, and Envoy converts it with its own (current) descriptor.
+            return typed("envoy.filters.network.ext_proc", ExtProcSettings.NETWORK_EXT_PROC_TYPE,
+                    ExtProcSettings.kafkaFilter(statPrefix, grpcService));
+        }
+
+        /** The 1.0.49 protos have no dynamic_modules filter either: a TypedStruct again. */
+        private Filter bridge(String listenerMap) {
+            return typed(ExtProcSettings.DYNAMIC_MODULES_FILTER, ExtProcSettings.DYNAMIC_MODULES_TYPE,
+                    ExtProcSettings.kafkaBridge(filterService.toString(), streamHeaders(listenerMap)));
+        }
+
+        private static Filter typed(String name, String typeUrl, com.google.protobuf.Struct config) {
+            TypedStruct typed = TypedStruct.newBuilder().setTypeUrl(typeUrl).setValue(config).build();
+            return Filter.newBuilder().setName(name).setTypedConfig(Any.pack(typed)).build();
+        }
     }
 
-    static void transparent(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets) {
+    static void transparent(Mesh mesh, Sidecar sidecar, List<Listener> listeners, List<Cluster> clusters, List<Secret> secrets,
+                            KafkaFilter kafkaFilter) {
         if (sidecar.transparent().isEmpty()) {
             return;
         }
         Transparent transparent = sidecar.transparent().get();
-        listeners.add(transparentListener(mesh, transparent, sidecar.nodeId()));
+        listeners.add(transparentListener(mesh, transparent, KafkaProcessing.of(kafkaFilter, mesh, sidecar)));
         for (String name : transparent.kafkaClusters().stream().sorted().toList()) {
             KafkaCluster cluster = mesh.kafkaClusters().get(name);
             if (cluster.tls().isPresent()) {
@@ -290,7 +343,7 @@ public final class EnvoyResources {
      * The chains of a {@code tls:} Kafka cluster go to that broker's own cluster instead of the original destination:
      * its TLS socket needs the broker's name, which an ORIGINAL_DST cluster, one for every destination, cannot have.
      */
-    static Listener transparentListener(Mesh mesh, Transparent transparent, String nodeId) {
+    static Listener transparentListener(Mesh mesh, Transparent transparent, KafkaProcessing processing) {
         Listener.Builder listener = Listener.newBuilder()
                 .setName(TRANSPARENT_LISTENER)
                 .setAddress(socket(transparent.listen()))
@@ -310,7 +363,7 @@ public final class EnvoyResources {
                 String upstream = cluster.tls().isPresent() ? brokerClusterName(name, b.getKey()) : ORIGINAL_DESTINATION_CLUSTER;
                 // transparent: clients keep the brokers' real addresses (their connections are intercepted too)
                 listener.addFilterChains(kafkaFilterChain(TRANSPARENT_LISTENER + "_" + name + "_broker_" + b.getKey(),
-                                upstream, BrokerListenersHeader.NONE, nodeId)
+                                upstream, BrokerListenersHeader.NONE, processing)
                         .setName(name + ".broker-" + b.getKey())
                         .setFilterChainMatch(match));
             }

@@ -4,6 +4,8 @@ import static io.meshcrypt.xds.snapshot.StructValues.string;
 import static io.meshcrypt.xds.snapshot.StructValues.struct;
 import static io.meshcrypt.xds.snapshot.StructValues.structValue;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.protobuf.Duration;
 import com.google.protobuf.Struct;
 import com.google.protobuf.Value;
@@ -13,6 +15,8 @@ import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -28,6 +32,36 @@ public final class ExtProcSettings {
 
     /** Network ext_proc, per chunk and direction; the 200 ms default closes connections carrying large batches. */
     public static final String KAFKA_MESSAGE_TIMEOUT = "5s";
+    /** {@link #KAFKA_MESSAGE_TIMEOUT} for the bridge module, which takes milliseconds. */
+    public static final long KAFKA_MESSAGE_TIMEOUT_MILLIS = 5_000;
+
+    /**
+     * Which filter streams a Kafka connection to the filter-service. {@link #EXT_PROC}: Envoy's own network ext_proc.
+     * {@link #BRIDGE}: the dynamic module envoy/dynamic-module/ext-proc-bridge (docs/dynamic-module.md), for Envoys
+     * built without network ext_proc (istio-proxy); the same stream, headers and fail-closed behaviour.
+     */
+    public enum KafkaFilter {
+        EXT_PROC, BRIDGE;
+
+        /** The xDS server's switch: {@value #SWITCH} = {@code ext_proc} (default) or {@code bridge}. */
+        public static final String SWITCH = "MESHCRYPT_KAFKA_FILTER";
+
+        /** @throws IllegalArgumentException for any other value, naming the variable */
+        public static KafkaFilter parse(String value) {
+            return switch (value == null ? "" : value) {
+                case "", "ext_proc" -> EXT_PROC;
+                case "bridge" -> BRIDGE;
+                default -> throw new IllegalArgumentException(SWITCH + "=" + value + ": must be ext_proc or bridge");
+            };
+        }
+    }
+
+    public static final String DYNAMIC_MODULES_FILTER = "envoy.filters.network.dynamic_modules";
+    public static final String DYNAMIC_MODULES_TYPE = "type.googleapis.com/envoy.extensions.filters.network.dynamic_modules.v3.DynamicModuleNetworkFilter";
+    /** Envoy loads {@code lib<name>.so} from ENVOY_DYNAMIC_MODULES_SEARCH_PATH; the crate's [lib] name. */
+    public static final String BRIDGE_MODULE = "meshcrypt_ext_proc_bridge";
+    /** The filter the module implements (its {@code FILTER_NAME}). */
+    public static final String BRIDGE_FILTER_NAME = "ext_proc_bridge";
 
     /**
      * Kafka listeners and broker clusters, per connection and direction. Envoy reads a socket until it would block or
@@ -70,6 +104,38 @@ public final class ExtProcSettings {
         fields.put("grpc_service", grpcService);
         return struct(fields);
     }
+
+    /**
+     * The bridge module's filter config: the same stream as {@link #kafkaFilter} (message timeout, request headers,
+     * fail closed: the module has no other mode), but to the filter-service's address, since the module runs its own
+     * gRPC client rather than an Envoy cluster. Its {@code filter_config} is JSON in a StringValue, which Envoy hands
+     * to the module unchanged; the module refuses unknown keys.
+     *
+     * @param filterService {@code host:port} of the filter-service (plaintext HTTP/2)
+     * @param initialMetadata the stream's request headers, in order, as in {@code initial_metadata}
+     */
+    public static Struct kafkaBridge(String filterService, List<Map.Entry<String, String>> initialMetadata) {
+        Map<String, Object> moduleConfig = new LinkedHashMap<>();
+        moduleConfig.put("filter_service", "http://" + filterService);
+        moduleConfig.put("message_timeout_ms", KAFKA_MESSAGE_TIMEOUT_MILLIS);
+        moduleConfig.put("initial_metadata", initialMetadata.stream()
+                .map(h -> Map.of("key", h.getKey(), "value", h.getValue()))
+                .toList());
+        String json;
+        try {
+            json = JSON.writeValueAsString(moduleConfig);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("maps of strings and numbers always print as JSON", e);
+        }
+        return struct(Map.of(
+                "dynamic_module_config", structValue(Map.of("name", string(BRIDGE_MODULE))),
+                "filter_name", string(BRIDGE_FILTER_NAME),
+                "filter_config", structValue(Map.of(
+                        "@type", string("type.googleapis.com/google.protobuf.StringValue"),
+                        "value", string(json)))));
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     /** The HTTP ext_proc config, processing through {@code filterServiceCluster}. */
     public static ExternalProcessor httpFilter(String filterServiceCluster) {

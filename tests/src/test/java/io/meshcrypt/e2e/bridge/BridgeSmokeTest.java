@@ -1,0 +1,214 @@
+package io.meshcrypt.e2e.bridge;
+
+import static io.meshcrypt.e2e.support.Records.text;
+import static io.meshcrypt.e2e.support.Records.utf8;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.meshcrypt.e2e.support.Envelope;
+import io.meshcrypt.testsupport.Prerequisite;
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.SocketException;
+import java.net.SocketTimeoutException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer.OrderAnnotation;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+
+/**
+ * The CI smoke set of the ext_proc bridge (envoy/dynamic-module/ext-proc-bridge, docs/dynamic-module.md): a mesh of
+ * its own with {@code ./meshcrypt up --bridge}, real broker, filter-service, Envoy 1.40 and clients. The whole Kafka
+ * suite runs through the bridge with MESHCRYPT_BRIDGE=1 MESHCRYPT_TLS=off.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(OrderAnnotation.class)
+class BridgeSmokeTest {
+
+    /** How long a closed connection may take to show: generous, the machine is shared. */
+    private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(60);
+
+    private final BridgeMesh mesh = new BridgeMesh();
+
+    @BeforeAll
+    void up() throws IOException {
+        mesh.launcher("down");
+        int rc = mesh.launcher("up", "--bridge");
+        assertEquals(0, rc, "./meshcrypt up --bridge failed:\n" + mesh.launcherLogTail());
+    }
+
+    @AfterAll
+    void down() {
+        mesh.launcher("down");
+    }
+
+    @Test
+    @Order(1)
+    void givenBridgeMesh_whenUp_thenEveryKafkaListenerRunsTheModuleAndNoneNetworkExtProc() throws Exception {
+        String listeners = mesh.envoyAdmin("/config_dump?resource=dynamic_listeners");
+
+        assertTrue(listeners.contains("\"envoy.filters.network.dynamic_modules\""), listeners);
+        assertFalse(listeners.contains("\"envoy.filters.network.ext_proc\""), "no built-in network ext_proc");
+        assertTrue(mesh.log("envoy").contains("Dynamic module ABI version v0.2.0 matched"), "the module's ABI is Envoy's");
+    }
+
+    @Test
+    @Order(2)
+    void givenJavaProducer_whenRecordsGoThroughTheBridge_thenTheyComeBackInOrderAndOnlyEnvelopesAreAtRest() throws Exception {
+        String topic = mesh.createTopic("bridge-roundtrip");
+        List<String> values = new ArrayList<>();
+        for (int i = 0; i < 200; i++) {
+            values.add("bridge secret " + i + " " + "x".repeat(i * 37));
+        }
+        // one record larger than a socket read, so requests and responses span several chunks
+        values.add("bridge large secret " + "y".repeat(900_000));
+
+        try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Duration.ofSeconds(60))) {
+            for (String v : values) {
+                producer.send(new ProducerRecord<>(topic, utf8(v)));
+            }
+            producer.flush();
+        }
+
+        assertEquals(values, mesh.read(topic, true).stream().map(r -> text(r.value())).toList(), "read back through Envoy");
+        List<ConsumerRecord<byte[], byte[]>> atRest = mesh.read(topic, false);
+        assertEquals(values.size(), atRest.size());
+        for (int i = 0; i < values.size(); i++) {
+            Envelope.assertEnvelopeOf(utf8(values.get(i)), atRest.get(i).value(), "record " + i);
+        }
+    }
+
+    @Test
+    @Order(3)
+    void givenKcat_whenItProducesAndConsumesThroughTheBridge_thenItReadsItsPlaintextBackAndTheBrokerHoldsEnvelopes() throws Exception {
+        Path kcat = onPath("kcat");
+        Prerequisite.require(kcat != null, "kcat is not installed");
+        String topic = mesh.createTopic("bridge-kcat");
+        List<String> lines = List.of("kcat secret 1", "kcat secret 2 " + "z".repeat(5000), "kcat secret 3");
+
+        kcat(kcat, String.join("\n", lines) + "\n", "-P", "-b", mesh.envoyBootstrap(), "-t", topic, "-z", "lz4");
+        String consumed = kcat(kcat, "", "-C", "-b", mesh.envoyBootstrap(), "-t", topic, "-e", "-q", "-c", "3");
+
+        assertEquals(lines, consumed.lines().toList());
+        for (ConsumerRecord<byte[], byte[]> r : mesh.read(topic, false)) {
+            Envelope.assertEnvelope(r.value(), "offset " + r.offset());
+        }
+    }
+
+    @Test
+    @Order(4)
+    void givenStalledFilterService_whenAChunkWaitsPastTheMessageTimeout_thenTheBridgeClosesTheConnectionAndNothingIsAtRest()
+            throws Exception {
+        String topic = mesh.createTopic("bridge-timeout");
+        long filterService = mesh.pid("filter-service");
+        signal("STOP", filterService);
+        try {
+            // a connection whose first chunk is never answered
+            assertClosedByEnvoy("bridge timeout probe");
+            assertTrue(mesh.log("envoy").contains("message timeout (5000 ms)"), "closed by the bridge's message timeout");
+            try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Duration.ofSeconds(15))) {
+                ExecutionException e = assertThrows(ExecutionException.class,
+                        () -> producer.send(new ProducerRecord<>(topic, utf8("stalled secret"))).get(60, TimeUnit.SECONDS));
+                assertTrue(e.getCause() instanceof org.apache.kafka.common.errors.TimeoutException, e.toString());
+            }
+        } finally {
+            signal("CONT", filterService);
+        }
+        assertEquals(List.of(), mesh.read(topic, false), "nothing reached the broker");
+    }
+
+    @Test
+    @Order(5)
+    void givenFilterServiceStopped_whenClientsSend_thenConnectionsCloseNothingIsAtRestAndTrafficResumesAfterRestart() throws Exception {
+        String topic = mesh.createTopic("bridge-fail-closed");
+        assertEquals(0, mesh.launcher("stop", "filter-service"), mesh.launcherLogTail());
+        try {
+            assertClosedByEnvoy("bridge fail-closed probe");
+            try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Duration.ofSeconds(10))) {
+                assertThrows(ExecutionException.class,
+                        () -> producer.send(new ProducerRecord<>(topic, utf8("unprocessed secret"))).get(60, TimeUnit.SECONDS));
+            }
+        } finally {
+            assertEquals(0, mesh.launcher("start", "filter-service"), mesh.launcherLogTail());
+        }
+        assertEquals(List.of(), mesh.read(topic, false), "nothing reached the broker while the filter-service was down");
+
+        try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Duration.ofSeconds(60))) {
+            producer.send(new ProducerRecord<>(topic, utf8("after restart secret"))).get(90, TimeUnit.SECONDS);
+        }
+        List<ConsumerRecord<byte[], byte[]>> atRest = mesh.read(topic, false);
+        assertEquals(1, atRest.size());
+        Envelope.assertEnvelopeOf(utf8("after restart secret"), atRest.getFirst().value(), "after restart");
+    }
+
+    /** Connects to Envoy, sends bytes, and expects Envoy to close the connection without answering. */
+    private void assertClosedByEnvoy(String probe) throws IOException {
+        try (Socket socket = new Socket()) {
+            socket.connect(new InetSocketAddress("127.0.0.1", mesh.ports.envoyBootstrap()), 10_000);
+            socket.setSoTimeout((int) CLOSE_TIMEOUT.toMillis());
+            OutputStream out = socket.getOutputStream();
+            out.write(probe.getBytes(StandardCharsets.UTF_8));
+            out.flush();
+            InputStream in = socket.getInputStream();
+            try {
+                assertEquals(-1, in.read(), "Envoy answered instead of closing");
+            } catch (SocketTimeoutException e) {
+                throw new AssertionError("Envoy kept the connection open for " + CLOSE_TIMEOUT, e);
+            } catch (SocketException e) {
+                // reset: closed too
+            }
+        }
+    }
+
+    private static void signal(String signal, long pid) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).inheritIO().start();
+        assertEquals(0, p.waitFor(), "kill -" + signal + " " + pid);
+    }
+
+    private static Path onPath(String tool) {
+        for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
+            Path p = Path.of(dir, tool);
+            if (!dir.isEmpty() && Files.isExecutable(p)) {
+                return p;
+            }
+        }
+        return null;
+    }
+
+    /** kcat reading {@code stdin}; what it printed. Files rather than pipes: nothing to dead-lock on. */
+    private static String kcat(Path kcat, String stdin, String... args) throws IOException, InterruptedException {
+        Path dir = Files.createTempDirectory("bridge-kcat");
+        Path in = Files.writeString(dir.resolve("in"), stdin);
+        List<String> command = new ArrayList<>(List.of(kcat.toString()));
+        command.addAll(List.of(args));
+        Process p = new ProcessBuilder(command).redirectInput(in.toFile()).redirectOutput(dir.resolve("out").toFile())
+                .redirectError(dir.resolve("err").toFile()).start();
+        boolean exited = p.waitFor(60, TimeUnit.SECONDS);
+        if (!exited) {
+            p.destroyForcibly();
+        }
+        String err = Files.readString(dir.resolve("err"));
+        assertTrue(exited && p.exitValue() == 0, () -> "kcat " + String.join(" ", args) + " failed or hung: " + err);
+        return Files.readString(dir.resolve("out"));
+    }
+}
