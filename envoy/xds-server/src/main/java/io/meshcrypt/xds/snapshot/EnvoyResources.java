@@ -267,7 +267,13 @@ public final class EnvoyResources {
                 throw new IllegalArgumentException("sidecar " + sidecar.nodeId() + ": " + KafkaFilter.SWITCH
                         + "=bridge cannot reach the filter-service over TLS yet (mesh tls:); run the bridge without tls:");
             }
-            return new KafkaProcessing(kind, sidecar.nodeId(), sidecar.filterService());
+            if (kind == KafkaFilter.BRIDGE && sidecar.filterServices().size() > 1) {
+                // the module dials one address itself, without Envoy's load balancing and health checks
+                throw new IllegalArgumentException("sidecar " + sidecar.nodeId() + ": " + KafkaFilter.SWITCH
+                        + "=bridge dials one filter-service address, not a list of replicas; put one address (a"
+                        + " Service in front of the replicas) in filterService");
+            }
+            return new KafkaProcessing(kind, sidecar.nodeId(), sidecar.filterServices().getFirst());
         }
 
         /** The request headers of every stream, in order: each a (name, value), the value maybe a formatter. */

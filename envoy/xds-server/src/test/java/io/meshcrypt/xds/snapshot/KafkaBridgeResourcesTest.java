@@ -120,6 +120,15 @@ class KafkaBridgeResourcesTest {
     }
 
     @Test
+    void givenTheBridgeAndASidecarWithFilterServiceReplicas_whenResourcesAreGenerated_thenTheyAreRefused() {
+        String replicas = MESH.replace("filterService: 169.254.22.1:22097",
+                "filterService: [169.254.22.1:22097, 169.254.22.2:22097]");
+
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> resources(replicas, KafkaFilter.BRIDGE));
+        assertTrue(e.getMessage().contains("not a list of replicas"), e.getMessage());
+    }
+
+    @Test
     void givenExtProc_whenResourcesAreGenerated_thenNoChainLoadsTheModule() throws Exception {
         for (FilterChain chain : kafkaChains(resources(MESH, KafkaFilter.EXT_PROC))) {
             assertEquals("envoy.filters.network.ext_proc", chain.getFilters(0).getName());
