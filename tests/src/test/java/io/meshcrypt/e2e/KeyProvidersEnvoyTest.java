@@ -199,7 +199,10 @@ class KeyProvidersEnvoyTest {
                 producer.send(new ProducerRecord<>(cached, utf8("during outage"))).get(30, TimeUnit.SECONDS);
                 Future<RecordMetadata> blocked = producer.send(new ProducerRecord<>(fresh, utf8("secret while kms down")));
                 ExecutionException e = assertThrows(ExecutionException.class, () -> blocked.get(30, TimeUnit.SECONDS));
-                assertTrue(e.getCause() instanceof org.apache.kafka.common.errors.TimeoutException, e.toString());
+                // Refused either way: the delivery timeout, or, when Envoy's 5 s message timeout on the parked chunk
+                // closes the connection during the last attempt, a disconnect (seen on a loaded machine)
+                assertTrue(e.getCause() instanceof org.apache.kafka.common.errors.TimeoutException
+                        || e.getCause() instanceof org.apache.kafka.common.errors.NetworkException, e.toString());
             } finally {
                 kmsLink.start();
             }
