@@ -135,6 +135,26 @@ mod tests {
     }
 
     #[test]
+    fn given_garbage_or_wrong_types_when_parsed_then_each_is_refused_without_a_panic() {
+        let inputs: [&[u8]; 7] = [
+            b"",
+            b"\xff\xfe\x00garbage",
+            b"[]",
+            br#"{"filter_service":42,"message_timeout_ms":1}"#,
+            br#"{"filter_service":"http://a:1","message_timeout_ms":-1}"#,
+            br#"{"filter_service":"http://a:1","message_timeout_ms":1e99}"#,
+            br#"{"filter_service":"http://a:1","message_timeout_ms":1,"initial_metadata":"not a list"}"#,
+        ];
+        for input in inputs {
+            assert!(BridgeConfig::parse(input).is_err(), "accepted {:?}", String::from_utf8_lossy(input));
+        }
+        // a huge config is parsed (or refused) like any other, without growing past its input
+        let huge = format!(r#"{{"filter_service":"http://a:1","message_timeout_ms":1,"initial_metadata":[{}]}}"#,
+            vec![r#"{"key":"k","value":"v"}"#; 100_000].join(","));
+        assert_eq!(BridgeConfig::parse(huge.as_bytes()).map(|c| c.initial_metadata.len()), Ok(100_000));
+    }
+
+    #[test]
     fn given_ipv4_and_ipv6_when_formatted_then_they_read_like_envoys_formatter() {
         assert_eq!(format_address("10.0.0.1", 5), "10.0.0.1:5");
         assert_eq!(format_address("::1", 5), "[::1]:5");
