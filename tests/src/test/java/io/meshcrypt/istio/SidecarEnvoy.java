@@ -176,9 +176,14 @@ final class SidecarEnvoy implements AutoCloseable {
      * config loads a module.
      */
     static SidecarEnvoy start(Path dir, ObjectNode bootstrap, int adminPort) throws IOException {
+        return start(dir, bootstrap, adminPort, loadsModule(bootstrap));
+    }
+
+    /** As {@link #start(Path, ObjectNode, int)}; {@code withBridgeModule} for modules in listeners that come by LDS. */
+    static SidecarEnvoy start(Path dir, ObjectNode bootstrap, int adminPort, boolean withBridgeModule) throws IOException {
         Path config = write(dir, bootstrap, "run");
         Path log = dir.resolve("envoy.log");
-        if (!loadsModule(bootstrap)) {
+        if (!withBridgeModule) {
             return new SidecarEnvoy(EnvoyProcess.start(config, adminPort, log, READY, "--log-level", "warn"));
         }
         SidecarEnvoy envoy = new SidecarEnvoy(withModuleSearchPath(List.of(EnvoyProcess.binary().toString(), "-c",
