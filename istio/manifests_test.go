@@ -361,8 +361,16 @@ func checkBridge(t *testing.T, module any, loopback []any, filterCluster string)
 	if err := decoder.Decode(&config); err != nil {
 		t.Fatalf("the module's filter_config: %v (the module refuses it, Envoy rejects the listener)", err)
 	}
-	if config.MessageTimeoutMs <= 0 {
-		t.Errorf("message_timeout_ms %d: the module requires a timeout", config.MessageTimeoutMs)
+	// the xDS server's bridge config has one owner, ExtProcSettings: the same module, filter and chunk deadline here
+	settings := "../envoy/xds-server/src/main/java/io/meshcrypt/xds/snapshot/ExtProcSettings.java"
+	if want := javaConstant(t, settings, "KAFKA_MESSAGE_TIMEOUT_MILLIS"); fmt.Sprint(config.MessageTimeoutMs) != strings.ReplaceAll(want, "_", "") {
+		t.Errorf("message_timeout_ms %d, ExtProcSettings.KAFKA_MESSAGE_TIMEOUT_MILLIS is %s", config.MessageTimeoutMs, want)
+	}
+	if want := javaConstant(t, settings, "BRIDGE_MODULE"); want != `"`+bridgeModule+`"` {
+		t.Errorf("ExtProcSettings.BRIDGE_MODULE is %s, this test knows %q", want, bridgeModule)
+	}
+	if want := javaConstant(t, settings, "BRIDGE_FILTER_NAME"); want != `"`+bridgeFilter+`"` {
+		t.Errorf("ExtProcSettings.BRIDGE_FILTER_NAME is %s, this test knows %q", want, bridgeFilter)
 	}
 	if len(loopback) != 1 {
 		t.Fatalf("the bridge needs exactly one loopback listener to the filter-service, the EnvoyFilter adds %d", len(loopback))
@@ -781,15 +789,7 @@ func TestEveryOverlayKeepsAFilterServiceThroughDisruptions(t *testing.T) {
 // trust domain gets them in every Istio cluster name, :authority and the brokers' accepted SPIFFE ids, and the
 // settings object itself is never applied.
 func TestTheMeshSettingsNameTheClusterDomainAndTrustDomainEverywhere(t *testing.T) {
-	root, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	// kustomize takes relative paths only
-	if root, err = filepath.Rel(dir, root); err != nil {
-		t.Fatal(err)
-	}
+	dir, root := scratchKustomization(t)
 	settings := strings.NewReplacer("clusterDomain: cluster.local", "clusterDomain: corp.example",
 		"trustDomain: cluster.local", "trustDomain: prod.example").Replace(readFile(t, "overlays/sample/mesh-settings.yaml"))
 	kustomization := fmt.Sprintf("resources:\n- mesh-settings.yaml\n- %[1]s/overlays/sample/filter-service\n"+
@@ -825,6 +825,31 @@ func TestTheMeshSettingsNameTheClusterDomainAndTrustDomainEverywhere(t *testing.
 	if san != "spiffe://prod.example/ns/kafka/" {
 		t.Errorf("brokers accepted as %v", san)
 	}
+}
+
+// javaConstant returns the initialiser of the Java constant name (`NAME = value;`) in the file at path.
+func javaConstant(t *testing.T, path, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`\b` + name + `\s*=\s*([^;]+);`).FindStringSubmatch(readFile(t, path))
+	if m == nil {
+		t.Fatalf("%s has no constant %s", path, name)
+	}
+	return strings.TrimSpace(m[1])
+}
+
+// scratchKustomization is an empty folder for a test's own kustomization, and the path from it to istio/ (kustomize
+// takes relative paths only).
+func scratchKustomization(t *testing.T) (dir, istioDir string) {
+	t.Helper()
+	root, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	if istioDir, err = filepath.Rel(dir, root); err != nil {
+		t.Fatal(err)
+	}
+	return dir, istioDir
 }
 
 // jvmSize reads a JVM size option's value (bytes, or with a k, m or g suffix).
@@ -871,14 +896,7 @@ func TestOnlyTheBrokersOutsideTheMeshOverlaySpeaksPlaintextToBrokers(t *testing.
 // image of this version, mounted read-only into istio-proxy where ENVOY_DYNAMIC_MODULES_SEARCH_PATH (proxyMetadata,
 // which becomes istio-proxy's and so Envoy's environment) points; unlabelled workloads are left alone.
 func TestTheDynamicModuleWorkloadComponentMountsTheModuleIntoIstioProxy(t *testing.T) {
-	root, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if root, err = filepath.Rel(dir, root); err != nil {
-		t.Fatal(err)
-	}
+	dir, root := scratchKustomization(t)
 	workload := func(kind, name string, labelled bool) string {
 		labels := "{app: " + name + "}"
 		if labelled {
