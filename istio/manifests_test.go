@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1 "istio.io/api/networking/v1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	securityv1 "istio.io/api/security/v1"
@@ -219,7 +220,7 @@ func TestEveryOverlayWiresTheFilterServiceClusterNameNamespacesAndKafkaPort(t *t
 			for _, o := range objs {
 				if o.kind == "EnvoyFilter" && o.name == "meshcrypt-kafka" {
 					clients[o.namespace] = true
-					checkKafkaListener(t, o)
+					checkKafkaListener(t, o, want)
 				}
 			}
 			sidecars := map[string]bool{}
@@ -252,11 +253,13 @@ func TestEveryOverlayWiresTheFilterServiceClusterNameNamespacesAndKafkaPort(t *t
 }
 
 // checkKafkaListener: the added listener forwards only to the cluster the same EnvoyFilter adds, its
-// names carry its port, ext_proc comes first and fails closed.
-func checkKafkaListener(t *testing.T, kafka object) {
+// names carry its port, the Kafka filter (network ext_proc, or the bridge module on stock istio-proxy) comes
+// first and fails closed. filterCluster is Istio's name for the filter-service's outbound cluster.
+func checkKafkaListener(t *testing.T, kafka object, filterCluster string) {
 	patches := at(t, kafka.fields, "spec", "configPatches").([]any)
 	var clusterNames []string
 	var listener any
+	var loopback []any
 	for _, p := range patches {
 		if at(t, p, "patch", "operation") != "ADD" {
 			t.Errorf("Kafka EnvoyFilter patch %v is not an ADD: a rejected merge into Istio's listener fails open", at(t, p, "applyTo"))
@@ -265,7 +268,13 @@ func checkKafkaListener(t *testing.T, kafka object) {
 		case "CLUSTER":
 			clusterNames = append(clusterNames, at(t, p, "patch", "value", "name").(string))
 		case "LISTENER":
-			listener = at(t, p, "patch", "value")
+			if at(t, p, "patch", "value", "address", "socket_address", "address") == "127.0.0.1" {
+				loopback = append(loopback, at(t, p, "patch", "value"))
+			} else if listener != nil {
+				t.Errorf("the Kafka EnvoyFilter adds a second Kafka listener %v", at(t, p, "patch", "value", "name"))
+			} else {
+				listener = at(t, p, "patch", "value")
+			}
 		}
 	}
 	if listener == nil {
@@ -276,12 +285,19 @@ func checkKafkaListener(t *testing.T, kafka object) {
 		t.Errorf("listener %s does not listen on the port its name says (%s)", name, port)
 	}
 	filters := at(t, listener, "filter_chains", 0, "filters").([]any)
-	if len(filters) != 2 || at(t, filters[0], "name") != "envoy.filters.network.ext_proc" ||
+	if len(filters) != 2 || (at(t, filters[0], "name") != extProcNetwork && at(t, filters[0], "name") != dynamicModules) ||
 		at(t, filters[1], "name") != "envoy.filters.network.tcp_proxy" {
-		t.Fatalf("the Kafka listener must be exactly ext_proc then tcp_proxy, got %v", filters)
+		t.Fatalf("the Kafka listener must be exactly ext_proc (or the bridge module) then tcp_proxy, got %v", filters)
 	}
-	if at(t, filters[0], "typed_config", "failure_mode_allow") != false {
-		t.Error("network ext_proc must not fail open")
+	if at(t, filters[0], "name") == dynamicModules {
+		checkBridge(t, at(t, filters[0], "typed_config"), loopback, filterCluster)
+	} else {
+		if at(t, filters[0], "typed_config", "failure_mode_allow") != false {
+			t.Error("network ext_proc must not fail open")
+		}
+		if len(loopback) > 0 {
+			t.Errorf("the Kafka EnvoyFilter binds loopback listeners %v that nothing uses", loopback)
+		}
 	}
 	for _, p := range patches {
 		if at(t, p, "applyTo") != "CLUSTER" {
@@ -299,6 +315,80 @@ func checkKafkaListener(t *testing.T, kafka object) {
 	target := at(t, filters[1], "typed_config", "cluster").(string)
 	if len(clusterNames) != 1 || clusterNames[0] != target || !strings.HasSuffix(target, "-"+port) {
 		t.Errorf("tcp_proxy forwards to %q; the EnvoyFilter adds clusters %v (port %s)", target, clusterNames, port)
+	}
+}
+
+const (
+	extProcNetwork = "envoy.filters.network.ext_proc"
+	dynamicModules = "envoy.filters.network.dynamic_modules"
+	// the bridge's lib<name>.so and the filter it implements (ExtProcSettings.BRIDGE_MODULE, BRIDGE_FILTER_NAME)
+	bridgeModule = "meshcrypt_ext_proc_bridge"
+	bridgeFilter = "ext_proc_bridge"
+)
+
+// bridgeConfig is the module's filter_config (docs/dynamic-module.md): every key it accepts, none that fails open.
+type bridgeConfig struct {
+	FilterService    string `json:"filter_service"`
+	MessageTimeoutMs int64  `json:"message_timeout_ms"`
+	InitialMetadata  []struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	} `json:"initial_metadata"`
+	ReadPauseBytes   int64 `json:"read_pause_bytes"`
+	MaxInFlightBytes int64 `json:"max_in_flight_bytes"`
+}
+
+// checkBridge: the module is named as its build names it, its JSON config has only keys the module knows (it has no
+// fail-open switch, so every accepted key keeps it fail-closed) and calls the filter-service through exactly one
+// loopback listener of the same EnvoyFilter, bound to 127.0.0.1 and forwarding only to the filter-service's Istio
+// cluster (which Istio dials with the pod's mTLS identity).
+func checkBridge(t *testing.T, module any, loopback []any, filterCluster string) {
+	if got := at(t, module, "@type"); got != "type.googleapis.com/envoy.extensions.filters.network.dynamic_modules.v3.DynamicModuleNetworkFilter" {
+		t.Errorf("the bridge's typed_config is %v", got)
+	}
+	if got := at(t, module, "dynamic_module_config", "name"); got != bridgeModule {
+		t.Errorf("the module is named %v; Envoy loads lib%s.so", got, bridgeModule)
+	}
+	if got := at(t, module, "filter_name"); got != bridgeFilter {
+		t.Errorf("filter_name %v, the module implements %s", got, bridgeFilter)
+	}
+	if got := at(t, module, "filter_config", "@type"); got != "type.googleapis.com/google.protobuf.StringValue" {
+		t.Errorf("filter_config is %v; the module takes its JSON in a StringValue", got)
+	}
+	var config bridgeConfig
+	decoder := json.NewDecoder(strings.NewReader(at(t, module, "filter_config", "value").(string)))
+	decoder.DisallowUnknownFields()
+	if err := decoder.Decode(&config); err != nil {
+		t.Fatalf("the module's filter_config: %v (the module refuses it, Envoy rejects the listener)", err)
+	}
+	// the xDS server's bridge config has one owner, ExtProcSettings: the same module, filter and chunk deadline here
+	settings := "../envoy/xds-server/src/main/java/io/meshcrypt/xds/snapshot/ExtProcSettings.java"
+	if want := javaConstant(t, settings, "KAFKA_MESSAGE_TIMEOUT_MILLIS"); fmt.Sprint(config.MessageTimeoutMs) != strings.ReplaceAll(want, "_", "") {
+		t.Errorf("message_timeout_ms %d, ExtProcSettings.KAFKA_MESSAGE_TIMEOUT_MILLIS is %s", config.MessageTimeoutMs, want)
+	}
+	if want := javaConstant(t, settings, "BRIDGE_MODULE"); want != `"`+bridgeModule+`"` {
+		t.Errorf("ExtProcSettings.BRIDGE_MODULE is %s, this test knows %q", want, bridgeModule)
+	}
+	if want := javaConstant(t, settings, "BRIDGE_FILTER_NAME"); want != `"`+bridgeFilter+`"` {
+		t.Errorf("ExtProcSettings.BRIDGE_FILTER_NAME is %s, this test knows %q", want, bridgeFilter)
+	}
+	if len(loopback) != 1 {
+		t.Fatalf("the bridge needs exactly one loopback listener to the filter-service, the EnvoyFilter adds %d", len(loopback))
+	}
+	l := loopback[0]
+	if want := fmt.Sprintf("http://127.0.0.1:%v", at(t, l, "address", "socket_address", "port_value")); config.FilterService != want {
+		t.Errorf("the module calls %s, the loopback listener is %s", config.FilterService, want)
+	}
+	if bind, set := l.(map[string]any)["bind_to_port"]; set && bind != true {
+		t.Errorf("the loopback listener is not bound (bind_to_port %v): the module could not connect", bind)
+	}
+	filters := at(t, l, "filter_chains").([]any)
+	if len(filters) != 1 || len(at(t, filters[0], "filters").([]any)) != 1 ||
+		at(t, filters[0], "filters", 0, "name") != "envoy.filters.network.tcp_proxy" {
+		t.Fatalf("the loopback listener must be one chain of tcp_proxy alone, got %v", filters)
+	}
+	if got := at(t, filters[0], "filters", 0, "typed_config", "cluster"); got != filterCluster {
+		t.Errorf("the loopback listener forwards to %v; only the filter-service's Istio cluster %s may be reached through it", got, filterCluster)
 	}
 }
 
@@ -699,15 +789,7 @@ func TestEveryOverlayKeepsAFilterServiceThroughDisruptions(t *testing.T) {
 // trust domain gets them in every Istio cluster name, :authority and the brokers' accepted SPIFFE ids, and the
 // settings object itself is never applied.
 func TestTheMeshSettingsNameTheClusterDomainAndTrustDomainEverywhere(t *testing.T) {
-	root, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	// kustomize takes relative paths only
-	if root, err = filepath.Rel(dir, root); err != nil {
-		t.Fatal(err)
-	}
+	dir, root := scratchKustomization(t)
 	settings := strings.NewReplacer("clusterDomain: cluster.local", "clusterDomain: corp.example",
 		"trustDomain: cluster.local", "trustDomain: prod.example").Replace(readFile(t, "overlays/sample/mesh-settings.yaml"))
 	kustomization := fmt.Sprintf("resources:\n- mesh-settings.yaml\n- %[1]s/overlays/sample/filter-service\n"+
@@ -745,6 +827,31 @@ func TestTheMeshSettingsNameTheClusterDomainAndTrustDomainEverywhere(t *testing.
 	}
 }
 
+// javaConstant returns the initialiser of the Java constant name (`NAME = value;`) in the file at path.
+func javaConstant(t *testing.T, path, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`\b` + name + `\s*=\s*([^;]+);`).FindStringSubmatch(readFile(t, path))
+	if m == nil {
+		t.Fatalf("%s has no constant %s", path, name)
+	}
+	return strings.TrimSpace(m[1])
+}
+
+// scratchKustomization is an empty folder for a test's own kustomization, and the path from it to istio/ (kustomize
+// takes relative paths only).
+func scratchKustomization(t *testing.T) (dir, istioDir string) {
+	t.Helper()
+	root, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	if istioDir, err = filepath.Rel(dir, root); err != nil {
+		t.Fatal(err)
+	}
+	return dir, istioDir
+}
+
 // jvmSize reads a JVM size option's value (bytes, or with a k, m or g suffix).
 func jvmSize(t *testing.T, v string) int64 {
 	t.Helper()
@@ -780,5 +887,87 @@ func TestOnlyTheBrokersOutsideTheMeshOverlaySpeaksPlaintextToBrokers(t *testing.
 	}
 	if !seen {
 		t.Error("no brokers-outside-mesh overlay")
+	}
+}
+
+// TestTheDynamicModuleWorkloadComponentMountsTheModuleIntoIstioProxy: components/dynamic-module-workload, added to a
+// workload kustomization, gives every labelled workload's pod template the annotations Istio's injector reads (JSON,
+// parsed by its template's fromJSON, which drops invalid JSON with a warning only): an image volume with the module
+// image of this version, mounted read-only into istio-proxy where ENVOY_DYNAMIC_MODULES_SEARCH_PATH (proxyMetadata,
+// which becomes istio-proxy's and so Envoy's environment) points; unlabelled workloads are left alone.
+func TestTheDynamicModuleWorkloadComponentMountsTheModuleIntoIstioProxy(t *testing.T) {
+	dir, root := scratchKustomization(t)
+	workload := func(kind, name string, labelled bool) string {
+		labels := "{app: " + name + "}"
+		if labelled {
+			labels = "{app: " + name + ", meshcrypt.io/kafka: enabled}"
+		}
+		return fmt.Sprintf("apiVersion: apps/v1\nkind: %s\nmetadata: {name: %s, labels: %s}\nspec:\n  selector: {matchLabels: {app: %[2]s}}\n"+
+			"  template:\n    metadata: {labels: %[3]s}\n    spec: {containers: [{name: app, image: app}]}\n", kind, name, labels)
+	}
+	files := map[string]string{
+		"workloads.yaml": workload("Deployment", "orders", true) + "---\n" + workload("StatefulSet", "ledger", true) +
+			"---\n" + workload("Deployment", "web", false),
+		"kustomization.yaml": fmt.Sprintf("resources:\n- workloads.yaml\ncomponents:\n- %s/components/dynamic-module-workload\n", root),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := pomValue(t, "../pom.xml", "version")
+	patched := 0
+	for _, o := range build(t, dir) {
+		var d appsv1.Deployment // the pod template is all that is read; StatefulSet's decodes the same way
+		if err := yaml.Unmarshal(o.json, &d); err != nil {
+			t.Fatal(err)
+		}
+		annotations := d.Spec.Template.Annotations
+		if o.name == "web" {
+			if len(annotations) != 0 {
+				t.Errorf("the unlabelled workload web got %v", annotations)
+			}
+			continue
+		}
+		patched++
+		volumes := map[string]corev1.VolumeSource{}
+		strictJSON(t, annotations["sidecar.istio.io/userVolume"], &volumes)
+		mounts := map[string]corev1.VolumeMount{}
+		strictJSON(t, annotations["sidecar.istio.io/userVolumeMount"], &mounts)
+		proxyConfig := &meshv1alpha1.ProxyConfig{}
+		if err := protojson.Unmarshal([]byte(annotations["proxy.istio.io/config"]), proxyConfig); err != nil {
+			t.Fatalf("%s: proxy.istio.io/config: %v", o.name, err)
+		}
+		if len(volumes) != 1 || len(mounts) != 1 {
+			t.Fatalf("%s: want one volume and its mount, got %v and %v", o.name, volumes, mounts)
+		}
+		for name, volume := range volumes {
+			mount, ok := mounts[name]
+			if !ok {
+				t.Errorf("%s: volume %s is mounted nowhere (mounts %v)", o.name, name, mounts)
+			}
+			if volume.Image == nil || volume.Image.Reference != "meshcrypt/ext-proc-bridge:"+version {
+				t.Errorf("%s: volume %s is %+v, want the image meshcrypt/ext-proc-bridge:%s", o.name, name, volume, version)
+			}
+			if !mount.ReadOnly {
+				t.Errorf("%s: the module's volume is mounted writable", o.name)
+			}
+			if got := proxyConfig.GetProxyMetadata()["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"]; got != mount.MountPath || got == "" {
+				t.Errorf("%s: ENVOY_DYNAMIC_MODULES_SEARCH_PATH %q, the module is mounted at %q", o.name, got, mount.MountPath)
+			}
+		}
+	}
+	if patched != 2 {
+		t.Errorf("patched %d labelled workloads, want 2", patched)
+	}
+}
+
+// strictJSON decodes an annotation's JSON into v, refusing unknown fields (a misspelt volume field would be dropped).
+func strictJSON(t *testing.T, text string, v any) {
+	t.Helper()
+	decoder := json.NewDecoder(strings.NewReader(text))
+	decoder.DisallowUnknownFields()
+	if err := decoder.Decode(v); err != nil {
+		t.Fatalf("%q: %v", text, err)
 	}
 }

@@ -38,6 +38,8 @@ type layout struct {
 	brokerPort             int
 	brokersInMesh          bool // the brokers have a sidecar (else they are plain pods, as outside the mesh)
 	http                   bool // the overlay keeps the HTTP EnvoyFilter
+	// the Kafka listener runs the ext_proc bridge module (stock istio-proxy) in place of network ext_proc
+	bridge bool
 }
 
 var layouts = []layout{
@@ -49,6 +51,8 @@ var layouts = []layout{
 		brokerPort: 9092, brokersInMesh: true, http: true},
 	{overlay: "brokers-outside-mesh", clients: []string{"apps"}, filterService: "meshcrypt", brokers: "kafka",
 		brokerPort: 9092, http: true},
+	{overlay: "dynamic-module", clients: []string{"apps"}, filterService: "meshcrypt", brokers: "kafka", brokerPort: 9092,
+		brokersInMesh: true, http: true, bridge: true},
 }
 
 // Pod addresses of the three workloads.

@@ -17,6 +17,7 @@ const (
 	hcm            = "envoy.filters.network.http_connection_manager"
 	router         = "envoy.filters.http.router"
 	metadataMx     = "istio.metadata_exchange"
+	dynamicModules = "envoy.filters.network.dynamic_modules"
 )
 
 // TestEveryOverlayHasALayout: an overlay this check does not know would go unchecked.
@@ -50,6 +51,7 @@ func TestIstiodGeneratedSidecarConfig(t *testing.T) {
 					t.Run("GivenEveryPatch_WhenIstiodBuildsTheClientSidecar_ThenEachAppearsWithEveryFieldItSets", g.everyPatchApplied)
 					t.Run("GivenTheKafkaListener_WhenGenerated_ThenExtProcFailsClosedBeforeTcpProxyAndNothingElseReachesTheBrokers", g.kafkaListener)
 					t.Run("GivenExtProc_WhenGenerated_ThenItCallsTheClusterIstiodGeneratedForTheFilterService", g.extProcCluster)
+					t.Run("GivenTheBridgeModule_WhenGenerated_ThenItReachesTheFilterServiceOnlyThroughALoopbackListenerToItsMutualTlsCluster", g.bridgeLoopback)
 					t.Run("GivenTheKafkaCluster_WhenTheBrokersSidecarIsGenerated_ThenTheirAlpnNegotiatesNoMetadataExchange", g.kafkaALPN)
 					t.Run("GivenTheHttpEnvoyFilter_WhenGenerated_ThenExtProcSitsBeforeTheRouterOfEveryHcmItTargets", g.httpExtProc)
 				})
@@ -215,16 +217,27 @@ func (g clientView) kafkaListener(t *testing.T) {
 		t.Fatalf("the Kafka listener must have exactly one filter chain, got %d (default %v)", len(chains), at(l, "default_filter_chain"))
 	}
 	filters := at(chains[0], "filters").([]any)
-	if got := filterNames(filters); !slices.Equal(got, []string{extProcNetwork, tcpProxy}) {
-		t.Fatalf("the Kafka listener's filters are %v, want exactly [%s %s]", got, extProcNetwork, tcpProxy)
+	kafkaFilter := extProcNetwork
+	if g.bridge {
+		kafkaFilter = dynamicModules
+	}
+	if got := filterNames(filters); !slices.Equal(got, []string{kafkaFilter, tcpProxy}) {
+		t.Fatalf("the Kafka listener's filters are %v, want exactly [%s %s]", got, kafkaFilter, tcpProxy)
 	}
 	extProc, proxy := at(filters[0], "typed_config"), at(filters[1], "typed_config")
-	if at(extProc, "failure_mode_allow") != false {
-		t.Error("istiod generated network ext_proc with failure_mode_allow true: Kafka would flow in plaintext when the filter-service fails")
-	}
 	statPrefix := fmt.Sprintf("meshcrypt_kafka_%d", g.brokerPort)
-	if got := at(extProc, "stat_prefix"); got != statPrefix {
-		t.Errorf("ext_proc stat_prefix %q, want %q (Istio 1.26 dropped it)", got, statPrefix)
+	if g.bridge {
+		// the module has no fail-open mode; its config is checked key by key in istio/manifests_test.go
+		if at(extProc, "dynamic_module_config", "name") != "meshcrypt_ext_proc_bridge" || at(extProc, "filter_name") != "ext_proc_bridge" {
+			t.Errorf("the bridge module is not named as its build names it: %s", mustJSON(extProc))
+		}
+	} else {
+		if at(extProc, "failure_mode_allow") != false {
+			t.Error("istiod generated network ext_proc with failure_mode_allow true: Kafka would flow in plaintext when the filter-service fails")
+		}
+		if got := at(extProc, "stat_prefix"); got != statPrefix {
+			t.Errorf("ext_proc stat_prefix %q, want %q (Istio 1.26 dropped it)", got, statPrefix)
+		}
 	}
 	if got := at(proxy, "stat_prefix"); got != statPrefix {
 		t.Errorf("tcp_proxy stat_prefix %q, want %q", got, statPrefix)
@@ -315,6 +328,78 @@ func (g clientView) extProcCluster(t *testing.T) {
 	}
 	if !strings.Contains(mustJSON(at(cluster, "transport_socket_matches")), "tlsMode-istio") {
 		t.Errorf("cluster %s has no Istio mTLS transport socket match", name)
+	}
+}
+
+// bridgeLoopback: the bridge module dials the filter_service of its config itself (plaintext HTTP/2), so that must be a
+// listener of the same sidecar, bound to loopback only, forwarding with tcp_proxy to exactly the outbound cluster istiod
+// generated for the filter-service Service, whose Istio mTLS presents this pod's workload certificate (SDS "default"):
+// the filter-service's sidecar then sees, and appends to XFCC, the client's identity, as for network ext_proc.
+// Overlays without the bridge must not run the module.
+func (g clientView) bridgeLoopback(t *testing.T) {
+	var modules []any
+	for _, l := range g.client.listeners {
+		for _, chain := range append(asList(at(l, "filter_chains")), at(l, "default_filter_chain")) {
+			for _, f := range asList(at(chain, "filters")) {
+				if at(f, "name") == dynamicModules {
+					modules = append(modules, at(f, "typed_config"))
+				}
+			}
+		}
+	}
+	if !g.bridge {
+		if len(modules) > 0 {
+			t.Errorf("the overlay uses network ext_proc, yet the client sidecar runs %d dynamic module filters", len(modules))
+		}
+		return
+	}
+	if len(modules) != 1 {
+		t.Fatalf("want the bridge module on the Kafka listener only, found %d", len(modules))
+	}
+	var config struct {
+		FilterService string `json:"filter_service"`
+	}
+	if err := json.Unmarshal([]byte(str(at(modules[0], "filter_config", "value"))), &config); err != nil {
+		t.Fatalf("the module's filter_config as istiod generated it: %v", err)
+	}
+	address, ok := strings.CutPrefix(config.FilterService, "http://")
+	if !ok {
+		t.Fatalf("the module calls %q, want http://127.0.0.1:<loopback listener>", config.FilterService)
+	}
+	var loopback []map[string]any
+	for _, l := range g.client.listeners {
+		sa := at(l, "address", "socket_address")
+		if fmt.Sprintf("%v:%v", at(sa, "address"), at(sa, "port_value")) == address {
+			loopback = append(loopback, l)
+		}
+	}
+	if len(loopback) != 1 {
+		t.Fatalf("%d listeners in the client sidecar on %s, the module's filter_service; want one", len(loopback), address)
+	}
+	l := loopback[0]
+	t.Logf("the module calls %s: listener %s", address, l["name"])
+	if !strings.HasPrefix(address, "127.0.0.1:") {
+		t.Errorf("the module's listener is on %s: reachable from outside the pod", address)
+	}
+	if at(l, "bind_to_port") == false {
+		t.Errorf("listener %s is not bound: the module could not connect to it", l["name"])
+	}
+	chains := asList(at(l, "filter_chains"))
+	if len(chains) != 1 || at(l, "default_filter_chain") != nil || !slices.Equal(filterNames(at(chains[0], "filters")), []string{tcpProxy}) {
+		t.Fatalf("listener %s must be one chain of tcp_proxy alone: %s", l["name"], mustJSON(chains))
+	}
+	name, _, cluster := g.filterServiceCluster(t)
+	if got := str(at(chains[0], "filters", 0, "typed_config", "cluster")); got != name {
+		t.Errorf("listener %s forwards to %q; only the filter-service's cluster %q may be reached through it", l["name"], got, name)
+	}
+	var mtls any
+	for _, m := range asList(at(cluster, "transport_socket_matches")) {
+		if at(m, "name") == "tlsMode-istio" {
+			mtls = m
+		}
+	}
+	if sds := findKey(mtls, "tls_certificate_sds_secret_configs"); len(sds) != 1 || at(sds[0], 0, "name") != "default" {
+		t.Errorf("cluster %s does not present the pod's workload certificate (SDS default) over Istio mTLS: %s", name, mustJSON(mtls))
 	}
 }
 
@@ -487,6 +572,13 @@ func (g clientView) filterServiceInbound(t *testing.T) {
 			hcms++
 			if c := at(f, "typed_config", "codec_type"); c != "HTTP2" && c != "AUTO" {
 				t.Errorf("%s: codec %v, gRPC needs HTTP/2", where, c)
+			}
+			// the filter-service takes the caller's identity from the XFCC element its own sidecar appends (the peer
+			// certificate's URI SAN): the client pod's, through network ext_proc and through the bridge's loopback hop alike
+			if at(f, "typed_config", "forward_client_cert_details") != "APPEND_FORWARD" ||
+				at(f, "typed_config", "set_current_client_cert_details", "uri") != true {
+				t.Errorf("%s: XFCC %v %v; the filter-service needs the peer's URI appended (APPEND_FORWARD, uri)", where,
+					at(f, "typed_config", "forward_client_cert_details"), at(f, "typed_config", "set_current_client_cert_details"))
 			}
 			var rbac any
 			for _, h := range asList(at(f, "typed_config", "http_filters")) {

@@ -5,7 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.testsupport.RepoRoot;
 import java.io.IOException;
@@ -114,7 +116,59 @@ class CheckSidecarScriptTest {
         assertTrue(result.output().contains("FAIL  other listeners serve port 9092"), result.output());
     }
 
+    @Test
+    void givenSidecarWithTheBridgeModuleListener_whenChecked_thenEveryCheckPassesAndTheLoopbackListenerIsFound()
+            throws Exception {
+        List<ObjectNode> bridge = bridgeListeners();
+        startSidecar(bridge, true);
+
+        Result result = checkSidecar();
+
+        assertEquals(0, result.exitCode(), result.output());
+        assertTrue(result.output().contains("ok    listener " + LISTENER + " is active with the ext_proc bridge module"),
+                result.output());
+        assertTrue(result.output().contains("ok    the bridge's loopback listener 127.0.0.1:"), result.output());
+    }
+
+    @Test
+    void givenBridgeModuleWithoutItsLoopbackListener_whenChecked_thenCheckFails() throws Exception {
+        startSidecar(List.of(bridgeListeners().get(0)), true);
+
+        Result result = checkSidecar();
+
+        assertEquals(1, result.exitCode(), result.output());
+        assertTrue(result.output().contains("FAIL  the bridge calls 127.0.0.1:"), result.output());
+    }
+
     // ---- the sidecar
+
+    /**
+     * The Kafka listener and the loopback listener as istio/components/dynamic-module makes them: its JSON patch applied
+     * to the base listener, the loopback's cluster the sample layout's filter-service cluster (what the wiring component
+     * writes and the patch copies), on a free port with the module's filter_service following it (a host shares one
+     * loopback among tests).
+     */
+    private List<ObjectNode> bridgeListeners() throws IOException {
+        JsonNode component = IstioManifests.read(IstioManifests.istioDir(root).resolve("components/dynamic-module/kustomization.yaml"));
+        ObjectNode kafka = meshcryptListener();
+        ObjectNode loopback = null;
+        for (JsonNode op : new YAMLMapper().readTree(component.at("/patches/0/patch").asText())) {
+            if (op.path("op").asText().equals("replace") && op.path("path").asText().endsWith("/filters/0")) {
+                ((ArrayNode) kafka.at("/filter_chains/0/filters")).set(0, op.get("value").deepCopy());
+            } else if (op.path("op").asText().equals("add")) {
+                loopback = (ObjectNode) op.at("/value/patch/value").deepCopy();
+            }
+        }
+        assertTrue(loopback != null && SidecarEnvoy.loadsModule(kafka), "the component's patch: " + component);
+        int port = SidecarEnvoy.freePort();
+        loopback.set("address", IstioManifests.socketAddress("127.0.0.1", port));
+        ((ObjectNode) loopback.at("/filter_chains/0/filters/0/typed_config")).put("cluster", IstioManifests.FILTER_CLUSTER);
+        ObjectNode filterConfig = (ObjectNode) kafka.at("/filter_chains/0/filters/0/typed_config/filter_config");
+        ObjectNode moduleConfig = (ObjectNode) IstioManifests.JSON.readTree(filterConfig.get("value").asText());
+        moduleConfig.put("filter_service", "http://127.0.0.1:" + port);
+        filterConfig.put("value", IstioManifests.JSON.writeValueAsString(moduleConfig));
+        return List.of(kafka, loopback);
+    }
 
     private ObjectNode meshcryptListener() {
         return (ObjectNode) IstioManifests.onlyPatch(kafkaFilter, "LISTENER", "SIDECAR_OUTBOUND")
@@ -130,6 +184,10 @@ class CheckSidecarScriptTest {
     }
 
     private void startSidecar(List<ObjectNode> listeners) throws IOException {
+        startSidecar(listeners, false);
+    }
+
+    private void startSidecar(List<ObjectNode> listeners, boolean withBridgeModule) throws IOException {
         int adminPort = SidecarEnvoy.freePort();
         ObjectNode bootstrap = SidecarEnvoy.bootstrap(dir, adminPort);
         // the Kafka cluster without SDS (none runs here); the listener under test is what matters
@@ -141,7 +199,7 @@ class CheckSidecarScriptTest {
                 .put("path", lds.resolve("lds.json").toString())
                 .putObject("watched_directory").put("path", lds.toString());
         pushListeners(listeners, "1");
-        envoy = SidecarEnvoy.start(dir, bootstrap, adminPort);
+        envoy = SidecarEnvoy.start(dir, bootstrap, adminPort, withBridgeModule);
     }
 
     /** Replaces the LDS file atomically, as Envoy's watched-directory source expects. */

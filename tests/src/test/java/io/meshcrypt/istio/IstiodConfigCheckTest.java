@@ -60,6 +60,8 @@ class IstiodConfigCheckTest {
 
     /** The meshcrypt resources that must reach Envoy exactly as istiod generated them. */
     private static final String MESHCRYPT_PREFIX = "meshcrypt-kafka-";
+    /** The dynamic-module overlay's loopback listener, through which the bridge module calls the filter-service. */
+    private static final String BRIDGE_LOOPBACK_PREFIX = "meshcrypt-filter-service-";
 
     private static Path generated;
     private static Path log;
@@ -126,6 +128,7 @@ class IstiodConfigCheckTest {
         }
         assertTrue(sidecars.size() >= 3, "generated sidecar configs in " + generated + ": " + sidecars);
         int meshcryptListeners = 0;
+        int bridgeSidecars = 0;
         for (Path listenersFile : sidecars) {
             String sidecar = generated.relativize(listenersFile).toString().replace("-listeners.json", "");
             Path clustersFile = listenersFile.resolveSibling(
@@ -134,7 +137,8 @@ class IstiodConfigCheckTest {
             ArrayNode clusters = (ArrayNode) JSON.readTree(clustersFile.toFile());
             List<JsonNode> meshcrypt = new ArrayList<>();
             for (JsonNode resource : concat(listeners, clusters)) {
-                if (resource.path("name").asText().startsWith(MESHCRYPT_PREFIX)) {
+                String name = resource.path("name").asText();
+                if (name.startsWith(MESHCRYPT_PREFIX) || name.startsWith(BRIDGE_LOOPBACK_PREFIX)) {
                     meshcrypt.add(resource.deepCopy());
                 }
             }
@@ -144,7 +148,7 @@ class IstiodConfigCheckTest {
             for (JsonNode resource : meshcrypt) {
                 JsonNode after = findByName(resource.has("filter_chains") ? listeners : clusters, resource.get("name").asText());
                 assertEquals(resource, after, sidecar + ": removing istio-proxy extensions changed " + resource.get("name"));
-                meshcryptListeners += resource.has("filter_chains") ? 1 : 0;
+                meshcryptListeners += resource.get("name").asText().startsWith(MESHCRYPT_PREFIX) && resource.has("filter_chains") ? 1 : 0;
             }
 
             ObjectNode bootstrap = istioBootstrap(SidecarEnvoy.freePort());
@@ -157,8 +161,14 @@ class IstiodConfigCheckTest {
             EnvoyProcess.Validation result = SidecarEnvoy.validate(dir, bootstrap);
 
             assertEquals(0, result.exitCode(), sidecar + " (removed " + removed + "):\n" + result.output());
+            if (SidecarEnvoy.loadsModule(listeners)) {
+                bridgeSidecars++;
+                assertTrue(result.output().contains("ABI version"), sidecar + ": Envoy did not load the bridge module:\n"
+                        + result.output());
+            }
         }
         assertTrue(meshcryptListeners > 0, "no sidecar had a " + MESHCRYPT_PREFIX + "* listener");
+        assertTrue(bridgeSidecars > 0, "no sidecar ran the bridge module (the dynamic-module overlay)");
     }
 
     /**
@@ -187,16 +197,60 @@ class IstiodConfigCheckTest {
         kafkaThroughGeneratedConfig("sample", true);
     }
 
+    /**
+     * The same for the dynamic-module overlay (stock istio-proxy): the Kafka listener runs the ext_proc bridge module
+     * (the build in {@value SidecarEnvoy#BRIDGE_BUILD}, found through ENVOY_DYNAMIC_MODULES_SEARCH_PATH as istio-proxy
+     * finds it), which calls the filter-service through the generated loopback listener and the filter-service's mTLS
+     * cluster: the filter-service's sidecar (STRICT mTLS, RBAC admitting the client's namespace only) must see the
+     * client pod's identity through that hop, or Kafka fails closed. The loopback listener moves to a free port (and
+     * the module's filter_service with it): a host shares one loopback among all tests, a pod has its own.
+     */
+    @Test
+    void givenIstiodsKafkaPathThroughTheBridgeModule_whenClientsProduceAndConsume_thenBrokerStoresOnlyEnvelopes() throws Exception {
+        kafkaThroughGeneratedConfig("dynamic-module", true);
+    }
+
+    /**
+     * The loopback listener the bridge module's filter_service names, moved to a free port, the module's config
+     * following it.
+     */
+    private static ObjectNode rebindBridgeLoopback(ObjectNode kafkaListener, ArrayNode listeners) throws IOException {
+        ObjectNode filterConfig = (ObjectNode) kafkaListener.at("/filter_chains/0/filters/0/typed_config/filter_config");
+        ObjectNode moduleConfig = (ObjectNode) JSON.readTree(filterConfig.get("value").asText());
+        String address = moduleConfig.get("filter_service").asText().replaceFirst("^http://", "");
+        ObjectNode loopback = null;
+        for (JsonNode l : listeners) {
+            JsonNode at = l.at("/address/socket_address");
+            if ((at.path("address").asText() + ":" + at.path("port_value").asText()).equals(address)) {
+                loopback = (ObjectNode) l;
+            }
+        }
+        assertTrue(loopback != null && address.startsWith("127.0.0.1:"), "no loopback listener on " + address);
+        int port = SidecarEnvoy.freePort();
+        loopback.set("address", IstioManifests.socketAddress("127.0.0.1", port));
+        moduleConfig.put("filter_service", "http://127.0.0.1:" + port);
+        filterConfig.put("value", JSON.writeValueAsString(moduleConfig));
+        return loopback;
+    }
+
     private void kafkaThroughGeneratedConfig(String overlay, boolean brokersInMesh) throws Exception {
         assertEquals(0, goTestExit, "istiod-config-check failed; see " + log);
         LocalMesh mesh = LocalMesh.shared();
         Path sidecars = generated.resolve(overlay);
         ArrayNode listeners = (ArrayNode) JSON.readTree(sidecars.resolve("client-apps-listeners.json").toFile());
         ArrayNode clusters = (ArrayNode) JSON.readTree(sidecars.resolve("client-apps-clusters.json").toFile());
+        boolean bridge = SidecarEnvoy.loadsModule(listeners);
         ObjectNode listener = (ObjectNode) findByName(listeners, MESHCRYPT_PREFIX + "9092");
         ObjectNode kafkaCluster = (ObjectNode) findByName(clusters, listener.at("/filter_chains/0/filters/1/typed_config/cluster").asText());
-        ObjectNode filterCluster = (ObjectNode) findByName(clusters,
-                listener.at("/filter_chains/0/filters/0/typed_config/grpc_service/envoy_grpc/cluster_name").asText());
+        ArrayNode clientListeners = JSON.createArrayNode().add(listener);
+        ObjectNode bridgeLoopback = bridge ? rebindBridgeLoopback(listener, listeners) : null;
+        String filterClusterName = bridge
+                ? bridgeLoopback.at("/filter_chains/0/filters/0/typed_config/cluster").asText()
+                : listener.at("/filter_chains/0/filters/0/typed_config/grpc_service/envoy_grpc/cluster_name").asText();
+        ObjectNode filterCluster = (ObjectNode) findByName(clusters, filterClusterName);
+        if (bridge) {
+            clientListeners.add(bridgeLoopback);
+        }
         int listenerPort = SidecarEnvoy.freePort();
         listener.remove("bind_to_port");
         listener.set("address", IstioManifests.socketAddress("127.0.0.1", listenerPort));
@@ -249,7 +303,7 @@ class IstiodConfigCheckTest {
                     IstioMutualTls.workloadId("apps", "kafka-client"), Duration.ofHours(1)), ca.caCertificate());
             int adminPort = SidecarEnvoy.freePort();
             ObjectNode bootstrap = istioBootstrap(adminPort);
-            bootstrap.withObject("/static_resources").set("listeners", JSON.createArrayNode().add(listener));
+            bootstrap.withObject("/static_resources").set("listeners", clientListeners);
             bootstrap.withObject("/static_resources").set("clusters", used);
             SidecarEnvoy client = SidecarEnvoy.start(dir, bootstrap, adminPort);
             running.add(client);
@@ -275,9 +329,16 @@ class IstiodConfigCheckTest {
             for (ConsumerRecord<byte[], byte[]> stored : atRest) {
                 Envelope.assertEnvelopeOf(values.get((int) stored.offset()), stored.value(), "offset " + stored.offset() + " at rest");
             }
-            String statPrefix = listener.at("/filter_chains/0/filters/0/typed_config/stat_prefix").asText();
-            assertTrue(client.stat("network_ext_proc." + statPrefix + ".streams_started") > 0,
-                    "no ext_proc stream counted under " + statPrefix);
+            if (bridge) {
+                // the module's HTTP/2 connection to the filter-service went through the loopback listener
+                String statPrefix = bridgeLoopback.at("/filter_chains/0/filters/0/typed_config/stat_prefix").asText();
+                assertTrue(client.stat("tcp." + statPrefix + ".downstream_cx_total") > 0,
+                        "the bridge module never connected through its loopback listener " + statPrefix);
+            } else {
+                String statPrefix = listener.at("/filter_chains/0/filters/0/typed_config/stat_prefix").asText();
+                assertTrue(client.stat("network_ext_proc." + statPrefix + ".streams_started") > 0,
+                        "no ext_proc stream counted under " + statPrefix);
+            }
             if (brokersInMesh) {
                 assertTrue(client.stat("cluster." + statName(kafkaCluster) + ".ssl.handshake") > 0,
                         "the Kafka cluster did not speak mTLS to the broker's sidecar");

@@ -82,8 +82,10 @@ class OverlayBuildTest {
                         .add(IstioManifests.grpcCluster(filterCluster, "10.0.0.9", 9090));
             }
             JsonNode kafka = find(objects, "EnvoyFilter", "meshcrypt-kafka");
-            bootstrap.withArray("/static_resources/listeners")
-                    .add(IstioManifests.onlyPatch(kafka, "LISTENER", "SIDECAR_OUTBOUND").at("/patch/value").deepCopy());
+            // the Kafka listener, and for the bridge module (dynamic-module overlay) its loopback listener
+            for (JsonNode listener : IstioManifests.patches(kafka, "LISTENER", "SIDECAR_OUTBOUND")) {
+                bootstrap.withArray("/static_resources/listeners").add(listener.at("/patch/value").deepCopy());
+            }
             bootstrap.withArray("/static_resources/clusters")
                     .add(IstioManifests.onlyPatch(kafka, "CLUSTER", "SIDECAR_OUTBOUND").at("/patch/value").deepCopy());
             JsonNode http = findOrNull(objects, "EnvoyFilter", "meshcrypt-http");

@@ -8,23 +8,71 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.meshcrypt.testsupport.EnvoyProcess;
+import io.meshcrypt.testsupport.RepoRoot;
 import java.io.IOException;
 import java.net.ServerSocket;
+import java.net.URI;
 import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
 
-/** A real Envoy 1.40 ({@link EnvoyProcess}) configured like an Istio sidecar, for validation and for traffic. */
+/**
+ * A real Envoy 1.40 ({@link EnvoyProcess}) configured like an Istio sidecar, for validation and for traffic; with the
+ * ext_proc bridge module on its search path where the config loads it, as istio-proxy gets it (the dynamic-module
+ * overlay: {@code ENVOY_DYNAMIC_MODULES_SEARCH_PATH} from {@code proxyMetadata}).
+ */
 final class SidecarEnvoy implements AutoCloseable {
 
     private static final Duration READY = Duration.ofSeconds(30);
+    static final String DYNAMIC_MODULES = "envoy.filters.network.dynamic_modules";
+    /** The bridge module's build output, which {@code ./meshcrypt setup --for-tests} (cargo) makes. */
+    static final String BRIDGE_BUILD = "envoy/dynamic-module/ext-proc-bridge/target/release";
+    private static final String BRIDGE_FILE = "libmeshcrypt_ext_proc_bridge.so";
+    private static final HttpClient HTTP = HttpClient.newHttpClient();
 
     private final EnvoyProcess envoy;
+    // Envoy started with the module's search path: EnvoyProcess passes Envoy no environment of its own
+    private final Process withModule;
+    private final int adminPort;
 
     private SidecarEnvoy(EnvoyProcess envoy) {
         this.envoy = envoy;
+        this.withModule = null;
+        this.adminPort = envoy.adminPort();
+    }
+
+    private SidecarEnvoy(Process withModule, int adminPort) {
+        this.envoy = null;
+        this.withModule = withModule;
+        this.adminPort = adminPort;
+    }
+
+    /** Whether {@code config} (a bootstrap or listeners) runs a dynamic module filter, which Envoy must find. */
+    static boolean loadsModule(JsonNode config) {
+        return config.findValues("name").stream().anyMatch(n -> DYNAMIC_MODULES.equals(n.asText()));
+    }
+
+    /** The folder holding the built bridge module; fails saying how to build it. */
+    static Path bridgeModuleDir() {
+        Path dir = RepoRoot.find().resolve(BRIDGE_BUILD);
+        if (!Files.isRegularFile(dir.resolve(BRIDGE_FILE))) {
+            throw new AssertionError("the bridge module " + dir.resolve(BRIDGE_FILE) + " is not built: run ./meshcrypt "
+                    + "setup --for-tests (or cargo build --release --locked in envoy/dynamic-module/ext-proc-bridge)");
+        }
+        return dir;
+    }
+
+    private static ProcessBuilder withModuleSearchPath(List<String> command, Path log) {
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", bridgeModuleDir().toString());
+        return pb;
     }
 
     /**
@@ -106,19 +154,61 @@ final class SidecarEnvoy implements AutoCloseable {
         throw new AssertionError("no cluster " + replacement.get("name"));
     }
 
+    /** {@code envoy --mode validate}; with the bridge module on the search path when the config loads a module. */
     static EnvoyProcess.Validation validate(Path dir, ObjectNode bootstrap) throws IOException, InterruptedException {
-        return EnvoyProcess.validate(write(dir, bootstrap, "validate"), dir.resolve("envoy-validate.log"),
-                "--log-level", "warn");
+        Path config = write(dir, bootstrap, "validate");
+        Path log = dir.resolve("envoy-validate.log");
+        if (!loadsModule(bootstrap)) {
+            return EnvoyProcess.validate(config, log, "--log-level", "warn");
+        }
+        // info: the log then says which module was loaded and whether its ABI version matched
+        Process p = withModuleSearchPath(List.of(EnvoyProcess.binary().toString(), "--mode", "validate", "-c",
+                config.toString(), "--log-level", "info"), log).start();
+        if (!p.waitFor(60, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new IllegalStateException("envoy --mode validate did not finish within 60 s: " + config);
+        }
+        return new EnvoyProcess.Validation(p.exitValue(), config + "\n" + Files.readString(log));
     }
 
-    /** Starts Envoy and waits until its admin API reports LIVE. */
+    /**
+     * Starts Envoy and waits until its admin API reports LIVE; with the bridge module on the search path when the
+     * config loads a module.
+     */
     static SidecarEnvoy start(Path dir, ObjectNode bootstrap, int adminPort) throws IOException {
-        return new SidecarEnvoy(EnvoyProcess.start(write(dir, bootstrap, "run"), adminPort, dir.resolve("envoy.log"),
-                READY, "--log-level", "warn"));
+        return start(dir, bootstrap, adminPort, loadsModule(bootstrap));
+    }
+
+    /** As {@link #start(Path, ObjectNode, int)}; {@code withBridgeModule} for modules in listeners that come by LDS. */
+    static SidecarEnvoy start(Path dir, ObjectNode bootstrap, int adminPort, boolean withBridgeModule) throws IOException {
+        Path config = write(dir, bootstrap, "run");
+        Path log = dir.resolve("envoy.log");
+        if (!withBridgeModule) {
+            return new SidecarEnvoy(EnvoyProcess.start(config, adminPort, log, READY, "--log-level", "warn"));
+        }
+        SidecarEnvoy envoy = new SidecarEnvoy(withModuleSearchPath(List.of(EnvoyProcess.binary().toString(), "-c",
+                config.toString(), "--disable-hot-restart", "--log-level", "info"), log).directory(dir.toFile()).start(),
+                adminPort);
+        long deadline = System.nanoTime() + READY.toNanos();
+        while (!"LIVE".equals(envoy.admin("/ready").strip())) {
+            if (!envoy.withModule.isAlive() || System.nanoTime() - deadline > 0) {
+                envoy.close();
+                throw new IllegalStateException("Envoy with the bridge module not LIVE within " + READY + "; log " + log
+                        + ":\n" + Files.readString(log));
+            }
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                envoy.close();
+                throw new IllegalStateException("interrupted while waiting for Envoy", e);
+            }
+        }
+        return envoy;
     }
 
     int adminPort() {
-        return envoy.adminPort();
+        return adminPort;
     }
 
     /** The value of one counter or gauge. */
@@ -135,12 +225,35 @@ final class SidecarEnvoy implements AutoCloseable {
 
     /** GET on the admin API; empty when it does not answer (yet). */
     String admin(String path) {
-        return envoy.admin(path);
+        if (envoy != null) {
+            return envoy.admin(path);
+        }
+        try {
+            return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + adminPort + path))
+                    .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString()).body();
+        } catch (IOException e) {
+            return "";
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
     }
 
     @Override
     public void close() {
-        envoy.close();
+        if (envoy != null) {
+            envoy.close();
+            return;
+        }
+        withModule.destroy();
+        try {
+            if (!withModule.waitFor(10, TimeUnit.SECONDS)) {
+                withModule.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            withModule.destroyForcibly();
+            Thread.currentThread().interrupt();
+        }
     }
 
     static Path write(Path dir, ObjectNode config, String name) throws IOException {
