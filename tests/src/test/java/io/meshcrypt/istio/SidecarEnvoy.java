@@ -11,17 +11,12 @@ import io.meshcrypt.testsupport.EnvoyProcess;
 import io.meshcrypt.testsupport.RepoRoot;
 import java.io.IOException;
 import java.net.ServerSocket;
-import java.net.URI;
 import java.net.URLEncoder;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 /**
  * A real Envoy 1.40 ({@link EnvoyProcess}) configured like an Istio sidecar, for validation and for traffic; with the
@@ -35,23 +30,11 @@ final class SidecarEnvoy implements AutoCloseable {
     /** The bridge module's build output, which {@code ./meshcrypt setup --for-tests} (cargo) makes. */
     static final String BRIDGE_BUILD = "envoy/dynamic-module/ext-proc-bridge/target/release";
     private static final String BRIDGE_FILE = "libmeshcrypt_ext_proc_bridge.so";
-    private static final HttpClient HTTP = HttpClient.newHttpClient();
 
     private final EnvoyProcess envoy;
-    // Envoy started with the module's search path: EnvoyProcess passes Envoy no environment of its own
-    private final Process withModule;
-    private final int adminPort;
 
     private SidecarEnvoy(EnvoyProcess envoy) {
         this.envoy = envoy;
-        this.withModule = null;
-        this.adminPort = envoy.adminPort();
-    }
-
-    private SidecarEnvoy(Process withModule, int adminPort) {
-        this.envoy = null;
-        this.withModule = withModule;
-        this.adminPort = adminPort;
     }
 
     /** Whether {@code config} (a bootstrap or listeners) runs a dynamic module filter, which Envoy must find. */
@@ -69,10 +52,12 @@ final class SidecarEnvoy implements AutoCloseable {
         return dir;
     }
 
-    private static ProcessBuilder withModuleSearchPath(List<String> command, Path log) {
-        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
-        pb.environment().put("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", bridgeModuleDir().toString());
-        return pb;
+    /** Envoy with {@code args}, and the bridge module on its search path when {@code withBridgeModule}. */
+    private static EnvoyProcess.Command command(boolean withBridgeModule, String... args) {
+        EnvoyProcess.Command command = EnvoyProcess.Command.of(args);
+        return withBridgeModule
+                ? command.withEnvironment("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", bridgeModuleDir().toString())
+                : command;
     }
 
     /**
@@ -158,17 +143,9 @@ final class SidecarEnvoy implements AutoCloseable {
     static EnvoyProcess.Validation validate(Path dir, ObjectNode bootstrap) throws IOException, InterruptedException {
         Path config = write(dir, bootstrap, "validate");
         Path log = dir.resolve("envoy-validate.log");
-        if (!loadsModule(bootstrap)) {
-            return EnvoyProcess.validate(config, log, "--log-level", "warn");
-        }
-        // info: the log then says which module was loaded and whether its ABI version matched
-        Process p = withModuleSearchPath(List.of(EnvoyProcess.binary().toString(), "--mode", "validate", "-c",
-                config.toString(), "--log-level", "info"), log).start();
-        if (!p.waitFor(60, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            throw new IllegalStateException("envoy --mode validate did not finish within 60 s: " + config);
-        }
-        return new EnvoyProcess.Validation(p.exitValue(), config + "\n" + Files.readString(log));
+        // info with a module: the log then says which module was loaded and whether its ABI version matched
+        boolean module = loadsModule(bootstrap);
+        return EnvoyProcess.validate(config, log, command(module, "--log-level", module ? "info" : "warn"));
     }
 
     /**
@@ -183,32 +160,12 @@ final class SidecarEnvoy implements AutoCloseable {
     static SidecarEnvoy start(Path dir, ObjectNode bootstrap, int adminPort, boolean withBridgeModule) throws IOException {
         Path config = write(dir, bootstrap, "run");
         Path log = dir.resolve("envoy.log");
-        if (!withBridgeModule) {
-            return new SidecarEnvoy(EnvoyProcess.start(config, adminPort, log, READY, "--log-level", "warn"));
-        }
-        SidecarEnvoy envoy = new SidecarEnvoy(withModuleSearchPath(List.of(EnvoyProcess.binary().toString(), "-c",
-                config.toString(), "--disable-hot-restart", "--log-level", "info"), log).directory(dir.toFile()).start(),
-                adminPort);
-        long deadline = System.nanoTime() + READY.toNanos();
-        while (!"LIVE".equals(envoy.admin("/ready").strip())) {
-            if (!envoy.withModule.isAlive() || System.nanoTime() - deadline > 0) {
-                envoy.close();
-                throw new IllegalStateException("Envoy with the bridge module not LIVE within " + READY + "; log " + log
-                        + ":\n" + Files.readString(log));
-            }
-            try {
-                Thread.sleep(100);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                envoy.close();
-                throw new IllegalStateException("interrupted while waiting for Envoy", e);
-            }
-        }
-        return envoy;
+        return new SidecarEnvoy(EnvoyProcess.start(config, adminPort, log, READY,
+                command(withBridgeModule, "--log-level", withBridgeModule ? "info" : "warn")));
     }
 
     int adminPort() {
-        return adminPort;
+        return envoy.adminPort();
     }
 
     /** The value of one counter or gauge. */
@@ -225,35 +182,12 @@ final class SidecarEnvoy implements AutoCloseable {
 
     /** GET on the admin API; empty when it does not answer (yet). */
     String admin(String path) {
-        if (envoy != null) {
-            return envoy.admin(path);
-        }
-        try {
-            return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + adminPort + path))
-                    .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString()).body();
-        } catch (IOException e) {
-            return "";
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
-        }
+        return envoy.admin(path);
     }
 
     @Override
     public void close() {
-        if (envoy != null) {
-            envoy.close();
-            return;
-        }
-        withModule.destroy();
-        try {
-            if (!withModule.waitFor(10, TimeUnit.SECONDS)) {
-                withModule.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-            }
-        } catch (InterruptedException e) {
-            withModule.destroyForcibly();
-            Thread.currentThread().interrupt();
-        }
+        envoy.close();
     }
 
     static Path write(Path dir, ObjectNode config, String name) throws IOException {

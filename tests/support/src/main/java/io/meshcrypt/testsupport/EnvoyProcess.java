@@ -9,7 +9,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -24,6 +26,43 @@ public final class EnvoyProcess implements AutoCloseable {
     public static final Duration DEFAULT_READY_TIMEOUT = Duration.ofSeconds(60);
     private static final Duration STOP_TIMEOUT = Duration.ofSeconds(10);
     private static final HttpClient HTTP = HttpClient.newHttpClient();
+
+    /**
+     * What runs besides the config: the binary, environment added to the test's own (e.g.
+     * {@code ENVOY_DYNAMIC_MODULES_SEARCH_PATH} for dynamic modules) and extra arguments.
+     */
+    public record Command(Path binary, Map<String, String> environment, List<String> args) {
+        public Command {
+            environment = Map.copyOf(environment);
+            args = List.copyOf(args);
+        }
+
+        /** {@link EnvoyProcess#binary()} with these arguments and no added environment. */
+        public static Command of(String... args) {
+            return new Command(EnvoyProcess.binary(), Map.of(), List.of(args));
+        }
+
+        public Command withBinary(Path other) {
+            return new Command(other, environment, args);
+        }
+
+        public Command withEnvironment(String name, String value) {
+            Map<String, String> more = new HashMap<>(environment);
+            more.put(name, value);
+            return new Command(binary, more, args);
+        }
+
+        ProcessBuilder processBuilder(List<String> head, Path config) {
+            List<String> command = new ArrayList<>();
+            command.add(binary.toString());
+            command.addAll(head);
+            command.add(config.toString());
+            command.addAll(args);
+            ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+            pb.environment().putAll(environment);
+            return pb;
+        }
+    }
 
     /** The outcome of {@code envoy --mode validate}. */
     public record Validation(int exitCode, String output) {
@@ -66,11 +105,16 @@ public final class EnvoyProcess implements AutoCloseable {
      */
     public static EnvoyProcess start(Path config, int adminPort, Path log, Duration readyTimeout, String... extraArgs)
             throws IOException {
-        List<String> command = new ArrayList<>(List.of(binary().toString(), "-c", config.toString(), "--disable-hot-restart"));
-        command.addAll(List.of(extraArgs));
+        return start(config, adminPort, log, readyTimeout, Command.of(extraArgs));
+    }
+
+    /** As {@link #start(Path, int, Path, Duration, String...)}, run as {@code command} says. */
+    public static EnvoyProcess start(Path config, int adminPort, Path log, Duration readyTimeout, Command command)
+            throws IOException {
         Files.createDirectories(log.toAbsolutePath().getParent());
-        Process process = new ProcessBuilder(command).directory(config.toAbsolutePath().getParent().toFile())
-                .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
+        Process process = command.processBuilder(List.of("--disable-hot-restart", "-c"), config)
+                .directory(config.toAbsolutePath().getParent().toFile())
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
         EnvoyProcess envoy = new EnvoyProcess(process, adminPort, log);
         try {
             envoy.awaitReady(readyTimeout);
@@ -83,9 +127,13 @@ public final class EnvoyProcess implements AutoCloseable {
 
     /** Runs {@code envoy --mode validate -c config}, its output written to {@code log}. */
     public static Validation validate(Path config, Path log, String... extraArgs) throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>(List.of(binary().toString(), "--mode", "validate", "-c", config.toString()));
-        command.addAll(List.of(extraArgs));
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        return validate(config, log, Command.of(extraArgs));
+    }
+
+    /** As {@link #validate(Path, Path, String...)}, run as {@code command} says. */
+    public static Validation validate(Path config, Path log, Command command) throws IOException, InterruptedException {
+        Process p = command.processBuilder(List.of("--mode", "validate", "-c"), config)
+                .redirectOutput(log.toFile()).start();
         if (!p.waitFor(60, TimeUnit.SECONDS)) {
             p.destroyForcibly();
             throw new IllegalStateException("envoy --mode validate did not finish within 60 s: " + config);
