@@ -47,6 +47,18 @@ public final class ValueCipherV2 implements ValueCipher {
             public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
                 return KeyNotReadyException.awaitBlocking(() -> self.decrypt(topic, envelope), timeout);
             }
+
+            @Override
+            public ByteBuffer encryptHeader(String topic, ByteBuffer name, ByteBuffer plaintext, ReusableBuffer reuse)
+                    throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.encryptHeader(topic, name, plaintext, reuse), timeout);
+            }
+
+            @Override
+            public ByteBuffer decryptHeader(String topic, ByteBuffer name, ByteBuffer envelope, ReusableBuffer reuse)
+                    throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.decryptHeader(topic, name, envelope, reuse), timeout);
+            }
         };
     }
 
@@ -82,6 +94,69 @@ public final class ValueCipherV2 implements ValueCipher {
         Nonces.next(out, header.length);
         aesGcm.seal(dek.key, out, header.length, header, topic, plaintext, header.length + ValueEnvelope.NONCE_LENGTH);
         return ByteBuffer.wrap(out, 0, total);
+    }
+
+    /** The topic's current DEK, as for values (each header counts as one use of it); the name is bound as well. */
+    @Override
+    public ByteBuffer encryptHeader(String topic, ByteBuffer name, ByteBuffer plaintext, ReusableBuffer reuse)
+            throws GeneralSecurityException {
+        Objects.requireNonNull(topic, "topic");
+        Objects.requireNonNull(name, "name");
+        Dek dek = deks.forEncryption(topic);
+        int length = plaintext.remaining();
+        int headerLength = dek.header.length;
+        int overhead = headerLength + ValueEnvelope.NONCE_LENGTH + ValueEnvelope.TAG_LENGTH;
+        if (length > Integer.MAX_VALUE - 8 - overhead) {
+            throw new GeneralSecurityException("header value" + ValueEnvelope.onTopic(topic) + " is too large to encrypt ("
+                    + length + " bytes)");
+        }
+        int total = overhead + length;
+        byte[] out = reuse == null ? new byte[total] : reuse.atLeast(total);
+        System.arraycopy(dek.header, 0, out, 0, headerLength);
+        HeaderEnvelope.writePrefix(out);
+        Nonces.next(out, headerLength);
+        aesGcm.seal(dek.key, out, headerLength, out, headerLength, topic, name, plaintext,
+                headerLength + ValueEnvelope.NONCE_LENGTH);
+        return ByteBuffer.wrap(out, 0, total);
+    }
+
+    @Override
+    public ByteBuffer decryptHeader(String topic, ByteBuffer name, ByteBuffer envelope, ReusableBuffer reuse)
+            throws GeneralSecurityException {
+        Objects.requireNonNull(topic, "topic");
+        Objects.requireNonNull(name, "name");
+        if (!HeaderEnvelope.isHeaderEnvelope(envelope)) {
+            throw new NotAnEnvelopeException("header value" + ValueEnvelope.onTopic(topic) + " is not a meshcrypt header"
+                    + " envelope (" + envelope.remaining() + " bytes without the \\0MCH magic)");
+        }
+        int version = Byte.toUnsignedInt(envelope.get(envelope.position() + 4));
+        if (version != HeaderEnvelope.VERSION_1) {
+            throw new UnsupportedEnvelopeVersionException("header value" + ValueEnvelope.onTopic(topic)
+                    + " uses meshcrypt header envelope version " + version + "; this reader supports version 1", version);
+        }
+        // The layout from byte 5 is version 2's: the same DEK cache serves values and headers.
+        int keySection = ValueEnvelopeV2.keySectionLength(envelope);
+        SecretKeySpec key = keySection < 0 ? null : deks.cachedForDecryption(topic, envelope, keySection);
+        int headerLength;
+        if (key != null) {
+            headerLength = ValueEnvelopeV2.KEK_ID_LENGTH_OFFSET + keySection;
+        } else {
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parseHeaderEnvelope(envelope, topic);
+            key = deks.forDecryption(topic, envelope, info);
+            headerLength = info.headerLength();
+        }
+        int start = envelope.position();
+        ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + ValueEnvelope.NONCE_LENGTH);
+        try {
+            return aesGcm.open(key, envelope, start + headerLength, envelope.duplicate().limit(start + headerLength), topic,
+                    name, ciphertext, reuse);
+        } catch (GeneralSecurityException e) {
+            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parseHeaderEnvelope(envelope, topic);
+            throw new EnvelopeException("cannot decrypt header value" + ValueEnvelope.onTopic(topic) + " with DEK "
+                    + info.dekIdText() + " (KEK " + info.kekIdText() + "): " + (e instanceof AEADBadTagException
+                    ? "authentication failed (tampered with or truncated, or encrypted for another header name or topic)"
+                    : e.getClass().getSimpleName()), e);
+        }
     }
 
     /**
