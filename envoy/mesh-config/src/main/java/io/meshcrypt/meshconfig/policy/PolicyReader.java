@@ -174,9 +174,13 @@ public final class PolicyReader {
         if (entry == null) {
             return List.of();
         }
-        if (!(entry.value() instanceof Sequence list) || list.items().isEmpty()) {
+        if (!(entry.value() instanceof Sequence list)) {
             throw config.error(entry.keyLocation(), path, "must be a non-empty list of header names or globs (got "
                     + ConfigFields.describe(entry.value()) + ")");
+        }
+        if (list.items().isEmpty()) {
+            throw config.error(entry.keyLocation(), path, "must list at least one header name or glob (omit it to leave"
+                    + " headers as sent)");
         }
         List<String> names = new ArrayList<>();
         for (int i = 0; i < list.items().size(); i++) {
