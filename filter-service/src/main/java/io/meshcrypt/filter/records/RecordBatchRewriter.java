@@ -608,7 +608,6 @@ public final class RecordBatchRewriter {
                                               long offset, int bodyStart, int bodyEnd, int keyLengthAt, int keyLength,
                                               int valueLengthAt, int valueLength, int headersStart)
                 throws RecordRewriteException, IOException {
-            rewriteHeaders(src, offset, headersStart, bodyEnd);
             ByteBuffer key = null;
             if (keys != null && keyLength >= 0) {
                 key = rewrite(keyRewriter, view(keys, valueLengthAt - keyLength, keyLength), offset, "key");
@@ -617,6 +616,9 @@ public final class RecordBatchRewriter {
             if (valueLength >= 0) {
                 value = rewriteValue(view(values, headersStart - valueLength, valueLength), offset);
             }
+            // After the value: a value that meets an unreachable KMS is reported as such (the fetch path watches values
+            // for outages). The key's and value's results live in their rewriters' buffers, untouched by the headers.
+            rewriteHeaders(src, offset, headersStart, bodyEnd);
             long keyBytes = key == null ? valueLengthAt - keyLengthAt
                     : ByteUtils.sizeOfVarint(key.remaining()) + (long) key.remaining();
             long valueBytes = value == null ? headersStart - valueLengthAt
