@@ -61,9 +61,7 @@ class EncryptedHeadersTest {
         String topic = mesh.createTopic(LocalMesh.HEADERS_TOPIC_PREFIX + "roundtrip", 1);
 
         // When a record with listed, unlisted and null headers is produced through Envoy
-        try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Map.of())) {
-            producer.send(new ProducerRecord<>(topic, null, utf8("k"), utf8("order 1"), sent())).get(30, TimeUnit.SECONDS);
-        }
+        produceThroughEnvoy(topic, "order 1");
 
         // Then at rest the listed headers hold header envelopes, the others are as sent, and the value is encrypted
         List<ConsumerRecord<byte[], byte[]>> atRest = mesh.readDirect(topic);
@@ -99,9 +97,7 @@ class EncryptedHeadersTest {
         // Given a record produced through Envoy, and a copy written straight to the broker with user-id's envelope
         // moved under x-pii-email (also a listed header)
         String topic = mesh.createTopic(LocalMesh.HEADERS_TOPIC_PREFIX + "moved", 1);
-        try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Map.of())) {
-            producer.send(new ProducerRecord<>(topic, null, utf8("k"), utf8("order 2"), sent())).get(30, TimeUnit.SECONDS);
-        }
+        produceThroughEnvoy(topic, "order 2");
         ConsumerRecord<byte[], byte[]> original = mesh.readDirect(topic).getFirst();
         Header[] stored = original.headers().toArray();
         Headers moved = new RecordHeaders(new Header[]{new RecordHeader("x-pii-email", stored[1].value())});
@@ -119,6 +115,13 @@ class EncryptedHeadersTest {
             KafkaException error = assertThrows(KafkaException.class, () -> pollUntilErrorOrRecords(consumer),
                     "poll through Envoy of a header envelope under another name");
             assertEquals(-1, String.valueOf(error.getMessage()).indexOf("customer-4711"), "error leaks the plaintext");
+        }
+    }
+
+    /** One record with the {@link #sent} headers, through Envoy. */
+    private void produceThroughEnvoy(String topic, String value) throws Exception {
+        try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Map.of())) {
+            producer.send(new ProducerRecord<>(topic, null, utf8("k"), utf8(value), sent())).get(30, TimeUnit.SECONDS);
         }
     }
 

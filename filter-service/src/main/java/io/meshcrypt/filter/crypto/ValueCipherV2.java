@@ -135,28 +135,7 @@ public final class ValueCipherV2 implements ValueCipher {
                     + " uses meshcrypt header envelope version " + version + "; this reader supports version 1", version);
         }
         // The layout from byte 5 is version 2's: the same DEK cache serves values and headers.
-        int keySection = ValueEnvelopeV2.keySectionLength(envelope);
-        SecretKeySpec key = keySection < 0 ? null : deks.cachedForDecryption(topic, envelope, keySection);
-        int headerLength;
-        if (key != null) {
-            headerLength = ValueEnvelopeV2.KEK_ID_LENGTH_OFFSET + keySection;
-        } else {
-            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parseHeaderEnvelope(envelope, topic);
-            key = deks.forDecryption(topic, envelope, info);
-            headerLength = info.headerLength();
-        }
-        int start = envelope.position();
-        ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + ValueEnvelope.NONCE_LENGTH);
-        try {
-            return aesGcm.open(key, envelope, start + headerLength, envelope.duplicate().limit(start + headerLength), topic,
-                    name, ciphertext, reuse);
-        } catch (GeneralSecurityException e) {
-            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parseHeaderEnvelope(envelope, topic);
-            throw new EnvelopeException("cannot decrypt header value" + ValueEnvelope.onTopic(topic) + " with DEK "
-                    + info.dekIdText() + " (KEK " + info.kekIdText() + "): " + (e instanceof AEADBadTagException
-                    ? "authentication failed (tampered with or truncated, or encrypted for another header name or topic)"
-                    : e.getClass().getSimpleName()), e);
-        }
+        return open(topic, name, envelope, reuse);
     }
 
     /**
@@ -190,14 +169,23 @@ public final class ValueCipherV2 implements ValueCipher {
             throw new UnsupportedEnvelopeVersionException("value" + ValueEnvelope.onTopic(topic) + " uses meshcrypt envelope version "
                     + version + "; this reader supports version 2" + (v1 == null ? " (no version-1 keyset configured)" : " and 1"), version);
         }
-        // A run of records under one DEK: compare the key section with the last one, parse nothing.
+        return open(topic, null, envelope, reuse);
+    }
+
+    /**
+     * Decrypts a version-2 value envelope, or with a {@code headerName} a header envelope (version 2's layout from byte
+     * 5), whose magic and version were checked. A run of records under one DEK compares the key section with the last
+     * one and parses nothing.
+     */
+    private ByteBuffer open(String topic, ByteBuffer headerName, ByteBuffer envelope, ReusableBuffer reuse)
+            throws GeneralSecurityException {
         int keySection = ValueEnvelopeV2.keySectionLength(envelope);
         SecretKeySpec key = keySection < 0 ? null : deks.cachedForDecryption(topic, envelope, keySection);
         int headerLength;
         if (key != null) {
             headerLength = ValueEnvelopeV2.KEK_ID_LENGTH_OFFSET + keySection;
         } else {
-            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
+            ValueEnvelopeV2.Info info = parse(envelope, topic, headerName);
             key = deks.forDecryption(topic, envelope, info);
             headerLength = info.headerLength();
         }
@@ -205,17 +193,25 @@ public final class ValueCipherV2 implements ValueCipher {
         ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + ValueEnvelope.NONCE_LENGTH);
         try {
             return aesGcm.open(key, envelope, start + headerLength, envelope.duplicate().limit(start + headerLength), topic,
-                    ciphertext, reuse);
+                    headerName, ciphertext, reuse);
         } catch (AEADBadTagException e) {
-            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
-            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
-                    + " (KEK " + info.kekIdText() + "): authentication failed (value tampered with or truncated, or encrypted for another topic)");
+            ValueEnvelopeV2.Info info = parse(envelope, topic, headerName);
+            throw new EnvelopeException("cannot decrypt " + (headerName == null ? "value" : "header value")
+                    + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText() + " (KEK " + info.kekIdText()
+                    + "): authentication failed (" + (headerName == null
+                    ? "value tampered with or truncated, or encrypted for another topic)"
+                    : "tampered with or truncated, or encrypted for another header name or topic)"));
         } catch (GeneralSecurityException e) {
-            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
-            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
-                    + " (KEK " + info.kekIdText() + "): " + e.getClass().getSimpleName(), e);
+            ValueEnvelopeV2.Info info = parse(envelope, topic, headerName);
+            throw new EnvelopeException("cannot decrypt " + (headerName == null ? "value" : "header value")
+                    + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText() + " (KEK " + info.kekIdText() + "): "
+                    + e.getClass().getSimpleName(), e);
         }
     }
 
-
+    private static ValueEnvelopeV2.Info parse(ByteBuffer envelope, String topic, ByteBuffer headerName)
+            throws EnvelopeException {
+        return headerName == null ? ValueEnvelopeV2.parse(envelope, topic)
+                : ValueEnvelopeV2.parseHeaderEnvelope(envelope, topic);
+    }
 }

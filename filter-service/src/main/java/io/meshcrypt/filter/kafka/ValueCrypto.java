@@ -156,18 +156,13 @@ final class ValueCrypto {
      *     the header's name; null values stay null
      */
     HeaderRewriter headerEncryptor(String topic, TopicPlan plan) {
-        HeaderNames names = plan.headers();
-        if (names.isEmpty() || !plan.encrypts()) {
+        HeaderNames names = listedHeaders(plan);
+        if (names == null) {
             return null;
         }
         // As for values: one output array per rewriter, each result copied out before the next header is encrypted.
         ReusableBuffer envelopes = new ReusableBuffer();
-        return new HeaderRewriter() {
-            @Override
-            public boolean rewrites(ByteBuffer name) {
-                return names.matches(name);
-            }
-
+        return new ListedHeaders(names) {
             @Override
             public ByteBuffer rewrite(ByteBuffer name, ByteBuffer value) throws RecordRewriteException {
                 try {
@@ -190,18 +185,13 @@ final class ValueCrypto {
      * @return null when fetched headers of {@code topic} pass untouched, else the header rewriter for its batches
      */
     HeaderRewriter headerDecryptor(String topic, TopicPlan plan) {
-        HeaderNames names = plan.headers();
-        if (names.isEmpty() || !plan.encrypts()) {
+        HeaderNames names = listedHeaders(plan);
+        if (names == null) {
             return null;
         }
         String shown = shown(topic);
         ReusableBuffer plaintexts = new ReusableBuffer();
-        return new HeaderRewriter() {
-            @Override
-            public boolean rewrites(ByteBuffer name) {
-                return names.matches(name);
-            }
-
+        return new ListedHeaders(names) {
             @Override
             public ByteBuffer rewrite(ByteBuffer name, ByteBuffer value) throws RecordRewriteException {
                 if (!HeaderEnvelope.isHeaderEnvelope(value)) {
@@ -216,6 +206,25 @@ final class ValueCrypto {
                 }
             }
         };
+    }
+
+    /** @return the headers an encrypted topic's entry lists, or null when there are none */
+    private static HeaderNames listedHeaders(TopicPlan plan) {
+        return plan.headers().isEmpty() || !plan.encrypts() ? null : plan.headers();
+    }
+
+    /** Chooses the headers a policy entry lists ({@link HeaderNames#matches}: no allocation per header). */
+    private abstract static class ListedHeaders implements HeaderRewriter {
+        private final HeaderNames names;
+
+        ListedHeaders(HeaderNames names) {
+            this.names = names;
+        }
+
+        @Override
+        public final boolean rewrites(ByteBuffer name) {
+            return names.matches(name);
+        }
     }
 
     /** A header name for an error message (failures only): decoded, escaped and bounded; it may come from anyone. */

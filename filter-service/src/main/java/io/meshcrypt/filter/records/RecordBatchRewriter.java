@@ -203,6 +203,8 @@ public final class RecordBatchRewriter {
         /** Views of the records section being parsed for header names and values; null without a header rewriter. */
         private ByteBuffer headerNames;
         private ByteBuffer headerValues;
+        /** What {@link #headerNames} and {@link #headerValues} view: the input, or one batch's decompressed bytes. */
+        private ByteBuffer headerSource;
         /** The rewritten headers section of one record, reused for every record of the call. */
         private byte[] headerScratch;
         private int headerScratchLength;
@@ -376,9 +378,10 @@ public final class RecordBatchRewriter {
             if (headerRewriter == null) {
                 return;
             }
-            if (headerNames == null || src != in) {
+            if (headerSource != src) {
                 headerNames = src.duplicate();
                 headerValues = src.duplicate();
+                headerSource = src;
             }
         }
 

@@ -230,6 +230,27 @@ class RecordBatchHeaderRewriteTest {
     }
 
     @Test
+    void givenCompressedThenUncompressedBatchInOneFetch_whenHeadersRewritten_thenEachBatchReadsItsOwnHeaders()
+            throws Exception {
+        List<Entry> entries = contiguous(records());
+        Params gzip = Params.plain(CompressionType.GZIP);
+        Params none = Params.plain(CompressionType.NONE);
+        MemoryRecords input = RecordBatches.concat(bytes(build(gzip, entries)), bytes(build(none, entries)),
+                bytes(build(gzip, entries)));
+
+        List<MutableRecordBatch> out = RecordBatches.batches(rewrite(input, IDENTITY, null, new Grow(),
+                TruncatedTail.PASS_THROUGH));
+
+        assertEquals(3, out.size());
+        for (int i = 0; i < 3; i++) {
+            out.get(i).ensureValid();
+            Params params = i == 1 ? none : gzip;
+            assertArrayEquals(decompressedRecords(onlyBatch(build(params, expected(entries, null, IDENTITY)))),
+                    decompressedRecords(out.get(i)), "batch " + i);
+        }
+    }
+
+    @Test
     void givenHeaderRewriterFails_whenRewritten_thenExceptionNamesTheHeaderAndRecordOffset() {
         MemoryRecords input = build(Params.plain(CompressionType.LZ4), contiguous(records()));
         HeaderRewriter failing = new HeaderRewriter() {
