@@ -764,8 +764,9 @@ public final class RecordBatchRewriter {
         /** Copies the unchanged input run up to {@code end} to the output, creating the output on first use. */
         private void flushPending(int end) {
             if (out == null) {
-                // Encryption grows values by a few dozen bytes; leave room so typical batches never reallocate.
-                long capacity = (long) in.limit() + in.limit() / 4 + 256;
+                // Encryption grows values by a few dozen bytes; leave room so typical batches never reallocate. Encrypted
+                // headers grow each record by an envelope's overhead per header: more room.
+                long capacity = (long) in.limit() + in.limit() / (headerRewriter == null ? 4 : 2) + 256;
                 out = new ByteBufferOutputStream((int) Math.min(Math.min(MAX_ARRAY_SIZE, capacity),
                         Math.max(0L, budget.remainingOutput())));
             }
