@@ -26,6 +26,11 @@ public interface ValueCipher {
         return decrypt(topic, envelope);
     }
 
+    /** @return whether {@link #encryptHeader} and {@link #decryptHeader} work (envelope version 2) */
+    default boolean encryptsHeaders() {
+        return false;
+    }
+
     /**
      * Encrypts the value of record header {@code name} (its key bytes as in the record, position..limit; neither buffer
      * moved) into a {@link HeaderEnvelope} bound to the topic and that name, written into {@code reuse} where the

@@ -49,6 +49,11 @@ public final class ValueCipherV2 implements ValueCipher {
             }
 
             @Override
+            public boolean encryptsHeaders() {
+                return true;
+            }
+
+            @Override
             public ByteBuffer encryptHeader(String topic, ByteBuffer name, ByteBuffer plaintext, ReusableBuffer reuse)
                     throws GeneralSecurityException {
                 return KeyNotReadyException.awaitBlocking(() -> self.encryptHeader(topic, name, plaintext, reuse), timeout);
@@ -94,6 +99,11 @@ public final class ValueCipherV2 implements ValueCipher {
         Nonces.next(out, header.length);
         aesGcm.seal(dek.key, out, header.length, header, topic, plaintext, header.length + ValueEnvelope.NONCE_LENGTH);
         return ByteBuffer.wrap(out, 0, total);
+    }
+
+    @Override
+    public boolean encryptsHeaders() {
+        return true;
     }
 
     /** The topic's current DEK, as for values (each header counts as one use of it); the name is bound as well. */

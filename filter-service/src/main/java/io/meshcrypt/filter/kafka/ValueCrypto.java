@@ -46,12 +46,17 @@ final class ValueCrypto {
 
     /**
      * @param policy only checked: its plans are passed to each call
-     * @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given
+     * @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given, or headers but the
+     *     cipher writes no header envelopes (version 1 only)
      */
     ValueCrypto(ValueCipher cipher, RecordKeyCipher keyCipher, EncryptionPolicy policy) {
         if (keyCipher == null && policy.anyDeterministicKeys()) {
             throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no record-key"
                     + " keyset was opened at start: set sivKeyset (or use keys: deterministic at start) and restart");
+        }
+        if (!cipher.encryptsHeaders() && policy.rules().stream().anyMatch(r -> !r.headers().isEmpty())) {
+            throw new IllegalArgumentException("the policy encrypts record headers (headers:), which needs envelope"
+                    + " version 2: configure a keys: section and restart");
         }
         this.cipher = cipher;
         this.keyCipher = keyCipher;

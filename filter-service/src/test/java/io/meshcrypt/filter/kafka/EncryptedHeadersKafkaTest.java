@@ -11,6 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
@@ -18,6 +19,7 @@ import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.crypto.DekManager;
 import io.meshcrypt.filter.crypto.HeaderEnvelope;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueCipherV2;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.kms.Keysets;
@@ -169,6 +171,23 @@ class EncryptedHeadersKafkaTest {
         Record seen = records(partition.records()).getFirst();
         assertArrayEquals(envelope, seen.headers()[1].value());
         assertFalse(new String(seen.headers()[1].value(), StandardCharsets.ISO_8859_1).contains("u-42"));
+    }
+
+    @Test
+    void givenVersion1OnlyCipher_whenAPolicyListsHeaders_thenTheProxyRefusesItNamingKeys() throws Exception {
+        Keysets.create(dir.resolve("v1.json"));
+        ValueCipherV1 v1 = ValueCipherV1.fromKeysetFile(dir.resolve("v1.json"));
+        EncryptionPolicy headers = EncryptionPolicy.ofRules(List.of(new TopicRule("t", List.of(), false, null, null,
+                TopicRule.Others.CIPHERTEXT, Map.of(), List.of("user-id"))), EncryptionPolicy.Unmatched.PASSTHROUGH);
+        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), v1, null, new BrokerAddresses(Map.of()),
+                TestLimits.kafka(1 << 20));
+
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> proxy.policy(headers),
+                "a reload that lists headers");
+
+        assertTrue(e.getMessage().contains("keys:"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy(headers, v1, null,
+                new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)), "a start with such a policy");
     }
 
     // ---- helpers ----
