@@ -34,11 +34,24 @@ final class TopicBoundAesGcm {
      */
     void seal(SecretKeySpec key, byte[] out, int nonceOffset, byte[] header, String topic, ByteBuffer plaintext,
               int offset) throws GeneralSecurityException {
+        seal(key, out, nonceOffset, header, header.length, topic, null, plaintext, offset);
+    }
+
+    /**
+     * As {@link #seal(SecretKeySpec, byte[], int, byte[], String, ByteBuffer, int)}, with the associated data
+     * {@code header[0, headerLength) || "topic:" + topic}, followed, when {@code headerName} is not null, by
+     * {@code 0x00 || headerName} (position..limit, not moved): a record-header envelope ({@link HeaderEnvelope}).
+     */
+    void seal(SecretKeySpec key, byte[] out, int nonceOffset, byte[] header, int headerLength, String topic,
+              ByteBuffer headerName, ByteBuffer plaintext, int offset) throws GeneralSecurityException {
         int length = plaintext.remaining();
         Cipher cipher = CIPHER.get();
         cipher.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, out, nonceOffset, ValueEnvelope.NONCE_LENGTH));
-        cipher.updateAAD(header);
+        cipher.updateAAD(header, 0, headerLength);
         cipher.updateAAD(topicAad(topic));
+        if (headerName != null) {
+            updateAadWithName(cipher, headerName);
+        }
         int written = plaintext.hasArray()
                 ? cipher.doFinal(plaintext.array(), plaintext.arrayOffset() + plaintext.position(), length, out, offset)
                 : cipher.doFinal(plaintext.duplicate(), ByteBuffer.wrap(out, offset, length + ValueEnvelope.TAG_LENGTH));
@@ -58,6 +71,15 @@ final class TopicBoundAesGcm {
      */
     ByteBuffer open(SecretKeySpec key, ByteBuffer nonce, int nonceAt, ByteBuffer header, String topic,
                     ByteBuffer ciphertext, ReusableBuffer reuse) throws GeneralSecurityException {
+        return open(key, nonce, nonceAt, header, topic, null, ciphertext, reuse);
+    }
+
+    /**
+     * As {@link #open(SecretKeySpec, ByteBuffer, int, ByteBuffer, String, ByteBuffer, ReusableBuffer)}; when
+     * {@code headerName} is not null the associated data ends in {@code 0x00 || headerName} (see {@link #seal}).
+     */
+    ByteBuffer open(SecretKeySpec key, ByteBuffer nonce, int nonceAt, ByteBuffer header, String topic,
+                    ByteBuffer headerName, ByteBuffer ciphertext, ReusableBuffer reuse) throws GeneralSecurityException {
         int length = ciphertext.remaining() - ValueEnvelope.TAG_LENGTH;
         if (length < 0) {
             throw new AEADBadTagException("ciphertext shorter than the tag");
@@ -79,6 +101,9 @@ final class TopicBoundAesGcm {
             cipher.updateAAD(header.duplicate());
         }
         cipher.updateAAD(topicAad(topic));
+        if (headerName != null) {
+            updateAadWithName(cipher, headerName);
+        }
         int written = ciphertext.hasArray()
                 ? cipher.doFinal(ciphertext.array(), ciphertext.arrayOffset() + ciphertext.position(), ciphertext.remaining(), out, 0)
                 : cipher.doFinal(ciphertext.duplicate(), ByteBuffer.wrap(out, 0, length));
@@ -86,6 +111,17 @@ final class TopicBoundAesGcm {
             throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + length);
         }
         return ByteBuffer.wrap(out, 0, length);
+    }
+
+    private static final byte[] NAME_SEPARATOR = {HeaderEnvelope.NAME_SEPARATOR};
+
+    private static void updateAadWithName(Cipher cipher, ByteBuffer name) {
+        cipher.updateAAD(NAME_SEPARATOR);
+        if (name.hasArray()) {
+            cipher.updateAAD(name.array(), name.arrayOffset() + name.position(), name.remaining());
+        } else {
+            cipher.updateAAD(name.duplicate());
+        }
     }
 
     private byte[] topicAad(String topic) {

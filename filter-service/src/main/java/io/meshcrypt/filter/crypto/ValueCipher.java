@@ -26,6 +26,34 @@ public interface ValueCipher {
         return decrypt(topic, envelope);
     }
 
+    /** @return whether {@link #encryptHeader} and {@link #decryptHeader} work (envelope version 2) */
+    default boolean encryptsHeaders() {
+        return false;
+    }
+
+    /**
+     * Encrypts the value of record header {@code name} (its key bytes as in the record, position..limit; neither buffer
+     * moved) into a {@link HeaderEnvelope} bound to the topic and that name, written into {@code reuse} where the
+     * cipher can (see {@link #encrypt(String, ByteBuffer, ReusableBuffer)}).
+     *
+     * @throws GeneralSecurityException also when this cipher writes no header envelopes (version 1 only)
+     */
+    default ByteBuffer encryptHeader(String topic, ByteBuffer name, ByteBuffer plaintext, ReusableBuffer reuse)
+            throws GeneralSecurityException {
+        throw new GeneralSecurityException("record headers are encrypted with envelope version 2 only: configure keys:");
+    }
+
+    /**
+     * Decrypts a {@link HeaderEnvelope} found in record header {@code name} (see {@link #encryptHeader}).
+     *
+     * @throws NotAnEnvelopeException when the value lacks the header-envelope magic
+     * @throws EnvelopeException when it is truncated, tampered with, or was written for another topic or header name
+     */
+    default ByteBuffer decryptHeader(String topic, ByteBuffer name, ByteBuffer envelope, ReusableBuffer reuse)
+            throws GeneralSecurityException {
+        throw new GeneralSecurityException("record headers are encrypted with envelope version 2 only: configure keys:");
+    }
+
     /**
      * Makes sure {@link #encrypt} for {@code topic} will not have to wait for a key, without waiting itself.
      *

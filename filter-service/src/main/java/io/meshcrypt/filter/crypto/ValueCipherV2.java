@@ -47,6 +47,23 @@ public final class ValueCipherV2 implements ValueCipher {
             public ByteBuffer decrypt(String topic, ByteBuffer envelope) throws GeneralSecurityException {
                 return KeyNotReadyException.awaitBlocking(() -> self.decrypt(topic, envelope), timeout);
             }
+
+            @Override
+            public boolean encryptsHeaders() {
+                return true;
+            }
+
+            @Override
+            public ByteBuffer encryptHeader(String topic, ByteBuffer name, ByteBuffer plaintext, ReusableBuffer reuse)
+                    throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.encryptHeader(topic, name, plaintext, reuse), timeout);
+            }
+
+            @Override
+            public ByteBuffer decryptHeader(String topic, ByteBuffer name, ByteBuffer envelope, ReusableBuffer reuse)
+                    throws GeneralSecurityException {
+                return KeyNotReadyException.awaitBlocking(() -> self.decryptHeader(topic, name, envelope, reuse), timeout);
+            }
         };
     }
 
@@ -84,6 +101,53 @@ public final class ValueCipherV2 implements ValueCipher {
         return ByteBuffer.wrap(out, 0, total);
     }
 
+    @Override
+    public boolean encryptsHeaders() {
+        return true;
+    }
+
+    /** The topic's current DEK, as for values (each header counts as one use of it); the name is bound as well. */
+    @Override
+    public ByteBuffer encryptHeader(String topic, ByteBuffer name, ByteBuffer plaintext, ReusableBuffer reuse)
+            throws GeneralSecurityException {
+        Objects.requireNonNull(topic, "topic");
+        Objects.requireNonNull(name, "name");
+        Dek dek = deks.forEncryption(topic);
+        int length = plaintext.remaining();
+        int headerLength = dek.header.length;
+        int overhead = headerLength + ValueEnvelope.NONCE_LENGTH + ValueEnvelope.TAG_LENGTH;
+        if (length > Integer.MAX_VALUE - 8 - overhead) {
+            throw new GeneralSecurityException("header value" + ValueEnvelope.onTopic(topic) + " is too large to encrypt ("
+                    + length + " bytes)");
+        }
+        int total = overhead + length;
+        byte[] out = reuse == null ? new byte[total] : reuse.atLeast(total);
+        System.arraycopy(dek.header, 0, out, 0, headerLength);
+        HeaderEnvelope.writePrefix(out);
+        Nonces.next(out, headerLength);
+        aesGcm.seal(dek.key, out, headerLength, out, headerLength, topic, name, plaintext,
+                headerLength + ValueEnvelope.NONCE_LENGTH);
+        return ByteBuffer.wrap(out, 0, total);
+    }
+
+    @Override
+    public ByteBuffer decryptHeader(String topic, ByteBuffer name, ByteBuffer envelope, ReusableBuffer reuse)
+            throws GeneralSecurityException {
+        Objects.requireNonNull(topic, "topic");
+        Objects.requireNonNull(name, "name");
+        if (!HeaderEnvelope.isHeaderEnvelope(envelope)) {
+            throw new NotAnEnvelopeException("header value" + ValueEnvelope.onTopic(topic) + " is not a meshcrypt header"
+                    + " envelope (" + envelope.remaining() + " bytes without the \\0MCH magic)");
+        }
+        int version = Byte.toUnsignedInt(envelope.get(envelope.position() + 4));
+        if (version != HeaderEnvelope.VERSION_1) {
+            throw new UnsupportedEnvelopeVersionException("header value" + ValueEnvelope.onTopic(topic)
+                    + " uses meshcrypt header envelope version " + version + "; this reader supports version 1", version);
+        }
+        // The layout from byte 5 is version 2's: the same DEK cache serves values and headers.
+        return open(topic, name, envelope, reuse);
+    }
+
     /**
      * @throws NotAnEnvelopeException when the value lacks the envelope magic
      * @throws UnsupportedEnvelopeVersionException for versions other than 1 and 2 (and 1 without a v1 keyset)
@@ -115,14 +179,23 @@ public final class ValueCipherV2 implements ValueCipher {
             throw new UnsupportedEnvelopeVersionException("value" + ValueEnvelope.onTopic(topic) + " uses meshcrypt envelope version "
                     + version + "; this reader supports version 2" + (v1 == null ? " (no version-1 keyset configured)" : " and 1"), version);
         }
-        // A run of records under one DEK: compare the key section with the last one, parse nothing.
+        return open(topic, null, envelope, reuse);
+    }
+
+    /**
+     * Decrypts a version-2 value envelope, or with a {@code headerName} a header envelope (version 2's layout from byte
+     * 5), whose magic and version were checked. A run of records under one DEK compares the key section with the last
+     * one and parses nothing.
+     */
+    private ByteBuffer open(String topic, ByteBuffer headerName, ByteBuffer envelope, ReusableBuffer reuse)
+            throws GeneralSecurityException {
         int keySection = ValueEnvelopeV2.keySectionLength(envelope);
         SecretKeySpec key = keySection < 0 ? null : deks.cachedForDecryption(topic, envelope, keySection);
         int headerLength;
         if (key != null) {
             headerLength = ValueEnvelopeV2.KEK_ID_LENGTH_OFFSET + keySection;
         } else {
-            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
+            ValueEnvelopeV2.Info info = parse(envelope, topic, headerName);
             key = deks.forDecryption(topic, envelope, info);
             headerLength = info.headerLength();
         }
@@ -130,17 +203,25 @@ public final class ValueCipherV2 implements ValueCipher {
         ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + ValueEnvelope.NONCE_LENGTH);
         try {
             return aesGcm.open(key, envelope, start + headerLength, envelope.duplicate().limit(start + headerLength), topic,
-                    ciphertext, reuse);
+                    headerName, ciphertext, reuse);
         } catch (AEADBadTagException e) {
-            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
-            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
-                    + " (KEK " + info.kekIdText() + "): authentication failed (value tampered with or truncated, or encrypted for another topic)");
+            ValueEnvelopeV2.Info info = parse(envelope, topic, headerName);
+            throw new EnvelopeException("cannot decrypt " + (headerName == null ? "value" : "header value")
+                    + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText() + " (KEK " + info.kekIdText()
+                    + "): authentication failed (" + (headerName == null
+                    ? "value tampered with or truncated, or encrypted for another topic)"
+                    : "tampered with or truncated, or encrypted for another header name or topic)"));
         } catch (GeneralSecurityException e) {
-            ValueEnvelopeV2.Info info = ValueEnvelopeV2.parse(envelope, topic);
-            throw new EnvelopeException("cannot decrypt value" + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText()
-                    + " (KEK " + info.kekIdText() + "): " + e.getClass().getSimpleName(), e);
+            ValueEnvelopeV2.Info info = parse(envelope, topic, headerName);
+            throw new EnvelopeException("cannot decrypt " + (headerName == null ? "value" : "header value")
+                    + ValueEnvelope.onTopic(topic) + " with DEK " + info.dekIdText() + " (KEK " + info.kekIdText() + "): "
+                    + e.getClass().getSimpleName(), e);
         }
     }
 
-
+    private static ValueEnvelopeV2.Info parse(ByteBuffer envelope, String topic, ByteBuffer headerName)
+            throws EnvelopeException {
+        return headerName == null ? ValueEnvelopeV2.parse(envelope, topic)
+                : ValueEnvelopeV2.parseHeaderEnvelope(envelope, topic);
+    }
 }

@@ -86,19 +86,39 @@ public final class ValueEnvelopeV2 {
      */
     public static Info parse(ByteBuffer value, String topic) throws EnvelopeException {
         int p = value.position();
-        int remaining = value.remaining();
         if (!ValueEnvelope.isEnvelope(value) || Byte.toUnsignedInt(value.get(p + 4)) != VERSION_2) {
             throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is not a version-2 meshcrypt envelope");
         }
+        return parseKeySection(value, topic, "value", "version-2 meshcrypt envelope");
+    }
+
+    /**
+     * Parses the header of a record-header envelope ({@link HeaderEnvelope}, version 1), whose bytes from offset 5 are
+     * laid out as version 2's; the buffer's position does not move.
+     *
+     * @throws EnvelopeException when the header value is not such an envelope or is truncated or malformed
+     */
+    public static Info parseHeaderEnvelope(ByteBuffer value, String topic) throws EnvelopeException {
+        int p = value.position();
+        if (!HeaderEnvelope.isHeaderEnvelope(value) || Byte.toUnsignedInt(value.get(p + 4)) != HeaderEnvelope.VERSION_1) {
+            throw new EnvelopeException("header value" + ValueEnvelope.onTopic(topic) + " is not a version-1 meshcrypt header envelope");
+        }
+        return parseKeySection(value, topic, "header value", "version-1 meshcrypt header envelope");
+    }
+
+    /** Bytes 5 to the end of the wrapped DEK, after the caller checked magic and version. */
+    private static Info parseKeySection(ByteBuffer value, String topic, String what, String kind) throws EnvelopeException {
+        int p = value.position();
+        int remaining = value.remaining();
         if (remaining < FIXED_OVERHEAD + 2) {
-            throw truncated(topic, remaining);
+            throw truncated(what, kind, topic, remaining);
         }
         int k = Byte.toUnsignedInt(value.get(p + KEK_ID_LENGTH_OFFSET));
         if (k == 0) {
-            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty KEK id)");
+            throw new EnvelopeException(what + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty KEK id)");
         }
         if (remaining < FIXED_OVERHEAD + k + 1) {
-            throw truncated(topic, remaining);
+            throw truncated(what, kind, topic, remaining);
         }
         String kekId;
         try {
@@ -106,7 +126,7 @@ public final class ValueEnvelopeV2 {
                     .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT)
                     .decode(value.slice(p + KEK_ID_LENGTH_OFFSET + 1, k)).toString();
         } catch (CharacterCodingException e) {
-            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (KEK id is not UTF-8)");
+            throw new EnvelopeException(what + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (KEK id is not UTF-8)");
         }
         int d = p + KEK_ID_LENGTH_OFFSET + 1 + k;
         long dekId = 0;
@@ -115,10 +135,10 @@ public final class ValueEnvelopeV2 {
         }
         int w = (Byte.toUnsignedInt(value.get(d + 8)) << 8) | Byte.toUnsignedInt(value.get(d + 9));
         if (w == 0) {
-            throw new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty wrapped DEK)");
+            throw new EnvelopeException(what + ValueEnvelope.onTopic(topic) + " is a malformed meshcrypt envelope (empty wrapped DEK)");
         }
         if (remaining < FIXED_OVERHEAD + k + w) {
-            throw truncated(topic, remaining);
+            throw truncated(what, kind, topic, remaining);
         }
         return new Info(kekId, dekId, w, FIXED_HEADER + k + w, KEK_ID_LENGTH_OFFSET);
     }
@@ -148,8 +168,8 @@ public final class ValueEnvelopeV2 {
         return 1 + k + 8 + 2 + w;
     }
 
-    private static EnvelopeException truncated(String topic, int remaining) {
-        return new EnvelopeException("value" + ValueEnvelope.onTopic(topic) + " is a truncated version-2 meshcrypt envelope ("
+    private static EnvelopeException truncated(String what, String kind, String topic, int remaining) {
+        return new EnvelopeException(what + ValueEnvelope.onTopic(topic) + " is a truncated " + kind + " ("
                 + remaining + " bytes)");
     }
 }

@@ -389,7 +389,7 @@ final class FetchDecryptor {
             boolean budgetUsed = budget.used();
             try {
                 return Outcome.ok(RecordBatchRewriter.rewrite(memory, watched, crypto.keyDecryptor(topic, plan),
-                        RecordBatchRewriter.TruncatedTail.PASS_THROUGH, budget));
+                        crypto.headerDecryptor(topic, plan), RecordBatchRewriter.TruncatedTail.PASS_THROUGH, budget));
             } catch (FrameBudgetExceededException e) {
                 if (!budgetUsed) {
                     throw e; // alone larger than a whole response may be: corrupt, as a single batch always was

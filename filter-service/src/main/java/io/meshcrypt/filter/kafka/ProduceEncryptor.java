@@ -141,7 +141,8 @@ final class ProduceEncryptor {
                         try {
                             // A partial batch in a Produce request would reach the broker as plaintext: refuse it.
                             partition.setRecords(RecordBatchRewriter.rewrite(memory, crypto.encryptor(name, plan),
-                                    crypto.keyEncryptor(name, plan), RecordBatchRewriter.TruncatedTail.REJECT, budget));
+                                    crypto.keyEncryptor(name, plan), crypto.headerEncryptor(name, plan),
+                                    RecordBatchRewriter.TruncatedTail.REJECT, budget));
                         } catch (RecordRewriteException e) {
                             if (e.retryWhen() != null) {
                                 // A key expired or rotated since awaitDataKeys: retry the frame from its original bytes.

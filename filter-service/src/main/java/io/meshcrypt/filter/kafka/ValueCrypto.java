@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.kafka;
 
+import io.meshcrypt.filter.crypto.HeaderEnvelope;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
 import io.meshcrypt.filter.crypto.ReusableBuffer;
 import io.meshcrypt.filter.crypto.ValueCipher;
@@ -7,7 +8,9 @@ import io.meshcrypt.filter.crypto.ValueEnvelope;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.Printable;
 import io.meshcrypt.filter.kms.TransientKmsException;
+import io.meshcrypt.filter.policy.HeaderNames;
 import io.meshcrypt.filter.policy.TopicPlan;
+import io.meshcrypt.filter.records.HeaderRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
 import io.meshcrypt.filter.transform.JsonTransformer;
@@ -16,6 +19,7 @@ import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -42,12 +46,17 @@ final class ValueCrypto {
 
     /**
      * @param policy only checked: its plans are passed to each call
-     * @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given
+     * @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given, or headers but the
+     *     cipher writes no header envelopes (version 1 only)
      */
     ValueCrypto(ValueCipher cipher, RecordKeyCipher keyCipher, EncryptionPolicy policy) {
         if (keyCipher == null && policy.anyDeterministicKeys()) {
             throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no record-key"
                     + " keyset was opened at start: set sivKeyset (or use keys: deterministic at start) and restart");
+        }
+        if (!cipher.encryptsHeaders() && policy.rules().stream().anyMatch(r -> !r.headers().isEmpty())) {
+            throw new IllegalArgumentException("the policy encrypts record headers (headers:), which needs envelope"
+                    + " version 2: configure a keys: section and restart");
         }
         this.cipher = cipher;
         this.keyCipher = keyCipher;
@@ -144,6 +153,88 @@ final class ValueCrypto {
             }
             return value;
         };
+    }
+
+    /**
+     * @return null when the topic's policy lists no headers (then no header name is even looked at), else the header
+     *     rewriter that encrypts the non-null values of the listed headers into header envelopes bound to the topic and
+     *     the header's name; null values stay null
+     */
+    HeaderRewriter headerEncryptor(String topic, TopicPlan plan) {
+        HeaderNames names = listedHeaders(plan);
+        if (names == null) {
+            return null;
+        }
+        // As for values: one output array per rewriter, each result copied out before the next header is encrypted.
+        ReusableBuffer envelopes = new ReusableBuffer();
+        return new ListedHeaders(names) {
+            @Override
+            public ByteBuffer rewrite(ByteBuffer name, ByteBuffer value) throws RecordRewriteException {
+                try {
+                    return cipher.encryptHeader(topic, name, value, envelopes);
+                } catch (GeneralSecurityException e) {
+                    throw failure("cannot encrypt header " + shownName(name) + " for topic " + topic + ": "
+                            + e.getMessage(), e);
+                }
+            }
+        };
+    }
+
+    /**
+     * Follows the rule for values on encrypted topics: every non-null value of a listed header must be a header
+     * envelope that decrypts under this topic and this header name; anything else (plaintext written before the topic
+     * listed the header, or by a producer that bypassed the mesh; an envelope moved from another header or topic; a
+     * tampered one) fails the partition as CORRUPT_MESSAGE, never reaching the consumer. Only encrypted topics: a
+     * {@code decryptOnly} topic has no entry that lists headers.
+     *
+     * @return null when fetched headers of {@code topic} pass untouched, else the header rewriter for its batches
+     */
+    HeaderRewriter headerDecryptor(String topic, TopicPlan plan) {
+        HeaderNames names = listedHeaders(plan);
+        if (names == null) {
+            return null;
+        }
+        String shown = shown(topic);
+        ReusableBuffer plaintexts = new ReusableBuffer();
+        return new ListedHeaders(names) {
+            @Override
+            public ByteBuffer rewrite(ByteBuffer name, ByteBuffer value) throws RecordRewriteException {
+                if (!HeaderEnvelope.isHeaderEnvelope(value)) {
+                    throw new RecordRewriteException("header " + shownName(name) + " on encrypted topic " + shown
+                            + " is not a meshcrypt header envelope", null);
+                }
+                try {
+                    return cipher.decryptHeader(topic, name, value, plaintexts);
+                } catch (GeneralSecurityException e) {
+                    throw failure("cannot decrypt header " + shownName(name) + " of topic " + shown + ": "
+                            + e.getMessage(), e);
+                }
+            }
+        };
+    }
+
+    /** @return the headers an encrypted topic's entry lists, or null when there are none */
+    private static HeaderNames listedHeaders(TopicPlan plan) {
+        return plan.headers().isEmpty() || !plan.encrypts() ? null : plan.headers();
+    }
+
+    /** Chooses the headers a policy entry lists ({@link HeaderNames#matches}: no allocation per header). */
+    private abstract static class ListedHeaders implements HeaderRewriter {
+        private final HeaderNames names;
+
+        ListedHeaders(HeaderNames names) {
+            this.names = names;
+        }
+
+        @Override
+        public final boolean rewrites(ByteBuffer name) {
+            return names.matches(name);
+        }
+    }
+
+    /** A header name for an error message (failures only): decoded, escaped and bounded; it may come from anyone. */
+    private static String shownName(ByteBuffer name) {
+        return "'" + Printable.of(StandardCharsets.UTF_8.decode(name.duplicate()).toString(), Printable.TOPIC_CHARS) + "'";
     }
 
     /** @return null when encrypting values of {@code topic} will not wait for a key, else what to wait for */

@@ -20,10 +20,11 @@ import java.util.Objects;
  * @param writers who may produce to an encrypted topic; null: every stream
  * @param others what a fetch by a stream outside {@code readers} gets
  * @param fieldReaders of the {@code fields} with readers of their own, who reads each in plaintext
+ * @param headers the record headers whose values are encrypted (only ever listed for an encrypted topic)
  */
 public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPointer> fields,
                         boolean deterministicKeys, Identities readers, Identities writers, TopicRule.Others others,
-                        Map<JsonPointer, Identities> fieldReaders) {
+                        Map<JsonPointer, Identities> fieldReaders, HeaderNames headers) {
 
     /** What one stream's fetch of the topic gets. */
     public enum Read {
@@ -40,6 +41,14 @@ public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPo
         Objects.requireNonNull(others, "others");
         fields = List.copyOf(fields);
         fieldReaders = Map.copyOf(fieldReaders);
+        Objects.requireNonNull(headers, "headers");
+    }
+
+    /** No header is encrypted. */
+    public TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPointer> fields, boolean deterministicKeys,
+                     Identities readers, Identities writers, TopicRule.Others others,
+                     Map<JsonPointer, Identities> fieldReaders) {
+        this(decision, decryptOnly, fields, deterministicKeys, readers, writers, others, fieldReaders, HeaderNames.NONE);
     }
 
     /** Every stream reads and writes. */
@@ -55,7 +64,7 @@ public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPo
         }
         TopicRule rule = policy.ruleOf(topic);
         return new TopicPlan(decision, false, rule.fields(), rule.deterministicKeys(), rule.readers(), rule.writers(),
-                rule.others(), rule.fieldReaders());
+                rule.others(), rule.fieldReaders(), HeaderNames.of(rule.headers()));
     }
 
     public boolean encrypts() {

@@ -96,6 +96,21 @@ public final class RecordBatchRewriter {
     public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, ValueRewriter keyRewriter,
                                         TruncatedTail truncatedTail, FrameBudget budget)
             throws RecordRewriteException {
+        return rewrite(records, rewriter, keyRewriter, null, truncatedTail, budget);
+    }
+
+    /**
+     * As {@link #rewrite(MemoryRecords, ValueRewriter, ValueRewriter, TruncatedTail, FrameBudget)}, also rewriting the
+     * non-null values of the headers {@code headerRewriter} chooses by name. A record none of whose headers is chosen
+     * keeps its header bytes verbatim; in a record with chosen headers the others are copied byte for byte, in order.
+     * Header names are looked at only when a header rewriter is given.
+     *
+     * @param headerRewriter null to copy every header verbatim
+     * @throws FrameBudgetExceededException also when a record's rewritten headers need more than is left of the output
+     */
+    public static MemoryRecords rewrite(MemoryRecords records, ValueRewriter rewriter, ValueRewriter keyRewriter,
+                                        HeaderRewriter headerRewriter, TruncatedTail truncatedTail, FrameBudget budget)
+            throws RecordRewriteException {
         Objects.requireNonNull(records, "records");
         Objects.requireNonNull(rewriter, "rewriter");
         Objects.requireNonNull(truncatedTail, "truncatedTail");
@@ -104,7 +119,7 @@ public final class RecordBatchRewriter {
         if (!in.hasRemaining()) {
             return records;
         }
-        Job job = new Job(in, rewriter, keyRewriter, budget, truncatedTail, false);
+        Job job = new Job(in, rewriter, keyRewriter, headerRewriter, budget, truncatedTail, false);
         try {
             ByteBuffer out = job.run();
             return out == null ? records : MemoryRecords.readableRecords(out);
@@ -138,7 +153,7 @@ public final class RecordBatchRewriter {
         if (!in.hasRemaining()) {
             return;
         }
-        Job job = new Job(in, inspector, keyInspector, budget, truncatedTail, true);
+        Job job = new Job(in, inspector, keyInspector, null, budget, truncatedTail, true);
         try {
             job.run();
         } catch (OverBudget e) {
@@ -183,6 +198,16 @@ public final class RecordBatchRewriter {
         private final ValueRewriter keyRewriter;
         /** A second view, because a rewritten key may be that view and must survive the value's rewrite. */
         private final ByteBuffer inKeys;
+        /** Null when headers are copied verbatim. */
+        private final HeaderRewriter headerRewriter;
+        /** Views of the records section being parsed for header names and values; null without a header rewriter. */
+        private ByteBuffer headerNames;
+        private ByteBuffer headerValues;
+        /** What {@link #headerNames} and {@link #headerValues} view: the input, or one batch's decompressed bytes. */
+        private ByteBuffer headerSource;
+        /** The rewritten headers section of one record, reused for every record of the call. */
+        private byte[] headerScratch;
+        private int headerScratchLength;
         private final byte[] varint = new byte[10];
         private ByteBufferOutputStream out;
         private byte[] chunk;
@@ -194,8 +219,9 @@ public final class RecordBatchRewriter {
         private int pos;
         private boolean changed;
 
-        Job(ByteBuffer in, ValueRewriter rewriter, ValueRewriter keyRewriter, FrameBudget budget,
-            TruncatedTail truncatedTail, boolean inspectOnly) {
+        Job(ByteBuffer in, ValueRewriter rewriter, ValueRewriter keyRewriter, HeaderRewriter headerRewriter,
+            FrameBudget budget, TruncatedTail truncatedTail, boolean inspectOnly) {
+            this.headerRewriter = headerRewriter;
             this.in = in;
             this.budget = budget;
             this.truncatedTail = truncatedTail;
@@ -313,12 +339,14 @@ public final class RecordBatchRewriter {
             try {
                 copy(out, in, start, RECORD_BATCH_OVERHEAD);
                 if (codec.type() == CompressionType.NONE) {
+                    headerViewsOf(in);
                     rewritten = rewriteRecords(in, inValues, inKeys, start + RECORD_BATCH_OVERHEAD, start + size,
                             out, count, baseOffset);
                 } else {
                     int length = decompress(codec, in.slice(start + RECORD_BATCH_OVERHEAD, size - RECORD_BATCH_OVERHEAD),
                             baseOffset);
                     ByteBuffer plain = ByteBuffer.wrap(decompressed, 0, length);
+                    headerViewsOf(plain);
                     try (OutputStream sink = codec.wrapForOutput(out, MAGIC_V2)) {
                         rewritten = rewriteRecords(plain, plain.duplicate(),
                                 keyRewriter == null ? null : plain.duplicate(), 0, length, sink, count, baseOffset);
@@ -343,6 +371,18 @@ public final class RecordBatchRewriter {
             buffer.putInt(outStart + CRC_OFFSET, (int) crc);
             pendingFrom = start + size;
             changed = true;
+        }
+
+        /** Points the header views at {@code src} (one pair per call for the input, per batch for decompressed bytes). */
+        private void headerViewsOf(ByteBuffer src) {
+            if (headerRewriter == null) {
+                return;
+            }
+            if (headerSource != src) {
+                headerNames = src.duplicate();
+                headerValues = src.duplicate();
+                headerSource = src;
+            }
         }
 
         /** Shows the batch's values to the inspector; nothing is written and nothing recompressed. */
@@ -442,6 +482,7 @@ public final class RecordBatchRewriter {
                 int valueLengthAt;
                 int valueLength;
                 int headersStart;
+                boolean chosenHeader = false;
                 try {
                     int bodyLength = readVarint(src, to);
                     if (bodyLength < 0 || bodyLength > to - pos) {
@@ -468,8 +509,13 @@ public final class RecordBatchRewriter {
                         if (headerKeyLength < 0) {
                             throw new Malformed("negative header key length " + headerKeyLength);
                         }
+                        int nameStart = pos;
                         skip(headerKeyLength, bodyEnd);
-                        skip(readVarint(src, bodyEnd), bodyEnd);
+                        int headerValueLength = readVarint(src, bodyEnd);
+                        skip(headerValueLength, bodyEnd);
+                        if (headerRewriter != null && !chosenHeader && headerValueLength >= 0) {
+                            chosenHeader = headerRewriter.rewrites(view(headerNames, nameStart, headerKeyLength));
+                        }
                     }
                     if (pos != bodyEnd) {
                         throw new Malformed((bodyEnd - pos) + " unread bytes at the end of the record");
@@ -478,6 +524,12 @@ public final class RecordBatchRewriter {
                     throw malformed(baseOffset, i, offset, e.getMessage());
                 }
 
+                if (chosenHeader) {
+                    rewriteRecordWithHeaders(src, values, keys, sink, offset, bodyStart, bodyEnd, keyLengthAt, keyLength,
+                            valueLengthAt, valueLength, headersStart);
+                    rewritten = true;
+                    continue;
+                }
                 if (keys != null && keyLength >= 0) {
                     rewriteRecordWithKey(src, values, keys, sink, offset, bodyStart, bodyEnd, keyLengthAt, keyLength,
                             valueLengthAt, valueLength, headersStart);
@@ -550,6 +602,136 @@ public final class RecordBatchRewriter {
             copy(sink, src, headersStart, bodyEnd - headersStart);
         }
 
+        /**
+         * Re-encodes one record with at least one header the header rewriter chose: those headers' values are rewritten,
+         * every other header byte is copied; the key (through the key rewriter when there is one and it is non-null) and
+         * the value (when non-null) as on the other paths.
+         */
+        private void rewriteRecordWithHeaders(ByteBuffer src, ByteBuffer values, ByteBuffer keys, OutputStream sink,
+                                              long offset, int bodyStart, int bodyEnd, int keyLengthAt, int keyLength,
+                                              int valueLengthAt, int valueLength, int headersStart)
+                throws RecordRewriteException, IOException {
+            ByteBuffer key = null;
+            if (keys != null && keyLength >= 0) {
+                key = rewrite(keyRewriter, view(keys, valueLengthAt - keyLength, keyLength), offset, "key");
+            }
+            ByteBuffer value = null;
+            if (valueLength >= 0) {
+                value = rewriteValue(view(values, headersStart - valueLength, valueLength), offset);
+            }
+            // After the value: a value that meets an unreachable KMS is reported as such (the fetch path watches values
+            // for outages). The key's and value's results live in their rewriters' buffers, untouched by the headers.
+            rewriteHeaders(src, offset, headersStart, bodyEnd);
+            long keyBytes = key == null ? valueLengthAt - keyLengthAt
+                    : ByteUtils.sizeOfVarint(key.remaining()) + (long) key.remaining();
+            long valueBytes = value == null ? headersStart - valueLengthAt
+                    : ByteUtils.sizeOfVarint(value.remaining()) + (long) value.remaining();
+            long newBodyLength = (long) (keyLengthAt - bodyStart) + keyBytes + valueBytes + headerScratchLength;
+            if (newBodyLength > MAX_ARRAY_SIZE) {
+                throw new RecordRewriteException("Rewritten record at offset " + offset + " is too large", offset, null);
+            }
+            writeVarint(sink, (int) newBodyLength);
+            copy(sink, src, bodyStart, keyLengthAt - bodyStart);
+            if (key == null) {
+                copy(sink, src, keyLengthAt, valueLengthAt - keyLengthAt);
+            } else {
+                writeVarint(sink, key.remaining());
+                copy(sink, key, key.position(), key.remaining());
+            }
+            if (value == null) {
+                copy(sink, src, valueLengthAt, headersStart - valueLengthAt);
+            } else {
+                writeVarint(sink, value.remaining());
+                copy(sink, value, value.position(), value.remaining());
+            }
+            reserve(headerScratchLength);
+            sink.write(headerScratch, 0, headerScratchLength);
+        }
+
+        /**
+         * Writes the headers section {@code src[from, bodyEnd)} (already validated by the parse) into
+         * {@link #headerScratch}, the chosen headers' values rewritten. Leaves {@link #pos} at {@code bodyEnd}.
+         */
+        private void rewriteHeaders(ByteBuffer src, long offset, int from, int bodyEnd) throws RecordRewriteException {
+            headerScratchLength = 0;
+            pos = from;
+            int count = readVarint(src, bodyEnd);
+            scratchVarint(count);
+            for (int h = 0; h < count; h++) {
+                int nameLength = readVarint(src, bodyEnd);
+                int nameStart = pos;
+                pos += nameLength;
+                int valueLength = readVarint(src, bodyEnd);
+                int valueStart = pos;
+                pos += Math.max(valueLength, 0);
+                scratchVarint(nameLength);
+                scratchBytes(src, nameStart, nameLength);
+                ByteBuffer name = view(headerNames, nameStart, nameLength);
+                if (valueLength < 0 || !headerRewriter.rewrites(name)) {
+                    scratchVarint(valueLength);
+                    scratchBytes(src, valueStart, Math.max(valueLength, 0));
+                    continue;
+                }
+                ByteBuffer value;
+                try {
+                    value = headerRewriter.rewrite(name, view(headerValues, valueStart, valueLength));
+                } catch (RecordRewriteException e) {
+                    if (e.offset() >= 0) {
+                        throw e;
+                    }
+                    throw e.at(offset, "Header " + (h + 1) + " of " + count + " of record at offset " + offset
+                            + " could not be rewritten: " + e.getMessage());
+                }
+                if (value == null) {
+                    throw new RecordRewriteException("Rewriter returned null for header " + (h + 1) + " of record at"
+                            + " offset " + offset, offset, null);
+                }
+                scratchVarint(value.remaining());
+                scratchBytes(value, value.position(), value.remaining());
+            }
+            pos = bodyEnd;
+        }
+
+        /** {@code view} set to {@code [start, start + length)}: positions are absolute within the records section. */
+        private static ByteBuffer view(ByteBuffer view, int start, int length) {
+            view.clear();
+            view.limit(start + length).position(start);
+            return view;
+        }
+
+        private void scratchVarint(int value) {
+            int v = (value << 1) ^ (value >> 31);
+            scratchRoom(5);
+            while ((v & 0xffffff80) != 0) {
+                headerScratch[headerScratchLength++] = (byte) ((v & 0x7f) | 0x80);
+                v >>>= 7;
+            }
+            headerScratch[headerScratchLength++] = (byte) v;
+        }
+
+        private void scratchBytes(ByteBuffer from, int at, int length) {
+            scratchRoom(length);
+            from.get(at, headerScratch, headerScratchLength, length);
+            headerScratchLength += length;
+        }
+
+        /**
+         * Grows {@link #headerScratch} geometrically, never past what is left of the frame's output: the record it holds
+         * must be written there, so a record whose headers would not fit fails before it costs more memory.
+         */
+        private void scratchRoom(int length) {
+            long needed = (long) headerScratchLength + length;
+            if (headerScratch != null && needed <= headerScratch.length) {
+                return;
+            }
+            long allowed = Math.min(MAX_ARRAY_SIZE, budget.remainingOutput() - (out == null ? 0 : out.position()));
+            if (needed > allowed) {
+                throw new OverBudget(outputOverBudget((out == null ? 0 : out.position()) + needed));
+            }
+            long grown = Math.min(allowed, Math.max(needed, Math.max(256L, 2L * (headerScratch == null ? 0 : headerScratch.length))));
+            headerScratch = Arrays.copyOf(headerScratch == null ? new byte[0] : headerScratch, (int) grown);
+        }
+
         private ByteBuffer rewriteValue(ByteBuffer value, long offset) throws RecordRewriteException {
             return rewrite(rewriter, value, offset, "value");
         }
@@ -582,8 +764,9 @@ public final class RecordBatchRewriter {
         /** Copies the unchanged input run up to {@code end} to the output, creating the output on first use. */
         private void flushPending(int end) {
             if (out == null) {
-                // Encryption grows values by a few dozen bytes; leave room so typical batches never reallocate.
-                long capacity = (long) in.limit() + in.limit() / 4 + 256;
+                // Encryption grows values by a few dozen bytes; leave room so typical batches never reallocate. Encrypted
+                // headers grow each record by an envelope's overhead per header: more room.
+                long capacity = (long) in.limit() + in.limit() / (headerRewriter == null ? 4 : 2) + 256;
                 out = new ByteBufferOutputStream((int) Math.min(Math.min(MAX_ARRAY_SIZE, capacity),
                         Math.max(0L, budget.remainingOutput())));
             }

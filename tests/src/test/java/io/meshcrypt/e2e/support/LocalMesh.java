@@ -153,6 +153,10 @@ public final class LocalMesh {
         writeMeshFile(home, tls, policy(List.of()));
     }
 
+    /** Topics whose listed record headers are encrypted too ({@code headers:}); values whole. */
+    public static final String HEADERS_TOPIC_PREFIX = "headers-";
+    public static final List<String> ENCRYPTED_HEADERS = List.of("user-id", "x-pii-*");
+
     /** The shared sidecar's workload identity (its mesh certificate's SPIFFE id). */
     public static final String SHARED_SIDECAR_IDENTITY = "spiffe://meshcrypt.local/sidecar/" + MeshFile.SHARED_NODE;
     /** Topics only the shared sidecar may produce to and read plaintext of; others get ciphertext. */
@@ -175,6 +179,8 @@ public final class LocalMesh {
                 new TopicRule(IDENTITY_RELOAD_TOPIC_PREFIX + "*", List.of(), false, Identities.of(reloadReaders), null,
                         TopicRule.Others.CIPHERTEXT),
                 new TopicRule(IDENTITY_TOPIC_PREFIX + "*", List.of(), false, shared, shared, TopicRule.Others.CIPHERTEXT),
+                new TopicRule(HEADERS_TOPIC_PREFIX + "*", List.of(), false, null, null, TopicRule.Others.CIPHERTEXT,
+                        Map.of(), ENCRYPTED_HEADERS),
                 TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
     }
 

@@ -150,7 +150,8 @@ public final class MeshWriter {
         ObjectNode node = F.objectNode();
         ArrayNode encrypt = node.putArray("encrypt");
         for (TopicRule rule : policy.rules()) {
-            if (rule.fields().isEmpty() && !rule.deterministicKeys() && rule.readers() == null && rule.writers() == null) {
+            if (rule.fields().isEmpty() && !rule.deterministicKeys() && rule.readers() == null && rule.writers() == null
+                    && rule.headers().isEmpty()) {
                 encrypt.add(rule.pattern());
                 continue;
             }
@@ -180,6 +181,10 @@ public final class MeshWriter {
             if (rule.writers() != null) {
                 ArrayNode writers = entry.putArray("writers");
                 rule.writers().patterns().forEach(writers::add);
+            }
+            if (!rule.headers().isEmpty()) {
+                ArrayNode headers = entry.putArray("headers");
+                rule.headers().forEach(headers::add);
             }
         }
         if (!policy.decryptOnly().isEmpty()) {

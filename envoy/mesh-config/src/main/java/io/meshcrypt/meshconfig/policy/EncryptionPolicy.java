@@ -252,6 +252,14 @@ public final class EncryptionPolicy {
         return unmatched;
     }
 
+    /**
+     * @return the regex of a glob ({@code *} any run, {@code ?} one character, everything else literal): for topic
+     *     patterns and for the header names a rule encrypts
+     */
+    public static String regexOfGlob(String glob) {
+        return globToRegex(glob);
+    }
+
     /** Literal runs are quoted so regex metacharacters in topic names ('.', '$', ...) never act as regex. */
     static String globToRegex(String glob) {
         StringBuilder regex = new StringBuilder();
@@ -293,7 +301,8 @@ public final class EncryptionPolicy {
                         + (r.readers() == null ? "" : " readers " + r.readers() + " others "
                                 + r.others().name().toLowerCase(Locale.ROOT))
                         + (r.writers() == null ? "" : " writers " + r.writers())
-                        + (r.fieldReaders().isEmpty() ? "" : " field readers " + r.fieldReaders())).toList();
+                        + (r.fieldReaders().isEmpty() ? "" : " field readers " + r.fieldReaders())
+                        + (r.headers().isEmpty() ? "" : " headers " + r.headers())).toList();
         return "EncryptionPolicy{encrypt=" + entries + (decryptOnly.isEmpty() ? "" : ", decryptOnly=" + decryptOnly)
                 + ", unmatched=" + unmatched.name().toLowerCase(Locale.ROOT) + "}";
     }

@@ -20,7 +20,7 @@ public final class PolicyReader {
     private static final List<String> POLICY_KEYS = List.of("encrypt", "decryptOnly", "unmatched");
     private static final List<String> FIELD_ENTRY_KEYS = List.of("field", "readers");
     private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys", "readers", "writers",
-            "others");
+            "others", "headers");
 
     private final ConfigFields config;
 
@@ -94,9 +94,9 @@ public final class PolicyReader {
 
     /**
      * A topic glob, or {@code {topic: glob, fields: [json pointers], keys: deterministic, readers: [ids], writers:
-     * [ids], others: ciphertext|deny}} with at least one of {@code fields} (encrypt only those fields of JSON values),
-     * {@code keys} (encrypt record keys with AES-SIV), {@code readers} and {@code writers} (who gets plaintext, who may
-     * produce, by workload identity).
+     * [ids], others: ciphertext|deny, headers: [names or globs]}} with at least one of {@code fields} (encrypt only
+     * those fields of JSON values), {@code keys} (encrypt record keys with AES-SIV), {@code readers} and {@code writers}
+     * (who gets plaintext, who may produce, by workload identity), {@code headers} (encrypt these headers' values too).
      */
     private TopicRule encryptEntry(Node item, String path) throws ConfigException {
         if (item instanceof Mapping entry) {
@@ -126,11 +126,12 @@ public final class PolicyReader {
             TopicRule.Others others = others(entry.entries().get("others"), readers != null, path + ".others");
             List<JsonPointer> parsed = new ArrayList<>();
             Map<JsonPointer, Identities> fieldReaders = new LinkedHashMap<>();
+            List<String> headers = headers(entry.entries().get("headers"), path + ".headers");
             if (fields == null) {
-                if (keys == null && readers == null && writers == null) {
+                if (keys == null && readers == null && writers == null && headers.isEmpty()) {
                     throw config.error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the"
                             + " fields to encrypt; list the topic as a plain string to encrypt whole values, or add keys:"
-                            + " deterministic, readers or writers)");
+                            + " deterministic, readers, writers or headers)");
                 }
             } else {
                 if (!(fields.value() instanceof Sequence pointers) || pointers.items().isEmpty()) {
@@ -153,7 +154,7 @@ public final class PolicyReader {
                     }
                 }
             }
-            return new TopicRule(pattern, parsed, deterministicKeys, readers, writers, others, fieldReaders);
+            return new TopicRule(pattern, parsed, deterministicKeys, readers, writers, others, fieldReaders, headers);
         }
         if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
             throw config.error(item.location(), path, "must be a topic pattern string (got " + ConfigFields.describe(item) + ")");
@@ -163,6 +164,41 @@ public final class PolicyReader {
             throw config.error(item.location(), path, "must not be empty");
         }
         return TopicRule.wholeValue(pattern);
+    }
+
+    /**
+     * {@code headers}: a non-empty list of record header names whose values are encrypted, each exact or a glob (the
+     * topic patterns' syntax); no empty names, no repeats. Absent: an empty list.
+     */
+    private List<String> headers(Entry entry, String path) throws ConfigException {
+        if (entry == null) {
+            return List.of();
+        }
+        if (!(entry.value() instanceof Sequence list)) {
+            throw config.error(entry.keyLocation(), path, "must be a non-empty list of header names or globs (got "
+                    + ConfigFields.describe(entry.value()) + ")");
+        }
+        if (list.items().isEmpty()) {
+            throw config.error(entry.keyLocation(), path, "must list at least one header name or glob (omit it to leave"
+                    + " headers as sent)");
+        }
+        List<String> names = new ArrayList<>();
+        for (int i = 0; i < list.items().size(); i++) {
+            Node item = list.items().get(i);
+            if (!(item instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
+                throw config.error(item.location(), path + "[" + i + "]", "must be a header name or glob string (got "
+                        + ConfigFields.describe(item) + ")");
+            }
+            String name = (String) s.value();
+            if (name.isEmpty()) {
+                throw config.error(item.location(), path + "[" + i + "]", "must not be empty");
+            }
+            if (names.contains(name)) {
+                throw config.error(item.location(), path + "[" + i + "]", "repeats " + ConfigFields.echo(name));
+            }
+            names.add(name);
+        }
+        return names;
     }
 
     private Identities identities(Entry entry, String path) throws ConfigException {

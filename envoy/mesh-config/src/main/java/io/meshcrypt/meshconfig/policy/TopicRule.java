@@ -16,9 +16,12 @@ import java.util.Objects;
  * @param others what a fetch by an identity outside {@code readers} gets
  * @param fieldReaders of the {@code fields} that name readers of their own: who reads each in plaintext (a reader of
  *     the topic outside a field's readers gets that field's envelope as stored); other fields follow {@code readers}
+ * @param headers record header names whose values are encrypted: exact names or globs (same syntax as topic patterns:
+ *     {@code *} any run, {@code ?} one character, everything else literal, case-sensitive); empty: headers stay as sent
  */
 public record TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys, Identities readers,
-                        Identities writers, Others others, Map<JsonPointer, Identities> fieldReaders) {
+                        Identities writers, Others others, Map<JsonPointer, Identities> fieldReaders,
+                        List<String> headers) {
 
     /** What a consumer whose identity is not among the readers gets. */
     public enum Others {
@@ -36,9 +39,19 @@ public record TopicRule(String pattern, List<JsonPointer> fields, boolean determ
         }
         fields = List.copyOf(fields);
         fieldReaders = Map.copyOf(fieldReaders);
+        headers = List.copyOf(headers);
+        if (headers.stream().anyMatch(String::isEmpty)) {
+            throw new IllegalArgumentException("a header name pattern is empty");
+        }
         if (!fields.containsAll(fieldReaders.keySet())) {
             throw new IllegalArgumentException("field readers name fields the rule does not encrypt: " + fieldReaders.keySet());
         }
+    }
+
+    /** No header is encrypted. */
+    public TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys, Identities readers,
+                     Identities writers, Others others, Map<JsonPointer, Identities> fieldReaders) {
+        this(pattern, fields, deterministicKeys, readers, writers, others, fieldReaders, List.of());
     }
 
     /** No field names readers of its own. */
@@ -63,7 +76,7 @@ public record TopicRule(String pattern, List<JsonPointer> fields, boolean determ
 
     /** @return whether the rule says anything beyond "encrypt whole values, for everyone" */
     boolean plain() {
-        return fields.isEmpty() && !deterministicKeys && readers == null && writers == null;
+        return fields.isEmpty() && !deterministicKeys && readers == null && writers == null && headers.isEmpty();
     }
 
     /** @param identity the stream's authenticated identity, or null */

@@ -32,7 +32,8 @@ class MeshWriterTest {
               encrypt: ["pay-*", {topic: cards, fields: ["/pan", "/x~1y"]}, {topic: users, keys: deterministic},
                         {topic: both, fields: ["/id"], keys: deterministic},
                         {topic: "ledger.*", readers: ["spiffe://meshcrypt.local/sidecar/books", "spiffe://cluster.local/ns/apps/*"], others: deny},
-                        {topic: audit, fields: [/who, {field: /salary, readers: ["spiffe://x/hr*"]}], readers: [spiffe://x/a], writers: [spiffe://x/w]}]
+                        {topic: audit, fields: [/who, {field: /salary, readers: ["spiffe://x/hr*"]}], readers: [spiffe://x/a], writers: [spiffe://x/w]},
+                        {topic: "hdr-*", headers: [user-id, "x-pii-*"]}, {topic: hdrkeys, keys: deterministic, headers: ["?"]}]
               decryptOnly: [old-*]
               unmatched: reject
             http:

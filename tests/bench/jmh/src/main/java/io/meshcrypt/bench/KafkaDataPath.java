@@ -30,6 +30,8 @@ final class KafkaDataPath implements AutoCloseable {
     static final String ENCRYPTED_GLOB = "bench-enc-*";
     static final String ENCRYPTED_TOPIC = "bench-enc-1";
     static final String PLAIN_TOPIC = "bench-plain-1";
+    /** A topic whose policy entry also encrypts the user-id and x-pii-* headers ({@link KafkaWire#HEADERS}). */
+    static final String HEADERS_TOPIC = "bench-hdr-1";
     /** The broker listener map of the sidecar: Produce and Fetch responses have their node endpoints rewritten. */
     private static final String LISTENERS = "1=127.0.0.1:19093";
 
@@ -47,7 +49,7 @@ final class KafkaDataPath implements AutoCloseable {
                 keys:
                   provider: local
                 policy:
-                  encrypt: ["%s"]
+                  encrypt: [{topic: "bench-hdr-*", headers: [user-id, "x-pii-*"]}, "%s"]
                   unmatched: passthrough
                 """.formatted(ENCRYPTED_GLOB), StandardCharsets.UTF_8);
         FilterConfig filter = FilterConfig.load(config);

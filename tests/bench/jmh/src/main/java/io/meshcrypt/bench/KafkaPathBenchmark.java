@@ -44,8 +44,12 @@ public class KafkaPathBenchmark {
      */
     @State(Scope.Thread)
     public static class Connection {
-        /** Produce of the encrypted topic or of the one outside the policy, Fetch of either. */
-        @Param({"produceEncrypted", "producePassthrough", "fetchDecrypt", "fetchPassthrough"})
+        /**
+         * Produce of the encrypted topic or of the one outside the policy, Fetch of either; "...Headers": the encrypted
+         * topic's records carry three headers, two of which its policy entry encrypts.
+         */
+        @Param({"produceEncrypted", "producePassthrough", "fetchDecrypt", "fetchPassthrough", "produceEncryptedHeaders",
+                "fetchDecryptHeaders"})
         public String exchange;
         /**
          * "on": the data path reports what the filter-service's observability section adds (records per topic, the
@@ -60,15 +64,16 @@ public class KafkaPathBenchmark {
         @Setup(Level.Trial)
         public void open() throws Exception {
             path = new KafkaDataPath(metrics.equals("on"));
-            MemoryRecords batch = KafkaWire.batch(RECORDS, VALUE_BYTES);
-            String encrypted = KafkaDataPath.ENCRYPTED_TOPIC;
+            boolean headers = exchange.endsWith("Headers");
+            MemoryRecords batch = KafkaWire.batch(RECORDS, VALUE_BYTES, headers);
+            String encrypted = headers ? KafkaDataPath.HEADERS_TOPIC : KafkaDataPath.ENCRYPTED_TOPIC;
             String plain = KafkaDataPath.PLAIN_TOPIC;
             // What the broker would store for the encrypted topic: what the handler made of its Produce request.
             ByteString produced = KafkaWire.produceRequest(CORRELATION_ID, encrypted, batch);
             MemoryRecords stored = KafkaWire.producedRecords(path.request(produced));
             path.response(KafkaWire.produceResponse(CORRELATION_ID, encrypted));
             switch (exchange) {
-                case "produceEncrypted" -> {
+                case "produceEncrypted", "produceEncryptedHeaders" -> {
                     request = produced;
                     response = KafkaWire.produceResponse(CORRELATION_ID, encrypted);
                 }
@@ -76,7 +81,7 @@ public class KafkaPathBenchmark {
                     request = KafkaWire.produceRequest(CORRELATION_ID, plain, batch);
                     response = KafkaWire.produceResponse(CORRELATION_ID, plain);
                 }
-                case "fetchDecrypt" -> {
+                case "fetchDecrypt", "fetchDecryptHeaders" -> {
                     request = KafkaWire.fetchRequest(CORRELATION_ID, encrypted);
                     response = KafkaWire.fetchResponse(CORRELATION_ID, encrypted, stored);
                 }
@@ -91,7 +96,15 @@ public class KafkaPathBenchmark {
             ByteString answered = path.response(response);
             boolean produce = exchange.startsWith("produce");
             requireValues(produce ? KafkaWire.producedRecords(forwarded) : KafkaWire.fetchedRecords(answered), batch,
-                    !exchange.equals("produceEncrypted"), exchange);
+                    !exchange.startsWith("produceEncrypted"), exchange);
+            if (headers) {
+                MemoryRecords seen = produce ? KafkaWire.producedRecords(forwarded) : KafkaWire.fetchedRecords(answered);
+                byte[] userId = seen.records().iterator().next().headers()[1].value();
+                if (Arrays.equals(userId, KafkaWire.HEADERS[1].value()) == produce) {
+                    throw new IllegalStateException(exchange + ": the user-id header is " + (produce ? "" : "not ")
+                            + "the plaintext");
+                }
+            }
         }
 
         @TearDown(Level.Trial)

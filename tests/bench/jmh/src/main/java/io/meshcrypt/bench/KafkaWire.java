@@ -6,6 +6,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import org.apache.kafka.common.compress.Compression;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.message.FetchRequestData;
 import org.apache.kafka.common.message.FetchResponseData;
 import org.apache.kafka.common.message.ProduceRequestData;
@@ -30,8 +32,19 @@ final class KafkaWire {
     private KafkaWire() {
     }
 
+    /** Per record of {@link #batch(int, int, boolean)}: a tracing header, and two a headers policy lists. */
+    static final Header[] HEADERS = {
+            new RecordHeader("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".getBytes()),
+            new RecordHeader("user-id", "customer-4711".getBytes()),
+            new RecordHeader("x-pii-email", "alice@example.com".getBytes())};
+
     /** {@code count} values of {@code size} random letters (as ProducerPerformance sends), no keys, one batch. */
     static MemoryRecords batch(int count, int size) {
+        return batch(count, size, false);
+    }
+
+    /** As {@link #batch(int, int)}, each record with {@link #HEADERS} when {@code headers}. */
+    static MemoryRecords batch(int count, int size, boolean headers) {
         SplittableRandom random = new SplittableRandom(14);
         SimpleRecord[] records = new SimpleRecord[count];
         for (int i = 0; i < count; i++) {
@@ -39,7 +52,7 @@ final class KafkaWire {
             for (int j = 0; j < size; j++) {
                 value[j] = (byte) ('A' + random.nextInt(26));
             }
-            records[i] = new SimpleRecord(null, value);
+            records[i] = headers ? new SimpleRecord(0L, null, value, HEADERS) : new SimpleRecord(null, value);
         }
         return MemoryRecords.withRecords(Compression.NONE, records);
     }
