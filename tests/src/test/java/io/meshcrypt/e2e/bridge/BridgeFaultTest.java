@@ -407,7 +407,7 @@ class BridgeFaultTest {
         assertEquals(List.of(), lost, "acknowledged records missing");
     }
 
-    private List<String> readThrough(String bootstrap, String topic) {
+    static List<String> readThrough(String bootstrap, String topic) {
         Properties p = new Properties();
         p.put("bootstrap.servers", bootstrap);
         p.put("key.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class);
