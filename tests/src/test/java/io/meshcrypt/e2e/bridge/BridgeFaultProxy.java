@@ -11,9 +11,10 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A TCP proxy on loopback between the bridge and the filter-service, that a test can stall (bytes held, both ways,
- * connections kept open) or make reset every connection it carries (RST, not FIN): the faults the network between
- * istio-proxy and the filter-service can cause. One virtual thread per direction per connection.
+ * A TCP proxy on loopback between the bridge and the filter-service, that a test can stall (the filter-service's
+ * answers held, connections kept open: it has the chunks and has answered, the bridge does not hear back) or make reset
+ * every connection it carries (RST, not FIN): the faults a slow or broken filter-service or network cause. One virtual
+ * thread per direction per connection.
  */
 final class BridgeFaultProxy implements AutoCloseable {
 
@@ -21,7 +22,7 @@ final class BridgeFaultProxy implements AutoCloseable {
     private final int target;
     private final Set<Socket> open = ConcurrentHashMap.newKeySet();
     private final AtomicInteger accepted = new AtomicInteger();
-    private volatile boolean stalled;
+    private volatile boolean answersStalled;
 
     BridgeFaultProxy(int targetPort) throws IOException {
         this.target = targetPort;
@@ -38,9 +39,9 @@ final class BridgeFaultProxy implements AutoCloseable {
         return accepted.get();
     }
 
-    /** While stalled, bytes read from either side are held, not forwarded; unstalling forwards them. */
-    void stall(boolean stall) {
-        stalled = stall;
+    /** While stalled, the filter-service's bytes are held, not forwarded to the bridge; unstalling forwards them. */
+    void stallAnswers(boolean stall) {
+        answersStalled = stall;
     }
 
     /** Resets every connection open now, both sides (SO_LINGER 0: an RST, as a crashed peer or a middlebox sends). */
@@ -71,19 +72,19 @@ final class BridgeFaultProxy implements AutoCloseable {
                 upstream.setTcpNoDelay(true);
                 open.add(downstream);
                 open.add(upstream);
-                Thread.ofVirtual().start(() -> pump(downstream, upstream));
-                Thread.ofVirtual().start(() -> pump(upstream, downstream));
+                Thread.ofVirtual().start(() -> pump(downstream, upstream, false));
+                Thread.ofVirtual().start(() -> pump(upstream, downstream, true));
             } catch (IOException e) {
                 // the proxy was closed
             }
         }
     }
 
-    private void pump(Socket from, Socket to) {
+    private void pump(Socket from, Socket to, boolean answers) {
         byte[] buffer = new byte[64 * 1024];
         try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
             for (int n; (n = in.read(buffer)) >= 0; ) {
-                while (stalled && !to.isClosed()) {
+                while (answers && answersStalled && !to.isClosed()) {
                     Thread.sleep(10);
                 }
                 out.write(buffer, 0, n);
