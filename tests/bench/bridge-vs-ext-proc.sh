@@ -117,19 +117,19 @@ for round in $(seq 1 "$ROUNDS"); do
   fi
 done
 
-median_of() { # "path op field": the median of its samples, "-" stays "-"
+median_of() { # "path op field", decimals: the median of its samples, "-" stays "-"
   local -a v
   read -r -a v <<<"${SAMPLES[$1]:-}"
   [[ ${v[0]:-} == - ]] && { echo -; return; }
-  bench_median "${v[@]}"
+  bench_median "${v[@]}" | awk -v d="$2" '{printf "%.*f\n", d, $1}'
 }
 echo
 echo "| path | produce rec/s | consume rec/s | produce Envoy µs/rec | consume Envoy µs/rec | produce filter-service µs/rec | consume filter-service µs/rec |"
 echo "|---|---|---|---|---|---|---|"
 for path in direct ext_proc bridge; do
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$path" "$(median_of "$path produce rps")" "$(median_of "$path consume rps")" \
-    "$(median_of "$path produce envoy")" "$(median_of "$path consume envoy")" \
-    "$(median_of "$path produce filter")" "$(median_of "$path consume filter")"
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$path" "$(median_of "$path produce rps" 0)" "$(median_of "$path consume rps" 0)" \
+    "$(median_of "$path produce envoy" 1)" "$(median_of "$path consume envoy" 1)" \
+    "$(median_of "$path produce filter" 1)" "$(median_of "$path consume filter" 1)"
 done
 echo
 echo "# bridge / ext_proc throughput per measured round: produce ${P_RATIO[*]}, consume ${C_RATIO[*]}"
