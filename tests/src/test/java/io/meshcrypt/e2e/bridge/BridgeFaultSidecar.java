@@ -79,6 +79,7 @@ final class BridgeFaultSidecar implements AutoCloseable {
         Files.createDirectories(dir);
         Path config = Files.writeString(dir.resolve("envoy.yaml"), y.toString());
         Path log = dir.resolve("envoy.log");
+        Files.deleteIfExists(log); // the tests read it: nothing from an earlier run
         ProcessBuilder pb = new ProcessBuilder(List.of(envoy.toString(), "-c", config.toString(), "--disable-hot-restart",
                 "--concurrency", "2", "--log-level", "info"))
                 .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));

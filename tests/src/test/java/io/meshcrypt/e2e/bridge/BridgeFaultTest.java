@@ -11,6 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.Envelope;
 import io.meshcrypt.e2e.support.FakeBroker;
+import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.RawPeer;
 import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.DataInputStream;
@@ -26,6 +27,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Properties;
 import java.util.Set;
@@ -40,14 +42,18 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.errors.TimeoutException;
 import org.apache.kafka.common.message.ApiVersionsRequestData;
 import org.apache.kafka.common.message.ResponseHeaderData;
 import org.apache.kafka.common.protocol.ApiKeys;
 import org.apache.kafka.common.protocol.ByteBufferAccessor;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -58,8 +64,8 @@ import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
 
 /**
- * The bridge under faults (issue 16's proof): the filter-service killed under a running producer, stalled past the
- * message timeout, its connection reset; clients vanishing while their chunk is with the filter-service; a connection
+ * The bridge under faults (issue 16's proof): the filter-service killed under a running producer, its answers held
+ * past the message timeout, its connection reset; clients vanishing while their chunk is with the filter-service; a connection
  * next to all that losing and reordering nothing; and 10,000 connections leaving Envoy's memory, connections and the
  * filter-service's streams where they were. Its own {@link BridgeMesh}, plus an Envoy of its own
  * ({@link BridgeFaultSidecar}) whose bridge reaches the filter-service through a {@link BridgeFaultProxy}.
@@ -149,7 +155,7 @@ class BridgeFaultTest {
                 ExecutionException e = assertThrows(ExecutionException.class,
                         () -> producer.send(new ProducerRecord<>(topic, utf8("stalled secret"))).get(TIMEOUT.toSeconds(),
                                 TimeUnit.SECONDS));
-                assertTrue(e.getCause() instanceof org.apache.kafka.common.errors.TimeoutException, e.toString());
+                assertTrue(e.getCause() instanceof TimeoutException, e.toString());
             } finally {
                 // the held answers, the encrypted Produce among them, reach the bridge after it closed their connections
                 proxy.stallAnswers(false);
@@ -228,7 +234,7 @@ class BridgeFaultTest {
                         if (i % 2 == 0) {
                             apiVersions(peer, i);
                         } else {
-                            peer.send(java.util.Arrays.copyOf(frame, frame.length / 2));
+                            peer.send(Arrays.copyOf(frame, frame.length / 2));
                         }
                     }
                 }
@@ -418,14 +424,15 @@ class BridgeFaultTest {
         assertEquals(List.of(), lost, "acknowledged records missing");
     }
 
+    /** The values of {@code topic} read through the Envoy at {@code bootstrap}, in offset order. */
     static List<String> readThrough(String bootstrap, String topic) {
         Properties p = new Properties();
-        p.put("bootstrap.servers", bootstrap);
-        p.put("key.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class);
-        p.put("value.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class);
-        p.put("enable.auto.commit", false);
-        try (var consumer = new org.apache.kafka.clients.consumer.KafkaConsumer<byte[], byte[]>(p)) {
-            return io.meshcrypt.e2e.support.LocalMesh.drain(consumer, topic).stream().map(r -> text(r.value())).toList();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class);
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p)) {
+            return LocalMesh.drain(consumer, topic).stream().map(r -> text(r.value())).toList();
         }
     }
 
@@ -505,8 +512,12 @@ class BridgeFaultTest {
         }
 
         @Override
-        public void close() throws InterruptedException {
-            stop();
+        public void close() {
+            try {
+                stop();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 }
