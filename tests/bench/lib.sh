@@ -39,6 +39,12 @@ bench_delete_topic() {
   bench_tool "$1" org.apache.kafka.tools.TopicCommand --bootstrap-server "$2" --delete --topic "$3" >/dev/null
 }
 
+# home, bootstrap, topic: the first value of the topic as ConsoleConsumer prints it (NUL bytes of envelopes left out)
+bench_first_value() {
+  { bench_tool "$1" org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$2" \
+    --topic "$3" --from-beginning --max-messages 1 --timeout-ms 30000 || true; } | tr -d '\0'
+}
+
 # home, bootstrap, topic, records, size[, records/s=-1: unthrottled]: prints "records/s MB/s avg_ms p99_ms p50_ms" of
 # one ProducerPerformance run
 bench_produce() {

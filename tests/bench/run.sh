@@ -71,19 +71,14 @@ else
     || say "no new version of $mesh_file acknowledged by the filter-service within 60 s (see $XDS_STATUS)"
 fi
 
-# bootstrap, topic: the first value of the topic as ConsoleConsumer prints it (NUL bytes of envelopes left out)
-first_value() {
-  { bench_tool "$MESHCRYPT_HOME" org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$1" \
-    --topic "$2" --from-beginning --max-messages 1 --timeout-ms 30000 || true; } | tr -d '\0'
-}
 check=$$-$(date +%s)
 for kind in "${KINDS[@]}"; do
   topic=bench-$kind-check-$check
   bench_topic "$MESHCRYPT_HOME" "$BROKER_DIRECT" "$topic" 1
   bench_produce "$MESHCRYPT_HOME" "$KAFKA_BOOTSTRAP" "$topic" 10 "$SIZE" >/dev/null
   # ProducerPerformance's values are SIZE random capital letters
-  stored=$(first_value "$BROKER_DIRECT" "$topic")
-  fetched=$(first_value "$KAFKA_BOOTSTRAP" "$topic")
+  stored=$(bench_first_value "$MESHCRYPT_HOME" "$BROKER_DIRECT" "$topic")
+  fetched=$(bench_first_value "$MESHCRYPT_HOME" "$KAFKA_BOOTSTRAP" "$topic")
   grep -aqxE "[A-Z]{$SIZE}" <<<"$fetched" || die "$topic: the value consumed through the mesh is not the plaintext"
   if [[ $kind == plain ]]; then
     grep -aqxE "[A-Z]{$SIZE}" <<<"$stored" || die "$topic: the broker does not hold the plaintext: the policy is not in force"
