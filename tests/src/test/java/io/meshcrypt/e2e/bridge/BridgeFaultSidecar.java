@@ -1,16 +1,11 @@
 package io.meshcrypt.e2e.bridge;
 
 import io.meshcrypt.e2e.support.StaticSidecar;
+import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 /**
  * An Envoy a test starts itself, with a static config (no xDS): one Kafka listener through the bridge module to a
@@ -21,18 +16,13 @@ import java.util.concurrent.TimeUnit;
 final class BridgeFaultSidecar implements AutoCloseable {
 
     private static final Duration READY_TIMEOUT = Duration.ofSeconds(90);
-    private static final HttpClient HTTP = HttpClient.newHttpClient();
 
     final int port;
-    final int adminPort;
-    private final Process process;
-    private final Path log;
+    private final EnvoyProcess envoy;
 
-    private BridgeFaultSidecar(int port, int adminPort, Process process, Path log) {
+    private BridgeFaultSidecar(int port, EnvoyProcess envoy) {
         this.port = port;
-        this.adminPort = adminPort;
-        this.process = process;
-        this.log = log;
+        this.envoy = envoy;
     }
 
     /**
@@ -80,68 +70,31 @@ final class BridgeFaultSidecar implements AutoCloseable {
         Path config = Files.writeString(dir.resolve("envoy.yaml"), y.toString());
         Path log = dir.resolve("envoy.log");
         Files.deleteIfExists(log); // the tests read it: nothing from an earlier run
-        ProcessBuilder pb = new ProcessBuilder(List.of(envoy.toString(), "-c", config.toString(), "--disable-hot-restart",
-                "--concurrency", "2", "--log-level", "info"))
-                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
-        // the module is found through this variable, as in the mesh's Envoys
-        pb.environment().put("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", moduleDir.toString());
-        BridgeFaultSidecar sidecar = new BridgeFaultSidecar(port, admin, pb.start(), log);
-        sidecar.awaitReady();
-        return sidecar;
+        // the module is found through ENVOY_DYNAMIC_MODULES_SEARCH_PATH, as in the mesh's Envoys
+        EnvoyProcess.Command command = EnvoyProcess.Command.of("--concurrency", "2", "--log-level", "info")
+                .withBinary(envoy).withEnvironment("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", moduleDir.toString());
+        return new BridgeFaultSidecar(port, EnvoyProcess.start(config, admin, log, READY_TIMEOUT, command));
     }
 
     String bootstrap() {
         return "127.0.0.1:" + port;
     }
 
-    String log() throws IOException {
-        return Files.readString(log);
+    String log() {
+        return envoy.logText();
     }
 
     boolean alive() {
-        return process.isAlive();
+        return envoy.process().isAlive();
     }
 
     /** GET on the admin API; empty when it does not answer. */
     String admin(String path) {
-        try {
-            return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + adminPort + path))
-                    .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString()).body();
-        } catch (IOException e) {
-            return "";
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
-        }
-    }
-
-    private void awaitReady() throws IOException {
-        long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
-        while (!"LIVE".equals(admin("/ready").strip())) {
-            if (!process.isAlive() || System.nanoTime() - deadline > 0) {
-                close();
-                throw new IllegalStateException("Envoy not LIVE on admin port " + adminPort + " within " + READY_TIMEOUT
-                        + " (alive: " + process.isAlive() + "); log " + log + ":\n" + log());
-            }
-            try {
-                Thread.sleep(100);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException(e);
-            }
-        }
+        return envoy.admin(path);
     }
 
     @Override
     public void close() {
-        process.destroy();
-        try {
-            if (!process.waitFor(10, TimeUnit.SECONDS)) {
-                process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
-            }
-        } catch (InterruptedException e) {
-            process.destroyForcibly();
-            Thread.currentThread().interrupt();
-        }
+        envoy.close();
     }
 }

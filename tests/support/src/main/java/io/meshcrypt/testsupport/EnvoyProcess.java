@@ -25,6 +25,8 @@ public final class EnvoyProcess implements AutoCloseable {
     public static final String BINARY_PROPERTY = "meshcrypt.envoy";
     public static final Duration DEFAULT_READY_TIMEOUT = Duration.ofSeconds(60);
     private static final Duration STOP_TIMEOUT = Duration.ofSeconds(10);
+    /** Generous: a busy 2-core machine can take seconds to render /stats after thousands of connections. */
+    private static final Duration ADMIN_TIMEOUT = Duration.ofSeconds(10);
     private static final HttpClient HTTP = HttpClient.newHttpClient();
 
     /**
@@ -165,7 +167,7 @@ public final class EnvoyProcess implements AutoCloseable {
     public String admin(String path) {
         try {
             return HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + adminPort + path))
-                    .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString()).body();
+                    .timeout(ADMIN_TIMEOUT).build(), HttpResponse.BodyHandlers.ofString()).body();
         } catch (IOException e) {
             return "";
         } catch (InterruptedException e) {
