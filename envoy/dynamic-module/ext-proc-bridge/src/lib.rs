@@ -9,6 +9,7 @@ mod config;
 mod filter;
 mod processor;
 mod proto;
+mod tls;
 
 use abi::{CloseType, DataStatus, FilterEnvoyPtr};
 use config::BridgeConfig;
@@ -88,13 +89,26 @@ fn new_shared(name: &[u8], json: &[u8]) -> Result<Arc<Shared>, String> {
     let config = BridgeConfig::parse(json)?;
     let runtime = runtime()?;
     let _context = runtime.enter();
-    let channel = tonic::transport::Endpoint::from_shared(config.filter_service.clone())
+    let endpoint = tonic::transport::Endpoint::from_shared(config.filter_service.clone())
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(4 << 20))
-        .initial_connection_window_size(Some(16 << 20))
-        .connect_lazy();
+        .initial_connection_window_size(Some(16 << 20));
+    let channel = match &config.tls {
+        None => endpoint.connect_lazy(),
+        Some(files) => {
+            let port = endpoint.uri().port_u16().ok_or("filter_service: no port")?;
+            let endpoint = match &files.server_name {
+                // the name the certificate is asked for is also the :authority, as with an Envoy cluster's SNI
+                rustls_pki_types::ServerName::DnsName(name) => endpoint.origin(
+                    format!("https://{}:{port}", name.as_ref()).parse().map_err(|e| format!("tls.server_name: {e}"))?,
+                ),
+                _ => endpoint,
+            };
+            endpoint.connect_with_connector_lazy(tls::Connector(Arc::new(tls::ReloadingTls::new(files.clone())?)))
+        }
+    };
     Ok(Arc::new(Shared { config, channel, runtime }))
 }
 
