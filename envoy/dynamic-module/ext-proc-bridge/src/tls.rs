@@ -111,8 +111,10 @@ fn stamps(files: &TlsFiles) -> Stamps {
     [stamp(&files.certificate_chain), stamp(&files.private_key), stamp(&files.trusted_ca)]
 }
 
+/// aws-lc-rs, not ring: ring refuses a PKCS#8 EC key without its public key, which is how the JDK (the local CA,
+/// tests/support, most Java tooling) writes one.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Builds the client config from the files; errors name the config key and the path, never file contents.

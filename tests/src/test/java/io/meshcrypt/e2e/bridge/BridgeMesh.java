@@ -27,8 +27,9 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
- * A mesh of its own started with {@code ./meshcrypt up --bridge} (plaintext to the filter-service, the bridge's one
- * mode), {@value #OFFSET} ports below the e2e port base, in tests/target/bridge-mesh; its clients and raw access.
+ * A mesh of its own started with {@code ./meshcrypt up --bridge} with mutual TLS (the default local mesh: the bridge
+ * dials the filter-service over TLS with the sidecar's certificate), {@value #OFFSET} ports below the e2e port base,
+ * in tests/target/bridge-mesh; its clients and raw access.
  */
 final class BridgeMesh {
 
@@ -40,10 +41,23 @@ final class BridgeMesh {
     final Path home = root.resolve("tests/target/bridge-mesh");
     private final Path launcherLog = root.resolve("tests/target/bridge-mesh-launcher.log");
 
-    /** ./meshcrypt with this mesh's state dir and ports, plaintext; its exit code. */
+    /** ./meshcrypt with this mesh's state dir and ports, with mutual TLS even under MESHCRYPT_TLS=off; its exit code. */
     int launcher(String... args) {
-        return LocalMesh.runLauncher(root, home, ports.base(), Map.of("MESHCRYPT_TLS", "off", "MESHCRYPT_TIMEOUT", "180"),
+        return LocalMesh.runLauncher(root, home, ports.base(), Map.of("MESHCRYPT_TLS", "on", "MESHCRYPT_TIMEOUT", "180"),
                 launcherLog, LAUNCHER_TIMEOUT, args);
+    }
+
+    /**
+     * {@code ./meshcrypt start filter-service}, once more if a port of the mesh was taken meanwhile: the mesh's ports
+     * lie in Linux's ephemeral range, where any client's outgoing connection may hold one for a moment.
+     */
+    int startFilterService() throws IOException, InterruptedException {
+        int rc = launcher("start", "filter-service");
+        if (rc != 0 && launcherLogTail().contains("Address already in use")) {
+            Thread.sleep(2_000);
+            rc = launcher("start", "filter-service");
+        }
+        return rc;
     }
 
     String launcherLogTail() throws IOException {
@@ -61,6 +75,11 @@ final class BridgeMesh {
 
     String log(String component) throws IOException {
         return Files.readString(home.resolve("logs/" + component + ".log"));
+    }
+
+    /** The mesh's certificates ({@code $MESHCRYPT_HOME/pki}). */
+    Path pki() {
+        return home.resolve("pki");
     }
 
     long pid(String component) throws IOException {
