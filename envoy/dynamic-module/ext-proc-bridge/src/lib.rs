@@ -9,6 +9,7 @@ mod config;
 mod filter;
 mod processor;
 mod proto;
+mod stats;
 mod tls;
 
 use abi::{CloseType, DataStatus, FilterEnvoyPtr};
@@ -56,7 +57,7 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
 /// Envoy passes valid (pointer, length) pairs for the duration of the call.
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_config_new(
-    _config_envoy: *mut c_void,
+    config_envoy: *mut c_void,
     name: *const u8,
     name_length: usize,
     config: *const u8,
@@ -64,7 +65,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_config_new(
 ) -> *const c_void {
     let name = bytes(name, name_length);
     let config = bytes(config, config_length);
-    let result = catch_unwind(|| new_shared(name, config)).unwrap_or_else(|_| Err("panic".into()));
+    let result = catch_unwind(|| new_shared(config_envoy, name, config)).unwrap_or_else(|_| Err("panic".into()));
     match result {
         Ok(shared) => Box::into_raw(Box::new(shared)) as *const c_void,
         Err(reason) => {
@@ -82,7 +83,7 @@ unsafe fn bytes<'a>(ptr: *const u8, length: usize) -> &'a [u8] {
     }
 }
 
-fn new_shared(name: &[u8], json: &[u8]) -> Result<Arc<Shared>, String> {
+fn new_shared(config_envoy: *mut c_void, name: &[u8], json: &[u8]) -> Result<Arc<Shared>, String> {
     if name != FILTER_NAME {
         return Err(format!("filter_name: expected {:?}, got {:?}", String::from_utf8_lossy(FILTER_NAME), String::from_utf8_lossy(name)));
     }
@@ -109,7 +110,7 @@ fn new_shared(name: &[u8], json: &[u8]) -> Result<Arc<Shared>, String> {
             endpoint.connect_with_connector_lazy(tls::Connector(Arc::new(tls::ReloadingTls::new(files.clone())?)))
         }
     };
-    Ok(Arc::new(Shared { config, channel, runtime }))
+    Ok(Arc::new(Shared { config, channel, runtime, stats: stats::Stats::define(config_envoy) }))
 }
 
 /// # Safety

@@ -28,6 +28,8 @@ import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
@@ -246,6 +248,40 @@ class BridgeSmokeTest {
             assertEquals(0, mesh.startFilterService(), mesh.launcherLogTail());
         }
         assertTrafficPasses("after another CA");
+    }
+
+    @Test
+    @Order(9)
+    void givenTheRunAbove_whenEnvoysStatsAreRead_thenTheBridgeCountedItsStreamsAndEachFailClosedReasonAndHoldsNoBytes()
+            throws Exception {
+        // the connections above: round trips, a stalled filter-service (timeout), a stopped one and two impostors
+        // (unreachable: the stream did not open)
+        Map<String, Long> stats = bridgeStats();
+        assertTrue(stats.getOrDefault("streams_opened", 0L) > 0, stats.toString());
+        assertTrue(stats.getOrDefault("closed_timeout", 0L) >= 1, stats.toString());
+        assertTrue(stats.getOrDefault("closed_unreachable", 0L) >= 3, stats.toString());
+        for (String counter : List.of("closed_stream_error", "closed_in_flight_cap", "closed_reset")) {
+            assertTrue(stats.containsKey(counter), counter + " is defined: " + stats);
+        }
+        // every connection above is closed: nothing is left with the filter-service
+        long deadline = System.nanoTime() + CLOSE_TIMEOUT.toNanos();
+        while (bridgeStats().get("bytes_in_flight") != 0 && System.nanoTime() < deadline) {
+            Thread.sleep(200);
+        }
+        assertEquals(0L, bridgeStats().get("bytes_in_flight"), "bytes in flight once every connection closed");
+    }
+
+    /** The module's stats from Envoy's admin, by name without Envoy's prefix ({@code streams_opened}, ...). */
+    private Map<String, Long> bridgeStats() throws IOException, InterruptedException {
+        Map<String, Long> stats = new TreeMap<>();
+        for (String line : mesh.envoyAdmin("/stats?filter=meshcrypt_bridge").lines().toList()) {
+            int name = line.indexOf("meshcrypt_bridge.");
+            int colon = line.lastIndexOf(": ");
+            if (name >= 0 && colon > name) {
+                stats.put(line.substring(name + "meshcrypt_bridge.".length(), colon), Long.parseLong(line.substring(colon + 2).strip()));
+            }
+        }
+        return stats;
     }
 
     private void assertNothingPassesAndTheHandshakeWasRefusedFor(String why, long refusalsBefore, String topic) throws Exception {
