@@ -60,33 +60,27 @@ fn callbacks() -> Option<&'static Callbacks> {
     static CALLBACKS: OnceLock<Option<Callbacks>> = OnceLock::new();
     CALLBACKS
         .get_or_init(|| {
-            let symbol = |name: &CStr| {
-                // SAFETY: a lookup in the process's global scope, where Envoy exports its callbacks
-                let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-                (!p.is_null()).then_some(p)
-            };
-            // SAFETY: each symbol is the abi.h function of the signature its type spells
+            // SAFETY: each name is the abi.h function whose signature the field's type spells
             unsafe {
                 Some(Callbacks {
-                    define_counter: std::mem::transmute::<*mut c_void, Define>(symbol(
-                        c"envoy_dynamic_module_callback_network_filter_config_define_counter",
-                    )?),
-                    define_gauge: std::mem::transmute::<*mut c_void, Define>(symbol(
-                        c"envoy_dynamic_module_callback_network_filter_config_define_gauge",
-                    )?),
-                    increment_counter: std::mem::transmute::<*mut c_void, Add>(symbol(
-                        c"envoy_dynamic_module_callback_network_filter_increment_counter",
-                    )?),
-                    increment_gauge: std::mem::transmute::<*mut c_void, Add>(symbol(
-                        c"envoy_dynamic_module_callback_network_filter_increment_gauge",
-                    )?),
-                    decrement_gauge: std::mem::transmute::<*mut c_void, Add>(symbol(
-                        c"envoy_dynamic_module_callback_network_filter_decrement_gauge",
-                    )?),
+                    define_counter: symbol(c"envoy_dynamic_module_callback_network_filter_config_define_counter")?,
+                    define_gauge: symbol(c"envoy_dynamic_module_callback_network_filter_config_define_gauge")?,
+                    increment_counter: symbol(c"envoy_dynamic_module_callback_network_filter_increment_counter")?,
+                    increment_gauge: symbol(c"envoy_dynamic_module_callback_network_filter_increment_gauge")?,
+                    decrement_gauge: symbol(c"envoy_dynamic_module_callback_network_filter_decrement_gauge")?,
                 })
             }
         })
         .as_ref()
+}
+
+/// The function `name` in the process's global scope, where Envoy exports its callbacks.
+///
+/// # Safety
+/// `F` must be the `extern "C" fn` type of `name`.
+unsafe fn symbol<F: Copy>(name: &CStr) -> Option<F> {
+    let p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+    (!p.is_null()).then(|| std::mem::transmute_copy::<*mut c_void, F>(&p))
 }
 
 /// The ids Envoy gave one filter config's stats (the same names in every config are the same Envoy stats); none
