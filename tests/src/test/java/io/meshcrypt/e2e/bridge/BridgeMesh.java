@@ -27,9 +27,9 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
- * A mesh of its own started with {@code ./meshcrypt up --bridge} with mutual TLS (the default local mesh: the bridge
- * dials the filter-service over TLS with the sidecar's certificate), {@value #OFFSET} ports below the e2e port base,
- * in tests/target/bridge-mesh; its clients and raw access.
+ * A mesh of its own started with {@code ./meshcrypt up --bridge}, by default with mutual TLS (the default local mesh:
+ * the bridge dials the filter-service over TLS with the sidecar's certificate), {@value #OFFSET} ports below the e2e
+ * port base, in tests/target/bridge-mesh; its clients and raw access.
  */
 final class BridgeMesh {
 
@@ -40,10 +40,25 @@ final class BridgeMesh {
     final Path root = LocalMesh.projectRoot();
     final Path home = root.resolve("tests/target/bridge-mesh");
     private final Path launcherLog = root.resolve("tests/target/bridge-mesh-launcher.log");
+    private final boolean tls;
 
-    /** ./meshcrypt with this mesh's state dir and ports, with mutual TLS even under MESHCRYPT_TLS=off; its exit code. */
+    /** With mutual TLS, whatever MESHCRYPT_TLS says. */
+    BridgeMesh() {
+        this(true);
+    }
+
+    private BridgeMesh(boolean tls) {
+        this.tls = tls;
+    }
+
+    /** Without TLS: for a test whose own sidecar dials the filter-service with an {@code http://} bridge config. */
+    static BridgeMesh plaintext() {
+        return new BridgeMesh(false);
+    }
+
+    /** ./meshcrypt with this mesh's state dir, ports and TLS choice; its exit code. */
     int launcher(String... args) {
-        return LocalMesh.runLauncher(root, home, ports.base(), Map.of("MESHCRYPT_TLS", "on", "MESHCRYPT_TIMEOUT", "180"),
+        return LocalMesh.runLauncher(root, home, ports.base(), Map.of("MESHCRYPT_TLS", tls ? "on" : "off", "MESHCRYPT_TIMEOUT", "180"),
                 launcherLog, LAUNCHER_TIMEOUT, args);
     }
 
