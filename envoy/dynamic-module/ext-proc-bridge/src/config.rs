@@ -1,7 +1,10 @@
 //! The filter config (the dynamic_modules filter's `filter_config`, a JSON string), validated when Envoy loads it:
 //! an error here makes Envoy reject the listener (xDS NACK), so nothing is proxied with a config half understood.
 
+use crate::tls::{self, TlsFiles};
+use rustls_pki_types::ServerName;
 use serde::Deserialize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The one formatter the bridge evaluates in `initial_metadata`, as Envoy's filter does for the same header.
@@ -18,6 +21,19 @@ struct Raw {
     read_pause_bytes: usize,
     #[serde(default = "default_max_in_flight_bytes")]
     max_in_flight_bytes: usize,
+    tls: Option<RawTls>,
+}
+
+/// `tls`: required with `https://`, refused with `http://`. Paths, never contents, are what the config carries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate_chain: PathBuf,
+    private_key: PathBuf,
+    trusted_ca: PathBuf,
+    filter_service_san: String,
+    /// SNI and `:authority`; default: filter_service's host
+    server_name: Option<String>,
 }
 
 /// One gRPC request header of every stream, like `grpc_service.initial_metadata`.
@@ -38,7 +54,8 @@ fn default_max_in_flight_bytes() -> usize {
 
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
-    /// `http://host:port` of the filter-service (HTTP/2 without TLS).
+    /// `http://host:port` (HTTP/2 without TLS) or `https://host:port` (with [`BridgeConfig::tls`]) of the
+    /// filter-service; with `tls.server_name`, that name is the `:authority`.
     pub filter_service: String,
     /// Per chunk and direction, as network ext_proc's `message_timeout`: past it the connection is closed.
     pub message_timeout: Duration,
@@ -48,19 +65,32 @@ pub struct BridgeConfig {
     /// Bytes of one direction with the filter-service above which the connection is closed (bounded memory: the
     /// broker side cannot be paused from a downstream filter).
     pub max_in_flight_bytes: usize,
+    /// Mutual TLS, for `https://`.
+    pub tls: Option<TlsFiles>,
 }
 
 impl BridgeConfig {
     pub fn parse(json: &[u8]) -> Result<BridgeConfig, String> {
         let raw: Raw = serde_json::from_slice(json).map_err(|e| format!("filter_config: {e}"))?;
-        if !raw.filter_service.starts_with("http://") {
-            return Err(format!(
-                "filter_config: filter_service: must be http://host:port (TLS to the filter-service is not supported by the bridge yet), got {:?}",
-                raw.filter_service
-            ));
-        }
-        tonic::transport::Endpoint::from_shared(raw.filter_service.clone())
+        let endpoint = tonic::transport::Endpoint::from_shared(raw.filter_service.clone())
             .map_err(|e| format!("filter_config: filter_service: {e}"))?;
+        let host = endpoint.uri().host().filter(|_| endpoint.uri().port_u16().is_some());
+        let tls = match (endpoint.uri().scheme_str(), host, raw.tls) {
+            (Some("http"), Some(_), None) => None,
+            (Some("https"), Some(host), Some(tls)) => Some(tls_files(host, tls)?),
+            (Some("https"), Some(_), None) => {
+                return Err("filter_config: tls: required with an https:// filter_service".to_string());
+            }
+            (Some("http"), Some(_), Some(_)) => {
+                return Err("filter_config: tls: given for an http:// filter_service; use https://".to_string());
+            }
+            _ => {
+                return Err(format!(
+                    "filter_config: filter_service: must be http://host:port or https://host:port, got {:?}",
+                    raw.filter_service
+                ));
+            }
+        };
         if raw.message_timeout_ms == 0 {
             return Err("filter_config: message_timeout_ms: must be positive".to_string());
         }
@@ -88,8 +118,29 @@ impl BridgeConfig {
             initial_metadata: raw.initial_metadata,
             read_pause_bytes: raw.read_pause_bytes,
             max_in_flight_bytes: raw.max_in_flight_bytes,
+            tls,
         })
     }
+}
+
+/// Checks the names and reads the files once, so a config naming a missing or broken file is refused now.
+fn tls_files(host: &str, raw: RawTls) -> Result<TlsFiles, String> {
+    if !raw.filter_service_san.contains(':') {
+        return Err(format!("filter_config: tls.filter_service_san: not a URI: {:?}", raw.filter_service_san));
+    }
+    // an IPv6 host comes in brackets, which a server name does not take
+    let name = raw.server_name.unwrap_or_else(|| host.trim_start_matches('[').trim_end_matches(']').to_string());
+    let server_name = ServerName::try_from(name.clone())
+        .map_err(|_| format!("filter_config: tls.server_name: not a DNS name or IP address: {name:?}"))?;
+    let files = TlsFiles {
+        certificate_chain: raw.certificate_chain,
+        private_key: raw.private_key,
+        trusted_ca: raw.trusted_ca,
+        filter_service_san: raw.filter_service_san,
+        server_name,
+    };
+    tls::load(&files).map_err(|e| format!("filter_config: {e}"))?;
+    Ok(files)
 }
 
 /// `%DOWNSTREAM_REMOTE_ADDRESS%` as Envoy prints it: `ip:port`, IPv6 in brackets.
@@ -104,6 +155,7 @@ pub fn format_address(ip: &str, port: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const VALID: &str = r#"{"filter_service":"http://127.0.0.1:9000","message_timeout_ms":5000,
         "initial_metadata":[{"key":"x-meshcrypt-sidecar-node","value":"apps"},
@@ -158,5 +210,106 @@ mod tests {
     fn given_ipv4_and_ipv6_when_formatted_then_they_read_like_envoys_formatter() {
         assert_eq!(format_address("10.0.0.1", 5), "10.0.0.1:5");
         assert_eq!(format_address("::1", 5), "[::1]:5");
+    }
+
+    /// A folder of mesh files: the CA, the sidecar's chain and key, removed when dropped.
+    struct MeshFiles(PathBuf);
+
+    impl MeshFiles {
+        fn new(test: &str) -> MeshFiles {
+            let dir = std::env::temp_dir().join(format!("meshcrypt-bridge-{test}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let ca = crate::tls::tests::TestCa::new("mesh");
+            let (chain, key) = ca.issue(&["spiffe://meshcrypt.local/sidecar/apps"]);
+            std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
+            std::fs::write(dir.join("sidecar.pem"), chain).unwrap();
+            std::fs::write(dir.join("sidecar-key.pem"), key).unwrap();
+            MeshFiles(dir)
+        }
+
+        fn config(&self, tls_extra: &str) -> String {
+            let d = self.0.display();
+            format!(
+                r#"{{"filter_service":"https://127.0.0.1:9000","message_timeout_ms":5000,
+                "tls":{{"certificate_chain":"{d}/sidecar.pem","private_key":"{d}/sidecar-key.pem",
+                        "trusted_ca":"{d}/ca.pem","filter_service_san":"{}"{tls_extra}}}}}"#,
+                crate::tls::tests::FILTER_SERVICE
+            )
+        }
+    }
+
+    impl Drop for MeshFiles {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn given_https_with_its_tls_files_when_parsed_then_they_are_taken_and_the_host_is_the_server_name() {
+        let files = MeshFiles::new("complete");
+        let c = BridgeConfig::parse(files.config("").as_bytes()).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.filter_service_san, crate::tls::tests::FILTER_SERVICE);
+        assert_eq!(tls.trusted_ca, files.0.join("ca.pem"));
+        assert_eq!(tls.server_name, ServerName::try_from("127.0.0.1").unwrap());
+        let named = BridgeConfig::parse(files.config(r#","server_name":"filter-service.local""#).as_bytes()).unwrap();
+        assert_eq!(named.tls.unwrap().server_name, ServerName::try_from("filter-service.local").unwrap());
+    }
+
+    #[test]
+    fn given_https_without_tls_or_http_with_it_when_parsed_then_each_is_refused() {
+        let files = MeshFiles::new("mismatch");
+        let err = BridgeConfig::parse(br#"{"filter_service":"https://a:1","message_timeout_ms":1}"#).unwrap_err();
+        assert!(err.contains("tls: required"), "{err}");
+        let plain = files.config("").replace("https://", "http://");
+        assert!(BridgeConfig::parse(plain.as_bytes()).unwrap_err().contains("tls: given for an http://"));
+        let no_port = files.config("").replace("127.0.0.1:9000", "127.0.0.1");
+        assert!(BridgeConfig::parse(no_port.as_bytes()).unwrap_err().contains("filter_service: must be"));
+    }
+
+    #[test]
+    fn given_an_unknown_or_missing_tls_key_when_parsed_then_it_is_refused_with_its_position() {
+        let files = MeshFiles::new("keys");
+        let err = BridgeConfig::parse(files.config(r#","verify":false"#).as_bytes()).unwrap_err();
+        assert!(err.contains("unknown field `verify`") && err.contains("line 3 column"), "{err}");
+        let without_san = files.config("").replace(r#""filter_service_san""#, r#""san""#);
+        assert!(BridgeConfig::parse(without_san.as_bytes()).unwrap_err().contains("unknown field `san`"));
+        let not_uri = files.config("").replace(crate::tls::tests::FILTER_SERVICE, "filter-service");
+        assert!(BridgeConfig::parse(not_uri.as_bytes()).unwrap_err().contains("tls.filter_service_san: not a URI"));
+    }
+
+    #[test]
+    fn given_a_missing_or_broken_file_when_parsed_then_it_is_refused_naming_the_key_and_never_the_secret() {
+        let files = MeshFiles::new("files");
+        let missing = files.config("").replace("ca.pem", "absent.pem");
+        assert!(BridgeConfig::parse(missing.as_bytes()).unwrap_err().contains("tls.trusted_ca: "), "missing CA");
+        std::fs::write(files.0.join("sidecar-key.pem"), "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz!!\n-----END PRIVATE KEY-----\n").unwrap();
+        let err = BridgeConfig::parse(files.config("").as_bytes()).unwrap_err();
+        assert!(err.contains("tls.private_key: ") && err.contains("sidecar-key.pem"), "{err}");
+        assert!(!err.contains("c2VjcmV0") && !err.contains("secret"), "{err}");
+        // a key that is not the certificate's
+        let (_, other_key) = crate::tls::tests::TestCa::new("x").issue(&[]);
+        std::fs::write(files.0.join("sidecar-key.pem"), &other_key).unwrap();
+        let err = BridgeConfig::parse(files.config("").as_bytes()).unwrap_err();
+        assert!(err.contains("does not match tls.certificate_chain"), "{err}");
+        assert!(!err.contains(other_key.lines().nth(1).unwrap()), "{err}");
+    }
+
+    #[test]
+    fn given_rewritten_certificate_files_when_a_connection_asks_then_the_new_files_are_read() {
+        let files = MeshFiles::new("rotation");
+        let tls = crate::tls::ReloadingTls::new(BridgeConfig::parse(files.config("").as_bytes()).unwrap().tls.unwrap()).unwrap();
+        let first = tls.client_config().unwrap();
+        assert!(Arc::ptr_eq(&first, &tls.client_config().unwrap()), "unchanged files are not re-read");
+        let (chain, key) = crate::tls::tests::TestCa::new("mesh").issue(&["spiffe://meshcrypt.local/sidecar/apps"]);
+        std::fs::write(files.0.join("sidecar.pem"), chain).unwrap();
+        std::fs::write(files.0.join("sidecar-key.pem"), key).unwrap();
+        // the same second and size as before would hide the rewrite: move the clock on explicitly
+        let later = std::time::SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options().write(true).open(files.0.join("sidecar.pem")).unwrap().set_modified(later).unwrap();
+        assert!(!Arc::ptr_eq(&first, &tls.client_config().unwrap()), "rewritten files are read again");
+        std::fs::write(files.0.join("sidecar-key.pem"), "half written").unwrap();
+        std::fs::File::options().write(true).open(files.0.join("sidecar-key.pem")).unwrap().set_modified(later).unwrap();
+        assert!(tls.client_config().is_err(), "a broken rewrite fails the new connection, it does not fall back");
     }
 }

@@ -9,6 +9,7 @@ use crate::abi::{self, CloseType, DataStatus, EnvoyBuffer, FilterEnvoyPtr};
 use crate::config::{self, BridgeConfig};
 use crate::processor::{self, Event, Inbox, Outgoing};
 use crate::proto::{self, Data, ProcessingRequest, ProcessingResponse};
+use crate::stats::{CloseReason, Stats};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub struct Shared {
     /// One HTTP/2 connection to the filter-service, each downstream connection a stream on it.
     pub channel: Channel,
     pub runtime: &'static Runtime,
+    pub stats: Stats,
 }
 
 pub struct Filter {
@@ -55,10 +57,11 @@ impl Direction {
         self.in_flight += len;
     }
 
-    fn answered(&mut self) {
-        if let Some(len) = self.pending.pop_front() {
-            self.in_flight -= len;
-        }
+    /// The oldest chunk's answer came: its length.
+    fn answered(&mut self) -> usize {
+        let len = self.pending.pop_front().unwrap_or(0);
+        self.in_flight -= len;
+        len
     }
 }
 
@@ -68,7 +71,8 @@ enum Action {
     InjectWrite(Data),
     PauseReading,
     ResumeReading,
-    Close(CloseType, String),
+    /// Why, for the log, and which fail-closed counter (none for the filter-service's own CLOSE).
+    Close(CloseType, Option<CloseReason>, String),
 }
 
 impl Filter {
@@ -91,6 +95,7 @@ impl Filter {
             rx,
             inbox.clone(),
         ));
+        shared.stats.stream_opened(self.envoy);
         let mut state = self.state.borrow_mut();
         state.inbox = Some(inbox);
         state.outgoing = Some(tx);
@@ -180,7 +185,7 @@ impl Filter {
     }
 
     fn send(&self, read: bool, data: Vec<u8>, end_of_stream: bool) {
-        let action = {
+        let (action, len) = {
             let mut state = self.state.borrow_mut();
             if state.closed || (data.is_empty() && !end_of_stream) {
                 return; // drained and dropped: a closing connection forwards nothing
@@ -197,18 +202,23 @@ impl Filter {
             let direction = if read { &mut state.read } else { &mut state.write };
             direction.sent(len);
             let in_flight = direction.in_flight;
-            if !sent {
-                Some(Action::Close(CloseType::NoFlush, "the filter-service stream is gone".into()))
+            let action = if !sent {
+                let reason = "the filter-service stream is gone".into();
+                Some(Action::Close(CloseType::NoFlush, Some(CloseReason::StreamError), reason))
             } else if in_flight > config.max_in_flight_bytes {
-                Some(Action::Close(CloseType::NoFlush, format!("{in_flight} bytes with the filter-service")))
+                let reason = format!("{in_flight} bytes with the filter-service");
+                Some(Action::Close(CloseType::NoFlush, Some(CloseReason::InFlightCap), reason))
             } else if read && in_flight >= config.read_pause_bytes && !state.read_paused {
                 state.read_paused = true;
                 // Envoy keeps the client's bytes in its socket until the filter-service catches up
                 Some(Action::PauseReading)
             } else {
                 None
-            }
+            };
+            (action, len)
         };
+        // outside the borrow, like every call into Envoy
+        self.shared.stats.in_flight(self.envoy, len as i64);
         if let Some(action) = action {
             self.apply(action);
         }
@@ -229,13 +239,14 @@ impl Filter {
 
     fn actions(&self, event: Event) -> Vec<Action> {
         let response: ProcessingResponse = match event {
-            Event::Failed(reason) => return vec![Action::Close(CloseType::NoFlush, reason)],
+            Event::Failed(kind, reason) => return vec![Action::Close(CloseType::NoFlush, Some(kind), reason)],
             Event::Response(response) => response,
         };
         let mut state = self.state.borrow_mut();
         let mut actions = Vec::with_capacity(2);
+        let mut answered = 0;
         if let Some(data) = response.read_data {
-            state.read.answered();
+            answered += state.read.answered();
             actions.push(Action::InjectRead(data));
             if state.read_paused && state.read.in_flight < self.shared.config.read_pause_bytes / 2 {
                 state.read_paused = false;
@@ -243,16 +254,22 @@ impl Filter {
             }
         }
         if let Some(data) = response.write_data {
-            state.write.answered();
+            answered += state.write.answered();
             actions.push(Action::InjectWrite(data));
         }
         match response.connection_status {
-            proto::CONNECTION_CLOSE => actions.push(Action::Close(CloseType::FlushWrite, "the filter-service closed".into())),
-            proto::CONNECTION_CLOSE_RST => {
-                actions.push(Action::Close(CloseType::AbortReset, "the filter-service reset the connection".into()))
+            proto::CONNECTION_CLOSE => {
+                actions.push(Action::Close(CloseType::FlushWrite, None, "the filter-service closed".into()))
             }
+            proto::CONNECTION_CLOSE_RST => actions.push(Action::Close(
+                CloseType::AbortReset,
+                Some(CloseReason::Reset),
+                "the filter-service reset the connection".into(),
+            )),
             _ => {}
         }
+        drop(state);
+        self.shared.stats.in_flight(self.envoy, -(answered as i64));
         actions
     }
 
@@ -282,9 +299,12 @@ impl Filter {
                 Action::ResumeReading => {
                     abi::envoy_dynamic_module_callback_network_filter_read_disable(envoy, false);
                 }
-                Action::Close(close_type, reason) => {
+                Action::Close(close_type, kind, reason) => {
                     let id = abi::envoy_dynamic_module_callback_network_filter_get_connection_id(envoy);
                     eprintln!("meshcrypt-ext-proc-bridge: connection {id} closed: {reason}");
+                    if let Some(kind) = kind {
+                        self.shared.stats.closed(envoy, kind);
+                    }
                     self.stop();
                     abi::envoy_dynamic_module_callback_network_filter_close(envoy, close_type);
                 }
@@ -295,12 +315,15 @@ impl Filter {
     /// The connection is closing: nothing more is sent or passed on, the stream is cancelled, and no more wake-ups
     /// are asked for.
     fn stop(&self) {
-        let inbox = {
+        let (inbox, dropped) = {
             let mut state = self.state.borrow_mut();
+            // the bytes still with the filter-service leave the gauge once, with the connection
+            let dropped = if state.closed { 0 } else { state.read.in_flight + state.write.in_flight };
             state.closed = true;
             state.outgoing = None;
-            state.inbox.clone()
+            (state.inbox.clone(), dropped)
         };
+        self.shared.stats.in_flight(self.envoy, -(dropped as i64));
         if let Some(inbox) = inbox {
             inbox.detach();
         }

@@ -9,6 +9,8 @@ mod config;
 mod filter;
 mod processor;
 mod proto;
+mod stats;
+mod tls;
 
 use abi::{CloseType, DataStatus, FilterEnvoyPtr};
 use config::BridgeConfig;
@@ -55,7 +57,7 @@ pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
 /// Envoy passes valid (pointer, length) pairs for the duration of the call.
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_config_new(
-    _config_envoy: *mut c_void,
+    config_envoy: *mut c_void,
     name: *const u8,
     name_length: usize,
     config: *const u8,
@@ -63,7 +65,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_network_filter_config_new(
 ) -> *const c_void {
     let name = bytes(name, name_length);
     let config = bytes(config, config_length);
-    let result = catch_unwind(|| new_shared(name, config)).unwrap_or_else(|_| Err("panic".into()));
+    let result = catch_unwind(|| new_shared(config_envoy, name, config)).unwrap_or_else(|_| Err("panic".into()));
     match result {
         Ok(shared) => Box::into_raw(Box::new(shared)) as *const c_void,
         Err(reason) => {
@@ -81,21 +83,34 @@ unsafe fn bytes<'a>(ptr: *const u8, length: usize) -> &'a [u8] {
     }
 }
 
-fn new_shared(name: &[u8], json: &[u8]) -> Result<Arc<Shared>, String> {
+fn new_shared(config_envoy: *mut c_void, name: &[u8], json: &[u8]) -> Result<Arc<Shared>, String> {
     if name != FILTER_NAME {
         return Err(format!("filter_name: expected {:?}, got {:?}", String::from_utf8_lossy(FILTER_NAME), String::from_utf8_lossy(name)));
     }
     let config = BridgeConfig::parse(json)?;
     let runtime = runtime()?;
     let _context = runtime.enter();
-    let channel = tonic::transport::Endpoint::from_shared(config.filter_service.clone())
+    let endpoint = tonic::transport::Endpoint::from_shared(config.filter_service.clone())
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(4 << 20))
-        .initial_connection_window_size(Some(16 << 20))
-        .connect_lazy();
-    Ok(Arc::new(Shared { config, channel, runtime }))
+        .initial_connection_window_size(Some(16 << 20));
+    let channel = match &config.tls {
+        None => endpoint.connect_lazy(),
+        Some(files) => {
+            let port = endpoint.uri().port_u16().ok_or("filter_service: no port")?;
+            let endpoint = match &files.server_name {
+                // the name the certificate is asked for is also the :authority, as with an Envoy cluster's SNI
+                rustls_pki_types::ServerName::DnsName(name) => endpoint.origin(
+                    format!("https://{}:{port}", name.as_ref()).parse().map_err(|e| format!("tls.server_name: {e}"))?,
+                ),
+                _ => endpoint,
+            };
+            endpoint.connect_with_connector_lazy(tls::Connector(Arc::new(tls::ReloadingTls::new(files.clone())?)))
+        }
+    };
+    Ok(Arc::new(Shared { config, channel, runtime, stats: stats::Stats::define(config_envoy) }))
 }
 
 /// # Safety

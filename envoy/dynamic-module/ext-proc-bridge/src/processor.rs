@@ -4,6 +4,7 @@
 
 use crate::abi;
 use crate::proto::{ProcessingRequest, ProcessingResponse, PROCESS_PATH};
+use crate::stats::CloseReason;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +23,7 @@ pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 pub enum Event {
     Response(ProcessingResponse),
     /// The stream failed, ended, or a chunk timed out: the connection must close, nothing more may pass.
-    Failed(String),
+    Failed(CloseReason, String),
 }
 
 /// A request and which direction's deadline it starts.
@@ -128,7 +129,7 @@ pub async fn run(
                 Some(out) => {
                     deadlines.started(out.read, Instant::now() + timeout);
                     if to_grpc.0.send(Frame::Request(out.request)).is_err() {
-                        inbox.push(Event::Failed("the request stream is closed".into()));
+                        inbox.push(Event::Failed(CloseReason::StreamError, "the request stream is closed".into()));
                         return;
                     }
                 }
@@ -136,7 +137,8 @@ pub async fn run(
             started = &mut call, if inbound.is_none() => match started {
                 Ok(response) => inbound = Some(response.into_inner()),
                 Err(status) => {
-                    inbox.push(Event::Failed(format!("stream not opened: {:?} {}", status.code(), status.message())));
+                    let reason = format!("stream not opened: {:?} {}", status.code(), status.message());
+                    inbox.push(Event::Failed(CloseReason::Unreachable, reason));
                     return;
                 }
             },
@@ -152,16 +154,18 @@ pub async fn run(
                 }
                 // an OK end mid-connection would let later bytes through unprocessed in Envoy's filter: close instead
                 Ok(None) => {
-                    inbox.push(Event::Failed("the filter-service ended the stream".into()));
+                    inbox.push(Event::Failed(CloseReason::StreamError, "the filter-service ended the stream".into()));
                     return;
                 }
                 Err(status) => {
-                    inbox.push(Event::Failed(format!("stream failed: {:?} {}", status.code(), status.message())));
+                    let reason = format!("stream failed: {:?} {}", status.code(), status.message());
+                    inbox.push(Event::Failed(CloseReason::StreamError, reason));
                     return;
                 }
             },
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                inbox.push(Event::Failed(format!("message timeout ({} ms)", timeout.as_millis())));
+                let reason = format!("message timeout ({} ms)", timeout.as_millis());
+                inbox.push(Event::Failed(CloseReason::Timeout, reason));
                 return;
             }
         }

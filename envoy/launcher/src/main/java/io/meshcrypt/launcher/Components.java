@@ -102,9 +102,6 @@ final class Components {
                 }
             }
         }
-        if (bridge && tls) {
-            throw new LauncherException("--bridge does not speak TLS to the filter-service yet: run it with MESHCRYPT_TLS=off");
-        }
         try {
             if (bridge) {
                 StateDir.writeAtomically(state.file("bridge"), installer.bridgeModule() + "\n");

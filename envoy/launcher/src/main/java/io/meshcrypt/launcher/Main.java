@@ -189,7 +189,7 @@ public final class Main implements Runnable {
                 + " default: as many as the broker data in $MESHCRYPT_HOME was formatted for, else 1")
         Integer brokers;
         @Option(names = "--bridge", description = "Kafka through the ext_proc bridge dynamic module (built with cargo) instead of"
-                + " Envoy's network ext_proc filter, as on istio-proxy (docs/dynamic-module.md); needs MESHCRYPT_TLS=off")
+                + " Envoy's network ext_proc filter, as on istio-proxy (docs/dynamic-module.md)")
         boolean bridge;
 
         @Override

@@ -27,8 +27,9 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
- * A mesh of its own started with {@code ./meshcrypt up --bridge} (plaintext to the filter-service, the bridge's one
- * mode), {@value #OFFSET} ports below the e2e port base, in tests/target/bridge-mesh; its clients and raw access.
+ * A mesh of its own started with {@code ./meshcrypt up --bridge}, by default with mutual TLS (the default local mesh:
+ * the bridge dials the filter-service over TLS with the sidecar's certificate), {@value #OFFSET} ports below the e2e
+ * port base, in tests/target/bridge-mesh; its clients and raw access.
  */
 final class BridgeMesh {
 
@@ -39,11 +40,39 @@ final class BridgeMesh {
     final Path root = LocalMesh.projectRoot();
     final Path home = root.resolve("tests/target/bridge-mesh");
     private final Path launcherLog = root.resolve("tests/target/bridge-mesh-launcher.log");
+    private final boolean tls;
 
-    /** ./meshcrypt with this mesh's state dir and ports, plaintext; its exit code. */
+    /** With mutual TLS, whatever MESHCRYPT_TLS says. */
+    BridgeMesh() {
+        this(true);
+    }
+
+    private BridgeMesh(boolean tls) {
+        this.tls = tls;
+    }
+
+    /** Without TLS: for a test whose own sidecar dials the filter-service with an {@code http://} bridge config. */
+    static BridgeMesh plaintext() {
+        return new BridgeMesh(false);
+    }
+
+    /** ./meshcrypt with this mesh's state dir, ports and TLS choice; its exit code. */
     int launcher(String... args) {
-        return LocalMesh.runLauncher(root, home, ports.base(), Map.of("MESHCRYPT_TLS", "off", "MESHCRYPT_TIMEOUT", "180"),
+        return LocalMesh.runLauncher(root, home, ports.base(), Map.of("MESHCRYPT_TLS", tls ? "on" : "off", "MESHCRYPT_TIMEOUT", "180"),
                 launcherLog, LAUNCHER_TIMEOUT, args);
+    }
+
+    /**
+     * {@code ./meshcrypt start filter-service}, once more if a port of the mesh was taken meanwhile: the mesh's ports
+     * lie in Linux's ephemeral range, where any client's outgoing connection may hold one for a moment.
+     */
+    int startFilterService() throws IOException, InterruptedException {
+        int rc = launcher("start", "filter-service");
+        if (rc != 0 && launcherLogTail().contains("Address already in use")) {
+            Thread.sleep(2_000);
+            rc = launcher("start", "filter-service");
+        }
+        return rc;
     }
 
     String launcherLogTail() throws IOException {
@@ -61,6 +90,11 @@ final class BridgeMesh {
 
     String log(String component) throws IOException {
         return Files.readString(home.resolve("logs/" + component + ".log"));
+    }
+
+    /** The mesh's certificates ({@code $MESHCRYPT_HOME/pki}). */
+    Path pki() {
+        return home.resolve("pki");
     }
 
     long pid(String component) throws IOException {

@@ -7,7 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.grpc.Grpc;
+import io.grpc.Server;
+import io.grpc.TlsServerCredentials;
 import io.meshcrypt.e2e.support.Envelope;
+import io.meshcrypt.pki.LocalCa;
 import io.meshcrypt.testsupport.Prerequisite;
 import java.io.File;
 import java.io.IOException;
@@ -20,11 +24,15 @@ import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -38,8 +46,8 @@ import org.junit.jupiter.api.TestMethodOrder;
 
 /**
  * The CI smoke set of the ext_proc bridge (envoy/dynamic-module/ext-proc-bridge, docs/dynamic-module.md): a mesh of
- * its own with {@code ./meshcrypt up --bridge}, real broker, filter-service, Envoy 1.40 and clients. The whole Kafka
- * suite runs through the bridge with MESHCRYPT_BRIDGE=1 MESHCRYPT_TLS=off.
+ * its own with {@code ./meshcrypt up --bridge} and mutual TLS to the filter-service, real broker, filter-service,
+ * Envoy 1.40 and clients. The whole Kafka suite runs through the bridge with MESHCRYPT_BRIDGE=1.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(OrderAnnotation.class)
@@ -47,6 +55,8 @@ class BridgeSmokeTest {
 
     /** How long a closed connection may take to show: generous, the machine is shared. */
     private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(60);
+    /** The local mesh's Kafka sidecar, whose certificate the bridge presents. */
+    private static final String NODE = "kafka-apps";
 
     private final BridgeMesh mesh = new BridgeMesh();
 
@@ -149,7 +159,7 @@ class BridgeSmokeTest {
                         () -> producer.send(new ProducerRecord<>(topic, utf8("unprocessed secret"))).get(60, TimeUnit.SECONDS));
             }
         } finally {
-            assertEquals(0, mesh.launcher("start", "filter-service"), mesh.launcherLogTail());
+            assertEquals(0, mesh.startFilterService(), mesh.launcherLogTail());
         }
         assertEquals(List.of(), mesh.read(topic, false), "nothing reached the broker while the filter-service was down");
 
@@ -159,6 +169,155 @@ class BridgeSmokeTest {
         List<ConsumerRecord<byte[], byte[]>> atRest = mesh.read(topic, false);
         assertEquals(1, atRest.size());
         Envelope.assertEnvelopeOf(utf8("after restart secret"), atRest.getFirst().value(), "after restart");
+    }
+
+    @Test
+    @Order(6)
+    void givenTheBridgeOverTls_whenAConnectionEnds_thenTheFilterServiceSawTheSidecarsSpiffeIdentity() throws Exception {
+        String topic = mesh.createTopic("bridge-identity");
+
+        try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Duration.ofSeconds(60))) {
+            producer.send(new ProducerRecord<>(topic, utf8("identity secret"))).get(90, TimeUnit.SECONDS);
+        }
+
+        // the filter-service logs a line when each connection's stream ends, with the identity from the client certificate
+        String line = "node=" + NODE + " identity=" + LocalCa.spiffeId("sidecar/" + NODE);
+        long deadline = System.nanoTime() + CLOSE_TIMEOUT.toNanos();
+        while (!mesh.log("filter-service").contains(line) && System.nanoTime() < deadline) {
+            Thread.sleep(200);
+        }
+        assertTrue(mesh.log("filter-service").contains(line), "no connection-end line with " + line);
+        assertFalse(mesh.log("filter-service").contains("node=" + NODE + " identity=- "), "a stream without identity");
+    }
+
+    @Test
+    @Order(7)
+    void givenAFilterServiceCertificateFromTheMeshCaWithAnotherSpiffeId_whenClientsSend_thenTheBridgeRefusesTheHandshakeAndFailsClosed()
+            throws Exception {
+        // Given the real filter-service restarted with a mesh certificate naming someone else (valid as long as the
+        // launcher's own and for the same hosts, so `start` keeps it rather than reissuing)
+        Path meshCaCopy = Files.createDirectories(mesh.root.resolve("tests/target/bridge-tls/mesh-ca"));
+        for (String file : List.of(LocalCa.CA_CERTIFICATE, "ca-key.pem")) {
+            Files.copy(mesh.pki().resolve(file), meshCaCopy.resolve(file), StandardCopyOption.REPLACE_EXISTING);
+        }
+        LocalCa.Issued otherId = LocalCa.openOrCreate(meshCaCopy).issue("filter-service", LocalCa.spiffeId("sidecar/" + NODE),
+                List.of("localhost", "127.0.0.1"), Duration.ofHours(24));
+        Path fs = mesh.pki().resolve("filter-service");
+        Path saved = Files.createDirectories(mesh.root.resolve("tests/target/bridge-tls/saved"));
+        copy(fs, saved);
+        long refusals = bridgeCloses("NotValidForName");
+        String topic = mesh.createTopic("bridge-other-id");
+        assertEquals(0, mesh.launcher("stop", "filter-service"), mesh.launcherLogTail());
+        try {
+            copy(otherId.certificate(), otherId.privateKey(), fs);
+            assertEquals(0, mesh.startFilterService(), mesh.launcherLogTail());
+
+            // When a client sends, Then the connection closes and nothing is at rest
+            assertNothingPassesAndTheHandshakeWasRefusedFor("NotValidForName", refusals, topic);
+        } finally {
+            assertEquals(0, mesh.launcher("stop", "filter-service"), mesh.launcherLogTail());
+            copy(saved.resolve("cert.pem"), saved.resolve("key.pem"), fs);
+            assertEquals(0, mesh.startFilterService(), mesh.launcherLogTail());
+        }
+        assertTrafficPasses("after another id");
+    }
+
+    @Test
+    @Order(8)
+    void givenAServerWithTheFilterServicesSpiffeIdFromAnotherCa_whenClientsSend_thenTheBridgeRefusesTheHandshakeAndFailsClosed()
+            throws Exception {
+        // Given a gRPC server in the filter-service's place (the filter-service itself cannot run on a foreign
+        // certificate: the xDS server refuses it), its certificate naming the filter-service but from another CA
+        LocalCa.Issued otherCa = LocalCa.openOrCreate(Files.createDirectories(mesh.root.resolve("tests/target/bridge-tls/other-ca")))
+                .issue("filter-service", LocalCa.spiffeId("filter-service"), List.of("localhost", "127.0.0.1"), Duration.ofHours(24));
+        // a CA of the same name as the mesh's reads as a bad signature, another name as an unknown issuer
+        String foreignChain = "(UnknownIssuer|BadSignature)";
+        long refusals = bridgeCloses(foreignChain);
+        String topic = mesh.createTopic("bridge-other-ca");
+        assertEquals(0, mesh.launcher("stop", "filter-service"), mesh.launcherLogTail());
+        try {
+            Server impostor = Grpc.newServerBuilderForPort(mesh.ports.filterGrpc(),
+                    TlsServerCredentials.create(otherCa.certificate().toFile(), otherCa.privateKey().toFile())).build().start();
+            try {
+                // When a client sends, Then the connection closes and nothing is at rest
+                assertNothingPassesAndTheHandshakeWasRefusedFor(foreignChain, refusals, topic);
+            } finally {
+                impostor.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+            }
+        } finally {
+            assertEquals(0, mesh.startFilterService(), mesh.launcherLogTail());
+        }
+        assertTrafficPasses("after another CA");
+    }
+
+    @Test
+    @Order(9)
+    void givenTheRunAbove_whenEnvoysStatsAreRead_thenTheBridgeCountedItsStreamsAndEachFailClosedReasonAndHoldsNoBytes()
+            throws Exception {
+        // the connections above: round trips, a stalled filter-service (timeout), a stopped one and two impostors
+        // (unreachable: the stream did not open)
+        Map<String, Long> stats = bridgeStats();
+        assertTrue(stats.getOrDefault("streams_opened", 0L) > 0, stats.toString());
+        assertTrue(stats.getOrDefault("closed_timeout", 0L) >= 1, stats.toString());
+        assertTrue(stats.getOrDefault("closed_unreachable", 0L) >= 3, stats.toString());
+        for (String counter : List.of("closed_stream_error", "closed_in_flight_cap", "closed_reset")) {
+            assertTrue(stats.containsKey(counter), counter + " is defined: " + stats);
+        }
+        // every connection above is closed: nothing is left with the filter-service
+        long deadline = System.nanoTime() + CLOSE_TIMEOUT.toNanos();
+        while (bridgeStats().get("bytes_in_flight") != 0 && System.nanoTime() < deadline) {
+            Thread.sleep(200);
+        }
+        assertEquals(0L, bridgeStats().get("bytes_in_flight"), "bytes in flight once every connection closed");
+    }
+
+    /** The module's stats from Envoy's admin, by name without Envoy's prefix ({@code streams_opened}, ...). */
+    private Map<String, Long> bridgeStats() throws IOException, InterruptedException {
+        Map<String, Long> stats = new TreeMap<>();
+        for (String line : mesh.envoyAdmin("/stats?filter=meshcrypt_bridge").lines().toList()) {
+            int name = line.indexOf("meshcrypt_bridge.");
+            int colon = line.lastIndexOf(": ");
+            if (name >= 0 && colon > name) {
+                stats.put(line.substring(name + "meshcrypt_bridge.".length(), colon), Long.parseLong(line.substring(colon + 2).strip()));
+            }
+        }
+        return stats;
+    }
+
+    private void assertNothingPassesAndTheHandshakeWasRefusedFor(String why, long refusalsBefore, String topic) throws Exception {
+        assertClosedByEnvoy("bridge impostor probe " + why);
+        assertTrue(bridgeCloses(why) > refusalsBefore,
+                "the bridge closed the connection because it refused the certificate (" + why + ")");
+        try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Duration.ofSeconds(10))) {
+            assertThrows(ExecutionException.class,
+                    () -> producer.send(new ProducerRecord<>(topic, utf8("impostor secret"))).get(60, TimeUnit.SECONDS));
+        }
+        assertEquals(List.of(), mesh.read(topic, false), "nothing reached the broker");
+    }
+
+    /** The control: with the mesh's own filter-service back, the same bridge gets through. */
+    private void assertTrafficPasses(String what) throws Exception {
+        String topic = mesh.createTopic("bridge-control");
+        try (KafkaProducer<byte[], byte[]> producer = mesh.producerThroughEnvoy(Duration.ofSeconds(60))) {
+            producer.send(new ProducerRecord<>(topic, utf8(what + " secret"))).get(90, TimeUnit.SECONDS);
+        }
+        Envelope.assertEnvelopeOf(utf8(what + " secret"), mesh.read(topic, false).getFirst().value(), what);
+    }
+
+    /** The bridge's closes for a refused certificate, {@code why} a regex of rustls's reason, from Envoy's log. */
+    private long bridgeCloses(String why) throws IOException {
+        Pattern line = Pattern.compile("^meshcrypt-ext-proc-bridge: connection \\d+ closed: stream not opened: .*"
+                + "invalid peer certificate: " + why + "$");
+        return mesh.log("envoy").lines().filter(l -> line.matcher(l).matches()).count();
+    }
+
+    private static void copy(Path certificate, Path privateKey, Path to) throws IOException {
+        Files.copy(certificate, to.resolve("cert.pem"), StandardCopyOption.REPLACE_EXISTING);
+        Files.copy(privateKey, to.resolve("key.pem"), StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    private static void copy(Path from, Path to) throws IOException {
+        copy(from.resolve("cert.pem"), from.resolve("key.pem"), to);
     }
 
     /** Connects to Envoy, sends bytes, and expects Envoy to close the connection without answering. */

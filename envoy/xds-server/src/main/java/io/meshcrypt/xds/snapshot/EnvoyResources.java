@@ -60,6 +60,7 @@ import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.meshconfig.mesh.Mesh.Transparent;
+import io.meshcrypt.xds.snapshot.ExtProcSettings.BridgeTls;
 import io.meshcrypt.xds.snapshot.ExtProcSettings.KafkaFilter;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -256,24 +257,17 @@ public final class EnvoyResources {
      * {@link #FILTER_SERVICE_CLUSTER}, or the bridge module ({@link KafkaFilter#BRIDGE}) dialling {@code filterService}
      * itself. Both send the same request headers.
      */
-    record KafkaProcessing(KafkaFilter kind, String nodeId, Mesh.Address filterService) {
+    record KafkaProcessing(KafkaFilter kind, String nodeId, Mesh.Address filterService, Optional<Mesh.Tls> tls) {
 
-        /**
-         * @throws IllegalArgumentException for the bridge in a mesh with {@code tls:}: the module speaks plaintext
-         *     HTTP/2 only, and a sidecar must never send what the mesh says to encrypt in the clear
-         */
+        /** @throws IllegalArgumentException for the bridge and a sidecar with several filter-service replicas */
         static KafkaProcessing of(KafkaFilter kind, Mesh mesh, Sidecar sidecar) {
-            if (kind == KafkaFilter.BRIDGE && mesh.tls().isPresent()) {
-                throw new IllegalArgumentException("sidecar " + sidecar.nodeId() + ": " + KafkaFilter.SWITCH
-                        + "=bridge cannot reach the filter-service over TLS yet (mesh tls:); run the bridge without tls:");
-            }
             if (kind == KafkaFilter.BRIDGE && sidecar.filterServices().size() > 1) {
                 // the module dials one address itself, without Envoy's load balancing and health checks
                 throw new IllegalArgumentException("sidecar " + sidecar.nodeId() + ": " + KafkaFilter.SWITCH
                         + "=bridge dials one filter-service address, not a list of replicas; put one address (a"
                         + " Service in front of the replicas) in filterService");
             }
-            return new KafkaProcessing(kind, sidecar.nodeId(), sidecar.filterServices().getFirst());
+            return new KafkaProcessing(kind, sidecar.nodeId(), sidecar.filterServices().getFirst(), mesh.tls());
         }
 
         /** The request headers of every stream, in order: each a (name, value), the value maybe a formatter. */
@@ -302,10 +296,15 @@ public final class EnvoyResources {
                     ExtProcSettings.kafkaFilter(statPrefix, grpcService));
         }
 
-        /** The 1.0.49 protos have no dynamic_modules filter either: a TypedStruct again. */
+        /**
+         * The 1.0.49 protos have no dynamic_modules filter either: a TypedStruct again. With mesh {@code tls:}, the
+         * module gets the files and SPIFFE id {@link #filterServiceTls} and {@link #clientCertificate} give Envoy.
+         */
         private Filter bridge(String listenerMap) {
+            Optional<BridgeTls> bridgeTls = tls.map(t -> new BridgeTls(
+                    t.sidecarCertificate(nodeId), t.sidecarPrivateKey(nodeId), t.trustedCa(), t.filterService()));
             return typed(ExtProcSettings.DYNAMIC_MODULES_FILTER, ExtProcSettings.DYNAMIC_MODULES_TYPE,
-                    ExtProcSettings.kafkaBridge(filterService.toString(), streamHeaders(listenerMap)));
+                    ExtProcSettings.kafkaBridge(filterService.toString(), streamHeaders(listenerMap), bridgeTls));
         }
 
         private static Filter typed(String name, String typeUrl, com.google.protobuf.Struct config) {

@@ -14,10 +14,13 @@ import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode;
 import io.envoyproxy.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.HeaderSendMode;
+import java.net.URI;
+import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The one source of meshcrypt's ext_proc filter settings (fail closed, what is sent, timeouts) and of the body buffer
@@ -111,16 +114,19 @@ public final class ExtProcSettings {
      * gRPC client rather than an Envoy cluster. Its {@code filter_config} is JSON in a StringValue, which Envoy hands
      * to the module unchanged; the module refuses unknown keys.
      *
-     * @param filterService {@code host:port} of the filter-service (plaintext HTTP/2)
+     * @param filterService {@code host:port} of the filter-service
      * @param initialMetadata the stream's request headers, in order, as in {@code initial_metadata}
+     * @param tls mutual TLS ({@code https://}), or plaintext HTTP/2 ({@code http://}) without it
      */
-    public static Struct kafkaBridge(String filterService, List<Map.Entry<String, String>> initialMetadata) {
+    public static Struct kafkaBridge(String filterService, List<Map.Entry<String, String>> initialMetadata,
+                                     Optional<BridgeTls> tls) {
         Map<String, Object> moduleConfig = new LinkedHashMap<>();
-        moduleConfig.put("filter_service", "http://" + filterService);
+        moduleConfig.put("filter_service", (tls.isPresent() ? "https://" : "http://") + filterService);
         moduleConfig.put("message_timeout_ms", KAFKA_MESSAGE_TIMEOUT_MILLIS);
         moduleConfig.put("initial_metadata", initialMetadata.stream()
                 .map(h -> Map.of("key", h.getKey(), "value", h.getValue()))
                 .toList());
+        tls.ifPresent(t -> moduleConfig.put("tls", t.moduleConfig()));
         String json;
         try {
             json = JSON.writeValueAsString(moduleConfig);
@@ -136,6 +142,23 @@ public final class ExtProcSettings {
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * The bridge's {@code tls} keys: what the built-in filter's cluster gets (the sidecar's certificate files, the
+     * mesh CA, the filter-service's SPIFFE id matched exactly), as file paths the module reads itself, re-reading them
+     * for new connections after a rotation. The server name defaults to the filter-service's host.
+     */
+    public record BridgeTls(Path certificateChain, Path privateKey, Path trustedCa, URI filterServiceSan) {
+
+        Map<String, String> moduleConfig() {
+            Map<String, String> keys = new LinkedHashMap<>();
+            keys.put("certificate_chain", certificateChain.toString());
+            keys.put("private_key", privateKey.toString());
+            keys.put("trusted_ca", trustedCa.toString());
+            keys.put("filter_service_san", filterServiceSan.toString());
+            return keys;
+        }
+    }
 
     /** The HTTP ext_proc config, processing through {@code filterServiceCluster}. */
     public static ExternalProcessor httpFilter(String filterServiceCluster) {

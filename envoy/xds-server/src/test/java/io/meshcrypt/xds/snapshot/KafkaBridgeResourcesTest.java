@@ -107,16 +107,39 @@ class KafkaBridgeResourcesTest {
     }
 
     @Test
-    void givenTheBridgeAndAMeshWithTls_whenResourcesAreGenerated_thenTheyAreRefusedRatherThanSentInTheClear() {
+    void givenTheBridgeAndAMeshWithTls_whenResourcesAreGenerated_thenTheModuleDialsHttpsWithTheFilesAndSpiffeIdOfTheBuiltInFilter()
+            throws Exception {
         String tls = MESH + """
                 tls:
                   trustedCa: /pki/ca.pem
                   certificates: /pki
                   filterService: spiffe://meshcrypt.local/filter-service
                 """;
+        Resources resources = resources(tls, KafkaFilter.BRIDGE);
 
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> resources(tls, KafkaFilter.BRIDGE));
-        assertTrue(e.getMessage().contains("MESHCRYPT_KAFKA_FILTER=bridge"), e.getMessage());
+        for (FilterChain chain : kafkaChains(resources)) {
+            JsonNode config = moduleConfig(chain);
+            assertEquals("https://169.254.22.1:22097", config.get("filter_service").asText());
+            assertEquals(Map.of(
+                    "certificate_chain", "/pki/sidecar-app-a/cert.pem",
+                    "private_key", "/pki/sidecar-app-a/key.pem",
+                    "trusted_ca", "/pki/ca.pem",
+                    "filter_service_san", "spiffe://meshcrypt.local/filter-service"),
+                    JSON.convertValue(config.get("tls"), Map.class));
+        }
+        // the same files and SAN Envoy's own filter-service cluster is given
+        String builtIn = EnvoyResources.filterServiceTls(MeshReader.parse(Path.of("mesh.yaml"),
+                tls.getBytes(StandardCharsets.UTF_8)).tls().orElseThrow()).toString();
+        assertTrue(builtIn.contains("/pki/ca.pem") && builtIn.contains("spiffe://meshcrypt.local/filter-service"), builtIn);
+        String secret = resources.secrets().toString();
+        assertTrue(secret.contains("/pki/sidecar-app-a/cert.pem") && secret.contains("/pki/sidecar-app-a/key.pem"), secret);
+    }
+
+    @Test
+    void givenTheBridgeAndAMeshWithoutTls_whenResourcesAreGenerated_thenTheModuleGetsNoTlsKeys() throws Exception {
+        for (FilterChain chain : kafkaChains(resources(MESH, KafkaFilter.BRIDGE))) {
+            assertFalse(moduleConfig(chain).has("tls"));
+        }
     }
 
     @Test
