@@ -2,8 +2,8 @@
 # The ext_proc bridge (dynamic module, docs/dynamic-module.md) vs Envoy's built-in network ext_proc filter: produce
 # and consume throughput on an encrypted topic, direct to the broker and through each, with the CPU time per record of
 # Envoy and of the filter-service (user + system, /proc/<pid>/stat). Two meshes side by side that differ only in the
-# Kafka filter (`up` vs `up --bridge`), both MESHCRYPT_TLS=off (the bridge speaks plaintext to the filter-service
-# today, so the built-in filter does too: like for like). Per round the three paths run back to back, in an order
+# Kafka filter (`up` vs `up --bridge`), both with the same MESHCRYPT_TLS (default on: mutual TLS to the
+# filter-service, as both filters run in a real mesh; MESHCRYPT_TLS=off compares them in plaintext). Per round the three paths run back to back, in an order
 # that rotates with the round, so drift and order hit each alike; round 1 is a warm-up (JIT), the summary is the
 # median of the others, and the bridge / ext_proc ratio is taken round by round.
 #
@@ -19,7 +19,7 @@ SIZE=${2:-1024}
 ROUNDS=${3:-4}
 BASE_EXT=${MESHCRYPT_PORT_BASE:-26000}
 BASE_BRIDGE=${BRIDGE_PORT_BASE:-$((BASE_EXT + 1000))}
-export MESHCRYPT_TLS=off
+export MESHCRYPT_TLS=${MESHCRYPT_TLS:-on}
 declare -A HOME_OF=([ext_proc]=$ROOT/tests/target/bench-ext-proc [bridge]=$ROOT/tests/target/bench-bridge)
 declare -A BASE_OF=([ext_proc]=$BASE_EXT [bridge]=$BASE_BRIDGE)
 
@@ -65,8 +65,8 @@ for m in ext_proc bridge; do
   fi
 done
 
-printf '# %s records of %s bytes, encrypted topic, 1 partition, acks=all, linger.ms=5, batch.size=65536, %s rounds, MESHCRYPT_TLS=off\n' \
-  "$RECORDS" "$SIZE" "$ROUNDS"
+printf '# %s records of %s bytes, encrypted topic, 1 partition, acks=all, linger.ms=5, batch.size=65536, %s rounds, MESHCRYPT_TLS=%s\n' \
+  "$RECORDS" "$SIZE" "$ROUNDS" "$MESHCRYPT_TLS"
 row='%-6s %-9s %-8s %12s %9s %18s %16s\n'
 printf "$row" round path op records/s MB/s filter_us/record envoy_us/record
 declare -A SAMPLES # "path op field" -> space-separated values of the measured rounds

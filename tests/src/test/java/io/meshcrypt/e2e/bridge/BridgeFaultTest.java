@@ -80,7 +80,8 @@ class BridgeFaultTest {
     /** Envoy's allocated heap may grow this much over the churn: a leak of 2.5 KB per connection fails it. */
     private static final long MEMORY_GROWTH_BOUND = 24L << 20;
 
-    private final BridgeMesh mesh = new BridgeMesh();
+    // plaintext: its own sidecars dial the filter-service with an http:// bridge config (BridgeFaultSidecar)
+    private final BridgeMesh mesh = BridgeMesh.plaintext();
     private final HttpClient http = HttpClient.newHttpClient();
     private BridgeFaultProxy proxy;
     private BridgeFaultSidecar sidecar;

@@ -45,7 +45,8 @@ class BridgeVersionsTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(60);
     private static final Duration INSTALL_TIMEOUT = Duration.ofMinutes(5);
 
-    private final BridgeMesh mesh = new BridgeMesh();
+    // plaintext: its own sidecars dial the filter-service with an http:// bridge config (BridgeFaultSidecar)
+    private final BridgeMesh mesh = BridgeMesh.plaintext();
     private final Map<String, BridgeFaultSidecar> sidecars = new LinkedHashMap<>();
 
     @BeforeAll

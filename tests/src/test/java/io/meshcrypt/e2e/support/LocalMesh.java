@@ -80,7 +80,7 @@ public final class LocalMesh {
 
     /**
      * MESHCRYPT_BRIDGE=1: the shared mesh streams Kafka through the bridge dynamic module ({@code up --bridge}) instead
-     * of Envoy's network ext_proc, so the whole suite can run through it (with MESHCRYPT_TLS=off: the bridge has no TLS).
+     * of Envoy's network ext_proc, so the whole suite can run through it (with or without MESHCRYPT_TLS=off).
      */
     public static final boolean BRIDGE = "1".equals(System.getenv("MESHCRYPT_BRIDGE"));
 
