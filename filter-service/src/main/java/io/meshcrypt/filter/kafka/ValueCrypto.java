@@ -58,6 +58,11 @@ final class ValueCrypto {
             throw new IllegalArgumentException("the policy encrypts record headers (headers:), which needs envelope"
                     + " version 2: configure a keys: section and restart");
         }
+        if (policy.rules().stream().anyMatch(r -> r.subject() != null)) {
+            // Fail closed: records would be encrypted under the topic's key, and forgetting a subject would not work.
+            throw new IllegalArgumentException("the policy names record subjects (subject:), which this filter-service"
+                    + " cannot encrypt under subject keys yet");
+        }
         this.cipher = cipher;
         this.keyCipher = keyCipher;
         this.json = new JsonTransformer(cipher);
