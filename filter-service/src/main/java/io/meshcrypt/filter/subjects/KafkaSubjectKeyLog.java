@@ -1,0 +1,156 @@
+package io.meshcrypt.filter.subjects;
+
+import io.meshcrypt.filter.config.SubjectKeysConfig;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.WakeupException;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The subject-key log as a compacted Kafka topic with one partition (one partition: one log order every replica
+ * sees), read and written with kafka-clients straight to the brokers (not through Envoy: these records are already
+ * encrypted, and the filter-service must not depend on its own data path). Created with
+ * {@code cleanup.policy=compact} when missing. Appends are idempotent with {@code acks=all}. The follower is one
+ * daemon thread, a consumer without a group that reads from the beginning.
+ */
+public final class KafkaSubjectKeyLog implements SubjectKeyLog {
+    private static final Logger log = LoggerFactory.getLogger(KafkaSubjectKeyLog.class);
+    private static final Duration POLL = Duration.ofMillis(500);
+
+    private final SubjectKeysConfig config;
+    private final KafkaProducer<byte[], byte[]> producer;
+    private final KafkaConsumer<byte[], byte[]> consumer;
+    private volatile boolean closed;
+    private Thread thread;
+
+    /** Creates the topic when missing; may wait (startup). */
+    public KafkaSubjectKeyLog(SubjectKeysConfig config, Duration timeout) throws ExecutionException, InterruptedException,
+            java.util.concurrent.TimeoutException {
+        this.config = config;
+        createTopicIfMissing(timeout);
+        Map<String, Object> producerProps = common();
+        producerProps.put(ProducerConfig.ACKS_CONFIG, "all");
+        producerProps.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
+        producerProps.put(ProducerConfig.CLIENT_ID_CONFIG, "meshcrypt-subject-keys-writer");
+        this.producer = new KafkaProducer<>(producerProps, new ByteArraySerializer(), new ByteArraySerializer());
+        Map<String, Object> consumerProps = common();
+        consumerProps.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        consumerProps.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        consumerProps.put(ConsumerConfig.CLIENT_ID_CONFIG, "meshcrypt-subject-keys-reader");
+        this.consumer = new KafkaConsumer<>(consumerProps, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+    }
+
+    private Map<String, Object> common() {
+        Map<String, Object> props = new HashMap<>(config.client());
+        props.put("bootstrap.servers", config.bootstrap());
+        return props;
+    }
+
+    private void createTopicIfMissing(Duration timeout) throws ExecutionException, InterruptedException,
+            java.util.concurrent.TimeoutException {
+        try (Admin admin = Admin.create(common())) {
+            NewTopic topic = new NewTopic(config.topic(), Optional.of(1),
+                    config.replicationFactor() > 0 ? Optional.of(config.replicationFactor()) : Optional.empty())
+                    .configs(Map.of("cleanup.policy", "compact"));
+            try {
+                admin.createTopics(List.of(topic)).all().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+                log.info("created the subject-key topic {} (1 partition, cleanup.policy=compact)", config.topic());
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof TopicExistsException)) {
+                    throw e;
+                }
+            }
+        }
+    }
+
+    @Override
+    public synchronized CompletableFuture<Void> follow(Follower follower) {
+        CompletableFuture<Void> caughtUp = new CompletableFuture<>();
+        thread = Thread.ofPlatform().daemon().name("meshcrypt-subject-keys-follower").start(() -> run(follower, caughtUp));
+        return caughtUp;
+    }
+
+    private void run(Follower follower, CompletableFuture<Void> caughtUp) {
+        try {
+            List<PartitionInfo> partitions = consumer.partitionsFor(config.topic(), Duration.ofSeconds(30));
+            List<TopicPartition> assigned = partitions.stream()
+                    .map(p -> new TopicPartition(p.topic(), p.partition())).toList();
+            if (assigned.size() != 1) {
+                throw new IllegalStateException("the subject-key topic " + config.topic() + " has " + assigned.size()
+                        + " partitions; it needs exactly 1 (one log order)");
+            }
+            consumer.assign(assigned);
+            consumer.seekToBeginning(assigned);
+            long end = consumer.endOffsets(assigned).get(assigned.get(0));
+            if (consumer.position(assigned.get(0)) >= end) {
+                caughtUp.complete(null);
+            }
+            while (!closed) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(POLL)) {
+                    follower.apply(r.key(), r.value());
+                }
+                if (!caughtUp.isDone() && consumer.position(assigned.get(0)) >= end) {
+                    caughtUp.complete(null);
+                }
+            }
+        } catch (WakeupException e) {
+            // closing
+        } catch (RuntimeException e) {
+            log.error("subject-key log {}: the follower stopped: {}", config.topic(), e.toString());
+            caughtUp.completeExceptionally(e);
+        } finally {
+            consumer.close();
+        }
+    }
+
+    @Override
+    public CompletableFuture<Void> append(byte[] key, byte[] value) {
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        producer.send(new ProducerRecord<>(config.topic(), 0, key, value), (metadata, e) -> {
+            if (e == null) {
+                done.complete(null);
+            } else {
+                done.completeExceptionally(e);
+            }
+        });
+        return done;
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        consumer.wakeup();
+        producer.close(Duration.ofSeconds(5));
+        Thread t;
+        synchronized (this) {
+            t = thread;
+        }
+        if (t != null) {
+            try {
+                t.join(5000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}
