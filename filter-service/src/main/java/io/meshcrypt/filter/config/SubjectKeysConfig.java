@@ -41,6 +41,17 @@ public record SubjectKeysConfig(String bootstrap, String topic, short replicatio
         client = Map.copyOf(client);
     }
 
+    /** @return where the subject-key log is */
+    public io.meshcrypt.filter.subjects.KafkaSubjectKeyLog.Location location() {
+        return new io.meshcrypt.filter.subjects.KafkaSubjectKeyLog.Location(bootstrap, topic, replicationFactor, client);
+    }
+
+    /** @return the subject-key index limits */
+    public io.meshcrypt.filter.subjects.SubjectKeyStore.Settings settings() {
+        return new io.meshcrypt.filter.subjects.SubjectKeyStore.Settings(maxSubjects, newSubjectsPerSecond,
+                newSubjectsBurst, unknownKeyWait);
+    }
+
     @Override
     public String toString() {
         return "SubjectKeysConfig{bootstrap=" + bootstrap + ", topic=" + topic + ", maxSubjects=" + maxSubjects

@@ -1,6 +1,5 @@
 package io.meshcrypt.filter.subjects;
 
-import io.meshcrypt.filter.config.SubjectKeysConfig;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
@@ -37,14 +36,23 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
     private static final Logger log = LoggerFactory.getLogger(KafkaSubjectKeyLog.class);
     private static final Duration POLL = Duration.ofMillis(500);
 
-    private final SubjectKeysConfig config;
+    /** Where the log is: the brokers (direct), the topic, and Kafka client properties for TLS/SASL. */
+    public record Location(String bootstrap, String topic, short replicationFactor, Map<String, String> client) {
+        /** The client properties' names only: their values may be passwords. */
+        @Override
+        public String toString() {
+            return "Location{bootstrap=" + bootstrap + ", topic=" + topic + ", client properties=" + client.keySet() + "}";
+        }
+    }
+
+    private final Location config;
     private final KafkaProducer<byte[], byte[]> producer;
     private final KafkaConsumer<byte[], byte[]> consumer;
     private volatile boolean closed;
     private Thread thread;
 
     /** Creates the topic when missing; may wait (startup). */
-    public KafkaSubjectKeyLog(SubjectKeysConfig config, Duration timeout) throws ExecutionException, InterruptedException,
+    public KafkaSubjectKeyLog(Location config, Duration timeout) throws ExecutionException, InterruptedException,
             java.util.concurrent.TimeoutException {
         this.config = config;
         createTopicIfMissing(timeout);

@@ -234,14 +234,13 @@ public final class SubjectKeyStore implements AutoCloseable {
     /**
      * Never waits.
      *
-     * @param ref the 16 bytes at {@code envelope[refAt, refAt + 16)}
+     * @param envelope holds the subject ref at {@code [refAt, refAt + 16)} (absolute; position not used or moved)
      * @return the subject key, or null when the subject was forgotten (the reader gets the rule's replacement)
      * @throws KeyNotReadyException while the log loads, the scope secret is unwrapped, or a key not read yet may still
      *     arrive (for {@code unknownKeyWait})
      * @throws GeneralSecurityException when the key is unknown after that wait, or its wrapped form does not unwrap
      */
-    public SecretKeySpec forDecryption(String scope, ByteBuffer envelope, int refAt, long keyId)
-            throws GeneralSecurityException {
+    public SecretKeySpec forDecryption(ByteBuffer envelope, int refAt, long keyId) throws GeneralSecurityException {
         Ref ref = Ref.of(envelope, refAt);
         Subject subject = subjects.get(ref);
         if (subject != null && subject.forgotten) {
@@ -249,32 +248,29 @@ public final class SubjectKeyStore implements AutoCloseable {
         }
         KeyEntry entry = subject == null ? null : subject.key(keyId);
         if (entry == null) {
-            throw unknown(scope, ref, keyId);
-        }
-        if (!subject.scope.equals(scope)) {
-            throw new GeneralSecurityException("subject key " + ref.text() + " belongs to scope " + subject.scope
-                    + ", not " + scope);
+            throw unknown(ref, keyId);
         }
         SecretKeySpec key = entry.key;
         if (key != null) {
             return key;
         }
-        return unwrapped(scopeKeys(scope, false), ref.bytes(), entry);
+        // The scope the key was filed under in the log, whatever the policy's patterns are today.
+        return unwrapped(scopeKeys(subject.scope, false), ref.bytes(), entry);
     }
 
-    private GeneralSecurityException unknown(String scope, Ref ref, long keyId) {
+    private GeneralSecurityException unknown(Ref ref, long keyId) {
         if (!caughtUp.isDone()) {
             return new KeyNotReadyException("the subject-key log is loading", caughtUp);
         }
         long now = nanoTime.getAsLong();
         Long first = misses.size() < MAX_TRACKED_MISSES ? misses.putIfAbsent(ref, now) : misses.get(ref);
         if (first != null && now - first > settings.unknownKeyWait().toNanos()) {
-            return new GeneralSecurityException("subject key " + ref.text() + "/" + Long.toHexString(keyId) + " of scope "
-                    + scope + " is in no record of the subject-key log (waited " + settings.unknownKeyWait().toMillis()
+            return new GeneralSecurityException("subject key " + ref.text() + "/" + Long.toHexString(keyId)
+                    + " is in no record of the subject-key log (waited " + settings.unknownKeyWait().toMillis()
                     + " ms)");
         }
         if (first == null && misses.size() >= MAX_TRACKED_MISSES) {
-            return new GeneralSecurityException("subject key " + ref.text() + " of scope " + scope + " is unknown");
+            return new GeneralSecurityException("subject key " + ref.text() + " is unknown");
         }
         return new KeyNotReadyException("subject key " + ref.text() + " not read yet",
                 nextApplied.get().copy().completeOnTimeout(null, 200, TimeUnit.MILLISECONDS));

@@ -58,7 +58,7 @@ class SubjectKeyStoreTest {
     }
 
     private static SecretKeySpec decryptionKey(SubjectKeyStore store, SubjectKeyStore.SubjectKey key) throws Exception {
-        return KeyNotReadyException.awaitBlocking(() -> store.forDecryption(SCOPE, ByteBuffer.wrap(key.ref()), 0,
+        return KeyNotReadyException.awaitBlocking(() -> store.forDecryption(ByteBuffer.wrap(key.ref()), 0,
                 key.keyId()), WAIT);
     }
 
@@ -118,7 +118,7 @@ class SubjectKeyStoreTest {
                     .filter(k -> k.kind() == SubjectKeyRecords.SUBJECT_KEY)
                     .mapToLong(k -> ByteBuffer.wrap(k.keyId()).getLong()).filter(id -> id != fromA.keyId())
                     .filter(id -> id != encryptionKeyQuiet(a, "seed")).findFirst().orElseThrow();
-            assertNotNull(b.forDecryption(SCOPE, ByteBuffer.wrap(fromA.ref()), 0, loser),
+            assertNotNull(b.forDecryption(ByteBuffer.wrap(fromA.ref()), 0, loser),
                     "the losing key is kept: a replica may have used it before reading the winner");
         }
     }
@@ -141,7 +141,7 @@ class SubjectKeyStoreTest {
             String ref = store.forget(SCOPE, "alice", WAIT);
 
             assertEquals(java.util.HexFormat.of().formatHex(alice.ref()), ref);
-            assertNull(store.forDecryption(SCOPE, ByteBuffer.wrap(alice.ref()), 0, alice.keyId()));
+            assertNull(store.forDecryption(ByteBuffer.wrap(alice.ref()), 0, alice.keyId()));
             assertThrows(SubjectKeyStore.SubjectForgottenException.class, () -> store.forEncryption(SCOPE, id("alice")));
             assertArrayEquals(bob.key().getEncoded(), decryptionKey(store, bob).getEncoded());
             assertTrue(store.isForgotten(SCOPE, "alice"));
@@ -169,7 +169,7 @@ class SubjectKeyStoreTest {
         }
         assertEquals(4, log.records().size(), "secret, bob's key, alice's overwritten key, alice's marker");
         try (SubjectKeyStore restarted = store()) {
-            assertNull(restarted.forDecryption(SCOPE, ByteBuffer.wrap(alice.ref()), 0, alice.keyId()));
+            assertNull(restarted.forDecryption(ByteBuffer.wrap(alice.ref()), 0, alice.keyId()));
             assertEquals(1, restarted.subjects() - 1, "bob live, alice forgotten");
         }
     }
@@ -184,7 +184,7 @@ class SubjectKeyStoreTest {
 
             log.appendRaw(original.key(), original.value());
 
-            assertNull(store.forDecryption(SCOPE, ByteBuffer.wrap(alice.ref()), 0, alice.keyId()));
+            assertNull(store.forDecryption(ByteBuffer.wrap(alice.ref()), 0, alice.keyId()));
             FakeSubjectKeyLog.Entry last = waitForRecords(before + 2);
             assertArrayEquals(original.key(), last.key());
             assertTrue(SubjectKeyRecords.isForgotten(last.value()), "the replayed key was overwritten");
@@ -233,10 +233,10 @@ class SubjectKeyStoreTest {
             SubjectKeyStore.SubjectKey alice = encryptionKey(store, "alice");
             ByteBuffer ref = ByteBuffer.wrap(alice.ref());
 
-            assertThrows(KeyNotReadyException.class, () -> store.forDecryption(SCOPE, ref, 0, alice.keyId() + 1));
+            assertThrows(KeyNotReadyException.class, () -> store.forDecryption(ref, 0, alice.keyId() + 1));
             now.addAndGet(Duration.ofSeconds(11).toNanos());
             java.security.GeneralSecurityException e = assertThrows(java.security.GeneralSecurityException.class,
-                    () -> store.forDecryption(SCOPE, ref, 0, alice.keyId() + 1));
+                    () -> store.forDecryption(ref, 0, alice.keyId() + 1));
             assertFalse(e instanceof KeyNotReadyException, e.toString());
             assertTrue(e.getMessage().contains("is in no record of the subject-key log"), e.getMessage());
         }
