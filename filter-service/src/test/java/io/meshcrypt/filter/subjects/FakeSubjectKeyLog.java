@@ -12,20 +12,20 @@ import java.util.concurrent.CompletableFuture;
  * hands every follower the records it has not seen, in log order (or each append does, when {@code auto}).
  * {@link #compact()} keeps the last record per key, as Kafka's log cleaner does.
  */
-final class FakeSubjectKeyLog {
-    record Entry(byte[] key, byte[] value) {
+public final class FakeSubjectKeyLog {
+    public record Entry(byte[] key, byte[] value) {
     }
 
     private final List<Entry> records = new ArrayList<>();
     private final List<View> views = new ArrayList<>();
     volatile boolean auto = true;
 
-    synchronized List<Entry> records() {
+    public synchronized List<Entry> records() {
         return List.copyOf(records);
     }
 
     /** A replica's connection to the log. */
-    SubjectKeyLog view() {
+    public SubjectKeyLog view() {
         View view = new View();
         synchronized (this) {
             views.add(view);
@@ -33,13 +33,13 @@ final class FakeSubjectKeyLog {
         return view;
     }
 
-    synchronized void deliver() {
+    public synchronized void deliver() {
         for (View view : views) {
             view.catchUp();
         }
     }
 
-    synchronized void compact() {
+    public synchronized void compact() {
         Map<ByteBuffer, Entry> last = new LinkedHashMap<>();
         for (Entry e : records) {
             ByteBuffer k = ByteBuffer.wrap(e.key());
@@ -54,7 +54,7 @@ final class FakeSubjectKeyLog {
     }
 
     /** Appends as another writer would (a replay, a hostile producer). */
-    synchronized void appendRaw(byte[] key, byte[] value) {
+    public synchronized void appendRaw(byte[] key, byte[] value) {
         records.add(new Entry(key, value));
         if (auto) {
             deliver();
