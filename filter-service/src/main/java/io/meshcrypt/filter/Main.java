@@ -19,6 +19,7 @@ import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.keys.KeysCli;
+import io.meshcrypt.filter.keys.SubjectsCli;
 import io.meshcrypt.filter.kms.KeyAudit;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.observability.FilterMetrics;
@@ -51,7 +52,7 @@ import picocli.CommandLine.ScopeType;
  * {@code keys}, {@code inspect}); exit codes and error lines as {@link ConfigCommandLine}.
  */
 @Command(name = "meshcrypt-filter-service", subcommands = {Main.Serve.class, KeysCli.Keyset.class, KeysCli.Keys.class,
-        KeysCli.Inspect.class}, description = "The meshcrypt filter-service: encrypts and decrypts Kafka and HTTP traffic"
+        KeysCli.Inspect.class, SubjectsCli.class}, description = "The meshcrypt filter-service: encrypts and decrypts Kafka and HTTP traffic"
         + " that Envoy sidecars stream to it over ext_proc.")
 public final class Main {
     private static final Logger log = LoggerFactory.getLogger(Main.class);
@@ -126,7 +127,7 @@ public final class Main {
     }
 
     /** Loads {@code configFile}, checks its secret files and starts serving; what {@code serve} runs until stopped. */
-    private static final java.time.Duration SUBJECT_KEYS_LOAD_WAIT = java.time.Duration.ofSeconds(30);
+    private static final java.time.Duration SUBJECT_KEYS_TIMEOUT = java.time.Duration.ofSeconds(30);
 
     static Running start(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
@@ -226,8 +227,8 @@ public final class Main {
     }
 
     /**
-     * With a {@code subjectKeys:} section: the subject-key store, its log read from the brokers (waited for up to
-     * {@link #SUBJECT_KEYS_LOAD_WAIT}; records needing a subject key wait for it anyway); else null.
+     * With a {@code subjectKeys:} section: the subject-key store, its log read from the brokers in the background
+     * (records needing a subject key wait for it, as for a data key); else null.
      */
     static SubjectKeyStore openSubjectKeys(FilterConfig config, ValueCipher cipher) throws Exception {
         if (config.subjectKeys() == null) {
@@ -237,14 +238,13 @@ public final class Main {
             throw new IllegalStateException("subjectKeys: needs a keys: section");
         }
         SubjectKeyStore store = new SubjectKeyStore(new KafkaSubjectKeyLog(config.subjectKeys().location(),
-                SUBJECT_KEYS_LOAD_WAIT), v2.deks().provider(), config.subjectKeys().settings());
-        try {
-            store.loaded().get(SUBJECT_KEYS_LOAD_WAIT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
-            log.info("subject keys: {} subject(s) loaded from {}", store.subjects(), config.subjectKeys().topic());
-        } catch (java.util.concurrent.TimeoutException e) {
-            log.warn("subject keys: {} not read within {} s; records needing a subject key wait for it",
-                    config.subjectKeys().topic(), SUBJECT_KEYS_LOAD_WAIT.toSeconds());
-        }
+                SUBJECT_KEYS_TIMEOUT), v2.deks().provider(), config.subjectKeys().settings());
+        String topic = config.subjectKeys().topic();
+        store.loaded().whenComplete((ok, e) -> {
+            if (e == null) {
+                log.info("subject keys: {} subject(s) read from {}", store.subjects(), topic);
+            }
+        });
         return store;
     }
 }

@@ -30,7 +30,9 @@ import org.slf4j.LoggerFactory;
  * sees), read and written with kafka-clients straight to the brokers (not through Envoy: these records are already
  * encrypted, and the filter-service must not depend on its own data path). Created with
  * {@code cleanup.policy=compact} when missing. Appends are idempotent with {@code acks=all}. The follower is one
- * daemon thread, a consumer without a group that reads from the beginning.
+ * daemon thread, a consumer without a group that reads from the beginning; while the topic does not exist the log
+ * counts as read (empty) and the follower checks again every second. Appends may block (topic creation, metadata):
+ * only the store's own worker and the forget command call it.
  */
 public final class KafkaSubjectKeyLog implements SubjectKeyLog {
     private static final Logger log = LoggerFactory.getLogger(KafkaSubjectKeyLog.class);
@@ -46,16 +48,18 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
     }
 
     private final Location config;
+    private final Duration timeout;
+    private static final Duration MISSING_TOPIC_RECHECK = Duration.ofSeconds(1);
+    private boolean topicReady;
     private final KafkaProducer<byte[], byte[]> producer;
     private final KafkaConsumer<byte[], byte[]> consumer;
     private volatile boolean closed;
     private Thread thread;
 
-    /** Creates the topic when missing; may wait (startup). */
-    public KafkaSubjectKeyLog(Location config, Duration timeout) throws ExecutionException, InterruptedException,
-            java.util.concurrent.TimeoutException {
+    /** Connects nothing yet: the follower thread and the first append do (never a caller of the data path). */
+    public KafkaSubjectKeyLog(Location config, Duration timeout) {
         this.config = config;
-        createTopicIfMissing(timeout);
+        this.timeout = timeout;
         Map<String, Object> producerProps = common();
         producerProps.put(ProducerConfig.ACKS_CONFIG, "all");
         producerProps.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
@@ -64,6 +68,8 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
         Map<String, Object> consumerProps = common();
         consumerProps.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         consumerProps.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        // A broker with auto.create.topics.enable would create it uncompacted: only createTopicIfMissing creates it.
+        consumerProps.put(ConsumerConfig.ALLOW_AUTO_CREATE_TOPICS_CONFIG, false);
         consumerProps.put(ConsumerConfig.CLIENT_ID_CONFIG, "meshcrypt-subject-keys-reader");
         this.consumer = new KafkaConsumer<>(consumerProps, new ByteArrayDeserializer(), new ByteArrayDeserializer());
     }
@@ -74,8 +80,12 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
         return props;
     }
 
-    private void createTopicIfMissing(Duration timeout) throws ExecutionException, InterruptedException,
+    /** Before the first append: the producer's metadata request would make an auto-creating broker create it plain. */
+    private synchronized void createTopicIfMissing() throws ExecutionException, InterruptedException,
             java.util.concurrent.TimeoutException {
+        if (topicReady) {
+            return;
+        }
         try (Admin admin = Admin.create(common())) {
             NewTopic topic = new NewTopic(config.topic(), Optional.of(1),
                     config.replicationFactor() > 0 ? Optional.of(config.replicationFactor()) : Optional.empty())
@@ -89,6 +99,7 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
                 }
             }
         }
+        topicReady = true;
     }
 
     @Override
@@ -100,9 +111,24 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
 
     private void run(Follower follower, CompletableFuture<Void> caughtUp) {
         try {
-            List<PartitionInfo> partitions = consumer.partitionsFor(config.topic(), Duration.ofSeconds(30));
-            List<TopicPartition> assigned = partitions.stream()
-                    .map(p -> new TopicPartition(p.topic(), p.partition())).toList();
+            List<TopicPartition> assigned = List.of();
+            while (!closed && assigned.isEmpty()) {
+                List<PartitionInfo> partitions;
+                try {
+                    partitions = consumer.partitionsFor(config.topic(), timeout);
+                } catch (org.apache.kafka.common.errors.TimeoutException e) {
+                    log.warn("subject-key log {}: brokers {} not reachable yet; subject keys wait", config.topic(),
+                            config.bootstrap());
+                    continue;
+                }
+                if (partitions == null || partitions.isEmpty()) {
+                    // No topic yet: nothing to read; the first subject key creates it.
+                    caughtUp.complete(null);
+                    Thread.sleep(MISSING_TOPIC_RECHECK.toMillis());
+                    continue;
+                }
+                assigned = partitions.stream().map(p -> new TopicPartition(p.topic(), p.partition())).toList();
+            }
             if (assigned.size() != 1) {
                 throw new IllegalStateException("the subject-key topic " + config.topic() + " has " + assigned.size()
                         + " partitions; it needs exactly 1 (one log order)");
@@ -110,18 +136,15 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
             consumer.assign(assigned);
             consumer.seekToBeginning(assigned);
             long end = consumer.endOffsets(assigned).get(assigned.get(0));
-            if (consumer.position(assigned.get(0)) >= end) {
-                caughtUp.complete(null);
-            }
             while (!closed) {
-                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(POLL)) {
-                    follower.apply(r.key(), r.value());
-                }
                 if (!caughtUp.isDone() && consumer.position(assigned.get(0)) >= end) {
                     caughtUp.complete(null);
                 }
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(POLL)) {
+                    follower.apply(r.key(), r.value());
+                }
             }
-        } catch (WakeupException e) {
+        } catch (WakeupException | InterruptedException e) {
             // closing
         } catch (RuntimeException e) {
             log.error("subject-key log {}: the follower stopped: {}", config.topic(), e.toString());
@@ -134,6 +157,12 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
     @Override
     public CompletableFuture<Void> append(byte[] key, byte[] value) {
         CompletableFuture<Void> done = new CompletableFuture<>();
+        try {
+            createTopicIfMissing();
+        } catch (Exception e) {
+            done.completeExceptionally(e);
+            return done;
+        }
         producer.send(new ProducerRecord<>(config.topic(), 0, key, value), (metadata, e) -> {
             if (e == null) {
                 done.complete(null);

@@ -395,14 +395,16 @@ public final class SubjectKeyStore implements AutoCloseable {
         long keyId = random.nextLong();
         byte[] wrapped = keys.wrap(subjectKey, refBytes, keyIdBytes(keyId));
         Arrays.fill(subjectKey, (byte) 0);
-        // Used only once read back from the log: another replica's key for the subject may come first.
-        keyLog.append(SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_KEY, keys.scope(), refBytes, keyIdBytes(keyId)),
-                SubjectKeyRecords.subjectKeyValue(wrapped)).whenComplete((ok, e) -> {
-                    if (e != null) {
-                        creating.remove(ref, mine);
-                        mine.complete(null);
-                    }
-                });
+        // Used only once read back from the log: another replica's key for the subject may come first. Appended from
+        // the worker: an append may block (metadata, topic creation), the caller may not.
+        byte[] recordKey = SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_KEY, keys.scope(), refBytes, keyIdBytes(keyId));
+        worker.execute(() -> keyLog.append(recordKey, SubjectKeyRecords.subjectKeyValue(wrapped)).whenComplete((ok, e) -> {
+            if (e != null) {
+                log.warn("cannot append a subject key to the subject-key log: {}", e.toString());
+                creating.remove(ref, mine);
+                mine.complete(null);
+            }
+        }));
         return mine;
     }
 
