@@ -235,7 +235,9 @@ public final class Main {
             return null;
         }
         if (!(cipher instanceof ValueCipherV2 v2)) {
-            throw new IllegalStateException("subjectKeys: needs a keys: section");
+            // The KMS of keys: wraps each scope's secret: without it, records of subject: entries are refused.
+            log.warn("subjectKeys: is ignored without a keys: section; records of policy entries with subject: are refused");
+            return null;
         }
         SubjectKeyStore store = new SubjectKeyStore(new KafkaSubjectKeyLog(config.subjectKeys().location(),
                 SUBJECT_KEYS_TIMEOUT), v2.deks().provider(), config.subjectKeys().settings());

@@ -138,10 +138,6 @@ public final class ConfigReader {
 
         Entry subjectKeysEntry = mapping.entries().get("subjectKeys");
         SubjectKeysConfig subjectKeys = subjectKeysEntry == null ? null : subjectKeys(subjectKeysEntry);
-        if (subjectKeys != null && keys == null) {
-            throw fields.error(subjectKeysEntry.keyLocation(), "subjectKeys", "needs a keys: section (the KMS wraps each"
-                    + " scope's secret; envelope version 3)");
-        }
         return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
                 limits, policyServer, tls, sidecarTls, audit, observability, subjectKeys);
     }

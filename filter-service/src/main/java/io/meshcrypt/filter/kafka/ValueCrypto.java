@@ -62,8 +62,9 @@ final class ValueCrypto {
 
     /**
      * @param subjects encrypts and decrypts values under per-subject keys; null without a {@code subjectKeys:} section
-     * @throws IllegalArgumentException also when the policy names subjects but {@code subjects} is null, or names a
-     *     subject beside {@code fields:} (not supported yet)
+     *     (then records of entries with {@code subject:} are refused on produce and fail on fetch: fail closed per
+     *     topic, the rest of the policy applies)
+     * @throws IllegalArgumentException also when the policy names a subject beside {@code fields:} (not supported yet)
      */
     ValueCrypto(ValueCipher cipher, RecordKeyCipher keyCipher, SubjectValueCipher subjects, EncryptionPolicy policy) {
         if (keyCipher == null && policy.anyDeterministicKeys()) {
@@ -73,11 +74,6 @@ final class ValueCrypto {
         if (!cipher.encryptsHeaders() && policy.rules().stream().anyMatch(r -> !r.headers().isEmpty())) {
             throw new IllegalArgumentException("the policy encrypts record headers (headers:), which needs envelope"
                     + " version 2: configure a keys: section and restart");
-        }
-        if (subjects == null && policy.rules().stream().anyMatch(r -> r.subject() != null)) {
-            // Fail closed: records would be encrypted under the topic's key, and forgetting a subject would not work.
-            throw new IllegalArgumentException("the policy names record subjects (subject:), which needs a subjectKeys:"
-                    + " section (where subject keys live) at start: configure it and restart");
         }
         policy.rules().stream().filter(r -> r.subject() != null && !r.fields().isEmpty()).findFirst().ifPresent(r -> {
             throw new IllegalArgumentException("policy entry " + r.pattern() + " names a subject beside fields:, which"
@@ -325,6 +321,10 @@ final class ValueCrypto {
                     case HEADER -> headers == null ? null : SubjectIds.header(headers, headerName);
                     case VALUE -> SubjectIds.jsonPointer(value, pointer);
                 };
+                if (subjects == null) {
+                    throw new RecordRewriteException("topic " + topic + " encrypts under subject keys (subject:) but this"
+                            + " filter-service has no subjectKeys: section (and keys:): refused", null);
+                }
                 if (id == null || !id.hasRemaining()) {
                     throw new RecordRewriteException("a record produced to topic " + topic + " names no subject (subject:"
                             + " " + source + "): refused, as it could not be forgotten", null);

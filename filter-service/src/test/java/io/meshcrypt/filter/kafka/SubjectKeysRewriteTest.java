@@ -48,6 +48,8 @@ class SubjectKeysRewriteTest {
     private SubjectKeyStore store;
     private ValueCrypto crypto;
     private TopicPlans plans;
+    private ValueCipherV1 v1;
+    private EncryptionPolicy policy;
 
     @BeforeEach
     void setUp() throws Exception {
@@ -64,9 +66,10 @@ class SubjectKeysRewriteTest {
                     - {topic: "by-value", subject: {from: value, pointer: /customer/id}}
                     - "*"
                 """.getBytes(StandardCharsets.UTF_8)).encryption();
-        crypto = new ValueCrypto(ValueCipherV1.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM)),
-                null, new SubjectValueCipher(store), policy);
+        v1 = ValueCipherV1.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
+        crypto = new ValueCrypto(v1, null, new SubjectValueCipher(store), policy);
         plans = new TopicPlans(policy);
+        this.policy = policy;
     }
 
     @AfterEach
@@ -168,5 +171,26 @@ class SubjectKeysRewriteTest {
         assertTrue(e.getMessage().contains("was forgotten"), e.getMessage());
         assertNull(e.retryWhen());
         assertFalse(produce("by-key", batch(record("bob", "b", null))).sizeInBytes() == 0);
+    }
+
+    @Test
+    void givenNoSubjectKeysConfigured_whenProducingToASubjectTopic_thenRefusedWhileOtherTopicsWork() throws Exception {
+        crypto = new ValueCrypto(v1, null, null, policy);
+
+        RecordRewriteException e = assertThrows(RecordRewriteException.class,
+                () -> produce("by-key", batch(record("alice", "a", null))));
+        assertTrue(e.getMessage().contains("has no subjectKeys: section"), e.getMessage());
+        assertEquals(List.of("o"), fetch("other", produce("other", batch(record("k", "o", null)))));
+    }
+
+    @Test
+    void givenASubjectBesideFields_whenThePolicyIsApplied_thenItIsRefusedNamingTheEntry() throws Exception {
+        EncryptionPolicy withFields = Policies.parse(Path.of("filter.yaml"),
+                "policy: {encrypt: [{topic: t, fields: [/a], subject: {from: key}}]}".getBytes(StandardCharsets.UTF_8))
+                .encryption();
+
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new ValueCrypto(v1, null, new SubjectValueCipher(store), withFields));
+        assertTrue(e.getMessage().startsWith("policy entry t names a subject beside fields:"), e.getMessage());
     }
 }
