@@ -298,36 +298,18 @@ final class ValueCrypto {
      * would put a person's data where forgetting them cannot reach it.
      */
     private ValueRewriter subjectEncryptor(String topic, TopicPlan plan) {
-        SubjectSource source = plan.subject();
-        ByteBuffer headerName = source.header() == null ? null
-                : ByteBuffer.wrap(source.header().getBytes(StandardCharsets.UTF_8));
-        com.fasterxml.jackson.core.JsonPointer pointer = source.pointer() == null ? null
-                : com.fasterxml.jackson.core.JsonPointer.compile(source.pointer().toString());
         ReusableBuffer envelopes = new ReusableBuffer();
-        return new RecordAwareValueRewriter() {
-            private ByteBuffer key;
-            private ByteBuffer headers;
-
-            @Override
-            public void record(ByteBuffer key, ByteBuffer headers) {
-                this.key = key;
-                this.headers = headers;
-            }
-
+        return new SubjectIdReader(plan.subject()) {
             @Override
             public ByteBuffer rewrite(ByteBuffer value) throws RecordRewriteException {
-                ByteBuffer id = switch (source.from()) {
-                    case KEY -> key;
-                    case HEADER -> headers == null ? null : SubjectIds.header(headers, headerName);
-                    case VALUE -> SubjectIds.jsonPointer(value, pointer);
-                };
                 if (subjects == null) {
                     throw new RecordRewriteException("topic " + topic + " encrypts under subject keys (subject:) but this"
                             + " filter-service has no subjectKeys: section (and keys:): refused", null);
                 }
+                ByteBuffer id = id(value);
                 if (id == null || !id.hasRemaining()) {
                     throw new RecordRewriteException("a record produced to topic " + topic + " names no subject (subject:"
-                            + " " + source + "): refused, as it could not be forgotten", null);
+                            + " " + plan.subject() + "): refused, as it could not be forgotten", null);
                 }
                 try {
                     return subjects.encrypt(topic, plan.scope(), id, value, envelopes);
@@ -337,6 +319,64 @@ final class ValueCrypto {
                 }
             }
         };
+    }
+
+    /**
+     * For the Produce pre-pass ({@link RecordBatchRewriter#inspect}): starts the key work of every subject of the
+     * records it is shown, adding what must be waited for to {@code pending}, so that a frame naming many new subjects
+     * waits once for all of them instead of once per subject. Records without a subject are left to the encryptor.
+     *
+     * @return null when the topic has no subject keys
+     */
+    ValueRewriter subjectPreparer(TopicPlan plan, java.util.Set<CompletableFuture<Void>> pending) {
+        if (plan.subject() == null || subjects == null) {
+            return null;
+        }
+        return new SubjectIdReader(plan.subject()) {
+            @Override
+            public ByteBuffer rewrite(ByteBuffer value) {
+                ByteBuffer id = id(value);
+                if (id != null && id.hasRemaining()) {
+                    CompletableFuture<Void> ready = subjects.store().prepare(plan.scope(), id);
+                    if (ready != null) {
+                        pending.add(ready);
+                    }
+                }
+                return value;
+            }
+        };
+    }
+
+    /** Reads a record's subject id where {@code subject:} says it is. */
+    private abstract static class SubjectIdReader implements RecordAwareValueRewriter {
+        private final SubjectSource source;
+        private final ByteBuffer headerName;
+        private final com.fasterxml.jackson.core.JsonPointer pointer;
+        private ByteBuffer key;
+        private ByteBuffer headers;
+
+        SubjectIdReader(SubjectSource source) {
+            this.source = source;
+            this.headerName = source.header() == null ? null
+                    : ByteBuffer.wrap(source.header().getBytes(StandardCharsets.UTF_8));
+            this.pointer = source.pointer() == null ? null
+                    : com.fasterxml.jackson.core.JsonPointer.compile(source.pointer().toString());
+        }
+
+        @Override
+        public void record(ByteBuffer key, ByteBuffer headers) {
+            this.key = key;
+            this.headers = headers;
+        }
+
+        /** @return the subject id of the record being rewritten, or null when it names none */
+        ByteBuffer id(ByteBuffer value) {
+            return switch (source.from()) {
+                case KEY -> key;
+                case HEADER -> headers == null ? null : SubjectIds.header(headers, headerName);
+                case VALUE -> SubjectIds.jsonPointer(value, pointer);
+            };
+        }
     }
 
     /**

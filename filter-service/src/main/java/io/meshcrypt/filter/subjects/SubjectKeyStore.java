@@ -232,6 +232,24 @@ public final class SubjectKeyStore implements AutoCloseable {
     }
 
     /**
+     * Starts what {@link #forEncryption} would wait for, without throwing: a frame's pre-pass calls it for every record
+     * so that all its new subjects are created at once.
+     *
+     * @return null when {@code forEncryption} will not throw {@link KeyNotReadyException} now (or will fail otherwise),
+     *     else the future to wait for
+     */
+    public CompletableFuture<Void> prepare(String scope, ByteBuffer subjectId) {
+        try {
+            forEncryption(scope, subjectId);
+            return null;
+        } catch (KeyNotReadyException e) {
+            return e.ready();
+        } catch (GeneralSecurityException e) {
+            return null;
+        }
+    }
+
+    /**
      * Never waits.
      *
      * @param envelope holds the subject ref at {@code [refAt, refAt + 16)} (absolute; position not used or moved)
