@@ -266,7 +266,9 @@ final class ProduceEncryptor {
             if (plan.decision() == TopicDecision.REJECT) {
                 throw rejected(name);
             }
-            CompletableFuture<Void> ready = plan.encrypts() && plan.writableBy(identity)
+            // A topic whose values go under subject keys needs its data key only for listed headers.
+            boolean needsDek = plan.subject() == null || !plan.headers().isEmpty();
+            CompletableFuture<Void> ready = plan.encrypts() && plan.writableBy(identity) && needsDek
                     ? crypto.prepareForEncryption(name) : null;
             if (ready != null) {
                 if (pending == null) {
