@@ -406,17 +406,19 @@ public final class Main implements Runnable {
                 description = "the policy entry's topic pattern, as written in the mesh file")
         String topicPattern;
 
-        @Option(names = "--subject", required = true, paramLabel = "ID",
-                description = "the subject id as the records carry it (record key, header or JSON field value)")
-        String subject;
+        @Option(names = "--subject", required = true, paramLabel = "ID", description = "the subject id as the records"
+                + " carry it (record key, header or JSON field value); repeat it to forget several")
+        List<String> subjects;
 
         @Override
         public void run() {
             Components mesh = main.components();
             mesh.installer.filterService();
-            Probes.runVisible(List.of(Installer.java(), "-jar", mesh.installer.filterJar().toString(), "subjects", "forget",
-                    "--config", mesh.state.file("filter.yaml").toString(), "--topic-pattern", topicPattern,
-                    "--subject", subject), mesh.state.dir(), "forgetting the subject failed");
+            List<String> command = new ArrayList<>(List.of(Installer.java(), "-jar", mesh.installer.filterJar().toString(),
+                    "subjects", "forget", "--config", mesh.state.file("filter.yaml").toString(),
+                    "--topic-pattern", topicPattern));
+            subjects.forEach(s -> command.addAll(List.of("--subject", s)));
+            Probes.runVisible(command, mesh.state.dir(), "forgetting the subject failed");
         }
     }
 

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -53,16 +54,16 @@ public final class SubjectsCli implements Runnable {
         String topicPattern;
 
         @Option(names = "--subject", required = true, paramLabel = "ID", description = "The subject id as the records"
-                + " carry it (record key, header or JSON field value).")
-        String subject;
+                + " carry it (record key, header or JSON field value); repeat it to forget several.")
+        List<String> subjects;
 
         @Override
         public Integer call() throws Exception {
-            return forget(FilterConfig.load(config), topicPattern, subject, spec.commandLine().getOut());
+            return forget(FilterConfig.load(config), topicPattern, subjects, spec.commandLine().getOut());
         }
     }
 
-    static int forget(FilterConfig config, String scope, String subject, PrintWriter out) throws Exception {
+    static int forget(FilterConfig config, String scope, List<String> subjects, PrintWriter out) throws Exception {
         if (config.subjectKeys() == null || config.keys() == null) {
             throw new GeneralSecurityException("the config has no subjectKeys: section (where subject keys live)");
         }
@@ -70,17 +71,20 @@ public final class SubjectsCli implements Runnable {
              KekProvider provider = KekProviders.open(config.keys());
              SubjectKeyStore store = new SubjectKeyStore(new KafkaSubjectKeyLog(config.subjectKeys().location(), TIMEOUT),
                      provider, config.subjectKeys().settings())) {
-            String ref = store.forget(scope, subject, TIMEOUT);
-            if (ref == null) {
-                out.println("scope " + scope + " has no subject keys: nothing was ever encrypted under a subject key of"
-                        + " it (check --topic-pattern against the policy)");
-                return 1;
-            }
             KeyAudit audit = trail == null ? KeyAudit.NONE : trail.keys();
-            audit.succeeded(KeyAudit.Operation.SUBJECT_FORGOTTEN, provider.name(), null,
-                    new DekContext(scope, ByteBuffer.wrap(HexFormat.of().parseHex(ref)).getLong()), null);
-            out.println("forgotten: scope " + scope + ", subject ref " + ref + " (running filter-services serve its"
-                    + " records as forgotten once they read the marker; the key topic drops its keys at compaction)");
+            for (String subject : subjects) {
+                String ref = store.forget(scope, subject, TIMEOUT);
+                if (ref == null) {
+                    out.println("scope " + scope + " has no subject keys: nothing was ever encrypted under a subject key"
+                            + " of it (check --topic-pattern against the policy)");
+                    return 1;
+                }
+                audit.succeeded(KeyAudit.Operation.SUBJECT_FORGOTTEN, provider.name(), null,
+                        new DekContext(scope, ByteBuffer.wrap(HexFormat.of().parseHex(ref)).getLong()), null);
+                out.println("forgotten: scope " + scope + ", subject ref " + ref);
+            }
+            out.println("running filter-services serve the records of " + subjects.size() + " forgotten subject(s) as"
+                    + " forgotten once they read the markers; the key topic drops their keys at compaction");
             return 0;
         }
     }

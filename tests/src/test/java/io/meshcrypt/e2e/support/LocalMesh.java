@@ -422,10 +422,11 @@ public final class LocalMesh {
         }
     }
 
-    /** {@code ./meshcrypt forget --topic-pattern P --subject S}; fails the test if the launcher reports an error. */
-    public void forget(String topicPattern, String subject) {
-        int rc = runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, "forget", "--topic-pattern", topicPattern,
-                "--subject", subject);
+    /** {@code ./meshcrypt forget --topic-pattern P --subject S...}; fails the test if the launcher reports an error. */
+    public void forget(String topicPattern, List<String> subjects) {
+        List<String> args = new ArrayList<>(List.of("forget", "--topic-pattern", topicPattern));
+        subjects.forEach(s -> args.addAll(List.of("--subject", s)));
+        int rc = runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, args.toArray(String[]::new));
         if (rc != 0) {
             throw new IllegalStateException("./meshcrypt forget exited with " + rc + "; see " + launcherLog + "\n"
                     + tail(launcherLog));
