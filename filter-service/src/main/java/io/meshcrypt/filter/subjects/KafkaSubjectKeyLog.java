@@ -116,9 +116,9 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
                 List<PartitionInfo> partitions;
                 try {
                     partitions = consumer.partitionsFor(config.topic(), timeout);
-                } catch (org.apache.kafka.common.errors.TimeoutException e) {
-                    log.warn("subject-key log {}: brokers {} not reachable yet; subject keys wait", config.topic(),
-                            config.bootstrap());
+                } catch (org.apache.kafka.common.errors.RetriableException e) {
+                    log.warn("subject-key log {}: brokers {} not reachable yet ({}); subject keys wait", config.topic(),
+                            config.bootstrap(), e.toString());
                     continue;
                 }
                 if (partitions == null || partitions.isEmpty()) {
@@ -135,13 +135,22 @@ public final class KafkaSubjectKeyLog implements SubjectKeyLog {
             }
             consumer.assign(assigned);
             consumer.seekToBeginning(assigned);
-            long end = consumer.endOffsets(assigned).get(assigned.get(0));
+            long end = -1;
             while (!closed) {
-                if (!caughtUp.isDone() && consumer.position(assigned.get(0)) >= end) {
-                    caughtUp.complete(null);
-                }
-                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(POLL)) {
-                    follower.apply(r.key(), r.value());
+                try {
+                    if (end < 0) {
+                        end = consumer.endOffsets(assigned).get(assigned.get(0));
+                    }
+                    if (!caughtUp.isDone() && consumer.position(assigned.get(0)) >= end) {
+                        caughtUp.complete(null);
+                    }
+                    for (ConsumerRecord<byte[], byte[]> r : consumer.poll(POLL)) {
+                        follower.apply(r.key(), r.value());
+                    }
+                } catch (org.apache.kafka.common.errors.RetriableException e) {
+                    // A broker away for a while: keep the position and try again.
+                    log.warn("subject-key log {}: {}; retrying", config.topic(), e.toString());
+                    Thread.sleep(MISSING_TOPIC_RECHECK.toMillis());
                 }
             }
         } catch (WakeupException | InterruptedException e) {

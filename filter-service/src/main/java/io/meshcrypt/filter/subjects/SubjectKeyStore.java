@@ -268,6 +268,9 @@ public final class SubjectKeyStore implements AutoCloseable {
         if (entry == null) {
             throw unknown(ref, keyId);
         }
+        if (!misses.isEmpty()) {
+            misses.remove(ref);
+        }
         SecretKeySpec key = entry.key;
         if (key != null) {
             return key;
@@ -276,9 +279,22 @@ public final class SubjectKeyStore implements AutoCloseable {
         return unwrapped(scopeKeys(subject.scope, false), ref.bytes(), entry);
     }
 
-    private GeneralSecurityException unknown(Ref ref, long keyId) {
+    /** @throws KeyNotReadyException while the log loads; TransientKmsException when it cannot be read at all */
+    private void requireLoaded() throws TransientKmsException {
         if (!caughtUp.isDone()) {
-            return new KeyNotReadyException("the subject-key log is loading", caughtUp);
+            throw new KeyNotReadyException("the subject-key log is loading", caughtUp);
+        }
+        if (caughtUp.isCompletedExceptionally()) {
+            // Never create keys on a log not read: its earlier records would decide, unseen.
+            throw new TransientKmsException("the subject-key log cannot be read (see the log)", null);
+        }
+    }
+
+    private GeneralSecurityException unknown(Ref ref, long keyId) {
+        try {
+            requireLoaded();
+        } catch (TransientKmsException e) {
+            return e;
         }
         long now = nanoTime.getAsLong();
         Long first = misses.size() < MAX_TRACKED_MISSES ? misses.putIfAbsent(ref, now) : misses.get(ref);
@@ -311,9 +327,7 @@ public final class SubjectKeyStore implements AutoCloseable {
         if (keys != null) {
             return keys;
         }
-        if (!caughtUp.isDone()) {
-            throw new KeyNotReadyException("the subject-key log is loading", caughtUp);
-        }
+        requireLoaded();
         if (state == null) {
             if (!createIfMissing) {
                 throw new GeneralSecurityException("scope " + scope + " has no secret in the subject-key log");

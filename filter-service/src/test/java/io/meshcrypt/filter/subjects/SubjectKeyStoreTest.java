@@ -252,4 +252,31 @@ class SubjectKeyStoreTest {
             assertNotEquals(0, store.subjects());
         }
     }
+
+    @Test
+    void givenALogThatCannotBeRead_whenEncrypting_thenNoKeyIsCreatedAndTheFailureIsTransient() throws Exception {
+        SubjectKeyLog unreadable = new SubjectKeyLog() {
+            @Override
+            public java.util.concurrent.CompletableFuture<Void> follow(Follower follower) {
+                return java.util.concurrent.CompletableFuture.failedFuture(new IllegalStateException("3 partitions"));
+            }
+
+            @Override
+            public java.util.concurrent.CompletableFuture<Void> append(byte[] key, byte[] value) {
+                throw new AssertionError("nothing may be appended to a log that was not read");
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        try (SubjectKeyStore store = new SubjectKeyStore(unreadable, kms, SubjectKeyStore.Settings.defaults())) {
+            assertThrows(java.util.concurrent.CompletionException.class, () -> store.loaded().join());
+            java.security.GeneralSecurityException e = assertThrows(java.security.GeneralSecurityException.class,
+                    () -> store.forEncryption(SCOPE, id("alice")));
+            assertTrue(e instanceof io.meshcrypt.filter.kms.TransientKmsException && !(e instanceof KeyNotReadyException),
+                    e.toString());
+            assertEquals(0, kms.wraps.get());
+        }
+    }
 }
