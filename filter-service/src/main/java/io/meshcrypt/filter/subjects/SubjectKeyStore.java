@@ -562,6 +562,10 @@ public final class SubjectKeyStore implements AutoCloseable {
             if (subjects.size() >= settings.maxSubjects()) {
                 log.error("subject-key log: more subjects than subjectKeys.maxSubjects ({}): a key was not loaded",
                         settings.maxSubjects());
+                CompletableFuture<Void> pending = creating.remove(ref);
+                if (pending != null) {
+                    pending.complete(null); // the retry reports the limit
+                }
                 return;
             }
             subject = subjects.computeIfAbsent(ref, r -> new Subject(key.scope()));
