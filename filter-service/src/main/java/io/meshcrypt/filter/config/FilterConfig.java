@@ -47,6 +47,8 @@ import java.util.Objects;
  *   file: logs/audit.jsonl
  * observability:                     # optional: HTTP /metrics, /healthz, /readyz, see ObservabilityConfig
  *   listen: 127.0.0.1:9464
+ * subjectKeys:                       # optional: where per-subject keys live (policy entries with subject:), see SubjectKeysConfig
+ *   bootstrap: kafka-1:9093
  * </pre>
  *
  * <p>The file holding the policy and HTTP rules (this one, or {@code policyFrom}) is watched while the service runs: a
