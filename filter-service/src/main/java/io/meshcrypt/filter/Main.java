@@ -9,7 +9,9 @@ import io.meshcrypt.filter.config.PolicyReloads;
 import io.meshcrypt.filter.config.PolicyWatcher;
 import io.meshcrypt.filter.config.XdsPolicySource;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.SubjectValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
@@ -17,12 +19,15 @@ import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.keys.KeysCli;
+import io.meshcrypt.filter.keys.SubjectsCli;
 import io.meshcrypt.filter.kms.KeyAudit;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.observability.FilterMetrics;
 import io.meshcrypt.filter.observability.GrpcHealth;
 import io.meshcrypt.filter.observability.ObservabilityServer;
 import io.meshcrypt.filter.observability.Readiness;
+import io.meshcrypt.filter.subjects.KafkaSubjectKeyLog;
+import io.meshcrypt.filter.subjects.SubjectKeyStore;
 import io.meshcrypt.filter.transport.ConnectionLog;
 import io.meshcrypt.filter.transport.ExtProcServer;
 import io.meshcrypt.filter.transport.StreamIdentity;
@@ -47,7 +52,7 @@ import picocli.CommandLine.ScopeType;
  * {@code keys}, {@code inspect}); exit codes and error lines as {@link ConfigCommandLine}.
  */
 @Command(name = "meshcrypt-filter-service", subcommands = {Main.Serve.class, KeysCli.Keyset.class, KeysCli.Keys.class,
-        KeysCli.Inspect.class}, description = "The meshcrypt filter-service: encrypts and decrypts Kafka and HTTP traffic"
+        KeysCli.Inspect.class, SubjectsCli.class}, description = "The meshcrypt filter-service: encrypts and decrypts Kafka and HTTP traffic"
         + " that Envoy sidecars stream to it over ext_proc.")
 public final class Main {
     private static final Logger log = LoggerFactory.getLogger(Main.class);
@@ -94,7 +99,8 @@ public final class Main {
      * reported, its metrics and health endpoint (or null) serving.
      */
     record Running(ExtProcServer server, AutoCloseable policySource, JsonAuditTrail audit, GrpcHealth health,
-                   ObservabilityServer observability, FilterMetrics metrics) implements AutoCloseable {
+                   ObservabilityServer observability, FilterMetrics metrics, SubjectKeyStore subjectKeys)
+            implements AutoCloseable {
         /** Reports NOT_SERVING, stops taking policy, then serving; then writes what the audit trail still holds. */
         @Override
         public void close() {
@@ -108,6 +114,9 @@ public final class Main {
                 log.warn("closing the policy source: {}", e.toString());
             }
             server.close();
+            if (subjectKeys != null) {
+                subjectKeys.close();
+            }
             if (audit != null) {
                 audit.close();
             }
@@ -118,6 +127,8 @@ public final class Main {
     }
 
     /** Loads {@code configFile}, checks its secret files and starts serving; what {@code serve} runs until stopped. */
+    private static final java.time.Duration SUBJECT_KEYS_TIMEOUT = java.time.Duration.ofSeconds(30);
+
     static Running start(Path configFile) throws Exception {
         FilterConfig config = FilterConfig.load(configFile);
         TlsMaterial tls = null;
@@ -148,7 +159,9 @@ public final class Main {
         RecordKeyCipher keyCipher = config.sivKeyset() == null ? null : RecordKeyCipher.openOrCreate(config.sivKeyset());
         Limits limits = config.limits();
         HeldBytesBudget heldBytes = DataPathLimits.heldBytes(limits);
-        KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, new BrokerAddresses(config.brokers()),
+        SubjectKeyStore subjectKeys = openSubjectKeys(config, cipher);
+        KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher,
+                subjectKeys == null ? null : new SubjectValueCipher(subjectKeys), new BrokerAddresses(config.brokers()),
                 DataPathLimits.kafka(limits), heldBytes);
         // Record counts per topic come from the accesses the data path reports for the audit trail: reported once, fed to both.
         FilterMetrics metrics = config.observability() == null ? null
@@ -195,7 +208,7 @@ public final class Main {
                 observability = ObservabilityServer.start(config.observability().listen(), metrics::scrape, readiness);
             } catch (IOException e) {
                 // e.g. the port is taken: nothing started may outlive the failed start
-                new Running(server, policyWatcher, audit, health, null, metrics).close();
+                new Running(server, policyWatcher, audit, health, null, metrics, subjectKeys).close();
                 throw new IOException("observability.listen " + config.observability().listen() + ": " + e.getMessage(), e);
             }
             log.info("metrics and health on http://{}:{}/metrics, /healthz, /readyz",
@@ -210,6 +223,30 @@ public final class Main {
         if (audit != null) {
             log.info("audit trail: {}", config.audit().stdout() ? "standard output" : config.audit().file());
         }
-        return new Running(server, policyWatcher, audit, health, observability, metrics);
+        return new Running(server, policyWatcher, audit, health, observability, metrics, subjectKeys);
+    }
+
+    /**
+     * With a {@code subjectKeys:} section: the subject-key store, its log read from the brokers in the background
+     * (records needing a subject key wait for it, as for a data key); else null.
+     */
+    static SubjectKeyStore openSubjectKeys(FilterConfig config, ValueCipher cipher) throws Exception {
+        if (config.subjectKeys() == null) {
+            return null;
+        }
+        if (!(cipher instanceof ValueCipherV2 v2)) {
+            // The KMS of keys: wraps each scope's secret: without it, records of subject: entries are refused.
+            log.warn("subjectKeys: is ignored without a keys: section; records of policy entries with subject: are refused");
+            return null;
+        }
+        SubjectKeyStore store = new SubjectKeyStore(new KafkaSubjectKeyLog(config.subjectKeys().location(),
+                SUBJECT_KEYS_TIMEOUT), v2.deks().provider(), config.subjectKeys().settings());
+        String topic = config.subjectKeys().topic();
+        store.loaded().whenComplete((ok, e) -> {
+            if (e == null) {
+                log.info("subject keys: {} subject(s) read from {}", store.subjects(), topic);
+            }
+        });
+        return store;
     }
 }

@@ -117,6 +117,8 @@ public final class ConfigFiles {
                 + brokerMap
                 + "# the encryption policy and the HTTP rules: the mesh file's, delivered by the xDS server (edits apply without restart)\n"
                 + "policyFrom: xds://127.0.0.1:" + ports.xds() + "\n"
+                + (transparent ? "" : "# per-subject keys (policy entries with subject:): a compacted topic on the broker, read"
+                        + " directly\nsubjectKeys:\n  bootstrap: 127.0.0.1:" + ports.broker(1) + "\n")
                 + "# the audit trail: key operations and who accessed which topic (read it with ./meshcrypt audit)\n"
                 + "audit:\n  file: logs/audit.jsonl\n"
                 + "# Prometheus metrics, liveness and readiness (./meshcrypt status reads them)\n"

@@ -25,7 +25,7 @@ import picocli.CommandLine.Unmatched;
 @Command(name = "meshcrypt", mixinStandardHelpOptions = true, version = "meshcrypt launcher",
         description = "Runs the local encrypted-Kafka mesh: Kafka broker, filter-service, xDS server and the Envoy sidecars it configures.",
         subcommands = {Main.DemoCommand.class, Main.Up.class, Main.Down.class, Main.Start.class, Main.Stop.class, Main.Status.class,
-            Main.Pki.class, Main.Audit.class, Main.Setup.class, Main.Keyset.class, Main.Test.class, CommandLine.HelpCommand.class, AutoComplete.GenerateCompletion.class},
+            Main.Pki.class, Main.Audit.class, Main.Forget.class, Main.Setup.class, Main.Keyset.class, Main.Test.class, CommandLine.HelpCommand.class, AutoComplete.GenerateCompletion.class},
         footerHeading = "%n",
         footer = {
             "components: broker filter-service envoy (up --brokers N: broker is node 1, broker-2 ... broker-N the others)",
@@ -392,6 +392,33 @@ public final class Main implements Runnable {
         public void run() {
             System.out.print(MeshPki.describe(main.state().file(MeshPki.DIR), java.time.Instant.now()));
             System.out.flush();
+        }
+    }
+
+    @Command(name = "forget", description = "forget a subject (crypto-shredding): destroy its keys in the subject-key topic,"
+            + " so every filter-service serves its records as the policy's forgotten: value from then on; written to the"
+            + " audit trail by scope and subject ref, never the id (the filter-service's subjects forget, with filter.yaml)")
+    static final class Forget implements Runnable {
+        @CommandLine.ParentCommand
+        Main main;
+
+        @Option(names = "--topic-pattern", required = true, paramLabel = "PATTERN",
+                description = "the policy entry's topic pattern, as written in the mesh file")
+        String topicPattern;
+
+        @Option(names = "--subject", required = true, paramLabel = "ID", description = "the subject id as the records"
+                + " carry it (record key, header or JSON field value); repeat it to forget several")
+        List<String> subjects;
+
+        @Override
+        public void run() {
+            Components mesh = main.components();
+            mesh.installer.filterService();
+            List<String> command = new ArrayList<>(List.of(Installer.java(), "-jar", mesh.installer.filterJar().toString(),
+                    "subjects", "forget", "--config", mesh.state.file("filter.yaml").toString(),
+                    "--topic-pattern", topicPattern));
+            subjects.forEach(s -> command.addAll(List.of("--subject", s)));
+            Probes.runVisible(command, mesh.state.dir(), "forgetting the subject failed");
         }
     }
 

@@ -39,6 +39,8 @@ class ConfigFilesTest {
                 + "  1: 127.0.0.1:19193\n"
                 + "# the encryption policy and the HTTP rules: the mesh file's, delivered by the xDS server (edits apply without restart)\n"
                 + "policyFrom: xds://127.0.0.1:19018\n"
+                + "# per-subject keys (policy entries with subject:): a compacted topic on the broker, read directly\n"
+                + "subjectKeys:\n  bootstrap: 127.0.0.1:19092\n"
                 + "# the audit trail: key operations and who accessed which topic (read it with ./meshcrypt audit)\n"
                 + "audit:\n  file: logs/audit.jsonl\n"
                 + "# Prometheus metrics, liveness and readiness (./meshcrypt status reads them)\n"

@@ -38,7 +38,7 @@ public final class ConfigReader {
 
     /** The value of {@code tls} that leaves mutual TLS to the pod's service-mesh sidecar (Istio). */
     static final String MESH_SIDECAR_TLS = "mesh-sidecar";
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls", "audit", "observability");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls", "audit", "observability", "subjectKeys");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
     static final String DEFAULT_SIV_KEYSET = "siv-keyset.json";
 
@@ -136,8 +136,59 @@ public final class ConfigReader {
         Entry observabilityEntry = mapping.entries().get("observability");
         ObservabilityConfig observability = observabilityEntry == null ? null : observability(observabilityEntry);
 
+        Entry subjectKeysEntry = mapping.entries().get("subjectKeys");
+        SubjectKeysConfig subjectKeys = subjectKeysEntry == null ? null : subjectKeys(subjectKeysEntry);
         return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                limits, policyServer, tls, sidecarTls, audit, observability);
+                limits, policyServer, tls, sidecarTls, audit, observability, subjectKeys);
+    }
+
+    private static final List<String> SUBJECT_KEYS_KEYS = List.of("bootstrap", "topic", "replicationFactor",
+            "maxSubjects", "newSubjectsPerSecond", "newSubjectsBurst", "unknownKeyWaitMillis", "client");
+
+    /** The {@code subjectKeys:} section (see {@link SubjectKeysConfig}). */
+    private SubjectKeysConfig subjectKeys(Entry section) throws ConfigException {
+        Mapping m = fields.mapping(section.value(), "subjectKeys");
+        fields.checkKeys(m, "subjectKeys.", SUBJECT_KEYS_KEYS);
+        String bootstrap = fields.nonEmpty(fields.required(m, "subjectKeys.bootstrap",
+                "host:port list of the brokers the filter-service reaches directly"), "subjectKeys.bootstrap");
+        for (String broker : bootstrap.split(",")) {
+            fields.hostPort(m.entries().get("bootstrap").keyLocation(), "subjectKeys.bootstrap", broker.trim(), 1);
+        }
+        Entry topicEntry = m.entries().get("topic");
+        String topic = topicEntry == null ? SubjectKeysConfig.DEFAULT_TOPIC : fields.nonEmpty(topicEntry, "subjectKeys.topic");
+        Entry rf = m.entries().get("replicationFactor");
+        short replicationFactor = rf == null ? -1 : (short) fields.positiveLong(rf, "subjectKeys.replicationFactor", Short.MAX_VALUE);
+        Entry max = m.entries().get("maxSubjects");
+        Entry rate = m.entries().get("newSubjectsPerSecond");
+        Entry burst = m.entries().get("newSubjectsBurst");
+        Entry wait = m.entries().get("unknownKeyWaitMillis");
+        Map<String, String> client = new java.util.LinkedHashMap<>();
+        Entry clientEntry = m.entries().get("client");
+        if (clientEntry != null) {
+            Mapping properties = fields.mapping(clientEntry.value(), "subjectKeys.client");
+            for (Entry property : properties.entries().values()) {
+                String path = "subjectKeys.client." + property.key();
+                if (SubjectKeysConfig.RESERVED_CLIENT_PROPERTIES.contains(property.key())) {
+                    throw fields.error(property.keyLocation(), path, "is set by the filter-service (use subjectKeys.bootstrap"
+                            + " for the brokers)");
+                }
+                if (!(property.value() instanceof Scalar value) || value.value() == null) {
+                    throw fields.error(property.keyLocation(), path, "must be a string, number or boolean (got "
+                            + ConfigFields.describe(property.value()) + ")");
+                }
+                client.put(property.key(), String.valueOf(value.value()));
+            }
+        }
+        return new SubjectKeysConfig(bootstrap, topic, replicationFactor,
+                max == null ? io.meshcrypt.filter.subjects.SubjectKeyStore.Settings.DEFAULT_MAX_SUBJECTS
+                        : fields.positiveInt(max, "subjectKeys.maxSubjects"),
+                rate == null ? io.meshcrypt.filter.subjects.SubjectKeyStore.Settings.DEFAULT_NEW_SUBJECTS_PER_SECOND
+                        : fields.positiveInt(rate, "subjectKeys.newSubjectsPerSecond"),
+                burst == null ? io.meshcrypt.filter.subjects.SubjectKeyStore.Settings.DEFAULT_NEW_SUBJECTS_BURST
+                        : fields.positiveInt(burst, "subjectKeys.newSubjectsBurst"),
+                wait == null ? io.meshcrypt.filter.subjects.SubjectKeyStore.Settings.DEFAULT_UNKNOWN_KEY_WAIT
+                        : java.time.Duration.ofMillis(fields.positiveLong(wait, "subjectKeys.unknownKeyWaitMillis", 3_600_000)),
+                client);
     }
 
     /** The {@code observability:} section; an empty mapping ({@code observability: {}}) takes the defaults. */

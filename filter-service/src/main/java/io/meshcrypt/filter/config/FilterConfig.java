@@ -47,6 +47,8 @@ import java.util.Objects;
  *   file: logs/audit.jsonl
  * observability:                     # optional: HTTP /metrics, /healthz, /readyz, see ObservabilityConfig
  *   listen: 127.0.0.1:9464
+ * subjectKeys:                       # optional: where per-subject keys live (policy entries with subject:), see SubjectKeysConfig
+ *   bootstrap: kafka-1:9093
  * </pre>
  *
  * <p>The file holding the policy and HTTP rules (this one, or {@code policyFrom}) is watched while the service runs: a
@@ -84,6 +86,8 @@ import java.util.Objects;
  *     gRPC server, and its {@code x-forwarded-client-cert} header says which workload each stream comes from
  * @param audit where the audit trail goes, or null for none ({@code AuditTrail.NONE})
  * @param observability the metrics and health endpoint, or null for none
+ * @param subjectKeys where per-subject keys live ({@code subjectKeys:}), or null: a policy entry with {@code subject:}
+ *     is then refused
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -100,7 +104,8 @@ public record FilterConfig(
         TlsFiles tls,
         boolean meshSidecarTls,
         AuditConfig audit,
-        ObservabilityConfig observability) {
+        ObservabilityConfig observability,
+        SubjectKeysConfig subjectKeys) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
@@ -124,6 +129,15 @@ public record FilterConfig(
                     + limits.maxFrameBytes());
         }
         brokers = Map.copyOf(brokers);
+    }
+
+    /** Without subject keys. */
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset,
+                        Limits limits, InetSocketAddress policyServer, TlsFiles tls, boolean meshSidecarTls,
+                        AuditConfig audit, ObservabilityConfig observability) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset, limits, policyServer, tls,
+                meshSidecarTls, audit, observability, null);
     }
 
     /** Without an audit trail or observability endpoint, and with TLS of the filter-service's own or none. */
@@ -172,7 +186,7 @@ public record FilterConfig(
         Path siv = sivKeyset == null && delivered.encryption().anyDeterministicKeys()
                 ? defaultSivKeyset(keyset, configFile) : sivKeyset;
         return new FilterConfig(listen, maxFrameBytes, keyset, brokers, delivered.encryption(), delivered.http(), keys,
-                policyFrom, siv, limits, policyServer, tls, meshSidecarTls, audit, observability);
+                policyFrom, siv, limits, policyServer, tls, meshSidecarTls, audit, observability, subjectKeys);
     }
 
     /** {@value ConfigReader#DEFAULT_SIV_KEYSET} next to the top-level keyset, or next to the config file. */

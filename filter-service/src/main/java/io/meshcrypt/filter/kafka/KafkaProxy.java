@@ -2,6 +2,7 @@ package io.meshcrypt.filter.kafka;
 
 import io.meshcrypt.filter.audit.AuditTrail;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.SubjectValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.policy.TopicPlans;
@@ -61,6 +62,8 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      * from the next Produce or Fetch on every open connection, never in the middle of a frame.
      */
     private volatile RecordCrypto crypto;
+    /** Null without subject keys. */
+    private final SubjectValueCipher subjects;
     /** For streams whose Envoy listener sends no listener map: the filter config's {@code brokers:}. */
     private final BrokerAddressRewriter addresses;
     /** Per listener-map header value; the values come from Envoy configs, so there are few (bounded anyway). */
@@ -96,6 +99,16 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      */
     public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, RecordKeyCipher keyCipher, BrokerAddresses brokers,
                       Limits limits, HeldBytesBudget heldBytes) {
+        this(policy, cipher, keyCipher, null, brokers, limits, heldBytes);
+    }
+
+    /**
+     * @param subjects values under per-subject keys, for policy entries with {@code subject:}; null without a
+     *     {@code subjectKeys:} section (such entries are then refused)
+     */
+    public KafkaProxy(EncryptionPolicy policy, ValueCipher cipher, RecordKeyCipher keyCipher, SubjectValueCipher subjects,
+                      BrokerAddresses brokers, Limits limits, HeldBytesBudget heldBytes) {
+        this.subjects = subjects;
         this.heldBytes = Objects.requireNonNull(heldBytes, "heldBytes");
         this.cipher = cipher;
         this.keyCipher = keyCipher;
@@ -113,7 +126,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      */
     public synchronized void policy(EncryptionPolicy policy) {
         Objects.requireNonNull(policy, "policy");
-        ValueCrypto values = new ValueCrypto(cipher, keyCipher, policy);
+        ValueCrypto values = new ValueCrypto(cipher, keyCipher, subjects, policy);
         TopicPlans plans = new TopicPlans(policy);
         this.crypto = new RecordCrypto(new ProduceEncryptor(plans, values, limits.maxDecompressedBytes(),
                 limits.maxRequestFrameBytes(), limits.maxNewDataKeysPerRequest()),

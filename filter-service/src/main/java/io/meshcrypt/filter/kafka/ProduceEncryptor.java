@@ -266,7 +266,9 @@ final class ProduceEncryptor {
             if (plan.decision() == TopicDecision.REJECT) {
                 throw rejected(name);
             }
-            CompletableFuture<Void> ready = plan.encrypts() && plan.writableBy(identity)
+            // A topic whose values go under subject keys needs its data key only for listed headers.
+            boolean needsDek = plan.subject() == null || !plan.headers().isEmpty();
+            CompletableFuture<Void> ready = plan.encrypts() && plan.writableBy(identity) && needsDek
                     ? crypto.prepareForEncryption(name) : null;
             if (ready != null) {
                 if (pending == null) {
@@ -282,6 +284,45 @@ final class ProduceEncryptor {
         }
         if (pending != null) {
             throw new RewriteDeferred("Produce waits for the data keys of " + pending.size() + " topic(s)",
+                    CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)));
+        }
+        awaitSubjectKeys(request, planOf, identity);
+    }
+
+    /**
+     * Per-subject keys: one pass over the records of each topic with {@code subject:} starts the key work of every new
+     * subject at once (the store's rate limit bounds it), and the frame waits once for all of them. Failures (no
+     * subject, a malformed batch) are left to the encrypting pass, which reports them.
+     */
+    private void awaitSubjectKeys(ProduceRequestData request, List<TopicPlan> planOf, String identity)
+            throws KafkaFrameException {
+        java.util.Set<CompletableFuture<Void>> pending = null;
+        int i = 0;
+        for (ProduceRequestData.TopicProduceData topic : request.topicData()) {
+            TopicPlan plan = planOf.get(i++);
+            if (plan.subject() == null || !plan.encrypts() || !plan.writableBy(identity)) {
+                continue;
+            }
+            if (pending == null) {
+                pending = new java.util.HashSet<>();
+            }
+            ValueRewriter preparer = crypto.subjectPreparer(plan, pending);
+            if (preparer == null) {
+                continue;
+            }
+            for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
+                if (partition.records() instanceof MemoryRecords records) {
+                    try {
+                        RecordBatchRewriter.inspect(records, preparer, RecordBatchRewriter.TruncatedTail.REJECT,
+                                new FrameBudget(maxDecompressedBytes, maxOutputBytes));
+                    } catch (RecordRewriteException e) {
+                        // reported by the encrypting pass
+                    }
+                }
+            }
+        }
+        if (pending != null && !pending.isEmpty()) {
+            throw new RewriteDeferred("Produce waits for the keys of " + pending.size() + " subject(s)",
                     CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)));
         }
     }

@@ -2,6 +2,8 @@ package io.meshcrypt.filter.kafka;
 
 import io.meshcrypt.filter.crypto.HeaderEnvelope;
 import io.meshcrypt.filter.crypto.RecordKeyCipher;
+import io.meshcrypt.filter.crypto.SubjectValueCipher;
+import io.meshcrypt.filter.crypto.ValueEnvelopeV3;
 import io.meshcrypt.filter.crypto.ReusableBuffer;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
@@ -11,11 +13,14 @@ import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.policy.HeaderNames;
 import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.records.HeaderRewriter;
+import io.meshcrypt.filter.records.RecordAwareValueRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
 import io.meshcrypt.filter.transform.JsonTransformer;
 import io.meshcrypt.filter.transform.TransformException;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.Forgotten;
+import io.meshcrypt.meshconfig.policy.SubjectSource;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.nio.ByteBuffer;
@@ -38,6 +43,8 @@ final class ValueCrypto {
     private final ValueCipher cipher;
     /** Null when no policy entry encrypts keys: then keys are never touched, on produce or fetch. */
     private final RecordKeyCipher keyCipher;
+    /** Null without a {@code subjectKeys:} section. */
+    private final SubjectValueCipher subjects;
     private final JsonTransformer json;
 
     ValueCrypto(ValueCipher cipher, EncryptionPolicy policy) {
@@ -50,6 +57,16 @@ final class ValueCrypto {
      *     cipher writes no header envelopes (version 1 only)
      */
     ValueCrypto(ValueCipher cipher, RecordKeyCipher keyCipher, EncryptionPolicy policy) {
+        this(cipher, keyCipher, null, policy);
+    }
+
+    /**
+     * @param subjects encrypts and decrypts values under per-subject keys; null without a {@code subjectKeys:} section
+     *     (then records of entries with {@code subject:} are refused on produce and fail on fetch: fail closed per
+     *     topic, the rest of the policy applies)
+     * @throws IllegalArgumentException also when the policy names a subject beside {@code fields:} (not supported yet)
+     */
+    ValueCrypto(ValueCipher cipher, RecordKeyCipher keyCipher, SubjectValueCipher subjects, EncryptionPolicy policy) {
         if (keyCipher == null && policy.anyDeterministicKeys()) {
             throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no record-key"
                     + " keyset was opened at start: set sivKeyset (or use keys: deterministic at start) and restart");
@@ -58,6 +75,11 @@ final class ValueCrypto {
             throw new IllegalArgumentException("the policy encrypts record headers (headers:), which needs envelope"
                     + " version 2: configure a keys: section and restart");
         }
+        policy.rules().stream().filter(r -> r.subject() != null && !r.fields().isEmpty()).findFirst().ifPresent(r -> {
+            throw new IllegalArgumentException("policy entry " + r.pattern() + " names a subject beside fields:, which"
+                    + " this filter-service does not encrypt under subject keys yet: encrypt whole values");
+        });
+        this.subjects = subjects;
         this.cipher = cipher;
         this.keyCipher = keyCipher;
         this.json = new JsonTransformer(cipher);
@@ -255,6 +277,9 @@ final class ValueCrypto {
                 }
             };
         }
+        if (plan.subject() != null) {
+            return subjectEncryptor(topic, plan);
+        }
         // One output array per rewriter (one partition of one frame), reused for every record: the rewriter's result is
         // read before its next call, so no record allocates its envelope.
         ReusableBuffer envelopes = new ReusableBuffer();
@@ -265,6 +290,93 @@ final class ValueCrypto {
                 throw failure("cannot encrypt a value for topic " + topic + ": " + e.getMessage(), e);
             }
         };
+    }
+
+    /**
+     * Values under the key of their subject (version-3 envelopes). A record without a subject (no key, no such header,
+     * or no string or number at the pointer) is refused, failing the Produce: encrypting it under the topic's key
+     * would put a person's data where forgetting them cannot reach it.
+     */
+    private ValueRewriter subjectEncryptor(String topic, TopicPlan plan) {
+        ReusableBuffer envelopes = new ReusableBuffer();
+        return new SubjectIdReader(plan.subject()) {
+            @Override
+            public ByteBuffer rewrite(ByteBuffer value) throws RecordRewriteException {
+                if (subjects == null) {
+                    throw new RecordRewriteException("topic " + topic + " encrypts under subject keys (subject:) but this"
+                            + " filter-service has no subjectKeys: section (and keys:): refused", null);
+                }
+                ByteBuffer id = id(value);
+                if (id == null || !id.hasRemaining()) {
+                    throw new RecordRewriteException("a record produced to topic " + topic + " names no subject (subject:"
+                            + " " + plan.subject() + "): refused, as it could not be forgotten", null);
+                }
+                try {
+                    return subjects.encrypt(topic, plan.scope(), id, value, envelopes);
+                } catch (GeneralSecurityException e) {
+                    throw failure("cannot encrypt a value for topic " + topic + " under its subject's key: "
+                            + e.getMessage(), e);
+                }
+            }
+        };
+    }
+
+    /**
+     * For the Produce pre-pass ({@link RecordBatchRewriter#inspect}): starts the key work of every subject of the
+     * records it is shown, adding what must be waited for to {@code pending}, so that a frame naming many new subjects
+     * waits once for all of them instead of once per subject. Records without a subject are left to the encryptor.
+     *
+     * @return null when the topic has no subject keys
+     */
+    ValueRewriter subjectPreparer(TopicPlan plan, java.util.Set<CompletableFuture<Void>> pending) {
+        if (plan.subject() == null || subjects == null) {
+            return null;
+        }
+        return new SubjectIdReader(plan.subject()) {
+            @Override
+            public ByteBuffer rewrite(ByteBuffer value) {
+                ByteBuffer id = id(value);
+                if (id != null && id.hasRemaining()) {
+                    CompletableFuture<Void> ready = subjects.store().prepare(plan.scope(), id);
+                    if (ready != null) {
+                        pending.add(ready);
+                    }
+                }
+                return value;
+            }
+        };
+    }
+
+    /** Reads a record's subject id where {@code subject:} says it is. */
+    private abstract static class SubjectIdReader implements RecordAwareValueRewriter {
+        private final SubjectSource source;
+        private final ByteBuffer headerName;
+        private final com.fasterxml.jackson.core.JsonPointer pointer;
+        private ByteBuffer key;
+        private ByteBuffer headers;
+
+        SubjectIdReader(SubjectSource source) {
+            this.source = source;
+            this.headerName = source.header() == null ? null
+                    : ByteBuffer.wrap(source.header().getBytes(StandardCharsets.UTF_8));
+            this.pointer = source.pointer() == null ? null
+                    : com.fasterxml.jackson.core.JsonPointer.compile(source.pointer().toString());
+        }
+
+        @Override
+        public void record(ByteBuffer key, ByteBuffer headers) {
+            this.key = key;
+            this.headers = headers;
+        }
+
+        /** @return the subject id of the record being rewritten, or null when it names none */
+        ByteBuffer id(ByteBuffer value) {
+            return switch (source.from()) {
+                case KEY -> key;
+                case HEADER -> headers == null ? null : SubjectIds.header(headers, headerName);
+                case VALUE -> SubjectIds.jsonPointer(value, pointer);
+            };
+        }
     }
 
     /**
@@ -292,13 +404,14 @@ final class ValueCrypto {
         String shown = shown(topic);
         // As in encryptor(): plaintexts are written into one array per rewriter, read before its next call.
         ReusableBuffer plaintexts = new ReusableBuffer();
+        ByteBuffer forgotten = forgottenValue(plan.forgotten());
         if (!plan.fields().isEmpty()) {
             List<FieldOp> ops = readable.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
             // A whole-value envelope holds every field, those this stream may not read too: it stays as stored.
             boolean everyField = readable.size() == plan.fields().size();
             return value -> {
                 if (ValueEnvelope.isEnvelope(value)) {
-                    return everyField ? decryptWhole(topic, shown, value, plaintexts) : value;
+                    return everyField ? decryptWhole(topic, shown, value, plaintexts, forgotten) : value;
                 }
                 try {
                     return json.apply(value, ops, topic);
@@ -314,13 +427,29 @@ final class ValueCrypto {
                 }
                 return value;
             }
-            return decryptWhole(topic, shown, value, plaintexts);
+            return decryptWhole(topic, shown, value, plaintexts, forgotten);
         };
     }
 
-    private ByteBuffer decryptWhole(String topic, String shown, ByteBuffer value, ReusableBuffer into)
-            throws RecordRewriteException {
+    /** What a forgotten subject's value reads as: {@link ValueRewriter#NULL_VALUE}, or the placeholder's bytes. */
+    private static ByteBuffer forgottenValue(Forgotten forgotten) {
+        return forgotten.placeholder() == null ? ValueRewriter.NULL_VALUE
+                : ByteBuffer.wrap(forgotten.placeholder().getBytes(StandardCharsets.UTF_8));
+    }
+
+    private ByteBuffer decryptWhole(String topic, String shown, ByteBuffer value, ReusableBuffer into,
+                                    ByteBuffer forgotten) throws RecordRewriteException {
         try {
+            if (ValueEnvelopeV3.isVersion3(value)) {
+                if (subjects == null) {
+                    throw new RecordRewriteException("a value of topic " + shown + " is under a subject key (envelope"
+                            + " version 3) but no subjectKeys: section is configured", null);
+                }
+                ByteBuffer plaintext = subjects.decrypt(topic, value, into);
+                // A forgotten subject: the rule's replacement, never an exception.
+                return plaintext != null ? plaintext
+                        : forgotten == ValueRewriter.NULL_VALUE ? forgotten : forgotten.duplicate();
+            }
             return cipher.decrypt(topic, value, into);
         } catch (GeneralSecurityException e) {
             throw failure("cannot decrypt a value of topic " + shown + ": " + e.getMessage(), e);

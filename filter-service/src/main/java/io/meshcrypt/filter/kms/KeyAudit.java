@@ -20,7 +20,12 @@ public interface KeyAudit {
         /** A new KEK version was made current ({@code keys rotate}). */
         KEK_ROTATED("kek.rotated"),
         /** The KEK new DEKs are wrapped with, first seen or changed (rotated by this or another process). */
-        KEK_CURRENT("kek.current");
+        KEK_CURRENT("kek.current"),
+        /**
+         * A subject's keys were forgotten ({@code subjects forget}): the line's topic is the scope (the policy entry's
+         * topic pattern), its dek the first 8 bytes of the subject ref (HMAC of the subject id), never the id itself.
+         */
+        SUBJECT_FORGOTTEN("subject.forgotten");
 
         private final String event;
 

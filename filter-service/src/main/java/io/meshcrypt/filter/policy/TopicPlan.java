@@ -1,7 +1,9 @@
 package io.meshcrypt.filter.policy;
 
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.Forgotten;
 import io.meshcrypt.meshconfig.policy.Identities;
+import io.meshcrypt.meshconfig.policy.SubjectSource;
 import io.meshcrypt.meshconfig.policy.TopicDecision;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
@@ -21,10 +23,15 @@ import java.util.Objects;
  * @param others what a fetch by a stream outside {@code readers} gets
  * @param fieldReaders of the {@code fields} with readers of their own, who reads each in plaintext
  * @param headers the record headers whose values are encrypted (only ever listed for an encrypted topic)
+ * @param subject where a produced record names its subject (values then go under subject keys), or null
+ * @param scope with a subject: the subject keys' scope, the matching entry's topic pattern; else null
+ * @param forgotten what a reader gets for a value of a forgotten subject (on topics with a subject; a decryptOnly or
+ *     other topic that meets a version-3 envelope of a forgotten subject gets {@link Forgotten#NULL})
  */
 public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPointer> fields,
                         boolean deterministicKeys, Identities readers, Identities writers, TopicRule.Others others,
-                        Map<JsonPointer, Identities> fieldReaders, HeaderNames headers) {
+                        Map<JsonPointer, Identities> fieldReaders, HeaderNames headers, SubjectSource subject,
+                        String scope, Forgotten forgotten) {
 
     /** What one stream's fetch of the topic gets. */
     public enum Read {
@@ -42,6 +49,18 @@ public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPo
         fields = List.copyOf(fields);
         fieldReaders = Map.copyOf(fieldReaders);
         Objects.requireNonNull(headers, "headers");
+        Objects.requireNonNull(forgotten, "forgotten");
+        if ((subject == null) != (scope == null)) {
+            throw new IllegalArgumentException("a scope is given exactly with a subject");
+        }
+    }
+
+    /** No subject keys. */
+    public TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPointer> fields, boolean deterministicKeys,
+                     Identities readers, Identities writers, TopicRule.Others others,
+                     Map<JsonPointer, Identities> fieldReaders, HeaderNames headers) {
+        this(decision, decryptOnly, fields, deterministicKeys, readers, writers, others, fieldReaders, headers, null,
+                null, Forgotten.NULL);
     }
 
     /** No header is encrypted. */
@@ -64,7 +83,9 @@ public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPo
         }
         TopicRule rule = policy.ruleOf(topic);
         return new TopicPlan(decision, false, rule.fields(), rule.deterministicKeys(), rule.readers(), rule.writers(),
-                rule.others(), rule.fieldReaders(), HeaderNames.of(rule.headers()));
+                rule.others(), rule.fieldReaders(), HeaderNames.of(rule.headers()), rule.subject(),
+                rule.subject() == null ? null : rule.pattern(),
+                rule.forgotten() == null ? Forgotten.NULL : rule.forgotten());
     }
 
     public boolean encrypts() {

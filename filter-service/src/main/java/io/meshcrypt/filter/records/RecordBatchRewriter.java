@@ -218,6 +218,15 @@ public final class RecordBatchRewriter {
         /** Parse cursor within the current records section. */
         private int pos;
         private boolean changed;
+        /** The value rewriter when it reads keys and headers too, else null. */
+        private final RecordAwareValueRewriter recordAware;
+        /** With {@link #recordAware}: views of the current records section and the current record's positions. */
+        private ByteBuffer awareKey;
+        private ByteBuffer awareHeaders;
+        private int awareKeyStart;
+        private int awareKeyLength;
+        private int awareHeadersStart;
+        private int awareBodyEnd;
 
         Job(ByteBuffer in, ValueRewriter rewriter, ValueRewriter keyRewriter, HeaderRewriter headerRewriter,
             FrameBudget budget, TruncatedTail truncatedTail, boolean inspectOnly) {
@@ -232,6 +241,7 @@ public final class RecordBatchRewriter {
             this.rewriter = rewriter;
             this.keyRewriter = keyRewriter;
             this.inKeys = keyRewriter == null ? null : in.duplicate();
+            this.recordAware = rewriter instanceof RecordAwareValueRewriter aware ? aware : null;
         }
 
         /** Returns the rewritten bytes ready to read, or null when every input byte passes through unchanged. */
@@ -472,6 +482,10 @@ public final class RecordBatchRewriter {
                 throws RecordRewriteException, IOException {
             pos = from;
             boolean rewritten = false;
+            if (recordAware != null) {
+                awareKey = src.duplicate();
+                awareHeaders = src.duplicate();
+            }
             for (int i = 0; i < count; i++) {
                 int recordStart = pos;
                 long offset = -1L;
@@ -523,6 +537,10 @@ public final class RecordBatchRewriter {
                 } catch (Malformed e) {
                     throw malformed(baseOffset, i, offset, e.getMessage());
                 }
+                awareKeyStart = valueLengthAt - Math.max(keyLength, 0);
+                awareKeyLength = keyLength;
+                awareHeadersStart = headersStart;
+                awareBodyEnd = bodyEnd;
 
                 if (chosenHeader) {
                     rewriteRecordWithHeaders(src, values, keys, sink, offset, bodyStart, bodyEnd, keyLengthAt, keyLength,
@@ -543,9 +561,9 @@ public final class RecordBatchRewriter {
                 values.clear();
                 values.limit(headersStart).position(headersStart - valueLength);
                 ByteBuffer value = rewriteValue(values, offset);
-                int newValueLength = value.remaining();
+                int newValueLength = value == ValueRewriter.NULL_VALUE ? -1 : value.remaining();
                 long newBodyLength = (long) (valueLengthAt - bodyStart) + ByteUtils.sizeOfVarint(newValueLength)
-                        + newValueLength + (bodyEnd - headersStart);
+                        + Math.max(newValueLength, 0) + (bodyEnd - headersStart);
                 if (newBodyLength > MAX_ARRAY_SIZE) {
                     throw new RecordRewriteException("Rewritten record at offset " + offset + " is too large",
                             offset, null);
@@ -553,7 +571,9 @@ public final class RecordBatchRewriter {
                 writeVarint(sink, (int) newBodyLength);
                 copy(sink, src, bodyStart, valueLengthAt - bodyStart);
                 writeVarint(sink, newValueLength);
-                copy(sink, value, value.position(), newValueLength);
+                if (newValueLength > 0) {
+                    copy(sink, value, value.position(), newValueLength);
+                }
                 copy(sink, src, headersStart, bodyEnd - headersStart);
                 rewritten = true;
             }
@@ -581,8 +601,8 @@ public final class RecordBatchRewriter {
             if (valueLength >= 0) {
                 values.clear();
                 values.limit(headersStart).position(headersStart - valueLength);
-                value = rewrite(rewriter, values, offset, "value");
-                newValueLength = value.remaining();
+                value = rewriteValue(values, offset);
+                newValueLength = value == ValueRewriter.NULL_VALUE ? -1 : value.remaining();
             }
             long newBodyLength = (long) (keyLengthAt - bodyStart)
                     + ByteUtils.sizeOfVarint(newKeyLength) + newKeyLength
@@ -596,7 +616,7 @@ public final class RecordBatchRewriter {
             writeVarint(sink, newKeyLength);
             copy(sink, key, key.position(), newKeyLength);
             writeVarint(sink, newValueLength);
-            if (value != null) {
+            if (newValueLength > 0) {
                 copy(sink, value, value.position(), newValueLength);
             }
             copy(sink, src, headersStart, bodyEnd - headersStart);
@@ -625,6 +645,7 @@ public final class RecordBatchRewriter {
             long keyBytes = key == null ? valueLengthAt - keyLengthAt
                     : ByteUtils.sizeOfVarint(key.remaining()) + (long) key.remaining();
             long valueBytes = value == null ? headersStart - valueLengthAt
+                    : value == ValueRewriter.NULL_VALUE ? ByteUtils.sizeOfVarint(-1)
                     : ByteUtils.sizeOfVarint(value.remaining()) + (long) value.remaining();
             long newBodyLength = (long) (keyLengthAt - bodyStart) + keyBytes + valueBytes + headerScratchLength;
             if (newBodyLength > MAX_ARRAY_SIZE) {
@@ -640,6 +661,8 @@ public final class RecordBatchRewriter {
             }
             if (value == null) {
                 copy(sink, src, valueLengthAt, headersStart - valueLengthAt);
+            } else if (value == ValueRewriter.NULL_VALUE) {
+                writeVarint(sink, -1);
             } else {
                 writeVarint(sink, value.remaining());
                 copy(sink, value, value.position(), value.remaining());
@@ -733,6 +756,10 @@ public final class RecordBatchRewriter {
         }
 
         private ByteBuffer rewriteValue(ByteBuffer value, long offset) throws RecordRewriteException {
+            if (recordAware != null) {
+                recordAware.record(awareKeyLength < 0 ? null : view(awareKey, awareKeyStart, awareKeyLength),
+                        view(awareHeaders, awareHeadersStart, awareBodyEnd - awareHeadersStart));
+            }
             return rewrite(rewriter, value, offset, "value");
         }
 

@@ -114,7 +114,7 @@ class DeterministicKeysConfigTest {
             unknown keys mode        | keyset: k.json\\npolicy:\\n  encrypt:\\n    - {topic: a, keys: siv}          | 4:18 | policy.encrypt[0].keys: must be one of plaintext, deterministic (got "siv")
             keys mode not a string   | keyset: k.json\\npolicy:\\n  encrypt:\\n    - {topic: a, keys: true}         | 4:18 | policy.encrypt[0].keys: must be one of plaintext, deterministic (got true)
             neither fields nor keys  | keyset: k.json\\npolicy:\\n  encrypt:\\n    - {topic: a}                     | 4:7 | policy.encrypt[0].fields: required field is missing
-            unknown entry key        | keyset: k.json\\npolicy:\\n  encrypt:\\n    - {topic: a, key: deterministic} | 4:18 | policy.encrypt[0].key: unknown field (expected one of topic, fields, keys, readers, writers, others, headers)
+            unknown entry key        | keyset: k.json\\npolicy:\\n  encrypt:\\n    - {topic: a, key: deterministic} | 4:18 | policy.encrypt[0].key: unknown field (expected one of topic, fields, keys, readers, writers, others, headers, subject, forgotten)
             sivKeyset empty          | keyset: k.json\\nsivKeyset: ''\\npolicy:\\n  encrypt:\\n    - {topic: a, keys: deterministic} | 2:1 | sivKeyset: must not be empty
             """)
     void givenInvalidKeysOption_whenLoaded_thenMessageNamesFileLineColumnAndField(String name, String yaml, String at,

@@ -5,7 +5,9 @@ import io.meshcrypt.launcher.MeshFile;
 import io.meshcrypt.launcher.PortPlan;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.Forgotten;
 import io.meshcrypt.meshconfig.policy.Identities;
+import io.meshcrypt.meshconfig.policy.SubjectSource;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.io.IOException;
@@ -157,6 +159,9 @@ public final class LocalMesh {
     public static final String HEADERS_TOPIC_PREFIX = "headers-";
     public static final List<String> ENCRYPTED_HEADERS = List.of("user-id", "x-pii-*");
 
+    /** Topics whose values are encrypted under per-subject keys, the subject being the record key ({@code subject:}). */
+    public static final String SUBJECTS_TOPIC_PREFIX = "subjects-";
+
     /** The shared sidecar's workload identity (its mesh certificate's SPIFFE id). */
     public static final String SHARED_SIDECAR_IDENTITY = "spiffe://meshcrypt.local/sidecar/" + MeshFile.SHARED_NODE;
     /** Topics only the shared sidecar may produce to and read plaintext of; others get ciphertext. */
@@ -181,6 +186,8 @@ public final class LocalMesh {
                 new TopicRule(IDENTITY_TOPIC_PREFIX + "*", List.of(), false, shared, shared, TopicRule.Others.CIPHERTEXT),
                 new TopicRule(HEADERS_TOPIC_PREFIX + "*", List.of(), false, null, null, TopicRule.Others.CIPHERTEXT,
                         Map.of(), ENCRYPTED_HEADERS),
+                new TopicRule(SUBJECTS_TOPIC_PREFIX + "*", List.of(), false, null, null, TopicRule.Others.CIPHERTEXT,
+                        Map.of(), List.of(), SubjectSource.key(), Forgotten.NULL),
                 TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
     }
 
@@ -412,6 +419,17 @@ public final class LocalMesh {
         if (rc != 0) {
             throw new IllegalStateException("./meshcrypt start " + component + " exited with " + rc + "; see "
                     + launcherLog + " and " + logs() + "\n" + tail(launcherLog));
+        }
+    }
+
+    /** {@code ./meshcrypt forget --topic-pattern P --subject S...}; fails the test if the launcher reports an error. */
+    public void forget(String topicPattern, List<String> subjects) {
+        List<String> args = new ArrayList<>(List.of("forget", "--topic-pattern", topicPattern));
+        subjects.forEach(s -> args.addAll(List.of("--subject", s)));
+        int rc = runLauncher(root, home, launcherLog, COMPONENT_TIMEOUT, args.toArray(String[]::new));
+        if (rc != 0) {
+            throw new IllegalStateException("./meshcrypt forget exited with " + rc + "; see " + launcherLog + "\n"
+                    + tail(launcherLog));
         }
     }
 

@@ -151,7 +151,7 @@ public final class MeshWriter {
         ArrayNode encrypt = node.putArray("encrypt");
         for (TopicRule rule : policy.rules()) {
             if (rule.fields().isEmpty() && !rule.deterministicKeys() && rule.readers() == null && rule.writers() == null
-                    && rule.headers().isEmpty()) {
+                    && rule.headers().isEmpty() && rule.subject() == null) {
                 encrypt.add(rule.pattern());
                 continue;
             }
@@ -185,6 +185,21 @@ public final class MeshWriter {
             if (!rule.headers().isEmpty()) {
                 ArrayNode headers = entry.putArray("headers");
                 rule.headers().forEach(headers::add);
+            }
+            if (rule.subject() != null) {
+                ObjectNode subject = entry.putObject("subject")
+                        .put("from", rule.subject().from().name().toLowerCase(Locale.ROOT));
+                if (rule.subject().pointer() != null) {
+                    subject.put("pointer", rule.subject().pointer().toString());
+                }
+                if (rule.subject().header() != null) {
+                    subject.put("name", rule.subject().header());
+                }
+                if (rule.forgotten().placeholder() == null) {
+                    entry.putNull("forgotten");
+                } else {
+                    entry.putObject("forgotten").put("placeholder", rule.forgotten().placeholder());
+                }
             }
         }
         if (!policy.decryptOnly().isEmpty()) {

@@ -302,7 +302,8 @@ public final class EncryptionPolicy {
                                 + r.others().name().toLowerCase(Locale.ROOT))
                         + (r.writers() == null ? "" : " writers " + r.writers())
                         + (r.fieldReaders().isEmpty() ? "" : " field readers " + r.fieldReaders())
-                        + (r.headers().isEmpty() ? "" : " headers " + r.headers())).toList();
+                        + (r.headers().isEmpty() ? "" : " headers " + r.headers())
+                        + (r.subject() == null ? "" : " subject " + r.subject() + " forgotten " + r.forgotten())).toList();
         return "EncryptionPolicy{encrypt=" + entries + (decryptOnly.isEmpty() ? "" : ", decryptOnly=" + decryptOnly)
                 + ", unmatched=" + unmatched.name().toLowerCase(Locale.ROOT) + "}";
     }

@@ -18,10 +18,13 @@ import java.util.Objects;
  *     the topic outside a field's readers gets that field's envelope as stored); other fields follow {@code readers}
  * @param headers record header names whose values are encrypted: exact names or globs (same syntax as topic patterns:
  *     {@code *} any run, {@code ?} one character, everything else literal, case-sensitive); empty: headers stay as sent
+ * @param subject where a record names its subject, whose own key then encrypts the value (whole or its {@code fields})
+ *     in place of the topic's data key, so that forgetting the subject makes its records unreadable; null: no subject
+ * @param forgotten what readers get for what a forgotten subject's key encrypted (only set beside {@code subject})
  */
 public record TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys, Identities readers,
                         Identities writers, Others others, Map<JsonPointer, Identities> fieldReaders,
-                        List<String> headers) {
+                        List<String> headers, SubjectSource subject, Forgotten forgotten) {
 
     /** What a consumer whose identity is not among the readers gets. */
     public enum Others {
@@ -46,6 +49,16 @@ public record TopicRule(String pattern, List<JsonPointer> fields, boolean determ
         if (!fields.containsAll(fieldReaders.keySet())) {
             throw new IllegalArgumentException("field readers name fields the rule does not encrypt: " + fieldReaders.keySet());
         }
+        if ((subject == null) != (forgotten == null)) {
+            throw new IllegalArgumentException("forgotten is set exactly when a subject is");
+        }
+    }
+
+    /** No subject keys. */
+    public TopicRule(String pattern, List<JsonPointer> fields, boolean deterministicKeys, Identities readers,
+                     Identities writers, Others others, Map<JsonPointer, Identities> fieldReaders,
+                     List<String> headers) {
+        this(pattern, fields, deterministicKeys, readers, writers, others, fieldReaders, headers, null, null);
     }
 
     /** No header is encrypted. */
@@ -76,7 +89,8 @@ public record TopicRule(String pattern, List<JsonPointer> fields, boolean determ
 
     /** @return whether the rule says anything beyond "encrypt whole values, for everyone" */
     boolean plain() {
-        return fields.isEmpty() && !deterministicKeys && readers == null && writers == null && headers.isEmpty();
+        return fields.isEmpty() && !deterministicKeys && readers == null && writers == null && headers.isEmpty()
+                && subject == null;
     }
 
     /** @param identity the stream's authenticated identity, or null */

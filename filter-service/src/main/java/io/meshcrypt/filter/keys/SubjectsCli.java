@@ -1,0 +1,91 @@
+package io.meshcrypt.filter.keys;
+
+import io.meshcrypt.filter.audit.JsonAuditTrail;
+import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.kms.DekContext;
+import io.meshcrypt.filter.kms.KeyAudit;
+import io.meshcrypt.filter.kms.KekProvider;
+import io.meshcrypt.filter.subjects.KafkaSubjectKeyLog;
+import io.meshcrypt.filter.subjects.SubjectKeyStore;
+import java.io.PrintWriter;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code subjects forget --config FILE --topic-pattern P --subject S}: forgets a subject (crypto-shredding), in process
+ * with the filter config's KMS and {@code subjectKeys:} section, as the key commands do: reads the subject-key log,
+ * appends the subject's forgotten marker and overwrites its keys, and writes a {@code subject.forgotten} line to the
+ * audit trail (scope and subject ref, never the subject id). Every running filter-service reads the marker from the
+ * log and from then on serves the subject's records as the policy's {@code forgotten:} says.
+ */
+@Command(name = "subjects", description = "Per-subject keys: forget a subject.", subcommands = SubjectsCli.Forget.class)
+public final class SubjectsCli implements Runnable {
+    private static final Duration TIMEOUT = Duration.ofSeconds(60);
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "usage: subjects forget --config FILE"
+                + " --topic-pattern PATTERN --subject ID");
+    }
+
+    @Command(name = "forget", description = "Destroy a subject's keys: its records read as the policy's forgotten:"
+            + " value from then on, everywhere.")
+    public static final class Forget implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--config", required = true, paramLabel = "FILE", description = "The filter config (YAML).")
+        Path config;
+
+        @Option(names = "--topic-pattern", required = true, paramLabel = "PATTERN",
+                description = "The policy entry's topic pattern, exactly as written (the subject keys' scope).")
+        String topicPattern;
+
+        @Option(names = "--subject", required = true, paramLabel = "ID", description = "The subject id as the records"
+                + " carry it (record key, header or JSON field value); repeat it to forget several.")
+        List<String> subjects;
+
+        @Override
+        public Integer call() throws Exception {
+            return forget(FilterConfig.load(config), topicPattern, subjects, spec.commandLine().getOut());
+        }
+    }
+
+    static int forget(FilterConfig config, String scope, List<String> subjects, PrintWriter out) throws Exception {
+        if (config.subjectKeys() == null || config.keys() == null) {
+            throw new GeneralSecurityException("the config has no subjectKeys: section (where subject keys live)");
+        }
+        try (JsonAuditTrail trail = config.audit() == null ? null : JsonAuditTrail.open(config.audit());
+             KekProvider provider = KekProviders.open(config.keys());
+             SubjectKeyStore store = new SubjectKeyStore(new KafkaSubjectKeyLog(config.subjectKeys().location(), TIMEOUT),
+                     provider, config.subjectKeys().settings())) {
+            KeyAudit audit = trail == null ? KeyAudit.NONE : trail.keys();
+            for (String subject : subjects) {
+                String ref = store.forget(scope, subject, TIMEOUT);
+                if (ref == null) {
+                    out.println("scope " + scope + " has no subject keys: nothing was ever encrypted under a subject key"
+                            + " of it (check --topic-pattern against the policy)");
+                    return 1;
+                }
+                audit.succeeded(KeyAudit.Operation.SUBJECT_FORGOTTEN, provider.name(), null,
+                        new DekContext(scope, ByteBuffer.wrap(HexFormat.of().parseHex(ref)).getLong()), null);
+                out.println("forgotten: scope " + scope + ", subject ref " + ref);
+            }
+            out.println("running filter-services serve the records of " + subjects.size() + " forgotten subject(s) as"
+                    + " forgotten once they read the markers; the key topic drops their keys at compaction");
+            return 0;
+        }
+    }
+}

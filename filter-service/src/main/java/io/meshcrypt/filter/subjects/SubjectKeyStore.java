@@ -1,0 +1,661 @@
+package io.meshcrypt.filter.subjects;
+
+import io.meshcrypt.filter.kms.DekContext;
+import io.meshcrypt.filter.kms.KekProvider;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
+import io.meshcrypt.filter.kms.TransientKmsException;
+import io.meshcrypt.filter.kms.WrappedDek;
+import java.nio.ByteBuffer;
+import java.security.GeneralSecurityException;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.LongSupplier;
+import javax.crypto.spec.SecretKeySpec;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Per-subject keys (crypto-shredding): the in-memory index of the subject-key log ({@link SubjectKeyLog}) that every
+ * replica loads whole at start and keeps following, and the single place that creates and forgets subject keys.
+ *
+ * <p>Log order decides everything, so replicas agree: the first scope secret of a scope wins; the first key record of
+ * a subject is the one records are encrypted with (a replica that created a key reads the log back before using any:
+ * two replicas creating a key for one subject at once both use the first; the other key is kept, under its own key
+ * id, for whatever a replica encrypted before seeing the first); a subject marker (forgotten) is never undone: key
+ * records of the subject appended after it are ignored and overwritten with forgotten values by the first replica
+ * that sees them, so compaction removes every wrapped key of a forgotten subject.
+ *
+ * <p>The per-record calls never wait: a scope secret being unwrapped (one KMS call per scope and replica), a subject
+ * key being created (rate-limited: {@code newSubjectsPerSecond}) or a key not yet seen in the log throw
+ * {@link KeyNotReadyException}, as the DEK paths do. Memory: about 300 bytes per subject (index entry, wrapped key and,
+ * once used, its unwrapped key), bounded by {@code maxSubjects}; beyond it new subjects are refused. Thread-safe.
+ */
+public final class SubjectKeyStore implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(SubjectKeyStore.class);
+    private static final String SCOPE_CONTEXT = "meshcrypt-subjects:";
+    private static final int MAX_TRACKED_MISSES = 10_000;
+
+    /**
+     * @param maxSubjects subjects (live or forgotten) the index holds; a new subject beyond it is refused
+     * @param newSubjectsPerSecond sustained rate of new subject keys this replica creates (each is one record appended)
+     * @param newSubjectsBurst how many may be created at once
+     * @param unknownKeyWait how long a record whose subject key is in no record read yet waits for the log (another
+     *     replica's new key) before it fails closed
+     */
+    public record Settings(int maxSubjects, double newSubjectsPerSecond, int newSubjectsBurst, Duration unknownKeyWait) {
+        public static final int DEFAULT_MAX_SUBJECTS = 1_000_000;
+        public static final double DEFAULT_NEW_SUBJECTS_PER_SECOND = 1000;
+        public static final int DEFAULT_NEW_SUBJECTS_BURST = 2000;
+        public static final Duration DEFAULT_UNKNOWN_KEY_WAIT = Duration.ofSeconds(10);
+
+        public Settings {
+            if (maxSubjects < 1 || !(newSubjectsPerSecond > 0) || Double.isInfinite(newSubjectsPerSecond)
+                    || newSubjectsBurst < 1 || unknownKeyWait.isNegative() || unknownKeyWait.isZero()) {
+                throw new IllegalArgumentException("maxSubjects, newSubjectsPerSecond, newSubjectsBurst and unknownKeyWait"
+                        + " must be positive");
+            }
+        }
+
+        public static Settings defaults() {
+            return new Settings(DEFAULT_MAX_SUBJECTS, DEFAULT_NEW_SUBJECTS_PER_SECOND, DEFAULT_NEW_SUBJECTS_BURST,
+                    DEFAULT_UNKNOWN_KEY_WAIT);
+        }
+    }
+
+    /** The key one record is encrypted with, and what its envelope names it by. */
+    public record SubjectKey(byte[] ref, long keyId, SecretKeySpec key) {
+    }
+
+    /** A record for a subject that was forgotten: refused on produce (the marker is permanent). */
+    public static final class SubjectForgottenException extends GeneralSecurityException {
+        SubjectForgottenException(String message) {
+            super(message);
+        }
+    }
+
+    /** More subjects than {@code maxSubjects}: a new one is refused. */
+    public static final class TooManySubjectsException extends GeneralSecurityException {
+        TooManySubjectsException(String message) {
+            super(message);
+        }
+    }
+
+    /** A 16-byte subject ref as a map key. */
+    record Ref(long high, long low) {
+        static Ref of(byte[] ref) {
+            return of(ByteBuffer.wrap(ref), 0);
+        }
+
+        static Ref of(ByteBuffer b, int at) {
+            return new Ref(b.getLong(at), b.getLong(at + 8));
+        }
+
+        byte[] bytes() {
+            return ByteBuffer.allocate(16).putLong(high).putLong(low).array();
+        }
+
+        String text() {
+            return HexFormat.of().formatHex(bytes());
+        }
+    }
+
+    private static final class KeyEntry {
+        final long keyId;
+        final byte[] wrapped;
+        volatile SecretKeySpec key;
+
+        KeyEntry(long keyId, byte[] wrapped) {
+            this.keyId = keyId;
+            this.wrapped = wrapped;
+        }
+    }
+
+    private static final class Subject {
+        final String scope;
+        volatile boolean forgotten;
+        /** The first key in log order: new records are encrypted with it. */
+        volatile KeyEntry current;
+        /** Copy on write; almost always one entry. */
+        volatile KeyEntry[] keys = new KeyEntry[0];
+
+        Subject(String scope) {
+            this.scope = scope;
+        }
+
+        KeyEntry key(long keyId) {
+            for (KeyEntry k : keys) {
+                if (k.keyId == keyId) {
+                    return k;
+                }
+            }
+            return null;
+        }
+    }
+
+    private static final class Scope {
+        /** The first secret in log order, once read. */
+        volatile SubjectKeyRecords.WrappedSecret chosen;
+        volatile ScopeKeys keys;
+        volatile CompletableFuture<Void> ready = new CompletableFuture<>();
+        volatile boolean working;
+        /** A secret this replica wrapped and appended, so it need not be unwrapped again. */
+        volatile byte[] ownWrapped;
+        volatile byte[] ownSecret;
+    }
+
+    private final SubjectKeyLog keyLog;
+    private final KekProvider kms;
+    private final Settings settings;
+    private final LongSupplier nanoTime;
+    private final ScheduledThreadPoolExecutor worker;
+    private final SecureRandom random = new SecureRandom();
+    private final ConcurrentHashMap<String, Scope> scopes = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<Ref, Subject> subjects = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<Ref, CompletableFuture<Void>> creating = new ConcurrentHashMap<>();
+    /** Key records of forgotten subjects not yet overwritten (record key → nothing): appended once caught up. */
+    private final Map<ByteBuffer, Boolean> toOverwrite = new LinkedHashMap<>();
+    /** First miss of an unknown subject key, for {@code unknownKeyWait}; bounded. */
+    private final ConcurrentHashMap<Ref, Long> misses = new ConcurrentHashMap<>();
+    private final AtomicReference<CompletableFuture<Void>> nextApplied = new AtomicReference<>(new CompletableFuture<>());
+    private final CompletableFuture<Void> caughtUp;
+    private final Object bucketLock = new Object();
+    private double tokens;
+    private long refilledAt;
+    private volatile boolean limitLogged;
+
+    public SubjectKeyStore(SubjectKeyLog keyLog, KekProvider kms, Settings settings) {
+        this(keyLog, kms, settings, System::nanoTime);
+    }
+
+    SubjectKeyStore(SubjectKeyLog keyLog, KekProvider kms, Settings settings, LongSupplier nanoTime) {
+        this.keyLog = Objects.requireNonNull(keyLog, "keyLog");
+        this.kms = Objects.requireNonNull(kms, "kms");
+        this.settings = Objects.requireNonNull(settings, "settings");
+        this.nanoTime = nanoTime;
+        this.tokens = settings.newSubjectsBurst();
+        this.refilledAt = nanoTime.getAsLong();
+        this.worker = new ScheduledThreadPoolExecutor(1, Thread.ofPlatform().daemon().name("meshcrypt-subject-keys").factory());
+        worker.setRemoveOnCancelPolicy(true);
+        this.caughtUp = keyLog.follow(this::apply).thenRunAsync(this::overwriteForgottenKeys, worker);
+    }
+
+    /** @return completes once the log as it was at start has been read (and forgotten keys found in it overwritten) */
+    public CompletableFuture<Void> loaded() {
+        return caughtUp.copy();
+    }
+
+    /** @return subjects in the index, forgotten ones included */
+    public int subjects() {
+        return subjects.size();
+    }
+
+    // ---- per record -------------------------------------------------------------------------------------------
+
+    /**
+     * Never waits.
+     *
+     * @param subjectId the subject id's bytes (position..limit, not moved)
+     * @return the key to encrypt one record of this subject with
+     * @throws KeyNotReadyException while the log is loading, the scope's secret is being made or unwrapped, or the
+     *     subject's new key is on its way through the log: retry once its future completes
+     * @throws SubjectForgottenException when the subject was forgotten
+     * @throws TooManySubjectsException when the subject is new and the index is full
+     */
+    public SubjectKey forEncryption(String scope, ByteBuffer subjectId) throws GeneralSecurityException {
+        ScopeKeys keys = scopeKeys(scope, true);
+        byte[] id = new byte[subjectId.remaining()];
+        subjectId.duplicate().get(id);
+        byte[] refBytes = keys.ref(id, 0, id.length);
+        Ref ref = Ref.of(refBytes);
+        Subject subject = subjects.get(ref);
+        if (subject != null) {
+            if (subject.forgotten) {
+                throw new SubjectForgottenException("subject " + ref.text() + " of scope " + scope + " was forgotten");
+            }
+            KeyEntry current = subject.current;
+            if (current != null) {
+                return new SubjectKey(refBytes, current.keyId, unwrapped(keys, refBytes, current));
+            }
+        }
+        throw new KeyNotReadyException("a key for a new subject of scope " + scope + " is being created",
+                create(keys, ref, refBytes));
+    }
+
+    /**
+     * Starts what {@link #forEncryption} would wait for, without throwing: a frame's pre-pass calls it for every record
+     * so that all its new subjects are created at once.
+     *
+     * @return null when {@code forEncryption} will not throw {@link KeyNotReadyException} now (or will fail otherwise),
+     *     else the future to wait for
+     */
+    public CompletableFuture<Void> prepare(String scope, ByteBuffer subjectId) {
+        try {
+            forEncryption(scope, subjectId);
+            return null;
+        } catch (KeyNotReadyException e) {
+            return e.ready();
+        } catch (GeneralSecurityException e) {
+            return null;
+        }
+    }
+
+    /**
+     * Never waits.
+     *
+     * @param envelope holds the subject ref at {@code [refAt, refAt + 16)} (absolute; position not used or moved)
+     * @return the subject key, or null when the subject was forgotten (the reader gets the rule's replacement)
+     * @throws KeyNotReadyException while the log loads, the scope secret is unwrapped, or a key not read yet may still
+     *     arrive (for {@code unknownKeyWait})
+     * @throws GeneralSecurityException when the key is unknown after that wait, or its wrapped form does not unwrap
+     */
+    public SecretKeySpec forDecryption(ByteBuffer envelope, int refAt, long keyId) throws GeneralSecurityException {
+        Ref ref = Ref.of(envelope, refAt);
+        Subject subject = subjects.get(ref);
+        if (subject != null && subject.forgotten) {
+            return null;
+        }
+        KeyEntry entry = subject == null ? null : subject.key(keyId);
+        if (entry == null) {
+            throw unknown(ref, keyId);
+        }
+        if (!misses.isEmpty()) {
+            misses.remove(ref);
+        }
+        SecretKeySpec key = entry.key;
+        if (key != null) {
+            return key;
+        }
+        // The scope the key was filed under in the log, whatever the policy's patterns are today.
+        return unwrapped(scopeKeys(subject.scope, false), ref.bytes(), entry);
+    }
+
+    /** @throws KeyNotReadyException while the log loads; TransientKmsException when it cannot be read at all */
+    private void requireLoaded() throws TransientKmsException {
+        if (!caughtUp.isDone()) {
+            throw new KeyNotReadyException("the subject-key log is loading", caughtUp);
+        }
+        if (caughtUp.isCompletedExceptionally()) {
+            // Never create keys on a log not read: its earlier records would decide, unseen.
+            throw new TransientKmsException("the subject-key log cannot be read (see the log)", null);
+        }
+    }
+
+    private GeneralSecurityException unknown(Ref ref, long keyId) {
+        try {
+            requireLoaded();
+        } catch (TransientKmsException e) {
+            return e;
+        }
+        long now = nanoTime.getAsLong();
+        Long first = misses.size() < MAX_TRACKED_MISSES ? misses.putIfAbsent(ref, now) : misses.get(ref);
+        if (first != null && now - first > settings.unknownKeyWait().toNanos()) {
+            return new GeneralSecurityException("subject key " + ref.text() + "/" + Long.toHexString(keyId)
+                    + " is in no record of the subject-key log (waited " + settings.unknownKeyWait().toMillis()
+                    + " ms)");
+        }
+        if (first == null && misses.size() >= MAX_TRACKED_MISSES) {
+            return new GeneralSecurityException("subject key " + ref.text() + " is unknown");
+        }
+        return new KeyNotReadyException("subject key " + ref.text() + " not read yet",
+                nextApplied.get().copy().completeOnTimeout(null, 200, TimeUnit.MILLISECONDS));
+    }
+
+    private static SecretKeySpec unwrapped(ScopeKeys keys, byte[] ref, KeyEntry entry) throws GeneralSecurityException {
+        SecretKeySpec key = entry.key;
+        if (key == null) {
+            byte[] raw = keys.unwrap(entry.wrapped, ref, keyIdBytes(entry.keyId));
+            key = new SecretKeySpec(raw, "AES");
+            Arrays.fill(raw, (byte) 0);
+            entry.key = key;
+        }
+        return key;
+    }
+
+    private ScopeKeys scopeKeys(String scope, boolean createIfMissing) throws GeneralSecurityException {
+        Scope state = scopes.get(scope);
+        ScopeKeys keys = state == null ? null : state.keys;
+        if (keys != null) {
+            return keys;
+        }
+        requireLoaded();
+        if (state == null) {
+            if (!createIfMissing) {
+                throw new GeneralSecurityException("scope " + scope + " has no secret in the subject-key log");
+            }
+            state = scopes.computeIfAbsent(scope, s -> new Scope());
+        }
+        Scope s = state;
+        synchronized (s) {
+            if (s.keys == null && !s.working) {
+                s.working = true;
+                if (s.chosen == null) {
+                    worker.execute(() -> createSecret(scope, s));
+                } else {
+                    worker.execute(() -> unwrapSecret(scope, s, s.chosen));
+                }
+            }
+        }
+        throw new KeyNotReadyException("the secret of subject scope " + scope + " is being prepared", s.ready);
+    }
+
+    /** On the worker: one KMS wrap per scope, then the log decides (first secret in log order wins). */
+    private void createSecret(String scope, Scope state) {
+        byte[] secret = new byte[32];
+        random.nextBytes(secret);
+        long secretId = random.nextLong();
+        try {
+            WrappedDek wrapped = kms.wrap(secret, new DekContext(SCOPE_CONTEXT + scope, secretId));
+            state.ownSecret = secret;
+            state.ownWrapped = wrapped.bytes();
+            keyLog.append(SubjectKeyRecords.key(SubjectKeyRecords.SCOPE_SECRET, scope, keyIdBytes(secretId)),
+                    SubjectKeyRecords.secretValue(wrapped.kekId(), wrapped.bytes())).whenComplete((ok, e) -> {
+                        if (e != null) {
+                            failed(scope, state, e);
+                        }
+                    });
+        } catch (GeneralSecurityException | RuntimeException e) {
+            failed(scope, state, e);
+        }
+    }
+
+    private void unwrapSecret(String scope, Scope state, SubjectKeyRecords.WrappedSecret chosen) {
+        try {
+            byte[] secret;
+            if (state.ownWrapped != null && Arrays.equals(state.ownWrapped, chosen.wrapped())) {
+                secret = state.ownSecret;
+            } else {
+                secret = kms.unwrap(chosen.kekId(), chosen.wrapped(), new DekContext(SCOPE_CONTEXT + scope,
+                        chosen.secretId()));
+            }
+            state.keys = new ScopeKeys(scope, secret);
+            Arrays.fill(secret, (byte) 0);
+            state.ownSecret = null;
+            state.working = false;
+            state.ready.complete(null);
+        } catch (GeneralSecurityException | RuntimeException e) {
+            failed(scope, state, e);
+        }
+    }
+
+    private void failed(String scope, Scope state, Throwable e) {
+        log.warn("cannot prepare the secret of subject scope {}: {}", scope, e.toString());
+        synchronized (state) {
+            state.working = false;
+            CompletableFuture<Void> ready = state.ready;
+            state.ready = new CompletableFuture<>();
+            ready.complete(null); // the retry starts over
+        }
+    }
+
+    private CompletableFuture<Void> create(ScopeKeys keys, Ref ref, byte[] refBytes) throws GeneralSecurityException {
+        CompletableFuture<Void> pending = creating.get(ref);
+        if (pending != null) {
+            return pending;
+        }
+        if (subjects.size() + creating.size() >= settings.maxSubjects()) {
+            if (!limitLogged) {
+                limitLogged = true;
+                log.error("subject-key index full ({} subjects, subjectKeys.maxSubjects): records of new subjects are"
+                        + " refused", settings.maxSubjects());
+            }
+            throw new TooManySubjectsException("more subjects than subjectKeys.maxSubjects (" + settings.maxSubjects()
+                    + ")");
+        }
+        long waitNanos = takeToken();
+        if (waitNanos > 0) {
+            CompletableFuture<Void> later = new CompletableFuture<>();
+            worker.schedule(() -> later.complete(null), waitNanos, TimeUnit.NANOSECONDS);
+            return later;
+        }
+        CompletableFuture<Void> mine = new CompletableFuture<>();
+        pending = creating.putIfAbsent(ref, mine);
+        if (pending != null) {
+            return pending;
+        }
+        byte[] subjectKey = new byte[32];
+        random.nextBytes(subjectKey);
+        long keyId = random.nextLong();
+        byte[] wrapped = keys.wrap(subjectKey, refBytes, keyIdBytes(keyId));
+        Arrays.fill(subjectKey, (byte) 0);
+        // Used only once read back from the log: another replica's key for the subject may come first. Appended from
+        // the worker: an append may block (metadata, topic creation), the caller may not.
+        byte[] recordKey = SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_KEY, keys.scope(), refBytes, keyIdBytes(keyId));
+        worker.execute(() -> keyLog.append(recordKey, SubjectKeyRecords.subjectKeyValue(wrapped)).whenComplete((ok, e) -> {
+            if (e != null) {
+                log.warn("cannot append a subject key to the subject-key log: {}", e.toString());
+                creating.remove(ref, mine);
+                mine.complete(null);
+            }
+        }));
+        return mine;
+    }
+
+    /** @return 0 when a token was taken, else nanoseconds until one is due */
+    private long takeToken() {
+        synchronized (bucketLock) {
+            long now = nanoTime.getAsLong();
+            tokens = Math.min(settings.newSubjectsBurst(),
+                    tokens + (now - refilledAt) / 1e9 * settings.newSubjectsPerSecond());
+            refilledAt = now;
+            if (tokens >= 1) {
+                tokens -= 1;
+                return 0;
+            }
+            return (long) Math.ceil((1 - tokens) / settings.newSubjectsPerSecond() * 1e9);
+        }
+    }
+
+    // ---- forgetting ---------------------------------------------------------------------------------------------
+
+    /**
+     * Appends the subject's forgotten marker; every replica that reads it drops the subject's keys and overwrites
+     * their records. May wait (admin calls only).
+     *
+     * @return the subject ref (hex), for the audit trail; null when the scope never had a secret (nothing was ever
+     *     encrypted under a subject key of it)
+     */
+    public String forget(String scope, String subject, Duration timeout) throws GeneralSecurityException {
+        caughtUp.orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS).exceptionally(e -> null).join();
+        if (!caughtUp.isDone()) {
+            throw new TransientKmsException("the subject-key log did not load within " + timeout.toMillis() + " ms", null);
+        }
+        Scope state = scopes.get(scope);
+        if (state == null || state.chosen == null) {
+            return null;
+        }
+        ScopeKeys keys = KeyNotReadyException.awaitBlocking(() -> scopeKeys(scope, false), timeout);
+        byte[] ref = keys.ref(subject);
+        Subject known = subjects.get(Ref.of(ref));
+        KeyEntry[] knownKeys = known == null ? new KeyEntry[0] : known.keys;
+        try {
+            keyLog.append(SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_MARKER, scope, ref),
+                    SubjectKeyRecords.forgottenValue()).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            // The keys this replica knows, overwritten now; keys appended by others meanwhile are overwritten by
+            // whichever replica reads them after the marker.
+            for (KeyEntry k : knownKeys) {
+                keyLog.append(SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_KEY, scope, ref, keyIdBytes(k.keyId)),
+                        SubjectKeyRecords.forgottenValue()).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            }
+        } catch (Exception e) {
+            throw new TransientKmsException("cannot append the forgotten marker: " + e, e);
+        }
+        return HexFormat.of().formatHex(ref);
+    }
+
+    /** @return whether the subject of this scope has been forgotten, as far as this replica has read */
+    public boolean isForgotten(String scope, String subject) {
+        Scope state = scopes.get(scope);
+        ScopeKeys keys = state == null ? null : state.keys;
+        Subject s = keys == null ? null : subjects.get(Ref.of(keys.ref(subject)));
+        return s != null && s.forgotten;
+    }
+
+    // ---- following the log (one thread) -------------------------------------------------------------------------
+
+    private void apply(byte[] recordKey, byte[] value) {
+        try {
+            SubjectKeyRecords.Key key = SubjectKeyRecords.parseKey(recordKey);
+            if (key == null || value == null) {
+                log.warn("subject-key log: skipped a malformed record ({} key bytes)", recordKey == null ? 0 : recordKey.length);
+                return;
+            }
+            switch (key.kind()) {
+                case SubjectKeyRecords.SCOPE_SECRET -> applySecret(key, value);
+                case SubjectKeyRecords.SUBJECT_KEY -> applyKey(recordKey, key, value);
+                default -> applyMarker(key, value);
+            }
+        } finally {
+            nextApplied.getAndSet(new CompletableFuture<>()).complete(null);
+        }
+    }
+
+    private void applySecret(SubjectKeyRecords.Key key, byte[] value) {
+        SubjectKeyRecords.WrappedSecret secret = SubjectKeyRecords.parseSecretValue(value);
+        if (secret == null) {
+            log.warn("subject-key log: skipped a malformed scope secret of scope {}", key.scope());
+            return;
+        }
+        Scope state = scopes.computeIfAbsent(key.scope(), s -> new Scope());
+        synchronized (state) {
+            if (state.chosen != null) {
+                return; // first in log order wins
+            }
+            state.chosen = secret.withId(ByteBuffer.wrap(key.id()).getLong());
+            if (state.working || state.ownWrapped != null) {
+                state.working = true;
+                SubjectKeyRecords.WrappedSecret chosen = state.chosen;
+                worker.execute(() -> unwrapSecret(key.scope(), state, chosen));
+            }
+        }
+    }
+
+    private void applyKey(byte[] recordKey, SubjectKeyRecords.Key key, byte[] value) {
+        Ref ref = Ref.of(key.id());
+        long keyId = ByteBuffer.wrap(key.id()).getLong(SubjectKeyRecords.REF_LENGTH);
+        if (SubjectKeyRecords.isForgotten(value)) {
+            Subject subject = subjects.get(ref);
+            if (subject != null) {
+                removeKey(subject, keyId);
+            }
+            synchronized (toOverwrite) {
+                toOverwrite.remove(ByteBuffer.wrap(recordKey));
+            }
+            return;
+        }
+        byte[] wrapped = SubjectKeyRecords.wrappedSubjectKey(value);
+        if (wrapped == null) {
+            log.warn("subject-key log: skipped a malformed subject key of scope {}", key.scope());
+            return;
+        }
+        Subject subject = subjects.get(ref);
+        if (subject == null) {
+            if (subjects.size() >= settings.maxSubjects()) {
+                log.error("subject-key log: more subjects than subjectKeys.maxSubjects ({}): a key was not loaded",
+                        settings.maxSubjects());
+                CompletableFuture<Void> pending = creating.remove(ref);
+                if (pending != null) {
+                    pending.complete(null); // the retry reports the limit
+                }
+                return;
+            }
+            subject = subjects.computeIfAbsent(ref, r -> new Subject(key.scope()));
+        }
+        try {
+            if (!subject.scope.equals(key.scope())) {
+                log.warn("subject-key log: skipped a subject key filed under two scopes");
+                return;
+            }
+            if (subject.forgotten) {
+                // Appended after the marker (a replica that had not read it yet, or a replay): overwrite it.
+                synchronized (toOverwrite) {
+                    toOverwrite.put(ByteBuffer.wrap(recordKey), Boolean.TRUE);
+                }
+                if (caughtUp != null && caughtUp.isDone()) {
+                    worker.execute(this::overwriteForgottenKeys);
+                }
+                return;
+            }
+            if (subject.key(keyId) != null) {
+                return;
+            }
+            KeyEntry entry = new KeyEntry(keyId, wrapped);
+            KeyEntry[] keys = Arrays.copyOf(subject.keys, subject.keys.length + 1);
+            keys[keys.length - 1] = entry;
+            subject.keys = keys;
+            if (subject.current == null) {
+                subject.current = entry; // first in log order
+            }
+        } finally {
+            CompletableFuture<Void> pending = creating.remove(ref);
+            if (pending != null) {
+                pending.complete(null);
+            }
+        }
+    }
+
+    private void applyMarker(SubjectKeyRecords.Key key, byte[] value) {
+        if (!SubjectKeyRecords.isForgotten(value)) {
+            log.warn("subject-key log: skipped a malformed subject marker of scope {}", key.scope());
+            return;
+        }
+        Ref ref = Ref.of(key.id());
+        Subject subject = subjects.computeIfAbsent(ref, r -> new Subject(key.scope()));
+        subject.forgotten = true;
+        subject.current = null;
+        synchronized (toOverwrite) {
+            for (KeyEntry k : subject.keys) {
+                toOverwrite.put(ByteBuffer.wrap(SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_KEY, subject.scope,
+                        key.id(), keyIdBytes(k.keyId))), Boolean.TRUE);
+            }
+        }
+        subject.keys = new KeyEntry[0];
+        CompletableFuture<Void> pending = creating.remove(ref);
+        if (pending != null) {
+            pending.complete(null);
+        }
+        if (caughtUp != null && caughtUp.isDone()) {
+            worker.execute(this::overwriteForgottenKeys);
+        }
+    }
+
+    private static void removeKey(Subject subject, long keyId) {
+        KeyEntry[] keys = subject.keys;
+        KeyEntry[] kept = Arrays.stream(keys).filter(k -> k.keyId != keyId).toArray(KeyEntry[]::new);
+        subject.keys = kept;
+        KeyEntry current = subject.current;
+        if (current != null && current.keyId == keyId) {
+            subject.current = kept.length == 0 ? null : kept[0];
+        }
+    }
+
+    /** On the worker: replaces the wrapped keys of forgotten subjects by forgotten values (compaction drops them). */
+    private void overwriteForgottenKeys() {
+        ByteBuffer[] pending;
+        synchronized (toOverwrite) {
+            pending = toOverwrite.keySet().toArray(ByteBuffer[]::new);
+        }
+        for (ByteBuffer recordKey : pending) {
+            keyLog.append(recordKey.array(), SubjectKeyRecords.forgottenValue());
+        }
+    }
+
+    static byte[] keyIdBytes(long keyId) {
+        return ByteBuffer.allocate(8).putLong(keyId).array();
+    }
+
+    @Override
+    public void close() {
+        worker.shutdownNow();
+        keyLog.close();
+    }
+}
