@@ -122,7 +122,7 @@ public final class KafkaProxy implements ConnectionHandlerFactory {
      * Puts a new encryption policy in force for new and open connections (policy hot reload).
      *
      * @throws IllegalArgumentException when the policy encrypts record keys but no record-key keyset was opened at
-     *     start, or record headers without a keys: section; the policy in force stays
+     *     start; the policy in force stays
      */
     public synchronized void policy(EncryptionPolicy policy) {
         Objects.requireNonNull(policy, "policy");

@@ -53,8 +53,9 @@ final class ValueCrypto {
 
     /**
      * @param policy only checked: its plans are passed to each call
-     * @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given, or headers but the
-     *     cipher writes no header envelopes (version 1 only)
+     * @throws IllegalArgumentException when the policy encrypts keys but no key cipher is given (a policy listing
+     *     headers with a version-1-only cipher is taken: records carrying a listed header are refused, failing closed
+     *     per topic)
      */
     ValueCrypto(ValueCipher cipher, RecordKeyCipher keyCipher, EncryptionPolicy policy) {
         this(cipher, keyCipher, null, policy);
@@ -71,10 +72,8 @@ final class ValueCrypto {
             throw new IllegalArgumentException("the policy encrypts record keys (keys: deterministic) but no record-key"
                     + " keyset was opened at start: set sivKeyset (or use keys: deterministic at start) and restart");
         }
-        if (!cipher.encryptsHeaders() && policy.rules().stream().anyMatch(r -> !r.headers().isEmpty())) {
-            throw new IllegalArgumentException("the policy encrypts record headers (headers:), which needs envelope"
-                    + " version 2: configure a keys: section and restart");
-        }
+        // headers: with a version-1-only cipher is not refused here: like subject: without subjectKeys:, it fails
+        // closed per topic (encryptHeader/decryptHeader throw, naming keys:), and the rest of the policy applies
         policy.rules().stream().filter(r -> r.subject() != null && !r.fields().isEmpty()).findFirst().ifPresent(r -> {
             throw new IllegalArgumentException("policy entry " + r.pattern() + " names a subject beside fields:, which"
                     + " this filter-service does not encrypt under subject keys yet: encrypt whole values");

@@ -32,6 +32,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.apache.kafka.common.compress.Compression;
@@ -174,20 +175,26 @@ class EncryptedHeadersKafkaTest {
     }
 
     @Test
-    void givenVersion1OnlyCipher_whenAPolicyListsHeaders_thenTheProxyRefusesItNamingKeys() throws Exception {
+    void givenVersion1OnlyCipher_whenAPolicyListsHeaders_thenOnlyRecordsCarryingThemAreRefusedNamingKeys() throws Exception {
         Keysets.create(dir.resolve("v1.json"));
         ValueCipherV1 v1 = ValueCipherV1.fromKeysetFile(dir.resolve("v1.json"));
-        EncryptionPolicy headers = EncryptionPolicy.ofRules(List.of(new TopicRule("t", List.of(), false, null, null,
+        EncryptionPolicy headers = EncryptionPolicy.ofRules(List.of(new TopicRule("users*", List.of(), false, null, null,
                 TopicRule.Others.CIPHERTEXT, Map.of(), List.of("user-id"))), EncryptionPolicy.Unmatched.PASSTHROUGH);
-        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), v1, null, new BrokerAddresses(Map.of()),
-                TestLimits.kafka(1 << 20));
+        // Given a version-1 filter-service: the policy is taken (a start and a reload), not refused as a whole
+        KafkaProxy proxy = new KafkaProxy(headers, v1, null, new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
+        proxy.policy(headers);
+        connection = proxy.open();
 
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> proxy.policy(headers),
-                "a reload that lists headers");
+        // When a record without a listed header is produced, Then its value is encrypted as usual
+        List<Record> sent = produce("users-eu", new Header[]{header("trace", "t-1")});
+        byte[] value = new byte[sent.getFirst().valueSize()];
+        sent.getFirst().value().get(value);
+        assertArrayEquals(new byte[]{0, 'M', 'C', 'E', 1}, Arrays.copyOf(value, 5), "a version-1 value envelope");
 
-        assertTrue(e.getMessage().contains("keys:"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> new KafkaProxy(headers, v1, null,
-                new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20)), "a start with such a policy");
+        // When a record carrying a listed header is produced, Then the frame is refused (the connection fails
+        // closed), naming keys:, and nothing of it reaches the broker
+        Exception e = assertThrows(Exception.class, () -> produce("users-eu", sample()));
+        assertTrue(String.valueOf(e.getMessage()).contains("keys:"), String.valueOf(e.getMessage()));
     }
 
     // ---- helpers ----
