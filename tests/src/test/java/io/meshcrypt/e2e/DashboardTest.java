@@ -65,14 +65,13 @@ class DashboardTest {
     /**
      * The Kafka filter a sidecar runs, told by the metric name (or {@code __name__} regex) a query reads: the panels of
      * both sit on one dashboard and neither exports the other's, so the test must know which of them to require. The
-     * prefix marks them without extra markup in the JSON that Grafana would carry: Envoy names network ext_proc's stats
-     * {@code envoy_network_ext_proc_<stat_prefix>_*}, and the bridge's
-     * ({@code dynamicmodulescustom.meshcrypt_bridge.*}, a custom stat namespace) {@code meshcrypt_bridge_*}, which no
-     * filter-service or xDS server metric starts with.
+     * prefix marks them without extra markup in the JSON that Grafana would carry: in {@code /stats/prometheus} Envoy
+     * names network ext_proc's stats {@code envoy_network_ext_proc_<stat_prefix>_*} and the bridge's
+     * ({@code dynamicmodulescustom.meshcrypt_bridge.*}) {@code envoy_dynamicmodulescustom_meshcrypt_bridge_*}.
      */
     enum KafkaFilter {
         NETWORK_EXT_PROC("envoy_network_ext_proc_"),
-        BRIDGE("meshcrypt_bridge_");
+        BRIDGE("envoy_dynamicmodulescustom_meshcrypt_bridge_");
 
         private final String metricPrefix;
 
