@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -951,6 +952,11 @@ func TestTheDynamicModuleWorkloadComponentMountsTheModuleIntoIstioProxy(t *testi
 			}
 			if !mount.ReadOnly {
 				t.Errorf("%s: the module's volume is mounted writable", o.name)
+			}
+			if prefixes := proxyConfig.GetProxyStatsMatcher().GetInclusionPrefixes(); !slices.Contains(prefixes,
+				"dynamicmodulescustom.meshcrypt_bridge.") {
+				t.Errorf("%s: proxyStatsMatcher keeps %v, not the bridge's stats (dynamicmodulescustom.meshcrypt_bridge.)",
+					o.name, prefixes)
 			}
 			if got := proxyConfig.GetProxyMetadata()["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"]; got != mount.MountPath || got == "" {
 				t.Errorf("%s: ENVOY_DYNAMIC_MODULES_SEARCH_PATH %q, the module is mounted at %q", o.name, got, mount.MountPath)
