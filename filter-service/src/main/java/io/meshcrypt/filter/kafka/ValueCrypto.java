@@ -301,10 +301,7 @@ final class ValueCrypto {
         return new SubjectIdReader(plan.subject()) {
             @Override
             public ByteBuffer rewrite(ByteBuffer value) throws RecordRewriteException {
-                if (subjects == null) {
-                    throw new RecordRewriteException("topic " + topic + " encrypts under subject keys (subject:) but this"
-                            + " filter-service has no subjectKeys: section (and keys:): refused", null);
-                }
+                requireSubjectKeys(topic);
                 ByteBuffer id = id(value);
                 if (id == null || !id.hasRemaining()) {
                     throw new RecordRewriteException("a record produced to topic " + topic + " names no subject (subject:"
@@ -320,6 +317,14 @@ final class ValueCrypto {
         };
     }
 
+    /** Without a {@code subjectKeys:} section a topic with {@code subject:} fails closed, and only that topic. */
+    private void requireSubjectKeys(String topic) throws RecordRewriteException {
+        if (subjects == null) {
+            throw new RecordRewriteException("topic " + topic + " encrypts under subject keys (subject:) but this"
+                    + " filter-service has no subjectKeys: section (and keys:): refused", null);
+        }
+    }
+
     /**
      * The listed fields under the key of the record's subject (version-3 envelopes in the fields). As for whole values,
      * a record naming no subject, or a forgotten one, is refused. A subject in the value is read from the parsed
@@ -331,10 +336,7 @@ final class ValueCrypto {
         return new SubjectIdReader(plan.subject()) {
             @Override
             public ByteBuffer rewrite(ByteBuffer value) throws RecordRewriteException {
-                if (subjects == null) {
-                    throw new RecordRewriteException("topic " + topic + " encrypts fields under subject keys (subject:)"
-                            + " but this filter-service has no subjectKeys: section (and keys:): refused", null);
-                }
+                requireSubjectKeys(topic);
                 try {
                     return json.apply(value, ops, topic, inValue ? rule : rule.withId(id(value)));
                 } catch (TransformException e) {

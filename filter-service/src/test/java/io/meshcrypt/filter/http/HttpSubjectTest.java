@@ -17,9 +17,7 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.meshcrypt.filter.crypto.SubjectValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
-import io.meshcrypt.filter.kms.Keysets;
-import io.meshcrypt.filter.kms.LocalKekProvider;
-import io.meshcrypt.filter.subjects.FakeSubjectKeyLog;
+import io.meshcrypt.filter.subjects.InMemorySubjectKeys;
 import io.meshcrypt.filter.subjects.SubjectKeyStore;
 import io.meshcrypt.meshconfig.http.HeaderChanges;
 import io.meshcrypt.meshconfig.http.HttpRule;
@@ -57,10 +55,7 @@ class HttpSubjectTest {
     @BeforeEach
     void setUp() throws Exception {
         AeadConfig.register();
-        Keysets.create(dir.resolve("kek.json"));
-        store = new SubjectKeyStore(new FakeSubjectKeyLog().view(), new LocalKekProvider(dir.resolve("kek.json")),
-                SubjectKeyStore.Settings.defaults());
-        store.loaded().join();
+        store = InMemorySubjectKeys.open(dir);
         ValueCipherV1 dataKeys = ValueCipherV1.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
         processor = new HttpProcessor(new HttpRules(List.of(
                 rule("in-body", "/cards", SubjectSource.value(JsonPointer.parse("/customer/id")).withScope("customers"),

@@ -9,13 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.meshcrypt.filter.crypto.SubjectValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelopeV3;
-import io.meshcrypt.filter.kms.Keysets;
-import io.meshcrypt.filter.kms.LocalKekProvider;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
-import io.meshcrypt.filter.subjects.FakeSubjectKeyLog;
+import io.meshcrypt.filter.subjects.InMemorySubjectKeys;
 import io.meshcrypt.filter.subjects.SubjectKeyStore;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -54,10 +52,7 @@ class SubjectKeysRewriteTest {
     @BeforeEach
     void setUp() throws Exception {
         AeadConfig.register();
-        Keysets.create(dir.resolve("kek.json"));
-        store = new SubjectKeyStore(new FakeSubjectKeyLog().view(), new LocalKekProvider(dir.resolve("kek.json")),
-                SubjectKeyStore.Settings.defaults());
-        store.loaded().join();
+        store = InMemorySubjectKeys.open(dir);
         EncryptionPolicy policy = Policies.parse(Path.of("filter.yaml"), """
                 policy:
                   encrypt:

@@ -15,9 +15,7 @@ import io.meshcrypt.filter.crypto.EnvelopeException;
 import io.meshcrypt.filter.crypto.SubjectValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
-import io.meshcrypt.filter.kms.Keysets;
-import io.meshcrypt.filter.kms.LocalKekProvider;
-import io.meshcrypt.filter.subjects.FakeSubjectKeyLog;
+import io.meshcrypt.filter.subjects.InMemorySubjectKeys;
 import io.meshcrypt.filter.subjects.SubjectKeyStore;
 import io.meshcrypt.meshconfig.policy.Forgotten;
 import io.meshcrypt.meshconfig.policy.SubjectSource;
@@ -57,10 +55,7 @@ class SubjectFieldsTest {
     @BeforeEach
     void setUp() throws Exception {
         AeadConfig.register();
-        Keysets.create(dir.resolve("kek.json"));
-        store = new SubjectKeyStore(new FakeSubjectKeyLog().view(), new LocalKekProvider(dir.resolve("kek.json")),
-                SubjectKeyStore.Settings.defaults());
-        store.loaded().join();
+        store = InMemorySubjectKeys.open(dir);
         ValueCipherV1 dataKeys = ValueCipherV1.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
         transformer = new JsonTransformer(dataKeys, new SubjectValueCipher(store));
     }

@@ -23,6 +23,11 @@ class HttpSubjectConfigTest {
         return Policies.parse(FILE, yaml.getBytes(StandardCharsets.UTF_8));
     }
 
+    /** @param rules the items of http.rules, one YAML list item per line (indented as a top-level list) */
+    private static Policies rules(String rules) throws ConfigException {
+        return parse("policy: {encrypt: [\"*\"]}\nhttp:\n  rules:\n" + rules.indent(4));
+    }
+
     private static String error(String rule) {
         return assertThrows(ConfigException.class, () -> parse("policy: {encrypt: [\"*\"]}\nhttp: {rules: [" + rule
                 + "]}")).getMessage();
@@ -30,23 +35,20 @@ class HttpSubjectConfigTest {
 
     @Test
     void givenSubjectsInBodyAndHeader_whenParsed_thenTheRulesNameThemWithTheirScopes() throws Exception {
-        HttpRules rules = parse("""
-                policy: {encrypt: ["*"]}
-                http:
-                  rules:
-                    - name: cards
-                      binding: cards
-                      request: {fields: [{encrypt: /card/number}]}
-                      response: {fields: [{decrypt: /card/number}]}
-                      subject: {from: body, pointer: /customer/id, scope: customers}
-                      forgotten: {placeholder: "[forgotten]"}
-                    - name: profiles
-                      binding: profiles
-                      request: {fields: [{encrypt: /ssn}]}
-                      subject: {from: header, name: x-customer-id}
-                    - name: plain
-                      binding: plain
-                      request: {fields: [{encrypt: /ssn}]}
+        HttpRules rules = rules("""
+                - name: cards
+                  binding: cards
+                  request: {fields: [{encrypt: /card/number}]}
+                  response: {fields: [{decrypt: /card/number}]}
+                  subject: {from: body, pointer: /customer/id, scope: customers}
+                  forgotten: {placeholder: "[forgotten]"}
+                - name: profiles
+                  binding: profiles
+                  request: {fields: [{encrypt: /ssn}]}
+                  subject: {from: header, name: x-customer-id}
+                - name: plain
+                  binding: plain
+                  request: {fields: [{encrypt: /ssn}]}
                 """).http();
 
         HttpRule cards = rules.rules().get(0);
@@ -63,13 +65,10 @@ class HttpSubjectConfigTest {
 
     @Test
     void givenSubjects_whenWrittenForXdsAndReadBack_thenTheSameRules() throws Exception {
-        Policies policies = parse("""
-                policy: {encrypt: ["*"]}
-                http:
-                  rules:
-                    - {name: a, binding: cards, request: {fields: [{encrypt: /card}]},
-                       subject: {from: body, pointer: /customer/id, scope: customers}, forgotten: {placeholder: x}}
-                    - {name: b, binding: cards, response: {fields: [{decrypt: /card}]}, subject: {from: header, name: x-id}}
+        Policies policies = rules("""
+                - {name: a, binding: cards, request: {fields: [{encrypt: /card}]},
+                   subject: {from: body, pointer: /customer/id, scope: customers}, forgotten: {placeholder: x}}
+                - {name: b, binding: cards, response: {fields: [{decrypt: /card}]}, subject: {from: header, name: x-id}}
                 """);
 
         String written = MeshWriter.writePolicies(policies);
