@@ -160,8 +160,10 @@ public final class Main {
         Limits limits = config.limits();
         HeldBytesBudget heldBytes = DataPathLimits.heldBytes(limits);
         SubjectKeyStore subjectKeys = openSubjectKeys(config, cipher);
-        KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher,
-                subjectKeys == null ? null : new SubjectValueCipher(subjectKeys), new BrokerAddresses(config.brokers()),
+        // One store for Kafka and HTTP: a subject forgotten once is forgotten on both paths.
+        SubjectValueCipher subjectCipher = subjectKeys == null ? null : new SubjectValueCipher(subjectKeys);
+        KafkaProxy proxy = new KafkaProxy(config.policy(), cipher, keyCipher, subjectCipher,
+                new BrokerAddresses(config.brokers()),
                 DataPathLimits.kafka(limits), heldBytes);
         // Record counts per topic come from the accesses the data path reports for the audit trail: reported once, fed to both.
         FilterMetrics metrics = config.observability() == null ? null
@@ -176,7 +178,7 @@ public final class Main {
         }
         Readiness readiness = Readiness.of(cipher);
         GrpcHealth health = new GrpcHealth(readiness);
-        HttpProcessor http = new HttpProcessor(config.http(), cipher);
+        HttpProcessor http = new HttpProcessor(config.http(), cipher, subjectCipher);
         // Who each stream comes from, for the policy's readers and writers: the certificate this server verified, or
         // the one the pod's mesh sidecar verified and forwards; never anything a workload can set itself.
         StreamIdentity identities = tls != null ? StreamIdentity.CERTIFICATE

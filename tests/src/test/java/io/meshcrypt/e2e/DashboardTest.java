@@ -12,8 +12,7 @@ import com.sun.net.httpserver.HttpServer;
 import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.LocalMesh;
 import io.meshcrypt.e2e.support.MeshExtension;
-import io.meshcrypt.e2e.support.StaticSidecar;
-import io.meshcrypt.pki.LocalCa;
+import io.meshcrypt.e2e.support.StaticHttpSidecar;
 import io.meshcrypt.testsupport.EnvoyProcess;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -22,9 +21,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -256,8 +253,6 @@ class DashboardTest {
     private record HttpSidecar(EnvoyProcess envoy, HttpServer app, AtomicInteger appRequests, int listenerPort)
             implements AutoCloseable {
         static HttpSidecar start(LocalMesh mesh) throws IOException {
-            Path dir = mesh.root().resolve("tests/target/dashboard");
-            Files.createDirectories(dir);
             AtomicInteger appRequests = new AtomicInteger();
             HttpServer app = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
             app.createContext("/", exchange -> {
@@ -268,77 +263,13 @@ class DashboardTest {
                 }
             });
             app.start();
-            int[] ports = StaticSidecar.freePorts(2);
-            Path config = dir.resolve("http-envoy.yaml");
             try {
-                Files.writeString(config, config(mesh, dir, ports[0], ports[1], app.getAddress().getPort()));
-                EnvoyProcess envoy = EnvoyProcess.start(config, ports[1], dir.resolve("http-envoy.log"),
-                        "--concurrency", "1", "--log-level", "warn");
-                return new HttpSidecar(envoy, app, appRequests, ports[0]);
+                StaticHttpSidecar sidecar = StaticHttpSidecar.start(mesh, "orders", app.getAddress().getPort());
+                return new HttpSidecar(sidecar.envoy(), app, appRequests, sidecar.listenerPort());
             } catch (IOException | RuntimeException e) {
                 app.stop(0);
                 throw e;
             }
-        }
-
-        private static String config(LocalMesh mesh, Path dir, int listener, int admin, int appPort) {
-            StringBuilder y = new StringBuilder();
-            y.append("admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ").append(admin).append(" }\n");
-            y.append("""
-                    static_resources:
-                      listeners:
-                      - name: orders
-                        address: { socket_address: { address: 127.0.0.1, port_value: %d } }
-                        filter_chains:
-                        - filters:
-                          - name: envoy.filters.network.http_connection_manager
-                            typed_config:
-                              "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                              stat_prefix: orders
-                              route_config:
-                                virtual_hosts: [{ name: app, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: app } }] }]
-                              http_filters:
-                              - name: envoy.filters.http.ext_proc
-                                typed_config:
-                                  "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
-                                  grpc_service: { envoy_grpc: { cluster_name: filter_service }, timeout: 10s }
-                                  failure_mode_allow: false
-                                  allow_mode_override: true
-                                  message_timeout: 5s
-                                  processing_mode:
-                                    request_header_mode: SEND
-                                    request_body_mode: BUFFERED
-                                    request_trailer_mode: SKIP
-                                    response_header_mode: SEND
-                                    response_body_mode: BUFFERED
-                                    response_trailer_mode: SKIP
-                              - name: envoy.filters.http.router
-                                typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
-                      clusters:
-                    """.formatted(listener));
-            StaticSidecar.filterServiceCluster(y, mesh.filterGrpcPort(), LocalMesh.TLS ? mutualTls(mesh, dir) : "");
-            StaticSidecar.cluster(y, "app", "127.0.0.1", appPort);
-            return y.toString();
-        }
-
-        /** The filter_service cluster's TLS: a certificate of the mesh CA, issued into a copy of it. */
-        private static String mutualTls(LocalMesh mesh, Path dir) {
-            Path pki = dir.resolve("pki");
-            try {
-                Files.createDirectories(pki);
-                for (String file : List.of(LocalCa.CA_CERTIFICATE, "ca-key.pem")) {
-                    Files.copy(mesh.pki().resolve(file), pki.resolve(file), StandardCopyOption.REPLACE_EXISTING);
-                }
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-            LocalCa.Issued issued = LocalCa.openOrCreate(pki)
-                    .issue("sidecar-dashboard-http", LocalCa.spiffeId("sidecar/dashboard-http"), List.of(), Duration.ofHours(1));
-            String context = "{ alpn_protocols: [h2], tls_certificates: [{ certificate_chain: { filename: \"%s\" },"
-                    + " private_key: { filename: \"%s\" } }], validation_context: { trusted_ca: { filename: \"%s\" } } }";
-            return "    transport_socket: { name: envoy.transport_sockets.tls, typed_config: { \"@type\":"
-                    + " type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext, common_tls_context: "
-                    + context.formatted(issued.certificate(), issued.privateKey(), pki.resolve(LocalCa.CA_CERTIFICATE)) + " } }\n";
         }
 
         /** @return the status of a JSON POST to {@code path} through the sidecar */

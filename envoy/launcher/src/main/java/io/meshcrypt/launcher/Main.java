@@ -402,9 +402,13 @@ public final class Main implements Runnable {
         @CommandLine.ParentCommand
         Main main;
 
-        @Option(names = "--topic-pattern", required = true, paramLabel = "PATTERN",
-                description = "the policy entry's topic pattern, as written in the mesh file")
+        @Option(names = "--topic-pattern", paramLabel = "PATTERN", description = "the policy entry's topic pattern, as"
+                + " written in the mesh file (the scope of an entry whose subject: names no scope:)")
         String topicPattern;
+
+        @Option(names = "--scope", paramLabel = "NAME", description = "the scope: named by the subject: of policy entries"
+                + " and HTTP rules, instead of --topic-pattern")
+        String scope;
 
         @Option(names = "--subject", required = true, paramLabel = "ID", description = "the subject id as the records"
                 + " carry it (record key, header or JSON field value); repeat it to forget several")
@@ -412,11 +416,14 @@ public final class Main implements Runnable {
 
         @Override
         public void run() {
+            if ((topicPattern == null) == (scope == null)) {
+                throw new LauncherException("forget: give exactly one of --topic-pattern PATTERN and --scope NAME");
+            }
             Components mesh = main.components();
             mesh.installer.filterService();
             List<String> command = new ArrayList<>(List.of(Installer.java(), "-jar", mesh.installer.filterJar().toString(),
                     "subjects", "forget", "--config", mesh.state.file("filter.yaml").toString(),
-                    "--topic-pattern", topicPattern));
+                    scope != null ? "--scope" : "--topic-pattern", scope != null ? scope : topicPattern));
             subjects.forEach(s -> command.addAll(List.of("--subject", s)));
             Probes.runVisible(command, mesh.state.dir(), "forgetting the subject failed");
         }

@@ -20,6 +20,8 @@ import io.envoyproxy.envoy.service.ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.ext_proc.v3.TrailersResponse;
 import io.envoyproxy.envoy.type.v3.HttpStatus;
 import io.envoyproxy.envoy.type.v3.StatusCode;
+import io.meshcrypt.filter.kms.KeyNotReadyException;
+import io.meshcrypt.filter.transform.FieldSubject;
 import io.meshcrypt.filter.transform.JsonTransformer;
 import io.meshcrypt.filter.transform.TransformException;
 import io.meshcrypt.filter.transport.WarningRateLimit;
@@ -68,6 +70,8 @@ public final class HttpExchange {
     private boolean requestBodySeen;
     private boolean responseBodySeen;
     private String requestEncoding;
+    /** The request's headers (first values), for a rule whose subject is in a request header. */
+    private Map<String, String> requestHeaders = Map.of();
     private String responseEncoding;
     private BodySendMode requestBodyMode = BodySendMode.BUFFERED;
     private BodySendMode responseBodyMode = BodySendMode.BUFFERED;
@@ -129,6 +133,7 @@ public final class HttpExchange {
         target = logTarget(method, pathOnly);
         candidates = processor.rules().candidates(method, pathOnly, headers.get("content-type"));
         requestEncoding = headers.get("content-encoding");
+        requestHeaders = headers;
         HeadersResponse.Builder answer = HeadersResponse.newBuilder();
         ProcessingResponse.Builder response = ProcessingResponse.newBuilder();
         if (candidates.isEmpty()) {
@@ -231,7 +236,8 @@ public final class HttpExchange {
                     // not a reader: the response's envelopes pass as they are; its other field ops still apply
                     : side.fields().stream().filter(op -> !(op instanceof FieldOp.Decrypt)).toList();
             if (!fields.isEmpty()) {
-                out = JsonTransformer.serialize(processor.transformer.apply(JsonTransformer.parse(out), fields, bindingOf(rule)));
+                out = JsonTransformer.serialize(processor.transformer.apply(JsonTransformer.parse(out), fields,
+                        bindingOf(rule), subjectOf(rule)));
             }
             if (!side.body().isEmpty()) {
                 String text = utf8(out);
@@ -245,6 +251,10 @@ public final class HttpExchange {
             }
             return new Outcome(Arrays.equals(out, original) ? null : out, null);
         } catch (TransformException e) {
+            if (e.getCause() instanceof KeyNotReadyException notReady) {
+                // A subject key on its way (a new subject, a scope secret being unwrapped): answered again later.
+                throw new KeyWait(notReady.ready());
+            }
             if (e.kind() == TransformException.Kind.INVALID_INPUT && side.onInvalid() == OnInvalid.PASS) {
                 log.debug("{} {}: rule {}: {} body passed unchanged: {}", what, target, rule.name(), what, e.getMessage());
                 return new Outcome(null, null);
@@ -259,6 +269,19 @@ public final class HttpExchange {
             return new Outcome(null, immediate(status, "meshcrypt: " + what + " body rejected by rule " + rule.name()
                     + ": " + e.getMessage()));
         }
+    }
+
+    /** @return whose key the rule's fields are under: null for the binding's data key */
+    private FieldSubject subjectOf(HttpRule rule) {
+        if (rule.subject() == null) {
+            return null;
+        }
+        FieldSubject subject = FieldSubject.of(rule.subjectScope(), rule.subject(), rule.forgotten());
+        if (rule.subject().header() == null) {
+            return subject;
+        }
+        String id = requestHeaders.get(rule.subject().header());
+        return subject.withId(id == null ? null : ByteBuffer.wrap(id.getBytes(StandardCharsets.UTF_8)));
     }
 
     private static String bindingOf(HttpRule rule) {

@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.http;
 
+import io.meshcrypt.filter.crypto.SubjectValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.transform.JsonTransformer;
@@ -8,15 +9,26 @@ import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
 import java.util.Objects;
 
-/** What all HTTP exchanges share: the rules and the transform engine. Thread-safe. */
+/**
+ * What all HTTP exchanges share: the rules and the transform engine, whose subject keys (rules naming a
+ * {@code subject:}) are the filter-service's one subject-key store, the Kafka path's. Thread-safe.
+ */
 public final class HttpProcessor {
     /** Replaced whole on reload; an exchange reads it once, when its request headers arrive. */
     private volatile HttpRules rules;
     final JsonTransformer transformer;
 
     public HttpProcessor(HttpRules rules, ValueCipher cipher) {
+        this(rules, cipher, null);
+    }
+
+    /**
+     * @param subjects the subject keys the Kafka path uses too; null without a {@code subjectKeys:} section (then
+     *     bodies of rules naming a subject are refused)
+     */
+    public HttpProcessor(HttpRules rules, ValueCipher cipher, SubjectValueCipher subjects) {
         this.rules = Objects.requireNonNull(rules, "rules");
-        this.transformer = new JsonTransformer(parking(cipher));
+        this.transformer = new JsonTransformer(parking(cipher), subjects);
     }
 
     /** A key not ready yet becomes a {@link KeyWait}: the stream answers the message again later, never waits. */

@@ -16,6 +16,7 @@ import io.meshcrypt.filter.records.HeaderRewriter;
 import io.meshcrypt.filter.records.RecordAwareValueRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
+import io.meshcrypt.filter.transform.FieldSubject;
 import io.meshcrypt.filter.transform.JsonTransformer;
 import io.meshcrypt.filter.transform.TransformException;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -64,8 +65,8 @@ final class ValueCrypto {
     /**
      * @param subjects encrypts and decrypts values under per-subject keys; null without a {@code subjectKeys:} section
      *     (then records of entries with {@code subject:} are refused on produce and fail on fetch: fail closed per
-     *     topic, the rest of the policy applies)
-     * @throws IllegalArgumentException also when the policy names a subject beside {@code fields:} (not supported yet)
+     *     topic, the rest of the policy applies); beside {@code fields:} it encrypts each listed field under the
+     *     record's subject key
      */
     ValueCrypto(ValueCipher cipher, RecordKeyCipher keyCipher, SubjectValueCipher subjects, EncryptionPolicy policy) {
         if (keyCipher == null && policy.anyDeterministicKeys()) {
@@ -74,14 +75,10 @@ final class ValueCrypto {
         }
         // headers: with a version-1-only cipher is not refused here: like subject: without subjectKeys:, it fails
         // closed per topic (encryptHeader/decryptHeader throw, naming keys:), and the rest of the policy applies
-        policy.rules().stream().filter(r -> r.subject() != null && !r.fields().isEmpty()).findFirst().ifPresent(r -> {
-            throw new IllegalArgumentException("policy entry " + r.pattern() + " names a subject beside fields:, which"
-                    + " this filter-service does not encrypt under subject keys yet: encrypt whole values");
-        });
         this.subjects = subjects;
         this.cipher = cipher;
         this.keyCipher = keyCipher;
-        this.json = new JsonTransformer(cipher);
+        this.json = new JsonTransformer(cipher, subjects);
     }
 
     /** @return the key rewriter for producing to {@code topic}, or null when its keys stay as sent */
@@ -268,6 +265,9 @@ final class ValueCrypto {
         if (!fields.isEmpty()) {
             // A value that is not JSON fails the Produce: forwarding it would store it unencrypted.
             List<FieldOp> ops = fields.stream().<FieldOp>map(p -> new FieldOp.Encrypt(p, false)).toList();
+            if (plan.subject() != null) {
+                return subjectFieldEncryptor(topic, plan, ops);
+            }
             return value -> {
                 try {
                     return json.apply(value, ops, topic);
@@ -301,10 +301,7 @@ final class ValueCrypto {
         return new SubjectIdReader(plan.subject()) {
             @Override
             public ByteBuffer rewrite(ByteBuffer value) throws RecordRewriteException {
-                if (subjects == null) {
-                    throw new RecordRewriteException("topic " + topic + " encrypts under subject keys (subject:) but this"
-                            + " filter-service has no subjectKeys: section (and keys:): refused", null);
-                }
+                requireSubjectKeys(topic);
                 ByteBuffer id = id(value);
                 if (id == null || !id.hasRemaining()) {
                     throw new RecordRewriteException("a record produced to topic " + topic + " names no subject (subject:"
@@ -314,6 +311,36 @@ final class ValueCrypto {
                     return subjects.encrypt(topic, plan.scope(), id, value, envelopes);
                 } catch (GeneralSecurityException e) {
                     throw failure("cannot encrypt a value for topic " + topic + " under its subject's key: "
+                            + e.getMessage(), e);
+                }
+            }
+        };
+    }
+
+    /** Without a {@code subjectKeys:} section a topic with {@code subject:} fails closed, and only that topic. */
+    private void requireSubjectKeys(String topic) throws RecordRewriteException {
+        if (subjects == null) {
+            throw new RecordRewriteException("topic " + topic + " encrypts under subject keys (subject:) but this"
+                    + " filter-service has no subjectKeys: section (and keys:): refused", null);
+        }
+    }
+
+    /**
+     * The listed fields under the key of the record's subject (version-3 envelopes in the fields). As for whole values,
+     * a record naming no subject, or a forgotten one, is refused. A subject in the value is read from the parsed
+     * document itself; one in the key or a header is handed to it per record.
+     */
+    private ValueRewriter subjectFieldEncryptor(String topic, TopicPlan plan, List<FieldOp> ops) {
+        FieldSubject rule = FieldSubject.of(plan.scope(), plan.subject(), plan.forgotten());
+        boolean inValue = plan.subject().from() == SubjectSource.From.VALUE;
+        return new SubjectIdReader(plan.subject()) {
+            @Override
+            public ByteBuffer rewrite(ByteBuffer value) throws RecordRewriteException {
+                requireSubjectKeys(topic);
+                try {
+                    return json.apply(value, ops, topic, inValue ? rule : rule.withId(id(value)));
+                } catch (TransformException e) {
+                    throw failure("cannot encrypt the fields of a value for topic " + topic + " under its subject's key: "
                             + e.getMessage(), e);
                 }
             }
@@ -406,6 +433,9 @@ final class ValueCrypto {
         ByteBuffer forgotten = forgottenValue(plan.forgotten());
         if (!plan.fields().isEmpty()) {
             List<FieldOp> ops = readable.stream().<FieldOp>map(p -> new FieldOp.Decrypt(p, false)).toList();
+            // Fields under subject keys decrypt against the entry's scope; a forgotten subject's read as forgotten:.
+            FieldSubject subject = plan.subject() == null ? null
+                    : FieldSubject.of(plan.scope(), plan.subject(), plan.forgotten());
             // A whole-value envelope holds every field, those this stream may not read too: it stays as stored.
             boolean everyField = readable.size() == plan.fields().size();
             return value -> {
@@ -413,7 +443,7 @@ final class ValueCrypto {
                     return everyField ? decryptWhole(topic, shown, value, plaintexts, forgotten) : value;
                 }
                 try {
-                    return json.apply(value, ops, topic);
+                    return json.apply(value, ops, topic, subject);
                 } catch (TransformException e) {
                     throw failure("cannot decrypt the fields of a value of topic " + shown + ": " + e.getMessage(), e);
                 }

@@ -21,7 +21,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code subjects forget --config FILE --topic-pattern P --subject S}: forgets a subject (crypto-shredding), in process
+ * {@code subjects forget --config FILE (--topic-pattern P | --scope NAME) --subject S}: forgets a subject (crypto-shredding), in process
  * with the filter config's KMS and {@code subjectKeys:} section, as the key commands do: reads the subject-key log,
  * appends the subject's forgotten marker and overwrites its keys, and writes a {@code subject.forgotten} line to the
  * audit trail (scope and subject ref, never the subject id). Every running filter-service reads the marker from the
@@ -37,7 +37,7 @@ public final class SubjectsCli implements Runnable {
     @Override
     public void run() {
         throw new picocli.CommandLine.ParameterException(spec.commandLine(), "usage: subjects forget --config FILE"
-                + " --topic-pattern PATTERN --subject ID");
+                + " (--topic-pattern PATTERN | --scope NAME) --subject ID");
     }
 
     @Command(name = "forget", description = "Destroy a subject's keys: its records read as the policy's forgotten:"
@@ -49,9 +49,13 @@ public final class SubjectsCli implements Runnable {
         @Option(names = "--config", required = true, paramLabel = "FILE", description = "The filter config (YAML).")
         Path config;
 
-        @Option(names = "--topic-pattern", required = true, paramLabel = "PATTERN",
-                description = "The policy entry's topic pattern, exactly as written (the subject keys' scope).")
+        @Option(names = "--topic-pattern", paramLabel = "PATTERN", description = "The policy entry's topic pattern,"
+                + " exactly as written: the subject keys' scope of an entry that names no scope: of its own.")
         String topicPattern;
+
+        @Option(names = "--scope", paramLabel = "NAME", description = "The scope: named by the subject: of policy"
+                + " entries and HTTP rules (instead of --topic-pattern): forgets the subject everywhere it names.")
+        String scope;
 
         @Option(names = "--subject", required = true, paramLabel = "ID", description = "The subject id as the records"
                 + " carry it (record key, header or JSON field value); repeat it to forget several.")
@@ -59,7 +63,12 @@ public final class SubjectsCli implements Runnable {
 
         @Override
         public Integer call() throws Exception {
-            return forget(FilterConfig.load(config), topicPattern, subjects, spec.commandLine().getOut());
+            if ((topicPattern == null) == (scope == null)) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "give exactly one of"
+                        + " --topic-pattern PATTERN and --scope NAME");
+            }
+            return forget(FilterConfig.load(config), scope != null ? scope : topicPattern, subjects,
+                    spec.commandLine().getOut());
         }
     }
 

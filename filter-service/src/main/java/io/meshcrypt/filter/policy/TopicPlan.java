@@ -84,7 +84,7 @@ public record TopicPlan(TopicDecision decision, boolean decryptOnly, List<JsonPo
         TopicRule rule = policy.ruleOf(topic);
         return new TopicPlan(decision, false, rule.fields(), rule.deterministicKeys(), rule.readers(), rule.writers(),
                 rule.others(), rule.fieldReaders(), HeaderNames.of(rule.headers()), rule.subject(),
-                rule.subject() == null ? null : rule.pattern(),
+                rule.subjectScope(),
                 rule.forgotten() == null ? Forgotten.NULL : rule.forgotten());
     }
 

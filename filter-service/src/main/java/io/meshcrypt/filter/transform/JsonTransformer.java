@@ -13,14 +13,18 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.TextNode;
+import io.meshcrypt.filter.crypto.SubjectValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipher;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
+import io.meshcrypt.filter.crypto.ValueEnvelopeV3;
+import io.meshcrypt.filter.subjects.SubjectKeyStore;
 import io.meshcrypt.filter.transform.TransformException.Kind;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import io.meshcrypt.meshconfig.transform.PointerException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.util.Base64;
 import java.util.List;
@@ -32,7 +36,10 @@ import java.util.Objects;
  *
  * <p>Encrypted fields hold the record envelope of envelope-format.md, base64 encoded (standard alphabet, padded),
  * of the field value's JSON text; the envelope is bound to a <em>binding</em> name exactly as a record value is
- * bound to its topic (for Kafka the binding is the topic). Decrypting restores the value with its JSON type.
+ * bound to its topic (for Kafka the binding is the topic). Decrypting restores the value with its JSON type. With a
+ * {@link FieldSubject} (a rule naming a {@code subject:}), fields are encrypted under that subject's key instead
+ * (version-3 envelopes, bound to binding and scope); a field whose subject was forgotten decrypts to the rule's
+ * {@code forgotten:} replacement, never an exception.
  *
  * <p>Parsing is strict, because the application behind the proxy parses the same bytes and must not read anything
  * the rules did not see: exactly one JSON value, no duplicate object keys, no trailing content. Numbers keep their
@@ -88,6 +95,8 @@ public final class JsonTransformer {
     private static final ObjectMapper MAPPER = mapper(DEFAULT_LIMITS);
 
     private final ValueCipher cipher;
+    /** Null without a {@code subjectKeys:} section: then fields of rules naming a subject fail. */
+    private final SubjectValueCipher subjects;
     private final Limits limits;
     private final ObjectMapper mapper;
 
@@ -96,7 +105,17 @@ public final class JsonTransformer {
     }
 
     public JsonTransformer(ValueCipher cipher, Limits limits) {
+        this(cipher, null, limits);
+    }
+
+    /** @param subjects encrypts fields of rules naming a subject; null without a {@code subjectKeys:} section */
+    public JsonTransformer(ValueCipher cipher, SubjectValueCipher subjects) {
+        this(cipher, subjects, DEFAULT_LIMITS);
+    }
+
+    public JsonTransformer(ValueCipher cipher, SubjectValueCipher subjects, Limits limits) {
         this.cipher = Objects.requireNonNull(cipher, "cipher");
+        this.subjects = subjects;
         this.limits = Objects.requireNonNull(limits, "limits");
         this.mapper = limits.equals(DEFAULT_LIMITS) ? MAPPER : mapper(limits);
     }
@@ -171,6 +190,16 @@ public final class JsonTransformer {
 
     /** Parses, transforms and serializes {@code json} (position..limit, not moved). */
     public ByteBuffer apply(ByteBuffer json, List<FieldOp> ops, String binding) throws TransformException {
+        return apply(json, ops, binding, null);
+    }
+
+    /**
+     * As {@link #apply(ByteBuffer, List, String)}, with encrypted fields under {@code subject}'s key.
+     *
+     * @param subject null: fields under the binding's data key
+     */
+    public ByteBuffer apply(ByteBuffer json, List<FieldOp> ops, String binding, FieldSubject subject)
+            throws TransformException {
         byte[] bytes;
         int offset;
         int length = json.remaining();
@@ -186,7 +215,7 @@ public final class JsonTransformer {
             json.get(json.position(), bytes);
             offset = 0;
         }
-        return ByteBuffer.wrap(serialize(apply(read(bytes, offset, length), ops, binding)));
+        return ByteBuffer.wrap(serialize(apply(read(bytes, offset, length), ops, binding, subject)));
     }
 
     /**
@@ -196,15 +225,40 @@ public final class JsonTransformer {
      * @return the transformed document (a new node when an op addresses the root)
      */
     public JsonNode apply(JsonNode document, List<FieldOp> ops, String binding) throws TransformException {
+        return apply(document, ops, binding, null);
+    }
+
+    /**
+     * As {@link #apply(JsonNode, List, String)}, with encrypted fields under {@code subject}'s key. The subject id is
+     * read before any op runs (an op may encrypt the field holding it).
+     *
+     * @param subject null: fields under the binding's data key
+     * @throws TransformException ({@link Kind#REFUSED}) when a field is to be encrypted and the document names no
+     *     subject, or a forgotten one
+     */
+    public JsonNode apply(JsonNode document, List<FieldOp> ops, String binding, FieldSubject subject)
+            throws TransformException {
         Objects.requireNonNull(binding, "binding");
+        if (subject != null && subject.id() == null && subject.pointer() != null
+                && ops.stream().anyMatch(op -> op instanceof FieldOp.Encrypt)) {
+            subject = subject.withId(subjectId(subject.pointer().find(document)));
+        }
         JsonNode root = document;
         for (FieldOp op : ops) {
-            root = apply(root, op, binding);
+            root = apply(root, op, binding, subject);
         }
         return root;
     }
 
-    private JsonNode apply(JsonNode root, FieldOp op, String binding) throws TransformException {
+    /** A subject id as the whole-value path reads it from a record value: a string's text or a number's. */
+    private static ByteBuffer subjectId(JsonNode at) {
+        if (at == null || !(at.isTextual() || at.isNumber())) {
+            return null;
+        }
+        return ByteBuffer.wrap(at.asText().getBytes(StandardCharsets.UTF_8));
+    }
+
+    private JsonNode apply(JsonNode root, FieldOp op, String binding, FieldSubject subject) throws TransformException {
         JsonPointer pointer = op.pointer();
         if (op instanceof FieldOp.Set set) {
             try {
@@ -221,8 +275,9 @@ public final class JsonTransformer {
             return root;
         }
         JsonNode replacement = switch (op) {
-            case FieldOp.Encrypt e -> encrypt(target, binding, pointer);
-            case FieldOp.Decrypt d -> decrypt(target, binding, pointer);
+            case FieldOp.Encrypt e -> subject == null ? encrypt(target, binding, pointer)
+                    : encrypt(target, binding, pointer, subject);
+            case FieldOp.Decrypt d -> decrypt(target, binding, pointer, subject);
             case FieldOp.Redact r -> TextNode.valueOf(r.with());
             case FieldOp.Replace r -> {
                 if (!target.isTextual()) {
@@ -245,7 +300,31 @@ public final class JsonTransformer {
         }
     }
 
-    private JsonNode decrypt(JsonNode value, String binding, JsonPointer pointer) throws TransformException {
+    private JsonNode encrypt(JsonNode value, String binding, JsonPointer pointer, FieldSubject subject)
+            throws TransformException {
+        if (subjects == null) {
+            throw new TransformException(Kind.FAILURE, "cannot encrypt field " + pointer + " under a subject key: this"
+                    + " filter-service has no subjectKeys: section (and keys:)", null);
+        }
+        ByteBuffer id = subject.id();
+        if (id == null || !id.hasRemaining()) {
+            throw new TransformException(Kind.REFUSED, "the document names no subject"
+                    + (subject.pointer() == null ? "" : " (no string or number at " + subject.pointer() + ")")
+                    + ": refused, as field " + pointer + " could not be forgotten", null);
+        }
+        try {
+            ByteBuffer envelope = subjects.encryptField(binding, subject.scope(), id, ByteBuffer.wrap(serialize(value)));
+            return TextNode.valueOf(Base64.getEncoder().encodeToString(toArray(envelope)));
+        } catch (SubjectKeyStore.SubjectForgottenException e) {
+            throw new TransformException(Kind.REFUSED, "the document's subject was forgotten: refused", e);
+        } catch (GeneralSecurityException e) {
+            throw new TransformException(Kind.FAILURE, "cannot encrypt field " + pointer + " under its subject's key: "
+                    + e.getMessage(), e);
+        }
+    }
+
+    private JsonNode decrypt(JsonNode value, String binding, JsonPointer pointer, FieldSubject subject)
+            throws TransformException {
         if (!value.isTextual()) {
             throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " is a " + nodeType(value)
                     + ", not an encrypted (base64 envelope) string", null);
@@ -262,7 +341,14 @@ public final class JsonTransformer {
         }
         ByteBuffer plaintext;
         try {
-            plaintext = cipher.decrypt(binding, buffer);
+            if (ValueEnvelopeV3.isVersion3(buffer)) {
+                plaintext = decryptUnderSubject(buffer, binding, pointer, subject);
+                if (plaintext == null) {
+                    return subject.forgotten(); // a forgotten subject: the rule's replacement, never an exception
+                }
+            } else {
+                plaintext = cipher.decrypt(binding, buffer);
+            }
         } catch (GeneralSecurityException e) {
             throw new TransformException(Kind.INVALID_INPUT, "cannot decrypt field " + pointer + ": " + e.getMessage(), e);
         }
@@ -272,6 +358,21 @@ public final class JsonTransformer {
             // Authenticated, so written by a meshcrypt writer: only a writer bug gets here.
             throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " decrypts to something that is not JSON", e);
         }
+    }
+
+    /** @return the field's JSON text, or null when its subject was forgotten */
+    private ByteBuffer decryptUnderSubject(ByteBuffer envelope, String binding, JsonPointer pointer,
+                                           FieldSubject subject) throws GeneralSecurityException, TransformException {
+        if (subject == null) {
+            // No scope to check it against: a rule without subject: reads no subject's fields.
+            throw new TransformException(Kind.INVALID_INPUT, "field " + pointer + " is under a subject key, and the"
+                    + " rule names no subject", null);
+        }
+        if (subjects == null) {
+            throw new TransformException(Kind.FAILURE, "field " + pointer + " is under a subject key but this"
+                    + " filter-service has no subjectKeys: section", null);
+        }
+        return subjects.decryptField(binding, subject.scope(), envelope);
     }
 
     private static boolean isRequired(FieldOp op) {

@@ -7,7 +7,13 @@ public final class TransformException extends Exception {
         /** The input is not what the rule expects: not JSON, a required field missing, a field that does not decrypt. */
         INVALID_INPUT,
         /** The transform itself failed (encryption), whatever the input. */
-        FAILURE
+        FAILURE,
+        /**
+         * The document may not pass, whatever the rule says about invalid input: it names no subject, or a forgotten
+         * one, for fields that must go under a subject key (forwarding it would put a person's data out of reach of
+         * forgetting, or accept new data of a person forgotten).
+         */
+        REFUSED
     }
 
     private final Kind kind;

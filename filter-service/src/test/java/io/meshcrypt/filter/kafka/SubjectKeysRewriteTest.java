@@ -9,13 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.meshcrypt.filter.crypto.SubjectValueCipher;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelopeV3;
-import io.meshcrypt.filter.kms.Keysets;
-import io.meshcrypt.filter.kms.LocalKekProvider;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
-import io.meshcrypt.filter.subjects.FakeSubjectKeyLog;
+import io.meshcrypt.filter.subjects.InMemorySubjectKeys;
 import io.meshcrypt.filter.subjects.SubjectKeyStore;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -54,16 +52,17 @@ class SubjectKeysRewriteTest {
     @BeforeEach
     void setUp() throws Exception {
         AeadConfig.register();
-        Keysets.create(dir.resolve("kek.json"));
-        store = new SubjectKeyStore(new FakeSubjectKeyLog().view(), new LocalKekProvider(dir.resolve("kek.json")),
-                SubjectKeyStore.Settings.defaults());
-        store.loaded().join();
+        store = InMemorySubjectKeys.open(dir);
         EncryptionPolicy policy = Policies.parse(Path.of("filter.yaml"), """
                 policy:
                   encrypt:
                     - {topic: "by-key", subject: {from: key}}
                     - {topic: "by-header", subject: {from: header, name: user-id}, forgotten: {placeholder: "[erased]"}}
                     - {topic: "by-value", subject: {from: value, pointer: /customer/id}}
+                    - {topic: "fields-by-value", fields: [/card/number],
+                       subject: {from: value, pointer: /customer/id, scope: customers}}
+                    - {topic: "fields-by-key", fields: [/card/number], subject: {from: key, scope: customers},
+                       forgotten: {placeholder: "[erased]"}}
                     - "*"
                 """.getBytes(StandardCharsets.UTF_8)).encryption();
         v1 = ValueCipherV1.fromKeysetHandle(KeysetHandle.generateNew(PredefinedAeadParameters.AES256_GCM));
@@ -183,14 +182,55 @@ class SubjectKeysRewriteTest {
         assertEquals(List.of("o"), fetch("other", produce("other", batch(record("k", "o", null)))));
     }
 
-    @Test
-    void givenASubjectBesideFields_whenThePolicyIsApplied_thenItIsRefusedNamingTheEntry() throws Exception {
-        EncryptionPolicy withFields = Policies.parse(Path.of("filter.yaml"),
-                "policy: {encrypt: [{topic: t, fields: [/a], subject: {from: key}}]}".getBytes(StandardCharsets.UTF_8))
-                .encryption();
+    private static String order(String customer) {
+        return "{\"customer\":{\"id\":\"" + customer + "\"},\"card\":{\"number\":\"4111111111111111\"},\"n\":1}";
+    }
 
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new ValueCrypto(v1, null, new SubjectValueCipher(store), withFields));
-        assertTrue(e.getMessage().startsWith("policy entry t names a subject beside fields:"), e.getMessage());
+    @Test
+    void givenFieldsUnderSubjectKeysOfOneScopeOnTwoTopics_whenTheSubjectIsForgottenOnce_thenItsFieldsReadAsForgottenOnBoth()
+            throws Exception {
+        MemoryRecords byValue = produce("fields-by-value", batch(record(null, order("alice"), null),
+                record(null, order("bob"), null)));
+        MemoryRecords byKey = produce("fields-by-key", batch(record("alice", order("alice"), null),
+                record("bob", order("bob"), null)));
+        for (MemoryRecords stored : List.of(byValue, byKey)) {
+            for (ByteBuffer v : values(stored)) {
+                String json = StandardCharsets.UTF_8.decode(v).toString();
+                assertFalse(json.contains("4111"), "no card number at rest: " + json);
+                assertTrue(json.contains("\"customer\""), "the rest of the value as sent: " + json);
+            }
+        }
+        assertEquals(List.of(order("alice"), order("bob")), fetch("fields-by-value", byValue));
+        assertEquals(List.of(order("alice"), order("bob")), fetch("fields-by-key", byKey));
+
+        store.forget("customers", "alice", WAIT);
+
+        assertEquals(List.of("{\"customer\":{\"id\":\"alice\"},\"card\":{\"number\":null},\"n\":1}", order("bob")),
+                fetch("fields-by-value", byValue));
+        assertEquals(List.of("{\"customer\":{\"id\":\"alice\"},\"card\":{\"number\":\"[erased]\"},\"n\":1}",
+                order("bob")), fetch("fields-by-key", byKey));
+    }
+
+    @Test
+    void givenAFieldLevelRecordWithoutItsSubject_whenProduced_thenItIsRefusedNamingTheTopic() {
+        RecordRewriteException noValueSubject = assertThrows(RecordRewriteException.class,
+                () -> produce("fields-by-value", batch(record(null, "{\"card\":{\"number\":\"4111\"}}", null))));
+        RecordRewriteException noKey = assertThrows(RecordRewriteException.class,
+                () -> produce("fields-by-key", batch(record(null, order("alice"), null))));
+
+        assertTrue(noValueSubject.getMessage().contains("cannot encrypt the fields of a value for topic fields-by-value"
+                + " under its subject's key: the document names no subject"), noValueSubject.getMessage());
+        assertNull(noValueSubject.retryWhen());
+        assertTrue(noKey.getMessage().contains("names no subject"), noKey.getMessage());
+    }
+
+    @Test
+    void givenNoSubjectKeysConfigured_whenProducingToAFieldLevelSubjectTopic_thenRefused() {
+        crypto = new ValueCrypto(v1, null, null, policy);
+
+        RecordRewriteException e = assertThrows(RecordRewriteException.class,
+                () -> produce("fields-by-key", batch(record("alice", order("alice"), null))));
+
+        assertTrue(e.getMessage().contains("has no subjectKeys: section"), e.getMessage());
     }
 }

@@ -3,12 +3,18 @@ package io.meshcrypt.e2e.support;
 import io.meshcrypt.launcher.Main;
 import io.meshcrypt.launcher.MeshFile;
 import io.meshcrypt.launcher.PortPlan;
+import io.meshcrypt.meshconfig.http.HeaderChanges;
+import io.meshcrypt.meshconfig.http.HttpRule;
+import io.meshcrypt.meshconfig.http.HttpRules;
+import io.meshcrypt.meshconfig.http.RouteMatch;
+import io.meshcrypt.meshconfig.http.RuleSide;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.policy.Forgotten;
 import io.meshcrypt.meshconfig.policy.Identities;
 import io.meshcrypt.meshconfig.policy.SubjectSource;
 import io.meshcrypt.meshconfig.policy.TopicRule;
+import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -162,6 +168,16 @@ public final class LocalMesh {
     /** Topics whose values are encrypted under per-subject keys, the subject being the record key ({@code subject:}). */
     public static final String SUBJECTS_TOPIC_PREFIX = "subjects-";
 
+    /**
+     * Subject keys of one scope on both paths: topics whose {@code /card/number} is encrypted under the key of the
+     * subject at {@code /customer/id} (forgotten: null), and the HTTP rule {@link #SUBJECT_CARDS_PATH} doing the same
+     * to request bodies (decrypting responses; forgotten: the placeholder), both in scope {@link #SUBJECT_SCOPE}.
+     */
+    public static final String SUBJECT_FIELDS_TOPIC_PREFIX = "subject-fields-";
+    public static final String SUBJECT_CARDS_PATH = "/subject-cards";
+    public static final String SUBJECT_SCOPE = "customers";
+    public static final String SUBJECT_FORGOTTEN_PLACEHOLDER = "[forgotten]";
+
     /** The shared sidecar's workload identity (its mesh certificate's SPIFFE id). */
     public static final String SHARED_SIDECAR_IDENTITY = "spiffe://meshcrypt.local/sidecar/" + MeshFile.SHARED_NODE;
     /** Topics only the shared sidecar may produce to and read plaintext of; others get ciphertext. */
@@ -188,7 +204,23 @@ public final class LocalMesh {
                         Map.of(), ENCRYPTED_HEADERS),
                 new TopicRule(SUBJECTS_TOPIC_PREFIX + "*", List.of(), false, null, null, TopicRule.Others.CIPHERTEXT,
                         Map.of(), List.of(), SubjectSource.key(), Forgotten.NULL),
+                new TopicRule(SUBJECT_FIELDS_TOPIC_PREFIX + "*", List.of(JsonPointer.parse("/card/number")), false, null,
+                        null, TopicRule.Others.CIPHERTEXT, Map.of(), List.of(), customerInValue(), Forgotten.NULL),
                 TopicRule.wholeValue("*")), EncryptionPolicy.Unmatched.PASSTHROUGH);
+    }
+
+    private static SubjectSource customerInValue() {
+        return SubjectSource.value(JsonPointer.parse("/customer/id")).withScope(SUBJECT_SCOPE);
+    }
+
+    /** The shared mesh's HTTP rules: {@link #SUBJECT_CARDS_PATH} (for sidecars a test starts itself). */
+    private static HttpRules httpRules() {
+        JsonPointer card = JsonPointer.parse("/card/number");
+        RouteMatch match = new RouteMatch(java.util.Set.of(), SUBJECT_CARDS_PATH, null, List.of(), null);
+        return new HttpRules(List.of(new HttpRule("subject-cards", match, "subject-cards",
+                new RuleSide(List.of(new FieldOp.Encrypt(card, false)), List.of(), HeaderChanges.NONE, RuleSide.OnInvalid.REJECT),
+                new RuleSide(List.of(new FieldOp.Decrypt(card, false)), List.of(), HeaderChanges.NONE, RuleSide.OnInvalid.REJECT),
+                null, customerInValue(), new Forgotten(SUBJECT_FORGOTTEN_PLACEHOLDER))));
     }
 
     /**
@@ -202,7 +234,7 @@ public final class LocalMesh {
 
     private static void writeMeshFile(Path home, boolean tls, EncryptionPolicy policy) {
         Mesh up = MeshFile.up(PORTS);
-        Mesh mesh = new Mesh(up.kafkaClusters(), up.sidecars(), policy, up.http());
+        Mesh mesh = new Mesh(up.kafkaClusters(), up.sidecars(), policy, httpRules());
         try {
             // with TLS, the launcher's tls: section, so that the sidecars show their certificates to the filter-service;
             // renamed into place, so that the xDS server, which watches it, never reads half a file

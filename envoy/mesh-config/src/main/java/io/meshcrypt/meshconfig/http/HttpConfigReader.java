@@ -5,7 +5,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.meshcrypt.meshconfig.policy.Forgotten;
 import io.meshcrypt.meshconfig.policy.Identities;
+import io.meshcrypt.meshconfig.policy.SubjectReader;
+import io.meshcrypt.meshconfig.policy.SubjectSource;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
 import io.meshcrypt.meshconfig.transform.FieldOp;
 import io.meshcrypt.meshconfig.transform.JsonPointer;
@@ -27,13 +30,14 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 /** The {@code http:} section of filter.yaml and of the mesh file; see docs/configuration.md for the schema. */
 public final class HttpConfigReader {
 
     private static final List<String> HTTP_KEYS = List.of("rules");
     private static final List<String> RULE_KEYS = List.of("name", "match", "binding", "request", "response",
-            "readers");
+            "readers", "subject", "forgotten");
     private static final List<String> MATCH_KEYS = List.of("methods", "path", "pathRegex", "contentType", "body");
     private static final List<String> SIDE_KEYS = List.of("fields", "body", "headers", "onInvalid");
     private static final List<String> HEADERS_KEYS = List.of("set", "remove");
@@ -51,9 +55,11 @@ public final class HttpConfigReader {
     private static final Set<String> RESERVED_HEADERS = Set.of("host", "content-length", "transfer-encoding", "connection");
 
     private final ConfigFields config;
+    private final SubjectReader subjects;
 
     public HttpConfigReader(ConfigFields config) {
         this.config = config;
+        this.subjects = new SubjectReader(config);
     }
 
     public HttpRules http(Entry entry) throws ConfigException {
@@ -91,12 +97,27 @@ public final class HttpConfigReader {
         RuleSide response = responseEntry == null ? RuleSide.NONE : side(responseEntry, path + ".response");
         Entry readersEntry = rule.entries().get("readers");
         Identities readers = readersEntry == null ? null : Identities.of(config.identities(readersEntry, path + ".readers"));
-        try {
-            return new HttpRule(name, match, binding, request, response, readers);
-        } catch (IllegalArgumentException e) {
+        Entry subjectEntry = rule.entries().get("subject");
+        SubjectSource subject = subjects.subject(subjectEntry, path + ".subject", SubjectReader.REQUEST);
+        if (subject != null && subject.header() != null) {
+            Entry nameEntry = ((Mapping) subjectEntry.value()).entries().get("name");
+            if (!HEADER_NAME.matcher(subject.header()).matches()) {
+                throw config.error(nameEntry.keyLocation(), path + ".subject.name", "header names must be lower-case"
+                        + " HTTP tokens (got " + ConfigFields.echo(subject.header()) + ")");
+            }
+        }
+        Forgotten forgotten = subjects.forgotten(rule.entries().get("forgotten"), subject != null, path + ".forgotten");
+        boolean crypto = Stream.concat(request.fields().stream(), response.fields().stream())
+                .anyMatch(op -> op instanceof FieldOp.Encrypt || op instanceof FieldOp.Decrypt);
+        if (crypto && binding == null) {
             throw config.error(rule.location(), path + ".binding", "required when the rule encrypts or decrypts fields"
                     + " (the name encrypted fields are bound to, like a Kafka topic)");
         }
+        if (subject != null && !crypto) {
+            throw config.error(subjectEntry.keyLocation(), path + ".subject", "only applies to a rule that encrypts or"
+                    + " decrypts fields (their subject's key encrypts them)");
+        }
+        return new HttpRule(name, match, binding, request, response, readers, subject, forgotten);
     }
 
     private RouteMatch match(Entry entry, String path) throws ConfigException {

@@ -20,7 +20,9 @@ import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.meshconfig.mesh.Mesh.TlsVersion;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.Forgotten;
 import io.meshcrypt.meshconfig.policy.Identities;
+import io.meshcrypt.meshconfig.policy.SubjectSource;
 import io.meshcrypt.meshconfig.policy.TopicRule;
 import io.meshcrypt.meshconfig.transform.BodyReplace;
 import io.meshcrypt.meshconfig.transform.FieldOp;
@@ -187,19 +189,7 @@ public final class MeshWriter {
                 rule.headers().forEach(headers::add);
             }
             if (rule.subject() != null) {
-                ObjectNode subject = entry.putObject("subject")
-                        .put("from", rule.subject().from().name().toLowerCase(Locale.ROOT));
-                if (rule.subject().pointer() != null) {
-                    subject.put("pointer", rule.subject().pointer().toString());
-                }
-                if (rule.subject().header() != null) {
-                    subject.put("name", rule.subject().header());
-                }
-                if (rule.forgotten().placeholder() == null) {
-                    entry.putNull("forgotten");
-                } else {
-                    entry.putObject("forgotten").put("placeholder", rule.forgotten().placeholder());
-                }
+                subject(entry, rule.subject(), rule.forgotten(), rule.subject().from().name().toLowerCase(Locale.ROOT));
             }
         }
         if (!policy.decryptOnly().isEmpty()) {
@@ -246,7 +236,31 @@ public final class MeshWriter {
             ArrayNode readers = node.putArray("readers");
             rule.readers().patterns().forEach(readers::add);
         }
+        if (rule.subject() != null) {
+            // an HTTP rule's subject is in the request body or a request header
+            subject(node, rule.subject(), rule.forgotten(),
+                    rule.subject().from() == SubjectSource.From.VALUE ? "body" : "header");
+        }
         return node;
+    }
+
+    /** {@code subject:} and {@code forgotten:} of a policy entry or an HTTP rule, as their readers read them back. */
+    private static void subject(ObjectNode node, SubjectSource source, Forgotten forgotten, String from) {
+        ObjectNode subject = node.putObject("subject").put("from", from);
+        if (source.pointer() != null) {
+            subject.put("pointer", source.pointer().toString());
+        }
+        if (source.header() != null) {
+            subject.put("name", source.header());
+        }
+        if (source.scope() != null) {
+            subject.put("scope", source.scope());
+        }
+        if (forgotten.placeholder() == null) {
+            node.putNull("forgotten");
+        } else {
+            node.putObject("forgotten").put("placeholder", forgotten.placeholder());
+        }
     }
 
     private static ObjectNode side(RuleSide side) {

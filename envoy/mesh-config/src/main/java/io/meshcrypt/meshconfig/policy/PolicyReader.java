@@ -21,13 +21,13 @@ public final class PolicyReader {
     private static final List<String> FIELD_ENTRY_KEYS = List.of("field", "readers");
     private static final List<String> ENCRYPT_ENTRY_KEYS = List.of("topic", "fields", "keys", "readers", "writers",
             "others", "headers", "subject", "forgotten");
-    private static final List<String> SUBJECT_KEYS = List.of("from", "pointer", "name");
-    private static final List<String> FORGOTTEN_KEYS = List.of("placeholder");
 
     private final ConfigFields config;
+    private final SubjectReader subjects;
 
     public PolicyReader(ConfigFields config) {
         this.config = config;
+        this.subjects = new SubjectReader(config);
     }
 
 
@@ -129,8 +129,10 @@ public final class PolicyReader {
             List<JsonPointer> parsed = new ArrayList<>();
             Map<JsonPointer, Identities> fieldReaders = new LinkedHashMap<>();
             List<String> headers = headers(entry.entries().get("headers"), path + ".headers");
-            SubjectSource subject = subject(entry.entries().get("subject"), path + ".subject");
-            Forgotten forgotten = forgotten(entry.entries().get("forgotten"), subject != null, path + ".forgotten");
+            SubjectSource subject = subjects.subject(entry.entries().get("subject"), path + ".subject",
+                    SubjectReader.RECORD);
+            Forgotten forgotten = subjects.forgotten(entry.entries().get("forgotten"), subject != null,
+                    path + ".forgotten");
             if (fields == null) {
                 if (keys == null && readers == null && writers == null && headers.isEmpty() && subject == null) {
                     throw config.error(entry.location(), path + ".fields", "required field is missing (JSON Pointers of the"
@@ -204,61 +206,6 @@ public final class PolicyReader {
             names.add(name);
         }
         return names;
-    }
-
-    /**
-     * {@code subject}: {@code {from: key}}, {@code {from: value, pointer: /json/pointer}} or
-     * {@code {from: header, name: header-name}}; absent: null (the topic's data key encrypts every record).
-     */
-    private SubjectSource subject(Entry entry, String path) throws ConfigException {
-        if (entry == null) {
-            return null;
-        }
-        if (!(entry.value() instanceof Mapping mapping)) {
-            throw config.error(entry.keyLocation(), path, "must be a mapping such as {from: key}, {from: value, pointer:"
-                    + " /customer/id} or {from: header, name: user-id} (got " + ConfigFields.describe(entry.value()) + ")");
-        }
-        config.checkKeys(mapping, path + ".", SUBJECT_KEYS);
-        String from = config.oneOf(config.required(mapping, path + ".from"), path + ".from",
-                List.of("key", "value", "header"));
-        Entry pointer = mapping.entries().get("pointer");
-        Entry name = mapping.entries().get("name");
-        if (pointer != null && !from.equals("value")) {
-            throw config.error(pointer.keyLocation(), path + ".pointer", "only applies with from: value");
-        }
-        if (name != null && !from.equals("header")) {
-            throw config.error(name.keyLocation(), path + ".name", "only applies with from: header");
-        }
-        return switch (from) {
-            case "key" -> SubjectSource.key();
-            case "value" -> SubjectSource.value(config.jsonPointer(config.required(mapping, path + ".pointer",
-                    "the JSON Pointer of the value field that holds the subject id").value(), path + ".pointer"));
-            default -> SubjectSource.header(config.nonEmpty(config.required(mapping, path + ".name",
-                    "the name of the header that holds the subject id"), path + ".name"));
-        };
-    }
-
-    /**
-     * {@code forgotten}: only beside {@code subject}; {@code null} (the default) or {@code {placeholder: text}}.
-     * Absent beside a subject: {@link Forgotten#NULL}; absent without one: null.
-     */
-    private Forgotten forgotten(Entry entry, boolean hasSubject, String path) throws ConfigException {
-        if (entry == null) {
-            return hasSubject ? Forgotten.NULL : null;
-        }
-        if (!hasSubject) {
-            throw config.error(entry.keyLocation(), path, "only applies beside subject (what readers get for a"
-                    + " forgotten subject's records)");
-        }
-        if (entry.value() instanceof Scalar s && s.token() == JsonToken.VALUE_NULL) {
-            return Forgotten.NULL;
-        }
-        if (!(entry.value() instanceof Mapping mapping)) {
-            throw config.error(entry.keyLocation(), path, "must be null or {placeholder: text} (got "
-                    + ConfigFields.describe(entry.value()) + ")");
-        }
-        config.checkKeys(mapping, path + ".", FORGOTTEN_KEYS);
-        return new Forgotten(config.string(config.required(mapping, path + ".placeholder"), path + ".placeholder"));
     }
 
     private Identities identities(Entry entry, String path) throws ConfigException {

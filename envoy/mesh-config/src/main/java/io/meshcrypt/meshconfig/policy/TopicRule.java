@@ -87,6 +87,11 @@ public record TopicRule(String pattern, List<JsonPointer> fields, boolean determ
         return new TopicRule(pattern, List.of());
     }
 
+    /** @return the scope of the entry's subject keys (the subject's named scope, else the topic pattern), or null */
+    public String subjectScope() {
+        return subject == null ? null : subject.scopeOr(pattern);
+    }
+
     /** @return whether the rule says anything beyond "encrypt whole values, for everyone" */
     boolean plain() {
         return fields.isEmpty() && !deterministicKeys && readers == null && writers == null && headers.isEmpty()

@@ -74,7 +74,7 @@ class PolicySubjectTest {
         assertTrue(error("policy: {encrypt: [{topic: t, subject: {from: key, name: a}}]}")
                 .contains("policy.encrypt[0].subject.name: only applies with from: header"));
         assertTrue(error("policy: {encrypt: [{topic: t, subject: {from: key, header: a}}]}")
-                .contains("policy.encrypt[0].subject.header: unknown field (expected one of from, pointer, name)"));
+                .contains("policy.encrypt[0].subject.header: unknown field (expected one of from, pointer, name, scope)"));
     }
 
     @Test
@@ -97,6 +97,7 @@ class PolicySubjectTest {
                     - {topic: a, subject: {from: key}}
                     - {topic: b, fields: [/x], subject: {from: value, pointer: /customer/id}, forgotten: {placeholder: ""}}
                     - {topic: c, subject: {from: header, name: user-id}, headers: [user-id]}
+                    - {topic: d, fields: [/x], subject: {from: key, scope: customers}}
                     - "*"
                 """);
         Policies policies = new Policies(policy, HttpRules.NONE);
@@ -106,5 +107,32 @@ class PolicySubjectTest {
         assertEquals(policy, Policies.parse(FILE, written.getBytes(StandardCharsets.UTF_8)).encryption(), written);
         assertEquals(new Forgotten(""), Policies.parse(FILE, written.getBytes(StandardCharsets.UTF_8)).encryption()
                 .ruleOf("b").forgotten());
+    }
+
+    @Test
+    void givenANamedScope_whenParsed_thenItReplacesTheTopicPatternAsTheScopeOfTheSubjectKeys() throws Exception {
+        EncryptionPolicy policy = parse("""
+                policy:
+                  encrypt:
+                    - {topic: "orders-*", fields: [/card/number], subject: {from: value, pointer: /customer/id, scope: customers}}
+                    - {topic: "invoices-*", subject: {from: key}}
+                    - "*"
+                """);
+
+        assertEquals(SubjectSource.value(JsonPointer.parse("/customer/id")).withScope("customers"),
+                policy.ruleOf("orders-eu").subject());
+        assertEquals("customers", policy.ruleOf("orders-eu").subjectScope());
+        assertEquals("invoices-*", policy.ruleOf("invoices-eu").subjectScope(), "the default: the pattern as written");
+        assertNull(policy.ruleOf("other").subjectScope());
+    }
+
+    @Test
+    void givenBadScopes_whenParsed_thenTheErrorNamesFileLineColumnAndField() {
+        assertEquals("filter.yaml:1:52: policy.encrypt[0].subject.scope: must be 1-249 characters of A-Z a-z 0-9 . _ - * ?"
+                + " (got \"a b\")", error("policy: {encrypt: [{topic: t, subject: {from: key, scope: \"a b\"}}]}"));
+        assertEquals("filter.yaml:1:52: policy.encrypt[0].subject.scope: must be 1-249 characters of A-Z a-z 0-9 . _ - * ?"
+                + " (got \"\")", error("policy: {encrypt: [{topic: t, subject: {from: key, scope: \"\"}}]}"));
+        assertEquals("filter.yaml:1:52: policy.encrypt[0].subject.scope: must be a string (got a list)",
+                error("policy: {encrypt: [{topic: t, subject: {from: key, scope: [a]}}]}"));
     }
 }
