@@ -294,14 +294,15 @@ class SubjectAdminReplicasTest {
 
     /** Replicas read the markers from the key topic within their poll interval: wait, then the exact picture holds. */
     private static void awaitSeen(String topic, Map<String, List<String>> expected, String when) {
-        Map<String, List<String>>[] last = new Map[1];
+        java.util.concurrent.atomic.AtomicReference<Map<String, List<String>>> last = new java.util.concurrent.atomic.AtomicReference<>();
         Await.until(SEEN, () -> {
             try {
-                return expected.equals(last[0] = seen(topic));
+                last.set(seen(topic));
+                return expected.equals(last.get());
             } catch (RuntimeException | AssertionError e) {
                 return false; // a connection to a replica just stopped: read again
             }
-        }, () -> when + ": consumers through Envoy saw " + differences(expected, last[0]));
+        }, () -> when + ": consumers through Envoy saw " + differences(expected, last.get()));
     }
 
     private static String differences(Map<String, List<String>> expected, Map<String, List<String>> seen) {
@@ -335,12 +336,16 @@ class SubjectAdminReplicasTest {
         }, () -> "Envoy takes stopped replica " + i + " out of rotation");
     }
 
-    private static List<String> auditLines(int replica, String event) throws java.io.IOException {
+    private static List<String> auditLines(int replica, String event) {
         Path file = mesh.auditFile(replica);
-        if (!Files.exists(file)) {
-            return List.of();
+        try {
+            if (!Files.exists(file)) {
+                return List.of();
+            }
+            return Files.readAllLines(file).stream().filter(l -> l.contains("\"event\":\"" + event + "\"")).toList();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
-        return Files.readAllLines(file).stream().filter(l -> l.contains("\"event\":\"" + event + "\"")).toList();
     }
 
     /** The record keys (hex) of key-topic records that still hold a wrapped key of a forgotten subject. */
