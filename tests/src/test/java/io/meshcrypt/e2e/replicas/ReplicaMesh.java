@@ -21,10 +21,17 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.HexFormat;
 import java.util.Optional;
+import java.util.Properties;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.apache.kafka.clients.CommonClientConfigs;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
 
 /**
  * A mesh whose one Envoy (the launcher's shared sidecar, configured by the xDS server) streams to two filter-service
@@ -52,6 +59,7 @@ final class ReplicaMesh implements AutoCloseable {
     private final Process[] replicas = new Process[REPLICAS];
     /** Policy entries put before the launcher's (the first entry a topic matches applies). */
     private final List<TopicRule> firstRules;
+    private Admin admin;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
     private ReplicaMesh(List<TopicRule> firstRules) {
@@ -246,6 +254,35 @@ final class ReplicaMesh implements AutoCloseable {
         return "127.0.0.1:" + PORTS.broker();
     }
 
+    /** A Kafka admin client of the broker itself, closed with the mesh. */
+    synchronized Admin admin() {
+        if (admin == null) {
+            Properties p = new Properties();
+            p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokerDirect());
+            admin = Admin.create(p);
+        }
+        return admin;
+    }
+
+    /** A new one-partition topic {@code prefix-<random hex>}. */
+    String createTopic(String prefix) throws Exception {
+        byte[] suffix = new byte[4];
+        ThreadLocalRandom.current().nextBytes(suffix);
+        String name = prefix + "-" + HexFormat.of().formatHex(suffix);
+        admin().createTopics(List.of(new NewTopic(name, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        return name;
+    }
+
+    /** What producers and consumers share: quick reconnection (a replica may have just died), bytes in and out. */
+    static Properties client(String bootstrap) {
+        Properties p = new Properties();
+        p.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(CommonClientConfigs.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        p.put(CommonClientConfigs.RECONNECT_BACKOFF_MS_CONFIG, 100);
+        p.put(CommonClientConfigs.RECONNECT_BACKOFF_MAX_MS_CONFIG, 1_000);
+        return p;
+    }
+
     /** The mesh's state dir ($MESHCRYPT_HOME): pki/, logs/. */
     Path home() {
         return home;
@@ -301,6 +338,9 @@ final class ReplicaMesh implements AutoCloseable {
 
     @Override
     public void close() throws Exception {
+        if (admin != null) {
+            admin.close(Duration.ofSeconds(5));
+        }
         for (Process p : replicas) {
             if (p != null) {
                 p.destroy();

@@ -8,9 +8,8 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.e2e.support.SubjectKeyTopic;
 import io.meshcrypt.filter.admin.SubjectAdminClient;
-import io.meshcrypt.filter.config.SubjectKeysConfig;
-import io.meshcrypt.filter.subjects.SubjectKeyRecords;
 import io.meshcrypt.launcher.MeshFile;
 import io.meshcrypt.meshconfig.policy.Forgotten;
 import io.meshcrypt.meshconfig.policy.SubjectSource;
@@ -23,23 +22,15 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Future;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.apache.kafka.clients.CommonClientConfigs;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
-import org.apache.kafka.clients.admin.AlterConfigOp;
-import org.apache.kafka.clients.admin.ConfigEntry;
-import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -47,7 +38,6 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
-import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.junit.jupiter.api.AfterAll;
@@ -67,8 +57,8 @@ import org.junit.jupiter.api.TestMethodOrder;
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class SubjectAdminReplicasTest {
-    private static final String PREFIX = "forget-";
-    private static final String PATTERN = PREFIX + "*";
+    private static final String PREFIX = "forget";
+    private static final String PATTERN = PREFIX + "-*";
     private static final String PLACEHOLDER = "[forgotten]";
     private static final int SUBJECTS = 1000;
     private static final int ROUNDS = 2;
@@ -77,7 +67,6 @@ class SubjectAdminReplicasTest {
     private static final Pattern REF = Pattern.compile("subject ref ([0-9a-f]{32})");
 
     private static ReplicaMesh mesh;
-    private static Admin admin;
     /** Set by the first test: the forgotten subjects' refs, for the compaction check. */
     private static final Set<String> forgottenRefs = new TreeSet<>();
 
@@ -85,16 +74,10 @@ class SubjectAdminReplicasTest {
     static void up() throws Exception {
         mesh = ReplicaMesh.start(List.of(new TopicRule(PATTERN, List.of(), false, null, null, TopicRule.Others.CIPHERTEXT,
                 Map.of(), List.of(), SubjectSource.key(), new Forgotten(PLACEHOLDER))));
-        Properties p = new Properties();
-        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, mesh.brokerDirect());
-        admin = Admin.create(p);
     }
 
     @AfterAll
     static void down() throws Exception {
-        if (admin != null) {
-            admin.close(Duration.ofSeconds(5));
-        }
         if (mesh != null) {
             mesh.close();
         }
@@ -114,7 +97,7 @@ class SubjectAdminReplicasTest {
     void givenAThousandSubjectsThroughTwoReplicas_whenTenAreForgottenOnReplicaA_thenEveryReplicaServesThePlaceholderForExactlyThemBeforeAndAfterRestarts()
             throws Exception {
         // Given 1,000 subjects, two records each, interleaved, produced through Envoy to both replicas
-        String topic = createTopic();
+        String topic = mesh.createTopic(PREFIX);
         produce(topic);
         assertEquals(expected(topic, Set.of()), seen(topic), "before forgetting, everyone reads plaintext");
 
@@ -199,40 +182,19 @@ class SubjectAdminReplicasTest {
     @Order(3)
     void givenForgottenSubjects_whenTheKeyTopicIsCompacted_thenItHoldsNoWrappedKeyOfThem() throws Exception {
         Assumptions.assumeFalse(forgottenRefs.isEmpty(), "the first test forgets the subjects this one checks (it failed)");
-        // Given the wrapped keys of the forgotten subjects, still in the key topic's older segments
-        String keyTopic = SubjectKeysConfig.DEFAULT_TOPIC;
+        // Given the forgotten subjects' wrapped keys, overwritten in the key topic but still in its older segments
+        // When the key topic is compacted
+        List<String> left = SubjectKeyTopic.compactAndAwait(mesh.admin(), mesh.brokerDirect(), forgottenRefs, PATTERN,
+                COMPACTION);
 
-        // When the key topic is compacted (small segments, any dirty ratio; a record rolls the active segment)
-        ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, keyTopic);
-        admin.incrementalAlterConfigs(Map.of(resource, List.of(
-                new AlterConfigOp(new ConfigEntry("segment.ms", "100"), AlterConfigOp.OpType.SET),
-                new AlterConfigOp(new ConfigEntry("min.cleanable.dirty.ratio", "0.01"), AlterConfigOp.OpType.SET),
-                new AlterConfigOp(new ConfigEntry("min.compaction.lag.ms", "0"), AlterConfigOp.OpType.SET))))
-                .all().get(30, TimeUnit.SECONDS);
-
-        // Then, once the cleaner ran, no record of the topic holds a wrapped key of a forgotten subject
-        long deadline = System.nanoTime() + COMPACTION.toNanos();
-        List<String> left = wrappedKeysOf(keyTopic);
-        while (!left.isEmpty() && System.nanoTime() < deadline) {
-            rollSegment(keyTopic);
-            Thread.sleep(2000);
-            left = wrappedKeysOf(keyTopic);
-        }
-        assertEquals(List.of(), left, "wrapped keys of forgotten subjects left in " + keyTopic);
+        // Then no record of it holds a wrapped key of a forgotten subject
+        assertEquals(List.of(), left, "wrapped keys of forgotten subjects left in " + SubjectKeyTopic.TOPIC);
     }
 
     // ---- helpers -------------------------------------------------------------------------------------------------
 
-    private static String createTopic() throws Exception {
-        byte[] suffix = new byte[4];
-        ThreadLocalRandom.current().nextBytes(suffix);
-        String name = PREFIX + HexFormat.of().formatHex(suffix);
-        admin.createTopics(List.of(new NewTopic(name, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
-        return name;
-    }
-
     private static void produce(String topic) throws Exception {
-        Properties p = client(mesh.bootstrap());
+        Properties p = ReplicaMesh.client(mesh.bootstrap());
         p.put(ProducerConfig.ACKS_CONFIG, "all");
         p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
         p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 120_000);
@@ -253,17 +215,8 @@ class SubjectAdminReplicasTest {
         return "order " + round + " of " + subject(topic, i);
     }
 
-    private static Properties client(String bootstrap) {
-        Properties p = new Properties();
-        p.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(CommonClientConfigs.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
-        p.put(CommonClientConfigs.RECONNECT_BACKOFF_MS_CONFIG, 100);
-        p.put(CommonClientConfigs.RECONNECT_BACKOFF_MAX_MS_CONFIG, 1_000);
-        return p;
-    }
-
     private static List<ConsumerRecord<byte[], byte[]>> read(String bootstrap, String topic) {
-        Properties p = client(bootstrap);
+        Properties p = ReplicaMesh.client(bootstrap);
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30_000);
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
@@ -345,29 +298,6 @@ class SubjectAdminReplicasTest {
             return Files.readAllLines(file).stream().filter(l -> l.contains("\"event\":\"" + event + "\"")).toList();
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);
-        }
-    }
-
-    /** The record keys (hex) of key-topic records that still hold a wrapped key of a forgotten subject. */
-    private static List<String> wrappedKeysOf(String keyTopic) {
-        List<String> found = new ArrayList<>();
-        for (ConsumerRecord<byte[], byte[]> r : read(mesh.brokerDirect(), keyTopic)) {
-            SubjectKeyRecords.Key key = SubjectKeyRecords.parseKey(r.key());
-            if (key != null && key.kind() == SubjectKeyRecords.SUBJECT_KEY
-                    && forgottenRefs.contains(HexFormat.of().formatHex(key.ref()))
-                    && SubjectKeyRecords.wrappedSubjectKey(r.value()) != null) {
-                found.add(HexFormat.of().formatHex(r.key()));
-            }
-        }
-        return found;
-    }
-
-    /** A record that changes nothing (the marker of a ref no subject has), so the broker rolls the segment. */
-    private static void rollSegment(String keyTopic) throws Exception {
-        byte[] key = SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_MARKER, PATTERN, new byte[SubjectKeyRecords.REF_LENGTH]);
-        Properties p = client(mesh.brokerDirect());
-        try (KafkaProducer<byte[], byte[]> direct = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
-            direct.send(new ProducerRecord<>(keyTopic, 0, key, SubjectKeyRecords.forgottenValue())).get(30, TimeUnit.SECONDS);
         }
     }
 
