@@ -37,8 +37,9 @@ public final class SubjectsCli implements Runnable {
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "usage: subjects forget --config FILE"
-                + " --topic-pattern PATTERN --subject ID");
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "usage: subjects forget (--server HOST:PORT"
+                + " [--certificate FILE --private-key FILE --trusted-ca FILE] | --config FILE) --topic-pattern PATTERN"
+                + " --subject ID");
     }
 
     @Command(name = "forget", description = "Destroy a subject's keys: its records read as the policy's forgotten:"
