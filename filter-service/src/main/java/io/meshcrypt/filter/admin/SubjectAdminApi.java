@@ -11,12 +11,13 @@ import io.grpc.protobuf.ProtoUtils;
  * has, so no generated code and no protoc in the build):
  *
  * <pre>
- * rpc Forget(Struct {topicPattern: string, subject: string}) returns (Struct {scope: string, subjectRef: string})
+ * rpc Forget(Struct {scope | topicPattern: string, subject: string}) returns (Struct {scope: string, subjectRef: string})
  * </pre>
  *
- * {@code topicPattern} is the policy entry's topic pattern exactly as written (the subject keys' scope); {@code
- * subjectRef} the 16-byte subject ref in hex. Any other request field is refused (INVALID_ARGUMENT), so that a typo
- * never forgets the wrong subject. grpcurl:
+ * {@code scope} is the subject keys' scope: for a policy entry without a scope of its own, its topic pattern exactly
+ * as written, which {@code topicPattern} names as well (give one of the two); {@code subjectRef} is the 16-byte
+ * subject ref in hex. Any other request field is refused (INVALID_ARGUMENT), so that a typo never forgets the wrong
+ * subject. grpcurl:
  * {@code grpcurl -d '{"topicPattern":"orders*","subject":"customer-4711"} ... meshcrypt.admin.v1.SubjectAdmin/Forget}.
  */
 public final class SubjectAdminApi {
@@ -36,8 +37,8 @@ public final class SubjectAdminApi {
     private SubjectAdminApi() {
     }
 
-    static Struct forgetRequest(String topicPattern, String subject) {
-        return Struct.newBuilder().putFields(TOPIC_PATTERN, text(topicPattern)).putFields(SUBJECT, text(subject)).build();
+    static Struct forgetRequest(String scope, String subject) {
+        return Struct.newBuilder().putFields(SCOPE, text(scope)).putFields(SUBJECT, text(subject)).build();
     }
 
     static Struct forgetResponse(String scope, String subjectRef) {

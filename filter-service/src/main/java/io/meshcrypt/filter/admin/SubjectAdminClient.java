@@ -49,16 +49,16 @@ public final class SubjectAdminClient implements AutoCloseable {
     }
 
     /**
-     * Forgets one subject of the policy entry {@code topicPattern}.
+     * Forgets one subject of {@code scope}: for a policy entry without a scope of its own, its topic pattern.
      *
      * @return the subject ref (hex)
      * @throws io.grpc.StatusRuntimeException as the server answered: PERMISSION_DENIED (not an admin identity),
      *     NOT_FOUND (the scope has no subject keys), INVALID_ARGUMENT, UNAVAILABLE (the marker was not written)...
      */
-    public String forget(String topicPattern, String subject) {
+    public String forget(String scope, String subject) {
         Struct answer = ClientCalls.blockingUnaryCall(channel, SubjectAdminApi.FORGET,
                 CallOptions.DEFAULT.withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS),
-                SubjectAdminApi.forgetRequest(topicPattern, subject));
+                SubjectAdminApi.forgetRequest(scope, subject));
         return SubjectAdminApi.string(answer, SubjectAdminApi.SUBJECT_REF);
     }
 

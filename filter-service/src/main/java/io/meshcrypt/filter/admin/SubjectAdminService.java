@@ -36,7 +36,7 @@ public final class SubjectAdminService implements BindableService, AutoCloseable
     static final int MAX_QUEUED = 64;
     /** Longest subject id accepted (bytes of UTF-8): ids are record keys, header or JSON values. */
     static final int MAX_SUBJECT_BYTES = 64 * 1024;
-    /** Longest topic pattern accepted: a Kafka topic name is at most 249 characters. */
+    /** Longest scope (topic pattern) accepted: a Kafka topic name is at most 249 characters. */
     static final int MAX_PATTERN_CHARS = 1024;
     private static final WarningRateLimit REFUSALS = WarningRateLimit.perTenSeconds("admin refusal", 10);
 
@@ -84,9 +84,15 @@ public final class SubjectAdminService implements BindableService, AutoCloseable
             response.onError(Status.PERMISSION_DENIED.withDescription(reason).asRuntimeException());
             return;
         }
-        String scope = SubjectAdminApi.string(request, SubjectAdminApi.TOPIC_PATTERN);
+        String named = SubjectAdminApi.string(request, SubjectAdminApi.SCOPE);
+        String topicPattern = SubjectAdminApi.string(request, SubjectAdminApi.TOPIC_PATTERN);
+        // an entry without a scope of its own: its topic pattern is the scope
+        String scope = named == null ? topicPattern : named;
         String subject = SubjectAdminApi.string(request, SubjectAdminApi.SUBJECT);
         String invalid = invalid(request, scope, subject);
+        if (invalid == null && (named == null) == (topicPattern == null)) {
+            invalid = "give exactly one of " + SubjectAdminApi.SCOPE + " and " + SubjectAdminApi.TOPIC_PATTERN;
+        }
         if (invalid != null) {
             response.onError(Status.INVALID_ARGUMENT.withDescription(invalid).asRuntimeException());
             return;
@@ -134,13 +140,15 @@ public final class SubjectAdminService implements BindableService, AutoCloseable
     /** @return what is wrong with the request, or null */
     private static String invalid(Struct request, String scope, String subject) {
         for (String field : request.getFieldsMap().keySet()) {
-            if (!field.equals(SubjectAdminApi.TOPIC_PATTERN) && !field.equals(SubjectAdminApi.SUBJECT)) {
-                return "unknown field " + field + " (expected " + SubjectAdminApi.TOPIC_PATTERN + ", "
-                        + SubjectAdminApi.SUBJECT + ")";
+            if (!field.equals(SubjectAdminApi.SCOPE) && !field.equals(SubjectAdminApi.TOPIC_PATTERN)
+                    && !field.equals(SubjectAdminApi.SUBJECT)) {
+                return "unknown field " + field + " (expected " + SubjectAdminApi.SCOPE + " or "
+                        + SubjectAdminApi.TOPIC_PATTERN + ", and " + SubjectAdminApi.SUBJECT + ")";
             }
         }
         if (scope == null || scope.isEmpty() || scope.length() > MAX_PATTERN_CHARS) {
-            return SubjectAdminApi.TOPIC_PATTERN + " must be a non-empty string (the policy entry's topic pattern)";
+            return SubjectAdminApi.SCOPE + " (or " + SubjectAdminApi.TOPIC_PATTERN + ") must be a non-empty string of at"
+                    + " most " + MAX_PATTERN_CHARS + " characters";
         }
         if (subject == null || subject.isEmpty() || subject.getBytes(StandardCharsets.UTF_8).length > MAX_SUBJECT_BYTES) {
             return SubjectAdminApi.SUBJECT + " must be a non-empty string of at most " + MAX_SUBJECT_BYTES + " bytes";

@@ -26,6 +26,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
@@ -138,23 +139,35 @@ class SubjectAdminServiceTest {
     }
 
     @Test
-    void givenAnUnknownRequestField_whenCalled_thenInvalidArgumentAndNothingForgotten() throws Exception {
+    void givenRequestsAsGrpcurlWritesThem_whenCalled_thenTopicPatternNamesTheScopeAndTyposOrBothNamesAreRefused()
+            throws Exception {
         LocalCa.Issued files = ca.issue("admin", LocalCa.spiffeId("admin"), List.of(), DAY);
         TlsMaterial tls = TlsMaterial.load(new TlsFiles(files.certificate(), files.privateKey(), ca.caCertificate()));
         ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port())
                 .sslContext(io.grpc.netty.GrpcSslContexts.forClient().keyManager(tls.keyManager())
                         .trustManager(tls.trustManager()).build()).build();
         try {
-            Struct typo = Struct.newBuilder()
-                    .putFields("topicPatern", Value.newBuilder().setStringValue("orders*").build())
-                    .putFields("subject", Value.newBuilder().setStringValue("customer-4711").build()).build();
-            StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> ClientCalls.blockingUnaryCall(
-                    channel, SubjectAdminApi.FORGET, CallOptions.DEFAULT.withDeadlineAfter(20, TimeUnit.SECONDS), typo));
-            assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+            Struct answer = call(channel, Map.of("topicPattern", "orders*", "subject", "customer-4711"));
+            assertEquals(REF, answer.getFieldsOrThrow("subjectRef").getStringValue());
+            assertEquals("orders*", answer.getFieldsOrThrow("scope").getStringValue());
+
+            for (Map<String, String> invalid : List.of(Map.of("topicPatern", "orders*", "subject", "s"),
+                    Map.of("scope", "orders*", "topicPattern", "orders*", "subject", "s"),
+                    Map.of("scope", "orders*"), Map.of("scope", "", "subject", "s"))) {
+                StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> call(channel, invalid));
+                assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode(), invalid.toString());
+            }
         } finally {
             channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         }
-        assertEquals(List.of(), forgotten);
+        assertEquals(List.of("orders* customer-4711"), forgotten);
+    }
+
+    private static Struct call(ManagedChannel channel, Map<String, String> fields) {
+        Struct.Builder request = Struct.newBuilder();
+        fields.forEach((k, v) -> request.putFields(k, Value.newBuilder().setStringValue(v).build()));
+        return ClientCalls.blockingUnaryCall(channel, SubjectAdminApi.FORGET,
+                CallOptions.DEFAULT.withDeadlineAfter(20, TimeUnit.SECONDS), request.build());
     }
 
     @Test
