@@ -1,5 +1,8 @@
 package io.meshcrypt.filter;
 
+import io.meshcrypt.filter.admin.AdminAccess;
+import io.meshcrypt.filter.admin.SubjectAdminService;
+import io.meshcrypt.filter.audit.AdminAudit;
 import io.meshcrypt.filter.audit.AuditTrail;
 import io.meshcrypt.filter.audit.BothAuditTrails;
 import io.meshcrypt.filter.audit.JsonAuditTrail;
@@ -183,8 +186,14 @@ public final class Main {
         // the one the pod's mesh sidecar verified and forwards; never anything a workload can set itself.
         StreamIdentity identities = tls != null ? StreamIdentity.CERTIFICATE
                 : config.meshSidecarTls() ? StreamIdentity.FORWARDED_CLIENT_CERT : StreamIdentity.NONE;
+        // The admin API (forget a subject) on the same port, authenticated as the streams are; its forgets run off the
+        // transport threads. Daemon thread: nothing to close.
+        SubjectAdminService admin = new SubjectAdminService(subjectKeys == null ? null
+                : (scope, subject) -> subjectKeys.forget(scope, subject, SUBJECT_KEYS_TIMEOUT),
+                AdminAccess.of(config.admin(), identities != StreamIdentity.NONE),
+                audit == null ? AdminAudit.NONE : audit.admin());
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
-                List.of(workers -> new HttpExtProcService(http, workers), health.service()), tls, identities,
+                List.of(workers -> new HttpExtProcService(http, workers), health.service(), workers -> admin), tls, identities,
                 config.observability() == null ? ConnectionLog.TEXT : ConnectionLog.of(config.observability().connectionLog()));
         AutoCloseable policyWatcher;
         PolicyReloads reloads;

@@ -123,7 +123,19 @@ public final class ConfigFiles {
                 + "audit:\n  file: logs/audit.jsonl\n"
                 + "# Prometheus metrics, liveness and readiness (./meshcrypt status reads them)\n"
                 + "observability:\n  listen: 127.0.0.1:" + ports.filterMetrics() + "\n"
+                + filterAdmin(tls)
                 + (tls ? filterTls() : ""));
+    }
+
+    /**
+     * filter.yaml's {@code admin:}: with TLS only the launcher's own admin certificate may call the admin API
+     * ({@code ./meshcrypt forget}); the plaintext dev mesh listens on loopback only and opens it to local processes,
+     * which may already decrypt through its ext_proc port.
+     */
+    static String filterAdmin(boolean tls) {
+        return "# who may call the admin API (./meshcrypt forget)\n" + (tls
+                ? "admin:\n  identities: [" + MeshPki.spiffeId(MeshPki.ADMIN) + "]\n"
+                : "admin:\n  plaintextLoopback: true\n");
     }
 
     /**

@@ -397,7 +397,8 @@ public final class Main implements Runnable {
 
     @Command(name = "forget", description = "forget a subject (crypto-shredding): destroy its keys in the subject-key topic,"
             + " so every filter-service serves its records as the policy's forgotten: value from then on; written to the"
-            + " audit trail by scope and subject ref, never the id (the filter-service's subjects forget, with filter.yaml)")
+            + " audit trail by scope and subject ref, never the id (through the running filter-service's admin API, as the"
+            + " launcher's admin identity; --offline: in process, with filter.yaml)")
     static final class Forget implements Runnable {
         @CommandLine.ParentCommand
         Main main;
@@ -414,6 +415,10 @@ public final class Main implements Runnable {
                 + " carry it (record key, header or JSON field value); repeat it to forget several")
         List<String> subjects;
 
+        @Option(names = "--offline", description = "in process with filter.yaml's KMS and subjectKeys:, when no"
+                + " filter-service runs (default: through the running filter-service's admin API)")
+        boolean offline;
+
         @Override
         public void run() {
             if ((topicPattern == null) == (scope == null)) {
@@ -422,10 +427,25 @@ public final class Main implements Runnable {
             Components mesh = main.components();
             mesh.installer.filterService();
             List<String> command = new ArrayList<>(List.of(Installer.java(), "-jar", mesh.installer.filterJar().toString(),
-                    "subjects", "forget", "--config", mesh.state.file("filter.yaml").toString(),
-                    scope != null ? "--scope" : "--topic-pattern", scope != null ? scope : topicPattern));
+                    "subjects", "forget"));
+            command.addAll(offline ? List.of("--config", mesh.state.file("filter.yaml").toString())
+                    : adminClient(mesh));
+            command.addAll(scope != null ? List.of("--scope", scope) : List.of("--topic-pattern", topicPattern));
             subjects.forEach(s -> command.addAll(List.of("--subject", s)));
-            Probes.runVisible(command, mesh.state.dir(), "forgetting the subject failed");
+            Probes.runVisible(command, mesh.state.dir(), "forgetting the subject failed" + (offline ? ""
+                    : " (no filter-service running? then --offline)"));
+        }
+
+        /** {@code --server} and, with TLS, the launcher's admin certificate from the mesh CA (issued when due). */
+        private static List<String> adminClient(Components mesh) {
+            List<String> args = new ArrayList<>(List.of("--server", "127.0.0.1:" + mesh.ports.filterGrpc()));
+            if (mesh.tls) {
+                MeshPki pki = MeshPki.of(mesh.state);
+                io.meshcrypt.pki.LocalCa.Issued admin = pki.admin(java.time.Instant.now());
+                args.addAll(List.of("--certificate", admin.certificate().toString(),
+                        "--private-key", admin.privateKey().toString(), "--trusted-ca", pki.caCertificate().toString()));
+            }
+            return args;
         }
     }
 

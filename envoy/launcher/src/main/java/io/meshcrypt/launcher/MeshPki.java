@@ -29,6 +29,8 @@ final class MeshPki {
     static final String DIR = "pki";
     static final String FILTER_SERVICE = "filter-service";
     static final String XDS_SERVER = "xds-server";
+    /** The launcher's own client certificate for the filter-service's admin API ({@code ./meshcrypt forget}). */
+    static final String ADMIN = "admin";
     static final Duration VALIDITY = Duration.ofHours(24);
     static final Duration RENEW_BEFORE = Duration.ofHours(8);
     /** Both servers answer on the host's loopback; the transparent demo's relay forwards TLS to them unchanged. */
@@ -104,6 +106,14 @@ final class MeshPki {
             }
         }
         return issued;
+    }
+
+    /** The launcher's admin client certificate ({@link #ADMIN}), issued first when missing or due at {@code now}. */
+    LocalCa.Issued admin(Instant now) {
+        if (due(ADMIN, List.of(), now)) {
+            ca.issue(ADMIN, spiffeId(ADMIN), List.of(), VALIDITY);
+        }
+        return ca.files(ADMIN);
     }
 
     private static List<String> toList(Iterable<String> nodes) {

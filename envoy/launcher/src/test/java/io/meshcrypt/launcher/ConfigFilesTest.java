@@ -1,6 +1,7 @@
 package io.meshcrypt.launcher;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -45,6 +46,8 @@ class ConfigFilesTest {
                 + "audit:\n  file: logs/audit.jsonl\n"
                 + "# Prometheus metrics, liveness and readiness (./meshcrypt status reads them)\n"
                 + "observability:\n  listen: 127.0.0.1:19054\n"
+                + "# who may call the admin API (./meshcrypt forget)\n"
+                + "admin:\n  identities: [spiffe://meshcrypt.local/admin]\n"
                 + "# mutual TLS with the mesh CA (pki/, issued by ./meshcrypt; rotated files are re-read)\n"
                 + "tls:\n"
                 + "  certificate: pki/filter-service/cert.pem\n"
@@ -109,10 +112,12 @@ class ConfigFilesTest {
     }
 
     @Test
-    void givenNoTls_whenFilterYamlIsWritten_thenItHasNoTlsSection() throws Exception {
+    void givenNoTls_whenFilterYamlIsWritten_thenItHasNoTlsSectionAndOpensTheAdminApiOnLoopbackOnly() throws Exception {
         String yaml = filterYaml(false);
 
-        assertEquals(filterYaml(true).replace(ConfigFiles.filterTls(), ""), yaml);
+        assertEquals(filterYaml(true).replace(ConfigFiles.filterTls(), "").replace(ConfigFiles.filterAdmin(true),
+                ConfigFiles.filterAdmin(false)), yaml);
+        assertTrue(yaml.contains("admin:\n  plaintextLoopback: true\n"), yaml);
     }
 
     @Test

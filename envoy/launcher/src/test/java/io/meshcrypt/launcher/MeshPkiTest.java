@@ -45,6 +45,20 @@ class MeshPkiTest {
     }
 
     @Test
+    void givenNoAdminCertificate_whenTheLauncherForgets_thenItGetsTheAdminIdentityOnceAndKeepsItWhileCurrent() throws Exception {
+        MeshPki pki = MeshPki.openOrCreate(dir);
+
+        X509Certificate admin = LocalCa.readCertificate(pki.admin(Instant.now()).certificate());
+        X509Certificate again = LocalCa.readCertificate(pki.admin(Instant.now().plus(Duration.ofHours(1))).certificate());
+
+        assertEquals("spiffe://meshcrypt.local/admin", MeshPki.spiffeIdOf(admin));
+        assertEquals(Set.of(), MeshPki.hostsOf(admin));
+        assertEquals(admin.getSerialNumber(), again.getSerialNumber());
+        assertNotEquals(admin.getSerialNumber(), LocalCa.readCertificate(pki.admin(Instant.now().plus(Duration.ofHours(17)))
+                .certificate()).getSerialNumber(), "renewed when less than 8 h are left");
+    }
+
+    @Test
     void givenCurrentCertificates_whenEnsuredAgain_thenNoneIsIssuedAndTheFilesStay() throws Exception {
         MeshPki pki = MeshPki.openOrCreate(dir);
         pki.ensure(List.of(), List.of("kafka-apps"), Instant.now());

@@ -18,12 +18,14 @@ public final class JsonAuditTrail implements AuditTrail, AutoCloseable {
     private final AuditLog log;
     private final long summaryMillis;
     private final KeyOperationAudit keys;
+    private final AdminAudit admin;
     private final AtomicLong connections = new AtomicLong();
 
     JsonAuditTrail(AuditLog log, long summaryMillis) {
         this.log = log;
         this.summaryMillis = summaryMillis;
         this.keys = new KeyOperationAudit(log, summaryMillis);
+        this.admin = AdminAudit.of(log);
     }
 
     /** Opens the file (created owner-only, with its folder) or standard output, and starts the writer. */
@@ -45,6 +47,11 @@ public final class JsonAuditTrail implements AuditTrail, AutoCloseable {
     /** @return where the key services report key operations */
     public KeyAudit keys() {
         return keys;
+    }
+
+    /** @return where the admin API reports forgotten subjects and refused calls */
+    public AdminAudit admin() {
+        return admin;
     }
 
     /** Writes what is queued and closes the file; lines reported later are dropped. */

@@ -38,7 +38,7 @@ public final class ConfigReader {
 
     /** The value of {@code tls} that leaves mutual TLS to the pod's service-mesh sidecar (Istio). */
     static final String MESH_SIDECAR_TLS = "mesh-sidecar";
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls", "audit", "observability", "subjectKeys");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls", "audit", "observability", "subjectKeys", "admin");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
     static final String DEFAULT_SIV_KEYSET = "siv-keyset.json";
 
@@ -138,8 +138,48 @@ public final class ConfigReader {
 
         Entry subjectKeysEntry = mapping.entries().get("subjectKeys");
         SubjectKeysConfig subjectKeys = subjectKeysEntry == null ? null : subjectKeys(subjectKeysEntry);
+        Entry adminEntry = mapping.entries().get("admin");
+        AdminConfig admin = adminEntry == null ? AdminConfig.NOBODY : admin(adminEntry, tls != null || sidecarTls);
         return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                limits, policyServer, tls, sidecarTls, audit, observability, subjectKeys);
+                limits, policyServer, tls, sidecarTls, audit, observability, subjectKeys, admin);
+    }
+
+    /** The {@code admin:} section (see {@link AdminConfig}): exact SPIFFE ids, or plaintext loopback without TLS. */
+    private AdminConfig admin(Entry section, boolean tls) throws ConfigException {
+        Mapping m = fields.mapping(section.value(), "admin");
+        fields.checkKeys(m, "admin.", List.of("identities", "plaintextLoopback"));
+        Entry loopbackEntry = m.entries().get("plaintextLoopback");
+        boolean plaintextLoopback = false;
+        if (loopbackEntry != null) {
+            if (!(loopbackEntry.value() instanceof Scalar b) || !(b.value() instanceof Boolean value)) {
+                throw fields.error(loopbackEntry.keyLocation(), "admin.plaintextLoopback", "must be true or false (got "
+                        + ConfigFields.describe(loopbackEntry.value()) + ")");
+            }
+            plaintextLoopback = value;
+            if (plaintextLoopback && tls) {
+                // with TLS every caller has a certificate: list its identity instead of opening the API to all
+                throw fields.error(loopbackEntry.keyLocation(), "admin.plaintextLoopback", "only without tls: (list the"
+                        + " callers' SPIFFE ids in admin.identities)");
+            }
+        }
+        Entry identitiesEntry = m.entries().get("identities");
+        List<String> identities = identitiesEntry == null ? List.of() : fields.identities(identitiesEntry, "admin.identities");
+        for (int i = 0; i < identities.size(); i++) {
+            String id = identities.get(i);
+            if (!id.startsWith("spiffe://") || id.indexOf('*') >= 0 || id.indexOf('?') >= 0 || id.indexOf('{') >= 0) {
+                throw fields.error(identitiesEntry.keyLocation(), "admin.identities[" + i + "]", "must be an exact SPIFFE id,"
+                        + " e.g. spiffe://meshcrypt.local/admin (got " + ConfigFields.echo(id) + ")");
+            }
+        }
+        if (!identities.isEmpty() && !tls) {
+            throw fields.error(identitiesEntry.keyLocation(), "admin.identities", "callers have no identity without tls:"
+                    + " (set tls:, or plaintextLoopback: true for a loopback-only dev mesh)");
+        }
+        if (identities.isEmpty() && !plaintextLoopback) {
+            throw fields.error(section.keyLocation(), "admin", "set identities (or, without tls:, plaintextLoopback: true);"
+                    + " leave the section out to refuse every admin call");
+        }
+        return new AdminConfig(identities, plaintextLoopback);
     }
 
     private static final List<String> SUBJECT_KEYS_KEYS = List.of("bootstrap", "topic", "replicationFactor",

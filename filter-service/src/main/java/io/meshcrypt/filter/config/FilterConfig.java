@@ -49,6 +49,8 @@ import java.util.Objects;
  *   listen: 127.0.0.1:9464
  * subjectKeys:                       # optional: where per-subject keys live (policy entries with subject:), see SubjectKeysConfig
  *   bootstrap: kafka-1:9093
+ * admin:                             # optional: who may call the admin API (forget a subject), see AdminConfig
+ *   identities: [spiffe://meshcrypt.local/admin]
  * </pre>
  *
  * <p>The file holding the policy and HTTP rules (this one, or {@code policyFrom}) is watched while the service runs: a
@@ -88,6 +90,7 @@ import java.util.Objects;
  * @param observability the metrics and health endpoint, or null for none
  * @param subjectKeys where per-subject keys live ({@code subjectKeys:}), or null: a policy entry with {@code subject:}
  *     is then refused
+ * @param admin who may call the admin API on the gRPC port ({@link AdminConfig#NOBODY} without {@code admin:})
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -105,7 +108,8 @@ public record FilterConfig(
         boolean meshSidecarTls,
         AuditConfig audit,
         ObservabilityConfig observability,
-        SubjectKeysConfig subjectKeys) {
+        SubjectKeysConfig subjectKeys,
+        AdminConfig admin) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
@@ -129,6 +133,16 @@ public record FilterConfig(
                     + limits.maxFrameBytes());
         }
         brokers = Map.copyOf(brokers);
+        Objects.requireNonNull(admin, "admin");
+    }
+
+    /** Nobody may call the admin API. */
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset,
+                        Limits limits, InetSocketAddress policyServer, TlsFiles tls, boolean meshSidecarTls,
+                        AuditConfig audit, ObservabilityConfig observability, SubjectKeysConfig subjectKeys) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset, limits, policyServer, tls,
+                meshSidecarTls, audit, observability, subjectKeys, AdminConfig.NOBODY);
     }
 
     /** Without subject keys. */
@@ -186,7 +200,7 @@ public record FilterConfig(
         Path siv = sivKeyset == null && delivered.encryption().anyDeterministicKeys()
                 ? defaultSivKeyset(keyset, configFile) : sivKeyset;
         return new FilterConfig(listen, maxFrameBytes, keyset, brokers, delivered.encryption(), delivered.http(), keys,
-                policyFrom, siv, limits, policyServer, tls, meshSidecarTls, audit, observability, subjectKeys);
+                policyFrom, siv, limits, policyServer, tls, meshSidecarTls, audit, observability, subjectKeys, admin);
     }
 
     /** {@value ConfigReader#DEFAULT_SIV_KEYSET} next to the top-level keyset, or next to the config file. */

@@ -25,7 +25,8 @@ import picocli.CommandLine.Spec;
  * with the filter config's KMS and {@code subjectKeys:} section, as the key commands do: reads the subject-key log,
  * appends the subject's forgotten marker and overwrites its keys, and writes a {@code subject.forgotten} line to the
  * audit trail (scope and subject ref, never the subject id). Every running filter-service reads the marker from the
- * log and from then on serves the subject's records as the policy's {@code forgotten:} says.
+ * log and from then on serves the subject's records as the policy's {@code forgotten:} says. With {@code --server}
+ * instead of {@code --config}, a running filter-service does it through its admin API ({@link AdminForget}).
  */
 @Command(name = "subjects", description = "Per-subject keys: forget a subject.", subcommands = SubjectsCli.Forget.class)
 public final class SubjectsCli implements Runnable {
@@ -36,7 +37,8 @@ public final class SubjectsCli implements Runnable {
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "usage: subjects forget --config FILE"
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "usage: subjects forget (--server HOST:PORT"
+                + " [--certificate FILE --private-key FILE --trusted-ca FILE] | --config FILE)"
                 + " (--topic-pattern PATTERN | --scope NAME) --subject ID");
     }
 
@@ -46,8 +48,24 @@ public final class SubjectsCli implements Runnable {
         @Spec
         CommandSpec spec;
 
-        @Option(names = "--config", required = true, paramLabel = "FILE", description = "The filter config (YAML).")
+        @Option(names = "--config", paramLabel = "FILE", description = "Offline, in process: the filter config (YAML)"
+                + " whose KMS and subjectKeys: to use (when no filter-service runs).")
         Path config;
+
+        @Option(names = "--server", paramLabel = "HOST:PORT", description = "Through the admin API of the"
+                + " filter-service listening there (one replica is enough).")
+        String server;
+
+        @Option(names = "--certificate", paramLabel = "FILE", description = "With --server: this client's certificate"
+                + " (its SPIFFE id must be in the server's admin.identities); without it, plaintext.")
+        Path certificate;
+
+        @Option(names = "--private-key", paramLabel = "FILE", description = "With --certificate: its key (owner-only).")
+        Path privateKey;
+
+        @Option(names = "--trusted-ca", paramLabel = "FILE", description = "With --certificate: the CA the server's"
+                + " certificate must chain to.")
+        Path trustedCa;
 
         @Option(names = "--topic-pattern", paramLabel = "PATTERN", description = "The policy entry's topic pattern,"
                 + " exactly as written: the subject keys' scope of an entry that names no scope: of its own.")
@@ -67,8 +85,16 @@ public final class SubjectsCli implements Runnable {
                 throw new picocli.CommandLine.ParameterException(spec.commandLine(), "give exactly one of"
                         + " --topic-pattern PATTERN and --scope NAME");
             }
-            return forget(FilterConfig.load(config), scope != null ? scope : topicPattern, subjects,
-                    spec.commandLine().getOut());
+            if ((config == null) == (server == null)) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "give exactly one of --server"
+                        + " (through a running filter-service) and --config (offline)");
+            }
+            String forgetScope = scope != null ? scope : topicPattern;
+            if (server != null) {
+                return AdminForget.forget(server, certificate, privateKey, trustedCa, forgetScope, subjects,
+                        spec.commandLine().getOut());
+            }
+            return forget(FilterConfig.load(config), forgetScope, subjects, spec.commandLine().getOut());
         }
     }
 

@@ -16,21 +16,15 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
-import org.apache.kafka.clients.CommonClientConfigs;
-import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
-import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -63,7 +57,6 @@ class FilterServiceReplicasTest {
     private static final String STARTED = "meshcrypt_ext_proc_streams_started_total";
 
     private static ReplicaMesh mesh;
-    private static Admin admin;
     private final List<RawPeer> peers = new ArrayList<>();
     /** The replica serving each of {@link #peers}, as {@link #openPeers} found out. */
     private final List<Integer> peerReplicas = new ArrayList<>();
@@ -71,16 +64,10 @@ class FilterServiceReplicasTest {
     @BeforeAll
     static void up() throws Exception {
         mesh = ReplicaMesh.start();
-        Properties p = new Properties();
-        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, mesh.brokerDirect());
-        admin = Admin.create(p);
     }
 
     @AfterAll
     static void down() throws Exception {
-        if (admin != null) {
-            admin.close(Duration.ofSeconds(5));
-        }
         if (mesh != null) {
             mesh.close();
         }
@@ -125,7 +112,7 @@ class FilterServiceReplicasTest {
     void givenTrafficThroughBothReplicas_whenOneIsKilled_thenOnlyItsConnectionsResetAndEveryAckedRecordIsConsumedOnce()
             throws Exception {
         bothReplicasServing();
-        String topic = createTopic("replica-kill");
+        String topic = mesh.createTopic("replica-kill");
         // Given bystander connections whose replica is known, and an idempotent producer and a consumer streaming
         Map<Integer, Integer> perReplica = openPeers(6);
         for (int more = 0; more < 14 && perReplica.size() < ReplicaMesh.REPLICAS; more++) {
@@ -190,8 +177,8 @@ class FilterServiceReplicasTest {
     void givenClientsWhoseMetadataWentThroughOtherReplicas_whenOnlyFreshReplicasServe_thenProduceAndFetchWorkAndV13ByIdIsRefused()
             throws Exception {
         bothReplicasServing();
-        String topic = createTopic("replica-fresh");
-        Uuid id = admin.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic).topicId();
+        String topic = mesh.createTopic("replica-fresh");
+        Uuid id = mesh.admin().describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic).topicId();
         try (KafkaProducer<byte[], byte[]> producer = producer(); KafkaConsumer<byte[], byte[]> consumer = consumer()) {
             // Given a producer and a consumer that learnt the topic (and its id) through the replicas running now
             consumer.assign(List.of(new TopicPartition(topic, 0)));
@@ -294,30 +281,12 @@ class FilterServiceReplicasTest {
         }
     }
 
-    private static String createTopic(String prefix) throws Exception {
-        byte[] suffix = new byte[4];
-        ThreadLocalRandom.current().nextBytes(suffix);
-        String name = prefix + "-" + HexFormat.of().formatHex(suffix);
-        admin.createTopics(List.of(new NewTopic(name, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
-        return name;
-    }
-
     private static String value(int i) {
         return "replicated record " + i;
     }
 
-    /** What producers and consumers share: quick reconnection (a replica may have just died), bytes in and out. */
-    private static Properties client(String bootstrap) {
-        Properties p = new Properties();
-        p.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(CommonClientConfigs.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
-        p.put(CommonClientConfigs.RECONNECT_BACKOFF_MS_CONFIG, 100);
-        p.put(CommonClientConfigs.RECONNECT_BACKOFF_MAX_MS_CONFIG, 1_000);
-        return p;
-    }
-
     private static KafkaProducer<byte[], byte[]> producer() {
-        Properties p = client(mesh.bootstrap());
+        Properties p = ReplicaMesh.client(mesh.bootstrap());
         p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
         p.put(ProducerConfig.ACKS_CONFIG, "all");
         p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
@@ -330,7 +299,7 @@ class FilterServiceReplicasTest {
     }
 
     private static KafkaConsumer<byte[], byte[]> consumer(String bootstrap) {
-        Properties p = client(bootstrap);
+        Properties p = ReplicaMesh.client(bootstrap);
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30_000);

@@ -7,6 +7,8 @@ import io.meshcrypt.launcher.PortPlan;
 import io.meshcrypt.meshconfig.mesh.Mesh;
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
+import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
+import io.meshcrypt.meshconfig.policy.TopicRule;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -19,10 +21,17 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.HexFormat;
 import java.util.Optional;
+import java.util.Properties;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.apache.kafka.clients.CommonClientConfigs;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
 
 /**
  * A mesh whose one Envoy (the launcher's shared sidecar, configured by the xDS server) streams to two filter-service
@@ -48,11 +57,23 @@ final class ReplicaMesh implements AutoCloseable {
     private final Path home = root.resolve("tests/target/mesh-replicas");
     private final Path launcherLog = root.resolve("tests/target/mesh-replicas-launcher.log");
     private final Process[] replicas = new Process[REPLICAS];
+    /** Policy entries put before the launcher's (the first entry a topic matches applies). */
+    private final List<TopicRule> firstRules;
+    private Admin admin;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    private ReplicaMesh(List<TopicRule> firstRules) {
+        this.firstRules = List.copyOf(firstRules);
+    }
 
     /** Starts broker, xDS server, Envoy and both replicas; waits until Envoy health-checks both as healthy. */
     static ReplicaMesh start() throws Exception {
-        ReplicaMesh mesh = new ReplicaMesh();
+        return start(List.of());
+    }
+
+    /** As {@link #start()}, with {@code firstRules} ahead of the launcher's policy. */
+    static ReplicaMesh start(List<TopicRule> firstRules) throws Exception {
+        ReplicaMesh mesh = new ReplicaMesh(firstRules);
         try {
             mesh.up();
         } catch (Exception | AssertionError e) {
@@ -74,7 +95,13 @@ final class ReplicaMesh implements AutoCloseable {
         }
         Map<String, Sidecar> sidecars = new LinkedHashMap<>(launchers.sidecars());
         sidecars.put(MeshFile.SHARED_NODE, new Sidecar(shared.nodeId(), addresses, shared.kafka(), shared.http(), shared.transparent()));
-        Mesh mesh = new Mesh(launchers.kafkaClusters(), sidecars, launchers.policy(), launchers.http());
+        EncryptionPolicy policy = launchers.policy();
+        if (!firstRules.isEmpty()) {
+            List<TopicRule> rules = new ArrayList<>(firstRules);
+            rules.addAll(policy.rules());
+            policy = EncryptionPolicy.ofRules(rules, policy.decryptOnly(), policy.unmatched());
+        }
+        Mesh mesh = new Mesh(launchers.kafkaClusters(), sidecars, policy, launchers.http());
         // without the launcher's "generated" marker, so that `up` keeps it
         Files.writeString(home.resolve("mesh.yaml"), "# written by the e2e replicas test (ReplicaMesh.java)\n"
                 + MeshFile.yaml(mesh, LocalMesh.TLS ? Optional.of(home.resolve("pki")) : Optional.empty()));
@@ -227,25 +254,93 @@ final class ReplicaMesh implements AutoCloseable {
         return "127.0.0.1:" + PORTS.broker();
     }
 
+    /** A Kafka admin client of the broker itself, closed with the mesh. */
+    synchronized Admin admin() {
+        if (admin == null) {
+            Properties p = new Properties();
+            p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, brokerDirect());
+            admin = Admin.create(p);
+        }
+        return admin;
+    }
+
+    /** A new one-partition topic {@code prefix-<random hex>}. */
+    String createTopic(String prefix) throws Exception {
+        byte[] suffix = new byte[4];
+        ThreadLocalRandom.current().nextBytes(suffix);
+        String name = prefix + "-" + HexFormat.of().formatHex(suffix);
+        admin().createTopics(List.of(new NewTopic(name, 1, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        return name;
+    }
+
+    /** What producers and consumers share: quick reconnection (a replica may have just died), bytes in and out. */
+    static Properties client(String bootstrap) {
+        Properties p = new Properties();
+        p.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(CommonClientConfigs.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        p.put(CommonClientConfigs.RECONNECT_BACKOFF_MS_CONFIG, 100);
+        p.put(CommonClientConfigs.RECONNECT_BACKOFF_MAX_MS_CONFIG, 1_000);
+        return p;
+    }
+
+    /** The mesh's state dir ($MESHCRYPT_HOME): pki/, logs/. */
+    Path home() {
+        return home;
+    }
+
+    /** Replica {@code i}'s audit trail. */
+    Path auditFile(int i) {
+        return home.resolve("logs").resolve("audit-replica-" + i + ".jsonl");
+    }
+
+    /**
+     * {@code ./meshcrypt forget --topic-pattern P --subject S...}: through the admin API of the filter-service on the
+     * launcher's gRPC port (replica 0), as the launcher's admin identity.
+     *
+     * @return what it printed; fails when it exits with an error
+     */
+    String forget(String topicPattern, List<String> subjects) throws IOException, InterruptedException {
+        List<String> args = new ArrayList<>(List.of("forget", "--topic-pattern", topicPattern));
+        subjects.forEach(s -> args.addAll(List.of("--subject", s)));
+        Path out = Files.createTempFile(launcherLog.getParent(), "forget", ".log");
+        try {
+            int rc = launcher(out, args.toArray(String[]::new));
+            String printed = Files.readString(out);
+            if (rc != 0) {
+                throw new IllegalStateException("./meshcrypt forget exited with " + rc + ":\n" + printed);
+            }
+            return printed;
+        } finally {
+            Files.deleteIfExists(out);
+        }
+    }
+
     private int launcher(String... args) throws IOException, InterruptedException {
+        Files.createDirectories(launcherLog.getParent());
+        return launcher(launcherLog, args);
+    }
+
+    private int launcher(Path output, String... args) throws IOException, InterruptedException {
         List<String> command = new ArrayList<>(List.of(root.resolve("meshcrypt").toString()));
         command.addAll(List.of(args));
-        Files.createDirectories(launcherLog.getParent());
         ProcessBuilder pb = new ProcessBuilder(command).directory(root.toFile()).redirectErrorStream(true)
-                .redirectOutput(ProcessBuilder.Redirect.appendTo(launcherLog.toFile()));
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(output.toFile()));
         pb.environment().put("MESHCRYPT_HOME", home.toString());
         pb.environment().put("MESHCRYPT_PORT_BASE", Integer.toString(PORTS.base()));
         Process p = pb.start();
         if (!p.waitFor(LAUNCHER_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
             p.descendants().forEach(ProcessHandle::destroyForcibly);
             p.destroyForcibly();
-            throw new IllegalStateException("./meshcrypt " + String.join(" ", args) + " timed out; see " + launcherLog);
+            throw new IllegalStateException("./meshcrypt " + String.join(" ", args) + " timed out; see " + output);
         }
         return p.exitValue();
     }
 
     @Override
     public void close() throws Exception {
+        if (admin != null) {
+            admin.close(Duration.ofSeconds(5));
+        }
         for (Process p : replicas) {
             if (p != null) {
                 p.destroy();
