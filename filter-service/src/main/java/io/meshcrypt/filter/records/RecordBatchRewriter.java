@@ -193,8 +193,9 @@ public final class RecordBatchRewriter {
     /**
      * What a thread reuses from call to call: the array the output is written into (the result is copied out of it
      * exactly sized, so a call allocates the bytes it returns and not a guess at them, which for decryption was a
-     * quarter more than the input) and the decompression array. Taken by a call and
-     * given back by {@link Job#close}, so a nested call on the same thread (none today) would get a fresh one.
+     * quarter more than the input) and the decompression array. Taken by a call and given back by {@link Job#close},
+     * so a nested call on the same thread (none today) would get a fresh one. At most {@link #RETAINED_SCRATCH_BYTES}
+     * of each per thread; the rewrites run on the gRPC event loops, one per core.
      */
     private static final class Scratch {
         ByteBuffer output;
