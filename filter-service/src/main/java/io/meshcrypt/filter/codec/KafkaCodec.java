@@ -23,8 +23,11 @@ public final class KafkaCodec {
     /** Bytes after the size field needed to route a response: correlation id. */
     public static final int RESPONSE_HEAD_BYTES = 4;
 
-    /** The array the fields of a frame start in: records are spliced, so a frame's own fields rarely need more. */
-    private static final int FIELDS_CAPACITY = 4096;
+    /**
+     * The array the fields of a frame start in: records are spliced, so the fields of a frame of a few partitions are a
+     * few hundred bytes (4 KiB was most of what encoding a one-partition frame allocated); more partitions grow it.
+     */
+    private static final int FIELDS_CAPACITY = 512;
 
     private KafkaCodec() {
     }

@@ -98,7 +98,7 @@ public final class ValueCipherV2 implements ValueCipher {
         System.arraycopy(header, 0, out, 0, header.length);
         Nonces.next(out, header.length);
         aesGcm.seal(dek.key, out, header.length, header, topic, plaintext, header.length + ValueEnvelope.NONCE_LENGTH);
-        return ByteBuffer.wrap(out, 0, total);
+        return reuse == null ? ByteBuffer.wrap(out, 0, total) : reuse.view(total);
     }
 
     @Override
@@ -127,7 +127,7 @@ public final class ValueCipherV2 implements ValueCipher {
         Nonces.next(out, headerLength);
         aesGcm.seal(dek.key, out, headerLength, out, headerLength, topic, name, plaintext,
                 headerLength + ValueEnvelope.NONCE_LENGTH);
-        return ByteBuffer.wrap(out, 0, total);
+        return reuse == null ? ByteBuffer.wrap(out, 0, total) : reuse.view(total);
     }
 
     @Override
@@ -200,10 +200,13 @@ public final class ValueCipherV2 implements ValueCipher {
             headerLength = info.headerLength();
         }
         int start = envelope.position();
-        ByteBuffer ciphertext = envelope.duplicate().position(start + headerLength + ValueEnvelope.NONCE_LENGTH);
+        int bodyStart = start + headerLength + ValueEnvelope.NONCE_LENGTH;
+        ByteBuffer ciphertext = reuse == null ? envelope.duplicate().position(bodyStart)
+                : reuse.bodyView(envelope, bodyStart, envelope.limit());
+        ByteBuffer header = reuse == null ? envelope.duplicate().limit(start + headerLength)
+                : reuse.headerView(envelope, start, start + headerLength);
         try {
-            return aesGcm.open(key, envelope, start + headerLength, envelope.duplicate().limit(start + headerLength), topic,
-                    headerName, ciphertext, reuse);
+            return aesGcm.open(key, envelope, start + headerLength, header, topic, headerName, ciphertext, reuse);
         } catch (AEADBadTagException e) {
             ValueEnvelopeV2.Info info = parse(envelope, topic, headerName);
             throw new EnvelopeException("cannot decrypt " + (headerName == null ? "value" : "header value")

@@ -55,6 +55,12 @@ public final class RecordBatchRewriter {
     private static final int CONTROL_FLAG_MASK = 0x20;
     private static final int MAX_ARRAY_SIZE = Integer.MAX_VALUE - 8;
     private static final int COPY_CHUNK = 8 * 1024;
+    /**
+     * The largest output and decompression arrays a thread keeps for its next call (see {@link Scratch}): typical
+     * batches reuse them, and a rare huge frame's are left to the garbage collector instead of held per thread.
+     */
+    static final int RETAINED_SCRATCH_BYTES = 1024 * 1024;
+    private static final ThreadLocal<Scratch> SCRATCH = new ThreadLocal<>();
 
     /** Stateless codecs indexed by compression id; recompression uses the codec's default level. */
     private static final Compression[] CODECS = new Compression[CompressionType.values().length];
@@ -184,6 +190,39 @@ public final class RecordBatchRewriter {
                 + limit, baseOffset);
     }
 
+    /**
+     * What a thread reuses from call to call: the array the output is written into (the result is copied out of it
+     * exactly sized, so a call allocates the bytes it returns and not a guess at them, which for decryption was a
+     * quarter more than the input) and the decompression array. Taken by a call and given back by {@link Job#close},
+     * so a nested call on the same thread (none today) would get a fresh one. At most {@link #RETAINED_SCRATCH_BYTES}
+     * of each per thread; the rewrites run on the gRPC event loops, one per core.
+     */
+    private static final class Scratch {
+        ByteBuffer output;
+        byte[] decompressed;
+
+        /** Takes the thread's scratch for one call. */
+        static Scratch take() {
+            Scratch scratch = SCRATCH.get();
+            if (scratch == null) {
+                return new Scratch();
+            }
+            SCRATCH.set(null);
+            return scratch;
+        }
+
+        /** Gives it back, without any array larger than {@link #RETAINED_SCRATCH_BYTES}. */
+        void giveBack() {
+            if (output != null && output.capacity() > RETAINED_SCRATCH_BYTES) {
+                output = null;
+            }
+            if (decompressed != null && decompressed.length > RETAINED_SCRATCH_BYTES) {
+                decompressed = null;
+            }
+            SCRATCH.set(this);
+        }
+    }
+
     /** Per-call state: the output stream, the parse cursor and scratch buffers shared by all batches of the call. */
     private static final class Job {
         private final ByteBuffer in;
@@ -211,7 +250,8 @@ public final class RecordBatchRewriter {
         private final byte[] varint = new byte[10];
         private ByteBufferOutputStream out;
         private byte[] chunk;
-        private byte[] decompressed;
+        private final Scratch scratch = Scratch.take();
+        private byte[] decompressed = scratch.decompressed;
         private BufferSupplier bufferSupplier;
         /** Start of the run of input bytes that pass through unchanged and are not yet copied to {@link #out}. */
         private int pendingFrom;
@@ -286,11 +326,11 @@ public final class RecordBatchRewriter {
                 return null;
             }
             flushPending(limit);
-            ByteBuffer result = out.buffer();
-            checkOutput(result.position());
-            budget.chargeOutput(result.position());
-            result.flip();
-            return result;
+            ByteBuffer written = out.buffer();
+            int length = written.position();
+            checkOutput(length);
+            budget.chargeOutput(length);
+            return ByteBuffer.wrap(Arrays.copyOf(written.array(), length));
         }
 
         private static void truncated(int remaining, TruncatedTail policy) throws RecordRewriteException {
@@ -435,6 +475,7 @@ public final class RecordBatchRewriter {
                 throw overBudget(baseOffset, 0, frameMax);
             }
             if (bufferSupplier == null) {
+                // Per call, not per thread: a codec may cache blocks of up to 4 MiB in it (lz4's largest).
                 bufferSupplier = BufferSupplier.create();
             }
             int initial = (int) Math.min(max, Math.max(4096L, 4L * compressed.remaining()));
@@ -793,9 +834,12 @@ public final class RecordBatchRewriter {
             if (out == null) {
                 // Encryption grows values by a few dozen bytes; leave room so typical batches never reallocate. Encrypted
                 // headers grow each record by an envelope's overhead per header: more room.
-                long capacity = (long) in.limit() + in.limit() / (headerRewriter == null ? 4 : 2) + 256;
-                out = new ByteBufferOutputStream((int) Math.min(Math.min(MAX_ARRAY_SIZE, capacity),
-                        Math.max(0L, budget.remainingOutput())));
+                long capacity = Math.min(Math.min(MAX_ARRAY_SIZE,
+                                (long) in.limit() + in.limit() / (headerRewriter == null ? 4 : 2) + 256),
+                        Math.max(0L, budget.remainingOutput()));
+                ByteBuffer kept = scratch.output;
+                out = kept != null && kept.capacity() >= capacity ? new ByteBufferOutputStream(kept.clear())
+                        : new ByteBufferOutputStream((int) capacity);
             }
             if (end > pendingFrom) {
                 try {
@@ -815,13 +859,13 @@ public final class RecordBatchRewriter {
             if (out == null) {
                 return; // inspect only: nothing is written
             }
-            int remaining = out.remaining();
-            if (remaining < length) {
-                int position = out.position();
-                long allowed = Math.min(MAX_ARRAY_SIZE, budget.remainingOutput());
-                if ((long) position + length > allowed) {
-                    throw new OverBudget(outputOverBudget(position + (long) length));
-                }
+            int position = out.position();
+            long allowed = Math.min(MAX_ARRAY_SIZE, budget.remainingOutput());
+            // Checked at every write, not only when the array grows: a reused array may be larger than what is left.
+            if ((long) position + length > allowed) {
+                throw new OverBudget(outputOverBudget(position + (long) length));
+            }
+            if (out.remaining() < length) {
                 long wanted = Math.min(Math.max(length, Math.min(position, MAX_ARRAY_SIZE - position)), allowed - position);
                 out.ensureRemaining((int) wanted);
             }
@@ -926,10 +970,16 @@ public final class RecordBatchRewriter {
             }
         }
 
+        /** Gives the thread's scratch back: the output array (maybe grown) and the decompression array. */
         void close() {
             if (bufferSupplier != null) {
                 bufferSupplier.close();
             }
+            if (out != null) {
+                scratch.output = out.buffer();
+            }
+            scratch.decompressed = decompressed;
+            scratch.giveBack();
         }
     }
 
