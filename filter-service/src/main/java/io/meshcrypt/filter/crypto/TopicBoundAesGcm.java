@@ -21,7 +21,11 @@ final class TopicBoundAesGcm {
     private static final int TAG_BITS = ValueEnvelope.TAG_LENGTH * 8;
     /** Topic AAD is cached per topic name; the bound keeps a client inventing topic names from growing it forever. */
     private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
-    private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(TopicBoundAesGcm::newCipher);
+    private static final ThreadLocal<PerThread> PER_THREAD = ThreadLocal.withInitial(PerThread::new);
+    /** Room for the associated data of a typical envelope; it grows for longer KEK ids, wrapped DEKs or names. */
+    private static final int AAD_CAPACITY = 512;
+    /** Above this an array grown for unusually long associated data is dropped at the next ordinary record. */
+    private static final int MAX_RETAINED_AAD = 16 * 1024;
 
     private final ConcurrentHashMap<String, byte[]> topicAad = new ConcurrentHashMap<>();
 
@@ -45,13 +49,11 @@ final class TopicBoundAesGcm {
     void seal(SecretKeySpec key, byte[] out, int nonceOffset, byte[] header, int headerLength, String topic,
               ByteBuffer headerName, ByteBuffer plaintext, int offset) throws GeneralSecurityException {
         int length = plaintext.remaining();
-        Cipher cipher = CIPHER.get();
+        PerThread state = PER_THREAD.get();
+        Cipher cipher = state.cipher;
         cipher.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, out, nonceOffset, ValueEnvelope.NONCE_LENGTH));
-        cipher.updateAAD(header, 0, headerLength);
-        cipher.updateAAD(topicAad(topic));
-        if (headerName != null) {
-            updateAadWithName(cipher, headerName);
-        }
+        state.aad(header, 0, headerLength, topicAad(topic), headerName);
+        cipher.updateAAD(state.aad, 0, state.aadLength);
         int written = plaintext.hasArray()
                 ? cipher.doFinal(plaintext.array(), plaintext.arrayOffset() + plaintext.position(), length, out, offset)
                 : cipher.doFinal(plaintext.duplicate(), ByteBuffer.wrap(out, offset, length + ValueEnvelope.TAG_LENGTH));
@@ -85,7 +87,8 @@ final class TopicBoundAesGcm {
             throw new AEADBadTagException("ciphertext shorter than the tag");
         }
         byte[] out = reuse == null ? new byte[length] : reuse.atLeast(length);
-        Cipher cipher = CIPHER.get();
+        PerThread state = PER_THREAD.get();
+        Cipher cipher = state.cipher;
         GCMParameterSpec iv;
         if (nonce.hasArray()) {
             iv = new GCMParameterSpec(TAG_BITS, nonce.array(), nonce.arrayOffset() + nonceAt, ValueEnvelope.NONCE_LENGTH);
@@ -95,32 +98,58 @@ final class TopicBoundAesGcm {
             iv = new GCMParameterSpec(TAG_BITS, copy);
         }
         cipher.init(Cipher.DECRYPT_MODE, key, iv);
-        if (header.hasArray()) {
-            cipher.updateAAD(header.array(), header.arrayOffset() + header.position(), header.remaining());
-        } else {
-            cipher.updateAAD(header.duplicate());
-        }
-        cipher.updateAAD(topicAad(topic));
-        if (headerName != null) {
-            updateAadWithName(cipher, headerName);
-        }
+        state.aad(header, topicAad(topic), headerName);
+        cipher.updateAAD(state.aad, 0, state.aadLength);
         int written = ciphertext.hasArray()
                 ? cipher.doFinal(ciphertext.array(), ciphertext.arrayOffset() + ciphertext.position(), ciphertext.remaining(), out, 0)
                 : cipher.doFinal(ciphertext.duplicate(), ByteBuffer.wrap(out, 0, length));
         if (written != length) {
             throw new GeneralSecurityException("AES-GCM wrote " + written + " bytes, expected " + length);
         }
-        return ByteBuffer.wrap(out, 0, length);
+        return reuse == null ? ByteBuffer.wrap(out, 0, length) : reuse.view(length);
     }
 
-    private static final byte[] NAME_SEPARATOR = {HeaderEnvelope.NAME_SEPARATOR};
+    /**
+     * A thread's cipher, and the associated data of its current operation gathered into one array: the JCE buffers
+     * associated data in an array sized by the first {@code updateAAD} call and copies it into a larger one at each
+     * further call, so one call per record allocates least.
+     */
+    private static final class PerThread {
+        final Cipher cipher = newCipher();
+        byte[] aad = new byte[AAD_CAPACITY];
+        int aadLength;
 
-    private static void updateAadWithName(Cipher cipher, ByteBuffer name) {
-        cipher.updateAAD(NAME_SEPARATOR);
-        if (name.hasArray()) {
-            cipher.updateAAD(name.array(), name.arrayOffset() + name.position(), name.remaining());
-        } else {
-            cipher.updateAAD(name.duplicate());
+        /** {@code header[from, from + length) || topicAad}, then {@code 0x00 || name} when a name is given. */
+        void aad(byte[] header, int from, int length, byte[] topicAad, ByteBuffer name) {
+            int total = length + topicAad.length + (name == null ? 0 : 1 + name.remaining());
+            if (aad.length < total) {
+                aad = new byte[Math.max(total, 2 * aad.length)];
+            } else if (aad.length > MAX_RETAINED_AAD && total <= AAD_CAPACITY && header != aad) {
+                // A client's one long header name must not pin a large array on this thread for good.
+                aad = new byte[AAD_CAPACITY];
+            }
+            System.arraycopy(header, from, aad, 0, length);
+            System.arraycopy(topicAad, 0, aad, length, topicAad.length);
+            aadLength = length + topicAad.length;
+            if (name != null) {
+                aad[aadLength++] = HeaderEnvelope.NAME_SEPARATOR;
+                name.get(name.position(), aad, aadLength, name.remaining());
+                aadLength += name.remaining();
+            }
+        }
+
+        /** As {@link #aad(byte[], int, int, byte[], ByteBuffer)}, the header being position..limit of a buffer. */
+        void aad(ByteBuffer header, byte[] topicAad, ByteBuffer name) {
+            int length = header.remaining();
+            if (header.hasArray()) {
+                aad(header.array(), header.arrayOffset() + header.position(), length, topicAad, name);
+                return;
+            }
+            if (aad.length < length) {
+                aad = new byte[Math.max(length, 2 * aad.length)];
+            }
+            header.get(header.position(), aad, 0, length);
+            aad(aad, 0, length, topicAad, name);
         }
     }
 
