@@ -7,6 +7,7 @@ import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.policy.TopicPlan;
 import io.meshcrypt.filter.policy.TopicPlans;
 import io.meshcrypt.filter.records.FrameBudget;
+import io.meshcrypt.filter.records.HeaderRewriter;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordRewriteException;
 import io.meshcrypt.filter.records.ValueRewriter;
@@ -224,18 +225,19 @@ final class ProduceEncryptor {
         return true;
     }
 
-    /** Fails the request when a value of a decryptOnly-but-not-encrypted topic would pass for an envelope on fetch. */
+    /** Fails the request when a value, key or header of a decryptOnly-but-not-encrypted topic would pass for an envelope on fetch. */
     private void refuseEnvelopes(ProduceRequestData.TopicProduceData topic, TopicPlan plan, FrameBudget budget)
             throws KafkaFrameException {
         String name = topic.name();
         // Keys too, where the fetch path would decrypt key envelopes (null when it never does).
         ValueRewriter keys = crypto.keyGuard(name, plan);
+        HeaderRewriter headers = crypto.headerGuard(name, plan);
         for (ProduceRequestData.PartitionProduceData partition : topic.partitionData()) {
             if (partition.records() == null) {
                 continue;
             }
             try {
-                RecordBatchRewriter.inspect(memoryRecords(name, partition), NO_ENVELOPES, keys,
+                RecordBatchRewriter.inspect(memoryRecords(name, partition), NO_ENVELOPES, keys, headers,
                         RecordBatchRewriter.TruncatedTail.REJECT, budget);
             } catch (RecordRewriteException e) {
                 throw new KafkaFrameException("Produce to " + name + "-" + partition.index() + ": " + e.getMessage(), e);

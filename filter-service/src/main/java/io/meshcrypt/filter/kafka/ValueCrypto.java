@@ -199,15 +199,20 @@ final class ValueCrypto {
     }
 
     /**
-     * Follows the rule for values on encrypted topics: every non-null value of a listed header must be a header
+     * Follows the rule for values. On an encrypted topic every non-null value of a listed header must be a header
      * envelope that decrypts under this topic and this header name; anything else (plaintext written before the topic
      * listed the header, or by a producer that bypassed the mesh; an envelope moved from another header or topic; a
-     * tampered one) fails the partition as CORRUPT_MESSAGE, never reaching the consumer. Only encrypted topics: a
-     * {@code decryptOnly} topic has no entry that lists headers.
+     * tampered one) fails the partition as CORRUPT_MESSAGE, never reaching the consumer. On a {@code decryptOnly}
+     * topic (encrypted earlier, its entry and so its header list gone) every header value shaped like a header
+     * envelope is decrypted under its own name and the rest pass; one that does not decrypt fails the partition
+     * (Produce through the mesh refuses such values there: {@link #headerGuard}).
      *
      * @return null when fetched headers of {@code topic} pass untouched, else the header rewriter for its batches
      */
     HeaderRewriter headerDecryptor(String topic, TopicPlan plan) {
+        if (plan.decryptOnly()) {
+            return decryptOnlyHeaders(topic);
+        }
         HeaderNames names = listedHeaders(plan);
         if (names == null) {
             return null;
@@ -221,12 +226,62 @@ final class ValueCrypto {
                     throw new RecordRewriteException("header " + shownName(name) + " on encrypted topic " + shown
                             + " is not a meshcrypt header envelope", null);
                 }
-                try {
-                    return cipher.decryptHeader(topic, name, value, plaintexts);
-                } catch (GeneralSecurityException e) {
-                    throw failure("cannot decrypt header " + shownName(name) + " of topic " + shown + ": "
-                            + e.getMessage(), e);
+                return decryptHeader(topic, shown, name, value, plaintexts);
+            }
+        };
+    }
+
+    private HeaderRewriter decryptOnlyHeaders(String topic) {
+        String shown = shown(topic);
+        ReusableBuffer plaintexts = new ReusableBuffer();
+        return new HeaderRewriter() {
+            @Override
+            public boolean rewrites(ByteBuffer name) {
+                return true; // which headers were listed is not known any more: the value's magic tells
+            }
+
+            @Override
+            public ByteBuffer rewrite(ByteBuffer name, ByteBuffer value) throws RecordRewriteException {
+                return HeaderEnvelope.isHeaderEnvelope(value) ? decryptHeader(topic, shown, name, value, plaintexts)
+                        : value;
+            }
+        };
+    }
+
+    private ByteBuffer decryptHeader(String topic, String shown, ByteBuffer name, ByteBuffer value,
+                                     ReusableBuffer plaintexts) throws RecordRewriteException {
+        try {
+            return cipher.decryptHeader(topic, name, value, plaintexts);
+        } catch (GeneralSecurityException e) {
+            throw failure("cannot decrypt header " + shownName(name) + " of topic " + shown + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The header counterpart of {@link #valueGuard}: for Produce to a {@code decryptOnly} topic, a header value
+     * starting with the header-envelope magic would be decrypted (and fail) on fetch, so it is refused.
+     *
+     * @return null when producing to {@code topic} needs no header check; else an inspector that throws
+     *     {@link RecordRewriteException} on a header value shaped like a header envelope
+     */
+    HeaderRewriter headerGuard(String topic, TopicPlan plan) {
+        if (!plan.decryptOnly()) {
+            return null;
+        }
+        return new HeaderRewriter() {
+            @Override
+            public boolean rewrites(ByteBuffer name) {
+                return true;
+            }
+
+            @Override
+            public ByteBuffer rewrite(ByteBuffer name, ByteBuffer value) throws RecordRewriteException {
+                if (HeaderEnvelope.isHeaderEnvelope(value)) {
+                    throw new RecordRewriteException("header " + shownName(name) + " produced to topic " + shown(topic)
+                            + " (decryptOnly) starts with the meshcrypt header-envelope magic; consumers would fail to"
+                            + " decrypt it: refused", null);
                 }
+                return value;
             }
         };
     }

@@ -151,6 +151,16 @@ public final class RecordBatchRewriter {
     /** As {@link #inspect(MemoryRecords, ValueRewriter, TruncatedTail, FrameBudget)}, also showing every non-null key to {@code keyInspector} (when not null). */
     public static void inspect(MemoryRecords records, ValueRewriter inspector, ValueRewriter keyInspector,
                                TruncatedTail truncatedTail, FrameBudget budget) throws RecordRewriteException {
+        inspect(records, inspector, keyInspector, null, truncatedTail, budget);
+    }
+
+    /**
+     * As {@link #inspect(MemoryRecords, ValueRewriter, ValueRewriter, TruncatedTail, FrameBudget)}, also showing the
+     * non-null values of the headers {@code headerInspector} chooses by name (when not null).
+     */
+    public static void inspect(MemoryRecords records, ValueRewriter inspector, ValueRewriter keyInspector,
+                               HeaderRewriter headerInspector, TruncatedTail truncatedTail, FrameBudget budget)
+            throws RecordRewriteException {
         Objects.requireNonNull(records, "records");
         Objects.requireNonNull(inspector, "inspector");
         Objects.requireNonNull(truncatedTail, "truncatedTail");
@@ -159,7 +169,7 @@ public final class RecordBatchRewriter {
         if (!in.hasRemaining()) {
             return;
         }
-        Job job = new Job(in, inspector, keyInspector, null, budget, truncatedTail, true);
+        Job job = new Job(in, inspector, keyInspector, headerInspector, budget, truncatedTail, true);
         try {
             job.run();
         } catch (OverBudget e) {
@@ -440,12 +450,14 @@ public final class RecordBatchRewriter {
                 throws RecordRewriteException {
             try {
                 if (codec.type() == CompressionType.NONE) {
+                    headerViewsOf(in);
                     rewriteRecords(in, inValues, inKeys, start + RECORD_BATCH_OVERHEAD, start + size,
                             OutputStream.nullOutputStream(), count, baseOffset);
                 } else {
                     int length = decompress(codec, in.slice(start + RECORD_BATCH_OVERHEAD, size - RECORD_BATCH_OVERHEAD),
                             baseOffset);
                     ByteBuffer plain = ByteBuffer.wrap(decompressed, 0, length);
+                    headerViewsOf(plain);
                     rewriteRecords(plain, plain.duplicate(), keyRewriter == null ? null : plain.duplicate(),
                             0, length, OutputStream.nullOutputStream(), count, baseOffset);
                 }

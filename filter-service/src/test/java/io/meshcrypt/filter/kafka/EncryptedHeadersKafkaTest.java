@@ -197,6 +197,63 @@ class EncryptedHeadersKafkaTest {
         assertTrue(String.valueOf(e.getMessage()).contains("keys:"), String.valueOf(e.getMessage()));
     }
 
+    /** A policy that once listed headers for {@code legacy*} and now only decrypts it (the entry is gone). */
+    private void decryptOnlyLegacy() throws Exception {
+        EncryptionPolicy policy = EncryptionPolicy.ofRules(List.of(TopicRule.wholeValue("orders")), List.of("legacy*"),
+                EncryptionPolicy.Unmatched.PASSTHROUGH);
+        connection = new KafkaProxy(policy, new ValueCipherV2(deks, null), null, new BrokerAddresses(Map.of()),
+                TestLimits.kafka(1 << 20)).open();
+    }
+
+    private Header envelopeHeader(String topic, String name, String value) throws Exception {
+        return new RecordHeader(name, bytes(cipher.encryptHeader(topic, ByteBuffer.wrap(text(name)),
+                ByteBuffer.wrap(text(value)), null)));
+    }
+
+    @Test
+    void givenDecryptOnlyTopic_whenHeaderEnvelopesWrittenEarlierAreFetched_thenTheyArePlaintextAndOtherHeadersPass()
+            throws Exception {
+        decryptOnlyLegacy();
+        Header[] stored = {header("trace", "t-1"), envelopeHeader("legacy-users", "user-id", "u-42"),
+                header("x-pii-email", null), envelopeHeader("legacy-users", "x-pii-phone", "+41")};
+
+        FetchResponseData.PartitionData partition = fetch("legacy-users", stored, text("plain value"));
+
+        assertEquals(Errors.NONE.code(), partition.errorCode());
+        Header[] seen = records(partition.records()).getFirst().headers();
+        assertEquals(List.of("trace", "user-id", "x-pii-email", "x-pii-phone"), Arrays.stream(seen).map(Header::key).toList());
+        assertEquals("t-1", new String(seen[0].value(), StandardCharsets.UTF_8));
+        assertEquals("u-42", new String(seen[1].value(), StandardCharsets.UTF_8));
+        assertNull(seen[2].value());
+        assertEquals("+41", new String(seen[3].value(), StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void givenDecryptOnlyTopic_whenAHeaderEnvelopeIsFetchedUnderAnotherName_thenThePartitionFailsWithCorruptMessage()
+            throws Exception {
+        decryptOnlyLegacy();
+        Header moved = new RecordHeader("trace", envelopeHeader("legacy-users", "user-id", "u-42").value());
+
+        FetchResponseData.PartitionData partition = fetch("legacy-users", new Header[]{moved}, text("v"));
+
+        assertEquals(Errors.CORRUPT_MESSAGE.code(), partition.errorCode());
+        assertEquals(0, ((MemoryRecords) partition.records()).sizeInBytes(), "no record, no plaintext");
+    }
+
+    @Test
+    void givenDecryptOnlyTopic_whenAProducedHeaderStartsWithTheEnvelopeMagic_thenTheRequestIsRefusedAndPlainOnesPass()
+            throws Exception {
+        decryptOnlyLegacy();
+
+        Record sent = produce("legacy-users", new Header[]{header("trace", "t-1")}).getFirst();
+        assertEquals("t-1", new String(sent.headers()[0].value(), StandardCharsets.UTF_8), "forwarded as sent");
+        assertEquals("v", utf8(sent.value()));
+
+        Header shaped = new RecordHeader("trace", new byte[]{0, 'M', 'C', 'H', 1, 2, 3});
+        Exception e = assertThrows(Exception.class, () -> produce("legacy-users", new Header[]{shaped}));
+        assertTrue(String.valueOf(e.getMessage()).contains("header-envelope magic"), String.valueOf(e.getMessage()));
+    }
+
     // ---- helpers ----
 
     private List<Record> produce(String topic, Header[] headers) throws Exception {
