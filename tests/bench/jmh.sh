@@ -43,6 +43,7 @@ jq -r --argjson n "$RECORDS_PER_OP" --argjson size "$VALUE_BYTES" '
   (map(select(.benchmark | endswith(".aesGcmBaseline"))) | first | .primaryMetric.score) as $aes
   | ["benchmark", "batches/s", "±", "MB/s", "x_aes_gcm", "alloc_B/op", "alloc_B/record"],
     (.[] | ((.params.exchange // (.benchmark | split(".") | last))
+              + (if .params.subjects then "/" + .params.subjects else "" end)
               + (if .params.metrics == "on" then "+metrics" else "" end)) as $name
       | (.secondaryMetrics["gc.alloc.rate.norm"].score // null) as $alloc
       | [$name,
