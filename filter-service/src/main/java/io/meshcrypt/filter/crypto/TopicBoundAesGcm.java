@@ -14,14 +14,16 @@ import javax.crypto.spec.SecretKeySpec;
 /**
  * AES-GCM seal and open with associated data {@code header || UTF-8("topic:" + topic)}: what both record-value
  * envelope versions do, on the JCE cipher (the plaintext is read in place from the record batch, the ciphertext written
- * straight behind the header, the nonce read where it lies). One cipher per thread. Thread-safe.
+ * straight behind the header, the nonce read where it lies). Per thread, one cipher per recently used key
+ * ({@link KeyedCiphers}: per-subject keys change key almost every record). Thread-safe.
  */
 final class TopicBoundAesGcm {
     private static final String TRANSFORMATION = "AES/GCM/NoPadding";
     private static final int TAG_BITS = ValueEnvelope.TAG_LENGTH * 8;
     /** Topic AAD is cached per topic name; the bound keeps a client inventing topic names from growing it forever. */
     private static final int TOPIC_AAD_CACHE_LIMIT = 4096;
-    private static final ThreadLocal<Cipher> CIPHER = ThreadLocal.withInitial(TopicBoundAesGcm::newCipher);
+    private static final ThreadLocal<KeyedCiphers> CIPHERS =
+            ThreadLocal.withInitial(() -> new KeyedCiphers(TopicBoundAesGcm::newCipher));
 
     private final ConcurrentHashMap<String, byte[]> topicAad = new ConcurrentHashMap<>();
 
@@ -45,7 +47,7 @@ final class TopicBoundAesGcm {
     void seal(SecretKeySpec key, byte[] out, int nonceOffset, byte[] header, int headerLength, String topic,
               ByteBuffer headerName, ByteBuffer plaintext, int offset) throws GeneralSecurityException {
         int length = plaintext.remaining();
-        Cipher cipher = CIPHER.get();
+        Cipher cipher = CIPHERS.get().forKey(key);
         cipher.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, out, nonceOffset, ValueEnvelope.NONCE_LENGTH));
         cipher.updateAAD(header, 0, headerLength);
         cipher.updateAAD(topicAad(topic));
@@ -85,7 +87,7 @@ final class TopicBoundAesGcm {
             throw new AEADBadTagException("ciphertext shorter than the tag");
         }
         byte[] out = reuse == null ? new byte[length] : reuse.atLeast(length);
-        Cipher cipher = CIPHER.get();
+        Cipher cipher = CIPHERS.get().forKey(key);
         GCMParameterSpec iv;
         if (nonce.hasArray()) {
             iv = new GCMParameterSpec(TAG_BITS, nonce.array(), nonce.arrayOffset() + nonceAt, ValueEnvelope.NONCE_LENGTH);

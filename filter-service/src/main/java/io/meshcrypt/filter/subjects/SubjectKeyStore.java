@@ -44,6 +44,15 @@ public final class SubjectKeyStore implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(SubjectKeyStore.class);
     private static final String SCOPE_CONTEXT = "meshcrypt-subjects:";
     private static final int MAX_TRACKED_MISSES = 10_000;
+    /** Scopes (policy entries with subject:) the log may name; secrets of more are skipped. */
+    static final int MAX_SCOPES = 1_000;
+    /** A KMS-wrapped 32-byte secret is far smaller with every provider; a larger one is foreign. */
+    static final int MAX_WRAPPED_SECRET_BYTES = 4096;
+    /** Keys of one subject (replicas racing on a new subject make two or three); more are foreign. */
+    static final int MAX_KEYS_PER_SUBJECT = 16;
+    /** Key records of forgotten subjects queued to be overwritten at once. */
+    static final int MAX_PENDING_OVERWRITES = 100_000;
+    private static final long SKIP_LOG_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(10);
 
     /**
      * @param maxSubjects subjects (live or forgotten) the index holds; a new subject beyond it is refused
@@ -90,14 +99,47 @@ public final class SubjectKeyStore implements AutoCloseable {
         }
     }
 
-    /** A 16-byte subject ref as a map key. */
-    record Ref(long high, long low) {
+    /**
+     * A 16-byte subject ref as a map key. The per-record lookups use one mutable probe per thread ({@link #probe()}),
+     * which is never put in a map; the keys in the maps are never changed.
+     */
+    static final class Ref {
+        private static final ThreadLocal<Ref> PROBE = ThreadLocal.withInitial(() -> new Ref(0, 0));
+        private long high;
+        private long low;
+
+        private Ref(long high, long low) {
+            this.high = high;
+            this.low = low;
+        }
+
         static Ref of(byte[] ref) {
             return of(ByteBuffer.wrap(ref), 0);
         }
 
         static Ref of(ByteBuffer b, int at) {
             return new Ref(b.getLong(at), b.getLong(at + 8));
+        }
+
+        /** @return this thread's probe, to look up and then forget: never a map key */
+        static Ref probe() {
+            return PROBE.get();
+        }
+
+        Ref set(ByteBuffer b, int at) {
+            high = b.getLong(at);
+            low = b.getLong(at + 8);
+            return this;
+        }
+
+        Ref set(byte[] b) {
+            high = (long) LONGS.get(b, 0);
+            low = (long) LONGS.get(b, 8);
+            return this;
+        }
+
+        Ref copy() {
+            return new Ref(high, low);
         }
 
         byte[] bytes() {
@@ -107,12 +149,29 @@ public final class SubjectKeyStore implements AutoCloseable {
         String text() {
             return HexFormat.of().formatHex(bytes());
         }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Ref r && r.high == high && r.low == low;
+        }
+
+        @Override
+        public int hashCode() {
+            return Long.hashCode(high * 31 + low);
+        }
     }
+
+    private static final java.lang.invoke.VarHandle LONGS =
+            java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, java.nio.ByteOrder.BIG_ENDIAN);
+    /** Per thread: the subject ref's HMAC of {@link #forEncryption}. */
+    private static final ThreadLocal<byte[]> MAC_OUT = ThreadLocal.withInitial(() -> new byte[ScopeKeys.MAC_LENGTH]);
 
     private static final class KeyEntry {
         final long keyId;
         final byte[] wrapped;
         volatile SecretKeySpec key;
+        /** Once unwrapped: what {@link #forEncryption} returns, the same object each record. */
+        volatile SubjectKey forEncryption;
 
         KeyEntry(long keyId, byte[] wrapped) {
             this.keyId = keyId;
@@ -122,14 +181,16 @@ public final class SubjectKeyStore implements AutoCloseable {
 
     private static final class Subject {
         final String scope;
+        final Ref ref;
         volatile boolean forgotten;
         /** The first key in log order: new records are encrypted with it. */
         volatile KeyEntry current;
         /** Copy on write; almost always one entry. */
         volatile KeyEntry[] keys = new KeyEntry[0];
 
-        Subject(String scope) {
+        Subject(String scope, Ref ref) {
             this.scope = scope;
+            this.ref = ref;
         }
 
         KeyEntry key(long keyId) {
@@ -143,6 +204,7 @@ public final class SubjectKeyStore implements AutoCloseable {
     }
 
     private static final class Scope {
+        final String name;
         /** The first secret in log order, once read. */
         volatile SubjectKeyRecords.WrappedSecret chosen;
         volatile ScopeKeys keys;
@@ -151,6 +213,10 @@ public final class SubjectKeyStore implements AutoCloseable {
         /** A secret this replica wrapped and appended, so it need not be unwrapped again. */
         volatile byte[] ownWrapped;
         volatile byte[] ownSecret;
+
+        Scope(String name) {
+            this.name = name;
+        }
     }
 
     private final SubjectKeyLog keyLog;
@@ -172,6 +238,10 @@ public final class SubjectKeyStore implements AutoCloseable {
     private double tokens;
     private long refilledAt;
     private volatile boolean limitLogged;
+    private final java.util.concurrent.atomic.AtomicBoolean overwriteScheduled = new java.util.concurrent.atomic.AtomicBoolean();
+    private final java.util.concurrent.atomic.AtomicLong skippedRecords = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong refusedSubjects = new java.util.concurrent.atomic.AtomicLong();
+    private volatile long lastSkipLogged;
 
     public SubjectKeyStore(SubjectKeyLog keyLog, KekProvider kms, Settings settings) {
         this(keyLog, kms, settings, System::nanoTime);
@@ -199,6 +269,21 @@ public final class SubjectKeyStore implements AutoCloseable {
         return subjects.size();
     }
 
+    /**
+     * What the store refused, for metrics and health: a growing {@code skippedRecords} is someone writing foreign or
+     * malformed records to the key topic; {@code refusedSubjects} counts new subjects refused (from the log or on
+     * produce) because the index holds {@code maxSubjects}.
+     */
+    public record Stats(int subjects, int maxSubjects, long skippedRecords, long refusedSubjects) {
+        public boolean full() {
+            return subjects >= maxSubjects;
+        }
+    }
+
+    public Stats stats() {
+        return new Stats(subjects.size(), settings.maxSubjects(), skippedRecords.get(), refusedSubjects.get());
+    }
+
     // ---- per record -------------------------------------------------------------------------------------------
 
     /**
@@ -213,22 +298,27 @@ public final class SubjectKeyStore implements AutoCloseable {
      */
     public SubjectKey forEncryption(String scope, ByteBuffer subjectId) throws GeneralSecurityException {
         ScopeKeys keys = scopeKeys(scope, true);
-        byte[] id = new byte[subjectId.remaining()];
-        subjectId.duplicate().get(id);
-        byte[] refBytes = keys.ref(id, 0, id.length);
-        Ref ref = Ref.of(refBytes);
-        Subject subject = subjects.get(ref);
+        byte[] mac = MAC_OUT.get();
+        keys.ref(subjectId, mac);
+        Subject subject = subjects.get(Ref.probe().set(mac));
         if (subject != null) {
             if (subject.forgotten) {
-                throw new SubjectForgottenException("subject " + ref.text() + " of scope " + scope + " was forgotten");
+                throw new SubjectForgottenException("subject " + subject.ref.text() + " of scope " + scope
+                        + " was forgotten");
             }
             KeyEntry current = subject.current;
             if (current != null) {
-                return new SubjectKey(refBytes, current.keyId, unwrapped(keys, refBytes, current));
+                SubjectKey key = current.forEncryption;
+                if (key == null) {
+                    unwrapped(keys, subject.ref, current);
+                    key = current.forEncryption;
+                }
+                return key;
             }
         }
+        byte[] refBytes = Arrays.copyOf(mac, SubjectKeyRecords.REF_LENGTH);
         throw new KeyNotReadyException("a key for a new subject of scope " + scope + " is being created",
-                create(keys, ref, refBytes));
+                create(keys, Ref.of(refBytes), refBytes));
     }
 
     /**
@@ -259,24 +349,24 @@ public final class SubjectKeyStore implements AutoCloseable {
      * @throws GeneralSecurityException when the key is unknown after that wait, or its wrapped form does not unwrap
      */
     public SecretKeySpec forDecryption(ByteBuffer envelope, int refAt, long keyId) throws GeneralSecurityException {
-        Ref ref = Ref.of(envelope, refAt);
-        Subject subject = subjects.get(ref);
+        Ref probe = Ref.probe().set(envelope, refAt);
+        Subject subject = subjects.get(probe);
         if (subject != null && subject.forgotten) {
             return null;
         }
         KeyEntry entry = subject == null ? null : subject.key(keyId);
         if (entry == null) {
-            throw unknown(ref, keyId);
+            throw unknown(probe.copy(), keyId);
         }
         if (!misses.isEmpty()) {
-            misses.remove(ref);
+            misses.remove(probe);
         }
         SecretKeySpec key = entry.key;
         if (key != null) {
             return key;
         }
         // The scope the key was filed under in the log, whatever the policy's patterns are today.
-        return unwrapped(scopeKeys(subject.scope, false), ref.bytes(), entry);
+        return unwrapped(scopeKeys(subject.scope, false), subject.ref, entry);
     }
 
     /** @throws KeyNotReadyException while the log loads; TransientKmsException when it cannot be read at all */
@@ -310,12 +400,15 @@ public final class SubjectKeyStore implements AutoCloseable {
                 nextApplied.get().copy().completeOnTimeout(null, 200, TimeUnit.MILLISECONDS));
     }
 
-    private static SecretKeySpec unwrapped(ScopeKeys keys, byte[] ref, KeyEntry entry) throws GeneralSecurityException {
+    private static SecretKeySpec unwrapped(ScopeKeys keys, Ref ref, KeyEntry entry) throws GeneralSecurityException {
         SecretKeySpec key = entry.key;
         if (key == null) {
-            byte[] raw = keys.unwrap(entry.wrapped, ref, keyIdBytes(entry.keyId));
+            byte[] refBytes = ref.bytes();
+            byte[] raw = keys.unwrap(entry.wrapped, refBytes, keyIdBytes(entry.keyId));
             key = new SecretKeySpec(raw, "AES");
             Arrays.fill(raw, (byte) 0);
+            // Two threads may both unwrap: each makes an equal key; the last write stays, both are right.
+            entry.forEncryption = new SubjectKey(refBytes, entry.keyId, key);
             entry.key = key;
         }
         return key;
@@ -332,7 +425,11 @@ public final class SubjectKeyStore implements AutoCloseable {
             if (!createIfMissing) {
                 throw new GeneralSecurityException("scope " + scope + " has no secret in the subject-key log");
             }
-            state = scopes.computeIfAbsent(scope, s -> new Scope());
+            if (scopes.size() >= MAX_SCOPES) {
+                throw new TooManySubjectsException("more subject scopes than " + MAX_SCOPES + ": scope " + scope
+                        + " is refused");
+            }
+            state = scopes.computeIfAbsent(scope, Scope::new);
         }
         Scope s = state;
         synchronized (s) {
@@ -403,11 +500,8 @@ public final class SubjectKeyStore implements AutoCloseable {
             return pending;
         }
         if (subjects.size() + creating.size() >= settings.maxSubjects()) {
-            if (!limitLogged) {
-                limitLogged = true;
-                log.error("subject-key index full ({} subjects, subjectKeys.maxSubjects): records of new subjects are"
-                        + " refused", settings.maxSubjects());
-            }
+            refusedSubjects.incrementAndGet();
+            logFull();
             throw new TooManySubjectsException("more subjects than subjectKeys.maxSubjects (" + settings.maxSubjects()
                     + ")");
         }
@@ -501,12 +595,18 @@ public final class SubjectKeyStore implements AutoCloseable {
     }
 
     // ---- following the log (one thread) -------------------------------------------------------------------------
+    //
+    // Anyone who can write to the key topic can put anything in it (a hostile broker or client): every record is
+    // parsed defensively and a bad one is skipped and counted, never trusted and never fatal to the follower; what the
+    // log can make the store hold is bounded (maxSubjects subjects, MAX_SCOPES scopes, MAX_PENDING_OVERWRITES key
+    // records waiting to be overwritten); a flood of new subjects fills the index, after which new subjects are
+    // refused (fail closed), never admitted unbounded.
 
     private void apply(byte[] recordKey, byte[] value) {
         try {
             SubjectKeyRecords.Key key = SubjectKeyRecords.parseKey(recordKey);
             if (key == null || value == null) {
-                log.warn("subject-key log: skipped a malformed record ({} key bytes)", recordKey == null ? 0 : recordKey.length);
+                skipped("a malformed record", null);
                 return;
             }
             switch (key.kind()) {
@@ -514,18 +614,45 @@ public final class SubjectKeyStore implements AutoCloseable {
                 case SubjectKeyRecords.SUBJECT_KEY -> applyKey(recordKey, key, value);
                 default -> applyMarker(key, value);
             }
+        } catch (RuntimeException e) {
+            // A record no parser foresaw must not stop the follower: every later record (a forgotten marker) matters.
+            skipped("a record that failed to apply (" + e + ")", null);
         } finally {
             nextApplied.getAndSet(new CompletableFuture<>()).complete(null);
         }
     }
 
+    /** Counts a skipped record and logs it, at most once per {@link #SKIP_LOG_INTERVAL_NANOS} (a flood is one line). */
+    private void skipped(String what, String scope) {
+        long count = skippedRecords.incrementAndGet();
+        long now = nanoTime.getAsLong();
+        if (count == 1 || now - lastSkipLogged > SKIP_LOG_INTERVAL_NANOS) {
+            lastSkipLogged = now;
+            log.warn("subject-key log: skipped {}{} ({} record(s) skipped since start)", what,
+                    scope == null ? "" : " of scope " + scope, count);
+        }
+    }
+
+    /** @return the scope's state when its secret is in the log (every key and marker follows it), else null */
+    private Scope scopeWithSecret(SubjectKeyRecords.Key key) {
+        Scope state = scopes.get(key.scope());
+        return state == null || state.chosen == null ? null : state;
+    }
+
     private void applySecret(SubjectKeyRecords.Key key, byte[] value) {
         SubjectKeyRecords.WrappedSecret secret = SubjectKeyRecords.parseSecretValue(value);
-        if (secret == null) {
-            log.warn("subject-key log: skipped a malformed scope secret of scope {}", key.scope());
+        if (secret == null || secret.wrapped().length > MAX_WRAPPED_SECRET_BYTES) {
+            skipped("a malformed scope secret", key.scope());
             return;
         }
-        Scope state = scopes.computeIfAbsent(key.scope(), s -> new Scope());
+        Scope state = scopes.get(key.scope());
+        if (state == null) {
+            if (scopes.size() >= MAX_SCOPES) {
+                skipped("the secret of a scope beyond the " + MAX_SCOPES + " scopes held", key.scope());
+                return;
+            }
+            state = scopes.computeIfAbsent(key.scope(), Scope::new);
+        }
         synchronized (state) {
             if (state.chosen != null) {
                 return; // first in log order wins
@@ -533,8 +660,9 @@ public final class SubjectKeyStore implements AutoCloseable {
             state.chosen = secret.withId(ByteBuffer.wrap(key.id()).getLong());
             if (state.working || state.ownWrapped != null) {
                 state.working = true;
+                Scope s = state;
                 SubjectKeyRecords.WrappedSecret chosen = state.chosen;
-                worker.execute(() -> unwrapSecret(key.scope(), state, chosen));
+                worker.execute(() -> unwrapSecret(key.scope(), s, chosen));
             }
         }
     }
@@ -553,39 +681,40 @@ public final class SubjectKeyStore implements AutoCloseable {
             return;
         }
         byte[] wrapped = SubjectKeyRecords.wrappedSubjectKey(value);
-        if (wrapped == null) {
-            log.warn("subject-key log: skipped a malformed subject key of scope {}", key.scope());
+        Scope scope = scopeWithSecret(key);
+        if (wrapped == null || scope == null) {
+            // No replica writes a key before its scope's secret: one without is foreign.
+            skipped(wrapped == null ? "a malformed subject key" : "a subject key of a scope without a secret", key.scope());
             return;
         }
         Subject subject = subjects.get(ref);
         if (subject == null) {
             if (subjects.size() >= settings.maxSubjects()) {
-                log.error("subject-key log: more subjects than subjectKeys.maxSubjects ({}): a key was not loaded",
-                        settings.maxSubjects());
+                refusedSubjects.incrementAndGet();
+                logFull();
                 CompletableFuture<Void> pending = creating.remove(ref);
                 if (pending != null) {
                     pending.complete(null); // the retry reports the limit
                 }
                 return;
             }
-            subject = subjects.computeIfAbsent(ref, r -> new Subject(key.scope()));
+            subject = subjects.computeIfAbsent(ref, r -> new Subject(scope.name, r));
         }
         try {
             if (!subject.scope.equals(key.scope())) {
-                log.warn("subject-key log: skipped a subject key filed under two scopes");
+                skipped("a subject key filed under two scopes", key.scope());
                 return;
             }
             if (subject.forgotten) {
                 // Appended after the marker (a replica that had not read it yet, or a replay): overwrite it.
-                synchronized (toOverwrite) {
-                    toOverwrite.put(ByteBuffer.wrap(recordKey), Boolean.TRUE);
-                }
-                if (caughtUp != null && caughtUp.isDone()) {
-                    worker.execute(this::overwriteForgottenKeys);
-                }
+                overwriteLater(ByteBuffer.wrap(recordKey));
                 return;
             }
             if (subject.key(keyId) != null) {
+                return;
+            }
+            if (subject.keys.length >= MAX_KEYS_PER_SUBJECT) {
+                skipped("a subject key beyond " + MAX_KEYS_PER_SUBJECT + " of one subject", key.scope());
                 return;
             }
             KeyEntry entry = new KeyEntry(keyId, wrapped);
@@ -604,27 +733,43 @@ public final class SubjectKeyStore implements AutoCloseable {
     }
 
     private void applyMarker(SubjectKeyRecords.Key key, byte[] value) {
-        if (!SubjectKeyRecords.isForgotten(value)) {
-            log.warn("subject-key log: skipped a malformed subject marker of scope {}", key.scope());
+        Scope scope = scopeWithSecret(key);
+        if (!SubjectKeyRecords.isForgotten(value) || scope == null) {
+            // forget appends a marker only for a scope with a secret: one without forgets nothing that exists.
+            skipped(scope == null ? "a subject marker of a scope without a secret" : "a malformed subject marker",
+                    key.scope());
             return;
         }
         Ref ref = Ref.of(key.id());
-        Subject subject = subjects.computeIfAbsent(ref, r -> new Subject(key.scope()));
+        Subject subject = subjects.get(ref);
+        if (subject == null) {
+            if (subjects.size() >= settings.maxSubjects()) {
+                // Unknown here and the index full: no key of it is held, and none can be admitted later (the index
+                // never shrinks), so the subject stays unusable, as forgotten.
+                refusedSubjects.incrementAndGet();
+                logFull();
+                return;
+            }
+            subject = subjects.computeIfAbsent(ref, r -> new Subject(scope.name, r));
+        }
         subject.forgotten = true;
         subject.current = null;
-        synchronized (toOverwrite) {
-            for (KeyEntry k : subject.keys) {
-                toOverwrite.put(ByteBuffer.wrap(SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_KEY, subject.scope,
-                        key.id(), keyIdBytes(k.keyId))), Boolean.TRUE);
-            }
+        for (KeyEntry k : subject.keys) {
+            overwriteLater(ByteBuffer.wrap(SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_KEY, subject.scope,
+                    key.id(), keyIdBytes(k.keyId))));
         }
         subject.keys = new KeyEntry[0];
         CompletableFuture<Void> pending = creating.remove(ref);
         if (pending != null) {
             pending.complete(null);
         }
-        if (caughtUp != null && caughtUp.isDone()) {
-            worker.execute(this::overwriteForgottenKeys);
+    }
+
+    private void logFull() {
+        if (!limitLogged) {
+            limitLogged = true;
+            log.error("subject-key index full ({} subjects, subjectKeys.maxSubjects): records of new subjects are"
+                    + " refused", settings.maxSubjects());
         }
     }
 
@@ -638,14 +783,49 @@ public final class SubjectKeyStore implements AutoCloseable {
         }
     }
 
-    /** On the worker: replaces the wrapped keys of forgotten subjects by forgotten values (compaction drops them). */
-    private void overwriteForgottenKeys() {
-        ByteBuffer[] pending;
+    /**
+     * Queues a key record of a forgotten subject to be overwritten with a forgotten value (compaction then drops the
+     * wrapped key), once the log has been read; bounded: beyond {@link #MAX_PENDING_OVERWRITES} the record is left
+     * (it is never used: the marker wins) for a later pass, or the next start, to overwrite.
+     */
+    private void overwriteLater(ByteBuffer recordKey) {
         synchronized (toOverwrite) {
-            pending = toOverwrite.keySet().toArray(ByteBuffer[]::new);
+            if (!toOverwrite.containsKey(recordKey)) {
+                if (toOverwrite.size() >= MAX_PENDING_OVERWRITES) {
+                    skipped("the overwrite of a forgotten subject's key (" + MAX_PENDING_OVERWRITES + " pending)", null);
+                    return;
+                }
+                toOverwrite.put(recordKey, Boolean.FALSE);
+            }
+        }
+        if (caughtUp != null && caughtUp.isDone() && overwriteScheduled.compareAndSet(false, true)) {
+            worker.execute(this::overwriteForgottenKeys);
+        }
+    }
+
+    /**
+     * On the worker: replaces the wrapped keys of forgotten subjects by forgotten values (compaction drops them). Each
+     * record once (marked sent; the forgotten value read back removes it), however many passes a flood schedules.
+     */
+    private void overwriteForgottenKeys() {
+        overwriteScheduled.set(false);
+        java.util.List<ByteBuffer> pending = new java.util.ArrayList<>();
+        synchronized (toOverwrite) {
+            for (Map.Entry<ByteBuffer, Boolean> e : toOverwrite.entrySet()) {
+                if (!e.getValue()) {
+                    e.setValue(Boolean.TRUE);
+                    pending.add(e.getKey());
+                }
+            }
         }
         for (ByteBuffer recordKey : pending) {
-            keyLog.append(recordKey.array(), SubjectKeyRecords.forgottenValue());
+            keyLog.append(recordKey.array(), SubjectKeyRecords.forgottenValue()).whenComplete((ok, e) -> {
+                if (e != null) {
+                    synchronized (toOverwrite) {
+                        toOverwrite.replace(recordKey, Boolean.FALSE); // the next pass tries again
+                    }
+                }
+            });
         }
     }
 
