@@ -298,9 +298,18 @@ public final class SubjectKeyStore implements AutoCloseable {
      */
     public SubjectKey forEncryption(String scope, ByteBuffer subjectId) throws GeneralSecurityException {
         ScopeKeys keys = scopeKeys(scope, true);
-        byte[] mac = MAC_OUT.get();
-        keys.ref(subjectId, mac);
-        Subject subject = subjects.get(Ref.probe().set(mac));
+        RecentIds recent = RecentIds.THREAD.get();
+        int slot = recent.slot(subjectId);
+        Subject subject = recent.find(slot, keys, subjectId);
+        byte[] mac = null;
+        if (subject == null) {
+            mac = MAC_OUT.get();
+            keys.ref(subjectId, mac);
+            subject = subjects.get(Ref.probe().set(mac));
+            if (subject != null) {
+                recent.put(slot, keys, subjectId, subject);
+            }
+        }
         if (subject != null) {
             if (subject.forgotten) {
                 throw new SubjectForgottenException("subject " + subject.ref.text() + " of scope " + scope
@@ -316,9 +325,62 @@ public final class SubjectKeyStore implements AutoCloseable {
                 return key;
             }
         }
-        byte[] refBytes = Arrays.copyOf(mac, SubjectKeyRecords.REF_LENGTH);
+        Ref ref = subject != null ? subject.ref : Ref.of(Arrays.copyOf(mac, SubjectKeyRecords.REF_LENGTH));
         throw new KeyNotReadyException("a key for a new subject of scope " + scope + " is being created",
-                create(keys, Ref.of(refBytes), refBytes));
+                create(keys, ref, ref.bytes()));
+    }
+
+    /**
+     * Per thread: subject ids met lately and their subjects, so that the Produce pre-pass's HMAC ({@link #prepare})
+     * also serves the encryption pass, and a subject met again soon costs a byte comparison instead of an HMAC.
+     * Direct-mapped, {@value #SLOTS} ids of at most {@value #MAX_ID} bytes (longer ids are not kept), compared byte
+     * for byte with the scope's keys as owner; a subject is never removed from the index, so an entry stays right
+     * (forgetting is read from the subject itself).
+     */
+    private static final class RecentIds {
+        static final ThreadLocal<RecentIds> THREAD = ThreadLocal.withInitial(RecentIds::new);
+        static final int SLOTS = 4096;
+        static final int MAX_ID = 64;
+        final byte[] ids = new byte[SLOTS * MAX_ID];
+        final int[] lengths = new int[SLOTS];
+        final ScopeKeys[] owners = new ScopeKeys[SLOTS];
+        final Subject[] subjects = new Subject[SLOTS];
+
+        /** @return the id's slot, or -1 when it is too long to keep */
+        int slot(ByteBuffer id) {
+            int length = id.remaining();
+            if (length > MAX_ID) {
+                return -1;
+            }
+            int h = 0x811c9dc5;
+            for (int i = id.position(), end = id.limit(); i < end; i++) {
+                h = (h ^ id.get(i)) * 0x01000193;
+            }
+            return (h ^ (h >>> 15)) & (SLOTS - 1);
+        }
+
+        Subject find(int slot, ScopeKeys owner, ByteBuffer id) {
+            if (slot < 0 || owners[slot] != owner || lengths[slot] != id.remaining()) {
+                return null;
+            }
+            int at = slot * MAX_ID;
+            for (int i = 0, p = id.position(); i < lengths[slot]; i++) {
+                if (ids[at + i] != id.get(p + i)) {
+                    return null;
+                }
+            }
+            return subjects[slot];
+        }
+
+        void put(int slot, ScopeKeys owner, ByteBuffer id, Subject subject) {
+            if (slot < 0) {
+                return;
+            }
+            id.get(id.position(), ids, slot * MAX_ID, id.remaining());
+            lengths[slot] = id.remaining();
+            owners[slot] = owner;
+            subjects[slot] = subject;
+        }
     }
 
     /**
