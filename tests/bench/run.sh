@@ -17,6 +17,9 @@
 # Latency: ProducerPerformance at a fixed BENCH_RATE records/s (default 10000) for BENCH_LATENCY_SECONDS (default 20),
 # direct then mesh, on the encrypted kind of topic: p50 and p99, and the p50 the mesh adds.
 #
+# Then tests/bench/subjects.sh (per-subject keys against the topic key, same records, size and rounds) unless
+# BENCH_SKIP_SUBJECTS=1.
+#
 # Environment: BENCH_SKIP_JMH=1 leaves out the JMH part (JMH_OPTS: see jmh.sh); MESHCRYPT_HOME (default
 # tests/target/bench-run) and MESHCRYPT_PORT_BASE (default 26000) place the mesh, which is started here and stopped at the
 # end. Its mesh.yaml gets the benchmark's policy, encrypt bench-enc-* and pass every other topic, kept as hand-edited
@@ -165,6 +168,12 @@ echo "|---|---|---|---|"
 echo "| direct | ${AVG[direct]} | ${P50[direct]} | ${P99[direct]} |"
 echo "| mesh | ${AVG[mesh]} | ${P50[mesh]} | ${P99[mesh]} |"
 echo "| added by the mesh | $(awk -v a="${AVG[mesh]}" -v b="${AVG[direct]}" 'BEGIN{printf "%.2f", a - b}') | $((P50[mesh] - P50[direct])) | $((P99[mesh] - P99[direct])) |"
+
+if [[ ${BENCH_SKIP_SUBJECTS:-0} != 1 ]]; then
+  # issue 19: 1,000 subject keys against the topic key, its own mesh (this one is down), its JMH part unless skipped
+  echo
+  MESHCRYPT_HOME=$ROOT/tests/target/bench-subjects "$ROOT/tests/bench/subjects.sh" "$RECORDS" "$SIZE" "$ROUNDS"
+fi
 
 if [[ ${BENCH_SKIP_JMH:-0} != 1 ]]; then
   echo

@@ -1,5 +1,10 @@
 package io.meshcrypt.filter.subjects;
 
+import static io.meshcrypt.filter.subjects.SubjectKeyStoreTest.SCOPE;
+import static io.meshcrypt.filter.subjects.SubjectKeyStoreTest.WAIT;
+import static io.meshcrypt.filter.subjects.SubjectKeyStoreTest.decryptionKey;
+import static io.meshcrypt.filter.subjects.SubjectKeyStoreTest.encryptionKey;
+import static io.meshcrypt.filter.subjects.SubjectKeyStoreTest.id;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -7,16 +12,12 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.kms.LocalKekProvider;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.Arrays;
 import java.util.SplittableRandom;
-import javax.crypto.spec.SecretKeySpec;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -28,8 +29,6 @@ import org.junit.jupiter.api.io.TempDir;
  * stays forgotten.
  */
 class SubjectKeyStoreHostileLogTest {
-    private static final String SCOPE = "users*";
-    private static final Duration WAIT = Duration.ofSeconds(5);
 
     @TempDir
     Path dir;
@@ -48,19 +47,6 @@ class SubjectKeyStoreHostileLogTest {
                 2000, WAIT));
         store.loaded().join();
         return store;
-    }
-
-    private static ByteBuffer id(String subject) {
-        return ByteBuffer.wrap(subject.getBytes(StandardCharsets.UTF_8));
-    }
-
-    private static SubjectKeyStore.SubjectKey encryptionKey(SubjectKeyStore store, String subject) throws Exception {
-        return KeyNotReadyException.awaitBlocking(() -> store.forEncryption(SCOPE, id(subject)), WAIT);
-    }
-
-    private static SecretKeySpec decryptionKey(SubjectKeyStore store, SubjectKeyStore.SubjectKey key) throws Exception {
-        return KeyNotReadyException.awaitBlocking(() -> store.forDecryption(ByteBuffer.wrap(key.ref()), 0,
-                key.keyId()), WAIT);
     }
 
     private byte[] bytes(int n) {
