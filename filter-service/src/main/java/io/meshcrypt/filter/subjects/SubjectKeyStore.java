@@ -101,9 +101,11 @@ public final class SubjectKeyStore implements AutoCloseable {
 
     /**
      * A 16-byte subject ref as a map key. The per-record lookups use one mutable probe per thread ({@link #probe()}),
-     * which is never put in a map; the keys in the maps are never changed.
+     * which is never put in a map; the keys in the maps are never changed. Comparable: refs come from the key topic,
+     * whose writer can choose them to collide in {@code hashCode}, and a map bin of comparable keys stays a balanced
+     * tree (log n per lookup, not n).
      */
-    static final class Ref {
+    static final class Ref implements Comparable<Ref> {
         private static final ThreadLocal<Ref> PROBE = ThreadLocal.withInitial(() -> new Ref(0, 0));
         private long high;
         private long low;
@@ -158,6 +160,12 @@ public final class SubjectKeyStore implements AutoCloseable {
         @Override
         public int hashCode() {
             return Long.hashCode(high * 31 + low);
+        }
+
+        @Override
+        public int compareTo(Ref o) {
+            int c = Long.compare(high, o.high);
+            return c != 0 ? c : Long.compare(low, o.low);
         }
     }
 
