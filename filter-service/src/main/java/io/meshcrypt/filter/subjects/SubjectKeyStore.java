@@ -308,14 +308,14 @@ public final class SubjectKeyStore implements AutoCloseable {
         ScopeKeys keys = scopeKeys(scope, true);
         RecentIds recent = RecentIds.THREAD.get();
         int slot = recent.slot(subjectId);
-        Subject subject = recent.find(slot, keys, subjectId);
+        Subject subject = recent.find(slot, keys);
         byte[] mac = null;
         if (subject == null) {
             mac = MAC_OUT.get();
             keys.ref(subjectId, mac);
             subject = subjects.get(Ref.probe().set(mac));
             if (subject != null) {
-                recent.put(slot, keys, subjectId, subject);
+                recent.put(slot, keys, subject);
             }
         }
         if (subject != null) {
@@ -354,38 +354,40 @@ public final class SubjectKeyStore implements AutoCloseable {
         final ScopeKeys[] owners = new ScopeKeys[SLOTS];
         final Subject[] subjects = new Subject[SLOTS];
 
+        /** The id of the current lookup, copied in one bulk read (a read-only view's get(i) checks every byte). */
+        final byte[] id = new byte[MAX_ID];
+        int idLength;
+
         /** @return the id's slot, or -1 when it is too long to keep */
-        int slot(ByteBuffer id) {
-            int length = id.remaining();
+        int slot(ByteBuffer subjectId) {
+            int length = subjectId.remaining();
             if (length > MAX_ID) {
                 return -1;
             }
+            subjectId.get(subjectId.position(), id, 0, length);
+            idLength = length;
             int h = 0x811c9dc5;
-            for (int i = id.position(), end = id.limit(); i < end; i++) {
-                h = (h ^ id.get(i)) * 0x01000193;
+            for (int i = 0; i < length; i++) {
+                h = (h ^ id[i]) * 0x01000193;
             }
             return (h ^ (h >>> 15)) & (SLOTS - 1);
         }
 
-        Subject find(int slot, ScopeKeys owner, ByteBuffer id) {
-            if (slot < 0 || owners[slot] != owner || lengths[slot] != id.remaining()) {
+        /** @return the subject of the id {@link #slot} was given, when this slot holds it */
+        Subject find(int slot, ScopeKeys owner) {
+            if (slot < 0 || owners[slot] != owner || lengths[slot] != idLength) {
                 return null;
             }
             int at = slot * MAX_ID;
-            for (int i = 0, p = id.position(); i < lengths[slot]; i++) {
-                if (ids[at + i] != id.get(p + i)) {
-                    return null;
-                }
-            }
-            return subjects[slot];
+            return Arrays.equals(ids, at, at + idLength, id, 0, idLength) ? subjects[slot] : null;
         }
 
-        void put(int slot, ScopeKeys owner, ByteBuffer id, Subject subject) {
+        void put(int slot, ScopeKeys owner, Subject subject) {
             if (slot < 0) {
                 return;
             }
-            id.get(id.position(), ids, slot * MAX_ID, id.remaining());
-            lengths[slot] = id.remaining();
+            System.arraycopy(id, 0, ids, slot * MAX_ID, idLength);
+            lengths[slot] = idLength;
             owners[slot] = owner;
             subjects[slot] = subject;
         }
