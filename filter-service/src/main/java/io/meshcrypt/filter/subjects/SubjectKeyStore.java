@@ -5,19 +5,26 @@ import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.kms.WrappedDek;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.LongSupplier;
 import javax.crypto.spec.SecretKeySpec;
@@ -38,7 +45,9 @@ import org.slf4j.LoggerFactory;
  * <p>The per-record calls never wait: a scope secret being unwrapped (one KMS call per scope and replica), a subject
  * key being created (rate-limited: {@code newSubjectsPerSecond}) or a key not yet seen in the log throw
  * {@link KeyNotReadyException}, as the DEK paths do. Memory: about 300 bytes per subject (index entry, wrapped key and,
- * once used, its unwrapped key), bounded by {@code maxSubjects}; beyond it new subjects are refused. Thread-safe.
+ * once used, its unwrapped key), bounded by {@code maxSubjects}; beyond it new subjects are refused; per thread that
+ * asks for keys, a table of recent subject ids (about 300 KB). Once a subject's key is in use the per-record calls
+ * allocate nothing of their own (the JCE's HMAC does, for an id not among the recent ones). Thread-safe.
  */
 public final class SubjectKeyStore implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(SubjectKeyStore.class);
@@ -169,8 +178,7 @@ public final class SubjectKeyStore implements AutoCloseable {
         }
     }
 
-    private static final java.lang.invoke.VarHandle LONGS =
-            java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, java.nio.ByteOrder.BIG_ENDIAN);
+    private static final VarHandle LONGS = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.BIG_ENDIAN);
     /** Per thread: the subject ref's HMAC of {@link #forEncryption}. */
     private static final ThreadLocal<byte[]> MAC_OUT = ThreadLocal.withInitial(() -> new byte[ScopeKeys.MAC_LENGTH]);
 
@@ -246,9 +254,9 @@ public final class SubjectKeyStore implements AutoCloseable {
     private double tokens;
     private long refilledAt;
     private volatile boolean limitLogged;
-    private final java.util.concurrent.atomic.AtomicBoolean overwriteScheduled = new java.util.concurrent.atomic.AtomicBoolean();
-    private final java.util.concurrent.atomic.AtomicLong skippedRecords = new java.util.concurrent.atomic.AtomicLong();
-    private final java.util.concurrent.atomic.AtomicLong refusedSubjects = new java.util.concurrent.atomic.AtomicLong();
+    private final AtomicBoolean overwriteScheduled = new AtomicBoolean();
+    private final AtomicLong skippedRecords = new AtomicLong();
+    private final AtomicLong refusedSubjects = new AtomicLong();
     private volatile long lastSkipLogged;
 
     public SubjectKeyStore(SubjectKeyLog keyLog, KekProvider kms, Settings settings) {
@@ -881,7 +889,7 @@ public final class SubjectKeyStore implements AutoCloseable {
      */
     private void overwriteForgottenKeys() {
         overwriteScheduled.set(false);
-        java.util.List<ByteBuffer> pending = new java.util.ArrayList<>();
+        List<ByteBuffer> pending = new ArrayList<>();
         synchronized (toOverwrite) {
             for (Map.Entry<ByteBuffer, Boolean> e : toOverwrite.entrySet()) {
                 if (!e.getValue()) {
