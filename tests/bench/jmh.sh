@@ -41,18 +41,22 @@ printf '# JMH, in-process, one operation = %s records of %s bytes (uncompressed 
   "$RECORDS_PER_OP" "$VALUE_BYTES" "${JMH_OPTS[*]}"
 jq -r --argjson n "$RECORDS_PER_OP" --argjson size "$VALUE_BYTES" '
   (map(select(.benchmark | endswith(".aesGcmBaseline"))) | first | .primaryMetric.score) as $aes
-  | ["benchmark", "batches/s", "±", "MB/s", "x_aes_gcm", "alloc_B/op", "alloc_B/record"],
+  | ["benchmark", "batches/s", "±", "MB/s", "x_aes_gcm", "alloc_B/op", "alloc_B/record", "cpu_us/record"],
     (.[] | ((.params.exchange // (.benchmark | split(".") | last))
+              + (if .params.subjects then "/" + .params.subjects else "" end)
               + (if .params.metrics == "on" then "+metrics" else "" end)) as $name
       | (.secondaryMetrics["gc.alloc.rate.norm"].score // null) as $alloc
+      | (.secondaryMetrics.cpuNanos.score // null) as $cpu
       | [$name,
          (.primaryMetric.score | floor),
          (.primaryMetric.scoreError | if . == "NaN" or . == null then "-" else floor end),
          (.primaryMetric.score * $n * $size / 1e6 * 10 | floor / 10),
          (if $aes then (.primaryMetric.score / $aes * 1000 | floor / 1000) else "-" end),
          (if $alloc then ($alloc | floor) else "-" end),
-         (if $alloc then ($alloc / $n | floor) else "-" end)])
+         (if $alloc then ($alloc / $n | floor) else "-" end),
+         (if $cpu then ($cpu / .primaryMetric.score / $n / 1000 * 100 | floor / 100) else "-" end)])
   | @tsv' "$result" | column -t -s $'\t'
 echo "# x_aes_gcm: throughput over raw AES-256-GCM on the same values (issue 14 goal: produceEncrypted and fetchDecrypt >= 0.5)"
 echo "# the rows but aesGcmBaseline are KafkaPathBenchmark.handler, one per value of its exchange parameter;"
+echo "# cpu_us/record: the benchmark thread's CPU time per record (SubjectKeysBenchmark), steadier than batches/s on a busy machine"
 echo "# +metrics: with the records-per-topic counters and rewrite-time histogram of the observability section (their cost)"

@@ -23,6 +23,8 @@ public final class SubjectValueCipher {
 
     public SubjectValueCipher(SubjectKeyStore store) {
         this.store = Objects.requireNonNull(store, "store");
+        // A forgotten subject's key must not outlive its marker in a cipher's key schedule.
+        store.onForget(KeyedCiphers::dropAll);
     }
 
     public SubjectKeyStore store() {

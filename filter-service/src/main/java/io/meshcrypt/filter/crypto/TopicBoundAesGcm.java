@@ -14,7 +14,8 @@ import javax.crypto.spec.SecretKeySpec;
 /**
  * AES-GCM seal and open with associated data {@code header || UTF-8("topic:" + topic)}: what both record-value
  * envelope versions do, on the JCE cipher (the plaintext is read in place from the record batch, the ciphertext written
- * straight behind the header, the nonce read where it lies). One cipher per thread. Thread-safe.
+ * straight behind the header, the nonce read where it lies). Per thread, one cipher per recently used key
+ * ({@link KeyedCiphers}: per-subject keys change key almost every record). Thread-safe.
  */
 final class TopicBoundAesGcm {
     private static final String TRANSFORMATION = "AES/GCM/NoPadding";
@@ -50,7 +51,7 @@ final class TopicBoundAesGcm {
               ByteBuffer headerName, ByteBuffer plaintext, int offset) throws GeneralSecurityException {
         int length = plaintext.remaining();
         PerThread state = PER_THREAD.get();
-        Cipher cipher = state.cipher;
+        Cipher cipher = state.ciphers.forKey(key);
         cipher.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(TAG_BITS, out, nonceOffset, ValueEnvelope.NONCE_LENGTH));
         state.aad(header, 0, headerLength, topicAad(topic), headerName);
         cipher.updateAAD(state.aad, 0, state.aadLength);
@@ -88,7 +89,7 @@ final class TopicBoundAesGcm {
         }
         byte[] out = reuse == null ? new byte[length] : reuse.atLeast(length);
         PerThread state = PER_THREAD.get();
-        Cipher cipher = state.cipher;
+        Cipher cipher = state.ciphers.forKey(key);
         GCMParameterSpec iv;
         if (nonce.hasArray()) {
             iv = new GCMParameterSpec(TAG_BITS, nonce.array(), nonce.arrayOffset() + nonceAt, ValueEnvelope.NONCE_LENGTH);
@@ -115,7 +116,7 @@ final class TopicBoundAesGcm {
      * further call, so one call per record allocates least.
      */
     private static final class PerThread {
-        final Cipher cipher = newCipher();
+        final KeyedCiphers ciphers = new KeyedCiphers(TopicBoundAesGcm::newCipher);
         byte[] aad = new byte[AAD_CAPACITY];
         int aadLength;
 

@@ -19,19 +19,14 @@ import javax.crypto.spec.SecretKeySpec;
  */
 public final class ScopeKeys {
     private static final byte[] WRAP_LABEL = "meshcrypt-sk-v1".getBytes(StandardCharsets.US_ASCII);
-    private static final ThreadLocal<Mac> MAC = ThreadLocal.withInitial(() -> {
-        try {
-            return Mac.getInstance("HmacSHA256");
-        } catch (GeneralSecurityException e) {
-            throw new IllegalStateException("HmacSHA256 unavailable", e);
-        }
-    });
     private static final SecureRandom RANDOM = new SecureRandom();
 
     private final String scope;
     private final byte[] scopeBytes;
     private final SecretKeySpec refKey;
     private final SecretKeySpec wrapKey;
+    /** Keyed once per thread (a Mac's init recomputes its pads): the per-record ref is update and doFinal only. */
+    private final ThreadLocal<Mac> refMac = ThreadLocal.withInitial(this::newRefMac);
 
     /** @param secret the scope's 32-byte secret (not kept) */
     public ScopeKeys(String scope, byte[] secret) {
@@ -51,14 +46,40 @@ public final class ScopeKeys {
 
     /** @return the subject ref of the subject id bytes {@code id[offset, offset + length)} */
     public byte[] ref(byte[] id, int offset, int length) {
-        Mac mac = MAC.get();
+        Mac mac = refMac.get();
+        mac.update(id, offset, length);
+        return Arrays.copyOf(mac.doFinal(), SubjectKeyRecords.REF_LENGTH);
+    }
+
+    /**
+     * The per-record form of {@link #ref(byte[], int, int)}: the id read in place, the ref not copied out.
+     *
+     * @param id the subject id bytes, position..limit (read in place, not moved)
+     * @param out receives the full HMAC, {@value #MAC_LENGTH} bytes from 0; the ref is its first
+     *     {@link SubjectKeyRecords#REF_LENGTH}
+     */
+    void ref(ByteBuffer id, byte[] out) {
+        Mac mac = refMac.get();
+        int position = id.position();
+        mac.update(id); // reads the array in place, or copies a read-only view through the digest's own scratch
+        id.position(position);
         try {
-            mac.init(refKey);
+            mac.doFinal(out, 0);
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException(e);
         }
-        mac.update(id, offset, length);
-        return Arrays.copyOf(mac.doFinal(), SubjectKeyRecords.REF_LENGTH);
+    }
+
+    static final int MAC_LENGTH = 32;
+
+    private Mac newRefMac() {
+        try {
+            Mac mac = Mac.getInstance("HmacSHA256");
+            mac.init(refKey);
+            return mac;
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException("HmacSHA256 unavailable", e);
+        }
     }
 
     public byte[] ref(String subject) {

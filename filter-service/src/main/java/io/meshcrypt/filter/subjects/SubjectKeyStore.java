@@ -5,19 +5,26 @@ import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.KeyNotReadyException;
 import io.meshcrypt.filter.kms.TransientKmsException;
 import io.meshcrypt.filter.kms.WrappedDek;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.LongSupplier;
 import javax.crypto.spec.SecretKeySpec;
@@ -38,12 +45,23 @@ import org.slf4j.LoggerFactory;
  * <p>The per-record calls never wait: a scope secret being unwrapped (one KMS call per scope and replica), a subject
  * key being created (rate-limited: {@code newSubjectsPerSecond}) or a key not yet seen in the log throw
  * {@link KeyNotReadyException}, as the DEK paths do. Memory: about 300 bytes per subject (index entry, wrapped key and,
- * once used, its unwrapped key), bounded by {@code maxSubjects}; beyond it new subjects are refused. Thread-safe.
+ * once used, its unwrapped key), bounded by {@code maxSubjects}; beyond it new subjects are refused; per thread that
+ * asks for keys, a table of recent subject ids (about 300 KB). Once a subject's key is in use the per-record calls
+ * allocate nothing of their own (the JCE's HMAC does, for an id not among the recent ones). Thread-safe.
  */
 public final class SubjectKeyStore implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(SubjectKeyStore.class);
     private static final String SCOPE_CONTEXT = "meshcrypt-subjects:";
     private static final int MAX_TRACKED_MISSES = 10_000;
+    /** Scopes (policy entries with subject:) the log may name; secrets of more are skipped. */
+    static final int MAX_SCOPES = 1_000;
+    /** A KMS-wrapped 32-byte secret is far smaller with every provider; a larger one is foreign. */
+    static final int MAX_WRAPPED_SECRET_BYTES = 4096;
+    /** Keys of one subject (replicas racing on a new subject make two or three); more are foreign. */
+    static final int MAX_KEYS_PER_SUBJECT = 16;
+    /** Key records of forgotten subjects queued to be overwritten at once. */
+    static final int MAX_PENDING_OVERWRITES = 100_000;
+    private static final long SKIP_LOG_INTERVAL_NANOS = TimeUnit.SECONDS.toNanos(10);
 
     /**
      * @param maxSubjects subjects (live or forgotten) the index holds; a new subject beyond it is refused
@@ -90,14 +108,49 @@ public final class SubjectKeyStore implements AutoCloseable {
         }
     }
 
-    /** A 16-byte subject ref as a map key. */
-    record Ref(long high, long low) {
+    /**
+     * A 16-byte subject ref as a map key. The per-record lookups use one mutable probe per thread ({@link #probe()}),
+     * which is never put in a map; the keys in the maps are never changed. Comparable: refs come from the key topic,
+     * whose writer can choose them to collide in {@code hashCode}, and a map bin of comparable keys stays a balanced
+     * tree (log n per lookup, not n).
+     */
+    static final class Ref implements Comparable<Ref> {
+        private static final ThreadLocal<Ref> PROBE = ThreadLocal.withInitial(() -> new Ref(0, 0));
+        private long high;
+        private long low;
+
+        private Ref(long high, long low) {
+            this.high = high;
+            this.low = low;
+        }
+
         static Ref of(byte[] ref) {
             return of(ByteBuffer.wrap(ref), 0);
         }
 
         static Ref of(ByteBuffer b, int at) {
             return new Ref(b.getLong(at), b.getLong(at + 8));
+        }
+
+        /** @return this thread's probe, to look up and then forget: never a map key */
+        static Ref probe() {
+            return PROBE.get();
+        }
+
+        Ref set(ByteBuffer b, int at) {
+            high = b.getLong(at);
+            low = b.getLong(at + 8);
+            return this;
+        }
+
+        Ref set(byte[] b) {
+            high = (long) LONGS.get(b, 0);
+            low = (long) LONGS.get(b, 8);
+            return this;
+        }
+
+        Ref copy() {
+            return new Ref(high, low);
         }
 
         byte[] bytes() {
@@ -107,12 +160,34 @@ public final class SubjectKeyStore implements AutoCloseable {
         String text() {
             return HexFormat.of().formatHex(bytes());
         }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Ref r && r.high == high && r.low == low;
+        }
+
+        @Override
+        public int hashCode() {
+            return Long.hashCode(high * 31 + low);
+        }
+
+        @Override
+        public int compareTo(Ref o) {
+            int c = Long.compare(high, o.high);
+            return c != 0 ? c : Long.compare(low, o.low);
+        }
     }
+
+    private static final VarHandle LONGS = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.BIG_ENDIAN);
+    /** Per thread: the subject ref's HMAC of {@link #forEncryption}. */
+    private static final ThreadLocal<byte[]> MAC_OUT = ThreadLocal.withInitial(() -> new byte[ScopeKeys.MAC_LENGTH]);
 
     private static final class KeyEntry {
         final long keyId;
         final byte[] wrapped;
         volatile SecretKeySpec key;
+        /** Once unwrapped: what {@link #forEncryption} returns, the same object each record. */
+        volatile SubjectKey forEncryption;
 
         KeyEntry(long keyId, byte[] wrapped) {
             this.keyId = keyId;
@@ -122,14 +197,16 @@ public final class SubjectKeyStore implements AutoCloseable {
 
     private static final class Subject {
         final String scope;
+        final Ref ref;
         volatile boolean forgotten;
         /** The first key in log order: new records are encrypted with it. */
         volatile KeyEntry current;
         /** Copy on write; almost always one entry. */
         volatile KeyEntry[] keys = new KeyEntry[0];
 
-        Subject(String scope) {
+        Subject(String scope, Ref ref) {
             this.scope = scope;
+            this.ref = ref;
         }
 
         KeyEntry key(long keyId) {
@@ -143,6 +220,7 @@ public final class SubjectKeyStore implements AutoCloseable {
     }
 
     private static final class Scope {
+        final String name;
         /** The first secret in log order, once read. */
         volatile SubjectKeyRecords.WrappedSecret chosen;
         volatile ScopeKeys keys;
@@ -151,6 +229,10 @@ public final class SubjectKeyStore implements AutoCloseable {
         /** A secret this replica wrapped and appended, so it need not be unwrapped again. */
         volatile byte[] ownWrapped;
         volatile byte[] ownSecret;
+
+        Scope(String name) {
+            this.name = name;
+        }
     }
 
     private final SubjectKeyLog keyLog;
@@ -172,6 +254,13 @@ public final class SubjectKeyStore implements AutoCloseable {
     private double tokens;
     private long refilledAt;
     private volatile boolean limitLogged;
+    private final AtomicBoolean overwriteScheduled = new AtomicBoolean();
+    private final AtomicLong skippedRecords = new AtomicLong();
+    private final AtomicLong refusedSubjects = new AtomicLong();
+    private volatile long lastSkipLogged;
+    /** Told each time a subject is forgotten (after its keys are dropped from the index), on the follower's thread. */
+    private final java.util.concurrent.CopyOnWriteArrayList<Runnable> forgetListeners =
+            new java.util.concurrent.CopyOnWriteArrayList<>();
 
     public SubjectKeyStore(SubjectKeyLog keyLog, KekProvider kms, Settings settings) {
         this(keyLog, kms, settings, System::nanoTime);
@@ -199,6 +288,21 @@ public final class SubjectKeyStore implements AutoCloseable {
         return subjects.size();
     }
 
+    /**
+     * What the store refused, for metrics and health: a growing {@code skippedRecords} is someone writing foreign or
+     * malformed records to the key topic; {@code refusedSubjects} counts new subjects refused (from the log or on
+     * produce) because the index holds {@code maxSubjects}.
+     */
+    public record Stats(int subjects, int maxSubjects, long skippedRecords, long refusedSubjects) {
+        public boolean full() {
+            return subjects >= maxSubjects;
+        }
+    }
+
+    public Stats stats() {
+        return new Stats(subjects.size(), settings.maxSubjects(), skippedRecords.get(), refusedSubjects.get());
+    }
+
     // ---- per record -------------------------------------------------------------------------------------------
 
     /**
@@ -213,22 +317,91 @@ public final class SubjectKeyStore implements AutoCloseable {
      */
     public SubjectKey forEncryption(String scope, ByteBuffer subjectId) throws GeneralSecurityException {
         ScopeKeys keys = scopeKeys(scope, true);
-        byte[] id = new byte[subjectId.remaining()];
-        subjectId.duplicate().get(id);
-        byte[] refBytes = keys.ref(id, 0, id.length);
-        Ref ref = Ref.of(refBytes);
-        Subject subject = subjects.get(ref);
+        RecentIds recent = RecentIds.THREAD.get();
+        int slot = recent.slot(subjectId);
+        Subject subject = recent.find(slot, keys);
+        byte[] mac = null;
+        if (subject == null) {
+            mac = MAC_OUT.get();
+            keys.ref(subjectId, mac);
+            subject = subjects.get(Ref.probe().set(mac));
+            if (subject != null) {
+                recent.put(slot, keys, subject);
+            }
+        }
         if (subject != null) {
             if (subject.forgotten) {
-                throw new SubjectForgottenException("subject " + ref.text() + " of scope " + scope + " was forgotten");
+                throw new SubjectForgottenException("subject " + subject.ref.text() + " of scope " + scope
+                        + " was forgotten");
             }
             KeyEntry current = subject.current;
             if (current != null) {
-                return new SubjectKey(refBytes, current.keyId, unwrapped(keys, refBytes, current));
+                SubjectKey key = current.forEncryption;
+                if (key == null) {
+                    unwrapped(keys, subject.ref, current);
+                    key = current.forEncryption;
+                }
+                return key;
             }
         }
+        Ref ref = subject != null ? subject.ref : Ref.of(Arrays.copyOf(mac, SubjectKeyRecords.REF_LENGTH));
         throw new KeyNotReadyException("a key for a new subject of scope " + scope + " is being created",
-                create(keys, ref, refBytes));
+                create(keys, ref, ref.bytes()));
+    }
+
+    /**
+     * Per thread: subject ids met lately and their subjects, so that the Produce pre-pass's HMAC ({@link #prepare})
+     * also serves the encryption pass, and a subject met again soon costs a byte comparison instead of an HMAC.
+     * Direct-mapped, {@value #SLOTS} ids of at most {@value #MAX_ID} bytes (longer ids are not kept), compared byte
+     * for byte with the scope's keys as owner; a subject is never removed from the index, so an entry stays right
+     * (forgetting is read from the subject itself).
+     */
+    private static final class RecentIds {
+        static final ThreadLocal<RecentIds> THREAD = ThreadLocal.withInitial(RecentIds::new);
+        static final int SLOTS = 4096;
+        static final int MAX_ID = 64;
+        final byte[] ids = new byte[SLOTS * MAX_ID];
+        final int[] lengths = new int[SLOTS];
+        final ScopeKeys[] owners = new ScopeKeys[SLOTS];
+        final Subject[] subjects = new Subject[SLOTS];
+
+        /** The id of the current lookup, copied in one bulk read (a read-only view's get(i) checks every byte). */
+        final byte[] id = new byte[MAX_ID];
+        int idLength;
+
+        /** @return the id's slot, or -1 when it is too long to keep */
+        int slot(ByteBuffer subjectId) {
+            int length = subjectId.remaining();
+            if (length > MAX_ID) {
+                return -1;
+            }
+            subjectId.get(subjectId.position(), id, 0, length);
+            idLength = length;
+            int h = 0x811c9dc5;
+            for (int i = 0; i < length; i++) {
+                h = (h ^ id[i]) * 0x01000193;
+            }
+            return (h ^ (h >>> 15)) & (SLOTS - 1);
+        }
+
+        /** @return the subject of the id {@link #slot} was given, when this slot holds it */
+        Subject find(int slot, ScopeKeys owner) {
+            if (slot < 0 || owners[slot] != owner || lengths[slot] != idLength) {
+                return null;
+            }
+            int at = slot * MAX_ID;
+            return Arrays.equals(ids, at, at + idLength, id, 0, idLength) ? subjects[slot] : null;
+        }
+
+        void put(int slot, ScopeKeys owner, Subject subject) {
+            if (slot < 0) {
+                return;
+            }
+            System.arraycopy(id, 0, ids, slot * MAX_ID, idLength);
+            lengths[slot] = idLength;
+            owners[slot] = owner;
+            subjects[slot] = subject;
+        }
     }
 
     /**
@@ -259,24 +432,24 @@ public final class SubjectKeyStore implements AutoCloseable {
      * @throws GeneralSecurityException when the key is unknown after that wait, or its wrapped form does not unwrap
      */
     public SecretKeySpec forDecryption(ByteBuffer envelope, int refAt, long keyId) throws GeneralSecurityException {
-        Ref ref = Ref.of(envelope, refAt);
-        Subject subject = subjects.get(ref);
+        Ref probe = Ref.probe().set(envelope, refAt);
+        Subject subject = subjects.get(probe);
         if (subject != null && subject.forgotten) {
             return null;
         }
         KeyEntry entry = subject == null ? null : subject.key(keyId);
         if (entry == null) {
-            throw unknown(ref, keyId);
+            throw unknown(probe.copy(), keyId);
         }
         if (!misses.isEmpty()) {
-            misses.remove(ref);
+            misses.remove(probe);
         }
         SecretKeySpec key = entry.key;
         if (key != null) {
             return key;
         }
         // The scope the key was filed under in the log, whatever the policy's patterns are today.
-        return unwrapped(scopeKeys(subject.scope, false), ref.bytes(), entry);
+        return unwrapped(scopeKeys(subject.scope, false), subject.ref, entry);
     }
 
     /** @throws KeyNotReadyException while the log loads; TransientKmsException when it cannot be read at all */
@@ -310,12 +483,15 @@ public final class SubjectKeyStore implements AutoCloseable {
                 nextApplied.get().copy().completeOnTimeout(null, 200, TimeUnit.MILLISECONDS));
     }
 
-    private static SecretKeySpec unwrapped(ScopeKeys keys, byte[] ref, KeyEntry entry) throws GeneralSecurityException {
+    private static SecretKeySpec unwrapped(ScopeKeys keys, Ref ref, KeyEntry entry) throws GeneralSecurityException {
         SecretKeySpec key = entry.key;
         if (key == null) {
-            byte[] raw = keys.unwrap(entry.wrapped, ref, keyIdBytes(entry.keyId));
+            byte[] refBytes = ref.bytes();
+            byte[] raw = keys.unwrap(entry.wrapped, refBytes, keyIdBytes(entry.keyId));
             key = new SecretKeySpec(raw, "AES");
             Arrays.fill(raw, (byte) 0);
+            // Two threads may both unwrap: each makes an equal key; the last write stays, both are right.
+            entry.forEncryption = new SubjectKey(refBytes, entry.keyId, key);
             entry.key = key;
         }
         return key;
@@ -332,7 +508,11 @@ public final class SubjectKeyStore implements AutoCloseable {
             if (!createIfMissing) {
                 throw new GeneralSecurityException("scope " + scope + " has no secret in the subject-key log");
             }
-            state = scopes.computeIfAbsent(scope, s -> new Scope());
+            if (scopes.size() >= MAX_SCOPES) {
+                throw new TooManySubjectsException("more subject scopes than " + MAX_SCOPES + ": scope " + scope
+                        + " is refused");
+            }
+            state = scopes.computeIfAbsent(scope, Scope::new);
         }
         Scope s = state;
         synchronized (s) {
@@ -403,11 +583,8 @@ public final class SubjectKeyStore implements AutoCloseable {
             return pending;
         }
         if (subjects.size() + creating.size() >= settings.maxSubjects()) {
-            if (!limitLogged) {
-                limitLogged = true;
-                log.error("subject-key index full ({} subjects, subjectKeys.maxSubjects): records of new subjects are"
-                        + " refused", settings.maxSubjects());
-            }
+            refusedSubjects.incrementAndGet();
+            logFull();
             throw new TooManySubjectsException("more subjects than subjectKeys.maxSubjects (" + settings.maxSubjects()
                     + ")");
         }
@@ -492,6 +669,14 @@ public final class SubjectKeyStore implements AutoCloseable {
         return HexFormat.of().formatHex(ref);
     }
 
+    /**
+     * @param listener run whenever this replica reads a subject's forgotten marker, once the subject's keys are out of
+     *     the index: where keys are cached outside it (ciphers holding expanded keys), drop them; must not block
+     */
+    public void onForget(Runnable listener) {
+        forgetListeners.add(listener);
+    }
+
     /** @return whether the subject of this scope has been forgotten, as far as this replica has read */
     public boolean isForgotten(String scope, String subject) {
         Scope state = scopes.get(scope);
@@ -501,12 +686,18 @@ public final class SubjectKeyStore implements AutoCloseable {
     }
 
     // ---- following the log (one thread) -------------------------------------------------------------------------
+    //
+    // Anyone who can write to the key topic can put anything in it (a hostile broker or client): every record is
+    // parsed defensively and a bad one is skipped and counted, never trusted and never fatal to the follower; what the
+    // log can make the store hold is bounded (maxSubjects subjects, MAX_SCOPES scopes, MAX_PENDING_OVERWRITES key
+    // records waiting to be overwritten); a flood of new subjects fills the index, after which new subjects are
+    // refused (fail closed), never admitted unbounded.
 
     private void apply(byte[] recordKey, byte[] value) {
         try {
             SubjectKeyRecords.Key key = SubjectKeyRecords.parseKey(recordKey);
             if (key == null || value == null) {
-                log.warn("subject-key log: skipped a malformed record ({} key bytes)", recordKey == null ? 0 : recordKey.length);
+                skipped("a malformed record", null);
                 return;
             }
             switch (key.kind()) {
@@ -514,18 +705,45 @@ public final class SubjectKeyStore implements AutoCloseable {
                 case SubjectKeyRecords.SUBJECT_KEY -> applyKey(recordKey, key, value);
                 default -> applyMarker(key, value);
             }
+        } catch (RuntimeException e) {
+            // A record no parser foresaw must not stop the follower: every later record (a forgotten marker) matters.
+            skipped("a record that failed to apply (" + e + ")", null);
         } finally {
             nextApplied.getAndSet(new CompletableFuture<>()).complete(null);
         }
     }
 
+    /** Counts a skipped record and logs it, at most once per {@link #SKIP_LOG_INTERVAL_NANOS} (a flood is one line). */
+    private void skipped(String what, String scope) {
+        long count = skippedRecords.incrementAndGet();
+        long now = nanoTime.getAsLong();
+        if (count == 1 || now - lastSkipLogged > SKIP_LOG_INTERVAL_NANOS) {
+            lastSkipLogged = now;
+            log.warn("subject-key log: skipped {}{} ({} record(s) skipped since start)", what,
+                    scope == null ? "" : " of scope " + scope, count);
+        }
+    }
+
+    /** @return the scope's state when its secret is in the log (every key and marker follows it), else null */
+    private Scope scopeWithSecret(SubjectKeyRecords.Key key) {
+        Scope state = scopes.get(key.scope());
+        return state == null || state.chosen == null ? null : state;
+    }
+
     private void applySecret(SubjectKeyRecords.Key key, byte[] value) {
         SubjectKeyRecords.WrappedSecret secret = SubjectKeyRecords.parseSecretValue(value);
-        if (secret == null) {
-            log.warn("subject-key log: skipped a malformed scope secret of scope {}", key.scope());
+        if (secret == null || secret.wrapped().length > MAX_WRAPPED_SECRET_BYTES) {
+            skipped("a malformed scope secret", key.scope());
             return;
         }
-        Scope state = scopes.computeIfAbsent(key.scope(), s -> new Scope());
+        Scope state = scopes.get(key.scope());
+        if (state == null) {
+            if (scopes.size() >= MAX_SCOPES) {
+                skipped("the secret of a scope beyond the " + MAX_SCOPES + " scopes held", key.scope());
+                return;
+            }
+            state = scopes.computeIfAbsent(key.scope(), Scope::new);
+        }
         synchronized (state) {
             if (state.chosen != null) {
                 return; // first in log order wins
@@ -533,8 +751,9 @@ public final class SubjectKeyStore implements AutoCloseable {
             state.chosen = secret.withId(ByteBuffer.wrap(key.id()).getLong());
             if (state.working || state.ownWrapped != null) {
                 state.working = true;
+                Scope s = state;
                 SubjectKeyRecords.WrappedSecret chosen = state.chosen;
-                worker.execute(() -> unwrapSecret(key.scope(), state, chosen));
+                worker.execute(() -> unwrapSecret(key.scope(), s, chosen));
             }
         }
     }
@@ -553,39 +772,40 @@ public final class SubjectKeyStore implements AutoCloseable {
             return;
         }
         byte[] wrapped = SubjectKeyRecords.wrappedSubjectKey(value);
-        if (wrapped == null) {
-            log.warn("subject-key log: skipped a malformed subject key of scope {}", key.scope());
+        Scope scope = scopeWithSecret(key);
+        if (wrapped == null || scope == null) {
+            // No replica writes a key before its scope's secret: one without is foreign.
+            skipped(wrapped == null ? "a malformed subject key" : "a subject key of a scope without a secret", key.scope());
             return;
         }
         Subject subject = subjects.get(ref);
         if (subject == null) {
             if (subjects.size() >= settings.maxSubjects()) {
-                log.error("subject-key log: more subjects than subjectKeys.maxSubjects ({}): a key was not loaded",
-                        settings.maxSubjects());
+                refusedSubjects.incrementAndGet();
+                logFull();
                 CompletableFuture<Void> pending = creating.remove(ref);
                 if (pending != null) {
                     pending.complete(null); // the retry reports the limit
                 }
                 return;
             }
-            subject = subjects.computeIfAbsent(ref, r -> new Subject(key.scope()));
+            subject = subjects.computeIfAbsent(ref, r -> new Subject(scope.name, r));
         }
         try {
             if (!subject.scope.equals(key.scope())) {
-                log.warn("subject-key log: skipped a subject key filed under two scopes");
+                skipped("a subject key filed under two scopes", key.scope());
                 return;
             }
             if (subject.forgotten) {
                 // Appended after the marker (a replica that had not read it yet, or a replay): overwrite it.
-                synchronized (toOverwrite) {
-                    toOverwrite.put(ByteBuffer.wrap(recordKey), Boolean.TRUE);
-                }
-                if (caughtUp != null && caughtUp.isDone()) {
-                    worker.execute(this::overwriteForgottenKeys);
-                }
+                overwriteLater(ByteBuffer.wrap(recordKey));
                 return;
             }
             if (subject.key(keyId) != null) {
+                return;
+            }
+            if (subject.keys.length >= MAX_KEYS_PER_SUBJECT) {
+                skipped("a subject key beyond " + MAX_KEYS_PER_SUBJECT + " of one subject", key.scope());
                 return;
             }
             KeyEntry entry = new KeyEntry(keyId, wrapped);
@@ -604,27 +824,44 @@ public final class SubjectKeyStore implements AutoCloseable {
     }
 
     private void applyMarker(SubjectKeyRecords.Key key, byte[] value) {
-        if (!SubjectKeyRecords.isForgotten(value)) {
-            log.warn("subject-key log: skipped a malformed subject marker of scope {}", key.scope());
+        Scope scope = scopeWithSecret(key);
+        if (!SubjectKeyRecords.isForgotten(value) || scope == null) {
+            // forget appends a marker only for a scope with a secret: one without forgets nothing that exists.
+            skipped(scope == null ? "a subject marker of a scope without a secret" : "a malformed subject marker",
+                    key.scope());
             return;
         }
         Ref ref = Ref.of(key.id());
-        Subject subject = subjects.computeIfAbsent(ref, r -> new Subject(key.scope()));
+        Subject subject = subjects.get(ref);
+        if (subject == null) {
+            if (subjects.size() >= settings.maxSubjects()) {
+                // Unknown here and the index full: no key of it is held, and none can be admitted later (the index
+                // never shrinks), so the subject stays unusable, as forgotten.
+                refusedSubjects.incrementAndGet();
+                logFull();
+                return;
+            }
+            subject = subjects.computeIfAbsent(ref, r -> new Subject(scope.name, r));
+        }
         subject.forgotten = true;
         subject.current = null;
-        synchronized (toOverwrite) {
-            for (KeyEntry k : subject.keys) {
-                toOverwrite.put(ByteBuffer.wrap(SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_KEY, subject.scope,
-                        key.id(), keyIdBytes(k.keyId))), Boolean.TRUE);
-            }
+        for (KeyEntry k : subject.keys) {
+            overwriteLater(ByteBuffer.wrap(SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_KEY, subject.scope,
+                    key.id(), keyIdBytes(k.keyId))));
         }
         subject.keys = new KeyEntry[0];
         CompletableFuture<Void> pending = creating.remove(ref);
         if (pending != null) {
             pending.complete(null);
         }
-        if (caughtUp != null && caughtUp.isDone()) {
-            worker.execute(this::overwriteForgottenKeys);
+        forgetListeners.forEach(Runnable::run);
+    }
+
+    private void logFull() {
+        if (!limitLogged) {
+            limitLogged = true;
+            log.error("subject-key index full ({} subjects, subjectKeys.maxSubjects): records of new subjects are"
+                    + " refused", settings.maxSubjects());
         }
     }
 
@@ -638,14 +875,49 @@ public final class SubjectKeyStore implements AutoCloseable {
         }
     }
 
-    /** On the worker: replaces the wrapped keys of forgotten subjects by forgotten values (compaction drops them). */
-    private void overwriteForgottenKeys() {
-        ByteBuffer[] pending;
+    /**
+     * Queues a key record of a forgotten subject to be overwritten with a forgotten value (compaction then drops the
+     * wrapped key), once the log has been read; bounded: beyond {@link #MAX_PENDING_OVERWRITES} the record is left
+     * (it is never used: the marker wins) for a later pass, or the next start, to overwrite.
+     */
+    private void overwriteLater(ByteBuffer recordKey) {
         synchronized (toOverwrite) {
-            pending = toOverwrite.keySet().toArray(ByteBuffer[]::new);
+            if (!toOverwrite.containsKey(recordKey)) {
+                if (toOverwrite.size() >= MAX_PENDING_OVERWRITES) {
+                    skipped("the overwrite of a forgotten subject's key (" + MAX_PENDING_OVERWRITES + " pending)", null);
+                    return;
+                }
+                toOverwrite.put(recordKey, Boolean.FALSE);
+            }
+        }
+        if (caughtUp != null && caughtUp.isDone() && overwriteScheduled.compareAndSet(false, true)) {
+            worker.execute(this::overwriteForgottenKeys);
+        }
+    }
+
+    /**
+     * On the worker: replaces the wrapped keys of forgotten subjects by forgotten values (compaction drops them). Each
+     * record once (marked sent; the forgotten value read back removes it), however many passes a flood schedules.
+     */
+    private void overwriteForgottenKeys() {
+        overwriteScheduled.set(false);
+        List<ByteBuffer> pending = new ArrayList<>();
+        synchronized (toOverwrite) {
+            for (Map.Entry<ByteBuffer, Boolean> e : toOverwrite.entrySet()) {
+                if (!e.getValue()) {
+                    e.setValue(Boolean.TRUE);
+                    pending.add(e.getKey());
+                }
+            }
         }
         for (ByteBuffer recordKey : pending) {
-            keyLog.append(recordKey.array(), SubjectKeyRecords.forgottenValue());
+            keyLog.append(recordKey.array(), SubjectKeyRecords.forgottenValue()).whenComplete((ok, e) -> {
+                if (e != null) {
+                    synchronized (toOverwrite) {
+                        toOverwrite.replace(recordKey, Boolean.FALSE); // the next pass tries again
+                    }
+                }
+            });
         }
     }
 

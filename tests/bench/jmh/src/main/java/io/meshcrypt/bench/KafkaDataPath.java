@@ -3,12 +3,16 @@ package io.meshcrypt.bench;
 import com.google.protobuf.ByteString;
 import io.meshcrypt.filter.DataPathLimits;
 import io.meshcrypt.filter.config.FilterConfig;
+import io.meshcrypt.filter.crypto.SubjectValueCipher;
+import io.meshcrypt.filter.crypto.ValueCipher;
+import io.meshcrypt.filter.crypto.ValueCipherV2;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.kafka.BrokerAddresses;
 import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.observability.FilterMetrics;
+import io.meshcrypt.filter.subjects.SubjectKeyStore;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -35,11 +39,25 @@ final class KafkaDataPath implements AutoCloseable {
     /** The broker listener map of the sidecar: Produce and Fetch responses have their node endpoints rewritten. */
     private static final String LISTENERS = "1=127.0.0.1:19093";
 
+    /** The policy's encrypt list of {@link #KafkaDataPath(boolean)}. */
+    private static final String ENCRYPT = "[{topic: \"bench-hdr-*\", headers: [user-id, \"x-pii-*\"]}, \"%s\"]"
+            .formatted(ENCRYPTED_GLOB);
+
     private final Path dir;
+    private final SubjectKeyStore subjectKeys;
     final ConnectionHandler connection;
 
     /** @param metrics whether records per topic and rewrite times are counted, as with an observability section */
     KafkaDataPath(boolean metrics) throws Exception {
+        this(metrics, ENCRYPT, false);
+    }
+
+    /**
+     * @param encrypt the policy's {@code encrypt:} list (YAML flow style)
+     * @param subjectKeys whether entries with {@code subject:} have a subject-key store, as with a {@code subjectKeys:}
+     *     section (its log in memory: {@link MemorySubjectKeyLog}; the scope secrets wrapped by the same local KEK)
+     */
+    KafkaDataPath(boolean metrics, String encrypt, boolean subjectKeys) throws Exception {
         dir = Files.createTempDirectory("meshcrypt-jmh");
         Keysets.create(dir.resolve("keyset.json"));
         Path config = dir.resolve("filter.yaml");
@@ -49,11 +67,15 @@ final class KafkaDataPath implements AutoCloseable {
                 keys:
                   provider: local
                 policy:
-                  encrypt: [{topic: "bench-hdr-*", headers: [user-id, "x-pii-*"]}, "%s"]
+                  encrypt: %s
                   unmatched: passthrough
-                """.formatted(ENCRYPTED_GLOB), StandardCharsets.UTF_8);
+                """.formatted(encrypt), StandardCharsets.UTF_8);
         FilterConfig filter = FilterConfig.load(config);
-        KafkaProxy proxy = new KafkaProxy(filter.policy(), KeyServices.cipher(filter), null,
+        ValueCipher cipher = KeyServices.cipher(filter);
+        this.subjectKeys = subjectKeys ? new SubjectKeyStore(new MemorySubjectKeyLog(),
+                ((ValueCipherV2) cipher).deks().provider(), SubjectKeyStore.Settings.defaults()) : null;
+        KafkaProxy proxy = new KafkaProxy(filter.policy(), cipher, null,
+                this.subjectKeys == null ? null : new SubjectValueCipher(this.subjectKeys),
                 new BrokerAddresses(filter.brokers()), DataPathLimits.kafka(filter.limits()),
                 DataPathLimits.heldBytes(filter.limits()));
         if (metrics) {
@@ -98,6 +120,9 @@ final class KafkaDataPath implements AutoCloseable {
     @Override
     public void close() throws IOException {
         connection.onClose();
+        if (subjectKeys != null) {
+            subjectKeys.close();
+        }
         try (Stream<Path> files = Files.walk(dir)) {
             for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
                 Files.delete(p);
