@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.e2e.support.Await;
 import io.meshcrypt.e2e.support.LocalMesh;
+import io.meshcrypt.e2e.support.SubjectKeyTopic;
 import io.meshcrypt.e2e.support.MeshExtension;
 import io.meshcrypt.filter.config.SubjectKeysConfig;
 import io.meshcrypt.filter.crypto.ValueEnvelopeV3;
@@ -24,13 +25,10 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.apache.kafka.clients.admin.AlterConfigOp;
-import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
-import org.apache.kafka.common.config.ConfigResource;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -122,41 +120,17 @@ class SubjectKeysTest {
         mesh.forget(PATTERN, List.of(topic + "/0", topic + "/5", topic + "/10", topic + "/15"));
         Set<String> markers = forgottenRefs();
         assertTrue(markers.size() >= 4, "markers: " + markers);
-        List<String> before = wrappedKeysOf(markers);
+        List<String> before = SubjectKeyTopic.wrappedKeysOf(mesh.brokerDirect(), markers);
         assertTrue(before.size() >= 4, "before compaction the original wrapped keys are still there: " + before);
 
         // When the key topic is compacted (small segments, any dirty ratio; a record rolls the active segment)
-        String keyTopic = SubjectKeysConfig.DEFAULT_TOPIC;
-        ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, keyTopic);
-        mesh.admin().incrementalAlterConfigs(Map.of(resource, List.of(
-                new AlterConfigOp(new ConfigEntry("segment.ms", "100"), AlterConfigOp.OpType.SET),
-                new AlterConfigOp(new ConfigEntry("min.cleanable.dirty.ratio", "0.01"), AlterConfigOp.OpType.SET),
-                new AlterConfigOp(new ConfigEntry("min.compaction.lag.ms", "0"), AlterConfigOp.OpType.SET))))
-                .all().get(LocalMesh.CLIENT_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        List<String> left = SubjectKeyTopic.compactAndAwait(mesh.admin(), mesh.brokerDirect(), markers, PATTERN,
+                COMPACTION);
 
         // Then, once the cleaner ran, no record of the topic holds a wrapped key of a forgotten subject
-        long deadline = System.nanoTime() + COMPACTION.toNanos();
-        List<String> left = wrappedKeysOf(markers);
-        while (!left.isEmpty() && System.nanoTime() < deadline) {
-            rollSegment(keyTopic);
-            Thread.sleep(2000);
-            left = wrappedKeysOf(markers);
-        }
-        assertEquals(List.of(), left, "wrapped keys of forgotten subjects left in " + keyTopic);
+        assertEquals(List.of(), left, "wrapped keys of forgotten subjects left in " + SubjectKeyTopic.TOPIC);
         assertFalse(markers.isEmpty());
         assertEquals(markers, forgottenRefs(), "the markers stay (never removed)");
-    }
-
-    /**
-     * Appends a record that changes nothing (the forgotten marker of a subject ref no subject has, always the same
-     * record key), so the broker rolls the segment after segment.ms and the cleaner gets to the older ones.
-     */
-    private void rollSegment(String keyTopic) throws Exception {
-        byte[] key = SubjectKeyRecords.key(SubjectKeyRecords.SUBJECT_MARKER, PATTERN, new byte[SubjectKeyRecords.REF_LENGTH]);
-        try (KafkaProducer<byte[], byte[]> direct = mesh.producerDirect(Map.of())) {
-            direct.send(new ProducerRecord<>(keyTopic, 0, key, SubjectKeyRecords.forgottenValue()))
-                    .get(LocalMesh.CLIENT_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-        }
     }
 
     /** The subject refs (hex) with a forgotten marker in the key topic. */
@@ -167,23 +141,9 @@ class SubjectKeysTest {
             if (key != null && key.kind() == SubjectKeyRecords.SUBJECT_MARKER && SubjectKeyRecords.isForgotten(r.value())) {
                 refs.add(HexFormat.of().formatHex(key.ref()));
             }
-            refs.remove(HexFormat.of().formatHex(new byte[SubjectKeyRecords.REF_LENGTH])); // rollSegment's
+            refs.remove(HexFormat.of().formatHex(new byte[SubjectKeyRecords.REF_LENGTH])); // compactAndAwait's rolling record
         }
         return refs;
-    }
-
-    /** The record keys (hex) of records holding a wrapped key of one of {@code refs}. */
-    private List<String> wrappedKeysOf(Set<String> refs) {
-        List<String> found = new ArrayList<>();
-        for (ConsumerRecord<byte[], byte[]> r : mesh.readDirect(SubjectKeysConfig.DEFAULT_TOPIC)) {
-            SubjectKeyRecords.Key key = SubjectKeyRecords.parseKey(r.key());
-            if (key != null && key.kind() == SubjectKeyRecords.SUBJECT_KEY
-                    && refs.contains(HexFormat.of().formatHex(key.ref()))
-                    && SubjectKeyRecords.wrappedSubjectKey(r.value()) != null) {
-                found.add(HexFormat.of().formatHex(r.key()));
-            }
-        }
-        return found;
     }
 
     /** Per subject, its values in order; null for a forgotten subject's. */
