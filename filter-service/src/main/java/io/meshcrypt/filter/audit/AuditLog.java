@@ -126,6 +126,10 @@ public final class AuditLog implements AutoCloseable {
                     flush();
                 }
                 if (closed && queue.isEmpty()) {
+                    // Drops counted while the last drain was stuck on the disk would otherwise never be written.
+                    if (reportDrops()) {
+                        flush();
+                    }
                     return;
                 }
                 parked = true;
