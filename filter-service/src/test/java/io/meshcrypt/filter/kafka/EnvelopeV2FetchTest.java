@@ -28,6 +28,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.message.FetchRequestData;
@@ -61,6 +62,9 @@ class EnvelopeV2FetchTest {
     private int correlation;
     /** Rewrites deferred (a data key on its way) by {@link #fetch}, over the test. */
     private int deferrals;
+    /** Run by {@link #fetch} at each deferral, before it waits. */
+    private Runnable onDeferral = () -> {
+    };
 
     @BeforeEach
     void setUp() throws Exception {
@@ -98,7 +102,53 @@ class EnvelopeV2FetchTest {
     @Test
     void givenDekNotCachedYet_whenAFetchIsDeferredAndResumed_thenItsAccessIsReportedOnce() throws Exception {
         List<String> audited = new ArrayList<>();
-        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), cipher(keyset, null), null,
+        // The KMS answers only once the first attempt has been deferred: a fast local unwrap must not win the race.
+        CountDownLatch deferred = new CountDownLatch(1);
+        onDeferral = deferred::countDown;
+        LocalKekProvider local = new LocalKekProvider(keyset);
+        DekManager gated = new DekManager(new KekProvider() {
+            @Override
+            public String name() {
+                return local.name();
+            }
+
+            @Override
+            public String currentKekId() throws GeneralSecurityException {
+                return local.currentKekId();
+            }
+
+            @Override
+            public WrappedDek wrap(byte[] dek, DekContext context) throws GeneralSecurityException {
+                return local.wrap(dek, context);
+            }
+
+            @Override
+            public byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
+                try {
+                    deferred.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return local.unwrap(kekId, wrapped, context);
+            }
+
+            @Override
+            public String create() throws GeneralSecurityException {
+                return local.create();
+            }
+
+            @Override
+            public String rotate() throws GeneralSecurityException {
+                return local.rotate();
+            }
+
+            @Override
+            public List<KekInfo> list() throws GeneralSecurityException {
+                return local.list();
+            }
+        }, DekManager.Settings.defaults());
+        managers.add(gated);
+        KafkaProxy proxy = new KafkaProxy(EncryptionPolicy.encryptAll(), new ValueCipherV2(gated, null), null,
                 new BrokerAddresses(Map.of()), TestLimits.kafka(1 << 20));
         proxy.auditTo(identity -> new AccessAudit() {
             @Override
@@ -187,6 +237,7 @@ class EnvelopeV2FetchTest {
                 out = attempt == 0 ? connection.onWrite(in, false) : connection.resumeWrite();
             } catch (RewriteDeferred d) {
                 deferrals++;
+                onDeferral.run();
                 if (attempt == 10) {
                     throw d;
                 }
