@@ -599,6 +599,14 @@ public final class SubjectKeyStore implements AutoCloseable {
         if (pending != null) {
             return pending;
         }
+        // The follower may have applied this subject's first key (and dropped its pending creation) between the
+        // caller's index lookup and here: then there is nothing to create, and a second key would only be waste.
+        Subject known = subjects.get(ref);
+        if (known != null && (known.current != null || known.forgotten)) {
+            creating.remove(ref, mine);
+            mine.complete(null);
+            return mine;
+        }
         byte[] subjectKey = new byte[32];
         random.nextBytes(subjectKey);
         long keyId = random.nextLong();

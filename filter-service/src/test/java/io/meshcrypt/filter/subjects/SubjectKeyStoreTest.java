@@ -115,21 +115,14 @@ class SubjectKeyStoreTest {
 
             assertEquals(fromA.keyId(), fromB.keyId(), "first in log order wins on every replica");
             long loser = log.records().stream().map(e -> SubjectKeyRecords.parseKey(e.key()))
-                    .filter(k -> k.kind() == SubjectKeyRecords.SUBJECT_KEY)
+                    // carol's own candidates only: a and b may each have created a key for "seed" too
+                    .filter(k -> k.kind() == SubjectKeyRecords.SUBJECT_KEY && java.util.Arrays.equals(k.ref(), fromA.ref()))
                     .mapToLong(k -> ByteBuffer.wrap(k.keyId()).getLong()).filter(id -> id != fromA.keyId())
-                    .filter(id -> id != encryptionKeyQuiet(a, "seed")).findFirst().orElseThrow();
-            // b's follower reads the losing key after the winner it already returned: wait for it, as a reader would
+                    .findFirst().orElseThrow();
+            // b may read the losing key just after the winner it already returned: wait for it, as a reader would
             assertNotNull(KeyNotReadyException.awaitBlocking(
                             () -> b.forDecryption(ByteBuffer.wrap(fromA.ref()), 0, loser), WAIT),
                     "the losing key is kept: a replica may have used it before reading the winner");
-        }
-    }
-
-    private static long encryptionKeyQuiet(SubjectKeyStore store, String subject) {
-        try {
-            return encryptionKey(store, subject).keyId();
-        } catch (Exception e) {
-            throw new AssertionError(e);
         }
     }
 
@@ -169,7 +162,13 @@ class SubjectKeyStoreTest {
                 assertTrue(SubjectKeyRecords.isForgotten(e.value()), "only forgotten values for alice after compaction");
             }
         }
-        assertEquals(4, log.records().size(), "secret, bob's key, alice's overwritten key, alice's marker");
+        // A replica may, rarely, append a second candidate key for a subject it is creating (both are kept and both are
+        // overwritten by forget): count alice's key records apart.
+        long alicesKeys = log.records().stream().map(e -> SubjectKeyRecords.parseKey(e.key()))
+                .filter(k -> k.kind() == SubjectKeyRecords.SUBJECT_KEY && java.util.Arrays.equals(k.ref(), alice.ref()))
+                .count();
+        assertTrue(alicesKeys >= 1, "alice's overwritten key");
+        assertEquals(3, log.records().size() - alicesKeys, "secret, bob's key, alice's marker");
         try (SubjectKeyStore restarted = store()) {
             assertNull(restarted.forDecryption(ByteBuffer.wrap(alice.ref()), 0, alice.keyId()));
             assertEquals(1, restarted.subjects() - 1, "bob live, alice forgotten");
