@@ -14,6 +14,7 @@ import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueCipherV2;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.kms.DekContext;
+import io.meshcrypt.filter.kms.CountingKekProvider;
 import io.meshcrypt.filter.kms.KekProvider;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.kms.LocalKekProvider;
@@ -105,23 +106,7 @@ class EnvelopeV2FetchTest {
         // The KMS answers only once the first attempt has been deferred: a fast local unwrap must not win the race.
         CountDownLatch deferred = new CountDownLatch(1);
         onDeferral = deferred::countDown;
-        LocalKekProvider local = new LocalKekProvider(keyset);
-        DekManager gated = new DekManager(new KekProvider() {
-            @Override
-            public String name() {
-                return local.name();
-            }
-
-            @Override
-            public String currentKekId() throws GeneralSecurityException {
-                return local.currentKekId();
-            }
-
-            @Override
-            public WrappedDek wrap(byte[] dek, DekContext context) throws GeneralSecurityException {
-                return local.wrap(dek, context);
-            }
-
+        DekManager gated = new DekManager(new CountingKekProvider(new LocalKekProvider(keyset)) {
             @Override
             public byte[] unwrap(String kekId, byte[] wrapped, DekContext context) throws GeneralSecurityException {
                 try {
@@ -129,22 +114,7 @@ class EnvelopeV2FetchTest {
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
-                return local.unwrap(kekId, wrapped, context);
-            }
-
-            @Override
-            public String create() throws GeneralSecurityException {
-                return local.create();
-            }
-
-            @Override
-            public String rotate() throws GeneralSecurityException {
-                return local.rotate();
-            }
-
-            @Override
-            public List<KekInfo> list() throws GeneralSecurityException {
-                return local.list();
+                return super.unwrap(kekId, wrapped, context);
             }
         }, DekManager.Settings.defaults());
         managers.add(gated);
