@@ -133,7 +133,7 @@ class UnixSocketServerTest {
             @Override
             public ConnectionHandler open(StreamHeaders headers, String identity) {
                 opened.add(new Opened(identity, Thread.currentThread()));
-                return echo();
+                return new ExtProcServerTest.RecordingHandler();
             }
         };
         server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), recording,
@@ -142,24 +142,6 @@ class UnixSocketServerTest {
                 tls == null ? StreamIdentity.NONE : StreamIdentity.CERTIFICATE, ConnectionLog.TEXT, List.of(sockets));
         resources.add(server);
         return server;
-    }
-
-    private static ConnectionHandler echo() {
-        return new ConnectionHandler() {
-            @Override
-            public ByteString onRead(ByteString data, boolean endOfStream) {
-                return data;
-            }
-
-            @Override
-            public ByteString onWrite(ByteString data, boolean endOfStream) {
-                return data;
-            }
-
-            @Override
-            public void onClose() {
-            }
-        };
     }
 
     private ManagedChannel channel(Path socket) {
@@ -175,7 +157,7 @@ class UnixSocketServerTest {
         return channel;
     }
 
-    /** Opens a network stream on {@code socket} with {@code headers}, checks it echoes, returns what its handler saw. */
+    /** Opens a network stream on {@code socket} with {@code headers}, checks it is served, returns what its handler saw. */
     private Opened networkStream(Path socket, Metadata headers) throws Exception {
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = NetworkExternalProcessorGrpc.newStub(channel(socket))
@@ -183,7 +165,7 @@ class UnixSocketServerTest {
                 .process(responses);
         requests.onNext(ProcessingRequest.newBuilder().setReadData(Data.newBuilder()
                 .setData(ByteString.copyFromUtf8("hello"))).build());
-        assertEquals("hello", responses.nextData());
+        assertEquals("R:hello", responses.nextData());
         requests.onCompleted();
         Opened stream = opened.poll(ExtProcTestClient.TIMEOUT_SECONDS, TimeUnit.SECONDS);
         assertTrue(stream != null, "the stream reached its handler");
@@ -242,7 +224,7 @@ class UnixSocketServerTest {
         requests.onNext(ProcessingRequest.newBuilder().setReadData(Data.newBuilder()
                 .setData(ByteString.copyFromUtf8("hi"))).build());
 
-        assertEquals("hi", responses.nextData());
+        assertEquals("R:hi", responses.nextData());
         assertNull(opened.poll(ExtProcTestClient.TIMEOUT_SECONDS, TimeUnit.SECONDS).identity());
     }
 
@@ -270,7 +252,7 @@ class UnixSocketServerTest {
         NetworkExternalProcessorGrpc.newStub(tcp).process(responses).onNext(ProcessingRequest.newBuilder()
                 .setReadData(Data.newBuilder().setData(ByteString.copyFromUtf8("tls"))).build());
 
-        assertEquals("tls", responses.nextData());
+        assertEquals("R:tls", responses.nextData());
         assertEquals(BILLING, opened.poll(ExtProcTestClient.TIMEOUT_SECONDS, TimeUnit.SECONDS).identity(),
                 "the certificate's SPIFFE id, as without sockets");
         assertEquals(ORDERS, networkStream(orders, new Metadata()).identity());
