@@ -29,12 +29,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.message.FetchRequestData;
 import org.apache.kafka.common.message.FetchResponseData;
-import org.apache.kafka.common.message.RequestHeaderData;
-import org.apache.kafka.common.message.ResponseHeaderData;
 import org.apache.kafka.common.protocol.ApiKeys;
-import org.apache.kafka.common.protocol.ApiMessage;
-import org.apache.kafka.common.protocol.ByteBufferAccessor;
-import org.apache.kafka.common.protocol.ObjectSerializationCache;
 import org.apache.kafka.common.record.internal.MemoryRecords;
 import org.apache.kafka.common.record.internal.Record;
 import org.apache.kafka.common.record.internal.SimpleRecord;
@@ -185,9 +180,8 @@ class FetchOutputArenaTest {
     /** Sends {@code connection} a Fetch request and returns the broker's response to it, one partition per records. */
     private ByteString fetchResponse(ConnectionHandler connection, List<MemoryRecords> partitions) throws Exception {
         int corr = ++correlation;
-        connection.onRead(ByteString.copyFrom(frame(new RequestHeaderData().setRequestApiKey(ApiKeys.FETCH.id)
-                .setRequestApiVersion(FETCH_V).setCorrelationId(corr).setClientId("t"),
-                ApiKeys.FETCH.requestHeaderVersion(FETCH_V), new FetchRequestData(), FETCH_V)), false);
+        connection.onRead(ByteString.copyFrom(KafkaFrames.requestFrame(corr, ApiKeys.FETCH, FETCH_V,
+                new FetchRequestData())), false);
         List<FetchResponseData.PartitionData> data = new ArrayList<>();
         for (int i = 0; i < partitions.size(); i++) {
             data.add(new FetchResponseData.PartitionData().setPartitionIndex(i).setHighWatermark(100)
@@ -195,8 +189,7 @@ class FetchOutputArenaTest {
         }
         FetchResponseData response = new FetchResponseData().setResponses(new ArrayList<>(List.of(
                 new FetchResponseData.FetchableTopicResponse().setTopic("orders").setPartitions(data))));
-        return ByteString.copyFrom(frame(new ResponseHeaderData().setCorrelationId(corr),
-                ApiKeys.FETCH.responseHeaderVersion(FETCH_V), response, FETCH_V));
+        return ByteString.copyFrom(KafkaFrames.responseFrame(corr, ApiKeys.FETCH, FETCH_V, response));
     }
 
     private static ByteString[] split(ByteString frames) {
@@ -205,12 +198,7 @@ class FetchOutputArenaTest {
     }
 
     private static FetchResponseData decode(ByteString frame) {
-        ByteBuffer buf = frame.asReadOnlyByteBuffer();
-        assertEquals(buf.remaining() - 4, buf.getInt(), "one whole frame");
-        new ResponseHeaderData(new ByteBufferAccessor(buf), ApiKeys.FETCH.responseHeaderVersion(FETCH_V));
-        FetchResponseData seen = new FetchResponseData();
-        seen.read(new ByteBufferAccessor(buf), FETCH_V);
-        return seen;
+        return (FetchResponseData) KafkaFrames.decodeResponse(frame, ApiKeys.FETCH, FETCH_V);
     }
 
     /** The values of the only partition of a fetch response frame. */
@@ -221,9 +209,7 @@ class FetchOutputArenaTest {
     private static List<String> values(MemoryRecords records) {
         List<String> values = new ArrayList<>();
         for (Record r : records.records()) {
-            byte[] b = new byte[r.valueSize()];
-            r.value().duplicate().get(b);
-            values.add(new String(b, StandardCharsets.UTF_8));
+            values.add(KafkaFrames.utf8(r.value()));
         }
         return values;
     }
@@ -251,15 +237,5 @@ class FetchOutputArenaTest {
             records[i] = new SimpleRecord(null, bytes);
         }
         return MemoryRecords.withRecords(Compression.NONE, records);
-    }
-
-    private static byte[] frame(ApiMessage header, short headerVersion, ApiMessage body, short version) {
-        ObjectSerializationCache cache = new ObjectSerializationCache();
-        int size = header.size(cache, headerVersion) + body.size(cache, version);
-        ByteBuffer buf = ByteBuffer.allocate(4 + size).putInt(size);
-        ByteBufferAccessor out = new ByteBufferAccessor(buf);
-        header.write(out, cache, headerVersion);
-        body.write(out, cache, version);
-        return buf.array();
     }
 }

@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.transport;
 
+import static io.meshcrypt.filter.transport.ExtProcTestClient.read;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -7,23 +8,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.UnsafeByteOperations;
-import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.grpc.stub.StreamObserver;
-import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.records.OutputArena;
 import io.meshcrypt.filter.records.RecordBatchRewriter;
 import io.meshcrypt.filter.records.RecordBatchRewriter.TruncatedTail;
 import io.meshcrypt.filter.records.ValueRewriter;
 import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -129,21 +125,13 @@ class ExtProcOutputArenaTest {
     }
 
     private NetworkExternalProcessorGrpc.NetworkExternalProcessorStub client() throws Exception {
-        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
-                headers -> new RewritingHandler(),
-                TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(2)));
-        resources.add(server);
-        return ExtProcTestClient.connect(server, resources);
+        return ExtProcTestClient.oneWorker(headers -> new RewritingHandler(), resources);
     }
 
     private static String text(int i) {
         char[] value = new char[VALUE_BYTES];
         Arrays.fill(value, (char) ('a' + i % 26));
         return "chunk-" + i + "-" + new String(value);
-    }
-
-    private static ProcessingRequest read(String data) {
-        return ProcessingRequest.newBuilder().setReadData(Data.newBuilder().setData(ByteString.copyFromUtf8(data))).build();
     }
 
     /** The single record value of the batch a response forwards. */
