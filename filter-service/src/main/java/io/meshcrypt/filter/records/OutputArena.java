@@ -7,7 +7,9 @@ import java.nio.ByteBuffer;
  * the rewrites of one response are bump-allocated from, reused once that response was sent. gRPC serialises a response
  * inside {@code ServerCall.sendMessage} (grpc-java's {@code MessageFramer} drains the message into its own buffers
  * before {@code onNext} returns), so a rewritten frame's bytes need to live only until the send that carries them.
- * That saves allocating, per partition, an array the size of its rewritten records.
+ * That saves allocating, per partition, an array the size of its rewritten records. It holds for the Netty transport
+ * the filter-service serves on, not for grpc-java's in-process transport, which hands the message object itself to
+ * the client: never open a scope around a call whose responses are not serialised when {@code onNext} returns.
  *
  * <p>The lifetime rules, all on one thread:
  * <ul>

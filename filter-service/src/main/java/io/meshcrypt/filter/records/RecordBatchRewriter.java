@@ -88,7 +88,8 @@ public final class RecordBatchRewriter {
     /**
      * Rewrites every non-null value, and with a {@code keyRewriter} every non-null key, of every data batch. Control
      * batches (fetch side) and header-only empty batches are kept byte for byte, and so is any batch whose values (and,
-     * with a key rewriter, keys) are all null. Returns {@code records} itself when nothing changed.
+     * with a key rewriter, keys) are all null. Returns {@code records} itself when nothing changed. Inside a scope of the
+     * thread's {@link OutputArena} the result may live there: valid until the response carrying it was sent.
      *
      * @param keyRewriter null to copy keys verbatim (the value-only path)
      * @param budget the frame's budget, shared by every call for the same frame: decompression draws on it (the

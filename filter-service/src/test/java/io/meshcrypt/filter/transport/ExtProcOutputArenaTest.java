@@ -2,6 +2,7 @@ package io.meshcrypt.filter.transport;
 
 import static io.meshcrypt.filter.transport.ExtProcTestClient.read;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -11,6 +12,7 @@ import com.google.protobuf.UnsafeByteOperations;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
 import io.grpc.stub.StreamObserver;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.records.OutputArena;
@@ -81,6 +83,10 @@ class ExtProcOutputArenaTest {
         @Override
         public ByteString onRead(ByteString data, boolean endOfStream) throws Exception {
             ByteString out = rewrite(data);
+            if (data.toStringUtf8().startsWith("reuse-early")) {
+                // A bug's effect: the arena's bytes released while this answer still carries them.
+                OutputArena.sent();
+            }
             if (data.toStringUtf8().startsWith("wait")) {
                 kept = out;
                 throw new RewriteDeferred("waiting for a key", key);
@@ -167,6 +173,20 @@ class ExtProcOutputArenaTest {
             }
         }
         stream.onCompleted();
+    }
+
+    @Test
+    void givenTheArenaReleasedBeforeTheAnswerWasSent_whenTheStreamAnswers_thenTheConnectionIsResetAndNothingForwarded()
+            throws Exception {
+        Responses responses = new Responses();
+        StreamObserver<ProcessingRequest> stream = client().process(responses);
+
+        stream.onNext(read("reuse-early-" + text(1)));
+
+        ProcessingResponse reset = responses.nextResponse();
+        assertEquals(ConnectionStatus.CLOSE_RST, reset.getConnectionStatus());
+        assertEquals(ByteString.EMPTY, reset.getReadData().getData());
+        assertInstanceOf(Throwable.class, responses.next(), "the stream ends with an error status");
     }
 
     @Test
