@@ -1,7 +1,6 @@
 package io.meshcrypt.bench;
 
 import com.google.protobuf.ByteString;
-import io.meshcrypt.filter.records.OutputArena;
 import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
@@ -59,7 +58,7 @@ public class KafkaPathBenchmark {
         @Param({"off", "on"})
         public String metrics;
         /**
-         * "on": each exchange runs in a scope of the thread's {@link OutputArena}, as a stream's task does, so the
+         * "on": each exchange runs in a scope of the thread's OutputArena, as a stream's task does, so the
          * rewritten records are written into the arena and reused once sent; "off" (pass {@code -p arena=off}): no
          * scope, every rewrite allocates its output exactly, as before the arena. Either way each answer is "sent".
          */
@@ -68,23 +67,6 @@ public class KafkaPathBenchmark {
         KafkaDataPath path;
         ByteString request;
         ByteString response;
-        /** Where {@link #send} copies each answer, as gRPC copies a response into its buffers inside onNext. */
-        private byte[] wire = new byte[256 * 1024];
-
-        /**
-         * What the transport does with an answer: gRPC serialises it (a copy of every byte) inside onNext, then the
-         * stream releases the arena bytes it carried. Without this the arena would never be reused.
-         */
-        int send(ByteString answer) {
-            int size = answer.size();
-            if (size > wire.length) {
-                wire = new byte[size];
-            }
-            answer.copyTo(wire, 0);
-            OutputArena.sent();
-            return size;
-        }
-
         @Setup(Level.Trial)
         public void open() throws Exception {
             path = new KafkaDataPath(metrics.equals("on"));
@@ -138,23 +120,12 @@ public class KafkaPathBenchmark {
     }
 
     /**
-     * A request through the handler, then its response: what the broker and the client would receive, each sent (copied
-     * out) as the transport sends it, in one task's scope of the thread's {@link OutputArena} as on the gRPC event loop.
+     * A request through the handler, then its response: what the broker and the client would receive, each sent as the
+     * transport sends it ({@link KafkaDataPath#exchange}).
      */
     @Benchmark
     public void handler(Connection c, Blackhole out) throws Exception {
-        boolean arena = c.arena.equals("on");
-        if (arena) {
-            OutputArena.enter();
-        }
-        try {
-            out.consume(c.send(c.path.request(c.request)));
-            out.consume(c.send(c.path.response(c.response)));
-        } finally {
-            if (arena) {
-                OutputArena.exit();
-            }
-        }
+        out.consume(c.path.exchange(c.request, c.response, c.arena.equals("on")));
     }
 
     /** The same values, AES-256-GCM with javax.crypto: a fresh 12-byte nonce per value (a counter), 16-byte tag. */
