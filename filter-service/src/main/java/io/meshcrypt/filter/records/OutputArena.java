@@ -46,8 +46,6 @@ public final class OutputArena {
     private long resets;
     /** The region a rewrite is writing into and has not committed yet; null when none. */
     private ByteBuffer lent;
-    /** The size of the array this thread last had: a thread that left one to a parked frame starts the next as large. */
-    private int capacity;
 
     private OutputArena() {
     }
@@ -121,13 +119,14 @@ public final class OutputArena {
             }
             // Large enough for what is given out already and this: the next response of the same shape fits. Bytes
             // given out stay in the old array, which is never written again.
+            // A thread whose array was left to a parked frame starts small again: a peer that makes frames wait for
+            // data keys over and over costs little garbage per deferral.
             long wanted = (long) arena.top + length;
-            int size = Math.max(arena.capacity, INITIAL_BYTES);
+            int size = arena.array == null ? INITIAL_BYTES : arena.array.length;
             while (size < wanted && size < MAX_BYTES) {
                 size = Math.min(MAX_BYTES, size * 2);
             }
             arena.array = new byte[size];
-            arena.capacity = size;
             arena.top = 0;
         }
         arena.lent = ByteBuffer.wrap(arena.array, arena.top, arena.array.length - arena.top).slice();

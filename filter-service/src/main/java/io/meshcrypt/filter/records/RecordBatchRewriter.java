@@ -203,8 +203,9 @@ public final class RecordBatchRewriter {
 
     /**
      * What a thread reuses from call to call: the array the output is written into when the thread's
-     * {@link OutputArena} lends no room (outside a stream's task; the result is then copied out of it exactly sized, so a call allocates the bytes it returns and not a guess at them, which for decryption was a
-     * quarter more than the input) and the decompression array. Taken by a call and given back by {@link Job#close},
+     * {@link OutputArena} lends no room (outside a stream's task; the result is then copied out of it exactly sized,
+     * so a call allocates the bytes it returns and not a guess at them, which for decryption was a quarter more than the
+     * input) and the decompression array. Taken by a call and given back by {@link Job#close},
      * so a nested call on the same thread (none today) would get a fresh one. At most {@link #RETAINED_SCRATCH_BYTES}
      * of each per thread; the rewrites run on the gRPC event loops, one per core.
      */
