@@ -11,8 +11,9 @@ import org.apache.kafka.common.protocol.Writable;
  * not copied. The frame then costs one copy of its records, the one gRPC makes when it sends it, instead of two, and
  * no allocation the size of the frame.
  *
- * <p>Spliced buffers must never change afterwards: records rewritten for this frame and views of the received frame
- * never do. Not thread-safe; one per encoded frame.
+ * <p>Spliced buffers must not change until the frame was sent: views of the received frame never do, and records
+ * rewritten into the thread's {@link io.meshcrypt.filter.records.OutputArena} are reused only after the send that
+ * carries them (gRPC has copied the frame by then). Not thread-safe; one per encoded frame.
  */
 final class SplicingWritable implements Writable {
     /** Smaller buffers are copied: a rope piece costs more than copying a few hundred bytes. */

@@ -88,7 +88,8 @@ public final class RecordBatchRewriter {
     /**
      * Rewrites every non-null value, and with a {@code keyRewriter} every non-null key, of every data batch. Control
      * batches (fetch side) and header-only empty batches are kept byte for byte, and so is any batch whose values (and,
-     * with a key rewriter, keys) are all null. Returns {@code records} itself when nothing changed.
+     * with a key rewriter, keys) are all null. Returns {@code records} itself when nothing changed. Inside a scope of the
+     * thread's {@link OutputArena} the result may live there: valid until the response carrying it was sent.
      *
      * @param keyRewriter null to copy keys verbatim (the value-only path)
      * @param budget the frame's budget, shared by every call for the same frame: decompression draws on it (the
@@ -201,9 +202,10 @@ public final class RecordBatchRewriter {
     }
 
     /**
-     * What a thread reuses from call to call: the array the output is written into (the result is copied out of it
-     * exactly sized, so a call allocates the bytes it returns and not a guess at them, which for decryption was a
-     * quarter more than the input) and the decompression array. Taken by a call and given back by {@link Job#close},
+     * What a thread reuses from call to call: the array the output is written into when the thread's
+     * {@link OutputArena} lends no room (outside a stream's task; the result is then copied out of it exactly sized,
+     * so a call allocates the bytes it returns and not a guess at them, which for decryption was a quarter more than the
+     * input) and the decompression array. Taken by a call and given back by {@link Job#close},
      * so a nested call on the same thread (none today) would get a fresh one. At most {@link #RETAINED_SCRATCH_BYTES}
      * of each per thread; the rewrites run on the gRPC event loops, one per core.
      */
@@ -259,6 +261,11 @@ public final class RecordBatchRewriter {
         private int headerScratchLength;
         private final byte[] varint = new byte[10];
         private ByteBufferOutputStream out;
+        /**
+         * Where {@link #out} started when the thread's {@link OutputArena} lent it room; null when it did not. Once the
+         * output outgrows it, it continues in an array of its own and is copied out exactly sized, as without one.
+         */
+        private ByteBuffer arenaRegion;
         private byte[] chunk;
         private final Scratch scratch = Scratch.take();
         private byte[] decompressed = scratch.decompressed;
@@ -340,6 +347,10 @@ public final class RecordBatchRewriter {
             int length = written.position();
             checkOutput(length);
             budget.chargeOutput(length);
+            if (written == arenaRegion) {
+                // Written where it stays until its response is sent: no copy, no allocation.
+                return OutputArena.commit(arenaRegion, length);
+            }
             return ByteBuffer.wrap(Arrays.copyOf(written.array(), length));
         }
 
@@ -849,8 +860,10 @@ public final class RecordBatchRewriter {
                 long capacity = Math.min(Math.min(MAX_ARRAY_SIZE,
                                 (long) in.limit() + in.limit() / (headerRewriter == null ? 4 : 2) + 256),
                         Math.max(0L, budget.remainingOutput()));
+                arenaRegion = OutputArena.lend((int) capacity);
                 ByteBuffer kept = scratch.output;
-                out = kept != null && kept.capacity() >= capacity ? new ByteBufferOutputStream(kept.clear())
+                out = arenaRegion != null ? new ByteBufferOutputStream(arenaRegion)
+                        : kept != null && kept.capacity() >= capacity ? new ByteBufferOutputStream(kept.clear())
                         : new ByteBufferOutputStream((int) capacity);
             }
             if (end > pendingFrom) {
@@ -987,7 +1000,8 @@ public final class RecordBatchRewriter {
             if (bufferSupplier != null) {
                 bufferSupplier.close();
             }
-            if (out != null) {
+            OutputArena.giveBack(arenaRegion);
+            if (out != null && out.buffer() != arenaRegion) {
                 scratch.output = out.buffer();
             }
             scratch.decompressed = decompressed;

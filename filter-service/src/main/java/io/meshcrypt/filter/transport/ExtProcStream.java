@@ -3,6 +3,7 @@ package io.meshcrypt.filter.transport;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import io.meshcrypt.filter.records.OutputArena;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.EventExecutorGroup;
 import java.util.concurrent.CompletionStage;
@@ -122,9 +123,13 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
         call.request(count);
     }
 
-    /** Sends the answer to one request; then {@link #requestNext()}. */
+    /**
+     * Sends the answer to one request; then {@link #requestNext()}. gRPC has serialised the response when
+     * {@code onNext} returns, so the rewritten records it carries may be reused ({@link OutputArena#sent()}).
+     */
     protected final void send(R response) {
         call.onNext(response);
+        OutputArena.sent();
         metrics.requestAnswered();
     }
 
@@ -161,6 +166,7 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
         done = true;
         try {
             call.onNext(last);
+            OutputArena.sent();
             call.onError(status.asRuntimeException());
         } catch (Throwable sendFailure) {
             log.debug("{} {}: could not send the reset, the stream is already gone", label, id, sendFailure);
@@ -245,11 +251,17 @@ public abstract class ExtProcStream<Q, R> implements StreamObserver<Q> {
         }
     }
 
+    /**
+     * Runs one task of this stream in a scope of the thread's {@link OutputArena}: records rewritten for a response the
+     * task sends live there until it is sent; those the task keeps unsent (a parked frame) are left to it.
+     */
     private void run(Runnable task) {
         running = true;
+        OutputArena.enter();
         try {
             task.run();
         } finally {
+            OutputArena.exit();
             running = false;
         }
     }

@@ -9,6 +9,7 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.DataPr
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.meshcrypt.filter.framing.RewriteDeferred;
+import io.meshcrypt.filter.records.OutputArena;
 import io.netty.util.concurrent.EventExecutor;
 import java.time.Duration;
 import java.util.ArrayDeque;
@@ -44,6 +45,11 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
     private ProcessingResponse.Builder parkedResponse;
     private boolean parkedOnRead;
     private final ArrayDeque<ProcessingRequest> queued = new ArrayDeque<>();
+    /**
+     * {@link OutputArena#resets()} when the handler began on the request being answered: the records it rewrote are
+     * sent only if none of the thread's arena bytes were reused since ({@link #answer}).
+     */
+    private long arenaResets;
     /** Fires at the deadline of the oldest held frame; at most one is pending. */
     private ScheduledFuture<?> heldFrameTimer;
     private final ConnectionLog connectionLog;
@@ -149,6 +155,7 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
             queued.add(request);
             return;
         }
+        arenaResets = OutputArena.resets();
         ProcessingResponse.Builder response = ProcessingResponse.newBuilder()
                 // Envoy never reads this field; MODIFIED states what is true: the data field holds what to forward.
                 .setDataProcessingStatus(DataProcessedStatus.MODIFIED);
@@ -197,6 +204,8 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
     private void answer(ProcessingRequest request, ProcessingResponse.Builder response, long heldSince) {
         boolean answered = false;
         try {
+            // Fails closed (the connection is reset) rather than send rewritten records whose bytes were reused.
+            OutputArena.requireNoResetSince(arenaResets);
             send(response.build());
             answered = true;
             requestNext();
@@ -292,6 +301,8 @@ final class NetworkExtProcStream extends ExtProcStream<ProcessingRequest, Proces
         boolean onRead = parkedOnRead;
         parked = null;
         parkedResponse = null;
+        // What the request's first attempt rewrote is in an array its task left to the parked response (OutputArena).
+        arenaResets = OutputArena.resets();
         long heldSince;
         try {
             if (onRead) {

@@ -2,6 +2,7 @@ package io.meshcrypt.filter.transport;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static io.meshcrypt.filter.transport.ExtProcTestClient.read;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 import com.google.protobuf.ByteString;
@@ -11,13 +12,9 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
 import io.grpc.stub.StreamObserver;
-import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.framing.KafkaFrameException;
 import io.meshcrypt.filter.framing.RewriteDeferred;
 import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -73,15 +70,7 @@ class ExtProcDeferralTest {
 
     private NetworkExternalProcessorGrpc.NetworkExternalProcessorStub client() throws Exception {
         // One worker: if a parked chunk blocked it, the second stream below could not be answered.
-        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0),
-                headers -> new DeferringHandler(),
-                TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(2)));
-        resources.add(server);
-        return ExtProcTestClient.connect(server, resources);
-    }
-
-    private static ProcessingRequest read(String data) {
-        return ProcessingRequest.newBuilder().setReadData(Data.newBuilder().setData(ByteString.copyFromUtf8(data))).build();
+        return ExtProcTestClient.oneWorker(headers -> new DeferringHandler(), resources);
     }
 
     private static ProcessingRequest write(String data) {

@@ -2,12 +2,18 @@ package io.meshcrypt.filter.transport;
 
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 
+import com.google.protobuf.ByteString;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.Data;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorGrpc;
+import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
+import io.meshcrypt.filter.TestLimits;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -18,6 +24,24 @@ final class ExtProcTestClient {
     static final long TIMEOUT_SECONDS = 10;
 
     private ExtProcTestClient() {
+    }
+
+    /**
+     * A stub to a new server of one worker, so that every stream is served on the same thread, each connection
+     * handled by what {@code factory} opens; server and channel are closed with {@code resources}.
+     */
+    static NetworkExternalProcessorGrpc.NetworkExternalProcessorStub oneWorker(ConnectionHandlerFactory factory,
+                                                                               List<AutoCloseable> resources)
+            throws Exception {
+        ExtProcServer server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), factory,
+                TestLimits.extProc().withWorkerThreads(1).withShutdownGrace(Duration.ofSeconds(2)));
+        resources.add(server);
+        return connect(server, resources);
+    }
+
+    /** A request carrying {@code data} from the client. */
+    static ProcessingRequest read(String data) {
+        return ProcessingRequest.newBuilder().setReadData(Data.newBuilder().setData(ByteString.copyFromUtf8(data))).build();
     }
 
     /** A stub on a new channel to {@code server}; the channel is shut down with {@code resources}. */

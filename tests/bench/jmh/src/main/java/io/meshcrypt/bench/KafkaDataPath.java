@@ -12,6 +12,7 @@ import io.meshcrypt.filter.kafka.KafkaProxy;
 import io.meshcrypt.filter.keys.KeyServices;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.observability.FilterMetrics;
+import io.meshcrypt.filter.records.OutputArena;
 import io.meshcrypt.filter.subjects.SubjectKeyStore;
 import io.meshcrypt.filter.transport.ConnectionHandler;
 import java.io.IOException;
@@ -46,6 +47,8 @@ final class KafkaDataPath implements AutoCloseable {
     private final Path dir;
     private final SubjectKeyStore subjectKeys;
     final ConnectionHandler connection;
+    /** Where {@link #send} copies each answer, as gRPC copies a response into its buffers. */
+    private byte[] wire = new byte[256 * 1024];
 
     /** @param metrics whether records per topic and rewrite times are counted, as with an observability section */
     KafkaDataPath(boolean metrics) throws Exception {
@@ -95,6 +98,36 @@ final class KafkaDataPath implements AutoCloseable {
     /** Broker to client, resuming deferred frames as {@link #request} does. */
     ByteString response(ByteString frame) throws Exception {
         return resumingDeferred(() -> connection.onWrite(frame, false), connection::resumeWrite);
+    }
+
+    /**
+     * A request, then its response, as a stream's task on the gRPC event loop handles them: with {@code arena}, in a
+     * scope of the thread's {@link OutputArena}; each answer is sent as the transport sends it (gRPC copies every byte
+     * into its buffers inside onNext, then the stream releases the arena bytes it carried), so the arena is reused as
+     * in production. Without {@code arena} every rewrite allocates its output, as before the arena. Returns the bytes
+     * sent.
+     */
+    int exchange(ByteString request, ByteString response, boolean arena) throws Exception {
+        if (arena) {
+            OutputArena.enter();
+        }
+        try {
+            return send(request(request)) + send(response(response));
+        } finally {
+            if (arena) {
+                OutputArena.exit();
+            }
+        }
+    }
+
+    private int send(ByteString answer) {
+        int size = answer.size();
+        if (size > wire.length) {
+            wire = new byte[size];
+        }
+        answer.copyTo(wire, 0);
+        OutputArena.sent();
+        return size;
     }
 
     private interface Step {
