@@ -3,6 +3,7 @@ package io.meshcrypt.e2e.support;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -52,6 +53,15 @@ public final class StaticSidecar {
      * @param transportSocket a {@code transport_socket:} block indented for the cluster (mutual TLS), or ""
      */
     public static void filterServiceCluster(StringBuilder y, int port, String transportSocket) {
+        filterServiceCluster(y, "socket_address: { address: 127.0.0.1, port_value: %d }".formatted(port), transportSocket);
+    }
+
+    /** The {@code filter_service} cluster on the filter-service's Unix socket {@code path}: HTTP/2, no TLS. */
+    public static void filterServiceClusterOnUnixSocket(StringBuilder y, Path path) {
+        filterServiceCluster(y, "pipe: { path: \"%s\" }".formatted(path), "");
+    }
+
+    private static void filterServiceCluster(StringBuilder y, String address, String transportSocket) {
         y.append("""
                   - name: filter_service
                     type: STATIC
@@ -76,8 +86,8 @@ public final class StaticSidecar {
                       - lb_endpoints:
                         - endpoint:
                             address:
-                              socket_address: { address: 127.0.0.1, port_value: %d }
-                """.formatted(port));
+                              %s
+                """.formatted(address));
     }
 
     /** A cluster of one static endpoint. */
