@@ -183,7 +183,8 @@ public final class Main {
         GrpcHealth health = new GrpcHealth(readiness);
         HttpProcessor http = new HttpProcessor(config.http(), cipher, subjectCipher);
         // Who each stream comes from, for the policy's readers and writers: the certificate this server verified, or
-        // the one the pod's mesh sidecar verified and forwards; never anything a workload can set itself.
+        // the one the pod's mesh sidecar verified and forwards; never anything a workload can set itself. On a Unix
+        // domain socket (unixSockets:), the identity configured for that socket, whose file mode says who connects.
         StreamIdentity identities = tls != null ? StreamIdentity.CERTIFICATE
                 : config.meshSidecarTls() ? StreamIdentity.FORWARDED_CLIENT_CERT : StreamIdentity.NONE;
         // The admin API (forget a subject) on the same port, authenticated as the streams are; its forgets run off the
@@ -194,7 +195,8 @@ public final class Main {
                 audit == null ? AdminAudit.NONE : audit.admin());
         ExtProcServer server = ExtProcServer.start(config.listen(), proxy, DataPathLimits.extProc(limits),
                 List.of(workers -> new HttpExtProcService(http, workers), health.service(), workers -> admin), tls, identities,
-                config.observability() == null ? ConnectionLog.TEXT : ConnectionLog.of(config.observability().connectionLog()));
+                config.observability() == null ? ConnectionLog.TEXT : ConnectionLog.of(config.observability().connectionLog()),
+                config.unixSockets());
         AutoCloseable policyWatcher;
         PolicyReloads reloads;
         if (xds != null) {

@@ -3,6 +3,8 @@ package io.meshcrypt.filter.config;
 import com.fasterxml.jackson.core.JsonToken;
 import io.meshcrypt.filter.crypto.DekManager;
 import io.meshcrypt.filter.transport.ConnectionLog;
+import io.meshcrypt.filter.transport.StreamIdentity;
+import io.meshcrypt.filter.transport.UnixSocket;
 import io.meshcrypt.meshconfig.http.HttpConfigReader;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.mesh.Policies;
@@ -18,16 +20,24 @@ import io.meshcrypt.meshconfig.yaml.YamlTree.Location;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Mapping;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Node;
 import io.meshcrypt.meshconfig.yaml.YamlTree.Scalar;
+import io.meshcrypt.meshconfig.yaml.YamlTree.Sequence;
+import io.netty.channel.epoll.Epoll;
 import java.math.BigInteger;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * Validates the YAML tree of one config file into a {@link FilterConfig}; see its javadoc for the schema. The policy:
@@ -38,7 +48,7 @@ public final class ConfigReader {
 
     /** The value of {@code tls} that leaves mutual TLS to the pod's service-mesh sidecar (Istio). */
     static final String MESH_SIDECAR_TLS = "mesh-sidecar";
-    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls", "audit", "observability", "subjectKeys", "admin");
+    private static final List<String> ROOT_KEYS = List.of("listen", "maxFrameBytes", "keyset", "brokers", "policy", "policyFrom", "http", "keys", "sivKeyset", "limits", "tls", "audit", "observability", "subjectKeys", "admin", "unixSockets");
     /** Default file name of the AES-SIV record-key keyset, next to the top-level keyset (or this config file). */
     static final String DEFAULT_SIV_KEYSET = "siv-keyset.json";
 
@@ -140,8 +150,100 @@ public final class ConfigReader {
         SubjectKeysConfig subjectKeys = subjectKeysEntry == null ? null : subjectKeys(subjectKeysEntry);
         Entry adminEntry = mapping.entries().get("admin");
         AdminConfig admin = adminEntry == null ? AdminConfig.NOBODY : admin(adminEntry, tls != null || sidecarTls);
+        Entry unixSocketsEntry = mapping.entries().get("unixSockets");
+        List<UnixSocket> unixSockets = unixSocketsEntry == null ? List.of() : unixSockets(unixSocketsEntry);
         return new FilterConfig(listen, limits.maxFrameBytes(), keyset, brokers, policy, http, keys, policyFrom, sivKeyset,
-                limits, policyServer, tls, sidecarTls, audit, observability, subjectKeys, admin);
+                limits, policyServer, tls, sidecarTls, audit, observability, subjectKeys, admin, unixSockets);
+    }
+
+    private static final List<String> UNIX_SOCKET_KEYS = List.of("path", "identity", "mode");
+    /** An octal permission string within 0777, the leading 0 optional. */
+    private static final Pattern OCTAL_MODE = Pattern.compile("0?[0-7]{3}");
+
+    /** The {@code unixSockets:} list (see {@link UnixSocket}). */
+    private List<UnixSocket> unixSockets(Entry section) throws ConfigException {
+        Sequence list = fields.sequence(section, "unixSockets", "a list of sockets ({path, identity, mode})");
+        if (!Epoll.isAvailable()) {
+            // the sockets are served by Netty's epoll transport: Linux (x86_64, aarch64) only
+            throw fields.error(section.keyLocation(), "unixSockets", "Unix domain sockets need Linux (Netty's epoll"
+                    + " transport is unavailable here: " + Epoll.unavailabilityCause() + "); use listen: with tls:");
+        }
+        List<UnixSocket> sockets = new ArrayList<>();
+        Map<Path, String> seen = new HashMap<>();
+        for (int i = 0; i < list.items().size(); i++) {
+            String prefix = "unixSockets[" + i + "]";
+            Mapping m = fields.mapping(list.items().get(i), prefix);
+            fields.checkKeys(m, prefix + ".", UNIX_SOCKET_KEYS);
+            Entry pathEntry = fields.required(m, prefix + ".path", "the socket file, e.g. run/orders.sock");
+            Path path = fields.path(pathEntry, prefix + ".path");
+            if (UnixSocket.pathBytes(path) > UnixSocket.MAX_PATH_BYTES) {
+                throw fields.error(pathEntry.keyLocation(), prefix + ".path", "is " + UnixSocket.pathBytes(path)
+                        + " bytes long once resolved, the kernel takes at most " + UnixSocket.MAX_PATH_BYTES
+                        + " (got " + ConfigFields.echo(path.toString()) + ")");
+            }
+            String earlier = seen.putIfAbsent(path, prefix);
+            if (earlier != null) {
+                throw fields.error(pathEntry.keyLocation(), prefix + ".path", "duplicate socket path, already " + earlier
+                        + ".path (" + ConfigFields.echo(path.toString()) + ")");
+            }
+            Entry identityEntry = m.entries().get("identity");
+            String identity = identityEntry == null ? null : socketIdentity(identityEntry, prefix + ".identity");
+            Entry modeEntry = m.entries().get("mode");
+            Set<PosixFilePermission> mode = modeEntry == null ? octalMode(UnixSocket.DEFAULT_MODE)
+                    : mode(modeEntry, prefix + ".mode");
+            sockets.add(new UnixSocket(path, identity, mode));
+        }
+        return List.copyOf(sockets);
+    }
+
+    /** An exact SPIFFE id: what a verified client certificate yields on {@code listen}, so readers/writers match alike. */
+    private String socketIdentity(Entry entry, String path) throws ConfigException {
+        String id = fields.nonEmpty(entry, path);
+        if (!id.startsWith("spiffe://") || id.length() <= "spiffe://".length()
+                || id.length() > StreamIdentity.MAX_IDENTITY_CHARS
+                || id.chars().anyMatch(c -> c < 0x21 || c > 0x7e || c == '*' || c == '?' || c == '{')) {
+            throw fields.error(entry.keyLocation(), path, "must be an exact SPIFFE id (printable ASCII, no globs), e.g."
+                    + " spiffe://meshcrypt.local/ns/default/sa/orders (got " + ConfigFields.echo(id) + ")");
+        }
+        try {
+            new URI(id);
+        } catch (URISyntaxException e) {
+            throw fields.error(entry.keyLocation(), path, "is not a valid URI: " + e.getReason() + " (got "
+                    + ConfigFields.echo(id) + ")");
+        }
+        return id;
+    }
+
+    private Set<PosixFilePermission> mode(Entry entry, String path) throws ConfigException {
+        if (!(entry.value() instanceof Scalar s) || s.token() != JsonToken.VALUE_STRING) {
+            throw fields.error(entry.keyLocation(), path, "must be an octal string such as \"0600\" (quote it; got "
+                    + ConfigFields.describe(entry.value()) + ")");
+        }
+        String value = (String) s.value();
+        if (!OCTAL_MODE.matcher(value).matches()) {
+            throw fields.error(entry.keyLocation(), path, "must be octal permission bits within 0777, e.g. \"0600\" (got "
+                    + ConfigFields.echo(value) + ")");
+        }
+        Set<PosixFilePermission> mode = octalMode(value);
+        if (mode.contains(PosixFilePermission.OTHERS_WRITE)) {
+            // write permission on a socket is permission to connect: any local user would be this socket's identity
+            throw fields.error(entry.keyLocation(), path, "must not let others connect (o+w, got " + ConfigFields.echo(value)
+                    + "); grant a group instead, e.g. \"0660\"");
+        }
+        return mode;
+    }
+
+    /** The permissions of a validated octal string: bits 8..0 are rwx of owner, group, others. */
+    private static Set<PosixFilePermission> octalMode(String octal) {
+        int bits = Integer.parseInt(octal, 8);
+        PosixFilePermission[] all = PosixFilePermission.values(); // OWNER_READ .. OTHERS_EXECUTE, bit 8 down to bit 0
+        Set<PosixFilePermission> mode = EnumSet.noneOf(PosixFilePermission.class);
+        for (int i = 0; i < all.length; i++) {
+            if ((bits & (1 << (8 - i))) != 0) {
+                mode.add(all[i]);
+            }
+        }
+        return mode;
     }
 
     /** The {@code admin:} section (see {@link AdminConfig}): exact SPIFFE ids, or plaintext loopback without TLS. */

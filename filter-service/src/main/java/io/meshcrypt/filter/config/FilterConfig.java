@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.config;
 
+import io.meshcrypt.filter.transport.UnixSocket;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.mesh.Policies;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
@@ -11,6 +12,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 
@@ -51,6 +53,10 @@ import java.util.Objects;
  *   bootstrap: kafka-1:9093
  * admin:                             # optional: who may call the admin API (forget a subject), see AdminConfig
  *   identities: [spiffe://meshcrypt.local/admin]
+ * unixSockets:                       # optional: the same gRPC services on Unix domain sockets, no TLS (Linux only),
+ *   - path: run/orders.sock          # see transport.UnixSocket
+ *     identity: spiffe://meshcrypt.local/ns/default/sa/orders
+ *     mode: "0600"
  * </pre>
  *
  * <p>The file holding the policy and HTTP rules (this one, or {@code policyFrom}) is watched while the service runs: a
@@ -91,6 +97,8 @@ import java.util.Objects;
  * @param subjectKeys where per-subject keys live ({@code subjectKeys:}), or null: a policy entry with {@code subject:}
  *     is then refused
  * @param admin who may call the admin API on the gRPC port ({@link AdminConfig#NOBODY} without {@code admin:})
+ * @param unixSockets Unix domain sockets serving what {@code listen} serves, each with its streams' identity (empty:
+ *     none)
  */
 public record FilterConfig(
         InetSocketAddress listen,
@@ -109,7 +117,8 @@ public record FilterConfig(
         AuditConfig audit,
         ObservabilityConfig observability,
         SubjectKeysConfig subjectKeys,
-        AdminConfig admin) {
+        AdminConfig admin,
+        List<UnixSocket> unixSockets) {
 
     public static final String DEFAULT_LISTEN = "127.0.0.1:50051";
     public static final int DEFAULT_MAX_FRAME_BYTES = Limits.DEFAULT_MAX_FRAME_BYTES;
@@ -134,6 +143,17 @@ public record FilterConfig(
         }
         brokers = Map.copyOf(brokers);
         Objects.requireNonNull(admin, "admin");
+        unixSockets = List.copyOf(unixSockets);
+    }
+
+    /** Served on {@code listen} only. */
+    public FilterConfig(InetSocketAddress listen, int maxFrameBytes, Path keyset, Map<Integer, InetSocketAddress> brokers,
+                        EncryptionPolicy policy, HttpRules http, KeysConfig keys, Path policyFrom, Path sivKeyset,
+                        Limits limits, InetSocketAddress policyServer, TlsFiles tls, boolean meshSidecarTls,
+                        AuditConfig audit, ObservabilityConfig observability, SubjectKeysConfig subjectKeys,
+                        AdminConfig admin) {
+        this(listen, maxFrameBytes, keyset, brokers, policy, http, keys, policyFrom, sivKeyset, limits, policyServer, tls,
+                meshSidecarTls, audit, observability, subjectKeys, admin, List.of());
     }
 
     /** Nobody may call the admin API. */
@@ -200,7 +220,8 @@ public record FilterConfig(
         Path siv = sivKeyset == null && delivered.encryption().anyDeterministicKeys()
                 ? defaultSivKeyset(keyset, configFile) : sivKeyset;
         return new FilterConfig(listen, maxFrameBytes, keyset, brokers, delivered.encryption(), delivered.http(), keys,
-                policyFrom, siv, limits, policyServer, tls, meshSidecarTls, audit, observability, subjectKeys, admin);
+                policyFrom, siv, limits, policyServer, tls, meshSidecarTls, audit, observability, subjectKeys, admin,
+                unixSockets);
     }
 
     /** {@value ConfigReader#DEFAULT_SIV_KEYSET} next to the top-level keyset, or next to the config file. */

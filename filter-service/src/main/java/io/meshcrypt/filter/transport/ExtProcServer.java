@@ -1,13 +1,20 @@
 package io.meshcrypt.filter.transport;
 
 import io.grpc.Server;
+import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
+import io.grpc.ServerServiceDefinition;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyServerBuilder;
 import io.meshcrypt.meshconfig.tls.TlsMaterial;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollEventLoopGroup;
+import io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.netty.channel.epoll.EpollServerSocketChannel;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.channel.unix.DomainSocketAddress;
 import io.netty.handler.ssl.ClientAuth;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
@@ -16,7 +23,9 @@ import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.EventExecutor;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
@@ -24,7 +33,10 @@ import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** The gRPC server Envoy's network ext_proc filter (and, with further services, its HTTP ext_proc filter) connects to. */
+/**
+ * The gRPC server Envoy's network ext_proc filter (and, with further services, its HTTP ext_proc filter) connects to:
+ * on a TCP address, and optionally on Unix domain sockets ({@link UnixSocket}) serving the same services.
+ */
 public final class ExtProcServer implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(ExtProcServer.class);
@@ -99,15 +111,22 @@ public final class ExtProcServer implements AutoCloseable {
     }
 
     private final Server server;
+    /** One server per Unix domain socket, each giving its streams the socket's identity, in config order. */
+    private final List<UnixSocketServer> unixServers;
     private final EventLoopGroup boss;
     private final EventLoopGroup workers;
     private final TransportMetrics metrics;
     private final Duration shutdownGrace;
     private final NetworkExtProcService kafka;
 
-    private ExtProcServer(Server server, NetworkExtProcService kafka, EventLoopGroup boss, EventLoopGroup workers,
-                          TransportMetrics metrics, Duration shutdownGrace) {
+    /** A started server on a Unix domain socket, and the socket it serves. */
+    private record UnixSocketServer(UnixSocket socket, Server server) {
+    }
+
+    private ExtProcServer(Server server, List<UnixSocketServer> unixServers, NetworkExtProcService kafka,
+                          EventLoopGroup boss, EventLoopGroup workers, TransportMetrics metrics, Duration shutdownGrace) {
         this.server = server;
+        this.unixServers = unixServers;
         this.kafka = kafka;
         this.boss = boss;
         this.workers = workers;
@@ -153,6 +172,17 @@ public final class ExtProcServer implements AutoCloseable {
     public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits,
                                       List<GrpcServiceFactory> services, TlsMaterial tls, StreamIdentity identities,
                                       ConnectionLog connectionLog) throws IOException {
+        return start(address, factory, limits, services, tls, identities, connectionLog, List.of());
+    }
+
+    /**
+     * As the method above, also serving everything on each of {@code unixSockets}, without TLS: every stream accepted
+     * on one carries that socket's identity ({@link StreamIdentity#fixed}), whatever it sends. Each socket file gets its
+     * mode before anyone can connect to it (see {@link UnixSocketFiles}) and is removed by {@link #close()}.
+     */
+    public static ExtProcServer start(InetSocketAddress address, ConnectionHandlerFactory factory, Limits limits,
+                                      List<GrpcServiceFactory> services, TlsMaterial tls, StreamIdentity identities,
+                                      ConnectionLog connectionLog, List<UnixSocket> unixSockets) throws IOException {
         Objects.requireNonNull(address, "address");
         Objects.requireNonNull(connectionLog, "connectionLog");
         Objects.requireNonNull(identities, "identities");
@@ -161,32 +191,48 @@ public final class ExtProcServer implements AutoCloseable {
         }
         Objects.requireNonNull(factory, "factory");
         Objects.requireNonNull(limits, "limits");
+        Objects.requireNonNull(unixSockets, "unixSockets");
         // The transport threads are the workers: a stream's handler runs on the thread that reads its connection, with
         // no hand-off and no wake-up per message. Handlers never block (a data key on its way parks the frame).
-        EventLoopGroup boss = new NioEventLoopGroup(1, new DefaultThreadFactory("extproc-accept", true));
-        EventLoopGroup workers = new NioEventLoopGroup(limits.workerThreads(), new DefaultThreadFactory("extproc-worker", true));
+        // Unix domain sockets need Netty's epoll transport, whose event loops serve only epoll channels: with any, TCP
+        // runs on epoll too, so that one set of workers runs every stream (ExtProcStream.executorFor).
+        boolean epoll = !unixSockets.isEmpty();
+        if (epoll) {
+            Epoll.ensureAvailability();
+        }
+        EventLoopGroup boss = epoll ? new EpollEventLoopGroup(1, new DefaultThreadFactory("extproc-accept", true))
+                : new NioEventLoopGroup(1, new DefaultThreadFactory("extproc-accept", true));
+        EventLoopGroup workers = epoll
+                ? new EpollEventLoopGroup(limits.workerThreads(), new DefaultThreadFactory("extproc-worker", true))
+                : new NioEventLoopGroup(limits.workerThreads(), new DefaultThreadFactory("extproc-worker", true));
         TransportMetrics metrics = new TransportMetrics();
         NetworkExtProcService kafka = new NetworkExtProcService(factory, workers, limits.inboundWindow(), metrics,
                 limits.heldFrameTimeout(), connectionLog);
-        NettyServerBuilder builder = NettyServerBuilder.forAddress(address)
-                .bossEventLoopGroup(boss)
-                .workerEventLoopGroup(workers)
-                .channelType(NioServerSocketChannel.class)
-                // gRPC's callbacks run on the transport thread, which is the stream's worker (ExtProcStream.hop).
-                .directExecutor()
-                // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
-                .maxInboundMessageSize(limits.maxInboundMessageBytes())
-                .addService(ServerInterceptors.intercept(kafka.withHeaders(), identities.interceptor()));
-        if (tls != null) {
-            builder.sslContext(mutualTls(tls));
-        }
-        Server server;
+        Server server = null;
+        List<UnixSocketServer> unixServers = new ArrayList<>();
         try {
-            services.forEach(service -> builder.addService(
-                    ServerInterceptors.intercept(service.create(workers), identities.interceptor())));
-            server = builder.build();
-            server.start();
+            // each service is built once and served on every listener, under that listener's identities
+            List<ServerServiceDefinition> definitions = new ArrayList<>();
+            definitions.add(kafka.withHeaders());
+            services.forEach(service -> definitions.add(service.create(workers).bindService()));
+            NettyServerBuilder builder = builder(NettyServerBuilder.forAddress(address), boss, workers, limits,
+                    definitions, identities.interceptor())
+                    .channelType(epoll ? EpollServerSocketChannel.class : NioServerSocketChannel.class);
+            if (tls != null) {
+                builder.sslContext(mutualTls(tls));
+            }
+            server = builder.build().start();
+            for (UnixSocket socket : unixSockets) {
+                unixServers.add(new UnixSocketServer(socket, startUnix(socket, boss, workers, limits, definitions)));
+            }
         } catch (IOException | RuntimeException e) {
+            if (server != null) {
+                server.shutdownNow();
+            }
+            for (UnixSocketServer started : unixServers) {
+                started.server().shutdownNow();
+                removeQuietly(started.socket().path());
+            }
             boss.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
             workers.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
             throw e;
@@ -194,7 +240,50 @@ public final class ExtProcServer implements AutoCloseable {
         log.info("ext_proc server listening on {}{}, stream identities {} ({} workers, max message {} bytes, held frames"
                 + " complete within {})", server.getListenSockets(), tls == null ? "" : " with mutual TLS (" + TLS_PROVIDER + ")",
                 describe(identities), limits.workerThreads(), limits.maxInboundMessageBytes(), limits.heldFrameTimeout());
-        return new ExtProcServer(server, kafka, boss, workers, metrics, limits.shutdownGrace());
+        for (UnixSocketServer unix : unixServers) {
+            log.info("ext_proc server listening on {} without TLS", unix.socket());
+        }
+        return new ExtProcServer(server, List.copyOf(unixServers), kafka, boss, workers, metrics, limits.shutdownGrace());
+    }
+
+    /** What every listener shares: the threads, the limits and the services, each behind {@code identity}. */
+    private static NettyServerBuilder builder(NettyServerBuilder builder, EventLoopGroup boss, EventLoopGroup workers,
+                                              Limits limits, List<ServerServiceDefinition> services,
+                                              ServerInterceptor identity) {
+        builder.bossEventLoopGroup(boss)
+                .workerEventLoopGroup(workers)
+                // gRPC's callbacks run on the transport thread, which is the stream's worker (ExtProcStream.hop).
+                .directExecutor()
+                // grpc-java's default is 4 MiB while Envoy's side is unlimited: set it on purpose.
+                .maxInboundMessageSize(limits.maxInboundMessageBytes());
+        services.forEach(service -> builder.addService(ServerInterceptors.intercept(service, identity)));
+        return builder;
+    }
+
+    /**
+     * Serves {@code services} on {@code socket}: bound in an owner-only folder, given its mode there, then moved to its
+     * path, so that no connection is accepted under a looser mode (see {@link UnixSocketFiles}).
+     */
+    private static Server startUnix(UnixSocket socket, EventLoopGroup boss, EventLoopGroup workers, Limits limits,
+                                    List<ServerServiceDefinition> services) throws IOException {
+        UnixSocketFiles.clear(socket.path());
+        Path bound = UnixSocketFiles.bindFolder(socket.path());
+        Server server = null;
+        try {
+            server = builder(NettyServerBuilder.forAddress(new DomainSocketAddress(bound.toFile())), boss, workers,
+                    limits, services, StreamIdentity.fixed(socket.identity()))
+                    .channelType(EpollServerDomainSocketChannel.class)
+                    .build()
+                    .start();
+            UnixSocketFiles.publish(bound, socket.path(), socket.mode());
+            return server;
+        } catch (IOException | RuntimeException e) {
+            if (server != null) {
+                server.shutdownNow();
+            }
+            UnixSocketFiles.abandon(bound);
+            throw new IOException("unix socket " + socket.path() + ": " + e.getMessage(), e);
+        }
     }
 
     /**
@@ -237,9 +326,11 @@ public final class ExtProcServer implements AutoCloseable {
         return workers;
     }
 
-    /** Blocks until the server has terminated. */
+    /** Blocks until every listener has terminated. */
     public void awaitTermination() throws InterruptedException {
-        server.awaitTermination();
+        for (Server each : servers()) {
+            each.awaitTermination();
+        }
     }
 
     /**
@@ -251,23 +342,43 @@ public final class ExtProcServer implements AutoCloseable {
     public void close() {
         long graceMillis = shutdownGrace.toMillis();
         server.shutdown();
+        unixServers.forEach(unix -> unix.server().shutdown());
         int open = kafka.openStreams();
         kafka.drain();
         if (open > 0) {
             log.info("draining {} connection(s): each closes between requests, the rest are reset after {}", open, shutdownGrace);
         }
         try {
-            if (!server.awaitTermination(graceMillis, TimeUnit.MILLISECONDS)) {
-                server.shutdownNow();
-                server.awaitTermination(graceMillis, TimeUnit.MILLISECONDS);
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(graceMillis);
+            for (Server each : servers()) {
+                if (!each.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                    each.shutdownNow();
+                    each.awaitTermination(graceMillis, TimeUnit.MILLISECONDS);
+                }
             }
         } catch (InterruptedException e) {
-            server.shutdownNow();
+            servers().forEach(Server::shutdownNow);
             Thread.currentThread().interrupt();
         } finally {
+            unixServers.forEach(unix -> removeQuietly(unix.socket().path()));
             // Quiet period 0: queued close work still runs, then the threads exit.
             boss.shutdownGracefully(0, graceMillis, TimeUnit.MILLISECONDS);
             workers.shutdownGracefully(0, graceMillis, TimeUnit.MILLISECONDS).awaitUninterruptibly(graceMillis);
+        }
+    }
+
+    private List<Server> servers() {
+        List<Server> all = new ArrayList<>();
+        all.add(server);
+        unixServers.forEach(unix -> all.add(unix.server()));
+        return all;
+    }
+
+    private static void removeQuietly(Path socket) {
+        try {
+            UnixSocketFiles.remove(socket);
+        } catch (IOException e) {
+            log.warn("cannot remove unix socket {}: {}", socket, e.toString());
         }
     }
 }

@@ -30,6 +30,8 @@ import javax.net.ssl.SSLSession;
  *   <li>{@link #NONE} (plaintext on loopback): no identity; a rule that lists readers or writers treats the stream as
  *       an outsider.
  * </ul>
+ * A stream on a Unix domain socket ({@code unixSockets:}) carries that socket's configured identity instead
+ * ({@link #fixed}): the socket file's permissions decided who could connect.
  */
 public enum StreamIdentity {
     NONE, CERTIFICATE, FORWARDED_CLIENT_CERT;
@@ -43,7 +45,7 @@ public enum StreamIdentity {
     /** X.509 GeneralName tag of a URI. */
     private static final int URI_NAME = 6;
     /** Longest identity kept: SPIFFE ids are at most 2048 bytes. */
-    static final int MAX_IDENTITY_CHARS = 2048;
+    public static final int MAX_IDENTITY_CHARS = 2048;
 
     /** Puts each call's identity into its {@link Context} under {@link #CURRENT}, before any message is read. */
     public ServerInterceptor interceptor() {
@@ -52,6 +54,22 @@ public enum StreamIdentity {
             public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
                                                               ServerCallHandler<Q, R> next) {
                 String identity = of(call.getAttributes().get(Grpc.TRANSPORT_ATTR_SSL_SESSION), headers);
+                return Contexts.interceptCall(Context.current().withValue(CURRENT, identity), call, headers, next);
+            }
+        };
+    }
+
+    /**
+     * Gives every call {@code identity}, whatever it sends: the identity of a Unix domain socket's server
+     * ({@link UnixSocket#identity()}), where the file's permissions decided who could connect.
+     *
+     * @param identity the socket's configured identity, or null for none
+     */
+    public static ServerInterceptor fixed(String identity) {
+        return new ServerInterceptor() {
+            @Override
+            public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
+                                                              ServerCallHandler<Q, R> next) {
                 return Contexts.interceptCall(Context.current().withValue(CURRENT, identity), call, headers, next);
             }
         };

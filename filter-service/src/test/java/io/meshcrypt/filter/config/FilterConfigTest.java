@@ -95,7 +95,7 @@ class FilterConfigTest {
 
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', textBlock = """
-            unknown root key        | keyset: k.json\\nlisen: 1.2.3.4:5                       | 2:1 | lisen: unknown field (expected one of listen, maxFrameBytes, keyset, brokers, policy, policyFrom, http, keys, sivKeyset, limits, tls, audit, observability, subjectKeys, admin)
+            unknown root key        | keyset: k.json\\nlisen: 1.2.3.4:5                       | 2:1 | lisen: unknown field (expected one of listen, maxFrameBytes, keyset, brokers, policy, policyFrom, http, keys, sivKeyset, limits, tls, audit, observability, subjectKeys, admin, unixSockets)
             unknown policy key      | keyset: k.json\\npolicy:\\n  encrpyt: [a]               | 3:3 | policy.encrpyt: unknown field
             missing keyset          | listen: 127.0.0.1:1                                     | 1:1 | keyset: required field is missing
             keyset not a string     | keyset: [a, b]                                          | 1:1 | keyset: must be a string (got a list)
