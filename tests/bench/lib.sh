@@ -23,8 +23,8 @@ bench_mesh_up() {
 
 # Several meshes side by side, one per transport of the sidecars' hop to the filter-service (MESHCRYPT_EXT_PROC: tcp,
 # unix), so that one run can interleave them. bench_meshes_up TRANSPORT... starts mesh i (from 0) in
-# $MESHCRYPT_HOME-<transport> on port base MESHCRYPT_PORT_BASE + 1000 i (with one transport: MESHCRYPT_HOME and the
-# base as they are), each with the MESHCRYPT_TLS of the caller; all are stopped when the script exits. bench_use_mesh
+# $MESHCRYPT_HOME-<transport> on port base MESHCRYPT_PORT_BASE + BENCH_PORT_STEP i (default 1000, the launcher's
+# minimum between two meshes; with one transport: MESHCRYPT_HOME and the base as they are), each with the MESHCRYPT_TLS of the caller; all are stopped when the script exits. bench_use_mesh
 # TRANSPORT then points MESHCRYPT_HOME, its endpoints (KAFKA_BOOTSTRAP, BROKER_DIRECT, ...) and FILTER_PID and
 # ENVOY_PID at that mesh.
 declare -A BENCH_HOME BENCH_BASE
@@ -35,7 +35,7 @@ bench_meshes_up() {
     [[ $t == tcp || $t == unix ]] || { printf 'MESHCRYPT_EXT_PROC / BENCH_EXT_PROC: %s is neither tcp nor unix\n' "$t" >&2; exit 1; }
     BENCH_HOME[$t]=$home
     (($# > 1)) && BENCH_HOME[$t]=$home-$t
-    BENCH_BASE[$t]=$((base + 1000 * i))
+    BENCH_BASE[$t]=$((base + ${BENCH_PORT_STEP:-1000} * i))
     i=$((i + 1))
   done
   trap bench_meshes_down EXIT
