@@ -187,18 +187,11 @@ class UnixSocketHopTest {
     private static void startTheOtherSidecar() throws Exception {
         int[] ports = StaticSidecar.freePorts(3);
         otherBootstrap = "127.0.0.1:" + ports[0];
-        String listenerMap = "1=127.0.0.1:" + ports[1];
-        StringBuilder y = new StringBuilder();
-        y.append("admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ").append(ports[2]).append(" }\n");
-        y.append("static_resources:\n  listeners:\n");
-        StaticSidecar.kafkaListener(y, "other_bootstrap", ports[0], "broker", listenerMap);
-        StaticSidecar.kafkaListener(y, "other_node_1", ports[1], "broker", listenerMap);
-        y.append("  clusters:\n");
-        StaticSidecar.filterServiceClusterOnUnixSocket(y, socket(OTHER_NODE));
-        StaticSidecar.cluster(y, "broker", "127.0.0.1", PORTS.broker());
-        Path config = home.resolve("other-envoy.yaml");
-        Files.writeString(config, y.toString());
-        otherEnvoy = EnvoyProcess.start(config, ports[2], home.resolve("logs/other-envoy.log"), "--concurrency", "1", "--log-level", "warn");
+        String config = StaticSidecar.kafkaSidecar("other", ports, "127.0.0.1", PORTS.broker(),
+                y -> StaticSidecar.filterServiceClusterOnUnixSocket(y, socket(OTHER_NODE)));
+        Path file = home.resolve("other-envoy.yaml");
+        Files.writeString(file, config);
+        otherEnvoy = EnvoyProcess.start(file, ports[2], home.resolve("logs/other-envoy.log"), "--concurrency", "1", "--log-level", "warn");
     }
 
     private static Path socket(String node) {

@@ -22,12 +22,7 @@ import org.junit.jupiter.api.Test;
 /** The filter_service cluster of a sidecar whose {@code filterService} is {@code unix:<path>}. */
 class FilterServiceUnixSocketTest {
 
-    private static final String TLS = """
-            tls:
-              trustedCa: /pki/ca.pem
-              certificates: /pki
-              filterService: spiffe://meshcrypt.local/filter-service
-            """;
+    private static final String TLS = FilterServiceTlsTest.TLS;
     private static final String ON_SOCKET = OneSidecarMesh.YAML.replace("filterService: 127.0.0.1:50051",
             "filterService: unix:/run/meshcrypt/app-a.sock");
 
