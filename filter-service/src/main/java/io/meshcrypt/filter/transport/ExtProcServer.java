@@ -23,6 +23,9 @@ import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.EventExecutor;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -266,8 +269,13 @@ public final class ExtProcServer implements AutoCloseable {
      */
     private static Server startUnix(UnixSocket socket, EventLoopGroup boss, EventLoopGroup workers, Limits limits,
                                     List<ServerServiceDefinition> services) throws IOException {
-        UnixSocketFiles.clear(socket.path());
-        Path bound = UnixSocketFiles.bindFolder(socket.path());
+        Path bound;
+        try {
+            UnixSocketFiles.clear(socket.path());
+            bound = UnixSocketFiles.bindFolder(socket.path());
+        } catch (IOException e) {
+            throw failed(socket, e);
+        }
         Server server = null;
         try {
             server = builder(NettyServerBuilder.forAddress(new DomainSocketAddress(bound.toFile())), boss, workers,
@@ -280,10 +288,20 @@ public final class ExtProcServer implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             if (server != null) {
                 server.shutdownNow();
+                if (!Files.exists(bound, LinkOption.NOFOLLOW_LINKS)) {
+                    // moved into place, then its bind folder could not be removed: the socket at the path is ours
+                    removeQuietly(socket.path());
+                }
             }
             UnixSocketFiles.abandon(bound);
-            throw new IOException("unix socket " + socket.path() + ": " + e.getMessage(), e);
+            throw failed(socket, e);
         }
+    }
+
+    private static IOException failed(UnixSocket socket, Exception e) {
+        // the JDK's file exceptions say only the file: their type says what went wrong
+        String why = e instanceof FileSystemException || e.getMessage() == null ? e.toString() : e.getMessage();
+        return new IOException("unix socket " + socket.path() + ": " + why, e);
     }
 
     /**

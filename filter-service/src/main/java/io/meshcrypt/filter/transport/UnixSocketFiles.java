@@ -5,7 +5,6 @@ import java.net.ConnectException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
-import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
@@ -21,6 +20,8 @@ import java.util.Set;
  * <p>bind(2) creates the file with the process umask's mode, and a chmod after it leaves a moment where a looser mode
  * lets others connect. So the server binds inside a fresh owner-only folder next to the path ({@link #bindFolder}),
  * where nobody else can reach the file, chmods it there, and only then renames it to its path ({@link #publish}).
+ *
+ * <p>The messages of the exceptions thrown here name no path: the caller names the socket.
  */
 final class UnixSocketFiles {
 
@@ -45,11 +46,11 @@ final class UnixSocketFiles {
             return;
         }
         if ((mode & S_IFMT) != S_IFSOCK) {
-            throw new FileAlreadyExistsException(path.toString(), null, "exists and is not a socket ("
-                    + kind(path) + "); it is left as it is: remove it or choose another unixSockets path");
+            throw new IOException("exists and is not a socket (" + kind(path) + "); it is left as it is: remove it or"
+                    + " choose another unixSockets path");
         }
         if (listening(path)) {
-            throw new FileAlreadyExistsException(path.toString(), null, "another process is listening on this socket");
+            throw new IOException("another process is listening on this socket");
         }
         Files.delete(path);
     }
@@ -84,8 +85,8 @@ final class UnixSocketFiles {
         Path bound = folder.resolve(BIND_NAME);
         if (UnixSocket.pathBytes(bound) > UnixSocket.MAX_PATH_BYTES) {
             Files.delete(folder);
-            throw new IOException(path + ": the folder is too deep to bind a socket next to it (" + bound + " is longer"
-                    + " than " + UnixSocket.MAX_PATH_BYTES + " bytes); choose a shorter path");
+            throw new IOException("the folder is too deep to bind a socket next to it (" + bound + " is longer than "
+                    + UnixSocket.MAX_PATH_BYTES + " bytes); choose a shorter path");
         }
         return bound;
     }

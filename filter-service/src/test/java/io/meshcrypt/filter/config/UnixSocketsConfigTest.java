@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.filter.transport.UnixSocket;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
-import java.nio.file.Files;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
@@ -21,10 +21,9 @@ class UnixSocketsConfigTest {
     @TempDir
     Path dir;
 
+    /** {@code yaml} after a keyset line, as if read from filter.yaml in {@link #dir}. */
     private FilterConfig load(String yaml) throws Exception {
-        Path file = dir.resolve("filter.yaml");
-        Files.writeString(file, "keyset: keyset.json\n" + yaml);
-        return FilterConfig.load(file);
+        return FilterConfig.parse(dir.resolve("filter.yaml"), ("keyset: keyset.json\n" + yaml).getBytes(StandardCharsets.UTF_8));
     }
 
     @Test

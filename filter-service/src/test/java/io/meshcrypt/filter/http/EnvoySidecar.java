@@ -27,12 +27,29 @@ final class EnvoySidecar implements AutoCloseable {
     }
 
     static EnvoySidecar start(Path dir, int appPort, int filterPort) throws IOException {
+        return start(dir, appPort, template().replace("@@FILTER_GRPC_PORT@@", Integer.toString(filterPort)));
+    }
+
+    /** With the filter-service reached on the Unix domain socket {@code filterSocket}: a {@code pipe} address. */
+    static EnvoySidecar startOnUnixSocket(Path dir, int appPort, Path filterSocket) throws IOException {
+        String tcp = "socket_address: { address: 127.0.0.1, port_value: @@FILTER_GRPC_PORT@@ }";
+        String template = template();
+        if (!template.contains(tcp)) {
+            throw new IllegalStateException("the template's filter_service address changed: " + tcp + " not found");
+        }
+        return start(dir, appPort, template.replace(tcp, "pipe: { path: \"" + filterSocket + "\" }"));
+    }
+
+    private static String template() throws IOException {
+        return Files.readString(RepoRoot.find().resolve("envoy/http-sidecar.yaml.template"));
+    }
+
+    private static EnvoySidecar start(Path dir, int appPort, String template) throws IOException {
         int adminPort = freePort();
-        String yaml = Files.readString(RepoRoot.find().resolve("envoy/http-sidecar.yaml.template"))
+        String yaml = template
                 .replace("@@ENVOY_ADMIN_PORT@@", Integer.toString(adminPort))
                 .replace("@@HTTP_LISTEN_PORT@@", "0")
-                .replace("@@APP_PORT@@", Integer.toString(appPort))
-                .replace("@@FILTER_GRPC_PORT@@", Integer.toString(filterPort));
+                .replace("@@APP_PORT@@", Integer.toString(appPort));
         Path config = Files.writeString(dir.resolve("envoy.yaml"), yaml);
         EnvoyProcess envoy = EnvoyProcess.start(config, adminPort, dir.resolve("envoy.log"), "--log-level", "info");
         try {

@@ -8,31 +8,19 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.sun.net.httpserver.HttpServer;
-import io.meshcrypt.filter.TestLimits;
-import io.meshcrypt.filter.config.FilterConfig;
 import io.meshcrypt.filter.crypto.ValueCipherV1;
 import io.meshcrypt.filter.crypto.ValueEnvelope;
-import io.meshcrypt.filter.kafka.BrokerAddresses;
-import io.meshcrypt.filter.kafka.KafkaProxy;
-import io.meshcrypt.filter.kms.Keysets;
-import io.meshcrypt.filter.transport.ExtProcServer;
-import java.net.InetSocketAddress;
+import io.meshcrypt.filter.http.EchoApp.Received;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Base64;
-import java.util.List;
 import java.util.Map;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.Executors;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -89,66 +77,29 @@ class HttpSidecarTest {
                     onInvalid: pass
             """;
 
-    private Path dir;
+    private HttpSidecarFixture sidecar;
     private ValueCipherV1 cipher;
-    private ExtProcServer filter;
-    private HttpServer app;
-    private EnvoySidecar envoy;
-    private final BlockingQueue<Received> received = new LinkedBlockingQueue<>();
+    private EchoApp app;
     private final HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
             .connectTimeout(Duration.ofSeconds(5)).build();
 
-    record Received(String method, String path, Map<String, List<String>> headers, byte[] body) {
-        String header(String name) {
-            List<String> values = headers.get(name);
-            return values == null ? null : values.getFirst();
-        }
-    }
-
     @BeforeAll
-    void start(@TempDir Path tempDir) throws Exception {
-        dir = tempDir;
-        Keysets.create(dir.resolve("keyset.json"));
-        Path configFile = dir.resolve("filter.yaml");
-        Files.writeString(configFile, RULES);
-        FilterConfig config = FilterConfig.load(configFile);
-        cipher = ValueCipherV1.fromKeysetFile(config.keyset());
-        KafkaProxy kafka = new KafkaProxy(config.policy(), cipher, null, new BrokerAddresses(Map.of()), TestLimits.kafka(config.maxFrameBytes()));
-        HttpProcessor http = new HttpProcessor(config.http(), cipher);
-        filter = ExtProcServer.start(config.listen(), kafka, TestLimits.extProc(),
-                List.of(workers -> new HttpExtProcService(http, workers)));
-
-        app = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
-        app.setExecutor(Executors.newFixedThreadPool(4));
-        app.createContext("/", exchange -> {
-            byte[] body = exchange.getRequestBody().readAllBytes();
-            received.add(new Received(exchange.getRequestMethod(), exchange.getRequestURI().getPath(),
-                    Map.copyOf(exchange.getRequestHeaders()), body));
-            exchange.getResponseHeaders().set("content-type", "application/json");
-            exchange.sendResponseHeaders(200, body.length == 0 ? -1 : body.length);
-            exchange.getResponseBody().write(body);
-            exchange.close();
-        });
-        app.start();
-        envoy = EnvoySidecar.start(dir, app.getAddress().getPort(), filter.port());
+    void start(@TempDir Path dir) throws Exception {
+        sidecar = HttpSidecarFixture.start(dir, RULES);
+        cipher = sidecar.cipher;
+        app = sidecar.app;
     }
 
     @AfterAll
-    void stop() throws Exception {
-        if (envoy != null) {
-            envoy.close();
-        }
-        if (app != null) {
-            app.stop(0);
-        }
-        if (filter != null) {
-            filter.close();
+    void stop() {
+        if (sidecar != null) {
+            sidecar.close();
         }
     }
 
     @BeforeEach
     void clear() {
-        received.clear();
+        app.received.clear();
     }
 
     @Test
@@ -235,7 +186,7 @@ class HttpSidecarTest {
 
         assertEquals(400, response.statusCode());
         assertTrue(utf8(response.body()).contains("rule orders"), utf8(response.body()));
-        assertNull(received.poll(300, TimeUnit.MILLISECONDS), "the app must not see a body the rule could not process");
+        assertNull(app.received.poll(300, TimeUnit.MILLISECONDS), "the app must not see a body the rule could not process");
     }
 
     @Test
@@ -260,7 +211,7 @@ class HttpSidecarTest {
     }
 
     private HttpResponse<byte[]> post(String path, String body, String contentType, Map<String, String> headers) throws Exception {
-        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + envoy.port() + path))
+        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + sidecar.port() + path))
                 .timeout(Duration.ofSeconds(30))
                 .header("content-type", contentType)
                 .POST(HttpRequest.BodyPublishers.ofString(body));
@@ -269,11 +220,7 @@ class HttpSidecarTest {
     }
 
     private Received next() throws InterruptedException {
-        Received r = received.poll(30, TimeUnit.SECONDS);
-        if (r == null) {
-            throw new AssertionError("the app received nothing");
-        }
-        return r;
+        return app.next();
     }
 
     private static String utf8(byte[] bytes) {

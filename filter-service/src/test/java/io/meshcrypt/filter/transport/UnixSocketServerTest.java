@@ -18,6 +18,7 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorG
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
+import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.MetadataUtils;
 import io.grpc.stub.StreamObserver;
@@ -27,6 +28,9 @@ import io.meshcrypt.filter.http.HttpExtProcService;
 import io.meshcrypt.filter.http.HttpProcessor;
 import io.meshcrypt.filter.kms.Keysets;
 import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
+import io.meshcrypt.meshconfig.tls.TlsFiles;
+import io.meshcrypt.meshconfig.tls.TlsMaterial;
+import io.meshcrypt.pki.LocalCa;
 import io.meshcrypt.meshconfig.http.HeaderChanges;
 import io.meshcrypt.meshconfig.http.HttpRule;
 import io.meshcrypt.meshconfig.http.HttpRules;
@@ -45,6 +49,7 @@ import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;
+import java.net.URI;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ServerSocketChannel;
@@ -114,6 +119,11 @@ class UnixSocketServerTest {
     }
 
     private ExtProcServer start(UnixSocket... sockets) throws IOException {
+        return start(null, sockets);
+    }
+
+    /** @param tls mutual TLS on the TCP listener, or null for plaintext */
+    private ExtProcServer start(TlsMaterial tls, UnixSocket... sockets) throws IOException {
         ConnectionHandlerFactory recording = new ConnectionHandlerFactory() {
             @Override
             public ConnectionHandler open(StreamHeaders headers) {
@@ -123,33 +133,15 @@ class UnixSocketServerTest {
             @Override
             public ConnectionHandler open(StreamHeaders headers, String identity) {
                 opened.add(new Opened(identity, Thread.currentThread()));
-                return echo();
+                return new ExtProcServerTest.RecordingHandler();
             }
         };
         server = ExtProcServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), recording,
                 TestLimits.extProc().withWorkerThreads(2).withShutdownGrace(Duration.ofSeconds(1)),
-                List.of(workers -> new HttpExtProcService(http, workers)), null, StreamIdentity.NONE, ConnectionLog.TEXT,
-                List.of(sockets));
+                List.of(workers -> new HttpExtProcService(http, workers)), tls,
+                tls == null ? StreamIdentity.NONE : StreamIdentity.CERTIFICATE, ConnectionLog.TEXT, List.of(sockets));
         resources.add(server);
         return server;
-    }
-
-    private static ConnectionHandler echo() {
-        return new ConnectionHandler() {
-            @Override
-            public ByteString onRead(ByteString data, boolean endOfStream) {
-                return data;
-            }
-
-            @Override
-            public ByteString onWrite(ByteString data, boolean endOfStream) {
-                return data;
-            }
-
-            @Override
-            public void onClose() {
-            }
-        };
     }
 
     private ManagedChannel channel(Path socket) {
@@ -165,7 +157,7 @@ class UnixSocketServerTest {
         return channel;
     }
 
-    /** Opens a network stream on {@code socket} with {@code headers}, checks it echoes, returns what its handler saw. */
+    /** Opens a network stream on {@code socket} with {@code headers}, checks it is served, returns what its handler saw. */
     private Opened networkStream(Path socket, Metadata headers) throws Exception {
         Responses responses = new Responses();
         StreamObserver<ProcessingRequest> requests = NetworkExternalProcessorGrpc.newStub(channel(socket))
@@ -173,7 +165,7 @@ class UnixSocketServerTest {
                 .process(responses);
         requests.onNext(ProcessingRequest.newBuilder().setReadData(Data.newBuilder()
                 .setData(ByteString.copyFromUtf8("hello"))).build());
-        assertEquals("hello", responses.nextData());
+        assertEquals("R:hello", responses.nextData());
         requests.onCompleted();
         Opened stream = opened.poll(ExtProcTestClient.TIMEOUT_SECONDS, TimeUnit.SECONDS);
         assertTrue(stream != null, "the stream reached its handler");
@@ -232,8 +224,38 @@ class UnixSocketServerTest {
         requests.onNext(ProcessingRequest.newBuilder().setReadData(Data.newBuilder()
                 .setData(ByteString.copyFromUtf8("hi"))).build());
 
-        assertEquals("hi", responses.nextData());
+        assertEquals("R:hi", responses.nextData());
         assertNull(opened.poll(ExtProcTestClient.TIMEOUT_SECONDS, TimeUnit.SECONDS).identity());
+    }
+
+    @Test
+    void givenMutualTlsOnListen_whenASidecarWithACertificateAndOneOnTheSocketStream_thenEachHasItsOwnIdentity()
+            throws Exception {
+        // with a socket configured the TCP listener runs on the epoll transport: mutual TLS must work there as on NIO
+        LocalCa ca = LocalCa.openOrCreate(dir.resolve("pki"));
+        LocalCa.Issued serverFiles = ca.issue("filter-service", LocalCa.spiffeId("filter-service"),
+                List.of("localhost", "127.0.0.1"), Duration.ofHours(1));
+        LocalCa.Issued sidecar = ca.issue("sidecar-billing", URI.create(BILLING), List.of(), Duration.ofHours(1));
+        Path orders = dir.resolve("o.sock");
+        start(TlsMaterial.load(new TlsFiles(serverFiles.certificate(), serverFiles.privateKey(), ca.caCertificate())),
+                socket(orders, ORDERS));
+        ManagedChannel tcp = NettyChannelBuilder.forAddress("127.0.0.1", server.port())
+                .sslContext(GrpcSslContexts.forClient().trustManager(ca.caCertificate().toFile())
+                        .keyManager(sidecar.certificate().toFile(), sidecar.privateKey().toFile()).build())
+                .build();
+        resources.add(() -> {
+            tcp.shutdownNow();
+            tcp.awaitTermination(ExtProcTestClient.TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        });
+        Responses responses = new Responses();
+
+        NetworkExternalProcessorGrpc.newStub(tcp).process(responses).onNext(ProcessingRequest.newBuilder()
+                .setReadData(Data.newBuilder().setData(ByteString.copyFromUtf8("tls"))).build());
+
+        assertEquals("R:tls", responses.nextData());
+        assertEquals(BILLING, opened.poll(ExtProcTestClient.TIMEOUT_SECONDS, TimeUnit.SECONDS).identity(),
+                "the certificate's SPIFFE id, as without sockets");
+        assertEquals(ORDERS, networkStream(orders, new Metadata()).identity());
     }
 
     @Test
