@@ -15,7 +15,7 @@ import java.util.Map;
  * with mutual TLS when MESHCRYPT_TLS is on; {@link #UNIX}, one Unix domain socket per sidecar identity under
  * {@code $MESHCRYPT_HOME/run/}, without TLS: the socket file (mode 0600, the launcher's user) admits only processes
  * of that user, and the filter-service gives every stream on it that sidecar's SPIFFE id (filter.yaml
- * {@code unixSockets}). Same host only; the transparent demo's sidecars run as another user and keep TCP.
+ * {@code unixSockets}). Same host only; the transparent demo, whose sidecars run as another user, refuses it.
  */
 enum ExtProcHop {
     TCP, UNIX;
