@@ -14,7 +14,8 @@
 # stream_window / conn_window (its HTTP/2 windows), oghttp2=true|false (its HTTP/2 codec), h2_frame (the
 # SETTINGS_MAX_FRAME_SIZE Envoy announces to the filter-service), grpc=google (google_grpc instead of envoy_grpc). Default: base and
 # concurrency=1. Mesh: MESHCRYPT_HOME (default tests/target/bench-envoy), MESHCRYPT_PORT_BASE (default 26000); it is
-# stopped at the end.
+# stopped at the end. The hop to the filter-service is the launcher's: MESHCRYPT_EXT_PROC=tcp (default; mutual TLS
+# unless MESHCRYPT_TLS=off) or unix (a Unix socket, no TLS: the filter_service cluster is a pipe).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RECORDS=${1:-100000}
@@ -63,10 +64,13 @@ for c in clusters:
     for s in c.get('transport_socket', {}).get('typed_config', {}).get('common_tls_context', {}).get('tls_certificate_sds_secret_configs', []):
         s.pop('sds_config', None)
 cert, key = pki + '/sidecar-kafka-apps/cert.pem', pki + '/sidecar-kafka-apps/key.pem'
-secret = {'name': 'sidecar_client_certificate',
-          'tls_certificate': {'certificate_chain': {'filename': cert}, 'private_key': {'filename': key}}}
 kv = dict(p.split('=', 1) for p in variant.split(',') if '=' in p)
 fs = next(c for c in clusters if c['name'] == 'filter_service')
+# MESHCRYPT_TLS=off or MESHCRYPT_EXT_PROC=unix: no TLS to the filter-service, no certificate to load
+tls = 'transport_socket' in fs
+secrets = [{'name': 'sidecar_client_certificate',
+            'tls_certificate': {'certificate_chain': {'filename': cert}, 'private_key': {'filename': key}}}] if tls else []
+fs_address = fs['load_assignment']['endpoints'][0]['lb_endpoints'][0]['endpoint']['address']
 h2 = fs['typed_extension_protocol_options']['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']['explicit_http_config']['http2_protocol_options']
 if 'listener_buf' in kv:
     for l in listeners:
@@ -86,18 +90,20 @@ if 'oghttp2' in kv:
 if 'h2_frame' in kv:
     h2['custom_settings_parameters'] = [{'identifier': 5, 'value': int(kv['h2_frame'])}]
 if kv.get('grpc') == 'google':
-    port = fs['load_assignment']['endpoints'][0]['lb_endpoints'][0]['endpoint']['address']['socket_address']['port_value']
+    target = ('unix:' + fs_address['pipe']['path'] if 'pipe' in fs_address
+              else '127.0.0.1:%d' % fs_address['socket_address']['port_value'])
     for l in listeners:
         for chain in l['filter_chains']:
             for f in chain['filters']:
                 if f['name'] == 'envoy.filters.network.ext_proc':
                     g = f['typed_config']['value']['grpc_service']
                     g.pop('envoy_grpc')
-                    g['google_grpc'] = {'target_uri': '127.0.0.1:%d' % port, 'stat_prefix': 'filter_service',
-                        'channel_credentials': {'ssl_credentials': {'root_certs': {'filename': pki + '/ca.pem'},
-                            'private_key': {'filename': key}, 'cert_chain': {'filename': cert}}}}
+                    g['google_grpc'] = {'target_uri': target, 'stat_prefix': 'filter_service'}
+                    if tls:
+                        g['google_grpc']['channel_credentials'] = {'ssl_credentials': {'root_certs': {'filename': pki + '/ca.pem'},
+                            'private_key': {'filename': key}, 'cert_chain': {'filename': cert}}}
 json.dump({'node': boot['node'], 'admin': boot['admin'],
-           'static_resources': {'listeners': listeners, 'clusters': clusters, 'secrets': [secret]}}, open(out, 'w'), indent=1)
+           'static_resources': {'listeners': listeners, 'clusters': clusters, 'secrets': secrets}}, open(out, 'w'), indent=1)
 EOF
 }
 
@@ -124,7 +130,8 @@ report() { # variant, round, kind, records, before, after
     "$(awk -v m="$msgs" -v b="$bytes" 'BEGIN{printf "%.0f", m ? b / m : 0}')"
 }
 
-printf '# %s records of %s bytes per run, acks=all, linger.ms=5, batch.size=65536, 3 partitions, %s rounds\n' "$RECORDS" "$SIZE" "$ROUNDS"
+printf '# %s records of %s bytes per run, acks=all, linger.ms=5, batch.size=65536, 3 partitions, %s rounds, hop to the filter-service: %s (MESHCRYPT_TLS=%s)\n' \
+  "$RECORDS" "$SIZE" "$ROUNDS" "${MESHCRYPT_EXT_PROC:-tcp}" "${MESHCRYPT_TLS:-on}"
 printf '%-14s %-5s %-7s %10s %10s %8s %8s %10s\n' variant round kind envoy_us filter_us messages msg/kafka bytes/msg
 start_envoy() { # variant name:settings
   local name=${1%%:*} settings=${1#*:} concurrency

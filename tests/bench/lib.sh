@@ -21,6 +21,44 @@ bench_mesh_up() {
   ENVOY_PID=$(cat "$MESHCRYPT_HOME/pids/envoy.pid")
 }
 
+# Several meshes side by side, one per transport of the sidecars' hop to the filter-service (MESHCRYPT_EXT_PROC: tcp,
+# unix), so that one run can interleave them. bench_meshes_up TRANSPORT... starts mesh i (from 0) in
+# $MESHCRYPT_HOME-<transport> on port base MESHCRYPT_PORT_BASE + BENCH_PORT_STEP i (default 1000, the launcher's
+# minimum between two meshes; with one transport: MESHCRYPT_HOME and the base as they are), each with the MESHCRYPT_TLS of the caller; all are stopped when the script exits. bench_use_mesh
+# TRANSPORT then points MESHCRYPT_HOME, its endpoints (KAFKA_BOOTSTRAP, BROKER_DIRECT, ...) and FILTER_PID and
+# ENVOY_PID at that mesh.
+declare -A BENCH_HOME BENCH_BASE
+BENCH_MESHES=()
+bench_meshes_up() {
+  local i=0 t home=$MESHCRYPT_HOME base=$MESHCRYPT_PORT_BASE
+  for t in "$@"; do
+    [[ $t == tcp || $t == unix ]] || { printf 'MESHCRYPT_EXT_PROC / BENCH_EXT_PROC: %s is neither tcp nor unix\n' "$t" >&2; exit 1; }
+    BENCH_HOME[$t]=$home
+    (($# > 1)) && BENCH_HOME[$t]=$home-$t
+    BENCH_BASE[$t]=$((base + ${BENCH_PORT_STEP:-1000} * i))
+    i=$((i + 1))
+  done
+  trap bench_meshes_down EXIT
+  for t in "$@"; do
+    BENCH_MESHES+=("$t")
+    MESHCRYPT_EXT_PROC=$t MESHCRYPT_HOME=${BENCH_HOME[$t]} MESHCRYPT_PORT_BASE=${BENCH_BASE[$t]} "$ROOT/meshcrypt" up >/dev/null
+  done
+}
+bench_meshes_down() {
+  local t
+  for t in "${BENCH_MESHES[@]}"; do
+    MESHCRYPT_EXT_PROC=$t MESHCRYPT_HOME=${BENCH_HOME[$t]} MESHCRYPT_PORT_BASE=${BENCH_BASE[$t]} "$ROOT/meshcrypt" down >/dev/null || true
+  done
+  BENCH_MESHES=()
+}
+bench_use_mesh() {
+  export MESHCRYPT_EXT_PROC=$1 MESHCRYPT_HOME=${BENCH_HOME[$1]} MESHCRYPT_PORT_BASE=${BENCH_BASE[$1]}
+  # shellcheck disable=SC1091
+  source "$MESHCRYPT_HOME/endpoints.env"
+  FILTER_PID=$(cat "$MESHCRYPT_HOME/pids/filter-service.pid")
+  ENVOY_PID=$(cat "$MESHCRYPT_HOME/pids/envoy.pid")
+}
+
 # $1: the body of the mesh file's policy section (YAML lines under "policy:", indented). Puts it into the mesh file of
 # MESHCRYPT_HOME, kept as hand-edited (the launcher's mark removed), and waits up to 60 s for every filter-service to
 # acknowledge the new version from the xDS server (XDS_STATUS). Only says so when they did not: the caller checks on

@@ -289,14 +289,8 @@ class WorkloadIdentityTest {
      */
     private static String intruderConfig(LocalMesh mesh, LocalCa.Issued certificate, int[] ports) {
         String[] broker = mesh.brokerDirect().split(":");
-        String listenerMap = "1=127.0.0.1:" + ports[1];
-        StringBuilder y = new StringBuilder();
-        y.append("admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ").append(ports[2]).append(" }\n");
-        y.append("static_resources:\n  listeners:\n");
-        StaticSidecar.kafkaListener(y, "intruder_bootstrap", ports[0], "broker", listenerMap);
-        StaticSidecar.kafkaListener(y, "intruder_node_1", ports[1], "broker", listenerMap);
-        y.append("  clusters:\n");
-        StaticSidecar.filterServiceCluster(y, mesh.filterGrpcPort(), """
+        return StaticSidecar.kafkaSidecar("intruder", ports, broker[0], Integer.parseInt(broker[1]),
+                y -> StaticSidecar.filterServiceCluster(y, mesh.filterGrpcPort(), """
                     transport_socket:
                       name: envoy.transport_sockets.tls
                       typed_config:
@@ -308,9 +302,7 @@ class WorkloadIdentityTest {
                             private_key: { filename: "%s" }
                           validation_context:
                             trusted_ca: { filename: "%s" }
-                """.formatted(certificate.certificate(), certificate.privateKey(), mesh.pki().resolve(LocalCa.CA_CERTIFICATE)));
-        StaticSidecar.cluster(y, "broker", broker[0], Integer.parseInt(broker[1]));
-        return y.toString();
+                """.formatted(certificate.certificate(), certificate.privateKey(), mesh.pki().resolve(LocalCa.CA_CERTIFICATE))));
     }
 
     private static Path kcat() {

@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -33,14 +34,21 @@ final class Components {
     final Installer installer;
     /** Mutual TLS on every hop, with certificates from the local CA in {@code $MESHCRYPT_HOME/pki} (MESHCRYPT_TLS). */
     final boolean tls;
+    /** The sidecars' hop to the filter-service (MESHCRYPT_EXT_PROC). */
+    final ExtProcHop extProc;
     private Path envoyBin;
     private String kafkaClasspath;
     /** {@code up --brokers N}; 0: as recorded in the state dir ({@link StateDir#brokers()}). */
     private int brokers;
 
     Components(Path root, StateDir state, PortPlan ports, Supervisor supervisor, boolean tls) {
+        this(root, state, ports, supervisor, tls, ExtProcHop.TCP);
+    }
+
+    Components(Path root, StateDir state, PortPlan ports, Supervisor supervisor, boolean tls, ExtProcHop extProc) {
         this.root = root;
         this.tls = tls;
+        this.extProc = extProc;
         this.state = state;
         this.ports = ports;
         this.supervisor = supervisor;
@@ -345,10 +353,7 @@ final class Components {
             return;
         }
         MeshPki pki = MeshPki.of(state);
-        List<String> nodes = new ArrayList<>(List.of(MeshFile.SHARED_NODE, MeshFile.HTTP_NODE));
-        for (KafkaApp app : KafkaApp.values()) {
-            nodes.add(app.component());
-        }
+        List<String> nodes = sidecarNodes();
         // the transparent demo's sidecars reach both servers through the relay, which passes TLS through unchanged
         List<String> relay = transparent() ? List.of(ports.brokerRealHost()) : List.of();
         List<String> issued = pki.ensure(relay, nodes, Instant.now());
@@ -366,6 +371,40 @@ final class Components {
                 }
             }
         }
+    }
+
+    /** The Envoy node ids of every sidecar the launcher may run: the shared one, the demo's HTTP one, each Kafka app's. */
+    static List<String> sidecarNodes() {
+        List<String> nodes = new ArrayList<>(List.of(MeshFile.SHARED_NODE, MeshFile.HTTP_NODE));
+        for (KafkaApp app : KafkaApp.values()) {
+            nodes.add(app.component());
+        }
+        return nodes;
+    }
+
+    /**
+     * With MESHCRYPT_EXT_PROC=unix: the sockets' folder (owner-only: only the launcher's user reaches the sockets),
+     * after checking every socket path fits. Empty with TCP: no socket.
+     */
+    private List<String> unixSocketNodes() {
+        if (extProc != ExtProcHop.UNIX) {
+            return List.of();
+        }
+        if (transparent()) {
+            // its sidecars run as the proxy uid in their own network namespaces, through the relay's TCP ports
+            throw new LauncherException(ExtProcHop.SWITCH + "=unix: the transparent demo's sidecars run as another user and"
+                    + " reach the filter-service through the relay; run it with " + ExtProcHop.SWITCH + "=tcp");
+        }
+        List<String> nodes = sidecarNodes();
+        ExtProcHop.requireShortPaths(state, nodes);
+        try {
+            Path run = state.file(ExtProcHop.RUN_DIR);
+            Files.createDirectories(run);
+            Files.setPosixFilePermissions(run, PosixFilePermissions.fromString("rwx------"));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return nodes;
     }
 
     private static void setOwner(Path p, int uid) {
@@ -386,7 +425,7 @@ final class Components {
             if (!Files.exists(keyset)) {
                 createKeyset(keyset);
             }
-            ConfigFiles.writeFilter(state, ports, brokers(), transparent(), tls);
+            ConfigFiles.writeFilter(state, ports, brokers(), transparent(), tls, unixSocketNodes());
             Say.say("starting filter-service on 127.0.0.1:" + ports.filterGrpc());
             // working dir = state dir, so the relative keyset path resolves next to filter.yaml
             supervisor.launch("filter-service", state.dir(), Map.of(), filterServiceCommand(installer.filterJar(), state.file("filter.yaml")));
@@ -418,6 +457,9 @@ final class Components {
             Say.say("keeping hand-edited " + f);
             ConfigFiles.warnWithoutTls(f, pki().isPresent());
             return;
+        }
+        if (!unixSocketNodes().isEmpty()) {
+            mesh = ExtProcHop.onUnixSockets(mesh, state);
         }
         StateDir.writeAtomically(f, MeshFile.write(mesh, pki()));
     }

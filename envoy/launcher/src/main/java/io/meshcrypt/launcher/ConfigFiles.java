@@ -96,10 +96,19 @@ public final class ConfigFiles {
 
     /** {@link #writeFilter(StateDir, PortPlan, boolean, boolean)} for a mesh of {@code brokers} brokers. */
     static void writeFilter(StateDir state, PortPlan ports, int brokers, boolean transparent, boolean tls) {
+        writeFilter(state, ports, brokers, transparent, tls, List.of());
+    }
+
+    /**
+     * {@link #writeFilter(StateDir, PortPlan, int, boolean, boolean)}, plus a Unix socket for each of
+     * {@code unixSocketNodes} (MESHCRYPT_EXT_PROC=unix; {@link ExtProcHop#filterSection}).
+     */
+    static void writeFilter(StateDir state, PortPlan ports, int brokers, boolean transparent, boolean tls, List<String> unixSocketNodes) {
         Path f = state.file("filter.yaml");
         if (!state.isGenerated(f)) {
             Say.say("keeping hand-edited " + f);
             warnWithoutTls(f, tls);
+            warnWithoutUnixSockets(f, !unixSocketNodes.isEmpty());
             return;
         }
         StringBuilder listeners = new StringBuilder();
@@ -124,7 +133,8 @@ public final class ConfigFiles {
                 + "# Prometheus metrics, liveness and readiness (./meshcrypt status reads them)\n"
                 + "observability:\n  listen: 127.0.0.1:" + ports.filterMetrics() + "\n"
                 + filterAdmin(tls)
-                + (tls ? filterTls() : ""));
+                + (tls ? filterTls() : "")
+                + (unixSocketNodes.isEmpty() ? "" : ExtProcHop.filterSection(unixSocketNodes)));
     }
 
     /**
@@ -199,11 +209,23 @@ public final class ConfigFiles {
 
     /** With mutual TLS on, a kept hand-edited file without a {@code tls:} section leaves its hop in plaintext, refused. */
     static void warnWithoutTls(Path f, boolean tls) {
+        if (tls && !hasLineStarting(f, "tls:")) {
+            Say.say("warning: " + f + " has no tls: section while MESHCRYPT_TLS is on; its peers will refuse it (add the section,"
+                    + " see ./meshcrypt pki, or delete the file to have it generated)");
+        }
+    }
+
+    /** With MESHCRYPT_EXT_PROC=unix, a kept hand-edited file without {@code unixSockets:} leaves the sidecars' sockets unserved. */
+    static void warnWithoutUnixSockets(Path f, boolean unix) {
+        if (unix && !hasLineStarting(f, "unixSockets:")) {
+            Say.say("warning: " + f + " has no unixSockets: section while " + ExtProcHop.SWITCH + "=unix; the sidecars will find"
+                    + " no socket (add the section, see docs/operations.md, or delete the file to have it generated)");
+        }
+    }
+
+    private static boolean hasLineStarting(Path f, String prefix) {
         try {
-            if (tls && Files.readAllLines(f).stream().noneMatch(line -> line.startsWith("tls:"))) {
-                Say.say("warning: " + f + " has no tls: section while MESHCRYPT_TLS is on; its peers will refuse it (add the section,"
-                        + " see ./meshcrypt pki, or delete the file to have it generated)");
-            }
+            return Files.readAllLines(f).stream().anyMatch(line -> line.startsWith(prefix));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -49,6 +49,9 @@ import picocli.CommandLine.Unmatched;
             "                       Two meshes side by side need bases at least 1000 apart (e.g. 19000, 29000).",
             "  MESHCRYPT_TLS        on (default): mutual TLS on every hop, certificates from the local CA in",
             "                       $MESHCRYPT_HOME/pki (see ./meshcrypt pki); off: plaintext on loopback",
+            "  MESHCRYPT_EXT_PROC   tcp (default): sidecars reach the filter-service on its gRPC port (mutual TLS with",
+            "                       MESHCRYPT_TLS=on); unix: each sidecar on its own owner-only Unix socket in",
+            "                       $MESHCRYPT_HOME/run/, no TLS on that hop (needs a short MESHCRYPT_HOME)",
             "  MESHCRYPT_TIMEOUT    readiness deadline per component in seconds (default 90)",
             "  DEMO_INTERVAL_MS     pause between the demo apps' records/requests (default 1000)",
             "  COLUMNS              width of the demo's live view (default: the terminal's, else 180)"})
@@ -125,7 +128,7 @@ public final class Main implements Runnable {
     Components components() {
         StateDir state = state();
         PortPlan ports = ports();
-        return new Components(root, state, ports, new Supervisor(state, timeout()), tls());
+        return new Components(root, state, ports, new Supervisor(state, timeout()), tls(), ExtProcHop.parse(env));
     }
 
     /**

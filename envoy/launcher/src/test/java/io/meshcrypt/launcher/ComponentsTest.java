@@ -4,9 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.meshcrypt.meshconfig.mesh.Mesh;
+import io.meshcrypt.meshconfig.mesh.MeshReader;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
@@ -20,6 +24,37 @@ class ComponentsTest {
     private Components components() {
         StateDir state = new StateDir(home);
         return new Components(Path.of("."), state, PortPlan.of(19000), new Supervisor(state, Duration.ofSeconds(1)), false);
+    }
+
+    private Components onUnixSockets() {
+        StateDir state = new StateDir(home);
+        return new Components(Path.of("."), state, PortPlan.of(19000), new Supervisor(state, Duration.ofSeconds(1)), true,
+                ExtProcHop.UNIX);
+    }
+
+    @Test
+    void givenUnixSockets_whenTheUpMeshFileIsWritten_thenTheSidecarPointsAtItsSocketInAnOwnerOnlyRunFolder() throws Exception {
+        Components mesh = onUnixSockets();
+
+        mesh.writeMeshFile(MeshFile.up(PortPlan.of(19000)));
+
+        Mesh written = MeshReader.load(home.resolve("mesh.yaml"));
+        assertEquals(List.of(new Mesh.UnixSocket(home.resolve("run/kafka-apps.sock"))),
+                written.sidecars().get(MeshFile.SHARED_NODE).filterServices());
+        assertTrue(written.tls().isPresent(), "the mesh keeps mutual TLS for the xDS hop and any TCP sidecar");
+        assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(home.resolve("run"))));
+    }
+
+    @Test
+    void givenUnixSocketsAndTheTransparentDemo_whenTheMeshFileIsWritten_thenItIsRefusedPointingToTcp() throws Exception {
+        Files.writeString(home.resolve("mode"), "transparent\n");
+        Components mesh = onUnixSockets();
+
+        LauncherException e = assertThrows(LauncherException.class, () -> mesh.writeMeshFile(MeshFile.transparentDemo(PortPlan.of(19000))));
+
+        assertEquals("MESHCRYPT_EXT_PROC=unix: the transparent demo's sidecars run as another user and reach the filter-service"
+                + " through the relay; run it with MESHCRYPT_EXT_PROC=tcp", e.getMessage());
+        assertTrue(!Files.exists(home.resolve("mesh.yaml")), "nothing written");
     }
 
     private void formattedFor(int brokers) throws Exception {

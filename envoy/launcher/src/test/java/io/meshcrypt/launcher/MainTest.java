@@ -72,6 +72,11 @@ class MainTest {
     }
 
     @Test
+    void givenMeshcryptExtProcNeitherTcpNorUnix_whenStatusAsked_thenExitCode1() {
+        assertEquals(1, run(Map.of("MESHCRYPT_HOME", home.toString(), "MESHCRYPT_PORT_BASE", "16000", "MESHCRYPT_EXT_PROC", "pipe"), "status"));
+    }
+
+    @Test
     void givenNoLocalCa_whenPkiAsked_thenExitCode0() {
         assertEquals(0, run(Map.of("MESHCRYPT_HOME", home.toString()), "pki"));
     }

@@ -89,7 +89,7 @@ final class ReplicaMesh implements AutoCloseable {
         Files.deleteIfExists(home.resolve("filter.yaml"));
         Mesh launchers = MeshFile.up(PORTS);
         Sidecar shared = launchers.sidecars().get(MeshFile.SHARED_NODE);
-        List<Address> addresses = new ArrayList<>();
+        List<Mesh.FilterServiceAddress> addresses = new ArrayList<>();
         for (int i = 0; i < REPLICAS; i++) {
             addresses.add(new Address("127.0.0.1", grpcPort(i)));
         }

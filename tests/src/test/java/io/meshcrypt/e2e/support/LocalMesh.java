@@ -567,7 +567,8 @@ public final class LocalMesh {
         return records;
     }
 
-    private static Properties producerProps(String bootstrap, String via, Map<String, Object> overrides) {
+    /** A byte[] producer of the e2e clients (acks=all, quick retries and reconnections) to {@code bootstrap}. */
+    public static Properties producerProps(String bootstrap, String via, Map<String, Object> overrides) {
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.CLIENT_ID_CONFIG, "e2e-producer-" + via + "-" + CLIENT_IDS.incrementAndGet());
@@ -585,7 +586,8 @@ public final class LocalMesh {
         return props;
     }
 
-    private static Properties consumerProps(String bootstrap, String via, Map<String, Object> overrides) {
+    /** A byte[] consumer of the e2e clients of {@code bootstrap}. */
+    public static Properties consumerProps(String bootstrap, String via, Map<String, Object> overrides) {
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ConsumerConfig.CLIENT_ID_CONFIG, "e2e-consumer-" + via + "-" + CLIENT_IDS.incrementAndGet());

@@ -3,8 +3,10 @@ package io.meshcrypt.e2e.support;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * Pieces of a static Envoy config for a Kafka sidecar a test starts itself (not one the xDS server configures): a
@@ -13,6 +15,24 @@ import java.util.List;
  */
 public final class StaticSidecar {
     private StaticSidecar() {
+    }
+
+    /**
+     * A whole static Kafka sidecar {@code name} in front of one broker: admin on {@code ports[2]}, a bootstrap listener
+     * on {@code ports[0]} and broker 1's on {@code ports[1]}, both through the filter-service, whose cluster
+     * {@code filterService} appends.
+     */
+    public static String kafkaSidecar(String name, int[] ports, String brokerHost, int brokerPort, Consumer<StringBuilder> filterService) {
+        String listenerMap = "1=127.0.0.1:" + ports[1];
+        StringBuilder y = new StringBuilder();
+        y.append("admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: ").append(ports[2]).append(" }\n");
+        y.append("static_resources:\n  listeners:\n");
+        kafkaListener(y, name + "_bootstrap", ports[0], "broker", listenerMap);
+        kafkaListener(y, name + "_node_1", ports[1], "broker", listenerMap);
+        y.append("  clusters:\n");
+        filterService.accept(y);
+        cluster(y, "broker", brokerHost, brokerPort);
+        return y.toString();
     }
 
     /**
@@ -52,6 +72,15 @@ public final class StaticSidecar {
      * @param transportSocket a {@code transport_socket:} block indented for the cluster (mutual TLS), or ""
      */
     public static void filterServiceCluster(StringBuilder y, int port, String transportSocket) {
+        filterServiceCluster(y, "socket_address: { address: 127.0.0.1, port_value: %d }".formatted(port), transportSocket);
+    }
+
+    /** The {@code filter_service} cluster on the filter-service's Unix socket {@code path}: HTTP/2, no TLS. */
+    public static void filterServiceClusterOnUnixSocket(StringBuilder y, Path path) {
+        filterServiceCluster(y, "pipe: { path: \"%s\" }".formatted(path), "");
+    }
+
+    private static void filterServiceCluster(StringBuilder y, String address, String transportSocket) {
         y.append("""
                   - name: filter_service
                     type: STATIC
@@ -76,8 +105,8 @@ public final class StaticSidecar {
                       - lb_endpoints:
                         - endpoint:
                             address:
-                              socket_address: { address: 127.0.0.1, port_value: %d }
-                """.formatted(port));
+                              %s
+                """.formatted(address));
     }
 
     /** A cluster of one static endpoint. */

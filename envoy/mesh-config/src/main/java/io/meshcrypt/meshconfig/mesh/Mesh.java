@@ -3,6 +3,7 @@ package io.meshcrypt.meshconfig.mesh;
 import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -70,11 +71,42 @@ public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar>
         }
     }
 
+    /**
+     * Where a filter-service serves gRPC for a sidecar: a host:port ({@link Address}), or a Unix domain socket on the
+     * sidecar's own host ({@link UnixSocket}).
+     */
+    public sealed interface FilterServiceAddress permits Address, UnixSocket {
+    }
+
     /** A host:port; listener hosts are IP literals, upstream hosts may be DNS names. */
-    public record Address(String host, int port) {
+    public record Address(String host, int port) implements FilterServiceAddress {
         @Override
         public String toString() {
             return host.indexOf(':') >= 0 ? "[" + host + "]:" + port : host + ":" + port;
+        }
+    }
+
+    /**
+     * A filter-service's Unix domain socket ({@code unix:<absolute path>} in the mesh file): the sidecar and the
+     * filter-service share a host (or a pod's volume), and the socket file's permissions decide who may connect, so
+     * the hop runs without TLS.
+     *
+     * @param path absolute, at most {@link #MAX_PATH_BYTES} bytes (Linux's sockaddr_un.sun_path, less its NUL)
+     */
+    public record UnixSocket(Path path) implements FilterServiceAddress {
+        public static final int MAX_PATH_BYTES = 107;
+        public static final String SCHEME = "unix:";
+
+        public UnixSocket {
+            if (!path.isAbsolute() || path.toString().getBytes(StandardCharsets.UTF_8).length > MAX_PATH_BYTES) {
+                throw new IllegalArgumentException("a Unix socket path must be absolute and at most " + MAX_PATH_BYTES + " bytes: " + path);
+            }
+        }
+
+        /** As the mesh file spells it. */
+        @Override
+        public String toString() {
+            return SCHEME + path;
         }
     }
 
@@ -189,18 +221,22 @@ public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar>
     /**
      * @param nodeId the Envoy node id (its bootstrap's node.id)
      * @param filterServices the gRPC addresses of the filter-service replicas this sidecar's ext_proc filters stream
-     *     to, in file order, distinct, at least one: each new ext_proc stream (one per Kafka connection, one per HTTP
-     *     request) goes to one of them; the replicas share nothing but the KMS and the policy source
+     *     to, in file order, distinct, at least one, all host:port or all Unix sockets (one cluster, one transport):
+     *     each new ext_proc stream (one per Kafka connection, one per HTTP request) goes to one of them; the replicas
+     *     share nothing but the KMS and the policy source
      * @param kafka by Kafka cluster name
      * @param http by listener name
      * @param transparent the transparent (original_dst) Kafka listener, if the sidecar has one
      */
-    public record Sidecar(String nodeId, List<Address> filterServices, Map<String, KafkaListeners> kafka,
+    public record Sidecar(String nodeId, List<FilterServiceAddress> filterServices, Map<String, KafkaListeners> kafka,
                           Map<String, HttpListener> http, Optional<Transparent> transparent) {
         public Sidecar {
             filterServices = List.copyOf(filterServices);
             if (filterServices.isEmpty() || Set.copyOf(filterServices).size() != filterServices.size()) {
                 throw new IllegalArgumentException("filterServices must be one or more distinct addresses: " + filterServices);
+            }
+            if (filterServices.stream().map(FilterServiceAddress::getClass).distinct().count() > 1) {
+                throw new IllegalArgumentException("filterServices must be all host:port or all Unix sockets: " + filterServices);
             }
             kafka = Map.copyOf(kafka);
             http = Map.copyOf(http);
@@ -208,9 +244,19 @@ public record Mesh(Map<String, KafkaCluster> kafkaClusters, Map<String, Sidecar>
         }
 
         /** A sidecar with a single filter-service. */
-        public Sidecar(String nodeId, Address filterService, Map<String, KafkaListeners> kafka, Map<String, HttpListener> http,
+        public Sidecar(String nodeId, FilterServiceAddress filterService, Map<String, KafkaListeners> kafka, Map<String, HttpListener> http,
                        Optional<Transparent> transparent) {
             this(nodeId, List.of(filterService), kafka, http, transparent);
+        }
+
+        /** Whether this sidecar reaches its filter-service over Unix domain sockets (then without TLS). */
+        public boolean onUnixSockets() {
+            return filterServices.getFirst() instanceof UnixSocket;
+        }
+
+        /** This sidecar with {@code filterServices} instead of its own. */
+        public Sidecar withFilterServices(List<? extends FilterServiceAddress> filterServices) {
+            return new Sidecar(nodeId, List.copyOf(filterServices), kafka, http, transparent);
         }
     }
 }

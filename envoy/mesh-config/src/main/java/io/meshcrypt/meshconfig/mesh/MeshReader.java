@@ -6,12 +6,14 @@ import io.meshcrypt.meshconfig.http.HttpRules;
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
 import io.meshcrypt.meshconfig.mesh.Mesh.BrokerTls;
 import io.meshcrypt.meshconfig.mesh.Mesh.CertificateFiles;
+import io.meshcrypt.meshconfig.mesh.Mesh.FilterServiceAddress;
 import io.meshcrypt.meshconfig.mesh.Mesh.HttpListener;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaCluster;
 import io.meshcrypt.meshconfig.mesh.Mesh.KafkaListeners;
 import io.meshcrypt.meshconfig.mesh.Mesh.Sidecar;
 import io.meshcrypt.meshconfig.mesh.Mesh.TlsVersion;
 import io.meshcrypt.meshconfig.mesh.Mesh.Transparent;
+import io.meshcrypt.meshconfig.mesh.Mesh.UnixSocket;
 import io.meshcrypt.meshconfig.policy.PolicyReader;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import io.meshcrypt.meshconfig.yaml.ConfigFields;
@@ -28,6 +30,7 @@ import java.net.InetAddress;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.net.UnknownHostException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -102,7 +105,7 @@ public final class MeshReader {
         reader.checkKeys(mapping, "", ROOT_KEYS);
 
         Entry fsEntry = mapping.entries().get("filterService");
-        List<Address> defaultFilterServices = fsEntry == null ? null : filterServices(fsEntry, "filterService");
+        List<FilterServiceAddress> defaultFilterServices = fsEntry == null ? null : filterServices(fsEntry, "filterService");
 
         Map<String, KafkaCluster> clusters = new LinkedHashMap<>();
         Entry clustersEntry = reader.required(mapping, "kafkaClusters", "name -> {brokers: {node id: host:port}}");
@@ -222,7 +225,7 @@ public final class MeshReader {
         return Optional.of(new CertificateFiles(certificate, privateKey));
     }
 
-    private Sidecar sidecar(Entry s, Map<String, KafkaCluster> clusters, List<Address> defaultFilterServices) throws ConfigException {
+    private Sidecar sidecar(Entry s, Map<String, KafkaCluster> clusters, List<FilterServiceAddress> defaultFilterServices) throws ConfigException {
         String path = "sidecars." + s.key();
         if (!NODE_ID.matcher(s.key()).matches()) {
             throw reader.error(s.keyLocation(), path, "node id must match " + NODE_ID.pattern());
@@ -231,7 +234,7 @@ public final class MeshReader {
         reader.checkKeys(sidecar, path + ".", SIDECAR_KEYS);
 
         Entry fsEntry = sidecar.entries().get("filterService");
-        List<Address> filterServices = fsEntry != null ? filterServices(fsEntry, path + ".filterService") : defaultFilterServices;
+        List<FilterServiceAddress> filterServices = fsEntry != null ? filterServices(fsEntry, path + ".filterService") : defaultFilterServices;
         if (filterServices == null) {
             throw reader.error(s.keyLocation(), path + ".filterService", "required field is missing (set it here or at the top level)");
         }
@@ -459,37 +462,68 @@ public final class MeshReader {
     }
 
     /**
-     * {@code filterService}: one gRPC host:port, or a non-empty list of distinct ones (replicas; the sidecar spreads
-     * its ext_proc streams over them and stops using one that fails its gRPC health check).
+     * {@code filterService}: one gRPC host:port or {@code unix:<absolute path>}, or a non-empty list of distinct ones
+     * (replicas; the sidecar spreads its ext_proc streams over them and stops using one that fails its gRPC health
+     * check). A list is all host:port or all Unix sockets: the sidecar's one filter_service cluster has one transport
+     * (mutual TLS or none).
      */
-    private List<Address> filterServices(Entry entry, String path) throws ConfigException {
+    private List<FilterServiceAddress> filterServices(Entry entry, String path) throws ConfigException {
         if (!(entry.value() instanceof Sequence list)) {
             if (!(entry.value() instanceof Scalar sc) || sc.token() != JsonToken.VALUE_STRING) {
-                throw reader.error(entry.keyLocation(), path, "must be a gRPC host:port or a list of them (got "
+                throw reader.error(entry.keyLocation(), path, "must be a gRPC host:port or unix:<absolute path>, or a list of them (got "
                         + ConfigFields.describe(entry.value()) + ")");
             }
-            return List.of(address(entry, path, false));
+            return List.of(filterService(entry.keyLocation(), path, (String) sc.value()));
         }
         if (list.items().isEmpty()) {
-            throw reader.error(entry.keyLocation(), path, "must list at least one filter-service host:port");
+            throw reader.error(entry.keyLocation(), path, "must list at least one filter-service host:port or unix:<absolute path>");
         }
-        List<Address> addresses = new ArrayList<>();
+        List<FilterServiceAddress> addresses = new ArrayList<>();
         for (int i = 0; i < list.items().size(); i++) {
             Node item = list.items().get(i);
             String iPath = path + "[" + i + "]";
             if (!(item instanceof Scalar sc) || sc.token() != JsonToken.VALUE_STRING) {
-                throw reader.error(item.location(), iPath, "must be a gRPC host:port (got " + ConfigFields.describe(item) + ")");
+                throw reader.error(item.location(), iPath, "must be a gRPC host:port or unix:<absolute path> (got "
+                        + ConfigFields.describe(item) + ")");
             }
-            HostPort hp = reader.hostPort(item.location(), iPath, (String) sc.value(), 1);
-            Address address = new Address(hp.host(), hp.port());
+            FilterServiceAddress address = filterService(item.location(), iPath, (String) sc.value());
             int previous = addresses.indexOf(address);
             if (previous >= 0) {
                 // one endpoint listed twice would get twice the streams, silently
                 throw reader.error(item.location(), iPath, address + " is also " + path + "[" + previous + "]");
             }
+            if (!addresses.isEmpty() && addresses.getFirst().getClass() != address.getClass()) {
+                // one cluster, one transport socket: TLS to the host:port replicas, none to the sockets
+                throw reader.error(item.location(), iPath, "mixes a Unix socket and host:port replicas (" + path
+                        + "[0] is " + addresses.getFirst() + "); list only one kind");
+            }
             addresses.add(address);
         }
         return addresses;
+    }
+
+    /** One {@code filterService} entry: {@code unix:<absolute path>} or a gRPC host:port. */
+    private FilterServiceAddress filterService(Location location, String path, String value) throws ConfigException {
+        if (!value.startsWith(UnixSocket.SCHEME)) {
+            HostPort hp = reader.hostPort(location, path, value, 1);
+            return new Address(hp.host(), hp.port());
+        }
+        String socket = value.substring(UnixSocket.SCHEME.length());
+        if (!socket.startsWith("/")) {
+            // Envoy would resolve a relative path against its own working directory; '@' is Linux's abstract namespace,
+            // which file permissions do not protect
+            throw reader.error(location, path, "needs an absolute socket path after unix: (got " + ConfigFields.echo(value) + ")");
+        }
+        if (socket.indexOf('\0') >= 0 || !Path.of(socket).normalize().toString().equals(socket)) {
+            throw reader.error(location, path, "needs a plain absolute path, without . or .. parts, double or trailing slashes (got "
+                    + ConfigFields.echo(value) + ")");
+        }
+        int bytes = socket.getBytes(StandardCharsets.UTF_8).length;
+        if (bytes > UnixSocket.MAX_PATH_BYTES) {
+            throw reader.error(location, path, "socket path is " + bytes + " bytes; Linux allows at most " + UnixSocket.MAX_PATH_BYTES
+                    + " (sun_path), pick a shorter folder");
+        }
+        return new UnixSocket(Path.of(socket));
     }
 
     /** @param listener Envoy binds it, so the host must be an IP literal */

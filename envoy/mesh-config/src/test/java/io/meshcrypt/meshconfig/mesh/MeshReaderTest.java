@@ -1,10 +1,12 @@
 package io.meshcrypt.meshconfig.mesh;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.meshcrypt.meshconfig.mesh.Mesh.Address;
+import io.meshcrypt.meshconfig.mesh.Mesh.UnixSocket;
 import io.meshcrypt.meshconfig.policy.EncryptionPolicy;
 import io.meshcrypt.meshconfig.yaml.ConfigException;
 import java.nio.charset.StandardCharsets;
@@ -133,18 +135,77 @@ class MeshReaderTest {
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
             "empty list | filterService: 127.0.0.1:50051|filterService: []"
-                    + " | 1:1: filterService: must list at least one filter-service host:port",
+                    + " | 1:1: filterService: must list at least one filter-service host:port or unix:<absolute path>",
             "not an address | filterService: 10.0.0.7:50051|filterService: [10.0.0.7:50051, 10.0.0.8]"
                     + " | 16:37: sidecars.app-b.filterService[1]: must be host:port (got \"10.0.0.8\")",
             "a number in the list | filterService: 10.0.0.7:50051|filterService: [10.0.0.7:50051, 50052]"
-                    + " | 16:37: sidecars.app-b.filterService[1]: must be a gRPC host:port (got 50052)",
+                    + " | 16:37: sidecars.app-b.filterService[1]: must be a gRPC host:port or unix:<absolute path> (got 50052)",
             "a mapping | filterService: 10.0.0.7:50051|filterService: {host: 10.0.0.7}"
-                    + " | 16:5: sidecars.app-b.filterService: must be a gRPC host:port or a list of them (got a mapping)",
+                    + " | 16:5: sidecars.app-b.filterService: must be a gRPC host:port or unix:<absolute path>, or a list of them (got a mapping)",
             "listed twice | filterService: 127.0.0.1:50051|filterService: [127.0.0.1:50051, 127.0.0.2:50051, 127.0.0.1:50051]"
                     + " | 1:51: filterService[2]: 127.0.0.1:50051 is also filterService[0]",
     })
     void givenFilterServiceListWithAnError_whenParsed_thenTheMessageNamesTheItem(String what, String from, String to, String expected) {
         assertFailure(VALID, what, from, to, expected);
+    }
+
+    @Test
+    void givenUnixSocketFilterServices_whenParsed_thenEachSidecarReachesItsSocket() throws Exception {
+        Mesh mesh = parse(VALID.replace("filterService: 127.0.0.1:50051\n", "filterService: unix:/run/meshcrypt/app-a.sock\n")
+                .replace("filterService: 10.0.0.7:50051", "filterService: [unix:/run/meshcrypt/b1.sock, unix:/run/meshcrypt/b2.sock]"));
+
+        assertEquals(List.of(new UnixSocket(Path.of("/run/meshcrypt/app-a.sock"))), mesh.sidecars().get("app-a").filterServices());
+        assertEquals(List.of(new UnixSocket(Path.of("/run/meshcrypt/b1.sock")), new UnixSocket(Path.of("/run/meshcrypt/b2.sock"))),
+                mesh.sidecars().get("app-b").filterServices(), "replicas on two sockets");
+        assertTrue(mesh.sidecars().get("app-b").onUnixSockets());
+        assertEquals("unix:/run/meshcrypt/app-a.sock", mesh.sidecars().get("app-a").filterServices().getFirst().toString(),
+                "spelt as the mesh file spells it");
+    }
+
+    @Test
+    void givenTcpFilterService_whenParsed_thenTheSidecarIsNotOnUnixSockets() throws Exception {
+        assertFalse(parse(VALID).sidecars().get("app-a").onUnixSockets());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "relative path | filterService: 10.0.0.7:50051|filterService: unix:run/b.sock"
+                    + " | 16:5: sidecars.app-b.filterService: needs an absolute socket path after unix: (got \"unix:run/b.sock\")",
+            "abstract namespace | filterService: 10.0.0.7:50051|filterService: unix:@meshcrypt"
+                    + " | 16:5: sidecars.app-b.filterService: needs an absolute socket path after unix: (got \"unix:@meshcrypt\")",
+            "dot-dot part | filterService: 10.0.0.7:50051|filterService: unix:/run/../tmp/b.sock"
+                    + " | 16:5: sidecars.app-b.filterService: needs a plain absolute path, without . or .. parts, double or trailing"
+                    + " slashes (got \"unix:/run/../tmp/b.sock\")",
+            "empty path | filterService: 10.0.0.7:50051|filterService: 'unix:'"
+                    + " | 16:5: sidecars.app-b.filterService: needs an absolute socket path after unix: (got \"unix:\")",
+            "mixed replicas | filterService: 10.0.0.7:50051|filterService: [unix:/run/b.sock, 10.0.0.7:50051]"
+                    + " | 16:39: sidecars.app-b.filterService[1]: mixes a Unix socket and host:port replicas"
+                    + " (sidecars.app-b.filterService[0] is unix:/run/b.sock); list only one kind",
+            "socket listed twice | filterService: 10.0.0.7:50051|filterService: [unix:/run/b.sock, unix:/run/b.sock]"
+                    + " | 16:39: sidecars.app-b.filterService[1]: unix:/run/b.sock is also sidecars.app-b.filterService[0]",
+    })
+    void givenUnixSocketFilterServiceWithAnError_whenParsed_thenTheMessageNamesFileLineColumnAndField(String what, String from, String to,
+                                                                                                      String expected) {
+        assertFailure(VALID, what, from, to, expected);
+    }
+
+    @Test
+    void givenUnixSocketPathLongerThanSunPath_whenParsed_thenTheErrorGivesItsLengthAndTheLimit() {
+        String tooLong = "/" + "d".repeat(100) + "/x.sock";
+
+        String message = failure(VALID.replace("filterService: 10.0.0.7:50051", "filterService: unix:" + tooLong));
+
+        assertEquals(FILE + ":16:5: sidecars.app-b.filterService: socket path is 108 bytes; Linux allows at most 107 (sun_path),"
+                + " pick a shorter folder", message);
+    }
+
+    @Test
+    void givenUnixSocketPathOfExactlySunPathLength_whenParsed_thenItIsAccepted() throws Exception {
+        String longest = "/" + "d".repeat(99) + "/x.sock";
+
+        Mesh mesh = parse(VALID.replace("filterService: 10.0.0.7:50051", "filterService: unix:" + longest));
+
+        assertEquals(List.of(new UnixSocket(Path.of(longest))), mesh.sidecars().get("app-b").filterServices());
     }
 
     @Test

@@ -24,6 +24,9 @@ class MeshWriterTest {
                 kafka:
                   payments: {bootstrap: 127.0.0.1:19192, brokers: {1: 127.0.0.1:19193, 2: {listen: 0.0.0.0:19194, advertise: 10.1.2.3:19194}},
                              tls: {certificate: pki/listener.pem, privateKey: pki/listener-key.pem}}
+              pipes:
+                filterService: unix:/run/meshcrypt/pipes.sock
+                http: {api: {listen: 127.0.0.1:28081, upstream: pipes.internal:8080}}
               books:
                 filterService: [10.0.0.7:50051, "[fd00::9]:50051", filter-2.internal:50051]
                 http: {api: {listen: 127.0.0.1:28080, upstream: books.internal:8080}}

@@ -20,6 +20,7 @@ import io.envoyproxy.envoy.config.core.v3.DataSource;
 import io.envoyproxy.envoy.config.core.v3.HealthCheck;
 import io.envoyproxy.envoy.config.core.v3.Http2ProtocolOptions;
 import io.envoyproxy.envoy.config.core.v3.Metadata;
+import io.envoyproxy.envoy.config.core.v3.Pipe;
 import io.envoyproxy.envoy.config.core.v3.RoutingPriority;
 import io.envoyproxy.envoy.config.core.v3.SocketAddress;
 import io.envoyproxy.envoy.config.core.v3.TransportSocket;
@@ -164,7 +165,8 @@ public final class EnvoyResources {
         clusters.add(versionBeacon(version));
         Cluster filterService = filterServiceCluster(sidecar.filterServices());
         List<Secret> secrets = new ArrayList<>();
-        if (mesh.tls().isPresent()) {
+        // a Unix socket's file permissions authenticate both ends: no TLS on that hop (docs/xds.md)
+        if (mesh.tls().isPresent() && !sidecar.onUnixSockets()) {
             filterService = filterService.toBuilder().setTransportSocket(filterServiceTls(mesh.tls().get())).build();
             secrets.add(clientCertificate(mesh.tls().get(), sidecar.nodeId()));
         }
@@ -257,15 +259,24 @@ public final class EnvoyResources {
      * {@link #FILTER_SERVICE_CLUSTER}, or the bridge module ({@link KafkaFilter#BRIDGE}) dialling {@code filterService}
      * itself. Both send the same request headers.
      */
-    record KafkaProcessing(KafkaFilter kind, String nodeId, Mesh.Address filterService, Optional<Mesh.Tls> tls) {
+    record KafkaProcessing(KafkaFilter kind, String nodeId, Mesh.FilterServiceAddress filterService, Optional<Mesh.Tls> tls) {
 
-        /** @throws IllegalArgumentException for the bridge and a sidecar with several filter-service replicas */
+        /**
+         * @throws IllegalArgumentException for the bridge and a sidecar with several filter-service replicas or a Unix
+         *     socket
+         */
         static KafkaProcessing of(KafkaFilter kind, Mesh mesh, Sidecar sidecar) {
             if (kind == KafkaFilter.BRIDGE && sidecar.filterServices().size() > 1) {
                 // the module dials one address itself, without Envoy's load balancing and health checks
                 throw new IllegalArgumentException("sidecar " + sidecar.nodeId() + ": " + KafkaFilter.SWITCH
                         + "=bridge dials one filter-service address, not a list of replicas; put one address (a"
                         + " Service in front of the replicas) in filterService");
+            }
+            if (kind == KafkaFilter.BRIDGE && sidecar.filterServices().getFirst() instanceof Mesh.UnixSocket socket) {
+                // the module dials TCP (optionally TLS) itself; it has no Unix socket transport
+                throw new IllegalArgumentException("sidecar " + sidecar.nodeId() + ": " + KafkaFilter.SWITCH
+                        + "=bridge dials a filter-service host:port, not a Unix socket (" + socket + "); use Envoy's"
+                        + " network ext_proc (the default) or a host:port filterService");
             }
             return new KafkaProcessing(kind, sidecar.nodeId(), sidecar.filterServices().getFirst(), mesh.tls());
         }
@@ -439,7 +450,7 @@ public final class EnvoyResources {
      * ({@link #REPLICA_HEALTH_CHECK}). Least-request balancing: streams are long-lived, so a new one goes where fewer
      * are open (a restarted replica fills up again) rather than round robin over uneven lifetimes.
      */
-    static Cluster filterServiceCluster(List<Mesh.Address> replicas) {
+    static Cluster filterServiceCluster(List<Mesh.FilterServiceAddress> replicas) {
         HttpProtocolOptions h2 = HttpProtocolOptions.newBuilder()
                 .setExplicitHttpConfig(ExplicitHttpConfig.newBuilder().setHttp2ProtocolOptions(Http2ProtocolOptions.newBuilder()
                         // one gRPC stream per Kafka connection, each may carry multi-MB batches: wide flow-control windows
@@ -454,13 +465,33 @@ public final class EnvoyResources {
                 .setMaxPendingRequests(UInt32Value.of(100_000))
                 .setMaxRequests(UInt32Value.of(100_000))
                 .build();
-        return upstream(FILTER_SERVICE_CLUSTER, replicas).toBuilder()
+        return filterServiceEndpoints(replicas).toBuilder()
                 .setConnectTimeout(Duration.newBuilder().setSeconds(1))
                 .setLbPolicy(Cluster.LbPolicy.LEAST_REQUEST)
                 .addHealthChecks(REPLICA_HEALTH_CHECK)
                 .setOutlierDetection(REPLICA_OUTLIERS)
                 .putTypedExtensionProtocolOptions("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", Any.pack(h2))
                 .setCircuitBreakers(CircuitBreakers.newBuilder().addThresholds(limits))
+                .build();
+    }
+
+    /**
+     * host:port replicas as any {@link #upstream}; Unix sockets as STATIC {@code pipe} endpoints (Envoy connects to the
+     * socket file; its mode decides whether it may).
+     */
+    static Cluster filterServiceEndpoints(List<Mesh.FilterServiceAddress> replicas) {
+        if (!(replicas.getFirst() instanceof Mesh.UnixSocket)) {
+            return upstream(FILTER_SERVICE_CLUSTER, replicas.stream().map(Mesh.Address.class::cast).toList());
+        }
+        LocalityLbEndpoints.Builder lb = LocalityLbEndpoints.newBuilder();
+        for (Mesh.FilterServiceAddress replica : replicas) {
+            Address pipe = Address.newBuilder().setPipe(Pipe.newBuilder().setPath(((Mesh.UnixSocket) replica).path().toString())).build();
+            lb.addLbEndpoints(LbEndpoint.newBuilder().setEndpoint(Endpoint.newBuilder().setAddress(pipe)));
+        }
+        return Cluster.newBuilder()
+                .setName(FILTER_SERVICE_CLUSTER)
+                .setType(Cluster.DiscoveryType.STATIC)
+                .setLoadAssignment(ClusterLoadAssignment.newBuilder().setClusterName(FILTER_SERVICE_CLUSTER).addEndpoints(lb))
                 .build();
     }
 

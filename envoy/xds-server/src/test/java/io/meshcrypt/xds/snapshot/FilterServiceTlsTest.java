@@ -20,7 +20,8 @@ import org.junit.jupiter.api.Test;
 /** The filter_service cluster with and without the mesh file's {@code tls:} section. */
 class FilterServiceTlsTest {
 
-    private static final String TLS = """
+    /** The mesh file's {@code tls:} section (also {@link FilterServiceUnixSocketTest}'s). */
+    static final String TLS = """
             tls:
               trustedCa: /pki/ca.pem
               certificates: /pki
