@@ -44,7 +44,8 @@ jq -r --argjson n "$RECORDS_PER_OP" --argjson size "$VALUE_BYTES" '
   | ["benchmark", "batches/s", "±", "MB/s", "x_aes_gcm", "alloc_B/op", "alloc_B/record", "cpu_us/record"],
     (.[] | ((.params.exchange // (.benchmark | split(".") | last))
               + (if .params.subjects then "/" + .params.subjects else "" end)
-              + (if .params.metrics == "on" then "+metrics" else "" end)) as $name
+              + (if .params.metrics == "on" then "+metrics" else "" end)
+              + (if .params.arena == "off" then "-arena" else "" end)) as $name
       | (.secondaryMetrics["gc.alloc.rate.norm"].score // null) as $alloc
       | (.secondaryMetrics.cpuNanos.score // null) as $cpu
       | [$name,
@@ -60,3 +61,4 @@ echo "# x_aes_gcm: throughput over raw AES-256-GCM on the same values (issue 14 
 echo "# the rows but aesGcmBaseline are KafkaPathBenchmark.handler, one per value of its exchange parameter;"
 echo "# cpu_us/record: the benchmark thread's CPU time per record (SubjectKeysBenchmark), steadier than batches/s on a busy machine"
 echo "# +metrics: with the records-per-topic counters and rewrite-time histogram of the observability section (their cost)"
+echo "# -arena: -p arena=off, rewritten records allocated per partition instead of kept in the thread's output arena"

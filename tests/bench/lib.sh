@@ -42,7 +42,18 @@ bench_meshes_up() {
   for t in "$@"; do
     BENCH_MESHES+=("$t")
     MESHCRYPT_EXT_PROC=$t MESHCRYPT_HOME=${BENCH_HOME[$t]} MESHCRYPT_PORT_BASE=${BENCH_BASE[$t]} "$ROOT/meshcrypt" up >/dev/null
+    bench_check_transport "$t" "${BENCH_HOME[$t]}"
   done
+}
+# The launcher keeps a hand-edited mesh.yaml (the benchmark's policy makes it one), sidecar addresses included: a home
+# left by a run of the other transport would measure that one under this one's name. Refuse instead.
+bench_check_transport() {
+  local on_unix=0
+  grep -Eq '^ *filterService: *unix:' "$2/mesh.yaml" && on_unix=1
+  if [[ $1 == unix && $on_unix == 0 || $1 == tcp && $on_unix == 1 ]]; then
+    printf '%s/mesh.yaml is kept from a run of the other transport: its sidecars do not use %s. Remove it (the launcher writes it anew) or use another MESHCRYPT_HOME\n' "$2" "$1" >&2
+    exit 1
+  fi
 }
 bench_meshes_down() {
   local t
