@@ -456,6 +456,10 @@ final class Components {
         if (!state.isGenerated(f)) {
             Say.say("keeping hand-edited " + f);
             ConfigFiles.warnWithoutTls(f, pki().isPresent());
+            String mismatch = ConfigFiles.transportMismatch(f, !unixSocketNodes().isEmpty());
+            if (mismatch != null) {
+                Say.say(mismatch);
+            }
             return;
         }
         if (!unixSocketNodes().isEmpty()) {

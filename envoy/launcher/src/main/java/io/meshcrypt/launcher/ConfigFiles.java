@@ -223,6 +223,27 @@ public final class ConfigFiles {
         }
     }
 
+    /**
+     * A kept hand-edited mesh file keeps its sidecars' filterService addresses too: under the other transport than
+     * {@link ExtProcHop#SWITCH} asks for, the mesh would run (and a benchmark would measure) the file's.
+     *
+     * @return the warning, or null when the file's sidecars are on the transport asked for
+     */
+    static String transportMismatch(Path meshFile, boolean unix) {
+        boolean onSockets;
+        try {
+            onSockets = Files.readAllLines(meshFile).stream().anyMatch(line -> line.strip().startsWith("filterService: unix:"));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        if (onSockets == unix) {
+            return null;
+        }
+        return "warning: " + meshFile + (unix ? " has no sidecar on a unix: filterService" : " puts sidecars on unix: filterService sockets")
+                + " while " + ExtProcHop.SWITCH + "=" + (unix ? "unix" : "tcp") + "; the mesh runs the file's transport (edit the"
+                + " sidecars' filterService, or delete the file to have it generated)";
+    }
+
     private static boolean hasLineStarting(Path f, String prefix) {
         try {
             return Files.readAllLines(f).stream().anyMatch(line -> line.startsWith(prefix));

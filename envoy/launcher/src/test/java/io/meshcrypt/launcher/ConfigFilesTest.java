@@ -206,4 +206,20 @@ class ConfigFilesTest {
                     private_key: { filename: "/h/k.pem" }
                 """, ConfigFiles.sdsCertificate(Path.of("/h/c.pem"), Path.of("/h/k.pem")));
     }
+
+    @Test
+    void givenAKeptMeshFile_whenTheTransportAskedForDiffersFromItsSidecars_thenTheLauncherWarnsAndOtherwiseNot() throws Exception {
+        Path tcp = dir.resolve("tcp-mesh.yaml");
+        Files.writeString(tcp, "sidecars:\n  - nodeId: kafka-apps\n    filterService: 127.0.0.1:26051\n");
+        Path unix = dir.resolve("unix-mesh.yaml");
+        Files.writeString(unix, "sidecars:\n  - nodeId: kafka-apps\n    filterService: unix:/tmp/mc/run/kafka-apps.sock\n");
+
+        assertEquals(null, ConfigFiles.transportMismatch(tcp, false));
+        assertEquals(null, ConfigFiles.transportMismatch(unix, true));
+        String toUnix = ConfigFiles.transportMismatch(tcp, true);
+        assertTrue(toUnix != null && toUnix.contains("no sidecar on a unix: filterService")
+                && toUnix.contains("MESHCRYPT_EXT_PROC=unix"), toUnix);
+        String toTcp = ConfigFiles.transportMismatch(unix, false);
+        assertTrue(toTcp != null && toTcp.contains("MESHCRYPT_EXT_PROC=tcp"), toTcp);
+    }
 }
