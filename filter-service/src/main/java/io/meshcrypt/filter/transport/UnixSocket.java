@@ -1,5 +1,6 @@
 package io.meshcrypt.filter.transport;
 
+import io.meshcrypt.meshconfig.mesh.Mesh;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
@@ -28,8 +29,8 @@ public record UnixSocket(Path path, String identity, Set<PosixFilePermission> mo
 
     /** Default {@code mode}: only the filter-service's own user may connect. */
     public static final String DEFAULT_MODE = "0600";
-    /** {@code sun_path} holds 108 bytes, the terminating NUL included. */
-    public static final int MAX_PATH_BYTES = 107;
+    /** {@code sun_path}'s limit, owned by the mesh file's sockets: one figure for both ends of the hop. */
+    public static final int MAX_PATH_BYTES = Mesh.UnixSocket.MAX_PATH_BYTES;
 
     public UnixSocket {
         Objects.requireNonNull(path, "path");
