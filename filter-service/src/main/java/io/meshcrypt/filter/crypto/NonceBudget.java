@@ -187,6 +187,14 @@ public final class NonceBudget {
         }
     }
 
+    /**
+     * Waits until every background claim started so far has written its file: a test's temporary folder must not be
+     * deleted under a claim still writing into it.
+     */
+    static void awaitClaimsAhead() throws Exception {
+        CLAIMS_AHEAD.submit(() -> { }).get();
+    }
+
     /** Starts claiming the next block in the background, unless a claim is already on its way. */
     private void claimAhead() {
         if (!claimingAhead.compareAndSet(false, true)) {

@@ -17,6 +17,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -32,6 +33,12 @@ class NonceBudgetTest {
     void setUp() throws Exception {
         keyset = dir.resolve("keyset.json");
         Keysets.create(keyset);
+    }
+
+    /** A claim ahead may still be writing the counts file when a test returns; JUnit then deletes its folder. */
+    @AfterEach
+    void awaitBackgroundClaims() throws Exception {
+        NonceBudget.awaitClaimsAhead();
     }
 
     @Test
