@@ -101,12 +101,18 @@ class SubjectKeyStoreTest {
     void givenTwoReplicasCreatingAKeyForOneSubjectAtOnce_whenTheLogIsRead_thenBothUseTheFirstAndBothKeysStayReadable()
             throws Exception {
         try (SubjectKeyStore a = store(); SubjectKeyStore b = store()) {
-            encryptionKey(a, "seed"); // scope secret in the log, read by both
+            byte[] seed = encryptionKey(a, "seed").ref(); // scope secret in the log, read by both
             encryptionKey(b, "seed");
             log.auto = false;
             assertThrows(KeyNotReadyException.class, () -> a.forEncryption(SCOPE, id("carol")));
             assertThrows(KeyNotReadyException.class, () -> b.forEncryption(SCOPE, id("carol")));
-            waitForRecords(2 + 2); // both candidates appended (by each store's worker)
+            // Both carol candidates appended, one by each store's worker. Counting records is not enough: b may have
+            // created a second key for "seed" before it read a's, and then two seed keys + one carol key look the same.
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            while (subjectKeysOtherThan(seed) < 2 && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertEquals(2, subjectKeysOtherThan(seed), "one carol candidate from each replica");
             log.deliver();
             log.auto = true;
 
@@ -190,6 +196,12 @@ class SubjectKeyStoreTest {
             assertArrayEquals(original.key(), last.key());
             assertTrue(SubjectKeyRecords.isForgotten(last.value()), "the replayed key was overwritten");
         }
+    }
+
+    private long subjectKeysOtherThan(byte[] ref) {
+        return log.records().stream().map(e -> SubjectKeyRecords.parseKey(e.key()))
+                .filter(k -> k.kind() == SubjectKeyRecords.SUBJECT_KEY && !java.util.Arrays.equals(k.ref(), ref))
+                .count();
     }
 
     private FakeSubjectKeyLog.Entry waitForRecords(int count) throws InterruptedException {
