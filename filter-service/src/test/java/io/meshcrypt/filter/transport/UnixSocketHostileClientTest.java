@@ -11,18 +11,14 @@ import io.envoyproxy.envoy.service.network_ext_proc.v3.NetworkExternalProcessorG
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingRequest;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse;
 import io.envoyproxy.envoy.service.network_ext_proc.v3.ProcessingResponse.ConnectionStatus;
-import io.grpc.ManagedChannel;
 import io.grpc.Status;
-import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.meshcrypt.filter.TestLimits;
 import io.meshcrypt.filter.framing.HeldBytesBudget;
 import io.meshcrypt.filter.transport.ExtProcTestClient.Responses;
 import io.meshcrypt.filter.transport.HeldFramesTransportTest.FramingHandler;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.netty.channel.epoll.EpollEventLoopGroup;
-import io.netty.channel.unix.DomainSocketAddress;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -104,8 +100,7 @@ class UnixSocketHostileClientTest {
     @ValueSource(strings = {"an HTTP/1.1 request", "random bytes", "the HTTP/2 preface, then a 16 MiB frame header"})
     void givenAHealthyStream_whenALocalProcessWritesNonGrpcBytesToTheSocket_thenItsConnectionIsClosedWithoutAStreamAndOthersAreAnswered(
             String garbage) throws Exception {
-        Healthy before = new Healthy();
-        before.assertAnswered();
+        Healthy before = answeredHealthyStream();
         int streamsBefore = streamsOpened.get();
 
         try (SocketChannel peer = SocketChannel.open(StandardProtocolFamily.UNIX)) {
@@ -120,48 +115,56 @@ class UnixSocketHostileClientTest {
         }
 
         assertEquals(streamsBefore, streamsOpened.get(), "no stream was opened for " + garbage);
-        before.assertAnswered();
-        new Healthy().assertAnswered();
+        assertHealthyStreamsAnswered(before);
     }
 
     @Test
     void givenAHealthyStream_whenALocalProcessSendsAMessageOverMaxInboundMessageBytes_thenItsStreamEndsResourceExhaustedAndOthersAreAnswered()
             throws Exception {
-        Healthy before = new Healthy();
-        before.assertAnswered();
-        Responses attacked = new Responses();
+        Healthy before = answeredHealthyStream();
 
-        stub().process(attacked).onNext(read(ByteString.copyFrom(new byte[MAX_MESSAGE_BYTES + 1])));
+        Responses attacked = streamSending(ByteString.copyFrom(new byte[MAX_MESSAGE_BYTES + 1]));
 
-        Object terminal = attacked.next();
-        assertEquals(Status.Code.RESOURCE_EXHAUSTED, Status.fromThrowable(assertInstanceOf(Throwable.class, terminal,
-                "the oversized message's stream ends in an error: " + terminal)).getCode());
+        assertStreamEnds(Status.Code.RESOURCE_EXHAUSTED, attacked, "the oversized message's stream");
         assertEquals(0, budget.heldBytes(), "the handler held nothing of the oversized message");
-        before.assertAnswered();
-        new Healthy().assertAnswered();
+        assertHealthyStreamsAnswered(before);
     }
 
     @Test
     void givenAHealthyStream_whenALocalProcessHoldsAPartialKafkaFrameAndGoesSilent_thenItsStreamEndsAtTheHeldFrameTimeoutAndOthersAreAnswered()
             throws Exception {
-        Healthy before = new Healthy();
-        before.assertAnswered();
-        Responses attacked = new Responses();
+        Healthy before = answeredHealthyStream();
 
         // a Kafka frame announcing 100,000 bytes, of which 10 come, then nothing more on that stream
-        stub().process(attacked).onNext(read(ByteString.copyFrom(ByteBuffer.allocate(4 + 10).putInt(100_000).array())));
+        Responses attacked = streamSending(ByteString.copyFrom(ByteBuffer.allocate(4 + 10).putInt(100_000).array()));
 
         ProcessingResponse held = attacked.nextResponse();
         assertNotEquals(ConnectionStatus.CLOSE_RST, held.getConnectionStatus(), "a partial frame is held, not refused");
         assertTrue(held.getReadData().getData().isEmpty(), "nothing of the partial frame is forwarded");
         before.assertAnswered();
-        Object terminal = attacked.next();
-        assertEquals(Status.Code.DEADLINE_EXCEEDED, Status.fromThrowable(assertInstanceOf(Throwable.class, terminal,
-                "the silent stream ends in an error: " + terminal)).getCode());
+        assertStreamEnds(Status.Code.DEADLINE_EXCEEDED, attacked, "the silent stream");
         assertEquals(1, server.metrics().heldFrameTimeouts());
         awaitHeldBytes(0);
+        assertHealthyStreamsAnswered(before);
+    }
+
+    /** A new healthy stream that got its first answer: the stream the attack must not hurt. */
+    private Healthy answeredHealthyStream() throws InterruptedException {
+        Healthy healthy = new Healthy();
+        healthy.assertAnswered();
+        return healthy;
+    }
+
+    /** The healthy stream opened before the attack, and a new one opened after it, are answered correctly. */
+    private void assertHealthyStreamsAnswered(Healthy before) throws InterruptedException {
         before.assertAnswered();
         new Healthy().assertAnswered();
+    }
+
+    private static void assertStreamEnds(Status.Code code, Responses stream, String what) throws InterruptedException {
+        Object terminal = stream.next();
+        assertEquals(code, Status.fromThrowable(assertInstanceOf(Throwable.class, terminal, what + " ends in an error: "
+                + terminal)).getCode(), what);
     }
 
     /** A well-behaved stream on a connection of its own to the socket: each Kafka frame it sends comes back rewritten. */
@@ -179,18 +182,16 @@ class UnixSocketHostileClientTest {
         }
     }
 
+    /** A stream on a new connection to the socket that sends {@code data} from the client, and what it observes. */
+    private Responses streamSending(ByteString data) {
+        Responses responses = new Responses();
+        stub().process(responses).onNext(read(data));
+        return responses;
+    }
+
     /** A stub on a new connection to the socket. */
     private NetworkExternalProcessorGrpc.NetworkExternalProcessorStub stub() {
-        ManagedChannel channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toFile()))
-                .eventLoopGroup(clientLoop)
-                .channelType(EpollDomainSocketChannel.class)
-                .usePlaintext()
-                .build();
-        resources.add(() -> {
-            channel.shutdownNow();
-            channel.awaitTermination(ExtProcTestClient.TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        });
-        return NetworkExternalProcessorGrpc.newStub(channel);
+        return NetworkExternalProcessorGrpc.newStub(UnixSocketServerTest.channel(socket, clientLoop, resources));
     }
 
     private static ProcessingRequest read(ByteString data) {
