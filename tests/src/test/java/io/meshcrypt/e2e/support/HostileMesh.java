@@ -150,10 +150,6 @@ public final class HostileMesh implements AutoCloseable {
         return mesh;
     }
 
-    public Hop hop() {
-        return hop;
-    }
-
     /** The filter-service's Unix domain socket Envoy connects to ({@link Hop#UNIX_SOCKET} only). */
     public Path socket() {
         return socket;
