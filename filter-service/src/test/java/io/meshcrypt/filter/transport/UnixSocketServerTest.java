@@ -145,6 +145,11 @@ class UnixSocketServerTest {
     }
 
     private ManagedChannel channel(Path socket) {
+        return channel(socket, clientLoop, resources);
+    }
+
+    /** A plaintext channel to {@code socket} on {@code clientLoop}; shut down with {@code resources}. */
+    static ManagedChannel channel(Path socket, EventLoopGroup clientLoop, List<AutoCloseable> resources) {
         ManagedChannel channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toFile()))
                 .eventLoopGroup(clientLoop)
                 .channelType(EpollDomainSocketChannel.class)

@@ -58,6 +58,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
@@ -70,27 +71,36 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * <li>the healthy clients kept at least {@link UnderAttack#MIN_RATE} records/s each, with no stall over {@link UnderAttack#MAX_STALL};</li>
  * <li>the filter-service is the same process afterwards and its resident memory under {@link UnderAttack#RSS_LIMIT}.</li>
  * </ul>
+ * Envoy reaches the filter-service over TCP here; {@link HostilePeersOverUnixSocketTest} runs every case again with
+ * that hop on a Unix domain socket.
  */
 @ExtendWith(MeshExtension.class)
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class HostilePeersTest {
 
     private static final Duration CLOSE_BOUND = Duration.ofSeconds(5);
     private static final Duration LOG_WAIT = Duration.ofSeconds(3);
 
-    private static HostileMesh hostile;
+    /** One filter-service and Envoy for the class's cases. */
+    HostileMesh hostile;
     private final LocalMesh mesh;
 
     HostilePeersTest(LocalMesh mesh) {
         this.mesh = mesh;
     }
 
+    /** The class's filter-service and Envoy; here Envoy reaches the filter-service over TCP. */
+    HostileMesh startHostileMesh(LocalMesh mesh) throws IOException {
+        return new HostileMesh(mesh);
+    }
+
     @BeforeAll
-    static void up(LocalMesh mesh) throws IOException {
-        hostile = new HostileMesh(mesh);
+    void up() throws IOException {
+        hostile = startHostileMesh(mesh);
     }
 
     @AfterAll
-    static void down() throws IOException {
+    void down() throws IOException {
         if (hostile != null) {
             hostile.close();
         }
@@ -476,7 +486,7 @@ class HostilePeersTest {
         });
     }
 
-    private static void underAttack(String during, UnderAttack.Attack attack) throws Exception {
+    private void underAttack(String during, UnderAttack.Attack attack) throws Exception {
         UnderAttack.run(hostile, during, attack);
     }
 
@@ -486,7 +496,7 @@ class HostilePeersTest {
         UnderAttack.assertEnvelope(value, where);
     }
 
-    private static void assertNoPlaintextAtFakeBroker(byte[] plaintext, String what) {
+    private void assertNoPlaintextAtFakeBroker(byte[] plaintext, String what) {
         for (FakeBroker.Produced p : hostile.fakeBroker().produced()) {
             if (p.value() != null) {
                 assertTrue(Envelope.indexOf(p.value(), plaintext) < 0, () -> "plaintext of " + what + " reached the broker: "
@@ -496,7 +506,7 @@ class HostilePeersTest {
     }
 
     /** Not one byte of the attacked connection reached the broker: Envoy may connect upstream, but sends nothing. */
-    private static void assertNothingReachedFakeBroker(String what) {
+    private void assertNothingReachedFakeBroker(String what) {
         for (FakeBroker.Connection c : hostile.fakeBroker().connections()) {
             assertEquals(0, c.bytes.get(), () -> what + ": bytes reached the broker on connection " + c.id + ", starting "
                     + HexFormat.ofDelimiter(" ").formatHex(c.head));
@@ -505,7 +515,7 @@ class HostilePeersTest {
                 + hostile.fakeBroker().requests());
     }
 
-    private static void assertLogged(long mark, String regex, String cause) {
+    private void assertLogged(long mark, String regex, String cause) {
         String line = hostile.awaitLogLine(mark, Pattern.compile(regex), LOG_WAIT);
         assertNotNull(line, () -> "no filter-service log line naming " + cause + " (/" + regex + "/); logged since the attack:\n"
                 + tail(hostile.logSince(mark)));

@@ -5,6 +5,9 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.Socket;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,6 +38,10 @@ import java.util.stream.Stream;
  *
  * <p>Policy: topics {@code enc-*} and {@code secret-*} are encrypted (envelope v2; the local KEK provider unless the
  * caller gives another {@code keys:} section), every other topic passes through.
+ *
+ * <p>Envoy reaches the filter-service over the {@link Hop} the caller picks: its TCP {@code listen} address, or a Unix
+ * domain socket ({@code unixSockets:} in filter.yaml, a {@code pipe} address in Envoy's cluster, as the xDS server
+ * gives sidecars with {@code filterService: unix:<path>}).
  */
 public final class HostileMesh implements AutoCloseable {
 
@@ -46,6 +53,14 @@ public final class HostileMesh implements AutoCloseable {
     public static final String LIMITS = "limits:\n  heldFrameTimeout: " + HELD_FRAME_TIMEOUT.toSeconds() + "s\n";
     public static final String HEAP = "-Xmx384m";
     private static final Duration START_TIMEOUT = Duration.ofSeconds(90);
+
+    /** How Envoy reaches the filter-service. */
+    public enum Hop {
+        /** The filter-service's {@code listen} address on 127.0.0.1, plaintext HTTP/2. */
+        TCP,
+        /** A socket of {@code unixSockets:} (no identity, mode 0600), which Envoy's cluster names as a {@code pipe}. */
+        UNIX_SOCKET
+    }
 
     private final LocalMesh mesh;
     private final FakeBroker fake;
@@ -60,6 +75,8 @@ public final class HostileMesh implements AutoCloseable {
     private final int envoyAdmin;
     private final String keys;
     private final Map<String, String> env;
+    private final Hop hop;
+    private final Path socket;
     private Process filterService;
     private EnvoyProcess envoy;
     private boolean limitsAccepted;
@@ -77,7 +94,13 @@ public final class HostileMesh implements AutoCloseable {
      * @param env extra environment of the filter-service (e.g. AWS credentials for a KMS stand-in)
      */
     public HostileMesh(LocalMesh mesh, String name, String keys, Map<String, String> env) throws IOException {
+        this(mesh, name, keys, env, Hop.TCP);
+    }
+
+    /** As above, with Envoy reaching the filter-service over {@code hop}. */
+    public HostileMesh(LocalMesh mesh, String name, String keys, Map<String, String> env, Hop hop) throws IOException {
         this.mesh = mesh;
+        this.hop = hop;
         this.keys = keys;
         this.env = Map.copyOf(env);
         this.fake = new FakeBroker();
@@ -86,6 +109,8 @@ public final class HostileMesh implements AutoCloseable {
         Files.createDirectories(home.resolve("logs"));
         this.fsLog = home.resolve("logs/filter-service.log");
         this.envoyLog = home.resolve("logs/envoy.log");
+        // beside the logs, not deeper: the socket is bound in a folder next to it, and that path must fit sun_path
+        this.socket = home.resolve("fs.sock");
         int[] ports = StaticSidecar.freePorts(6);
         grpcPort = ports[0];
         realBootstrap = ports[1];
@@ -123,6 +148,16 @@ public final class HostileMesh implements AutoCloseable {
 
     public LocalMesh mesh() {
         return mesh;
+    }
+
+    /** The filter-service's Unix domain socket Envoy connects to ({@link Hop#UNIX_SOCKET} only). */
+    public Path socket() {
+        return socket;
+    }
+
+    /** {@code path} of Envoy's admin API, e.g. {@code /clusters}. */
+    public String envoyAdmin(String path) {
+        return envoy.admin(path);
     }
 
     public boolean limitsAccepted() {
@@ -223,6 +258,7 @@ public final class HostileMesh implements AutoCloseable {
                 + "brokers:\n  1: 127.0.0.1:" + realNode + "\n"
                 + "policy:\n  encrypt: [\"enc-*\", \"secret-*\"]\n  unmatched: passthrough\n"
                 + keys
+                + (hop == Hop.UNIX_SOCKET ? "unixSockets:\n  - path: " + socket + "\n" : "")
                 + (limits ? LIMITS : "");
     }
 
@@ -237,7 +273,7 @@ public final class HostileMesh implements AutoCloseable {
             pb.environment().putAll(env);
             filterService = pb.start();
             long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
-            while (filterService.isAlive() && !canConnect(grpcPort)) {
+            while (filterService.isAlive() && !(canConnect(grpcPort) && (hop == Hop.TCP || canConnect(socket)))) {
                 if (System.nanoTime() - deadline > 0) {
                     throw new IllegalStateException("filter-service did not listen within " + START_TIMEOUT + "; see " + fsLog);
                 }
@@ -270,7 +306,11 @@ public final class HostileMesh implements AutoCloseable {
         StaticSidecar.kafkaListener(y, "fake_bootstrap", fakeBootstrap, "fake_broker", "1=127.0.0.1:" + fakeNode);
         StaticSidecar.kafkaListener(y, "fake_node_1", fakeNode, "fake_broker", "1=127.0.0.1:" + fakeNode);
         y.append("  clusters:\n");
-        StaticSidecar.filterServiceCluster(y, grpcPort, "");
+        if (hop == Hop.UNIX_SOCKET) {
+            StaticSidecar.filterServiceClusterOnUnixSocket(y, socket);
+        } else {
+            StaticSidecar.filterServiceCluster(y, grpcPort, "");
+        }
         StaticSidecar.cluster(y, "real_broker", real[0], Integer.parseInt(real[1]));
         StaticSidecar.cluster(y, "fake_broker", "127.0.0.1", fake.port());
         return y.toString();
@@ -316,6 +356,16 @@ public final class HostileMesh implements AutoCloseable {
     /** Whether something accepts connections on 127.0.0.1:{@code port}. */
     public static boolean canConnect(int port) {
         try (Socket s = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** Whether something accepts connections on the Unix domain socket at {@code path} (not a stale file). */
+    private static boolean canConnect(Path path) {
+        try (SocketChannel s = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            s.connect(UnixDomainSocketAddress.of(path));
             return true;
         } catch (IOException e) {
             return false;
