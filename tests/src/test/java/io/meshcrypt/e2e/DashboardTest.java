@@ -179,6 +179,12 @@ class DashboardTest {
         Await.until(TIMEOUT, () -> scrape(LocalMesh.PORTS.filterMetrics(), "/metrics").contains(decrypted),
                 () -> "no " + decrypted + "in the filter-service's /metrics");
 
+        // and one GC pause in the filter-service: Micrometer registers jvm_gc_pause_* at the first pause, which a JVM
+        // that has allocated little since it started may not have had yet (CI caught the panel's metric missing)
+        gcOnce(mesh.pid("filter-service"));
+        Await.until(TIMEOUT, () -> scrape(LocalMesh.PORTS.filterMetrics(), "/metrics").contains("jvm_gc_pause_seconds_sum"),
+                () -> "no jvm_gc_pause_seconds_sum in the filter-service's /metrics after a GC");
+
         // When the filter-service, the xDS server and the shared sidecar's Envoy are scraped
         Map<String, Set<String>> exported = new LinkedHashMap<>();
         exported.put("filter-service", sampleNames(scrape(LocalMesh.PORTS.filterMetrics(), "/metrics")));
@@ -471,6 +477,16 @@ class DashboardTest {
             }
         }
         return null;
+    }
+
+    /** A full GC in the JVM {@code pid}, by the jcmd next to the java that runs it. */
+    private static void gcOnce(long pid) throws IOException, InterruptedException {
+        Path javaBinary = Path.of(ProcessHandle.of(pid).flatMap(p -> p.info().command())
+                .orElseThrow(() -> new IllegalStateException("no command line for pid " + pid)));
+        Process jcmd = new ProcessBuilder(javaBinary.resolveSibling("jcmd").toString(), Long.toString(pid), "GC.run")
+                .redirectErrorStream(true).start();
+        String out = new String(jcmd.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(0, jcmd.waitFor(), "jcmd " + pid + " GC.run: " + out);
     }
 
     private static String scrape(int port, String path) {
