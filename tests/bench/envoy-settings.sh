@@ -13,10 +13,9 @@
 # per_connection_buffer_limit_bytes), broker_buf (the broker clusters'), fs_buf (the filter-service cluster's),
 # stream_window / conn_window (its HTTP/2 windows), oghttp2=true|false (its HTTP/2 codec), h2_frame (the
 # SETTINGS_MAX_FRAME_SIZE Envoy announces to the filter-service), grpc=google (google_grpc instead of envoy_grpc),
-# ext_proc=off (no network ext_proc filter: Envoy as a plain TCP proxy, its floor; nothing is encrypted), path=direct
-# (no Envoy: the client on the broker, for ratios; only records/s), processor=echo (tests/bench/echo/EchoProcessor.java
-# on a Unix socket in place of the filter-service: the floor of any Java processor; nothing encrypted; its CPU is in
-# the filter_us column). Default: base and
+# path=direct (no Envoy: the client on the broker, for ratios; only records/s). Envoy without ext_proc, or with a
+# processor that does nothing, is tests/bench/floor.sh: here the filter-service rewrites Metadata, and without it a
+# client would leave Envoy after its bootstrap. Default: base and
 # concurrency=1. Mesh: MESHCRYPT_HOME (default tests/target/bench-envoy), MESHCRYPT_PORT_BASE (default 26000); it is
 # stopped at the end. The hop to the filter-service is the launcher's: MESHCRYPT_EXT_PROC=tcp (default; mutual TLS
 # unless MESHCRYPT_TLS=off) or unix (a Unix socket, no TLS: the filter_service cluster is a pipe).
@@ -42,8 +41,7 @@ stop_own_envoy() {
     ENVOY_PID=
   fi
 }
-ECHO_PID=
-trap 'stop_own_envoy; [[ -z $ECHO_PID ]] || kill "$ECHO_PID"; "$ROOT/meshcrypt" down >/dev/null' EXIT
+trap 'stop_own_envoy; "$ROOT/meshcrypt" down >/dev/null' EXIT
 # shellcheck disable=SC1091
 source "$MESHCRYPT_HOME/endpoints.env"
 # shellcheck source=tests/bench/lib.sh
@@ -51,23 +49,14 @@ source "$ROOT/tests/bench/lib.sh"
 FILTER_PID=$(cat "$MESHCRYPT_HOME/pids/filter-service.pid")
 ENVOY_BIN=$(tr '\0' '\n' <"/proc/$(cat "$MESHCRYPT_HOME/pids/envoy.pid")/cmdline" | head -1)
 curl -fsS "http://$ENVOY_ADMIN/config_dump?include_eds" >"$WORK/config_dump.json"
-ECHO_SOCKET=$WORK/echo.sock
-if [[ " ${VARIANTS[*]}" == *processor=echo* ]]; then
-  JAVA_BIN=$(tr '\0' '\n' <"/proc/$FILTER_PID/cmdline" | head -1)
-  "$JAVA_BIN" -cp "$ROOT/filter-service/target/meshcrypt-filter-service.jar" "$ROOT/tests/bench/echo/EchoProcessor.java" \
-    "$ECHO_SOCKET" >"$WORK/echo.log" 2>&1 &
-  ECHO_PID=$!
-  for _ in $(seq 100); do [[ -S $ECHO_SOCKET ]] && break; sleep 0.2; done
-  [[ -S $ECHO_SOCKET ]] || { echo "the echo processor did not start; see $WORK/echo.log" >&2; exit 1; }
-fi
 "$ROOT/meshcrypt" stop envoy >/dev/null
 
 # The static bootstrap of one variant: the dumped listeners and clusters, the client certificate as files (the dump
 # redacts the key), then the variant's change.
 static_config() { # variant settings, output file
-  python3 - "$WORK/config_dump.json" "$MESHCRYPT_HOME/pki" "$1" "$2" "$ECHO_SOCKET" <<'EOF'
+  python3 - "$WORK/config_dump.json" "$MESHCRYPT_HOME/pki" "$1" "$2" <<'EOF'
 import json, sys
-dump, pki, variant, out, echo_socket = sys.argv[1:6]
+dump, pki, variant, out = sys.argv[1:5]
 cfg = {c['@type'].split('.')[-1]: c for c in json.load(open(dump))['configs']}
 boot = cfg['BootstrapConfigDump']['bootstrap']
 clusters = [c['cluster'] for c in cfg['ClustersConfigDump']['dynamic_active_clusters']]
@@ -103,15 +92,6 @@ if 'oghttp2' in kv:
     h2['use_oghttp2_codec'] = kv['oghttp2'] == 'true'
 if 'h2_frame' in kv:
     h2['custom_settings_parameters'] = [{'identifier': 5, 'value': int(kv['h2_frame'])}]
-if kv.get('processor') == 'echo':
-    # the echo processor (tests/bench/echo) on its Unix socket in place of the filter-service: the floor of the hop
-    fs.pop('transport_socket', None)
-    fs['load_assignment']['endpoints'][0]['lb_endpoints'][0]['endpoint']['address'] = {'pipe': {'path': echo_socket}}
-if kv.get('ext_proc') == 'off':
-    # Envoy's floor: the same listeners as plain tcp_proxy, nothing streamed to the filter-service (nothing encrypted)
-    for l in listeners:
-        for chain in l['filter_chains']:
-            chain['filters'] = [f for f in chain['filters'] if f['name'] != 'envoy.filters.network.ext_proc']
 if kv.get('grpc') == 'google':
     target = ('unix:' + fs_address['pipe']['path'] if 'pipe' in fs_address
               else '127.0.0.1:%d' % fs_address['socket_address']['port_value'])
@@ -139,7 +119,7 @@ filter_count() { # api, direction: requests the filter-service rewrote
 snapshot() { # direction read|write, Kafka api, its direction: "envoy_ticks filter_ticks messages kafka_count bytes"
   local bytes=downstream_cx_rx_bytes_total
   [[ $1 == write ]] && bytes=downstream_cx_tx_bytes_total
-  echo "$(bench_cpu_ticks "$ENVOY_PID") $(bench_cpu_ticks "$PROCESSOR_PID") $(envoy_stat_sum "network_ext_proc\..*\.$1_data_sent") \
+  echo "$(bench_cpu_ticks "$ENVOY_PID") $(bench_cpu_ticks "$FILTER_PID") $(envoy_stat_sum "network_ext_proc\..*\.$1_data_sent") \
 $(filter_count "$2" "$3") $(envoy_stat_sum "^tcp\..*\.$bytes")"
 }
 report() { # variant, round, kind, records, before, after, records/s
@@ -181,14 +161,6 @@ warm_up() { # records
 start_envoy "${VARIANTS[0]}"
 warm_up $((RECORDS * 2))
 stop_own_envoy
-for v in "${VARIANTS[@]}"; do # the echo processor's JIT too
-  if [[ $v == *processor=echo* ]]; then
-    start_envoy "$v"
-    warm_up $((RECORDS * 2))
-    stop_own_envoy
-    break
-  fi
-done
 for round in $(seq 1 "$ROUNDS"); do
   for v in "${VARIANTS[@]}"; do
     name=${v%%:*}
@@ -201,8 +173,6 @@ for round in $(seq 1 "$ROUNDS"); do
       printf '%-14s %-5s %-7s %10s\n' "$name" "$round" consume "${rate%%.*}"
       continue
     fi
-    PROCESSOR_PID=$FILTER_PID
-    [[ $v == *processor=echo* ]] && PROCESSOR_PID=$ECHO_PID
     start_envoy "$v"
     warm_up 10000
     before=$(snapshot read produce request)

@@ -18,7 +18,8 @@
 # direct then mesh, on the encrypted kind of topic: p50 and p99, and the p50 the mesh adds.
 #
 # Then tests/bench/subjects.sh (per-subject keys against the topic key, same records, size and rounds) unless
-# BENCH_SKIP_SUBJECTS=1.
+# BENCH_SKIP_SUBJECTS=1, and tests/bench/floor.sh (the shape's floor: Envoy as tcp_proxy, and Envoy + network ext_proc
+# + an echo processor, against direct; same records, size and rounds) unless BENCH_SKIP_FLOOR=1.
 #
 # The sidecars' hop to the filter-service: MESHCRYPT_EXT_PROC (tcp, the default, with mutual TLS unless MESHCRYPT_TLS=off;
 # or unix: a Unix domain socket per sidecar, no TLS). BENCH_EXT_PROC=tcp,unix runs one mesh per transport side by side
@@ -205,6 +206,13 @@ if [[ ${BENCH_SKIP_SUBJECTS:-0} != 1 ]]; then
   echo
   MESHCRYPT_HOME=$ROOT/tests/target/bench-subjects MESHCRYPT_PORT_BASE=$PORT_BASE MESHCRYPT_EXT_PROC=${TRANSPORTS[0]} \
     "$ROOT/tests/bench/subjects.sh" "$RECORDS" "$SIZE" "$ROUNDS"
+fi
+
+if [[ ${BENCH_SKIP_FLOOR:-0} != 1 ]]; then
+  # what the shape costs before meshcrypt does anything: Envoy as tcp_proxy, and Envoy + network ext_proc + an echo
+  # processor, against direct (its own broker; the meshes are down)
+  echo
+  MESHCRYPT_HOME=${BENCH_HOME[${TRANSPORTS[0]}]} "$ROOT/tests/bench/floor.sh" "$RECORDS" "$ROUNDS" "$SIZE"
 fi
 
 if [[ ${BENCH_SKIP_JMH:-0} != 1 ]]; then
