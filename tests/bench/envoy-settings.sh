@@ -143,12 +143,7 @@ start_envoy() { # variant name:settings
   "$ENVOY_BIN" -c "$WORK/$name.json" --disable-hot-restart --log-level warn ${concurrency:+--concurrency "$concurrency"} \
     >>"$WORK/$name.log" 2>&1 &
   ENVOY_PID=$!
-  for _ in $(seq 100); do
-    curl -fsS "http://$ENVOY_ADMIN/ready" >/dev/null 2>&1 && return
-    sleep 0.2
-  done
-  echo "Envoy did not get ready with $1; see $WORK/$name.log" >&2
-  exit 1
+  bench_envoy_ready "$ENVOY_ADMIN" "$1" "$WORK/$name.log"
 }
 warm_up() { # records
   local topic=bench-warm-$RANDOM-$$

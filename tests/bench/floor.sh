@@ -112,12 +112,7 @@ envoy_config 1 "$WORK/ext_proc.json"
 start_envoy() { # config
   "$ENVOY_BIN" -c "$1" --disable-hot-restart --log-level warn >>"$WORK/envoy.log" 2>&1 &
   ENVOY_PID=$!
-  for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && return
-    sleep 0.2
-  done
-  echo "Envoy did not get ready with $1; see $WORK/envoy.log" >&2
-  exit 1
+  bench_envoy_ready "127.0.0.1:$ADMIN_PORT" "$1" "$WORK/envoy.log"
 }
 ext_proc_messages() { curl -fsS "http://127.0.0.1:$ADMIN_PORT/stats?filter=network_ext_proc" | awk -F': ' '/_data_sent/ {s += $2} END {print s + 0}'; }
 

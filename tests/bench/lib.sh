@@ -149,6 +149,16 @@ bench_consume() {
 }
 
 # pid: the CPU time (user + system) the process has used, in clock ticks (getconf CLK_TCK a second)
+# Envoy's admin address (host:port), what was started, its log: waits up to 20 s for /ready, else stops the script
+bench_envoy_ready() {
+  for _ in $(seq 100); do
+    curl -fsS "http://$1/ready" >/dev/null 2>&1 && return
+    sleep 0.2
+  done
+  echo "Envoy did not get ready with $2; see $3" >&2
+  exit 1
+}
+
 bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 BENCH_TICK=$(getconf CLK_TCK)
 
