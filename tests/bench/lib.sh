@@ -148,7 +148,6 @@ bench_consume() {
   echo "${f[-1]} ${f[-2]}"
 }
 
-# pid: the CPU time (user + system) the process has used, in clock ticks (getconf CLK_TCK a second)
 # Envoy's admin address (host:port), what was started, its log: waits up to 20 s for /ready, else stops the script
 bench_envoy_ready() {
   for _ in $(seq 100); do
@@ -159,6 +158,7 @@ bench_envoy_ready() {
   exit 1
 }
 
+# pid: the CPU time (user + system) the process has used, in clock ticks (getconf CLK_TCK a second)
 bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 BENCH_TICK=$(getconf CLK_TCK)
 

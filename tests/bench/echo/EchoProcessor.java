@@ -22,7 +22,8 @@ public class EchoProcessor {
         File socket = new File(args[0]);
         socket.delete();
         EpollEventLoopGroup boss = new EpollEventLoopGroup(1);
-        EpollEventLoopGroup workers = new EpollEventLoopGroup(2);
+        // one worker per core, as the filter-service's default (ExtProcServer.Limits.of)
+        EpollEventLoopGroup workers = new EpollEventLoopGroup(Runtime.getRuntime().availableProcessors());
         Server server = NettyServerBuilder.forAddress(new DomainSocketAddress(socket))
                 .channelType(EpollServerDomainSocketChannel.class)
                 .bossEventLoopGroup(boss).workerEventLoopGroup(workers).directExecutor()

@@ -108,10 +108,7 @@ class SubjectKeyStoreTest {
             assertThrows(KeyNotReadyException.class, () -> b.forEncryption(SCOPE, id("carol")));
             // Both carol candidates appended, one by each store's worker. Counting records is not enough: b may have
             // created a second key for "seed" before it read a's, and then two seed keys + one carol key look the same.
-            long deadline = System.nanoTime() + WAIT.toNanos();
-            while (subjectKeysOtherThan(seed) < 2 && System.nanoTime() < deadline) {
-                Thread.sleep(10);
-            }
+            waitUntil(() -> subjectKeysOtherThan(seed) >= 2);
             assertEquals(2, subjectKeysOtherThan(seed), "one carol candidate from each replica");
             log.deliver();
             log.auto = true;
@@ -204,11 +201,16 @@ class SubjectKeyStoreTest {
                 .count();
     }
 
-    private FakeSubjectKeyLog.Entry waitForRecords(int count) throws InterruptedException {
+    /** Polls until {@code condition} or {@link #WAIT}; the caller asserts what it needs afterwards. */
+    private static void waitUntil(java.util.function.BooleanSupplier condition) throws InterruptedException {
         long deadline = System.nanoTime() + WAIT.toNanos();
-        while (log.records().size() < count && System.nanoTime() < deadline) {
+        while (!condition.getAsBoolean() && System.nanoTime() < deadline) {
             Thread.sleep(10);
         }
+    }
+
+    private FakeSubjectKeyLog.Entry waitForRecords(int count) throws InterruptedException {
+        waitUntil(() -> log.records().size() >= count);
         assertTrue(log.records().size() >= count, "records: " + log.records().size());
         return log.records().get(log.records().size() - 1);
     }
